@@ -189,4 +189,5 @@ def test_bridge_table_of_the_docs() -> None:
                                     "certified (lp)", "not certified (lp)"]
     assert [r[3] for r in rows] == ["yes", "no", "yes", "no"]
     assert all(r[5] == "yes" for r in rows)
-    assert all(float(r[4]) > 0 for r in rows)  # clarke_grad_torch resolved kinks differently
+    # where PyTorch's vector is outside the Clarke set, the Clarke gradient must differ
+    assert all(float(r[4]) > 0 for r in rows if r[3] == "no")

@@ -51,8 +51,9 @@ def nearby_grad(model: nn.Module, loss_fn, x, y, d: dict, t: float, check=None) 
                 p.copy_(saved[n])
 
 
-def assert_limiting(model, loss_fn, x, y, seed: int, t: float = 1e-7) -> dict:
-    g, info = clarke_grad_torch(model, loss_fn, (x, y), seed=seed)
+def assert_limiting(model, loss_fn, x, y, seed: int, t: float = 1e-7,
+                    direction: str = "rank1") -> dict:
+    g, info = clarke_grad_torch(model, loss_fn, (x, y), seed=seed, direction=direction)
     assert info.total_kinks > 0 and info.total_unresolved == 0
     near = nearby_grad(model, loss_fn, x, y, info.directions[0], t)
     for n in g:
@@ -74,12 +75,31 @@ def test_smooth_point_equals_plain_backward() -> None:
     np.testing.assert_allclose(info.loss, float(nn.CrossEntropyLoss()(model(x), y).detach()))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])  # seed 0: every tangent < 0, plain AD's choice
-def test_relu_kinks_give_a_limiting_gradient(seed: int) -> None:
+@pytest.mark.parametrize("direction", ["rank1", "dense"])
+def test_relu_kinks_give_a_limiting_gradient(direction: str) -> None:
     model, x, y = kinky_mlp()
-    g = assert_limiting(model, nn.CrossEntropyLoss(), x, y, seed)
     plain = plain_grad(model, nn.CrossEntropyLoss(), x, y)
-    assert any(not torch.allclose(g[n], plain[n]) for n in g)  # it did resolve kinks
+    differs = []
+    for seed in range(4):
+        g = assert_limiting(model, nn.CrossEntropyLoss(), x, y, seed, direction=direction)
+        differs.append(any(not torch.allclose(g[n], plain[n]) for n in g))
+    assert any(differs)  # some direction enters a piece other than plain AD's choice
+
+
+def test_rank_one_direction_is_the_outer_product_it_moves_along() -> None:
+    """info.directions (dense) is u v^T per weight; the tangent rules used the factors."""
+    model, x, y = kinky_mlp()
+    _, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=5)
+    f = info.factors[0]["0.weight"]
+    np.testing.assert_allclose(info.directions[0]["0.weight"].numpy(),
+                               np.outer(f.u.numpy(), f.v.numpy()))
+    assert info.directions[0]["0.bias"].shape == (4,)
+
+
+def test_unknown_direction_kind_is_refused() -> None:
+    model, x, y = kinky_mlp()
+    with pytest.raises(kinkgrad.KinkgradError, match="rank1"):
+        clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), direction="sparse")
 
 
 def test_kink_counts_match_kinkgrad_report() -> None:
@@ -159,7 +179,8 @@ def test_maxpool_ties_resolved_by_the_tangent() -> None:
     assert len(results) == 2  # both tied candidates are limiting gradients, both are reached
 
 
-def test_conv_pool_network_with_padding_in_pool() -> None:
+@pytest.mark.parametrize("direction", ["rank1", "dense"])
+def test_conv_pool_network_with_padding_in_pool(direction: str) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(),
                           nn.MaxPool2d(3, stride=2, padding=1), nn.Flatten(),
@@ -169,8 +190,11 @@ def test_conv_pool_network_with_padding_in_pool() -> None:
         x[0, 0] = 0.0
         model[0].bias[0] = 0.0
     y = torch.tensor([0, 2])
-    g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0)
-    assert info.kinks["1"] > 0 and info.total_unresolved == 0
+    g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0,
+                                direction=direction)
+    # pool ties may stay unresolved: on the zero image every candidate of channel 0 is the
+    # same function b_0 of the parameters, so the choice cannot matter
+    assert info.kinks["1"] > 0
 
     def no_relu_kink() -> None:
         assert int((model[0](x) == 0).sum()) == 0
@@ -282,3 +306,109 @@ def test_frozen_parameters_are_constants() -> None:
                                 [model[2].weight, model[2].bias])
     torch.testing.assert_close(g["2.weight"], plain[0], rtol=0, atol=0)
     torch.testing.assert_close(g["2.bias"], plain[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("groups", "stride", "padding", "dilation"),
+                         [(1, 1, 0, 1), (2, 2, 1, 1), (3, 1, 2, 2)])
+def test_rank_one_conv_tangent_equals_the_dense_convolution(groups, stride, padding, dilation):
+    from kinkgrad.interop._tangent_rules import RankOne, _conv_rank_one
+
+    gen = torch.Generator().manual_seed(groups)
+    x = torch.randn(2, 6, 9, 8, generator=gen, dtype=torch.float64)
+    d = RankOne(torch.randn(12, generator=gen, dtype=torch.float64),
+                torch.randn(6 // groups, 3, 2, generator=gen, dtype=torch.float64))
+    want = F.conv2d(x, d.dense(), None, stride, padding, dilation, groups)
+    got = _conv_rank_one(x, d, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_rank_one_linear_tangent_on_a_3d_input_equals_the_dense_one() -> None:
+    from kinkgrad.interop._fx import Op
+    from kinkgrad.interop._tangent_rules import RankOne, tangent
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 4, generator=gen, dtype=torch.float64)
+    w, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    d = RankOne(torch.randn(3, generator=gen, dtype=torch.float64),
+                torch.randn(4, generator=gen, dtype=torch.float64))
+    db = torch.randn(3, generator=gen, dtype=torch.float64)
+    out = F.linear(x, w, b)
+    op = Op("linear", "lin", (None, None, None), {})
+    got = tangent(op, (x, w, b), [None, [d], [db]], out, 0)
+    torch.testing.assert_close(got, F.linear(x, d.dense(), db), rtol=1e-12, atol=1e-12)
+
+
+class _Abs(nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.abs(h)
+
+
+class _Clamp(nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(h, -1.0, 1.0)
+
+
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.LeakyReLU(0.25), _Abs(), _Clamp()],
+                         ids=["relu", "leaky", "abs", "clamp"])
+def test_tangents_cross_a_kink_free_layer_on_demand(act: nn.Module) -> None:
+    """Layer 1 hits no kink (its tangent map is formed only when asked); layer 2 hits kinks
+    exactly (units 0 and 1 of layer 1 are equal, row 0 of layer 2 subtracts them), so its
+    tangents need layer 1's map. Truth: plain backward at params + t d."""
+    model = nn.Sequential(nn.Linear(3, 4), act, nn.Linear(4, 3), nn.ReLU(),
+                          nn.Linear(3, 2)).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1., 1., 0.], [1., 1., 0.], [0., 1., -1.],
+                                            [1., 0., 2.]]))
+        model[0].bias.copy_(torch.tensor([0.5, 0.5, -0.5, 0.5]))  # half-integers: no kink
+        model[2].weight.copy_(torch.tensor([[1., -1., 0., 0.], [0.5, 0., 1., -1.],
+                                            [0., 1., 1., 1.]]))
+        model[2].bias.zero_()
+    x = torch.tensor([[1., 0., 2.], [-2., 1., 1.], [0., -1., 3.], [2., 2., -1.]],
+                     dtype=torch.float64)
+    y = torch.tensor([0, 1, 1, 0])
+    plain = plain_grad(model, nn.CrossEntropyLoss(), x, y)
+    differs = []
+    for seed in range(4):
+        g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=seed)
+        first, second = list(info.kinks.values())  # node names vary with the module type
+        assert first == 0 and second >= 4 and info.total_unresolved == 0
+        near = nearby_grad(model, nn.CrossEntropyLoss(), x, y, info.directions[0], 1e-7,
+                           lambda: None)
+        for n in g:
+            np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-6,
+                                       err_msg=n)
+        differs.append(any(not torch.allclose(g[n], plain[n]) for n in g))
+    assert any(differs)
+
+
+def test_pool_ties_after_a_kink_free_relu() -> None:
+    model, x, y = tie_cnn()
+    model = nn.Sequential(model[0], nn.ReLU(), *model[1:])
+    results = set()
+    for seed in range(6):
+        g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=seed)
+        assert info.kinks["1"] == 0 and info.kinks["2"] > 0
+        near = nearby_grad(model, nn.CrossEntropyLoss(), x, y, info.directions[0], 1e-7,
+                           lambda: None)
+        for n in g:
+            np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-6)
+        results.add(tuple(np.round(g["0.weight"].numpy().ravel(), 9)))
+    assert len(results) == 2
+
+
+def test_pool_ties_among_dead_relus_are_inert() -> None:
+    """Random conv-relu-pool: windows whose relus are all off tie at 0. Every choice gives a
+    zero gradient there, so clarke_grad_torch takes torch's own pooling (no tangents) and
+    returns plain backward, which is the gradient at every nearby point."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(3 * 3 * 3, 2)).double()
+    x, y = torch.randn(4, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
+    g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0)
+    assert info.kinks["1"] == 0 and info.kinks["2"] > 0 and info.total_unresolved == 0
+    plain = plain_grad(model, nn.CrossEntropyLoss(), x, y)
+    near = nearby_grad(model, nn.CrossEntropyLoss(), x, y, info.directions[0], 1e-7,
+                       lambda: None)
+    for n in g:
+        torch.testing.assert_close(g[n], plain[n], rtol=0, atol=0)
+        np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-7)

@@ -8,14 +8,12 @@ first nonzero tangent; the resulting slope is fixed for the backward pass throug
 autograd function, and the tangents go on through the same slopes. Entries whose K tangents
 are all 0 stay *unresolved* and take the default choice (relu'(0) = 0, first maximiser, ...).
 
-Tangents are computed with hand-written rules (Linear, Conv2d, arithmetic, shape ops), under
-``torch.no_grad`` so they never enter the backward graph, and with ``torch.func.jvp`` for the
-other smooth functions. Only values that feed a kink get a tangent.
+Tangents are computed by the rules of :mod:`._tangent_rules`, under ``torch.no_grad`` so
+they never enter the backward graph, and only on demand: where a kink needs them.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,22 +22,33 @@ import torch
 import torch.nn.functional as F
 
 from ._fx import NONSMOOTH, Op, Ref, TorchGraph, refs, resolve
+from ._tangent_rules import FN, ZPASS, RankOne, dense, detached, tangent
 
-__all__ = ["dual_forward", "DualStats"]
+__all__ = ["dual_forward", "DualStats", "RankOne", "dense"]
 
 
 class _Selected(torch.autograd.Function):
-    """``fn(z)`` whose backward multiplies by a fixed slope (the resolved derivative)."""
+    """``fn(z)`` whose backward multiplies by a fixed slope (the resolved derivative), or,
+    with ``select``, keeps the cotangent where the 0/1 slope is 1 and puts an exact 0 elsewhere
+    (as relu's own backward does, even against an infinite cotangent)."""
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, slope: torch.Tensor, fn: Callable) -> torch.Tensor:
+    def forward(ctx: Any, z: torch.Tensor, slope: torch.Tensor, fn: Callable,
+                select: bool = False) -> torch.Tensor:
         ctx.save_for_backward(slope)
+        ctx.select = select
         return fn(z)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple:
         (slope,) = ctx.saved_tensors
-        return g * slope, None, None
+        return (_keep(g, slope) if ctx.select else g * slope), None, None, None
+
+
+def _keep(t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """t where the 0/1 tensor ``keep`` is 1, exact 0 elsewhere (one fast elementwise pass:
+    relu's backward kernel with threshold 1/2)."""
+    return torch.ops.aten.threshold_backward(t, keep, 0.5)
 
 
 @dataclass
@@ -54,9 +63,15 @@ class DualStats:
         self.unresolved[name] = unresolved
 
     def finish(self) -> DualStats:
+        """Counts as ints, read from the device in one transfer (counts already ints stay)."""
         names = list(self.kinks)
-        if not names:
-            return self
+        vals = [self.kinks[n] for n in names] + [self.unresolved[n] for n in names]
+        tens = [v.reshape(()).to(torch.int64) for v in vals if isinstance(v, torch.Tensor)]
+        got = iter(torch.stack(tens).tolist() if tens else ())
+        ints = [int(next(got)) if isinstance(v, torch.Tensor) else int(v) for v in vals]
+        self.kinks = dict(zip(names, ints[:len(names)]))
+        self.unresolved = dict(zip(names, ints[len(names):]))
+        return self
         both = torch.stack([torch.stack([torch.as_tensor(self.kinks[n]).reshape(()),
                                          torch.as_tensor(self.unresolved[n]).reshape(())])
                             .to("cpu", torch.int64) for n in names]).tolist()
@@ -66,15 +81,30 @@ class DualStats:
 
 
 # ---------------------------------------------------------------------- kink resolution
+# Tangents are formed on demand: a nonsmooth op first counts its kinks (one synchronisation
+# with the device) and asks for its input's tangents only if there is one. An op without
+# kinks runs torch's own function and autograd rule and hands on a *map* that turns input
+# tangents into output tangents, applied only if a later kink asks for them. So a batch that
+# hits no kink costs plain value+gradient plus one comparison per nonsmooth op.
+#
 # Besides its tangents, a value may carry a boolean mask ``zero`` of entries whose tangent is
 # *structurally* zero (a relu output where the relu is off, and what is reshaped or pooled from
 # it). A kink whose tangents all vanish there needs no tie-break: every candidate's gradient
-# on the selected piece is 0, so every choice gives the same result.
+# on the selected piece is 0, so every choice gives the same result. Masks are formed on
+# demand too: ``zero`` arguments are functions returning the mask or None.
+TangentsFn = Callable[[], "list | None"]
+ZeroFn = Callable[[], Any]
+
+
+def _none() -> None:
+    return None
+
+
 def _or(a: Any, b: Any) -> Any:
     return a if b is None else (b if a is None else a | b)
 
 
-def lex_resolve(z: torch.Tensor, ts: list | None, zero: Any = None
+def lex_resolve(z: torch.Tensor, ts: list | None, zero: Any = None, kink: Any = None
                 ) -> tuple[torch.Tensor, torch.Tensor, Any, Any]:
     """The lexicographic sign of z along the directions: sign(z) where z != 0, else the sign
     of the first nonzero tangent.
@@ -82,10 +112,11 @@ def lex_resolve(z: torch.Tensor, ts: list | None, zero: Any = None
     Returns boolean masks ``pos`` (that sign is +) and ``undecided`` (still 0: z and every
     tangent vanish; the sign is - elsewhere), the number of kinks (z == 0) and the number left
     undecided that could matter (not structurally zero). ``ts`` is None when z does not depend
-    on the parameters: its kinks then need no resolution (z is constant in them).
+    on the parameters: its kinks then need no resolution (z is constant in them). ``kink``:
+    the mask z == 0 when already at hand.
     """
     pos = z > 0
-    kink = z == 0
+    kink = z == 0 if kink is None else kink
     n_kinks = torch.count_nonzero(kink)
     if ts is None:
         return pos, kink, n_kinks, torch.zeros_like(n_kinks)
@@ -97,51 +128,101 @@ def lex_resolve(z: torch.Tensor, ts: list | None, zero: Any = None
     return pos, undecided, n_kinks, torch.count_nonzero(live)
 
 
-def _relu(z: Any, ts: Any, zero: Any, op: Op, st: DualStats) -> tuple:
-    mask, _, nk, nu = lex_resolve(z, ts, zero)
-    st.add(op.name, nk, nu)
-    out = _Selected.apply(z, mask, torch.relu)
-    return out, None if ts is None else [t * mask for t in ts], _or(~mask, zero)
+def _kink_free(z: torch.Tensor) -> tuple[bool, Any, torch.Tensor]:
+    """Whether no entry of z is exactly 0 (one synchronisation), the count and the mask."""
+    kink = z == 0
+    nk = torch.count_nonzero(kink)
+    return not bool(nk), nk, kink
 
 
-def _leaky(z: Any, ts: Any, zero: Any, op: Op, st: DualStats) -> tuple:
-    pos, _, nk, nu = lex_resolve(z, ts, zero)
+def _resolved(z: torch.Tensor, ts_fn: TangentsFn, zero_fn: ZeroFn, kink: Any) -> tuple:
+    """:func:`lex_resolve` with the tangents (and structural zeros) asked for only now."""
+    ts = ts_fn()
+    return lex_resolve(z, ts, None if ts is None else zero_fn(), kink)
+
+
+def _scale(ts: list, slope: Any) -> list:
+    return [t * slope for t in ts]
+
+
+def _kept(ts: list, keep: Any) -> list:
+    return [_keep(t, keep) for t in ts]
+
+
+def _relu(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> tuple:
+    free, nk, kink = _kink_free(z)
+    if free:  # torch's relu and its autograd rule; tangents through relu'(z) when asked
+        st.add(op.name, nk, torch.zeros_like(nk))
+        return (torch.relu(z),
+                lambda ts: [torch.ops.aten.threshold_backward(t, z, 0.0) for t in ts],
+                lambda: _or(z <= 0, zero_fn()))
+    mask, _, nk, nu = _resolved(z, ts_fn, zero_fn, kink)
     st.add(op.name, nk, nu)
+    keep = mask.to(z.dtype)
+    return (_Selected.apply(z, keep, torch.relu, True), lambda ts: _kept(ts, keep),
+            lambda: _or(~mask, zero_fn()))
+
+
+def _leaky(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> tuple:
     a = op.params["alpha"]
+    free, nk, kink = _kink_free(z)
+    if free:
+        st.add(op.name, nk, torch.zeros_like(nk))
+        pos = z > 0
+        out = F.leaky_relu(z, a)
+    else:
+        pos, _, nk, nu = _resolved(z, ts_fn, zero_fn, kink)
+        st.add(op.name, nk, nu)
     slope = torch.full_like(z, a).masked_fill_(pos, 1.0)  # alpha in z's dtype, no host copy
-    out = _Selected.apply(z, slope, lambda u: F.leaky_relu(u, a))
-    zout = _or(~pos, zero) if a == 0 else zero
-    return out, None if ts is None else [t * slope for t in ts], zout
+    if not free:
+        out = _Selected.apply(z, slope, lambda u: F.leaky_relu(u, a))
+    return (out, lambda ts: _scale(ts, slope),
+            (lambda: _or(~pos, zero_fn())) if a == 0 else zero_fn)
 
 
-def _abs(z: Any, ts: Any, zero: Any, op: Op, st: DualStats) -> tuple:
-    pos, undecided, nk, nu = lex_resolve(z, ts, zero)
+def _abs(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> tuple:
+    free, nk, kink = _kink_free(z)
+    if free:
+        st.add(op.name, nk, torch.zeros_like(nk))
+        return torch.abs(z), lambda ts: _scale(ts, torch.sign(z)), zero_fn
+    pos, undecided, nk, nu = _resolved(z, ts_fn, zero_fn, kink)
     st.add(op.name, nk, nu)
     s = pos.to(z.dtype) - (~(pos | undecided)).to(z.dtype)  # abs'(0) = 0 where undecided
-    out = _Selected.apply(z, s, torch.abs)
-    return out, None if ts is None else [t * s for t in ts], _or(undecided, zero)
+    return (_Selected.apply(z, s, torch.abs), lambda ts: _scale(ts, s),
+            lambda: _or(undecided, zero_fn()))
 
 
-def _clamp(z: Any, ts: Any, zero: Any, op: Op, st: DualStats) -> tuple:
+def _clamp(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> tuple:
     lo, hi = op.params["lo"], op.params["hi"]
     slope = torch.ones_like(z, dtype=torch.bool)
     nk = nu = 0
     for bound, sign in ((lo, 1.0), (hi, -1.0)):
         if bound is not None:
-            pos, und, k, u = lex_resolve((z - bound) * sign,
-                                         None if ts is None else [t * sign for t in ts], zero)
-            slope = slope & (pos | und)  # undecided keeps the default slope 1
+            d = (z - bound) * sign
+            free, k, kink = _kink_free(d)
+            if free:
+                pos, und, u = d > 0, None, torch.zeros_like(k)
+            else:
+                def signed(sign: float = sign) -> list | None:
+                    ts = ts_fn()
+                    return None if ts is None else [t * sign for t in ts]
+
+                pos, und, k, u = _resolved(d, signed, zero_fn, kink)
+            slope = slope & (pos if und is None else pos | und)  # undecided: default slope 1
             nk, nu = nk + k, nu + u
     if lo is not None and hi is not None and lo == hi:
         slope = torch.zeros_like(slope)
     st.add(op.name, nk, nu)
-    out = _Selected.apply(z, slope, lambda u: torch.clamp(u, lo, hi))
-    return out, None if ts is None else [t * slope for t in ts], _or(~slope, zero)
+    keep = slope.to(z.dtype)
+    out = _Selected.apply(z, keep, lambda u: torch.clamp(u, lo, hi), True)
+    return out, lambda ts: _kept(ts, keep), lambda: _or(~slope, zero_fn())
 
 
-def _maxpool(x: Any, ts: Any, zero: Any, op: Op, st: DualStats) -> tuple:
+def _maxpool(x: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> tuple:
     """Max pooling by an explicit selection: the maximiser with the lexicographically largest
-    tangents, first in window order when still tied (PyTorch's CPU kernel picks the first)."""
+    tangents, first in window order when still tied (PyTorch's CPU kernel picks the first).
+    Without ties, or with ties only among structurally zero candidates (every choice gives a
+    zero gradient there), torch's own max_pool2d (its autograd rule and its indices)."""
     (kh, kw), (sh, sw) = op.params["kernel"], op.params["stride"]
     (ph, pw), (dh, dw) = op.params["padding"], op.params["dilation"]
     n, c, h, w = x.shape
@@ -157,10 +238,29 @@ def _maxpool(x: Any, ts: Any, zero: Any, op: Op, st: DualStats) -> tuple:
             v = v[..., ::dh, ::dw]
         return v.reshape(n, c, oh, ow, kh * kw)
 
+    def pick(v: torch.Tensor) -> torch.Tensor:
+        return v.reshape(n, c, h * w).gather(2, flat).reshape(n, c, oh, ow)
+
     with torch.no_grad():
         xw = windows(x.detach(), float("-inf"))
         cand = xw == xw.amax(-1, keepdim=True)
-        nk = torch.count_nonzero(torch.count_nonzero(cand, dim=-1) > 1)
+        tied = torch.count_nonzero(cand, dim=-1) > 1
+        nk = torch.count_nonzero(tied)
+    zero = None
+    if bool(nk):  # ties among structurally zero candidates only (dead relus) are inert
+        zero = zero_fn()
+        if zero is not None:
+            with torch.no_grad():
+                dead = windows(zero.to(torch.uint8), 1) != 0
+                live_ties = torch.count_nonzero(tied & (cand & ~dead).any(-1))
+    if not bool(nk) or (zero is not None and not bool(live_ties)):
+        st.add(op.name, nk, torch.zeros_like(nk))
+        out, idx = F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), return_indices=True)
+        flat = idx.reshape(n, c, oh * ow)
+        return (out, lambda ts: [pick(t) for t in ts],
+                lambda: None if (zm := zero_fn()) is None else pick(zm))
+    ts = ts_fn()
+    with torch.no_grad():
         for t in ts or ():
             tw = windows(t, 0.0)
             best = torch.where(cand, tw, float("-inf")).amax(-1, keepdim=True)
@@ -168,126 +268,19 @@ def _maxpool(x: Any, ts: Any, zero: Any, op: Op, st: DualStats) -> tuple:
         if ts is None:
             nu = torch.zeros_like(nk)
         else:
-            live = cand if zero is None else cand & (windows(zero.to(torch.uint8), 1) == 0)
+            live = cand if zero is None else cand & ~dead
             nu = torch.count_nonzero((torch.count_nonzero(cand, dim=-1) > 1) & live.any(-1))
         j = cand.to(torch.uint8).argmax(-1)  # first remaining maximiser, (N, C, OH, OW)
         rows = torch.arange(oh, device=x.device)[:, None] * sh + (j // kw) * dh - ph
         cols = torch.arange(ow, device=x.device) * sw + (j % kw) * dw - pw
         flat = (rows * w + cols).reshape(n, c, oh * ow)
     st.add(op.name, nk, nu)
-
-    def pick(v: torch.Tensor) -> torch.Tensor:
-        return v.reshape(n, c, h * w).gather(2, flat).reshape(n, c, oh, ow)
-
-    return (pick(x), None if ts is None else [pick(t) for t in ts],
-            None if zero is None else pick(zero))
+    return (pick(x), lambda ts: [pick(t) for t in ts],
+            lambda: None if (zm := zero_fn()) is None else pick(zm))
 
 
 _SELECT: dict[str, Callable] = {"relu": _relu, "leaky_relu": _leaky, "abs": _abs,
                                 "clamp": _clamp, "maxpool2d": _maxpool}
-
-
-# ---------------------------------------------------------------------- smooth ops
-def _sum(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
-    return x.sum() if dim is None else x.sum(dim, keepdim)
-
-
-def _mean(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
-    return x.mean() if dim is None else x.mean(dim, keepdim)
-
-
-def _conv(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
-          groups: int = 1) -> Any:
-    return F.conv2d(x, w, b, stride, padding, dilation, groups)
-
-
-def _size(x: Any, dim: Any = None) -> Any:
-    return tuple(x.shape) if dim is None else x.shape[dim]
-
-
-def _squeeze(x: Any, dim: Any = None) -> Any:
-    return x.squeeze() if dim is None else x.squeeze(dim)
-
-
-_FN: dict[str, Callable] = {
-    "linear": F.linear, "conv2d": _conv, "size": _size,
-    "reshape": lambda x, shape: x.reshape(shape),
-    "flatten": lambda x, start, end: torch.flatten(x, start, end),
-    "getitem": operator.getitem, "gather": lambda x, index, dim: torch.gather(x, dim, index),
-    "transpose": lambda x, dim0, dim1: x.transpose(dim0, dim1), "t": lambda x: x.t(),
-    "unsqueeze": lambda x, dim: x.unsqueeze(dim), "squeeze": _squeeze, "sum": _sum,
-    "mean": _mean, "neg": operator.neg, "identity": lambda x: x,
-    "cast": lambda x, dtype: x.to(dtype), "add": operator.add, "sub": operator.sub,
-    "mul": operator.mul, "div": operator.truediv, "matmul": operator.matmul,
-    "pow": operator.pow, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "exp": torch.exp,
-    "log": torch.log, "log_softmax": lambda x, dim: F.log_softmax(x, dim),
-    "logsumexp": lambda x, dim, keepdim=False: torch.logsumexp(x, dim, keepdim),
-    "cross_entropy": lambda z, t, reduction, ignore_index: F.cross_entropy(
-        z, t, reduction=reduction, ignore_index=ignore_index),
-}
-# linear in their first (tensor) argument: the tangent is the same op applied to the tangent
-_LINEAR = {"reshape", "flatten", "getitem", "gather", "transpose", "t", "unsqueeze", "squeeze",
-           "sum", "mean", "neg", "identity", "cast"}
-
-
-# shape ops that carry the structural-zero mask along
-_ZPASS = {"reshape", "flatten", "getitem", "transpose", "t", "unsqueeze", "squeeze", "identity"}
-
-
-def _d(v: Any) -> Any:
-    return v.detach() if isinstance(v, torch.Tensor) else v
-
-
-def _plus(a: Any, b: Any) -> Any:
-    return b if a is None else (a if b is None else a + b)
-
-
-def _tangent(op: Op, args: tuple, ts: list, out: torch.Tensor, k: int) -> Any:
-    """Tangent of ``op`` along direction k (None: zero); ``ts`` holds the inputs' tangent
-    lists (None where zero) and ``args`` the detached primal arguments."""
-    kind, p, fn = op.kind, op.params, _FN[op.kind]
-    tk = [None if t is None else t[k] for t in ts]
-    if kind in _LINEAR:
-        return None if tk[0] is None else fn(tk[0], *args[1:], **p)
-    if kind == "linear":  # dx W^T + x dW^T + db, accumulated in place where possible
-        x, w, _ = args
-        r = None if tk[0] is None else F.linear(tk[0], w, tk[2])
-        if tk[1] is not None:
-            if r is None:
-                r = F.linear(x, tk[1], tk[2])
-            elif r.dim() == 2:
-                r.addmm_(x, tk[1].t())
-            else:
-                r += F.linear(x, tk[1])
-        elif r is None:
-            r = tk[2]
-    elif kind == "conv2d":
-        x, w, _ = args
-        r = None if tk[0] is None else fn(tk[0], w, tk[2], **p)
-        if tk[1] is not None:
-            r = fn(x, tk[1], tk[2], **p) if r is None else r.add_(fn(x, tk[1], None, **p))
-        elif r is None and tk[2] is not None:
-            r = tk[2].reshape(1, -1, 1, 1)
-    elif kind in ("add", "sub"):
-        r = _plus(tk[0], None if tk[1] is None else (tk[1] if kind == "add" else -tk[1]))
-    elif kind in ("mul", "matmul"):
-        r = None if tk[0] is None else fn(tk[0], args[1])
-        r = _plus(r, None if tk[1] is None else fn(args[0], tk[1]))
-    else:  # any other smooth function: forward-mode AD of torch
-        pos = [i for i, t in enumerate(tk) if t is not None]
-        if not pos:
-            return None
-
-        def g(*vals: Any) -> Any:
-            a = list(args)
-            for i, v in zip(pos, vals):
-                a[i] = v
-            return fn(*a, **p)
-
-        r = torch.func.jvp(g, tuple(args[i] for i in pos), tuple(tk[i] for i in pos))[1]
-    if r is not None and r.shape != out.shape:
-        r = r.expand(out.shape)
-    return r
 
 
 # ---------------------------------------------------------------------- the pass
@@ -304,10 +297,44 @@ def needs_tangent(graph: TorchGraph) -> list[bool]:
     return need
 
 
+class _Tangents:
+    """The tangents of the op values along the directions, formed in op order on demand:
+    ``upto(i)`` forms every needed tangent up to op i (each once) and returns op i's (a list
+    with one tensor per direction, or None where it is zero)."""
+
+    def __init__(self, graph: TorchGraph, vals: list, directions: list[dict[str, Any]],
+                 need: list[bool]) -> None:
+        self.graph, self.vals, self.dirs, self.need = graph, vals, directions, need
+        self.maps: dict[int, Callable] = {}  # nonsmooth op -> input tangents to output ones
+        self.tans: list = []
+
+    def upto(self, i: int) -> list | None:
+        with torch.no_grad():
+            for k in range(len(self.tans), i + 1):
+                self.tans.append(self._form(k) if self.need[k] and self.dirs else None)
+        return self.tans[i]
+
+    def _form(self, k: int) -> list | None:
+        op = self.graph.ops[k]
+        if op.kind == "param":
+            return [d[op.name] for d in self.dirs] if op.name in self.dirs[0] else None
+        if op.kind in ("input", "const", "meta", "opaque", "size"):
+            return None
+        in_t = [self.tans[r.index] if isinstance(r, Ref) else None for r in op.args]
+        if op.kind in NONSMOOTH:
+            return None if in_t[0] is None else self.maps[k]([dense(t) for t in in_t[0]])
+        if all(t is None for t in in_t):
+            return None
+        args = tuple(detached(a) for a in resolve(op.args, self.vals))
+        tk = [tangent(op, args, in_t, self.vals[k], j) for j in range(len(self.dirs))]
+        return None if any(t is None for t in tk) else tk
+
+
 def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, Any]],
                  need: list[bool] | None = None) -> tuple[torch.Tensor, DualStats]:
-    """Run ``loss_fn(model(x), y)`` recording autograd on the primal, carrying the tangents
-    along ``directions`` (dicts of tensors by parameter name) and resolving every kink.
+    """Run ``loss_fn(model(x), y)`` recording autograd on the primal, resolving every kink
+    by the tangents along ``directions`` (dicts of tensors or :class:`RankOne` by parameter
+    name), which are formed only where a kink needs them.
 
     Returns the loss (a scalar tensor whose backward uses the resolved slopes) and the kink
     statistics. With no directions every kink takes the default choice (plain AD).
@@ -315,16 +342,14 @@ def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, A
     need = needs_tangent(graph) if need is None else need
     st = DualStats()
     vals: list = []
-    tans: list = []
-    zeros: list = []
+    tangents = _Tangents(graph, vals, directions, need)
+    zeros: list[ZeroFn] = []
     for i, op in enumerate(graph.ops):
-        t_out = z_out = None
+        z_out: ZeroFn = _none
         if op.kind == "input":
             v = x if op.params["slot"] == 0 else y
         elif op.kind == "param":
             v = graph.params[op.name]
-            if need[i] and directions and op.name in directions[0]:
-                t_out = [d[op.name] for d in directions]
         elif op.kind == "const":
             v = op.params["value"].to(x.device)
         elif op.kind == "meta":
@@ -334,23 +359,21 @@ def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, A
             v = op.params["fn"](*a, **kw)
         else:
             args = resolve(op.args, vals)
-            in_t = [tans[r.index] if isinstance(r, Ref) else None for r in op.args]
             r0 = op.args[0] if op.args else None
-            z_in = zeros[r0.index] if isinstance(r0, Ref) else None
+            z_in = zeros[r0.index] if isinstance(r0, Ref) else _none
             if op.kind in NONSMOOTH:
-                v, t_out, z_out = _SELECT[op.kind](args[0], in_t[0], z_in, op, st)
-                if not need[i]:
-                    t_out = z_out = None
+                j = r0.index if isinstance(r0, Ref) else None
+
+                def ts_fn(j: int | None = j) -> list | None:
+                    return None if j is None else tangents.upto(j)
+
+                v, tangents.maps[i], z_out = _SELECT[op.kind](args[0], ts_fn, z_in, op, st)
             else:
-                v = _FN[op.kind](*args, **op.params)
-                if need[i] and any(t is not None for t in in_t):
-                    with torch.no_grad():
-                        dargs = tuple(_d(a) for a in args)
-                        tk = [_tangent(op, dargs, in_t, v, k) for k in range(len(directions))]
-                    t_out = None if any(t is None for t in tk) else tk
-                    if z_in is not None and op.kind in _ZPASS:
-                        z_out = _FN[op.kind](z_in, *args[1:], **op.params)
+                v = FN[op.kind](*args, **op.params)
+                if op.kind in ZPASS and z_in is not _none:
+                    def z_out(z_in: ZeroFn = z_in, op: Op = op, rest: tuple = args[1:]) -> Any:
+                        zm = z_in()
+                        return None if zm is None else FN[op.kind](zm, *rest, **op.params)
         vals.append(v)
-        tans.append(t_out)
         zeros.append(z_out)
     return vals[graph.output.index], st

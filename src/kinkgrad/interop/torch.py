@@ -28,6 +28,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ import kinkgrad
 from ..errors import KinkgradError
 from ..kinks import KinkPolicy, KinkReport
 from ._api import lookup
-from ._dual import dual_forward, needs_tangent
+from ._dual import RankOne, dense, dual_forward, needs_tangent
 from ._fx import SUPPORTED, TorchGraph, build_graph
 from ._to_knp import make_function, to_numpy
 
@@ -258,13 +259,20 @@ class TorchClarkeInfo:
         unresolved: kink entries whose tangents were 0 along every direction used (they keep
             the default choice; see :func:`clarke_grad_torch` for why that is harmless).
         directions: the parameter directions used, in lexicographic order (dicts by name
-            over the trainable parameters that reach a kink; the others do not move).
+            over the trainable parameters that reach a kink; the others do not move), as
+            dense tensors (made on first access from ``factors``).
+        factors: the same directions as drawn: a :class:`~kinkgrad.interop._dual.RankOne`
+            ``u ⊗ v`` for each weight of a rank-one direction, dense tensors otherwise.
     """
 
     loss: float
     kinks: dict[str, int]
     unresolved: dict[str, int]
-    directions: list[dict[str, torch.Tensor]] = field(repr=False)
+    factors: list[dict[str, Any]] = field(repr=False)
+
+    @functools.cached_property
+    def directions(self) -> list[dict[str, torch.Tensor]]:
+        return [{n: dense(t) for n, t in d.items()} for d in self.factors]
 
     @property
     def total_kinks(self) -> int:
@@ -275,24 +283,39 @@ class TorchClarkeInfo:
         return sum(self.unresolved.values())
 
 
-def _direction(params: dict[str, torch.Tensor], gen: torch.Generator, used: set[str]
-               ) -> dict:
-    """A standard normal direction in the parameters ``used`` (trainable ones that reach a
-    kink); the others stay fixed (moving them would change no kink)."""
-    return {n: torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype)
-            for n, p in params.items() if n in used}
+def _direction(params: dict[str, torch.Tensor], gen: torch.Generator, used: set[str],
+               kind: str) -> dict:
+    """A random direction in the parameters ``used`` (trainable ones that reach a kink); the
+    others stay fixed (moving them would change no kink). ``kind="dense"``: standard normal
+    entries. ``kind="rank1"``: each parameter of two or more axes moves along ``u ⊗ v`` with
+    standard normal ``u`` (output axis) and ``v`` (the other axes); vectors stay dense."""
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=gen, device=params[n].device,
+                           dtype=params[n].dtype)
+
+    out: dict[str, Any] = {}
+    for n, p in params.items():
+        if n in used:
+            out[n] = (RankOne(randn(p.shape[0]), randn(*p.shape[1:]))
+                      if kind == "rank1" and p.dim() >= 2 else randn(*p.shape))
+    return out
 
 
 def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
                       seed: int | None = None, set_grad: bool = False,
-                      max_directions: int = 2) -> tuple[dict[str, torch.Tensor],
+                      max_directions: int = 2, direction: str = "rank1"
+                      ) -> tuple[dict[str, torch.Tensor],
                                                         TorchClarkeInfo]:
     """A guaranteed Clarke gradient of ``loss_fn(model(x), y)`` with respect to the
     parameters, computed with torch operations on the model's device.
 
     One forward pass carries, next to each value, its tangent along a random parameter
     direction d (hand-written rules for Linear/Conv2d/arithmetic/shape ops, ``torch.func.jvp``
-    for other smooth functions; only values that feed a kink). Each kink (a pre-activation
+    for other smooth functions; only values that feed a kink). By default d moves each weight
+    matrix (or kernel) along a random rank-one ``u ⊗ v``, so the weight's share of a
+    pre-activation's tangent, ``x dW^T = (x v) u^T``, costs a matrix-vector product, not a
+    matrix product. Each kink (a pre-activation
     exactly 0, a max-pool tie, an ``abs`` or ``clamp`` at its switch) is resolved by the sign
     of its tangent: relu'(0) = 1 if the tangent is positive else 0, the tied maximiser with
     the largest tangent. Then ONE backward pass through those slopes. Where a tangent is
@@ -307,9 +330,17 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     direction drawn, hence (with probability one) zero, so its choice does not change the
     result.
 
-    Cost: the forward pass with tangents costs about 2x the plain forward for matrix-bound
-    layers (tangent of ``x W^T`` is ``dx W^T + x dW^T``), so with the backward about 5/3 of
-    plain value+gradient.
+    Why random directions suffice: a kink whose switching value z has gradient g != 0 on the
+    selected piece stays unresolved only if <g, d> = 0. For Gaussian d (``"dense"``) that has
+    probability 0; for ``"rank1"``, <g, d> = sum over weights of ``u^T G v`` plus the bias
+    terms, a polynomial in independent Gaussian factors that is not identically zero when
+    g != 0, so its zero set has measure zero as well.
+
+    Cost, for matrix-bound layers, in matrix products of the size of one layer's ``x W^T``:
+    plain value+gradient does 3 per layer (2 for the first, whose input needs no gradient).
+    The tangent ``dx W^T + x dW^T`` adds 1 per layer after the first with ``"rank1"`` (the
+    ``x dW^T`` part is a matrix-vector product), about 4/3 of plain; with ``"dense"`` it adds
+    2 per layer (1 for the first), about 5/3.
 
     Args:
         model, loss_fn: the model and ``loss_fn(model(x), y) -> scalar``.
@@ -317,11 +348,15 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         seed: seeds the random directions (a ``torch.Generator`` on the model's device).
         set_grad: also write the result into each parameter's ``.grad``.
         max_directions: at most this many directions (lexicographic tie-breaks).
+        direction: ``"rank1"`` (default) or ``"dense"``, the law of the random directions.
 
     Returns:
         ``(grads, info)``: a dict of tensors keyed like ``model.named_parameters()`` and a
         :class:`TorchClarkeInfo`.
     """
+    if direction not in ("rank1", "dense"):
+        raise KinkgradError(f"clarke_grad_torch: direction={direction!r} is not a kind of "
+                            "random direction; use 'rank1' (default) or 'dense'.")
     x, y = _as_tensors(model, batch)
     graph = _graph(model, loss_fn)
     params = graph.params
@@ -336,13 +371,13 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     # the trainable ones (frozen parameters are constants of it)
     used = {op.name for op, nd in zip(graph.ops, need)
             if op.kind == "param" and nd and params[op.name].requires_grad}
-    dirs = [_direction(params, gen, used)]
+    dirs = [_direction(params, gen, used, direction)]
     while True:
         loss, st = dual_forward(graph, x, y, dirs, need)
         st.finish()  # one device synchronisation: are there unresolved kinks?
         if sum(st.unresolved.values()) == 0 or len(dirs) >= max_directions:
             break
-        dirs.append(_direction(params, gen, used))
+        dirs.append(_direction(params, gen, used, direction))
     named = [(n, p) for n, p in params.items() if p.requires_grad]
     gs = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     grads = {n: torch.zeros_like(p) if g is None else g for (n, p), g in zip(named, gs)}

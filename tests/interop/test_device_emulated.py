@@ -1,0 +1,156 @@
+"""The torch paths never leave the inputs' device: an emulated accelerator on the CPU.
+
+No CUDA machine runs these tests, so they emulate the two ways code that works on CPU tensors
+breaks on a GPU: (1) a tensor is turned into a NumPy array without ``.cpu()`` first (CUDA
+tensors refuse ``.numpy()`` and ``np.asarray``), and (2) a tensor is created without the
+inputs' device (it lands on the default device and mixing devices raises). Here ``.numpy()``
+and ``__array__`` raise unless the tensor went through ``.cpu()``, and the default device is
+``meta``: a factory call that forgets the device makes a data-less tensor that cannot be
+combined with the CPU inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad._core.primitive import registry
+from kinkgrad._core.tracer import bind
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from _interop_models import kinky_mlp, tie_cnn  # noqa: E402
+
+CASES = [(name, i) for name, prim in sorted(registry().items()) if prim.differentiable
+         for i in range(len(prim.samples(np.random.default_rng(0))))]
+
+
+def _diff_positions(args: tuple) -> list[int]:
+    return [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+
+
+def _mlp_loss(params: dict, x: object, y: np.ndarray) -> object:
+    h = knp.relu(x @ params["W0"] + params["b0"])
+    h = h @ params["W1"] + params["b1"]
+    return knp.mean(knp.logsumexp(h, axis=1) - h[np.arange(h.shape[0]), y])
+
+
+class _Host(torch.Tensor):
+    """A tensor that went through ``.cpu()``: host memory, convertible to NumPy."""
+
+
+@pytest.fixture
+def device_like(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    to_numpy, to_cpu = torch.Tensor.numpy, torch.Tensor.cpu
+
+    allowed = []  # set while a host tensor converts (the default-device mode re-enters)
+
+    def refuse(self: torch.Tensor, *a: object, **k: object) -> np.ndarray:
+        if type(self) is _Host or allowed:
+            allowed.append(True)
+            try:
+                return to_numpy(self.as_subclass(torch.Tensor), *a, **k)
+            finally:
+                allowed.pop()
+        raise RuntimeError("can't convert an accelerator tensor to numpy (emulated): "
+                           "use Tensor.cpu() first")
+
+    def array(self: torch.Tensor, dtype: object = None, copy: object = None) -> np.ndarray:
+        out = refuse(self)
+        return out if dtype is None else out.astype(dtype)
+
+    monkeypatch.setattr(torch.Tensor, "numpy", refuse)
+    monkeypatch.setattr(torch.Tensor, "__array__", array)
+    monkeypatch.setattr(torch.Tensor, "cpu",
+                        lambda self, *a, **k: to_cpu(self, *a, **k).as_subclass(_Host))
+    torch.set_default_device("meta")
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)
+
+
+def host(t: torch.Tensor) -> np.ndarray:
+    return t.cpu().numpy()
+
+
+def cpu(a: object) -> torch.Tensor:
+    return torch.tensor(np.asarray(a), device="cpu")
+
+
+@pytest.mark.parametrize(("name", "index"), CASES)
+def test_every_rule_stays_on_the_device(device_like: None, name: str, index: int) -> None:
+    prim = registry()[name]
+    args, params = prim.samples(np.random.default_rng(0))[index]
+    pos = _diff_positions(args)
+    if not pos:
+        pytest.skip("no differentiable input")
+    out_shape = np.shape(prim.impl(*args, **params))
+    weights = cpu(np.random.default_rng(1).normal(size=out_shape))
+
+    def f(*diff: object) -> object:
+        full = list(args)
+        for p, d in zip(pos, diff):
+            full[p] = d
+        return knp.sum(bind(prim, *full, **params) * weights)
+
+    v, g = kinkgrad.value_and_grad(f, argnums=tuple(range(len(pos))))(
+        *[cpu(args[p]) for p in pos])
+    assert v.device.type == "cpu" and all(t.device.type == "cpu" for t in g)
+    assert np.all(np.isfinite(host(v)))
+
+
+def test_modes_stay_on_the_device(device_like: None) -> None:
+    rng = np.random.default_rng(0)
+    params = {"W0": cpu(rng.normal(size=(20, 16)) * 0.3), "b0": cpu(np.zeros(16)),
+              "W1": cpu(rng.normal(size=(16, 5)) * 0.3), "b1": cpu(np.zeros(5))}
+    x, y = cpu(rng.normal(size=(8, 20))), rng.integers(0, 5, 8)
+    v, g = kinkgrad.value_and_grad(_mlp_loss)(params, x, y)
+    assert g["W0"].device.type == "cpu"
+    W = cpu(rng.normal(size=(4, 3)))
+    f = lambda x: knp.relu(knp.tanh(x @ W.T) - 0.1)  # noqa: E731
+    x3 = cpu(rng.normal(size=3))
+    for mode in ("rev", "fwd"):
+        assert kinkgrad.jacobian(f, mode=mode)(x3).shape == (4, 3)
+    _, t_out = kinkgrad.jvp(f, (x3,), (cpu(np.ones(3)),))
+    out, vjp_fn = kinkgrad.vjp(f, x3)
+    (ct,) = vjp_fn(cpu(np.ones(4)))
+    assert t_out.device.type == ct.device.type == "cpu"
+    with kinkgrad.kink_policy(relu=1.0):
+        kinkgrad.grad(lambda x: knp.sum(knp.relu(x)))(cpu(np.zeros(3)))
+
+
+@pytest.mark.parametrize("direction", ["rank1", "dense"])
+@pytest.mark.parametrize("case", ["mlp", "cnn", "padded-pool"])
+def test_clarke_grad_torch_stays_on_the_device(device_like: None, case: str,
+                                               direction: str) -> None:
+    from kinkgrad.interop.torch import clarke_grad_torch
+
+    with torch.device("cpu"):  # the test builds its model and batch on the "device"
+        if case == "padded-pool":  # a constant image: ties in every pooling window
+            torch.manual_seed(0)
+            model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(),
+                                  nn.MaxPool2d(3, stride=2, padding=1), nn.Flatten(),
+                                  nn.Linear(18, 3)).double()
+            with torch.no_grad():
+                model[0].bias.fill_(0.5)
+            x, y = torch.ones(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 2])
+        else:
+            model, x, y = kinky_mlp() if case == "mlp" else tie_cnn()
+    g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0,
+                                direction=direction)
+    assert info.total_kinks > 0 and all(t.device.type == "cpu" for t in g.values())
+
+
+def test_certify_torch_copies_to_the_host_explicitly(device_like: None) -> None:
+    from kinkgrad.interop.torch import certify_torch
+
+    with torch.device("cpu"):
+        model, x, y = kinky_mlp()
+    cert = certify_torch(model, nn.CrossEntropyLoss(), (x, y))
+    assert cert.active_kinks > 0
