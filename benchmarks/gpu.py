@@ -1,27 +1,30 @@
 """kinkgrad's engine and ``clarke_grad_torch`` against plain PyTorch backward, on GPU or CPU.
 
-Part 1: the MLP of the overhead benchmark (784-512-512-10, batch 256, float32, cross-entropy):
-kinkgrad's engine (``kinkgrad.value_and_grad`` of the model translated by
-``kinkgrad.interop.torch.to_kinkgrad``; the engine runs on NumPy, on the CPU) against PyTorch's
-value+gradient on the CPU and on the benchmark device.
+Part 1: value+gradient of an MLP (the one of ``overhead.py``, 784-512-512-10, batch 256) and a
+small CNN, float32, cross-entropy: kinkgrad's engine (``kinkgrad.value_and_grad`` of the model
+translated by ``kinkgrad.interop.torch.to_kinkgrad``) on NumPy arrays and on torch tensors of
+the benchmark device, against PyTorch's own autograd on the same device.
 
-Part 2: ``clarke_grad_torch`` (a guaranteed Clarke gradient: a forward pass carrying one
-tangent per pre-activation, then one backward pass) against plain value+gradient with
-PyTorch's backward, on an MLP (CUDA: batch 4096, width 4096, three hidden layers, float32 and
-bfloat16; CPU: batch 512, width 512, float32) and a small CNN. The target on CUDA is a ratio
-of at most 1.7: each pre-activation's tangent costs one extra matrix product per weight matrix
-(``x dW^T``) plus one for the incoming tangent (``dx W^T``), about 5/3 of value+gradient for
-matrix-bound layers.
+Part 2: ``clarke_grad_torch`` (a guaranteed Clarke gradient) against plain value+gradient
+with PyTorch's backward, for its two laws of random direction (``rank1``, the default, and
+``dense``), on an MLP w-w-w-w-10 with batch w (CUDA: w = 4096, float32 and bfloat16; CPU:
+``--size``, default 1024) in two states: random weights (no kink is hit, so no tangent is
+formed) and the same network with one dead unit per hidden layer (weights and bias 0: a kink
+in every layer for every sample, so every tangent is formed); and a small CNN. The issue's
+target on CUDA: at most 1.7x plain backward on the MLP at batch and width 4096. Cost model,
+in matrix products of one layer: plain 3 per layer (2 for the first); the tangent adds 1 per
+layer after the first with ``rank1`` and 2 per layer (1 for the first) with ``dense``.
 
-On a machine without CUDA every row is labelled ``cpu`` and the sizes are small: CPU ratios
-say nothing about GPU ratios. Usage: ``python benchmarks/gpu.py [--repeat R] [--out DIR]
-[--device cpu|cuda]``. Prints tables, writes ``gpu.json`` and ``gpu.png``; never asserts on
-time.
+On a machine without CUDA every row is labelled ``cpu``: CPU ratios say nothing precise
+about GPU ratios. Usage: ``python benchmarks/gpu.py [--repeat R] [--size W] [--out DIR]
+[--device cpu|cuda] [--threads T]``. Prints tables, writes ``gpu.json`` and ``gpu.png``;
+never asserts on time.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -98,93 +101,108 @@ def forward_fn(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Te
     return run
 
 
-def clarke_fn(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor
-              ) -> Callable[[], object]:
+def clarke_fn(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor,
+              direction: str = "rank1") -> Callable[[], object]:
     def run() -> object:
-        return clarke_grad_torch(model, loss_fn, (x, y), seed=0)
+        return clarke_grad_torch(model, loss_fn, (x, y), seed=0, direction=direction)
 
     return run
 
 
 # ---------------------------------------------------------------------- part 1
 def part1(device: torch.device, repeat: int) -> list[dict]:
-    torch.manual_seed(0)
-    model = mlp((784, 512, 512, 10))
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((256, 784)).astype(np.float32)
-    y = rng.integers(0, 10, 256)
+    """Value+gradient: kinkgrad's engine (NumPy; torch tensors on ``device``) vs torch."""
+    rows = []
     loss_fn = nn.CrossEntropyLoss()
-    f, params = to_kinkgrad(model, loss_fn)
-    vg = kinkgrad.value_and_grad(f)
-    cpu = torch.device("cpu")
-    fns_cpu = {"kinkgrad value_and_grad (NumPy, cpu)": lambda: vg(params, x, y),
-               "torch value+grad (cpu)": plain_fn(model, loss_fn, torch.from_numpy(x),
-                                                  torch.from_numpy(y))}
-    # NOTE: timed one after the other, not interleaved: NumPy's BLAS threads and torch's
-    # OpenMP threads spin-wait after their work and slow each other down when alternated.
-    t = {}
-    for k, fn in fns_cpu.items():
-        t.update(timeit({k: fn}, cpu, repeat))
-    rows = [{"part": 1, "what": k, "device": "cpu", "seconds": t[k],
-             "median_s": t[k + " median"]} for k in fns_cpu]
-    if device.type != "cpu":
-        m = mlp((784, 512, 512, 10)).to(device)
-        m.load_state_dict(model.state_dict())
-        xd, yd = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        td = timeit({"torch value+grad": plain_fn(m, loss_fn, xd, yd)}, device, repeat)
-        rows.append({"part": 1, "what": "torch value+grad", "device": str(device),
-                     "seconds": td["torch value+grad"],
-                     "median_s": td["torch value+grad median"]})
-    base = t["torch value+grad (cpu)"]
-    for r in rows:
-        r["ratio"] = r["seconds"] / base
+    for name, model, x in (("MLP 784-512-512-10, batch 256", mlp((784, 512, 512, 10)),
+                            torch.randn(256, 784, generator=torch.Generator().manual_seed(0))),
+                           ("CNN conv8-pool-conv16-pool-fc, batch 32", cnn(8),
+                            torch.randn(32, 1, 28, 28,
+                                        generator=torch.Generator().manual_seed(0)))):
+        y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(1))
+        f, params = to_kinkgrad(model, loss_fn)
+        vg = kinkgrad.value_and_grad(f)
+        xn, yn = x.numpy(), y.numpy()
+        md = model.to(device)
+        xd, yd = x.to(device), y.to(device)
+        pd = {k: torch.from_numpy(v).to(device) for k, v in params.items()}
+        fns = {"kinkgrad engine, NumPy arrays (cpu)": functools.partial(vg, params, xn, yn),
+               f"kinkgrad engine, torch tensors ({device.type})": functools.partial(vg, pd, xd, yd),
+               f"torch autograd ({device.type})": plain_fn(md, loss_fn, xd, yd)}
+        # timed one after the other, not interleaved: NumPy's BLAS threads and torch's
+        # OpenMP threads spin-wait after their work and slow each other down when alternated
+        t: dict[str, float] = {}
+        for k, fn in fns.items():
+            t.update(timeit({k: fn}, device, repeat))
+        base = t[f"torch autograd ({device.type})"]
+        rows += [{"part": 1, "model": name, "what": k, "seconds": t[k],
+                  "median_s": t[k + " median"], "ratio": t[k] / base} for k in fns]
     return rows
 
 
 # ---------------------------------------------------------------------- part 2
-def part2(device: torch.device, repeat: int, dtypes: list[torch.dtype]) -> list[dict]:
-    cuda = device.type == "cuda"
-    b, w = (4096, 4096) if cuda else (512, 512)
-    cb, cc = (256, 64) if cuda else (32, 8)
+def _dead_units(model: nn.Sequential, width: int) -> nn.Sequential:
+    """The same network with unit 0 of every hidden layer dead (weights and bias 0): its
+    pre-activation is exactly 0 for every sample, a kink in every layer."""
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear) and m.out_features == width:
+                m.weight[0] = 0.0
+                m.bias[0] = 0.0
+    return model
+
+
+def part2(device: torch.device, repeat: int, dtypes: list[torch.dtype], w: int) -> list[dict]:
+    b = w
+    cb, cc = (256, 64) if device.type == "cuda" else (32, 8)
     loss_fn = nn.CrossEntropyLoss()
     rows = []
     for dtype in dtypes:
         torch.manual_seed(0)
+        net = mlp((w, w, w, w, 10))
+        dead = mlp((w, w, w, w, 10))
+        dead.load_state_dict(net.state_dict())
+        x, y = torch.randn(b, w), torch.randint(0, 10, (b,))
         cases = {
-            f"MLP {w}-{w}-{w}-{w}-10, batch {b}": (mlp((w, w, w, w, 10)),
-                                                  torch.randn(b, w), torch.randint(0, 10, (b,))),
+            f"MLP {w}-{w}-{w}-{w}-10, batch {b}, no kink": (net, x, y),
+            f"MLP {w}-{w}-{w}-{w}-10, batch {b}, kinks in every layer": (
+                _dead_units(dead, w), x, y),
             f"CNN conv{cc}-pool-conv{2 * cc}-pool-fc, batch {cb}, 28x28": (
                 cnn(cc), torch.randn(cb, 1, 28, 28), torch.randint(0, 10, (cb,))),
         }
-        for name, (model, x, y) in cases.items():
+        for name, (model, xc, yc) in cases.items():
             model = model.to(device=device, dtype=dtype)
-            x, y = x.to(device=device, dtype=dtype), y.to(device)
-            t = timeit({"forward": forward_fn(model, loss_fn, x, y),
-                        "plain": plain_fn(model, loss_fn, x, y),
-                        "clarke": clarke_fn(model, loss_fn, x, y)}, device, repeat)
+            xc, yc = xc.to(device=device, dtype=dtype), yc.to(device)
+            _, info = clarke_grad_torch(model, loss_fn, (xc, yc), seed=0)
+            t = timeit({"forward": forward_fn(model, loss_fn, xc, yc),
+                        "plain": plain_fn(model, loss_fn, xc, yc),
+                        "rank1": clarke_fn(model, loss_fn, xc, yc, "rank1"),
+                        "dense": clarke_fn(model, loss_fn, xc, yc, "dense")}, device, repeat)
             rows.append({"part": 2, "what": name, "device": str(device),
                          "dtype": str(dtype).removeprefix("torch."),
-                         "forward_s": t["forward"], "plain_s": t["plain"],
-                         "clarke_s": t["clarke"], "ratio": t["clarke"] / t["plain"],
-                         "ratio_median": t["clarke median"] / t["plain median"]})
+                         "kinks": info.total_kinks, "forward_s": t["forward"],
+                         "plain_s": t["plain"], "rank1_s": t["rank1"], "dense_s": t["dense"],
+                         "ratio": t["rank1"] / t["plain"],
+                         "ratio_median": t["rank1 median"] / t["plain median"],
+                         "ratio_dense": t["dense"] / t["plain"]})
     return rows
 
 
 # ---------------------------------------------------------------------- output
 def print_tables(rows1: list[dict], rows2: list[dict], device_name: str) -> None:
     print(f"device: {device_name}")
-    print("\nPart 1: MLP 784-512-512-10, batch 256, float32 (ratio to torch value+grad on CPU)")
-    print(f"{'what':44s} {'device':>8s} {'ms':>9s} {'ratio':>7s}")
+    print("\nPart 1: value+gradient, float32 (ratio to torch autograd on the same device)")
+    print(f"{'model':40s} {'what':42s} {'ms':>9s} {'ratio':>7s}")
     for r in rows1:
-        print(f"{r['what']:44s} {r['device']:>8s} {1e3 * r['seconds']:9.2f} {r['ratio']:7.2f}")
-    print("\nPart 2: clarke_grad_torch vs plain value+grad (target ratio <= 1.7 on CUDA)")
-    print(f"{'model':48s} {'device':>7s} {'dtype':>9s} {'fwd ms':>9s} {'plain ms':>9s} "
-          f"{'clarke ms':>9s} {'ratio':>6s} {'(median)':>8s}")
+        print(f"{r['model']:40s} {r['what']:42s} {1e3 * r['seconds']:9.2f} {r['ratio']:7.2f}")
+    print("\nPart 2: clarke_grad_torch / plain value+grad (target <= 1.7 on CUDA, MLP 4096)")
+    print(f"{'model':58s} {'dtype':>9s} {'kinks':>6s} {'plain ms':>9s} {'rank1 ms':>9s} "
+          f"{'dense ms':>9s} {'rank1':>6s} {'(med)':>6s} {'dense':>6s}")
     for r in rows2:
-        print(f"{r['what']:48s} {r['device']:>7s} {r['dtype']:>9s} {1e3 * r['forward_s']:9.2f} "
-              f"{1e3 * r['plain_s']:9.2f} {1e3 * r['clarke_s']:9.2f} {r['ratio']:6.2f} "
-              f"{r['ratio_median']:8.2f}")
-    print("(times: minimum over interleaved rounds; ratio of minima, and of medians)")
+        print(f"{r['what']:58s} {r['dtype']:>9s} {r['kinks']:6d} {1e3 * r['plain_s']:9.2f} "
+              f"{1e3 * r['rank1_s']:9.2f} {1e3 * r['dense_s']:9.2f} {r['ratio']:6.2f} "
+              f"{r['ratio_median']:6.2f} {r['ratio_dense']:6.2f}")
+    print("(times: minimum over interleaved rounds; ratios of minima, (med): of medians)")
 
 
 def plot(rows2: list[dict], path: str, device_name: str) -> None:
@@ -193,12 +211,15 @@ def plot(rows2: list[dict], path: str, device_name: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['what'].split(',')[0]}\n{r['dtype']}" for r in rows2]
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(rows2), 3.6))
-    ax.bar(range(len(rows2)), [r["ratio"] for r in rows2], color="tab:blue")
+    labels = [f"{r['what'].split(',')[0]}\n{r['what'].split(', ')[-1]}\n{r['dtype']}"
+              for r in rows2]
+    xs = np.arange(len(rows2))
+    fig, ax = plt.subplots(figsize=(2.0 + 1.8 * len(rows2), 3.8))
+    ax.bar(xs - 0.2, [r["ratio"] for r in rows2], 0.4, color="tab:blue", label="rank1")
+    ax.bar(xs + 0.2, [r["ratio_dense"] for r in rows2], 0.4, color="tab:orange",
+           label="dense")
     ax.axhline(1.7, color="tab:red", ls="--", label="target 1.7 (CUDA)")
-    ax.axhline(5 / 3, color="gray", ls=":", label="5/3 model")
-    ax.set_xticks(range(len(rows2)), labels, fontsize=7)
+    ax.set_xticks(xs, labels, fontsize=6)
     ax.set_ylabel("clarke_grad_torch / plain backward")
     ax.set_title(f"time ratio on {device_name}", fontsize=9)
     ax.legend(fontsize=7)
@@ -211,20 +232,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--size", type=int, default=0,
+                    help="MLP width and batch of part 2 (default: 4096 on CUDA, 1024 on CPU)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     ap.add_argument("--threads", type=int, default=0,
-                    help="torch CPU threads (0: torch's default); 1 gives steadier CPU timings "
-                    "on a shared machine")
+                    help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--skip-part1", action="store_true")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    if device.type == "cpu":
-        name = f"cpu ({torch.get_num_threads()} threads; small sizes, NOT GPU numbers)"
-    dtypes = [torch.float32, torch.bfloat16] if device.type == "cuda" else [torch.float32]
-    rows1 = part1(device, args.repeat)
-    rows2 = part2(device, args.repeat, dtypes)
+    cuda = device.type == "cuda"
+    name = (torch.cuda.get_device_name(device) if cuda
+            else f"cpu ({torch.get_num_threads()} threads; NOT GPU numbers)")
+    dtypes = [torch.float32, torch.bfloat16] if cuda else [torch.float32]
+    rows1 = [] if args.skip_part1 else part1(device, args.repeat)
+    rows2 = part2(device, args.repeat, dtypes, args.size or (4096 if cuda else 1024))
     print_tables(rows1, rows2, name)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "gpu.json"), "w") as fh:

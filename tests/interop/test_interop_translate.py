@@ -230,3 +230,27 @@ def test_constants_built_by_torch_are_evaluated_by_torch() -> None:
     np.testing.assert_allclose(v, tv, rtol=1e-12)
     for name in tg:
         np.testing.assert_allclose(g[name], tg[name], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_translated_cnn_runs_on_torch_tensors(dtype: torch.dtype) -> None:
+    """The engine on torch tensors (a padded, strided, grouped conv) gives the numbers of
+    the engine on NumPy and of torch autograd."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, stride=2), nn.ReLU(),
+                          nn.Conv2d(4, 4, 3, padding=(1, 2), groups=2), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 2 * 3, 3)).to(dtype)
+    x, y = torch.randn(3, 2, 9, 9, dtype=dtype), torch.tensor([0, 2, 1])
+    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
+    v_np, g_np = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
+    v_t, g_t = kinkgrad.value_and_grad(f)({k: torch.from_numpy(v) for k, v in params.items()},
+                                          x, y)
+    ref = dict(zip(params, torch.autograd.grad(nn.CrossEntropyLoss()(model(x), y),
+                                               list(model.parameters()))))
+    tol = {"rtol": 1e-4, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-10}
+    assert isinstance(v_t, torch.Tensor) and v_t.dtype == dtype
+    np.testing.assert_allclose(float(v_t), float(v_np), **tol)
+    for k in params:
+        assert g_t[k].dtype == dtype
+        np.testing.assert_allclose(g_t[k].numpy(), g_np[k], **tol)
+        np.testing.assert_allclose(g_t[k].numpy(), ref[k].numpy(), **tol)

@@ -48,7 +48,7 @@ def _windows(x: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple[lis
 
 def _pad(x: Any, ph: int, pw: int) -> Any:
     n, c, h, w = knp.shape(x)
-    dt = x.dtype
+    dt = np.dtype(x.dtype.name)  # a NumPy dtype also when x lives on the torch backend
     if ph:
         z = np.zeros((n, c, ph, w), dt)
         x = knp.concatenate([z, x, z], axis=2)
