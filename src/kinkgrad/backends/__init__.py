@@ -18,7 +18,7 @@ from typing import Any
 import numpy
 
 __all__ = ["namespace_of", "use_namespace", "to_backend", "from_backend", "is_torch", "is_cupy",
-           "follow_inputs"]
+           "cupy_numpy", "follow_inputs"]
 
 _MODULES = (
     "kinkgrad._core.primitive", "kinkgrad._core.tracer", "kinkgrad._core.program",
@@ -39,8 +39,28 @@ _TORCH_NS: list[types.ModuleType] = []
 
 def is_cupy(x: Any) -> bool:
     """CuPy arrays mirror NumPy's API, so the rules run on them with ``np`` bound to
-    ``cupy`` (untested here: no CUDA machine in CI)."""
+    :func:`cupy_numpy` (no CUDA machine runs the tests: they check, against CuPy 14.2's
+    recorded namespace, that every NumPy name the rules use exists there)."""
     return type(x).__module__.startswith("cupy")
+
+
+_CUPY_NS: list[types.ModuleType] = []
+
+
+def cupy_numpy(base: types.ModuleType | None = None) -> types.ModuleType:
+    """CuPy's namespace (or ``base``'s) completed with what the rules use and CuPy lacks:
+    ``errstate`` (CuPy keeps no floating-point error state; NumPy's context manager leaves
+    CuPy arrays alone)."""
+    if base is None and _CUPY_NS:
+        return _CUPY_NS[0]
+    src = importlib.import_module("cupy") if base is None else base
+    ns = types.ModuleType("kinkgrad.backends.cupy_numpy")
+    ns.__dict__.update({k: v for k, v in vars(src).items() if not k.startswith("__")})
+    if not hasattr(src, "errstate"):
+        ns.errstate = numpy.errstate
+    if base is None:
+        _CUPY_NS.append(ns)
+    return ns
 
 
 def _torch_numpy() -> types.ModuleType:
@@ -84,7 +104,18 @@ def _torch_numpy() -> types.ModuleType:
         axes = {int(ax) % len(shp) for ax in (axis if isinstance(axis, tuple) else (axis,))}
         return a.reshape(tuple(d for i, d in enumerate(shp) if i not in axes))
 
+    def prod(a: Any, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        # torch._numpy reduces a product over one axis only: reduce the axes one at a time,
+        # the last first so that the other indices stay valid
+        if not isinstance(axis, tuple) or len(axis) < 2:
+            return base.prod(a, axis=axis, keepdims=keepdims, **kw)
+        a = base.asarray(a)
+        for ax in sorted((int(x) % a.ndim for x in axis), reverse=True):
+            a = base.prod(a, axis=ax, keepdims=keepdims, **kw)
+        return a
+
     tnp.squeeze = squeeze
+    tnp.prod = prod
     tnp.lexsort = lexsort
     tnp.partition = partition
     tnp.errstate = numpy.errstate
@@ -160,8 +191,9 @@ def follow_inputs(fn: Any) -> Any:
         leaves = pytree.flatten((args, kwargs))[0]
         device = _device_of(leaves)
         if device is None:
-            if any(is_cupy(x) for x in leaves):
-                with use_namespace(importlib.import_module("cupy")):
+            cp = next((x for x in leaves if is_cupy(x)), None)
+            if cp is not None:  # on the first CuPy input's device
+                with cp.device, use_namespace(cupy_numpy()):
                     return fn(*args, **kwargs)
             return fn(*args, **kwargs)
         import torch
