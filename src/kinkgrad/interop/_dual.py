@@ -241,26 +241,42 @@ def _maxpool(x: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) 
     def pick(v: torch.Tensor) -> torch.Tensor:
         return v.reshape(n, c, h * w).gather(2, flat).reshape(n, c, oh, ow)
 
+    # tiling windows (MaxPool2d(k), the usual case): the windows as a view, no copy
+    tiles = (sh, sw) == (kh, kw) and (ph, pw) == (0, 0) and (dh, dw) == (1, 1)
+
+    def tiled(v: torch.Tensor) -> torch.Tensor:  # (N, C, OH, kh, OW, kw)
+        return v[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw)
+
+    out, idx = F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), return_indices=True)
     with torch.no_grad():
-        xw = windows(x.detach(), float("-inf"))
-        cand = xw == xw.amax(-1, keepdim=True)
-        tied = torch.count_nonzero(cand, dim=-1) > 1
+        if tiles:
+            cand = tiled(x.detach()) == out.detach()[:, :, :, None, :, None]
+            tied = torch.count_nonzero(cand, dim=(3, 5)) > 1
+        else:
+            xw = windows(x.detach(), float("-inf"))
+            cand = xw == xw.amax(-1, keepdim=True)
+            tied = torch.count_nonzero(cand, dim=-1) > 1
         nk = torch.count_nonzero(tied)
     zero = None
     if bool(nk):  # ties among structurally zero candidates only (dead relus) are inert
         zero = zero_fn()
         if zero is not None:
             with torch.no_grad():
-                dead = windows(zero.to(torch.uint8), 1) != 0
-                live_ties = torch.count_nonzero(tied & (cand & ~dead).any(-1))
+                if tiles:
+                    live = (cand & (tiled(zero) == 0)).any(5).any(3)
+                else:
+                    live = (cand & (windows(zero.to(torch.uint8), 1) == 0)).any(-1)
+                live_ties = torch.count_nonzero(tied & live)
     if not bool(nk) or (zero is not None and not bool(live_ties)):
         st.add(op.name, nk, torch.zeros_like(nk))
-        out, idx = F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), return_indices=True)
-        flat = idx.reshape(n, c, oh * ow)
+        flat = idx.reshape(n, c, oh * ow)  # torch's own choice: no tie that matters
         return (out, lambda ts: [pick(t) for t in ts],
                 lambda: None if (zm := zero_fn()) is None else pick(zm))
     ts = ts_fn()
     with torch.no_grad():
+        if tiles:  # the general layout for the tie-break below
+            xw = windows(x.detach(), float("-inf"))
+            cand = xw == xw.amax(-1, keepdim=True)
         for t in ts or ():
             tw = windows(t, 0.0)
             best = torch.where(cand, tw, float("-inf")).amax(-1, keepdim=True)
@@ -268,7 +284,7 @@ def _maxpool(x: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) 
         if ts is None:
             nu = torch.zeros_like(nk)
         else:
-            live = cand if zero is None else cand & ~dead
+            live = cand if zero is None else cand & (windows(zero.to(torch.uint8), 1) == 0)
             nu = torch.count_nonzero((torch.count_nonzero(cand, dim=-1) > 1) & live.any(-1))
         j = cand.to(torch.uint8).argmax(-1)  # first remaining maximiser, (N, C, OH, OW)
         rows = torch.arange(oh, device=x.device)[:, None] * sh + (j // kw) * dh - ph
