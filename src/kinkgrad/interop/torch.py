@@ -304,9 +304,9 @@ def _direction(params: dict[str, torch.Tensor], gen: torch.Generator, used: set[
 
 def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
                       seed: int | None = None, set_grad: bool = False,
-                      max_directions: int = 2, direction: str = "rank1"
-                      ) -> tuple[dict[str, torch.Tensor],
-                                                        TorchClarkeInfo]:
+                      max_directions: int = 2, direction: str = "rank1",
+                      all_reduce: bool = False
+                      ) -> tuple[dict[str, torch.Tensor], TorchClarkeInfo]:
     """A guaranteed Clarke gradient of ``loss_fn(model(x), y)`` with respect to the
     parameters, computed with torch operations on the model's device.
 
@@ -349,6 +349,16 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         set_grad: also write the result into each parameter's ``.grad``.
         max_directions: at most this many directions (lexicographic tie-breaks).
         direction: ``"rank1"`` (default) or ``"dense"``, the law of the random directions.
+        all_reduce: data-parallel training: average the result over the ranks of the default
+            ``torch.distributed`` process group (each rank passing its shard of the batch).
+            Every rank must pass the same ``seed`` (the step number, say): then all ranks
+            resolve their kinks along the same directions, each shard's result is the gradient
+            of its loss at the same nearby points params + t d, and their average is the
+            gradient of the whole batch's loss there, a limiting gradient of it. With
+            different directions per rank the average of Clarke gradients of the shard losses
+            need not be one of their sum, so a missing seed is refused. A model wrapped in
+            ``DistributedDataParallel`` is unwrapped (its own gradient hooks do not run: the
+            averaging is done here).
 
     Returns:
         ``(grads, info)``: a dict of tensors keyed like ``model.named_parameters()`` and a
@@ -357,6 +367,10 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     if direction not in ("rank1", "dense"):
         raise KinkgradError(f"clarke_grad_torch: direction={direction!r} is not a kind of "
                             "random direction; use 'rank1' (default) or 'dense'.")
+    if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        model = model.module
+    if all_reduce:
+        _check_distributed(seed)
     x, y = _as_tensors(model, batch)
     graph = _graph(model, loss_fn)
     params = graph.params
@@ -381,8 +395,39 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     named = [(n, p) for n, p in params.items() if p.requires_grad]
     gs = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     grads = {n: torch.zeros_like(p) if g is None else g for (n, p), g in zip(named, gs)}
+    if all_reduce:
+        grads = _mean_over_ranks(grads)
     if set_grad:
         for n, p in named:
             p.grad = grads[n]
     return grads, TorchClarkeInfo(float(loss.detach()), st.kinks, st.unresolved, dirs)
 
+
+def _check_distributed(seed: int | None) -> None:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise KinkgradError("clarke_grad_torch(all_reduce=True): torch.distributed is not "
+                            "initialized; call torch.distributed.init_process_group first.")
+    if seed is None:
+        raise KinkgradError("clarke_grad_torch(all_reduce=True) needs seed=, the same on every "
+                            "rank (e.g. the step number): only ranks that resolve their kinks "
+                            "along the same directions average to a Clarke gradient.")
+
+
+def _mean_over_ranks(grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The average over the ranks: one all-reduce of the flattened gradients per dtype."""
+    import torch.distributed as dist
+
+    out: dict[str, torch.Tensor] = {}
+    for dtype in {g.dtype for g in grads.values()}:
+        names = [n for n, g in grads.items() if g.dtype == dtype]
+        flat = torch.cat([grads[n].reshape(-1) for n in names])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        at = 0
+        for n in names:
+            k = grads[n].numel()
+            out[n] = flat[at:at + k].view_as(grads[n])
+            at += k
+    return {n: out[n] for n in grads}
