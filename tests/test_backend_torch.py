@@ -122,3 +122,23 @@ def test_tensors_requiring_grad_enter_detached() -> None:
     g = kinkgrad.grad(lambda x: knp.sum(knp.exp(x)))(x)
     assert not g.requires_grad and g.grad_fn is None
     np.testing.assert_allclose(g.numpy(), np.e)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_traced_program_runs_on_the_inputs_backend(dtype: type) -> None:
+    """kinkgrad.trace on NumPy arrays, then the same Program evaluated and differentiated on
+    torch tensors: tensors out, NumPy's numbers."""
+    rng = np.random.default_rng(4)
+    W = rng.normal(size=(3, 4)).astype(dtype)
+    x = rng.normal(size=(5, 3)).astype(dtype)
+    f = lambda x, W: knp.sum(knp.maximum(knp.relu(x @ W), 0.25) * knp.tanh(x @ W))  # noqa: E731
+    prog = kinkgrad.trace(f, x, W)
+    v_np = prog(x, W)
+    v_t = prog(torch.tensor(x), torch.tensor(W))
+    assert isinstance(v_t, torch.Tensor) and v_t.dtype == torch.tensor(x).dtype
+    np.testing.assert_allclose(v_t.numpy(), v_np, rtol=1e-6)
+    g_np = kinkgrad.grad(prog, argnums=(0, 1))(x, W)
+    g_t = kinkgrad.grad(prog, argnums=(0, 1))(torch.tensor(x), torch.tensor(W))
+    for a, b in zip(g_t, g_np):
+        assert isinstance(a, torch.Tensor)
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-5, atol=1e-6)

@@ -123,6 +123,9 @@ def test_modes_stay_on_the_device(device_like: None) -> None:
     assert t_out.device.type == ct.device.type == "cpu"
     with kinkgrad.kink_policy(relu=1.0):
         kinkgrad.grad(lambda x: knp.sum(knp.relu(x)))(cpu(np.zeros(3)))
+    Wn = rng.normal(size=(4, 3))
+    prog = kinkgrad.trace(lambda x: knp.sum(knp.relu(x @ Wn.T)), rng.normal(size=3))  # NumPy
+    assert prog(x3).device.type == kinkgrad.grad(prog)(x3).device.type == "cpu"
 
 
 @pytest.mark.parametrize("direction", ["rank1", "dense"])

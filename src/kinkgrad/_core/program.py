@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..backends import follow_inputs
 from ..errors import KinkgradError
 from . import pytree
 
@@ -120,7 +121,7 @@ class Program:
         self._check_inputs(leaves)
         vals: list = [None] * self.nvars
         for v, x in zip(self.invars, leaves):
-            vals[v.index] = np.asarray(x, dtype=v.dtype)
+            vals[v.index] = np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
         for eqn in self.eqns:
             args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
             vals[eqn.out.index] = eqn.prim.impl(*args, **eqn.params)
@@ -129,7 +130,10 @@ class Program:
     def output_values(self, vals: list) -> list:
         return [vals[o.index] if type(o) is Var else o.value for o in self.outs]
 
+    @follow_inputs
     def __call__(self, *args: Any) -> Any:
+        """The program's outputs at ``args``, computed on the inputs' backend (NumPy arrays,
+        torch tensors on their device, CuPy arrays), or traced when given traced values."""
         leaves, _ = pytree.flatten(args)
         from .tracer import Tracer
 
