@@ -44,7 +44,9 @@ NUMPY_REF = {
     "minimum": np.minimum, "clip": lambda x, lo, hi: np.clip(x, lo, hi), "sum": np.sum,
     "max": np.max, "min": np.min, "sort": lambda x, axis: np.sort(x, axis=axis),
     "matmul": np.matmul, "norm": _norm_ref, "exp": np.exp, "log": np.log, "log1p": np.log1p,
-    "sqrt": np.sqrt, "tanh": np.tanh, "sigmoid": scipy.special.expit,
+    "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
+    "sigmoid": scipy.special.expit, "prod": np.prod,
+    "cumsum": lambda x, axis: np.cumsum(x, axis=axis),
     "softplus": lambda x: np.logaddexp(0, x), "logsumexp": scipy.special.logsumexp,
     "greater": np.greater, "greater_equal": np.greater_equal, "less": np.less,
     "less_equal": np.less_equal, "equal": np.equal, "not_equal": np.not_equal,
@@ -387,6 +389,10 @@ HAND = [
     ("matmul", [(2, 3, 4), (4, 2)], {}, [1, 1], (96, 96 + 96 + 12, (96 + 24) + (96 + 8 + 8))),
     ("matmul", [(4,), (4,)], {}, [1, 1], (8, 8 + 8 + 1, (8 + 4) + (8 + 4))),
     ("sort", [(3, 4)], {"axis": -1}, [1], (12 * 2, 12, 12 * 2 + 2 * 12)),  # n log2 n per row
+    ("cumsum", [(3, 4)], {"axis": -1}, [1], (12, 12, 12 + 12)),  # VJP: reversed scan, accumulate
+    # prod: the left and right exclusive scans and their product (3 per entry) serve both
+    # the JVP (then a product with t and the sum: 2) and the VJP (a product with g, accumulate)
+    ("prod", [(3, 4)], {"axis": (-1,), "keepdims": False}, [1], (12, 5 * 12, 5 * 12)),
     ("getitem", [(4, 5)], {"idx": (1,), "advanced": False}, [1], (5, 5, 2 * 5)),
     ("where", [(2, 3), (2, 3), (3,)], {}, [0, 1, 1], (6, 6 + 6 + 6, (6 + 6) + (6 + 3 + 3))),
     ("greater", [(2, 3), (2, 3)], {}, [1, 1], (6, 0, 0)),

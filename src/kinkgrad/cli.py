@@ -13,7 +13,8 @@ __all__ = ["main", "info_table"]
 
 def info_table() -> str:
     """The dictionary of primitives: kink policy key and current choice, cost per entry,
-    declared omega (backward/function bound), and the knp name."""
+    declared omega (backward/function bound), and the knp name; then the knp composites and
+    integer helpers."""
     from ._core.primitive import registry
     from .kinks import current_policy
 
@@ -24,11 +25,11 @@ def info_table() -> str:
         shapes: list[tuple] = [(3,), (3,)] if name in ("add", "sub", "mul", "div", "pow",
                                                       "maximum", "minimum") else [(3,)]
         params: dict = {}
-        if name in ("sum", "max", "min", "logsumexp"):
+        if name in ("sum", "prod", "max", "min", "logsumexp"):
             params = {"axis": (-1,), "keepdims": False}
         if name == "norm":
             params = {"ord": 2, "axis": (-1,), "keepdims": False}
-        if name == "sort":
+        if name in ("sort", "cumsum"):
             params = {"axis": -1}
         try:
             c = prim.cost(shapes, (3,), params)
@@ -39,7 +40,13 @@ def info_table() -> str:
         choice = repr(getattr(pol, prim.policy_key)) if prim.policy_key else "-"
         rows.append(f"{name:<14s}{(prim.numpy_name or '-'):<15s}{kind:<12s}{choice:<16s}"
                     f"{per:>15s}{prim.omega:>7g}")
+    from . import numpy as knp
+
     rows.append("")
+    rows.append("knp composites (traced as the primitives above): "
+                + " ".join(sorted(knp._COMPOSITES)))
+    rows.append("knp integer helpers (computed on the value, constants, no derivative): "
+                + " ".join(knp._HELPERS))
     rows.append("kink policy in force: "
                 + ", ".join(f"{k}={v!r}" for k, v in pol.as_dict().items()))
     return "\n".join(rows)

@@ -1,8 +1,10 @@
 """``kinkgrad.numpy`` (import as ``knp``): the NumPy-like functions that trace.
 
 An explicit table: each name maps to a registered primitive (its ``numpy_name``) or to one of
-a few *smooth* composites (``mean``, ``square``, ...). Every nonsmooth function is a
-primitive, so its kink choice is declared by the kink policy. Called on plain arrays outside
+a few *smooth* composites (``mean``, ``var``, ``square``, ...). Every nonsmooth function is
+a primitive, so its kink choice is declared by the kink policy (``std`` is ``sqrt(var)``:
+differentiating it where it is 0 raises). Integer-valued helpers (``argmax``, ``argmin``,
+``shape``) are computed on the value and return NumPy constants. Called on plain arrays outside
 a transformation, every function simply computes with NumPy and returns NumPy arrays. Names
 not in the table raise :class:`~kinkgrad.errors.UnsupportedOperationError`.
 """
@@ -44,12 +46,16 @@ min = _P["min"]  # noqa: A001
 amax = max
 amin = min
 sum = _P["sum"]  # noqa: A001
+prod = _P["prod"]
+cumsum = _P["cumsum"]
 sort = _P["sort"]
 exp = _P["exp"]
 log = _P["log"]
 log1p = _P["log1p"]
 sqrt = _P["sqrt"]
 tanh = _P["tanh"]
+sin = _P["sin"]
+cos = _P["cos"]
 sigmoid = _P["sigmoid"]
 softplus = _P["softplus"]
 logsumexp = _P["logsumexp"]
@@ -93,6 +99,31 @@ def ndim(x: Any) -> int:
     return len(shape(x))
 
 
+# --- integer helpers: computed on the value, returned as NumPy constants (not traced) -------
+def _concrete(x: Any) -> Any:
+    """The value of x as a NumPy array (a traced value's current value, a tensor's copy)."""
+    v = x.value if _is_traced(x) else x
+    v = getattr(v, "tensor", v)  # a torch-backed array of the torch backend
+    if hasattr(v, "detach"):  # a torch tensor (on any device)
+        v = v.detach().cpu().numpy()
+    elif type(v).__module__.startswith("cupy"):
+        v = v.get()  # a CuPy array: copied to the host
+    return _np.asarray(v)
+
+
+def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Index of the largest entry (of the flattened x when ``axis`` is None), the first one at
+    ties, as NumPy's. Integer valued, so not differentiable: on a traced value it is computed
+    on the current value and returned as a NumPy integer constant, usable as an index
+    (``x[knp.argmax(x)]``, whose derivative is then that of the selected entry)."""
+    return _np.argmax(_concrete(x), axis=axis, keepdims=keepdims)
+
+
+def argmin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Index of the smallest entry, the first one at ties; a NumPy constant as ``argmax``."""
+    return _np.argmin(_concrete(x), axis=axis, keepdims=keepdims)
+
+
 # --- smooth composites --------------------------------------------------------------------
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean: ``sum(x, axis) / n`` (a smooth composite)."""
@@ -107,6 +138,42 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
             "(NumPy returns NaN with a warning); check the shape or reduce over a non-empty axis."
         )
     return s * (1.0 / float(n))
+
+
+def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+    """Variance ``sum((x - mean(x))**2, axis) / (n - ddof)`` (a smooth composite).
+
+    The data are first shifted by their first entry along ``axis`` (var(x) = var(x - x_0),
+    which also avoids cancellation when the mean is large), so that an input constant along
+    ``axis`` gives a variance of exactly 0. Derivative: 2 (x - mean(x)) / (n - ddof)."""
+    xs = shape(x)
+    axes = _normalize_axis(axis, len(xs))
+    n = int(_np.prod([xs[a] for a in axes], dtype=_np.int64))
+    if n - ddof <= 0:
+        s = sum(x, axis=axes, keepdims=keepdims)
+        if n == 0 and int(_np.prod(shape(s), dtype=_np.int64)) == 0:
+            return s  # an empty result, as NumPy's
+        raise _ShapeError(
+            f"var: {n} entries along the reduced axes of an array of shape {xs} with ddof={ddof}"
+            " leave no degrees of freedom, so the variance is undefined (NumPy returns inf or "
+            "NaN with a warning); reduce over more entries or lower ddof."
+        )
+    if axes:
+        x = x - getitem(x, tuple(slice(0, 1) if i - len(xs) in axes else slice(None)
+                                 for i in range(len(xs))))
+    d = x - mean(x, axis=axes, keepdims=True)
+    return sum(d * d, axis=axes, keepdims=keepdims) * (1.0 / float(n - ddof))
+
+
+def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+    """Standard deviation ``sqrt(var(x, axis, ddof))`` (a composite).
+
+    Derivative (x - mean(x)) / ((n - ddof) std(x)) where std(x) > 0. Where x is constant along
+    ``axis`` std is 0 and not differentiable (sqrt at 0, a norm's kink): differentiating there
+    raises :class:`~kinkgrad.errors.KinkgradError` from sqrt. Write ``knp.sqrt(knp.var(x) +
+    eps)`` to smooth it, or ``knp.linalg.norm(x - knp.mean(x)) / sqrt(n - ddof)`` to take the
+    kink policy's choice."""
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
 def square(x: Any) -> Any:
@@ -151,23 +218,27 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
-_COMPOSITES = ("mean", "square", "expand_dims", "squeeze", "ravel", "swapaxes", "outer",
-               "softmax", "log_softmax", "dot", "asarray", "array")
+_HELPERS = ("argmax", "argmin", "shape", "ndim")
+_COMPOSITES = ("mean", "var", "std", "square", "expand_dims", "squeeze", "ravel", "swapaxes",
+               "outer", "softmax", "log_softmax", "dot", "asarray", "array")
 
 
 def _ufunc_table() -> dict:
     return {_np.add: add, _np.subtract: subtract, _np.multiply: multiply,
             _np.divide: divide, _np.negative: negative, _np.power: power,
             _np.absolute: abs, _np.maximum: maximum, _np.minimum: minimum, _np.exp: exp,
-            _np.log: log, _np.log1p: log1p, _np.sqrt: sqrt, _np.tanh: tanh,
-            _np.matmul: matmul, _np.greater: greater, _np.greater_equal: greater_equal,
-            _np.less: less, _np.less_equal: less_equal, _np.equal: equal,
-            _np.not_equal: not_equal, _np.square: square, _np.positive: lambda x: x}
+            _np.log: log, _np.log1p: log1p, _np.sqrt: sqrt, _np.tanh: tanh, _np.sin: sin,
+            _np.cos: cos, _np.matmul: matmul, _np.greater: greater,
+            _np.greater_equal: greater_equal, _np.less: less, _np.less_equal: less_equal,
+            _np.equal: equal, _np.not_equal: not_equal, _np.square: square,
+            _np.positive: lambda x: x}
 
 
 def _function_table() -> dict:
-    return {_np.sum: sum, _np.mean: mean, _np.max: max, _np.amax: max, _np.min: min,
-            _np.amin: min, _np.clip: clip, _np.sort: sort, _np.where: where, _np.dot: dot,
+    return {_np.sum: sum, _np.prod: prod, _np.cumsum: cumsum, _np.mean: mean, _np.var: var,
+            _np.std: std, _np.max: max, _np.amax: max, _np.min: min, _np.amin: min,
+            _np.argmax: argmax, _np.argmin: argmin, _np.clip: clip, _np.sort: sort,
+            _np.where: where, _np.dot: dot,
             _np.matmul: matmul, _np.reshape: reshape, _np.transpose: transpose,
             _np.concatenate: concatenate, _np.stack: stack, _np.broadcast_to: broadcast_to,
             _np.linalg.norm: linalg.norm, _np.expand_dims: expand_dims, _np.squeeze: squeeze,

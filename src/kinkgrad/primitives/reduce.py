@@ -1,4 +1,4 @@
-"""Reductions and sorting: sum, max and min over axes, sort along an axis.
+"""Reductions and sorting: sum, prod, max and min over axes, sort along an axis.
 
 ``max``/``min`` select a weight vector over the reduced entries (one-hot on the first
 maximiser, or equal shares among ties under ``max="split"``); ``sort`` selects a permutation
@@ -64,6 +64,66 @@ class Sum(Primitive):
 
     def samples(self, rng, dtype=np.float64):
         return _axis_samples(rng, dtype)
+
+
+@register
+class Prod(Primitive):
+    """``prod(x, axis)``; smooth (a polynomial). The derivative with respect to x_i is the
+    product of the other entries of its group, prod_{j != i} x_j: with one zero in the group
+    it is nonzero only at that zero, with two or more zeros it is 0 everywhere. It is computed
+    as the product of the exclusive cumulative products from the left and from the right,
+    never by dividing by x."""
+
+    name = numpy_name = "prod"
+    omega = 6.0
+
+    def __call__(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return bind(self, x, axis=normalize_axis(axis, np.ndim(x)), keepdims=bool(keepdims))
+
+    def impl(self, x, axis, keepdims):
+        if not axis:  # a 0-d input, as in Sum
+            return x * 1
+        return np.prod(x, axis=axis, keepdims=keepdims)
+
+    def cost(self, in_shapes, out_shape, params):
+        return _size(in_shapes[0])
+
+    def jvp_cost(self, in_shapes, out_shape, params, needs):
+        return 5 * _size(in_shapes[0])  # two scans and their product, then a weighted sum
+
+    def vjp_cost(self, in_shapes, out_shape, params, needs):
+        return 5 * _size(in_shapes[0])  # the same scans, a product with g, the accumulation
+
+    def select(self, policy, args, out, params, tangents=None, mode="policy"):
+        x, axis = np.asarray(args[0]), params["axis"]
+        if not axis:
+            return np.ones_like(x), 0
+        xl, perm, tshape = _to_last(x, axis)
+        one = np.ones_like(xl[..., :1])
+        left = np.cumprod(np.concatenate([one, xl[..., :-1]], axis=-1), axis=-1)
+        right = np.flip(np.cumprod(np.flip(np.concatenate([xl[..., 1:], one], axis=-1),
+                                           axis=-1), axis=-1), axis=-1)
+        return _from_last(left * right, perm, tshape), 0
+
+    def jvp(self, sel, tangents, args, out, params):
+        if not params["axis"]:
+            return tangents[0] * sel
+        return np.sum(sel * tangents[0], axis=params["axis"], keepdims=params["keepdims"])
+
+    def vjp(self, sel, g, args, out, params, needs):
+        return (_expand(g, params["axis"], params["keepdims"]) * sel,)
+
+    def samples(self, rng, dtype=np.float64):
+        x = (rng.uniform(0.5, 1.5, (3, 4)) * rng.choice([-1.0, 1.0], (3, 4))).astype(dtype)
+        z = x.copy()
+        z[0, 1] = 0.0  # one zero in row 0 and in column 1
+        z[1, 0] = z[1, 2] = 0.0  # two zeros in row 1
+        return [
+            ((x,), {"axis": (-2, -1), "keepdims": False}),
+            ((x,), {"axis": (-1,), "keepdims": False}),
+            ((z,), {"axis": (-1,), "keepdims": False}),
+            ((z,), {"axis": (-2,), "keepdims": True}),
+            ((np.asarray(x[0, 0]),), {"axis": (), "keepdims": False})]
 
 
 # ------------------------------------------------------------------ max and min over axes

@@ -1,4 +1,5 @@
-"""Shape primitives: reshape, transpose, getitem, concatenate, stack, broadcast_to.
+"""Shape primitives (reshape, transpose, getitem, concatenate, stack, broadcast_to) and the
+cumulative sum cumsum.
 
 All are linear. In the cost model a copy of each output entry counts as one operation, so
 that every primitive's backward cost is bounded by a multiple of its own cost.
@@ -284,3 +285,32 @@ class BroadcastTo(Primitive):
 
     def samples(self, rng, dtype=np.float64):
         return [((rng.normal(size=(3, 1)).astype(dtype),), {"shape": (2, 3, 4)})]
+
+
+@register
+class Cumsum(_Linear):
+    """``cumsum(x, axis)``: y_i = x_0 + ... + x_i along ``axis`` (None: of the flattened x, as
+    NumPy). Linear: the JVP is the cumsum of the tangent, the VJP the reversed cumsum of the
+    cotangent, (J^T g)_i = g_i + ... + g_{n-1}."""
+
+    name = numpy_name = "cumsum"
+
+    def __call__(self, x: Any, axis: Any = None) -> Any:
+        if axis is None:
+            x, axis = Reshape.instance(x, (-1,)), -1  # type: ignore[attr-defined]
+        return bind(self, x, axis=normalize_axis(int(axis), np.ndim(x))[0])
+
+    def impl(self, x, axis):
+        return np.cumsum(x, axis=axis)
+
+    def jvp(self, sel, tangents, args, out, params):
+        return np.cumsum(tangents[0], axis=params["axis"])
+
+    def vjp(self, sel, g, args, out, params, needs):
+        axis = params["axis"]
+        return (np.flip(np.cumsum(np.flip(g, axis=axis), axis=axis), axis=axis),)
+
+    def samples(self, rng, dtype=np.float64):
+        x = rng.normal(size=(3, 4)).astype(dtype)
+        return [((x,), {"axis": -1}), ((x,), {"axis": -2}),
+                ((rng.normal(size=5).astype(dtype),), {"axis": -1})]

@@ -1,4 +1,5 @@
-"""Smooth elementwise primitives and logsumexp: exp, log, log1p, sqrt, tanh, sigmoid, softplus.
+"""Smooth elementwise primitives and logsumexp: exp, log, log1p, sqrt, tanh, sigmoid, softplus,
+sin, cos.
 
 Each unary primitive's ``select`` returns its local derivative (computed once per node and
 shared by the JVP and the VJP), so JVP and VJP are the same elementwise product.
@@ -117,6 +118,36 @@ class Tanh(Unary):
 
     def deriv(self, x, out):
         return 1.0 - out * out
+
+
+@register
+class Sin(Unary):
+    """``sin(x)``; derivative cos(x)."""
+
+    name = numpy_name = "sin"
+    c_vjp = 3
+    omega = 5.0
+
+    def impl(self, x):
+        return np.sin(x)
+
+    def deriv(self, x, out):
+        return np.cos(x)
+
+
+@register
+class Cos(Unary):
+    """``cos(x)``; derivative -sin(x)."""
+
+    name = numpy_name = "cos"
+    c_vjp = 3
+    omega = 5.0
+
+    def impl(self, x):
+        return np.cos(x)
+
+    def deriv(self, x, out):
+        return -np.sin(x)
 
 
 @register
