@@ -71,6 +71,7 @@ def _torch_numpy() -> types.ModuleType:
     import torch
 
     base = importlib.import_module("torch._numpy")
+    _cache_signatures(importlib.import_module("torch._numpy._normalizations"))
     tnp = types.ModuleType("kinkgrad.backends.torch_numpy")
     tnp.__dict__.update({k: v for k, v in vars(base).items() if not k.startswith("__")})
 
@@ -123,6 +124,22 @@ def _torch_numpy() -> types.ModuleType:
     tnp.random = numpy.random
     _TORCH_NS.append(tnp)
     return tnp
+
+
+def _cache_signatures(normalizations: types.ModuleType) -> None:
+    """``torch._numpy`` normalizes the arguments of every call with ``inspect.signature`` of
+    the wrapped function, computed anew each time (about a third of the engine's time on an
+    MLP on the CPU). A function's signature never changes, so its module gets an ``inspect``
+    whose ``signature`` is cached; everything else is the real ``inspect``."""
+    import functools
+    import inspect
+
+    if getattr(normalizations, "inspect", None) is not inspect:
+        return  # already done, or a torch whose module differs: leave it alone
+    shim = types.ModuleType("inspect_cached")
+    shim.__dict__.update(vars(inspect))
+    shim.signature = functools.lru_cache(maxsize=None)(inspect.signature)
+    normalizations.inspect = shim
 
 
 @contextlib.contextmanager
@@ -201,7 +218,11 @@ def follow_inputs(fn: Any) -> Any:
         # kinkgrad computes its own derivatives: tensors enter detached from torch's autograd
         args, kwargs = pytree.unflatten(pytree.flatten((args, kwargs))[1], [
             x.detach() if is_torch(x) else x for x in leaves])
-        with use_namespace(_torch_numpy()), torch.device(device):
+        # factories follow the inputs' device; when that is already torch's default device
+        # the device mode (a Python hook on every torch call) is left out
+        on = contextlib.nullcontext() if device == torch.get_default_device() \
+            else torch.device(device)
+        with use_namespace(_torch_numpy()), on:
             out = fn(*args, **kwargs)
         if isinstance(out, tuple):
             out = tuple(follow_inputs(o) if callable(o) and not isinstance(o, type) else o
