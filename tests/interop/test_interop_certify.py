@@ -12,9 +12,10 @@ nn, F = torch.nn, torch.nn.functional
 
 from _interop_models import tie_cnn as _tie_cnn  # noqa: E402
 
+import kinkgrad  # noqa: E402
 import kinkgrad.numpy as knp  # noqa: E402
 from kinkgrad.interop._api import lookup  # noqa: E402
-from kinkgrad.interop.torch import certify_torch, clarke_grad_torch  # noqa: E402
+from kinkgrad.interop.torch import certify_torch, clarke_grad_torch, to_kinkgrad  # noqa: E402
 
 certify, in_clarke = lookup("certify"), lookup("in_clarke")
 pytestmark = pytest.mark.skipif(certify is None or in_clarke is None,
@@ -191,3 +192,35 @@ def test_bridge_table_of_the_docs() -> None:
     assert all(r[5] == "yes" for r in rows)
     # where PyTorch's vector is outside the Clarke set, the Clarke gradient must differ
     assert all(float(r[4]) > 0 for r in rows if r[3] == "no")
+
+
+def _dead_unit_mlp(dtype):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 10)).to(dtype)
+    with torch.no_grad():  # unit 0 dead: 64 kinks, one group, realised all-off (bias down)
+        model[0].weight[0] = 0.0
+        model[0].bias[0] = 0.0
+    return model, torch.randn(64, 16).to(dtype), torch.randint(0, 10, (64,))
+
+
+def test_float16_gradient_certified_despite_summation_order() -> None:
+    """PyTorch and NumPy sum float16 products in different orders (about 1e-3 relative
+    apart): the same choices at kinks must still be recognised, and certified."""
+    model, x, y = _dead_unit_mlp(torch.float16)
+    cert = certify_torch(model, nn.CrossEntropyLoss(), (x, y), membership=False)
+    assert cert.active_kinks == 64 and cert.agrees and cert.certified and cert.by == "condition"
+
+
+def test_bfloat16_model_is_refused_with_the_fix_and_clarke_grad_torch_runs() -> None:
+    model, x, y = _dead_unit_mlp(torch.bfloat16)
+    for fn in (lambda: certify_torch(model, nn.CrossEntropyLoss(), (x, y)),
+               lambda: to_kinkgrad(model, nn.CrossEntropyLoss())):
+        with pytest.raises(kinkgrad.KinkgradError, match=r"bfloat16.*float\(\)"):
+            fn()
+    g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0)
+    assert info.total_kinks == 64 and g["0.weight"].dtype == torch.bfloat16
+    # the same computation in float32 on the same (bfloat16-exact) weights and data
+    ref, _ = clarke_grad_torch(model.float(), nn.CrossEntropyLoss(), (x.float(), y), seed=0)
+    for n in g:
+        err = float((g[n].float() - ref[n]).abs().max()) / float(ref[n].abs().max())
+        assert err < 0.05, n
