@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kinkgrad-installed
 
-.PHONY: test demo lint bench clean venv
+.PHONY: test demo lint bench gpu-check clean venv
 
 venv: $(STAMP)
 
@@ -30,6 +30,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/dimension.py
+
+# On a machine with a CUDA build of torch, run with that machine's Python (GPU_PY, with
+# numpy, scipy and pytest): the device tests on cuda, then the GPU benchmark.
+GPU_PY ?= python3
+gpu-check:
+	PYTHONPATH=src $(GPU_PY) -m pytest -q -p no:cacheprovider -k cuda tests/interop/test_device_emulated.py
+	PYTHONPATH=src $(GPU_PY) benchmarks/gpu.py --out benchmarks/out
 
 clean:
 	rm -rf $(VENV) reproduce-out .pytest_cache

@@ -1,4 +1,6 @@
-"""The torch paths never leave the inputs' device: an emulated accelerator on the CPU.
+"""The torch paths never leave the inputs' device: an emulated accelerator on the CPU, and
+the real one (CUDA) where there is one (``pytest tests/interop/test_device_emulated.py`` on a
+GPU machine runs every test twice: emulated and on ``cuda``, comparing with NumPy there).
 
 No CUDA machine runs these tests, so they emulate the two ways code that works on CPU tensors
 breaks on a GPU: (1) a tensor is turned into a NumPy array without ``.cpu()`` first (CUDA
@@ -44,8 +46,7 @@ class _Host(torch.Tensor):
     """A tensor that went through ``.cpu()``: host memory, convertible to NumPy."""
 
 
-@pytest.fixture
-def device_like(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _emulate(monkeypatch: pytest.MonkeyPatch) -> None:
     to_numpy, to_cpu = torch.Tensor.numpy, torch.Tensor.cpu
 
     allowed = []  # set while a host tensor converts (the default-device mode re-enters)
@@ -68,9 +69,20 @@ def device_like(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(torch.Tensor, "__array__", array)
     monkeypatch.setattr(torch.Tensor, "cpu",
                         lambda self, *a, **k: to_cpu(self, *a, **k).as_subclass(_Host))
+
+
+@pytest.fixture(params=["emulated", "cuda"])
+def device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The device the test's tensors live on: ``cpu`` under the emulation, or ``cuda``."""
+    if request.param == "cuda":
+        if not torch.cuda.is_available():
+            pytest.skip("no CUDA device here")
+        yield "cuda"
+        return
+    _emulate(monkeypatch)
     torch.set_default_device("meta")
     try:
-        yield
+        yield "cpu"
     finally:
         torch.set_default_device(None)
 
@@ -79,19 +91,20 @@ def host(t: torch.Tensor) -> np.ndarray:
     return t.cpu().numpy()
 
 
-def cpu(a: object) -> torch.Tensor:
-    return torch.tensor(np.asarray(a), device="cpu")
+def on(device: str, a: object) -> torch.Tensor:
+    return torch.tensor(np.asarray(a), device=device)
 
 
 @pytest.mark.parametrize(("name", "index"), CASES)
-def test_every_rule_stays_on_the_device(device_like: None, name: str, index: int) -> None:
+def test_every_rule_stays_on_the_device(device: str, name: str, index: int) -> None:
     prim = registry()[name]
     args, params = prim.samples(np.random.default_rng(0))[index]
     pos = _diff_positions(args)
     if not pos:
         pytest.skip("no differentiable input")
     out_shape = np.shape(prim.impl(*args, **params))
-    weights = cpu(np.random.default_rng(1).normal(size=out_shape))
+    w_np = np.random.default_rng(1).normal(size=out_shape)
+    weights = on(device, w_np)
 
     def f(*diff: object) -> object:
         full = list(args)
@@ -99,38 +112,42 @@ def test_every_rule_stays_on_the_device(device_like: None, name: str, index: int
             full[p] = d
         return knp.sum(bind(prim, *full, **params) * weights)
 
-    v, g = kinkgrad.value_and_grad(f, argnums=tuple(range(len(pos))))(
-        *[cpu(args[p]) for p in pos])
-    assert v.device.type == "cpu" and all(t.device.type == "cpu" for t in g)
-    assert np.all(np.isfinite(host(v)))
+    argnums = tuple(range(len(pos)))
+    v, g = kinkgrad.value_and_grad(f, argnums=argnums)(*[on(device, args[p]) for p in pos])
+    assert v.device.type == device and all(t.device.type == device for t in g)
+    weights = w_np  # the same function on NumPy: the same numbers
+    v_np, g_np = kinkgrad.value_and_grad(f, argnums=argnums)(*[args[p] for p in pos])
+    np.testing.assert_allclose(host(v), v_np, rtol=1e-10, atol=1e-12)
+    for a, b in zip(g, g_np):
+        np.testing.assert_allclose(host(a), b, rtol=1e-9, atol=1e-11)
 
 
-def test_modes_stay_on_the_device(device_like: None) -> None:
+def test_modes_stay_on_the_device(device: str) -> None:
     rng = np.random.default_rng(0)
-    params = {"W0": cpu(rng.normal(size=(20, 16)) * 0.3), "b0": cpu(np.zeros(16)),
-              "W1": cpu(rng.normal(size=(16, 5)) * 0.3), "b1": cpu(np.zeros(5))}
-    x, y = cpu(rng.normal(size=(8, 20))), rng.integers(0, 5, 8)
+    params = {"W0": on(device, rng.normal(size=(20, 16)) * 0.3), "b0": on(device, np.zeros(16)),
+              "W1": on(device, rng.normal(size=(16, 5)) * 0.3), "b1": on(device, np.zeros(5))}
+    x, y = on(device, rng.normal(size=(8, 20))), rng.integers(0, 5, 8)
     v, g = kinkgrad.value_and_grad(_mlp_loss)(params, x, y)
-    assert g["W0"].device.type == "cpu"
-    W = cpu(rng.normal(size=(4, 3)))
+    assert g["W0"].device.type == device
+    W = on(device, rng.normal(size=(4, 3)))
     f = lambda x: knp.relu(knp.tanh(x @ W.T) - 0.1)  # noqa: E731
-    x3 = cpu(rng.normal(size=3))
+    x3 = on(device, rng.normal(size=3))
     for mode in ("rev", "fwd"):
         assert kinkgrad.jacobian(f, mode=mode)(x3).shape == (4, 3)
-    _, t_out = kinkgrad.jvp(f, (x3,), (cpu(np.ones(3)),))
+    _, t_out = kinkgrad.jvp(f, (x3,), (on(device, np.ones(3)),))
     out, vjp_fn = kinkgrad.vjp(f, x3)
-    (ct,) = vjp_fn(cpu(np.ones(4)))
-    assert t_out.device.type == ct.device.type == "cpu"
+    (ct,) = vjp_fn(on(device, np.ones(4)))
+    assert t_out.device.type == ct.device.type == device
     with kinkgrad.kink_policy(relu=1.0):
-        kinkgrad.grad(lambda x: knp.sum(knp.relu(x)))(cpu(np.zeros(3)))
+        kinkgrad.grad(lambda x: knp.sum(knp.relu(x)))(on(device, np.zeros(3)))
     Wn = rng.normal(size=(4, 3))
     prog = kinkgrad.trace(lambda x: knp.sum(knp.relu(x @ Wn.T)), rng.normal(size=3))  # NumPy
-    assert prog(x3).device.type == kinkgrad.grad(prog)(x3).device.type == "cpu"
+    assert prog(x3).device.type == kinkgrad.grad(prog)(x3).device.type == device
 
 
 @pytest.mark.parametrize("direction", ["rank1", "dense"])
 @pytest.mark.parametrize("case", ["mlp", "cnn", "padded-pool"])
-def test_clarke_grad_torch_stays_on_the_device(device_like: None, case: str,
+def test_clarke_grad_torch_stays_on_the_device(device: str, case: str,
                                                direction: str) -> None:
     from kinkgrad.interop.torch import clarke_grad_torch
 
@@ -145,15 +162,17 @@ def test_clarke_grad_torch_stays_on_the_device(device_like: None, case: str,
             x, y = torch.ones(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 2])
         else:
             model, x, y = kinky_mlp() if case == "mlp" else tie_cnn()
+    model, x, y = model.to(device), x.to(device), y.to(device)
     g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0,
                                 direction=direction)
-    assert info.total_kinks > 0 and all(t.device.type == "cpu" for t in g.values())
+    assert info.total_kinks > 0 and all(t.device.type == device for t in g.values())
 
 
-def test_certify_torch_copies_to_the_host_explicitly(device_like: None) -> None:
+def test_certify_torch_copies_to_the_host_explicitly(device: str) -> None:
     from kinkgrad.interop.torch import certify_torch
 
     with torch.device("cpu"):
         model, x, y = kinky_mlp()
+    model, x, y = model.to(device), x.to(device), y.to(device)
     cert = certify_torch(model, nn.CrossEntropyLoss(), (x, y))
     assert cert.active_kinks > 0
