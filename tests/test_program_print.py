@@ -122,3 +122,11 @@ def test_annotated_print_and_repr():
           in (c) }
         """)
     assert repr(prog) == "<Program: 1 inputs, 2 equations>"
+
+
+def test_trace_passes_keyword_arguments_as_constants() -> None:
+    f = lambda x, axis=-1, scale=1.0: knp.sum(knp.relu(x) * scale, axis=axis)  # noqa: E731
+    x = np.array([[1.0, -2.0], [3.0, 0.5]])
+    prog = kinkgrad.trace(f, x, axis=0, scale=2.0)
+    np.testing.assert_allclose(prog(x), [8.0, 1.0])  # the keywords are baked in
+    assert "axis=(-2)" in str(prog) and len(prog.invars) == 1

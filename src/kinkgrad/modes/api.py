@@ -408,10 +408,12 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int = 0,
     return jac
 
 
-def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None) -> Program:
+def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
+          **kwargs: Any) -> Program:
     """Trace ``f`` at ``args`` into a :class:`~kinkgrad.Program` (printable, re-evaluable,
     differentiable, costed). By default every argument whose leaves are floating-point arrays
-    is an input; other arguments (integer labels, say) are baked in as constants.
+    is an input; other arguments (integer labels, say) are baked in as constants, and so are
+    keyword arguments (``kinkgrad.trace(f, x, axis=0)`` calls ``f(x, axis=0)``).
 
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp
@@ -428,5 +430,5 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None) -
                 and pytree.flatten(a)[0]]
     else:
         nums, _ = _argnums(argnums)
-    tr = trace_call(f, args, {}, nums, "trace", check_finite=False)
+    tr = trace_call(f, args, kwargs, nums, "trace", check_finite=False)
     return tr.program()
