@@ -42,6 +42,7 @@ import kinkgrad
 from ..errors import KinkgradError
 from ..kinks import KinkPolicy, KinkReport
 from ._api import lookup
+from ._distributed import check_distributed, mean_over_ranks
 from ._dual import RankOne, dense, dual_forward, needs_tangent
 from ._fx import SUPPORTED, TorchGraph, build_graph
 from ._to_knp import make_function, to_numpy
@@ -389,7 +390,7 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
         model = model.module
     if all_reduce:
-        _check_distributed(seed)
+        check_distributed(seed)
     x, y = _as_tensors(model, batch)
     graph = _graph(model, loss_fn)
     params = graph.params
@@ -415,38 +416,8 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     gs = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     grads = {n: torch.zeros_like(p) if g is None else g for (n, p), g in zip(named, gs)}
     if all_reduce:
-        grads = _mean_over_ranks(grads)
+        grads = mean_over_ranks(grads)
     if set_grad:
         for n, p in named:
             p.grad = grads[n]
     return grads, TorchClarkeInfo(float(loss.detach()), st.kinks, st.unresolved, dirs)
-
-
-def _check_distributed(seed: int | None) -> None:
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        raise KinkgradError("clarke_grad_torch(all_reduce=True): torch.distributed is not "
-                            "initialized; call torch.distributed.init_process_group first.")
-    if seed is None:
-        raise KinkgradError("clarke_grad_torch(all_reduce=True) needs seed=, the same on every "
-                            "rank (e.g. the step number): only ranks that resolve their kinks "
-                            "along the same directions average to a Clarke gradient.")
-
-
-def _mean_over_ranks(grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The average over the ranks: one all-reduce of the flattened gradients per dtype."""
-    import torch.distributed as dist
-
-    out: dict[str, torch.Tensor] = {}
-    for dtype in {g.dtype for g in grads.values()}:
-        names = [n for n, g in grads.items() if g.dtype == dtype]
-        flat = torch.cat([grads[n].reshape(-1) for n in names])
-        dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        at = 0
-        for n in names:
-            k = grads[n].numel()
-            out[n] = flat[at:at + k].view_as(grads[n])
-            at += k
-    return {n: out[n] for n in grads}

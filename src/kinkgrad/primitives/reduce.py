@@ -213,11 +213,12 @@ class _Extremum(Primitive):
                     m = np.max(np.where(cand, tl[k], -np.inf), axis=-1, keepdims=True)
                     cand = cand & (tl[k] == m)
             count = cand.sum(axis=-1, keepdims=True)
-        if policy.max == "split":
-            w = cand / count
+        if not kinks:  # one maximiser per group: cand is already the one-hot weight
+            w = cand.astype(dtype)
+        elif policy.max == "split":
+            w = (cand / count).astype(dtype)
         else:
-            w = _first_true(cand)
-        w = w.astype(dtype)
+            w = _first_true(cand).astype(dtype)
         if w.ndim > xl.ndim and batched is not None:  # per-direction weights
             return _from_last(w, *batched), kinks
         return _from_last(w, perm, tshape), kinks
