@@ -18,7 +18,7 @@ from _interop_models import kinky_mlp, tie_cnn  # noqa: E402
 
 import kinkgrad  # noqa: E402
 from kinkgrad.interop._dual import lex_resolve  # noqa: E402
-from kinkgrad.interop.torch import clarke_grad_torch, to_kinkgrad  # noqa: E402
+from kinkgrad.interop.torch import certify_torch, clarke_grad_torch, to_kinkgrad  # noqa: E402
 
 
 def plain_grad(model: nn.Module, loss_fn, x, y) -> dict[str, torch.Tensor]:
@@ -412,3 +412,19 @@ def test_pool_ties_among_dead_relus_are_inert() -> None:
     for n in g:
         torch.testing.assert_close(g[n], plain[n], rtol=0, atol=0)
         np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_inside_no_grad_inference_mode_and_with_a_wrong_dtype() -> None:
+    model, x, y = kinky_mlp()
+    want, _ = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=1)
+    with torch.no_grad():  # a gradient was asked for: it is formed anyway
+        g, _ = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=1)
+        cert = certify_torch(model, nn.CrossEntropyLoss(), (x, y))
+    for n in want:
+        torch.testing.assert_close(g[n], want[n], rtol=0, atol=0)
+    assert cert.active_kinks == 8
+    with torch.inference_mode():
+        with pytest.raises(kinkgrad.KinkgradError, match="inference_mode"):
+            clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=1)
+    with pytest.raises(kinkgrad.KinkgradError, match=r"float32 but the parameters are float64"):
+        clarke_grad_torch(model, nn.CrossEntropyLoss(), (x.float(), y), seed=1)

@@ -128,10 +128,19 @@ def _torch_grad(model: torch.nn.Module, loss_fn: Callable, x: Any, y: Any
     return float(loss.detach()), out
 
 
-def _as_tensors(model: torch.nn.Module, batch: tuple) -> tuple[torch.Tensor, Any]:
+def _as_tensors(model: torch.nn.Module, batch: tuple, where: str
+                ) -> tuple[torch.Tensor, Any]:
+    """The batch as tensors on the model's device; refuses what no gradient can come from."""
+    if torch.is_inference_mode_enabled():
+        raise KinkgradError(f"{where}: called inside torch.inference_mode(), where torch forms "
+                            "no gradient; call it outside (inside torch.no_grad() is fine).")
     x, y = batch
     p = next(model.parameters())
     x = torch.as_tensor(x, device=p.device)
+    if x.is_floating_point() and x.dtype != p.dtype:
+        raise KinkgradError(f"{where}: the batch is {str(x.dtype).removeprefix('torch.')} but "
+                            f"the parameters are {str(p.dtype).removeprefix('torch.')}; convert "
+                            "one of them (x.to(dtype) or model.to(dtype)) first.")
     if y is not None:
         y = torch.as_tensor(y, device=p.device)
     return x, y
@@ -213,8 +222,9 @@ def certify_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         A :class:`TorchCertificate`; ``kinks_by_layer`` says where PyTorch had to choose.
     """
     _require_numpy_dtypes(model, "certify_torch")
-    x, y = _as_tensors(model, batch)
-    loss, g_t = _torch_grad(model, loss_fn, x, y)
+    x, y = _as_tensors(model, batch, "certify_torch")
+    with torch.enable_grad():  # a gradient was asked for, also inside torch.no_grad()
+        loss, g_t = _torch_grad(model, loss_fn, x, y)
     f, params = to_kinkgrad(model, loss_fn)
     xn, yn = to_numpy(x), to_numpy(y)
 
@@ -322,6 +332,7 @@ def _direction(params: dict[str, torch.Tensor], gen: torch.Generator, used: set[
     return out
 
 
+@torch.enable_grad()  # a gradient was asked for, also inside torch.no_grad()
 def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
                       seed: int | None = None, set_grad: bool = False,
                       max_directions: int = 2, direction: str = "rank1",
@@ -391,7 +402,7 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         model = model.module
     if all_reduce:
         check_distributed(seed)
-    x, y = _as_tensors(model, batch)
+    x, y = _as_tensors(model, batch, "clarke_grad_torch")
     graph = _graph(model, loss_fn)
     params = graph.params
     dev = next(iter(params.values())).device
