@@ -142,3 +142,11 @@ def test_a_traced_program_runs_on_the_inputs_backend(dtype: type) -> None:
     for a, b in zip(g_t, g_np):
         assert isinstance(a, torch.Tensor)
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_functions_on_traced_values_say_to_use_knp() -> None:
+    with pytest.raises(kinkgrad.KinkgradError, match=r"torch\.relu.*knp\.relu"):
+        kinkgrad.grad(lambda x: torch.relu(x).sum())(torch.randn(3))
+    # a tensor constant times a traced value is fine (the tensor's operator defers)
+    g = kinkgrad.grad(lambda x: knp.sum(torch.arange(3.0) * x))(torch.zeros(3))
+    np.testing.assert_allclose(g.numpy(), [0.0, 1.0, 2.0])

@@ -306,3 +306,14 @@ class Tracer:
                 "kinkgrad.extend."
             )
         return fn(*args, **kwargs)
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None
+                           ) -> Any:
+        """A torch function met a traced value: kinkgrad cannot see inside torch's ops."""
+        name = getattr(func, "__name__", repr(func))
+        raise UnsupportedOperationError(
+            f"torch.{name} was called on a value kinkgrad is tracing; kinkgrad differentiates "
+            f"functions written with kinkgrad.numpy (knp.{name} where it exists), and those "
+            "run on torch tensors too. For a torch.nn model use kinkgrad.interop.torch."
+        )
