@@ -341,12 +341,13 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     """A guaranteed Clarke gradient of ``loss_fn(model(x), y)`` with respect to the
     parameters, computed with torch operations on the model's device.
 
-    One forward pass carries, next to each value, its tangent along a random parameter
-    direction d (hand-written rules for Linear/Conv2d/arithmetic/shape ops, ``torch.func.jvp``
-    for other smooth functions; only values that feed a kink). By default d moves each weight
-    matrix (or kernel) along a random rank-one ``u ⊗ v``, so the weight's share of a
-    pre-activation's tangent, ``x dW^T = (x v) u^T``, costs a matrix-vector product, not a
-    matrix product. Each kink (a pre-activation
+    One forward pass computes, where a kink needs it, the tangent of each value along a
+    random parameter direction d (hand-written rules for Linear/Conv2d/arithmetic/shape ops,
+    ``torch.func.jvp`` for other smooth functions): a nonsmooth op first counts its kinks and
+    asks for tangents only if it has one, so a batch that hits no kink costs plain
+    value+gradient. By default d moves each weight matrix (or kernel) along a random rank-one
+    ``u ⊗ v``, so the weight's share of a pre-activation's tangent, ``x dW^T = (x v) u^T``,
+    costs a matrix-vector product, not a matrix product. Each kink (a pre-activation
     exactly 0, a max-pool tie, an ``abs`` or ``clamp`` at its switch) is resolved by the sign
     of its tangent: relu'(0) = 1 if the tangent is positive else 0, the tied maximiser with
     the largest tangent. Then ONE backward pass through those slopes. Where a tangent is
@@ -367,11 +368,13 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     terms, a polynomial in independent Gaussian factors that is not identically zero when
     g != 0, so its zero set has measure zero as well.
 
-    Cost, for matrix-bound layers, in matrix products of the size of one layer's ``x W^T``:
-    plain value+gradient does 3 per layer (2 for the first, whose input needs no gradient).
-    The tangent ``dx W^T + x dW^T`` adds 1 per layer after the first with ``"rank1"`` (the
-    ``x dW^T`` part is a matrix-vector product), about 4/3 of plain; with ``"dense"`` it adds
-    2 per layer (1 for the first), about 5/3.
+    Cost, for matrix-bound layers with kinks in every layer, in matrix products of the size
+    of one layer's ``x W^T``: plain value+gradient does 3 per layer (2 for the first, whose
+    input needs no gradient). The tangent ``dx W^T + x dW^T`` adds 1 per layer after the
+    first with ``"rank1"`` (the ``x dW^T`` part is a matrix-vector product), about 4/3 of
+    plain; with ``"dense"`` it adds 2 per layer (1 for the first), about 5/3. Layers after
+    the last kink need no tangent at all. Each nonsmooth op synchronises once with the
+    device (to count its kinks).
 
     Args:
         model, loss_fn: the model and ``loss_fn(model(x), y) -> scalar``.
