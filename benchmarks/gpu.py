@@ -8,9 +8,10 @@ the benchmark device, against PyTorch's own autograd on the same device.
 Part 2: ``clarke_grad_torch`` (a guaranteed Clarke gradient) against plain value+gradient
 with PyTorch's backward, for its two laws of random direction (``rank1``, the default, and
 ``dense``), on an MLP w-w-w-w-10 with batch w (CUDA: w = 4096, float32 and bfloat16; CPU:
-``--size``, default 1024) in two states: random weights (no kink is hit, so no tangent is
-formed) and the same network with one dead unit per hidden layer (weights and bias 0: a kink
-in every layer for every sample, so every tangent is formed); and a small CNN. The issue's
+``--size``, default 1024) in two states: random weights (few kinks or none: tangents are
+formed only for the samples that hit one) and the same network with one dead unit per hidden
+layer (weights and bias 0: a kink in every layer for every sample, so every tangent is
+formed for every sample); and a small CNN. The issue's
 target on CUDA: at most 1.7x plain backward on the MLP at batch and width 4096. Cost model,
 in matrix products of one layer: plain 3 per layer (2 for the first); the tangent adds 1 per
 layer after the first with ``rank1`` and 2 per layer (1 for the first) with ``dense``.
@@ -164,7 +165,7 @@ def part2(device: torch.device, repeat: int, dtypes: list[torch.dtype], w: int) 
         dead.load_state_dict(net.state_dict())
         x, y = torch.randn(b, w), torch.randint(0, 10, (b,))
         cases = {
-            f"MLP {w}-{w}-{w}-{w}-10, batch {b}, no kink": (net, x, y),
+            f"MLP {w}-{w}-{w}-{w}-10, batch {b}, random weights": (net, x, y),
             f"MLP {w}-{w}-{w}-{w}-10, batch {b}, kinks in every layer": (
                 _dead_units(dead, w), x, y),
             f"CNN conv{cc}-pool-conv{2 * cc}-pool-fc, batch {cb}, 28x28": (

@@ -21,10 +21,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._fx import NONSMOOTH, Op, Ref, TorchGraph, refs, resolve
-from ._tangent_rules import FN, ZPASS, RankOne, dense, detached, tangent
+from ._fx import NONSMOOTH, Op, Ref, TorchGraph, resolve
+from ._lazy import Tangents, needs_tangent, row_flag
+from ._tangent_rules import FN, ZPASS, RankOne, dense
 
-__all__ = ["dual_forward", "DualStats", "RankOne", "dense"]
+__all__ = ["dual_forward", "DualStats", "RankOne", "dense", "needs_tangent"]
 
 
 class _Selected(torch.autograd.Function):
@@ -92,8 +93,24 @@ class DualStats:
 # it). A kink whose tangents all vanish there needs no tie-break: every candidate's gradient
 # on the selected piece is 0, so every choice gives the same result. Masks are formed on
 # demand too: ``zero`` arguments are functions returning the mask or None.
-TangentsFn = Callable[[], "list | None"]
+#
+# A nonsmooth op asks for tangents with ``ts_fn(rows)``, ``rows`` the batch rows holding its
+# kinks (None: all); the answer ``(ts, rows)`` covers those rows or more (None: the whole
+# batch), and a tangent *map* takes ``(ts, rows)`` alike (:mod:`._lazy`).
+TangentsFn = Callable[[Any], tuple]
 ZeroFn = Callable[[], Any]
+
+
+def _sel(a: Any, rows: Any) -> Any:
+    """``a`` restricted to the batch rows (all of it when rows is None)."""
+    return a if rows is None or a is None else a[rows]
+
+
+def _kink_rows(kink: torch.Tensor) -> Any:
+    """The batch rows (first axis) holding a kink, or None for a 0-d value."""
+    if kink.dim() == 0:
+        return None
+    return torch.nonzero(kink.reshape(kink.shape[0], -1).any(1)).reshape(-1)
 
 
 def _none() -> None:
@@ -136,17 +153,26 @@ def _kink_free(z: torch.Tensor) -> tuple[bool, Any, torch.Tensor]:
 
 
 def _resolved(z: torch.Tensor, ts_fn: TangentsFn, zero_fn: ZeroFn, kink: Any) -> tuple:
-    """:func:`lex_resolve` with the tangents (and structural zeros) asked for only now."""
-    ts = ts_fn()
-    return lex_resolve(z, ts, None if ts is None else zero_fn(), kink)
+    """:func:`lex_resolve` with the tangents (and structural zeros) asked for only now, for
+    the rows holding kinks where the tangents cover only those."""
+    ts, rows = ts_fn(_kink_rows(kink))
+    zero = None if ts is None else zero_fn()
+    if rows is None:
+        return lex_resolve(z, ts, zero, kink)
+    pos_r, und_r, _, nu = lex_resolve(z[rows], ts, _sel(zero, rows), kink[rows])
+    pos, undecided = z > 0, torch.zeros_like(kink)
+    pos[rows], undecided[rows] = pos_r, und_r
+    return pos, undecided, torch.count_nonzero(kink), nu
 
 
-def _scale(ts: list, slope: Any) -> list:
-    return [t * slope for t in ts]
+def _scale(ts: list, slope: Any, rows: Any) -> list:
+    s = _sel(slope, rows)
+    return [t * s for t in ts]
 
 
-def _kept(ts: list, keep: Any) -> list:
-    return [_keep(t, keep) for t in ts]
+def _kept(ts: list, keep: Any, rows: Any) -> list:
+    k = _sel(keep, rows)
+    return [_keep(t, k) for t in ts]
 
 
 def _relu(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> tuple:
@@ -154,12 +180,13 @@ def _relu(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> 
     if free:  # torch's relu and its autograd rule; tangents through relu'(z) when asked
         st.add(op.name, nk, torch.zeros_like(nk))
         return (torch.relu(z),
-                lambda ts: [torch.ops.aten.threshold_backward(t, z, 0.0) for t in ts],
+                lambda ts, rows: [torch.ops.aten.threshold_backward(t, _sel(z, rows), 0.0)
+                                  for t in ts],
                 lambda: _or(z <= 0, zero_fn()))
     mask, _, nk, nu = _resolved(z, ts_fn, zero_fn, kink)
     st.add(op.name, nk, nu)
     keep = mask.to(z.dtype)
-    return (_Selected.apply(z, keep, torch.relu, True), lambda ts: _kept(ts, keep),
+    return (_Selected.apply(z, keep, torch.relu, True), lambda ts, rows: _kept(ts, keep, rows),
             lambda: _or(~mask, zero_fn()))
 
 
@@ -176,7 +203,7 @@ def _leaky(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) ->
     slope = torch.full_like(z, a).masked_fill_(pos, 1.0)  # alpha in z's dtype, no host copy
     if not free:
         out = _Selected.apply(z, slope, lambda u: F.leaky_relu(u, a))
-    return (out, lambda ts: _scale(ts, slope),
+    return (out, lambda ts, rows: _scale(ts, slope, rows),
             (lambda: _or(~pos, zero_fn())) if a == 0 else zero_fn)
 
 
@@ -184,11 +211,11 @@ def _abs(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> t
     free, nk, kink = _kink_free(z)
     if free:
         st.add(op.name, nk, torch.zeros_like(nk))
-        return torch.abs(z), lambda ts: _scale(ts, torch.sign(z)), zero_fn
+        return torch.abs(z), lambda ts, rows: _scale(ts, torch.sign(z), rows), zero_fn
     pos, undecided, nk, nu = _resolved(z, ts_fn, zero_fn, kink)
     st.add(op.name, nk, nu)
     s = pos.to(z.dtype) - (~(pos | undecided)).to(z.dtype)  # abs'(0) = 0 where undecided
-    return (_Selected.apply(z, s, torch.abs), lambda ts: _scale(ts, s),
+    return (_Selected.apply(z, s, torch.abs), lambda ts, rows: _scale(ts, s, rows),
             lambda: _or(undecided, zero_fn()))
 
 
@@ -203,9 +230,9 @@ def _clamp(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) ->
             if free:
                 pos, und, u = d > 0, None, torch.zeros_like(k)
             else:
-                def signed(sign: float = sign) -> list | None:
-                    ts = ts_fn()
-                    return None if ts is None else [t * sign for t in ts]
+                def signed(rows: Any, sign: float = sign) -> tuple:
+                    ts, rows = ts_fn(rows)
+                    return (None if ts is None else [t * sign for t in ts]), rows
 
                 pos, und, k, u = _resolved(d, signed, zero_fn, kink)
             slope = slope & (pos if und is None else pos | und)  # undecided: default slope 1
@@ -215,7 +242,7 @@ def _clamp(z: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) ->
     st.add(op.name, nk, nu)
     keep = slope.to(z.dtype)
     out = _Selected.apply(z, keep, lambda u: torch.clamp(u, lo, hi), True)
-    return out, lambda ts: _kept(ts, keep), lambda: _or(~slope, zero_fn())
+    return out, lambda ts, rows: _kept(ts, keep, rows), lambda: _or(~slope, zero_fn())
 
 
 def _maxpool(x: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) -> tuple:
@@ -236,10 +263,11 @@ def _maxpool(x: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) 
         v = v.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)
         if dh > 1 or dw > 1:
             v = v[..., ::dh, ::dw]
-        return v.reshape(n, c, oh, ow, kh * kw)
+        return v.reshape(v.shape[0], c, oh, ow, kh * kw)
 
-    def pick(v: torch.Tensor) -> torch.Tensor:
-        return v.reshape(n, c, h * w).gather(2, flat).reshape(n, c, oh, ow)
+    def pick(v: torch.Tensor, rows: Any = None) -> torch.Tensor:
+        m = v.shape[0]
+        return v.reshape(m, c, h * w).gather(2, _sel(flat, rows)).reshape(m, c, oh, ow)
 
     # tiling windows (MaxPool2d(k), the usual case): the windows as a view, no copy
     tiles = (sh, sw) == (kh, kw) and (ph, pw) == (0, 0) and (dh, dw) == (1, 1)
@@ -270,28 +298,34 @@ def _maxpool(x: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) 
     if not bool(nk) or (zero is not None and not bool(live_ties)):
         st.add(op.name, nk, torch.zeros_like(nk))
         flat = idx.reshape(n, c, oh * ow)  # torch's own choice: no tie that matters
-        return (out, lambda ts: [pick(t) for t in ts],
+        return (out, lambda ts, rows: [pick(t, rows) for t in ts],
                 lambda: None if (zm := zero_fn()) is None else pick(zm))
-    ts = ts_fn()
+    ts, rows = ts_fn(_kink_rows(tied if zero is None else tied & live))
     with torch.no_grad():
         if tiles:  # the general layout for the tie-break below
             xw = windows(x.detach(), float("-inf"))
             cand = xw == xw.amax(-1, keepdim=True)
+        sub = _sel(cand, rows)  # the tie-break runs on the rows the tangents cover
         for t in ts or ():
             tw = windows(t, 0.0)
-            best = torch.where(cand, tw, float("-inf")).amax(-1, keepdim=True)
-            cand = cand & (tw == best)
+            best = torch.where(sub, tw, float("-inf")).amax(-1, keepdim=True)
+            sub = sub & (tw == best)
         if ts is None:
             nu = torch.zeros_like(nk)
         else:
-            live = cand if zero is None else cand & (windows(zero.to(torch.uint8), 1) == 0)
-            nu = torch.count_nonzero((torch.count_nonzero(cand, dim=-1) > 1) & live.any(-1))
+            zr = _sel(zero, rows)
+            live = sub if zr is None else sub & (windows(zr.to(torch.uint8), 1) == 0)
+            nu = torch.count_nonzero((torch.count_nonzero(sub, dim=-1) > 1) & live.any(-1))
+        if rows is None:
+            cand = sub
+        else:
+            cand[rows] = sub
         j = cand.to(torch.uint8).argmax(-1)  # first remaining maximiser, (N, C, OH, OW)
         rows = torch.arange(oh, device=x.device)[:, None] * sh + (j // kw) * dh - ph
         cols = torch.arange(ow, device=x.device) * sw + (j % kw) * dw - pw
         flat = (rows * w + cols).reshape(n, c, oh * ow)
     st.add(op.name, nk, nu)
-    return (pick(x), lambda ts: [pick(t) for t in ts],
+    return (pick(x), lambda ts, rows: [pick(t, rows) for t in ts],
             lambda: None if (zm := zero_fn()) is None else pick(zm))
 
 
@@ -300,52 +334,6 @@ _SELECT: dict[str, Callable] = {"relu": _relu, "leaky_relu": _leaky, "abs": _abs
 
 
 # ---------------------------------------------------------------------- the pass
-def needs_tangent(graph: TorchGraph) -> list[bool]:
-    """Which op values need a tangent: those on a path into a nonsmooth op."""
-    need = [False] * len(graph.ops)
-    for i in range(len(graph.ops) - 1, -1, -1):
-        op = graph.ops[i]
-        if op.kind in ("size", "meta", "opaque"):  # shapes, dtypes, constants: no tangent
-            continue
-        if op.kind in NONSMOOTH or need[i]:
-            for r in refs(op.args):
-                need[r] = True
-    return need
-
-
-class _Tangents:
-    """The tangents of the op values along the directions, formed in op order on demand:
-    ``upto(i)`` forms every needed tangent up to op i (each once) and returns op i's (a list
-    with one tensor per direction, or None where it is zero)."""
-
-    def __init__(self, graph: TorchGraph, vals: list, directions: list[dict[str, Any]],
-                 need: list[bool]) -> None:
-        self.graph, self.vals, self.dirs, self.need = graph, vals, directions, need
-        self.maps: dict[int, Callable] = {}  # nonsmooth op -> input tangents to output ones
-        self.tans: list = []
-
-    def upto(self, i: int) -> list | None:
-        with torch.no_grad():
-            for k in range(len(self.tans), i + 1):
-                self.tans.append(self._form(k) if self.need[k] and self.dirs else None)
-        return self.tans[i]
-
-    def _form(self, k: int) -> list | None:
-        op = self.graph.ops[k]
-        if op.kind == "param":
-            return [d[op.name] for d in self.dirs] if op.name in self.dirs[0] else None
-        if op.kind in ("input", "const", "meta", "opaque", "size"):
-            return None
-        in_t = [self.tans[r.index] if isinstance(r, Ref) else None for r in op.args]
-        if op.kind in NONSMOOTH:
-            return None if in_t[0] is None else self.maps[k]([dense(t) for t in in_t[0]])
-        if all(t is None for t in in_t):
-            return None
-        args = tuple(detached(a) for a in resolve(op.args, self.vals))
-        tk = [tangent(op, args, in_t, self.vals[k], j) for j in range(len(self.dirs))]
-        return None if any(t is None for t in tk) else tk
-
-
 def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, Any]],
                  need: list[bool] | None = None) -> tuple[torch.Tensor, DualStats]:
     """Run ``loss_fn(model(x), y)`` recording autograd on the primal, resolving every kink
@@ -358,12 +346,16 @@ def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, A
     need = needs_tangent(graph) if need is None else need
     st = DualStats()
     vals: list = []
-    tangents = _Tangents(graph, vals, directions, need)
+    flags: list = []  # row-wise in the batch? (see _lazy.row_flag)
+    batch = x.shape[0] if x.dim() >= 1 else 1
+    tangents = Tangents(graph, vals, flags, directions, need, batch)
     zeros: list[ZeroFn] = []
     for i, op in enumerate(graph.ops):
         z_out: ZeroFn = _none
+        flag: bool | None = False
         if op.kind == "input":
             v = x if op.params["slot"] == 0 else y
+            flag = op.params["slot"] == 0 and x.dim() >= 1
         elif op.kind == "param":
             v = graph.params[op.name]
         elif op.kind == "const":
@@ -380,8 +372,8 @@ def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, A
             if op.kind in NONSMOOTH:
                 j = r0.index if isinstance(r0, Ref) else None
 
-                def ts_fn(j: int | None = j) -> list | None:
-                    return None if j is None else tangents.upto(j)
+                def ts_fn(rows: Any, j: int | None = j) -> tuple:
+                    return (None, None) if j is None else tangents.upto(j, rows)
 
                 v, tangents.maps[i], z_out = _SELECT[op.kind](args[0], ts_fn, z_in, op, st)
             else:
@@ -390,6 +382,9 @@ def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, A
                     def z_out(z_in: ZeroFn = z_in, op: Op = op, rest: tuple = args[1:]) -> Any:
                         zm = z_in()
                         return None if zm is None else FN[op.kind](zm, *rest, **op.params)
+            flag = row_flag(op, [flags[r.index] if isinstance(r, Ref) else False
+                                 for r in op.args], args, v, batch)
         vals.append(v)
+        flags.append(flag)
         zeros.append(z_out)
     return vals[graph.output.index], st
