@@ -9,7 +9,8 @@ autograd function, and the tangents go on through the same slopes. Entries whose
 are all 0 stay *unresolved* and take the default choice (relu'(0) = 0, first maximiser, ...).
 
 Tangents are computed by the rules of :mod:`._tangent_rules`, under ``torch.no_grad`` so
-they never enter the backward graph, and only on demand: where a kink needs them.
+they never enter the backward graph, and only on demand (:mod:`._lazy`): where a kink needs
+them, and for the samples of the batch that hit one.
 """
 
 from __future__ import annotations

@@ -344,7 +344,8 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     One forward pass computes, where a kink needs it, the tangent of each value along a
     random parameter direction d (hand-written rules for Linear/Conv2d/arithmetic/shape ops,
     ``torch.func.jvp`` for other smooth functions): a nonsmooth op first counts its kinks and
-    asks for tangents only if it has one, so a batch that hits no kink costs plain
+    asks for tangents only if it has one, and only for the samples that hit one (where every
+    op up to it acts sample by sample), so a batch that hits few kinks costs about plain
     value+gradient. By default d moves each weight matrix (or kernel) along a random rank-one
     ``u ⊗ v``, so the weight's share of a pre-activation's tangent, ``x dW^T = (x v) u^T``,
     costs a matrix-vector product, not a matrix product. Each kink (a pre-activation
