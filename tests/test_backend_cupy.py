@@ -19,9 +19,7 @@ import numpy as np
 import pytest
 
 import kinkgrad
-import kinkgrad.numpy as knp
-from kinkgrad._core.primitive import registry
-from kinkgrad._core.tracer import bind
+from _registry_cases import CASES, output_weights, sample, weighted_output
 from kinkgrad.backends import _MODULES, cupy_numpy, use_namespace
 
 NAMES = pathlib.Path(__file__).parent / "data" / "cupy_namespace.txt"
@@ -85,24 +83,12 @@ def test_every_name_the_rules_use_exists_in_cupy() -> None:
     assert not missing, f"NumPy names the rules use that CuPy lacks: {missing}"
 
 
-CASES = [(name, i) for name, prim in sorted(registry().items()) if prim.differentiable
-         for i in range(len(prim.samples(np.random.default_rng(0))))]
-
-
 @pytest.mark.parametrize(("name", "index"), CASES)
 def test_every_rule_runs_with_only_cupys_names(name: str, index: int) -> None:
-    prim = registry()[name]
-    args, params = prim.samples(np.random.default_rng(0))[index]
-    pos = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    prim, args, params, pos = sample(name, index)
     if not pos:
         pytest.skip("no differentiable input")
-    weights = np.random.default_rng(1).normal(size=np.shape(prim.impl(*args, **params)))
-
-    def f(*diff: object) -> object:
-        full = list(args)
-        for p, d in zip(pos, diff):
-            full[p] = d
-        return knp.sum(bind(prim, *full, **params) * weights)
+    f = weighted_output(prim, args, params, pos, output_weights(prim, args, params))
 
     argnums = tuple(range(len(pos)))
     want = kinkgrad.value_and_grad(f, argnums=argnums)(*[args[p] for p in pos])

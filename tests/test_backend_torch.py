@@ -7,42 +7,25 @@ import pytest
 
 import kinkgrad
 import kinkgrad.numpy as knp
-from kinkgrad._core.primitive import registry
-from kinkgrad._core.tracer import bind
 
 torch = pytest.importorskip("torch")
 
-CASES = [(name, i) for name, prim in sorted(registry().items()) if prim.differentiable
-         for i in range(len(prim.samples(np.random.default_rng(0))))]
-
-
-def _diff_positions(args: tuple) -> list[int]:
-    return [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+from _registry_cases import CASES, output_weights, sample, weighted_output  # noqa: E402
 
 
 @pytest.mark.parametrize(("name", "index"), CASES)
 def test_rule_on_torch_equals_numpy(name: str, index: int) -> None:
-    prim = registry()[name]
-    args, params = prim.samples(np.random.default_rng(0))[index]
-    pos = _diff_positions(args)
+    prim, args, params, pos = sample(name, index)
     if not pos:
         pytest.skip("no differentiable input")
-    out = bind(prim, *args, **params)
-    weights = np.random.default_rng(1).normal(size=np.shape(out))
-
-    def make(w: object) -> object:
-        def f(*diff: object) -> object:
-            full = list(args)
-            for p, d in zip(pos, diff):
-                full[p] = d
-            return knp.sum(bind(prim, *full, **params) * w)
-        return f
-
+    weights = output_weights(prim, args, params)
+    argnums = tuple(range(len(pos)))
     diff_np = [args[p] for p in pos]
-    v_np, g_np = kinkgrad.value_and_grad(make(weights), argnums=tuple(range(len(pos))))(*diff_np)
+    v_np, g_np = kinkgrad.value_and_grad(weighted_output(prim, args, params, pos, weights),
+                                         argnums=argnums)(*diff_np)
     diff_t = [torch.tensor(a) for a in diff_np]
-    v_t, g_t = kinkgrad.value_and_grad(make(torch.tensor(weights)),
-                                       argnums=tuple(range(len(pos))))(*diff_t)
+    f_t = weighted_output(prim, args, params, pos, torch.tensor(weights))
+    v_t, g_t = kinkgrad.value_and_grad(f_t, argnums=argnums)(*diff_t)
     assert isinstance(v_t, torch.Tensor)
     np.testing.assert_allclose(v_t.numpy(), v_np, rtol=1e-12, atol=1e-12)
     for a, b in zip(g_t, g_np):

@@ -20,20 +20,13 @@ import pytest
 
 import kinkgrad
 import kinkgrad.numpy as knp
-from kinkgrad._core.primitive import registry
-from kinkgrad._core.tracer import bind
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from _interop_models import kinky_mlp, tie_cnn  # noqa: E402
 
-CASES = [(name, i) for name, prim in sorted(registry().items()) if prim.differentiable
-         for i in range(len(prim.samples(np.random.default_rng(0))))]
-
-
-def _diff_positions(args: tuple) -> list[int]:
-    return [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+from _registry_cases import CASES, output_weights, sample, weighted_output  # noqa: E402
 
 
 def _mlp_loss(params: dict, x: object, y: np.ndarray) -> object:
@@ -97,26 +90,16 @@ def on(device: str, a: object) -> torch.Tensor:
 
 @pytest.mark.parametrize(("name", "index"), CASES)
 def test_every_rule_stays_on_the_device(device: str, name: str, index: int) -> None:
-    prim = registry()[name]
-    args, params = prim.samples(np.random.default_rng(0))[index]
-    pos = _diff_positions(args)
+    prim, args, params, pos = sample(name, index)
     if not pos:
         pytest.skip("no differentiable input")
-    out_shape = np.shape(prim.impl(*args, **params))
-    w_np = np.random.default_rng(1).normal(size=out_shape)
-    weights = on(device, w_np)
-
-    def f(*diff: object) -> object:
-        full = list(args)
-        for p, d in zip(pos, diff):
-            full[p] = d
-        return knp.sum(bind(prim, *full, **params) * weights)
-
+    w_np = output_weights(prim, args, params)
     argnums = tuple(range(len(pos)))
-    v, g = kinkgrad.value_and_grad(f, argnums=argnums)(*[on(device, args[p]) for p in pos])
+    v, g = kinkgrad.value_and_grad(weighted_output(prim, args, params, pos, on(device, w_np)),
+                                   argnums=argnums)(*[on(device, args[p]) for p in pos])
     assert v.device.type == device and all(t.device.type == device for t in g)
-    weights = w_np  # the same function on NumPy: the same numbers
-    v_np, g_np = kinkgrad.value_and_grad(f, argnums=argnums)(*[args[p] for p in pos])
+    v_np, g_np = kinkgrad.value_and_grad(weighted_output(prim, args, params, pos, w_np),
+                                         argnums=argnums)(*[args[p] for p in pos])
     np.testing.assert_allclose(host(v), v_np, rtol=1e-10, atol=1e-12)
     for a, b in zip(g, g_np):
         np.testing.assert_allclose(host(a), b, rtol=1e-9, atol=1e-11)
