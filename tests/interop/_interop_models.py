@@ -33,3 +33,28 @@ def tie_cnn() -> tuple:
         model[3].bias.zero_()
     x = torch.tensor([[[[1., 2., 1.], [3., 0., 3.]]]], dtype=torch.float64)
     return model, x, torch.tensor([1])
+
+
+class ConcatNet(nn.Module):
+    """Two branches side by side (torch.cat on the channel axis), ReLU6 and Hardtanh, average
+    pooling and global average pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 2, 3, padding=1)
+        self.b = nn.Conv2d(1, 2, 1)
+        self.act = nn.ReLU6()
+        self.pool = nn.AvgPool2d(2)
+        self.c = nn.Conv2d(4, 3, 3, padding=1)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(3, 2)
+        self.clip = nn.Hardtanh(-0.5, 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([self.act(self.a(x)), self.clip(self.b(x))], dim=1)
+        h = self.gap(torch.relu(self.c(self.pool(h))))
+        return self.fc(torch.flatten(h, 1))
+
+
+def concat_net() -> nn.Module:
+    return ConcatNet()

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
-from _interop_models import kinky_mlp, tie_cnn  # noqa: E402
+from _interop_models import concat_net, kinky_mlp, tie_cnn  # noqa: E402
 
 import kinkgrad  # noqa: E402
 from kinkgrad.interop._dual import lex_resolve  # noqa: E402
@@ -428,3 +428,26 @@ def test_inside_no_grad_inference_mode_and_with_a_wrong_dtype() -> None:
             clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=1)
     with pytest.raises(kinkgrad.KinkgradError, match=r"float32 but the parameters are float64"):
         clarke_grad_torch(model, nn.CrossEntropyLoss(), (x.float(), y), seed=1)
+
+
+def test_cat_relu6_hardtanh_avgpool_at_kinks_give_a_limiting_gradient() -> None:
+    """Dyadic weights and integer images put ReLU6 at 0 and 6, Hardtanh at its bounds and
+    relus at 0 exactly, after a torch.cat of two branches and average pooling."""
+    torch.manual_seed(0)
+    model = concat_net().double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.round(p * 4) / 4)
+        model.b.weight.fill_(0.5)
+        model.b.bias.zero_()
+    g0 = torch.Generator().manual_seed(1)
+    x = torch.randint(-2, 3, (4, 1, 6, 6), generator=g0).double()
+    x[0] = 12.0  # branch a saturates ReLU6 at 6 only where its sum hits 6 exactly
+    y = torch.tensor([0, 1, 1, 0])
+    g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=2)
+    assert info.total_kinks > 0 and info.total_unresolved == 0, info
+    near = nearby_grad(model, nn.CrossEntropyLoss(), x, y, info.directions[0], 1e-8,
+                       lambda: None)
+    for n in g:
+        np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg=n)

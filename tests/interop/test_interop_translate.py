@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
+from _interop_models import concat_net  # noqa: E402
 from _interop_models import kinky_mlp as _kinky_mlp  # noqa: E402
 
 import kinkgrad  # noqa: E402
@@ -254,3 +255,24 @@ def test_translated_cnn_runs_on_torch_tensors(dtype: torch.dtype) -> None:
         assert g_t[k].dtype == dtype
         np.testing.assert_allclose(g_t[k].numpy(), g_np[k], **tol)
         np.testing.assert_allclose(g_t[k].numpy(), ref[k].numpy(), **tol)
+
+
+def test_cat_avgpool_relu6_hardtanh_equal_pytorch() -> None:
+    torch.manual_seed(0)
+    model = concat_net().double()
+    x, y = torch.randn(3, 1, 6, 6, dtype=torch.float64) * 3, torch.tensor([0, 1, 1])
+    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
+    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
+    loss = nn.CrossEntropyLoss()(model(x), y)
+    ref = dict(zip(params, torch.autograd.grad(loss, list(model.parameters()))))
+    np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
+    for n in params:
+        np.testing.assert_allclose(g[n], ref[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+
+
+@pytest.mark.parametrize("layer", [nn.AvgPool2d(2, padding=1), nn.AdaptiveAvgPool2d(2),
+                                   nn.AvgPool2d(2, ceil_mode=True)])
+def test_unsupported_pooling_options_are_named(layer: nn.Module) -> None:
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), layer, nn.Flatten())
+    with pytest.raises(UnsupportedOperationError, match=type(layer).__name__):
+        to_kinkgrad(model, nn.MSELoss())

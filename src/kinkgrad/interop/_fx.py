@@ -156,6 +156,15 @@ class _Builder:
             return self.emit("relu", name, (x,))
         if isinstance(mod, nn.LeakyReLU):
             return self.emit("leaky_relu", name, (x,), alpha=float(mod.negative_slope))
+        if isinstance(mod, nn.Hardtanh):  # ReLU6 too
+            return self.emit("clamp", name, (x,), lo=float(mod.min_val), hi=float(mod.max_val))
+        if isinstance(mod, nn.AdaptiveAvgPool2d) and _pair(mod.output_size) == (1, 1):
+            return self.emit("mean", name, (x,), dim=(2, 3), keepdim=True)
+        if isinstance(mod, nn.AvgPool2d) and _pair(mod.padding) == (0, 0) \
+                and not mod.ceil_mode and mod.divisor_override is None:
+            k = _pair(mod.kernel_size)
+            return self.emit("avgpool2d", name, (x,), kernel=k,
+                             stride=_pair(mod.stride) if mod.stride else k)
         if isinstance(mod, nn.MaxPool2d):
             return self._pool(name, what, x, mod.kernel_size, mod.stride, mod.padding,
                               mod.dilation, mod.ceil_mode, mod.return_indices)
@@ -191,6 +200,8 @@ class _Builder:
         return self._canonical(kind, name, what, b)
 
     def _canonical(self, kind: str, name: str, what: str, b: dict) -> Any:
+        if kind == "cat":  # one argument per tensor, so that each carries its tangent
+            return self.emit("cat", name, tuple(b["tensors"]), dim=int(b["dim"]))
         if kind in ("add", "sub", "mul", "div", "matmul", "pow", "getitem"):
             second = b["idx"] if kind == "getitem" else b["b"]
             return self.emit(kind, name, (b["a"], second))

@@ -18,12 +18,13 @@ __all__ = ["NONSMOOTH", "SUPPORTED", "FUNCS", "METHODS", "SMOOTH_MODULES"]
 NONSMOOTH = frozenset({"relu", "leaky_relu", "abs", "clamp", "maxpool2d"})
 
 SUPPORTED = (
-    "layers: Linear, Conv2d (zero padding), ReLU, LeakyReLU, MaxPool2d (no ceil_mode), Flatten, "
+    "layers: Linear, Conv2d (zero padding), ReLU, LeakyReLU, Hardtanh, ReLU6, MaxPool2d (no "
+    "ceil_mode), AvgPool2d (no padding, no ceil_mode), AdaptiveAvgPool2d(1), Flatten, "
     "Identity, Dropout (eval mode), Tanh, Sigmoid; losses: CrossEntropyLoss/cross_entropy "
     "(no weight, no label smoothing), MSELoss/mse_loss, L1Loss/l1_loss, hinge written with "
     "relu; functions: relu, leaky_relu, abs, clamp, linear, conv2d, max_pool2d, flatten, "
-    "view/reshape/size, getitem, gather, transpose, (un)squeeze, + - * / @ **, sum, mean, "
-    "tanh, sigmoid, exp, log, log_softmax, logsumexp"
+    "view/reshape/size, getitem, gather, transpose, (un)squeeze, cat, + - * / @ **, sum, "
+    "mean, tanh, sigmoid, exp, log, log_softmax, logsumexp"
 )
 
 
@@ -71,6 +72,8 @@ FUNCS: dict[Any, tuple[str, tuple, dict]] = {
     F.l1_loss: ("l1", ("input", "target", "size_average", "reduce", "reduction", "weight"),
                 {"size_average": None, "reduce": None, "reduction": "mean", "weight": None}),
     getattr: ("getattr", ("input", "attr"), {}),
+    torch.cat: ("cat", ("tensors", "dim"), {"dim": 0}),
+    torch.concat: ("cat", ("tensors", "dim"), {"dim": 0}),
 }
 METHODS: dict[str, tuple[str, tuple, dict]] = {
     "view": ("reshape", ("input", "*shape"), {}), "reshape": ("reshape", ("input", "*shape"), {}),

@@ -27,8 +27,9 @@ __all__ = ["needs_tangent", "row_flag", "Tangents"]
 ROWS = True  # form tangents for the rows with kinks only (False: always the whole batch)
 
 # ops acting entry by entry (with broadcasting) or window by window within a sample
-_ELEMENTWISE = {"relu", "leaky_relu", "abs", "clamp", "maxpool2d", "neg", "identity", "cast",
-                "add", "sub", "mul", "div", "pow", "tanh", "sigmoid", "exp", "log"}
+_ELEMENTWISE = {"relu", "leaky_relu", "abs", "clamp", "maxpool2d", "avgpool2d", "neg",
+                "identity", "cast", "add", "sub", "mul", "div", "pow", "tanh", "sigmoid", "exp",
+                "log"}
 # shape ops that keep the batch axis in front keep every sample's entries in its own row
 _RESHAPES = {"reshape", "flatten", "squeeze", "unsqueeze"}
 
@@ -76,6 +77,8 @@ def row_flag(op: Op, flags: list, args: tuple, out: Any, batch: int) -> bool | N
     if kind == "matmul":
         ok = flags[0] and not flags[1] and x.dim() >= 2 and args[1].dim() <= 2
         return True if ok else None
+    if kind == "cat":
+        return True if all(flags) and int(op.params["dim"]) % x.dim() != 0 else None
     if kind in _RESHAPES:
         return True if flags[0] and x.shape[0] == batch else None
     if kind == "transpose":

@@ -68,6 +68,8 @@ def _squeeze(x: Any, dim: Any = None) -> Any:
 
 FN: dict[str, Callable] = {
     "linear": F.linear, "conv2d": _conv, "size": _size,
+    "avgpool2d": lambda x, kernel, stride: F.avg_pool2d(x, kernel, stride),
+    "cat": lambda *xs, dim: torch.cat(xs, dim),
     "reshape": lambda x, shape: x.reshape(shape),
     "flatten": lambda x, start, end: torch.flatten(x, start, end),
     "getitem": operator.getitem, "gather": lambda x, index, dim: torch.gather(x, dim, index),
@@ -84,7 +86,7 @@ FN: dict[str, Callable] = {
 }
 # linear in their first (tensor) argument: the tangent is the same op applied to the tangent
 _LINEAR = {"reshape", "flatten", "getitem", "gather", "transpose", "t", "unsqueeze", "squeeze",
-           "sum", "mean", "neg", "identity", "cast"}
+           "sum", "mean", "neg", "identity", "cast", "avgpool2d"}
 
 
 # shape ops that carry the structural-zero mask along
@@ -152,6 +154,11 @@ def tangent(op: Op, args: tuple, ts: list, out: torch.Tensor, k: int) -> Any:
             r = fn(x, tk[1], tk[2], **p) if r is None else r.add_(fn(x, tk[1], None, **p))
         elif r is None and tk[2] is not None:
             r = tk[2].reshape(1, -1, 1, 1)
+    elif kind == "cat":  # the inputs' tangents side by side, zeros for constant inputs
+        if all(t is None for t in tk):
+            return None
+        r = torch.cat([torch.zeros_like(a) if t is None else t for a, t in zip(args, tk)],
+                      p["dim"])
     elif kind in ("add", "sub"):
         r = _plus(tk[0], None if tk[1] is None else (tk[1] if kind == "add" else -tk[1]))
     elif kind in ("mul", "matmul"):

@@ -91,6 +91,12 @@ def max_pool2d(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: t
     return knp.max(knp.stack(views, axis=-1), axis=-1)
 
 
+def avg_pool2d(x: Any, kernel: tuple, stride: tuple) -> Any:
+    """``F.avg_pool2d`` without padding: the mean of the stacked window entries (smooth)."""
+    views, _, _ = _windows(x, kernel, stride, (1, 1))
+    return knp.mean(knp.stack(views, axis=-1), axis=-1)
+
+
 def cross_entropy(logits: Any, target: Any, reduction: str, ignore_index: int) -> Any:
     """``F.cross_entropy`` for (N, C) logits: ``logsumexp(z_i) - z_i[y_i]`` (hard labels) or
     ``-sum_c y_ic log_softmax(z_i)_c`` (probability targets)."""
@@ -238,6 +244,10 @@ def _apply(op: Op, args: tuple, params: dict, x: Any, y: Any) -> Any:
         return conv2d(*args, p["stride"], p["padding"], p["dilation"], p["groups"])
     if k == "maxpool2d":
         return max_pool2d(args[0], p["kernel"], p["stride"], p["padding"], p["dilation"])
+    if k == "avgpool2d":
+        return avg_pool2d(args[0], p["kernel"], p["stride"])
+    if k == "cat":
+        return knp.concatenate(list(args), axis=p["dim"])
     if k == "leaky_relu":
         return knp.leaky_relu(args[0], p["alpha"])
     if k == "clamp":
