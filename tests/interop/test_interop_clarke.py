@@ -451,3 +451,49 @@ def test_cat_relu6_hardtanh_avgpool_at_kinks_give_a_limiting_gradient() -> None:
     for n in g:
         np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-7,
                                    err_msg=n)
+
+
+def _bn_net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(),
+                         nn.Linear(4, 2)).double()
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batch_norm_running_statistics_updated_once_as_torch_does(momentum) -> None:
+    import copy
+
+    model = _bn_net()
+    model[1].momentum = momentum
+    ref = copy.deepcopy(model)
+    x, y = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1])
+    for step in range(2):
+        clarke_grad_torch(model, nn.CrossEntropyLoss(), (x + step, y), seed=step)
+        ref(x + step)  # torch's own training-mode forward
+    for (n, b), (_, r) in zip(model.named_buffers(), ref.named_buffers()):
+        torch.testing.assert_close(b, r, rtol=1e-12, atol=1e-14, msg=n)
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    certify_torch(model, nn.CrossEntropyLoss(), (x, y))  # leaves the statistics alone
+    for n, b in model.named_buffers():
+        torch.testing.assert_close(b, before[n], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_at_relu_kinks_gives_a_limiting_gradient(train: bool) -> None:
+    """Batch statistics (training) or running ones (eval) put the middle sample of an
+    arithmetic progression exactly at the mean: its normalised value is 0, a relu kink."""
+    model = _bn_net().train(train)
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0],
+                                            [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]))
+        model[0].bias.zero_()
+        model[1].running_mean.fill_(2.0)  # eval: the running mean is the middle value
+    x = torch.tensor([[1.0, 2.0, 4.0], [2.0, 4.0, 8.0], [3.0, 6.0, 12.0]], dtype=torch.float64)
+    y = torch.tensor([0, 1, 1])
+    g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=3)
+    assert info.total_kinks >= 1 and info.total_unresolved == 0, info
+    near = nearby_grad(model, nn.CrossEntropyLoss(), x, y, info.directions[0], 1e-7,
+                       lambda: None)
+    for n in g:
+        np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg=n)

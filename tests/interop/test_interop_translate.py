@@ -168,7 +168,7 @@ def test_maxpool_ties_pick_the_same_entry_as_pytorch() -> None:
         np.testing.assert_allclose(g[name], tg[name], rtol=1e-12, atol=1e-15, err_msg=name)
 
 
-@pytest.mark.parametrize("layer, name", [(nn.BatchNorm1d(4), "BatchNorm1d"),
+@pytest.mark.parametrize("layer, name", [(nn.LayerNorm(4), "LayerNorm"),
                                          (nn.Softplus(), "Softplus"),
                                          (nn.GELU(), "GELU")])
 def test_unsupported_layer_is_named(layer: nn.Module, name: str) -> None:
@@ -276,3 +276,26 @@ def test_unsupported_pooling_options_are_named(layer: nn.Module) -> None:
     model = nn.Sequential(nn.Conv2d(1, 1, 1), layer, nn.Flatten())
     with pytest.raises(UnsupportedOperationError, match=type(layer).__name__):
         to_kinkgrad(model, nn.MSELoss())
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_layers_equal_pytorch(train: bool) -> None:
+    import copy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(3 * 4 * 4, 5), nn.BatchNorm1d(5, affine=False), nn.ReLU(),
+                          nn.Linear(5, 2)).double().train(train)
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+    x, y = torch.randn(6, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1, 0])
+    ref = copy.deepcopy(model)  # torch's training-mode forward updates its statistics
+    loss = nn.CrossEntropyLoss()(ref(x), y)
+    names = [n for n, _ in ref.named_parameters()]
+    want = dict(zip(names, torch.autograd.grad(loss, list(ref.parameters()))))
+    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
+    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
+    np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
+    for n in params:
+        np.testing.assert_allclose(g[n], want[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)

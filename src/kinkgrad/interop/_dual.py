@@ -59,6 +59,20 @@ class DualStats:
 
     kinks: dict[str, Any] = field(default_factory=dict)
     unresolved: dict[str, Any] = field(default_factory=dict)
+    batchnorm_inputs: list = field(default_factory=list)  # (layer name, input) in training
+
+    def update_running_stats(self, model: torch.nn.Module) -> None:
+        """What the model's own forward does to its batch-norm layers in training mode, once:
+        count the batch and update the running mean and variance with torch's formula."""
+        with torch.no_grad():
+            for name, x in self.batchnorm_inputs:
+                bn = model.get_submodule(name)
+                if not bn.track_running_stats or bn.running_mean is None:
+                    continue
+                bn.num_batches_tracked.add_(1)
+                f = bn.momentum if bn.momentum is not None else \
+                    1.0 / float(bn.num_batches_tracked)
+                F.batch_norm(x, bn.running_mean, bn.running_var, None, None, True, f, bn.eps)
 
     def add(self, name: str, kinks: Any, unresolved: Any) -> None:
         self.kinks[name] = kinks
@@ -379,6 +393,8 @@ def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, A
                 v, tangents.maps[i], z_out = _SELECT[op.kind](args[0], ts_fn, z_in, op, st)
             else:
                 v = FN[op.kind](*args, **op.params)
+                if op.kind == "batchnorm" and op.params["training"]:
+                    st.batchnorm_inputs.append((op.name, args[0].detach()))
                 if op.kind in ZPASS and z_in is not _none:
                     def z_out(z_in: ZeroFn = z_in, op: Op = op, rest: tuple = args[1:]) -> Any:
                         zm = z_in()

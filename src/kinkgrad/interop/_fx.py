@@ -156,6 +156,13 @@ class _Builder:
             return self.emit("relu", name, (x,))
         if isinstance(mod, nn.LeakyReLU):
             return self.emit("leaky_relu", name, (x,), alpha=float(mod.negative_slope))
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            train = mod.training or mod.running_mean is None  # batch statistics
+            stats = (None, None) if train else (self.param(mod.running_mean, what),
+                                                self.param(mod.running_var, what))
+            return self.emit("batchnorm", name, (x, self.param(mod.weight, what),
+                                                 self.param(mod.bias, what), *stats),
+                             training=train, eps=float(mod.eps))
         if isinstance(mod, nn.Hardtanh):  # ReLU6 too
             return self.emit("clamp", name, (x,), lo=float(mod.min_val), hi=float(mod.max_val))
         if isinstance(mod, nn.AdaptiveAvgPool2d) and _pair(mod.output_size) == (1, 1):

@@ -77,6 +77,8 @@ def row_flag(op: Op, flags: list, args: tuple, out: Any, batch: int) -> bool | N
     if kind == "matmul":
         ok = flags[0] and not flags[1] and x.dim() >= 2 and args[1].dim() <= 2
         return True if ok else None
+    if kind == "batchnorm":  # batch statistics mix the samples; running ones do not
+        return None if op.params["training"] or not flags[0] or any(flags[1:]) else True
     if kind == "cat":
         return True if all(flags) and int(op.params["dim"]) % x.dim() != 0 else None
     if kind in _RESHAPES:

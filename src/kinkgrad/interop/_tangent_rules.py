@@ -70,6 +70,9 @@ FN: dict[str, Callable] = {
     "linear": F.linear, "conv2d": _conv, "size": _size,
     "avgpool2d": lambda x, kernel, stride: F.avg_pool2d(x, kernel, stride),
     "cat": lambda *xs, dim: torch.cat(xs, dim),
+    # running statistics are updated by clarke_grad_torch itself, once (dual.DualStats)
+    "batchnorm": lambda x, w, b, mean, var, training, eps: F.batch_norm(
+        x, mean, var, w, b, training, 0.0, eps),
     "reshape": lambda x, shape: x.reshape(shape),
     "flatten": lambda x, start, end: torch.flatten(x, start, end),
     "getitem": operator.getitem, "gather": lambda x, index, dim: torch.gather(x, dim, index),

@@ -97,6 +97,23 @@ def avg_pool2d(x: Any, kernel: tuple, stride: tuple) -> Any:
     return knp.mean(knp.stack(views, axis=-1), axis=-1)
 
 
+def batch_norm(x: Any, w: Any, b: Any, mean: Any, var: Any, training: bool,
+               eps: float) -> Any:
+    """``F.batch_norm``: ``(x - mean) / sqrt(var + eps) * w + b`` per channel (axis 1), with
+    the batch's mean and biased variance over the other axes in training mode, the running
+    statistics (constants) otherwise. Smooth (var + eps > 0)."""
+    nd = knp.ndim(x)
+    shape = (1, knp.shape(x)[1]) + (1,) * (nd - 2)
+    if training:
+        axes = (0,) + tuple(range(2, nd))
+        mean, var = knp.mean(x, axis=axes, keepdims=True), knp.var(x, axis=axes, keepdims=True)
+    else:
+        mean, var = knp.reshape(mean, shape), knp.reshape(var, shape)
+    y = (x - mean) / knp.sqrt(var + eps)
+    y = y if w is None else y * knp.reshape(w, shape)
+    return y if b is None else y + knp.reshape(b, shape)
+
+
 def cross_entropy(logits: Any, target: Any, reduction: str, ignore_index: int) -> Any:
     """``F.cross_entropy`` for (N, C) logits: ``logsumexp(z_i) - z_i[y_i]`` (hard labels) or
     ``-sum_c y_ic log_softmax(z_i)_c`` (probability targets)."""
@@ -244,6 +261,8 @@ def _apply(op: Op, args: tuple, params: dict, x: Any, y: Any) -> Any:
         return conv2d(*args, p["stride"], p["padding"], p["dilation"], p["groups"])
     if k == "maxpool2d":
         return max_pool2d(args[0], p["kernel"], p["stride"], p["padding"], p["dilation"])
+    if k == "batchnorm":
+        return batch_norm(*args, p["training"], p["eps"])
     if k == "avgpool2d":
         return avg_pool2d(args[0], p["kernel"], p["stride"])
     if k == "cat":

@@ -118,10 +118,17 @@ def torch_program(model: torch.nn.Module, loss_fn: Callable, batch: tuple) -> ki
 
 def _torch_grad(model: torch.nn.Module, loss_fn: Callable, x: Any, y: Any
                 ) -> tuple[float, dict[str, np.ndarray]]:
-    """PyTorch's own value and gradient (plain backward), as NumPy arrays by name."""
+    """PyTorch's own value and gradient (plain backward), as NumPy arrays by name. The
+    model's buffers (batch-norm running statistics) are left as they were."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    loss = loss_fn(model(x), y)
-    grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+    saved = {n: b.clone() for n, b in model.named_buffers()}
+    try:
+        loss = loss_fn(model(x), y)
+        grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+    finally:  # after the backward, which may read them
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(saved[n])
     out = {}
     for (n, p), g in zip(named, grads):
         out[n] = np.zeros(tuple(p.shape), to_numpy(p).dtype) if g is None else to_numpy(g)
@@ -427,6 +434,7 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         if sum(st.unresolved.values()) == 0 or len(dirs) >= max_directions:
             break
         dirs.append(_direction(params, gen, used, direction))
+    st.update_running_stats(model)  # batch norm in training mode: once, as torch would
     named = [(n, p) for n, p in params.items() if p.requires_grad]
     gs = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     grads = {n: torch.zeros_like(p) if g is None else g for (n, p), g in zip(named, gs)}
