@@ -24,7 +24,7 @@ import kinkgrad.numpy as knp
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from _interop_models import kinky_mlp, tie_cnn  # noqa: E402
+from _interop_models import concat_net, kinky_mlp, tie_cnn  # noqa: E402
 
 from _registry_cases import CASES, output_weights, sample, weighted_output  # noqa: E402
 
@@ -129,7 +129,7 @@ def test_modes_stay_on_the_device(device: str) -> None:
 
 
 @pytest.mark.parametrize("direction", ["rank1", "dense"])
-@pytest.mark.parametrize("case", ["mlp", "cnn", "padded-pool"])
+@pytest.mark.parametrize("case", ["mlp", "cnn", "padded-pool", "concat-bn"])
 def test_clarke_grad_torch_stays_on_the_device(device: str, case: str,
                                                direction: str) -> None:
     from kinkgrad.interop.torch import clarke_grad_torch
@@ -143,6 +143,16 @@ def test_clarke_grad_torch_stays_on_the_device(device: str, case: str,
             with torch.no_grad():
                 model[0].bias.fill_(0.5)
             x, y = torch.ones(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 2])
+        elif case == "concat-bn":  # cat, ReLU6, Hardtanh, pooling; batch norm in training
+            torch.manual_seed(0)
+            model = nn.Sequential(concat_net(), nn.BatchNorm1d(2), nn.ReLU()).double()
+            with torch.no_grad():  # dyadic weights, integer images: exact kinks
+                for p in model.parameters():
+                    p.copy_(torch.round(p * 4) / 4)
+                model[0].b.weight.fill_(0.5)
+                model[0].b.bias.zero_()
+            x = torch.randint(-2, 3, (4, 1, 6, 6)).double()
+            y = torch.tensor([0, 1, 1, 0])
         else:
             model, x, y = kinky_mlp() if case == "mlp" else tie_cnn()
     model, x, y = model.to(device), x.to(device), y.to(device)
