@@ -87,9 +87,12 @@ def pair_case(draw: st.DrawFn) -> tuple:
 
 @st.composite
 def cnn_case(draw: st.DrawFn) -> tuple:
-    """Conv(1x2) -> ReLU -> MaxPool(1x2) -> Linear on 1x2x3 images: ties in every window
-    whose two conv outputs coincide (frequent with small integers)."""
-    model = nn.Sequential(nn.Conv2d(1, 2, (1, 2)), nn.ReLU(), nn.MaxPool2d((1, 2)), nn.Flatten(),
+    """Conv(1x2) -> ReLU -> MaxPool -> Linear on 1x2x3 images: ties in every window whose
+    two conv outputs coincide (frequent with small integers). The pool is (1x2), or (1x3) with
+    padding 1 on each side of the width (PyTorch pads with -inf)."""
+    pool = draw(st.sampled_from([nn.MaxPool2d((1, 2)),
+                                 nn.MaxPool2d((1, 3), stride=(1, 2), padding=(0, 1))]))
+    model = nn.Sequential(nn.Conv2d(1, 2, (1, 2)), nn.ReLU(), pool, nn.Flatten(),
                           nn.Linear(4, 2)).double()
     with torch.no_grad():
         for p in model.parameters():

@@ -299,3 +299,33 @@ def test_batch_norm_layers_equal_pytorch(train: bool) -> None:
     np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
     for n in params:
         np.testing.assert_allclose(g[n], want[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_with_padding_equals_pytorch(ties: bool) -> None:
+    """PyTorch pads max-pooling with -inf; the translation pads with a constant below every
+    entry at the point, the same function near it. Values, gradients (ties included: the
+    first maximiser in window order, as PyTorch's kernel) and a certificate."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1),
+                          nn.Flatten(), nn.Linear(2 * 3 * 3, 2)).double()
+    if ties:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.round(p * 4) / 4)
+        x = torch.randint(-2, 3, (2, 1, 6, 6)).double()
+    else:
+        x = torch.randn(2, 1, 6, 6, dtype=torch.float64) - 5.0  # negative entries
+    y = torch.tensor([0, 1])
+    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
+    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
+    loss = nn.CrossEntropyLoss()(model(x), y)
+    want = dict(zip(params, torch.autograd.grad(loss, list(model.parameters()))))
+    np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
+    for n in params:
+        np.testing.assert_allclose(g[n], want[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+    if ties:
+        from kinkgrad.interop.torch import certify_torch
+
+        cert = certify_torch(model, nn.CrossEntropyLoss(), (x, y), membership=False)
+        assert cert.agrees and cert.active_kinks > 0
