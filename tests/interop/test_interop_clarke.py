@@ -497,3 +497,30 @@ def test_batch_norm_at_relu_kinks_gives_a_limiting_gradient(train: bool) -> None
     for n in g:
         np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-7,
                                    err_msg=n)
+
+
+def test_layer_norm_at_relu_kinks_gives_a_limiting_gradient(monkeypatch) -> None:
+    """Each sample's pre-activations in arithmetic progression: the middle one is exactly
+    the sample mean, so layer norm maps it to 0 (times the weight, plus a zero bias): a relu
+    kink in every sample; the tangents are formed per sample (layer norm is row-wise)."""
+    import kinkgrad.interop._lazy as lazy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), nn.LayerNorm(3), nn.ReLU(), nn.Linear(3, 2)).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(3))
+        model[0].bias.zero_()
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 2.0, 0.0], [1.0, 5.0, -1.0]], dtype=torch.float64)
+    y = torch.tensor([0, 1, 1])
+    formed = []
+    upto = lazy.Tangents.upto
+    monkeypatch.setattr(lazy.Tangents, "upto",
+                        lambda self, i, rows: formed.append(rows) or upto(self, i, rows))
+    g, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=4)
+    assert info.kinks["2"] == 2 and info.total_unresolved == 0  # samples 0 and 1
+    assert [r.tolist() for r in formed] == [[0, 1]]
+    near = nearby_grad(model, nn.CrossEntropyLoss(), x, y, info.directions[0], 1e-7,
+                       lambda: None)
+    for n in g:
+        np.testing.assert_allclose(g[n].numpy(), near[n].numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg=n)

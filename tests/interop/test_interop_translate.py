@@ -168,7 +168,7 @@ def test_maxpool_ties_pick_the_same_entry_as_pytorch() -> None:
         np.testing.assert_allclose(g[name], tg[name], rtol=1e-12, atol=1e-15, err_msg=name)
 
 
-@pytest.mark.parametrize("layer, name", [(nn.LayerNorm(4), "LayerNorm"),
+@pytest.mark.parametrize("layer, name", [(nn.GroupNorm(2, 4), "GroupNorm"),
                                          (nn.Softplus(), "Softplus"),
                                          (nn.GELU(), "GELU")])
 def test_unsupported_layer_is_named(layer: nn.Module, name: str) -> None:
@@ -329,3 +329,20 @@ def test_max_pool_with_padding_equals_pytorch(ties: bool) -> None:
 
         cert = certify_torch(model, nn.CrossEntropyLoss(), (x, y), membership=False)
         assert cert.agrees and cert.active_kinks > 0
+
+
+def test_layer_norm_equals_pytorch() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 3),
+                          nn.LayerNorm(3, elementwise_affine=False)).double()
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-0.5, 0.5)
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 1, 0])
+    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
+    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
+    loss = nn.CrossEntropyLoss()(model(x), y)
+    want = dict(zip(params, torch.autograd.grad(loss, list(model.parameters()))))
+    np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
+    for n in params:
+        np.testing.assert_allclose(g[n], want[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)

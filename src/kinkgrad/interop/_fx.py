@@ -163,6 +163,10 @@ class _Builder:
             return self.emit("batchnorm", name, (x, self.param(mod.weight, what),
                                                  self.param(mod.bias, what), *stats),
                              training=train, eps=float(mod.eps))
+        if isinstance(mod, nn.LayerNorm):
+            return self.emit("layernorm", name, (x, self.param(mod.weight, what),
+                                                 self.param(mod.bias, what)),
+                             shape=tuple(mod.normalized_shape), eps=float(mod.eps))
         if isinstance(mod, nn.Hardtanh):  # ReLU6 too
             return self.emit("clamp", name, (x,), lo=float(mod.min_val), hi=float(mod.max_val))
         if isinstance(mod, nn.AdaptiveAvgPool2d) and _pair(mod.output_size) == (1, 1):

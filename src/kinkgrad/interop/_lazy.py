@@ -79,6 +79,9 @@ def row_flag(op: Op, flags: list, args: tuple, out: Any, batch: int) -> bool | N
         return True if ok else None
     if kind == "batchnorm":  # batch statistics mix the samples; running ones do not
         return None if op.params["training"] or not flags[0] or any(flags[1:]) else True
+    if kind == "layernorm":  # within each sample, as long as the batch axis is not normalised
+        ok = flags[0] and not any(flags[1:]) and len(op.params["shape"]) < x.dim()
+        return True if ok else None
     if kind == "cat":
         return True if all(flags) and int(op.params["dim"]) % x.dim() != 0 else None
     if kind in _RESHAPES:

@@ -70,6 +70,7 @@ FN: dict[str, Callable] = {
     "linear": F.linear, "conv2d": _conv, "size": _size,
     "avgpool2d": lambda x, kernel, stride: F.avg_pool2d(x, kernel, stride),
     "cat": lambda *xs, dim: torch.cat(xs, dim),
+    "layernorm": lambda x, w, b, shape, eps: F.layer_norm(x, shape, w, b, eps),
     # running statistics are updated by clarke_grad_torch itself, once (dual.DualStats)
     "batchnorm": lambda x, w, b, mean, var, training, eps: F.batch_norm(
         x, mean, var, w, b, training, 0.0, eps),

@@ -127,6 +127,16 @@ def batch_norm(x: Any, w: Any, b: Any, mean: Any, var: Any, training: bool,
     return y if b is None else y + knp.reshape(b, shape)
 
 
+def layer_norm(x: Any, w: Any, b: Any, shape: tuple, eps: float) -> Any:
+    """``F.layer_norm``: each sample normalised over its last ``len(shape)`` axes (mean and
+    biased variance), then ``* w + b``. Smooth (var + eps > 0)."""
+    axes = tuple(range(knp.ndim(x) - len(shape), knp.ndim(x)))
+    mean, var = knp.mean(x, axis=axes, keepdims=True), knp.var(x, axis=axes, keepdims=True)
+    y = (x - mean) / knp.sqrt(var + eps)
+    y = y if w is None else y * w
+    return y if b is None else y + b
+
+
 def cross_entropy(logits: Any, target: Any, reduction: str, ignore_index: int) -> Any:
     """``F.cross_entropy`` for (N, C) logits: ``logsumexp(z_i) - z_i[y_i]`` (hard labels) or
     ``-sum_c y_ic log_softmax(z_i)_c`` (probability targets)."""
@@ -274,6 +284,8 @@ def _apply(op: Op, args: tuple, params: dict, x: Any, y: Any) -> Any:
         return conv2d(*args, p["stride"], p["padding"], p["dilation"], p["groups"])
     if k == "maxpool2d":
         return max_pool2d(args[0], p["kernel"], p["stride"], p["padding"], p["dilation"])
+    if k == "layernorm":
+        return layer_norm(*args, p["shape"], p["eps"])
     if k == "batchnorm":
         return batch_norm(*args, p["training"], p["eps"])
     if k == "avgpool2d":
