@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import lift
+from ..primitives._lastaxis import to_last
 
 __all__ = ["kink_counts"]
 
@@ -31,11 +32,7 @@ def _zero_all(t: np.ndarray, axis: Any = 0) -> np.ndarray:
 
 def _to_last(x: np.ndarray, axis: tuple) -> np.ndarray:
     """Move the (negative) reduced axes to the end and merge them."""
-    nd = x.ndim
-    red = [nd + a for a in axis]
-    perm = [i for i in range(nd) if i not in red] + red
-    xt = np.transpose(x, perm)
-    return xt.reshape(xt.shape[: nd - len(red)] + (-1,))
+    return to_last(x, axis)[0]
 
 
 def _lex_argmax_ties(x: np.ndarray, ts: np.ndarray) -> tuple[int, int]:

@@ -24,6 +24,7 @@ _MODULES = (
     "kinkgrad._core.primitive", "kinkgrad._core.tracer", "kinkgrad._core.program",
     "kinkgrad.modes.sweeps", "kinkgrad.modes.api", "kinkgrad.modes._nonfinite",
     "kinkgrad.primitives.arith", "kinkgrad.primitives.smooth", "kinkgrad.primitives.piecewise",
+    "kinkgrad.primitives._lastaxis",
     "kinkgrad.primitives.reduce", "kinkgrad.primitives.linalg", "kinkgrad.primitives.select",
     "kinkgrad.primitives.shape",
 )

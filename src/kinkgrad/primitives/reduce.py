@@ -15,6 +15,7 @@ import numpy as np
 
 from .._core.primitive import Primitive, _size, normalize_axis, register
 from .._core.tracer import bind
+from ._lastaxis import count_last, extreme, first_true, from_last, max_last, to_last
 
 
 def _expand(g: Any, axis: tuple, keepdims: bool) -> Any:
@@ -98,12 +99,12 @@ class Prod(Primitive):
         x, axis = np.asarray(args[0]), params["axis"]
         if not axis:
             return np.ones_like(x), 0
-        xl, perm, tshape = _to_last(x, axis)
+        xl, perm, tshape = to_last(x, axis)
         one = np.ones_like(xl[..., :1])
         left = np.cumprod(np.concatenate([one, xl[..., :-1]], axis=-1), axis=-1)
         right = np.flip(np.cumprod(np.flip(np.concatenate([xl[..., 1:], one], axis=-1),
                                            axis=-1), axis=-1), axis=-1)
-        return _from_last(left * right, perm, tshape), 0
+        return from_last(left * right, perm, tshape), 0
 
     def jvp(self, sel, tangents, args, out, params):
         if not params["axis"]:
@@ -127,30 +128,6 @@ class Prod(Primitive):
 
 
 # ------------------------------------------------------------------ max and min over axes
-def _to_last(x: np.ndarray, axis: tuple) -> tuple[np.ndarray, list, tuple]:
-    """Move the (negative) reduction axes of x to the end and flatten them into one."""
-    nd = x.ndim
-    red = [nd + a for a in axis]
-    perm = [i for i in range(nd) if i not in red] + red
-    xt = np.transpose(x, perm)
-    # an explicit length, not -1: an empty kept axis (shape (0, 3)) makes -1 ambiguous
-    return xt.reshape(xt.shape[: nd - len(red)] + (_size(xt.shape[nd - len(red):]),)), perm, \
-        xt.shape
-
-
-def _from_last(y: np.ndarray, perm: list, tshape: tuple) -> np.ndarray:
-    inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
-    return np.transpose(y.reshape(tshape), inverse)
-
-
-def _first_true(mask: np.ndarray) -> np.ndarray:
-    """One-hot (along the last axis) of the first True entry of each row."""
-    idx = np.argmax(mask, axis=-1)
-    out = np.zeros(mask.shape, dtype=bool)
-    np.put_along_axis(out, idx[..., None], True, axis=-1)
-    return out
-
-
 class _Extremum(Primitive):
     """Max (sign +1) or min (sign -1) over axes, with the policy's ``max`` tie rule."""
 
@@ -184,7 +161,7 @@ class _Extremum(Primitive):
     def switch(self, args, out, params):
         """Gap between the best and the second best entry (0 at a tie)."""
         x, axis = np.asarray(args[0]), params["axis"]
-        xl, _, _ = _to_last(self.sign * x, axis)
+        xl, _, _ = to_last(self.sign * x, axis)
         if xl.shape[-1] < 2:
             return np.full(xl.shape[:-1], np.inf)
         part = -np.partition(-xl, 1, axis=-1)
@@ -192,17 +169,16 @@ class _Extremum(Primitive):
 
     def select(self, policy, args, out, params, tangents=None, mode="policy"):
         x, axis = np.asarray(args[0]), params["axis"]
-        xl, perm, tshape = _to_last(self.sign * x, axis)
-        best = np.max(xl, axis=-1, keepdims=True)
-        cand = xl == best
-        count = cand.sum(axis=-1, keepdims=True)
+        xl, perm, tshape = to_last(self.sign * x, axis)
+        cand = xl == max_last(xl)
+        count = count_last(cand)
         kinks = int(np.count_nonzero(count > 1))
         dtype = np.result_type(x)
         t = None if tangents is None else tangents[0]
         batched = None
         if kinks and t is not None and mode != "policy":
             # negative axes address the same dimensions of the batched tangents (K,) + x.shape
-            tl, bperm, btshape = _to_last(self.sign * np.asarray(t), axis)
+            tl, bperm, btshape = to_last(self.sign * np.asarray(t), axis)
             batched = (bperm, btshape)
             if mode == "directional":
                 cand = np.broadcast_to(cand, tl.shape)
@@ -212,16 +188,16 @@ class _Extremum(Primitive):
                 for k in range(tl.shape[0]):
                     m = np.max(np.where(cand, tl[k], -np.inf), axis=-1, keepdims=True)
                     cand = cand & (tl[k] == m)
-            count = cand.sum(axis=-1, keepdims=True)
+            count = count_last(cand)
         if not kinks:  # one maximiser per group: cand is already the one-hot weight
             w = cand.astype(dtype)
         elif policy.max == "split":
             w = (cand / count).astype(dtype)
         else:
-            w = _first_true(cand).astype(dtype)
+            w = first_true(cand).astype(dtype)
         if w.ndim > xl.ndim and batched is not None:  # per-direction weights
-            return _from_last(w, *batched), kinks
-        return _from_last(w, perm, tshape), kinks
+            return from_last(w, *batched), kinks
+        return from_last(w, perm, tshape), kinks
 
     def jvp(self, sel, tangents, args, out, params):
         return np.sum(sel * tangents[0], axis=params["axis"], keepdims=params["keepdims"])
@@ -277,7 +253,7 @@ class Max(_Extremum):
     sign = 1.0
 
     def impl(self, x, axis, keepdims):
-        return np.max(x, axis=axis, keepdims=keepdims)
+        return extreme(x, axis, keepdims, 1.0)
 
 
 @register
@@ -288,7 +264,7 @@ class Min(_Extremum):
     sign = -1.0
 
     def impl(self, x, axis, keepdims):
-        return np.min(x, axis=axis, keepdims=keepdims)
+        return extreme(x, axis, keepdims, -1.0)
 
 
 # ------------------------------------------------------------------ sort
