@@ -3,13 +3,15 @@
 ``to_last`` moves the reduced axes of an array to the end and merges them; the others
 reduce that axis. NumPy reduces a short last axis (a 2x2 pooling window) row by row, 5-10x
 slower than a few elementwise operations on its columns, so groups of at most ``COLUMNS``
-entries in arrays with many groups are reduced column by column, with the same results.
+entries in NumPy arrays with many groups are reduced column by column, with the same
+results.
 Written against the module-level ``np``, which the array backends rebind.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import numpy
+import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
 
 from .._core.primitive import _size
 
@@ -35,8 +37,9 @@ COLUMNS = 16
 
 
 def _short(xl: np.ndarray) -> bool:
+    """A NumPy array of many short groups (torch and CuPy reduce short axes well)."""
     k = xl.shape[-1]
-    return 2 <= k <= COLUMNS and _size(xl.shape) >= 64 * k
+    return isinstance(xl, numpy.ndarray) and 2 <= k <= COLUMNS and _size(xl.shape) >= 64 * k
 
 
 def max_last(xl: np.ndarray) -> np.ndarray:
