@@ -38,6 +38,7 @@ beyond its abstract; (a) and (b) are the conditions of the project's papers.md.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import product
@@ -87,7 +88,8 @@ class CertifyReport:
         offending: names of the switching variables that break the conditions.
         cost_ratio: model cost of the certificate's sweeps relative to ``grad``.
         gradient: the vector plain backward mode returns (shaped like x).
-        kinks: names of the active switching variables.
+        kinks: names of the active switching variables (formed on first access, from
+            ``kink_names``).
         groups: the kink groups of condition (b).
         patterns: sign patterns checked by LP.
         policy: the kink policy that defines the vector.
@@ -101,10 +103,16 @@ class CertifyReport:
     offending: list[str]
     cost_ratio: float
     gradient: Any
-    kinks: list[str] = field(default_factory=list)
+    kink_names: Callable[[], list[str]] | None = field(default=None, repr=False)
     groups: list[KinkGroup] = field(default_factory=list)
     patterns: int = 0
     policy: KinkPolicy | None = None
+
+    @functools.cached_property
+    def kinks(self) -> list[str]:
+        """Names of the active switching variables (formed on first access: a CNN batch has
+        thousands, and formatting them costs more than the certificate)."""
+        return [] if self.kink_names is None else list(self.kink_names())
 
     def __bool__(self) -> bool:
         return self.certified
@@ -308,7 +316,7 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                 "set aside: zero derivative on every piece, or no path to f)"
                 if model.dropped else "")
         return CertifyReport(ok, reason + note, cond, full.m, rank, model.names(bad),
-                             float(ratio), spec.tree(g_ad), full.names(), policy=pol, **kw)
+                             float(ratio), spec.tree(g_ad), full.names, policy=pol, **kw)
 
     m = model.m
     if full.m == 0:
