@@ -1,4 +1,4 @@
-"""Known cases with hand-computed answers (papers.md, paper B's examples)."""
+"""Known cases with hand-computed answers (paper B's examples)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """-0.0 versus +0.0 at every kink: the selection must not depend on the sign bit.
 
-papers.md (paper B, "Batches need consistency"): a tool that picks by the sign bit of -0.0
+paper B ("batches need consistency"): a tool that picks by the sign bit of -0.0
 can leave the Clarke subdifferential. IEEE 754 says -0.0 == 0.0, so every kink test in
 kinkgrad must treat both as the same point. Each expected number is the declared policy value
 (kinkgrad/kinks.py) worked out by hand; the test runs the same call at +0.0 and at -0.0 and

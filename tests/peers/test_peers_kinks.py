@@ -34,7 +34,7 @@ DECLARED = {
     "relu(x) - relu(-x) (= x) at 0": 0.0, "relu(relu(x)) - relu(-x) (= x) at 0": 0.0,
 }
 # PyTorch 2.x: relu'(0) = 0, abs'(0) = 0, ties of maximum / max-all split evenly,
-# clamp'(bound) = 1, norm'(0) = 0 (papers.md, "Around the papers")
+# clamp'(bound) = 1, norm'(0) = 0 (the project's defaults)
 TORCH = {
     "relu'(0)": 0.0, "abs'(0)": 0.0, "maximum(x1, x2) at x1 = x2 = 0": [0.5, 0.5],
     "max(x) at (1, 1, 0)": [0.5, 0.5, 0.0], "clip(x, -1, 1)'(1)": 1.0,

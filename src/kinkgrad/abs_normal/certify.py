@@ -4,7 +4,7 @@ Write the program in abs-normal form (:mod:`.expand`) and reduce it to its m act
 (:mod:`.active`: z' = A d + K|z'|, g(sigma) = g0 + bhat Sigma (I - K Sigma)^{-1} A). With the
 policy's choice at every kink expressed as abs'(0) = c_i in [-1, 1] at each active switch,
 backward mode returns g(c), a product-measure average of the selection gradients g(sigma)
-with weights prod_i (1 + sigma_i c_i)/2 (papers.md, "what backward AD returns"). It is a Clarke
+with weights prod_i (1 + sigma_i c_i)/2 (what backward AD returns at kinks). It is a Clarke
 gradient whenever every signature with positive weight is realised. Active switches that
 cannot change any selection gradient (zero derivative on every piece, or no path to f) are
 set aside first (``ActiveModel.relevant``); those a forward pass of masks proves inert (a CNN
@@ -33,7 +33,7 @@ vector may or may not be a Clarke gradient then (:func:`kinkgrad.in_clarke` deci
 programs). Soundness: a certified vector always lies in the Clarke subdifferential.
 
 The paper's own condition (Baumgärtner and Bethke, arXiv 2407.09639) could not be read here
-beyond its abstract; (a) and (b) are the conditions of the project's papers.md.
+beyond its abstract; (a) and (b) are the project's own sufficient conditions.
 """
 
 from __future__ import annotations

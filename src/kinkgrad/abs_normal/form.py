@@ -11,9 +11,10 @@ function z = F(x, u), y = f(x, u), evaluated at u = |z(x)|),
     J = df/dx (p x n),  Y = df/du (p x s),
     cz = z(x) - L |z(x)|,  cy = f(x) - Y |z(x)|   (so Delta x = 0 reproduces z(x) and f(x)).
 
-papers.md's "a, b" are J and Y. The switching variables are the arguments of the ``abs``
-nodes of the abs-normal program (:mod:`.expand`), in program order; ``names`` says which node
-of the user's program (and which primitive) produced each.
+In the usual notation (a, b) of the affine part, a and b are J and Y. The switching
+variables are the arguments of the ``abs`` nodes of the abs-normal program (:mod:`.expand`),
+in program order; ``names`` says which node of the user's program (and which primitive)
+produced each.
 
 For small s the four matrices are dense arrays, extracted by one batched forward sweep of
 the augmented program (n + s tangents, in chunks). For large s (a ReLU network has one

@@ -17,7 +17,7 @@ from .common import Skipped
 
 NAME = "relu0"
 TITLE = "The choice of ReLU'(0) in low precision"
-CLAIM = """Beyond paper A (context in papers.md, Bertoin et al. 2021): the conservative
+CLAIM = """Beyond paper A (the question of Bertoin et al. 2021): the conservative
 gradient depends on the choice relu'(0) in [0, 1] only at kinks, which are hit rarely in float64
 and often in low precision. The study trains the same network with relu'(0) = 0 and = 1 in
 three precisions and reports kink counts, gradient differences and test accuracy. The tables,
