@@ -86,6 +86,19 @@ def _torch_value_grad(model: nn.Module, loss_fn, x, y) -> tuple[float, dict]:
     return float(loss.detach()), {n: p.grad.numpy().copy() for n, p in model.named_parameters()}
 
 
+def _assert_translation_equals_torch(model: nn.Module, x, y) -> None:
+    """The translated loss's value and gradient (kinkgrad on NumPy) equal torch autograd's,
+    taken on a copy (a training-mode forward updates batch-norm statistics)."""
+    import copy
+
+    tv, tg = _torch_value_grad(copy.deepcopy(model), nn.CrossEntropyLoss(), x, y)
+    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
+    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
+    np.testing.assert_allclose(float(v), tv, rtol=1e-12)
+    for n in params:
+        np.testing.assert_allclose(g[n], tg[n], rtol=1e-9, atol=1e-12, err_msg=n)
+
+
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
 def test_value_and_grad_equal_pytorch_at_smooth_points(model_name: str, loss_name: str) -> None:
@@ -261,13 +274,7 @@ def test_cat_avgpool_relu6_hardtanh_equal_pytorch() -> None:
     torch.manual_seed(0)
     model = concat_net().double()
     x, y = torch.randn(3, 1, 6, 6, dtype=torch.float64) * 3, torch.tensor([0, 1, 1])
-    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
-    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
-    loss = nn.CrossEntropyLoss()(model(x), y)
-    ref = dict(zip(params, torch.autograd.grad(loss, list(model.parameters()))))
-    np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
-    for n in params:
-        np.testing.assert_allclose(g[n], ref[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+    _assert_translation_equals_torch(model, x, y)
 
 
 @pytest.mark.parametrize("layer", [nn.AvgPool2d(2, padding=1), nn.AdaptiveAvgPool2d(2),
@@ -280,8 +287,6 @@ def test_unsupported_pooling_options_are_named(layer: nn.Module) -> None:
 
 @pytest.mark.parametrize("train", [True, False])
 def test_batch_norm_layers_equal_pytorch(train: bool) -> None:
-    import copy
-
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
                           nn.Linear(3 * 4 * 4, 5), nn.BatchNorm1d(5, affine=False), nn.ReLU(),
@@ -290,15 +295,7 @@ def test_batch_norm_layers_equal_pytorch(train: bool) -> None:
         model[1].running_mean.uniform_(-1, 1)
         model[1].running_var.uniform_(0.5, 2)
     x, y = torch.randn(6, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1, 0])
-    ref = copy.deepcopy(model)  # torch's training-mode forward updates its statistics
-    loss = nn.CrossEntropyLoss()(ref(x), y)
-    names = [n for n, _ in ref.named_parameters()]
-    want = dict(zip(names, torch.autograd.grad(loss, list(ref.parameters()))))
-    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
-    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
-    np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
-    for n in params:
-        np.testing.assert_allclose(g[n], want[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+    _assert_translation_equals_torch(model, x, y)
 
 
 @pytest.mark.parametrize("ties", [False, True])
@@ -317,13 +314,7 @@ def test_max_pool_with_padding_equals_pytorch(ties: bool) -> None:
     else:
         x = torch.randn(2, 1, 6, 6, dtype=torch.float64) - 5.0  # negative entries
     y = torch.tensor([0, 1])
-    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
-    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
-    loss = nn.CrossEntropyLoss()(model(x), y)
-    want = dict(zip(params, torch.autograd.grad(loss, list(model.parameters()))))
-    np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
-    for n in params:
-        np.testing.assert_allclose(g[n], want[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+    _assert_translation_equals_torch(model, x, y)
     if ties:
         from kinkgrad.interop.torch import certify_torch
 
@@ -339,10 +330,4 @@ def test_layer_norm_equals_pytorch() -> None:
         model[1].weight.uniform_(0.5, 1.5)
         model[1].bias.uniform_(-0.5, 0.5)
     x, y = torch.randn(5, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 1, 0])
-    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
-    v, g = kinkgrad.value_and_grad(f)(params, x.numpy(), y.numpy())
-    loss = nn.CrossEntropyLoss()(model(x), y)
-    want = dict(zip(params, torch.autograd.grad(loss, list(model.parameters()))))
-    np.testing.assert_allclose(float(v), float(loss.detach()), rtol=1e-12)
-    for n in params:
-        np.testing.assert_allclose(g[n], want[n].numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+    _assert_translation_equals_torch(model, x, y)
