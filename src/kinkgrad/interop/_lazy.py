@@ -13,6 +13,7 @@ after it ineligible, and the tangents are then formed for the whole batch.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -47,9 +48,12 @@ def needs_tangent(graph: TorchGraph) -> list[bool]:
     return need
 
 
+_signature = functools.lru_cache(maxsize=None)(inspect.signature)  # once per rule, not per pass
+
+
 def _dims(op: Op, args: tuple, names: tuple[str, ...], ndim: int) -> list[int] | None:
     """The (normalized) dims named ``names`` of the op's call, or None if one is None."""
-    bound = inspect.signature(FN[op.kind]).bind(*args, **op.params).arguments
+    bound = _signature(FN[op.kind]).bind(*args, **op.params).arguments
     out = []
     for n in names:
         d = bound.get(n)
