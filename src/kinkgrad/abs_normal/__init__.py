@@ -7,6 +7,8 @@ arXiv 2407.09639, made usable; see ``README.md`` in this folder for the map to t
 * :func:`ld_derivative` -- lexicographic directional derivatives.
 * :func:`certify` -- is plain backward mode's vector a Clarke gradient (LIKQ, groups)?
 * :func:`subdifferential`, :func:`in_clarke` -- all limiting gradients of small programs.
+* :func:`stationarity` -- is x (nearly) Clarke stationary? A proven verdict and a descent
+  direction.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .clarke import ld_derivative as ld_derivative
 from .directional import directional as directional
 from .form import AbsNormalForm as AbsNormalForm
 from .form import abs_normal_form as abs_normal_form
+from .stationarity import StationarityReport as StationarityReport
+from .stationarity import stationarity as stationarity
 from .subdiff import EnumerationLimitError as EnumerationLimitError
 from .subdiff import Subdifferential as Subdifferential
 from .subdiff import in_clarke as in_clarke
@@ -29,6 +33,7 @@ __all__ = [
     "CertifyReport",
     "ClarkeInfo",
     "EnumerationLimitError",
+    "StationarityReport",
     "Subdifferential",
     "abs_normal_form",
     "certify",
@@ -36,5 +41,6 @@ __all__ = [
     "directional",
     "in_clarke",
     "ld_derivative",
+    "stationarity",
     "subdifferential",
 ]

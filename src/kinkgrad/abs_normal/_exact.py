@@ -143,10 +143,13 @@ def _dyadic(tr: Trace, created: list) -> dict[int, Any] | None:
 
 def _from_dyadic(v: np.ndarray, E: int) -> np.ndarray:
     """float64 of the integers v times 2^E, correctly rounded."""
-    f = np.ldexp(v.astype(np.float64), E)  # int -> float rounds once; the scaling is exact
+    div = np.frompyfunc(lambda a: a / (1 << -E) if E < 0 else float(a << E), 1, 1)
+    try:
+        f = np.ldexp(v.astype(np.float64), E)  # int -> float rounds once; scaling is exact
+    except OverflowError:  # NOTE: a wide range of magnitudes makes the integers too big for
+        return np.asarray(div(v), np.float64) + 0.0  # a float; Python's int / is exact
     small = (f != 0) & (np.abs(f) < np.finfo(np.float64).tiny)  # ...unless subnormal
     if np.any(small):
-        div = np.frompyfunc(lambda a: a / (1 << -E) if E < 0 else float(a << E), 1, 1)
         f[small] = div(v[small]).astype(np.float64)
     return f + 0.0
 

@@ -64,11 +64,20 @@ class ActiveModel:
     """
 
     def __init__(self, exp: Expanded, spec: FlatSpec, out: Var | None,
-                 prune: bool | None = None) -> None:
+                 prune: bool | None = None, active: np.ndarray | None = None) -> None:
         self.exp = exp
         self.spec = spec
         z = exp.z()
-        self.active = np.flatnonzero(z == 0)
+        exact = z == 0
+        # NOTE: ``active`` (a mask over all s switches, containing every exact zero) treats
+        # the extra switches as if they sat at their kink: abs' := 0 there in the sweep, so
+        # the model is the one at the point where those switches are moved to 0 (used by the
+        # stationarity test at a radius). Structural pruning assumes exact zeros: off then.
+        mask = exact if active is None else (np.asarray(active, bool) | exact)
+        self.active = np.flatnonzero(mask)
+        self._moved = self._selections(mask & ~exact)
+        if self._moved:
+            prune = False
         m, n = self.active.size, spec.n
         self.m = m
         self.dropped = 0
@@ -116,7 +125,8 @@ class ActiveModel:
             return
         u_slots = {exp.u_slot(j) for j, _ in locs}
         keep = set(self.spec.slots) | u_slots
-        ct = reverse_sweep(exp.eqns, exp.vals, seeds, _REVERSE_SIGMA_X, keep=keep)
+        ct = reverse_sweep(exp.eqns, exp.vals, seeds, _REVERSE_SIGMA_X, keep=keep,
+                           selections=self._moved or None)
         # NOTE: inputs may be traced in another slot order than x's leaves; use the expanded
         # program's input slots, which follow the leaves one to one.
         leaves = []
@@ -140,6 +150,19 @@ class ActiveModel:
         if not sw[-1]:
             self.g0 = X[-1].copy()
             self._bhat = cols[-1].copy()
+
+    def _selections(self, moved: np.ndarray) -> dict[int, np.ndarray]:
+        """abs' of every ``abs`` equation holding a moved switch: sign(z), 0 where moved."""
+        exp = self.exp
+        sels: dict[int, np.ndarray] = {}
+        for j, k in enumerate(exp.abs_eqns):
+            lo, hi = exp.offsets[j], exp.offsets[j + 1]
+            if moved[lo:hi].any():
+                zj = np.asarray(exp.vals[exp.z_slot(j)])
+                sel = np.sign(zj).astype(np.float64).reshape(-1)
+                sel[moved[lo:hi]] = 0.0
+                sels[k] = sel.reshape(np.shape(zj))
+        return sels
 
     # ------------------------------------------------------------------ full-size views
     def _pad(self, M: np.ndarray, axes: int) -> np.ndarray:

@@ -140,18 +140,9 @@ def clarke_grad(f: Callable, x: Any, seed: Any = None, policy: KinkPolicy | None
     out, _ = scalar_output(tr, "clarke_grad")
     spec = FlatSpec(tr)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    dirs = _random_directions(rng, 1, spec.n)
-    tan, sels = _lex(tr, spec, dirs, pol)
-    kinks, ties, rows = _status(tr, tan, 1)
-    still, pushed, sweeps = ties, 1, 1
-    while still and dirs.shape[0] < spec.n:
-        more = np.vstack([dirs, _random_directions(rng, 1, spec.n)])
-        tan2, sels2 = _lex(tr, spec, more, pol)
-        pushed, sweeps = pushed + more.shape[0], sweeps + 1
-        _, still2, rows2 = _status(tr, tan2, more.shape[0])
-        if still2 >= still:
-            break  # the new direction resolved nothing: the remaining ties have zero rows
-        dirs, tan, sels, still, rows = more, tan2, sels2, still2, rows2
+    lex = resolve_lex(tr, spec, _random_directions(rng, 1, spec.n), pol, rng)
+    dirs, sels, still, rows = lex.dirs, lex.sels, lex.still, lex.rows
+    kinks, ties, pushed, sweeps = lex.kinks, lex.ties, lex.pushed, lex.sweeps
     ct: dict = {}
     if out is not None:
         seedv = {out.index: np.ones(out.shape, dtype=out.dtype)}
@@ -162,6 +153,51 @@ def clarke_grad(f: Callable, x: Any, seed: Any = None, policy: KinkPolicy | None
     info = ClarkeInfo(directions=dirs.T, kinks=kinks, ties=ties, resolved=kinks - still,
                       unresolved=still, cost_ratio=float(ratio), sweeps=sweeps, nodes=rows)
     return spec.tree_from_slots(ct), info
+
+
+@dataclass
+class LexResolution:
+    """A lexicographic forward sweep that resolved as many kinks as directions can."""
+
+    dirs: np.ndarray  # (K, n) directions used, first the given ones
+    sels: dict  # the selections of every equation, for a reverse sweep
+    kinks: int  # active kink entries
+    ties: int  # left unresolved by the given directions
+    still: int  # left unresolved by all directions (zero rows: they cannot change g)
+    rows: list  # per-node (name, primitive, kinks, unresolved)
+    pushed: int  # tangents pushed through the program in all sweeps
+    sweeps: int  # forward sweeps run
+
+
+def resolve_lex(tr: Any, spec: FlatSpec, dirs: np.ndarray, pol: KinkPolicy,
+                rng: np.random.Generator) -> LexResolution:
+    """Lex sweep along ``dirs`` (K, n), adding random directions while they resolve more ties
+    (see :func:`clarke_grad` for why the ties left then cannot change the gradient)."""
+    k = dirs.shape[0]
+    tan, sels = _lex(tr, spec, dirs, pol)
+    kinks, ties, rows = _status(tr, tan, k)
+    still, pushed, sweeps = ties, k, 1
+    while still and dirs.shape[0] < spec.n:
+        more = np.vstack([dirs, _random_directions(rng, 1, spec.n)])
+        tan2, sels2 = _lex(tr, spec, more, pol)
+        pushed, sweeps = pushed + more.shape[0], sweeps + 1
+        _, still2, rows2 = _status(tr, tan2, more.shape[0])
+        if still2 >= still:
+            break  # the new direction resolved nothing: the remaining ties have zero rows
+        dirs, sels, still, rows = more, sels2, still2, rows2
+    return LexResolution(dirs, sels, kinks, ties, still, rows, pushed, sweeps)
+
+
+def piece_gradient(tr: Any, spec: FlatSpec, out: Any, d: np.ndarray, pol: KinkPolicy,
+                   rng: np.random.Generator) -> np.ndarray:
+    """The gradient (flat, float64) of the piece that x + t d enters (ties d leaves are
+    resolved by random directions): a limiting gradient of the scalar output ``out``."""
+    lex = resolve_lex(tr, spec, np.asarray(d, np.float64).reshape(1, spec.n), pol, rng)
+    if out is None:
+        return np.zeros(spec.n)
+    seedv = {out.index: np.ones(out.shape, dtype=out.dtype)}
+    ct = reverse_sweep(tr.eqns, tr.vals, seedv, pol, selections=lex.sels, keep=set(spec.slots))
+    return spec.join([ct.get(s) for s in spec.slots])
 
 
 def _random_directions(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
