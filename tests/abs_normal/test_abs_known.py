@@ -128,8 +128,16 @@ def test_ld_derivative_and_limits():
     big = lambda v: knp.sum(knp.abs(v))  # noqa: E731
     sub = subdifferential(big, np.zeros(9), limit=20)
     assert sub.partial and len(sub) == 20 and "limit=20" in sub.message
+    # outside the outer set (every limiting gradient has entries in [-1, 1]): proven False
+    # without listing anything
+    assert in_clarke(big, np.zeros(9), np.full(9, 2.0), limit=20) is False
+    # |v_i| - |v_i|/2: the blocks are neither convex nor independent, so the listing decides,
+    # and it stops at the limit: 0.9 lies in the outer box [-1.5, 1.5]^9, not in the Clarke
+    # box [-0.5, 0.5]^9 (the function is sum |v_i| / 2), and that cannot be told from 20 pieces
+    half = lambda v: knp.sum(knp.abs(v)) - knp.sum(knp.abs(v)) / 2  # noqa: E731
     with pytest.raises(EnumerationLimitError):
-        in_clarke(big, np.zeros(9), np.full(9, 2.0), limit=20)
+        in_clarke(half, np.zeros(9), np.full(9, 0.9), limit=20)
+    assert in_clarke(half, np.zeros(9), np.full(9, 0.9), limit=1024) is False
 
 
 def test_reductions_over_axes_of_matrices():

@@ -13,18 +13,21 @@ g0 + sum_b conv(outer_b), where outer_b holds the values of h_b over all sign pa
 block. Per block:
 
 * a single switch: outer = {+bhat_i A_i, -bhat_i A_i}; both realised (A_i != 0);
-* a **k-way max (or min)**: a block whose switches are all comparisons of ``max``/``min``
-  over an axis or ``maximum``/``minimum`` (the tournament of the abs form, or a chain the
-  user wrote) is a binary tree: every comparison's output enters its parent with the sign
-  of the side it lies on (parent = the first later switch of the block depending on it).
-  Whatever the signs, the block's output is the item of one leaf of the tree, so outer is
-  the t = m_b + 1 leaf ("winner") gradients, not 2^{m_b} signatures; the tree read from K is
-  checked against sampled signatures and the block is treated generically if one misses;
-* any other block of at most ``_ENUM`` switches: all 2^{m_b} patterns; larger ones have no
-  outer set (the answers that need it say "undecided").
+* a **k-way max (or min)**: a block whose comparisons (switches of ``max``/``min`` over an
+  axis, or of ``maximum``/``minimum``: the tournament of the abs form or a chain the user
+  wrote) form a binary tree: a comparison's output enters its parent with the sign of the
+  side it lies on (parent = the first later comparison depending on it). Whatever the
+  signs, the block's output is the item of one leaf, so outer holds t = m + 1 leaf
+  ("winner") values, not 2^m signatures. A leaf's item may itself hold a few switches of
+  its own (max of |.|, as in an inf-norm): then each leaf contributes its own patterns. The
+  tree read from K (entries s 2^-depth, bhat_root 2^-depth) is checked exactly, and the value
+  of sampled full signatures (all of them for small blocks) must be its leaf's; otherwise
+  the block is treated generically;
+* any other block of at most ``_ENUM`` switches: all 2^m patterns; larger ones have no outer
+  set (the answers that need it say "undecided").
 
 The **inner** set g0 + sum_b conv(inner_b), with inner_b the block values realised by some
-direction (an LP on the block's rows; all of them when the block's rows are independent),
+direction (LPs on the block's rows; all of them when the block's rows are independent),
 lies in the Clarke subdifferential when the combinations of per-block pieces are realised
 together. Two conditions prove it, and either makes the description exact:
 
@@ -32,14 +35,18 @@ together. Two conditions prove it, and either makes the description exact:
   block's piece there is one d with A_b d = A_b d_b for all b (the blocks' row spaces are
   independent), and a block's signs depend only on A_b d.
 * **convex blocks**: a single switch with bhat_i > 0 (|z| entering f with a positive
-  weight), or a max tournament whose output enters f with a positive weight (min: negative).
-  Then f'(x; .) = g0 . d + sum_b phi_b(d) is convex, its subdifferential at 0 is
-  g0 + sum_b conv(outer_b), and that set is contained in the Clarke subdifferential of f at
-  x (a piece with interior in the model is realised by f), so inner = outer = Clarke.
+  weight), or a tournament with every bhat_j > 0 (max entering f with a positive weight, min
+  with a negative one; leaf switches entering their item convexly). Then f'(x; .) =
+  g0 . d + sum_b phi_b(d) is convex, its subdifferential at 0 is g0 + sum_b conv(outer_b),
+  and that set is contained in the Clarke subdifferential of f at x (a piece with interior
+  in the model is realised by f), so inner = outer = Clarke.
 
 Without either condition only the outer set is proven; the Clarke subdifferential may be
 smaller (the pieces of different blocks may exclude each other), and degenerate points may
-hide pieces that only a second-order curve realises (see :mod:`.second_order`).
+hide pieces that only a second-order curve realises.
+
+Blocks store their candidates on the columns their rows touch (``cols``): a chained
+problem's block lives on two coordinates whatever n is.
 """
 
 from __future__ import annotations
@@ -49,7 +56,8 @@ from itertools import product
 from typing import Any
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.sparse import csr_matrix, diags, identity
+from scipy.sparse.linalg import spsolve_triangular
 
 from .._core.program import Var
 from .active import ActiveModel
@@ -57,13 +65,14 @@ from .lp import MARGIN, margin, nonzero_rows
 
 __all__ = ["Block", "LocalSet", "local_set", "piecewise_linear"]
 
-_LINEAR = {"add", "sub", "neg", "broadcast_to", "concatenate", "cumsum", "getitem", "reshape",
-           "stack", "sum", "transpose", "where", "abs"}
-
 _ENUM = 12  # largest generic block whose 2^m patterns are listed
+_LEAF_PATTERNS = 64  # most patterns of the switches inside one tournament leaf
+_EXHAUSTIVE = 8  # tournaments up to this size are checked on every signature
+_CHECKS = 32  # sampled signatures checked against a larger tournament's leaves
 _MAX_PRODUCERS = {"max", "maximum"}
 _MIN_PRODUCERS = {"min", "minimum"}
-_CHECKS = 32  # sampled signatures checked against a tournament's leaves
+_LINEAR = {"add", "sub", "neg", "broadcast_to", "concatenate", "cumsum", "getitem", "reshape",
+           "stack", "sum", "transpose", "where", "abs"}
 
 
 @dataclass
@@ -73,14 +82,16 @@ class Block:
     Attributes:
         members: positions in the reduced model (program order).
         kind: ``"switch"``, ``"k-way max"``, ``"k-way min"``, ``"enumerated"`` or ``"large"``.
-        outer: (t, n) block values h_b over all patterns (None for a large block).
-        inner: (t', n) block values realised by some direction for this block alone.
+        cols: the columns (flat coordinates of x) the block's rows touch.
+        outer: (t, len(cols)) block values h_b over all patterns (None for a large block).
+        inner: (t', len(cols)) block values realised by some direction for this block alone.
         convex: the block's piece of f'(x; .) is convex (see the module docstring).
         complete: conv(inner) = conv(outer) is proven for the block.
     """
 
     members: np.ndarray
     kind: str
+    cols: np.ndarray
     outer: np.ndarray | None
     inner: np.ndarray
     convex: bool = False
@@ -96,7 +107,7 @@ class LocalSet:
         model: the reduced active-switch model.
         g0: (n,) the gradient with abs'(0) = 0 at every active switch.
         blocks: the blocks.
-        independent: rank(A) = sum of the blocks' ranks.
+        independent: rank(A) = sum of the blocks' ranks (or a single block).
         inner_exact: the inner set is contained in the Clarke subdifferential.
         exact: inner = Clarke = outer.
         linear: the active switches are piecewise-linear functions of x near x
@@ -115,77 +126,93 @@ class LocalSet:
     def has_outer(self) -> bool:
         return all(b.outer is not None for b in self.blocks)
 
-    def outer_blocks(self) -> list[np.ndarray]:
-        return [b.outer for b in self.blocks]  # type: ignore[misc]
+    def outer_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(cols, candidates) per block: the outer set is g0 + sum of their hulls."""
+        return [(b.cols, b.outer) for b in self.blocks]  # type: ignore[misc]
 
-    def inner_blocks(self) -> list[np.ndarray]:
-        return [b.outer if b.convex else b.inner for b in self.blocks]  # type: ignore[misc]
-
-    def gradient(self, choice: dict[int, np.ndarray]) -> np.ndarray:
-        """g(sigma) for a full signature given block by block (position -> signs)."""
-        sigma = np.zeros(self.model.m)
-        for bi, s in choice.items():
-            sigma[self.blocks[bi].members] = s
-        return self.model.gradient(sigma)
+    def inner_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(cols, candidates) per block of the inner set."""
+        return [(b.cols, b.outer if b.convex else b.inner) for b in self.blocks]  # type: ignore
 
 
+# ---------------------------------------------------------------------------- algebra
 def _h(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """h(sigma) = (sigma * bhat) (I - K Sigma)^{-1} A for one block."""
-    M = np.eye(len(sigma)) - K * sigma[None, :]
-    w = solve_triangular(M, sigma * bhat, lower=True, unit_diagonal=True, trans="T")
-    return w @ A
+    """h(sigma) = (sigma * bhat) (I - K Sigma)^{-1} A for one block. Row j of the transposed
+    system reads w_j = sigma_j (bhat_j + sum_k K_kj w_k), so w vanishes where sigma does and
+    only the support of sigma is solved (a tournament path is a handful of switches)."""
+    supp = np.flatnonzero(sigma)
+    if supp.size == 0:
+        return np.zeros(A.shape[1])
+    Ks = K[np.ix_(supp, supp)]
+    s = sigma[supp]
+    if supp.size > 16:
+        from scipy.linalg import solve_triangular
+
+        M = np.eye(supp.size) - Ks * s[None, :]
+        w = solve_triangular(M, s * bhat[supp], lower=True, unit_diagonal=True, trans="T")
+        return w @ A[supp]
+    w = np.zeros(supp.size)
+    for r in range(supp.size - 1, -1, -1):  # later switches first (K strictly lower)
+        w[r] = s[r] * (bhat[supp[r]] + Ks[r + 1:, r] @ w[r + 1:])
+    return w @ A[supp]
 
 
-def _unique(rows: list[np.ndarray], sigs: list[np.ndarray]) -> tuple[np.ndarray, list]:
+def _unique(rows: list[np.ndarray], sigs: list) -> tuple[np.ndarray, list]:
+    """Distinct rows (to 11 digits relative), first occurrences, in order."""
     if not rows:
         return np.zeros((0, 0)), []
     R = np.array(rows)
     scale = max(1.0, float(np.max(np.abs(R))))
-    _, idx = np.unique(np.round(R / scale, 11), axis=0, return_index=True)
-    idx = np.sort(idx)
+    seen: dict[bytes, int] = {}
+    for i, r in enumerate(np.round(R / scale, 11) + 0.0):
+        seen.setdefault(r.tobytes(), i)
+    idx = sorted(seen.values())
     return R[idx], [sigs[i] for i in idx]
 
 
+def _W(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    W = A.copy()
+    for i in range(len(sigma)):
+        if np.any(K[i, :i]):
+            W[i] += (K[i, :i] * sigma[:i]) @ W[:i]
+    return W
+
+
 def _realised(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> bool:
-    """Some direction gives every switch with a nonzero row the sign sigma (signs 0: free)."""
-    W = solve_triangular(np.eye(len(sigma)) - K * sigma[None, :], A, lower=True,
-                         unit_diagonal=True)
-    scale = float(np.max(np.abs(A), initial=0.0))
-    rows = nonzero_rows(W, scale) & (sigma != 0)
+    """Some direction gives every switch with a nonzero row the sign sigma (0: free)."""
+    W = _W(A, K, sigma)
+    rows = nonzero_rows(W, float(np.max(np.abs(A), initial=0.0))) & (sigma != 0)
     t, _ = margin(sigma[rows, None] * W[rows])
     return t > MARGIN
 
 
-def _winner(H: np.ndarray, j: int, bhat: np.ndarray) -> bool:
-    """Leaf j of a tournament wins strictly along some direction. The leaf values differ by
-    beta (grad u_j - grad u_k), beta = 2 bhat_root for max and -2 bhat_root for min, so j
-    wins (max: largest derivative; min: smallest) iff sign(bhat_root) (h_j - h_k) . d > 0
-    for every other distinct leaf k (one LP). ``bhat`` sign is that of every member."""
-    R = np.sign(bhat[-1]) * (H[j] - np.delete(H, j, axis=0))
-    rows = nonzero_rows(R, float(np.max(np.abs(H), initial=0.0)))
-    t, _ = margin(R[rows])
-    return t > MARGIN
+def _rank(A: np.ndarray, strict: bool) -> int:
+    """Row rank of A with unit rows: strict counts singular values <= 1e-6 as zero (never
+    over-estimates); loose counts only those <= 1e-13 (never under-estimates, in practice)."""
+    norms = np.linalg.norm(A, axis=1) if A.size else np.zeros(A.shape[0])
+    live = norms > 0
+    if not live.any():
+        return 0
+    U = A[live] / norms[live, None]
+    sv = np.linalg.svd(U, compute_uv=False)
+    return int(np.count_nonzero(sv > (1e-6 if strict else 1e-13)))
 
 
-def _tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, rng: np.random.Generator
-                ) -> tuple[list[np.ndarray], bool] | None:
-    """The leaf signatures of a k-way max/min block and whether it is convex (None when K
-    and bhat are not exactly those of a tournament tree). A leaf's signature has the signs
-    of its root-to-leaf path and 0 elsewhere (those signs do not change the value).
-
-    In the tournament (a + b +- |a - b|)/2 of either orientation, switch j at depth k below
-    an ancestor i on i's side s (the sign of sigma_i that selects j's subtree) has
-    K[i, j] = s 2^-k, non-descendants have K[i, j] = 0, and bhat_j = bhat_root 2^-depth(j);
-    all of it is checked exactly before the leaves are trusted, and so is the value of
-    sampled full signatures (each must be some leaf's)."""
-    m = len(bhat)
+# ---------------------------------------------------------------------------- tournaments
+def _tree(K: np.ndarray, bhat: np.ndarray, T: np.ndarray) -> tuple[dict, int] | None:
+    """The binary tree of the comparisons T, (child map, root), or None when K and bhat on
+    T are not exactly those of a tournament of (a + b +- |a - b|)/2: a comparison j at depth
+    k below an ancestor i on i's side s (the sign of sigma_i that selects j's subtree) has
+    K[i, j] = s 2^-k, non-descendants K[i, j] = 0, and bhat_j = bhat_root 2^-depth(j)."""
+    m = T.size
+    KT = K[np.ix_(T, T)]
     parent = np.full(m, -1)
     child: dict[tuple[int, int], int] = {}
     for j in range(m):
-        later = np.flatnonzero(K[j + 1:, j] != 0)
+        later = np.flatnonzero(KT[j + 1:, j] != 0)
         if later.size:
             parent[j] = p = j + 1 + int(later[0])
-            key = (int(p), int(np.sign(K[p, j])))
+            key = (int(p), int(np.sign(KT[p, j])))
             if key in child:
                 return None
             child[key] = j
@@ -204,43 +231,125 @@ def _tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, rng: np.random.G
             side = 1.0 if child.get((int(i), 1)) == below else -1.0
             want[i, j] = side * 2.0 ** -(depth[j] - depth[i])
             below, i = i, parent[i]
-    scale = max(float(np.max(np.abs(K), initial=0.0)), abs(float(bhat[root])), 1e-300)
-    if not (np.allclose(K, want, rtol=0, atol=1e-12 * scale) and np.allclose(
-            bhat, bhat[root] * 2.0 ** -depth, rtol=1e-12, atol=1e-12 * scale)):
+    bT = bhat[T]
+    scale = max(float(np.max(np.abs(KT), initial=0.0)), abs(float(bT[root])), 1e-300)
+    if not (np.allclose(KT, want, rtol=0, atol=1e-12 * scale) and np.allclose(
+            bT, bT[root] * 2.0 ** -depth, rtol=1e-12, atol=1e-12 * scale)):
         return None
-    leaves: list[np.ndarray] = []
+    return {(int(T[i]), s): int(T[j]) for (i, s), j in child.items()}, int(T[root])
 
-    def walk(i: int, sigma: np.ndarray) -> None:
+
+def _leaves(K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S: np.ndarray
+            ) -> tuple[list[np.ndarray], dict, int, dict] | None:
+    """Signatures of every (leaf, pattern of the leaf's own switches), the child map, the
+    root and each leaf's own switches; None when the block is not a tournament (over leaves
+    that may hold switches of their own)."""
+    tree = _tree(K, bhat, T)
+    if tree is None:
+        return None
+    child, root = tree
+    m = K.shape[0]
+    inT = np.zeros(m, bool)
+    inT[T] = True
+    if S.size and np.any(K[np.ix_(S, T)]):
+        return None  # a leaf switch depending on a comparison: not a leaf of the tree
+    # NOTE: the leaf switches form components (coupled among themselves only); each hangs
+    # below the lowest comparison it feeds, on the side where its item enters that max.
+    own: dict[tuple[int, int], list[int]] = {}
+    comps = _components(K[np.ix_(S, S)]) if S.size else []
+    for comp in comps:
+        mem = S[comp]
+        feeds = np.flatnonzero(np.any(K[:, mem] != 0, axis=1) & inT)
+        if feeds.size == 0:
+            return None
+        low = int(feeds[0])
+        hit = mem[K[low, mem] != 0]
+        sides = {int(np.sign(K[low, j] * bhat[j] * bhat[root])) for j in hit}
+        if len(sides) != 1:
+            return None
+        key = (low, sides.pop())
+        if key in child:
+            return None
+        own.setdefault(key, []).extend(int(j) for j in mem)
+    out: list[np.ndarray] = []
+
+    def walk(i: int, sigma: np.ndarray) -> bool:
         for side in (1, -1):
             s = sigma.copy()
             s[i] = side
             if (i, side) in child:
-                walk(child[(i, side)], s)
-            else:
-                leaves.append(s)
+                if not walk(child[(i, side)], s):
+                    return False
+                continue
+            mine = own.get((i, side), [])
+            if 2 ** len(mine) > _LEAF_PATTERNS:
+                return False
+            for pat in product((1.0, -1.0), repeat=len(mine)):
+                s2 = s.copy()
+                s2[mine] = pat
+                out.append(s2)
+        return True
 
-    walk(root, np.zeros(m))
-    H = np.array([_h(A, K, bhat, s) for s in leaves])
-    hscale = max(1.0, float(np.max(np.abs(H))))
-    for _ in range(_CHECKS):
-        h = _h(A, K, bhat, rng.choice([-1.0, 1.0], size=m))
-        if np.min(np.max(np.abs(H - h), axis=1)) > 1e-9 * hscale:
+    if not walk(root, np.zeros(m)):
+        return None
+    return out, child, root, own
+
+
+def _leaf_of(sigma: np.ndarray, child: dict, root: int, leaf_sigs: dict) -> np.ndarray:
+    """The (leaf, pattern) signature that the full signature sigma selects."""
+    i, path = root, np.zeros_like(sigma)
+    while True:
+        side = int(sigma[i])
+        path[i] = side
+        if (i, side) not in child:
+            break
+        i = child[(i, side)]
+    mine = leaf_sigs.get((i, side), [])
+    path[mine] = sigma[mine]
+    return path
+
+
+def _tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S: np.ndarray,
+                rng: np.random.Generator) -> tuple[list[np.ndarray], bool] | None:
+    """Leaf signatures of a checked tournament block and whether it is convex."""
+    found = _leaves(K, bhat, T, S)
+    if found is None:
+        return None
+    sigs, child, root, own = found
+    m = K.shape[0]
+    checks = (product((1.0, -1.0), repeat=m) if m <= _EXHAUSTIVE
+              else (rng.choice([-1.0, 1.0], size=m) for _ in range(_CHECKS)))
+    scale = max(1.0, float(np.max(np.abs(bhat))) * float(np.max(np.abs(A), initial=1.0)))
+    Kt, eye = (csr_matrix(K.T), identity(m, format="csr")) if m > 64 else (None, None)
+    for full in checks:
+        full = np.asarray(full, np.float64)
+        want = _h(A, K, bhat, _leaf_of(full, child, root, own))
+        if Kt is None:
+            got = _h(A, K, bhat, full)
+        else:  # (I - K Sigma)^T w = sigma * bhat: upper triangular, as sparse as the tree
+            got = spsolve_triangular(eye - diags(full) @ Kt, full * bhat, lower=False) @ A
+        if np.max(np.abs(got - want), initial=0.0) > 1e-9 * scale:
             return None
-    # NOTE: bhat_root = beta/2 for max (f = beta max + ...) and -beta/2 for min; the block's
-    # part of f'(x; .) is beta max(...) or beta min(...), convex iff bhat_root > 0 either way.
-    return leaves, bool(bhat[root] > 0)
+    # NOTE: bhat_root = beta/2 for f = beta max(..) and -beta/2 for beta min(..): the block's
+    # part of f'(x; .) is convex iff bhat_root > 0 and every leaf switch enters its item
+    # convexly, i.e. (same sign argument) bhat_j > 0, with no coupling among leaf switches.
+    convex = bool(np.all(bhat > 0)) and not (S.size and np.any(K[np.ix_(S, S)]))
+    return sigs, convex
 
 
-def _kind(producers: set[str]) -> str:
-    if producers <= _MAX_PRODUCERS:
-        return "k-way max"
-    if producers <= _MIN_PRODUCERS:
-        return "k-way min"
-    return "generic"
+def _winner(H: np.ndarray, j: int, bhat_root: float) -> bool:
+    """Leaf j of a pure tournament wins strictly along some direction: the leaf values
+    differ by beta (grad u_j - grad u_k), beta = +-2 bhat_root, so j wins iff
+    sign(bhat_root) (h_j - h_k) . d > 0 for every other distinct leaf k (one LP)."""
+    R = np.sign(bhat_root) * (H[j] - np.delete(H, j, axis=0))
+    rows = nonzero_rows(R, float(np.max(np.abs(H), initial=0.0)))
+    t, _ = margin(R[rows])
+    return t > MARGIN
 
 
+# ---------------------------------------------------------------------------- blocks
 def _components(K: np.ndarray) -> list[np.ndarray]:
-    from scipy.sparse import csr_matrix
+    """Connected components of the coupling graph (i ~ j when K[i, j] != 0), each sorted."""
     from scipy.sparse.csgraph import connected_components
 
     m = K.shape[0]
@@ -252,66 +361,72 @@ def _components(K: np.ndarray) -> list[np.ndarray]:
     return sorted(np.split(order, splits), key=lambda c: int(c[0]))
 
 
-def _block(model: ActiveModel, members: np.ndarray, producers: set[str],
-           rng: np.random.Generator) -> Block:
-    A = model.A[members]
-    K = model.K[np.ix_(members, members)]
-    bhat = model.bhat[members]
-    m = members.size
-    full_rank = _rank(A, strict=True) == m
-    if m == 1:
-        outer = np.vstack([bhat[0] * A[0], -bhat[0] * A[0]])
-        return Block(members, "switch", outer, outer, bool(bhat[0] > 0), True,
-                     [np.ones(1), -np.ones(1)])
-    kind = _kind(producers)
-    if kind != "generic":
-        tour = _tournament(A, K, bhat, rng)
-        if tour is not None:
-            leaves, convex = tour
-            outer, leaves = _unique([_h(A, K, bhat, s) for s in leaves], leaves)
-            real = [i for i in range(len(leaves)) if full_rank or _winner(outer, i, bhat)]
-            return Block(members, kind, outer, outer[real], convex,
-                         convex or len(real) == len(leaves), [leaves[i] for i in real])
-    if m > _ENUM:
-        sigs = _sampled_pieces(A, K, rng)
-        inner, sigs = _unique([_h(A, K, bhat, s) for s in sigs], sigs)
-        return Block(members, "large", None, inner.reshape(-1, A.shape[1]), False, False, sigs)
-    pats = [np.array(p) for p in product((1.0, -1.0), repeat=m)]
-    outer, _ = _unique([_h(A, K, bhat, s) for s in pats], pats)
-    real = [s for s in pats if full_rank or _realised(A, K, s)]
-    inner, sigs = _unique([_h(A, K, bhat, s) for s in real], real)
-    inner = inner.reshape(-1, A.shape[1])
-    return Block(members, "enumerated", outer, inner, False,
-                 full_rank or len(inner) == len(outer), sigs)
-
-
 def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator,
                     count: int = 16) -> list[np.ndarray]:
-    """Signatures entered along random directions (realised; a few pieces of a big block)."""
+    """Signatures entered along random directions (realised: a few pieces of a big block)."""
     out = []
-    m = A.shape[0]
+    coupled = np.flatnonzero(np.any(K != 0, axis=1))
     for _ in range(count):
-        d = rng.standard_normal(A.shape[1])
-        z = np.zeros(m)
-        for i in range(m):
-            z[i] = A[i] @ d + K[i, :i] @ np.abs(z[:i])
+        z = A @ rng.standard_normal(A.shape[1])
+        for i in coupled:
+            z[i] += K[i, :i] @ np.abs(z[:i])
         if np.all(z != 0):
             out.append(np.sign(z))
     return out
 
 
-def _rank(A: np.ndarray, strict: bool) -> int:
-    """Row rank of A with unit rows: strict counts singular values <= 1e-6 as zero (never
-    over-estimates); loose counts only those <= 1e-13 (never under-estimates, in practice)."""
-    if A.shape[0] == 0:
-        return 0
-    norms = np.linalg.norm(A, axis=1)
-    live = norms > 0
-    if not live.any():
-        return 0
-    U = A[live] / norms[live, None]
-    sv = np.linalg.svd(U, compute_uv=False)
-    return int(np.count_nonzero(sv > (1e-6 if strict else 1e-13)))
+def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
+           rng: np.random.Generator) -> Block:
+    A_rows = model.A[members]
+    cols = np.flatnonzero(np.any(A_rows != 0, axis=0))
+    A = A_rows[:, cols]
+    K = model.K[np.ix_(members, members)]
+    bhat = model.bhat[members]
+    m = members.size
+    if m == 1:
+        outer = np.vstack([bhat[0] * A[0], -bhat[0] * A[0]])
+        return Block(members, "switch", cols, outer, outer, bool(bhat[0] > 0), True,
+                     [np.ones(1), -np.ones(1)])
+    full_rank = None
+
+    def independent_rows() -> bool:
+        nonlocal full_rank
+        if full_rank is None:
+            full_rank = _rank(A, strict=True) == m
+        return full_rank
+
+    is_max = np.array([p in _MAX_PRODUCERS for p in producers])
+    is_min = np.array([p in _MIN_PRODUCERS for p in producers])
+    for kind, T in (("k-way max", np.flatnonzero(is_max)), ("k-way min", np.flatnonzero(is_min))):
+        if T.size == 0 or (kind == "k-way max" and is_min.any()):
+            continue
+        S = np.setdiff1d(np.arange(m), T)
+        tour = _tournament(A, K, bhat, T, S, rng)
+        if tour is None:
+            break
+        leaves, convex = tour
+        outer, leaves = _unique([_h(A, K, bhat, s) for s in leaves], leaves)
+        if convex:
+            real = list(range(len(leaves)))
+        elif S.size == 0:
+            real = [i for i in range(len(leaves))
+                    if independent_rows() or _winner(outer, i, bhat[T[-1]])]
+        else:  # leaves with switches of their own, not convex: only what LIKQ proves
+            real = list(range(len(leaves))) if independent_rows() else []
+        return Block(members, kind, cols, outer, outer[real], convex,
+                     convex or len(real) == len(leaves), [leaves[i] for i in real])
+    if m > _ENUM:
+        sigs = _sampled_pieces(A, K, rng)
+        inner, sigs = _unique([_h(A, K, bhat, s) for s in sigs], sigs)
+        return Block(members, "large", cols, None, inner.reshape(-1, cols.size), False, False,
+                     sigs)
+    pats = [np.array(p) for p in product((1.0, -1.0), repeat=m)]
+    outer, _ = _unique([_h(A, K, bhat, s) for s in pats], pats)
+    real = [s for s in pats if independent_rows() or _realised(A, K, s)]
+    inner, sigs = _unique([_h(A, K, bhat, s) for s in real], real)
+    inner = inner.reshape(-1, cols.size)
+    return Block(members, "enumerated", cols, outer, inner, False,
+                 bool(full_rank) or len(inner) == len(outer), sigs)
 
 
 def piecewise_linear(exp: Any, switches: np.ndarray) -> bool:
@@ -339,11 +454,9 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
     """Blocks, their outer and inner candidates, and which descriptions are exact."""
     rng = np.random.default_rng(seed)
     red = model.reduced()
-    metas = red.metas()
-    blocks = []
-    for comp in _components(red.K):
-        producers = {metas[int(i)].producer for i in comp}
-        blocks.append(_block(red, comp, producers, rng))
+    producers = [m.producer for m in red.metas()]
+    blocks = [_block(red, comp, [producers[int(i)] for i in comp], rng)
+              for comp in _components(red.K)]
     convex = all(b.convex for b in blocks)
     independent = len(blocks) <= 1
     if not independent and not convex:

@@ -74,3 +74,39 @@ def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7) -> tuple[bool, flo
         return False, float("inf")
     scale = 1.0 + float(np.max(np.abs(G))) + float(np.max(np.abs(g), initial=0.0))
     return bool(res.fun <= rtol * scale * max(n, 1)), float(res.fun)
+
+
+def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1e-7
+                    ) -> tuple[bool, float]:
+    """Whether g lies in g0 + sum_b conv(rows of V_b), blocks given as (cols, V_b) with V_b
+    supported on the columns cols: (answer, l1 residual of the closest point). One LP:
+    min ||s+|| + ||s-|| s.t. sum_b V_b^T lam_b + s+ - s- = g - g0, lam_b in the simplex."""
+    import scipy.sparse as sp
+
+    n = g.size
+    rows, cols, vals, srows = [], [], [], []
+    off = 0
+    for b, (c, V) in enumerate(blocks):
+        r, k = np.nonzero(V)
+        rows.append(np.asarray(c)[k])
+        cols.append(r + off)
+        vals.append(V[r, k])
+        srows.append(np.full(V.shape[0], b))
+        off += V.shape[0]
+    N, B = off, len(blocks)
+    if N == 0:
+        res = float(np.sum(np.abs(g - g0)))
+        return res <= rtol * (1 + float(np.max(np.abs(g)))) * max(n, 1), res
+    M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n, N))
+    S = sp.csr_matrix((np.ones(N), (np.concatenate(srows), np.arange(N))), shape=(B, N))
+    eye = sp.identity(n, format="csr")
+    A_eq = sp.vstack([sp.hstack([M, eye, -eye]), sp.hstack([S, sp.csr_matrix((B, 2 * n))])])
+    b_eq = np.concatenate([g - g0, np.ones(B)])
+    c = np.concatenate([np.zeros(N), np.ones(2 * n)])
+    res = linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    if res.status != 0:
+        return False, float("inf")
+    scale = 1.0 + float(np.max(np.abs(M.data), initial=0.0)) + float(
+        np.max(np.abs(g), initial=0.0)) + float(np.max(np.abs(g0), initial=0.0))
+    return bool(res.fun <= rtol * scale * max(n, 1)), float(res.fun)

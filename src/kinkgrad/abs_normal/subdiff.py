@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import product
 from typing import Any
 
 import numpy as np
@@ -28,13 +29,27 @@ from ..errors import KinkgradError
 from ._flat import FlatSpec, scalar_output, trace_at
 from .active import ActiveModel
 from .expand import expand
-from .lp import MARGIN, in_hull, margin, nonzero_rows
+from .localset import LocalSet, local_set
+from .lp import MARGIN, in_hull, in_sum_of_hulls, margin, nonzero_rows
+from .second_order import second_order_pieces
 
-__all__ = ["Subdifferential", "EnumerationLimitError", "subdifferential", "in_clarke",
-           "enumerate_signatures"]
+__all__ = ["Subdifferential", "EnumerationLimitError", "UndecidedError", "subdifferential",
+           "in_clarke", "enumerate_signatures"]
+
+_SECOND_ORDER_M = 10  # second-order realisation is tried on models this small
 
 
-class EnumerationLimitError(KinkgradError):
+class UndecidedError(KinkgradError):
+    """A set-valued question could not be decided soundly (e.g. ``in_clarke`` at a
+    degenerate point of a curved program, where a piece realised only at higher order cannot
+    be excluded). The message says what was proven.
+
+    Fix: ask a question the certificate can answer (``kinkgrad.stationarity`` gives bounds),
+    or move to a nearby point where LIKQ holds.
+    """
+
+
+class EnumerationLimitError(UndecidedError):
     """The enumeration of realised signatures reached its ``limit`` before an answer.
 
     Fix: pass a larger ``limit=`` (the work grows with the number of realised signatures,
@@ -141,17 +156,6 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0
     return found, True, lps
 
 
-def _distinct(model: ActiveModel, sigs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    grads = [model.gradient(s) for s in sigs]
-    if not grads:
-        return np.zeros((0, model.spec.n)), np.zeros((0, model.m))
-    G = np.array(grads)
-    scale = max(1.0, float(np.max(np.abs(G))))
-    _, idx = np.unique(np.round(G / scale, 9), axis=0, return_index=True)
-    idx = np.sort(idx)
-    return G[idx], np.array(sigs)[idx]
-
-
 def _model(f: Callable, x: Any, where: str) -> tuple[ActiveModel, FlatSpec]:
     tr = trace_at(f, x, where)
     out, _ = scalar_output(tr, where)
@@ -159,22 +163,72 @@ def _model(f: Callable, x: Any, where: str) -> tuple[ActiveModel, FlatSpec]:
     return ActiveModel(expand(tr), spec, out), spec
 
 
+def _product(ls: LocalSet, limit: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Every sum g0 + sum_b (one candidate of block b) up to ``limit`` of them (valid when
+    the blocks are independent: each combination is realised), with its signature."""
+    n, m = ls.g0.size, ls.model.m
+    per = [(b.cols, b.inner, b.signatures) for b in ls.blocks]
+    grads, sigs = [], []
+    for combo in product(*[range(len(v)) for _, v, _ in per]):
+        if len(grads) >= limit:
+            return np.array(grads), _rows(sigs, m), False
+        g = ls.g0.copy()
+        sg = np.zeros(m)
+        for (cols, V, ss), j, blk in zip(per, combo, ls.blocks):
+            g[cols] += V[j]
+            sg[blk.members] = ss[j]
+        grads.append(g)
+        sigs.append(sg)
+    return np.array(grads).reshape(-1, n), _rows(sigs, m), True
+
+
+def _rows(vectors: list, m: int) -> np.ndarray:
+    out = np.zeros((len(vectors), m))
+    for i, v in enumerate(vectors):
+        out[i] = v
+    return out
+
+
+def _second_order(ls: LocalSet, spec: FlatSpec, found: np.ndarray, limit: int
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Outer signatures of a small degenerate model that a second-order curve realises."""
+    model = ls.model
+    if model.m > _SECOND_ORDER_M:
+        return []
+    have = {tuple(s) for s in found}
+    todo = [np.array(p) for p in product((1.0, -1.0), repeat=model.m) if tuple(p) not in have]
+    return second_order_pieces(model, spec, todo[:limit])
+
+
+def _local(f: Callable, x: Any, where: str) -> tuple[LocalSet, FlatSpec, ActiveModel]:
+    full, spec = _model(f, x, where)
+    return local_set(full), spec, full
+
+
 def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     """The distinct limiting gradients of a scalar abs-smooth f at x.
 
-    Enumerates the signatures of the active switching variables that are realised on an open
-    set next to x (depth-first over the switches in program order, one LP per partial
-    signature, pruning unrealised ones) and returns the distinct selection gradients. Their
-    convex hull is the Clarke subdifferential; its vertices are among them.
+    The active switches are split into blocks of coupled switches (:mod:`.localset`; a k-way
+    max over t tied entries is one block with t candidates). When the blocks are independent
+    and each block's pieces are known, every combination of per-block pieces is a limiting
+    gradient and they are listed directly. Otherwise the signatures realised to first order
+    are enumerated (depth-first over the switches in program order, one LP per partial
+    signature, pruning unrealised ones), and on small degenerate models the signatures that
+    only a second-order curve realises are added (:mod:`.second_order`). The convex hull of
+    the result is the Clarke subdifferential when the list is complete.
+
+    ``partial`` is False only when completeness is *proven*: blocks independent with known
+    pieces (LIKQ is a special case), or the enumeration finished and either the local model is
+    convex (then the first-order pieces span the Clarke subdifferential) or the active
+    switches are piecewise linear in x (then first order is exact). At a degenerate point of
+    a curved program a piece may exist only at higher order, so ``partial`` stays True there.
 
     Exponential in general (paper A: even deciding whether two distinct Clarke gradients
-    exist is NP-hard): meant for small programs. When ``limit`` realised signatures have been
-    found the search stops and the result says so (``partial=True``, ``message``).
+    exist is NP-hard): meant for small programs. ``limit`` caps the number listed.
 
     Kink convention: none; the result does not depend on the kink policy.
 
-    Returns a :class:`Subdifferential`: the limiting gradients (elements of the
-    B-subdifferential), exact for abs-smooth programs.
+    Returns a :class:`Subdifferential`: limiting gradients (elements of the B-subdifferential).
 
     Raises:
         NotAbsSmoothError: a Euclidean norm at 0 or a tied comparison.
@@ -182,49 +236,87 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp
         >>> sub = kinkgrad.subdifferential(lambda x: knp.sum(knp.abs(x)), np.zeros(2))
-        >>> sorted(map(tuple, sub.matrix.tolist()))
-        [(-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)]
+        >>> sorted(map(tuple, sub.matrix.tolist())), sub.partial
+        ([(-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)], False)
+        >>> cusp = kinkgrad.subdifferential(lambda x: knp.abs(x[0]) - knp.abs(x[0] + x[1]**2),
+        ...                                 np.zeros(2))
+        >>> sorted(map(tuple, cusp.matrix.tolist())), cusp.partial
+        ([(-2.0, 0.0), (0.0, 0.0)], True)
     """
     if limit < 1:
         raise KinkgradError(f"subdifferential: limit={limit}; pass a positive integer.")
-    full, spec = _model(f, x, "subdifferential")
-    model = full.reduced()
-    sigs, complete, lps = enumerate_signatures(model, limit)
-    G, S_red = _distinct(model, sigs)
+    ls, spec, full = _local(f, x, "subdifferential")
+    model = ls.model
     m = full.m
+    lps = 0
+    extra = ""
+    if ls.exact and ls.independent:
+        G, S_red, complete = _product(ls, limit)
+        proven = complete
+        how = "blocks independent, every combination of their pieces realised"
+    else:
+        sigs, complete, lps = enumerate_signatures(model, limit)
+        G = np.array([model.gradient(sg) for sg in sigs]).reshape(-1, spec.n)
+        S_red = _rows(sigs, model.m)
+        proven = complete and (ls.exact or ls.linear)
+        how = ("the local model is convex: its first-order pieces span the set" if ls.exact
+               else "the active switches are piecewise linear in x: first order is exact")
+        if complete and not proven:
+            more = _second_order(ls, spec, S_red, limit - len(S_red))
+            if more:
+                G = np.vstack([G, [g for _, g in more]])
+                S_red = np.vstack([S_red, [s for s, _ in more]])
+                extra = f" ({len(more)} realised only by second-order curves)"
+    G, S_red = _distinct_rows(G, S_red)
     S = np.zeros((len(S_red), m))
     S[:, np.searchsorted(full.active, model.active)] = S_red
-    if complete:
-        msg = (f"complete: {len(sigs)} realised signature(s) of {m} active switch(es), "
-               f"{len(G)} distinct limiting gradient(s), {lps} LP(s).")
+    if proven:
+        msg = (f"complete: {len(G)} distinct limiting gradient(s) of {m} active switch(es), "
+               f"{lps} LP(s); {how}.")
+    elif not complete:
+        msg = (f"subdifferential: stopped at limit={limit} of {m} active switches; the "
+               f"{len(G)} gradient(s) returned are limiting gradients but possibly not all. "
+               "Raise limit= for more, or use kinkgrad.in_clarke / kinkgrad.stationarity, "
+               "which work on the blocks without listing.")
     else:
-        msg = (f"subdifferential: stopped at limit={limit} realised signatures of {m} active "
-               f"switches (up to 2^{m} exist); the {len(G)} gradient(s) returned are limiting "
-               "gradients but possibly not all of them. Raise limit= for more, or use "
-               "kinkgrad.clarke_grad / kinkgrad.certify, which do not enumerate.")
-    return Subdifferential([spec.tree(g) for g in G], G, S, m, full.names(), not complete,
+        msg = (f"partial: {len(G)} limiting gradient(s){extra} of {m} active switch(es); the "
+               "point is degenerate (LIKQ fails) in a curved program, where pieces realised "
+               "only at higher order cannot be excluded.")
+    return Subdifferential([spec.tree(g) for g in G], G, S, m, full.names(), not proven,
                            msg, lps, spec)
+
+
+def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(G) == 0:
+        return G, S
+    scale = max(1.0, float(np.max(np.abs(G))))
+    _, idx = np.unique(np.round(G / scale, 9), axis=0, return_index=True)
+    idx = np.sort(idx)
+    return G[idx], S[idx]
 
 
 def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     """Whether g lies in the Clarke subdifferential of a scalar abs-smooth f at x.
 
-    The Clarke subdifferential is the convex hull of the limiting gradients
-    (:func:`subdifferential`); membership is one LP (minimise the l1 distance from g to the
-    hull; zero up to a relative tolerance of 1e-7).
+    Decided without listing when possible (:mod:`.localset`): g outside the outer set
+    g0 + sum of the blocks' candidate hulls (which contains the Clarke subdifferential) is
+    proven not a Clarke gradient; inside the inner set (proven pieces) it is one; where the
+    two coincide one LP decides. Otherwise the limiting gradients are listed
+    (:func:`subdifferential`) and membership in their hull is one LP; False is then returned
+    only when the list is proven complete.
 
     Args:
         f: scalar function written with ``kinkgrad.numpy``.
         x: the point (array or pytree).
         g: the vector to test, shaped like x (or flat).
-        limit: cap on the enumeration of realised signatures.
+        limit: cap on the listing of limiting gradients.
 
     Returns:
-        True if g is a Clarke gradient of f at x.
+        True if g is a Clarke gradient of f at x; False only when that is proven false.
 
     Raises:
-        EnumerationLimitError: the enumeration stopped at ``limit`` and g is not in the hull
-            of the gradients found so far (undecided).
+        UndecidedError: membership could not be decided (the reason says why; an
+            :class:`EnumerationLimitError` when the listing stopped at ``limit``).
 
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp
@@ -232,9 +324,24 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         >>> kinkgrad.in_clarke(f, np.float64(0), 0.0), kinkgrad.in_clarke(f, np.float64(0), 1.0)
         (False, True)
     """
+    ls, spec, _ = _local(f, x, "in_clarke")
+    vec = spec.from_tree(g, "in_clarke")
+    if not np.all(np.isfinite(vec)):
+        raise KinkgradError("in_clarke: g has NaN or infinite entries; pass a finite vector.")
+    if ls.has_outer:
+        inside, _ = in_sum_of_hulls(vec, ls.g0, ls.outer_blocks())
+        if not inside:
+            return False
+        if ls.exact:
+            return True
+    if ls.inner_exact and in_sum_of_hulls(vec, ls.g0, ls.inner_blocks())[0]:
+        return True
     sub = subdifferential(f, x, limit)
-    vec = sub._spec.from_tree(g, "in_clarke")
     ok, _ = in_hull(sub.matrix, vec)
     if ok or not sub.partial:
         return ok
-    raise EnumerationLimitError(f"in_clarke: undecided. {sub.message}")
+    if sub.message.startswith("subdifferential: stopped"):
+        raise EnumerationLimitError(f"in_clarke: undecided. {sub.message}")
+    raise UndecidedError(f"in_clarke: undecided. g lies in a set that contains the Clarke "
+                         f"subdifferential but not in the hull of the proven pieces. "
+                         f"{sub.message}")
