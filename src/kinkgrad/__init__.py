@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from . import primitives as _primitives  # noqa: F401  (registers the dictionary)
+from . import problems as problems
 from ._core.program import Program as Program
 from .abs_normal import abs_normal_form as abs_normal_form
 from .abs_normal import certify as certify
@@ -31,6 +32,7 @@ from .modes.api import jvp as jvp
 from .modes.api import trace as trace
 from .modes.api import value_and_grad as value_and_grad
 from .modes.api import vjp as vjp
+from .optimize import minimize as minimize
 
 try:
     __version__ = _version("kinkgrad")
@@ -52,6 +54,8 @@ __all__ = [
     "jvp",
     "kink_policy",
     "ld_derivative",
+    "minimize",
+    "problems",
     "stationarity",
     "subdifferential",
     "trace",

@@ -61,14 +61,11 @@ Both agree with the table above. Notes where they say more than a bare formula:
 * active-faces is evaluated as ln(1 + max{|sum_i x_i|, max_i |x_i|}) (``knp.log1p``): equal
   to the definition because ln(1 + t) is increasing, more accurate near the minimiser 0.
 * brown2 at a zero base: |t|^s with the traced exponent s = (other)^2 + 1 >= 1 is
-  ``knp.power`` on the base made safe (1 where t == 0) and the value then set to 0 by
-  ``knp.where``. kinkgrad's ``power`` raises for the derivative in a traced exponent at a zero
-  base (it is out * log(base), whose limit 0 it does not take), and the minimiser is x = 0.
-  At t = 0 the derivative of |t|^s is then 0 in both t and s: the true partials when s > 1,
-  and an element of the Clarke subdifferential {(c, 0): |c| <= 1} of |t|^s at s = 1 (the
-  Fortran FUNC likewise sets G(i+1) = 0 where x_(i+1) = 0). The guard is a tied comparison
-  at t = 0, so ``abs_normal_form`` / ``certify`` / ``clarke_grad`` refuse brown2 exactly
-  there (it is not abs-smooth there anyway: s |t|^(s-1) has no limit at t = 0, s = 1).
+  ``knp.power(knp.abs(t), s)``. At t = 0 the partial in s is 0 (0**s vanishes for s > 0) and
+  the partial in |t| is s 0^(s-1): 0 for s > 1, 1 for s = 1 (so at x = 0 the abs-normal form
+  sees f = sum |x_i| + ... to first order, and x* = 0 is certified stationary). The function
+  is not abs-smooth at (t, s) = (0, 1) (s |t|^(s-1) has no limit there); kinkgrad's local
+  model there is the one of |t|, which contains 0 in its subdifferential at the minimiser.
 * mxhilb uses the Hilbert matrix as a read-only strided view of its 2n - 1 distinct entries
   (H_ij = c_{i+j-1}, c_k = 1/k), so n = 10^4 costs 160 kB, not 800 MB; each evaluation is
   O(n^2), as in the references.
@@ -173,16 +170,9 @@ def _active_faces(x: Any) -> Any:
     return knp.log1p(knp.maximum(knp.abs(knp.sum(x)), knp.max(knp.abs(x))))
 
 
-def _abs_pow(t: Any, s: Any) -> Any:
-    """|t|^s for a traced exponent s >= 1, with value and derivative 0 where t == 0."""
-    at = knp.abs(t)
-    zero = knp.equal(at, 0.0)
-    return knp.where(zero, 0.0, knp.power(knp.where(zero, 1.0, at), s))
-
-
 def _brown2(x: Any) -> Any:
     a, b = x[:-1], x[1:]
-    return knp.sum(_abs_pow(a, b * b + 1.0) + _abs_pow(b, a * a + 1.0))
+    return knp.sum(knp.power(knp.abs(a), b * b + 1.0) + knp.power(knp.abs(b), a * a + 1.0))
 
 
 def _chained_mifflin2(x: Any) -> Any:

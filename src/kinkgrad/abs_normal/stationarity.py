@@ -293,7 +293,7 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         verdict = "stationary"
         reason = f"an element of the set has norm {upper:.3e} <= tol = {tol:g} ({why})."
     elif lower > tol:
-        d = -low.point / low.upper  # type: ignore[union-attr]
+        d = -low.direction  # type: ignore[union-attr]
         s = _slope(tr, spec, out, d)
         if s < 0:
             verdict, descent, slope = "not stationary", spec.tree(d), s

@@ -171,7 +171,8 @@ class Negative(Primitive):
 @register
 class Power(_Binary):
     """``a ** b``. Smooth where a > 0 (or b a constant integer); derivative
-    (b a^(b-1), a^b log a). A traced exponent needs a > 0."""
+    (b a^(b-1), a^b log a). A traced exponent needs a > 0, or a = 0 with b > 0 (where the
+    partial in b is 0: 0**b vanishes for every b > 0)."""
 
     name = "pow"
     numpy_name = "power"
@@ -199,19 +200,28 @@ class Power(_Binary):
             return b * np.power(a, b - 1)
         return b * np.power(a, b - 1)
 
-    def _db(self, a: Any, out: Any) -> Any:
-        if np.any(np.asarray(a) <= 0):
+    def _db(self, a: Any, b: Any, out: Any) -> Any:
+        a = np.asarray(a)
+        zero = a == 0
+        # NOTE: at a = 0 with b > 0, b -> 0**b is identically 0 near b: the partial in b is
+        # exactly 0 (the limit of a**b log a as a -> 0+). A negative base, or 0**b with
+        # b <= 0, has no derivative in b.
+        if np.any(a < 0) or np.any(zero & (np.asarray(b) <= 0)):
             raise KinkgradError(
                 "power: the derivative with respect to a traced exponent needs a positive base "
-                "(it is a**b log a); use knp.exp(b * knp.log(a)) with a > 0."
+                "(it is a**b log a), or a zero base with a positive exponent; use "
+                "knp.exp(b * knp.log(a)) with a > 0."
             )
-        return out * np.log(a)
+        if not np.any(zero):
+            return out * np.log(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(zero, 0.0, out * np.log(np.where(zero, 1.0, a)))
 
     def jvp(self, sel, tangents, args, out, params):
         (a, b), (ta, tb) = args, tangents
         res = None if ta is None else self._da(a, b) * _t(ta, a, out)
         if tb is not None:
-            term = self._db(a, out) * _t(tb, b, out)
+            term = self._db(a, b, out) * _t(tb, b, out)
             res = term if res is None else res + term
         return res
 
@@ -219,7 +229,7 @@ class Power(_Binary):
         a, b = args
         so = np.shape(out)
         return (unbroadcast(g * self._da(a, b), np.shape(a), so) if needs[0] else None,
-                unbroadcast(g * self._db(a, out), np.shape(b), so) if needs[1] else None)
+                unbroadcast(g * self._db(a, b, out), np.shape(b), so) if needs[1] else None)
 
     def samples(self, rng, dtype=np.float64):
         a = rng.uniform(0.5, 2.0, (3,)).astype(dtype)

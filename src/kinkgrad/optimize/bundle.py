@@ -1,0 +1,291 @@
+"""A variable-metric proximal bundle method for nonconvex nonsmooth functions.
+
+References: K. C. Kiwiel, "Methods of Descent for Nondifferentiable Optimization", Lecture
+Notes in Math. 1133 (1985) (proximal bundle, aggregation); M. M. Mäkelä, P. Neittaanmäki,
+"Nonsmooth Optimization" (1992) and M. M. Mäkelä, "Multiobjective proximal bundle method",
+PBNCGC (the linearization-error downshifting rule for nonconvex f); L. Lukšan, J. Vlček,
+"Globally convergent variable metric method for convex nonsmooth unconstrained
+minimization", J. Optim. Theory Appl. 102 (1999) and N. Haarala, K. Miettinen,
+M. M. Mäkelä, "New limited memory bundle method for large-scale nonsmooth optimization",
+Optim. Methods Softw. 19 (2004) (a quasi-Newton metric in the bundle subproblem).
+
+The iteration at the stability centre x with bundle {(y_j, f_j, g_j)} (g_j a Clarke
+gradient at y_j, from the piece a random direction enters):
+
+1. Downshifted linearization errors alpha_j = max(|f(x) - f_j - g_j . (x - y_j)|,
+   gamma ||x - y_j||^2) >= 0 (Mäkelä's rule: a cut of a nonconvex f may lie above f).
+2. The subproblem  min_d max_j (g_j . d - alpha_j) + 1/2 d^T H^{-1} d  through its dual
+   min over the simplex of 1/2 lam^T (G H G^T) lam + alpha . lam (PIQP, a maintained QP
+   library; see :mod:`kinkgrad.abs_normal.minnorm`), giving the aggregate subgradient
+   g_a = G^T lam, the aggregate error e_a = alpha . lam, the step d = -H g_a and the
+   predicted decrease v = g_a . H g_a + e_a.
+3. Stopping: when ||g_a|| <= tol and e_a is small, the aggregate certifies only an
+   approximate Goldstein stationarity on the bundle's ball; kinkgrad then *decides* with
+   :func:`kinkgrad.stationarity` at the radius r = the bundle's spread (largest
+   ||y_j - x|| among the cuts that carry weight). "stationary" ends the run; "not
+   stationary" gives an exact descent direction, which a line search follows (the bundle
+   is reset); "undecided" shrinks the bundle to the ball of radius r / 10 and goes on.
+4. Trial y = x + d: a serious step when f(y) <= f(x) - m v (then x = y, and H gets a BFGS
+   update with s = y - x and the change of the Clarke gradient, skipped unless s . y > 0);
+   otherwise a null step adds the cut at y; after repeated null steps H is scaled down
+   (the proximal parameter grows). The bundle keeps at most ``bundle_size`` cuts plus the
+   aggregate cut (g_a, e_a), which preserves the convergence argument of aggregation.
+
+Every evaluation is one call of f with one Clarke gradient (``ngev`` = ``nfev`` except for
+the line search's value-only calls).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
+from .oracle import BudgetExhausted, Oracle
+
+__all__ = ["run"]
+
+_STALL = 10  # consecutive null steps before kinkgrad's stationarity test is consulted
+_SPACING = 5  # bundle iterations between tests triggered by short steps
+
+
+class _Bundle:
+    """Cuts (y_j, f_j, g_j); the aggregate cut is stored with its error at the centre."""
+
+    def __init__(self, n: int, size: int) -> None:
+        self.size = size
+        self.Y = np.zeros((0, n))
+        self.F = np.zeros(0)
+        self.G = np.zeros((0, n))
+        self.agg: tuple[np.ndarray, float] | None = None  # (g_a, e_a at the centre)
+
+    def add(self, y: np.ndarray, f: float, g: np.ndarray) -> None:
+        self.Y = np.vstack([self.Y, y])
+        self.F = np.append(self.F, f)
+        self.G = np.vstack([self.G, g])
+
+    def errors(self, x: np.ndarray, fx: float, gamma: float) -> np.ndarray:
+        diff = x - self.Y
+        lin = fx - self.F - np.einsum("ij,ij->i", self.G, diff)
+        return np.maximum(np.abs(lin), gamma * np.einsum("ij,ij->i", diff, diff))
+
+    def keep(self, idx: np.ndarray) -> None:
+        self.Y, self.F, self.G = self.Y[idx], self.F[idx], self.G[idx]
+
+    def trim(self, lam: np.ndarray) -> None:
+        """Keep at most ``size`` cuts: those with weight in the last subproblem and the
+        newest one first, then the most recent others."""
+        k = len(self.F)
+        if k <= self.size:
+            return
+        used = np.zeros(k, bool)
+        j = min(k - 1, lam.size)
+        used[:j] = lam[:j] > 1e-12
+        used[-1] = True
+        rank = np.where(used, 2 * k, 0) + np.arange(k)  # used first, then the most recent
+        self.keep(np.sort(np.argsort(-rank, kind="stable")[: self.size]))
+
+
+def _spread(bundle: _Bundle, x: np.ndarray, lam: np.ndarray) -> float:
+    k = len(bundle.F)
+    w = lam[:k] > 1e-9
+    if not w.any():
+        return 0.0
+    return float(np.max(np.linalg.norm(bundle.Y[w] - x, axis=1)))
+
+
+def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
+        bundle_size: int = 50, gamma: float = 1e-8, m_serious: float = 0.01,
+        radius: float | None = None, metric: str = "bfgs") -> MethodResult:
+    """Run the variable-metric proximal bundle method (see the module docstring).
+
+    Args:
+        oracle: the counting oracle.
+        tol: stationarity tolerance (the final verdict's, and the aggregate's test).
+        maxiter: most iterations (default 20 n + 1000).
+        monitor: callback and progress bar.
+        bundle_size: most cuts kept (plus the aggregate).
+        gamma: downshifting coefficient of the linearization errors (0 for convex f).
+        m_serious: descent fraction of the predicted decrease for a serious step.
+        radius: the radius at which stationarity must be certified to stop (default: tol; a
+            point that is stationary at a larger radius is only a reason to look closer).
+        metric: ``"bfgs"`` (dense inverse BFGS matrix, n <= 3000) or ``"scalar"``.
+
+    Returns:
+        A :class:`MethodResult`; ``radius`` is the bundle spread at the end.
+    """
+    n = oracle.n
+    maxiter = 20 * n + 1000 if maxiter is None else maxiter
+    dense = metric == "bfgs" and n <= 3000
+    radius = tol if radius is None else radius
+    x = oracle.x0.copy()
+    state = {"x": x, "f": oracle.f0, "nit": 0}
+    try:
+        fx, gx = oracle.value_clarke(x)
+        state["f"] = fx
+        return _loop(oracle, x, fx, gx, tol, maxiter, monitor, bundle_size, gamma, m_serious,
+                     radius, dense, state)
+    except BudgetExhausted:
+        return MethodResult(state["x"], state["f"], state["nit"], MAXFEV,
+                            "The evaluation budget ran out.", state.get("r", 1e-6))
+
+
+def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, maxiter: int,
+          monitor: Monitor, size: int, gamma: float, m_serious: float, r_target: float,
+          dense: bool, state: dict) -> MethodResult:
+    n = oracle.n
+    scale = 1.0 / max(float(np.linalg.norm(gx)), 1e-12)
+    H = np.eye(n) * scale if dense else None
+    t = scale  # scalar metric H = t I when not dense
+    bundle = _Bundle(n, size)
+    bundle.add(x, fx, gx)
+    g_center = gx
+    nulls = 0
+    rho = max(1e-4 * (1.0 + float(np.linalg.norm(x))), r_target)  # radius of the next test
+    last_test = -_SPACING
+    state["r"] = r_target
+    for k in range(1, maxiter + 1):
+        state["nit"] = k
+        alpha = bundle.errors(x, fx, gamma)
+        G = bundle.G
+        if bundle.agg is not None:
+            G = np.vstack([G, bundle.agg[0]])
+            alpha = np.append(alpha, bundle.agg[1])
+        HG = G @ H if dense else t * G
+        lam = _dual(G, HG, alpha) if len(G) > 1 else np.ones(1)
+        ga = lam @ G
+        ea = float(lam @ alpha)
+        d = -(lam @ HG)
+        v = float(ga @ -d) + ea
+        step = float(np.linalg.norm(d))
+        short = step <= rho and k - last_test >= _SPACING
+        if (float(np.linalg.norm(ga)) <= tol or nulls >= _STALL or short
+                or v <= 1e-15 * max(1.0, abs(fx))):
+            last_test = k
+            # NOTE: the aggregate only hints at stationarity, and steps shorter than rho mean
+            # the metric has learnt a kink as curvature: kinkgrad decides at radius rho and
+            # follows the exact descent direction of the set at that radius, if any.
+            r = max(rho, r_target)
+            state["r"] = r
+            rep = oracle.stationarity(x, r, tol)
+            if rep.verdict == "stationary" and r <= r_target:
+                monitor(x, fx, k)
+                oracle.record(fx)
+                return MethodResult(x, fx, k, CONVERGED, f"Stationarity certified at radius "
+                                    f"{r:.3g} after {k} iterations.", r)
+            moved = False
+            if rep.descent is not None:
+                dd = oracle.spec.from_tree(rep.descent, "minimize")
+                x_new, f_new, g_new = _line(oracle, x, fx, dd, float(rep.slope), r)
+                if x_new is not None:
+                    s_, y_ = x_new - x, g_new - g_center
+                    x, fx, g_center, moved = x_new, f_new, g_new, True
+                    bundle.add(x, fx, g_new)
+                    state.update(x=x, f=fx)
+                    sy = float(s_ @ y_)
+                    if sy > 0:  # restart the metric, scaled by the certified step
+                        t = sy / float(y_ @ y_)
+                        H = np.eye(n) * t if dense else None
+            if not moved:  # stationary at a large radius, or undecided: look closer
+                rho = max(r / 10, r_target)
+                near = np.linalg.norm(bundle.Y - x, axis=1) <= rho
+                near[np.argmin(np.linalg.norm(bundle.Y - x, axis=1))] = True
+                bundle.keep(np.flatnonzero(near))
+                if rep.verdict != "stationary" and r <= r_target:
+                    why = ("the line search along the certified descent direction found no "
+                           "decrease f's rounding can resolve" if rep.descent is not None
+                           else "the test was undecided")
+                    return MethodResult(x, fx, k, STALLED, f"Stopped at the target radius "
+                                        f"{r:.3g}: {why}.", r)
+            bundle.agg, nulls = None, 0
+            if monitor(x, fx, k):
+                return _stop(x, fx, k, r)
+            oracle.record(fx)
+            continue
+        cap = 1e3 * (1.0 + float(np.linalg.norm(x)))
+        if step > cap:  # NOTE: a metric learnt from kinks can ask for absurd steps
+            d, v = d * (cap / step), v * (cap / step)
+        y = x + d
+        fy, gy = oracle.value_clarke(y)
+        if not fy <= fx + 1e8 * (1.0 + abs(fx)):  # too long a step (or f not finite there):
+            H, t, nulls = (H * 0.1 if dense else H), t * 0.1, nulls + 1  # shrink, no cut
+            continue
+        if fy <= fx - m_serious * v:
+            s, yv = y - x, gy - g_center
+            sy = float(s @ yv)
+            if dense and sy > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(yv)):
+                H = _bfgs(H, s, yv, sy)
+            elif not dense and sy > 0:
+                t = float(sy / (yv @ yv))
+            if bundle.agg is not None:  # the aggregate linearization, re-measured at y
+                ea_y = abs(fy - fx + bundle.agg[1] - float(bundle.agg[0] @ s))
+                bundle.agg = (bundle.agg[0], max(ea_y, gamma * float(s @ s)))
+            x, fx, g_center = y, fy, gy
+            state.update(x=x, f=fx)
+            nulls = 0
+        else:
+            nulls += 1
+            if nulls % 5 == 0:
+                H, t = (H * 0.5 if dense else H), t * 0.5
+            bundle.agg = (ga, ea)
+        bundle.add(y, fy, gy)
+        bundle.trim(lam)
+        if monitor(x, fx, k):
+            return _stop(x, fx, k, state["r"])
+        oracle.record(fx)
+    return MethodResult(x, fx, maxiter, MAXITER, f"maxiter={maxiter} iterations reached.",
+                        state["r"])
+
+
+def _stop(x: np.ndarray, fx: float, k: int, r: float) -> MethodResult:
+    return MethodResult(x, fx, k, CALLBACK, "Stopped by the callback.", r)
+
+
+def _dual(G: np.ndarray, HG: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """argmin over the simplex of 1/2 lam^T (G H G^T) lam + alpha . lam."""
+    import piqp
+
+    k = len(alpha)
+    P = G @ HG.T
+    P = 0.5 * (P + P.T)
+    # NOTE: nearly identical cuts make P singular; a relative 1e-13 on the diagonal keeps the
+    # interior-point iterations few, and any feasible lam still gives a valid aggregate.
+    P[np.diag_indices(k)] += 1e-13 * max(float(np.max(np.diag(P))), 1e-300)
+    P = np.asfortranarray(P)
+    solver = piqp.DenseSolver()
+    st = solver.settings
+    st.eps_abs, st.eps_rel, st.max_iter, st.verbose = 1e-10, 1e-10, 60, False
+    solver.setup(P, np.asarray(alpha, np.float64), np.ones((1, k)), np.ones(1), None, None,
+                 None, np.zeros(k), None)
+    solver.solve()
+    lam = np.maximum(np.nan_to_num(np.asarray(solver.result.x), nan=0.0), 0.0)
+    total = float(lam.sum())
+    return lam / total if total > 0 else np.full(k, 1.0 / k)
+
+
+def _bfgs(H: np.ndarray, s: np.ndarray, y: np.ndarray, sy: float) -> np.ndarray:
+    """Inverse BFGS update H+ = (I - rho s y^T) H (I - rho y s^T) + rho s s^T."""
+    rho = 1.0 / sy
+    Hy = H @ y
+    return H + rho * ((1 + rho * (y @ Hy)) * np.outer(s, s) - np.outer(Hy, s) - np.outer(s, Hy))
+
+
+def _line(oracle: Oracle, x: np.ndarray, fx: float, d: np.ndarray, slope: float, r: float
+          ) -> tuple[np.ndarray | None, float, np.ndarray]:
+    """Armijo search along a certified descent direction d (||d|| = 1): from ten times the
+    radius it was certified for, doubling while f keeps decreasing, halving until Armijo's
+    condition holds."""
+    step = max(10 * r, 1e-12)
+    best_step, best_f = 0.0, fx
+    for _ in range(60):
+        fy = oracle.value(x + step * d)
+        if fy <= fx + 0.1 * step * slope and fy < best_f:
+            best_step, best_f = step, fy
+            step *= 2.0
+            continue
+        if best_step > 0:
+            break
+        step *= 0.25
+    if best_step == 0:
+        return None, fx, np.zeros_like(x)
+    fy, gy = oracle.value_clarke(x + best_step * d)
+    return x + best_step * d, fy, gy

@@ -1,0 +1,154 @@
+"""The counting oracle every method of :mod:`kinkgrad.optimize` calls: f, Clarke gradients,
+directional derivatives, abs-normal forms and the stationarity test, on flat float64 vectors.
+
+Methods work on the flat vector x (the leaves of the user's pytree raveled in order, as in
+:mod:`kinkgrad.abs_normal`); the oracle converts to the user's structure when it calls f.
+Evaluations are counted, not estimated: ``nfev`` counts evaluations of f (every gradient,
+abs-normal form or local-model test evaluates f once), ``ngev`` counts gradient-type oracle
+calls (a gradient; an abs-normal form, which holds the gradient of every piece at once; a
+stationarity test used inside a method to find a descent direction), and ``cost`` adds up
+what they cost in gradients: 1 per gradient, 1 + m per test with m active switches (one
+batched reverse sweep with m + 1 seeds), n + s tangents per abs-normal form (its dense
+matrices are one forward sweep per column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
+from ..abs_normal.clarke import piece_gradient
+from ..abs_normal.form import AbsNormalForm, abs_normal_form
+from ..abs_normal.stationarity import StationarityReport, stationarity
+from ..errors import KinkgradError
+from ..kinks import resolve_policy
+from ..modes.api import value_and_grad
+
+__all__ = ["Oracle", "BudgetExhausted"]
+
+
+class BudgetExhausted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside a method when ``maxfev`` evaluations of f have been spent."""
+
+
+class Oracle:
+    """f and its generalized derivatives on flat vectors, with evaluation counts.
+
+    Attributes:
+        n: dimension (total size of x0).
+        x0: the flat starting point (float64 copy).
+        nfev, ngev: evaluations of f and gradient-type evaluations so far.
+        history: per recorded iteration, f and the counts (``record``).
+    """
+
+    def __init__(self, f: Callable, x0: Any, maxfev: int | None = None, seed: int = 0,
+                 where: str = "minimize") -> None:
+        self.f = f
+        tr = trace_at(f, x0, where)
+        out, f0 = scalar_output(tr, where)
+        self.spec = FlatSpec(tr)
+        self.x0 = self.spec.point(tr)
+        if not np.all(np.isfinite(self.x0)):
+            raise KinkgradError(f"{where}: x0 has NaN or infinite entries; pass a finite "
+                                "starting point.")
+        if not np.isfinite(f0):
+            raise KinkgradError(f"{where}: f(x0) = {f0} is not finite; start at a point "
+                                "where f is finite.")
+        self.n = self.spec.n
+        self.f0 = float(f0)
+        self.maxfev = maxfev
+        self.nfev, self.ngev, self.anf = 1, 0, 0
+        self.cost = 0.0
+        self.rng = np.random.default_rng(seed)
+        self.history: dict[str, list] = {"fun": [], "nfev": [], "ngev": []}
+        self._policy = resolve_policy(None)
+        self._where = where
+
+    # ------------------------------------------------------------------ conversions
+    def tree(self, x: np.ndarray) -> Any:
+        """The flat vector x in the structure (and leaf dtypes) of x0."""
+        return self.spec.tree(np.asarray(x, np.float64))
+
+    def _spend(self, nfev: int = 1, ngev: int = 0) -> None:
+        if self.maxfev is not None and self.nfev + nfev > self.maxfev:
+            raise BudgetExhausted
+        self.nfev += nfev
+        self.ngev += ngev
+        self.cost += ngev
+
+    # ------------------------------------------------------------------ evaluations
+    def value(self, x: np.ndarray) -> float:
+        """f(x) (inf where f is not finite, so that line searches reject the point)."""
+        self._spend()
+        with np.errstate(all="ignore"):
+            try:
+                v = float(np.asarray(self.f(self.tree(x)), np.float64).reshape(()))
+            except (FloatingPointError, KinkgradError, ValueError, OverflowError):
+                return float("inf")
+        return v if np.isfinite(v) else float("inf")
+
+    def value_clarke(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """(f(x), g) with g a limiting gradient (hence a Clarke gradient) of f at x: the
+        gradient of the piece a random direction enters (``clarke_grad``'s algorithm).
+        Returns (inf, zeros) where f or its derivative is not finite there."""
+        self._spend(1, 1)
+        try:
+            tr = trace_at(self.f, self.tree(x), self._where)
+            out, v = scalar_output(tr, self._where)
+            d = self.rng.random(self.n) - 0.5
+            g = piece_gradient(tr, self.spec, out, d, self._policy, self.rng)
+        except (KinkgradError, FloatingPointError):
+            return float("inf"), np.zeros(self.n)
+        if not (np.isfinite(v) and np.all(np.isfinite(g))):
+            return float("inf"), np.zeros(self.n)
+        return float(v), g
+
+    def value_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """(f(x), g) with g the conservative gradient of plain backward mode (the gradient
+        wherever f is differentiable without a kink hit, e.g. at randomly sampled points)."""
+        v, g, _ = self.value_grad_kinks(x)
+        return v, g
+
+    def value_grad_kinks(self, x: np.ndarray) -> tuple[float, np.ndarray, bool]:
+        """(f(x), g, kinked): ``value_grad`` and whether a kink was hit exactly (from the
+        kink report; then g is only the kink policy's choice) or f or g is not finite."""
+        self._spend(1, 1)
+        try:
+            v, g, rep = value_and_grad(self.f, report=True)(self.tree(x))
+            g = self.spec.from_tree(g, self._where)
+        except (KinkgradError, FloatingPointError):
+            return float("inf"), np.zeros(self.n), True
+        v = float(np.asarray(v, np.float64).reshape(()))
+        if not (np.isfinite(v) and np.all(np.isfinite(g))):
+            return float("inf"), np.zeros(self.n), True
+        return v, g, bool(rep.any)
+
+    def abs_normal(self, x: np.ndarray) -> AbsNormalForm:
+        """The abs-normal form at x (counted as one gradient-type evaluation; ``anf`` counts
+        them separately)."""
+        self._spend(1, 1)
+        self.anf += 1
+        anf = abs_normal_form(self.f, self.tree(x))
+        self.cost += anf.n + anf.s - 1
+        return anf
+
+    def stationarity(self, x: np.ndarray, radius: float, tol: float, counted: bool = True
+                     ) -> StationarityReport:
+        """kinkgrad.stationarity at x. Counted (one gradient-type call costing 1 + m
+        gradients) when a method uses it to search; the api's final verdict is not."""
+        if counted:
+            self._spend(1, 1)
+        rep = stationarity(self.f, self.tree(x), radius=radius, tol=tol)
+        if counted:
+            self.cost += rep.num_active
+        return rep
+
+    # ------------------------------------------------------------------ bookkeeping
+    def record(self, fun: float) -> None:
+        """Append one iteration to the history (f and the counts so far)."""
+        self.history["fun"].append(float(fun))
+        self.history["nfev"].append(self.nfev)
+        self.history["ngev"].append(self.ngev)

@@ -1,0 +1,52 @@
+"""kinkgrad.minimize's contract: methods, bad input, the result's fields."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _opt_cases import l1
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad.optimize import METHODS
+
+
+def test_result_fields_follow_scipy():
+    res = kinkgrad.minimize(l1, np.zeros(3))
+    for key in ("x", "fun", "nit", "nfev", "ngev", "success", "status", "message", "history",
+                "stationarity", "method", "seconds", "cost"):
+        assert key in res
+    assert res.method == "bundle" and isinstance(res.stationarity.verdict, str)
+    assert res.success == (res.stationarity.verdict == "stationary")
+
+
+@pytest.mark.parametrize("f, x0, match", [
+    (lambda x: x * 2.0, np.zeros(3), "one scalar"),
+    (l1, np.array([0.0, np.nan, 1.0]), "NaN"),
+    (lambda x: knp.log(x[0]) + knp.sum(x), np.array([0.0, 1.0]), "f"),
+])
+def test_bad_input_raises(f, x0, match):
+    with pytest.raises(kinkgrad.KinkgradError, match=match):
+        kinkgrad.minimize(f, x0)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"method": "nelder-mead"}, "bundle"),
+    ({"tol": 0.0}, "tol"),
+    ({"tol": float("nan")}, "tol"),
+    ({"maxiter": 0}, "maxiter"),
+    ({"maxfev": 2.5}, "maxfev"),
+    ({"callback": 3}, "callback"),
+])
+def test_bad_arguments_raise(kw, match):
+    with pytest.raises(kinkgrad.KinkgradError, match=match):
+        kinkgrad.minimize(l1, np.zeros(3), **kw)
+
+
+def test_every_method_is_registered():
+    assert set(METHODS) == {"bundle", "abs-linear", "gradient-sampling"}
+
+
+def test_progress_bar_runs(capsys):
+    res = kinkgrad.minimize(l1, np.zeros(3), progress=True)
+    assert res.success
