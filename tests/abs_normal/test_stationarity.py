@@ -1,0 +1,204 @@
+"""kinkgrad.stationarity against independent truth: gradients of plain NumPy functions taken
+by finite differences at random differentiable points next to x, their hull's min-norm by
+SciPy's NNLS; brute-force limiting gradients of random piecewise-linear programs; one-sided
+finite differences along the descent direction; published minimizers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _abs_programs import brute_gradients, programs
+from hypothesis import HealthCheck, given, settings
+from scipy.optimize import nnls
+
+import kinkgrad
+import kinkgrad.numpy as knp
+
+
+def hull_min_norm(G: np.ndarray) -> float:
+    """min ||G^T lam|| over the simplex (Lawson-Hanson least-distance programming)."""
+    k, n = G.shape
+    u, _ = nnls(np.vstack([G.T, np.ones((1, k))]), np.r_[np.zeros(n), 1.0], maxiter=50 * k)
+    return float(np.linalg.norm(G.T @ (u / u.sum())))
+
+
+def exact_hull_min_norm(G: np.ndarray) -> float:
+    """The same by Caratheodory: the minimiser lies in the hull of at most n + 1 points, so
+    the best affine-hull projection over all such subsets with nonnegative weights is it
+    (small k only; an independent, exact method)."""
+    from itertools import combinations
+
+    G = np.unique(np.round(G, 12), axis=0)
+    k, n = G.shape
+    best = min(float(np.linalg.norm(g)) for g in G)
+    for size in range(2, min(k, n + 1) + 1):
+        for idx in combinations(range(k), size):
+            P = G[list(idx)]
+            M = (P[1:] - P[0]).T
+            y = np.linalg.lstsq(M, -P[0], rcond=None)[0]
+            lam = np.r_[1 - y.sum(), y]
+            if np.all(lam >= -1e-12):
+                best = min(best, float(np.linalg.norm(P[0] + M @ y)))
+    return best
+
+
+def sampled_gradients(f_np, x: np.ndarray, delta: float = 1e-5, k: int = 3000,
+                      seed: int = 0) -> np.ndarray:
+    """Central-difference gradients of the NumPy function at k random points of the sphere
+    of radius delta around x; a sample is kept when two step sizes agree (no kink inside)."""
+    rng = np.random.default_rng(seed)
+    n = x.size
+    out = []
+    for _ in range(k):
+        u = rng.standard_normal(n)
+        y = x + delta * u / np.linalg.norm(u)
+        gs = []
+        for h in (1e-8, 2e-9):
+            E = np.eye(n) * h
+            gs.append(np.array([(f_np(y + e) - f_np(y - e)) / (2 * h) for e in E]))
+        if np.max(np.abs(gs[0] - gs[1])) <= 1e-5 * (1 + np.max(np.abs(gs[0]))):
+            out.append(gs[1])
+    return np.array(out)
+
+
+# (knp function, NumPy function, point on its kinks)
+CASES = {
+    "max-of-three-smooth": (
+        lambda x: knp.maximum(knp.maximum(x[0] + x[1] ** 2, -x[0] + 2 * x[1]), x[0] ** 2 - x[1]),
+        lambda x: max(x[0] + x[1] ** 2, -x[0] + 2 * x[1], x[0] ** 2 - x[1]),
+        np.zeros(2)),
+    "pl-nonconvex": (
+        lambda x: knp.abs(x[0] - x[1]) + 2 * knp.relu(x[0] + x[1]) - 0.5 * knp.abs(x[0]),
+        lambda x: abs(x[0] - x[1]) + 2 * max(x[0] + x[1], 0) - 0.5 * abs(x[0]),
+        np.zeros(2)),
+    "maxq-ties": (
+        lambda x: knp.max(x ** 2),
+        lambda x: float(np.max(x ** 2)),
+        np.array([1.0, -1.0, 1.0, 0.5])),
+    "linf-ties": (
+        lambda x: knp.max(knp.abs(x - np.array([1.0, 0.0, -1.0]))) + 0.3 * x[0],
+        lambda x: float(np.max(np.abs(x - np.array([1.0, 0.0, -1.0])))) + 0.3 * x[0],
+        np.array([0.0, 1.0, 0.0])),
+    "stationary-min": (
+        lambda x: knp.maximum(knp.abs(x[0]) + x[1] ** 2, 0.5 * x[1] - x[0]),
+        lambda x: max(abs(x[0]) + x[1] ** 2, 0.5 * x[1] - x[0]),
+        np.zeros(2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("offset", [0.0, 1e-9])
+def test_min_norm_matches_sampled_gradients(name, offset):
+    f, f_np, x = CASES[name]
+    x = x + offset * np.linspace(1.0, -0.7, x.size)
+    truth = hull_min_norm(sampled_gradients(f_np, x))
+    rep = kinkgrad.stationarity(f, x, radius=0.0 if offset == 0 else 1e-6)
+    lo, hi = rep.bounds
+    assert lo - 1e-4 <= truth <= hi + 1e-4, (rep, truth)
+    if rep.exact:
+        assert rep.distance == pytest.approx(truth, abs=1e-4)
+    assert rep.verdict == ("stationary" if truth <= 1e-6 else "not stationary")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_descent_direction_checked_by_finite_differences(name):
+    f, f_np, x = CASES[name]
+    rep = kinkgrad.stationarity(f, x)
+    if rep.verdict != "not stationary":
+        assert rep.descent is None
+        return
+    d = np.asarray(rep.descent)
+    assert np.linalg.norm(d) == pytest.approx(1.0)
+    t = 1e-9
+    fd = (f_np(x + t * d) - f_np(x)) / t
+    assert fd == pytest.approx(rep.slope, abs=1e-5) and rep.slope < 0
+    assert rep.slope <= -rep.bounds[0] + 1e-12  # f'(x; d) <= -lower (module docstring)
+
+
+def test_cusp_is_stationary_and_its_second_order_piece_is_found():
+    # the issue's reproducer: f = |x0| - |x0 + x1^2| is differentiable on the cusp
+    # -x1^2 < x0 < 0 with gradient (-2, -2 x1): the Clarke set is conv{(0, 0), (-2, 0)}
+    f = lambda x: knp.abs(x[0]) - knp.abs(x[0] + x[1] ** 2)  # noqa: E731
+    f_np = lambda x: abs(x[0]) - abs(x[0] + x[1] ** 2)  # noqa: E731
+    assert kinkgrad.stationarity(f, np.zeros(2)).verdict == "stationary"
+    y = np.array([-1e-6, 2e-3])  # inside the cusp: the gradient there, by differences
+    g = np.array([(f_np(y + e) - f_np(y - e)) / 2e-10 for e in np.eye(2) * 1e-10])
+    np.testing.assert_allclose(g, [-2.0, -4e-3], atol=1e-5)
+    assert kinkgrad.in_clarke(f, np.zeros(2), np.array([-2.0, 0.0]))
+    assert kinkgrad.in_clarke(f, np.zeros(2), np.array([-1.0, 0.0]))
+    sub = kinkgrad.subdifferential(f, np.zeros(2))
+    assert sub.partial  # a piece realised only at higher order cannot be excluded
+    assert any(np.allclose(r, [-2.0, 0.0]) for r in sub.matrix)
+    # (3, 0) lies outside every piece's gradient: proven not a Clarke gradient
+    assert kinkgrad.in_clarke(f, np.zeros(2), np.array([3.0, 0.0])) is False
+    with pytest.raises(kinkgrad.abs_normal.subdiff.UndecidedError):
+        kinkgrad.in_clarke(f, np.zeros(2), np.array([1.0, 0.0]))
+
+
+@settings(derandomize=True, deadline=None, max_examples=60,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(programs(n_max=2, ops_max=4))
+def test_verdict_never_wrong_on_random_programs(prog):
+    # brute force lists every limiting gradient of these piecewise-linear programs
+    # (brute force takes one-sided differences: its gradients are exact to ~1e-7)
+    truth = exact_hull_min_norm(np.atleast_2d(brute_gradients(prog, prog.x)))
+    slack = 1e-6 * (1 + truth)
+    for tol in (0.05, 0.5):
+        rep = kinkgrad.stationarity(prog, prog.x, tol=tol)
+        lo, hi = rep.bounds
+        assert lo - slack <= truth <= hi + slack
+        if rep.verdict == "stationary":
+            assert truth <= tol + slack
+        elif rep.verdict == "not stationary":
+            assert truth > tol - slack
+
+
+N = 1000
+MINIMIZERS = ["maxq", "mxhilb", "chained-lq", "chained-cb3-1", "chained-cb3-2",
+              "active-faces", "brown2", "chained-crescent-1", "chained-crescent-2"]
+
+
+@pytest.mark.parametrize("name", MINIMIZERS)
+def test_rounded_minimizers_at_n_1000_are_stationary(name):
+    # chained LQ's minimizer 1/sqrt(2) is not a float: no switch is exactly 0 there
+    p = kinkgrad.problems.get(name, N)
+    rep = kinkgrad.stationarity(p.f, p.x_star, radius=1e-6)
+    assert rep.verdict == "stationary", rep
+
+
+def test_chained_lq_needs_the_ball():
+    p = kinkgrad.problems.get("chained-lq", N)
+    at_point = kinkgrad.stationarity(p.f, p.x_star)
+    # at the float point itself f is differentiable, with the gradient of one piece
+    g = kinkgrad.grad(p.f)(p.x_star)
+    assert at_point.verdict == "not stationary" and at_point.num_active == 0
+    assert at_point.distance == pytest.approx(np.linalg.norm(g), rel=1e-12)
+    assert kinkgrad.stationarity(p.f, p.x_star, radius=1e-6).verdict == "stationary"
+
+
+def test_maxq_near_one_hundredth_is_not_stationary_with_a_checked_descent():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.05, 0.05, N)
+    x[:20] = 0.1 * np.where(np.arange(20) % 2, 1.0, -1.0)  # f = 1e-2, 20 tied maximisers
+    p = kinkgrad.problems.get("maxq", N)
+    rep = kinkgrad.stationarity(p.f, x, radius=1e-6)
+    assert float(p.f(x)) == pytest.approx(1e-2)
+    assert rep.verdict == "not stationary" and rep.num_active == 19
+    # the hull of the 20 gradients 2 x_i e_i: min-norm 0.2 / sqrt(20)
+    assert rep.distance == pytest.approx(0.2 / np.sqrt(20), rel=1e-9)
+    d = np.asarray(rep.descent)
+    t = 1e-7
+    assert (float(np.max((x + t * d) ** 2)) - 1e-2) / t == pytest.approx(rep.slope, rel=1e-4)
+    assert rep.slope < 0
+
+
+@pytest.mark.parametrize("kw, match", [({"radius": -1.0}, "radius"), ({"tol": 0.0}, "tol"),
+                                       ({"radius": float("nan")}, "radius")])
+def test_bad_arguments(kw, match):
+    with pytest.raises(kinkgrad.KinkgradError, match=match):
+        kinkgrad.stationarity(lambda x: knp.sum(knp.abs(x)), np.zeros(2), **kw)
+
+
+def test_not_abs_smooth_is_undecided_not_an_error():
+    rep = kinkgrad.stationarity(lambda x: knp.linalg.norm(x), np.zeros(3))
+    assert rep.verdict == "undecided" and "not abs-smooth" in rep.reason
