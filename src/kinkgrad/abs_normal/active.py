@@ -21,6 +21,10 @@ All of A, K, g0 and bhat come from one reverse sweep over the abs-normal program
 cotangent seeds (the m active switches and the output), with abs'(0) = 0 at active entries:
 the cotangent reaching x gives A and g0, the cotangent reaching an active |z_j| gives K and
 bhat. The cost is that of m + 1 gradients, whatever the number of inactive switches.
+The sweep runs in chunks of rows sized to a memory bound; each chunk's dense (rows, n)
+cotangents are sparsified at once, so A and K are held as CSR matrices (memory linear in
+their nonzeros: a batch's switch rows touch few parameters) and the dense views are formed
+only when read.
 Active switches that a cheap forward pass of masks proves inert (:mod:`.inert`: zero row on
 every piece, e.g. max-pool windows tied among dead ReLUs) get no seed: their rows and columns
 stay zero, which :meth:`ActiveModel.relevant` drops exactly as it would drop the computed ones.
@@ -28,10 +32,12 @@ stay zero, which :meth:`ActiveModel.relevant` drops exactly as it would drop the
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
-from scipy.linalg import solve_triangular
+import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve_triangular
 
 from .._core.program import Var
 from ..kinks import KinkPolicy
@@ -43,6 +49,7 @@ from .inert import inert_switches
 __all__ = ["ActiveModel", "policy_choice"]
 
 _CHUNK = 1024  # rows per reverse sweep (memory bound only; the rows are independent)
+_SWEEP_FLOATS = 1 << 25  # float64 entries one chunk of cotangents may hold (256 MiB)
 _REVERSE_SIGMA_X = KinkPolicy(abs=0.0)
 _PRUNE = True  # set inert switches aside before the sweep (inert.py); False: full sweep
 
@@ -50,21 +57,28 @@ _PRUNE = True  # set inert switches aside before the sweep (inert.py); False: fu
 class ActiveModel:
     """The active-switch model (A, K, g0, bhat) of a scalar program at x.
 
+    A and K are stored sparse (CSR, built chunk by chunk from the batched reverse sweep: a
+    batch's switch rows touch few parameters); the dense views are formed on first read.
+
     Attributes:
         exp: the abs-normal program.
         spec: flat layout of x.
         active: global indices (into z_1..z_s) of the active switches, in program order.
-        A: (m, n) active switching Jacobian.
-        K: (m, m) strictly lower triangular coupling.
+        A: (m, n) active switching Jacobian (dense; ``A_sparse``: the same as CSR).
+        K: (m, m) strictly lower triangular coupling (dense; ``K_sparse``: CSR).
         g0: (n,) gradient with abs'(0) = 0 at the active switches.
         bhat: (m,) sensitivity of f to the |z_j| of the active switches.
         inert: (m,) mask of the active switches found inert before the sweep (their rows
             and columns are left zero: exact, see :mod:`.inert`).
         rows: number of cotangent seeds of the reverse sweep (m + 1 - number inert).
+
+    ``progress`` (keyword only): a tqdm bar over the sweep's rows on runs longer than a
+    second (True), only when stderr is a terminal ("auto"), or none (False).
     """
 
     def __init__(self, exp: Expanded, spec: FlatSpec, out: Var | None,
-                 prune: bool | None = None, active: np.ndarray | None = None) -> None:
+                 prune: bool | None = None, active: np.ndarray | None = None, *,
+                 progress: bool | str = False) -> None:
         self.exp = exp
         self.spec = spec
         z = exp.z()
@@ -81,6 +95,7 @@ class ActiveModel:
         m, n = self.active.size, spec.n
         self.m = m
         self.dropped = 0
+        self._cache: dict[str, Any] = {}
         # NOTE: inert switches (inert.py: zero row on every piece, found structurally) get
         # no seed; their rows and columns are zero, which leaves relevant()/reduced() exact.
         # Only the live rows are stored (A would be m x n and mostly zero on a CNN batch).
@@ -89,7 +104,6 @@ class ActiveModel:
                       else np.zeros(m, bool))
         self.live = np.flatnonzero(~self.inert)
         size = self.live.size
-        self._A, self._K = np.zeros((size, n)), np.zeros((size, size))
         self._bhat, self.g0 = np.zeros(size), np.zeros(n)
         order = np.append(np.arange(size), -1)  # -1: the output's seed
         self.rows = int(order.size)
@@ -97,59 +111,72 @@ class ActiveModel:
         if out is not None:
             out_var = exp.traced.outs[0] if type(exp.traced.outs[0]) is Var else None
         locs = [exp.locate(int(i)) for i in self.active[self.live]]
-        for lo in range(0, order.size, _CHUNK):
-            self._sweep(order[lo: lo + _CHUNK], locs, out_var)
+        by_slot: dict[int, tuple[list, list]] = {}
+        for col, (j, e) in enumerate(locs):
+            ents, cols = by_slot.setdefault(exp.u_slot(j), ([], []))
+            ents.append(e)
+            cols.append(col)
+        cols_of = {k: (np.array(a), np.array(b)) for k, (a, b) in by_slot.items()}
+        where = (np.array([exp.z_slot(j) for j, _ in locs], dtype=np.int64),
+                 np.array([e for _, e in locs], dtype=np.int64))
+        # NOTE: a chunk's cotangents (one per program value and row) must fit _SWEEP_FLOATS.
+        per_row = n + sum(int(np.size(v)) for v in exp.vals if v is not None)
+        chunk = int(max(1, min(_CHUNK, _SWEEP_FLOATS // max(per_row, 1))))
+        parts: tuple[list, list] = ([], [])
+        bar = _bar(order.size, progress)
+        for lo in range(0, order.size, chunk):
+            self._sweep(order[lo: lo + chunk], where, cols_of, out_var, parts)
+            if bar is not None:
+                bar.update(min(chunk, order.size - lo))
+        if bar is not None:
+            bar.close()
+        self._As = _csr(parts[0], (size, n))
+        self._Ks = _csr(parts[1], (size, size))
 
     # ------------------------------------------------------------------ the reverse sweep
-    def _sweep(self, rows: np.ndarray, locs: list, out_var: Var | None) -> None:
+    def _sweep(self, rows: np.ndarray, where: tuple[np.ndarray, np.ndarray], cols_of: dict,
+               out_var: Var | None, parts: tuple[list, list]) -> None:
         """One batched reverse sweep seeded at the live switches ``rows`` (positions in
-        ``self.live``; -1: the output), reading the cotangents at x and at the live |z_j|."""
+        ``self.live``, at slot ``where[0]`` and entry ``where[1]``; -1: the output, always
+        last), reading the cotangents at x and at the live |z_j|; the switch rows are kept
+        as COO triplets in ``parts`` (A's, K's)."""
         exp = self.exp
         r = rows.size
+        k = int(np.count_nonzero(rows >= 0))  # the switch rows come first
+        pos = rows[:k]
+        slots, ents = where[0][pos], where[1][pos]
+        targets = [(int(t), np.flatnonzero(slots == t), ents[slots == t])
+                   for t in np.unique(slots)]
+        if k < r and out_var is not None:
+            targets.append((out_var.index, np.array([k]), np.array([0])))
         seeds: dict[int, np.ndarray] = {}
-
-        def seed(slot: int, row: int, entry: int) -> None:
-            shape = tuple(exp.traced.vals[slot].shape) if hasattr(
-                exp.traced.vals[slot], "shape") else ()
+        for slot, at, ent in targets:
             if slot not in seeds:
-                seeds[slot] = np.zeros((r,) + shape)
-            seeds[slot].reshape(r, -1)[row, entry] += 1.0
-
-        for i, row in enumerate(rows):
-            if row >= 0:
-                j, e = locs[row]
-                seed(exp.z_slot(j), i, e)
-            elif out_var is not None:
-                seed(out_var.index, i, 0)
+                seeds[slot] = np.zeros((r,) + tuple(np.shape(exp.traced.vals[slot])))
+            seeds[slot].reshape(r, -1)[at, ent] = 1.0  # one seed per row
         if not seeds:
             return
-        u_slots = {exp.u_slot(j) for j, _ in locs}
-        keep = set(self.spec.slots) | u_slots
+        keep = set(self.spec.slots) | set(cols_of)
         ct = reverse_sweep(exp.eqns, exp.vals, seeds, _REVERSE_SIGMA_X, keep=keep,
                            selections=self._moved or None)
         # NOTE: inputs may be traced in another slot order than x's leaves; use the expanded
         # program's input slots, which follow the leaves one to one.
-        leaves = []
-        for v, shape in zip(exp.traced.in_vars, self.spec.shapes):
+        for v, shape, a in zip(exp.traced.in_vars, self.spec.shapes, self.spec.offsets):
             c = ct.get(v.index)
-            leaves.append(None if c is None else np.broadcast_to(c, (r,) + shape))
-        X = self.spec.join(leaves, (r,))
-        U: dict[int, np.ndarray] = {}
-        for slot in u_slots:
+            if c is None:
+                continue
+            C = np.broadcast_to(c, (r,) + shape).reshape(r, -1)
+            if k < r:
+                self.g0[a: a + C.shape[1]] = C[k]
+            _triplets(parts[0], C[:k], pos, a)
+        for slot, (ents, cols) in cols_of.items():
             c = ct.get(slot)
-            if c is not None:
-                U[slot] = np.asarray(c, dtype=np.float64).reshape(r, -1)
-        cols = np.zeros((r, len(locs)))
-        for col, (j, e) in enumerate(locs):
-            c = U.get(exp.u_slot(j))
-            if c is not None:
-                cols[:, col] = c[:, e]
-        sw = rows >= 0
-        self._A[rows[sw]] = X[sw]
-        self._K[rows[sw]] = cols[sw]
-        if not sw[-1]:
-            self.g0 = X[-1].copy()
-            self._bhat = cols[-1].copy()
+            if c is None:
+                continue
+            U = np.asarray(c, dtype=np.float64).reshape(r, -1)[:, ents]
+            if k < r:
+                self._bhat[cols] = U[k]
+            _triplets(parts[1], U[:k], pos, cols)
 
     def _selections(self, moved: np.ndarray) -> dict[int, np.ndarray]:
         """abs' of every ``abs`` equation holding a moved switch: sign(z), 0 where moved."""
@@ -165,36 +192,63 @@ class ActiveModel:
         return sels
 
     # ------------------------------------------------------------------ full-size views
-    def _pad(self, M: np.ndarray, axes: int) -> np.ndarray:
+    def _spad(self, M: sp.csr_matrix, axes: int) -> sp.csr_matrix:
         if self.live.size == self.m:
             return M
-        full = np.zeros((self.m,) * axes + M.shape[axes:])
-        full[np.ix_(*([self.live] * axes))] = M
-        return full
+        C = M.tocoo()
+        col = self.live[C.col] if axes == 2 else C.col
+        shape = (self.m, self.m if axes == 2 else M.shape[1])
+        return sp.csr_matrix((C.data, (self.live[C.row], col)), shape=shape)
+
+    def _dense(self, key: str, make: Any) -> np.ndarray:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def A_sparse(self) -> sp.csr_matrix:
+        """(m, n) active switching Jacobian as CSR (zero rows at inert switches)."""
+        return self._spad(self._As, 1)
+
+    @property
+    def K_sparse(self) -> sp.csr_matrix:
+        """(m, m) strictly lower triangular coupling as CSR (zero at inert switches)."""
+        return self._spad(self._Ks, 2)
 
     @property
     def A(self) -> np.ndarray:
-        """(m, n) active switching Jacobian (zero rows at inert switches)."""
-        return self._pad(self._A, 1)
+        """(m, n) active switching Jacobian (zero rows at inert switches; dense, formed on
+        first read: m x n floats)."""
+        return self._dense("A", lambda: self.A_sparse.toarray())
 
     @property
     def K(self) -> np.ndarray:
-        """(m, m) strictly lower triangular coupling (zero at inert switches)."""
-        return self._pad(self._K, 2)
+        """(m, m) strictly lower triangular coupling (zero at inert switches; dense)."""
+        return self._dense("K", lambda: self.K_sparse.toarray())
 
     @property
     def bhat(self) -> np.ndarray:
         """(m,) sensitivity of f to the |z_j| (zero at inert switches)."""
-        return self._pad(self._bhat, 1)
+        if self.live.size == self.m:
+            return self._bhat
+        full = np.zeros(self.m)
+        full[self.live] = self._bhat
+        return full
 
     # ------------------------------------------------------------------ selection gradients
+    def _unit_lower(self, sigma: np.ndarray) -> sp.csr_matrix:
+        """I - K Sigma (CSR, unit lower triangular)."""
+        s = np.asarray(sigma, dtype=np.float64)
+        return (sp.identity(self.m, format="csr") - self.K_sparse @ sp.diags(s)).tocsr()
+
     def W(self, sigma: np.ndarray) -> np.ndarray:
         """Rows z_i' of the active switches on the piece of signature ``sigma``: solves
-        (I - K Sigma) W = A by forward substitution (entries of sigma may be fractional)."""
-        if self.m == 0:
-            return self.A.copy()
-        M = np.eye(self.m) - self.K * np.asarray(sigma, dtype=np.float64)[None, :]
-        return solve_triangular(M, self.A, lower=True, unit_diagonal=True)
+        (I - K Sigma) W = A by sparse forward substitution (entries of sigma may be
+        fractional). Dense (m, n) result."""
+        if self.m == 0 or self._Ks.nnz == 0:
+            return self.A_sparse.toarray()
+        return spsolve_triangular(self._unit_lower(sigma), self.A_sparse.toarray(),
+                                  lower=True, unit_diagonal=True)
 
     def gradient(self, sigma: np.ndarray) -> np.ndarray:
         """g0 + bhat Sigma (I - K Sigma)^{-1} A: the selection gradient for a definite
@@ -202,10 +256,11 @@ class ActiveModel:
         a product-measure average of selection gradients (paper B, working mathematics)."""
         if self.m == 0:
             return self.g0.copy()
-        M = np.eye(self.m) - self.K * np.asarray(sigma, dtype=np.float64)[None, :]
-        w = solve_triangular(M, np.asarray(sigma) * self.bhat, lower=True, unit_diagonal=True,
-                             trans="T")
-        return self.g0 + w @ self.A
+        w = np.asarray(sigma, dtype=np.float64) * self.bhat
+        if self._Ks.nnz:
+            w = spsolve_triangular(self._unit_lower(sigma).T.tocsr(), w, lower=False,
+                                   unit_diagonal=True)
+        return self.g0 + self.A_sparse.T @ w
 
     # ------------------------------------------------------------------ irrelevant switches
     def relevant(self) -> np.ndarray:
@@ -217,12 +272,12 @@ class ActiveModel:
         g(sigma) = g0 + bhat Sigma (I - K Sigma)^{-1} A, and neither constrains the others.
         Inert switches (zero rows and columns, :mod:`.inert`) are of the first kind."""
         keep = np.zeros(self.m, bool)
-        keep[self.live] = _relevant(self._A, self._K, self._bhat)
+        keep[self.live] = _relevant(self._As, self._Ks, self._bhat)
         return keep
 
     def reduced(self) -> ActiveModel:
         """The same model restricted to :meth:`relevant` switches (exact, see there)."""
-        keep = _relevant(self._A, self._K, self._bhat)
+        keep = _relevant(self._As, self._Ks, self._bhat)
         if self.live.size == self.m and keep.all():
             return self
         new = object.__new__(ActiveModel)
@@ -230,9 +285,10 @@ class ActiveModel:
         idx = self.live[keep]
         new.active, new.m = self.active[idx], int(idx.size)
         new.live, new.inert = np.arange(new.m), np.zeros(new.m, bool)
-        new._A, new._K = self._A[keep], self._K[np.ix_(keep, keep)]
+        new._As, new._Ks = self._As[keep], self._Ks[keep][:, keep]
         new._bhat = self._bhat[keep]
         new.dropped = self.m - new.m
+        new._cache = {}
         return new
 
     def metas(self) -> list[EqnMeta]:
@@ -243,18 +299,53 @@ class ActiveModel:
         return [self.exp.name(int(self.active[k])) for k in idx]
 
 
-def _relevant(A: np.ndarray, K: np.ndarray, bhat: np.ndarray) -> np.ndarray:
+def _bar(total: int, progress: bool | str) -> Any:
+    """A tqdm bar on stderr that shows only after a second; "auto" hides it when stderr is
+    not a terminal (no escape codes in logs). None without tqdm (a dev dependency)."""
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dev dependency
+        return None
+    return tqdm(total=total, desc="certify: reverse sweep", unit="row", file=sys.stderr,
+                delay=1.0, leave=False, disable=None if progress == "auto" else False)
+
+
+def _triplets(out: list, C: np.ndarray, pos: np.ndarray, cols: Any) -> None:
+    """Append the nonzeros of the chunk C (rows ``pos``, columns ``cols`` + j: an offset
+    or a column map) to ``out`` as (row, col, value) arrays."""
+    i, j = np.divmod(np.flatnonzero(C), C.shape[1])
+    if i.size:
+        c = j + cols if np.isscalar(cols) or np.ndim(cols) == 0 else cols[j]
+        out.append((pos[i], c, np.asarray(C[i, j], dtype=np.float64)))
+
+
+def _csr(parts: list, shape: tuple[int, int]) -> sp.csr_matrix:
+    if not parts:
+        return sp.csr_matrix(shape)
+    rows, cols, vals = (np.concatenate(p) for p in zip(*parts))
+    M = sp.csr_matrix((vals, (rows, cols)), shape=shape)
+    M.eliminate_zeros()
+    return M
+
+
+def _relevant(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray) -> np.ndarray:
     """Not dead (A_j != 0, or K_j nonzero on a column that is not dead) and reaching f
     (bhat_j != 0, or some later reaching switch depends on it), as in the program-order
-    loops of the definition, visiting only the rows and columns where K has entries."""
-    m = A.shape[0]
-    Knz = K != 0
-    dead = ~np.any(A != 0, axis=1) if A.shape[1] else np.ones(m, bool)
-    for j in np.flatnonzero(dead & Knz.any(axis=1)):
-        dead[j] = not np.any(Knz[j, :j] & ~dead[:j])
+    loops of the definition, visiting only the rows and columns where K has entries.
+    A and K are CSR without explicit zeros."""
+    dead = np.diff(A.indptr) == 0
+    ptr, ind = K.indptr, K.indices
+    for j in np.flatnonzero(dead & (np.diff(ptr) > 0)):
+        cols = ind[ptr[j]:ptr[j + 1]]
+        dead[j] = not np.any(~dead[cols[cols < j]])
     reach = bhat != 0
-    for j in np.flatnonzero(Knz.any(axis=0))[::-1]:
-        reach[j] = reach[j] or bool(np.any(Knz[j + 1:, j] & reach[j + 1:]))
+    Kc = K.tocsc()
+    ptr, ind = Kc.indptr, Kc.indices
+    for j in np.flatnonzero(np.diff(ptr) > 0)[::-1]:
+        rows = ind[ptr[j]:ptr[j + 1]]
+        reach[j] = reach[j] or bool(np.any(reach[rows[rows > j]]))
     return ~dead & reach
 
 

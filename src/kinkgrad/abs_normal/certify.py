@@ -14,7 +14,9 @@ cheapest first:
 
 (a) LIKQ (linear independence kink qualification): A has full row rank. Then every signature
     compatible with x is realised, so backward mode returns a Clarke gradient for ANY choices
-    at kinks. A comes from one batched reverse sweep seeded at the m active switches.
+    at kinks. A comes from one batched reverse sweep seeded at the m active switches; its
+    rank is counted block by block over the connected components of its sparsity pattern
+    (:mod:`._sparse_rank`: the same threshold as one dense test, never a higher count).
 (b) The grouped condition for batches. Group the active switches by the program node that
     produced them (a neuron's copies across a batch sit in one node) and by their choice c.
     Members of a group share c (kinkgrad's policies are deterministic and agnostic). If no
@@ -49,14 +51,18 @@ import numpy as np
 from ..cost import program_cost
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sweeps import reverse_sweep
+from . import active as _active
 from ._flat import FlatSpec, scalar_output, trace_at
+from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
 from .expand import expand
+from .inert import inert_switches
 from .lp import MARGIN, margin, nonzero_rows
 
 __all__ = ["CertifyReport", "KinkGroup", "certify"]
 
 _LP_ENTRIES = 20_000_000  # largest constraint matrix (rows x n) handed to the LP shortcut
+_DENSE = False  # True: the dense reference path (m x n A, one Gram eigh, one lstsq)
 
 
 @dataclass
@@ -82,9 +88,12 @@ class CertifyReport:
         certified: the vector backward mode returns is guaranteed to be a Clarke gradient.
         reason: which condition certified it, or why none did.
         condition: ``"no kinks"``, ``"inert kinks"`` (none can change the gradient),
-            ``"LIKQ"``, ``"grouped"`` or ``"none"``.
+            ``"LIKQ"``, ``"grouped"``, ``"none"`` or ``"undecided"`` (too large to decide:
+            more than ``max_kinks`` switches to seed, or sign-pattern LPs past their size
+            bound; the reason says what to do).
         active_kinks: number m of active switching variables of the abs-normal form.
-        rank: rank of the active switching Jacobian A (LIKQ holds iff rank == m).
+        rank: rank of the active switching Jacobian A (LIKQ holds iff rank == m); a lower
+            bound when ``rank_exact`` is False, -1 when not computed.
         offending: names of the switching variables that break the conditions.
         cost_ratio: model cost of the certificate's sweeps relative to ``grad``.
         gradient: the vector plain backward mode returns (shaped like x).
@@ -107,6 +116,7 @@ class CertifyReport:
     groups: list[KinkGroup] = field(default_factory=list)
     patterns: int = 0
     policy: KinkPolicy | None = None
+    rank_exact: bool = True
 
     @functools.cached_property
     def kinks(self) -> list[str]:
@@ -117,11 +127,16 @@ class CertifyReport:
     def __bool__(self) -> bool:
         return self.certified
 
+    def _rank_text(self) -> str:
+        if self.rank < 0:
+            return "not computed"
+        return str(self.rank) if self.rank_exact else f">= {self.rank}"
+
     def __str__(self) -> str:
         head = "CERTIFIED" if self.certified else "NOT certified"
         lines = [f"{head} ({self.condition}): {self.reason}",
-                 f"  active kinks {self.active_kinks}, rank {self.rank}, cost ratio "
-                 f"{self.cost_ratio:.2f}"]
+                 f"  active kinks {self.active_kinks}, rank {self._rank_text()}, cost "
+                 f"ratio {self.cost_ratio:.2f}"]
         if self.offending:
             shown = ", ".join(self.offending[:8])
             more = f" and {len(self.offending) - 8} more" if len(self.offending) > 8 else ""
@@ -169,25 +184,14 @@ def _groups(model: ActiveModel, c: np.ndarray) -> list[KinkGroup]:
             index[key] = KinkGroup(_var_name(orig.out.index), orig.prim.name, float(ck), [])
         index[key].members.append(k)
     groups = list(index.values())
-    reach = None
+    K = model.K_sparse
     for g in groups:
         mem = np.array(g.members)
         if np.all(np.diff(mem) == 1):  # contiguous: paths between members stay inside
-            g.dependent = bool(np.any(model.K[np.ix_(mem, mem)] != 0))
+            g.dependent = bool(K[mem[0]:mem[-1] + 1, mem[0]:mem[-1] + 1].nnz)
         else:
-            if reach is None:
-                reach = _closure(model.K != 0)
-            g.dependent = bool(np.any(reach[np.ix_(mem, mem)]))
+            g.dependent = reaches(K, mem)
     return groups
-
-
-def _closure(B: np.ndarray) -> np.ndarray:
-    """reach[i, j]: switch i depends on |z_j| through some path (B strictly lower)."""
-    R = np.zeros_like(B)
-    for i in range(B.shape[0]):
-        deps = B[i]
-        R[i] = deps | R[deps].any(axis=0) if deps.any() else deps
-    return R
 
 
 def _blocks(model: ActiveModel, groups: list[KinkGroup]) -> list[np.ndarray]:
@@ -196,15 +200,18 @@ def _blocks(model: ActiveModel, groups: list[KinkGroup]) -> list[np.ndarray]:
     owner = np.empty(model.m, int)
     for gi, g in enumerate(groups):
         owner[g.members] = gi
-    blocks, start = [], 0
-    for i in range(1, model.m + 1):
-        if i == model.m or owner[i] != owner[start]:
-            run = np.arange(start, i)
-            if np.any(model.K[np.ix_(run, run)] != 0):
-                blocks.extend(run[[j]] for j in range(len(run)))
-            else:
-                blocks.append(run)
-            start = i
+    new = np.r_[True, owner[1:] != owner[:-1]] if model.m else np.zeros(0, bool)
+    run = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    C = model.K_sparse.tocoo()
+    coupled = np.zeros(starts.size, bool)
+    coupled[run[C.row][run[C.row] == run[C.col]]] = True
+    blocks: list[np.ndarray] = []
+    for k, (lo, hi) in enumerate(zip(starts, np.r_[starts[1:], model.m])):
+        if coupled[k]:
+            blocks.extend(np.array([i]) for i in range(lo, hi))
+        else:
+            blocks.append(np.arange(lo, hi))
     return blocks
 
 
@@ -241,7 +248,7 @@ def _pattern_check(model: ActiveModel, groups: list[KinkGroup], c: np.ndarray, l
             units.extend([g.members] if not g.dependent else [[k] for k in g.members])
     if 2 ** len(units) > limit:
         return None, 0, [k for u in units for k in u]
-    scale = float(np.max(np.abs(model.A), initial=0.0))
+    scale = float(abs(model.A_sparse).max()) if model.A_sparse.nnz else 0.0
     count = 0
     for signs in product((1.0, -1.0), repeat=len(units)):
         sigma = np.array(c, dtype=np.float64)
@@ -257,8 +264,8 @@ def _pattern_check(model: ActiveModel, groups: list[KinkGroup], c: np.ndarray, l
 
 
 # ---------------------------------------------------------------------------- certify
-def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 256
-            ) -> CertifyReport:
+def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 256,
+            max_kinks: int = 50_000, progress: bool | str = "auto") -> CertifyReport:
     """Decide whether plain backward mode's vector at x is a Clarke gradient, without
     enumerating the subdifferential.
 
@@ -271,12 +278,20 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     form (relu'(0) = s is c = 2 s - 1, max "first" is c = +1, ...); condition (b) needs these
     to reproduce backward mode's vector exactly, which it checks.
 
+    Cost: one batched reverse sweep with one seed per active switch that is not inert (about
+    that many gradients), then sparse rank and least-squares tests block by block (linear in
+    the nonzeros of A on batches, :mod:`._sparse_rank`).
+
     Args:
         f: scalar function written with ``kinkgrad.numpy``.
         x: the point (array or pytree, e.g. network parameters as a dict).
         policy: kink policy defining backward mode's choice at kinks.
         limit: most group sign patterns checked one LP each when the structural shortcut of
             (b) does not apply.
+        max_kinks: most active switches seeded in the reverse sweep; past it the answer is
+            ``"undecided"`` at once (the reason says how to go on).
+        progress: a progress bar (stderr) over the reverse sweep on runs longer than a
+            second: True, "auto" (only on a terminal: no escape codes in logs) or False.
 
     Returns:
         A :class:`CertifyReport` (truthy iff certified).
@@ -303,10 +318,20 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                            keep=set(spec.slots))
         g_ad = spec.join([ct.get(s) for s in spec.slots])
     exp = expand(tr)
-    full = ActiveModel(exp, spec, out)
-    model = full.reduced()
     base = program_cost(tr.program())
     ex = program_cost(exp.traced.program())
+    seeds = _seeds(exp, max_kinks)
+    if seeds > max_kinks:
+        ratio = (base.backward + ex.function) / max(base.backward, 1)
+        return CertifyReport(
+            False, f"{seeds} active switches would each seed the reverse sweep "
+            f"(about {seeds} gradients, dense rows of length {spec.n}), more than max_kinks="
+            f"{max_kinks}. Pass a larger max_kinks to run it anyway, certify a smaller batch, "
+            "or use kinkgrad.clarke_grad for a Clarke gradient without a certificate.",
+            "undecided", int(np.count_nonzero(exp.z() == 0)), -1, [], float(ratio),
+            spec.tree(g_ad), None, policy=pol)
+    full = ActiveModel(exp, spec, out, progress=progress)
+    model = full.reduced()
     ratio = (base.backward + ex.function + full.rows * (ex.backward - ex.function)) / max(
         base.backward, 1)
 
@@ -316,9 +341,11 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                 "set aside: zero derivative on every piece, or no path to f)"
                 if model.dropped else "")
         return CertifyReport(ok, reason + note, cond, full.m, rank, model.names(bad),
-                             float(ratio), spec.tree(g_ad), full.names, policy=pol, **kw)
+                             float(ratio), spec.tree(g_ad), full.names, policy=pol,
+                             rank_exact=exact, **kw)
 
     m = model.m
+    exact = True
     if full.m == 0:
         return report(True, "no kinks", "no active switching variable: f is differentiable "
                       "at x and backward mode returns its gradient.", 0, [])
@@ -326,16 +353,23 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
         return report(True, "inert kinks", "no active switching variable can change the "
                       "gradient: f is differentiable along every piece at x with one "
                       "gradient, the one backward mode returns.", 0, [])
-    rank, dependent = _rank(model.A)
-    if rank == m:
-        return report(True, "LIKQ", f"LIKQ holds (the {m} x {model.A.shape[1]} active "
-                      "switching Jacobian has full row rank): every compatible signature is "
+    if _DENSE:
+        rank, dep = _rank(model.A)
+        dependent = functools.partial(list, dep)
+    else:
+        rank, exact, dependent = sparse_rank(model.A_sparse)
+    if rank == m:  # a lower bound that reaches m is the rank
+        exact = True
+        return report(True, "LIKQ", f"LIKQ holds (the {m} x {spec.n} active switching "
+                      "Jacobian has full row rank): every compatible signature is "
                       "realised, so any choice at kinks gives a Clarke gradient.", rank, [])
+    lik = (f"LIKQ fails (rank {rank} < {m})" if exact else f"LIKQ is undecided (rank >= "
+           f"{rank} of {m}: a block of A is too large for the dense rank test)")
     c = [policy_choice(meta, pol) for meta in model.metas()]
     unknown = [k for k, ck in enumerate(c) if ck is None]
     if unknown:
-        return report(False, "none", f"LIKQ fails (rank {rank} < {m}) and the choice at 0 of "
-                      "some switches is not known for their primitive.", rank, unknown)
+        return report(False, "none", f"{lik} and the choice at 0 of some switches is not "
+                      "known for their primitive.", rank, unknown)
     c_arr = np.array(c, dtype=np.float64)
     g_exp = model.gradient(c_arr)
     # NOTE: g_ad comes from backward mode in the program's precision (float16 rounds at ~1e-3),
@@ -344,27 +378,42 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                if np.dtype(v.dtype).kind == "f"), default=0.0)
     tol = max(1e-8, 20 * eps)
     if not np.allclose(g_exp, g_ad, rtol=tol, atol=tol * (1 + float(np.abs(g_ad).max()))):
-        return report(False, "none", f"LIKQ fails (rank {rank} < {m}) and the policy's choice "
-                      "is not one value of abs'(0) per switch (e.g. max='split' over three or "
-                      "more ties), so the grouped condition does not apply.", rank, dependent)
+        return report(False, "none", f"{lik} and the policy's choice is not one value of "
+                      "abs'(0) per switch (e.g. max='split' over three or more ties), so the "
+                      "grouped condition does not apply.", rank, dependent())
     groups = _groups(model, c_arr)
-    if _dominant(model, _blocks(model, groups)):
-        return report(True, "grouped", f"LIKQ fails (rank {rank} < {m}), but the {len(groups)} "
-                      "kink group(s) (switches of one node with one choice at 0) can be moved "
-                      "one after the other by directions that fix the earlier ones, so every "
-                      "group sign pattern is realised and the same choice inside each group "
-                      "gives a Clarke gradient.", rank, [], groups=groups)
+    blocks = _blocks(model, groups)
+    if (_dominant(model, blocks) if _DENSE
+            else dominant_sparse(model.A_sparse, blocks, _LP_ENTRIES)):
+        return report(True, "grouped", f"{lik}, but the {len(groups)} kink group(s) "
+                      "(switches of one node with one choice at 0) can be moved one after "
+                      "the other by directions that fix the earlier ones, so every group sign "
+                      "pattern is realised and the same choice inside each group gives a "
+                      "Clarke gradient.", rank, [], groups=groups)
+    if not _DENSE and m * spec.n > _LP_ENTRIES:
+        return report(False, "undecided", f"{lik}, the structural grouped test fails, and "
+                      f"the sign-pattern LPs would need dense {m} x {spec.n} matrices. "
+                      "kinkgrad.clarke_grad gives a Clarke gradient without a certificate.",
+                      rank, [], groups=groups)
     ok, count, bad = _pattern_check(model, groups, c_arr, limit)
     if ok:
-        return report(True, "grouped", f"LIKQ fails (rank {rank} < {m}), but every sign "
-                      f"pattern of the kink groups ({count} checked by LP) is realised, and "
-                      "the choice is the same inside each group.", rank, [], groups=groups,
-                      patterns=count)
+        return report(True, "grouped", f"{lik}, but every sign pattern of the kink groups "
+                      f"({count} checked by LP) is realised, and the choice is the same "
+                      "inside each group.", rank, [], groups=groups, patterns=count)
     if ok is None:
-        return report(False, "none", f"LIKQ fails (rank {rank} < {m}) and the grouped "
-                      f"condition would need more than limit={limit} sign patterns checked.",
-                      rank, bad, groups=groups)
-    return report(False, "none", f"LIKQ fails (rank {rank} < {m}) and a sign pattern that "
-                  "backward mode's choice weights is not realised by any direction: the "
-                  "vector may not be a Clarke gradient (kinkgrad.clarke_grad gives one that "
-                  "is).", rank, bad, groups=groups, patterns=count)
+        return report(False, "none", f"{lik} and the grouped condition would need more than "
+                      f"limit={limit} sign patterns checked.", rank, bad, groups=groups)
+    return report(False, "none", f"{lik} and a sign pattern that backward mode's choice "
+                  "weights is not realised by any direction: the vector may not be a Clarke "
+                  "gradient (kinkgrad.clarke_grad gives one that is).", rank, bad,
+                  groups=groups, patterns=count)
+
+
+def _seeds(exp: Any, max_kinks: int) -> int:
+    """Number of active switches the reverse sweep would seed (inert ones found by the
+    cheap mask pass only when the plain count exceeds ``max_kinks``)."""
+    active = exp.z() == 0
+    count = int(np.count_nonzero(active))
+    if count > max_kinks and _active._PRUNE:
+        count -= int(np.count_nonzero(inert_switches(exp)[active]))
+    return count
