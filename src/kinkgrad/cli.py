@@ -1,4 +1,5 @@
-"""The ``kinkgrad`` command: ``--version``, ``info``, ``train``, ``reproduce``."""
+"""The ``kinkgrad`` command: ``--version``, ``info``, ``train``, ``reproduce``, ``hardness``,
+``minimize``."""
 
 from __future__ import annotations
 
@@ -61,10 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Algorithmic differentiation of nonsmooth programs.",
     )
     parser.add_argument("--version", action="version", version=f"kinkgrad {__version__}")
-    parser.add_argument("command", nargs="?", choices=["info", "train", "reproduce", "hardness"],
+    parser.add_argument("command", nargs="?",
+                        choices=["info", "train", "reproduce", "hardness", "minimize"],
                         help="info: the dictionary of primitives; train: train a network; "
                              "reproduce: the papers' experiments; hardness FILE.cnf: two "
-                             "Clarke subgradients for a DIMACS formula")
+                             "Clarke subgradients for a DIMACS formula; minimize --problem "
+                             "NAME --n N: minimize a test problem with a certified verdict")
     if not argv or argv[0] in ("-h", "--help", "--version"):
         parser.parse_args(argv)
         parser.print_help()
@@ -88,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .hardness.cli import main as hardness_main
 
         return int(hardness_main(rest) or 0)
+    if cmd == "minimize":
+        from .optimize.cli import main as minimize_main
+
+        return int(minimize_main(rest))
     parser.parse_args(argv)
     return 2
 
