@@ -56,19 +56,15 @@ from itertools import product
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix, diags, identity
-from scipy.sparse.linalg import spsolve_triangular
 
 from .._core.program import Var
 from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
+from .tournament import block_value, components, tournament, winner
 
 __all__ = ["Block", "LocalSet", "local_set", "piecewise_linear"]
 
 _ENUM = 12  # largest generic block whose 2^m patterns are listed
-_LEAF_PATTERNS = 64  # most patterns of the switches inside one tournament leaf
-_EXHAUSTIVE = 8  # tournaments up to this size are checked on every signature
-_CHECKS = 32  # sampled signatures checked against a larger tournament's leaves
 _MAX_PRODUCERS = {"max", "maximum"}
 _MIN_PRODUCERS = {"min", "minimum"}
 _LINEAR = {"add", "sub", "neg", "broadcast_to", "concatenate", "cumsum", "getitem", "reshape",
@@ -136,27 +132,6 @@ class LocalSet:
 
 
 # ---------------------------------------------------------------------------- algebra
-def _h(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """h(sigma) = (sigma * bhat) (I - K Sigma)^{-1} A for one block. Row j of the transposed
-    system reads w_j = sigma_j (bhat_j + sum_k K_kj w_k), so w vanishes where sigma does and
-    only the support of sigma is solved (a tournament path is a handful of switches)."""
-    supp = np.flatnonzero(sigma)
-    if supp.size == 0:
-        return np.zeros(A.shape[1])
-    Ks = K[np.ix_(supp, supp)]
-    s = sigma[supp]
-    if supp.size > 16:
-        from scipy.linalg import solve_triangular
-
-        M = np.eye(supp.size) - Ks * s[None, :]
-        w = solve_triangular(M, s * bhat[supp], lower=True, unit_diagonal=True, trans="T")
-        return w @ A[supp]
-    w = np.zeros(supp.size)
-    for r in range(supp.size - 1, -1, -1):  # later switches first (K strictly lower)
-        w[r] = s[r] * (bhat[supp[r]] + Ks[r + 1:, r] @ w[r + 1:])
-    return w @ A[supp]
-
-
 def _unique(rows: list[np.ndarray], sigs: list) -> tuple[np.ndarray, list]:
     """Distinct rows (to 11 digits relative), first occurrences, in order."""
     if not rows:
@@ -198,169 +173,7 @@ def _rank(A: np.ndarray, strict: bool) -> int:
     return int(np.count_nonzero(sv > (1e-6 if strict else 1e-13)))
 
 
-# ---------------------------------------------------------------------------- tournaments
-def _tree(K: np.ndarray, bhat: np.ndarray, T: np.ndarray) -> tuple[dict, int] | None:
-    """The binary tree of the comparisons T, (child map, root), or None when K and bhat on
-    T are not exactly those of a tournament of (a + b +- |a - b|)/2: a comparison j at depth
-    k below an ancestor i on i's side s (the sign of sigma_i that selects j's subtree) has
-    K[i, j] = s 2^-k, non-descendants K[i, j] = 0, and bhat_j = bhat_root 2^-depth(j)."""
-    m = T.size
-    KT = K[np.ix_(T, T)]
-    parent = np.full(m, -1)
-    child: dict[tuple[int, int], int] = {}
-    for j in range(m):
-        later = np.flatnonzero(KT[j + 1:, j] != 0)
-        if later.size:
-            parent[j] = p = j + 1 + int(later[0])
-            key = (int(p), int(np.sign(KT[p, j])))
-            if key in child:
-                return None
-            child[key] = j
-    roots = np.flatnonzero(parent < 0)
-    if roots.size != 1:
-        return None
-    root = int(roots[0])
-    depth = np.zeros(m, int)
-    for j in range(m - 1, -1, -1):  # parents come later in program order
-        if parent[j] >= 0:
-            depth[j] = depth[parent[j]] + 1
-    want = np.zeros((m, m))
-    for j in range(m):
-        i, below = parent[j], j
-        while i >= 0:
-            side = 1.0 if child.get((int(i), 1)) == below else -1.0
-            want[i, j] = side * 2.0 ** -(depth[j] - depth[i])
-            below, i = i, parent[i]
-    bT = bhat[T]
-    scale = max(float(np.max(np.abs(KT), initial=0.0)), abs(float(bT[root])), 1e-300)
-    if not (np.allclose(KT, want, rtol=0, atol=1e-12 * scale) and np.allclose(
-            bT, bT[root] * 2.0 ** -depth, rtol=1e-12, atol=1e-12 * scale)):
-        return None
-    return {(int(T[i]), s): int(T[j]) for (i, s), j in child.items()}, int(T[root])
-
-
-def _leaves(K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S: np.ndarray
-            ) -> tuple[list[np.ndarray], dict, int, dict] | None:
-    """Signatures of every (leaf, pattern of the leaf's own switches), the child map, the
-    root and each leaf's own switches; None when the block is not a tournament (over leaves
-    that may hold switches of their own)."""
-    tree = _tree(K, bhat, T)
-    if tree is None:
-        return None
-    child, root = tree
-    m = K.shape[0]
-    inT = np.zeros(m, bool)
-    inT[T] = True
-    if S.size and np.any(K[np.ix_(S, T)]):
-        return None  # a leaf switch depending on a comparison: not a leaf of the tree
-    # NOTE: the leaf switches form components (coupled among themselves only); each hangs
-    # below the lowest comparison it feeds, on the side where its item enters that max.
-    own: dict[tuple[int, int], list[int]] = {}
-    comps = _components(K[np.ix_(S, S)]) if S.size else []
-    for comp in comps:
-        mem = S[comp]
-        feeds = np.flatnonzero(np.any(K[:, mem] != 0, axis=1) & inT)
-        if feeds.size == 0:
-            return None
-        low = int(feeds[0])
-        hit = mem[K[low, mem] != 0]
-        sides = {int(np.sign(K[low, j] * bhat[j] * bhat[root])) for j in hit}
-        if len(sides) != 1:
-            return None
-        key = (low, sides.pop())
-        if key in child:
-            return None
-        own.setdefault(key, []).extend(int(j) for j in mem)
-    out: list[np.ndarray] = []
-
-    def walk(i: int, sigma: np.ndarray) -> bool:
-        for side in (1, -1):
-            s = sigma.copy()
-            s[i] = side
-            if (i, side) in child:
-                if not walk(child[(i, side)], s):
-                    return False
-                continue
-            mine = own.get((i, side), [])
-            if 2 ** len(mine) > _LEAF_PATTERNS:
-                return False
-            for pat in product((1.0, -1.0), repeat=len(mine)):
-                s2 = s.copy()
-                s2[mine] = pat
-                out.append(s2)
-        return True
-
-    if not walk(root, np.zeros(m)):
-        return None
-    return out, child, root, own
-
-
-def _leaf_of(sigma: np.ndarray, child: dict, root: int, leaf_sigs: dict) -> np.ndarray:
-    """The (leaf, pattern) signature that the full signature sigma selects."""
-    i, path = root, np.zeros_like(sigma)
-    while True:
-        side = int(sigma[i])
-        path[i] = side
-        if (i, side) not in child:
-            break
-        i = child[(i, side)]
-    mine = leaf_sigs.get((i, side), [])
-    path[mine] = sigma[mine]
-    return path
-
-
-def _tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S: np.ndarray,
-                rng: np.random.Generator) -> tuple[list[np.ndarray], bool] | None:
-    """Leaf signatures of a checked tournament block and whether it is convex."""
-    found = _leaves(K, bhat, T, S)
-    if found is None:
-        return None
-    sigs, child, root, own = found
-    m = K.shape[0]
-    checks = (product((1.0, -1.0), repeat=m) if m <= _EXHAUSTIVE
-              else (rng.choice([-1.0, 1.0], size=m) for _ in range(_CHECKS)))
-    scale = max(1.0, float(np.max(np.abs(bhat))) * float(np.max(np.abs(A), initial=1.0)))
-    Kt, eye = (csr_matrix(K.T), identity(m, format="csr")) if m > 64 else (None, None)
-    for full in checks:
-        full = np.asarray(full, np.float64)
-        want = _h(A, K, bhat, _leaf_of(full, child, root, own))
-        if Kt is None:
-            got = _h(A, K, bhat, full)
-        else:  # (I - K Sigma)^T w = sigma * bhat: upper triangular, as sparse as the tree
-            got = spsolve_triangular(eye - diags(full) @ Kt, full * bhat, lower=False) @ A
-        if np.max(np.abs(got - want), initial=0.0) > 1e-9 * scale:
-            return None
-    # NOTE: bhat_root = beta/2 for f = beta max(..) and -beta/2 for beta min(..): the block's
-    # part of f'(x; .) is convex iff bhat_root > 0 and every leaf switch enters its item
-    # convexly, i.e. (same sign argument) bhat_j > 0, with no coupling among leaf switches.
-    convex = bool(np.all(bhat > 0)) and not (S.size and np.any(K[np.ix_(S, S)]))
-    return sigs, convex
-
-
-def _winner(H: np.ndarray, j: int, bhat_root: float) -> bool:
-    """Leaf j of a pure tournament wins strictly along some direction: the leaf values
-    differ by beta (grad u_j - grad u_k), beta = +-2 bhat_root, so j wins iff
-    sign(bhat_root) (h_j - h_k) . d > 0 for every other distinct leaf k (one LP)."""
-    R = np.sign(bhat_root) * (H[j] - np.delete(H, j, axis=0))
-    rows = nonzero_rows(R, float(np.max(np.abs(H), initial=0.0)))
-    t, _ = margin(R[rows])
-    return t > MARGIN
-
-
 # ---------------------------------------------------------------------------- blocks
-def _components(K: np.ndarray) -> list[np.ndarray]:
-    """Connected components of the coupling graph (i ~ j when K[i, j] != 0), each sorted."""
-    from scipy.sparse.csgraph import connected_components
-
-    m = K.shape[0]
-    if m == 0:
-        return []
-    _, labels = connected_components(csr_matrix(K != 0), directed=True, connection="weak")
-    order = np.argsort(labels, kind="stable")
-    splits = np.flatnonzero(np.diff(labels[order])) + 1
-    return sorted(np.split(order, splits), key=lambda c: int(c[0]))
-
-
 def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator,
                     count: int = 16) -> list[np.ndarray]:
     """Signatures entered along random directions (realised: a few pieces of a big block)."""
@@ -377,10 +190,10 @@ def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator,
 
 def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
            rng: np.random.Generator) -> Block:
-    A_rows = model.A[members]
-    cols = np.flatnonzero(np.any(A_rows != 0, axis=0))
-    A = A_rows[:, cols]
-    K = model.K[np.ix_(members, members)]
+    A_rows = model.A_sparse[members]
+    cols = np.unique(A_rows.indices)
+    A = A_rows[:, cols].toarray()
+    K = model.K_sparse[members][:, members].toarray()
     bhat = model.bhat[members]
     m = members.size
     if m == 1:
@@ -401,29 +214,29 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
         if T.size == 0 or (kind == "k-way max" and is_min.any()):
             continue
         S = np.setdiff1d(np.arange(m), T)
-        tour = _tournament(A, K, bhat, T, S, rng)
+        tour = tournament(A, K, bhat, T, S, rng)
         if tour is None:
             break
         leaves, convex = tour
-        outer, leaves = _unique([_h(A, K, bhat, s) for s in leaves], leaves)
+        outer, leaves = _unique([block_value(A, K, bhat, s) for s in leaves], leaves)
         if convex:
             real = list(range(len(leaves)))
         elif S.size == 0:
             real = [i for i in range(len(leaves))
-                    if independent_rows() or _winner(outer, i, bhat[T[-1]])]
+                    if independent_rows() or winner(outer, i, bhat[T[-1]])]
         else:  # leaves with switches of their own, not convex: only what LIKQ proves
             real = list(range(len(leaves))) if independent_rows() else []
         return Block(members, kind, cols, outer, outer[real], convex,
                      convex or len(real) == len(leaves), [leaves[i] for i in real])
     if m > _ENUM:
         sigs = _sampled_pieces(A, K, rng)
-        inner, sigs = _unique([_h(A, K, bhat, s) for s in sigs], sigs)
+        inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
         return Block(members, "large", cols, None, inner.reshape(-1, cols.size), False, False,
                      sigs)
     pats = [np.array(p) for p in product((1.0, -1.0), repeat=m)]
-    outer, _ = _unique([_h(A, K, bhat, s) for s in pats], pats)
+    outer, _ = _unique([block_value(A, K, bhat, s) for s in pats], pats)
     real = [s for s in pats if independent_rows() or _realised(A, K, s)]
-    inner, sigs = _unique([_h(A, K, bhat, s) for s in real], real)
+    inner, sigs = _unique([block_value(A, K, bhat, s) for s in real], real)
     inner = inner.reshape(-1, cols.size)
     return Block(members, "enumerated", cols, outer, inner, False,
                  bool(full_rank) or len(inner) == len(outer), sigs)
@@ -456,12 +269,15 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
     red = model.reduced()
     producers = [m.producer for m in red.metas()]
     blocks = [_block(red, comp, [producers[int(i)] for i in comp], rng)
-              for comp in _components(red.K)]
+              for comp in components(red.K_sparse)]
     convex = all(b.convex for b in blocks)
     independent = len(blocks) <= 1
     if not independent and not convex:
-        total = _rank(red.A, strict=True)
-        independent = total >= sum(_rank(red.A[b.members], strict=False) for b in blocks)
+        from ._sparse_rank import sparse_rank
+
+        total = sparse_rank(red.A_sparse)[0]  # never above the true rank
+        independent = total >= sum(1 if b.kind == "switch" else _rank(
+            red.A_sparse[b.members].toarray(), strict=False) for b in blocks)
     inner_exact = convex or independent
     complete = all((b.complete or b.convex) and b.outer is not None for b in blocks)
     return LocalSet(red, red.g0.copy(), blocks, independent, inner_exact,

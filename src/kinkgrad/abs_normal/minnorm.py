@@ -179,7 +179,7 @@ def _affine_min(g0: np.ndarray, Vd: sp.csr_matrix, supports: list[np.ndarray]
     else:
         from scipy.sparse.linalg import lsqr
 
-        y = lsqr(M, -base, atol=1e-15, btol=1e-15, iter_lim=10 * M.shape[1])[0]
+        y = lsqr(M, -base, atol=1e-15, btol=1e-15, iter_lim=min(10 * M.shape[1], 2000))[0]
     for (j, f), yj in zip(pairs, y):
         lam[j] += yj
         lam[f] -= yj
@@ -201,7 +201,13 @@ def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np
     for supp in supports:
         lam[supp] /= lam[supp].sum()
     vmax = float(np.max(np.abs(Vd.data), initial=1.0))
-    for _ in range(_WOLFE_ROUNDS if sum(map(len, supports)) <= 400 else 1):
+    small = sum(map(len, supports)) <= 400
+    if not small:  # NOTE: large supports: one affine solve, accepted only if feasible
+        y = _affine_min(g0, Vd, supports)
+        if y is None or not np.all(np.isfinite(y)) or np.min(y) < -1e-12:
+            return None
+        return _feasible(y, sizes)
+    for _ in range(_WOLFE_ROUNDS):
         for _ in range(lam.size + 1):  # minor cycles
             y = _affine_min(g0, Vd, supports)
             if y is None or not np.all(np.isfinite(y)):

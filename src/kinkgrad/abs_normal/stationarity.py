@@ -170,11 +170,12 @@ def _probe_norms(exp: Expanded, spec: FlatSpec) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- pieces
-def _model_z(A: np.ndarray, K: np.ndarray, coupled: np.ndarray, d: np.ndarray) -> np.ndarray:
+def _model_z(A: Any, K: Any, coupled: np.ndarray, d: np.ndarray) -> np.ndarray:
     """z' = A d + K|z'| by forward substitution (only the coupled rows need the loop)."""
     z = A @ d
     for i in coupled:
-        z[i] += K[i, :i] @ np.abs(z[:i])
+        row = K.getrow(i)
+        z[i] += row.data @ np.abs(z[row.indices])
     return z
 
 
@@ -183,17 +184,21 @@ def _model_piece(ls: LocalSet, d: np.ndarray, rng: np.random.Generator) -> np.nd
     directions: sigma = sign(z'(d)). Realised to first order, so a limiting gradient of the
     (moved) program at x."""
     red = ls.model
-    A, K = red.A, red.K
-    coupled = np.flatnonzero(np.any(K != 0, axis=1))
+    A, K = red.A_sparse, red.K_sparse.tocsr()
+    coupled = np.flatnonzero(np.diff(K.indptr))
     sigma = np.sign(_model_z(A, K, coupled, d))
     for _ in range(8):
         if np.all(sigma != 0):
             break
         # NOTE: a tie left by d is broken by d + eps e: on the tied rows the derivative
         # along e (with the signs fixed where d decided) gives the side, as in lex mode.
-        e = rng.standard_normal(d.size)
-        W = red.W(sigma)
-        sigma = np.where(sigma == 0, np.sign(W @ e), sigma)
+        Ae = A @ rng.standard_normal(d.size)
+        if K.nnz:  # (I - K Sigma) w = A e by sparse forward substitution
+            from scipy.sparse.linalg import spsolve_triangular
+
+            Ae = spsolve_triangular(red._unit_lower(sigma), Ae, lower=True,
+                                    unit_diagonal=True)
+        sigma = np.where(sigma == 0, np.sign(Ae), sigma)
     return red.gradient(sigma)
 
 
