@@ -1,0 +1,223 @@
+"""The inner solver of :mod:`.abs_linear`: a local minimizer of the abs-linear model plus a
+proximal term, by an active-signature method whose piece problems are QPs
+(:mod:`._abs_linear_qp`, solved by PIQP).
+
+The model at x (from :class:`~kinkgrad.abs_normal.form.AbsNormalForm`, scalar f) is
+
+    phi(dx) = cy + J dx + Y |z(dx)|,    z(dx) = cz + Z dx + L |z(dx)|,
+
+and the subproblem is  min_dx  phi(dx) + q/2 ||dx||^2. On the piece of a fixed signature it
+is a convex QP; switches at their kink are flipped by the multiplier sign test (see
+:mod:`._abs_linear_qp` for the QP and the test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import KinkgradError
+from ._abs_linear_qp import PieceQP
+
+if TYPE_CHECKING:
+    from ..abs_normal.form import AbsNormalForm
+
+__all__ = ["AbsLinearModel", "ModelStep", "PieceQP", "minimize_model"]
+
+_SINGLE_TRIES = 3  # single flips tried (most violated first) before the search stops
+
+
+class AbsLinearModel:
+    """The abs-linear model of f at x, with Z and L stored sparse (CSR).
+
+    Attributes:
+        n, s: dimension and number of switching variables.
+        f: f(x).
+        J, Y, cz: the form's vectors (J, Y raveled: f is scalar).
+        Z, L, LT: CSR matrices (LT = L^T).
+        z0: z at dx = 0 (the switching values at x).
+        finite: every entry of the form is finite.
+    """
+
+    def __init__(self, anf: AbsNormalForm) -> None:
+        if not anf.dense:
+            raise KinkgradError("abs-linear: internal error, the abs-normal form is not dense.")
+        self.n, self.s = int(anf.n), int(anf.s)
+        self.f = float(np.asarray(anf.y, np.float64).reshape(-1)[0])
+        self.J = np.asarray(anf.J, np.float64).reshape(-1)
+        self.Y = np.asarray(anf.Y, np.float64).reshape(-1)
+        self.cz = np.asarray(anf.cz, np.float64).reshape(-1)
+        self.z0 = np.asarray(anf.z, np.float64).reshape(-1).copy()
+        Z = np.asarray(anf.Z, np.float64).reshape(self.s, self.n)
+        L = np.asarray(anf.L, np.float64).reshape(self.s, self.s)
+        self.finite = all(bool(np.all(np.isfinite(a))) for a in
+                          (Z, L, self.J, self.Y, self.cz, self.z0))
+        if not self.finite:
+            return
+        self.Z = sp.csr_matrix(Z)
+        self.L = sp.csr_matrix(np.tril(L, -1))
+        self.LT = self.L.T.tocsr()
+        self._groups = self._levels()
+
+    def _levels(self) -> list[tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]]:
+        """Switches grouped by depth (row i of L refers only to switches of smaller depth),
+        so that substitution runs one sparse product per depth instead of one per switch."""
+        ptr, ind = self.L.indptr, self.L.indices
+        depth = np.zeros(self.s, np.int64)
+        for i in range(self.s):
+            if ptr[i + 1] > ptr[i]:
+                depth[i] = depth[ind[ptr[i]:ptr[i + 1]]].max() + 1
+        top = int(depth.max()) if self.s else -1
+        groups = []
+        for k in range(top + 1):
+            rows = np.flatnonzero(depth == k)
+            groups.append((rows, self.L[rows], self.LT[rows]))
+        return groups
+
+    def evaluate(self, dx: np.ndarray) -> tuple[np.ndarray, float]:
+        """(z(dx), phi(dx) - phi(0)): the exact piecewise-linear model at dx by forward
+        substitution, in difference form (z = z0 + D, D = Z dx + L (|z0 + D| - |z0|)) so that
+        small changes are not lost against a large offset cy."""
+        D = self.Z @ dx
+        a0 = np.abs(self.z0)
+        for rows, Lk, _ in self._groups[1:]:
+            D[rows] += Lk @ (np.abs(self.z0 + D) - a0)
+        z = self.z0 + D
+        return z, float(self.J @ dx + self.Y @ (np.abs(z) - a0))
+
+    def piece_gradient(self, sigma: np.ndarray) -> np.ndarray:
+        """J + Y Sigma (I - L Sigma)^{-1} Z: the gradient of phi on the piece of sigma
+        (backward substitution by depth: w = Sigma (Y + L^T w), gradient J + Z^T w)."""
+        w = np.zeros(self.s)
+        for rows, _, LTk in reversed(self._groups):
+            w[rows] = sigma[rows] * (self.Y[rows] + LTk @ w)
+        return self.J + self.Z.T @ w
+
+    def switch_scale(self, delta: float) -> np.ndarray:
+        """A magnitude for every |z_i| over steps of length delta: the larger of |z_i(x)|,
+        delta ||Z_i|| and sum_j |L_ij| scale_j (floored at 1e-12 of the largest)."""
+        Zn = np.sqrt(np.asarray(self.Z.multiply(self.Z).sum(axis=1)).reshape(-1))
+        mu = np.maximum(np.abs(self.z0), delta * Zn)
+        for rows, Lk, _ in self._groups[1:]:
+            mu[rows] = np.maximum(mu[rows], abs(Lk) @ mu)
+        top = float(np.max(mu, initial=0.0))
+        if not (np.isfinite(top) and top > 0.0):
+            return np.ones(self.s)
+        return np.maximum(mu, 1e-12 * top)
+
+
+@dataclass
+class ModelStep:
+    """Outcome of :func:`minimize_model`.
+
+    Attributes:
+        dx: the step (a local minimizer of phi + q/2 ||.||^2 when ``stationary``).
+        dphi: phi(dx) - phi(0), the exact model change (forward substitution).
+        stationary: the last piece QP was solved and no flip passing the multiplier test
+            decreases the model further.
+        pieces: piece QPs solved.
+        ok: False when the first piece QP failed and its approximate solution does not
+            decrease the model either (dx = 0 is then returned). A failed QP whose point
+            decreases the exact model value is still used (not ``stationary``).
+        value: dphi + q/2 ||dx||^2 (the subproblem's objective relative to dx = 0).
+        relaxed: whether the convex relaxation was exact (None: not tried).
+    """
+
+    dx: np.ndarray
+    dphi: float
+    stationary: bool
+    pieces: int
+    ok: bool
+    value: float = 0.0
+    relaxed: bool | None = None
+
+
+def minimize_model(model: AbsLinearModel, qp: PieceQP | None, q: float, max_pieces: int,
+                   relax: bool = True) -> ModelStep:
+    """A local minimizer of phi(dx) + q/2 ||dx||^2 by the active-signature method.
+
+    Start piece: with ``relax``, the signature of z at the solution of the convex relaxation
+    (:meth:`PieceQP.solve_relaxed`) when the relaxation is exact there (the model value at
+    its dx matches the relaxation's value to 1e-6 of the model's scale q delta^2, plus the
+    QP's feasibility accuracy and the rounding of the model's evaluation: then that dx is a
+    global minimizer of the model to that accuracy); otherwise sign(z(x)) (+1 at
+    exact kinks), i.e. the piece of dx = 0. On each piece the QP gives the minimizer there;
+    switches at their kink failing the multiplier sign test are flipped: first all of them
+    at once (when there are several), then one at a time, most violated first (at most
+    three tries). A flip is kept only if the exact model value phi + q/2 ||dx||^2 strictly
+    decreases, so no piece is visited twice and the search ends after finitely many pieces
+    (at most ``max_pieces``). A walk from the relaxation's piece that ends no lower than
+    dx = 0 is redone from the piece of dx = 0. With s = 0 (f smooth) the model is linear
+    and the step is -J / q.
+    """
+    with np.errstate(all="ignore"):
+        if model.s == 0 or qp is None:
+            dx = -model.J / q
+            dphi = float(model.J @ dx)
+            return ModelStep(dx, dphi, True, 0, True, dphi + 0.5 * q * float(dx @ dx))
+        exact = None
+        start = qp.sigma0
+        if relax:
+            out = qp.solve_relaxed(q)
+            exact = False
+            if out is not None:
+                z, dphi = model.evaluate(out[0])
+                value = dphi + 0.5 * q * float(out[0] @ out[0])
+                slack = (1e-8 * float(np.abs(model.Y) @ qp.mu)  # the QP's feasibility
+                         + 1e-13 * float(np.abs(model.Y) @ np.abs(model.z0)  # rounding
+                                         + np.abs(model.J) @ np.abs(out[0])))
+                exact = bool(value - out[1] <= 1e-6 * qp.phi + slack)
+                if exact:
+                    start = np.where(z < 0, -1.0, 1.0)
+        step = _walk(model, qp, q, max_pieces, start)
+        if start is not qp.sigma0 and not (step.ok and step.value < 0.0):
+            step = _walk(model, qp, q, max_pieces, qp.sigma0)
+        step.relaxed = exact
+        return step
+
+
+def _walk(model: AbsLinearModel, qp: PieceQP, q: float, max_pieces: int,
+          sigma: np.ndarray) -> ModelStep:
+    """The active-signature walk from the piece of ``sigma`` (see :func:`minimize_model`)."""
+    n = model.n
+    sigma = sigma.copy()
+    piece = qp.solve(sigma, q)
+    pieces = 1
+    dphi = model.evaluate(piece.dx)[1]
+    val = dphi + 0.5 * q * float(piece.dx @ piece.dx)
+    if not (np.isfinite(val) and (piece.ok or val < 0.0)):
+        return ModelStep(np.zeros(n), 0.0, False, pieces, False)
+    gap = 1e-11 * qp.phi  # smallest decrease that counts, in the QP's scale
+    stationary, failures = False, 0
+    while pieces < max_pieces and piece.ok:
+        cands = qp.flip_candidates(piece, sigma)
+        if cands.size == 0:
+            stationary = True
+            break
+        trials = ([cands] if cands.size > 1 else []) + [cands[k:k + 1] for k in
+                                                        range(min(_SINGLE_TRIES, cands.size))]
+        improved = exhausted = False
+        for flip in trials:
+            if pieces >= max_pieces:
+                exhausted = True
+                break
+            sig2 = sigma.copy()
+            sig2[flip] *= -1.0
+            p2 = qp.solve(sig2, q)
+            pieces += 1
+            failures += not p2.ok
+            if failures > 2:  # the QPs are too ill-conditioned to walk on
+                exhausted = True
+                break
+            dphi2 = model.evaluate(p2.dx)[1]
+            val2 = dphi2 + 0.5 * q * float(p2.dx @ p2.dx)
+            if np.isfinite(val2) and val2 < val - gap:
+                sigma, piece, dphi, val, improved = sig2, p2, dphi2, val2, True
+                break
+        if not improved:
+            stationary = not exhausted
+            break
+    return ModelStep(piece.dx, dphi, stationary and piece.ok, pieces, True, val)

@@ -1,0 +1,281 @@
+"""The piece QPs of :mod:`._abs_linear_model`, solved by PIQP and polished.
+
+On the piece of a definite signature sigma in {-1, +1}^s write u = sigma * z = |z| (so
+u >= 0 is exactly the piece). Because Sigma^2 = I, (I - L Sigma) z = cz + Z dx becomes
+(Sigma - L) u - Z dx = cz, and Y |z| = Y u. The piece problem is therefore the convex QP in
+w = (dx, u) in R^(n+s)
+
+    min  J dx + Y u + q/2 ||dx||^2   s.t.  -Z dx + (Sigma - L) u = cz,   u >= 0,
+
+whose data depend on sigma only through the diagonal of the equality matrix (sparsity
+pattern, cost and bounds are the same on every piece, so PIQP's ``update`` reuses the
+symbolic factorization). With PIQP's convention P w + c + A^T y - z_bl + z_bu = 0, the
+reduced cost of u_i is r_i = Y_i + sigma_i y_i - (L^T y)_i = z_bl_i >= 0. Flipping sigma_i
+at a switch with u_i = 0 keeps the point feasible and every other KKT equation unchanged
+(the column of u_i only changes its diagonal entry); the new reduced cost is
+r'_i = r_i - 2 sigma_i y_i, so r'_i < 0 proves that the point is not optimal on the flipped
+piece (the model decreases on the other side of the kink): the multiplier sign test. With
+L = 0 it reads  multiplier > 2 Y_i  (Griewank and Walther's test for a convex kink) and any
+positive multiplier for Y_i < 0.
+
+The convex relaxation (|z| replaced by t >= |z|) is solved by the same class
+(:meth:`PieceQP.solve_relaxed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from ._abs_linear_model import AbsLinearModel
+
+__all__ = ["PieceQP"]
+
+_DENSE_QP = (300, 1500, 0.05)  # backend="auto": dense for n + s <= 300, or <= 1500 when the
+#   equality matrix has >= 0.05 (n + s)^2 nonzeros (a dense KKT system, e.g. mxhilb's Z)
+_EPS = 1e-10  # PIQP's eps_abs and eps_rel (on the scaled QP)
+_KINK = 1e-7  # u_i <= _KINK mu_i: switch i is at its kink
+_VIOLATION = 1e-8  # scaled reduced cost below -_VIOLATION: the flip test fails
+_REG, _REFINE = 1e-8, 12  # regularization and refinement steps of the polish
+_FLOOR = 1e-12  # smallest scale delta, relative to ||g|| / q
+_MAX_ITER = 80  # PIQP iterations (an interior point method needing more is failing)
+
+
+@dataclass
+class _Piece:
+    """Solution of one piece QP: dx, u = |z|, the equality multipliers y (original units),
+    success, and whether the active-set polish verified it."""
+
+    dx: np.ndarray
+    u: np.ndarray
+    y: np.ndarray
+    ok: bool
+    polished: bool
+
+
+class PieceQP:
+    """The piece QP of the module docstring, set up once per model and updated per piece.
+
+    The QP is solved in scaled variables dx = delta d, u = mu v, every equality row divided
+    by its mu_i and the cost by q delta^2, so that PIQP's tolerances are relative to the
+    step: delta starts at ||g|| / q (g the model's gradient on the piece of x), mu from
+    :meth:`AbsLinearModel.switch_scale`, and delta follows the steps found (a solve whose
+    step is off the scale by more than 1e3 and could not be polished is repeated at the
+    step's scale: near a sharp minimizer the step is far below ||g|| / q).
+
+    Args:
+        model: the abs-linear model.
+        backend: "dense", "sparse" or "auto" (dense when n + s <= 300, or n + s <= 1500
+            with at least 0.05 (n + s)^2 nonzeros in the equality matrix).
+    """
+
+    def __init__(self, model: AbsLinearModel, backend: str = "auto") -> None:
+        import piqp
+
+        self._piqp = piqp
+        self.model = model
+        n, s = model.n, model.s
+        A = sp.hstack([-model.Z, sp.identity(s, format="csr") - model.L], format="csc")
+        A.sort_indices()
+        full = n + s <= _DENSE_QP[0] or (n + s <= _DENSE_QP[1]
+                                          and A.nnz >= _DENSE_QP[2] * (n + s) ** 2)
+        self.dense = backend == "dense" or (backend == "auto" and full)
+        self._A = A
+        self._col = np.repeat(np.arange(n + s), np.diff(A.indptr))
+        # u_i's column holds -L[:, i] strictly below row i, so its first entry is the diagonal
+        self._diag = A.indptr[n:n + s].copy()
+        self._xl = np.concatenate([np.full(n, -np.inf), np.zeros(s)])
+        self.sigma0 = np.where(model.z0 < 0, -1.0, 1.0)
+        g = float(np.linalg.norm(model.piece_gradient(self.sigma0)))
+        if not g > 0.0:  # x is stationary on its own piece: take the size of any gradient
+            g = float(np.linalg.norm(model.J) + np.linalg.norm(model.Z.T @ np.abs(model.Y)))
+        self._gnorm = g if np.isfinite(g) and g > 0.0 else 1.0
+        self._solver = None
+        self._q = 0.0
+        self.delta = 0.0
+
+    def _rescale(self, delta: float) -> None:
+        model, n = self.model, self.model.n
+        if not (np.isfinite(delta) and delta > 0.0):
+            delta = 1.0
+        mu = model.switch_scale(delta)
+        self.delta, self.mu, self.phi = delta, mu, self._q * delta * delta
+        cols = np.concatenate([np.full(n, delta), mu])
+        self._data = self._A.data * (1.0 / mu)[self._A.indices] * cols[self._col]
+        self._c = np.concatenate([model.J * delta, model.Y * mu]) / self.phi
+        self._b = model.cz / mu
+        self._fresh = True
+
+    def _set_q(self, q: float) -> None:
+        if q != self._q:
+            old, self._q = self._q, q
+            self._delta0 = self._gnorm / q
+            delta = self.delta * old / q if self.delta > 0.0 else self._delta0
+            self._rescale(max(delta, _FLOOR * self._delta0))
+
+    def _off_scale(self, nd: float) -> bool:
+        """Whether a step of norm nd calls for a new scale: it differs from delta by more
+        than 1e3 (steps below 1e-12 ||g|| / q count as zero: rescaling to them would only
+        amplify rounding, as at a point where the model's minimizer is dx = 0 exactly)."""
+        nd = max(nd, _FLOOR * self._delta0)
+        return abs(np.log10(nd / self.delta)) > 3.0
+
+    def _follow(self, nd: float) -> None:
+        self._rescale(max(nd, _FLOOR * self._delta0))
+
+    def solve(self, sigma: np.ndarray, q: float) -> _Piece:
+        """Solve the QP on the piece of ``sigma`` with proximal weight q: PIQP, then a
+        polish of its active set (:func:`_polish`)."""
+        self._set_q(q)
+        for _ in range(4):
+            piece = self._solve_scaled(sigma)
+            nd = float(np.linalg.norm(piece.dx))
+            if not (piece.ok and self._off_scale(nd)):
+                return piece
+            self._follow(nd)
+            if piece.polished:
+                return piece
+        return piece
+
+    def solve_relaxed(self, q: float) -> tuple[np.ndarray, float] | None:
+        """The convex relaxation: every |z_i| replaced by a t_i >= |z_i| (z = cz + Z dx + L t):
+
+            min  J dx + Y t + q/2 ||dx||^2   s.t.  t - L t - Z dx >= cz,
+                                                     t + L t + Z dx >= -cz,  t >= 0,
+
+        (scaled like the piece QPs). Every dx with t = |z(dx)| is feasible, so its value is
+        a lower bound on the model's minimum. Returns (dx, the relaxation's value at its
+        solution, relative to phi(0)) or None when PIQP does not solve it (e.g. when it is
+        unbounded, as with Y_i < 0)."""
+        piqp, model = self._piqp, self.model
+        n, s = model.n, model.s
+        self._set_q(q)
+        out = None
+        for _ in range(3):
+            A = self._A.copy()
+            A.data = self._data.copy()
+            A.data[self._diag] = 1.0
+            E = sp.hstack([sp.csc_matrix((s, n)), sp.identity(s, format="csc")], format="csc")
+            G = sp.vstack([A, 2.0 * E - A], format="csc")
+            solver = piqp.DenseSolver() if self.dense else piqp.SparseSolver()
+            st = solver.settings
+            st.eps_abs, st.eps_rel, st.max_iter, st.verbose = _EPS, _EPS, _MAX_ITER, False
+            P = sp.csc_matrix((np.ones(n), (np.arange(n), np.arange(n))), shape=(n + s,) * 2)
+            if self.dense:
+                P, G = np.asfortranarray(P.toarray()), np.asfortranarray(G.toarray())
+            solver.setup(P, self._c, None, None, G, np.concatenate([self._b, -self._b]), None,
+                         self._xl, None)
+            if solver.solve() != piqp.PIQP_SOLVED:
+                return out
+            w = np.asarray(solver.result.x, np.float64)
+            if not np.all(np.isfinite(w)):
+                return out
+            dx, t = w[:n] * self.delta, w[n:] * self.mu
+            value = float(model.J @ dx + model.Y @ (t - np.abs(model.z0))
+                          + 0.5 * q * (dx @ dx))
+            out = (dx, value)
+            nd = float(np.linalg.norm(dx))
+            if not self._off_scale(nd):
+                return out
+            self._follow(nd)
+        return out
+
+    def _solve_scaled(self, sigma: np.ndarray) -> _Piece:
+        piqp, n, s = self._piqp, self.model.n, self.model.s
+        A = self._A.copy()
+        A.data = self._data.copy()
+        A.data[self._diag] = sigma
+        Am = np.asfortranarray(A.toarray()) if self.dense else A
+        if self._solver is None:
+            if self.dense:
+                self._solver = piqp.DenseSolver()
+                P = np.zeros((n + s, n + s), order="F")
+                P[np.arange(n), np.arange(n)] = 1.0
+            else:
+                self._solver = piqp.SparseSolver()
+                P = sp.csc_matrix((np.ones(n), (np.arange(n), np.arange(n))),
+                                  shape=(n + s,) * 2)
+            st = self._solver.settings
+            st.eps_abs, st.eps_rel, st.max_iter, st.verbose = _EPS, _EPS, _MAX_ITER, False
+            self._solver.setup(P, self._c, Am, self._b, None, None, None, self._xl, None)
+        elif self._fresh:
+            self._solver.update(c=self._c, A=Am, b=self._b)
+        else:
+            self._solver.update(A=Am)
+        self._fresh = False
+        status = self._solver.solve()
+        res = self._solver.result
+        w = np.asarray(res.x, np.float64)
+        ok = status == piqp.PIQP_SOLVED and bool(np.all(np.isfinite(w)))
+        w = np.nan_to_num(w)
+        y = np.nan_to_num(np.asarray(res.y, np.float64))
+        polished = _polish(A, self._c, self._b, w, n)
+        if polished is not None:
+            w, y = polished
+        y = y * self.phi / self.mu
+        return _Piece(w[:n] * self.delta, np.maximum(w[n:], 0.0) * self.mu, y,
+                      ok or polished is not None, polished is not None)
+
+    def flip_candidates(self, piece: _Piece, sigma: np.ndarray) -> np.ndarray:
+        """Switches at their kink whose flipped reduced cost is negative, most violated first
+        (the multiplier sign test of the module docstring, in the scaled units)."""
+        model = self.model
+        r_flip = (model.Y - sigma * piece.y - model.LT @ piece.y) * self.mu / self.phi
+        at_kink = piece.u <= _KINK * self.mu
+        bad = np.flatnonzero(at_kink & (r_flip < -_VIOLATION))
+        return bad[np.argsort(r_flip[bad])]
+
+
+def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: int
+            ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Exact solution of the scaled piece QP on the active set PIQP found (v_i = 0 where
+    v_i <= _KINK), as in OSQP's solution polishing: the KKT system
+    [[P_FF, A_F^T], [A_F, 0]] is factored once regularized (+eps on the primal, -eps on the
+    dual diagonal, which also covers active switches violating LIKQ, where it is singular)
+    and solved by iterative refinement; up to three primal-dual corrections follow (a free
+    v_i < 0 becomes active, an active v_i with a negative multiplier becomes free). Returns
+    (w, y) when the result is a verified KKT point (equalities and stationarity to 1e-9,
+    v >= 0, multipliers >= 0), else None (PIQP's solution is then kept)."""
+    from scipy.sparse.linalg import splu
+
+    s, N = A.shape
+    act = w[n:] <= _KINK
+    tol = 1e-9 * (1.0 + float(np.max(np.abs(b), initial=0.0)))
+    with np.errstate(all="ignore"):
+        for _ in range(4):
+            F = np.flatnonzero(np.concatenate([np.ones(n, bool), ~act]))
+            AF = A[:, F]
+            Pd = np.zeros(F.size)
+            Pd[:n] = 1.0
+            K = sp.bmat([[sp.diags(Pd), AF.T], [AF, None]], format="csc")
+            reg = np.concatenate([np.full(F.size, _REG), np.full(s, -_REG)])
+            try:
+                lu = splu((K + sp.diags(reg)).tocsc())
+            except RuntimeError:
+                return None
+            rhs = np.concatenate([-c[F], b])
+            sol = lu.solve(rhs)
+            for _ in range(_REFINE):
+                sol = sol + lu.solve(rhs - K @ sol)
+            if not np.all(np.isfinite(sol)):
+                return None
+            wn = np.zeros(N)
+            wn[F] = sol[:F.size]
+            y = sol[F.size:]
+            r = c + A.T @ y
+            r[:n] += wn[:n]  # the gradient of the Lagrangian (P = I on the dx block)
+            if not (np.max(np.abs(A @ wn - b), initial=0.0) <= tol and np.max(
+                    np.abs(r[F]), initial=0.0) <= 1e-9 * (1.0 + np.max(np.abs(c)))):
+                return None
+            r = r[n:]
+            bad_free = ~act & (wn[n:] < -1e-9)
+            bad_act = act & (r < -1e-9)
+            if not (bad_free.any() or bad_act.any()):
+                wn[n:] = np.maximum(wn[n:], 0.0)
+                return wn, y
+            act = (act | bad_free) & ~bad_act
+    return None

@@ -1,0 +1,316 @@
+"""Successive abs-linear minimization (``kinkgrad.minimize(..., method="abs-linear")``).
+
+References:
+    A. Griewank, A. Walther, "Relaxing kink qualifications and proving convergence rates in
+    piecewise smooth optimization", SIAM J. Optim. 29(1) (2019) 262-289 (SALMIN: successive
+    abs-linear minimization with a proximal term).
+    A. Griewank, A. Walther, "Finite convergence of an active signature method to local
+    minima of piecewise linear functions", Optim. Methods Softw. 34(5) (2019) 1035-1055
+    (the inner active-signature method).
+    S. Fiege, A. Walther, A. Griewank, "An algorithm for nonsmooth optimization by
+    successive piecewise linearization", Math. Program. 177 (2019) 343-370 (LiPsMin).
+
+What is implemented (outer loop here; the model subproblem in :mod:`._abs_linear_model`,
+its QPs in :mod:`._abs_linear_qp`):
+
+1. At the iterate x build the abs-normal form (``Oracle.abs_normal``: one ``ngev``) and its
+   abs-linear model phi(dx) = cy + J dx + Y|z(dx)|, z(dx) = cz + Z dx + L|z(dx)| (exact for
+   piecewise-linear f, second-order accurate for abs-smooth f). A form given as operators
+   (large s) is materialised with ``todense()`` when s (n + s) <= ``dense_limit``; above
+   that the method stops at x0 with status STALLED and says so.
+2. Minimize phi(dx) + q/2 ||dx||^2 locally, by an active-signature method: on the piece of
+   a fixed signature sigma the problem is a convex QP in (dx, |z|) (PIQP: dense backend for
+   n + s <= 300 or dense data, sparse otherwise; solved in variables scaled to the step,
+   then polished on its active set to a verified KKT point); a switch at its kink whose
+   multiplier shows that the model decreases on the other side (reduced-cost sign test) is
+   flipped, and a flip is kept only when the exact model value decreases, until no flip
+   passing the test helps. The walk starts on the piece of the solution of the convex
+   relaxation (|z| replaced by t >= |z|) when that relaxation is verified exact there
+   (the model's value at its dx equals the relaxation's lower bound, so dx is a global
+   minimizer of the model; this held on nearly every subproblem of the ten
+   ``kinkgrad.problems``, and the walk then ends at once), else on the piece of dx = 0.
+   Griewank and Walther's active signature method is a primal active-set method moving
+   between neighbouring pieces; here every piece problem is instead solved to optimality
+   by an interior-point QP, and the sign changes are decided by its multipliers.
+3. Trial point x + dx with predicted decrease pred = phi(0) - phi(dx) (>= q/2 ||dx||^2) and
+   actual decrease ared = f(x) - f(x + dx); with the rounding allowance
+   noise = 1e-13 (1 + |f(x)|), the proximal parameter q is updated as follows:
+
+   * ared < 0.1 pred - noise: reject; q <- max(2q, min(q_hat, 1000 q)) where
+     q_hat = 2 (f(x + dx) - f(x) - (phi(dx) - phi(0))) / ||dx||^2 is the curvature the
+     model missed (the q for which phi + q/2 ||dx||^2 would have overestimated f at that
+     step, the quadratic overestimation SALMIN's q aims at; ignored when that model error
+     is below 10 noise, i.e. rounding); q <- 10 q when f(x + dx) is not finite or the QP
+     solver found no model decrease;
+   * otherwise accept, and q <- max(q/2, qmin) when ared >= 0.9 pred (very successful),
+     else q unchanged.
+
+   On a piecewise-linear f the model is exact, ared = pred and q halves every step: the
+   iteration is the proximal point method on f, which reaches a minimizer of a polyhedral
+   convex function in finitely many steps, and in practice a local minimizer of a
+   nonconvex one in a few. An accepted point where f has no abs-normal form (exactly on a
+   kink where f is not abs-smooth, e.g. brown2 at 0) is replaced by x + (1 - 1e-3) dx.
+4. Stop (CONVERGED) when the model step is stationary for the model (QP solved, no
+   improving flip), its stationarity measure q ||dx|| (the norm of -q dx, an element of
+   the model's subdifferential at dx) is <= tol and ||dx|| <= xtol (1 + ||x||). The final
+   step x + dx is then taken when f has a form there and does not grow (for
+   piecewise-linear f it lands on the kinks). Other ends: MAXITER, MAXFEV (the best point,
+   i.e. the current iterate), CALLBACK, and STALLED when q exceeds qmax after rejections,
+   when the step no longer changes x in floating point, or after 10 consecutive accepted
+   steps without a decrease of f (rounding level).
+
+Final radius: max(2 ||dx||, 1e-12), dx a model step at the returned point: on CONVERGED
+the one that passed the test; otherwise the first one computed there, or, when rejections
+have since raised q, the one for the last q that produced a decrease above the rounding
+level (one more subproblem, no evaluation of f). The model's stationary point lies at
+distance ||dx|| and -q dx is a convex combination of gradients of the pieces meeting
+there, which the near-active test of ``kinkgrad.stationarity`` (|z_i| <= r ||grad z_i||)
+recognises at radius ||dx|| to first order (exactly on piecewise-linear programs); the
+factor 2 covers the second-order model error of abs-smooth programs and the QP's accuracy.
+The radius thus shrinks with the steps, and the verdict is taken on the ball the method
+has resolved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import KinkgradError, NotAbsSmoothError
+from ._abs_linear_model import AbsLinearModel, PieceQP, minimize_model
+from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
+from .oracle import BudgetExhausted, Oracle
+
+__all__ = ["run"]
+
+_MAXITER = 200  # default iteration limit (one iteration = one model subproblem + one trial)
+_ETA_ACCEPT, _ETA_GOOD = 0.1, 0.9
+_NOISE = 1e-13  # relative rounding level of f: decreases below it are not resolved
+_FLAT = 10  # consecutive accepted steps (within the rounding level) with no decrease: stop
+_SHORTEN = 1e-3  # a step whose end has no abs-normal form is shortened by this fraction
+
+
+def _positive(name: str, v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(v) or v <= 0:
+        raise KinkgradError(f"minimize(method='abs-linear'): option {name}={v!r}; pass a "
+                            "finite number > 0.")
+    return float(v)
+
+
+def _model_at(oracle: Oracle, x: np.ndarray, dense_limit: float):
+    """(model, None) at x, or (None, reason) when no usable dense model exists there."""
+    try:
+        anf = oracle.abs_normal(x)
+    except NotAbsSmoothError as e:
+        return None, f"no abs-normal form at the point ({e})"
+    if not anf.dense:
+        size = anf.s * (anf.n + anf.s)
+        if size > dense_limit:
+            return None, (f"the abs-normal form has s = {anf.s} switches for n = {anf.n} "
+                          f"(s (n + s) = {size:.3g} > dense_limit = {dense_limit:.3g}): too "
+                          "large to materialise; raise options['dense_limit'] or use "
+                          "method='bundle'")
+        anf.todense()
+    with np.errstate(all="ignore"):
+        model = AbsLinearModel(anf)
+    if not model.finite:
+        return None, "the abs-normal form has non-finite entries at the point"
+    return model, None
+
+
+def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
+        q0: float = 1.0, qmin: float = 1e-10, qmax: float = 1e12, xtol: float = 1e-6,
+        max_pieces: int = 100, backend: str = "auto", dense_limit: float = 3e7,
+        relax: bool = True, **unknown: object) -> MethodResult:
+    """Successive abs-linear minimization with a proximal term (see the module docstring).
+
+    Args:
+        oracle: the counting oracle (f, abs-normal forms).
+        tol: stationarity tolerance of the stopping test q ||dx|| <= tol.
+        maxiter: most iterations, each one model subproblem and one trial point
+            (None: 200).
+        monitor: called once per iteration.
+        q0: initial proximal weight q.
+        qmin, qmax: bounds of q; the run stops (STALLED) when a rejection pushes q above
+            qmax (f cannot be decreased at the resolution of the model).
+        xtol: the final model step must satisfy ||dx|| <= xtol (1 + ||x||).
+        max_pieces: most piece QPs per subproblem.
+        backend: PIQP backend, "auto" (dense for n + s <= 300, or n + s <= 1500 with at
+            least 0.05 (n + s)^2 nonzeros in the QP's equality matrix), "dense" or "sparse".
+        dense_limit: largest s (n + s) for which a matrix-free form is materialised.
+        relax: start each subproblem from the convex relaxation's piece (see
+            :func:`~._abs_linear_model.minimize_model`); switched off for the rest of the
+            run after three consecutive subproblems where the relaxation was not exact.
+
+    Returns:
+        A :class:`MethodResult`; ``radius`` as in the module docstring.
+    """
+    if unknown:
+        raise KinkgradError(f"minimize(method='abs-linear'): unknown option(s) "
+                            f"{', '.join(sorted(unknown))}; the options are q0, qmin, qmax, "
+                            "xtol, max_pieces, backend, dense_limit and relax.")
+    q0, qmin, qmax, xtol = (_positive(k, v) for k, v in
+                            (("q0", q0), ("qmin", qmin), ("qmax", qmax), ("xtol", xtol)))
+    dense_limit = _positive("dense_limit", dense_limit)
+    if isinstance(max_pieces, bool) or not isinstance(max_pieces, (int, np.integer)) \
+            or max_pieces < 1:
+        raise KinkgradError(f"minimize(method='abs-linear'): option max_pieces={max_pieces!r};"
+                            " pass a positive integer.")
+    if backend not in ("auto", "dense", "sparse"):
+        raise KinkgradError(f"minimize(method='abs-linear'): option backend={backend!r}; "
+                            "choose 'auto', 'dense' or 'sparse'.")
+    if not isinstance(relax, bool):
+        raise KinkgradError(f"minimize(method='abs-linear'): option relax={relax!r}; pass "
+                            "True or False.")
+    if qmin > qmax:
+        raise KinkgradError("minimize(method='abs-linear'): options need qmin <= qmax.")
+    maxiter = _MAXITER if maxiter is None else int(maxiter)
+    return _Salmin(oracle, tol, maxiter, monitor, min(max(q0, qmin), qmax), qmin, qmax, xtol,
+                   int(max_pieces), backend, dense_limit, relax).run()
+
+
+class _Salmin:
+    """The state of one run: the iterate x, f(x), its model, q and the counters."""
+
+    def __init__(self, oracle: Oracle, tol: float, maxiter: int, monitor: Monitor, q: float,
+                 qmin: float, qmax: float, xtol: float, max_pieces: int, backend: str,
+                 dense_limit: float, relax: bool) -> None:
+        self.oracle, self.tol, self.maxiter, self.monitor = oracle, tol, maxiter, monitor
+        self.q, self.qmin, self.qmax, self.xtol = q, qmin, qmax, xtol
+        self.max_pieces, self.backend, self.dense_limit = max_pieces, backend, dense_limit
+        self.relax, self.relax_fails, self.flat = relax, 0, 0
+        self.x, self.fx = oracle.x0.copy(), oracle.f0
+        self.nit, self.radius, self.q_ref = 0, 1e-12, q
+        self.model: AbsLinearModel | None = None
+        self.qp: PieceQP | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _model_at(self, x: np.ndarray) -> tuple[AbsLinearModel | None, str | None]:
+        return _model_at(self.oracle, x, self.dense_limit)
+
+    def _move(self, x: np.ndarray, model: AbsLinearModel) -> None:
+        self.x, self.fx, self.model = x, model.f, model
+        with np.errstate(all="ignore"):
+            self.qp = PieceQP(model, self.backend) if model.s else None
+
+    def _step(self, q: float):
+        use = self.relax and self.relax_fails < 3
+        return minimize_model(self.model, self.qp, q, self.max_pieces, use)
+
+    def _end(self, status: int, message: str, converged_radius: bool = False
+             ) -> MethodResult:
+        """The result; unless converged, the radius comes from the model step at x with the
+        last q that produced a resolved decrease (q_ref), when rejections have raised q."""
+        if not converged_radius and self.model is not None and self.q > self.q_ref:
+            step = self._step(self.q_ref)
+            if step.ok:
+                self.radius = max(2.0 * float(np.linalg.norm(step.dx)), 1e-12)
+        return MethodResult(self.x, self.fx, self.nit, status, message, self.radius)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> MethodResult:
+        try:
+            return self._loop()
+        except BudgetExhausted:
+            return self._end(MAXFEV, f"abs-linear: evaluation budget spent after {self.nit} "
+                                     "iterations; returning the best point.")
+
+    def _loop(self) -> MethodResult:
+        model, why = self._model_at(self.x)
+        if model is None:
+            return self._end(STALLED, f"abs-linear: stopped at x0: {why}.")
+        self._move(self.x, model)
+        fresh = True
+        while True:
+            if self.nit >= self.maxiter:
+                return self._end(MAXITER, f"abs-linear: maxiter={self.maxiter} iterations "
+                                          f"reached (q = {self.q:.3g}); the model is not yet "
+                                          "stationary.")
+            q = self.q
+            step = self._step(q)
+            self.relax_fails = 0 if step.relaxed else self.relax_fails + (step.relaxed is False)
+            self.nit += 1
+            dx = step.dx
+            nd = float(np.linalg.norm(dx))
+            if fresh and step.ok:  # the step the model asks for at x, before rejections
+                self.radius, fresh = max(2.0 * nd, 1e-12), False
+            if step.ok and step.stationary and q * nd <= self.tol \
+                    and nd <= self.xtol * (1.0 + float(np.linalg.norm(self.x))):
+                self.radius = max(2.0 * nd, 1e-12)
+                self._final_step(dx)
+                return self._end(CONVERGED, f"abs-linear: model stationary, q ||dx|| = "
+                                            f"{q * nd:.3g} <= tol after {self.nit} iterations.",
+                                 converged_radius=True)
+            if step.ok and np.array_equal(self.x + dx, self.x):
+                self.oracle.record(self.fx)
+                self.monitor(self.x, self.fx, self.nit)
+                return self._end(STALLED, "abs-linear: the model step is below the "
+                                          f"floating-point resolution of x (q ||dx|| = "
+                                          f"{q * nd:.3g}).")
+            if step.ok:
+                accepted, why = self._trial(step, nd)
+            else:
+                accepted, why = False, "the QP solver (PIQP) found no model decrease"
+                self.q *= 10.0
+            if accepted:
+                fresh = True
+            elif step.ok and why == "":
+                why = "f did not decrease as the model predicted"
+            self.oracle.record(self.fx)
+            if self.flat >= _FLAT:
+                self.monitor(self.x, self.fx, self.nit)
+                return self._end(STALLED, f"abs-linear: f did not decrease (below its rounding "
+                                          f"level) in {_FLAT} consecutive steps (q ||dx|| = "
+                                          f"{q * nd:.3g}).")
+            if not accepted and self.q > self.qmax:
+                self.monitor(self.x, self.fx, self.nit)
+                return self._end(STALLED, f"abs-linear: step rejected ({why}) with q = "
+                                          f"{self.q:.3g} > qmax = {self.qmax:.3g}; f cannot be "
+                                          "decreased at the model's resolution.")
+            if self.monitor(self.x, self.fx, self.nit):
+                return self._end(CALLBACK, f"abs-linear: stopped by the callback after "
+                                           f"{self.nit} iterations.")
+
+    def _trial(self, step, nd: float) -> tuple[bool, str]:
+        """Evaluate f at x + dx, accept or reject, update q (module docstring, item 3)."""
+        x, fx, q, dx = self.x, self.fx, self.q, step.dx
+        pred = -step.dphi
+        noise = _NOISE * (1.0 + abs(fx))
+        ft = self.oracle.value(x + dx)
+        if not np.isfinite(ft):
+            self.q = 10.0 * q
+            return False, "f(x + dx) is not finite"
+        if fx - ft < _ETA_ACCEPT * pred - noise:
+            error = ft - fx - step.dphi  # what the model missed; rounding when <= 10 noise
+            q_hat = 2.0 * error / max(nd * nd, 1e-300) if error > 10.0 * noise else 0.0
+            self.q = max(2.0 * q, min(q_hat, 1e3 * q))
+            return False, ""
+        xt = x + dx
+        new, why = self._model_at(xt)
+        if new is None:  # e.g. exactly on a kink where f is not abs-smooth
+            xt = x + (1.0 - _SHORTEN) * dx
+            fs = self.oracle.value(xt)
+            if np.isfinite(fs) and fx - fs >= _ETA_ACCEPT * pred - noise:
+                new, why = self._model_at(xt)
+        if new is None:
+            self.q = 2.0 * q
+            return False, str(why)
+        if pred > noise:
+            self.q_ref = q
+        if fx - ft >= _ETA_GOOD * pred:
+            self.q = max(0.5 * q, self.qmin)
+        self.flat = self.flat + 1 if new.f >= fx else 0
+        self._move(xt, new)
+        return True, ""
+
+    def _final_step(self, dx: np.ndarray) -> None:
+        """Take x + dx (or, where f has no form there, x + (1 - 1e-3) dx) if f does not grow
+        (the model's minimizer; for piecewise-linear f it lies exactly on the kinks)."""
+        for theta in (1.0, 1.0 - _SHORTEN) if np.any(dx) else ():
+            new, _ = self._model_at(self.x + theta * dx)
+            if new is not None:
+                if new.f <= self.fx:
+                    self.x, self.fx = self.x + theta * dx, new.f
+                break
+        self.oracle.record(self.fx)
+        self.monitor(self.x, self.fx, self.nit)

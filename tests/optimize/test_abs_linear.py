@@ -1,0 +1,294 @@
+"""Tests of ``kinkgrad.minimize(..., method="abs-linear")`` (successive abs-linear
+minimization) against independent truth: closed-form minimizers, brute force over the vertices
+of the kink arrangement of piecewise-linear functions, and the published optima of
+``kinkgrad.problems``. Every run here takes well under a second."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad import problems
+from kinkgrad.optimize import abs_linear, oracle
+
+METHOD = "abs-linear"
+
+
+def _minimize(f, x0, **kw):
+    return kinkgrad.minimize(f, np.asarray(x0, np.float64), method=METHOD, **kw)
+
+
+def _vertex_minimum(f_np, lines):
+    """Brute force for a piecewise-linear f on R^2 that is bounded below and coercive: its
+    minimum is attained at a vertex of the arrangement of its kink lines a . x = b, so
+    evaluating f (plain NumPy) at every pairwise intersection finds it."""
+    best = (np.inf, None)
+    for (a1, b1), (a2, b2) in itertools.combinations(lines, 2):
+        M = np.array([a1, a2], np.float64)
+        if abs(np.linalg.det(M)) < 1e-12:
+            continue
+        v = np.linalg.solve(M, np.array([b1, b2], np.float64))
+        best = min(best, (f_np(v), tuple(v)), key=lambda t: t[0])
+    return best[0], np.array(best[1])
+
+
+# --------------------------------------------------------------------- piecewise linear, convex
+def test_l1_regression_square_system_is_solved_exactly():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((6, 6)) + 3.0 * np.eye(6)
+    x_star = rng.standard_normal(6)
+    b = A @ x_star  # x* = A^{-1} b, f* = 0
+    res = _minimize(lambda x: knp.sum(knp.abs(knp.matmul(A, x) - b)), np.zeros(6))
+    assert res.status == 0 and res.success, res.message
+    assert res.fun <= 1e-8
+    np.testing.assert_allclose(res.x, x_star, atol=1e-8)
+    assert res.nit <= 10  # the model is exact: a few proximal point steps
+
+
+def test_max_abs_deviation():
+    c = np.array([1.0, -2.0, 0.5, 4.0])
+    res = _minimize(lambda x: knp.max(knp.abs(x - c)), np.zeros(4))
+    assert res.success and res.fun <= 1e-8
+    np.testing.assert_allclose(res.x, c, atol=1e-8)
+    assert res.stationarity.verdict == "stationary"
+
+
+# ------------------------------------------------------------------ piecewise linear, nonconvex
+def test_nonconvex_pl_reaches_brute_force_minimum():
+    def f_np(x):
+        return abs(x[0] - 1) + 2 * abs(x[1] + 0.5) - 0.5 * abs(x[0] + x[1])
+
+    f_star, x_star = _vertex_minimum(
+        f_np, [((1, 0), 1), ((0, 1), -0.5), ((1, 1), 0)])
+
+    def f(x):
+        return knp.abs(x[0] - 1) + 2 * knp.abs(x[1] + 0.5) - 0.5 * knp.abs(x[0] + x[1])
+
+    for x0 in ([0.0, 0.0], [3.0, 2.0], [-2.0, 1.0]):
+        res = _minimize(f, x0)
+        assert res.success, res.message
+        assert res.fun - f_star <= 1e-8
+        np.testing.assert_allclose(res.x, x_star, atol=1e-8)
+
+
+def test_nonconvex_pl_two_local_minima():
+    # g(t) = |t + 1| + |t - 1| - 1.5 |t| has local minima at t = -1 and t = 1 (value 0.5)
+    # and a local maximum at 0; plus |x2 - 0.5|. Each start must end at a local minimizer.
+    def f_np(x):
+        return abs(x[0] + 1) + abs(x[0] - 1) - 1.5 * abs(x[0]) + abs(x[1] - 0.5)
+
+    def f(x):
+        return (knp.abs(x[0] + 1) + knp.abs(x[0] - 1) - 1.5 * knp.abs(x[0])
+                + knp.abs(x[1] - 0.5))
+
+    f_star, _ = _vertex_minimum(f_np, [((1, 0), -1), ((1, 0), 1), ((1, 0), 0), ((0, 1), 0.5),
+                                       ((1, 1), 0)])
+    assert f_star == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    for x0, side in (([0.3, 0.0], 1.0), ([-0.3, 0.0], -1.0), ([5.0, -3.0], 1.0)):
+        res = _minimize(f, x0)
+        assert res.success, res.message
+        np.testing.assert_allclose(res.x, [side, 0.5], atol=1e-8)
+        # a local minimizer: no random nearby point is lower (independent of the method)
+        for d in rng.standard_normal((50, 2)) * 1e-3:
+            assert f_np(res.x + d) >= res.fun - 1e-12
+
+
+# ------------------------------------------------------------------------- smooth plus abs
+def test_smooth_plus_abs_minimum_on_a_kink():
+    # min (x1 - 1.5)^2 + (x2 + 1)^2 + |x1 + x2|: the projection (1.25, -1.25) of (1.5, -1)
+    # onto x1 + x2 = 0, where the gradient (-0.5, -0.5) = -0.5 (1, 1) is cancelled by the
+    # subgradient 0.5 (1, 1) of |x1 + x2| (0.5 in [-1, 1]); f* = 0.125.
+    res = _minimize(lambda x: (x[0] - 1.5) ** 2 + (x[1] + 1) ** 2 + knp.abs(x[0] + x[1]),
+                    np.zeros(2))
+    assert res.success, res.message
+    assert res.fun - 0.125 <= 1e-10
+    np.testing.assert_allclose(res.x, [1.25, -1.25], atol=1e-8)
+
+
+def test_smooth_plus_abs_sharp_minimum():
+    def f(x):
+        return (x[0] - 1) ** 2 + knp.abs(x[1] + 2) + knp.abs(x[0] - x[1] - 3)
+
+    res = _minimize(f, [0.0, 0.0])  # f >= 0 = f(1, -2)
+    assert res.success and res.fun <= 1e-10
+    np.testing.assert_allclose(res.x, [1.0, -2.0], atol=1e-8)
+
+
+def test_smooth_function_without_kinks():
+    c = np.array([1.0, 2.0, 3.0])
+    res = _minimize(lambda x: knp.sum((x - c) ** 2), np.zeros(3))
+    assert res.success and res.fun <= 1e-12
+    np.testing.assert_allclose(res.x, c, atol=1e-8)
+
+
+def test_nonfinite_trial_points_are_rejected():
+    # f = |x - 3| - log x (x > 0): decreasing up to 3, increasing after; f* = -log 3.
+    # Long model steps from x0 = 0.5 leave the domain, where f is not finite.
+    res = _minimize(lambda x: knp.abs(x[0] - 3) - knp.log(x[0]), [0.5], options={"q0": 1e-3})
+    assert res.success, res.message
+    assert res.fun + np.log(3.0) <= 1e-10
+    np.testing.assert_allclose(res.x, [3.0], atol=1e-8)
+
+
+def test_pytree_start():
+    c = {"a": np.array([1.0, -1.0]), "b": np.array(2.0)}
+    def f(p):
+        return knp.sum(knp.abs(p["a"] - c["a"])) + knp.abs(p["b"] - c["b"])
+
+    res = kinkgrad.minimize(f, {"a": np.zeros(2), "b": np.array(0.0)}, method=METHOD)
+    assert res.success
+    np.testing.assert_allclose(res.x["a"], c["a"], atol=1e-8)
+    assert float(res.x["b"]) == pytest.approx(2.0, abs=1e-8)
+
+
+# --------------------------------------------------------------------------- test problems
+@pytest.mark.parametrize("name,n", [
+    ("maxq", 10), ("maxq", 4), ("chained-lq", 10), ("chained-lq", 20), ("chained-cb3-1", 10),
+    ("chained-cb3-2", 10), ("active-faces", 10), ("brown2", 10), ("chained-crescent-1", 10),
+])
+def test_published_problems_reach_f_star(name, n):
+    p = problems.get(name, n)
+    res = _minimize(p.f, p.x0)
+    assert res.fun - p.f_star <= 1e-8, (name, res.fun, res.message)
+    assert res.status == 0 and res.success, res.message
+    np.testing.assert_allclose(res.x, p.x_star, atol=1e-4)
+
+
+def test_mxhilb_reaches_f_star_but_is_ill_conditioned():
+    # max_i |(H x)_i| with the Hilbert matrix H: f - f* <= 1e-8 within a few dozen steps,
+    # but near x* = 0 the slopes along H's near-null space are ~ its smallest singular
+    # value, so the stationarity test q ||dx|| <= tol is reached slowly if at all.
+    p = problems.get("mxhilb", 6)
+    res = _minimize(p.f, p.x0, maxiter=40)
+    assert res.fun - p.f_star <= 1e-8, res.message
+    assert res.status in (0, 1, 3)
+
+
+def test_chained_crescent_2_ends_at_a_local_minimizer():
+    # From the published x0 the method ends at x = (0, ..., 0, 2), f = 2: every term but the
+    # last vanishes, and t -> max{t^2 - t, 3t - t^2} has a local minimum at t = 2 (slopes -1
+    # from the left, 3 from the right). Not the global minimum 0 (nonconvex problem).
+    p = problems.get("chained-crescent-2", 10)
+    res = _minimize(p.f, p.x0)
+    assert res.success, res.message
+    x_loc = np.zeros(10)
+    x_loc[-1] = 2.0
+    assert res.fun >= p.f_star
+    if abs(res.fun - 2.0) < 1e-8:
+        np.testing.assert_allclose(res.x, x_loc, atol=1e-8)
+    rng = np.random.default_rng(1)
+    def f_np(x):
+        return float(p.f(x))
+
+    for d in rng.standard_normal((30, 10)) * 1e-4:
+        assert f_np(res.x + d) >= res.fun - 1e-12
+
+
+# ------------------------------------------------------------------- counts, limits, errors
+def test_counts_are_real(monkeypatch):
+    forms = []
+    real_form = oracle.abs_normal_form
+    monkeypatch.setattr(oracle, "abs_normal_form",
+                        lambda f, x, **kw: forms.append(1) or real_form(f, x, **kw))
+    calls = {"f": 0, "at_verdict": None}
+
+    def f(x):
+        calls["f"] += 1
+        return knp.sum(knp.abs(x - np.array([1.0, 2.0]))) + knp.max(x)
+
+    real_st = oracle.Oracle.stationarity
+
+    def stationarity(self, x, radius, tol, **kw):
+        calls["at_verdict"] = calls["f"]
+        return real_st(self, x, radius, tol, **kw)
+
+    monkeypatch.setattr(oracle.Oracle, "stationarity", stationarity)
+    res = _minimize(f, [5.0, -3.0])
+    assert res.success
+    assert res.ngev == len(forms) >= 1  # one gradient-type evaluation per abs-normal form
+    assert res.nfev == calls["at_verdict"]  # every call of f before the verdict is counted
+    assert len(res.history["fun"]) == res.nit
+    assert res.history["ngev"][-1] <= res.ngev
+
+
+@pytest.mark.parametrize("maxfev", [1, 2, 3, 5, 8])
+def test_maxfev_is_respected(maxfev):
+    p = problems.get("maxq", 10)
+    res = _minimize(p.f, p.x0, maxfev=maxfev)
+    assert res.nfev <= maxfev
+    assert res.status == 2
+    assert "maxfev" in res.message
+    assert res.fun <= float(p.f(p.x0))  # the best point, never worse than x0
+
+
+def test_maxiter_gives_status_1():
+    p = problems.get("maxq", 10)
+    res = _minimize(p.f, p.x0, maxiter=2)
+    assert res.status == 1 and res.nit == 2
+    assert "maxiter=2" in res.message
+    assert res.fun < float(p.f(p.x0))
+
+
+def test_callback_stops_the_run():
+    seen = []
+    p = problems.get("maxq", 10)
+    res = _minimize(p.f, p.x0, callback=lambda r: seen.append(r.fun) or len(seen) >= 2)
+    assert res.status == 4 and res.nit == 2 and len(seen) == 2
+    assert seen[-1] == res.fun
+
+
+def test_matrix_free_form_is_materialised_or_refused(monkeypatch):
+    real_form = oracle.abs_normal_form
+    monkeypatch.setattr(oracle, "abs_normal_form",
+                        lambda f, x, **kw: real_form(f, x, dense=False))
+    c = np.array([1.0, -1.0, 2.0])
+    def f(x):
+        return knp.sum(knp.abs(x - c))
+
+    res = _minimize(f, np.zeros(3))
+    assert res.success
+    np.testing.assert_allclose(res.x, c, atol=1e-8)
+    res = _minimize(f, np.zeros(3), options={"dense_limit": 5})
+    assert res.status == 3 and res.nit == 0
+    assert "too large to materialise" in res.message and "dense_limit" in res.message
+
+
+@pytest.mark.parametrize("backend", ["dense", "sparse"])
+def test_both_qp_backends(backend):
+    p = problems.get("chained-lq", 8)
+    res = _minimize(p.f, p.x0, options={"backend": backend})
+    assert res.fun - p.f_star <= 1e-8
+
+
+def test_without_relaxation():
+    p = problems.get("chained-cb3-1", 6)
+    res = _minimize(p.f, p.x0, options={"relax": False})
+    assert res.fun - p.f_star <= 1e-8
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"options": {"q0": -1.0}}, {"options": {"qmin": 0.0}}, {"options": {"xtol": np.nan}},
+    {"options": {"max_pieces": 0}}, {"options": {"backend": "gpu"}},
+    {"options": {"relax": 1}}, {"options": {"qmin": 10.0, "qmax": 1.0}},
+    {"options": {"unknown_option": 1}}, {"tol": -1.0}, {"maxiter": 0}, {"maxfev": 1.5},
+])
+def test_bad_input_raises(kwargs):
+    with pytest.raises(kinkgrad.KinkgradError):
+        _minimize(lambda x: knp.sum(knp.abs(x)), np.ones(2), **kwargs)
+
+
+def test_bad_start_raises():
+    with pytest.raises(kinkgrad.KinkgradError):
+        _minimize(lambda x: knp.sum(knp.abs(x)), np.array([np.nan, 1.0]))
+    with pytest.raises(kinkgrad.KinkgradError):
+        kinkgrad.minimize(lambda x: knp.sum(knp.abs(x)), np.ones(2), method="abs_linear")
+
+
+def test_run_is_importable_as_the_method_module():
+    assert kinkgrad.optimize.METHODS[METHOD] == "abs_linear"
+    assert callable(abs_linear.run)
