@@ -44,6 +44,7 @@ _DENSE_GENERATORS = 600
 _MAX_ENTRIES = 60_000_000  # generators x n above which the QP is not attempted
 _DENSE_NNZ = 200_000  # candidates with more nonzeros go to column generation
 _ROUNDS = 60
+_BATCH = 32  # candidates added per block and round of column generation
 _EXACT_ENTRIES = 20_000  # candidates x columns up to which the lower bound may go exact
 _EXACT_SUPPORT = 40  # largest support re-solved in fractions
 _WOLFE_ROUNDS = 50
@@ -270,11 +271,11 @@ def _columns(g0: np.ndarray, bl: Blocks, sizes: list[int], V: sp.csr_matrix
         added = False
         for b, (cols, V_b) in enumerate(bl):
             scores = V_b @ u[cols]
-            j = int(np.argmin(scores))
             cur = min(scores[i] for i in chosen[b])
-            if j not in chosen[b] and scores[j] < cur - 1e-13 * max(1.0, abs(cur)):
-                chosen[b].add(j)
-                added = True
+            for j in np.argsort(scores)[:_BATCH]:  # the most violating few per round
+                if int(j) not in chosen[b] and scores[j] < cur - 1e-13 * max(1.0, abs(cur)):
+                    chosen[b].add(int(j))
+                    added = True
         status = f"column generation ({rnd + 1} rounds, {idx.size} columns; {st})"
         if not added:
             break
@@ -296,15 +297,29 @@ def min_norm(g0: np.ndarray, blocks: list) -> MinNorm | None:
     sizes = [V.shape[0] for _, V in bl]
     if sum(V.size for _, V in bl) > _MAX_ENTRIES:
         return None
+    # NOTE: a block's candidates often share a dense part (a tournament's leaves differ from
+    # beta * mean by one item each): moving the first candidate into g0 leaves sparse
+    # differences, and the set g0 + sum conv(V_b) is the same.
+    g0 = g0.copy()
+    shifted = []
+    for cols, V_b in bl:
+        g0[cols] += V_b[0]
+        shifted.append((cols, V_b - V_b[0]))
+    bl = shifted
     V = _stack(bl, n)
+    # NOTE: the solvers' tolerances are absolute: the QP is posed on data scaled to O(1)
+    # (the weights do not change), so tiny gradients near a minimiser are solved as
+    # accurately as large ones.
+    c = max(float(np.max(np.abs(V.data), initial=0.0)), float(np.max(np.abs(g0))), 1e-300)
+    Vc, gc = V / c, g0 / c
     if all(t == 1 for t in sizes):
         lam, status = np.ones(V.shape[0]), "every block a single point"
     elif V.shape[0] <= _DENSE_GENERATORS:
-        lam, status = _solve_dense(g0, V, sizes)
+        lam, status = _solve_dense(gc, Vc, sizes)
     elif V.nnz > _DENSE_NNZ:
-        lam, status = _columns(g0, bl, sizes, V)
+        lam, status = _columns(gc, [(cols, B / c) for cols, B in bl], sizes, Vc)
     else:
-        lam, status = _solve_sparse(g0, V, sizes)
+        lam, status = _solve_sparse(gc, Vc, sizes)
     weights = _feasible(lam, sizes)
     point = g0 + V.T @ np.concatenate(weights)
     upper = float(np.linalg.norm(point))
