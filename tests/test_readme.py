@@ -30,3 +30,16 @@ def test_readme_python_blocks_run() -> None:
     d = kinkgrad.directional(knp.max, np.ones(3), np.array([[1.0, 0.0], [2.0, -1.0], [0.0, -3.0]]))
     assert d.tolist() == [2.0, 0.0]  # max over each column of D
     assert out.getvalue().splitlines()[:2] == ["0.0", "2.0"]
+
+
+def test_readme_minimize_example_claims() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    block = next(b for b in blocks if "kinkgrad.minimize" in b)
+    ns: dict = {}
+    exec(compile(block, str(README), "exec"), ns)  # noqa: S102
+    res, rep, c = ns["res"], ns["rep"], ns["c"]
+    assert res.success and res.stationarity.verdict == "stationary"
+    np.testing.assert_allclose(res.x, c, atol=1e-6)  # the minimiser, derived by hand
+    assert rep.verdict == "not stationary" and rep.slope < 0
+    p = ns["p"]
+    assert ns["kinkgrad"].stationarity(p.f, p.x_star, radius=1e-6).verdict == "stationary"

@@ -15,7 +15,10 @@ Experiments (one module each, ``run(out_dir, quick) -> rows``):
                  reduction matrix product <-> directional derivatives (:mod:`.directional`);
 ``hardness``     SAT -> linear ReLU network: SAT solver vs MILP vs enumeration, while grad and
                  clarke_grad stay cheap (:mod:`.hardness`);
-``relu0``        the ReLU'(0) study of :mod:`kinkgrad.nn.relu0` (:mod:`.relu0`).
+``relu0``        the ReLU'(0) study of :mod:`kinkgrad.nn.relu0` (:mod:`.relu0`);
+``optimize``     kinkgrad.minimize on the ten Haarala-Miettinen-Makela problems (n = 50 in
+                 ``--quick``, 200 otherwise), every run with a certified verdict
+                 (:mod:`.optimize`).
 
 The command writes ``report.md`` (tables and PNG plots) into the output folder, prints a
 summary table and exits with 1 when a check failed (a row whose status is ``FAIL``, e.g. a
@@ -42,7 +45,7 @@ from .report import Section, text_table, write_report
 
 __all__ = ["main", "run_experiments", "EXPERIMENTS"]
 
-EXPERIMENTS = ("cheap", "forward", "directional", "hardness", "relu0")
+EXPERIMENTS = ("cheap", "forward", "directional", "hardness", "relu0", "optimize")
 
 
 def _files(out: Path) -> dict[str, float]:
