@@ -48,6 +48,7 @@ _BATCH = 32  # candidates added per block and round of column generation
 _EXACT_ENTRIES = 20_000  # candidates x columns up to which the lower bound may go exact
 _EXACT_SUPPORT = 40  # largest support re-solved in fractions
 _WOLFE_ROUNDS = 50
+_WOLFE_SOLVES = 60  # least-squares solves per polish (the bounds stay valid when it stops)
 
 
 @dataclass
@@ -126,7 +127,11 @@ def _solve_dense(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int]) -> tuple[np
     import piqp
 
     N = V.shape[0]
-    P = np.asfortranarray((V @ V.T).toarray())
+    if V.nnz > 0.05 * N * V.shape[1]:  # NOTE: BLAS on a dense copy beats a sparse product
+        Vd = V.toarray()
+        P = np.asfortranarray(Vd @ Vd.T)
+    else:
+        P = np.asfortranarray((V @ V.T).toarray())
     c = V @ g0
     solver = piqp.DenseSolver()
     _settings(solver)
@@ -174,9 +179,7 @@ def _affine_min(g0: np.ndarray, Vd: sp.csr_matrix, supports: list[np.ndarray]
     M = (Vd[[j for j, _ in pairs]] - Vd[[f for _, f in pairs]]).T
     if M.shape[1] <= 300 and M.shape[0] * M.shape[1] <= 1_000_000:
         Md = M.toarray()
-        y = np.linalg.lstsq(Md, -base, rcond=None)[0]
-        for _ in range(2):  # NOTE: refinement; nearly dependent candidates need it
-            y += np.linalg.lstsq(Md, -(base + Md @ y), rcond=None)[0]
+        y = _least_squares(Md, -base)
     else:
         from scipy.sparse.linalg import lsqr
 
@@ -185,6 +188,27 @@ def _affine_min(g0: np.ndarray, Vd: sp.csr_matrix, supports: list[np.ndarray]
         lam[j] += yj
         lam[f] -= yj
     return lam
+
+
+def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin ||M y - b||: one QR (Householder, no squared condition number), refined twice
+    with the residual of the original data (nearly dependent candidates need it)."""
+    import scipy.linalg as sla
+
+    Q, R, perm = sla.qr(M, mode="economic", pivoting=True)
+    d = np.abs(np.diag(R))
+    rank = int(np.count_nonzero(d > 1e-14 * max(float(d[0]) if d.size else 0.0, 1e-300)))
+    y = np.zeros(M.shape[1])
+
+    def solve(rhs: np.ndarray) -> np.ndarray:
+        z = np.zeros(M.shape[1])
+        z[perm[:rank]] = sla.solve_triangular(R[:rank, :rank], (Q[:, :rank].T @ rhs))
+        return z
+
+    y = solve(b)
+    for _ in range(2):
+        y += solve(b - M @ y)
+    return y
 
 
 def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np.ndarray]
@@ -196,7 +220,9 @@ def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np
     Vd = V.tocsr()
     offs = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     lam = np.concatenate(weights)
-    supports = [np.flatnonzero(w > 1e-9 * max(float(w.max()), 1e-300)) + offs[b]
+    # NOTE: start from the clearly used candidates only; major cycles add back what is needed
+    # (each minor cycle drops one weight, so a bloated start costs one solve per weight)
+    supports = [np.flatnonzero(w > 1e-3 * max(float(w.max()), 1e-300)) + offs[b]
                 for b, w in enumerate(weights)]
     lam = np.where(np.isin(np.arange(lam.size), np.concatenate(supports)), lam, 0.0)
     for supp in supports:
@@ -208,8 +234,14 @@ def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np
         if y is None or not np.all(np.isfinite(y)) or np.min(y) < -1e-12:
             return None
         return _feasible(y, sizes)
+    solves = 0
     for _ in range(_WOLFE_ROUNDS):
-        for _ in range(lam.size + 1):  # minor cycles
+        if solves >= _WOLFE_SOLVES:
+            break
+        for _ in range(min(lam.size + 1, 200)):  # minor cycles
+            solves += 1
+            if solves > _WOLFE_SOLVES:
+                break
             y = _affine_min(g0, Vd, supports)
             if y is None or not np.all(np.isfinite(y)):
                 return None
@@ -247,6 +279,7 @@ def _columns(g0: np.ndarray, bl: Blocks, sizes: list[int], V: sp.csr_matrix
     candidates per block, then add, per block, the candidate minimizing <v, u> along the
     unit vector of the current point while it beats the block's current ones."""
     offs = np.concatenate([[0], np.cumsum(sizes)])
+    dense_master = V.nnz > 0.05 * V.shape[0] * V.shape[1]
     mean = g0.copy()
     for cols, V_b in bl:
         mean[cols] += V_b.mean(axis=0)
@@ -257,7 +290,7 @@ def _columns(g0: np.ndarray, bl: Blocks, sizes: list[int], V: sp.csr_matrix
         idx = np.concatenate([offs[b] + np.array(sorted(c), int) for b, c in enumerate(chosen)])
         sub_sizes = [len(c) for c in chosen]
         Vs = V[idx]
-        if Vs.shape[0] <= _DENSE_GENERATORS:
+        if Vs.shape[0] <= _DENSE_GENERATORS or dense_master:
             lam, st = _solve_dense(g0, Vs, sub_sizes)
         else:
             lam, st = _solve_sparse(g0, Vs, sub_sizes)
@@ -272,7 +305,9 @@ def _columns(g0: np.ndarray, bl: Blocks, sizes: list[int], V: sp.csr_matrix
         for b, (cols, V_b) in enumerate(bl):
             scores = V_b @ u[cols]
             cur = min(scores[i] for i in chosen[b])
-            for j in np.argsort(scores)[:_BATCH]:  # the most violating few per round
+            room = (_DENSE_GENERATORS - sum(map(len, chosen)) if dense_master  # NOTE: keep
+                    else _BATCH)  # a dense master small; a sparse one may grow
+            for j in np.argsort(scores)[:max(0, min(_BATCH, room))]:  # most violating few
                 if int(j) not in chosen[b] and scores[j] < cur - 1e-13 * max(1.0, abs(cur)):
                     chosen[b].add(int(j))
                     added = True
@@ -282,7 +317,7 @@ def _columns(g0: np.ndarray, bl: Blocks, sizes: list[int], V: sp.csr_matrix
     return lam_full, status
 
 
-def min_norm(g0: np.ndarray, blocks: list) -> MinNorm | None:
+def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | None:
     """The minimum-norm point of g0 + sum_b conv(candidates of block b) (None: too large).
 
     ``blocks`` holds full (t, n) arrays or pairs (cols, V) with V (t, len(cols)) supported on
@@ -311,13 +346,19 @@ def min_norm(g0: np.ndarray, blocks: list) -> MinNorm | None:
     # (the weights do not change), so tiny gradients near a minimiser are solved as
     # accurately as large ones.
     c = max(float(np.max(np.abs(V.data), initial=0.0)), float(np.max(np.abs(g0))), 1e-300)
+    # NOTE: differences of candidates computed along different paths leave rounding-level
+    # entries everywhere; the solver sees them dropped (sparse again). Only its weights are
+    # used: the point and both bounds below are computed from the data as it is.
     Vc, gc = V / c, g0 / c
+    Vc.data[np.abs(Vc.data) <= 1e-13] = 0.0
+    Vc.eliminate_zeros()
+    bl_solve = [(cols, np.where(np.abs(B) <= 1e-13 * c, 0.0, B) / c) for cols, B in bl]
     if all(t == 1 for t in sizes):
         lam, status = np.ones(V.shape[0]), "every block a single point"
     elif V.shape[0] <= _DENSE_GENERATORS:
         lam, status = _solve_dense(gc, Vc, sizes)
     elif V.nnz > _DENSE_NNZ:
-        lam, status = _columns(gc, [(cols, B / c) for cols, B in bl], sizes, Vc)
+        lam, status = _columns(gc, bl_solve, sizes, Vc)
     else:
         lam, status = _solve_sparse(gc, Vc, sizes)
     weights = _feasible(lam, sizes)
@@ -328,6 +369,9 @@ def min_norm(g0: np.ndarray, blocks: list) -> MinNorm | None:
     best: tuple[float, np.ndarray | None] = (0.0, None)
     if upper > 0:
         best = _better(best, g0, bl, point / upper)
+    # NOTE: a point within rounding of 0 cannot be improved; a bound that already meets it
+    # needs no polish either
+    if upper > max(1e-13 * c, enough) and best[0] < upper * (1 - 1e-6):
         better = _polish(g0, V, sizes, weights)
         if better is not None:
             p2 = g0 + V.T @ np.concatenate(better)
@@ -338,7 +382,7 @@ def min_norm(g0: np.ndarray, blocks: list) -> MinNorm | None:
             if n2 > 0:
                 best = _better(best, g0, bl, p2 / n2)
     scale = max(float(np.max(np.abs(V.data), initial=0.0)), float(np.max(np.abs(g0))))
-    if 0 < upper < 1e-5 * scale and best[0] < 0.5 * upper and \
+    if max(0.0, enough) < upper < 1e-5 * scale and best[0] < 0.5 * upper and \
             sum(V_b.size for _, V_b in bl) <= _EXACT_ENTRIES:
         exact = _exact_lower(g0, bl, weights)
         if exact is not None and exact[0] > best[0]:

@@ -300,12 +300,12 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
             rng: np.random.Generator) -> StationarityReport:
     n = spec.n
     zero = np.zeros(n)
-    low = min_norm(ls.g0, ls.outer_blocks()) if ls.has_outer else None  # outer: lower bound
+    low = min_norm(ls.g0, ls.outer_blocks(), tol) if ls.has_outer else None  # outer: lower
     exact = ls.exact and low is not None
     if exact:
         point, upper = low.point, low.upper  # type: ignore[union-attr]
     elif ls.inner_exact:
-        inner = min_norm(ls.g0, ls.inner_blocks())
+        inner = min_norm(ls.g0, ls.inner_blocks(), tol)
         point, upper = (inner.point, inner.upper) if inner is not None else (zero, np.inf)
     elif ls.model.m <= _ENUM_M:
         sigs, complete, _ = enumerate_signatures(ls.model, _ENUM_LIMIT)
