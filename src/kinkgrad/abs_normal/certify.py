@@ -62,6 +62,7 @@ from .lp import MARGIN, margin, nonzero_rows
 __all__ = ["CertifyReport", "KinkGroup", "certify"]
 
 _LP_ENTRIES = 20_000_000  # largest constraint matrix (rows x n) handed to the LP shortcut
+_BLOCKS_M = 4000  # active switches up to which the block condition (k-way max) is tried
 _DENSE = False  # True: the dense reference path (m x n A, one Gram eigh, one lstsq)
 
 
@@ -88,6 +89,8 @@ class CertifyReport:
         certified: the vector backward mode returns is guaranteed to be a Clarke gradient.
         reason: which condition certified it, or why none did.
         condition: ``"no kinks"``, ``"inert kinks"`` (none can change the gradient),
+            ``"blocks"`` (inside the proven sum of the blocks' pieces, see
+            :mod:`.localset`),
             ``"LIKQ"``, ``"grouped"``, ``"none"`` or ``"undecided"`` (too large to decide:
             more than ``max_kinks`` switches to seed, or sign-pattern LPs past their size
             bound; the reason says what to do).
@@ -365,6 +368,11 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                       "realised, so any choice at kinks gives a Clarke gradient.", rank, [])
     lik = (f"LIKQ fails (rank {rank} < {m})" if exact else f"LIKQ is undecided (rank >= "
            f"{rank} of {m}: a block of A is too large for the dense rank test)")
+    if m <= _BLOCKS_M and _in_blocks(full, g_ad):
+        return report(True, "blocks", f"{lik}, but the vector lies in the sum of the proven "
+                      "pieces of the blocks of coupled switches (a k-way max or min counted as "
+                      "one block of its tied entries; the blocks are convex or independent), "
+                      "which is contained in the Clarke subdifferential.", rank, [])
     c = [policy_choice(meta, pol) for meta in model.metas()]
     unknown = [k for k, ck in enumerate(c) if ck is None]
     if unknown:
@@ -407,6 +415,17 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                   "weights is not realised by any direction: the vector may not be a Clarke "
                   "gradient (kinkgrad.clarke_grad gives one that is).", rank, bad,
                   groups=groups, patterns=count)
+
+
+def _in_blocks(model: ActiveModel, g: np.ndarray) -> bool:
+    """g in g0 + sum of the blocks' inner hulls, when that set is proven Clarke (one LP)."""
+    from .localset import local_set
+    from .lp import in_sum_of_hulls
+
+    ls = local_set(model)
+    if not ls.inner_exact:
+        return False
+    return in_sum_of_hulls(np.asarray(g, np.float64), ls.g0, ls.inner_blocks())[0]
 
 
 def _seeds(exp: Any, max_kinks: int) -> int:
