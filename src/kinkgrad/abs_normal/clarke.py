@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from .._core import pytree
 from .._core.program import Var
 from ..cost import program_cost
 from ..errors import KinkgradError, ShapeError
 from ..kinks import KinkPolicy, resolve_policy
+from ..modes._nonfinite import require_finite
 from ..modes.sweeps import forward_sweep, reverse_sweep
 from ._flat import FlatSpec, scalar_output, trace_at
 from .directional import parse_directions, tangent_outputs
@@ -152,7 +154,10 @@ def clarke_grad(f: Callable, x: Any, seed: Any = None, policy: KinkPolicy | None
     ratio = (rep.backward + pushed * jvp) / max(rep.backward, 1)
     info = ClarkeInfo(directions=dirs.T, kinks=kinks, ties=ties, resolved=kinks - still,
                       unresolved=still, cost_ratio=float(ratio), sweeps=sweeps, nodes=rows)
-    return spec.tree_from_slots(ct), info
+    g = spec.tree_from_slots(ct)
+    require_finite(tr, pytree.flatten(g)[0] + [np.asarray(v) for v in tr.out_values()],
+                   "clarke_grad", "gradient")
+    return g, info
 
 
 @dataclass
@@ -255,4 +260,6 @@ def ld_derivative(f: Callable, x: Any, M: Any, policy: KinkPolicy | None = None)
                          f"{min(spec.n, k)}; pass full-rank directions (lexicographic "
                          "derivatives need them).")
     tan, _ = _lex(tr, spec, dirs, pol)
-    return tangent_outputs(tr, tan, k, True)
+    res = tangent_outputs(tr, tan, k, True)
+    require_finite(tr, pytree.flatten(res)[0], "ld_derivative", "derivative", tan)
+    return res

@@ -22,6 +22,7 @@ from .._core import pytree
 from .._core.program import Var
 from ..errors import ShapeError
 from ..kinks import KinkPolicy, resolve_policy
+from ..modes._nonfinite import require_finite
 from ..modes.sweeps import forward_sweep
 from ._flat import FlatSpec, trace_at
 
@@ -112,4 +113,6 @@ def directional(f: Callable, x: Any, D: Any, policy: KinkPolicy | None = None) -
     k = dirs.shape[0]
     tangents = {slot: leaf for slot, leaf in zip(spec.slots, spec.split(dirs))}
     tan, _ = forward_sweep(tr.eqns, tr.vals, tangents, pol, mode="directional")
-    return tangent_outputs(tr, tan, k, batched)
+    res = tangent_outputs(tr, tan, k, batched)
+    require_finite(tr, pytree.flatten(res)[0], "directional", "directional derivative", tan)
+    return res

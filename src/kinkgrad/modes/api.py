@@ -396,14 +396,18 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int = 0,
             if t is None:
                 return np.zeros(val.shape + tuple(xv.shape), dtype=xv.dtype)
             jac = np.moveaxis(np.reshape(t, (n, m)), 0, -1).reshape(val.shape + tuple(xv.shape))
-            return jac if jac.dtype == xv.dtype else jac.astype(xv.dtype)  # as mode="rev"
+            jac = jac if jac.dtype == xv.dtype else jac.astype(xv.dtype)  # as mode="rev"
+            require_finite(tr, [jac], "jacobian", "Jacobian", tan)
+            return jac
         eye = np.eye(m, dtype=out.dtype).reshape((m,) + val.shape)
         ct = reverse_sweep(tr.eqns, tr.vals, {out.index: eye}, pol, keep={xv.index})
         c = ct.get(xv.index)
         if c is None:
             return np.zeros(val.shape + tuple(xv.shape), dtype=xv.dtype)
         c = np.broadcast_to(c, (m,) + tuple(xv.shape))
-        return np.asarray(c, dtype=xv.dtype).reshape(val.shape + tuple(xv.shape))
+        jac = np.asarray(c, dtype=xv.dtype).reshape(val.shape + tuple(xv.shape))
+        require_finite(tr, [jac], "jacobian", "Jacobian")
+        return jac
 
     return jac
 

@@ -28,8 +28,10 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     point it returns.
 
     Every run ends with :func:`kinkgrad.stationarity` at the final point and the radius the
-    method ended at: ``success`` is True exactly when that verdict is "stationary" (some
-    element of the set at that radius has norm <= ``tol``), which is proven, not sampled.
+    method ended at (capped at 1e-6 max(1, ||x||_inf), so that a run stopped with a large
+    trust or sampling radius is not called stationary at that coarse scale): ``success`` is
+    True exactly when that verdict is "stationary" (some element of the set at that radius
+    has norm <= ``tol``), which is proven, not sampled.
 
     Methods (each a module of :mod:`kinkgrad.optimize` with its reference):
 
@@ -89,8 +91,12 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
                          **(options or {}))
     finally:
         monitor.close()
-    rep = oracle.stationarity(out.x, out.radius, float(tol), counted=False)
-    message = f"{out.message} Verdict at radius {out.radius:.3g}: {rep.verdict}."
+    # NOTE: a run stopped early can end with a large trust or sampling radius, at which
+    # almost any point is "stationary"; the verdict is taken at a small scale instead.
+    radius = min(float(out.radius), max(1e-6, float(tol)) * max(
+        1.0, float(np.max(np.abs(out.x), initial=0.0))))
+    rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
+    message = f"{out.message} Verdict at radius {radius:.3g}: {rep.verdict}."
     if out.status == MAXFEV:
         message = f"maxfev={maxfev} evaluations reached. " + message
     return OptimizeResult(x=oracle.tree(out.x), fun=float(out.fun), nit=out.nit,

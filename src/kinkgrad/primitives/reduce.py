@@ -290,7 +290,12 @@ class Sort(Primitive):
     policy_key = "sort"
     omega = 4.0
 
-    def __call__(self, x: Any, axis: int = -1) -> Any:
+    def __call__(self, x: Any, axis: int | None = -1) -> Any:
+        if axis is None:  # NOTE: NumPy sorts the flattened array
+            from .. import numpy as knp
+
+            x = knp.reshape(x, (-1,))
+            axis = -1
         return bind(self, x, axis=normalize_axis(axis, np.ndim(x))[0])
 
     def impl(self, x, axis):
