@@ -224,3 +224,19 @@ def test_bfloat16_model_is_refused_with_the_fix_and_clarke_grad_torch_runs() -> 
     for n in g:
         err = float((g[n].float() - ref[n]).abs().max()) / float(ref[n].abs().max())
         assert err < 0.05, n
+
+
+def test_likq_certifies_pytorch_choice_at_hardtanh_bounds():
+    # issue 12: Hardtanh at its bounds (PyTorch's slope 0, the translation's 1) made
+    # certify_torch throw LIKQ away and enumerate; LIKQ covers every choice at those kinks
+    import torch
+
+    from kinkgrad.interop.torch import certify_torch
+
+    m = torch.nn.Sequential(torch.nn.Linear(12, 12), torch.nn.Hardtanh(), torch.nn.Linear(12, 3))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.eye(12))
+        m[0].bias.zero_()
+    rep = certify_torch(m, torch.nn.CrossEntropyLoss(), (torch.ones(1, 12), torch.tensor([1])))
+    assert rep.certified and rep.by == "condition" and "LIKQ" in rep.reason
+    assert rep.active_kinks == 12

@@ -252,6 +252,13 @@ def certify_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         certified, by = True, "condition"
         why = ("PyTorch's gradient equals kinkgrad's plain AD vector (the same choices at "
                f"kinks) and kinkgrad certifies it: {cert.reason}")
+    elif cert.condition == "LIKQ" and same_kinks:
+        # NOTE: LIKQ realises every signature, so backward AD with ANY choice in the Clarke
+        # range at the same kinks (PyTorch's included, e.g. slope 0 at a Hardtanh bound)
+        # returns a Clarke gradient: no membership test is needed
+        certified, by = True, "condition"
+        why = ("LIKQ holds at the kinks PyTorch met, which certifies every choice at them, "
+               f"PyTorch's included: {cert.reason}")
     elif membership:
         inside = bool(_api("in_clarke")(fp, params, g_t, limit=limit))
         certified, by = inside, "lp"
