@@ -153,3 +153,49 @@ def test_every_error_class_documents_cause_and_fix():
     for name in errors.__all__:
         cls = getattr(errors, name)
         assert issubclass(cls, KinkgradError) and len(cls.__doc__ or "") > 40, name
+
+
+def test_item_assignment_floordiv_and_mod_name_the_fix():
+    import numpy as np
+    import pytest
+
+    import kinkgrad
+    import kinkgrad.numpy as knp
+
+    def assign(x):
+        x[0] = 1.0
+        return knp.sum(x)
+
+    with pytest.raises(kinkgrad.KinkgradError, match=r"x.at\[i\].set"):
+        kinkgrad.grad(assign)(np.ones(3))
+    for f in (lambda x: knp.sum(x // 2.0), lambda x: knp.sum(x % 2.0)):
+        with pytest.raises(kinkgrad.KinkgradError, match="jump"):
+            kinkgrad.grad(f)(np.ones(3))
+
+
+def test_at_set_and_add_against_numpy_and_finite_differences():
+    import numpy as np
+
+    import kinkgrad
+    import kinkgrad.numpy as knp
+
+    w = np.array([1.0, 2.0, 3.0])
+    f = lambda x: knp.sum(x.at[0].set(x[1] ** 2) * w)  # noqa: E731
+    x = np.array([1.0, 2.0, 3.0])
+    y = x.copy()
+    y[0] = x[1] ** 2
+    assert float(kinkgrad.trace(f, x)(x)) == float(np.sum(y * w))
+    # f = 1 x1^2 + 2 x1 + 3 x2: gradient (0, 2 x1 + 2, 3), by hand
+    np.testing.assert_allclose(kinkgrad.grad(f)(x), [0.0, 6.0, 3.0])
+    g = lambda v: knp.sum(v.at[1:].add(5.0) ** 2)  # noqa: E731
+    np.testing.assert_allclose(kinkgrad.grad(g)(x), [2.0, 14.0, 16.0])
+
+
+def test_jacobian_with_a_tuple_of_argnums():
+    import numpy as np
+
+    import kinkgrad
+
+    ja, jb = kinkgrad.jacobian(lambda a, b: a * b, argnums=(0, 1))(np.ones(2), 2 * np.ones(2))
+    np.testing.assert_array_equal(ja, 2 * np.eye(2))
+    np.testing.assert_array_equal(jb, np.eye(2))

@@ -272,6 +272,29 @@ class Tracer:
     def __le__(self, o: Any) -> Any: return _knp().less_equal(self, o)
     def __getitem__(self, idx: Any) -> Any: return _knp().getitem(self, idx)
 
+    def __setitem__(self, idx: Any, value: Any) -> None:
+        raise UnsupportedOperationError(
+            "x[i] = v: traced arrays are immutable (the program records values, not memory); "
+            "write y = x.at[i].set(v) (or .add(v)), as in JAX, or build the array with "
+            "knp.where / knp.concatenate / knp.stack.")
+
+    def _jump(self, op: str) -> Any:
+        raise UnsupportedOperationError(
+            f"x {op} c: floor division and modulo jump at every multiple of c, where no "
+            "generalized (Clarke) derivative exists; compute them outside the traced function "
+            "on plain arrays, or write the piece you need with knp.where on a comparison.")
+
+    def __floordiv__(self, o: Any) -> Any: return self._jump("//")
+    def __rfloordiv__(self, o: Any) -> Any: return self._jump("//")
+    def __mod__(self, o: Any) -> Any: return self._jump("%")
+    def __rmod__(self, o: Any) -> Any: return self._jump("%")
+    def __divmod__(self, o: Any) -> Any: return self._jump("divmod")
+
+    @property
+    def at(self) -> _At:
+        """JAX-style functional updates: ``x.at[idx].set(v)`` and ``x.at[idx].add(v)``."""
+        return _At(self)
+
     def __eq__(self, o: Any) -> Any:  # type: ignore[override]
         return _knp().equal(self, o)
 
@@ -317,3 +340,44 @@ class Tracer:
             f"functions written with kinkgrad.numpy (knp.{name} where it exists), and those "
             "run on torch tensors too. For a torch.nn model use kinkgrad.interop.torch."
         )
+
+
+class _At:
+    """``x.at[idx]``: a functional update written as a gather from concatenate([x, v])."""
+
+    def __init__(self, x: Any) -> None:
+        self.x = x
+
+    def __getitem__(self, idx: Any) -> _AtIndex:
+        return _AtIndex(self.x, idx)
+
+
+class _AtIndex:
+    def __init__(self, x: Any, idx: Any) -> None:
+        self.x, self.idx = x, idx
+
+    def _positions(self) -> np.ndarray:
+        shape = tuple(self.x.shape)
+        pos = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[self.idx]
+        return np.asarray(pos).reshape(-1)
+
+    def set(self, v: Any) -> Any:
+        """x with the entries at idx replaced by v (broadcast to x[idx]'s shape); the
+        derivative flows to v there and to x elsewhere."""
+        knp = _knp()
+        pos = self._positions()
+        if np.unique(pos).size != pos.size:
+            raise UnsupportedOperationError("x.at[idx].set(v): idx repeats an entry; pass each "
+                                            "entry once.")
+        size = int(np.prod(self.x.shape, dtype=np.int64))
+        vals = knp.reshape(knp.broadcast_to(v, (pos.size,) if np.ndim(v) == 0 else
+                                            np.shape(np.empty(self.x.shape)[self.idx])), (-1,))
+        gather = np.arange(size)
+        gather[pos] = size + np.arange(pos.size)
+        both = knp.concatenate([knp.reshape(self.x, (-1,)), vals])
+        return knp.reshape(knp.getitem(both, gather), tuple(self.x.shape))
+
+    def add(self, v: Any) -> Any:
+        """x with v added at idx (entries of idx distinct)."""
+        knp = _knp()
+        return self.set(knp.getitem(self.x, self.idx) + v)

@@ -368,14 +368,23 @@ def _tangent_outputs(tr: Traced, tan: dict, batched: bool, k: int) -> tuple:
     return (pytree.unflatten(tr.out_tree, vals), pytree.unflatten(tr.out_tree, touts))
 
 
-def jacobian(f: Callable, mode: str = "rev", argnums: int = 0,
+def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
              policy: KinkPolicy | None = None) -> Callable:
     """Full Jacobian of ``f`` with respect to one array argument, shape ``out.shape +
     in.shape``: ``mode="rev"`` uses one batched reverse sweep (m cotangents), ``"fwd"`` one
     batched forward sweep (n tangents). Both return the same element of the conservative
-    Jacobian under the same policy."""
+    Jacobian under the same policy. A tuple ``argnums`` gives a tuple of Jacobians."""
     if mode not in ("rev", "fwd"):
         raise KinkgradError(f"jacobian: mode={mode!r}; use 'rev' or 'fwd'.")
+    if isinstance(argnums, (tuple, list)):  # as JAX: one Jacobian per argument, in a tuple
+        parts = [jacobian(f, mode, a, policy) for a in argnums]
+
+        def several(*args: Any) -> tuple:
+            return tuple(j(*args) for j in parts)
+
+        return several
+    if isinstance(argnums, bool) or not isinstance(argnums, (int, np.integer)):
+        raise KinkgradError(f"jacobian: argnums={argnums!r}; pass an int or a tuple of ints.")
 
     @follow_inputs
     def jac(*args: Any) -> np.ndarray:
