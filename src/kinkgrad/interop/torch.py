@@ -252,10 +252,7 @@ def certify_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         certified, by = True, "condition"
         why = ("PyTorch's gradient equals kinkgrad's plain AD vector (the same choices at "
                f"kinks) and kinkgrad certifies it: {cert.reason}")
-    elif cert.condition == "LIKQ" and same_kinks:
-        # NOTE: LIKQ realises every signature, so backward AD with ANY choice in the Clarke
-        # range at the same kinks (PyTorch's included, e.g. slope 0 at a Hardtanh bound)
-        # returns a Clarke gradient: no membership test is needed
+    elif cert.condition == "LIKQ" and same_kinks:  # NOTE: LIKQ covers ANY choice at them
         certified, by = True, "condition"
         why = ("LIKQ holds at the kinks PyTorch met, which certifies every choice at them, "
                f"PyTorch's included: {cert.reason}")
