@@ -19,20 +19,26 @@ gradient at y_j, from the piece a random direction enters):
    library; see :mod:`kinkgrad.abs_normal.minnorm`), giving the aggregate subgradient
    g_a = G^T lam, the aggregate error e_a = alpha . lam, the step d = -H g_a and the
    predicted decrease v = g_a . H g_a + e_a.
-3. Stopping: when ||g_a|| <= tol and e_a is small, the aggregate certifies only an
-   approximate Goldstein stationarity on the bundle's ball; kinkgrad then *decides* with
-   :func:`kinkgrad.stationarity` at the radius r = the bundle's spread (largest
-   ||y_j - x|| among the cuts that carry weight). "stationary" ends the run; "not
-   stationary" gives an exact descent direction, which a line search follows (the bundle
-   is reset); "undecided" shrinks the bundle to the ball of radius r / 10 and goes on.
+3. Deciding, at a radius rho: the aggregate only hints at stationarity, and steps shorter
+   than rho mean that the metric has learnt a kink as curvature (tiny steps along a
+   crease). So when ||g_a|| <= tol, after ten null steps in a row, when v is at rounding
+   level, or when ||d|| <= rho (at most every fifth iteration), kinkgrad *decides* with
+   :func:`kinkgrad.stationarity` at radius max(rho, target) (rho starts at 1e-4 (1 + ||x0||),
+   the target radius defaults to tol). "stationary" at the target radius ends the run;
+   "stationary" at a larger one shrinks rho tenfold and the bundle to that ball; "not
+   stationary" gives the exact descent direction of the set at that radius (the negative
+   min-norm element), which an Armijo search follows (expanding from ten times the radius),
+   and the metric is restarted from that step. The test is one gradient-type evaluation
+   (its cost, 1 + m gradients for m active switches, is in ``cost``).
 4. Trial y = x + d: a serious step when f(y) <= f(x) - m v (then x = y, and H gets a BFGS
    update with s = y - x and the change of the Clarke gradient, skipped unless s . y > 0);
    otherwise a null step adds the cut at y; after repeated null steps H is scaled down
    (the proximal parameter grows). The bundle keeps at most ``bundle_size`` cuts plus the
    aggregate cut (g_a, e_a), which preserves the convergence argument of aggregation.
 
-Every evaluation is one call of f with one Clarke gradient (``ngev`` = ``nfev`` except for
-the line search's value-only calls).
+Every evaluation is one call of f with one Clarke gradient, or a stationarity test; the
+line searches add value-only calls (``nfev``). Steps longer than 1e3 (1 + ||x||) are cut,
+and a trial point where f is not finite (or explodes) shrinks the metric without a cut.
 """
 
 from __future__ import annotations
