@@ -199,3 +199,24 @@ def test_jacobian_with_a_tuple_of_argnums():
     ja, jb = kinkgrad.jacobian(lambda a, b: a * b, argnums=(0, 1))(np.ones(2), 2 * np.ones(2))
     np.testing.assert_array_equal(ja, 2 * np.eye(2))
     np.testing.assert_array_equal(jb, np.eye(2))
+
+
+def test_public_surface_and_array_methods():
+    import numpy as np
+
+    import kinkgrad
+    import kinkgrad.numpy as knp
+
+    for leak in ("annotations", "Any", "PackageNotFoundError"):
+        assert leak not in dir(kinkgrad) and leak not in dir(knp)
+    assert "linalg" in dir(knp) and "minimize" in dir(kinkgrad)
+
+    def f(x):
+        return (knp.sum(np.ones_like(x) * x) + x.std() + x.prod() + x.cumsum()[-1]
+                + x.copy()[x.argmax()])
+
+    x = np.array([1.0, 2.0, 3.0])
+    # d/dx: 1 + (x - mean) / (n std) + prod / x + 1 + e_argmax, by hand
+    std = np.std(x)
+    want = 1 + (x - x.mean()) / (3 * std) + np.prod(x) / x + 1 + np.array([0, 0, 1.0])
+    np.testing.assert_allclose(kinkgrad.grad(f)(x), want, rtol=1e-12)

@@ -63,3 +63,10 @@ __all__ = [
     "vjp",
     "__version__",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public surface only (no ``annotations``, ``PackageNotFoundError``, ...)."""
+    subpackages = ["abs_normal", "errors", "extend", "hardness", "interop", "nn", "numpy",
+                   "optimize", "problems", "testing"]
+    return sorted(set(__all__) | set(subpackages))

@@ -223,6 +223,24 @@ class Tracer:
     def dot(self, other: Any) -> Tracer:
         return _knp().dot(self, other)
 
+    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tracer:
+        return _knp().std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def prod(self, axis: Any = None, keepdims: bool = False) -> Tracer:
+        return _knp().prod(self, axis=axis, keepdims=keepdims)
+
+    def cumsum(self, axis: Any = None) -> Tracer:
+        return _knp().cumsum(self, axis=axis)
+
+    def argmax(self, axis: Any = None) -> Any:
+        return _knp().argmax(self, axis=axis)
+
+    def argmin(self, axis: Any = None) -> Any:
+        return _knp().argmin(self, axis=axis)
+
+    def copy(self) -> Tracer:
+        return self  # traced values are immutable: a copy is the same value
+
     def flatten(self) -> Tracer:
         return _knp().reshape(self, (-1,))
 

@@ -79,7 +79,26 @@ pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, _np.newaxis
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 zeros, ones, full, eye, arange, linspace = (_np.zeros, _np.ones, _np.full, _np.eye, _np.arange,
                                             _np.linspace)
-zeros_like, ones_like = _np.zeros_like, _np.ones_like
+
+
+def _value(x: Any) -> Any:
+    return x.value if _is_traced(x) else x
+
+
+def zeros_like(x: Any, dtype: Any = None) -> Any:
+    """A constant array of zeros shaped like x (traced or not): no derivative flows."""
+    return _np.zeros_like(_value(x), dtype=dtype)
+
+
+def ones_like(x: Any, dtype: Any = None) -> Any:
+    """A constant array of ones shaped like x (traced or not): no derivative flows."""
+    return _np.ones_like(_value(x), dtype=dtype)
+
+
+def full_like(x: Any, fill_value: Any, dtype: Any = None) -> Any:
+    """A constant array shaped like x (traced or not): no derivative flows."""
+    return _np.full_like(_value(x), fill_value, dtype=dtype)
+
 ndarray = _np.ndarray
 
 
@@ -243,7 +262,8 @@ def _function_table() -> dict:
             _np.concatenate: concatenate, _np.stack: stack, _np.broadcast_to: broadcast_to,
             _np.linalg.norm: linalg.norm, _np.expand_dims: expand_dims, _np.squeeze: squeeze,
             _np.ravel: ravel, _np.swapaxes: swapaxes, _np.outer: outer, _np.shape: shape,
-            _np.ndim: ndim, _np.asarray: asarray, _np.array: asarray}
+            _np.ndim: ndim, _np.asarray: asarray, _np.array: asarray,
+            _np.zeros_like: zeros_like, _np.ones_like: ones_like, _np.full_like: full_like}
 
 
 def __getattr__(name: str) -> Any:
@@ -254,3 +274,11 @@ def __getattr__(name: str) -> Any:
         "for. Run `kinkgrad info` for the list, write it from those, or register a primitive "
         "with kinkgrad.extend."
     )
+
+
+def __dir__() -> list[str]:
+    """The traced namespace: functions, constants and dtypes (no imported helpers)."""
+    hidden = {"annotations", "Any", "Callable", "Sequence"}
+    return sorted(n for n, v in globals().items()
+                  if not n.startswith("_") and n not in hidden
+                  and (not isinstance(v, type(_np)) or n == "linalg"))
