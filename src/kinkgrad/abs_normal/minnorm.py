@@ -49,7 +49,7 @@ _ROUNDS = 60
 _BATCH = 32  # candidates added per block and round of column generation
 _EXACT_ENTRIES = 20_000  # candidates x columns up to which the lower bound may go exact
 _WOLFE_ROUNDS = 50
-_WOLFE_SOLVES = 60  # least-squares solves per polish (the bounds stay valid when it stops)
+_WOLFE_SOLVES = 20  # least-squares solves per polish (the bounds stay valid when it stops)
 
 
 @dataclass
