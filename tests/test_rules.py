@@ -17,6 +17,7 @@ import pytest
 import scipy.special
 
 import kinkgrad
+from _conv_ref import conv2d_ref
 from kinkgrad._core.primitive import registry
 from kinkgrad._core.tracer import bind
 from kinkgrad.errors import NotAbsSmoothError
@@ -56,6 +57,7 @@ NUMPY_REF = {
     "concatenate": lambda *a, axis: np.concatenate(a, axis=axis),
     "stack": lambda *a, axis: np.stack(a, axis=axis),
     "broadcast_to": lambda x, shape: np.broadcast_to(x, shape),
+    "conv2d": conv2d_ref,
 }
 
 
@@ -332,6 +334,11 @@ def _random_instance(name, args, params, rng):
     if name == "broadcast_to":
         a, b, c = (int(s) for s in rng.integers(1, 7, 3))
         return [np.ones((a, 1))], {"shape": (c, a, b)}
+    if name == "conv2d":  # batch, channels per group, image and kernel sizes grown apart
+        g, n, cg, og, kh, kw = (int(s) for s in rng.integers(1, 4, 6))
+        h, w = kh + int(rng.integers(0, 9)), kw + int(rng.integers(0, 9))
+        return [np.ones((n, g * cg, h, w)), np.ones((g * og, cg, kh, kw))], {
+            **params, "groups": g, "dilation": (1, 1)}
     sizes: dict = {}
 
     def grow(shape):

@@ -27,6 +27,7 @@ _MODULES = (
     "kinkgrad.primitives._lastaxis",
     "kinkgrad.primitives.reduce", "kinkgrad.primitives.linalg", "kinkgrad.primitives.select",
     "kinkgrad.primitives.shape",
+    "kinkgrad.primitives.conv",
 )
 
 

@@ -1,0 +1,336 @@
+"""Convolution: ``conv2d`` (NCHW cross-correlation, as PyTorch's ``F.conv2d``).
+
+``y[n, o, p, q] = sum_{c, i, j} x_pad[n, g(o) Cg + c, p sh + i dh, q sw + j dw] w[o, c, i, j]``
+with ``x_pad`` the input zero-padded by ``(ph, pw)`` on each side, ``Cg = C / groups`` input
+channels per group and ``g(o)`` the group of output channel ``o``. Bilinear in ``(x, w)`` and
+smooth, so it has no kinks, no switch and no abs form of its own (like ``matmul``).
+
+NumPy: one view of all windows (``sliding_window_view``, no copy), then one tensor contraction
+(``tensordot``: the im2col copy and one BLAS product); the VJP for ``x`` is the transposed
+convolution (a product with ``w`` and a col2im scatter-add of ``kh * kw`` strided slices), the
+VJP for ``w`` the correlation of the input windows with the cotangent (one more product).
+On torch-backed arrays (the torch backend) the rules call ``torch.nn.functional.conv2d`` and
+``torch.nn.grad.conv2d_input`` / ``conv2d_weight`` directly.
+Written against the module-level ``np``, which the array backends rebind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
+
+from .._core.primitive import Primitive, _size, register
+from .._core.tracer import bind
+from ..errors import ShapeError
+
+__all__ = ["Conv2d"]
+
+
+# ---------------------------------------------------------------------- parameters
+def _pair(v: Any, what: str) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(t) != 2 or not all(isinstance(a, (int, np.integer)) for a in t):
+        raise ShapeError(f"conv2d: {what}={v!r} must be an int or a pair of ints.")
+    return int(t[0]), int(t[1])
+
+
+def out_hw(h: int, w: int, kh: int, kw: int, stride: tuple, padding: tuple,
+           dilation: tuple) -> tuple[int, int]:
+    """Output height and width: ``(H + 2 ph - dh (kh - 1) - 1) // sh + 1`` (and for W)."""
+    return ((h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
+            (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+
+
+def check_conv(xs: tuple, ws: tuple, stride: tuple, padding: tuple, dilation: tuple,
+               groups: int) -> tuple[int, int]:
+    """Validate shapes and parameters; returns the output (OH, OW) or raises ShapeError."""
+    if len(xs) != 4:
+        raise ShapeError(f"conv2d: the input has shape {xs}; it must be 4-D (N, C, H, W) "
+                         "(add the batch axis with x[None] for a single image).")
+    if len(ws) != 4:
+        raise ShapeError(f"conv2d: the weight has shape {ws}; it must be 4-D "
+                         "(out_channels, in_channels / groups, kh, kw).")
+    if groups < 1 or min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise ShapeError(f"conv2d: stride={stride}, dilation={dilation} and groups={groups} "
+                         f"must be >= 1 and padding={padding} >= 0.")
+    n, c, h, w = xs
+    o, cg, kh, kw = ws
+    if c % groups or o % groups:
+        raise ShapeError(f"conv2d: {c} input channels and {o} output channels must both be "
+                         f"divisible by groups={groups}; change groups or the channel counts.")
+    if cg != c // groups:
+        raise ShapeError(f"conv2d: the weight {ws} has {cg} input channels per group but the "
+                         f"input (N, {c}, H, W) with groups={groups} has {c // groups}; the "
+                         "weight must be (out_channels, in_channels / groups, kh, kw).")
+    oh, ow = out_hw(h, w, kh, kw, stride, padding, dilation)
+    if oh < 1 or ow < 1 or min(kh, kw) < 1:
+        raise ShapeError(
+            f"conv2d: a {kh}x{kw} kernel (dilation {dilation}) does not fit in the "
+            f"{h + 2 * padding[0]}x{w + 2 * padding[1]} padded input; use a smaller kernel or "
+            "dilation, or more padding.")
+    return oh, ow
+
+
+# ---------------------------------------------------------------------- NumPy kernels
+def _windows(x: Any, kh: int, kw: int, p: dict) -> Any:
+    """All windows as a view (N, C, OH, OW, kh, kw) of the padded input."""
+    (sh, sw), (ph, pw), (dh, dw) = p["stride"], p["padding"], p["dilation"]
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    v = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1),
+                                                 axis=(2, 3))
+    return v[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def _conv(x: Any, w: Any, p: dict) -> Any:
+    """The convolution of a batch x (N, C, H, W) with w (O, Cg, kh, kw): (N, O, OH, OW)."""
+    o, cg, kh, kw = np.shape(w)
+    g = p["groups"]
+    v = _windows(x, kh, kw, p)
+    n, _, oh, ow = np.shape(v)[:4]
+    if g == 1:  # (N, OH, OW, C*kh*kw) @ (C*kh*kw, O): the im2col copy and one GEMM
+        y = np.tensordot(v, w, axes=([1, 4, 5], [1, 2, 3]))
+        return np.ascontiguousarray(np.moveaxis(y, 3, 1))
+    vg = np.reshape(v, (n, g, cg, oh, ow, kh, kw))
+    wg = np.reshape(w, (g, o // g, cg, kh, kw))
+    y = np.einsum("ngchwij,gocij->ngohw", vg, wg, optimize=True)
+    return np.reshape(y, (n, o, oh, ow))
+
+
+def _conv_x_transpose(g: Any, w: Any, xshape: tuple, p: dict) -> Any:
+    """Cotangent of x from g (N, O, OH, OW): the transposed convolution (col2im)."""
+    (sh, sw), (ph, pw), (dh, dw) = p["stride"], p["padding"], p["dilation"]
+    groups = p["groups"]
+    o, cg, kh, kw = np.shape(w)
+    n, c, h, wd = xshape
+    _, _, oh, ow = np.shape(g)
+    if groups == 1:
+        cols = np.tensordot(w, g, axes=([0], [1]))  # (C, kh, kw, N, OH, OW)
+        cols = np.moveaxis(cols, 3, 0)  # (N, C, kh, kw, OH, OW)
+    else:
+        gg = np.reshape(g, (n, groups, o // groups, oh, ow))
+        wg = np.reshape(w, (groups, o // groups, cg, kh, kw))
+        cols = np.einsum("ngohw,gocij->ngcijhw", gg, wg, optimize=True)
+        cols = np.reshape(cols, (n, c, kh, kw, oh, ow))
+    out = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=np.result_type(g, w))
+    for i in range(kh):
+        for j in range(kw):
+            r, s = i * dh, j * dw
+            out[:, :, r:r + sh * (oh - 1) + 1:sh, s:s + sw * (ow - 1) + 1:sw] += cols[:, :, i, j]
+    return out[:, :, ph:ph + h, pw:pw + wd]
+
+
+def _conv_w_transpose(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
+    """Cotangent of w from g (K..., N, O, OH, OW): window-cotangent correlation (K..., O, ...)."""
+    o, cg, kh, kw = wshape
+    groups = p["groups"]
+    v = _windows(x, kh, kw, p)  # (N, C, OH, OW, kh, kw)
+    n, c, oh, ow = np.shape(v)[:4]
+    lead = tuple(np.shape(g)[:-4])
+    if groups == 1 and not lead:
+        return np.tensordot(g, v, axes=([0, 2, 3], [0, 2, 3]))
+    gg = np.reshape(g, lead + (n, groups, o // groups, oh, ow))
+    vg = np.reshape(v, (n, groups, cg, oh, ow, kh, kw))
+    r = np.einsum("...ngohw,ngchwij->...gocij", gg, vg, optimize=True)
+    return np.reshape(r, lead + (o, cg, kh, kw))
+
+
+# ---------------------------------------------------------------------- torch kernels
+def _tensor(a: Any) -> Any:
+    """The torch tensor of a torch-backed array, None for a NumPy array."""
+    t = getattr(a, "tensor", None)
+    return t if t is not None and type(a).__module__.startswith("torch") else None
+
+
+def _on_torch(*arrays: Any) -> bool:
+    return any(_tensor(a) is not None for a in arrays)
+
+
+def _as_tensor(a: Any, like: Any) -> Any:
+    """A torch tensor for ``a`` (a constant NumPy operand moves to ``like``'s device)."""
+    import torch
+
+    t = _tensor(a)
+    return t if t is not None else torch.as_tensor(a, device=like.device)
+
+
+def _torch_args(p: dict) -> dict:
+    return {"stride": p["stride"], "padding": p["padding"], "dilation": p["dilation"],
+            "groups": p["groups"]}
+
+
+def _like(x: Any, w: Any) -> Any:
+    return _tensor(x) if _tensor(x) is not None else _tensor(w)
+
+
+def _t_conv(x: Any, w: Any, p: dict) -> Any:
+    import torch.nn.functional as F
+
+    like = _like(x, w)
+    return np.asarray(F.conv2d(_as_tensor(x, like), _as_tensor(w, like), None, **_torch_args(p)))
+
+
+def _t_conv_x_transpose(g: Any, w: Any, xshape: tuple, p: dict) -> Any:
+    import torch
+
+    tw = _as_tensor(w, _like(g, w))
+    return np.asarray(torch.nn.grad.conv2d_input(xshape, tw, _as_tensor(g, tw),
+                                                 **_torch_args(p)))
+
+
+def _t_conv_w_transpose(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
+    import torch
+
+    tx = _as_tensor(x, _like(g, x))
+    tg = _as_tensor(g, tx)
+    lead = tuple(tg.shape[:-4])
+    flat = tg.reshape((-1,) + tuple(tg.shape[-4:]))
+    outs = [torch.nn.grad.conv2d_weight(tx, wshape, gk, **_torch_args(p)) for gk in flat]
+    return np.asarray(torch.stack(outs).reshape(lead + tuple(wshape)))
+
+
+# ---------------------------------------------------------------------- dispatch
+def conv_value(x: Any, w: Any, p: dict) -> Any:
+    return _t_conv(x, w, p) if _on_torch(x, w) else _conv(x, w, p)
+
+
+def conv_x_transpose(g: Any, w: Any, xshape: tuple, p: dict) -> Any:
+    """The transpose of ``x -> conv(x, w)`` applied to g (N, O, OH, OW)."""
+    if _on_torch(g, w):
+        return _t_conv_x_transpose(g, w, xshape, p)
+    return _conv_x_transpose(g, w, xshape, p)
+
+
+def conv_w_transpose(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
+    """The transpose of ``w -> conv(x, w)`` applied to g (K..., N, O, OH, OW)."""
+    if _on_torch(g, x):
+        return _t_conv_w_transpose(g, x, wshape, p)
+    return _conv_w_transpose(g, x, wshape, p)
+
+
+def _merge_lead(t: Any, core: int) -> tuple[Any, tuple]:
+    """``t`` with its leading batch axes (beyond ``core`` trailing ones) merged into axis 0."""
+    shape = tuple(np.shape(t))
+    if len(shape) <= core:
+        return t, ()
+    return np.reshape(t, (-1,) + shape[len(shape) - core + 1:]), shape[:len(shape) - core + 1]
+
+
+@register
+class Conv2d(Primitive):
+    """``knp.conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1)``: 2-D
+    cross-correlation of a batch of images ``x`` (N, C, H, W) with a kernel ``w``
+    (O, C / groups, kh, kw), PyTorch's ``F.conv2d`` (NCHW, zero padding), plus an optional
+    bias ``b`` (O,) added per output channel.
+
+    ``y[n, o, p, q] = sum_{c, i, j} x_pad[n, g(o) Cg + c, p sh + i dh, q sw + j dw]
+    w[o, c, i, j]``. Bilinear and smooth: its derivative is the ordinary one (an element of
+    every conservative field). Cost: ``2 N O OH OW Cg kh kw`` operations, like the matrix
+    product it is.
+    """
+
+    name = numpy_name = "conv2d"
+    omega = 5.0
+
+    def __call__(self, x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
+                 dilation: Any = 1, groups: int = 1) -> Any:
+        p = {"stride": _pair(stride, "stride"), "padding": _pair(padding, "padding"),
+             "dilation": _pair(dilation, "dilation"), "groups": int(groups)}
+        xs, ws = tuple(np.shape(x)), tuple(np.shape(w))
+        check_conv(xs, ws, **p)
+        y = bind(self, x, w, **p)
+        if b is None:
+            return y
+        if tuple(np.shape(b)) != (ws[0],):
+            raise ShapeError(f"conv2d: the bias has shape {tuple(np.shape(b))}; it must be "
+                             f"({ws[0]},), one entry per output channel.")
+        from .arith import Add
+        from .shape import Reshape
+
+        b4 = Reshape.instance(b, (1, ws[0], 1, 1))  # type: ignore[attr-defined]
+        return Add.instance(y, b4)  # type: ignore[attr-defined]
+
+    def impl(self, x, w, stride, padding, dilation, groups):
+        p = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        check_conv(tuple(np.shape(x)), tuple(np.shape(w)), **p)
+        return conv_value(x, w, p)
+
+    def cost(self, in_shapes, out_shape, params):
+        o, cg, kh, kw = in_shapes[1]
+        return 2 * _size(out_shape) * cg * kh * kw
+
+    def jvp_cost(self, in_shapes, out_shape, params, needs):
+        n_need = sum(1 for k in needs if k)
+        return n_need * self.cost(in_shapes, out_shape, params) + max(n_need - 1, 0) * _size(
+            out_shape)
+
+    def vjp_cost(self, in_shapes, out_shape, params, needs):
+        # each product costs what the function does; the x cotangent is a scatter-add of
+        # N C OH OW kh kw window entries (col2im), the w cotangent accumulates once
+        n, c = in_shapes[0][:2]
+        o, cg, kh, kw = in_shapes[1]
+        oh, ow = out_shape[-2:]
+        c_fn = self.cost(in_shapes, out_shape, params)
+        total = 0
+        if needs[0]:
+            total += c_fn + n * c * oh * ow * kh * kw
+        if needs[1]:
+            total += c_fn + _size(in_shapes[1])
+        return total
+
+    def jvp(self, sel, tangents, args, out, params):
+        (x, w), (tx, tw) = args, tangents
+        res = None
+        if tx is not None:  # (K, N, C, H, W): the K tangents are more images
+            flat, lead = _merge_lead(tx, 4)
+            y = conv_value(flat, w, params)
+            res = np.reshape(y, lead + tuple(np.shape(y)[1:])) if lead else y
+        if tw is not None:
+            term = self._jvp_w(x, tw, params)
+            res = term if res is None else res + term
+        return res
+
+    def _jvp_w(self, x: Any, tw: Any, p: dict) -> Any:
+        """conv(x, tw[k]) for every leading k at once: the K kernels as more output channels."""
+        shape = tuple(np.shape(tw))
+        lead, (o, cg, kh, kw) = shape[:-4], shape[-4:]
+        k = _size(lead)
+        g = p["groups"]
+        wk = np.reshape(tw, (k, g, o // g, cg, kh, kw))
+        wk = np.reshape(np.moveaxis(wk, 0, 1), (g * k * (o // g), cg, kh, kw))
+        y = conv_value(x, wk, p)  # (N, g*K*og, OH, OW)
+        n, _, oh, ow = np.shape(y)
+        y = np.moveaxis(np.reshape(y, (n, g, k, o // g, oh, ow)), 2, 0)
+        return np.reshape(y, lead + (n, o, oh, ow))
+
+    def vjp(self, sel, g, args, out, params, needs):
+        x, w = args
+        gx = gw = None
+        if needs[0]:
+            flat, lead = _merge_lead(g, 4)
+            xshape = (np.shape(flat)[0],) + tuple(np.shape(x))[1:]
+            r = conv_x_transpose(flat, w, xshape, params)
+            gx = np.reshape(r, lead + tuple(np.shape(x))[1:]) if lead else r
+        if needs[1]:
+            gw = conv_w_transpose(g, x, tuple(np.shape(w)), params)
+        return gx, gw
+
+    def pp_params(self, params):
+        p = params
+        return (f"[stride={p['stride']},padding={p['padding']},dilation={p['dilation']},"
+                f"groups={p['groups']}]").replace(" ", "")
+
+    def samples(self, rng, dtype=np.float64):
+        def r(*s):
+            return rng.normal(size=s).astype(dtype)
+
+        def prm(s=1, p=0, d=1, g=1):
+            return {"stride": (s, s) if isinstance(s, int) else s,
+                    "padding": (p, p) if isinstance(p, int) else p,
+                    "dilation": (d, d) if isinstance(d, int) else d, "groups": g}
+
+        return [((r(2, 3, 7, 6), r(4, 3, 3, 2)), prm()),
+                ((r(2, 3, 7, 6), r(4, 3, 3, 2)), prm(s=2, p=1)),
+                ((r(1, 4, 9, 8), r(6, 2, 2, 3)), prm(s=(1, 2), p=(2, 1), d=2, g=2)),
+                ((r(2, 4, 6, 6), r(4, 1, 3, 3)), prm(p=1, g=4))]
