@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import KinkgradError
+from ._signature import checked_call
 from .tracer import bind
 
 __all__ = [
@@ -71,6 +72,12 @@ class Primitive:
     omega: ClassVar[float] = 5.0
     differentiable: ClassVar[bool] = True
     is_switch: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        call = cls.__dict__.get("__call__")
+        if call is not None and not getattr(call, "_kinkgrad_checked", False):
+            cls.__call__ = checked_call(call)  # type: ignore[method-assign]
 
     # ---------------------------------------------------------------- value and public call
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

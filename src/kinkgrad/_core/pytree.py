@@ -1,12 +1,50 @@
-"""Flatten and unflatten pytrees: arrays (leaves), tuples, lists and dicts (sorted keys)."""
+"""Flatten and unflatten pytrees.
+
+A pytree is a leaf (an array or a number) or a nesting of tuples, lists, dicts (sorted keys),
+namedtuples and dataclass instances (every field, in declaration order); ``None`` is an empty
+node. Gradients come back in the same containers: a namedtuple of arrays gives a namedtuple
+of gradients, a dataclass a dataclass of the same class (rebuilt field by field, without
+calling ``__init__`` or ``__post_init__``).
+
+Constant leaves. Inside a differentiated argument, a leaf that is not floating point (an
+integer index array, a boolean mask, an int such as a layer count, a string) is a
+*constant* of the program, as JAX's integer inputs are: it is passed to the function as it
+is and nothing is differentiated with respect to it. Its entry in a gradient is an array of
+zeros with its shape and dtype for a numeric leaf (JAX returns float0 zeros, a dtype NumPy
+does not have; an integer zero keeps the gradient's structure and leaf shapes those of the
+argument, so optimizers can zip parameters and gradients; ``kinkgrad.nn``'s optimizers leave
+such leaves unchanged), and ``None`` for a non-numeric one. A treedef marks such a leaf with a
+``("const", Constant)`` node.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-__all__ = ["flatten", "unflatten", "LEAF"]
+import numpy as np
+
+__all__ = ["flatten", "unflatten", "LEAF", "Constant", "mark_constants", "match"]
 
 LEAF = "*"
+
+
+class Constant:
+    """A constant leaf held in a treedef; equal only to itself, so treedefs compare cheaply."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def zero(self) -> Any:
+        """The leaf's gradient entry: zeros of its shape and dtype (None if not numeric)."""
+        kind = np.asarray(self.value).dtype.kind
+        return np.zeros(np.shape(self.value), np.asarray(self.value).dtype) \
+            if kind in "biuf" else None
+
+    def __repr__(self) -> str:
+        return f"Constant({self.value!r})"
 
 
 def flatten(tree: Any) -> tuple[list, Any]:
@@ -16,33 +54,109 @@ def flatten(tree: Any) -> tuple[list, Any]:
 
 
 def _flatten(tree: Any, leaves: list) -> Any:
-    if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
-        return ("tuple", [_flatten(t, leaves) for t in tree])
+    t = type(tree)
+    if t is np.ndarray or t is float:  # the common leaves first
+        leaves.append(tree)
+        return LEAF
+    if isinstance(tree, tuple):
+        if hasattr(tree, "_fields"):  # a namedtuple
+            return ("namedtuple", t, [_flatten(c, leaves) for c in tree])
+        return ("tuple", [_flatten(c, leaves) for c in tree])
     if isinstance(tree, list):
-        return ("list", [_flatten(t, leaves) for t in tree])
+        return ("list", [_flatten(c, leaves) for c in tree])
     if isinstance(tree, dict):
         keys = sorted(tree)
         return ("dict", keys, [_flatten(tree[k], leaves) for k in keys])
     if tree is None:
         return ("none",)
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        names = tuple(f.name for f in dataclasses.fields(tree))
+        return ("dataclass", t, names, [_flatten(getattr(tree, n), leaves) for n in names])
     leaves.append(tree)
     return LEAF
 
 
-def unflatten(treedef: Any, leaves: list) -> Any:
-    it = iter(leaves)
-    out = _unflatten(treedef, it)
-    return out
+def unflatten(treedef: Any, leaves: list, constants: str = "values") -> Any:
+    """Rebuild the structure of ``treedef`` from ``leaves``. Constant nodes (see
+    :func:`mark_constants`) give their value (``constants="values"``) or their gradient entry
+    (``"zeros"``)."""
+    return _unflatten(treedef, iter(leaves), constants == "zeros")
 
 
-def _unflatten(td: Any, it: Any) -> Any:
+def _unflatten(td: Any, it: Any, zeros: bool) -> Any:
     if td == LEAF:
         return next(it)
     kind = td[0]
     if kind == "tuple":
-        return tuple(_unflatten(c, it) for c in td[1])
+        return tuple(_unflatten(c, it, zeros) for c in td[1])
     if kind == "list":
-        return [_unflatten(c, it) for c in td[1]]
+        return [_unflatten(c, it, zeros) for c in td[1]]
     if kind == "dict":
-        return {k: _unflatten(c, it) for k, c in zip(td[1], td[2])}
+        return {k: _unflatten(c, it, zeros) for k, c in zip(td[1], td[2])}
+    if kind == "namedtuple":
+        return td[1](*(_unflatten(c, it, zeros) for c in td[2]))
+    if kind == "dataclass":
+        obj = td[1].__new__(td[1])
+        for name, c in zip(td[2], td[3]):
+            object.__setattr__(obj, name, _unflatten(c, it, zeros))  # frozen ones too
+        return obj
+    if kind == "const":
+        return td[1].zero() if zeros else td[1].value
     return None
+
+
+def mark_constants(treedef: Any, is_const: list[bool], leaves: list) -> Any:
+    """``treedef`` with the leaves flagged in ``is_const`` (leaf order) replaced by constant
+    nodes holding them; the remaining leaves keep their order."""
+    it = iter(zip(is_const, leaves))
+
+    def walk(td: Any) -> Any:
+        if td == LEAF:
+            const, leaf = next(it)
+            return ("const", Constant(leaf)) if const else LEAF
+        kind = td[0]
+        if kind in ("tuple", "list"):
+            return (kind, [walk(c) for c in td[1]])
+        if kind in ("dict", "namedtuple"):
+            return (kind, td[1], [walk(c) for c in td[2]])
+        if kind == "dataclass":
+            return (kind, td[1], td[2], [walk(c) for c in td[3]])
+        return td
+
+    return walk(treedef)
+
+
+def _count(td: Any) -> int:
+    if td == LEAF:
+        return 1
+    if td[0] == "none":
+        return 0
+    return sum(_count(c) for c in td[-1])
+
+
+def match(treedef: Any, tree: Any) -> list | None:
+    """The leaves of ``tree`` at the non-constant positions of ``treedef`` when ``tree`` has
+    that structure (constant positions may hold anything), else None."""
+    leaves, td = flatten(tree)
+    out: list = []
+    it = iter(leaves)
+
+    def walk(a: Any, b: Any) -> bool:  # a: marked treedef, b: treedef of tree
+        if a == LEAF:
+            if b != LEAF:
+                return False
+            out.append(next(it))
+            return True
+        if a[0] == "const":  # anything may stand there: skip its leaves
+            for _ in range(_count(b)):
+                next(it)
+            return True
+        if b == LEAF or a[0] != b[0]:
+            return False
+        if a[0] == "none":
+            return True
+        if a[1:-1] != b[1:-1] or len(a[-1]) != len(b[-1]):
+            return False
+        return all(walk(x, y) for x, y in zip(a[-1], b[-1]))
+
+    return out if walk(treedef, td) else None

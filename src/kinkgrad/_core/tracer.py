@@ -190,9 +190,21 @@ class Tracer:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         raise UnsupportedOperationError(
-            "np.asarray/np.array of a traced value would drop it from the trace; keep it as it "
-            "is and use kinkgrad.numpy functions (or .value only for inspection)."
+            "np.asarray/np.array of a traced value would drop it from the trace. To build an "
+            "array from traced values (a list argument is a pytree: each entry is traced on "
+            "its own, as in JAX) use knp.stack([...]) or knp.asarray([...]); otherwise keep "
+            "the value as it is and use kinkgrad.numpy functions (.value only for inspection)."
         )
+
+    def item(self, *args: Any) -> Any:
+        raise TracerBoolConversionError(
+            ".item() on a traced value: while a function is traced its values are symbols of "
+            "the program, not concrete numbers, so a Python float cannot carry a derivative. "
+            "Return the traced scalar itself (knp.sum(...) or x[i] give a 0-d traced value), or "
+            "use .value for inspection only (it is not differentiated)."
+        )
+
+    tolist = item
 
     def __hash__(self) -> int:
         return id(self)
@@ -346,7 +358,16 @@ class Tracer:
                 "for it. Use a function listed by `kinkgrad info`, or register a primitive with "
                 "kinkgrad.extend."
             )
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except TypeError as exc:  # NumPy options a knp function does not take (dtype=)
+            from ._signature import signature_error
+
+            err = None if isinstance(exc, KinkgradError) else signature_error(
+                getattr(fn, "__name__", "?"), fn, args, kwargs)
+            if err is None:
+                raise
+            raise err from None
 
     @classmethod
     def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None

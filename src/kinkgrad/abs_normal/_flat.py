@@ -58,7 +58,7 @@ class FlatSpec:
 
     def tree(self, flat: np.ndarray) -> Any:
         """``flat`` (shape (n,)) as a pytree shaped like the traced point."""
-        return pytree.unflatten(self.in_tree, self.split(flat))[0]
+        return pytree.unflatten(self.in_tree, self.split(flat), constants="zeros")[0]
 
     def tree_from_slots(self, ct: dict) -> Any:
         """The pytree of the cotangents a reverse sweep left at the input slots (zeros where
@@ -73,12 +73,12 @@ class FlatSpec:
                 if c.shape != shape:
                     c = np.broadcast_to(c, shape).copy()
             leaves.append(c)
-        return pytree.unflatten(self.in_tree, leaves)[0]
+        return pytree.unflatten(self.in_tree, leaves, constants="zeros")[0]
 
     def from_tree(self, g: Any, where: str) -> np.ndarray:
         """A vector given as a pytree like ``x`` or as a flat array of length n."""
-        leaves, td = pytree.flatten((g,))
-        if td == self.in_tree and all(np.shape(a) == s for a, s in zip(leaves, self.shapes)):
+        leaves = pytree.match(self.in_tree, (g,))
+        if leaves is not None and all(np.shape(a) == s for a, s in zip(leaves, self.shapes)):
             return self.join([np.asarray(a, dtype=np.float64) for a in leaves])
         arr = np.asarray(g, dtype=np.float64)
         if arr.shape == (self.n,):

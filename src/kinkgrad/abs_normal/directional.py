@@ -35,8 +35,8 @@ def parse_directions(spec: FlatSpec, D: Any, where: str) -> tuple[np.ndarray, bo
     Accepted forms: the structure of x with leaves of shape ``leaf.shape`` (one direction) or
     ``leaf.shape + (k,)`` (k directions); or a flat ``(n,)`` / ``(n, k)`` array.
     """
-    leaves, td = pytree.flatten((D,))
-    if td == spec.in_tree and len(leaves) == len(spec.shapes):
+    leaves = pytree.match(spec.in_tree, (D,))
+    if leaves is not None and len(leaves) == len(spec.shapes):
         arrs = [np.asarray(a, dtype=np.float64) for a in leaves]
         if all(a.shape == s for a, s in zip(arrs, spec.shapes)):
             return spec.join(arrs)[None], False

@@ -23,17 +23,15 @@ from .._core.program import Literal, Program, Var
 from .._core.tracer import Trace, Tracer
 from ..backends import follow_inputs
 from ..errors import (
-    IntegerInputError,
     KinkgradError,
-    NestedTransformError,
     NonFiniteInputError,
     NonScalarOutputError,
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
+from ._inputs import argnums_message, as_input, constant_leaves
 from ._nonfinite import (
     check_inputs_finite,
     finite,
-    input_error_if_nonfinite,
     nonfinite_culprit,
     nonfinite_gradient,
     require_finite,
@@ -71,25 +69,6 @@ class Traced:
                        len(self.vals))
 
 
-def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
-    if isinstance(x, Tracer):
-        raise NestedTransformError(
-            f"{where}: an argument is already a traced value (a transformation inside another "
-            "one); kinkgrad computes first-order generalized derivatives. Differentiate the "
-            "outer function only."
-        )
-    a = np.asarray(x)
-    if a.dtype.kind not in "f":
-        raise IntegerInputError(
-            f"{where}: a differentiated argument has dtype {a.dtype}; gradients need real "
-            "floating-point inputs. Convert it (NumPy: x.astype(np.float64) or float32; torch: "
-            "x.double() or x.float()), or leave it out of argnums."
-        )
-    if check_finite:
-        input_error_if_nonfinite(a, where)
-    return a
-
-
 def _strip(tree: Any) -> Any:
     leaves, td = pytree.flatten(tree)
     return pytree.unflatten(td, [x.value if isinstance(x, Tracer) else x for x in leaves])
@@ -101,12 +80,16 @@ def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence
     nargs = len(args)
     for a in argnums:
         if not -nargs <= a < nargs:
-            raise KinkgradError(f"{where}: argnums {a} is out of range for {nargs} arguments.")
+            raise KinkgradError(argnums_message(where, a, nargs, kwargs))
     argnums = [a % nargs for a in argnums]
     diff = [args[i] for i in argnums]
     leaves, in_tree = pytree.flatten(tuple(diff))
+    const = constant_leaves(diff, leaves)
     tr = Trace()
-    tracers = [tr.new_input(_as_input(x, where, check_finite)) for x in leaves]
+    tracers = [tr.new_input(as_input(x, where, check_finite))
+               for x, c in zip(leaves, const) if not c]
+    if any(const):  # integer/bool leaves inside an argument: constants (see _core/pytree.py)
+        in_tree = pytree.mark_constants(in_tree, const, leaves)
     new = list(pytree.unflatten(in_tree, tracers))
     call_args = list(args)
     for pos, v in zip(argnums, new):
@@ -148,7 +131,7 @@ def _grads_tree(tr: Traced, ct: dict, single: bool) -> Any:
             if c.shape != v.shape:
                 c = np.broadcast_to(c, v.shape).copy()
         leaves.append(c)
-    g = pytree.unflatten(tr.in_tree, leaves)
+    g = pytree.unflatten(tr.in_tree, leaves, constants="zeros")
     return g[0] if single else g
 
 
@@ -290,7 +273,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
             leaves.append(np.zeros(batch + tuple(v.shape), v.dtype) if c is None
                           else np.broadcast_to(np.asarray(c, v.dtype), batch + tuple(v.shape)))
         require_finite(tr, leaves, "vjp", "cotangent")
-        return tuple(pytree.unflatten(tr.in_tree, leaves))
+        return tuple(pytree.unflatten(tr.in_tree, leaves, constants="zeros"))
 
     return (values, vjp_fn, tr.aux) if has_aux else (values, vjp_fn)
 

@@ -19,6 +19,12 @@ from ..errors import KinkgradError
 __all__ = ["SGD", "Adam", "make_optimizer"]
 
 
+def _constant(p: Any) -> bool:
+    """An integer or boolean leaf (an index array in the params): a constant, never updated
+    (its gradient entry is zeros, see kinkgrad._core.pytree)."""
+    return np.asarray(p).dtype.kind != "f"
+
+
 def _work(x: np.ndarray) -> np.dtype:
     return np.promote_types(np.asarray(x).dtype, np.float32)
 
@@ -45,6 +51,10 @@ class SGD:
         gl = pytree.flatten(grads)[0]
         new, vs = [], []
         for p, g, v in zip(leaves, gl, state["v"]):
+            if _constant(p):
+                new.append(p)
+                vs.append(v)
+                continue
             w = _work(p)
             g = np.asarray(g, w)
             if self.weight_decay:
@@ -87,6 +97,11 @@ class Adam:
         c1, c2 = 1 - b1**t, 1 - b2**t
         new, ms, vs = [], [], []
         for p, g, m, v in zip(leaves, gl, state["m"], state["v"]):
+            if _constant(p):
+                new.append(p)
+                ms.append(m)
+                vs.append(v)
+                continue
             w = _work(p)
             g = np.asarray(g, w)
             m = b1 * m + (1 - b1) * g

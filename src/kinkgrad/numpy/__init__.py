@@ -103,9 +103,20 @@ def full_like(x: Any, fill_value: Any, dtype: Any = None) -> Any:
 ndarray = _np.ndarray
 
 
+def _holds_traced(x: Any) -> bool:
+    return any(_is_traced(e) or (isinstance(e, (list, tuple)) and _holds_traced(e)) for e in x)
+
+
 def asarray(x: Any, dtype: Any = None) -> Any:
-    """NumPy's asarray for constants; a traced value is returned as it is."""
-    return x if _is_traced(x) else _np.asarray(x, dtype=dtype)
+    """NumPy's asarray for constants; a traced value is returned as it is (``dtype`` may only
+    name its own dtype); a list or tuple (nested too) holding traced values is stacked along a
+    new leading axis, ``knp.asarray([x[0], x[1]])`` = ``knp.stack([x[0], x[1]])``, as
+    ``jnp.asarray`` does; constant entries join as constants."""
+    if _is_traced(x):
+        return x if dtype is None else x.astype(dtype)
+    if isinstance(x, (list, tuple)) and _holds_traced(x):
+        return stack([asarray(e, dtype) for e in x])
+    return _np.asarray(x, dtype=dtype)
 
 
 array = asarray

@@ -1,0 +1,60 @@
+"""Error messages a new user meets: each names the operation and a fix that can be followed,
+never an internal class name or a function that does not exist."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad.errors import KinkgradError, TracerBoolConversionError, UnsupportedOperationError
+
+X = np.array([0.5, -1.0, 2.0])
+
+
+@pytest.mark.parametrize("call,name,kw", [
+    (lambda x: knp.sum(knp.sort(x, order="a")), "sort", "order="),
+    (lambda x: knp.max(x, initial=0.0), "max", "initial="),
+    (lambda x: knp.min(x, initial=0.0), "min", "initial="),
+    (lambda x: knp.sum(x, where=x > 0), "sum", "where="),
+    (lambda x: np.max(x, initial=3.0), "max", "initial="),     # NumPy dispatch
+    (lambda x: np.sum(np.sort(x, order="a")), "sort", "order="),
+    (lambda x: np.mean(x, dtype=np.float32), "mean", "dtype="),  # a composite
+])
+def test_unsupported_numpy_keywords_name_the_function_and_what_it_takes(call, name, kw):
+    with pytest.raises(UnsupportedOperationError) as info:
+        kinkgrad.grad(call)(X)
+    msg = str(info.value)
+    assert msg.startswith(f"knp.{name}: the keyword argument {kw}") and "it takes (x, axis=" in msg
+    assert "__call__" not in msg and "_Extremum" not in msg
+    assert isinstance(info.value, TypeError)  # still a TypeError for code catching that
+
+
+def test_too_many_positional_arguments_and_errors_from_inside_are_kept():
+    with pytest.raises(UnsupportedOperationError, match=r"knp\.sum: too many positional"):
+        knp.sum(X, 0, False, 3)
+    # a TypeError raised inside a primitive (not about its arguments) is not rewritten
+    with pytest.raises(UnsupportedOperationError, match="np.asarray"):
+        kinkgrad.grad(lambda x: knp.sum(np.asarray(x)))(X)
+
+
+def test_item_on_a_traced_value_explains_what_to_do():
+    with pytest.raises(TracerBoolConversionError) as info:
+        kinkgrad.grad(lambda x: x.sum().item())(X)
+    msg = str(info.value)
+    assert "not concrete numbers" in msg and "knp.item" not in msg and ".value" in msg
+    with pytest.raises(TracerBoolConversionError):
+        kinkgrad.grad(lambda x: knp.sum(np.array(x.tolist())))(X)
+
+
+def test_keyword_arguments_are_not_differentiated():
+    f = lambda x, y: knp.sum(x * y)  # noqa: E731
+    with pytest.raises(KinkgradError, match=r"keyword arguments are not differentiated.*"
+                                            r"positionally") as info:
+        kinkgrad.grad(f)(x=X, y=X)
+    assert "out of range for 0" not in str(info.value)
+    # positional differentiation with a keyword constant still works (truth: d/dx sum(x*y) = y)
+    np.testing.assert_array_equal(kinkgrad.grad(f)(X, y=2 * X), 2 * X)
+    with pytest.raises(KinkgradError, match=r"argnums 3 is out of range for 2 positional"):
+        kinkgrad.grad(f, argnums=3)(X, X)
