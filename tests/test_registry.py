@@ -72,7 +72,8 @@ def test_every_knp_name_resolves(attr):
         assert obj is knp.linalg and knp.linalg.norm is PRIMS["norm"]
     elif isinstance(obj, Primitive):
         assert PRIMS.get(obj.name) is obj, f"knp.{attr} is not a registered primitive"
-    elif attr in knp._COMPOSITES or getattr(obj, "__module__", "") == knp.__name__:
+    elif attr in knp._COMPOSITES + knp._SORT_COMPOSITES + knp._HELPERS or \
+            getattr(obj, "__module__", "") == knp.__name__:
         assert callable(obj)  # a smooth composite or a shape query (knp.shape, knp.ndim)
     else:  # a NumPy constant, dtype or array constructor, passed through unchanged
         assert obj is getattr(np, attr), f"knp.{attr} is neither a primitive nor a NumPy name"
@@ -94,12 +95,26 @@ def test_composites_trace_to_smooth_primitives_only():
              "ravel": knp.ravel, "swapaxes": lambda a: knp.swapaxes(a, 0, 1),
              "outer": lambda a: knp.outer(a[0], a[1]), "softmax": knp.softmax,
              "log_softmax": knp.log_softmax, "dot": lambda a: knp.dot(a, a.T),
-             "asarray": knp.asarray, "array": knp.array}
+             "asarray": knp.asarray, "array": knp.array,
+             "take_along_axis": lambda a: knp.take_along_axis(a, np.argsort(x, axis=1), 1)}
     assert set(calls) == set(knp._COMPOSITES)
     for name, call in calls.items():
         prog = kinkgrad.trace(call, x)
         nonsmooth = [e.prim.name for e in prog.eqns if e.prim.nonsmooth]
         assert not nonsmooth, f"composite knp.{name} hides nonsmooth {nonsmooth}"
+
+
+def test_sort_composites_trace_to_sort_and_smooth_primitives_only():
+    """median/quantile/percentile/topk are linear maps of sort: sort is their only kink."""
+    x = np.array([[3.0, 1.0, 2.0, 0.5], [1.0, 1.0, 4.0, 2.0]])
+    calls = {"median": lambda a: knp.median(a, axis=1),
+             "quantile": lambda a: knp.quantile(a, [0.25, 0.9], axis=0),
+             "percentile": lambda a: knp.percentile(a, 30.0),
+             "topk": lambda a: knp.topk(a, 2)}
+    assert set(calls) == set(knp._SORT_COMPOSITES)
+    for name, call in calls.items():
+        nonsmooth = {e.prim.name for e in kinkgrad.trace(call, x).eqns if e.prim.nonsmooth}
+        assert nonsmooth == {"sort"}, f"knp.{name} uses {nonsmooth}"
 
 
 def test_numpy_dispatch_tables_point_into_knp():
@@ -110,7 +125,7 @@ def test_numpy_dispatch_tables_point_into_knp():
     assert knp._function_table()[np.linalg.norm] is PRIMS["norm"]
 
 
-@pytest.mark.parametrize("name", ["fft", "cumprod", "einsum", "median", "nanmax"])
+@pytest.mark.parametrize("name", ["fft", "cumprod", "nanmedian", "partition", "nanmax"])
 def test_unknown_knp_names_raise_naming_the_function(name):
     with pytest.raises(UnsupportedOperationError, match=rf"kinkgrad\.numpy\.{name}\b"):
         getattr(knp, name)

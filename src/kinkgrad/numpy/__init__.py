@@ -23,6 +23,8 @@ from ..errors import ShapeError as _ShapeError
 from ..errors import UnknownNameError as _Unsupported
 from ..primitives.linalg import dot
 from . import linalg
+from ._order import argsort, median, percentile, quantile, take_along_axis
+from ._order import topk as topk
 
 _P = _registry()
 
@@ -59,6 +61,9 @@ cos = _P["cos"]
 sigmoid = _P["sigmoid"]
 softplus = _P["softplus"]
 logsumexp = _P["logsumexp"]
+erf = _P["erf"]
+logaddexp = _P["logaddexp"]
+einsum = _P["einsum"]
 matmul = _P["matmul"]
 conv2d = _P["conv2d"]
 reshape = _P["reshape"]
@@ -249,9 +254,12 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
-_HELPERS = ("argmax", "argmin", "shape", "ndim")
+_HELPERS = ("argmax", "argmin", "argsort", "shape", "ndim")
+# nonsmooth composites: linear maps of sort, whose kink choice is sort's (see _order.py)
+_SORT_COMPOSITES = ("median", "quantile", "percentile", "topk")
 _COMPOSITES = ("mean", "var", "std", "square", "expand_dims", "squeeze", "ravel", "swapaxes",
-               "outer", "softmax", "log_softmax", "dot", "asarray", "array")
+               "outer", "softmax", "log_softmax", "dot", "asarray", "array",
+               "take_along_axis")
 
 
 def _ufunc_table() -> dict:
@@ -262,7 +270,7 @@ def _ufunc_table() -> dict:
             _np.cos: cos, _np.matmul: matmul, _np.greater: greater,
             _np.greater_equal: greater_equal, _np.less: less, _np.less_equal: less_equal,
             _np.equal: equal, _np.not_equal: not_equal, _np.square: square,
-            _np.positive: lambda x: x}
+            _np.positive: lambda x: x, _np.logaddexp: logaddexp}
 
 
 def _function_table() -> dict:
@@ -275,7 +283,10 @@ def _function_table() -> dict:
             _np.linalg.norm: linalg.norm, _np.expand_dims: expand_dims, _np.squeeze: squeeze,
             _np.ravel: ravel, _np.swapaxes: swapaxes, _np.outer: outer, _np.shape: shape,
             _np.ndim: ndim, _np.asarray: asarray, _np.array: asarray,
-            _np.zeros_like: zeros_like, _np.ones_like: ones_like, _np.full_like: full_like}
+            _np.zeros_like: zeros_like, _np.ones_like: ones_like, _np.full_like: full_like,
+            _np.einsum: einsum, _np.median: median, _np.quantile: quantile,
+            _np.percentile: percentile, _np.argsort: argsort,
+            _np.take_along_axis: take_along_axis}
 
 
 def __getattr__(name: str) -> Any:

@@ -3,5 +3,15 @@
 Importing this package registers every primitive (see ``primitives/README.md``).
 """
 
-from . import arith, linalg, piecewise, reduce, select, shape, smooth  # noqa: F401
-from . import conv  # noqa: F401
+from . import (  # noqa: F401
+    arith,
+    conv,
+    einsum,
+    linalg,
+    piecewise,
+    reduce,
+    select,
+    shape,
+    smooth,
+    special,
+)

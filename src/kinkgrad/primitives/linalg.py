@@ -176,6 +176,10 @@ class Norm(Primitive):
     omega = 4.0
 
     def __call__(self, x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+        from ..numpy import _matnorm
+
+        if _matnorm.is_matrix_norm(x, ord, axis):  # ord 1, -1, inf, -inf over two axes
+            return _matnorm.matrix_norm(x, ord, axis, keepdims)
         try:
             p = _ORDS[ord]
         except (KeyError, TypeError):
