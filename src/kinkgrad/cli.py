@@ -50,6 +50,9 @@ def info_table() -> str:
                 + " ".join(knp._HELPERS))
     rows.append("kink policy in force: "
                 + ", ".join(f"{k}={v!r}" for k, v in pol.as_dict().items()))
+    from .kinks import preset_table
+
+    rows += ["", "kink policy presets (kinkgrad.kink_policy(NAME)):", preset_table()]
     return "\n".join(rows)
 
 

@@ -101,11 +101,15 @@ def _c(node, policy):
     prod, ordinal = node.producer, node.ordinal
     if prod == "norm" and ordinal > 0:
         prod = "max"
+    # maximum(x, c) / minimum(x, c) tied with a constant: the traced operand takes relu'(0)
+    const = node.params.get("const") if prod in ("maximum", "minimum") else None
+    w = 1.0 if const is None else (policy.relu if const == 1 else 1.0 - policy.relu)
     table = {"abs": policy.abs, "norm": policy.abs, "relu": 2 * policy.relu - 1,
-             "leaky_relu": 2 * policy.leaky_relu - 1, "maximum": 1.0, "max": 1.0,
-             "minimum": -1.0, "min": -1.0, "sort": -1.0}
-    if prod == "clip":
-        return 2 * policy.clip - 1 if ordinal == 0 else 1 - 2 * policy.clip
+             "leaky_relu": 2 * policy.leaky_relu - 1, "maximum": 2 * w - 1, "max": 1.0,
+             "minimum": 1 - 2 * w, "min": -1.0, "sort": -1.0}
+    if prod == "clip":  # default clip "relu": the relu choice
+        s = policy.relu if policy.clip == "relu" else policy.clip
+        return 2 * s - 1 if ordinal == 0 else 1 - 2 * s
     return table[prod]
 
 

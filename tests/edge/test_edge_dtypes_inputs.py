@@ -159,5 +159,5 @@ def test_scalar_inputs(x, dtype):
     assert np.shape(g) == () and g.dtype == dtype and np.asarray(v).dtype == dtype
     np.testing.assert_allclose(float(g), 2 * t * (1 - t * t), rtol=float(np.finfo(dtype).eps) * 8)
     for f, want in ((knp.relu, 1.0), (knp.abs, 1.0), (knp.max, 1.0), (knp.linalg.norm, 1.0),
-                    (lambda a: knp.clip(a, 0.0, 0.5), 1.0)):  # 0.5 sits at hi: clip'=1
+                    (lambda a: knp.clip(a, 0.0, 0.5), 0.0)):  # 0.5 sits at hi: clip'=relu'(0)
         assert float(grad(f)(x)) == want

@@ -24,17 +24,17 @@ from kinkgrad.interop.peer_table import (
 BY_NAME = {c.name: c for c in CASES}
 
 # kinkgrad's default policy, case by case (relu=0, abs=0, leaky slope alpha, max "first",
-# sort stable, clip=1, norm "zero")
+# ties with a constant and clip bounds take relu'(0) = 0, sort stable, norm "zero")
 DECLARED = {
     "relu'(0)": 0.0, "abs'(0)": 0.0, "leaky_relu'(0), slope 0.1": 0.1,
-    "maximum(x, 0)'(0) (relu spelled as max)": 1.0,
+    "maximum(x, 0)'(0) (relu spelled as max)": 0.0,
     "maximum(x1, x2) at x1 = x2 = 0": [1.0, 0.0], "max(x) at (1, 1, 0)": [1.0, 0.0, 0.0],
-    "sort(x) . (1, 2) at (0, 0)": [1.0, 2.0], "clip(x, -1, 1)'(1)": 1.0,
+    "sort(x) . (1, 2) at (0, 0)": [1.0, 2.0], "clip(x, -1, 1)'(1)": 0.0,
     "hinge relu(1 - x)'(1)": 0.0, "||x||_1 at 0": [0.0, 0.0], "||x||_2 at 0": [0.0, 0.0],
     "relu(x) - relu(-x) (= x) at 0": 0.0, "relu(relu(x)) - relu(-x) (= x) at 0": 0.0,
 }
 # PyTorch 2.x: relu'(0) = 0, abs'(0) = 0, ties of maximum / max-all split evenly,
-# clamp'(bound) = 1, norm'(0) = 0 (the project's defaults)
+# clamp'(bound) = 1, norm'(0) = 0 (the "torch" preset)
 TORCH = {
     "relu'(0)": 0.0, "abs'(0)": 0.0, "maximum(x1, x2) at x1 = x2 = 0": [0.5, 0.5],
     "max(x) at (1, 1, 0)": [0.5, 0.5, 0.0], "clip(x, -1, 1)'(1)": 1.0,

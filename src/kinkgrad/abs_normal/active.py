@@ -354,10 +354,12 @@ def policy_choice(meta: EqnMeta, policy: KinkPolicy) -> float | None:
     by ``meta.producer``'s abs form (None when the producer is unknown).
 
     relu = (t + |t|)/2 gives relu'(0) = (1 + c)/2, so c = 2 s - 1 (s = policy.relu; the
-    default s = 0 is the vertex c = -1); max(a, b) = (a + b + |a - b|)/2 with "first" is c = +1
-    and "split" c = 0; min with "first" is c = -1; a sorting comparator keeps a stable order
-    with c = -1; clip's lower bound is c = 2 s - 1, its upper bound c = 1 - 2 s; the norm
-    with ord inf is |x| (c = policy.abs) followed by a max tournament.
+    default s = 0 is the vertex c = -1); max(a, b) = (a + b + |a - b|)/2 with first-operand
+    weight w (:meth:`_MaxMin.tie_weight`) is c = 2 w - 1 ("first" c = +1, "split" c = 0),
+    minimum(a, b) is c = 1 - 2 w; the reductions max/min with "first" are c = +1/-1; a sorting
+    comparator keeps a stable order with c = -1; clip's lower bound is c = 2 s - 1, its upper
+    bound c = 1 - 2 s (s = policy.clip_slope()); the norm with ord inf is |x| (c = policy.abs)
+    followed by a max tournament.
     """
     name = meta.producer
     if name == "norm" and meta.params.get("ord") != 1 and meta.ordinal > 0:
@@ -366,14 +368,19 @@ def policy_choice(meta: EqnMeta, policy: KinkPolicy) -> float | None:
         return float(policy.abs)
     if name in ("relu", "leaky_relu"):
         return 2.0 * float(getattr(policy, name)) - 1.0
-    if name in ("maximum", "max"):
+    if name in ("maximum", "minimum"):
+        from ..primitives.piecewise import Maximum
+
+        w = Maximum.instance.tie_weight(policy, meta.params)  # type: ignore[attr-defined]
+        return 2.0 * w - 1.0 if name == "maximum" else 1.0 - 2.0 * w
+    if name == "max":
         return 1.0 if policy.max == "first" else 0.0
-    if name in ("minimum", "min"):
+    if name == "min":
         return -1.0 if policy.max == "first" else 0.0
     if name == "sort":
         return -1.0 if policy.sort == "first" else 0.0
     if name == "clip":
         lower = meta.ordinal == 0 and meta.params.get("lo") is not None
-        s = float(policy.clip)
+        s = policy.clip_slope()
         return 2.0 * s - 1.0 if lower else 1.0 - 2.0 * s
     return None

@@ -26,7 +26,7 @@ augmented program, so no s x s matrix is ever formed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from .._core.program import Var
 from ..errors import KinkgradError
 from ..kinks import KinkPolicy
 from ..modes.sweeps import forward_sweep, reverse_sweep
-from ._flat import FlatSpec, output_slots, trace_at
+from ._flat import FlatSpec, other_arguments, output_slots, trace_at
 from .expand import Expanded, expand
 
 __all__ = ["AbsNormalForm", "SwitchNode", "abs_normal_form"]
@@ -59,6 +59,7 @@ class SwitchNode:
             tournament inside ``norm(ord=inf)``).
         ordinal: rank of this ``abs`` inside the producer's abs form.
         offset, size, shape: position of its switches in z and their shape.
+        params: the producer's parameters (e.g. ``const`` of a maximum tied with a constant).
     """
 
     var: str
@@ -69,6 +70,7 @@ class SwitchNode:
     offset: int
     size: int
     shape: tuple
+    params: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 class _Augmented:
@@ -237,7 +239,7 @@ class AbsNormalForm:
 
         return SwitchNode(_var_name(orig.out.index), orig.prim.name, m.origin, m.producer,
                           m.ordinal, int(exp.offsets[j]), int(exp.offsets[j + 1] - exp.offsets[j]),
-                          tuple(exp.eqns[exp.abs_eqns[j]].out.shape))
+                          tuple(exp.eqns[exp.abs_eqns[j]].out.shape), dict(m.params or {}))
 
     def _densify(self) -> None:
         n, s, p = self.n, self.s, self.p
@@ -360,6 +362,8 @@ def abs_normal_form(f: Callable, x: Any, dense: bool | None = None) -> AbsNormal
         >>> anf.z.tolist(), anf.Z.ravel().tolist(), anf.Y.ravel().tolist()
         ([0.0, 0.0], [1.0, -1.0], [0.5, -0.5])
     """
+    if not isinstance(dense, (bool, type(None))):
+        raise other_arguments("abs_normal_form", "dense", dense, "None, True or False")
     tr = trace_at(f, x, "abs_normal_form")
     spec = FlatSpec(tr)
     return AbsNormalForm(expand(tr), spec, dense)

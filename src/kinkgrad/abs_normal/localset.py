@@ -246,7 +246,8 @@ def piecewise_linear(exp: Any, switches: np.ndarray) -> bool:
     """Are the given switching variables piecewise-linear functions of x near x?
 
     A slot is *curved* when some non-affine operation (anything but the affine primitives,
-    ``abs``, comparisons, and mul/matmul/div with one traced operand, divisor constant) lies
+    ``abs``, comparisons, mul/matmul/einsum with one traced operand, conv2d with a constant image
+    or kernel (the bias enters additively), div with a constant divisor) lies
     between it and x. When no given switch is curved, z is piecewise linear near x, equals
     its first-order model there, and a signature of those switches is realised iff it is
     realised to first order: enumerating first-order pieces is then complete."""
@@ -255,7 +256,9 @@ def piecewise_linear(exp: Any, switches: np.ndarray) -> bool:
         ins = [i for i in e.inputs if type(i) is Var]
         name = e.prim.name
         affine = (name in _LINEAR or e.prim.is_switch or not ins
-                  or (name in ("mul", "matmul") and len(ins) == 1)
+                  or (name in ("mul", "matmul", "einsum", "tensordot") and len(ins) == 1)
+                  or (name == "conv2d" and not (type(e.inputs[0]) is Var
+                                                and type(e.inputs[1]) is Var))
                   or (name == "div" and type(e.inputs[1]) is not Var))
         if not affine or any(i.index in curved for i in ins):
             curved.add(e.out.index)

@@ -167,8 +167,9 @@ class _Builder:
             return self.emit("layernorm", name, (x, self.param(mod.weight, what),
                                                  self.param(mod.bias, what)),
                              shape=tuple(mod.normalized_shape), eps=float(mod.eps))
-        if isinstance(mod, nn.Hardtanh):  # ReLU6 too
-            return self.emit("clamp", name, (x,), lo=float(mod.min_val), hi=float(mod.max_val))
+        if isinstance(mod, nn.Hardtanh):  # ReLU6 too; torch's backward masks lo < x < hi
+            return self.emit("clamp", name, (x,), lo=float(mod.min_val), hi=float(mod.max_val),
+                             open=True)
         if isinstance(mod, nn.AdaptiveAvgPool2d) and _pair(mod.output_size) == (1, 1):
             return self.emit("mean", name, (x,), dim=(2, 3), keepdim=True)
         if isinstance(mod, nn.AvgPool2d) and _pair(mod.padding) == (0, 0) \

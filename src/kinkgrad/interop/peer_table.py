@@ -294,8 +294,11 @@ def render() -> str:
         "(Baumgärtner and Bethke, arXiv 2407.09639). autograd gets 1 there only because its "
         "`maximum` splits ties (1/2 + 1/2); on `relu(relu(x)) - relu(-x)` the split gives "
         "0.75, also outside {1}.",
-        "- kinkgrad's `grad` makes the same choices as PyTorch for relu, abs, clip and norms "
-        "(its defaults), gives ties of `max` to the first maximiser, and never returns NaN.",
+        "- kinkgrad's `grad` (default policy) takes relu'(0) = 0 for every spelling of a "
+        "one-sided kink (relu, maximum with a constant, clip at a bound), gives ties between "
+        "traced operands and of `max` to the first maximiser, and never returns NaN; "
+        "`kink_policy(\"torch\")` and `kink_policy(\"jax\")` reproduce those libraries' "
+        "columns (tests/peers/test_peers_presets.py).",
         "- kinkgrad's `clarke_grad` resolves each kink by the sign of a directional derivative "
         "and returns a limiting gradient, the correct 1 for `relu(x) - relu(-x)`.",
         "- HIPS autograd has no relu: spelled `maximum(x, 0)`, its tie rule splits, so "

@@ -7,10 +7,10 @@ written with ``relu``) is traced with ``torch.fx``. Unsupported layers raise
 :class:`~kinkgrad.errors.UnsupportedOperationError` naming the layer and the supported set.
 
 Kink convention: PyTorch's backward takes relu'(0) = 0, leaky_relu'(0) = alpha, abs'(0) = 0,
-clamp'(bound) = 1 and the first maximiser of a max-pool window; these are exactly kinkgrad's
-default :class:`~kinkgrad.KinkPolicy`, so ``kinkgrad.grad`` of the translated program returns
-PyTorch's vector (checked numerically by :func:`certify_torch`). That vector is an element of
-a conservative gradient of the program; it is a Clarke gradient when kinkgrad certifies it.
+clamp'(bound) = 1, Hardtanh'(bound) = 0 and the first maximiser of a max-pool window; under
+``_to_knp.torch_policy()`` (the "torch" preset, max-pool ties to the first maximiser)
+``kinkgrad.grad`` of the translation returns PyTorch's vector (checked by :func:`certify_torch`),
+an element of a conservative gradient; a Clarke gradient when kinkgrad certifies it.
 
 Examples:
     >>> import numpy as np, torch, kinkgrad
@@ -40,12 +40,12 @@ import torch
 import kinkgrad
 
 from ..errors import KinkgradError
-from ..kinks import KinkPolicy, KinkReport
+from ..kinks import KinkReport
 from ._api import lookup
 from ._distributed import check_distributed, mean_over_ranks
 from ._dual import RankOne, dense, dual_forward, needs_tangent
 from ._fx import SUPPORTED, TorchGraph, build_graph
-from ._to_knp import make_function, to_numpy
+from ._to_knp import make_function, to_numpy, torch_policy
 
 __all__ = ["to_kinkgrad", "torch_program", "certify_torch", "clarke_grad_torch",
            "TorchCertificate", "TorchClarkeInfo", "SUPPORTED"]
@@ -238,7 +238,7 @@ def certify_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     def fp(p: dict) -> Any:
         return f(p, xn, yn)
 
-    pol = KinkPolicy()  # kinkgrad's defaults: PyTorch's choices at kinks
+    pol = torch_policy()  # PyTorch's choices at kinks
     _, g_k, rep = kinkgrad.value_and_grad(fp, report=True, policy=pol)(params)
     cert = _api("certify")(fp, params, policy=pol)
     diff = max((float(np.max(np.abs(g_k[n] - g_t[n]), initial=0.0)) for n in g_t), default=0.0)

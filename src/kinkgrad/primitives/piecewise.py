@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, lift, register, resolve_signs, unbroadcast
+from .._core.primitive import Primitive, lift, ops, register, resolve_signs, unbroadcast
 
 
 def _dz(tangents: Any, idx: int = 0) -> Any:
@@ -104,10 +104,8 @@ class Relu(_Elementwise):
         return slope, kinks
 
     def abs_form(self, args, params):
-        from .. import numpy as knp
-
         x = args[0]
-        return (x + knp.abs(x)) * 0.5
+        return (x + ops.abs(x)) * 0.5
 
 
 @register
@@ -143,10 +141,8 @@ class LeakyRelu(_Elementwise):
         return slope.astype(np.result_type(x)), kinks
 
     def abs_form(self, args, params):
-        from .. import numpy as knp
-
         x, a = args[0], params["alpha"]
-        return x * ((1 + a) * 0.5) + knp.abs(x) * ((1 - a) * 0.5)
+        return x * ((1 + a) * 0.5) + ops.abs(x) * ((1 - a) * 0.5)
 
     def samples(self, rng, dtype=np.float64):
         return [((_signed_samples(rng, dtype, (5,)),), {"alpha": 0.1})]
@@ -158,14 +154,34 @@ class LeakyRelu(_Elementwise):
 
 class _MaxMin(Primitive):
     """Elementwise maximum/minimum of two operands; the selection is the weight w of the
-    first operand (1 - w goes to the second). Ties follow the policy's ``max`` rule:
-    ``"first"`` (w = 1) or ``"split"`` (w = 1/2). Clarke subdifferential at a tie: the
-    segment between (1, 0) and (0, 1)."""
+    first operand (1 - w goes to the second). Clarke subdifferential at a tie: the segment
+    between (1, 0) and (0, 1). Ties between two traced operands follow the policy's
+    ``maximum_rule()`` ("first": w = 1, "split": w = 1/2). A tie with a constant operand (the
+    ``const`` parameter: index of the operand that is not traced) gives the traced operand the
+    policy's ``constant_tie_slope()``, by default relu'(0): maximum(x, c) = c + relu(x - c)
+    and minimum(x, c) = c - relu(c - x), so ``maximum(x, 0)``, ``maximum(0, x)`` and
+    ``relu(x)`` have the same derivative at 0."""
 
     policy_key = "max"
     c_vjp = 2
     omega = 7.0
     sign = 1.0  # +1: maximum, -1: minimum
+
+    def __call__(self, a: Any, b: Any) -> Any:
+        from .._core.tracer import bind, is_traced
+
+        ta, tb = is_traced(a), is_traced(b)
+        if ta != tb:
+            return bind(self, a, b, const=0 if tb else 1)
+        return bind(self, a, b)
+
+    def tie_weight(self, policy: Any, params: dict) -> float:
+        """The first operand's weight w at a tie, under ``policy``."""
+        const = params.get("const")
+        if const is None:
+            return 1.0 if policy.maximum_rule() == "first" else 0.5
+        s = policy.constant_tie_slope()
+        return s if const == 1 else 1.0 - s
 
     def switch(self, args, out, params):
         a, b = args
@@ -188,11 +204,10 @@ class _MaxMin(Primitive):
                 dz = self.sign * (parts[0] + parts[1] if len(parts) == 2 else parts[0])
                 dz = np.broadcast_to(dz, dz.shape[:1] + np.shape(out))
         s = resolve_signs(z, dz, mode)
-        tie = 1.0 if policy.max == "first" else 0.5
         dtype = np.result_type(out)
         w = (s > 0).astype(dtype)
         if kinks:
-            w = np.where(s == 0, tie, w).astype(dtype)
+            w = np.where(s == 0, self.tie_weight(policy, params), w).astype(dtype)
         return w, kinks
 
     def jvp(self, sel, tangents, args, out, params):
@@ -211,10 +226,8 @@ class _MaxMin(Primitive):
                 unbroadcast(g * (1 - sel), np.shape(b), so) if needs[1] else None)
 
     def abs_form(self, args, params):
-        from .. import numpy as knp
-
         a, b = args
-        return (a + b + knp.abs(a - b) * self.sign) * 0.5
+        return (a + b + ops.abs(a - b) * self.sign) * 0.5
 
     def samples(self, rng, dtype=np.float64):
         a = rng.normal(size=(2, 4)).astype(dtype)
@@ -237,7 +250,7 @@ class Maximum(_MaxMin):
     name = numpy_name = "maximum"
     sign = 1.0
 
-    def impl(self, a, b):
+    def impl(self, a, b, const=None):
         return np.maximum(a, b)
 
 
@@ -248,16 +261,17 @@ class Minimum(_MaxMin):
     name = numpy_name = "minimum"
     sign = -1.0
 
-    def impl(self, a, b):
+    def impl(self, a, b, const=None):
         return np.minimum(a, b)
 
 
 @register
 class Clip(Primitive):
     """``clip(x, lo, hi)`` with constant bounds (None: no bound); slope 1 strictly inside,
-    0 outside, and at a bound the policy's ``clip`` value s in [0, 1] (default 1, as
-    PyTorch). Where lo == hi the function is constant and the slope is 0. Clarke
-    subdifferential at a bound: [0, 1]. Traced bounds are written with maximum/minimum."""
+    0 outside, and at a bound the policy's ``clip_slope()`` s in [0, 1] (default relu'(0),
+    so that clip(x, 0, None) and relu(x) agree; PyTorch's clamp takes 1: preset "torch").
+    Where lo == hi the function is constant and the slope is 0. Clarke subdifferential at a
+    bound: [0, 1]. Traced bounds are written with maximum/minimum."""
 
     name = numpy_name = "clip"
     policy_key = "clip"
@@ -299,7 +313,7 @@ class Clip(Primitive):
         if mode == "policy" or not kinks:
             slope = inside.astype(dtype)
             if kinks:
-                slope = np.where(kink, policy.clip, slope).astype(dtype)
+                slope = np.where(kink, policy.clip_slope(), slope).astype(dtype)
             return self._constant_where_equal(slope, lo, hi), kinks
         # resolve each bound by the sign of the directional derivative of its switch
         sl = resolve_signs(zl, dx, mode) if zl is not None else None
@@ -311,7 +325,8 @@ class Clip(Primitive):
                 ok &= s >= 0
                 undecided |= s == 0
         strictly = ok & ~undecided
-        slope = np.where(strictly, 1.0, np.where(ok & undecided, policy.clip, 0.0)).astype(dtype)
+        s_kink = policy.clip_slope()
+        slope = np.where(strictly, 1.0, np.where(ok & undecided, s_kink, 0.0)).astype(dtype)
         return self._constant_where_equal(slope, lo, hi), kinks
 
     @staticmethod
@@ -328,13 +343,11 @@ class Clip(Primitive):
         return (g * sel,)
 
     def abs_form(self, args, params):
-        from .. import numpy as knp
-
         y, lo, hi = args[0], params["lo"], params["hi"]
         if lo is not None:
-            y = (y + lo + knp.abs(y - lo)) * 0.5
+            y = (y + lo + ops.abs(y - lo)) * 0.5
         if hi is not None:
-            y = (y + hi - knp.abs(y - hi)) * 0.5
+            y = (y + hi - ops.abs(y - hi)) * 0.5
         return y
 
     def samples(self, rng, dtype=np.float64):

@@ -80,7 +80,7 @@ def _o_clip(p, xs, prm, pol):
     inside = (x == lo) * 1.0 if lo is not None else np.zeros_like(x)  # direction into [lo, hi]
     if hi is not None:
         inside = inside - (x == hi)
-    return _side(pol.clip, inside)
+    return _side(pol.clip_slope(), inside)
 
 
 def _o_maxmin(p, xs, prm, pol):
@@ -94,10 +94,9 @@ def _o_maxmin(p, xs, prm, pol):
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1 and t.shape[i] != 1)
         return s * (t.sum(axis=axes, keepdims=True) > 0)
 
-    first = [to(a), np.zeros_like(b)]
-    if pol.max == "first":
-        return [(1.0, first)]
-    return [(0.5, first), (0.5, [np.zeros_like(a), to(b)])]
+    w = p.tie_weight(pol, prm)
+    pieces = [(w, [to(a), np.zeros_like(b)]), (1.0 - w, [np.zeros_like(a), to(b)])]
+    return [pc for pc in pieces if pc[0] > 0]
 
 
 def _rows(x: np.ndarray, axis: tuple) -> tuple[np.ndarray, Callable]:
