@@ -34,6 +34,7 @@ __all__ = [
     "Primitive",
     "register",
     "registry",
+    "ops",
     "bind",
     "batch_ndim",
     "lift",
@@ -50,6 +51,25 @@ _REGISTRY: dict[str, Primitive] = {}
 def registry() -> dict[str, Primitive]:
     """All registered primitives by name (a copy)."""
     return dict(_REGISTRY)
+
+
+class _Ops:
+    """The registered primitives as attributes: ``ops.abs(x)`` is ``registry()["abs"](x)``.
+
+    Rules written with other primitives (the abs forms, ``sort`` of a flattened array) call
+    them through this view: ``kinkgrad.numpy`` is a layer above the primitives, which import
+    only from the core (see ``_core/__init__.py``)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Primitive:
+        try:
+            return _REGISTRY[name]
+        except KeyError:
+            raise AttributeError(f"no primitive named {name!r} is registered") from None
+
+
+ops = _Ops()
 
 
 class Primitive:

@@ -199,7 +199,7 @@ class Program:
 
     def cost(self) -> Any:
         """The cost-model report of this program (see :func:`kinkgrad.cost`)."""
-        from ..cost import program_cost
+        from .cost import program_cost
 
         return program_cost(self)
 

@@ -112,12 +112,6 @@ def retry_without_underflow(exc: FloatingPointError, name: str, what: str, fn: A
     ) from exc
 
 
-def _knp() -> Any:
-    from .. import numpy as knp
-
-    return knp
-
-
 def _bool_error(what: str) -> TracerBoolConversionError:
     return TracerBoolConversionError(
         f"{what} of a traced value: Python control flow cannot see the kink. Write the branch "
@@ -129,8 +123,11 @@ def _bool_error(what: str) -> TracerBoolConversionError:
 class Tracer:
     """A traced array: a value, the trace that owns it and its slot.
 
-    Supports NumPy's operators, ``__array_ufunc__`` and ``__array_function__`` for the
-    functions kinkgrad has primitives for.
+    Its NumPy-style methods (``x.sum()``, ``x.T``, ``x.at[i].set(v)``), operators and
+    ``__array_ufunc__``/``__array_function__`` dispatch are written with ``kinkgrad.numpy``,
+    the layer above the core, and bound to this class when that module is imported (see
+    ``kinkgrad/numpy/_methods.py``). Defined here: shape and dtype, the conversions that
+    raise (``bool``, ``float``, ``np.asarray``), and the operations that have no derivative.
     """
 
     __slots__ = ("value", "trace", "var")
@@ -157,10 +154,6 @@ class Tracer:
     @property
     def size(self) -> int:
         return int(np.prod(self.var.shape, dtype=np.int64))
-
-    @property
-    def T(self) -> Tracer:
-        return _knp().transpose(self)
 
     def __len__(self) -> int:
         if not self.var.shape:
@@ -210,56 +203,8 @@ class Tracer:
         return id(self)
 
     # ---------------------------------------------------------------- methods
-    def reshape(self, *shape: Any) -> Tracer:
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _knp().reshape(self, shape)
-
-    def transpose(self, *axes: Any) -> Tracer:
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _knp().transpose(self, axes or None)
-
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        return _knp().sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        return _knp().mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        return _knp().max(self, axis=axis, keepdims=keepdims)
-
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        return _knp().min(self, axis=axis, keepdims=keepdims)
-
-    def dot(self, other: Any) -> Tracer:
-        return _knp().dot(self, other)
-
-    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tracer:
-        return _knp().std(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def prod(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        return _knp().prod(self, axis=axis, keepdims=keepdims)
-
-    def cumsum(self, axis: Any = None) -> Tracer:
-        return _knp().cumsum(self, axis=axis)
-
-    def argmax(self, axis: Any = None) -> Any:
-        return _knp().argmax(self, axis=axis)
-
-    def argmin(self, axis: Any = None) -> Any:
-        return _knp().argmin(self, axis=axis)
-
     def copy(self) -> Tracer:
         return self  # traced values are immutable: a copy is the same value
-
-    def flatten(self) -> Tracer:
-        return _knp().reshape(self, (-1,))
-
-    ravel = flatten
-
-    def clip(self, a_min: Any = None, a_max: Any = None) -> Tracer:
-        return _knp().clip(self, a_min, a_max)
 
     def astype(self, dtype: Any, copy: bool = True) -> Tracer:
         if np.dtype(dtype) == self.dtype:
@@ -281,26 +226,7 @@ class Tracer:
         )
 
     # ---------------------------------------------------------------- operators
-    def __add__(self, o: Any) -> Any: return _knp().add(self, o)
-    def __radd__(self, o: Any) -> Any: return _knp().add(o, self)
-    def __sub__(self, o: Any) -> Any: return _knp().subtract(self, o)
-    def __rsub__(self, o: Any) -> Any: return _knp().subtract(o, self)
-    def __mul__(self, o: Any) -> Any: return _knp().multiply(self, o)
-    def __rmul__(self, o: Any) -> Any: return _knp().multiply(o, self)
-    def __truediv__(self, o: Any) -> Any: return _knp().divide(self, o)
-    def __rtruediv__(self, o: Any) -> Any: return _knp().divide(o, self)
-    def __pow__(self, o: Any) -> Any: return _knp().power(self, o)
-    def __rpow__(self, o: Any) -> Any: return _knp().power(o, self)
-    def __matmul__(self, o: Any) -> Any: return _knp().matmul(self, o)
-    def __rmatmul__(self, o: Any) -> Any: return _knp().matmul(o, self)
-    def __neg__(self) -> Any: return _knp().negative(self)
     def __pos__(self) -> Any: return self
-    def __abs__(self) -> Any: return _knp().abs(self)
-    def __gt__(self, o: Any) -> Any: return _knp().greater(self, o)
-    def __ge__(self, o: Any) -> Any: return _knp().greater_equal(self, o)
-    def __lt__(self, o: Any) -> Any: return _knp().less(self, o)
-    def __le__(self, o: Any) -> Any: return _knp().less_equal(self, o)
-    def __getitem__(self, idx: Any) -> Any: return _knp().getitem(self, idx)
 
     def __setitem__(self, idx: Any, value: Any) -> None:
         raise UnsupportedOperationError(
@@ -320,55 +246,7 @@ class Tracer:
     def __rmod__(self, o: Any) -> Any: return self._jump("%")
     def __divmod__(self, o: Any) -> Any: return self._jump("divmod")
 
-    @property
-    def at(self) -> _At:
-        """JAX-style functional updates: ``x.at[idx].set(v)`` and ``x.at[idx].add(v)``."""
-        return _At(self)
-
-    def __eq__(self, o: Any) -> Any:  # type: ignore[override]
-        return _knp().equal(self, o)
-
-    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
-        return _knp().not_equal(self, o)
-
-    # ---------------------------------------------------------------- NumPy protocols
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        fn = _knp()._ufunc_table().get(ufunc)
-        if method != "__call__" or fn is None or kwargs.get("out") is not None:
-            what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-            raise UnsupportedOperationError(
-                f"np.{what} on a traced value is not supported; kinkgrad.numpy has no primitive "
-                "for it. Use a function listed by `kinkgrad info`, or register a primitive with "
-                "kinkgrad.extend."
-            )
-        kwargs = {k: v for k, v in kwargs.items() if k != "out"}
-        if kwargs:
-            raise UnsupportedOperationError(
-                f"np.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported on "
-                "traced values; call it without them."
-            )
-        return fn(*inputs)
-
-    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        fn = _knp()._function_table().get(func)
-        if fn is None:
-            name = getattr(func, "__module__", "numpy") + "." + getattr(func, "__name__", "?")
-            raise UnsupportedOperationError(
-                f"{name} on a traced value is not supported; kinkgrad.numpy has no primitive "
-                "for it. Use a function listed by `kinkgrad info`, or register a primitive with "
-                "kinkgrad.extend."
-            )
-        try:
-            return fn(*args, **kwargs)
-        except TypeError as exc:  # NumPy options a knp function does not take (dtype=)
-            from ._signature import signature_error
-
-            err = None if isinstance(exc, KinkgradError) else signature_error(
-                getattr(fn, "__name__", "?"), fn, args, kwargs)
-            if err is None:
-                raise
-            raise err from None
-
+    # ---------------------------------------------------------------- protocols
     @classmethod
     def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None
                            ) -> Any:
@@ -379,44 +257,3 @@ class Tracer:
             f"functions written with kinkgrad.numpy (knp.{name} where it exists), and those "
             "run on torch tensors too. For a torch.nn model use kinkgrad.interop.torch."
         )
-
-
-class _At:
-    """``x.at[idx]``: a functional update written as a gather from concatenate([x, v])."""
-
-    def __init__(self, x: Any) -> None:
-        self.x = x
-
-    def __getitem__(self, idx: Any) -> _AtIndex:
-        return _AtIndex(self.x, idx)
-
-
-class _AtIndex:
-    def __init__(self, x: Any, idx: Any) -> None:
-        self.x, self.idx = x, idx
-
-    def _positions(self) -> np.ndarray:
-        shape = tuple(self.x.shape)
-        pos = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[self.idx]
-        return np.asarray(pos).reshape(-1)
-
-    def set(self, v: Any) -> Any:
-        """x with the entries at idx replaced by v (broadcast to x[idx]'s shape); the
-        derivative flows to v there and to x elsewhere."""
-        knp = _knp()
-        pos = self._positions()
-        if np.unique(pos).size != pos.size:
-            raise UnsupportedOperationError("x.at[idx].set(v): idx repeats an entry; pass each "
-                                            "entry once.")
-        size = int(np.prod(self.x.shape, dtype=np.int64))
-        vals = knp.reshape(knp.broadcast_to(v, (pos.size,) if np.ndim(v) == 0 else
-                                            np.shape(np.empty(self.x.shape)[self.idx])), (-1,))
-        gather = np.arange(size)
-        gather[pos] = size + np.arange(pos.size)
-        both = knp.concatenate([knp.reshape(self.x, (-1,)), vals])
-        return knp.reshape(knp.getitem(both, gather), tuple(self.x.shape))
-
-    def add(self, v: Any) -> Any:
-        """x with v added at idx (entries of idx distinct)."""
-        knp = _knp()
-        return self.set(knp.getitem(self.x, self.idx) + v)

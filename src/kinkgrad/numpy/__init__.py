@@ -305,3 +305,11 @@ def __dir__() -> list[str]:
     return sorted(n for n, v in globals().items()
                   if not n.startswith("_") and n not in hidden
                   and (not isinstance(v, type(_np)) or n == "linalg"))
+
+
+# --- the traced array's methods and operators are the functions above, bound now ------------
+import sys as _sys  # noqa: E402
+
+from . import _methods  # noqa: E402
+
+_methods.attach(_sys.modules[__name__])

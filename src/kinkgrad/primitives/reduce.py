@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, _size, normalize_axis, register
+from .._core.primitive import Primitive, _size, normalize_axis, ops, register
 from .._core.tracer import bind
 from ._lastaxis import count_last, extreme, first_true, from_last, max_last, to_last
 
@@ -206,27 +206,25 @@ class _Extremum(Primitive):
         return (_expand(g, params["axis"], params["keepdims"]) * sel,)
 
     def abs_form(self, args, params):
-        from .. import numpy as knp
-
         x, axis, keep = args[0], params["axis"], params["keepdims"]
         nd = x.ndim
         red = [nd + a for a in axis]
         perm = [i for i in range(nd) if i not in red] + red
-        xt = knp.transpose(x, tuple(perm))
+        xt = ops.transpose(x, tuple(perm))
         rest = tuple(xt.shape[: nd - len(red)])
-        cols = knp.reshape(xt, rest + (-1,))
+        cols = ops.reshape(xt, rest + (-1,))
         items = [cols[(..., i)] for i in range(cols.shape[-1])]
         while len(items) > 1:
             nxt = []
             for i in range(0, len(items) - 1, 2):
                 a, b = items[i], items[i + 1]
-                nxt.append((a + b + knp.abs(a - b) * self.sign) * 0.5)
+                nxt.append((a + b + ops.abs(a - b) * self.sign) * 0.5)
             if len(items) % 2:
                 nxt.append(items[-1])
             items = nxt
         res = items[0]
         if keep:
-            res = knp.reshape(res, tuple(1 if i in red else s for i, s in enumerate(x.shape)))
+            res = ops.reshape(res, tuple(1 if i in red else s for i, s in enumerate(x.shape)))
         return res
 
     def samples(self, rng, dtype=np.float64):
@@ -292,9 +290,7 @@ class Sort(Primitive):
 
     def __call__(self, x: Any, axis: int | None = -1) -> Any:
         if axis is None:  # NOTE: NumPy sorts the flattened array
-            from .. import numpy as knp
-
-            x = knp.reshape(x, (-1,))
+            x = ops.reshape(x, (-1,))
             axis = -1
         return bind(self, x, axis=normalize_axis(axis, np.ndim(x))[0])
 
@@ -367,17 +363,15 @@ class Sort(Primitive):
         return (res,)
 
     def abs_form(self, args, params):
-        from .. import numpy as knp
-
         x, axis = args[0], params["axis"]
         n = x.shape[axis]
-        cols = [knp.getitem(x, (Ellipsis, i) + (slice(None),) * (-axis - 1)) for i in range(n)]
+        cols = [ops.getitem(x, (Ellipsis, i) + (slice(None),) * (-axis - 1)) for i in range(n)]
         for rnd in range(n):
             for i in range(rnd % 2, n - 1, 2):
                 a, b = cols[i], cols[i + 1]
-                d = knp.abs(a - b)
+                d = ops.abs(a - b)
                 cols[i], cols[i + 1] = (a + b - d) * 0.5, (a + b + d) * 0.5
-        return knp.stack(cols, axis=axis)
+        return ops.stack(cols, axis=axis)
 
     def samples(self, rng, dtype=np.float64):
         x = rng.permutation(np.arange(12.0)).reshape(3, 4).astype(dtype)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as _np
 
 from .._core.primitive import normalize_axis as _normalize_axis
+from .._core.primitive import ops
 from .._core.tracer import is_traced as _is_traced
 from ..errors import ShapeError as _ShapeError
 from ..errors import UnsupportedOperationError as _Unsupported
@@ -43,8 +44,6 @@ def is_matrix_norm(x: Any, ord: Any, axis: Any) -> bool:
 
 def matrix_norm(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
     """The matrix norm of x over the axes (row, col) (the last two when axis is None)."""
-    from .. import numpy as knp
-
     shape = _shape(x)
     nd = len(shape)
     axes = (-2, -1) if axis is None else tuple(axis)
@@ -60,14 +59,14 @@ def matrix_norm(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
     if ord in _ENTRYWISE:
         which, red = _ENTRYWISE[ord]
         sum_axis, ext_axis = (row, col) if which == 1 else (col, row)
-        sums = knp.sum(knp.abs(x), axis=sum_axis)
+        sums = ops.sum(ops.abs(x), axis=sum_axis)
         ext_axis -= int(ext_axis > sum_axis)
-        res = (knp.max if red == "max" else knp.min)(sums, axis=ext_axis)
+        res = (ops.max if red == "max" else ops.min)(sums, axis=ext_axis)
     else:
         raise _Unsupported(
             f"linalg.norm: ord={ord!r} over two axes is a singular-value norm, which kinkgrad "
             "does not provide (no SVD rule); use ord=1, -1, inf, -inf or 'fro', or flatten "
             "first (x.reshape(-1)) for a vector norm.")
     if keepdims:
-        res = knp.reshape(res, tuple(1 if i in (row, col) else d for i, d in enumerate(shape)))
+        res = ops.reshape(res, tuple(1 if i in (row, col) else d for i, d in enumerate(shape)))
     return res
