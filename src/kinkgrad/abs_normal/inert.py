@@ -30,7 +30,7 @@ are exact consequences of each primitive's abs form (values are those of the pro
 the expansion keeps; the values inside a form with a tie are exact, see :mod:`._exact`):
 
 * inputs are not inert, literals and comparison outputs (no tie: locally constant) are;
-* linear and shape operations, sums and matmul: an output entry is not inert only if some
+* linear and shape operations, sums, matmul and conv2d: an output entry is not inert only if some
   input entry with a nonzero coefficient is not (counted with 0/1 masks: no cancellation);
   ``a * b``: the terms a' b and a b' vanish when a' is inert or b == 0 (and vice versa);
 * relu(t) = (t + |t|)/2 with t < 0 is (t' - t')/2 = 0: inert whatever t is; clip outside
@@ -58,6 +58,7 @@ import numpy as np
 
 from .._core.program import Var
 from ..modes.api import Traced
+from ..primitives.conv import conv_value
 from .expand import Expanded
 
 __all__ = ["inert_switches", "live_masks"]
@@ -196,6 +197,14 @@ def live_masks(tr: Traced) -> tuple[dict[int, Mask], dict[int, Mask]]:
                 cnt = cnt + np.matmul(ms[0].astype(np.float64), (b != 0).astype(np.float64))
             if ms[1] is not None:
                 cnt = cnt + np.matmul((a != 0).astype(np.float64), ms[1].astype(np.float64))
+            out = cnt > 0
+        elif name == "conv2d":  # bilinear like matmul: 0/1 masks through the same convolution
+            a, b = value(ins[0]), value(ins[1])
+            cnt = np.zeros(shape)
+            if ms[0] is not None:
+                cnt = cnt + conv_value(ms[0].astype(np.float64), (b != 0).astype(np.float64), p)
+            if ms[1] is not None:
+                cnt = cnt + conv_value((a != 0).astype(np.float64), ms[1].astype(np.float64), p)
             out = cnt > 0
         elif name == "where":
             cond = value(ins[0])

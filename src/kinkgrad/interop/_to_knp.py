@@ -2,7 +2,7 @@
 
 The result is an ordinary Python function ``f(params, x, y)`` written with ``knp``, so every
 kinkgrad transformation (``grad``, ``trace``, ``certify``, ``clarke_grad``...) applies to it.
-Conv2d is an im2col product (strided slices stacked, then one matmul per group); MaxPool2d
+Conv2d is the ``knp.conv2d`` primitive; MaxPool2d
 stacks the window entries on a last axis in row-major window order and takes ``knp.max``,
 whose ``"first"`` tie rule then picks the same entry as PyTorch's kernel.
 """
@@ -74,24 +74,11 @@ def _below(x: Any) -> float:
 
 def conv2d(x: Any, w: Any, b: Any, stride: tuple, padding: tuple, dilation: tuple,
            groups: int) -> Any:
-    """``F.conv2d`` (cross-correlation, NCHW) as im2col: one matmul per group."""
+    """``F.conv2d`` (cross-correlation, NCHW): the ``knp.conv2d`` primitive."""
     if knp.ndim(x) != 4:
         raise ShapeError(f"conv2d: input of shape {knp.shape(x)}; batch it as (N, C, H, W).")
-    x = _pad(x, *padding)
-    n, c = knp.shape(x)[:2]
-    o, cg, kh, kw = knp.shape(w)
-    views, oh, ow = _windows(x, (kh, kw), stride, dilation)
-    patches = knp.stack(views, axis=2)  # (N, C, kh*kw, OH, OW)
-    og = o // groups
-    outs = []
-    for g in range(groups):
-        pg = patches[:, g * cg:(g + 1) * cg] if groups > 1 else patches
-        pg = knp.reshape(pg, (n, cg * kh * kw, oh * ow))
-        wg = w[g * og:(g + 1) * og] if groups > 1 else w
-        outs.append(knp.matmul(knp.reshape(wg, (og, cg * kh * kw)), pg))
-    out = outs[0] if groups == 1 else knp.concatenate(outs, axis=1)
-    out = knp.reshape(out, (n, o, oh, ow))
-    return out if b is None else out + knp.reshape(b, (1, o, 1, 1))
+    return knp.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                      groups=groups)
 
 
 def max_pool2d(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:

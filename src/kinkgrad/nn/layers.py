@@ -174,11 +174,10 @@ def im2col_index(c: int, h: int, w: int, kh: int, kw: int, stride: int, pad: int
 
 
 class Conv2d(Layer):
-    """2-D convolution (cross-correlation, as PyTorch) by im2col: one constant-index gather
-    of all patches (``getitem``) and one matrix product.
+    """2-D convolution (cross-correlation, as PyTorch): the ``knp.conv2d`` primitive.
 
-    ``y[n, o, p] = sum_q patches[n, p, q] * W[o, q] + b[o]`` with ``patches = x_flat[:, idx]``
-    (see :func:`im2col_index`). Smooth (linear in x and in W).
+    ``y[n, o, p, q] = sum_{c, i, j} x_pad[n, c, p s + i, q s + j] W[o, c, i, j] + b[o]``.
+    Smooth (linear in x and in W).
 
     Args:
         out_channels: number of output channels.
@@ -222,22 +221,8 @@ class Conv2d(Layer):
         return params, (self.out_channels, oh, ow)
 
     def __call__(self, params, x):
-        n, c, h, w = _images(x, repr(self), knp.shape(params["W"])[1])
-        kh, kw = self.kernel
-        idx = im2col_index(c, h, w, kh, kw, self.stride, self.padding)
-        oh = _out_size(h, kh, self.stride, self.padding)
-        ow = _out_size(w, kw, self.stride, self.padding)
-        flat = knp.reshape(x, (n, c * h * w))
-        if self.padding:
-            zero = np.zeros((n, 1), dtype=x.dtype)  # the target of padded positions
-            flat = knp.concatenate([flat, zero], axis=1)
-        # one 2-D product (n*P, K) @ (K, O): a stacked (n, P, K) product would make NumPy
-        # loop over the batch in both passes
-        patches = knp.reshape(flat[:, idx], (n * oh * ow, c * kh * kw))
-        wmat = knp.reshape(params["W"], (self.out_channels, c * kh * kw))
-        y = patches @ knp.transpose(wmat) + params["b"]  # (n*P, O)
-        y = knp.reshape(y, (n, oh * ow, self.out_channels))
-        return knp.reshape(knp.transpose(y, (0, 2, 1)), (n, self.out_channels, oh, ow))
+        _images(x, repr(self), knp.shape(params["W"])[1])
+        return knp.conv2d(x, params["W"], params["b"], stride=self.stride, padding=self.padding)
 
     def __repr__(self) -> str:
         return (
