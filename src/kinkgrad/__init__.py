@@ -32,6 +32,8 @@ from .modes.api import jvp as jvp
 from .modes.api import trace as trace
 from .modes.api import value_and_grad as value_and_grad
 from .modes.api import vjp as vjp
+from .modes.vmap import per_example_grad as per_example_grad
+from .modes.vmap import vmap as vmap
 from .optimize import minimize as minimize
 
 try:
@@ -55,12 +57,14 @@ __all__ = [
     "kink_policy",
     "ld_derivative",
     "minimize",
+    "per_example_grad",
     "problems",
     "stationarity",
     "subdifferential",
     "trace",
     "value_and_grad",
     "vjp",
+    "vmap",
     "__version__",
 ]
 

@@ -136,6 +136,26 @@ def _conv_w_transpose(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
     return np.reshape(r, lead + (o, cg, kh, kw))
 
 
+def conv_w_per_example(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
+    """Per-example kernel cotangents: ``x`` (B, N, C, H, W) and ``g`` (B, N, O, OH, OW) give
+    (B, O, Cg, kh, kw), row b the cotangent of example b's images alone (one stacked
+    product of window matrices, NumPy only)."""
+    o, cg, kh, kw = wshape
+    groups = p["groups"]
+    b, n = np.shape(x)[:2]
+    v = _windows(np.reshape(x, (b * n,) + tuple(np.shape(x)[2:])), kh, kw, p)
+    _, c, oh, ow = np.shape(v)[:4]
+    if groups == 1:  # (B, O, N*OH*OW) @ (B, N*OH*OW, C*kh*kw)
+        cols = np.reshape(np.moveaxis(np.reshape(v, (b, n) + np.shape(v)[1:]), 2, 4),
+                          (b, n * oh * ow, c * kh * kw))
+        gm = np.reshape(np.moveaxis(np.reshape(g, (b, n, o, oh * ow)), 2, 1), (b, o, -1))
+        return np.reshape(np.matmul(gm, cols), (b, o, cg, kh, kw))
+    gg = np.reshape(g, (b, n, groups, o // groups, oh, ow))
+    vg = np.reshape(v, (b, n, groups, cg, oh, ow, kh, kw))
+    r = np.einsum("bngohw,bngchwij->bgocij", gg, vg, optimize=True)
+    return np.reshape(r, (b, o, cg, kh, kw))
+
+
 # ---------------------------------------------------------------------- torch kernels
 def _tensor(a: Any) -> Any:
     """The torch tensor of a torch-backed array, None for a NumPy array."""

@@ -1,0 +1,186 @@
+"""Per-example gradients: ``kinkgrad.vmap(kinkgrad.grad(f), in_axes)`` and
+``kinkgrad.per_example_grad`` against a loop of ``grad`` calls (one example each, the same kink
+policy), against torch.func at smooth points, at ReLU and max-pool kinks, and their errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad import nn
+from kinkgrad.errors import NonScalarOutputError, ShapeError
+from kinkgrad.nn.losses import cross_entropy
+
+
+def _loop(f, params, X, Y, **kw):
+    return [kinkgrad.grad(f, **kw)(params, X[b], Y[b]) for b in range(len(X))]
+
+
+def _assert_rows(got, rows, rtol=1e-12, atol=1e-13):
+    """``got`` (a pytree of (B, ...) arrays) row by row against a list of pytrees."""
+    if isinstance(got, dict):
+        for k in got:
+            _assert_rows(got[k], [r[k] for r in rows], rtol, atol)
+        return
+    assert got.shape == (len(rows),) + np.shape(rows[0])
+    for b, r in enumerate(rows):
+        np.testing.assert_allclose(got[b], r, rtol=rtol, atol=atol, err_msg=f"example {b}")
+
+
+def _nn_loss(model):
+    def loss(p, x, y):
+        return cross_entropy(model(p, x[None]), y[None])
+    return loss
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_nn_models_match_a_loop_of_grad(kind):
+    ds = nn.load_dataset("digits", dtype=np.float64, images=kind == "cnn")
+    model = nn.build_model(kind, ds.sample_shape, ds.n_classes, (16,))
+    params, _ = model.init(0, ds.sample_shape, np.float64)
+    X, Y = ds.X_train[:24], ds.y_train[:24]
+    loss = _nn_loss(model)
+    got = kinkgrad.vmap(kinkgrad.grad(loss), in_axes=(None, 0, 0))(params, X, Y)
+    _assert_rows(got, _loop(loss, params, X, Y))
+    # the mean of the per-example gradients is the gradient of the mean loss
+    full = kinkgrad.grad(lambda p: cross_entropy(model(p, X), Y))(params)
+    for k in params:
+        for j in params[k]:
+            np.testing.assert_allclose(got[k][j].mean(axis=0), full[k][j], atol=1e-12)
+
+
+def _mlp_params(rng, dtype, sizes=(5, 7, 3)):
+    return {f"W{i}": rng.normal(size=(a, b)).astype(dtype) for i, (a, b) in
+            enumerate(zip(sizes[:-1], sizes[1:]))} | {
+        f"b{i}": rng.normal(size=(b,)).astype(dtype) for i, b in enumerate(sizes[1:])}
+
+
+def mlp_loss(p, x, y):
+    """A plain knp MLP on one example: relu hidden layer, softmax cross-entropy."""
+    h = knp.relu(x @ p["W0"] + p["b0"])
+    z = h @ p["W1"] + p["b1"]
+    return knp.logsumexp(z) - z[y]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_plain_knp_mlp_matches_loop_and_torch_func(dtype):
+    torch = pytest.importorskip("torch")
+    from torch.func import grad as tgrad
+    from torch.func import vmap as tvmap
+
+    rng = np.random.default_rng(0)
+    p = _mlp_params(rng, dtype)
+    X, Y = rng.normal(size=(9, 5)).astype(dtype), rng.integers(0, 3, 9)
+    got = kinkgrad.per_example_grad(mlp_loss, in_axes=(None, 0, 0))(p, X, Y)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    _assert_rows(got, _loop(mlp_loss, p, X, Y), rtol=tol, atol=tol)
+
+    def tloss(tp, x, y):
+        h = torch.relu(x @ tp["W0"] + tp["b0"])
+        z = h @ tp["W1"] + tp["b1"]
+        return torch.logsumexp(z, 0) - torch.gather(z, 0, y.reshape(1))[0]
+
+    tp = {k: torch.tensor(v) for k, v in p.items()}
+    want = tvmap(tgrad(tloss), in_dims=(None, 0, 0))(tp, torch.tensor(X), torch.tensor(Y))
+    for k in p:
+        assert got[k].dtype == dtype
+        np.testing.assert_allclose(got[k], want[k].numpy(), rtol=10 * tol, atol=10 * tol)
+
+
+@pytest.mark.parametrize("relu", [0.0, 1.0])
+def test_relu_kinks_take_the_policy_choice_of_each_example_alone(relu):
+    rng = np.random.default_rng(1)
+    p = _mlp_params(rng, np.float64)
+    X = rng.normal(size=(6, 5))
+    # examples 0, 2 and 4 put hidden unit 1 exactly at 0: x . W0[:, 1] + b0[1] = 0
+    X[::2, 0] = 0.0
+    p["W0"][0, 1], p["W0"][1:, 1], p["b0"][1] = 1.0, 0.0, 0.0
+    Y = np.array([0, 1, 2, 0, 1, 2])
+    pol = kinkgrad.KinkPolicy(relu=relu)
+    got = kinkgrad.per_example_grad(mlp_loss, in_axes=(None, 0, 0), policy=pol)(p, X, Y)
+    _assert_rows(got, _loop(mlp_loss, p, X, Y, policy=pol))
+    with kinkgrad.kink_policy(relu=relu):  # the policy in force, through vmap(grad)
+        ctx = kinkgrad.vmap(kinkgrad.grad(mlp_loss), in_axes=(None, 0, 0))(p, X, Y)
+    _assert_rows(ctx, [{k: got[k][b] for k in got} for b in range(6)], rtol=0, atol=0)
+    # at the kink, relu'(0) decides the column of W1's unit-1 row: h_1 = 0 either way, but the
+    # gradient of b0[1] is relu'(0) * (dL/dh_1), nonzero for relu'(0) = 1
+    g_b01 = got["b0"][::2, 1]
+    assert np.all(g_b01 == 0) if relu == 0.0 else np.all(g_b01 != 0)
+
+
+@pytest.mark.parametrize("max_policy", ["first", "split"])
+def test_max_pool_ties_follow_the_max_policy_per_example(max_policy):
+    model = nn.Sequential(nn.Conv2d(2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Dense(3))
+    params, _ = model.init(0, (1, 5, 5), np.float64)
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(5, 1, 5, 5))
+    X[1] = 0.0  # a constant image: every pooling window of that example is a tie
+    params["0_conv"]["b"][:] = 0.25
+    Y = np.array([0, 1, 2, 1, 0])
+    pol = kinkgrad.KinkPolicy(max=max_policy)
+    loss = _nn_loss(model)
+    got = kinkgrad.vmap(kinkgrad.grad(loss, policy=pol), in_axes=(None, 0, 0))(params, X, Y)
+    _assert_rows(got, _loop(loss, params, X, Y, policy=pol))
+
+
+def test_one_trace_per_label_not_per_example():
+    calls = []
+
+    def loss(p, x, y):
+        calls.append(1)
+        return mlp_loss(p, x, y)
+
+    rng = np.random.default_rng(3)
+    p = _mlp_params(rng, np.float64)
+    X, Y = rng.normal(size=(40, 5)), np.repeat([2, 0], 20)
+    got = kinkgrad.vmap(kinkgrad.grad(loss), in_axes=(None, 0, 0))(p, X, Y)
+    assert len(calls) == 2  # two distinct labels: two traces, one batched sweep
+    calls.clear()
+    _assert_rows(got, _loop(loss, p, X, Y))
+
+
+def test_programs_that_differ_between_labels_and_a_primitive_without_batching_rule():
+    rng = np.random.default_rng(4)
+    W, A = rng.normal(size=(4, 3)), rng.normal(size=(2, 4, 4))
+
+    def loss(w, x, y):
+        s = knp.matmul(A, x @ w)  # (2, 4, 4) @ (4, 3): no batching rule, a loop per equation
+        return knp.sum(knp.tanh(s)) if int(y) == 0 else knp.max(s) * 2.0
+
+    X, Y = rng.normal(size=(5, 4, 4)), np.array([0, 1, 0, 1, 1])
+    got = kinkgrad.per_example_grad(loss, in_axes=(None, 0, 0))(W, X, Y)
+    _assert_rows(got, _loop(loss, W, X, Y))
+
+
+def test_in_axes_argnums_and_other_functions():
+    rng = np.random.default_rng(5)
+    w, c = rng.normal(size=3), rng.normal(size=3)
+    X = rng.normal(size=(3, 7))  # examples along axis 1
+
+    def f(w, c, x):
+        return knp.sum(knp.abs(w * x - c)) + knp.sum(w * c)
+
+    gw, gc = kinkgrad.vmap(kinkgrad.grad(f, argnums=(0, 1)), in_axes=(None, None, 1))(w, c, X)
+    for b in range(7):
+        want = kinkgrad.grad(f, argnums=(0, 1))(w, c, X[:, b])
+        np.testing.assert_allclose(gw[b], want[0], atol=1e-14)
+        np.testing.assert_allclose(gc[b], want[1], atol=1e-14)
+    # any other function: mapped by a loop, results stacked
+    vals = kinkgrad.vmap(lambda x: np.sum(x ** 2), in_axes=1)(X)
+    np.testing.assert_allclose(vals, np.sum(X ** 2, axis=0))
+
+
+def test_errors_name_the_fix():
+    rng = np.random.default_rng(6)
+    p = _mlp_params(rng, np.float64)
+    with pytest.raises(ShapeError, match="same number of examples"):
+        kinkgrad.per_example_grad(mlp_loss, in_axes=(None, 0, 0))(
+            p, rng.normal(size=(4, 5)), np.zeros(3, int))
+    with pytest.raises(NonScalarOutputError, match="scalar"):
+        kinkgrad.per_example_grad(lambda w, x: w * x, in_axes=(None, 0))(
+            np.ones(2), np.ones((3, 2)))
+    with pytest.raises(kinkgrad.KinkgradError, match="one entry"):
+        kinkgrad.vmap(kinkgrad.grad(mlp_loss), in_axes=(None, 0))(p, np.ones((2, 5)), [0, 1])
