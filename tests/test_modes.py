@@ -91,13 +91,17 @@ def test_vjp_over_pytree_outputs_and_a_batch_of_cotangents():
     gx, gW = fn({"y": np.array([1.0, -2.0]), "s": np.float64(0.5)})
     np.testing.assert_allclose(gx, W.T @ [1.0, -2.0] + 0.5 * (1 - np.tanh(x) ** 2))
     np.testing.assert_allclose(gW, np.outer([1.0, -2.0], x))
-    # a batch of 4 cotangents (leading axis) in one sweep equals 4 sweeps
-    cy, cs = RNG.normal(size=(4, 2)), RNG.normal(size=4)
+    # a batch of 4 cotangents (trailing axis: the columns, J^T W) in one sweep equals 4 sweeps
+    cy, cs = RNG.normal(size=(2, 4)), RNG.normal(size=4)
     bx, bW = fn({"y": cy, "s": cs})
+    assert bx.shape == (3, 4) and bW.shape == (2, 3, 4)
     for k in range(4):
-        sx, sW = fn({"y": cy[k], "s": cs[k]})
-        np.testing.assert_allclose(bx[k], sx, rtol=1e-13)
-        np.testing.assert_allclose(bW[k], sW, rtol=1e-13)
+        sx, sW = fn({"y": cy[:, k], "s": cs[k]})
+        np.testing.assert_allclose(bx[..., k], sx, rtol=1e-13)
+        np.testing.assert_allclose(bW[..., k], sW, rtol=1e-13)
+    lx, lW = fn({"y": cy.T, "s": cs}, batch_axis=0)  # rows: the batch first, in and out
+    np.testing.assert_allclose(lx, bx.T, rtol=1e-13)
+    np.testing.assert_allclose(lW, np.moveaxis(bW, -1, 0), rtol=1e-13)
 
 
 def test_jvp_with_a_batch_of_tangents_equals_single_jvps():

@@ -58,3 +58,36 @@ def test_keyword_arguments_are_not_differentiated():
     np.testing.assert_array_equal(kinkgrad.grad(f)(X, y=2 * X), 2 * X)
     with pytest.raises(KinkgradError, match=r"argnums 3 is out of range for 2 positional"):
         kinkgrad.grad(f, argnums=3)(X, X)
+
+
+A2 = np.eye(2)
+X2 = np.array([1.0, -1.0])
+
+
+def _two(x, A):
+    return knp.sum(knp.abs(A @ x))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: kinkgrad.certify(_two, X2, A2),
+    lambda: kinkgrad.clarke_grad(_two, X2, A2),
+    lambda: kinkgrad.directional(_two, X2, np.ones(2), A2),
+    lambda: kinkgrad.ld_derivative(_two, X2, np.eye(2), A2),
+    lambda: kinkgrad.subdifferential(_two, X2, A2),
+    lambda: kinkgrad.in_clarke(_two, X2, A2),
+    lambda: kinkgrad.abs_normal_form(_two, X2, A2),
+    lambda: kinkgrad.stationarity(_two, X2, A2),
+    lambda: kinkgrad.minimize(_two, X2, A2),
+    lambda: kinkgrad.certify(_two, X2),
+])
+def test_other_arguments_of_f_say_close_over_them(call):
+    with pytest.raises(KinkgradError, match=r"close over the other|close over the others") as e:
+        call()
+    assert "array(" not in str(e.value) and "unhashable" not in str(e.value)
+
+
+def test_empty_point_has_the_empty_gradient_as_its_subdifferential():
+    f = lambda x: knp.sum(knp.abs(x))  # noqa: E731
+    sd = kinkgrad.subdifferential(f, np.zeros(0))
+    assert len(sd.gradients) == 1 and sd.gradients[0].shape == (0,) and not sd.partial
+    assert kinkgrad.in_clarke(f, np.zeros(0), np.zeros(0)) is True

@@ -8,6 +8,7 @@ structure, directions and matrices use the flat order (documented as ``n = sum o
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from .._core import pytree
 from .._core.program import Var
 from ..errors import (
+    KinkgradError,
     NonScalarOutputError,
     NotAbsSmoothError,
     ShapeError,
@@ -23,7 +25,8 @@ from ..errors import (
 )
 from ..modes.api import Traced, trace_call
 
-__all__ = ["FlatSpec", "trace_at", "scalar_output", "check_comparisons", "output_slots"]
+__all__ = ["FlatSpec", "trace_at", "scalar_output", "check_comparisons", "output_slots",
+           "other_arguments"]
 
 
 class FlatSpec:
@@ -96,6 +99,34 @@ class FlatSpec:
         return leaf, int(j - self.offsets[leaf])
 
 
+_REST = {"in_clarke": ", g", "directional": ", D", "ld_derivative": ", M"}
+
+
+def other_arguments(where: str, name: str, value: Any, expected: str) -> KinkgradError:
+    """The error for an argument after x that is not what ``where`` takes there: typically
+    another argument of ``f`` passed along, which the abs-smooth functions do not accept."""
+    return KinkgradError(
+        f"{where}: {name}= must be {expected}, got {type(value).__name__}. {where} works on a "
+        f"function of x alone; to use it on one argument of a function of several, close over "
+        f"the other arguments: {where}(lambda x: f(x, y), x{_REST.get(where, '')})."
+    )
+
+
+def _check_arity(f: Callable, x: Any, where: str) -> None:
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):  # a builtin or an object without a signature
+        return
+    try:
+        sig.bind(x)
+    except TypeError:
+        raise KinkgradError(
+            f"{where}: f{sig} cannot be called with x alone. {where} works on a function of x "
+            "alone; to use it on one argument of a function of several, close over the other "
+            f"arguments: {where}(lambda x: f(x, y), x{_REST.get(where, '')})."
+        ) from None
+
+
 def trace_at(f: Callable, x: Any, where: str) -> Traced:
     """Trace ``f`` at ``x`` (a pytree of float arrays), refusing tied comparisons.
 
@@ -111,6 +142,7 @@ def trace_at(f: Callable, x: Any, where: str) -> Traced:
             "NumPy arrays), or use kinkgrad.interop.torch.clarke_grad_torch / certify_torch "
             "for torch models."
         )
+    _check_arity(f, x, where)
     tr = trace_call(f, (x,), {}, [0], where)
     check_comparisons(tr, where)
     return tr

@@ -52,7 +52,7 @@ from ..cost import program_cost
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sweeps import reverse_sweep
 from . import active as _active
-from ._flat import FlatSpec, scalar_output, trace_at
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
 from .expand import expand
@@ -310,6 +310,8 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
         >>> kinkgrad.certify(lambda x: knp.sum(knp.abs(x)), np.zeros(3)).condition
         'LIKQ'
     """
+    if policy is not None and not isinstance(policy, KinkPolicy):
+        raise other_arguments("certify", "policy", policy, "a KinkPolicy (kinkgrad.kink_policy)")
     pol = resolve_policy(policy)
     tr = trace_at(f, x, "certify")
     out, _ = scalar_output(tr, "certify")

@@ -24,7 +24,7 @@ from ..errors import KinkgradError, ShapeError
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes._nonfinite import require_finite
 from ..modes.sweeps import forward_sweep, reverse_sweep
-from ._flat import FlatSpec, scalar_output, trace_at
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .directional import parse_directions, tangent_outputs
 from .ties import kink_counts
 
@@ -218,7 +218,8 @@ def _lex(tr: Any, spec: FlatSpec, dirs: np.ndarray, pol: KinkPolicy) -> tuple[di
     return forward_sweep(tr.eqns, tr.vals, tangents, pol, mode="lex", keep_selections=True)
 
 
-def ld_derivative(f: Callable, x: Any, M: Any, policy: KinkPolicy | None = None) -> Any:
+def ld_derivative(f: Callable, x: Any, M: Any, policy: KinkPolicy | None = None,
+                  batch_axis: int = -1) -> Any:
     """The lexicographic directional derivative f'(x; M) = [f^(0)(m_1), ..., f^(K-1)(m_K)].
 
     One forward sweep in ``mode="lex"`` with the K columns of M as tangents: a single
@@ -232,9 +233,11 @@ def ld_derivative(f: Callable, x: Any, M: Any, policy: KinkPolicy | None = None)
     Args:
         f: function written with ``kinkgrad.numpy`` (any output structure).
         x: the point (array or pytree).
-        M: directions, shaped like x with a trailing axis K, or flat (n, K); full rank
-            (rank min(n, K)).
+        M: directions, shaped like x with a trailing axis K, or flat (n, K): the columns
+            m_1, ..., m_K (:mod:`kinkgrad.modes.directions`); full rank (rank min(n, K)).
         policy: used only for ties no column resolves (the value does not depend on it).
+        batch_axis: 0 when the directions are the rows of M (shape (K, n)); the result then
+            has K first.
 
     Returns:
         f'(x; M) shaped like f's output with a trailing axis K.
@@ -247,10 +250,12 @@ def ld_derivative(f: Callable, x: Any, M: Any, policy: KinkPolicy | None = None)
         >>> kinkgrad.ld_derivative(lambda x: knp.abs(x[0]) + x[1], np.zeros(2), np.eye(2))
         array([1., 1.])
     """
+    if policy is not None and not isinstance(policy, KinkPolicy):
+        raise other_arguments("ld_derivative", "policy", policy, "a KinkPolicy")
     pol = resolve_policy(policy)
     tr = trace_at(f, x, "ld_derivative")
     spec = FlatSpec(tr)
-    dirs, batched = parse_directions(spec, M, "ld_derivative")
+    dirs, batched = parse_directions(spec, M, "ld_derivative", batch_axis)
     k = dirs.shape[0]
     if not batched:
         dirs = dirs.reshape(1, spec.n)
@@ -260,6 +265,6 @@ def ld_derivative(f: Callable, x: Any, M: Any, policy: KinkPolicy | None = None)
                          f"{min(spec.n, k)}; pass full-rank directions (lexicographic "
                          "derivatives need them).")
     tan, _ = _lex(tr, spec, dirs, pol)
-    res = tangent_outputs(tr, tan, k, True)
+    res = tangent_outputs(tr, tan, k, True, batch_axis)
     require_finite(tr, pytree.flatten(res)[0], "ld_derivative", "derivative", tan)
     return res

@@ -7,8 +7,9 @@ derivatives: (g o h)'(x; d) = g'(h(x); h'(x; d)). The forward sweep in
 tangent; at a kink it takes the exact one-sided derivative (|.|: sign(z) dz for z != 0 and
 |dz| for z = 0; max/min: the best tangent among the tied entries; sort: the tangent order
 inside each tie group; clip: the tangent on the feasible side; norm 2 at 0: ||dz||).
-Every tangent carries one leading batch axis, so k directions pass through every linear node
-as one matrix product (paper A's "directional derivatives ~ matrix multiplication").
+Inside the sweep every tangent carries one leading batch axis, so k directions pass through
+every linear node as one matrix product (paper A's "directional derivatives ~ matrix
+multiplication"); users pass them as columns (:mod:`kinkgrad.modes.directions`).
 """
 
 from __future__ import annotations
@@ -23,55 +24,79 @@ from .._core.program import Var
 from ..errors import ShapeError
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes._nonfinite import require_finite
+from ..modes.directions import (
+    CONVENTION,
+    check_batch_axis,
+    from_leading,
+    refuse_nonfinite,
+    to_leading,
+)
 from ..modes.sweeps import forward_sweep
-from ._flat import FlatSpec, trace_at
+from ._flat import FlatSpec, other_arguments, trace_at
 
 __all__ = ["directional", "parse_directions", "tangent_outputs"]
 
 
-def parse_directions(spec: FlatSpec, D: Any, where: str) -> tuple[np.ndarray, bool]:
+def parse_directions(spec: FlatSpec, D: Any, where: str, batch_axis: int = -1
+                     ) -> tuple[np.ndarray, bool]:
     """Directions as a ``(k, n)`` float array and whether the user passed a batch.
 
-    Accepted forms: the structure of x with leaves of shape ``leaf.shape`` (one direction) or
-    ``leaf.shape + (k,)`` (k directions); or a flat ``(n,)`` / ``(n, k)`` array.
+    Accepted forms (:mod:`kinkgrad.modes.directions`): the structure of x with leaves of shape
+    ``leaf.shape`` (one direction) or ``leaf.shape + (k,)`` (k directions; ``(k,) +
+    leaf.shape`` with ``batch_axis=0``); or a flat ``(n,)`` / ``(n, k)`` array (``(k, n)``
+    with ``batch_axis=0``). Non-finite entries are refused.
     """
+    axis = check_batch_axis(batch_axis, where)
     leaves = pytree.match(spec.in_tree, (D,))
-    if leaves is not None and len(leaves) == len(spec.shapes):
+    if leaves is not None and len(leaves) == len(spec.shapes) and leaves:
         arrs = [np.asarray(a, dtype=np.float64) for a in leaves]
+        refuse_nonfinite(arrs, where, "the direction")
         if all(a.shape == s for a, s in zip(arrs, spec.shapes)):
             return spec.join(arrs)[None], False
-        ks = {a.shape[-1] for a, s in zip(arrs, spec.shapes) if a.shape[:-1] == s and a.ndim}
-        if len(ks) == 1 and all(a.shape[:-1] == s for a, s in zip(arrs, spec.shapes)):
-            return spec.join([np.moveaxis(a, -1, 0) for a in arrs], (ks.pop(),)), True
+        if not (len(arrs) == 1 and spec.shapes[0] == (spec.n,)):  # else: as a flat array below
+            lead = [to_leading(a, s, axis, where, "direction") for a, s in zip(arrs, spec.shapes)]
+            ks = {t.shape[0] for t, _ in lead}
+            if len(ks) != 1:
+                raise ShapeError(f"{where}: every leaf of the directions must carry the same "
+                                 f"number k of directions; got {sorted(ks)}.")
+            return spec.join([t for t, _ in lead], (ks.pop(),)), True
     arr = None
     if not isinstance(D, (dict, tuple)):
         try:
             arr = np.asarray(D, dtype=np.float64)
         except (TypeError, ValueError):
             arr = None
-    if arr is not None and arr.ndim in (1, 2) and arr.shape[0] == spec.n:
-        return (arr[None], False) if arr.ndim == 1 else (arr.T.copy(), True)
+    if arr is not None and arr.ndim in (1, 2):
+        refuse_nonfinite([arr], where, "the direction")
+        if arr.ndim == 1 and arr.shape[0] == spec.n:
+            return arr[None], False
+        if arr.ndim == 2:
+            lead, _ = to_leading(arr, (spec.n,), axis, where, "direction")
+            return np.ascontiguousarray(lead), True
     raise ShapeError(
         f"{where}: directions must have the structure of x with leaf shapes {spec.shapes} "
         f"(or those shapes + (k,) for k directions), or be a flat array of shape ({spec.n},) "
-        f"or ({spec.n}, k); got {np.shape(D) if arr is not None else 'a pytree'}."
+        f"or ({spec.n}, k) (see {CONVENTION}); got "
+        f"{np.shape(D) if arr is not None else 'a pytree'}."
     )
 
 
-def tangent_outputs(tr: Any, tan: dict, k: int, batched: bool) -> Any:
-    """Output tangents in the output's structure, trailing axis k when ``batched``."""
+def tangent_outputs(tr: Any, tan: dict, k: int, batched: bool, batch_axis: int = -1) -> Any:
+    """Output tangents in the output's structure, with the batch axis k when ``batched``
+    (trailing, or leading for ``batch_axis=0``)."""
     outs = []
     for o, val in zip(tr.outs, tr.out_values()):
         val = np.asarray(val)
         t = tan.get(o.index) if type(o) is Var else None
         dt = val.dtype if val.dtype.kind == "f" else np.float64
         t = np.zeros((k,) + val.shape, dt) if t is None else np.broadcast_to(t, (k,) + val.shape)
-        outs.append(np.moveaxis(np.asarray(t, dt), 0, -1) if batched else np.asarray(t[0], dt))
+        outs.append(from_leading(np.asarray(t, dt), batched, batch_axis))
     res = pytree.unflatten(tr.out_tree, outs)
     return res
 
 
-def directional(f: Callable, x: Any, D: Any, policy: KinkPolicy | None = None) -> Any:
+def directional(f: Callable, x: Any, D: Any, policy: KinkPolicy | None = None,
+                batch_axis: int = -1) -> Any:
     """Exact one-sided directional derivatives f'(x; d) = lim_{t->0+} (f(x + t d) - f(x)) / t.
 
     All k directions go through ONE forward sweep (``mode="directional"``): each direction is
@@ -91,8 +116,11 @@ def directional(f: Callable, x: Any, D: Any, policy: KinkPolicy | None = None) -
         f: function of x written with ``kinkgrad.numpy``; any output structure.
         x: the point, an array or a pytree of arrays.
         D: directions: shaped like x (one direction), like x with a trailing axis k
-            (k directions), or flat ``(n,)`` / ``(n, k)`` with n the total size of x.
+            (k directions, the columns of D), or flat ``(n,)`` / ``(n, k)`` with n the total
+            size of x; the convention of :mod:`kinkgrad.modes.directions`.
         policy: kink policy for unresolved ties (no effect on the value).
+        batch_axis: -1 (default) for directions on a trailing axis; 0 when they are on a
+            leading axis (the rows of a ``(k, n)`` matrix; the result then has k first).
 
     Returns:
         f'(x; d) shaped like f's output, with a trailing axis k for k directions.
@@ -106,13 +134,15 @@ def directional(f: Callable, x: Any, D: Any, policy: KinkPolicy | None = None) -
         >>> kinkgrad.directional(knp.max, np.ones(3), D).tolist()   # max(d) per column
         [2.0, 3.0]
     """
+    if policy is not None and not isinstance(policy, KinkPolicy):
+        raise other_arguments("directional", "policy", policy, "a KinkPolicy")
     pol = resolve_policy(policy)
     tr = trace_at(f, x, "directional")
     spec = FlatSpec(tr)
-    dirs, batched = parse_directions(spec, D, "directional")
+    dirs, batched = parse_directions(spec, D, "directional", batch_axis)
     k = dirs.shape[0]
     tangents = {slot: leaf for slot, leaf in zip(spec.slots, spec.split(dirs))}
     tan, _ = forward_sweep(tr.eqns, tr.vals, tangents, pol, mode="directional")
-    res = tangent_outputs(tr, tan, k, batched)
+    res = tangent_outputs(tr, tan, k, batched, batch_axis)
     require_finite(tr, pytree.flatten(res)[0], "directional", "directional derivative", tan)
     return res

@@ -72,7 +72,7 @@ def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7) -> tuple[bool, flo
     res = linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=[(0, None)] * (k + 2 * n), method="highs")
     if res.status != 0:
         return False, float("inf")
-    scale = 1.0 + float(np.max(np.abs(G))) + float(np.max(np.abs(g), initial=0.0))
+    scale = 1.0 + float(np.max(np.abs(G), initial=0.0)) + float(np.max(np.abs(g), initial=0.0))
     return bool(res.fun <= rtol * scale * max(n, 1)), float(res.fun)
 
 
@@ -96,7 +96,7 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
     N, B = off, len(blocks)
     if N == 0:
         res = float(np.sum(np.abs(g - g0)))
-        return res <= rtol * (1 + float(np.max(np.abs(g)))) * max(n, 1), res
+        return res <= rtol * (1 + float(np.max(np.abs(g), initial=0.0))) * max(n, 1), res
     M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(n, N))
     S = sp.csr_matrix((np.ones(N), (np.concatenate(srows), np.arange(N))), shape=(B, N))

@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import KinkgradError, NotAbsSmoothError
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sweeps import forward_sweep, reverse_sweep
-from ._flat import FlatSpec, scalar_output, trace_at
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .active import ActiveModel
 from .expand import Expanded, expand
 from .localset import LocalSet, local_set
@@ -277,6 +277,8 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         'stationary'
     """
     for name, v, lo in (("radius", radius, 0.0), ("tol", tol, None)):
+        if isinstance(v, np.ndarray) and v.size > 1:
+            raise other_arguments("stationarity", name, v, "a number")
         ok = isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) and (
             v >= 0 if lo is not None else v > 0)
         if not ok:

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import KinkgradError
-from ._flat import FlatSpec, scalar_output, trace_at
+from ..modes.directions import refuse_nonfinite
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .active import ActiveModel
 from .expand import expand
 from .localset import LocalSet, local_set
@@ -179,7 +180,7 @@ def _product(ls: LocalSet, limit: int) -> tuple[np.ndarray, np.ndarray, bool]:
             sg[blk.members] = ss[j]
         grads.append(g)
         sigs.append(sg)
-    return np.array(grads).reshape(-1, n), _rows(sigs, m), True
+    return np.array(grads).reshape(len(grads), n), _rows(sigs, m), True
 
 
 def _rows(vectors: list, m: int) -> np.ndarray:
@@ -203,6 +204,13 @@ def _second_order(ls: LocalSet, spec: FlatSpec, found: np.ndarray, limit: int
 def _local(f: Callable, x: Any, where: str) -> tuple[LocalSet, FlatSpec, ActiveModel]:
     full, spec = _model(f, x, where)
     return local_set(full), spec, full
+
+
+def _check_limit(limit: Any, where: str) -> None:
+    if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool):
+        raise other_arguments(where, "limit", limit, "a positive int")
+    if limit < 1:
+        raise KinkgradError(f"{where}: limit={limit}; pass a positive integer.")
 
 
 def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
@@ -243,8 +251,7 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
         >>> sorted(map(tuple, cusp.matrix.tolist())), cusp.partial
         ([(-2.0, 0.0), (0.0, 0.0)], True)
     """
-    if limit < 1:
-        raise KinkgradError(f"subdifferential: limit={limit}; pass a positive integer.")
+    _check_limit(limit, "subdifferential")
     ls, spec, full = _local(f, x, "subdifferential")
     model = ls.model
     m = full.m
@@ -256,7 +263,7 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
         how = "blocks independent, every combination of their pieces realised"
     else:
         sigs, complete, lps = enumerate_signatures(model, limit)
-        G = np.array([model.gradient(sg) for sg in sigs]).reshape(-1, spec.n)
+        G = np.array([model.gradient(sg) for sg in sigs]).reshape(len(sigs), spec.n)
         S_red = _rows(sigs, model.m)
         proven = complete and (ls.exact or ls.linear)
         how = ("the local model is convex: its first-order pieces span the set" if ls.exact
@@ -289,7 +296,7 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
 def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(G) == 0:
         return G, S
-    scale = max(1.0, float(np.max(np.abs(G))))
+    scale = max(1.0, float(np.max(np.abs(G), initial=0.0)))
     _, idx = np.unique(np.round(G / scale, 9), axis=0, return_index=True)
     idx = np.sort(idx)
     return G[idx], S[idx]
@@ -324,10 +331,10 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         >>> kinkgrad.in_clarke(f, np.float64(0), 0.0), kinkgrad.in_clarke(f, np.float64(0), 1.0)
         (False, True)
     """
+    _check_limit(limit, "in_clarke")
     ls, spec, _ = _local(f, x, "in_clarke")
     vec = spec.from_tree(g, "in_clarke")
-    if not np.all(np.isfinite(vec)):
-        raise KinkgradError("in_clarke: g has NaN or infinite entries; pass a finite vector.")
+    refuse_nonfinite([vec], "in_clarke", "g")
     if ls.has_outer:
         inside, _ = in_sum_of_hulls(vec, ls.g0, ls.outer_blocks())
         if not inside:

@@ -1,6 +1,8 @@
-"""The arguments a transformation differentiates: which leaves are traced inputs, which are
-constants (integer and boolean leaves inside a container, see ``_core/pytree.py``), and the
-errors for arguments that cannot be differentiated."""
+"""The arguments a transformation differentiates: which leaves are traced inputs and which are
+constants (integer and boolean leaves inside a container, see ``_core/pytree.py``).
+
+NOTE: ``as_input`` (the conversion of the traced leaves) stays in ``api.py``, whose ``np`` the
+backends rebind to the torch namespace; this module only inspects dtypes."""
 
 from __future__ import annotations
 
@@ -10,29 +12,8 @@ import numpy as np
 
 from .._core import pytree
 from .._core.tracer import Tracer
-from ..errors import IntegerInputError, NestedTransformError
-from ._nonfinite import input_error_if_nonfinite
 
-__all__ = ["as_input", "argnums_message", "constant_leaves"]
-
-
-def as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
-    if isinstance(x, Tracer):
-        raise NestedTransformError(
-            f"{where}: an argument is already a traced value (a transformation inside another "
-            "one); kinkgrad computes first-order generalized derivatives. Differentiate the "
-            "outer function only."
-        )
-    a = np.asarray(x)
-    if a.dtype.kind not in "f":
-        raise IntegerInputError(
-            f"{where}: a differentiated argument has dtype {a.dtype}; gradients need real "
-            "floating-point inputs. Convert it (NumPy: x.astype(np.float64) or float32; torch: "
-            "x.double() or x.float()), or leave it out of argnums."
-        )
-    if check_finite:
-        input_error_if_nonfinite(a, where)
-    return a
+__all__ = ["argnums_message", "constant_leaves"]
 
 
 def argnums_message(where: str, a: int, nargs: int, kwargs: dict) -> str:

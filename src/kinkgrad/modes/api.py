@@ -23,18 +23,29 @@ from .._core.program import Literal, Program, Var
 from .._core.tracer import Trace, Tracer
 from ..backends import follow_inputs
 from ..errors import (
+    IntegerInputError,
     KinkgradError,
+    NestedTransformError,
     NonFiniteInputError,
     NonScalarOutputError,
+    ShapeError,
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
-from ._inputs import argnums_message, as_input, constant_leaves
+from ._inputs import argnums_message, constant_leaves
 from ._nonfinite import (
     check_inputs_finite,
     finite,
+    input_error_if_nonfinite,
     nonfinite_culprit,
     nonfinite_gradient,
     require_finite,
+)
+from .directions import (
+    check_batch_axis,
+    from_leading,
+    refuse_nonfinite,
+    tangents_to_leading,
+    to_leading,
 )
 from .sweeps import forward_sweep, reverse_sweep
 
@@ -69,6 +80,25 @@ class Traced:
                        len(self.vals))
 
 
+def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
+    if isinstance(x, Tracer):
+        raise NestedTransformError(
+            f"{where}: an argument is already a traced value (a transformation inside another "
+            "one); kinkgrad computes first-order generalized derivatives. Differentiate the "
+            "outer function only."
+        )
+    a = np.asarray(x)
+    if a.dtype.kind not in "f":
+        raise IntegerInputError(
+            f"{where}: a differentiated argument has dtype {a.dtype}; gradients need real "
+            "floating-point inputs. Convert it (NumPy: x.astype(np.float64) or float32; torch: "
+            "x.double() or x.float()), or leave it out of argnums."
+        )
+    if check_finite:
+        input_error_if_nonfinite(a, where)
+    return a
+
+
 def _strip(tree: Any) -> Any:
     leaves, td = pytree.flatten(tree)
     return pytree.unflatten(td, [x.value if isinstance(x, Tracer) else x for x in leaves])
@@ -86,7 +116,7 @@ def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence
     leaves, in_tree = pytree.flatten(tuple(diff))
     const = constant_leaves(diff, leaves)
     tr = Trace()
-    tracers = [tr.new_input(as_input(x, where, check_finite))
+    tracers = [tr.new_input(_as_input(x, where, check_finite))
                for x, c in zip(leaves, const) if not c]
     if any(const):  # integer/bool leaves inside an argument: constants (see _core/pytree.py)
         in_tree = pytree.mark_constants(in_tree, const, leaves)
@@ -242,81 +272,59 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
         ) -> tuple:
     """``(value, vjp_fn)``: ``vjp_fn(cotangent)`` returns a tuple with one cotangent per
     primal, an element of a conservative Jacobian (transposed) applied to the cotangent.
-    A cotangent with one extra leading axis is a batch of cotangents."""
+
+    ``vjp_fn(W, batch_axis=-1)``: a cotangent with one extra trailing axis of length k is k
+    cotangents, J^T W in one sweep, returned with the same trailing axis (``batch_axis=0``:
+    on a leading axis), the convention of :mod:`kinkgrad.modes.directions`."""
     pol = resolve_policy(policy)
     nums = list(range(len(primals)))
     tr = trace_call(f, primals, {}, nums, "vjp", has_aux)
     values = pytree.unflatten(tr.out_tree, [np.asarray(v) for v in tr.out_values()])
 
-    def vjp_fn(cotangent: Any) -> tuple:
+    def vjp_fn(cotangent: Any, batch_axis: int = -1) -> tuple:
+        axis = check_batch_axis(batch_axis, "vjp_fn")
         cts, td = pytree.flatten(cotangent)
         if len(cts) != len(tr.outs):
             raise KinkgradError("vjp_fn: the cotangent must have the structure of the output.")
         seeds: dict[int, Any] = {}
+        batched = None
         for o, c in zip(tr.outs, cts):
             if type(o) is Var:
                 c = np.asarray(c, dtype=o.dtype)
-                if c.shape[c.ndim - len(o.shape):] != tuple(o.shape):
-                    from ..errors import ShapeError
-
-                    raise ShapeError(f"vjp_fn: cotangent of shape {c.shape} does not match the "
-                                     f"output shape {tuple(o.shape)}.")
+                refuse_nonfinite([c], "vjp_fn", "the cotangent")
+                lead, b = to_leading(c, o.shape, axis, "vjp_fn", "cotangent", np)
+                if batched is not None and b != batched:
+                    raise ShapeError("vjp_fn: either every cotangent leaf has the batch axis or "
+                                     "none.")
+                batched, c = b, (lead if b else c)
                 seeds[o.index] = seeds[o.index] + c if o.index in seeds else c
-        ct = reverse_sweep(tr.eqns, tr.vals, seeds, pol, keep={v.index for v in tr.in_vars})
-        batch = ()
-        for o, c in zip(tr.outs, cts):
-            if type(o) is Var:
-                batch = np.shape(c)[: np.ndim(c) - len(o.shape)]
+        keep = {v.index for v in tr.in_vars}
+        ct = reverse_sweep(tr.eqns, tr.vals, seeds, pol, keep=keep)
+        batch = (next(iter(seeds.values())).shape[0],) if batched else ()
         leaves = []
         for v in tr.in_vars:
             c = ct.get(v.index)
-            leaves.append(np.zeros(batch + tuple(v.shape), v.dtype) if c is None
-                          else np.broadcast_to(np.asarray(c, v.dtype), batch + tuple(v.shape)))
+            c = (np.zeros(batch + tuple(v.shape), v.dtype) if c is None
+                 else np.broadcast_to(np.asarray(c, v.dtype), batch + tuple(v.shape)))
+            leaves.append(from_leading(c, True, axis, np) if batched else c)
         require_finite(tr, leaves, "vjp", "cotangent")
         return tuple(pytree.unflatten(tr.in_tree, leaves, constants="zeros"))
 
     return (values, vjp_fn, tr.aux) if has_aux else (values, vjp_fn)
 
 
-def _tangent_batch(primals: list, tangents: list) -> tuple[list, bool, int]:
-    """Tangents as leading-batch arrays; user tangents carry a trailing batch axis."""
-    batched = None
-    out = []
-    k = 1
-    for p, t in zip(primals, tangents):
-        p, t = np.asarray(p), np.asarray(t, dtype=np.asarray(p).dtype)
-        if t.shape == p.shape:
-            b = False
-        elif t.shape[:-1] == p.shape:
-            b = True
-        else:
-            from ..errors import ShapeError
-
-            raise ShapeError(f"jvp: tangent of shape {t.shape} does not match primal of shape "
-                             f"{p.shape} (or {p.shape} + (k,) for k directions).")
-        if batched is not None and b != batched:
-            from ..errors import ShapeError
-
-            raise ShapeError("jvp: either every tangent has a trailing batch axis or none.")
-        batched = b
-        if b:
-            k = t.shape[-1]
-            out.append(np.moveaxis(t, -1, 0))
-        else:
-            out.append(t[None])
-    return out, bool(batched), k
-
-
 @follow_inputs
 def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
-        policy: KinkPolicy | None = None) -> tuple:
+        policy: KinkPolicy | None = None, batch_axis: int = -1) -> tuple:
     """Forward mode: ``(value, tangent_out)`` for ``f(*primals)``.
 
     Conservative (linear) forward mode: at kinks the policy's choice is used, so the result is
     J t for an element J of the conservative Jacobian that backward mode uses (it is not the
     one-sided directional derivative at a kink; see :func:`kinkgrad.directional`). Tangents
-    with one extra trailing axis of length k are k directions, pushed through in one pass of
-    matrix products; the output tangent then has a trailing axis k.
+    with one extra trailing axis of length k are k directions (the columns of a matrix T),
+    pushed through in one pass of matrix products; the output tangent J T then has a trailing
+    axis k. ``batch_axis=0`` puts the batch first in both. The convention is the one of
+    :mod:`kinkgrad.modes.directions`.
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise KinkgradError(
@@ -324,6 +332,7 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
             f"of f, got {type(primals).__name__} and {type(tangents).__name__}; write "
             "kinkgrad.jvp(f, (x,), (t,)) for one argument."
         )
+    axis = check_batch_axis(batch_axis, "jvp")
     pol = resolve_policy(policy)
     nums = list(range(len(primals)))
     tr = trace_call(f, tuple(primals), {}, nums, "jvp")
@@ -331,12 +340,12 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
     pl, _ = pytree.flatten(tuple(primals))
     if len(tl) != len(pl):
         raise KinkgradError("jvp: tangents must have the same structure as primals.")
-    ts, batched, k = _tangent_batch(pl, tl)
+    ts, batched, k = tangents_to_leading(pl, tl, axis, np)
     tan, _ = forward_sweep(tr.eqns, tr.vals, {v.index: t for v, t in zip(tr.in_vars, ts)}, pol)
-    return _tangent_outputs(tr, tan, batched, k)
+    return _tangent_outputs(tr, tan, batched, k, axis)
 
 
-def _tangent_outputs(tr: Traced, tan: dict, batched: bool, k: int) -> tuple:
+def _tangent_outputs(tr: Traced, tan: dict, batched: bool, k: int, axis: int) -> tuple:
     require_finite(tr, [tan[o.index] for o in tr.outs if type(o) is Var and o.index in tan],
                     "jvp", "tangent", tan)
     vals, touts = [], []
@@ -345,7 +354,7 @@ def _tangent_outputs(tr: Traced, tan: dict, batched: bool, k: int) -> tuple:
         t = tan.get(o.index) if type(o) is Var else None
         if t is None:
             t = np.zeros((k,) + val.shape, dtype=val.dtype if val.dtype.kind == "f" else float)
-        t = np.moveaxis(t, 0, -1) if batched else t[0]
+        t = from_leading(t, batched, axis, np)
         vals.append(val[()])
         touts.append(t)
     return (pytree.unflatten(tr.out_tree, vals), pytree.unflatten(tr.out_tree, touts))

@@ -71,6 +71,10 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
         >>> res.success, np.allclose(res.x, [1.0, -2.0, 0.5], atol=1e-6)
         (True, True)
     """
+    if not isinstance(method, str):
+        from ..abs_normal._flat import other_arguments
+
+        raise other_arguments("minimize", "method", method, "a string naming the method")
     if method not in METHODS:
         raise KinkgradError(f"minimize: method={method!r}; choose one of "
                             f"{', '.join(repr(m) for m in METHODS)}.")

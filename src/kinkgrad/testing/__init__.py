@@ -100,7 +100,8 @@ def check_grads(f: Callable, *args: Any, modes: Sequence[str] = ("fwd", "rev"),
 def check_transpose(f: Callable, *args: Any, policy: KinkPolicy | None = None, batch: int = 3,
                     rtol: float | None = None, seed: int = 0) -> None:
     """Check <v, J u> (JVP) = <J^T v, u> (VJP) for random u, v, and that a batch of
-    ``batch`` tangents (trailing axis) or cotangents (leading axis) gives the single results.
+    ``batch`` tangents or cotangents (on a trailing axis, :mod:`kinkgrad.modes.directions`)
+    gives the single results.
 
     J is the conservative Jacobian element both modes use under ``policy``, so the identity
     holds exactly (to rounding) also at kinks.
@@ -129,9 +130,9 @@ def check_transpose(f: Callable, *args: Any, policy: KinkPolicy | None = None, b
         return
     bt = _leaves(jvp(f, args, pytree.unflatten(tree, [np.moveaxis(u, 0, -1) for u in us[0]]),
                      policy=policy)[1])
-    bc = _leaves(fn(pytree.unflatten(otree, vs[0])))
+    bc = _leaves(fn(pytree.unflatten(otree, [np.moveaxis(v, 0, -1) for v in vs[0]])))
     for what, got, want in (("tangents", bt, [np.stack(t, axis=-1) for t in zip(*ts)]),
-                            ("cotangents", bc, [np.stack(c) for c in zip(*cs)])):
+                            ("cotangents", bc, [np.stack(c, axis=-1) for c in zip(*cs)])):
         for g, w in zip(got, want):
             if g.shape != w.shape or not np.allclose(g, w, rtol=0, atol=rtol * _scale(w)):
                 _fail(f"check_transpose: a batch of {batch} {what} differs from {batch} "
