@@ -210,7 +210,7 @@ class Tracer:
         if np.dtype(dtype) == self.dtype:
             return self
         raise UnsupportedOperationError(
-            f"astype: casting a traced {self.dtype} value to {np.dtype(dtype)} is not a "
+            f"astype: casting a traced {self.dtype.name} value to {np.dtype(dtype).name} is not a "
             "primitive; cast the argument before calling the transformation, or let NumPy's "
             "type promotion widen it (float32 * float64 -> float64)."
         )

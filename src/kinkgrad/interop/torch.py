@@ -42,6 +42,7 @@ import kinkgrad
 from ..errors import KinkgradError
 from ..kinks import KinkReport
 from ._api import lookup
+from ._checks import check_batch
 from ._distributed import check_distributed, mean_over_ranks
 from ._dual import RankOne, dense, dual_forward, needs_tangent
 from ._fx import SUPPORTED, TorchGraph, build_graph
@@ -112,7 +113,7 @@ def torch_program(model: torch.nn.Module, loss_fn: Callable, batch: tuple) -> ki
     """The kinkgrad :class:`~kinkgrad.Program` of the loss at ``batch``, whose inputs are the
     parameters (a dict keyed by parameter name; the batch is baked in as constants)."""
     f, params = to_kinkgrad(model, loss_fn)
-    x, y = batch
+    x, y = check_batch(batch, loss_fn, "torch_program")
     return kinkgrad.trace(f, params, to_numpy(x), to_numpy(y), argnums=0)
 
 
@@ -135,13 +136,10 @@ def _torch_grad(model: torch.nn.Module, loss_fn: Callable, x: Any, y: Any
     return float(loss.detach()), out
 
 
-def _as_tensors(model: torch.nn.Module, batch: tuple, where: str
+def _as_tensors(model: torch.nn.Module, batch: tuple, where: str, loss_fn: Any = None
                 ) -> tuple[torch.Tensor, Any]:
     """The batch as tensors on the model's device; refuses what no gradient can come from."""
-    if torch.is_inference_mode_enabled():
-        raise KinkgradError(f"{where}: called inside torch.inference_mode(), where torch forms "
-                            "no gradient; call it outside (inside torch.no_grad() is fine).")
-    x, y = batch
+    x, y = check_batch(batch, loss_fn, where, grad=True)  # see _checks.py
     p = next(model.parameters())
     x = torch.as_tensor(x, device=p.device)
     if x.is_floating_point() and x.dtype != p.dtype:
@@ -229,7 +227,7 @@ def certify_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         A :class:`TorchCertificate`; ``kinks_by_layer`` says where PyTorch had to choose.
     """
     _require_numpy_dtypes(model, "certify_torch")
-    x, y = _as_tensors(model, batch, "certify_torch")
+    x, y = _as_tensors(model, batch, "certify_torch", loss_fn)
     with torch.enable_grad():  # a gradient was asked for, also inside torch.no_grad()
         loss, g_t = _torch_grad(model, loss_fn, x, y)
     f, params = to_kinkgrad(model, loss_fn)
@@ -417,7 +415,7 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
         model = model.module
     if all_reduce:
         check_distributed(seed)
-    x, y = _as_tensors(model, batch, "clarke_grad_torch")
+    x, y = _as_tensors(model, batch, "clarke_grad_torch", loss_fn)
     graph = _graph(model, loss_fn)
     params = graph.params
     dev = next(iter(params.values())).device

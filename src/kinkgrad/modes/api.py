@@ -90,7 +90,7 @@ def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype.kind not in "f":
         raise IntegerInputError(
-            f"{where}: a differentiated argument has dtype {a.dtype}; gradients need real "
+            f"{where}: a differentiated argument has dtype {a.dtype.name}; gradients need real "
             "floating-point inputs. Convert it (NumPy: x.astype(np.float64) or float32; torch: "
             "x.double() or x.float()), or leave it out of argnums."
         )

@@ -65,7 +65,7 @@ def _labels(pred: Any, labels: Any) -> np.ndarray:
     if labels.dtype.kind not in "iu" or labels.ndim != 1 or knp.ndim(pred) != 2:
         raise ShapeError(
             f"loss: expects logits (N, C) and integer labels (N,), got "
-            f"{knp.shape(pred)} and {labels.shape} ({labels.dtype})."
+            f"{knp.shape(pred)} and {labels.shape} ({getattr(labels.dtype, 'name', labels.dtype)})."
         )
     _check_labels(labels, *knp.shape(pred))
     return labels

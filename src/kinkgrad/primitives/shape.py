@@ -106,7 +106,7 @@ def _normalize_index(idx: Any) -> tuple[tuple, bool]:
             if i.dtype == bool or i.dtype.kind in "iu":
                 advanced = True
             else:
-                raise UnsupportedOperationError(f"getitem: index of dtype {i.dtype} is not "
+                raise UnsupportedOperationError(f"getitem: index of dtype {i.dtype.name} is not "
                                                 "supported; use integers or booleans.")
         out.append(i)
     return tuple(out), advanced

@@ -1,0 +1,66 @@
+"""Checks of what the torch bridge is given, before torch meets it: a batch that is not an
+``(inputs, targets)`` pair, a loss that does not reduce to a scalar, float labels for a loss
+that takes class indices. Each raises a :class:`~kinkgrad.errors.KinkgradError` naming the
+function and the fix, instead of torch's own error from deep inside the forward or backward
+pass (``too many values to unpack``, ``grad can be implicitly created only for scalar
+outputs``, ``expected target dtype to be Long``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import KinkgradError, ShapeError
+
+__all__ = ["check_batch"]
+
+# losses whose targets are class indices (a 1-D integer tensor of length N)
+_CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss", "MultiMarginLoss")
+
+
+def _describe(batch: Any) -> str:
+    if isinstance(batch, (tuple, list)):
+        return f"a {type(batch).__name__} of {len(batch)} item{'s' if len(batch) != 1 else ''}"
+    shape = getattr(batch, "shape", None)
+    return f"a {type(batch).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def _is_float(y: Any) -> bool:
+    dt = getattr(y, "dtype", None)
+    if dt is not None and hasattr(dt, "is_floating_point"):  # a torch dtype
+        return bool(dt.is_floating_point)
+    return np.asarray(y).dtype.kind == "f"
+
+
+def check_batch(batch: Any, loss_fn: Any, where: str, grad: bool = False) -> tuple[Any, Any]:
+    """``(x, y)`` from ``batch`` after checking the batch, the loss's reduction and the
+    labels' dtype for a class-index loss; with ``grad``, that torch can form a gradient."""
+    if grad:
+        import torch
+
+        if torch.is_inference_mode_enabled():
+            raise KinkgradError(f"{where}: called inside torch.inference_mode(), where torch "
+                                "forms no gradient; call it outside (inside torch.no_grad() is "
+                                "fine).")
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise ShapeError(
+            f"{where}: batch must be a pair (inputs, targets), got {_describe(batch)}; pass "
+            f"{where}(model, loss_fn, (x, y)) (a loss that takes no targets gets (x, None))."
+        )
+    x, y = batch
+    reduction = getattr(loss_fn, "reduction", "mean")
+    if reduction not in ("mean", "sum", "batchmean"):
+        raise KinkgradError(
+            f"{where}: {type(loss_fn).__name__}(reduction={reduction!r}) returns one loss per "
+            "example; the generalized gradient is of a scalar loss. Use reduction='mean' or "
+            "'sum' (or pass lambda out, y: loss(out, y).sum())."
+        )
+    name = type(loss_fn).__name__
+    if name in _CLASS_INDEX_LOSSES and y is not None and np.ndim(y) == 1 and _is_float(y):
+        dt = str(getattr(y, "dtype", "")).removeprefix("torch.")
+        raise KinkgradError(
+            f"{where}: {name} takes integer class indices as targets, got {dt} labels; convert "
+            "them (y.long() for a tensor, y.astype(np.int64) for an array)."
+        )
+    return x, y

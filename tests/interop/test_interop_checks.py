@@ -1,0 +1,67 @@
+"""The torch bridge refuses a batch that is not a pair, a loss that does not reduce to a
+scalar and float labels for a class-index loss with KinkgradErrors naming the function and
+the fix, before torch raises its own error from inside the forward or backward pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import kinkgrad  # noqa: E402
+import kinkgrad.numpy as knp  # noqa: E402
+from kinkgrad.errors import IntegerInputError, KinkgradError, ShapeError  # noqa: E402
+from kinkgrad.interop.torch import certify_torch, clarke_grad_torch, torch_program  # noqa: E402
+
+torch.manual_seed(0)
+MODEL = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).double()
+X = torch.randn(5, 3, dtype=torch.float64)
+Y = torch.tensor([0, 1, 0, 1, 1])
+CE = torch.nn.CrossEntropyLoss()
+ENTRY = {"certify_torch": certify_torch, "clarke_grad_torch": clarke_grad_torch,
+         "torch_program": torch_program}
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY))
+@pytest.mark.parametrize("batch,what", [(X, r"a Tensor of shape \(5, 3\)"),
+                                        ((X, Y, Y), "a tuple of 3 items"), ((X,), "1 item")])
+def test_a_batch_that_is_not_a_pair(name, batch, what):
+    with pytest.raises(ShapeError, match=rf"^{name}: batch must be a pair .*{what}"):
+        ENTRY[name](MODEL, CE, batch)
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY))
+@pytest.mark.parametrize("loss,y", [(torch.nn.CrossEntropyLoss(reduction="none"), Y),
+                                    (torch.nn.MSELoss(reduction="none"),
+                                     torch.zeros(5, 2, dtype=torch.float64))])
+def test_a_loss_with_reduction_none(name, loss, y):
+    with pytest.raises(KinkgradError, match=rf"^{name}: .*reduction='none'.*'mean' or 'sum'"):
+        ENTRY[name](MODEL, loss, (X, y))
+
+
+@pytest.mark.parametrize("name", ["certify_torch", "clarke_grad_torch"])
+@pytest.mark.parametrize("loss,model", [
+    (CE, MODEL),
+    (torch.nn.NLLLoss(), torch.nn.Sequential(MODEL, torch.nn.LogSoftmax(dim=-1))),
+])
+def test_float_labels_for_a_class_index_loss(name, loss, model):
+    with pytest.raises(KinkgradError, match=r"integer class indices.*float64 labels.*y\.long"):
+        ENTRY[name](model, loss, (X, Y.double()))
+    # the integer labels work, and the reduced loss is what torch computes
+    assert ENTRY[name](model, loss, (X, Y)) is not None
+
+
+def test_the_checks_let_a_mean_loss_through_with_torchs_gradient():
+    g, _ = clarke_grad_torch(MODEL, torch.nn.MSELoss(reduction="sum"),
+                             (X, torch.zeros(5, 2, dtype=torch.float64)))
+    MODEL.zero_grad()
+    torch.nn.MSELoss(reduction="sum")(MODEL(X), torch.zeros(5, 2, dtype=torch.float64)).backward()
+    for name, p in MODEL.named_parameters():  # smooth point: PyTorch's gradient is the truth
+        np.testing.assert_allclose(np.asarray(g[name]), p.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_dtype_names_print_plainly_for_torch_tensors():
+    with pytest.raises(IntegerInputError) as info:
+        kinkgrad.grad(lambda x: knp.sum(x * 1.0))(torch.tensor([1, 2]))
+    assert "dtype int64;" in str(info.value) and 'dtype("' not in str(info.value)
