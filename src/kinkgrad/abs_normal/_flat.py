@@ -18,6 +18,7 @@ from .._core import pytree
 from .._core.program import Var
 from ..errors import (
     KinkgradError,
+    NonFiniteInputError,
     NonScalarOutputError,
     NotAbsSmoothError,
     ShapeError,
@@ -145,6 +146,11 @@ def trace_at(f: Callable, x: Any, where: str) -> Traced:
     _check_arity(f, x, where)
     tr = trace_call(f, (x,), {}, [0], where)
     check_comparisons(tr, where)
+    from ..modes._discard import domain_message
+
+    msg = domain_message(tr, where)  # an infinite local derivative (sqrt at 0) that is used
+    if msg is not None:
+        raise NonFiniteInputError(msg)
     return tr
 
 

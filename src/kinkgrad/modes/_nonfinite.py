@@ -15,6 +15,7 @@ import numpy as np
 from .._core.program import Var, _var_name
 from ..errors import NonFiniteInputError
 from ..kinks import KinkPolicy
+from ._discard import discarded_entries, domain_message
 from .sweeps import reverse_sweep
 
 __all__ = ["nonfinite_gradient", "finite", "input_error_if_nonfinite", "check_inputs_finite",
@@ -23,10 +24,15 @@ __all__ = ["nonfinite_gradient", "finite", "input_error_if_nonfinite", "check_in
 
 def nonfinite_gradient(tr: Any, out: Var, policy: KinkPolicy) -> str:
     """Message for a finite value whose gradient is not finite, naming the node at fault:
-    the first node whose value overflowed, else the node whose cotangent overflowed."""
+    the first node whose value overflowed, else the node whose cotangent overflowed (entries
+    a ``where`` discards are not at fault: modes/_discard.py)."""
+    msg = domain_message(tr, "grad")
+    if msg is not None:
+        return msg
+    gone = discarded_entries(tr.eqns, tr.vals, [out.index])
     for eqn in tr.eqns:
         v = tr.vals[eqn.out.index]
-        if np.asarray(v).dtype.kind == "f" and not np.all(np.isfinite(v)):
+        if np.asarray(v).dtype.kind == "f" and not _finite_where_kept(v, gone.get(eqn.out.index)):
             return (f"grad: the value is finite but an intermediate value is not: `{eqn.prim.name}`"
                     f" node {_var_name(eqn.out.index)} overflowed, so the gradient is not "
                     "finite; rescale the input or guard that operation.")
@@ -43,6 +49,11 @@ def nonfinite_gradient(tr: Any, out: Var, policy: KinkPolicy) -> str:
                     f"`{eqn.prim.name}` node {_var_name(eqn.out.index)} (a derivative such as "
                     "1/x^2 at a tiny x); rescale the input or guard that operation.")
     return "grad: the gradient is not finite (overflow in the backward pass)."
+
+
+def _finite_where_kept(v: Any, gone: Any) -> bool:
+    ok = np.isfinite(v)
+    return bool(ok.all() or (gone is not None and (ok | gone).all()))
 
 
 def finite(c: Any) -> bool:
@@ -67,6 +78,9 @@ def check_inputs_finite(tr: Any, where: str) -> None:
 
 def nonfinite_culprit(tr: Any, where: str) -> str:
     """Message naming the first node whose value is not finite."""
+    msg = domain_message(tr, where)
+    if msg is not None:
+        return msg
     for eqn in tr.eqns:
         v = tr.vals[eqn.out.index]
         if np.asarray(v).dtype.kind == "f" and not np.all(np.isfinite(v)):
@@ -84,6 +98,9 @@ def require_finite(tr: Any, arrays: list, where: str, what: str, tan: dict | Non
     check_inputs_finite(tr, where)
     if not all(finite(v) for v in tr.out_values() if np.asarray(v).dtype.kind == "f"):
         raise NonFiniteInputError(nonfinite_culprit(tr, where))
+    msg = domain_message(tr, where)
+    if msg is not None:
+        raise NonFiniteInputError(msg)
     for eqn in tr.eqns if tan is not None else ():
         t = tan.get(eqn.out.index)
         if t is not None and not finite(t):

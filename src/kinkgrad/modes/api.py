@@ -31,6 +31,7 @@ from ..errors import (
     ShapeError,
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
+from ._discard import finite_or_discarding
 from ._inputs import argnums_message, constant_leaves
 from ._nonfinite import (
     check_inputs_finite,
@@ -141,7 +142,12 @@ def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence
             outs.append(o.var)
         else:
             outs.append(Literal(np.asarray(o)))
-    return Traced(tr, [t.var for t in tracers], in_tree, outs, out_tree, aux)
+    traced = Traced(tr, [t.var for t in tracers], in_tree, outs, out_tree, aux)
+    if check_finite:  # a NaN value has no derivative: say where it came from
+        vals = [np.asarray(v) for v in traced.out_values()]
+        if not all(finite(v) for v in vals if v.dtype.kind == "f"):
+            raise NonFiniteInputError(nonfinite_culprit(traced, where))
+    return traced
 
 
 def _argnums(argnums: int | Sequence[int]) -> tuple[list[int], bool]:
@@ -228,6 +234,10 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         if rep is not None:  # the reverse sweep meets nodes last to first: report in program order
             rep.records.sort(key=lambda r: r.index)
         g = _grads_tree(tr, ct, single)
+        if not all(finite(c) for c in ct.values()):  # a where may discard the culprit
+            ct = finite_or_discarding(ct, tr, {out.index: seed}, pol,  # type: ignore[union-attr]
+                                      keep={v.index for v in tr.in_vars})
+            g = _grads_tree(tr, ct, single)
         if not all(finite(c) for c in ct.values()):
             check_inputs_finite(tr, "value_and_grad")
             raise NonFiniteInputError(nonfinite_gradient(tr, out, pol))
@@ -300,6 +310,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
                 seeds[o.index] = seeds[o.index] + c if o.index in seeds else c
         keep = {v.index for v in tr.in_vars}
         ct = reverse_sweep(tr.eqns, tr.vals, seeds, pol, keep=keep)
+        ct = finite_or_discarding(ct, tr, seeds, pol, keep=keep)
         batch = (next(iter(seeds.values())).shape[0],) if batched else ()
         leaves = []
         for v in tr.in_vars:
@@ -346,8 +357,8 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
 
 
 def _tangent_outputs(tr: Traced, tan: dict, batched: bool, k: int, axis: int) -> tuple:
-    require_finite(tr, [tan[o.index] for o in tr.outs if type(o) is Var and o.index in tan],
-                    "jvp", "tangent", tan)
+    require_finite(tr, [tan[o.index] for o in tr.outs if type(o) is Var and o.index in tan]
+                   + [np.asarray(v) for v in tr.out_values()], "jvp", "tangent", tan)
     vals, touts = [], []
     for o, val in zip(tr.outs, tr.out_values()):
         val = np.asarray(val)
@@ -402,6 +413,7 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
             return jac
         eye = np.eye(m, dtype=out.dtype).reshape((m,) + val.shape)
         ct = reverse_sweep(tr.eqns, tr.vals, {out.index: eye}, pol, keep={xv.index})
+        ct = finite_or_discarding(ct, tr, {out.index: eye}, pol, keep={xv.index})
         c = ct.get(xv.index)
         if c is None:
             return np.zeros(val.shape + tuple(xv.shape), dtype=xv.dtype)

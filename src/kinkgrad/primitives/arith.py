@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import Primitive, lift, register, unbroadcast
-from ..errors import KinkgradError
 
 
 def _t(t: Any, x: Any, out: Any) -> Any:
@@ -183,39 +182,43 @@ class Power(_Binary):
     def impl(self, a: Any, b: Any) -> Any:
         return np.power(a, b)
 
-    def select(self, policy, args, out, params, tangents=None, mode="policy"):
-        a, b = args
+    def domain(self, args: list, out: Any, params: dict) -> tuple[Any, str] | None:
+        """Entries where a derivative is infinite or undefined (see ``Unary.domain``)."""
+        a, b = np.asarray(args[0]), args[1]
         if isinstance(b, (int, float)) and not isinstance(b, bool) and 0 < b < 1:
-            if np.any(np.asarray(a) == 0):
-                raise KinkgradError(
-                    f"power: the derivative of x**{b} at x = 0 is infinite (not Lipschitz); "
-                    "shift the argument away from 0 or use knp.linalg.norm / knp.abs."
-                )
-        return None, 0
+            bad = np.broadcast_to(a == 0, np.shape(out))
+            if np.any(bad):
+                return bad, (f"power: the derivative of x**{b} at x = 0 is infinite (not "
+                             "Lipschitz); shift the argument away from 0 or use "
+                             "knp.linalg.norm / knp.abs")
+        bad = np.broadcast_to((a < 0) | ((a == 0) & (np.asarray(b) <= 0)), np.shape(out))
+        if not isinstance(b, (int, float, np.integer)) and np.any(bad):
+            return bad, ("power: the derivative with respect to a traced exponent needs a "
+                         "positive base (it is a**b log a), or a zero base with a positive "
+                         "exponent; use knp.exp(b * knp.log(a)) with a > 0")
+        return None
 
     def _da(self, a: Any, b: Any) -> Any:
         if isinstance(b, (int, np.integer)) or (isinstance(b, float) and b.is_integer()):
             if b == 0:
                 return np.zeros_like(a)
             return b * np.power(a, b - 1)
-        return b * np.power(a, b - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return b * np.power(a, b - 1)
 
     def _db(self, a: Any, b: Any, out: Any) -> Any:
         a = np.asarray(a)
         zero = a == 0
         # NOTE: at a = 0 with b > 0, b -> 0**b is identically 0 near b: the partial in b is
         # exactly 0 (the limit of a**b log a as a -> 0+). A negative base, or 0**b with
-        # b <= 0, has no derivative in b.
-        if np.any(a < 0) or np.any(zero & (np.asarray(b) <= 0)):
-            raise KinkgradError(
-                "power: the derivative with respect to a traced exponent needs a positive base "
-                "(it is a**b log a), or a zero base with a positive exponent; use "
-                "knp.exp(b * knp.log(a)) with a > 0."
-            )
-        if not np.any(zero):
-            return out * np.log(a)
+        # b <= 0, has no derivative in b: NaN there, reported by ``domain`` if it reaches
+        # the result (a ``where`` may discard it).
+        bad = (a < 0) | (zero & (np.asarray(b) <= 0))
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(zero, 0.0, out * np.log(np.where(zero, 1.0, a)))
+            if not np.any(zero) and not np.any(bad):
+                return out * np.log(a)
+            d = np.where(zero, 0.0, out * np.log(np.where(zero | bad, 1.0, a)))
+            return np.where(bad, np.nan, d)
 
     def jvp(self, sel, tangents, args, out, params):
         (a, b), (ta, tb) = args, tangents

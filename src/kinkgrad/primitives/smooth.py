@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import Primitive, _size, normalize_axis, register
-from ..errors import KinkgradError
 
 
 class Unary(Primitive):
@@ -21,11 +20,22 @@ class Unary(Primitive):
     c_vjp = 1
     omega = 3.0
     lo, hi = -2.0, 2.0
+    domain_check = False  # True where deriv can divide by zero (log, log1p, sqrt)
 
     def deriv(self, x: Any, out: Any) -> Any:
         raise NotImplementedError
 
+    def domain(self, args: list, out: Any, params: dict) -> tuple[Any, str] | None:
+        """Entries (a mask shaped like the output) where f or f' is not finite, and the
+        message a user gets when such an entry reaches the result; None: no such entries.
+        Such entries are not refused when the derivative is formed: the unselected branch of
+        a ``where`` may hold them (see modes/_discard.py)."""
+        return None
+
     def select(self, policy, args, out, params, tangents=None, mode="policy"):
+        if self.domain_check:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return self.deriv(args[0], out), 0
         return self.deriv(args[0], out), 0
 
     def jvp(self, sel, tangents, args, out, params):
@@ -53,19 +63,23 @@ class Exp(Unary):
 
 @register
 class Log(Unary):
-    """``log(x)`` for x > 0; derivative 1/x. Non-positive x raises (the value would be NaN)."""
+    """``log(x)`` for x > 0; derivative 1/x. Entries x <= 0 are an error when they reach the
+    result (their value is NaN or -inf), not when a ``where`` discards them."""
 
     name = numpy_name = "log"
     lo, hi = 0.2, 3.0
+    domain_check = True
 
     def impl(self, x):
         return np.log(x)
 
     def deriv(self, x, out):
-        if np.any(np.asarray(x) <= 0):
-            raise KinkgradError("log: the argument has entries <= 0, where log is not "
-                                "differentiable; add a positive offset or clip it.")
         return 1.0 / x if np.ndim(x) == 0 else np.reciprocal(x)
+
+    def domain(self, args, out, params):
+        bad = np.asarray(args[0]) <= 0
+        return (bad, "log: the argument has entries <= 0, where log is not differentiable; add "
+                     "a positive offset or clip it") if np.any(bad) else None
 
 
 @register
@@ -74,35 +88,43 @@ class Log1p(Unary):
 
     name = numpy_name = "log1p"
     lo, hi = -0.5, 2.0
+    domain_check = True
 
     def impl(self, x):
         return np.log1p(x)
 
     def deriv(self, x, out):
-        if np.any(np.asarray(x) <= -1):
-            raise KinkgradError("log1p: the argument has entries <= -1; shift it above -1.")
         return 1.0 / (1.0 + x)
+
+    def domain(self, args, out, params):
+        bad = np.asarray(args[0]) <= -1
+        return (bad, "log1p: the argument has entries <= -1; shift it above -1") \
+            if np.any(bad) else None
 
 
 @register
 class Sqrt(Unary):
     """``sqrt(x)`` for x > 0; derivative 1/(2 sqrt x). At x = 0 the derivative is infinite
-    (sqrt is not Lipschitz there), so differentiating through a zero raises."""
+    (sqrt is not Lipschitz there): differentiating through a zero raises, unless a ``where``
+    discards that entry."""
 
     name = numpy_name = "sqrt"
     c_vjp = 2
     omega = 4.0
     lo, hi = 0.2, 3.0
+    domain_check = True
 
     def impl(self, x):
         return np.sqrt(x)
 
     def deriv(self, x, out):
-        if np.any(np.asarray(out) <= 0):
-            raise KinkgradError("sqrt: derivative at 0 is infinite (sqrt is not Lipschitz at 0);"
-                                " for a Euclidean norm use knp.linalg.norm, whose derivative at 0"
-                                " is declared by the kink policy.")
         return 0.5 / out
+
+    def domain(self, args, out, params):
+        bad = ~(np.asarray(out) > 0)
+        return (bad, "sqrt: derivative at 0 is infinite (sqrt is not Lipschitz at 0); for a "
+                     "Euclidean norm use knp.linalg.norm, whose derivative at 0 is declared by "
+                     "the kink policy") if np.any(bad) else None
 
 
 @register
