@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ._extra_rules import dual_rng_begin, dual_rng_end
 from ._fx import NONSMOOTH, Op, Ref, TorchGraph, resolve
 from ._lazy import Tangents, needs_tangent, row_flag
 from ._tangent_rules import FN, ZPASS, RankOne, dense
@@ -345,7 +346,7 @@ def _maxpool(x: Any, ts_fn: TangentsFn, zero_fn: ZeroFn, op: Op, st: DualStats) 
 
 
 _SELECT: dict[str, Callable] = {"relu": _relu, "leaky_relu": _leaky, "abs": _abs,
-                                "clamp": _clamp, "maxpool2d": _maxpool}
+                                "clamp": _clamp, "maxpool2d": _maxpool}  # + amax, below
 
 
 # ---------------------------------------------------------------------- the pass
@@ -359,6 +360,7 @@ def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, A
     statistics. With no directions every kink takes the default choice (plain AD).
     """
     need = needs_tangent(graph) if need is None else need
+    rng = dual_rng_begin(graph, directions)  # dropout masks: drawn once per gradient
     st = DualStats()
     vals: list = []
     flags: list = []  # row-wise in the batch? (see _lazy.row_flag)
@@ -404,4 +406,10 @@ def dual_forward(graph: TorchGraph, x: Any, y: Any, directions: list[dict[str, A
         vals.append(v)
         flags.append(flag)
         zeros.append(z_out)
+    dual_rng_end(rng)
     return vals[graph.output.index], st
+
+
+from ._extra_dual import EXTRA_SELECT  # noqa: E402  (it builds on this module)
+
+_SELECT.update(EXTRA_SELECT)

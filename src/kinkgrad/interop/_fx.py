@@ -18,6 +18,7 @@ import torch.fx as fx
 from torch import nn
 
 from ..errors import KinkgradError, UnsupportedOperationError
+from ._fx_extra import dropout, extra_canonical, extra_module
 from ._fx_ops import FUNCS, METHODS, NONSMOOTH, SMOOTH_MODULES, SUPPORTED
 
 __all__ = ["Op", "Ref", "TorchGraph", "build_graph", "NONSMOOTH", "SUPPORTED"]
@@ -182,11 +183,9 @@ class _Builder:
                               mod.dilation, mod.ceil_mode, mod.return_indices)
         if isinstance(mod, nn.Flatten):
             return self.emit("flatten", name, (x,), start=mod.start_dim, end=mod.end_dim)
-        if isinstance(mod, nn.Dropout):
-            if mod.training and mod.p > 0:
-                raise UnsupportedOperationError(f"{what} in training mode is random; call "
-                                                "model.eval() first (dropout is then identity).")
-            return self.emit("identity", name, (x,))
+        if isinstance(mod, nn.Dropout):  # training mode: torch's mask, a constant
+            return dropout(self, name, x, mod.p) if mod.training else \
+                self.emit("identity", name, (x,))
         if type(mod) in SMOOTH_MODULES:
             return self.emit(SMOOTH_MODULES[type(mod)], name, (x,))
         if isinstance(mod, nn.CrossEntropyLoss):
@@ -195,6 +194,9 @@ class _Builder:
         if isinstance(mod, (nn.MSELoss, nn.L1Loss)):
             kind = "mse" if isinstance(mod, nn.MSELoss) else "l1"
             return self._pointwise_loss(kind, name, x, args[1], mod.reduction)
+        more = extra_module(self, mod, name, what, x, args)
+        if more is not None:
+            return more
         raise UnsupportedOperationError(
             f"{what} is not supported by the kinkgrad torch bridge. Supported {SUPPORTED}.")
 
@@ -212,6 +214,9 @@ class _Builder:
         return self._canonical(kind, name, what, b)
 
     def _canonical(self, kind: str, name: str, what: str, b: dict) -> Any:
+        more = extra_canonical(self, kind, name, what, b)
+        if more is not None:
+            return more
         if kind == "cat":  # one argument per tensor, so that each carries its tangent
             return self.emit("cat", name, tuple(b["tensors"]), dim=int(b["dim"]))
         if kind in ("add", "sub", "mul", "div", "matmul", "pow", "getitem"):

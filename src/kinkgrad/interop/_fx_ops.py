@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._fx_extra import EXTRA_FUNCS, EXTRA_METHODS, EXTRA_NONSMOOTH, EXTRA_SUPPORTED
+
 __all__ = ["NONSMOOTH", "SUPPORTED", "FUNCS", "METHODS", "SMOOTH_MODULES"]
 
 NONSMOOTH = frozenset({"relu", "leaky_relu", "abs", "clamp", "maxpool2d"})
@@ -98,5 +100,11 @@ METHODS: dict[str, tuple[str, tuple, dict]] = {
     "double": ("cast", ("input",), {"dtype": torch.float64}),
 }
 SMOOTH_MODULES = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "identity"}
+
+# more layers, functions and losses (their own module)
+FUNCS.update(EXTRA_FUNCS)
+METHODS.update(EXTRA_METHODS)
+NONSMOOTH = NONSMOOTH | EXTRA_NONSMOOTH
+SUPPORTED += EXTRA_SUPPORTED
 
 

@@ -40,7 +40,7 @@ def needs_tangent(graph: TorchGraph) -> list[bool]:
     need = [False] * len(graph.ops)
     for i in range(len(graph.ops) - 1, -1, -1):
         op = graph.ops[i]
-        if op.kind in ("size", "meta", "opaque"):  # shapes, dtypes, constants: no tangent
+        if op.kind in ("size", "meta", "opaque", "argmax"):  # shapes, dtypes, constants, indices
             continue
         if op.kind in NONSMOOTH or need[i]:
             for r in refs(op.args):
@@ -150,7 +150,7 @@ class Tangents:
         op = self.graph.ops[k]
         if op.kind == "param":
             return [d[op.name] for d in self.dirs] if op.name in self.dirs[0] else None
-        if op.kind in ("input", "const", "meta", "opaque", "size"):
+        if op.kind in ("input", "const", "meta", "opaque", "size", "argmax"):
             return None
         in_t = [self.tans[r.index] if isinstance(r, Ref) else None for r in op.args]
         if op.kind in NONSMOOTH:

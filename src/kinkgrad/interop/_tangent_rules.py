@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ._extra_rules import TORCH_FN
 from ._fx import Op
 
 __all__ = ["RankOne", "dense", "tangent", "FN", "ZPASS"]
@@ -88,6 +89,7 @@ FN: dict[str, Callable] = {
     "cross_entropy": lambda z, t, reduction, ignore_index: F.cross_entropy(
         z, t, reduction=reduction, ignore_index=ignore_index),
 }
+FN.update(TORCH_FN)  # the layers of _fx_extra
 # linear in their first (tensor) argument: the tangent is the same op applied to the tangent
 _LINEAR = {"reshape", "flatten", "getitem", "gather", "transpose", "t", "unsqueeze", "squeeze",
            "sum", "mean", "neg", "identity", "cast", "avgpool2d"}

@@ -18,6 +18,7 @@ import numpy as np
 from .. import numpy as knp
 from .._core.tracer import is_traced
 from ..errors import ShapeError, UnsupportedOperationError
+from ._extra_rules import KNP_RULES, has_dropout, replay, snapshot
 from ._fx import Op, TorchGraph, resolve
 
 __all__ = ["make_function", "to_numpy"]
@@ -224,6 +225,9 @@ _RULES: dict[str, Callable] = {
 }
 
 
+_RULES.update(KNP_RULES)  # the layers of _fx_extra
+
+
 def _to_torch(v: Any) -> Any:
     import torch
 
@@ -282,7 +286,8 @@ def _apply(op: Op, args: tuple, params: dict, x: Any, y: Any) -> Any:
     if k == "leaky_relu":
         return knp.leaky_relu(args[0], p["alpha"])
     if k == "clamp":
-        return knp.clip(args[0], p["lo"], p["hi"])
+        return _hardtanh(args[0], p["lo"], p["hi"]) if p.get("open") else \
+            knp.clip(args[0], p["lo"], p["hi"])
     if k == "flatten":
         return _flatten(args[0], p["start"], p["end"])
     if k == "size":
@@ -294,6 +299,26 @@ def _apply(op: Op, args: tuple, params: dict, x: Any, y: Any) -> Any:
     return _RULES[k](*args, **p)
 
 
+def torch_policy(graph: TorchGraph | None = None) -> Any:
+    """PyTorch's choices at the kinks of a translated model: the "torch" preset, with ties of
+    a max-pool window (a ``max`` reduction here) given to the first maximiser as PyTorch's
+    max_pool2d does (its ``max()``/``amax`` split instead). A ``graph`` whose only ``max``
+    reductions are amax/amin/max() (no pooling, no ``max(dim)``) gets the preset's split."""
+    from ..kinks import kink_policy
+
+    if graph is not None and any(op.kind == "amax" for op in graph.ops) and not any(
+            op.kind == "maxpool2d" or op.params.get("tie") == "first" for op in graph.ops):
+        return kink_policy("torch")
+    return kink_policy("torch", max="first")
+
+
+def _hardtanh(x: Any, lo: float, hi: float) -> Any:
+    """Hardtanh as ``hi - relu((hi - lo) - relu(x - lo))``: the same values as clip, and with
+    relu'(0) = 0 (the "torch" preset) slope 0 at both bounds, as PyTorch's Hardtanh backward
+    (mask lo < x < hi), where ``torch.clamp`` takes 1 (mask lo <= x <= hi)."""
+    return hi - knp.relu((hi - lo) - knp.relu(x - lo))
+
+
 def make_function(graph: TorchGraph) -> Callable:
     """``f(params, x, y)``: the loss of the traced model written with ``kinkgrad.numpy``.
 
@@ -301,11 +326,16 @@ def make_function(graph: TorchGraph) -> Callable:
     the batch (NumPy arrays or torch tensors, converted to NumPy).
     """
 
+    dev = has_dropout(graph)  # dropout masks: those of the generator state now, every call
+    rng = None if dev is None else snapshot(dev)
+
     def f(params: dict, x: Any, y: Any = None) -> Any:
         x, y = to_numpy(x), to_numpy(y)
         env: list = []
-        for op in graph.ops:
-            env.append(_apply(op, resolve(op.args, env), params, x, y))
+        with replay(rng):
+            for op in graph.ops:
+                env.append(_apply(op, resolve(op.args, env), params, x, y))
         return env[graph.output.index]
 
+    f.graph = graph  # type: ignore[attr-defined]
     return f

@@ -228,22 +228,22 @@ def certify_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     """
     _require_numpy_dtypes(model, "certify_torch")
     x, y = _as_tensors(model, batch, "certify_torch", loss_fn)
+    f, params = to_kinkgrad(model, loss_fn)  # first: its dropout masks are the forward's
+    by_layer = _kinks_by_layer(model, loss_fn, x, y)  # (leaves torch's generator alone)
     with torch.enable_grad():  # a gradient was asked for, also inside torch.no_grad()
         loss, g_t = _torch_grad(model, loss_fn, x, y)
-    f, params = to_kinkgrad(model, loss_fn)
     xn, yn = to_numpy(x), to_numpy(y)
 
     def fp(p: dict) -> Any:
         return f(p, xn, yn)
 
-    pol = torch_policy()  # PyTorch's choices at kinks
+    pol = torch_policy(f.graph)  # PyTorch's choices at kinks
     _, g_k, rep = kinkgrad.value_and_grad(fp, report=True, policy=pol)(params)
     cert = _api("certify")(fp, params, policy=pol)
     diff = max((float(np.max(np.abs(g_k[n] - g_t[n]), initial=0.0)) for n in g_t), default=0.0)
     rtol, atol = _tolerance(next(iter(params.values())).dtype)
     scale = max((float(np.max(np.abs(g_t[n]), initial=0.0)) for n in g_t), default=0.0)
     agrees = diff <= atol + rtol * scale
-    by_layer = _kinks_by_layer(model, loss_fn, x, y)
     same_kinks = _kink_total(rep) == sum(by_layer.values())
     inside = None
     if agrees and cert.certified:
