@@ -5,10 +5,10 @@ with ``x_pad`` the input zero-padded by ``(ph, pw)`` on each side, ``Cg = C / gr
 channels per group and ``g(o)`` the group of output channel ``o``. Bilinear in ``(x, w)`` and
 smooth, so it has no kinks, no switch and no abs form of its own (like ``matmul``).
 
-NumPy: one view of all windows (``sliding_window_view``, no copy), then one tensor contraction
-(``tensordot``: the im2col copy and one BLAS product); the VJP for ``x`` is the transposed
-convolution (a product with ``w`` and a col2im scatter-add of ``kh * kw`` strided slices), the
-VJP for ``w`` the correlation of the input windows with the cotangent (one more product).
+NumPy: the window matrix (im2col, ``kh * kw`` strided slice copies into one buffer) and one
+stack of BLAS products; the VJP for ``x`` is the transposed convolution (a product with ``w``
+and a col2im scatter-add of ``kh * kw`` strided slices), the VJP for ``w`` the correlation of
+the windows with the cotangent (one more stack of products).
 On torch-backed arrays (the torch backend) the rules call ``torch.nn.functional.conv2d`` and
 ``torch.nn.grad.conv2d_input`` / ``conv2d_weight`` directly.
 Written against the module-level ``np``, which the array backends rebind.
@@ -73,87 +73,103 @@ def check_conv(xs: tuple, ws: tuple, stride: tuple, padding: tuple, dilation: tu
 
 
 # ---------------------------------------------------------------------- NumPy kernels
-def _windows(x: Any, kh: int, kw: int, p: dict) -> Any:
-    """All windows as a view (N, C, OH, OW, kh, kw) of the padded input."""
-    (sh, sw), (ph, pw), (dh, dw) = p["stride"], p["padding"], p["dilation"]
+# NOTE: the window matrix ("im2col") is built by kh * kw strided slice copies into one buffer
+# laid out (N, groups, Cg * kh * kw, OH * OW), so that every product is a stack of BLAS
+# matrix products whose result is already NCHW (no transposed copy of inputs or outputs).
+def _slices(i: int, j: int, oh: int, ow: int, p: dict) -> tuple:
+    (sh, sw), (dh, dw) = p["stride"], p["dilation"]
+    return (slice(None), slice(None), slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+def _cols(x: Any, kh: int, kw: int, p: dict) -> tuple[Any, int, int]:
+    """The window matrix of a batch x (N, C, H, W): (N, groups, Cg kh kw, OH OW), OH, OW."""
+    ph, pw = p["padding"]
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    v = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1),
-                                                 axis=(2, 3))
-    return v[:, :, ::sh, ::sw, ::dh, ::dw]
+    n, c, h, w = np.shape(x)
+    (sh, sw), (dh, dw) = p["stride"], p["dilation"]
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((n, c, kh, kw, oh, ow), dtype=np.result_type(x))
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = x[_slices(i, j, oh, ow, p)]
+    g = p["groups"]
+    return np.reshape(cols, (n, g, (c // g) * kh * kw, oh * ow)), oh, ow
+
+
+def _wmat(w: Any, g: int) -> Any:
+    o = np.shape(w)[0]
+    return np.reshape(w, (g, o // g, -1))  # (groups, O / groups, Cg kh kw)
 
 
 def _conv(x: Any, w: Any, p: dict) -> Any:
     """The convolution of a batch x (N, C, H, W) with w (O, Cg, kh, kw): (N, O, OH, OW)."""
+    o, _, kh, kw = np.shape(w)
+    cols, oh, ow = _cols(x, kh, kw, p)
+    y = np.matmul(_wmat(w, p["groups"]), cols)  # (N, groups, O / groups, OH OW)
+    return np.reshape(y, (np.shape(x)[0], o, oh, ow))
+
+
+def _flipped(w: Any, groups: int) -> Any:
+    """The kernel of the transposed stride-1 convolution: in and out channels swapped within
+    each group, both spatial axes reversed: (C, O / groups, kh, kw)."""
     o, cg, kh, kw = np.shape(w)
-    g = p["groups"]
-    v = _windows(x, kh, kw, p)
-    n, _, oh, ow = np.shape(v)[:4]
-    if g == 1:  # (N, OH, OW, C*kh*kw) @ (C*kh*kw, O): the im2col copy and one GEMM
-        y = np.tensordot(v, w, axes=([1, 4, 5], [1, 2, 3]))
-        return np.ascontiguousarray(np.moveaxis(y, 3, 1))
-    vg = np.reshape(v, (n, g, cg, oh, ow, kh, kw))
-    wg = np.reshape(w, (g, o // g, cg, kh, kw))
-    y = np.einsum("ngchwij,gocij->ngohw", vg, wg, optimize=True)
-    return np.reshape(y, (n, o, oh, ow))
+    wg = np.reshape(w[:, :, ::-1, ::-1], (groups, o // groups, cg, kh, kw))
+    return np.reshape(np.swapaxes(wg, 1, 2), (groups * cg, o // groups, kh, kw))
 
 
 def _conv_x_transpose(g: Any, w: Any, xshape: tuple, p: dict) -> Any:
     """Cotangent of x from g (N, O, OH, OW): the transposed convolution (col2im)."""
-    (sh, sw), (ph, pw), (dh, dw) = p["stride"], p["padding"], p["dilation"]
-    groups = p["groups"]
+    (ph, pw), groups = p["padding"], p["groups"]
     o, cg, kh, kw = np.shape(w)
     n, c, h, wd = xshape
+    (dh, dw) = p["dilation"]
+    qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    if p["stride"] == (1, 1) and qh >= 0 and qw >= 0 and o <= 4 * c:
+        # NOTE: at stride 1 the transpose is itself a convolution: g padded by d (k - 1) - p
+        # against the flipped kernel, with no strided scatter-add. Its window matrix has
+        # O kh kw rows against C kh kw for col2im: faster measured up to O = 2 C, slower at
+        # O = 8 C (a first layer), hence the bound
+        q = {"stride": (1, 1), "padding": (qh, qw), "dilation": (dh, dw), "groups": groups}
+        return _conv(g, _flipped(w, groups), q)
     _, _, oh, ow = np.shape(g)
-    if groups == 1:
-        cols = np.tensordot(w, g, axes=([0], [1]))  # (C, kh, kw, N, OH, OW)
-        cols = np.moveaxis(cols, 3, 0)  # (N, C, kh, kw, OH, OW)
-    else:
-        gg = np.reshape(g, (n, groups, o // groups, oh, ow))
-        wg = np.reshape(w, (groups, o // groups, cg, kh, kw))
-        cols = np.einsum("ngohw,gocij->ngcijhw", gg, wg, optimize=True)
-        cols = np.reshape(cols, (n, c, kh, kw, oh, ow))
+    gm = np.reshape(g, (n, groups, o // groups, oh * ow))
+    cols = np.matmul(np.swapaxes(_wmat(w, groups), -1, -2), gm)  # (N, groups, Cg kh kw, P)
+    cols = np.reshape(cols, (n, c, kh, kw, oh, ow))
     out = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=np.result_type(g, w))
     for i in range(kh):
         for j in range(kw):
-            r, s = i * dh, j * dw
-            out[:, :, r:r + sh * (oh - 1) + 1:sh, s:s + sw * (ow - 1) + 1:sw] += cols[:, :, i, j]
+            out[_slices(i, j, oh, ow, p)] += cols[:, :, i, j]
     return out[:, :, ph:ph + h, pw:pw + wd]
+
+
+def _gw(g: Any, cols: Any, wshape: tuple, groups: int, lead: tuple) -> Any:
+    """sum over N of g (L, N, O, P) against cols (N, groups, K, P): (L..., O, Cg, kh, kw)."""
+    n = np.shape(cols)[0]
+    o = wshape[0]
+    gm = np.reshape(g, (-1, n, groups, o // groups, np.shape(cols)[-1]))
+    r = np.sum(np.matmul(gm, np.swapaxes(cols, -1, -2)), axis=1)  # (L, groups, O/g, K)
+    return np.reshape(r, lead + tuple(wshape))
 
 
 def _conv_w_transpose(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
     """Cotangent of w from g (K..., N, O, OH, OW): window-cotangent correlation (K..., O, ...)."""
-    o, cg, kh, kw = wshape
-    groups = p["groups"]
-    v = _windows(x, kh, kw, p)  # (N, C, OH, OW, kh, kw)
-    n, c, oh, ow = np.shape(v)[:4]
-    lead = tuple(np.shape(g)[:-4])
-    if groups == 1 and not lead:
-        return np.tensordot(g, v, axes=([0, 2, 3], [0, 2, 3]))
-    gg = np.reshape(g, lead + (n, groups, o // groups, oh, ow))
-    vg = np.reshape(v, (n, groups, cg, oh, ow, kh, kw))
-    r = np.einsum("...ngohw,ngchwij->...gocij", gg, vg, optimize=True)
-    return np.reshape(r, lead + (o, cg, kh, kw))
+    cols, _, _ = _cols(x, wshape[2], wshape[3], p)
+    return _gw(g, cols, wshape, p["groups"], tuple(np.shape(g)[:-4]))
 
 
 def conv_w_per_example(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
     """Per-example kernel cotangents: ``x`` (B, N, C, H, W) and ``g`` (B, N, O, OH, OW) give
-    (B, O, Cg, kh, kw), row b the cotangent of example b's images alone (one stacked
-    product of window matrices, NumPy only)."""
-    o, cg, kh, kw = wshape
-    groups = p["groups"]
+    (B, O, Cg, kh, kw), row b the cotangent of example b's images alone (one stack of
+    products of window matrices, NumPy only)."""
     b, n = np.shape(x)[:2]
-    v = _windows(np.reshape(x, (b * n,) + tuple(np.shape(x)[2:])), kh, kw, p)
-    _, c, oh, ow = np.shape(v)[:4]
-    if groups == 1:  # (B, O, N*OH*OW) @ (B, N*OH*OW, C*kh*kw)
-        cols = np.reshape(np.moveaxis(np.reshape(v, (b, n) + np.shape(v)[1:]), 2, 4),
-                          (b, n * oh * ow, c * kh * kw))
-        gm = np.reshape(np.moveaxis(np.reshape(g, (b, n, o, oh * ow)), 2, 1), (b, o, -1))
-        return np.reshape(np.matmul(gm, cols), (b, o, cg, kh, kw))
-    gg = np.reshape(g, (b, n, groups, o // groups, oh, ow))
-    vg = np.reshape(v, (b, n, groups, cg, oh, ow, kh, kw))
-    r = np.einsum("bngohw,bngchwij->bgocij", gg, vg, optimize=True)
-    return np.reshape(r, (b, o, cg, kh, kw))
+    cols, _, _ = _cols(np.reshape(x, (b * n,) + tuple(np.shape(x)[2:])), wshape[2], wshape[3], p)
+    cols = np.reshape(cols, (b, n) + tuple(np.shape(cols)[1:]))
+    o, groups = wshape[0], p["groups"]
+    gm = np.reshape(g, (b, n, groups, o // groups, np.shape(cols)[-1]))
+    r = np.sum(np.matmul(gm, np.swapaxes(cols, -1, -2)), axis=1)
+    return np.reshape(r, (b,) + tuple(wshape))
 
 
 # ---------------------------------------------------------------------- torch kernels
