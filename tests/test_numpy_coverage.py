@@ -286,10 +286,103 @@ def test_matrix_norm_gradients_match_torch():
         np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-14, err_msg=str(ord))
 
 
-def test_singular_value_norms_raise_naming_the_alternatives():
-    for ord in ("nuc", 2, -2):
-        with pytest.raises(UnsupportedOperationError, match="ord=1, -1, inf, -inf or 'fro'"):
-            knp.linalg.norm(np.eye(2), ord)
+def test_smallest_singular_value_norm_raises_naming_the_alternatives():
+    with pytest.raises(UnsupportedOperationError, match="ord=2, 'nuc', 1, -1, inf, -inf"):
+        knp.linalg.norm(np.eye(2), -2)
+
+
+@pytest.mark.parametrize("ord", ["nuc", 2])
+@pytest.mark.parametrize("axis", [None, (1, 0), (0, 2)])
+def test_singular_value_norms_match_numpy_torch_and_differences(ord, axis):
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(3, 4) if axis != (0, 2) else (3, 2, 4))
+    for keep in (False, True):
+        np.testing.assert_allclose(knp.linalg.norm(x, ord, axis, keep),
+                                   np.linalg.norm(x, ord, axis, keep), rtol=1e-13)
+
+    def plain(y):
+        return float(np.sum(np.linalg.norm(y, ord, axis)))
+
+    g = kinkgrad.grad(lambda y: knp.sum(knp.linalg.norm(y, ord, axis)))(x)
+    np.testing.assert_allclose(g, fd_grad(plain, x), rtol=1e-6, atol=1e-8)
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    dims = (-2, -1) if axis is None else axis
+    torch.linalg.matrix_norm(xt, ord=ord, dim=dims).sum().backward()
+    np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _svd(x):
+    U, s, Vt = np.linalg.svd(x)
+    return U, s, Vt.T
+
+
+def in_nuclear_subdifferential(g, x, tol=1e-9) -> bool:
+    """G = U_1 V_1^T + W with U_1^T W = 0, W V_1 = 0, ||W||_2 <= 1 (Watson 1992)."""
+    U, s, V = _svd(x)
+    r = int(np.sum(s > 1e-12 * max(s[0], 1.0)))
+    W = g - U[:, :r] @ V[:, :r].T
+    return bool(np.abs(U[:, :r].T @ W).max(initial=0) < tol
+                and np.abs(W @ V[:, :r]).max(initial=0) < tol
+                and np.linalg.norm(W, 2) <= 1 + tol)
+
+
+def in_spectral_subdifferential(g, x, tol=1e-9) -> bool:
+    """G = U_1 M V_1^T with M symmetric positive semidefinite of trace 1 (x != 0)."""
+    U, s, V = _svd(x)
+    r = int(np.sum(s[0] - s <= 1e-12 * s[0]))
+    M = U[:, :r].T @ g @ V[:, :r]
+    back = U[:, :r] @ M @ V[:, :r].T
+    return bool(np.abs(back - g).max() < tol and np.abs(M - M.T).max() < tol
+                and np.linalg.eigvalsh((M + M.T) / 2).min() > -tol
+                and abs(np.trace(M) - 1) < tol)
+
+
+SVD_KINKS = [
+    ("nuc rank 2", "nuc", [[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, -1.0]]),
+    ("nuc rank 1", "nuc", [[1.0, -2.0, 0.5], [2.0, -4.0, 1.0]]),
+    ("nuc zero", "nuc", [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]),
+    ("spectral tie", 2, [[1.0, 1.0, 0.0], [1.0, -1.0, 0.0], [0.0, 0.0, 0.5]]),
+    ("spectral tie 3", 2, [[2.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, -2.0, 0.0]]),
+]
+
+
+@pytest.mark.parametrize("label,ord,x", SVD_KINKS, ids=[c[0] for c in SVD_KINKS])
+def test_singular_value_norms_at_kinks_return_subgradients(label, ord, x):
+    x = np.asarray(x)
+    inside = in_nuclear_subdifferential if ord == "nuc" else in_spectral_subdifferential
+
+    def f(y):
+        return knp.linalg.norm(y, ord)
+
+    for pol in ({}, {"max": "split"}):
+        with kinkgrad.kink_policy(**pol):
+            g = kinkgrad.grad(f)(x)
+        assert inside(g, x), f"{label} {pol}: grad {g}"
+    for seed in range(3):
+        g, info = kinkgrad.clarke_grad(f, x, seed=seed)
+        assert info.kinks > 0 and inside(g, x), f"{label}: clarke_grad {g}"
+        # a limiting gradient: the gradient at x + t d along the direction it resolved with
+        d = np.asarray(info.directions)[:, 0].reshape(x.shape)
+        near = fd_grad(lambda y: float(np.linalg.norm(y, ord)), x + 1e-6 * d, h=1e-9)
+        np.testing.assert_allclose(g, near, atol=2e-5, err_msg=label)
+    with pytest.raises(kinkgrad.KinkgradError, match="not abs-smooth"):
+        kinkgrad.certify(f, x)
+
+
+def test_singular_value_norm_declared_choices():
+    tie = np.array([[1.0, 1.0, 0.0], [1.0, -1.0, 0.0], [0.0, 0.0, 0.5]])
+    # span(U_1) = span(e_1, e_2): "first" takes u = e_1, v = x^T e_1 / sqrt 2
+    np.testing.assert_allclose(kinkgrad.grad(lambda y: knp.linalg.norm(y, 2))(tie),
+                               [[0.5 ** 0.5, 0.5 ** 0.5, 0], [0, 0, 0], [0, 0, 0]], atol=1e-15)
+    with kinkgrad.kink_policy(max="split"):
+        top = np.where(tie == 0.5, 0.0, tie)  # U_1 V_1^T / 2: the tied block, x / sqrt 2 there
+        np.testing.assert_allclose(kinkgrad.grad(lambda y: knp.linalg.norm(y, 2))(tie),
+                                   top / 2 ** 0.5 / 2, atol=1e-15)
+    assert not kinkgrad.grad(lambda y: knp.linalg.norm(y, 2))(np.zeros((2, 2))).any()
+    low = np.array([[3.0, 0.0], [0.0, 0.0]])  # nuclear norm at rank 1: U_1 V_1^T
+    np.testing.assert_array_equal(kinkgrad.grad(lambda y: knp.linalg.norm(y, "nuc"))(low),
+                                  [[1.0, 0.0], [0.0, 0.0]])
 
 
 # ---------------------------------------------------------------------- smooth: erf and friends

@@ -1,6 +1,6 @@
 """Matrix norms of ``knp.linalg.norm`` over two axes: ord 1, -1, inf, -inf (composites of abs,
-sum and max/min). 'fro'/None is the Euclidean norm of the entries, the ``norm`` primitive
-itself; the singular-value norms ('nuc', 2, -2) raise.
+sum and max/min), 'nuc' and 2 (the ``svd_norm`` primitive, ``spectral.py``). 'fro'/None is
+the Euclidean norm of the entries, the ``norm`` primitive itself; ord=-2 raises.
 
 Kink convention for ord +-1 and +-inf: ``max_j sum_i |x_ij|`` (column sums; rows for inf)
 takes the ``abs`` policy at zero entries and the ``max`` policy among tied columns (rows).
@@ -62,11 +62,15 @@ def matrix_norm(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
         sums = ops.sum(ops.abs(x), axis=sum_axis)
         ext_axis -= int(ext_axis > sum_axis)
         res = (ops.max if red == "max" else ops.min)(sums, axis=ext_axis)
+    elif ord in ("nuc", 2):  # the svd_norm primitive, on the last two axes
+        rest = [i for i in range(nd) if i not in (row, col)]
+        if rest + [row, col] != list(range(nd)):
+            x = ops.transpose(x, tuple(rest + [row, col]))
+        res = ops.svd_norm(x, ord)
     else:
         raise _Unsupported(
-            f"linalg.norm: ord={ord!r} over two axes is a singular-value norm, which kinkgrad "
-            "does not provide (no SVD rule); use ord=1, -1, inf, -inf or 'fro', or flatten "
-            "first (x.reshape(-1)) for a vector norm.")
+            f"linalg.norm: ord={ord!r} (the smallest singular value) is not provided; use "
+            "ord=2, 'nuc', 1, -1, inf, -inf or 'fro'.")
     if keepdims:
         res = ops.reshape(res, tuple(1 if i in (row, col) else d for i, d in enumerate(shape)))
     return res

@@ -171,12 +171,47 @@ def _o_norm(p, xs, prm, pol):
     return out
 
 
+def _o_svd_norm(p, xs, prm, pol):
+    """Per matrix: the nuclear norm at rank r < k averages the pieces x +- c U_0 V_0^T
+    (gradients U_1 V_1^T +- U_0 V_0^T); the spectral norm raises the chosen top pair (the
+    first, or each tied one in turn under "split"), and at 0 averages +- c u v^T. The bumps
+    move singular values by c = 64 delta, keeping singular vectors exact: the gradient there
+    is the declared one exactly, and the differences stay accurate."""
+    from ..primitives.spectral import first_pair
+
+    x = xs[0]
+    m, n = x.shape[-2:]
+    flat, c = x.reshape(-1, m, n), 64.0
+    slices = []
+    for b in range(flat.shape[0]):
+        U, s, Vt = np.linalg.svd(flat[b])
+        k, tol = s.shape[0], max(m, n) * np.finfo(np.float64).eps * s[0]
+        if prm["ord"] == "nuc":
+            r1 = int(np.count_nonzero(s > tol))
+            bump = c * U[:, r1:k] @ Vt[r1:k]
+            slices.append([(1.0, bump * 0)] if r1 == k else [(0.5, bump), (0.5, -bump)])
+            continue
+        r = int(np.count_nonzero(s[0] - s <= tol))
+        if s[0] == 0:
+            bump = c * U[:, :1] @ Vt[:1]
+            slices.append([(0.5, bump), (0.5, -bump)])
+        elif r > 1 and pol.max == "split":
+            slices.append([(1.0 / r, c * U[:, i:i + 1] @ Vt[i:i + 1]) for i in range(r)])
+        else:
+            slices.append([(1.0, c * first_pair(U[:, :r], Vt[:r].T))])
+    out = []
+    for combo in itertools.product(*slices):
+        w = math.prod(wi for wi, _ in combo)
+        out.append((w, [np.stack([bi for _, bi in combo]).reshape(x.shape)]))
+    return out
+
+
 #: Piece oracles by primitive name (fallback: by policy key for one-input elementwise ops).
 #: Each maps (prim, float64 args, params, policy) to [(weight, [bump per argument])].
 KINK_ORACLES: dict[str, Callable] = {
     "relu": _o_relu, "leaky_relu": _o_leaky, "abs": _o_abs, "clip": _o_clip,
     "maximum": _o_maxmin, "minimum": _o_maxmin, "max": _o_extremum, "min": _o_extremum,
-    "sort": _o_sort, "norm": _o_norm,
+    "sort": _o_sort, "norm": _o_norm, "svd_norm": _o_svd_norm,
 }
 
 
@@ -363,7 +398,8 @@ def check_kinks(prim: Primitive, policies: Sequence[KinkPolicy] | None = None,
         dirs = np.concatenate([eye, -eye, rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], (4, case.n))])
         d1, d2 = case.one_sided(dirs, 2.0 ** -16), case.one_sided(dirs, 2.0 ** -15)
         linear = np.all(d1 == d2, axis=1, keepdims=True)
-        curved = prim.name == "norm" and params.get("ord") == 2  # not piecewise linear
+        curved = (prim.name == "norm" and params.get("ord") == 2) or \
+            prim.name == "svd_norm"  # not piecewise linear
         m = rng.choice([-1.0, 1.0], case.n) * (rng.permutation(case.n) + 1) / 32
         lex = np.concatenate([eye[:1], m[None], eye])
         lex_want = case.central(case.x0 + _DELTA * eye[0] + _DELTA ** 2 * m, lex, 2.0 ** -24)
