@@ -9,7 +9,8 @@ operators to :class:`~kinkgrad._core.tracer.Tracer`, as JAX attaches its array m
 ====  ==================================  ===================================================
 rank  modules                             what they hold
 ====  ==================================  ===================================================
-0     errors, kinks                       the error classes; the kink policy and report
+0     errors, kinks, _progress            the error classes; the kink policy and report;
+                                          progress bars
 1     _core, backends                     registry, tracer, Program, pytrees, cost model of a
                                           Program; the array backends (NumPy, torch, CuPy)
 2     primitives, extend                  the dictionary of primitives; the API to add one

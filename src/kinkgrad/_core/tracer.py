@@ -41,8 +41,10 @@ class Trace:
         return Tracer(value, self, var)
 
     def record(self, prim: Any, args: tuple, params: dict, out: Any) -> Tracer:
-        var = Var(len(self.vals), np.shape(out), out.dtype)
-        self.vals.append(out)
+        """Append ``out = prim(*args, **params)``; ``out`` is an array (``bind`` makes sure)."""
+        vals = self.vals
+        var = Var(len(vals), tuple(out.shape), out.dtype)
+        vals.append(out)
         inputs = [a.var if type(a) is Tracer else Literal(a) for a in args]
         self.eqns.append(Equation(prim, inputs, var, params))
         return Tracer(out, self, var)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,10 @@ from ..errors import NonFiniteInputError
 from ..kinks import KinkPolicy
 from ._discard import discarded_entries, domain_message
 from .sweeps import reverse_sweep
+
+# the real NumPy (``np`` is rebound to torch's namespace while the rules run on tensors)
+_ndarray, _dot = np.ndarray, np.dot
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 __all__ = ["nonfinite_gradient", "finite", "input_error_if_nonfinite", "check_inputs_finite",
            "nonfinite_culprit", "require_finite"]
@@ -57,7 +62,22 @@ def _finite_where_kept(v: Any, gone: Any) -> bool:
 
 
 def finite(c: Any) -> bool:
-    """All entries finite (about 2% of a gradient's time on an MLP)."""
+    """All entries finite.
+
+    # NOTE: a large contiguous NumPy float array is tested with one BLAS dot product c . c,
+    # which reads it once and allocates nothing: a NaN or inf entry makes it NaN or inf, and
+    # finite entries give a finite sum of squares unless it overflows, in which case the
+    # entrywise test decides. That is about half the time of isfinite(c).all() (a boolean
+    # temporary and a second pass), which checks every gradient on every call.
+    """
+    if type(c) is _ndarray and c.dtype in _BLAS_FLOATS and c.size >= 4096 and (
+            c.flags.c_contiguous):
+        flat = c.reshape(-1)
+        try:
+            if math.isfinite(_dot(flat, flat)):
+                return True
+        except FloatingPointError:  # the sum of squares overflowed under errstate "raise"
+            pass
     return bool(np.isfinite(c).all())
 
 

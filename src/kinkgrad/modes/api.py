@@ -238,9 +238,9 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
             ct = finite_or_discarding(ct, tr, {out.index: seed}, pol,  # type: ignore[union-attr]
                                       keep={v.index for v in tr.in_vars})
             g = _grads_tree(tr, ct, single)
-        if not all(finite(c) for c in ct.values()):
-            check_inputs_finite(tr, "value_and_grad")
-            raise NonFiniteInputError(nonfinite_gradient(tr, out, pol))
+            if not all(finite(c) for c in ct.values()):
+                check_inputs_finite(tr, "value_and_grad")
+                raise NonFiniteInputError(nonfinite_gradient(tr, out, pol))
         value = np.asarray(val)[()]
         head = (value, tr.aux) if has_aux else value
         return (head, g, rep) if report else (head, g)
