@@ -1,4 +1,6 @@
-"""``knp.linalg``: vector norms (ord 1, 2, inf) with declared derivatives at kinks."""
+"""``knp.linalg``: ``norm`` with declared derivatives at kinks: vector norms (ord 1, 2, inf)
+and, over two axes as NumPy reads them, matrix norms (ord 1, -1, inf, -inf, 'fro', 'nuc', 2;
+see ``primitives/_matnorm.py`` and ``primitives/spectral.py``)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,6 @@ def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
     raise UnsupportedOperationError(
-        f"kinkgrad.numpy.linalg.{name} does not exist; only linalg.norm (ord 1, 2, inf) is "
-        "provided."
+        f"kinkgrad.numpy.linalg.{name} does not exist; only linalg.norm (vector ord 1, 2, inf; "
+        "matrix ord 1, -1, inf, -inf, 'fro', 'nuc', 2) is provided."
     )
