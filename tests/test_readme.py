@@ -30,6 +30,11 @@ def test_readme_python_blocks_run() -> None:
     d = kinkgrad.directional(knp.max, np.ones(3), np.array([[1.0, 0.0], [2.0, -1.0], [0.0, -3.0]]))
     assert d.tolist() == [2.0, 0.0]  # max over each column of D
     assert out.getvalue().splitlines()[:2] == ["0.0", "2.0"]
+    # the torch example hits kinks: 8 all-zero rows x 8 first-layer ReLUs with zero bias = 64
+    # (counted by hand), certified; the first SGD step moves the biases off 0
+    lines = out.getvalue().splitlines()
+    i = lines.index("{'1': 64} True")
+    assert lines[i + 1:i + 4] == ["0 64", "1 0", "2 0"]
 
 
 def test_readme_minimize_example_claims() -> None:

@@ -77,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "info":
+        if rest in (["-h"], ["--help"]):
+            print("usage: kinkgrad info\n\nPrint the dictionary of primitives (kink choices, "
+                  "costs, omega) and the kink-policy presets.")
+            return 0
         if rest:
             parser.error(f"info takes no arguments, got {' '.join(rest)}")
         print(f"kinkgrad {__version__} (numpy {np.__version__})")

@@ -30,7 +30,9 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="kinkgrad hardness", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(  # a plain description: --help prints no reST markup
+        prog="kinkgrad hardness", description='Decide "two Clarke subgradients at 0?" for the '
+        "linear ReLU network of a DIMACS CNF formula (MILP, enumeration, SAT cross-check).")
     ap.add_argument("cnf", help="a DIMACS CNF file")
     ap.add_argument("--method", choices=["milp", "enumeration", "both"], default="milp",
                     help="exact procedure(s) on the network (default: milp)")

@@ -39,13 +39,9 @@ FULL_N_VALUES: tuple[int, ...] = (3, 4, 5, 6, 7)
 
 
 def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Iterable[Any]:
-    if not enabled:
-        return items
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc=desc, leave=False)
+    from .._progress import bar  # nested in reproduce's bar: silent in a log
+
+    return bar(items, desc=desc, leave=False, enabled=enabled)
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:

@@ -67,18 +67,24 @@ def parser() -> argparse.ArgumentParser:
         prog="kinkgrad train",
         description="Train a ReLU network with kinkgrad's backward mode, counting the kinks "
         "hit and certifying generalized gradients.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,  # every option shows its default
     )
-    p.add_argument("--dataset", choices=["digits", "breast_cancer"], default=d.dataset)
-    p.add_argument("--model", choices=["mlp", "cnn"], default=d.model)
-    p.add_argument("--epochs", type=_count(1), default=d.epochs)
-    p.add_argument("--batch", type=_count(1), default=d.batch)
-    p.add_argument("--lr", type=_positive, default=d.lr)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype)
+    p.add_argument("--dataset", choices=["digits", "breast_cancer"], default=d.dataset,
+                   help="scikit-learn dataset: digits (8x8 images, 10 classes) or "
+                   "breast_cancer (30 features, 2 classes)")
+    p.add_argument("--model", choices=["mlp", "cnn"], default=d.model,
+                   help="mlp: dense ReLU layers (--hidden); cnn: conv + max-pool (digits only)")
+    p.add_argument("--epochs", type=_count(1), default=d.epochs, help="passes over the data")
+    p.add_argument("--batch", type=_count(1), default=d.batch, help="mini-batch size")
+    p.add_argument("--lr", type=_positive, default=d.lr, help="learning rate")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype,
+                   help="floating-point type of the parameters and the data (float16 hits "
+                   "ReLU kinks far more often)")
     p.add_argument(
         "--relu0",
         type=_relu0,
         default=d.relu0,
-        help="relu'(0), the kink policy's choice in [0, 1] (default 0)",
+        help="relu'(0), the kink policy's choice in [0, 1]",
     )
     p.add_argument(
         "--gradient",
@@ -87,15 +93,18 @@ def parser() -> argparse.ArgumentParser:
         help="conservative: plain backward mode; clarke: kinkgrad.clarke_grad per "
         "batch (a guaranteed limiting gradient), with its overhead reported",
     )
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seeds the initialisation, the batch order and clarke's directions")
     p.add_argument(
         "--optimizer",
         choices=["sgd", "vanilla", "adam"],
         default=d.optimizer,
         help="sgd (with --momentum), vanilla (plain SGD) or adam",
     )
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--loss", choices=["cross_entropy", "mse", "l1", "hinge"], default=d.loss)
+    p.add_argument("--momentum", type=float, default=d.momentum,
+                   help="momentum of --optimizer sgd")
+    p.add_argument("--loss", choices=["cross_entropy", "mse", "l1", "hinge"], default=d.loss,
+                   help="training loss (mse and l1 against one-hot labels; multiclass hinge)")
     p.add_argument(
         "--hidden",
         type=_count(1),
@@ -108,14 +117,17 @@ def parser() -> argparse.ArgumentParser:
         type=_count(0),
         default=d.certify_every,
         metavar="K",
-        help="run kinkgrad.certify on every K-th batch (0: never; default: every "
-        "batch; a cnn batch costs about 40 ms to certify, several times its gradient); "
+        help="run kinkgrad.certify on every K-th batch (0: never; None: every batch; "
+        "certifying a batch costs more than its gradient); "
         "certified_fraction is over the batches checked",
     )
     p.add_argument(
-        "--save", metavar="PATH", type=_save_path, help="save the trained parameters (.npz)"
+        "--save", metavar="PATH", type=_save_path,
+        help="save the trained parameters (.npz; None: not saved)"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress reports (a bar per epoch on a terminal, a plain line per "
+                   "epoch in a log)")
     p.add_argument(
         "--json",
         action="store_true",

@@ -14,7 +14,6 @@ certificate cost tens of seconds).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -168,13 +167,10 @@ def evaluate(
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dev dependency
-        enabled = False
-    if not enabled:
-        return None
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=True, dynamic_ncols=True)
+    """A bar per epoch on a terminal, one plain line per epoch in a log (kinkgrad._progress)."""
+    from .._progress import bar
+
+    return bar(total=total, desc=desc, unit="batch", enabled=enabled)
 
 
 def _certify_batch(f: Callable, params: Any, res: TrainResult) -> None:

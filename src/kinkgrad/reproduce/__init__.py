@@ -84,11 +84,11 @@ def run_one(name: str, out: Path, quick: bool) -> Section:
 
 def run_experiments(names: Sequence[str], out: Path, quick: bool) -> list[Section]:
     """Run the named experiments in order with a progress bar; return their sections."""
-    from tqdm.auto import tqdm
+    from .._progress import bar as progress
 
     out.mkdir(parents=True, exist_ok=True)
     sections = []
-    bar = tqdm(list(names), desc="reproduce", unit="experiment")
+    bar = progress(list(names), desc="reproduce", unit="experiment", lines="step")
     for name in bar:
         bar.set_postfix_str(name)
         sections.append(run_one(name, out, quick))
@@ -103,7 +103,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
                     "vs backward mode, directional derivatives and matrix products, NP-hardness "
                     "of two subgradients, and the ReLU'(0) study. Writes report.md and PNGs.")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes (under 2 minutes on 2 cores)")
+                        help="small sizes (about 2 minutes on 2 cores)")
     parser.add_argument("--out", default="reproduce-out", type=Path,
                         help="output folder for report.md and the plots (default: %(default)s)")
     parser.add_argument("--only", default=None, metavar="NAME[,NAME...]",

@@ -65,14 +65,14 @@ def run(out_dir: Path, quick: bool = False, dims: tuple[int, ...] | None = None)
     Returns one row per (program class, p) with the cost-model counts, ratios, bound, timings
     and a status that is ``FAIL`` when the model's backward ratio exceeds the bound.
     """
-    from tqdm.auto import tqdm
+    from .._progress import bar
 
     dims = dims or (QUICK_DIMS if quick else FULL_DIMS)
     classes = program_classes(dag_seeds=(0,) if quick else (0, 1, 2))
     jobs = [(pc, p) for p in dims for pc in classes]
     with single_thread():
         rows = [measure(pc, p, repeat=3 if quick else 7)
-                for pc, p in tqdm(jobs, desc="cheap", leave=False, unit="program")]
+                for pc, p in bar(jobs, desc="cheap", leave=False, unit="program")]
     rows.sort(key=lambda r: (r["program"], r["p"]))
     plot(rows, Path(out_dir) / "cheap_ratios.png")
     return rows

@@ -166,7 +166,7 @@ def reduction_rows(rng: np.random.Generator, directional: Callable) -> list[dict
 def timing_rows(directional: Callable, n: int, ks: tuple[int, ...], rng: np.random.Generator,
                 repeat: int) -> list[dict]:
     """For F(x) = relu(A x) at 0: batched vs separate directional derivatives vs A @ D."""
-    from tqdm.auto import tqdm
+    from .._progress import bar
 
     A = rng.standard_normal((n, n))
     x0 = np.zeros(n)
@@ -175,7 +175,7 @@ def timing_rows(directional: Callable, n: int, ks: tuple[int, ...], rng: np.rand
         return knp.relu(A @ x)
 
     rows = []
-    for k in tqdm(ks, desc="directional", leave=False, unit="k"):
+    for k in bar(ks, desc="directional", leave=False, unit="k"):
         D = rng.standard_normal((n, k))
         cols = [D[:, j].copy() for j in range(k)]
         t = interleaved({

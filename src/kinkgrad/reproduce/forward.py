@@ -123,7 +123,7 @@ def measure(name: str, p: int, timed: bool, repeat: int = 3, ld_max: int = LD_MA
 def run(out_dir: Path, quick: bool = False) -> list[dict]:
     """Model ratios for p up to 10^5 and timings of backward / forward / LD for moderate p;
     writes ``forward_vs_p.png``."""
-    from tqdm.auto import tqdm
+    from .._progress import bar
 
     timed_dims = QUICK_TIMED if quick else FULL_TIMED
     dims = sorted(set(MODEL_DIMS) | set(timed_dims))
@@ -131,7 +131,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     with single_thread():
         rows = [measure(n, p, p in timed_dims, repeat=3 if quick else 5,
                         ld_max=QUICK_LD_MAX if quick else LD_MAX)
-                for n, p in tqdm(jobs, desc="forward", leave=False, unit="program")]
+                for n, p in bar(jobs, desc="forward", leave=False, unit="program")]
     plot(rows, Path(out_dir) / "forward_vs_p.png")
     return rows
 

@@ -97,7 +97,7 @@ def gradient_rows(hardness: Any, n: int, trial: int, enumerate_set: bool) -> dic
 
 def run(out_dir: Path, quick: bool = False) -> list[dict]:
     """The scaling sweep merged with the gradient timings; writes ``hardness_scaling.png``."""
-    from tqdm.auto import tqdm
+    from .._progress import bar
 
     hardness = _hardness()
     n_values = hardness.QUICK_N_VALUES if quick else hardness.FULL_N_VALUES
@@ -106,7 +106,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
                                    enumeration_max_n=enum_max, progress=True)
     rows = []
     with single_thread():
-        for r in tqdm(scaling, desc="grad timings", leave=False):
+        for r in bar(scaling, desc="grad timings", leave=False):
             extra = gradient_rows(hardness, r["n"], r["trial"], r.get("enum") is not None)
             row = {k: r.get(k) for k in ("n", "m", "trial")}
             row["neurons"] = extra.pop("neurons")
