@@ -184,3 +184,19 @@ def test_errors_name_the_fix():
             np.ones(2), np.ones((3, 2)))
     with pytest.raises(kinkgrad.KinkgradError, match="one entry"):
         kinkgrad.vmap(kinkgrad.grad(mlp_loss), in_axes=(None, 0))(p, np.ones((2, 5)), [0, 1])
+
+
+def test_torch_tensors_take_a_loop_of_grad_and_stay_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    w, X, Y = rng.normal(size=2), rng.normal(size=(4, 2)), np.array([1.0, -1.0, 1.0, 1.0])
+
+    def loss(w, x, y):
+        return knp.relu(1.0 - y * knp.dot(x, w))
+
+    got = kinkgrad.vmap(kinkgrad.grad(loss), in_axes=(None, 0, 0))(
+        torch.tensor(w), torch.tensor(X), torch.tensor(Y))
+    assert isinstance(got, torch.Tensor)
+    # by hand: relu'(1 - y x.w) (-y x)
+    want = np.where((1 - Y * (X @ w) > 0)[:, None], -Y[:, None] * X, 0.0)
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-15)

@@ -78,10 +78,18 @@ def _moved(args: Sequence[Any], axes: list) -> list:
     return out
 
 
+def _stack(xs: list) -> Any:
+    if is_torch(xs[0]):  # torch in, torch out (the loop of grad on the torch backend)
+        import torch
+
+        return torch.stack(xs)
+    return np.stack(xs)
+
+
 def _stack_tree(results: list) -> Any:
     leaves0, td = pytree.flatten(results[0])
     cols = [pytree.flatten(r)[0] for r in results]
-    return pytree.unflatten(td, [np.stack([c[k] for c in cols]) for k in range(len(leaves0))])
+    return pytree.unflatten(td, [_stack([c[k] for c in cols]) for k in range(len(leaves0))])
 
 
 def _loop(fn: Callable, args: list, axes: list, n: int) -> Any:
