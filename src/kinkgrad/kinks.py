@@ -48,8 +48,13 @@ Clarke subdifferential (for leaky_relu with 0 <= alpha <= 1).
 Every choice is *deterministic and agnostic* in the sense of Baumgärtner and Bethke
 (arXiv 2407.09639): one fixed value, independent of where the kink occurs in the program and
 of the point. Whatever the choices, backward mode returns an element of a conservative
-gradient of the traced program (Bolte and Pauwels), and every element so returned is a convex
-combination of the selection gradients at the point.
+gradient of the traced program (Bolte and Pauwels). Written with abs'(0) = c_i in [-1, 1] at
+each of the m active switches, that element is the average of the 2^m selection gradients
+g(sigma), sigma in {-1, 1}^m, with weights prod_i (1 + sigma_i c_i)/2: a convex combination
+over every sign pattern, realised near the point or not (see kinkgrad.abs_normal.certify).
+Only realised patterns give limiting gradients, so the element lies in the Clarke
+subdifferential when every pattern with positive weight is realised (always under LIKQ),
+and may lie outside it otherwise; ``kinkgrad.certify`` decides which.
 """
 
 from __future__ import annotations
