@@ -309,3 +309,44 @@ def test_unsupported_layers_are_still_named_with_the_supported_list() -> None:
         f, p = to_kinkgrad(nn.Sequential(nn.Linear(2, 3), nn.LogSoftmax(1)).double(),
                            nn.NLLLoss())
         f(p, np.ones((2, 2)), np.array([0.0, 1.0]))
+
+
+# ---------------------------------------------------------------------- rows with kinks only
+@pytest.mark.parametrize("act", [nn.ELU(0.5), nn.PReLU(6), nn.GELU(),
+                                 nn.Sequential(nn.GroupNorm(2, 6), nn.SiLU())],
+                         ids=["elu", "prelu", "gelu", "groupnorm-silu"])
+def test_tangents_only_for_the_rows_with_kinks(act: nn.Module, monkeypatch) -> None:
+    """Kinks in samples 3 and 8 of twelve: the tangents formed for those rows only give the
+    same vector as tangents for the whole batch (``_lazy.ROWS = False``)."""
+    import kinkgrad.interop._lazy as lazy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), act, nn.Linear(6, 6), nn.ReLU(),
+                          nn.Linear(6, 3)).double()
+    x = torch.randn(12, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(12) % 3
+    with torch.no_grad():
+        model[0].bias[0] -= float(model[0](x)[3, 0])  # sample 3: a kink of ELU/PReLU
+        model[2].bias[1] -= float(model[2](model[1](model[0](x)))[8, 1])  # sample 8: relu
+    seen: list = []
+    upto = lazy.Tangents.upto
+
+    def spy(self, i, rows):  # noqa: ANN001, ANN202
+        out = upto(self, i, rows)
+        seen.append(None if out[1] is None else out[1].tolist())
+        return out
+
+    monkeypatch.setattr(lazy.Tangents, "upto", spy)
+    rows_mode, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0)
+    assert [8] in seen or [3, 8] in seen, seen  # the layer passes rows through
+    lazy.ROWS = False
+    try:
+        full, _ = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0)
+    finally:
+        lazy.ROWS = True
+    assert info.total_kinks >= 1 and info.total_unresolved == 0
+    for n in full:
+        torch.testing.assert_close(rows_mode[n], full[n], rtol=1e-12, atol=1e-14)
+    want = nearby(model, nn.CrossEntropyLoss(), x, y, info.directions[0])
+    for n in full:
+        np.testing.assert_allclose(full[n].numpy(), want[n], rtol=1e-5, atol=1e-6)

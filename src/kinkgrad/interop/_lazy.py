@@ -30,7 +30,7 @@ ROWS = True  # form tangents for the rows with kinks only (False: always the who
 # ops acting entry by entry (with broadcasting) or window by window within a sample
 _ELEMENTWISE = {"relu", "leaky_relu", "abs", "clamp", "maxpool2d", "avgpool2d", "neg",
                 "identity", "cast", "add", "sub", "mul", "div", "pow", "tanh", "sigmoid", "exp",
-                "log"}
+                "log", "gelu", "silu", "chanmul"}
 # shape ops that keep the batch axis in front keep every sample's entries in its own row
 _RESHAPES = {"reshape", "flatten", "squeeze", "unsqueeze"}
 
@@ -92,7 +92,9 @@ def row_flag(op: Op, flags: list, args: tuple, out: Any, batch: int) -> bool | N
         return True if flags[0] and x.shape[0] == batch else None
     if kind == "transpose":
         return True if 0 not in _dims(op, args, ("dim0", "dim1"), x.dim()) else None
-    if kind in ("sum", "mean", "log_softmax", "logsumexp"):
+    if kind == "groupnorm":  # within each sample, like layernorm
+        return True if flags[0] and not any(flags[1:]) else None
+    if kind in ("sum", "mean", "log_softmax", "logsumexp", "softmax"):
         dims = _dims(op, args, ("dim",), x.dim())
         return True if dims is not None and 0 not in dims else None
     if kind in _ELEMENTWISE:  # an operand off the batch must not align an axis with it
