@@ -439,3 +439,17 @@ def test_jax_gradients_where_installed():
     for ours, theirs in pairs:
         np.testing.assert_allclose(kinkgrad.grad(ours)(x), np.asarray(jax.grad(theirs)(x)),
                                    rtol=1e-12, atol=1e-14)
+
+
+def test_sort_composites_in_the_abs_normal_layer():
+    """subdifferential and in_clarke see median's tie (limiting gradients e_0 and e_1) and
+    topk's (the LIKQ-free block certificate of a k-way tie)."""
+    x = np.array([1.0, 1.0, 2.0])
+    s = kinkgrad.subdifferential(knp.median, x)
+    assert not s.partial
+    assert sorted(map(tuple, np.asarray(s.matrix).tolist())) == [(0.0, 1.0, 0.0),
+                                                                 (1.0, 0.0, 0.0)]
+    assert kinkgrad.in_clarke(knp.median, x, np.array([0.25, 0.75, 0.0]))
+    assert not kinkgrad.in_clarke(knp.median, x, np.array([1.0, 1.0, 0.0]))
+    rep = kinkgrad.certify(lambda v: knp.sum(knp.topk(v, 2)), np.array([3.0, 1.0, 3.0, 3.0]))
+    assert rep.certified and rep.active_kinks
