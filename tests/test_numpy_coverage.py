@@ -206,6 +206,8 @@ def test_quantile_bad_arguments_raise():
         knp.quantile(X, 1.5)
     with pytest.raises(UnsupportedOperationError, match="method"):
         knp.quantile(X, 0.5, method="weibull")
+    with pytest.raises(UnsupportedOperationError, match="weights"):
+        kinkgrad.grad(lambda y: np.percentile(y, 50, weights=np.ones(y.shape)))(X[0, 0])
     with pytest.raises(ShapeError, match="empty"):
         knp.median(np.zeros((0, 3)), axis=0)
 

@@ -55,7 +55,7 @@ def _to_last(x: Any, axis: Any, what: str) -> tuple[Any, tuple, tuple]:
 
 
 def quantile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
-             method: str = "linear", keepdims: bool = False) -> Any:
+             method: str = "linear", keepdims: bool = False, *, weights: Any = None) -> Any:
     """The q-th quantile(s) of ``a`` along ``axis`` (None: of the flattened array), as NumPy's.
 
     With v the sorted entries (n of them) and p = q (n - 1), ``method="linear"`` (NumPy's
@@ -66,8 +66,9 @@ def quantile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input:
     Kink convention: sort's (module docstring): at tied entries the ``sort`` policy; the
     result is an element of the Clarke subdifferential. q is not differentiated.
     """
-    if out is not None:
-        raise _Unsupported("quantile: out= is not supported on traced values; use the result.")
+    if out is not None or weights is not None:
+        raise _Unsupported("quantile/percentile: out= and weights= are not supported on traced "
+                           "values; use the result, or repeat entries for integer weights.")
     if method not in _METHODS:
         raise _Unsupported(f"quantile: method={method!r} is not supported; use one of "
                            f"{', '.join(_METHODS)}.")
@@ -110,12 +111,12 @@ def quantile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input:
 
 def percentile(a: Any, q: Any, axis: Any = None, out: Any = None,
                overwrite_input: bool = False, method: str = "linear",
-               keepdims: bool = False) -> Any:
+               keepdims: bool = False, *, weights: Any = None) -> Any:
     """``quantile(a, q / 100, ...)``; q in [0, 100]. Kink convention: sort's (see quantile)."""
     if _is_traced(q):
         raise _Unsupported("percentile: a traced q is not supported; pass q as a constant.")
     return quantile(a, _np.asarray(q, dtype=_np.float64) / 100.0, axis=axis, out=out,
-                    method=method, keepdims=keepdims)
+                    method=method, keepdims=keepdims, weights=weights)
 
 
 def median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
