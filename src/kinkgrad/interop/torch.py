@@ -1,16 +1,18 @@
 """PyTorch bridge: kinkgrad programs from torch models, certificates for PyTorch's gradient,
 and guaranteed Clarke gradients computed with torch on the model's device.
 
-A model made of Linear, Conv2d, ReLU, LeakyReLU, MaxPool2d, Flatten (and the functional
-forms, ``view``/``flatten``/``size``) with a usual loss (cross entropy, MSE, L1, a hinge
-written with ``relu``) is traced with ``torch.fx``. Unsupported layers raise
-:class:`~kinkgrad.errors.UnsupportedOperationError` naming the layer and the supported set.
+A model is traced with ``torch.fx``. The supported layers, losses and functions are listed in
+one place, :data:`SUPPORTED` (``_fx_ops``, extended in ``_fx_extra``), which every
+:class:`~kinkgrad.errors.UnsupportedOperationError` prints with the layer it refused.
 
-Kink convention: PyTorch's backward takes relu'(0) = 0, leaky_relu'(0) = alpha, abs'(0) = 0,
-clamp'(bound) = 1, Hardtanh'(bound) = 0 and the first maximiser of a max-pool window; under
-``_to_knp.torch_policy()`` (the "torch" preset, max-pool ties to the first maximiser)
-``kinkgrad.grad`` of the translation returns PyTorch's vector (checked by :func:`certify_torch`),
-an element of a conservative gradient; a Clarke gradient when kinkgrad certifies it.
+Kink convention: PyTorch's backward takes relu'(0) = 0, leaky_relu'(0) = PReLU'(0) = the
+negative slope, ELU'(0) = alpha, abs'(0) = 0, slope 1 at a bound of clamp/clip but 0 at a
+bound of Hardtanh/ReLU6, the first maximiser of a max-pool window and of ``x.max(dim)``, an
+even split among the tied entries of ``amax``/``amin``/``max()`` and ``torch.maximum``/
+``minimum``. The translation runs under ``_to_knp.torch_policy`` (the "torch" preset, with
+max-pool and ``max(dim)`` ties to the first maximiser), so ``kinkgrad.grad`` of it returns
+PyTorch's vector; :func:`certify_torch` checks that (``agrees``) and certifies PyTorch's
+vector, an element of a conservative gradient, as a Clarke gradient when it can.
 
 Examples:
     >>> import numpy as np, torch, kinkgrad
