@@ -89,7 +89,7 @@ def test_euclidean_norm_and_tied_where_are_not_abs_smooth():
         certify(l2, x)
     # directional derivatives still exist for the 2-norm: ||d||
     np.testing.assert_allclose(directional(l2, x, np.array([3.0, 4.0])), 5.0)
-    step = lambda v: knp.sum(knp.where(v > 0, v, 0.0))  # noqa: E731
+    step = lambda v: knp.sum(knp.where(v > 0, v + 1.0, 0.0))  # noqa: E731 - a jump at 0
     for fn in (abs_normal_form, certify, subdifferential):
         with pytest.raises(NotAbsSmoothError):
             fn(step, x)

@@ -1,0 +1,182 @@
+"""A ``where`` whose condition is tied at x, with branches that agree there: Huber written
+with ``where``, ReLU written ``where(x > 0, x, 0)``.
+
+``where(a > b, A, B)`` at a point where a = b jumps unless the branches agree on the switching
+surface {a = b} near x. kinkgrad accepts such a ``where`` for the first-order questions at x
+(``clarke_grad``, ``directional``, ``ld_derivative``, ``certify``, ``subdifferential``,
+``in_clarke``, ``stationarity``, ``abs_normal_form``) when, at every tied entry,
+
+1. the branches agree: A(x) = B(x) (to 16 units of roundoff of their size), and
+2. to first order the gap between them is a multiple of the switching quantity: with
+   z = a - b (z = b - a for ``<``, ``<=``), the directional derivatives along three random
+   directions satisfy (A - B)'(x; d) = c z'(x; d) with one c per entry (checked with a relative
+   tolerance of 1e-9), and z'(x; .) is not identically 0.
+
+Under the assumption that the branches agree on the switching surface near x (which 1. and
+2. test to first order; a test of finitely many directions cannot prove it), A - B = z (c +
+o(1)) near x, so near x the ``where`` equals
+``maximum(A, B)`` when c > 0, ``minimum(A, B)`` when c < 0, and, when c = 0 (the branches
+join with equal gradients, as Huber at |x| = 1), either branch to first order: kinkgrad
+uses A, and f is strictly differentiable there. The program is rewritten entry by entry into
+that abs-smooth form before the abs-smooth layer sees it; a condition tied where the branches
+differ, or a tied comparison used other than as a ``where`` condition, is refused as before.
+``grad`` is unchanged: plain AD follows the condition, as the program says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._core.program import Var
+from .._core.tracer import Trace, Tracer, bind
+from ..errors import NotAbsSmoothError
+from ..kinks import KinkPolicy
+from ..modes.api import Traced
+from ..modes.sweeps import forward_sweep
+from ..primitives.piecewise import Maximum, Minimum
+from ..primitives.select import Where
+
+__all__ = ["rewrite_tied_wheres"]
+
+_ORIENT = {"greater": 1.0, "greater_equal": 1.0, "less": -1.0, "less_equal": -1.0}
+_JUNCTION_TOL = 1e-9
+
+
+def _value(eqn_input: Any, vals: list) -> Any:
+    return vals[eqn_input.index] if type(eqn_input) is Var else eqn_input.value
+
+
+def rewrite_tied_wheres(tr: Traced, where: str) -> Traced:
+    """``tr`` itself when no comparison is tied; else the rewritten trace (module docstring).
+
+    Raises:
+        NotAbsSmoothError: a tied comparison whose ``where`` may jump, or that is used other
+            than as a ``where`` condition.
+    """
+    tied = {}
+    for k, eqn in enumerate(tr.eqns):
+        if eqn.prim.is_switch:
+            a, b = (_value(i, tr.vals) for i in eqn.inputs)
+            if np.any(np.equal(a, b)):
+                tied[eqn.out.index] = k
+    if not tied:
+        return tr
+    uses = _consumers(tr, set(tied))
+    plans: dict[int, tuple] = {}
+    for slot, k in tied.items():
+        cmp = tr.eqns[k]
+        for use_k, pos in uses.get(slot, []):
+            use = tr.eqns[use_k] if use_k >= 0 else None
+            if use is None or not isinstance(use.prim, Where) or pos != 0 \
+                    or cmp.prim.name not in _ORIENT:
+                _refuse(cmp, where, "it is used other than as the condition of a `where` "
+                                    "written with >, >=, < or <=")
+            plans[use_k] = (k,)
+    directions = _directions(tr)
+    tan, _ = forward_sweep(tr.eqns, tr.vals, directions, KinkPolicy(), mode="directional")
+    kinds = {use_k: _classify(tr, tr.eqns[plan[0]], tr.eqns[use_k], tan, where)
+             for use_k, plan in plans.items()}
+    return _replay(tr, set(tied), kinds)
+
+
+def _consumers(tr: Traced, slots: set[int]) -> dict[int, list]:
+    uses: dict[int, list] = {}
+    for k, eqn in enumerate(tr.eqns):
+        for pos, i in enumerate(eqn.inputs):
+            if type(i) is Var and i.index in slots:
+                uses.setdefault(i.index, []).append((k, pos))
+    for o in tr.outs:
+        if type(o) is Var and o.index in slots:
+            uses.setdefault(o.index, []).append((-1, -1))
+    return uses
+
+
+def _refuse(cmp: Any, where: str, why: str) -> None:
+    raise NotAbsSmoothError(
+        f"{where}: {cmp.prim.name}: the comparison is tied at this point and {why}, so the "
+        "function may jump there (not abs-smooth); write the branch with knp.relu, "
+        "knp.maximum, knp.minimum or knp.abs."
+    )
+
+
+def _directions(tr: Traced) -> dict[int, Any]:
+    rng = np.random.default_rng(0)
+    return {v.index: rng.standard_normal((3,) + tuple(v.shape)).astype(np.float64)
+            for v in tr.in_vars}
+
+
+def _tangent(i: Any, tan: dict, shape: tuple) -> np.ndarray:
+    t = tan.get(i.index) if type(i) is Var else None
+    return np.zeros((3,) + shape) if t is None else np.broadcast_to(t, (3,) + shape)
+
+
+def _classify(tr: Traced, cmp: Any, use: Any, tan: dict, where: str) -> np.ndarray:
+    """Per output entry of the ``where``: 0 untied, 1 maximum, -1 minimum, 2 branch A."""
+    shape = tuple(np.shape(tr.vals[use.out.index]))
+    a, b = (np.broadcast_to(_value(i, tr.vals), shape) for i in cmp.inputs)
+    A, B = (np.broadcast_to(_value(i, tr.vals), shape) for i in use.inputs[1:])
+    tie = np.equal(a, b)
+    scale = np.maximum(np.maximum(np.abs(A), np.abs(B)), 1.0)
+    eps = np.finfo(np.result_type(A, B, np.float32)).eps
+    with np.errstate(invalid="ignore"):
+        differ = ~(np.abs(A - B) <= 16 * eps * scale) | ~np.isfinite(scale)
+    if np.any(tie & differ):
+        _refuse(cmp, where, "the two branches of its `where` differ there")
+    s = _ORIENT[cmp.prim.name]
+    dz = s * (_tangent(cmp.inputs[0], tan, shape) - _tangent(cmp.inputs[1], tan, shape))
+    dgap = _tangent(use.inputs[1], tan, shape) - _tangent(use.inputs[2], tan, shape)
+    vv = np.sum(dz * dz, axis=0)
+    if np.any(tie & (vv == 0)):
+        _refuse(cmp, where, "its switching quantity is stationary there (no half-space)")
+    c = np.sum(dgap * dz, axis=0) / np.where(vv == 0, 1.0, vv)
+    resid = np.sqrt(np.sum((dgap - c * dz) ** 2, axis=0))
+    size = np.sqrt(np.sum(dgap * dgap, axis=0)) + np.sqrt(vv) * np.maximum(np.abs(c), 1.0)
+    if np.any(tie & (resid > _JUNCTION_TOL * size)):
+        _refuse(cmp, where, "the gap between the branches of its `where` is not a multiple of "
+                            "the switching quantity to first order (the branches part along "
+                            "the switching surface)")
+    rel = np.abs(c) * np.sqrt(vv) / np.maximum(size, np.finfo(np.float64).tiny)
+    kind = np.where(rel <= _JUNCTION_TOL, 2, np.where(c > 0, 1, -1))
+    return np.where(tie, kind, 0)
+
+
+def _replay(tr: Traced, tied: set[int], kinds: dict[int, np.ndarray]) -> Traced:
+    """Re-trace with tied comparisons as constants and the classified wheres rewritten."""
+    new = Trace()
+    env: dict[int, Any] = {v.index: new.new_input(tr.vals[v.index]) for v in tr.in_vars}
+    try:
+        for k, eqn in enumerate(tr.eqns):
+            args = [env[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            if eqn.out.index in tied:  # locally constant where it is not tied
+                env[eqn.out.index] = np.asarray(tr.vals[eqn.out.index])
+                continue
+            res = bind(eqn.prim, *args, **eqn.params)
+            if k in kinds:
+                res = _rewrite(kinds[k], args, res)
+            env[eqn.out.index] = res
+    finally:
+        new.active = False
+    outs = []
+    for o in tr.outs:
+        v = env[o.index] if type(o) is Var else o
+        if type(v) is Tracer:
+            outs.append(v.var)
+        else:
+            from .._core.program import Literal
+
+            outs.append(v if not isinstance(v, np.ndarray) else Literal(v))
+    in_vars = [env[v.index].var for v in tr.in_vars]
+    return Traced(new, in_vars, tr.in_tree, outs, tr.out_tree, tr.aux)
+
+
+def _rewrite(kind: np.ndarray, args: list, res: Any) -> Any:
+    _, A, B = args
+    for code, alt in ((1, lambda: Maximum.instance(A, B)),  # type: ignore[attr-defined]
+                      (-1, lambda: Minimum.instance(A, B)),  # type: ignore[attr-defined]
+                      (2, lambda: A)):
+        mask = kind == code
+        if np.any(mask):
+            res = Where.instance(mask, alt(), res)  # type: ignore[attr-defined]
+    return res
