@@ -304,8 +304,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
                 refuse_nonfinite([c], "vjp_fn", "the cotangent")
                 lead, b = to_leading(c, o.shape, axis, "vjp_fn", "cotangent", np)
                 if batched is not None and b != batched:
-                    raise ShapeError("vjp_fn: either every cotangent leaf has the batch axis or "
-                                     "none.")
+                    raise ShapeError("vjp_fn: every cotangent leaf or none has the batch axis.")
                 batched, c = b, (lead if b else c)
                 seeds[o.index] = seeds[o.index] + c if o.index in seeds else c
         keep = {v.index for v in tr.in_vars}
