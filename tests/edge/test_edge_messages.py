@@ -91,3 +91,13 @@ def test_empty_point_has_the_empty_gradient_as_its_subdifferential():
     sd = kinkgrad.subdifferential(f, np.zeros(0))
     assert len(sd.gradients) == 1 and sd.gradients[0].shape == (0,) and not sd.partial
     assert kinkgrad.in_clarke(f, np.zeros(0), np.zeros(0)) is True
+
+
+def test_missing_methods_suggest_only_knp_functions_that_exist():
+    from kinkgrad.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"\.nanmax; kinkgrad\.numpy has no such") as e:
+        kinkgrad.grad(lambda x: x.nanmax())(X)
+    assert "knp.nanmax" not in str(e.value) and not hasattr(knp, "nanmax")
+    with pytest.raises(UnknownNameError, match=r"knp\.logsumexp\(x, \.\.\.\)"):
+        kinkgrad.grad(lambda x: x.logsumexp())(X)

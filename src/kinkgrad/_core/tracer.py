@@ -222,10 +222,13 @@ class Tracer:
         # protocol probes (hasattr(x, "__dlpack__")) keep working
         if name.startswith("__"):
             raise AttributeError(name)
-        raise UnknownNameError(
-            f"a traced array has no attribute or method .{name}; call the kinkgrad.numpy "
-            f"function (knp.{name}(x, ...)) if `kinkgrad info` lists it, or write it from those."
-        )
+        from .. import numpy as knp
+
+        fix = (f"call the kinkgrad.numpy function instead: knp.{name}(x, ...)"
+               if hasattr(knp, name) else  # never suggest a knp function that does not exist
+               "kinkgrad.numpy has no such function either; write it from the functions "
+               "`kinkgrad info` lists")
+        raise UnknownNameError(f"a traced array has no attribute or method .{name}; {fix}.")
 
     # ---------------------------------------------------------------- operators
     def __pos__(self) -> Any: return self
