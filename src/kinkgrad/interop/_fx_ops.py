@@ -23,7 +23,7 @@ SUPPORTED = (
     "layers: Linear, Conv2d (zero padding), ReLU, LeakyReLU, Hardtanh, ReLU6, MaxPool2d (no "
     "ceil_mode), AvgPool2d (no padding, no ceil_mode), AdaptiveAvgPool2d(1), BatchNorm1d/2d, "
     "LayerNorm, Flatten, "
-    "Identity, Dropout (eval mode), Tanh, Sigmoid; losses: CrossEntropyLoss/cross_entropy "
+    "Identity, Dropout, Tanh, Sigmoid; losses: CrossEntropyLoss/cross_entropy "
     "(no weight, no label smoothing), MSELoss/mse_loss, L1Loss/l1_loss, hinge written with "
     "relu; functions: relu, leaky_relu, abs, clamp, linear, conv2d, max_pool2d, flatten, "
     "view/reshape/size, getitem, gather, transpose, (un)squeeze, cat, + - * / @ **, sum, "
