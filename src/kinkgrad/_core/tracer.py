@@ -8,6 +8,7 @@ the same time the forward pass. Python control flow on a traced value raises
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -222,8 +223,8 @@ class Tracer:
         # protocol probes (hasattr(x, "__dlpack__")) keep working
         if name.startswith("__"):
             raise AttributeError(name)
-        from .. import numpy as knp
-
+        # kinkgrad.numpy bound the methods, so it is loaded (looked up: no upward import)
+        knp = sys.modules.get(__package__.rsplit(".", 1)[0] + ".numpy")
         fix = (f"call the kinkgrad.numpy function instead: knp.{name}(x, ...)"
                if hasattr(knp, name) else  # never suggest a knp function that does not exist
                "kinkgrad.numpy has no such function either; write it from the functions "
