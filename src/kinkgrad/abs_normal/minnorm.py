@@ -212,12 +212,13 @@ def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
     return y
 
 
-def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np.ndarray]
-            ) -> list[np.ndarray] | None:
+def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np.ndarray],
+            enough: float = 0.0) -> list[np.ndarray] | None:
     """Wolfe's minimum-norm-point algorithm, block by block, started on the solver's support:
     minor cycles move to the affine minimiser of the support (stepping back to the simplices
     and dropping weights that reach 0), major cycles add, per block, a candidate with a
-    smaller <v, p> than the support's. Finite; None when it fails to stay feasible."""
+    smaller <v, p> than the support's. Finite; None when it fails to stay feasible. Stops as
+    soon as a feasible point has norm <= ``enough`` (that already decides "stationary")."""
     Vd = V.tocsr()
     offs = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     lam = np.concatenate(weights)
@@ -250,6 +251,9 @@ def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np
             neg = supp_all[y[supp_all] < 0]
             if neg.size == 0:
                 lam = y
+                if enough > 0 and np.min(lam) >= -1e-12 and \
+                        float(np.linalg.norm(g0 + Vd.T @ lam)) <= enough:
+                    return _feasible(lam, sizes)
                 break
             theta = float(np.min(lam[neg] / (lam[neg] - y[neg])))
             lam = lam + theta * (y - lam)
@@ -373,7 +377,7 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     # NOTE: a point within rounding of 0 cannot be improved; a bound that already meets it
     # needs no polish either
     if upper > max(1e-13 * c, enough) and best[0] < upper * (1 - 1e-6):
-        better = _polish(g0, V, sizes, weights)
+        better = _polish(g0, V, sizes, weights, enough)
         if better is not None:
             p2 = g0 + V.T @ np.concatenate(better)
             n2 = float(np.linalg.norm(p2))
