@@ -67,6 +67,16 @@ def _mkn(sa: tuple, sb: tuple) -> tuple[int, int, int, int]:
     return stack, a[-2], a[-1], b[-1]
 
 
+def _batched_matvec_vjp(g: np.ndarray, m: Any) -> np.ndarray:
+    """Rows g_k @ m for a (K, rows) batch of cotangents: one product, sparse when g is."""
+    m = np.asarray(m)
+    if g.size >= 1_000_000 and np.count_nonzero(g) <= 0.02 * g.size:
+        import scipy.sparse as sp
+
+        return np.asarray(sp.csr_matrix(g) @ m)
+    return g @ m
+
+
 @register
 class Matmul(Primitive):
     """``a @ b`` with NumPy's matmul semantics (1-D promotion, stacked broadcasting)."""
@@ -111,6 +121,12 @@ class Matmul(Primitive):
         a1, b1 = np.ndim(a) == 1, np.ndim(b) == 1
         nb = np.ndim(g) - np.ndim(out)
         g2 = np.asarray(g)
+        if nb == 1 and a1 != b1 and np.ndim(a) + np.ndim(b) == 3 and not needs[0 if b1 else 1]:
+            # NOTE: a batch of K cotangents of a matrix-vector product is one K x m by m x n
+            # product (BLAS 3, not K matrix-vector products); the abs-normal layer's seeds
+            # are mostly zero, so those go through a sparse product
+            return (None, _batched_matvec_vjp(g2, a)) if b1 else (_batched_matvec_vjp(
+                g2, np.swapaxes(b, -1, -2)), None)
         if a1 and b1:  # scalar output: (..., 1, 1)
             g2 = g2[..., None, None]
         elif a1:
