@@ -150,7 +150,8 @@ def dropout(b: Any, name: str, x: Any, p: float) -> Any:
         return b.emit("identity", name, (x,))
     shape = b.emit("size", name + ".shape", (x,), dim=None)
     dtype = b.emit("meta", name + ".dtype", (x,), attr="dtype")
-    device = next(b.root.model.parameters()).device
+    first = next(b.root.model.parameters(), None)  # the masks are drawn on the model's device
+    device = torch.device("cpu") if first is None else first.device
     mask = b.emit("dropout_mask", name + ".mask", (shape, dtype), p=float(p), device=device)
     return b.emit("mul", name, (x, mask))
 
