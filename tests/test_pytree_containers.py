@@ -153,3 +153,15 @@ def test_treedef_round_trip_and_match():
     marked = pytree.mark_constants(td, [False, False, False, True, True], leaves)
     assert pytree.match(marked, tree) == leaves[:3]
     assert pytree.match(marked, {"a": Pair(W, [B, None])}) is None
+
+
+def test_saving_namedtuple_or_dataclass_params_says_how(tmp_path):
+    from kinkgrad.errors import KinkgradError
+    from kinkgrad.nn.params import load, save
+
+    with pytest.raises(KinkgradError, match=r"_asdict\(\)"):
+        save(tmp_path / "p.npz", {"layer": Pair(W, B)})
+    with pytest.raises(KinkgradError, match=r"dataclasses\.asdict"):
+        save(tmp_path / "p.npz", Params(W, B))
+    save(tmp_path / "p.npz", {"layer": Pair(W, B)._asdict()})  # the fix works
+    np.testing.assert_array_equal(load(tmp_path / "p.npz")["layer"]["w"], W)

@@ -97,6 +97,12 @@ def num_params(tree: Any) -> int:
 # ------------------------------------------------------------------ save / load
 def _paths(tree: Any, prefix: str, out: list) -> None:
     """Readable key of every leaf, in the order of ``pytree.flatten``."""
+    if hasattr(tree, "_fields") or (hasattr(type(tree), "__dataclass_fields__")
+                                    and not isinstance(tree, type)):
+        raise KinkgradError(
+            f"save: a {type(tree).__name__} in the parameters cannot be written without pickle; "
+            "save a dict of arrays (namedtuple: p._asdict(); dataclass: dataclasses.asdict(p))."
+        )
     if isinstance(tree, (tuple, list)):
         for i, t in enumerate(tree):
             _paths(t, f"{prefix}{i}/", out)
