@@ -62,8 +62,9 @@ def test_sort_ties():
 def test_clip_at_a_bound():
     x = np.array([-1.0, 1.0, 0.0, 2.0])
     f = lambda a: knp.sum(knp.clip(a, -1.0, 1.0))  # noqa: E731
-    assert grad(f)(x).tolist() == [1.0, 1.0, 1.0, 0.0]  # default clip'(bound) = 1
-    assert grad(f, policy=kink_policy(clip=0.0))(x).tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert grad(f)(x).tolist() == [0.0, 0.0, 1.0, 0.0]  # default clip'(bound) = relu'(0) = 0
+    assert grad(f, policy=kink_policy(clip=1.0))(x).tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert grad(f, policy=kink_policy("torch"))(x).tolist() == [1.0, 1.0, 1.0, 0.0]
 
 
 def test_norms_at_zero_are_finite():

@@ -30,7 +30,8 @@ from ..primitives.piecewise import Clip, _Elementwise, _MaxMin
 from ..primitives.select import Where
 from ..primitives.smooth import Unary
 
-__all__ = ["discarded_entries", "sweep_discarding", "domain_message", "finite_or_discarding"]
+__all__ = ["discarded_entries", "sweep_discarding", "domain_message", "finite_or_discarding",
+           "recover_or_raise"]
 
 _ELEMENTWISE = (Unary, _Binary, Negative, _Elementwise, _MaxMin, Clip, Where)
 
@@ -126,6 +127,24 @@ def finite_or_discarding(ct: dict[int, Any], tr: Any, seeds: dict[int, Any],
     if again is not None and all(np.isfinite(c).all() for c in again.values()):
         return again
     return ct
+
+
+def recover_or_raise(exc: Exception, tr: Any, seeds: dict[int, Any], policy: KinkPolicy,
+                     where: str, selections: dict[int, Any] | None = None,
+                     keep: set[int] | None = None) -> dict[int, Any]:
+    """After a reverse sweep raised on a floating-point error (NumPy's error state "raise"):
+    the discarding sweep's cotangents when they are finite, else the domain error of the
+    node at fault (or ``exc`` itself)."""
+    again = sweep_discarding(tr.eqns, tr.vals, seeds, policy, selections, keep)
+    if again is not None and all(np.isfinite(c).all() for c in again.values()):
+        return again
+    with np.errstate(all="ignore"):
+        msg = domain_message(tr, where)
+    if msg is None:
+        raise exc
+    from ..errors import NonFiniteInputError
+
+    raise NonFiniteInputError(msg) from exc
 
 
 def _in_branch(eqns: list, slot: int) -> bool:
