@@ -20,11 +20,11 @@ import numpy as np
 from .._core import pytree
 from .._core.program import Var
 from ..cost import program_cost
-from ..errors import KinkgradError, NonFiniteInputError, ShapeError
+from ..errors import KinkgradError, ShapeError
 from ..kinks import KinkPolicy, resolve_policy
-from ..modes._discard import finite_or_discarding, recover_or_raise
+from ..modes._discard import guarded_reverse
 from ..modes._nonfinite import require_finite
-from ..modes.sweeps import forward_sweep, reverse_sweep
+from ..modes.sweeps import forward_sweep
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .directional import parse_directions, tangent_outputs
 from .ties import kink_counts
@@ -149,12 +149,7 @@ def clarke_grad(f: Callable, x: Any, seed: Any = None, policy: KinkPolicy | None
     ct: dict = {}
     if out is not None:
         seedv = {out.index: np.ones(out.shape, dtype=out.dtype)}
-        try:
-            ct = reverse_sweep(tr.eqns, tr.vals, seedv, pol, selections=sels,
-                               keep=set(spec.slots))
-        except NonFiniteInputError as exc:
-            ct = recover_or_raise(exc, tr, seedv, pol, "clarke_grad", sels, set(spec.slots))
-        ct = finite_or_discarding(ct, tr, seedv, pol, sels, set(spec.slots))
+        ct = guarded_reverse(tr, seedv, pol, "clarke_grad", sels, set(spec.slots))
     rep = program_cost(tr.program())
     jvp = rep.forward_pass - rep.function
     ratio = (rep.backward + pushed * jvp) / max(rep.backward, 1)
@@ -207,12 +202,7 @@ def piece_gradient(tr: Any, spec: FlatSpec, out: Any, d: np.ndarray, pol: KinkPo
     if out is None:
         return np.zeros(spec.n)
     seedv = {out.index: np.ones(out.shape, dtype=out.dtype)}
-    try:
-        ct = reverse_sweep(tr.eqns, tr.vals, seedv, pol, selections=lex.sels,
-                           keep=set(spec.slots))
-    except NonFiniteInputError as exc:
-        ct = recover_or_raise(exc, tr, seedv, pol, "clarke_grad", lex.sels, set(spec.slots))
-    ct = finite_or_discarding(ct, tr, seedv, pol, lex.sels, set(spec.slots))
+    ct = guarded_reverse(tr, seedv, pol, "clarke_grad", lex.sels, set(spec.slots))
     return spec.join([ct.get(s) for s in spec.slots])
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._core.program import Var, _var_name
+from ..errors import NonFiniteInputError
 from ..kinks import KinkPolicy
 from ..primitives.arith import Negative, _Binary
 from ..primitives.piecewise import Clip, _Elementwise, _MaxMin
@@ -31,7 +32,7 @@ from ..primitives.select import Where
 from ..primitives.smooth import Unary
 
 __all__ = ["discarded_entries", "sweep_discarding", "domain_message", "finite_or_discarding",
-           "recover_or_raise"]
+           "recover_or_raise", "guarded_reverse"]
 
 _ELEMENTWISE = (Unary, _Binary, Negative, _Elementwise, _MaxMin, Clip, Where)
 
@@ -129,6 +130,21 @@ def finite_or_discarding(ct: dict[int, Any], tr: Any, seeds: dict[int, Any],
     return ct
 
 
+def guarded_reverse(tr: Any, seeds: dict[int, Any], policy: KinkPolicy, where: str,
+                    selections: dict[int, Any] | None = None, keep: set[int] | None = None,
+                    report: Any = None, check: bool = True) -> dict[int, Any]:
+    """``reverse_sweep``, then (only on a floating-point error or, with ``check``, a result
+    that is not finite) the discarding sweep: the cotangents entry points return."""
+    from .sweeps import reverse_sweep
+
+    try:
+        ct = reverse_sweep(tr.eqns, tr.vals, seeds, policy, selections=selections,
+                           report=report, keep=keep)
+    except NonFiniteInputError as exc:  # NumPy's error state "raise"
+        return recover_or_raise(exc, tr, seeds, policy, where, selections, keep)
+    return finite_or_discarding(ct, tr, seeds, policy, selections, keep) if check else ct
+
+
 def recover_or_raise(exc: Exception, tr: Any, seeds: dict[int, Any], policy: KinkPolicy,
                      where: str, selections: dict[int, Any] | None = None,
                      keep: set[int] | None = None) -> dict[int, Any]:
@@ -142,8 +158,6 @@ def recover_or_raise(exc: Exception, tr: Any, seeds: dict[int, Any], policy: Kin
         msg = domain_message(tr, where)
     if msg is None:
         raise exc
-    from ..errors import NonFiniteInputError
-
     raise NonFiniteInputError(msg) from exc
 
 

@@ -31,7 +31,7 @@ from ..errors import (
     ShapeError,
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
-from ._discard import finite_or_discarding, recover_or_raise
+from ._discard import finite_or_discarding, guarded_reverse
 from ._inputs import argnums_message, constant_leaves
 from ._nonfinite import (
     check_inputs_finite,
@@ -48,7 +48,7 @@ from .directions import (
     tangents_to_leading,
     to_leading,
 )
-from .sweeps import forward_sweep, reverse_sweep
+from .sweeps import forward_sweep
 
 __all__ = ["trace", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "Traced", "trace_call"]
 
@@ -227,12 +227,8 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         rep = KinkReport() if report else None
         if type(out) is Var:
             seed = np.ones(out.shape, dtype=out.dtype)
-            try:
-                ct = reverse_sweep(tr.eqns, tr.vals, {out.index: seed}, pol, report=rep,
-                                   keep={v.index for v in tr.in_vars})
-            except NonFiniteInputError as exc:  # errstate "raise": a where may discard it
-                ct = recover_or_raise(exc, tr, {out.index: seed}, pol, "grad",
-                                      keep={v.index for v in tr.in_vars})
+            ct = guarded_reverse(tr, {out.index: seed}, pol, "grad", report=rep,
+                                 keep={v.index for v in tr.in_vars}, check=False)
         else:
             ct = {}
         if rep is not None:  # the reverse sweep meets nodes last to first: report in program order
@@ -312,11 +308,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
                 batched, c = b, (lead if b else c)
                 seeds[o.index] = seeds[o.index] + c if o.index in seeds else c
         keep = {v.index for v in tr.in_vars}
-        try:
-            ct = reverse_sweep(tr.eqns, tr.vals, seeds, pol, keep=keep)
-        except NonFiniteInputError as exc:
-            ct = recover_or_raise(exc, tr, seeds, pol, "vjp", keep=keep)
-        ct = finite_or_discarding(ct, tr, seeds, pol, keep=keep)
+        ct = guarded_reverse(tr, seeds, pol, "vjp", keep=keep)
         batch = (next(iter(seeds.values())).shape[0],) if batched else ()
         leaves = []
         for v in tr.in_vars:
@@ -418,11 +410,7 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
             require_finite(tr, [jac], "jacobian", "Jacobian", tan)
             return jac
         eye = np.eye(m, dtype=out.dtype).reshape((m,) + val.shape)
-        try:
-            ct = reverse_sweep(tr.eqns, tr.vals, {out.index: eye}, pol, keep={xv.index})
-        except NonFiniteInputError as exc:
-            ct = recover_or_raise(exc, tr, {out.index: eye}, pol, "jacobian", keep={xv.index})
-        ct = finite_or_discarding(ct, tr, {out.index: eye}, pol, keep={xv.index})
+        ct = guarded_reverse(tr, {out.index: eye}, pol, "jacobian", keep={xv.index})
         c = ct.get(xv.index)
         if c is None:
             return np.zeros(val.shape + tuple(xv.shape), dtype=xv.dtype)
