@@ -143,6 +143,17 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
             live.update(i.index for i in inputs if type(i) is Var)
         if keep is not None and oi not in keep:
             del ct[oi]
+        if prim.name == "getitem" and type(inputs[0]) is Var and not eqn.params["advanced"] \
+                and inputs[0].index in owned:
+            # NOTE: x[i] into a cotangent this sweep owns: add g into its slice in place
+            # instead of scattering into a zero array of x's shape and adding that (a
+            # tournament over the columns of x reads each column once: n full-size adds)
+            prev = ct[inputs[0].index]
+            nb = np.ndim(g) - np.ndim(vals[oi])
+            if type(prev) is np.ndarray and prev.shape == np.shape(g)[:nb] + np.shape(
+                    vals[inputs[0].index]):
+                prev[(slice(None),) * nb + eqn.params["idx"]] += g
+                continue
         args, needs = [], []
         for i in inputs:
             if type(i) is Var:
