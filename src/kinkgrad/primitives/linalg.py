@@ -118,6 +118,9 @@ class Matmul(Primitive):
 
     def vjp(self, sel, g, args, out, params, needs):
         a, b = args
+        if type(g) is type(a) is type(b) is np.ndarray and g.ndim == a.ndim == b.ndim == 2:
+            # the common case, two matrices and one cotangent: no promotion, no batch axes
+            return (g @ b.T if needs[0] else None, a.T @ g if needs[1] else None)
         a1, b1 = np.ndim(a) == 1, np.ndim(b) == 1
         nb = np.ndim(g) - np.ndim(out)
         g2 = np.asarray(g)
