@@ -10,7 +10,7 @@ import pytest
 import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad import nn
-from kinkgrad.errors import NonScalarOutputError, ShapeError
+from kinkgrad.errors import IntegerInputError, NonScalarOutputError, ShapeError
 from kinkgrad.nn.losses import cross_entropy
 
 
@@ -184,6 +184,12 @@ def test_errors_name_the_fix():
             np.ones(2), np.ones((3, 2)))
     with pytest.raises(kinkgrad.KinkgradError, match="one entry"):
         kinkgrad.vmap(kinkgrad.grad(mlp_loss), in_axes=(None, 0))(p, np.ones((2, 5)), [0, 1])
+    with pytest.raises(IntegerInputError, match="floating-point"):
+        kinkgrad.per_example_grad(lambda w, x: knp.sum(w * x), in_axes=(None, 0))(
+            np.ones(2, int), np.ones((3, 2)))
+    empty = kinkgrad.per_example_grad(mlp_loss, in_axes=(None, 0, 0))(
+        p, np.ones((0, 5)), np.zeros(0, int))
+    assert {k: v.shape for k, v in empty.items()} == {k: (0,) + v.shape for k, v in p.items()}
 
 
 def test_torch_tensors_take_a_loop_of_grad_and_stay_torch():

@@ -28,7 +28,7 @@ from .._core import pytree
 from .._core.program import Var
 from .._core.tracer import Trace, Tracer
 from ..backends import is_torch
-from ..errors import KinkgradError, NonScalarOutputError, ShapeError
+from ..errors import IntegerInputError, KinkgradError, NonScalarOutputError, ShapeError
 from ..kinks import KinkPolicy, resolve_policy
 from .batching import batched_forward, batched_reverse
 
@@ -280,7 +280,19 @@ def per_example_grad(f: Callable, argnums: int | Sequence[int] = 0, in_axes: Any
             return _loop(grad(f, argnums, policy=policy), list(args), axes, n)
         moved = _moved(args, axes)
         leaves_per_arg = [pytree.flatten(moved[k]) for k in nums_]
-        outs = _per_example(f, moved, axes, nums_, resolve_policy(policy), kwargs, n)
+        for leaves, _ in leaves_per_arg:
+            for x in leaves:
+                if np.asarray(x).dtype.kind != "f":
+                    raise IntegerInputError(
+                        f"per_example_grad: a differentiated argument has dtype "
+                        f"{np.asarray(x).dtype}; gradients need floating-point inputs. Convert "
+                        "it (x.astype(np.float64) or float32), or leave it out of argnums.")
+        if n == 0:  # no examples: empty gradients of the right shapes
+            outs = [np.zeros((0,) + (np.shape(x)[1:] if axes[k] is not None else np.shape(x)),
+                             np.asarray(x).dtype)
+                    for k, (leaves, _) in zip(nums_, leaves_per_arg) for x in leaves]
+        else:
+            outs = _per_example(f, moved, axes, nums_, resolve_policy(policy), kwargs, n)
         trees, pos = [], 0
         for leaves, td in leaves_per_arg:
             trees.append(pytree.unflatten(td, outs[pos:pos + len(leaves)]))
