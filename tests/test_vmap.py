@@ -206,3 +206,32 @@ def test_torch_tensors_take_a_loop_of_grad_and_stay_torch():
     # by hand: relu'(1 - y x.w) (-y x)
     want = np.where((1 - Y * (X @ w) > 0)[:, None], -Y[:, None] * X, 0.0)
     np.testing.assert_allclose(got.numpy(), want, atol=1e-15)
+
+
+def _many_ops(p, x, y):
+    """One example through most primitives: broadcasting, axis and shape rules, matmul of
+    vectors and matrices, advanced indices (adjacent: a rule; separated: the loop)."""
+    W, v = p["W"], p["v"]
+    a = knp.broadcast_to(v, (3, 4)) * W + x
+    c = knp.concatenate([a, W], axis=1)
+    d = knp.stack([a, x], axis=0)
+    terms = [knp.transpose(a)[:, 0], knp.sort(c, axis=-1)[:, 2:], knp.cumsum(a, axis=0) ** 2,
+             knp.linalg.norm(a, ord=1, axis=1), knp.linalg.norm(a, axis=0), knp.max(d, axis=0),
+             a[np.array([0, 2]), np.array([1, 3])], d[np.array([1, 0]), :, np.array([2, 3])],
+             knp.where(a > 0, a, 0.1 * a), knp.clip(x, -0.5, 0.5), knp.leaky_relu(W - x, 0.2),
+             knp.prod(knp.tanh(a[:, :2]) + 2.0, axis=1), knp.minimum(a[:, 0], x[:, 1]),
+             knp.logsumexp(c, axis=1), knp.reshape(knp.expand_dims(a, 0), (3, 4))[:, 1],
+             x[0] @ v + v @ x[1] + (x @ v)[2] + (W @ x.T)[0, 0] + (x @ W.T)[1, 2],
+             knp.abs(a) * y]
+    return sum(knp.sum(t) for t in terms)
+
+
+def test_many_primitives_per_example_wrt_parameters_and_data():
+    rng = np.random.default_rng(8)
+    p = {"W": rng.normal(size=(3, 4)), "v": rng.normal(size=4)}
+    X, Y = rng.normal(size=(6, 3, 4)), rng.normal(size=6)
+    X[2, 0, 0] = -(p["v"][0] * p["W"][0, 0])  # a at exactly 0: the abs and where kinks
+    got = kinkgrad.vmap(kinkgrad.grad(_many_ops, argnums=(0, 1)), in_axes=(None, 0, 0))(p, X, Y)
+    rows = [kinkgrad.grad(_many_ops, argnums=(0, 1))(p, X[b], Y[b]) for b in range(6)]
+    _assert_rows(got[0], [r[0] for r in rows])
+    _assert_rows(got[1], [r[1] for r in rows])
