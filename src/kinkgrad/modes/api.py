@@ -274,6 +274,7 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
         return (res[1], res[2]) if report else res[1]
 
     g.__name__ = f"grad({getattr(f, '__name__', 'f')})"
+    g.grad_of = None if has_aux or report else (f, argnums, policy)  # type: ignore[attr-defined]
     return g
 
 

@@ -305,25 +305,9 @@ def per_example_grad(f: Callable, argnums: int | Sequence[int] = 0, in_axes: Any
 
 def _grad_spec(fn: Callable) -> tuple | None:
     """``(f, argnums, policy)`` when ``fn`` is ``kinkgrad.grad(f, argnums, policy=...)``
-    without has_aux or report, else None (read from the closures of ``grad``)."""
-    def cells(func: Any) -> dict:
-        code = getattr(func, "__code__", None)
-        if code is None or not func.__closure__:
-            return {}
-        try:
-            return {k: c.cell_contents for k, c in zip(code.co_freevars, func.__closure__)}
-        except ValueError:  # an empty cell
-            return {}
-
-    if not getattr(fn, "__name__", "").startswith("grad("):
-        return None
-    outer = cells(fn)
-    inner = cells(getattr(outer.get("vg"), "__wrapped__", None))
-    if not {"f", "nums", "single", "policy"} <= set(inner) or outer.get("has_aux") or \
-            outer.get("report") or inner.get("has_aux") or inner.get("report"):
-        return None
-    nums = inner["nums"]
-    return inner["f"], (nums[0] if inner["single"] else tuple(nums)), inner["policy"]
+    without has_aux or report (``grad`` records them as ``grad_of``), else None."""
+    spec = getattr(fn, "grad_of", None)
+    return spec if isinstance(spec, tuple) and len(spec) == 3 else None
 
 
 def vmap(fn: Callable, in_axes: Any = 0) -> Callable:
