@@ -166,3 +166,21 @@ def test_checker_flags_upward_imports_at_any_depth():
 def test_layer_of(module, rank):
     table = {"_core": 1, "modes": 4, "abs_normal": 5, FACADE: 7}
     assert layer_of(module, table) == rank
+
+
+# ------------------------------------------------------------ what replaced upward imports
+def test_the_traced_array_gets_its_methods_from_the_knp_layer():
+    from kinkgrad._core.tracer import Tracer
+
+    for name in ("__add__", "__rmatmul__", "__getitem__", "__eq__", "__array_ufunc__",
+                 "__array_function__", "sum", "reshape", "ravel"):
+        assert getattr(Tracer, name).__module__ == "kinkgrad.numpy._methods", name
+    assert isinstance(Tracer.T, property) and isinstance(Tracer.at, property)
+
+
+def test_primitives_reach_each_other_through_the_registry():
+    from kinkgrad._core.primitive import ops, registry
+
+    assert ops.abs is registry()["abs"] and ops.getitem is registry()["getitem"]
+    with pytest.raises(AttributeError, match="no_such_primitive"):
+        ops.no_such_primitive  # noqa: B018
