@@ -8,7 +8,6 @@ the same time the forward pass. Python control flow on a traced value raises
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
@@ -135,6 +134,7 @@ class Tracer:
 
     __slots__ = ("value", "trace", "var")
     __array_priority__ = 1000
+    _namespace: Any = None  # the module the methods call into (set by kinkgrad.numpy)
 
     def __init__(self, value: Any, trace: Trace, var: Var) -> None:
         self.value = value
@@ -223,8 +223,8 @@ class Tracer:
         # protocol probes (hasattr(x, "__dlpack__")) keep working
         if name.startswith("__"):
             raise AttributeError(name)
-        # kinkgrad.numpy bound the methods, so it is loaded (looked up: no upward import)
-        knp = sys.modules.get(__package__.rsplit(".", 1)[0] + ".numpy")
+        # the knp namespace that bound the methods (kinkgrad/numpy/_methods.py attach())
+        knp = type(self)._namespace
         fix = (f"call the kinkgrad.numpy function instead: knp.{name}(x, ...)"
                if hasattr(knp, name) else  # never suggest a knp function that does not exist
                "kinkgrad.numpy has no such function either; write it from the functions "

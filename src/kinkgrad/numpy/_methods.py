@@ -217,6 +217,7 @@ def attach(namespace: ModuleType) -> None:
     _UFUNCS.update(namespace._ufunc_table())
     _FUNCTIONS.clear()
     _FUNCTIONS.update(namespace._function_table())
+    Tracer._namespace = namespace
     here = globals()
     for name in _METHODS:
         setattr(Tracer, name, here[name])
