@@ -18,6 +18,7 @@ import scipy.special
 
 import kinkgrad
 from _conv_ref import conv2d_ref
+from _pool_ref import max_pool2d_ref
 from kinkgrad._core.primitive import registry
 from kinkgrad._core.tracer import bind
 from kinkgrad.errors import NotAbsSmoothError
@@ -58,6 +59,7 @@ NUMPY_REF = {
     "stack": lambda *a, axis: np.stack(a, axis=axis),
     "broadcast_to": lambda x, shape: np.broadcast_to(x, shape),
     "conv2d": conv2d_ref,
+    "max_pool2d": max_pool2d_ref,
     "erf": scipy.special.erf, "logaddexp": np.logaddexp,
     "einsum": lambda *a, specs, out: np.einsum(",".join(specs) + "->" + out, *a),
     "svd_norm": lambda x, ord: np.linalg.norm(x, ord, axis=(-2, -1)),

@@ -373,7 +373,7 @@ def policy_choice(meta: EqnMeta, policy: KinkPolicy) -> float | None:
 
         w = Maximum.instance.tie_weight(policy, meta.params)  # type: ignore[attr-defined]
         return 2.0 * w - 1.0 if name == "maximum" else 1.0 - 2.0 * w
-    if name == "max":
+    if name in ("max", "max_pool2d"):
         return 1.0 if policy.max == "first" else 0.0
     if name == "min":
         return -1.0 if policy.max == "first" else 0.0

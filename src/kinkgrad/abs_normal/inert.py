@@ -41,6 +41,7 @@ the expansion keeps; the values inside a form with a tie are exact, see :mod:`._
   when no not-inert leaf of a window shares its value with another leaf ("clean" window),
   every tie in that window is among inert leaves: all its active switches are inert, and the
   output is inert iff the leaves attaining the max are;
+  max_pool2d is that tournament over each window's entries (padding: constants, inert);
 * any other primitive: all outputs (and all switches of its abs form) are inert if all its
   inputs are (true for any abs form, by induction over it); marked not inert otherwise.
 
@@ -59,6 +60,7 @@ import numpy as np
 from .._core.program import Var
 from ..modes.api import Traced
 from ..primitives.conv import conv_value
+from ..primitives.pool import window_stack
 from .expand import Expanded
 
 __all__ = ["inert_switches", "live_masks"]
@@ -67,6 +69,7 @@ _ELEMENTWISE = {"add", "sub", "neg", "exp", "log", "log1p", "sqrt", "tanh", "sig
                 "softplus", "pow", "abs", "leaky_relu"}
 _SHAPE = {"reshape", "transpose", "getitem", "broadcast_to", "concatenate", "stack"}
 _REDUCE = {"sum", "logsumexp"}
+_LAST = {"axis": (-1,), "keepdims": False}
 
 Mask = Any  # bool ndarray shaped like the slot's value (True: maybe not inert), or None
 
@@ -186,6 +189,9 @@ def live_masks(tr: Traced) -> tuple[dict[int, Mask], dict[int, Mask]]:
         elif name in ("max", "min"):
             out, sw[k] = _extremum(value(ins[0]), full(ins[0]), p,
                                    1.0 if name == "max" else -1.0)
+        elif name == "max_pool2d":  # max over each window's entries stacked on a last axis
+            out, sw[k] = _extremum(window_stack(value(ins[0]), p, -np.inf),
+                                   window_stack(full(ins[0]), p, False), _LAST, 1.0)
         elif name in _SHAPE:
             out = np.asarray(eqn.prim.impl(*[full(i) for i in ins], **p), dtype=bool)
         elif name in _REDUCE:

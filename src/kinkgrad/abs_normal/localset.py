@@ -65,7 +65,7 @@ from .tournament import block_value, components, tournament, winner
 __all__ = ["Block", "LocalSet", "local_set", "piecewise_linear"]
 
 _ENUM = 12  # largest generic block whose 2^m patterns are listed
-_MAX_PRODUCERS = {"max", "maximum"}
+_MAX_PRODUCERS = {"max", "maximum", "max_pool2d"}
 _MIN_PRODUCERS = {"min", "minimum"}
 _LINEAR = {"add", "sub", "neg", "broadcast_to", "concatenate", "cumsum", "getitem", "reshape",
            "stack", "sum", "transpose", "where", "abs"}

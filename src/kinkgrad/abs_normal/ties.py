@@ -4,10 +4,11 @@ After a forward sweep in ``mode="lex"`` with directions d_1..d_K, an active kink
 *resolved* when some d_k gives its switching variable a nonzero derivative (the first such
 k decides the side, the LD-derivative rule). It stays a *tie* when all K derivatives vanish:
 relu/abs/leaky_relu/norm-1 at 0 with zero input tangents, maximum/minimum with equal operand
-tangents, clip at a bound with a zero tangent, max/min over axes and sort when tied entries
-also have equal tangents in every direction, norm 2 at 0 with a zero tangent, norm inf when
-the maximisers of |x| stay tied. :func:`kink_counts` returns (active, unresolved) for one
-equation; it reads the tangents the sweep stored for the equation's inputs.
+tangents, clip at a bound with a zero tangent, max/min over axes, max_pool2d and sort when
+tied entries also have equal tangents in every direction, norm 2 at 0 with a zero tangent,
+norm inf when the maximisers of |x| stay tied. :func:`kink_counts` returns (active,
+unresolved) for one equation; it reads the tangents the sweep stored for the equation's
+inputs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from .._core.primitive import lift
 from ..primitives._lastaxis import to_last
+from ..primitives.pool import window_stack
 
 __all__ = ["kink_counts"]
 
@@ -80,6 +82,9 @@ def kink_counts(eqn: Any, args: list, out: Any, ts: list, k: int) -> tuple[int, 
         xl = _to_last(sgn * x, p["axis"])
         tl = np.stack([_to_last(sgn * t[i], p["axis"]) for i in range(k)])
         return _lex_argmax_ties(xl, tl)
+    if name == "max_pool2d":  # max over each window's entries, stacked on a last axis
+        t = _t(ts[0], k, x.shape)
+        return _lex_argmax_ties(window_stack(x, p, -np.inf), window_stack(t, p, 0.0))
     if name == "sort":
         return _sort_ties(x, _t(ts[0], k, x.shape), p["axis"])
     if name == "norm":

@@ -28,7 +28,7 @@ _MODULES = (
     "kinkgrad.primitives._lastaxis",
     "kinkgrad.primitives.reduce", "kinkgrad.primitives.linalg", "kinkgrad.primitives.select",
     "kinkgrad.primitives.shape",
-    "kinkgrad.primitives.conv",
+    "kinkgrad.primitives.conv", "kinkgrad.primitives.pool",
     "kinkgrad.primitives.special", "kinkgrad.primitives.einsum", "kinkgrad.primitives.spectral",
 )
 

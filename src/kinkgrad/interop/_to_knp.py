@@ -2,9 +2,8 @@
 
 The result is an ordinary Python function ``f(params, x, y)`` written with ``knp``, so every
 kinkgrad transformation (``grad``, ``trace``, ``certify``, ``clarke_grad``...) applies to it.
-Conv2d is the ``knp.conv2d`` primitive; MaxPool2d
-stacks the window entries on a last axis in row-major window order and takes ``knp.max``,
-whose ``"first"`` tie rule then picks the same entry as PyTorch's kernel.
+Conv2d is the ``knp.conv2d`` primitive; MaxPool2d the ``knp.max_pool2d`` primitive, whose
+``"first"`` tie rule picks the same entry as PyTorch's kernel.
 """
 
 from __future__ import annotations
@@ -47,32 +46,6 @@ def _windows(x: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple[lis
     return views, oh, ow
 
 
-def _pad(x: Any, ph: int, pw: int, fill: float = 0.0) -> Any:
-    n, c, h, w = knp.shape(x)
-    dt = np.dtype(x.dtype.name)  # a NumPy dtype also when x lives on the torch backend
-    if ph:
-        z = np.full((n, c, ph, w), fill, dt)
-        x = knp.concatenate([z, x, z], axis=2)
-    if pw:
-        z = np.full((n, c, h + 2 * ph, pw), fill, dt)
-        x = knp.concatenate([z, x, z], axis=3)
-    return x
-
-
-def _below(x: Any) -> float:
-    """A constant strictly below every entry of x's current value (and so, by continuity,
-    near it): max-pooling padding that is never selected nor tied, unlike -inf, which the
-    abs-normal form (max(a, b) = (a + b + |a - b|) / 2) cannot hold."""
-    v = knp._concrete(x)
-    lo = float(np.min(v)) if v.size else 0.0
-    fill = np.asarray(lo - 1.0 - abs(lo), dtype=v.dtype)
-    if not np.isfinite(fill) or not fill < lo:
-        raise UnsupportedOperationError(
-            "max_pool2d: the input's values are too close to the dtype's lower limit to pad "
-            "below them; pad the input explicitly or use padding=0.")
-    return float(fill)
-
-
 def conv2d(x: Any, w: Any, b: Any, stride: tuple, padding: tuple, dilation: tuple,
            groups: int) -> Any:
     """``F.conv2d`` (cross-correlation, NCHW): the ``knp.conv2d`` primitive."""
@@ -83,13 +56,11 @@ def conv2d(x: Any, w: Any, b: Any, stride: tuple, padding: tuple, dilation: tupl
 
 
 def max_pool2d(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
-    """``F.max_pool2d``: ``knp.max`` over the stacked window entries. PyTorch pads with -inf;
-    here the padding is a constant below every entry of the current value, which gives the
-    same function near it (the translated function is traced anew at each call)."""
-    if padding != (0, 0):
-        x = _pad(x, *padding, fill=_below(x))
-    views, _, _ = _windows(x, kernel, stride, dilation)
-    return knp.max(knp.stack(views, axis=-1), axis=-1)
+    """``F.max_pool2d``: the ``knp.max_pool2d`` primitive (-inf padding, as PyTorch)."""
+    if knp.ndim(x) != 4:
+        raise ShapeError(f"max_pool2d: input of shape {knp.shape(x)}; batch it as "
+                         "(N, C, H, W).")
+    return knp.max_pool2d(x, kernel, stride, padding, dilation)
 
 
 def avg_pool2d(x: Any, kernel: tuple, stride: tuple) -> Any:

@@ -22,6 +22,7 @@ the same choice as a plain ``grad`` of one example under the same policy):
   products for vectors);
 * ``conv2d`` with an unbatched kernel: the examples' images are one larger batch; the
   per-example kernel cotangent is one stacked product of window matrices;
+* ``max_pool2d``: the examples' images are one larger batch (windows never mix images);
 * anything else: a loop over the examples for that one equation (documented fallback).
 
 Parameters that are batched and other cases outside these rules take the loop as well, so
@@ -84,6 +85,8 @@ def _kind(eqn: Equation, flags: list[bool], ex_shapes: list[tuple]) -> str:
         return "matmul"
     if name == "conv2d" and flags[0] and not flags[1]:
         return "conv"
+    if name == "max_pool2d":
+        return "pool"
     return "loop"
 
 
@@ -140,6 +143,9 @@ def _forward_one(eqn: Equation, args: list, flags: list, policy: KinkPolicy, ex_
         sa, sb = _ex_shapes(eqn, args, flags)
         a3, b3 = _mat3(args[0], flags[0], sa, True), _mat3(args[1], flags[1], sb, False)
         return np.reshape(np.matmul(a3, b3), (n,) + tuple(eqn.out.shape))
+    if kind == "pool":  # the examples' images are one larger batch
+        y = prim.impl(np.reshape(args[0], (-1,) + np.shape(args[0])[2:]), **p)
+        return np.reshape(y, (n,) + tuple(eqn.out.shape))
     if kind == "conv":
         x, w = args
         y = conv_value(np.reshape(x, (-1,) + np.shape(x)[2:]), w, p)
@@ -214,6 +220,12 @@ def _vjp_one(eqn: Equation, args: list, flags: list, out: Any, g: Any, needs: li
             else:
                 gb = np.reshape(np.matmul(np.swapaxes(a3, -1, -2), g3), (n,) + sb)
         return [ga, gb]
+    if kind == "pool":
+        xm = np.reshape(args[0], (-1,) + np.shape(args[0])[2:])
+        om = np.reshape(out, (-1,) + np.shape(out)[2:])
+        sel, _ = prim.select(policy, [xm], om, p)
+        gm = np.reshape(g, (-1,) + np.shape(g)[2:])
+        return [np.reshape(prim.vjp(sel, gm, [xm], om, p, needs)[0], np.shape(args[0]))]
     if kind == "conv":
         x, w = args
         gx = gw = None

@@ -8,7 +8,7 @@ stored ``(in, out)`` so that the layer is ``x @ W + b``.
 
 Kink convention: the nonsmooth layers are single primitives. ``ReLU`` is ``knp.relu`` (its
 slope at 0 is the kink policy's ``relu`` entry), ``LeakyReLU`` is ``knp.leaky_relu``
-(``leaky_relu`` entry) and ``MaxPool2d`` is ``knp.max`` over the window axes (ties follow the
+(``leaky_relu`` entry) and ``MaxPool2d`` is ``knp.max_pool2d`` (ties follow the
 ``max`` entry: ``"first"`` sends the whole derivative to the first maximiser of the window in
 row-major order, as PyTorch's CPU kernel does). Whatever the policy, backpropagation through
 a :class:`Sequential` returns an element of a conservative gradient of the network (Bolte and
@@ -252,11 +252,9 @@ def pool_index(h: int, w: int, k: int, stride: int) -> np.ndarray:
 
 
 class MaxPool2d(Layer):
-    """Max-pooling over ``k x k`` windows: ``knp.max`` (a primitive) over the window axes.
-
-    Non-overlapping windows (``stride == k``, the default) are a reshape to
-    ``(N, C, OH, k, OW, k)`` and a max over axes (3, 5); other strides gather the windows
-    with a constant index first. Ties follow the kink policy's ``max`` rule.
+    """Max-pooling over ``k x k`` windows: the ``knp.max_pool2d`` primitive (the maximum of
+    every window, ``stride`` defaulting to ``k``). Ties follow the kink policy's ``max`` rule,
+    as ``knp.max`` over the window entries in row-major order.
     """
 
     name = "maxpool"
@@ -274,16 +272,8 @@ class MaxPool2d(Layer):
         return None, (c, _out_size(h, self.k, self.stride, 0), _out_size(w, self.k, self.stride, 0))
 
     def __call__(self, params, x):
-        n, c, h, w = _images(x, repr(self))
-        k, s = self.k, self.stride
-        oh, ow = _out_size(h, k, s, 0), _out_size(w, k, s, 0)
-        if s == k:
-            if (oh * k, ow * k) != (h, w):
-                x = x[:, :, : oh * k, : ow * k]
-            x6 = knp.reshape(x, (n, c, oh, k, ow, k))
-            return knp.max(x6, axis=(3, 5))
-        windows = knp.reshape(x, (n, c, h * w))[:, :, pool_index(h, w, k, s)]
-        return knp.reshape(knp.max(windows, axis=-1), (n, c, oh, ow))
+        _images(x, repr(self))
+        return knp.max_pool2d(x, self.k, self.stride)
 
     def __repr__(self) -> str:
         return f"MaxPool2d({self.k}, stride={self.stride})"

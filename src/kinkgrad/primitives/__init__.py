@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     einsum,
     linalg,
     piecewise,
+    pool,
     reduce,
     select,
     shape,

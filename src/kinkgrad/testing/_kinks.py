@@ -130,6 +130,21 @@ def _o_extremum(p, xs, prm, pol):
                                                       pol.max == "split")]
 
 
+def _o_max_pool2d(p, xs, prm, pol):
+    """The winner pieces of every window (entries located by an index image; -inf pads)."""
+    from ..primitives.pool import window_stack
+
+    x = xs[0]
+    idx = window_stack(np.arange(x.size, dtype=np.float64).reshape(x.shape), prm, -1.0)
+    vals = window_stack(x, prm, -np.inf).reshape(-1, idx.shape[-1])
+    out = []
+    for w, b in _winner_pieces(vals, (-1,), pol.max == "split"):
+        bump = np.zeros(x.size)
+        bump[idx.reshape(-1, idx.shape[-1])[b > 0].astype(int)] = 1.0
+        out.append((w, [bump.reshape(x.shape)]))
+    return out
+
+
 def _o_sort(p, xs, prm, pol):
     x = np.moveaxis(xs[0], prm["axis"], -1)
     rows = x.reshape(-1, x.shape[-1])
@@ -211,7 +226,7 @@ def _o_svd_norm(p, xs, prm, pol):
 KINK_ORACLES: dict[str, Callable] = {
     "relu": _o_relu, "leaky_relu": _o_leaky, "abs": _o_abs, "clip": _o_clip,
     "maximum": _o_maxmin, "minimum": _o_maxmin, "max": _o_extremum, "min": _o_extremum,
-    "sort": _o_sort, "norm": _o_norm, "svd_norm": _o_svd_norm,
+    "sort": _o_sort, "norm": _o_norm, "svd_norm": _o_svd_norm, "max_pool2d": _o_max_pool2d,
 }
 
 

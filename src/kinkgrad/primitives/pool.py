@@ -1,0 +1,247 @@
+"""Pooling: ``max_pool2d`` (NCHW window maxima, as PyTorch's ``F.max_pool2d``).
+
+``y[n, c, p, q] = max_{i, j} x_pad[n, c, p sh + i dh, q sw + j dw]`` over the ``kh * kw``
+window entries, with ``x_pad`` the input padded by ``(ph, pw)`` entries of -inf on each side
+(never selected: PyTorch caps the padding at half the dilated kernel, so every window holds an
+input entry).
+
+NumPy: the windows are ``kh * kw`` strided views of the (padded) input, one per kernel offset
+in row-major order; the value is a running ``np.maximum`` over them (a short reduction axis,
+as ``np.max`` over a stacked window axis would be, runs row by row and is several times
+slower). The selection is a weight per window entry, laid out ``(N, C, OH, OW, kh kw)``; the
+JVP is the weighted sum of the tangent's windows, the VJP a scatter-add of the weighted
+cotangent onto the offsets' strided views (overlapping windows add up).
+On torch-backed arrays the value is ``torch.nn.functional.max_pool2d``; the other rules run on
+the backend's NumPy namespace.
+Written against the module-level ``np``, which the array backends rebind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
+
+from .._core.primitive import Primitive, _size, ops, register
+from .._core.tracer import bind
+from ..errors import ShapeError, UnsupportedOperationError
+from .conv import _pair, _tensor, out_hw
+from .reduce import Max
+
+__all__ = ["MaxPool2d", "window_stack"]
+
+_LAST = {"axis": (-1,), "keepdims": False}  # the stacked window axis, for Max's rules
+
+
+# ---------------------------------------------------------------------- windows
+def _geometry(shape: tuple, p: dict) -> tuple[int, int]:
+    (kh, kw) = p["kernel"]
+    return out_hw(shape[-2], shape[-1], kh, kw, p["stride"], p["padding"], p["dilation"])
+
+
+def _fill(dtype: Any) -> Any:
+    """The padding entry: -inf, or the smallest integer of an integer dtype."""
+    d = np.dtype(dtype)
+    if d.kind == "f":
+        return -np.inf
+    return False if d.kind == "b" else np.iinfo(d).min
+
+
+def _pad(x: Any, p: dict, fill: Any) -> Any:
+    """x (..., H, W) with ``fill`` around its last two axes."""
+    ph, pw = p["padding"]
+    if not (ph or pw):
+        return x
+    shape = tuple(np.shape(x))
+    h, w = shape[-2:]
+    out = np.full(shape[:-2] + (h + 2 * ph, w + 2 * pw), fill, dtype=np.result_type(x))
+    out[..., ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def _offsets(p: dict, oh: int, ow: int) -> list[tuple]:
+    """The index of every kernel offset's strided view of the padded input (row-major)."""
+    (kh, kw), (sh, sw), (dh, dw) = p["kernel"], p["stride"], p["dilation"]
+    return [(Ellipsis, slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+             slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+            for i in range(kh) for j in range(kw)]
+
+
+def _views(x: Any, p: dict, fill: Any) -> list:
+    """The strided views (..., OH, OW) of x (..., H, W) padded by ``fill``, one per offset."""
+    oh, ow = _geometry(tuple(np.shape(x)), p)
+    xp = _pad(x, p, fill)
+    return [xp[s] for s in _offsets(p, oh, ow)]
+
+
+def window_stack(x: Any, p: dict, fill: Any) -> Any:
+    """The windows of x (..., H, W) stacked on a last axis: (..., OH, OW, kh kw), entries in
+    row-major window order, padding entries equal to ``fill``."""
+    return np.stack(_views(x, p, fill), axis=-1)
+
+
+def _check(shape: tuple, p: dict) -> None:
+    (kh, kw), (ph, pw), (dh, dw) = p["kernel"], p["padding"], p["dilation"]
+    if len(shape) != 4:
+        raise ShapeError(f"max_pool2d: the input has shape {shape}; it must be 4-D (N, C, H, W) "
+                         "(add the batch axis with x[None] for a single image).")
+    if min(kh, kw) < 1 or min(p["stride"]) < 1 or min(dh, dw) < 1 or min(ph, pw) < 0:
+        raise ShapeError(f"max_pool2d: kernel={p['kernel']}, stride={p['stride']} and "
+                         f"dilation={p['dilation']} must be >= 1 and padding={p['padding']} "
+                         ">= 0.")
+    if 2 * ph > dh * (kh - 1) + 1 or 2 * pw > dw * (kw - 1) + 1:
+        raise ShapeError(f"max_pool2d: padding={p['padding']} exceeds half the dilated kernel "
+                         f"({dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}), so a window could hold "
+                         "padding only (PyTorch refuses it too); use less padding.")
+    oh, ow = _geometry(shape, p)
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"max_pool2d: a {kh}x{kw} kernel (dilation {p['dilation']}) does not "
+                         f"fit in the {shape[-2] + 2 * ph}x{shape[-1] + 2 * pw} padded input; "
+                         "use a smaller kernel or dilation, or more padding.")
+
+
+def _t_pool(x: Any, p: dict) -> Any:
+    import torch.nn.functional as F
+
+    return np.asarray(F.max_pool2d(_tensor(x), p["kernel"], p["stride"], p["padding"],
+                                   p["dilation"]))
+
+
+@register
+class MaxPool2d(Primitive):
+    """``knp.max_pool2d(x, kernel, stride=None, padding=0, dilation=1)``: the maximum of every
+    ``kh x kw`` window of a batch of images ``x`` (N, C, H, W), PyTorch's ``F.max_pool2d``
+    (stride defaults to the kernel, padding by -inf, no ceil mode).
+
+    ``y[n, c, p, q] = max_{i, j} x_pad[n, c, p sh + i dh, q sw + j dw]``.
+    Kink convention: a window with tied maxima is a kink governed by the policy's ``max``
+    entry, exactly as ``knp.max`` over the window entries in row-major order: ``"first"``
+    gives the window's whole derivative to its first maximiser (PyTorch's choice), ``"split"``
+    equal shares; the directional and lex modes resolve ties by the tangents. Returns an
+    element of the Clarke subdifferential of each window maximum (the simplex over its
+    maximisers); the abs form is the tournament of ``max`` over the stacked windows.
+    """
+
+    name = numpy_name = "max_pool2d"
+    policy_key = "max"
+    omega = 4.0
+
+    def __call__(self, x: Any, kernel: Any, stride: Any = None, padding: Any = 0,
+                 dilation: Any = 1) -> Any:
+        k = _pair(kernel, "kernel")
+        p = {"kernel": k, "stride": k if stride is None else _pair(stride, "stride"),
+             "padding": _pair(padding, "padding"), "dilation": _pair(dilation, "dilation")}
+        _check(tuple(np.shape(x)), p)
+        return bind(self, x, **p)
+
+    def impl(self, x, kernel, stride, padding, dilation):
+        p = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+        if _tensor(x) is not None:
+            return _t_pool(x, p)
+        views = _views(x, p, _fill(np.result_type(x)))
+        m = views[0]
+        for v in views[1:]:
+            m = np.maximum(m, v)
+        return m if len(views) > 1 else m.copy()
+
+    def cost(self, in_shapes, out_shape, params):
+        return _size(out_shape) * _size(params["kernel"])
+
+    def jvp_cost(self, in_shapes, out_shape, params, needs):
+        return 2 * self.cost(in_shapes, out_shape, params)
+
+    def vjp_cost(self, in_shapes, out_shape, params, needs):
+        return 3 * self.cost(in_shapes, out_shape, params)  # weights, products, scatter-add
+
+    def switch(self, args, out, params):
+        """Gap between the best and the second best entry of each window (0 at a tie)."""
+        x = np.asarray(args[0])
+        return Max.instance.switch((window_stack(x, params, _fill(x.dtype)),),  # type: ignore[attr-defined]
+                                   out, _LAST)
+
+    def select(self, policy, args, out, params, tangents=None, mode="policy"):
+        x = args[0]
+        dtype = np.result_type(x)
+        views = _views(x, params, _fill(dtype))
+        cand = [v == out for v in views]
+        count = cand[0].astype(np.int8)
+        for c in cand[1:]:
+            count += c
+        if not np.any(count > 1):  # one maximiser per window: the one-hot weights
+            return np.stack(cand, axis=-1).astype(dtype), 0
+        # NOTE: ties take the rules of ``max`` over the stacked window axis (first/split,
+        # directional and lex resolution by the tangents), so both spellings agree exactly.
+        t = None if tangents is None or tangents[0] is None else \
+            (window_stack(tangents[0], params, 0),)
+        return Max.instance.select(policy, (np.stack(views, axis=-1),), out, _LAST,  # type: ignore[attr-defined]
+                                   t, mode)
+
+    def jvp(self, sel, tangents, args, out, params):
+        views = _views(tangents[0], params, 0)
+        res = sel[..., 0] * views[0]
+        for k in range(1, len(views)):
+            res = res + sel[..., k] * views[k]
+        return res
+
+    def vjp(self, sel, g, args, out, params, needs):
+        xshape = tuple(np.shape(args[0]))
+        lead = tuple(np.broadcast_shapes(np.shape(g), np.shape(sel)[:-1])[:-4])
+        (ph, pw), (h, w) = params["padding"], xshape[-2:]
+        oh, ow = _geometry(xshape, params)
+        res = np.zeros(lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw),
+                       dtype=np.result_type(g, sel))
+        for k, s in enumerate(_offsets(params, oh, ow)):
+            res[s] += sel[..., k] * g
+        return (res[..., ph:ph + h, pw:pw + w] if ph or pw else res,)
+
+    def abs_form(self, args, params):
+        """The stacked windows (padding: a constant below every entry of the value, which
+        -inf cannot be in (a + b + |a - b|) / 2) and the abs form of ``max`` over them: the
+        tournament of (a + b + |a - b|) / 2 in row-major window order."""
+        x = args[0]
+        (ph, pw) = params["padding"]
+        if ph or pw:
+            v = np.asarray(getattr(x, "value", x))
+            lo = float(np.min(v))
+            fill = np.asarray(lo - 1.0 - abs(lo), dtype=v.dtype)
+            if not (np.isfinite(fill) and fill < lo):
+                raise UnsupportedOperationError(
+                    "max_pool2d: the input's values are too close to the dtype's lower limit "
+                    "to pad below them in the abs-normal form; pad the input explicitly or "
+                    "use padding=0.")
+            n, c, h, w = x.shape
+            if ph:
+                z = np.full((n, c, ph, w), fill, v.dtype)
+                x = ops.concatenate([z, x, z], axis=2)
+            if pw:
+                z = np.full((n, c, h + 2 * ph, pw), fill, v.dtype)
+                x = ops.concatenate([z, x, z], axis=3)
+        q = dict(params, padding=(0, 0))
+        oh, ow = _geometry(tuple(x.shape), q)
+        views = [ops.getitem(x, s) for s in _offsets(q, oh, ow)]
+        return Max.instance.abs_form([ops.stack(views, axis=-1)], _LAST)  # type: ignore[attr-defined]
+
+    def pp_params(self, params):
+        return ("[" + ",".join(f"{k}={params[k]}" for k in ("kernel", "stride", "padding",
+                                                              "dilation")) + "]").replace(" ", "")
+
+    def samples(self, rng, dtype=np.float64):
+        def r(*s):  # distinct entries: no window has a tie
+            return (rng.permutation(_size(s)).reshape(s) / 8.0 - 4.0).astype(dtype)
+
+        def prm(k, s=None, p=0, d=1):
+            k2 = _pair(k, "kernel")
+            return {"kernel": k2, "stride": k2 if s is None else _pair(s, "stride"),
+                    "padding": _pair(p, "padding"), "dilation": _pair(d, "dilation")}
+
+        return [((r(2, 3, 6, 6),), prm(2)),
+                ((r(2, 2, 7, 6),), prm(3, 2, 1)),
+                ((r(1, 2, 7, 8),), prm((2, 3), (1, 2), (1, 1), (2, 1)))]
+
+    def kink_samples(self, rng, dtype=np.float64):
+        # non-overlapping windows with tied maxima (dyadic entries), one padded
+        x = (rng.integers(0, 3, (2, 2, 4, 6)) / 8.0).astype(dtype)
+        y = (rng.integers(0, 2, (1, 2, 3, 4)) / 4.0).astype(dtype)
+        k2 = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "dilation": (1, 1)}
+        return [((x,), k2), ((x,), dict(k2, kernel=(1, 3), stride=(1, 3))),
+                ((y,), dict(k2, padding=(1, 1)))]
