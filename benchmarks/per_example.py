@@ -15,28 +15,13 @@ asserts on time.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 
 import kinkgrad
 from kinkgrad import nn
 from kinkgrad.nn._torch import to_torch
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+from kinkgrad.reproduce.common import blas_threads, interleaved
 
 
 def bench(kind: str, batch: int, repeat: int) -> dict:
@@ -91,13 +76,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(args.threads)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        limits = contextlib.nullcontext()
-    with limits, np.errstate(under="ignore"):
+    with blas_threads(args.threads), np.errstate(under="ignore"):
         rows = [bench(kind, args.batch, args.repeat) for kind in ("mlp", "cnn")]
     names = ["kinkgrad vmap(grad)", "kinkgrad loop of grad", "torch.func vmap(grad)"]
     print(f"per-example gradients, digits, batch {args.batch}, float32, {args.threads} "

@@ -19,7 +19,6 @@ asserts on time.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -30,6 +29,7 @@ import numpy as np
 import kinkgrad
 from kinkgrad import nn
 from kinkgrad.nn._torch import to_torch
+from kinkgrad.reproduce.common import blas_threads
 
 LR, MOMENTUM, BATCH = 0.02, 0.9, 32
 
@@ -115,13 +115,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(args.threads)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        limits = contextlib.nullcontext()
-    with limits:
+    with blas_threads(args.threads):
         rows = [bench(kind, args.repeat) for kind in ("mlp", "cnn")]
     print(
         f"one epoch on digits (1437 samples, batch {BATCH}, float32, SGD momentum), "

@@ -55,11 +55,17 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeat: int = 5, warmup: int 
 def single_thread() -> contextlib.AbstractContextManager:
     """Context manager limiting BLAS (and OpenMP) to one thread while timing; a no-op when
     threadpoolctl is not installed."""
+    return blas_threads(1)
+
+
+def blas_threads(threads: int) -> contextlib.AbstractContextManager:
+    """Context manager limiting BLAS (and OpenMP) to ``threads`` threads while timing; a
+    no-op when threadpoolctl is not installed."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return contextlib.nullcontext()
-    return threadpool_limits(1)
+    return threadpool_limits(threads)
 
 
 def status(ok: bool, why: str = "") -> str:
