@@ -2,8 +2,8 @@
 
 ``y[n, c, p, q] = max_{i, j} x_pad[n, c, p sh + i dh, q sw + j dw]`` over the ``kh * kw``
 window entries, with ``x_pad`` the input padded by ``(ph, pw)`` entries of -inf on each side
-(never selected: PyTorch caps the padding at half the dilated kernel, so every window holds an
-input entry).
+(PyTorch caps the padding at half the kernel; a dilated window can still cover padding only,
+whose maximum is -inf as in PyTorch, and differentiating through it raises).
 
 NumPy: the windows are ``kh * kw`` strided views of the (padded) input, one per kernel offset
 in row-major order; the value is a running ``np.maximum`` over them (a short reduction axis,
@@ -25,7 +25,7 @@ import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
 from .._core.primitive import Primitive, _size, ops, register
 from .._core.tracer import bind
 from ..errors import ShapeError, UnsupportedOperationError
-from .conv import _pair, _tensor, out_hw
+from .conv import _tensor, out_hw
 from .reduce import Max
 
 __all__ = ["MaxPool2d", "window_stack"]
@@ -34,6 +34,13 @@ _LAST = {"axis": (-1,), "keepdims": False}  # the stacked window axis, for Max's
 
 
 # ---------------------------------------------------------------------- windows
+def _pair(v: Any, what: str) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(t) != 2 or not all(isinstance(a, (int, np.integer)) for a in t):
+        raise ShapeError(f"max_pool2d: {what}={v!r} must be an int or a pair of ints.")
+    return int(t[0]), int(t[1])
+
+
 def _geometry(shape: tuple, p: dict) -> tuple[int, int]:
     (kh, kw) = p["kernel"]
     return out_hw(shape[-2], shape[-1], kh, kw, p["stride"], p["padding"], p["dilation"])
@@ -89,10 +96,10 @@ def _check(shape: tuple, p: dict) -> None:
         raise ShapeError(f"max_pool2d: kernel={p['kernel']}, stride={p['stride']} and "
                          f"dilation={p['dilation']} must be >= 1 and padding={p['padding']} "
                          ">= 0.")
-    if 2 * ph > dh * (kh - 1) + 1 or 2 * pw > dw * (kw - 1) + 1:
-        raise ShapeError(f"max_pool2d: padding={p['padding']} exceeds half the dilated kernel "
-                         f"({dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}), so a window could hold "
-                         "padding only (PyTorch refuses it too); use less padding.")
+    if ph > kh // 2 or pw > kw // 2:
+        raise ShapeError(f"max_pool2d: padding={p['padding']} exceeds half the kernel "
+                         f"{p['kernel']} (PyTorch's bound, which keeps an input entry in every "
+                         "window); use less padding.")
     oh, ow = _geometry(shape, p)
     if oh < 1 or ow < 1:
         raise ShapeError(f"max_pool2d: a {kh}x{kw} kernel (dilation {p['dilation']}) does not "
