@@ -58,3 +58,20 @@ class ConcatNet(nn.Module):
 
 def concat_net() -> nn.Module:
     return ConcatNet()
+
+
+def spy_on_tangent_rows(monkeypatch) -> list:  # noqa: ANN001 - a pytest MonkeyPatch
+    """Record, for every tangent the lazy dual pass forms, the batch rows it was formed for
+    (None: the whole batch); returns the list the records go to."""
+    import kinkgrad.interop._lazy as lazy
+
+    seen: list = []
+    upto = lazy.Tangents.upto
+
+    def spy(self, i, rows):  # noqa: ANN001, ANN202
+        out = upto(self, i, rows)
+        seen.append(None if out[1] is None else out[1].tolist())
+        return out
+
+    monkeypatch.setattr(lazy.Tangents, "upto", spy)
+    return seen

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
-from _interop_models import kinky_mlp  # noqa: E402
+from _interop_models import kinky_mlp, spy_on_tangent_rows  # noqa: E402
 
 import kinkgrad  # noqa: E402
 from kinkgrad.errors import UnsupportedOperationError  # noqa: E402
@@ -328,15 +328,7 @@ def test_tangents_only_for_the_rows_with_kinks(act: nn.Module, monkeypatch) -> N
     with torch.no_grad():
         model[0].bias[0] -= float(model[0](x)[3, 0])  # sample 3: a kink of ELU/PReLU
         model[2].bias[1] -= float(model[2](model[1](model[0](x)))[8, 1])  # sample 8: relu
-    seen: list = []
-    upto = lazy.Tangents.upto
-
-    def spy(self, i, rows):  # noqa: ANN001, ANN202
-        out = upto(self, i, rows)
-        seen.append(None if out[1] is None else out[1].tolist())
-        return out
-
-    monkeypatch.setattr(lazy.Tangents, "upto", spy)
+    seen = spy_on_tangent_rows(monkeypatch)
     rows_mode, info = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0)
     assert [8] in seen or [3, 8] in seen, seen  # the layer passes rows through
     lazy.ROWS = False

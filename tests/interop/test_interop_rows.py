@@ -12,6 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from _interop_models import spy_on_tangent_rows  # noqa: E402
+
 import kinkgrad.interop._lazy as lazy  # noqa: E402
 from kinkgrad.interop.torch import clarke_grad_torch  # noqa: E402
 
@@ -26,17 +28,7 @@ def _both(model, x, y, seed: int = 0, **kw) -> tuple:
     return rows_mode, full, info
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch) -> list:
-    seen: list = []
-    upto = lazy.Tangents.upto
-
-    def spy(self, i, rows):  # noqa: ANN001, ANN202
-        out = upto(self, i, rows)
-        seen.append(None if out[1] is None else out[1].tolist())
-        return out
-
-    monkeypatch.setattr(lazy.Tangents, "upto", spy)
-    return seen
+_spy = spy_on_tangent_rows
 
 
 def _mlp(act: nn.Module) -> nn.Sequential:
