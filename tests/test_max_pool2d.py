@@ -51,18 +51,24 @@ def test_values_and_gradients_equal_pytorch_away_from_ties(c, dtype):
     size = int(np.prod(c["shape"]))
     x = (rng.permutation(size).reshape(c["shape"]) / 4.0 - 3.0).astype(dtype)  # distinct
     y = knp.max_pool2d(x, *_args(c))
-    ty, _ = _torch_value_grad(x, np.ones(np.shape(y), dtype), c)
     assert y.dtype == dtype
-    np.testing.assert_array_equal(y, ty)  # a maximum is an entry: exact
     np.testing.assert_array_equal(y, max_pool2d_ref(x, *_args(c)).astype(dtype))
     v = rng.normal(size=y.shape).astype(dtype)
-    if not np.all(np.isfinite(ty)):  # a dilated window over padding only: -inf, as PyTorch
-        with pytest.raises(NonFiniteInputError, match="max_pool2d"):
+    if not np.all(np.isfinite(y)):  # a dilated window over padding only: -inf
+        # NOTE: PyTorch's CPU backward scatters such a window's gradient out of bounds
+        # (memory corruption), so it is not called here
+        with torch.no_grad():
+            np.testing.assert_array_equal(y, F.max_pool2d(torch.tensor(x), *_args(c)).numpy())
+        with pytest.raises(NonFiniteInputError, match="not finite|non-finite"):
             kinkgrad.grad(lambda a: knp.sum(knp.max_pool2d(a, *_args(c)) * v))(x)
         return
+    ty, _ = _torch_value_grad(x, np.ones(np.shape(y), dtype), c)
+    np.testing.assert_array_equal(y, ty)  # a maximum is an entry: exact
     g = kinkgrad.grad(lambda a: knp.sum(knp.max_pool2d(a, *_args(c)) * v))(x)
     _, tg = _torch_value_grad(x, v, c)
-    np.testing.assert_allclose(g, tg, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=0)
+    # overlapping windows add up to kh kw terms per entry, in another order than PyTorch's
+    tol = (1e-6 if dtype == np.float32 else 1e-14) * np.prod(c["kernel"]) * np.abs(v).max()
+    np.testing.assert_allclose(g, tg, rtol=0, atol=tol)
 
 
 CASES = [((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 3), (2, 2), (1, 1), (1, 1)),

@@ -8,7 +8,7 @@ whose maximum is -inf as in PyTorch, and differentiating through it raises).
 NumPy: the windows are ``kh * kw`` strided views of the (padded) input, one per kernel offset
 in row-major order; the value is a running ``np.maximum`` over them (a short reduction axis,
 as ``np.max`` over a stacked window axis would be, runs row by row and is several times
-slower). The selection is a weight per window entry, laid out ``(N, C, OH, OW, kh kw)``; the
+slower). The selection is a weight per window entry, laid out ``(kh kw, N, C, OH, OW)``; the
 JVP is the weighted sum of the tangent's windows, the VJP a scatter-add of the weighted
 cotangent onto the offsets' strided views (overlapping windows add up).
 On torch-backed arrays the value is ``torch.nn.functional.max_pool2d``; the other rules run on
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
 import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
 
 from .._core.primitive import Primitive, _size, ops, register
@@ -167,38 +168,59 @@ class MaxPool2d(Primitive):
                                    out, _LAST)
 
     def select(self, policy, args, out, params, tangents=None, mode="policy"):
+        """Weights (kh kw, N, C, OH, OW) over the window entries (offset first, so every
+        rule reads contiguous planes; booleans when they are 0/1) and the number of tied
+        windows."""
         x = args[0]
         dtype = np.result_type(x)
         views = _views(x, params, _fill(dtype))
-        cand = [v == out for v in views]
-        count = cand[0].astype(np.int8)
-        for c in cand[1:]:
-            count += c
-        if not np.any(count > 1):  # one maximiser per window: the one-hot weights
-            return np.stack(cand, axis=-1).astype(dtype), 0
-        # NOTE: ties take the rules of ``max`` over the stacked window axis (first/split,
-        # directional and lex resolution by the tangents), so both spellings agree exactly.
-        t = None if tangents is None or tangents[0] is None else \
-            (window_stack(tangents[0], params, 0),)
-        return Max.instance.select(policy, (np.stack(views, axis=-1),), out, _LAST,  # type: ignore[attr-defined]
-                                   t, mode)
+        cand = np.stack([v == out for v in views])
+        count = np.sum(cand, axis=0, dtype=np.int16)
+        kinks = int(np.count_nonzero(count > 1))
+        if not kinks:  # one maximiser per window: the one-hot weights (0/1 as booleans)
+            return cand, 0
+        if tangents is None or tangents[0] is None or mode == "policy":
+            if policy.max == "split":
+                return (cand / np.maximum(count, 1)).astype(dtype), kinks
+            taken = cand[0].copy()  # "first": the first maximiser in row-major window order
+            for k in range(1, len(views)):
+                cand[k] &= ~taken
+                taken |= cand[k]
+            return cand, kinks
+        # NOTE: ties resolved by the tangents take the rules of ``max`` over the stacked
+        # window axis (directional and lex modes), so both spellings agree exactly.
+        w, kinks = Max.instance.select(  # type: ignore[attr-defined]
+            policy, (np.stack(views, axis=-1),), out, _LAST,
+            (window_stack(tangents[0], params, 0),), mode)
+        return np.moveaxis(w, -1, 0), kinks
 
     def jvp(self, sel, tangents, args, out, params):
         views = _views(tangents[0], params, 0)
-        res = sel[..., 0] * views[0]
+        res = sel[0] * views[0]
         for k in range(1, len(views)):
-            res = res + sel[..., k] * views[k]
+            res = res + sel[k] * views[k]
         return res
 
     def vjp(self, sel, g, args, out, params, needs):
         xshape = tuple(np.shape(args[0]))
-        lead = tuple(np.broadcast_shapes(np.shape(g), np.shape(sel)[:-1])[:-4])
+        lead = tuple(np.broadcast_shapes(np.shape(g), np.shape(sel)[1:])[:-4])
         (ph, pw), (h, w) = params["padding"], xshape[-2:]
         oh, ow = _geometry(xshape, params)
-        res = np.zeros(lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw),
-                       dtype=np.result_type(g, sel))
-        for k, s in enumerate(_offsets(params, oh, ow)):
-            res[s] += sel[..., k] * g
+        (kh, kw), (sh, sw), (dh, dw) = params["kernel"], params["stride"], params["dilation"]
+        shape = lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw)
+        dtype = np.result_type(g, sel)
+        if isinstance(g, numpy.ndarray) and sh > dh * (kh - 1) and sw > dw * (kw - 1):
+            # NOTE: disjoint windows (MaxPool2d(k), the usual case): every input entry gets
+            # at most one product, written in place; a tiling leaves no entry to zero
+            tiled = (dh, dw) == (1, 1) and (oh * sh, ow * sw) == shape[-2:] and \
+                (sh, sw) == (kh, kw)
+            res = (numpy.empty if tiled else numpy.zeros)(shape, dtype=dtype)
+            for k, s in enumerate(_offsets(params, oh, ow)):
+                numpy.multiply(sel[k], g, out=res[s])
+        else:
+            res = np.zeros(shape, dtype=dtype)
+            for k, s in enumerate(_offsets(params, oh, ow)):
+                res[s] += sel[k] * g
         return (res[..., ph:ph + h, pw:pw + w] if ph or pw else res,)
 
     def abs_form(self, args, params):
