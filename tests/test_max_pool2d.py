@@ -176,6 +176,25 @@ def test_on_torch_tensors_value_and_gradient_follow_pytorch():
     np.testing.assert_allclose(g.numpy(), tx.grad.numpy(), rtol=1e-14)
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_on_torch_tensors_ties_follow_the_policy(case):
+    rng = np.random.default_rng(6)
+    x = _tied(rng)
+    v = rng.normal(size=knp.max_pool2d(x, *case).shape)
+
+    def f(a):
+        return knp.sum(knp.max_pool2d(a, *case) * v)
+
+    _, tg = _torch_value_grad(x, v, dict(zip(("kernel", "stride", "padding", "dilation"),
+                                              case)))
+    with kinkgrad.kink_policy(max="first"):
+        np.testing.assert_allclose(kinkgrad.grad(f)(torch.tensor(x)).numpy(), tg, rtol=1e-14,
+                                   atol=1e-15)
+    with kinkgrad.kink_policy(max="split"):
+        np.testing.assert_allclose(kinkgrad.grad(f)(torch.tensor(x)).numpy(),
+                                   _split_ref(x, v, *case), rtol=1e-13, atol=1e-15)
+
+
 @pytest.mark.parametrize("args,match", [
     (((2, 6, 6), 2), "4-D"),
     (((1, 1, 6, 6), 2, 2, 2), "half the kernel"),

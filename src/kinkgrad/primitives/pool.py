@@ -11,8 +11,9 @@ as ``np.max`` over a stacked window axis would be, runs row by row and is severa
 slower). The selection is a weight per window entry, laid out ``(kh kw, N, C, OH, OW)``; the
 JVP is the weighted sum of the tangent's windows, the VJP a scatter-add of the weighted
 cotangent onto the offsets' strided views (overlapping windows add up).
-On torch-backed arrays the value is ``torch.nn.functional.max_pool2d``; the other rules run on
-the backend's NumPy namespace.
+On torch-backed arrays the value is ``torch.nn.functional.max_pool2d`` and the selection (policy
+mode) and the VJP use torch's operations on the tensors; the other rules run on the backend's
+NumPy namespace.
 Written against the module-level ``np``, which the array backends rebind.
 """
 
@@ -115,6 +116,43 @@ def _t_pool(x: Any, p: dict) -> Any:
                                    p["dilation"]))
 
 
+def _t_select(x: Any, out: Any, p: dict, split: bool) -> tuple[Any, int]:
+    """The policy-mode selection of :meth:`MaxPool2d.select` on the tensors of torch-backed
+    arrays, with torch's own operations (``torch._numpy`` costs tens of microseconds a call)."""
+    import torch
+    import torch.nn.functional as F
+
+    tx, to = _tensor(x), _tensor(out)
+    (ph, pw) = p["padding"]
+    if ph or pw:
+        tx = F.pad(tx, (pw, pw, ph, ph), value=float("-inf"))
+    cand = torch.stack([tx[s] == to for s in _offsets(p, *to.shape[-2:])])
+    count = cand.sum(0, dtype=torch.int16)
+    kinks = int(torch.count_nonzero(count > 1))
+    if kinks and split:
+        return np.asarray(cand.to(tx.dtype) / count.clamp_min(1)), kinks
+    if kinks:
+        taken = cand[0].clone()
+        for k in range(1, cand.shape[0]):
+            cand[k] &= ~taken
+            taken |= cand[k]
+    return np.asarray(cand), kinks
+
+
+def _t_vjp(sel: Any, g: Any, xshape: tuple, p: dict) -> Any:
+    """:meth:`MaxPool2d.vjp` on the tensors of torch-backed arrays."""
+    import torch
+
+    ts, tg = _tensor(sel), _tensor(g)
+    (ph, pw), (h, w) = p["padding"], xshape[-2:]
+    lead = tuple(torch.broadcast_shapes(tg.shape, ts.shape[1:])[:-4])
+    res = torch.zeros(lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw),
+                      dtype=torch.result_type(tg, ts), device=tg.device)
+    for k, s in enumerate(_offsets(p, *tg.shape[-2:])):
+        res[s] += ts[k] * tg
+    return np.asarray(res[..., ph:ph + h, pw:pw + w])
+
+
 @register
 class MaxPool2d(Primitive):
     """``knp.max_pool2d(x, kernel, stride=None, padding=0, dilation=1)``: the maximum of every
@@ -172,6 +210,9 @@ class MaxPool2d(Primitive):
         rule reads contiguous planes; booleans when they are 0/1) and the number of tied
         windows."""
         x = args[0]
+        policy_mode = tangents is None or tangents[0] is None or mode == "policy"
+        if policy_mode and _tensor(x) is not None and _tensor(out) is not None:
+            return _t_select(x, out, params, policy.max == "split")
         dtype = np.result_type(x)
         views = _views(x, params, _fill(dtype))
         cand = np.stack([v == out for v in views])
@@ -179,7 +220,7 @@ class MaxPool2d(Primitive):
         kinks = int(np.count_nonzero(count > 1))
         if not kinks:  # one maximiser per window: the one-hot weights (0/1 as booleans)
             return cand, 0
-        if tangents is None or tangents[0] is None or mode == "policy":
+        if policy_mode:
             if policy.max == "split":
                 return (cand / np.maximum(count, 1)).astype(dtype), kinks
             taken = cand[0].copy()  # "first": the first maximiser in row-major window order
@@ -203,6 +244,8 @@ class MaxPool2d(Primitive):
 
     def vjp(self, sel, g, args, out, params, needs):
         xshape = tuple(np.shape(args[0]))
+        if _tensor(g) is not None and _tensor(sel) is not None:
+            return (_t_vjp(sel, g, xshape, params),)
         lead = tuple(np.broadcast_shapes(np.shape(g), np.shape(sel)[1:])[:-4])
         (ph, pw), (h, w) = params["padding"], xshape[-2:]
         oh, ow = _geometry(xshape, params)
