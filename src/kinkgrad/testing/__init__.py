@@ -122,7 +122,12 @@ def check_transpose(f: Callable, *args: Any, policy: KinkPolicy | None = None, b
         lhs = [np.asarray(v[k], np.float64) * t for v, t in zip(vs[0], ts[k])]
         rhs = [c * np.asarray(u[k], np.float64) for c, u in zip(cs[k], us[0])]
         a, b = sum(float(x.sum()) for x in lhs), sum(float(x.sum()) for x in rhs)
-        scale = max(sum(float(np.abs(x).sum()) for x in lhs + rhs), 1e-300)
+        # NOTE: J u may cancel to rounding (logaddexp of two copies of x at 0): differences
+        # below rtol |v| |u| are rounding at unit Jacobian scale
+        unit = np.sqrt(sum(float(np.sum(np.square(np.asarray(v[k], np.float64))))
+                           for v in vs[0]) * sum(float(np.sum(np.square(np.asarray(
+                               u[k], np.float64)))) for u in us[0]))
+        scale = max(sum(float(np.abs(x).sum()) for x in lhs + rhs), unit, 1e-300)
         if abs(a - b) > rtol * scale:
             _fail(f"check_transpose: <v, J u> = {a!r} (JVP) but <J^T v, u> = {b!r} (VJP); "
                   f"relative gap {abs(a - b) / scale:.3g}")
