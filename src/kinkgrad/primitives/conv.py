@@ -85,8 +85,11 @@ def _slices(i: int, j: int, oh: int, ow: int, p: dict) -> tuple:
 def _cols(x: Any, kh: int, kw: int, p: dict) -> tuple[Any, int, int]:
     """The window matrix of a batch x (N, C, H, W): (N, groups, Cg kh kw, OH OW), OH, OW."""
     ph, pw = p["padding"]
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    if ph or pw:  # NOTE: a zero array and one copy: np.pad's Python overhead is ~0.1 ms
+        n, c, h, w = np.shape(x)
+        xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=np.result_type(x))
+        xp[:, :, ph:ph + h, pw:pw + w] = x
+        x = xp
     n, c, h, w = np.shape(x)
     (sh, sw), (dh, dw) = p["stride"], p["dilation"]
     oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
