@@ -135,6 +135,9 @@ class Program:
         """The program's outputs at ``args``, computed on the inputs' backend (NumPy arrays,
         torch tensors on their device, CuPy arrays), or traced when given traced values."""
         leaves, _ = pytree.flatten(args)
+        kept = pytree.input_leaves(self.in_tree, args)  # integer leaves are constants
+        if kept is not None:
+            leaves = kept
         from .tracer import Tracer
 
         if any(type(x) is Tracer for x in leaves):

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["flatten", "unflatten", "LEAF", "Constant", "mark_constants", "match"]
+__all__ = ["flatten", "unflatten", "LEAF", "Constant", "mark_constants", "match",
+           "input_leaves"]
 
 LEAF = "*"
 
@@ -160,3 +161,52 @@ def match(treedef: Any, tree: Any) -> list | None:
         return all(walk(x, y) for x, y in zip(a[-1], b[-1]))
 
     return out if walk(treedef, td) else None
+
+
+def input_leaves(treedef: Any, tree: Any) -> list | None:
+    """The leaves of ``tree`` at the input (non-constant) positions of ``treedef``, or None
+    when ``treedef`` has no constant nodes. A leaf at a constant position must equal the
+    constant it was traced with.
+
+    Raises:
+        KinkgradError: a constant leaf differs from the traced one.
+    """
+    consts: list = []
+    _collect(treedef, consts)
+    if all(c is None for c in consts):
+        return None
+    all_leaves, _ = flatten(tree)
+    if len(consts) != len(all_leaves):
+        return all_leaves  # a different structure: the caller's count check says so
+    out = []
+    for c, leaf in zip(consts, all_leaves):
+        if c is None:
+            out.append(leaf)
+        elif not (np.shape(leaf) == np.shape(c.value) and np.array_equal(leaf, c.value)):
+            from ..errors import KinkgradError
+
+            raise KinkgradError(
+                "Program: an integer leaf differs from the one the program was traced with "
+                f"({np.asarray(c.value).tolist()!r}); integer leaves are constants of a "
+                "traced program, so trace again for other indices."
+            )
+    return out
+
+
+def _collect(td: Any, out: list) -> None:
+    """Per leaf position of ``td``: None for an input leaf, the Constant for a constant."""
+    if td == LEAF:
+        out.append(None)
+        return
+    kind = td[0]
+    if kind == "const":
+        out.append(td[1])
+    elif kind in ("tuple", "list"):
+        for c in td[1]:
+            _collect(c, out)
+    elif kind in ("dict", "namedtuple"):
+        for c in td[2]:
+            _collect(c, out)
+    elif kind == "dataclass":
+        for c in td[3]:
+            _collect(c, out)

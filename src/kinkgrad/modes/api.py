@@ -426,9 +426,10 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
 def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
           **kwargs: Any) -> Program:
     """Trace ``f`` at ``args`` into a :class:`~kinkgrad.Program` (printable, re-evaluable,
-    differentiable, costed). By default every argument whose leaves are floating-point arrays
-    is an input; other arguments (integer labels, say) are baked in as constants, and so are
-    keyword arguments (``kinkgrad.trace(f, x, axis=0)`` calls ``f(x, axis=0)``).
+    differentiable, costed). By default every argument with a floating-point leaf is an input
+    (its integer leaves are constants); other arguments (integer labels, say) are baked in
+    as constants, and so are keyword arguments (``kinkgrad.trace(f, x, axis=0)`` calls
+    ``f(x, axis=0)``).
 
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp
@@ -440,9 +441,8 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
           in (d) }
     """
     if argnums is None:
-        nums = [i for i, a in enumerate(args)
-                if all(np.asarray(x).dtype.kind == "f" for x in pytree.flatten(a)[0])
-                and pytree.flatten(a)[0]]
+        nums = [i for i, a in enumerate(args)  # integer leaves beside float ones: constants
+                if any(np.asarray(x).dtype.kind == "f" for x in pytree.flatten(a)[0])]
     else:
         nums, _ = _argnums(argnums)
     tr = trace_call(f, args, kwargs, nums, "trace", check_finite=False)
