@@ -64,7 +64,7 @@ def rewrite_tied_wheres(tr: Traced, where: str) -> Traced:
     if not tied:
         return tr
     uses = _consumers(tr, set(tied))
-    plans: dict[int, tuple] = {}
+    cond_of: dict[int, int] = {}  # where equation -> its tied comparison's equation
     for slot, k in tied.items():
         cmp = tr.eqns[k]
         for use_k, pos in uses.get(slot, []):
@@ -73,11 +73,11 @@ def rewrite_tied_wheres(tr: Traced, where: str) -> Traced:
                     or cmp.prim.name not in _ORIENT:
                 _refuse(cmp, where, "it is used other than as the condition of a `where` "
                                     "written with >, >=, < or <=")
-            plans[use_k] = (k,)
+            cond_of[use_k] = k
     directions = _directions(tr)
     tan, _ = forward_sweep(tr.eqns, tr.vals, directions, KinkPolicy(), mode="directional")
-    kinds = {use_k: _classify(tr, tr.eqns[plan[0]], tr.eqns[use_k], tan, where)
-             for use_k, plan in plans.items()}
+    kinds = {use_k: _classify(tr, tr.eqns[k], tr.eqns[use_k], tan, where)
+             for use_k, k in cond_of.items()}
     return _replay(tr, set(tied), kinds)
 
 

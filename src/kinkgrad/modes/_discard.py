@@ -30,6 +30,7 @@ from ..primitives.arith import Negative, _Binary
 from ..primitives.piecewise import Clip, _Elementwise, _MaxMin
 from ..primitives.select import Where
 from ..primitives.smooth import Unary
+from .sweeps import _args, _vjp_rules, reverse_sweep
 
 __all__ = ["discarded_entries", "sweep_discarding", "domain_message", "finite_or_discarding",
            "recover_or_raise", "guarded_reverse"]
@@ -95,14 +96,10 @@ def sweep_discarding(eqns: list, vals: list, seeds: dict[int, Any], policy: Kink
             if out_gone is not None:
                 g = np.where(out_gone, 0, g)
             same = isinstance(eqn.prim, _ELEMENTWISE) and out_gone is not None
-            args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
-            out = vals[eqn.out.index]
-            if selections is not None and k in selections:
-                sel = selections[k]
-            else:
-                sel, _ = eqn.prim.select(policy, args, out, eqn.params)
-            needs = [type(i) is Var for i in eqn.inputs]
-            cts = eqn.prim.vjp(sel, g, args, out, eqn.params, needs)
+            args, out = _args(eqn, vals), vals[eqn.out.index]
+            given = selections is not None and k in selections
+            _, cts = _vjp_rules(eqn, policy, args, out, g, [type(i) is Var for i in eqn.inputs],
+                                given, selections[k] if given else None)  # type: ignore[index]
             for inp, c in zip(eqn.inputs, cts):
                 if c is None or type(inp) is not Var:
                     continue
@@ -122,12 +119,14 @@ def finite_or_discarding(ct: dict[int, Any], tr: Any, seeds: dict[int, Any],
                          keep: set[int] | None = None) -> dict[int, Any]:
     """``ct`` when finite, else the discarding sweep's result when that is finite, else
     ``ct`` (the caller then reports the node at fault)."""
-    if all(np.isfinite(c).all() for c in ct.values()):
+    if _all_finite(ct):
         return ct
     again = sweep_discarding(tr.eqns, tr.vals, seeds, policy, selections, keep)
-    if again is not None and all(np.isfinite(c).all() for c in again.values()):
-        return again
-    return ct
+    return again if again is not None and _all_finite(again) else ct
+
+
+def _all_finite(ct: dict[int, Any]) -> bool:
+    return all(np.isfinite(c).all() for c in ct.values())
 
 
 def guarded_reverse(tr: Any, seeds: dict[int, Any], policy: KinkPolicy, where: str,
@@ -135,8 +134,6 @@ def guarded_reverse(tr: Any, seeds: dict[int, Any], policy: KinkPolicy, where: s
                     report: Any = None, check: bool = True) -> dict[int, Any]:
     """``reverse_sweep``, then (only on a floating-point error or, with ``check``, a result
     that is not finite) the discarding sweep: the cotangents entry points return."""
-    from .sweeps import reverse_sweep
-
     try:
         ct = reverse_sweep(tr.eqns, tr.vals, seeds, policy, selections=selections,
                            report=report, keep=keep)
@@ -152,7 +149,7 @@ def recover_or_raise(exc: Exception, tr: Any, seeds: dict[int, Any], policy: Kin
     the discarding sweep's cotangents when they are finite, else the domain error of the
     node at fault (or ``exc`` itself)."""
     again = sweep_discarding(tr.eqns, tr.vals, seeds, policy, selections, keep)
-    if again is not None and all(np.isfinite(c).all() for c in again.values()):
+    if again is not None and _all_finite(again):
         return again
     with np.errstate(all="ignore"):
         msg = domain_message(tr, where)
