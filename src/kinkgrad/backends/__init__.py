@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
 import types
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 import numpy
 
 __all__ = ["namespace_of", "use_namespace", "to_backend", "from_backend", "is_torch", "is_cupy",
-           "cupy_numpy", "follow_inputs"]
+           "cupy_numpy", "follow_inputs", "set_torch_fast"]
 
 _MODULES = (
     "kinkgrad._core.primitive", "kinkgrad._core.tracer", "kinkgrad._core.program",
@@ -67,7 +68,31 @@ def cupy_numpy(base: types.ModuleType | None = None) -> types.ModuleType:
     return ns
 
 
+_TORCH_FAST = [os.environ.get("KINKGRAD_TORCH_FAST", "1") != "0"]
+
+
+def set_torch_fast(enabled: bool) -> bool:
+    """Use (default) or leave out the fast paths of ``_torch_fast`` on torch tensors (the
+    plain ``torch._numpy`` functions give the same results, slower); returns the previous
+    setting. The environment variable ``KINKGRAD_TORCH_FAST=0`` starts with them off."""
+    previous, _TORCH_FAST[0] = _TORCH_FAST[0], bool(enabled)
+    return previous
+
+
 def _torch_numpy() -> types.ModuleType:
+    """The namespace the rules run with on torch tensors: by default :func:`_torch_plain`
+    with the fast paths of ``_torch_fast`` (hot functions and ``ndarray`` operators calling
+    torch directly on the common argument kinds), else :func:`_torch_plain` itself."""
+    if not _TORCH_FAST[0]:
+        return _torch_plain()
+    if len(_TORCH_NS) < 2:
+        from . import _torch_fast
+
+        _TORCH_NS.append(_torch_fast.install(_torch_plain()))
+    return _TORCH_NS[1]
+
+
+def _torch_plain() -> types.ModuleType:
     """A copy of ``torch._numpy``'s namespace completed with the few functions the rules use
     that it lacks, and with shape queries that read ``.shape`` first (as NumPy's do)."""
     if _TORCH_NS:
@@ -154,8 +179,10 @@ def use_namespace(ns: types.ModuleType) -> Iterator[None]:
         mod = sys.modules.get(name) or importlib.import_module(name)
         saved.append((mod, mod.np))
         mod.np = ns
+    operators = getattr(ns, "_fast_operators", contextlib.nullcontext)
     try:
-        yield
+        with operators():  # the torch fast namespace's ndarray operators
+            yield
     finally:
         for mod, old in saved:
             mod.np = old
