@@ -98,6 +98,12 @@ class Primitive:
         call = cls.__dict__.get("__call__")
         if call is not None and not getattr(call, "_kinkgrad_checked", False):
             cls.__call__ = checked_call(call)  # type: ignore[method-assign]
+        # a fast path belongs to the rule it shortcuts: a subclass that redefines ``select``
+        # or ``vjp`` without redefining the shortcut gets the plain rule
+        if "select" in cls.__dict__ and "selection" not in cls.__dict__:
+            cls.selection = Primitive.selection  # type: ignore[method-assign]
+        if "vjp" in cls.__dict__ and "scales_cotangent" not in cls.__dict__:
+            cls.scales_cotangent = False
 
     # ---------------------------------------------------------------- value and public call
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -165,6 +171,17 @@ class Primitive:
         the policy's choice.
         """
         return None, 0
+
+    def selection(self, policy: Any, args: Sequence[Any], out: Any, params: dict) -> Any:
+        """``select(policy, args, out, params)[0]``: the policy's selection without the count
+        of kink entries, which only the kink report reads (a primitive whose count costs a
+        pass over the data overrides this; the reverse sweep calls it when no report is
+        asked)."""
+        return self.select(policy, args, out, params)[0]
+
+    # A VJP that is ``g * sel`` (elementwise, ``sel`` broadcasting to ``g``): the reverse sweep
+    # may then multiply a cotangent array nobody else holds in place instead of allocating.
+    scales_cotangent: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- derivative rules
     def jvp(self, sel: Any, tangents: Sequence[Any], args: Sequence[Any], out: Any,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core import pytree
 from .._core.program import Var, _var_name
 from ..errors import NonFiniteInputError
 from ..kinks import KinkPolicy
@@ -23,8 +24,8 @@ from .sweeps import reverse_sweep
 _ndarray, _dot = np.ndarray, np.dot
 _BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
-__all__ = ["nonfinite_gradient", "finite", "input_error_if_nonfinite", "check_inputs_finite",
-           "nonfinite_culprit", "require_finite"]
+__all__ = ["nonfinite_gradient", "grads_tree", "finite", "input_error_if_nonfinite",
+           "check_inputs_finite", "nonfinite_culprit", "require_finite"]
 
 
 def nonfinite_gradient(tr: Any, out: Var, policy: KinkPolicy) -> str:
@@ -130,3 +131,33 @@ def require_finite(tr: Any, arrays: list, where: str, what: str, tan: dict | Non
                 "rescale the input or guard that operation.")
     raise NonFiniteInputError(f"{where}: the {what} is not finite (a derivative overflows); "
                               "rescale the input or guard the operation that overflows.")
+
+
+def grads_tree(tr: Any, ct: dict, single: bool) -> Any:
+    """The gradient in the pytree of the differentiated arguments: each leaf's cotangent in the
+    leaf's shape and dtype (zeros where none reached it).
+
+    A cotangent computed in a wider dtype than its argument's (a float32 argument multiplied
+    by a float64 constant) can be finite there and overflow when cast: that raises, as any
+    other gradient that is not representable, instead of returning inf."""
+    leaves = []
+    for v in tr.in_vars:
+        c = ct.get(v.index)
+        if c is None:
+            c = np.zeros(v.shape, v.dtype)
+        else:
+            c = wide = np.asarray(c)
+            if wide.dtype != v.dtype:
+                with np.errstate(over="ignore"):  # tested just below
+                    c = np.asarray(wide, dtype=v.dtype)
+            if c is not wide and finite(wide) and not finite(c):
+                raise NonFiniteInputError(
+                    f"grad: the gradient of a {np.dtype(v.dtype).name} argument of shape "
+                    f"{tuple(v.shape)} was computed in {np.dtype(wide.dtype).name} and "
+                    f"overflows in {np.dtype(v.dtype).name} (a constant of the wider dtype "
+                    "scaled it); rescale the function or pass the argument in the wider dtype.")
+            if c.shape != v.shape:
+                c = np.broadcast_to(c, v.shape).copy()
+        leaves.append(c)
+    g = pytree.unflatten(tr.in_tree, leaves, constants="zeros")
+    return g[0] if single else g

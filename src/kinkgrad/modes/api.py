@@ -36,6 +36,7 @@ from ._inputs import argnums_message, constant_leaves
 from ._nonfinite import (
     check_inputs_finite,
     finite,
+    grads_tree,
     input_error_if_nonfinite,
     nonfinite_culprit,
     nonfinite_gradient,
@@ -156,21 +157,6 @@ def _argnums(argnums: int | Sequence[int]) -> tuple[list[int], bool]:
     return list(argnums), False
 
 
-def _grads_tree(tr: Traced, ct: dict, single: bool) -> Any:
-    leaves = []
-    for v in tr.in_vars:
-        c = ct.get(v.index)
-        if c is None:
-            c = np.zeros(v.shape, v.dtype)
-        else:
-            c = np.asarray(c, dtype=v.dtype)
-            if c.shape != v.shape:
-                c = np.broadcast_to(c, v.shape).copy()
-        leaves.append(c)
-    g = pytree.unflatten(tr.in_tree, leaves, constants="zeros")
-    return g[0] if single else g
-
-
 def _scalar_out(tr: Traced, where: str) -> tuple[Any, Any]:
     if len(tr.outs) != 1:
         raise NonScalarOutputError(f"{where}: the function returned {len(tr.outs)} arrays; it "
@@ -225,19 +211,20 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         tr = trace_call(f, args, kwargs, nums, "value_and_grad", has_aux, check_finite=False)
         out, val = _scalar_out(tr, "grad")
         rep = KinkReport() if report else None
+        checked: set[int] = set()  # leaves whose gradient the sweep found finite in cache
         if type(out) is Var:
             seed = np.ones(out.shape, dtype=out.dtype)
-            ct = guarded_reverse(tr, {out.index: seed}, pol, "grad", report=rep,
-                                 keep={v.index for v in tr.in_vars}, check=False)
+            ct = guarded_reverse(tr, {out.index: seed}, pol, "grad", report=rep, check=False,
+                                 keep={v.index for v in tr.in_vars}, checked=checked)
         else:
             ct = {}
         if rep is not None:  # the reverse sweep meets nodes last to first: report in program order
             rep.records.sort(key=lambda r: r.index)
-        g = _grads_tree(tr, ct, single)
-        if not all(finite(c) for c in ct.values()):  # a where may discard the culprit
+        g = grads_tree(tr, ct, single)
+        if not all(finite(c) for i, c in ct.items() if i not in checked):  # a where may drop it
             ct = finite_or_discarding(ct, tr, {out.index: seed}, pol,  # type: ignore[union-attr]
                                       keep={v.index for v in tr.in_vars})
-            g = _grads_tree(tr, ct, single)
+            g = grads_tree(tr, ct, single)
             if not all(finite(c) for c in ct.values()):
                 check_inputs_finite(tr, "value_and_grad")
                 raise NonFiniteInputError(nonfinite_gradient(tr, out, pol))

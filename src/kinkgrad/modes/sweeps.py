@@ -10,15 +10,35 @@ can keep its selections so that the reverse sweep uses exactly the same choices,
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 from .._core.program import Equation, Var, _var_name
 from .._core.tracer import retry_without_underflow
+from ..errors import NonFiniteInputError
 from ..kinks import KinkPolicy, KinkRecord, KinkReport
 
 __all__ = ["forward_sweep", "reverse_sweep"]
+
+# NumPy itself, kept when ``np`` is rebound to another backend's namespace (see backends)
+_NDARRAY, _MULTIPLY, _RESULT_TYPE = np.ndarray, np.multiply, np.result_type
+
+
+def _scale_in_place(g: Any, sel: Any) -> bool:
+    """``g *= sel`` when ``g`` is a NumPy array nobody but the reverse sweep holds (not a view,
+    not a seed, not kept: the sweep's local name and getrefcount's argument are its only
+    references) and the product keeps its shape and dtype. Returns whether it did."""
+    # NOTE: a strong reference anywhere else (a dict of cotangents, a forward value, a
+    # caller's seed) raises the count above 2, so a shared array is never written
+    if type(g) is not _NDARRAY or g.base is not None or sys.getrefcount(g) > 3 \
+            or not g.flags.writeable or type(sel) is not _NDARRAY:
+        return False
+    if sel.shape != g.shape[g.ndim - sel.ndim:] or _RESULT_TYPE(g, sel) != g.dtype:
+        return False
+    _MULTIPLY(g, sel, out=g)
+    return True
 
 
 def _where(eqn: Equation) -> str:
@@ -101,26 +121,38 @@ def forward_sweep(eqns: list[Equation], vals: list, tangents: dict[int, Any], po
 
 def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], policy: KinkPolicy,
                   selections: dict[int, Any] | None = None, report: KinkReport | None = None,
-                  keep: set[int] | None = None) -> dict[int, Any]:
+                  keep: set[int] | None = None, checked: set[int] | None = None
+                  ) -> dict[int, Any]:
     """Pull cotangents (optionally with leading batch axes) back through the equations.
 
     ``seeds`` maps slot index to the cotangent of that output. Returns the cotangents of the
     slots in ``keep`` (all slots that received one when ``keep`` is None). Selections come
-    from ``selections`` where given, else from the policy.
+    from ``selections`` where given, else from the policy. ``checked`` (a set, filled when
+    given, with ``keep``): the kept slots whose cotangent is one rule's output of the slot's
+    shape and dtype, found finite as soon as the rule returned it (while it is in cache);
+    only the others need a finiteness test afterwards.
     """
+    if checked is not None:
+        from ._nonfinite import finite  # (_nonfinite imports this module)
     ct: dict[int, Any] = {}
     owned: set[int] = set()
     live: set[int] = set()  # slots read by equations on the path (for the kink report)
 
     def accumulate(i: int, c: Any) -> None:
         prev = ct.get(i)
-        if prev is None:
-            ct[i] = c
-        elif i in owned and np.shape(prev) == np.shape(c) and isinstance(prev, np.ndarray):
-            np.add(prev, c, out=prev, casting="unsafe")
-        else:
-            ct[i] = prev + c
-            owned.add(i)
+        try:
+            if prev is None:
+                ct[i] = c
+            elif i in owned and np.shape(prev) == np.shape(c) and isinstance(prev, np.ndarray):
+                np.add(prev, c, out=prev, casting="unsafe")
+            else:
+                ct[i] = prev + c
+                owned.add(i)
+        except FloatingPointError as exc:  # only under np.errstate(over="raise")
+            raise NonFiniteInputError(
+                f"the cotangents reaching {_var_name(i)} are finite but their sum overflows "
+                "(the derivative is not representable in this dtype); rescale the input or "
+                "compute in float64.") from exc
 
     for i, c in seeds.items():
         accumulate(i, c)
@@ -153,6 +185,8 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
             if type(prev) is np.ndarray and prev.shape == np.shape(g)[:nb] + np.shape(
                     vals[inputs[0].index]):
                 prev[(slice(None),) * nb + eqn.params["idx"]] += g
+                if checked is not None:
+                    checked.discard(inputs[0].index)
                 continue
         args, needs = [], []
         for i in inputs:
@@ -167,9 +201,16 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
         sel = selections[k] if given else None  # type: ignore[index]
         try:
             nk = 0
-            if not given:
+            if given:
+                pass
+            elif report is None:
+                sel = prim.selection(policy, args, out, eqn.params)
+            else:
                 sel, nk = prim.select(policy, args, out, eqn.params)
-            cts = prim.vjp(sel, g, args, out, eqn.params, needs)
+            if prim.scales_cotangent and _scale_in_place(g, sel):
+                cts = (g,)
+            else:
+                cts = prim.vjp(sel, g, args, out, eqn.params, needs)
         except FloatingPointError as exc:  # only under np.errstate(... = "raise")
             nk, cts = retry_without_underflow(exc, _where(eqn), "cotangent", _vjp_rules,
                                               eqn, policy, args, out, g, needs, given,
@@ -181,6 +222,13 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
                 j = inp.index
                 if j in ct:
                     accumulate(j, c)
+                    if checked is not None:
+                        checked.discard(j)
                 else:
                     ct[j] = c
+                    if checked is not None and keep is not None and j in keep \
+                            and type(c) is _NDARRAY and c.dtype == inp.dtype \
+                            and c.shape == inp.shape and finite(c):
+                        checked.add(j)
+        c = cts = None  # the sweep holds no cotangent but through ct (see _scale_in_place)
     return ct

@@ -40,6 +40,7 @@ class _Elementwise(Primitive):
 
     c_vjp = 2  # compare (selection) and multiply
     omega = 4.0
+    scales_cotangent = True  # vjp below is g * sel
 
     def switch(self, args, out, params):
         return np.asarray(args[0])
@@ -102,6 +103,13 @@ class Relu(_Elementwise):
         if kinks and policy.relu != 0:
             slope = np.where(s == 0, policy.relu, slope)
         return slope, kinks
+
+    def selection(self, policy, args, out, params):
+        # NOTE: with relu'(0) = 0 the slope is [x > 0] whatever the kinks: skip counting
+        # them (a pass over x), as backward mode without a kink report does on every call
+        if policy.relu == 0:
+            return args[0] > 0
+        return self.select(policy, args, out, params)[0]
 
     def abs_form(self, args, params):
         x = args[0]

@@ -1,0 +1,150 @@
+"""The reverse sweep's fast paths on the common training step (issue 13): a relu's slope
+without the kink count, a cotangent scaled in place when the sweep alone holds it, and the
+gradient's finiteness tested as each leaf's cotangent is produced. Each must give exactly
+what the plain rules give and never write into an array someone else holds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad.errors import KinkgradError
+
+
+def _mlp_loss(params: dict, x: np.ndarray, y: np.ndarray) -> object:
+    h = knp.relu(x @ params["W0"] + params["b0"])
+    h = knp.relu(h @ params["W1"] + params["b1"])
+    z = h @ params["W2"] + params["b2"]
+    return knp.mean(knp.logsumexp(z, axis=1) - z[np.arange(z.shape[0]), y])
+
+
+def _hand_grad(params: dict, x: np.ndarray, y: np.ndarray) -> dict:
+    """The same loss differentiated by hand (relu'(0) = 0)."""
+    z0 = x @ params["W0"] + params["b0"]
+    h0 = np.maximum(z0, 0)
+    z1 = h0 @ params["W1"] + params["b1"]
+    h1 = np.maximum(z1, 0)
+    z = h1 @ params["W2"] + params["b2"]
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    g = e / e.sum(axis=1, keepdims=True)
+    g[np.arange(len(y)), y] -= 1
+    g /= len(y)
+    out = {"W2": h1.T @ g, "b2": g.sum(0)}
+    g = (g @ params["W2"].T) * (z1 > 0)
+    out.update(W1=h0.T @ g, b1=g.sum(0))
+    g = (g @ params["W1"].T) * (z0 > 0)
+    out.update(W0=x.T @ g, b0=g.sum(0))
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), batch=st.integers(1, 9), dead=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_mlp_gradient_matches_hand_written(seed: int, batch: int, dead: bool, dtype: type
+                                           ) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = (5, 7, 6, 3)
+    params = {}
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        params[f"W{i}"] = rng.standard_normal((a, b)).astype(dtype)
+        params[f"b{i}"] = rng.standard_normal(b).astype(dtype)
+    x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    if dead:  # exact zeros at the relus: the kinks, where relu'(0) = 0 is the slope
+        x[:] = 0
+        params["b0"][::2] = 0
+    y = rng.integers(0, sizes[-1], batch)
+    got = kinkgrad.grad(_mlp_loss)(params, x, y)
+    want = _hand_grad(params, x, y)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for k in want:
+        assert got[k].dtype == dtype
+        np.testing.assert_allclose(got[k], want[k], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.5, 1.0])
+def test_relu_slope_at_zero_with_and_without_report(slope: float) -> None:
+    x = np.array([-1.0, 0.0, 2.0, 0.0])
+    f = lambda v: knp.sum(knp.relu(v) * np.array([1.0, 2.0, 3.0, 4.0]))  # noqa: E731
+    with kinkgrad.kink_policy(relu=slope):
+        plain = kinkgrad.grad(f)(x)
+        reported, rep = kinkgrad.grad(f, report=True)(x)
+    want = np.array([0.0, 2.0 * slope, 3.0, 4.0 * slope])
+    np.testing.assert_array_equal(plain, want)
+    np.testing.assert_array_equal(reported, want)
+    assert rep.total == 2  # the report path counts the two zeros
+
+
+def test_shared_cotangent_is_not_scaled_in_place() -> None:
+    # add's cotangent reaches both operands as one array; each relu must scale its own copy
+    x = np.array([-1.0, 0.5, 2.0])
+    f = lambda v: knp.sum(knp.relu(v * 2.0) * 3.0 + knp.relu(v * 2.0) + knp.relu(-v))  # noqa: E731
+    np.testing.assert_array_equal(kinkgrad.grad(f)(x), [-1.0, 8.0, 8.0])
+    g = lambda v: knp.sum(knp.abs(v + v) + knp.leaky_relu(v + v, 0.1))  # noqa: E731
+    np.testing.assert_array_equal(kinkgrad.grad(g)(x), [-2.0 + 0.2, 4.0, 4.0])
+
+
+def test_user_cotangent_and_aux_are_left_alone() -> None:
+    x = np.array([-1.0, 0.5, 2.0])
+    ct = np.array([1.0, 2.0, 3.0])
+    keep = ct.copy()
+    _, vjp_fn = kinkgrad.vjp(lambda v: knp.relu(v * 1.0), x)
+    (gx,) = vjp_fn(ct)
+    np.testing.assert_array_equal(ct, keep)
+    np.testing.assert_array_equal(gx, [0.0, 2.0, 3.0])
+
+    def f(v: object) -> tuple:
+        h = knp.relu(v * 2.0)
+        return knp.sum(h * 3.0), h
+
+    (val, aux), g = kinkgrad.value_and_grad(f, has_aux=True)(x)
+    np.testing.assert_array_equal(aux, np.maximum(x * 2.0, 0))
+    np.testing.assert_array_equal(g, [0.0, 6.0, 6.0])
+    assert float(val) == 3.0 * float(np.maximum(x * 2.0, 0).sum())
+
+
+def test_two_finite_contributions_that_overflow_together_raise() -> None:
+    # each use of x contributes 2e38 (finite in float32); their sum 4e38 is not
+    x = np.array([1e-30, 2e-30], np.float32)
+    c = np.float32(2e38)
+    with pytest.raises(KinkgradError, match="not representable|not finite|overflow"):
+        kinkgrad.grad(lambda v: knp.sum(v * c + v * c))(x)
+    v, g = kinkgrad.value_and_grad(lambda v: knp.sum(v * c))(x)  # one use: fine
+    np.testing.assert_array_equal(g, [c, c])
+
+
+def test_gradient_that_overflows_when_cast_to_the_argument_dtype_raises() -> None:
+    x = np.array([1.0, 2.0], np.float32)
+    with pytest.raises(KinkgradError, match="overflows in float32"):
+        kinkgrad.grad(lambda v: knp.sum(v * np.float64(1e39)))(x)
+    g = kinkgrad.grad(lambda v: knp.sum(v * np.float64(1e30)))(x)
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(g, [1e30, 1e30], rtol=1e-7)
+
+
+def test_nan_gradient_of_a_single_use_leaf_still_raises() -> None:
+    # sqrt'(0) is infinite: the leaf's only cotangent, tested as the sweep produces it
+    with pytest.raises(KinkgradError):
+        kinkgrad.grad(lambda v: knp.sum(knp.sqrt(v)))(np.array([0.0, 1.0]))
+
+
+def test_a_subclass_redefining_a_rule_loses_the_shortcut_to_it() -> None:
+    from kinkgrad.primitives.piecewise import Relu
+
+    def vjp(self, sel, g, args, out, params, needs):  # noqa: ANN001, ANN202
+        return (g * 0.5,)
+
+    def select(self, policy, args, out, params, tangents=None, mode="policy"):  # noqa: ANN001, ANN202
+        return args[0] >= 0, 0
+
+    own_vjp = type("OwnVJP", (Relu,), {"vjp": vjp})
+    own_select = type("OwnSelect", (Relu,), {"select": select})
+    assert Relu.scales_cotangent and not own_vjp.scales_cotangent
+    x = np.array([-1.0, 0.0, 2.0])
+    from kinkgrad.kinks import resolve_policy
+
+    sel = own_select().selection(resolve_policy(None), (x,), np.maximum(x, 0), {})
+    np.testing.assert_array_equal(sel, [False, True, True])  # its own select, not relu's
