@@ -18,8 +18,11 @@ layer after the first with ``rank1`` and 2 per layer (1 for the first) with ``de
 
 On a machine without CUDA every row is labelled ``cpu``: CPU ratios say nothing precise
 about GPU ratios. Usage: ``python benchmarks/gpu.py [--repeat R] [--size W] [--out DIR]
-[--device cpu|cuda] [--threads T]``. Prints tables, writes ``gpu.json`` and ``gpu.png``;
-never asserts on time.
+[--device cpu|cuda] [--threads T] [--skip-part1] [--skip-part2] [--torch-fast-ab]``
+(``--threads`` limits torch's and, through threadpoolctl, NumPy's BLAS threads;
+``--torch-fast-ab`` adds the engine on torch tensors with the backend's fast paths off,
+interleaved with it on). Prints tables, writes ``gpu.json`` and ``gpu.png``; never asserts
+on time.
 """
 
 from __future__ import annotations
@@ -111,8 +114,24 @@ def clarke_fn(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Ten
 
 
 # ---------------------------------------------------------------------- part 1
-def part1(device: torch.device, repeat: int) -> list[dict]:
-    """Value+gradient: kinkgrad's engine (NumPy; torch tensors on ``device``) vs torch."""
+def _plain_torch_numpy(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run with the backend's fast paths off (plain ``torch._numpy``)."""
+    from kinkgrad import backends
+
+    def run() -> object:
+        prev = backends.set_torch_fast(False)
+        try:
+            return fn()
+        finally:
+            backends.set_torch_fast(prev)
+
+    return run
+
+
+def part1(device: torch.device, repeat: int, ab: bool = False) -> list[dict]:
+    """Value+gradient: kinkgrad's engine (NumPy; torch tensors on ``device``) vs torch. With
+    ``ab``, also the engine on torch tensors with plain ``torch._numpy`` (the backend's fast
+    paths off), timed interleaved with the default (fast paths on)."""
     rows = []
     loss_fn = nn.CrossEntropyLoss()
     for name, model, x in (("MLP 784-512-512-10, batch 256", mlp((784, 512, 512, 10)),
@@ -127,14 +146,20 @@ def part1(device: torch.device, repeat: int) -> list[dict]:
         md = model.to(device)
         xd, yd = x.to(device), y.to(device)
         pd = {k: torch.from_numpy(v).to(device) for k, v in params.items()}
+        on_torch = f"kinkgrad engine, torch tensors ({device.type})"
         fns = {"kinkgrad engine, NumPy arrays (cpu)": functools.partial(vg, params, xn, yn),
-               f"kinkgrad engine, torch tensors ({device.type})": functools.partial(vg, pd, xd, yd),
+               on_torch: functools.partial(vg, pd, xd, yd),
                f"torch autograd ({device.type})": plain_fn(md, loss_fn, xd, yd)}
+        groups = [[k] for k in fns]
+        if ab:  # interleaved with the fast-path row (same library threads)
+            plain = on_torch.replace("tensors", "tensors, plain torch._numpy")
+            fns[plain] = _plain_torch_numpy(fns[on_torch])
+            groups = [[k] for k in fns if k not in (on_torch, plain)] + [[on_torch, plain]]
         # timed one after the other, not interleaved: NumPy's BLAS threads and torch's
         # OpenMP threads spin-wait after their work and slow each other down when alternated
         t: dict[str, float] = {}
-        for k, fn in fns.items():
-            t.update(timeit({k: fn}, device, repeat))
+        for group in groups:
+            t.update(timeit({k: fns[k] for k in group}, device, repeat))
         base = t[f"torch autograd ({device.type})"]
         rows += [{"part": 1, "model": name, "what": k, "seconds": t[k],
                   "median_s": t[k + " median"], "ratio": t[k] / base} for k in fns]
@@ -239,22 +264,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads (0: torch's default)")
     ap.add_argument("--skip-part1", action="store_true")
+    ap.add_argument("--skip-part2", action="store_true")
+    ap.add_argument("--torch-fast-ab", action="store_true",
+                    help="part 1 also times the engine on torch tensors with plain torch._numpy "
+                         "(the backend's fast paths off), interleaved with the default")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+        try:  # NumPy's BLAS threads too
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(args.threads)
+        except ImportError:
+            pass
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     name = (torch.cuda.get_device_name(device) if cuda
             else f"cpu ({torch.get_num_threads()} threads; NOT GPU numbers)")
     dtypes = [torch.float32, torch.bfloat16] if cuda else [torch.float32]
-    rows1 = [] if args.skip_part1 else part1(device, args.repeat)
-    rows2 = part2(device, args.repeat, dtypes, args.size or (4096 if cuda else 1024))
+    rows1 = [] if args.skip_part1 else part1(device, args.repeat, args.torch_fast_ab)
+    rows2 = [] if args.skip_part2 else part2(device, args.repeat, dtypes,
+                                             args.size or (4096 if cuda else 1024))
     print_tables(rows1, rows2, name)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "gpu.json"), "w") as fh:
         json.dump({"device": name, "part1": rows1, "part2": rows2}, fh, indent=1)
-    plot(rows2, os.path.join(args.out, "gpu.png"), name)
-    print(f"\nwrote {args.out}/gpu.json and gpu.png")
+    if rows2:
+        plot(rows2, os.path.join(args.out, "gpu.png"), name)
+    print(f"\nwrote {args.out}/gpu.json" + (" and gpu.png" if rows2 else ""))
     return 0
 
 

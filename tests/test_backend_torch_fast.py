@@ -15,7 +15,6 @@ torch = pytest.importorskip("torch")
 from kinkgrad import backends  # noqa: E402
 from kinkgrad.backends import _torch_fast  # noqa: E402
 
-FAST = backends._torch_numpy() if backends._TORCH_FAST[0] else None
 PLAIN = backends._torch_plain()
 BIG = (64, _torch_fast.BIG // 64 + 8)  # over the CPU boolean routes' threshold
 
@@ -151,6 +150,18 @@ def test_binary_other_operands_fall_back(name):
         assert _unwrap(got).dtype == _unwrap(want).dtype
 
 
+@pytest.mark.parametrize("name", ["add", "greater", "matmul", "maximum"])
+def test_numpy_array_operands(name):
+    """A NumPy array beside a torch._numpy array: converted as torch._numpy converts it."""
+    fast = _fast()
+    m = np.arange(9.0).reshape(3, 3) / 2 - 2  # exact sums of products
+    for a, b in [(np.ones((3, 3), np.float32), m), (m.astype(np.float32), m),
+                 (np.arange(3), m.astype(np.float32))]:
+        for x, y in [(a, _wrap(b)), (_wrap(a), b)]:
+            got, want = getattr(fast, name)(x, y), getattr(PLAIN, name)(x, y)
+            _same(got, want, getattr(np, name)(a, b))
+
+
 UNARY = ["exp", "log", "log1p", "expm1", "sqrt", "negative", "absolute", "sign", "isfinite",
          "isnan", "isinf", "tanh", "floor", "square", "signbit"]
 
@@ -244,9 +255,15 @@ def test_asarray():
     _check("asarray", [1.0, 2.0], np_fn=lambda a: np.asarray(a))
 
 
+def _like(a, index):
+    """index as an array of a's kind (NumPy, or torch._numpy)."""
+    return index if isinstance(a, np.ndarray) else _wrap(index)
+
+
 def _ops_cases():
     f, g = _np_array((3, 4), "float32"), _np_array((4,), "float32", 5)
     big, bigb = _np_array(BIG, "float64"), _np_array(BIG, "bool")
+    c3 = _np_array((2, 3, 4), "float64")
     return [
         (lambda a, b: a + b, f, g), (lambda a, b: a - b, g, f), (lambda a, b: a * b, big, bigb),
         (lambda a, b: a / b, f, g), (lambda a, b: a ** 2, f, g), (lambda a, b: 2 - a, f, g),
@@ -262,6 +279,14 @@ def _ops_cases():
         (lambda a, b: a.T, f, g), (lambda a, b: a.sum(axis=0), f, g),
         (lambda a, b: a.max(axis=-1, keepdims=True), f, g), (lambda a, b: a.all(), bigb, g),
         (lambda a, b: (a & b), bigb, bigb), (lambda a, b: [x for x in a][1], f, g),
+        (lambda a, b: a[np.array([2, 0, 2]), np.array([1, 3, 0])], f, g),
+        (lambda a, b: a[:, np.array([[1, 3], [0, 0]])], f, g),
+        (lambda a, b: a[np.array([1, 0]), :, np.array([2, 3])], c3, g),
+        (lambda a, b: a[:, np.array([1, 0]), np.array([2, 3])], c3, g),
+        (lambda a, b: a[0, np.array([1, 0]), np.array([2, 3])], c3, g),
+        (lambda a, b: a[..., np.array([1, 0])], c3, g),
+        (lambda a, b: a[_like(a, np.array([1, 0])), _like(a, np.array([[2], [1]]))], c3, g),
+        (lambda a, b: a[np.array([1, 0], np.int32)], c3, g),
     ]
 
 
@@ -283,8 +308,11 @@ def test_ndarray_operators(case):
 def test_setitem_and_incomparable():
     ns = _fast()
     a, v = _np_array((3, 4), "float32"), _np_array((4,), "float64")
-    for index, value in [((1, slice(None)), v), ((slice(None, 2), 0), 7.5),
-                         ((np.array([0, 2]),), v)]:
+    ro = np.array([2, 0])
+    ro.flags.writeable = False
+    for index, value in [((1, slice(None)), v), ((slice(None, 2), 0), 7.5), ((ro,), v),
+                         ((np.array([0, 2]),), v), ((np.array([0, 2]), np.array([3, 1])), 2.0),
+                         ((slice(None), np.array([1, 2])), v[:2])]:
         x, y = _wrap(a.copy()), _wrap(a.copy())
         ref = a.copy()
         with np.errstate(all="ignore"):

@@ -1,8 +1,7 @@
 """Fast paths for the torch namespace: the hot ``torch._numpy`` functions and operators,
 calling torch directly on the common argument kinds.
 
-``torch._numpy`` normalises the arguments of every call (a signature bind, per-argument
-normalisers, a dtype table, the result wrapped back), tens of microseconds a call, which
+``torch._numpy`` normalises the arguments of every call (tens of microseconds), which
 dominated the engine's time on small torch models. Each fast path here handles the common
 case, ``torch._numpy`` arrays, tensors and Python ``int``/``float`` scalars with no ``out=``
 or extra keywords, with exactly ``torch._numpy``'s semantics, which are NumPy's: for two
@@ -32,6 +31,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+import numpy
 import torch
 import torch._numpy as _base
 from torch._numpy import _binary_ufuncs_impl, _dtypes, _dtypes_impl, _ufuncs, _util
@@ -53,17 +53,20 @@ _SKIP_BINARY = {"matmul", "divmod", "modf", "ldexp"}
 
 
 def _tensor(x: Any) -> Any:
-    """The tensor of an array operand, the scalar itself for a Python int/float, else _NO."""
+    """The tensor of an array operand (a NumPy array as ``torch._numpy`` converts it), the
+    scalar itself for a Python int/float, else _NO."""
     tp = type(x)
     if tp is _nd:
         return x.tensor
     if tp is _T or tp is float or tp is int:
         return x
+    if tp is numpy.ndarray and x.dtype.kind in "biuf":
+        return torch.as_tensor(x)
     return _NO
 
 
 def _big_cpu(t: Any) -> bool:
-    return t.device.type == "cpu" and t.numel() >= BIG
+    return t.is_cpu and t.numel() >= BIG
 
 
 def _as_float(t: Any, dtype: Any) -> Any:

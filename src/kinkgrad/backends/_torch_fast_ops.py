@@ -4,8 +4,8 @@
 ``a + b``, ``a > 0``, ``a[i]``, ``a.sum(axis)``, ``a.astype(d)``, ... of ``torch._numpy``
 arrays call the namespace's functions through the same argument normalisation as those
 functions; here they call the fast functions of the namespace (which fall back on
-``torch._numpy``'s) and index with torch directly when the index is basic (ints, slices
-with a positive step, None, Ellipsis: read by torch exactly as by NumPy).
+``torch._numpy``'s) and index with torch directly when torch reads the index exactly as
+NumPy does (basic indices; slices with int64 index arrays).
 """
 
 from __future__ import annotations
@@ -15,24 +15,58 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy
+import torch
+
 from ._torch_fast import _NO, _T, _as_float, _nd, _swap, _tensor, _torch_dtype
 
 __all__ = ["activate", "operators"]
 
 
 # ---------------------------------------------------------------------- ndarray methods
-def _basic(index: Any) -> bool:
-    """A basic index torch reads as NumPy does: ints, None, ..., slices of int bounds and a
-    positive step (no arrays, bools or negative steps)."""
-    for i in index if type(index) is tuple else (index,):
+_ARRAYS = {_nd: torch.int64, _T: torch.int64, numpy.ndarray: numpy.dtype(numpy.int64)}
+
+
+def _slice_ok(i: slice) -> bool:
+    return all(v is None or type(v) is int for v in (i.start, i.stop, i.step)) and (
+        i.step is None or i.step > 0)
+
+
+def _index(index: Any) -> Any:
+    """The torch index for a NumPy index that torch reads as NumPy does, else _NO: a basic
+    index (ints, None, ..., slices of int bounds and a positive step), or slices and int64
+    index arrays of at least one axis (``torch._numpy``, torch or NumPy arrays; no ints,
+    None or ... beside arrays: there ``torch._numpy`` adjusts the index)."""
+    items = index if type(index) is tuple else (index,)
+    arrays = False
+    for i in items:
         tp = type(i)
-        if tp is slice:
-            if not all(v is None or type(v) is int for v in (i.start, i.stop, i.step)) or (
-                    i.step is not None and i.step <= 0):
-                return False
+        if tp in _ARRAYS:
+            t = i.tensor if tp is _nd else i
+            if t.dtype != _ARRAYS[tp] or t.ndim == 0:
+                return _NO
+            arrays = True
+        elif tp is slice:
+            if not _slice_ok(i):
+                return _NO
         elif not (tp is int or i is None or i is Ellipsis):
-            return False
-    return True
+            return _NO
+    if not arrays:
+        return index
+    if any(type(i) is not slice and type(i) not in _ARRAYS for i in items):
+        return _NO
+    out = tuple(_index_tensor(i) for i in items)
+    return out if type(index) is tuple else out[0]
+
+
+def _index_tensor(i: Any) -> Any:
+    tp = type(i)
+    if tp is _nd:
+        return i.tensor
+    if tp is numpy.ndarray:  # a NumPy constant: as torch reads it (a copy when read-only)
+        return torch.from_numpy(i) if i.flags.writeable and i.flags.c_contiguous else \
+            torch.tensor(i)
+    return i
 
 
 def _methods(ns: types.ModuleType) -> dict[str, Any]:
@@ -41,16 +75,17 @@ def _methods(ns: types.ModuleType) -> dict[str, Any]:
                                           "__eq__", "__ne__", "reshape", "transpose")}
 
     def getitem(self: Any, index: Any) -> Any:
-        if _basic(index):
-            return _nd(self.tensor[index])
-        return orig["__getitem__"](self, index)
+        idx = _index(index)
+        if idx is _NO:
+            return orig["__getitem__"](self, index)
+        return _nd(self.tensor[idx])
 
     def setitem(self: Any, index: Any, value: Any) -> None:
-        v = _tensor(value)
-        if not _basic(index) or v is _NO:
+        idx, v = _index(index), _tensor(value)
+        if idx is _NO or v is _NO:
             return orig["__setitem__"](self, index, value)
         t = self.tensor
-        t[index] = v if type(v) is not _T or v.dtype is t.dtype else _as_float(v, t.dtype)
+        t[idx] = v if type(v) is not _T or v.dtype is t.dtype else _as_float(v, t.dtype)
         return None
 
     def iterate(self: Any) -> Iterator:
