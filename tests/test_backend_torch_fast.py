@@ -131,6 +131,21 @@ def test_binary_array_and_python_scalar(name, dtype, scalar):
         _check(name, scalar, a)
 
 
+@pytest.mark.parametrize("name", ["greater", "less_equal", "equal", "subtract", "maximum"])
+def test_mixed_precision_is_computed_in_the_result_dtype(name):
+    """float32 0.1 against float64 0.1 differ in float64 (NumPy's result dtype) and tie in
+    float32: the comparison or difference must be computed in float64; a Python 0.1 beside
+    float32 is float32 (NEP 50)."""
+    for shape in [(3, 4), BIG]:
+        a32 = np.full(shape, 0.1, np.float32)
+        a32.reshape(-1)[::3] = np.float32(0.3)
+        b64 = np.full(shape[-1:], 0.1)
+        _check(name, a32, b64)
+        _check(name, b64, a32)
+        _check(name, a32, 0.1)
+        _check(name, 0.1, a32)
+
+
 @pytest.mark.parametrize("name", ["greater", "equal", "add", "multiply", "maximum"])
 def test_binary_other_operands_fall_back(name):
     """Integer and bool arrays with scalars, NumPy scalars, lists: torch._numpy's answer."""

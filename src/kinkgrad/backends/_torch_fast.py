@@ -127,7 +127,7 @@ def _weak(s: Any, t: Any, name: str) -> Any:
 def _compare_fast(fn: Callable, a: Any, b: Any) -> Any:
     """A comparison; on a large CPU float operand computed into a float output (the
     comparison itself runs in the inputs' common dtype) and read as bool."""
-    t = a if type(a) is _T else b
+    t = a if type(a) is _T and (type(b) is not _T or a.ndim >= b.ndim) else b
     if not t.dtype.is_floating_point or not _big_cpu(t):
         return fn(a, b)
     return fn(a, b, out=torch.empty(0, dtype=t.dtype)).bool()
