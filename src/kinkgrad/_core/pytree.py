@@ -59,6 +59,11 @@ def _flatten(tree: Any, leaves: list) -> Any:
     if t is np.ndarray or t is float:  # the common leaves first
         leaves.append(tree)
         return LEAF
+    if t is dict:  # then the common containers, by exact type (subclasses below)
+        keys = sorted(tree)
+        return ("dict", keys, [_flatten(tree[k], leaves) for k in keys])
+    if t is tuple:
+        return ("tuple", [_flatten(c, leaves) for c in tree])
     if isinstance(tree, tuple):
         if hasattr(tree, "_fields"):  # a namedtuple
             return ("namedtuple", t, [_flatten(c, leaves) for c in tree])

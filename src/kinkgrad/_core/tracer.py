@@ -24,6 +24,8 @@ from .program import Equation, Literal, Var
 
 __all__ = ["Trace", "Tracer", "bind", "is_traced"]
 
+_NDARRAY = np.ndarray  # NumPy's, kept when ``np`` is rebound to another backend
+
 
 class Trace:
     """Records equations and keeps every slot's value (the forward pass)."""
@@ -39,15 +41,6 @@ class Trace:
         var = Var(len(self.vals), value.shape, value.dtype)
         self.vals.append(value)
         return Tracer(value, self, var)
-
-    def record(self, prim: Any, args: tuple, params: dict, out: Any) -> Tracer:
-        """Append ``out = prim(*args, **params)``; ``out`` is an array (``bind`` makes sure)."""
-        vals = self.vals
-        var = Var(len(vals), tuple(out.shape), out.dtype)
-        vals.append(out)
-        inputs = [a.var if type(a) is Tracer else Literal(a) for a in args]
-        self.eqns.append(Equation(prim, inputs, var, params))
-        return Tracer(out, self, var)
 
 
 def is_traced(x: Any) -> bool:
@@ -85,9 +78,15 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
             f"{prim.name}: operands of shapes {shapes} do not fit ({exc}); reshape, transpose or "
             "index them so that they broadcast."
         ) from exc
-    if not isinstance(out, (np.ndarray, np.generic)):
+    if type(out) is not _NDARRAY and not isinstance(out, (np.ndarray, np.generic)):
         out = np.asarray(out)
-    return trace.record(prim, args, params, out)
+    # record the equation (inline: this runs once per traced operation)
+    tv = trace.vals
+    var = Var(len(tv), tuple(out.shape), out.dtype)
+    tv.append(out)
+    trace.eqns.append(Equation(prim, [a.var if type(a) is Tracer else Literal(a) for a in args],
+                               var, params))
+    return Tracer(out, trace, var)
 
 
 def retry_without_underflow(exc: FloatingPointError, name: str, what: str, fn: Any,

@@ -26,6 +26,8 @@ def argnums_message(where: str, a: int, nargs: int, kwargs: dict) -> str:
 
 
 def _is_float_leaf(x: Any) -> bool:
+    if type(x) is np.ndarray:
+        return x.dtype.kind == "f"
     dt = getattr(x, "dtype", None)
     kind = getattr(dt, "kind", None)
     if kind is not None:

@@ -65,13 +65,14 @@ def _finite_where_kept(v: Any, gone: Any) -> bool:
 def finite(c: Any) -> bool:
     """All entries finite.
 
-    # NOTE: a large contiguous NumPy float array is tested with one BLAS dot product c . c,
+    # NOTE: a contiguous NumPy float array (32 entries or more; below that the call costs
+    # more than the entries) is tested with one BLAS dot product c . c,
     # which reads it once and allocates nothing: a NaN or inf entry makes it NaN or inf, and
     # finite entries give a finite sum of squares unless it overflows, in which case the
     # entrywise test decides. That is about half the time of isfinite(c).all() (a boolean
     # temporary and a second pass), which checks every gradient on every call.
     """
-    if type(c) is _ndarray and c.dtype in _BLAS_FLOATS and c.size >= 4096 and (
+    if type(c) is _ndarray and c.dtype in _BLAS_FLOATS and c.size >= 32 and (
             c.flags.c_contiguous):
         flat = c.reshape(-1)
         try:

@@ -83,6 +83,8 @@ class Traced:
 
 
 def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
+    if type(x) is _NDARRAY and x.dtype.kind == "f" and not check_finite:
+        return x  # the common case, decided without a call
     if isinstance(x, Tracer):
         raise NestedTransformError(
             f"{where}: an argument is already a traced value (a transformation inside another "
@@ -99,6 +101,9 @@ def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
     if check_finite:
         input_error_if_nonfinite(a, where)
     return a
+
+
+_NDARRAY = np.ndarray  # NumPy's, kept when ``np`` is rebound to another backend
 
 
 def _strip(tree: Any) -> Any:
