@@ -208,3 +208,22 @@ def test_bad_input_raises_naming_the_operation(args, match):
         knp.max_pool2d(np.zeros(shape), *rest)
     assert isinstance(e.value, KinkgradError)
     assert "max_pool2d" in str(e.value) or "kernel" in str(e.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("args", [(2,), (3, 2, 1), (2, 1), (2, 2, 0, 2)])
+def test_on_torch_tensors_values_are_pytorchs_exactly(dtype, args):
+    # the torch rules take the maximum of the strided views (not F.max_pool2d): same values
+    rng = np.random.default_rng(9)
+    x = torch.tensor(rng.normal(size=(3, 2, 9, 8)), dtype=dtype)
+    x[0, 0, :2, :2] = 0.5  # a tied window
+    ref = F.max_pool2d(x, *args)
+    y = kinkgrad.trace(lambda a: knp.max_pool2d(a, *args), x)(x)
+    assert torch.equal(torch.as_tensor(y), ref)
+    v = torch.tensor(rng.normal(size=tuple(ref.shape)), dtype=dtype)
+    with kinkgrad.kink_policy(max="first"):  # F.max_pool2d: a tie goes to the first entry
+        g = kinkgrad.grad(lambda a: knp.sum(knp.max_pool2d(a, *args) * v))(x)
+    tx = x.clone().requires_grad_(True)
+    (F.max_pool2d(tx, *args) * v).sum().backward()
+    assert g.dtype == dtype
+    torch.testing.assert_close(g, tx.grad)  # overlapping windows add in another order
