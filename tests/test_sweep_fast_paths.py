@@ -148,3 +148,18 @@ def test_a_subclass_redefining_a_rule_loses_the_shortcut_to_it() -> None:
 
     sel = own_select().selection(resolve_policy(None), (x,), np.maximum(x, 0), {})
     np.testing.assert_array_equal(sel, [False, True, True])  # its own select, not relu's
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_slope_on_torch_tensors_matches_numpy_at_edge_values(dtype: str) -> None:
+    torch = pytest.importorskip("torch")
+    info = np.finfo(dtype)
+    x = np.array([-0.0, 0.0, info.tiny, -info.tiny, info.smallest_subnormal, info.max,
+                  -info.max, 1.0, -1.0], dtype=dtype)
+    w = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 0.5, 6.0, 7.0, 8.0], dtype=dtype)  # max * 0.5: finite
+    f = lambda v: knp.sum(knp.relu(v) * w)  # noqa: E731
+    want = np.where(x > 0, w, 0).astype(dtype)  # relu'(0) = 0, also at -0.0
+    np.testing.assert_array_equal(kinkgrad.grad(f)(x), want)
+    got = kinkgrad.grad(f)(torch.tensor(x))
+    assert got.dtype == getattr(torch, dtype)
+    np.testing.assert_array_equal(got.numpy(), want)

@@ -75,7 +75,8 @@ def _flatten(tree: Any, leaves: list) -> Any:
         return ("dict", keys, [_flatten(tree[k], leaves) for k in keys])
     if tree is None:
         return ("none",)
-    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+    if hasattr(t, "__dataclass_fields__") and dataclasses.is_dataclass(tree) \
+            and not isinstance(tree, type):
         names = tuple(f.name for f in dataclasses.fields(tree))
         return ("dataclass", t, names, [_flatten(getattr(tree, n), leaves) for n in names])
     leaves.append(tree)

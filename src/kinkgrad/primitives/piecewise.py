@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import Primitive, lift, ops, register, resolve_signs, unbroadcast
+from .conv import _tensor
 
 
 def _dz(tangents: Any, idx: int = 0) -> Any:
@@ -107,9 +108,12 @@ class Relu(_Elementwise):
     def selection(self, policy, args, out, params):
         # NOTE: with relu'(0) = 0 the slope is [x > 0] whatever the kinks: skip counting
         # them (a pass over x), as backward mode without a kink report does on every call
-        if policy.relu == 0:
-            return args[0] > 0
-        return self.select(policy, args, out, params)[0]
+        if policy.relu != 0:
+            return self.select(policy, args, out, params)[0]
+        t = _tensor(args[0])
+        if t is not None:  # float 0/1: this torch's CPU kernels on booleans are ~5x slower
+            return np.asarray(t.sign().clamp_(min=0))
+        return args[0] > 0
 
     def abs_form(self, args, params):
         x = args[0]

@@ -159,7 +159,7 @@ def _t_vjp(sel: Any, g: Any, xshape: tuple, p: dict) -> Any:
     ts, tg = _tensor(sel), _tensor(g)
     (ph, pw), (h, w) = p["padding"], xshape[-2:]
     (kh, kw), (sh, sw), (dh, dw) = p["kernel"], p["stride"], p["dilation"]
-    lead = tuple(torch.broadcast_shapes(tg.shape, ts.shape[1:])[:-4])
+    lead = numpy.broadcast_shapes(tuple(tg.shape), tuple(ts.shape[1:]))[:-4]  # (torch's is slow)
     shape = lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw)
     oh, ow = tg.shape[-2:]
     disjoint = sh > dh * (kh - 1) and sw > dw * (kw - 1)  # as in MaxPool2d.vjp
