@@ -229,6 +229,20 @@ def _t_conv_w_transpose(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
     return np.asarray(torch.stack(outs).reshape(lead + tuple(wshape)))
 
 
+def _t_conv_both(g: Any, x: Any, w: Any, p: dict) -> tuple[Any, Any]:
+    """Both transposes of one cotangent (N, O, OH, OW) in one ``convolution_backward`` call
+    (the products it shares are done once, as in torch's own backward)."""
+    import torch
+
+    like = _like(g, x)
+    tg, tx, tw = _as_tensor(g, like), _as_tensor(x, like), _as_tensor(w, like)
+    args = _torch_args(p)
+    gx, gw, _ = torch.ops.aten.convolution_backward(
+        tg, tx, tw, None, list(args["stride"]), list(args["padding"]), list(args["dilation"]),
+        False, [0, 0], args["groups"], [True, True, False])
+    return np.asarray(gx), np.asarray(gw)
+
+
 # ---------------------------------------------------------------------- dispatch
 def conv_value(x: Any, w: Any, p: dict) -> Any:
     return _t_conv(x, w, p) if _on_torch(x, w) else _conv(x, w, p)
@@ -346,6 +360,8 @@ class Conv2d(Primitive):
     def vjp(self, sel, g, args, out, params, needs):
         x, w = args
         gx = gw = None
+        if needs[0] and needs[1] and np.ndim(g) == 4 and _on_torch(g, x, w):
+            return _t_conv_both(g, x, w, params)
         if needs[0]:
             flat, lead = _merge_lead(g, 4)
             xshape = (np.shape(flat)[0],) + tuple(np.shape(x))[1:]
