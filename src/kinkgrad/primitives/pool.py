@@ -136,9 +136,12 @@ def _t_select(x: Any, out: Any, p: dict, split: bool) -> tuple[Any, int]:
     (ph, pw) = p["padding"]
     if ph or pw:
         tx = F.pad(tx, (pw, pw, ph, ph), value=float("-inf"))
-    # NOTE: weights as floats (0/1), not booleans: this torch's CPU kernels that multiply or
-    # sum booleans are several times slower than the float ones
-    cand = torch.stack([tx[s] == to for s in _offsets(p, *to.shape[-2:])]).to(tx.dtype)
+    # NOTE: weights as floats (0/1), not booleans: this torch's CPU kernels that compare,
+    # multiply or sum booleans are several times slower than the float ones. The window
+    # maximum minus an entry is >= 0, and 0 exactly when the entry is a maximiser
+    # (padding: max - (-inf) = inf, weight 0)
+    views = torch.stack([tx[s] for s in _offsets(p, *to.shape[-2:])])
+    cand = 1 - torch.sign(to - views)
     count = cand.sum(0)
     if not bool(count.max() > 1):  # one maximiser per window
         return np.asarray(cand), 0
