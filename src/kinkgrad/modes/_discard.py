@@ -30,6 +30,7 @@ from ..primitives.arith import Negative, _Binary
 from ..primitives.piecewise import Clip, _Elementwise, _MaxMin
 from ..primitives.select import Where
 from ..primitives.smooth import Unary
+from ._finite import finite
 from .sweeps import _args, _vjp_rules, reverse_sweep
 
 __all__ = ["discarded_entries", "sweep_discarding", "domain_message", "finite_or_discarding",
@@ -126,7 +127,7 @@ def finite_or_discarding(ct: dict[int, Any], tr: Any, seeds: dict[int, Any],
 
 
 def _all_finite(ct: dict[int, Any]) -> bool:
-    return all(np.isfinite(c).all() for c in ct.values())
+    return all(finite(c) for c in ct.values())
 
 
 def guarded_reverse(tr: Any, seeds: dict[int, Any], policy: KinkPolicy, where: str,

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,8 @@ from .._core.program import Var, _var_name
 from ..errors import NonFiniteInputError
 from ..kinks import KinkPolicy
 from ._discard import discarded_entries, domain_message
+from ._finite import finite
 from .sweeps import reverse_sweep
-
-# the real NumPy (``np`` is rebound to torch's namespace while the rules run on tensors)
-_ndarray, _dot = np.ndarray, np.dot
-_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 __all__ = ["nonfinite_gradient", "grads_tree", "finite", "input_error_if_nonfinite",
            "check_inputs_finite", "nonfinite_culprit", "require_finite"]
@@ -60,27 +56,6 @@ def nonfinite_gradient(tr: Any, out: Var, policy: KinkPolicy) -> str:
 def _finite_where_kept(v: Any, gone: Any) -> bool:
     ok = np.isfinite(v)
     return bool(ok.all() or (gone is not None and (ok | gone).all()))
-
-
-def finite(c: Any) -> bool:
-    """All entries finite.
-
-    # NOTE: a contiguous NumPy float array (32 entries or more; below that the call costs
-    # more than the entries) is tested with one BLAS dot product c . c,
-    # which reads it once and allocates nothing: a NaN or inf entry makes it NaN or inf, and
-    # finite entries give a finite sum of squares unless it overflows, in which case the
-    # entrywise test decides. That is about half the time of isfinite(c).all() (a boolean
-    # temporary and a second pass), which checks every gradient on every call.
-    """
-    if type(c) is _ndarray and c.dtype in _BLAS_FLOATS and c.size >= 32 and (
-            c.flags.c_contiguous):
-        flat = c.reshape(-1)
-        try:
-            if math.isfinite(_dot(flat, flat)):
-                return True
-        except FloatingPointError:  # the sum of squares overflowed under errstate "raise"
-            pass
-    return bool(np.isfinite(c).all())
 
 
 def input_error_if_nonfinite(a: Any, where: str) -> None:

@@ -301,15 +301,21 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
                 batched, c = b, (lead if b else c)
                 seeds[o.index] = seeds[o.index] + c if o.index in seeds else c
         keep = {v.index for v in tr.in_vars}
-        ct = guarded_reverse(tr, seeds, pol, "vjp", keep=keep)
         batch = (next(iter(seeds.values())).shape[0],) if batched else ()
-        leaves = []
-        for v in tr.in_vars:
-            c = ct.get(v.index)
-            c = (np.zeros(batch + tuple(v.shape), v.dtype) if c is None
-                 else np.broadcast_to(np.asarray(c, v.dtype), batch + tuple(v.shape)))
-            leaves.append(from_leading(c, True, axis, np) if batched else c)
-        require_finite(tr, leaves, "vjp", "cotangent")
+
+        def leaves_of(ct: dict) -> list:
+            out = []
+            for v in tr.in_vars:
+                c = ct.get(v.index)
+                c = (np.zeros(batch + tuple(v.shape), v.dtype) if c is None
+                     else np.broadcast_to(np.asarray(c, v.dtype), batch + tuple(v.shape)))
+                out.append(from_leading(c, True, axis, np) if batched else c)
+            return out
+
+        leaves = leaves_of(guarded_reverse(tr, seeds, pol, "vjp", keep=keep, check=False))
+        if not all(finite(c) for c in leaves):  # one test on the common path; a where's
+            leaves = leaves_of(guarded_reverse(tr, seeds, pol, "vjp", keep=keep))  # branch?
+            require_finite(tr, leaves, "vjp", "cotangent")
         return tuple(pytree.unflatten(tr.in_tree, leaves, constants="zeros"))
 
     return (values, vjp_fn, tr.aux) if has_aux else (values, vjp_fn)

@@ -19,6 +19,7 @@ from .._core.program import Equation, Var, _var_name
 from .._core.tracer import retry_without_underflow
 from ..errors import NonFiniteInputError
 from ..kinks import KinkPolicy, KinkRecord, KinkReport
+from ._finite import finite
 
 __all__ = ["forward_sweep", "reverse_sweep"]
 
@@ -132,8 +133,6 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
     shape and dtype, found finite as soon as the rule returned it (while it is in cache);
     only the others need a finiteness test afterwards.
     """
-    if checked is not None:
-        from ._nonfinite import finite  # (_nonfinite imports this module)
     ct: dict[int, Any] = {}
     owned: set[int] = set()
     live: set[int] = set()  # slots read by equations on the path (for the kink report)
