@@ -187,6 +187,10 @@ class _MaxMin(Primitive):
             return bind(self, a, b, const=0 if tb else 1)
         return bind(self, a, b)
 
+    def pp_params(self, params):
+        # ``const`` only says which operand is the literal, which the printed operands show
+        return super().pp_params({k: v for k, v in params.items() if k != "const"})
+
     def tie_weight(self, policy: Any, params: dict) -> float:
         """The first operand's weight w at a tie, under ``policy``."""
         const = params.get("const")
