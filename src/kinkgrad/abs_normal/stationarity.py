@@ -17,7 +17,9 @@ Clarke subdifferential at x (and, to first order in r, the gradients of f at eve
 the ball where f is differentiable: a Goldstein-type r-subdifferential computed on the
 model). At a floating-point iterate near a minimiser no kink is exactly active, so the
 ball is what an optimizer needs (``problems.md``: at the rounded minimiser of chained LQ no
-switch is 0).
+switch is 0). Comparisons (``where`` conditions, masks) are not abs switches: the model keeps
+them at their value at x, so when one can flip within the ball a "not stationary" becomes
+"undecided" (:mod:`.ball_comparisons`).
 
 How the answer is decided. :mod:`.localset` describes the set as g0 + sum of small hulls
 (one per block of coupled switches; a k-way max over t tied entries is ONE block with t
@@ -50,6 +52,7 @@ from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sweeps import forward_sweep, reverse_sweep
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .active import ActiveModel
+from .ball_comparisons import flippable_comparisons
 from .expand import Expanded, expand
 from .localset import LocalSet, local_set
 from .minnorm import min_norm
@@ -295,7 +298,16 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
                                   None, (0.0, float("inf")), False, None, None, radius, tol, 0)
     model = ActiveModel(exp, spec, out, active=near_active(exp, spec, radius))
     ls = local_set(model, seed)
-    return _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed))
+    rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed))
+    if rep.verdict == "not stationary" and radius > 0:
+        flips = flippable_comparisons(tr, spec, radius)
+        if flips:  # the ball model keeps comparisons fixed: the set may miss pieces
+            rep.verdict, rep.descent, rep.slope = "undecided", None, None
+            rep.reason = (f"{flips} comparison entr{'y' if flips == 1 else 'ies'} (a where "
+                          "condition or mask) can change value within the ball, and the set "
+                          "keeps comparisons at their value at x, so it may miss the pieces "
+                          f"beyond them; without them: {rep.reason}")
+    return rep
 
 
 def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol: float,
