@@ -29,7 +29,8 @@ def _hand_grad(params: dict, x: np.ndarray, y: np.ndarray) -> dict:
     z1 = h0 @ params["W1"] + params["b1"]
     h1 = np.maximum(z1, 0)
     z = h1 @ params["W2"] + params["b2"]
-    e = np.exp(z - z.max(axis=1, keepdims=True))
+    with np.errstate(under="ignore"):  # exp of a logit far below the max is 0 (IEEE)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
     g = e / e.sum(axis=1, keepdims=True)
     g[np.arange(len(y)), y] -= 1
     g /= len(y)
