@@ -23,22 +23,23 @@ def _mlp_loss(params: dict, x: np.ndarray, y: np.ndarray) -> object:
 
 
 def _hand_grad(params: dict, x: np.ndarray, y: np.ndarray) -> dict:
-    """The same loss differentiated by hand (relu'(0) = 0)."""
-    z0 = x @ params["W0"] + params["b0"]
-    h0 = np.maximum(z0, 0)
-    z1 = h0 @ params["W1"] + params["b1"]
-    h1 = np.maximum(z1, 0)
-    z = h1 @ params["W2"] + params["b2"]
-    with np.errstate(under="ignore"):  # exp of a logit far below the max is 0 (IEEE)
+    """The same loss differentiated by hand (relu'(0) = 0); underflow to 0 or to a subnormal
+    is the IEEE result here, as in the engine."""
+    with np.errstate(under="ignore"):
+        z0 = x @ params["W0"] + params["b0"]
+        h0 = np.maximum(z0, 0)
+        z1 = h0 @ params["W1"] + params["b1"]
+        h1 = np.maximum(z1, 0)
+        z = h1 @ params["W2"] + params["b2"]
         e = np.exp(z - z.max(axis=1, keepdims=True))
-    g = e / e.sum(axis=1, keepdims=True)
-    g[np.arange(len(y)), y] -= 1
-    g /= len(y)
-    out = {"W2": h1.T @ g, "b2": g.sum(0)}
-    g = (g @ params["W2"].T) * (z1 > 0)
-    out.update(W1=h0.T @ g, b1=g.sum(0))
-    g = (g @ params["W1"].T) * (z0 > 0)
-    out.update(W0=x.T @ g, b0=g.sum(0))
+        g = e / e.sum(axis=1, keepdims=True)
+        g[np.arange(len(y)), y] -= 1
+        g /= len(y)
+        out = {"W2": h1.T @ g, "b2": g.sum(0)}
+        g = (g @ params["W2"].T) * (z1 > 0)
+        out.update(W1=h0.T @ g, b1=g.sum(0))
+        g = (g @ params["W1"].T) * (z0 > 0)
+        out.update(W0=x.T @ g, b0=g.sum(0))
     return out
 
 
