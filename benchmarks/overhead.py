@@ -38,6 +38,13 @@ def interleaved(fns: dict[str, Callable[[], object]], repeat: int, warmup: int =
                 ) -> dict[str, float]:
     """Median wall time of each function, timed in interleaved rounds so that load from
     other processes affects every contender alike."""
+    return {k: statistics.median(v) for k, v in round_times(fns, repeat, warmup).items()}
+
+
+def round_times(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 3
+                ) -> dict[str, list[float]]:
+    """Wall time of each function in each of ``repeat`` rounds (every round runs them all,
+    one after the other)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -47,7 +54,7 @@ def interleaved(fns: dict[str, Callable[[], object]], repeat: int, warmup: int =
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
 
 
 def make_problem(seed: int = 0, dtype: type = np.float32) -> tuple[dict, np.ndarray, np.ndarray]:

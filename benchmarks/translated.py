@@ -17,7 +17,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import torch
@@ -27,6 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import gpu  # noqa: E402  (the models and torch's step)
 import kinkgrad  # noqa: E402
 from kinkgrad.interop.torch import to_kinkgrad  # noqa: E402
+from overhead import round_times  # noqa: E402
 
 
 def contenders(model: nn.Module, x: torch.Tensor, y: torch.Tensor
@@ -42,15 +42,7 @@ def contenders(model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
 
 def run(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    for _ in range(3):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
+    times = round_times(fns, rounds)
     base = times["torch autograd"]
     out = {f"{k} ms": 1e3 * statistics.median(v) for k, v in times.items()}
     out.update({f"{k} ratio": statistics.median(a / b for a, b in zip(v, base))
