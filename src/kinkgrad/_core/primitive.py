@@ -106,9 +106,9 @@ class Primitive:
             cls.scales_cotangent = False
 
     # ---------------------------------------------------------------- value and public call
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """The public function: normalise arguments to (arrays, params) and bind."""
-        return bind(self, *args, **kwargs)
+    # The public function: ``bind(self, *args, **kwargs)`` itself (one frame less on every
+    # traced operation); a subclass normalising its arguments defines its own ``__call__``.
+    __call__ = bind
 
     def impl(self, *args: Any, **params: Any) -> np.ndarray:
         raise NotImplementedError

@@ -221,6 +221,9 @@ def _unwrap_tree(tree: Any) -> Any:
     return from_backend(tree)
 
 
+_PLAIN = frozenset({numpy.ndarray, float, int, bool, type(None), str})
+
+
 def follow_inputs(fn: Any) -> Any:
     """Decorator: run ``fn`` on the backend of its array arguments.
 
@@ -237,6 +240,8 @@ def follow_inputs(fn: Any) -> Any:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         leaves = pytree.flatten((args, kwargs))[0]
+        if all(type(x) in _PLAIN for x in leaves):  # NumPy arrays and Python numbers
+            return fn(*args, **kwargs)
         device = _device_of(leaves)
         if device is None:
             cp = next((x for x in leaves if is_cupy(x)), None)
