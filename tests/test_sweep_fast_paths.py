@@ -211,3 +211,39 @@ def _intermediates(f, x):
     for eqn in tr.eqns:
         if eqn.prim.name in ("relu", "abs", "leaky_relu"):
             yield tr.vals[eqn.inputs[0].index]
+
+
+def test_values_let_go_are_restored_for_the_error_paths() -> None:
+    # value_and_grad lets the matmul outputs go (no reverse rule reads them); the error
+    # messages and the discarding sweep need them back
+    W = np.array([[1.0, -1.0], [2.0, -2.0]])
+    x = np.array([1.0, -0.5])  # x @ W = [0, 0]: sqrt'(0) is infinite
+    with pytest.raises(KinkgradError, match="sqrt"):
+        kinkgrad.grad(lambda v: knp.sum(knp.sqrt(v @ W)))(x)
+
+    def guarded(v: object) -> object:  # log only where v @ W > 0: the other branch discarded
+        z = v @ W
+        return knp.sum(knp.where(z > 0, knp.log(knp.maximum(z, 1e-300)), 0.0) + z)
+
+    x2 = np.array([1.0, 0.0])  # x2 @ W = [1, -1]
+    want = W @ np.array([1.0 / 1.0 + 1.0, 1.0])  # d/dv [log z0 + z0 + z1]
+    np.testing.assert_allclose(kinkgrad.grad(guarded)(x2), want)
+    x3 = np.array([1.0, -0.5])  # z = [0, 0]: where picks 0; maximum(z, 1e-300) ties: finite
+    np.testing.assert_allclose(kinkgrad.grad(guarded)(x3), W @ np.array([1.0, 1.0]))
+
+
+def test_reverse_only_trace_lets_go_of_values_no_rule_reads() -> None:
+    from kinkgrad._core.tracer import Dropped
+    from kinkgrad.modes.api import trace_call
+
+    W = np.ones((3, 2))
+    f = lambda v: knp.sum(knp.relu(v @ W + 1.0) - 2.0)  # noqa: E731
+    tr = trace_call(f, (np.ones(3),), {}, [0], "test", reverse_only=True)
+    kinds = {e.prim.name: type(tr.vals[e.out.index]) for e in tr.eqns}
+    assert kinds["matmul"] is Dropped and kinds["sub"] is Dropped  # read by nobody
+    assert kinds["add"] is np.ndarray  # relu's slope reads it
+    tr.trace.restore()
+    assert all(type(v) is not Dropped for v in tr.vals)
+    np.testing.assert_array_equal(tr.vals[tr.eqns[0].out.index], np.ones(3) @ W)
+    plain = trace_call(f, (np.ones(3),), {}, [0], "test")
+    assert not any(type(v) is Dropped for v in plain.vals)

@@ -104,6 +104,12 @@ class Primitive:
             cls.selection = Primitive.selection  # type: ignore[method-assign]
         if "vjp" in cls.__dict__ and "scales_cotangent" not in cls.__dict__:
             cls.scales_cotangent = False
+        for rule in ("vjp", "select", "selection"):
+            if rule in cls.__dict__:
+                if "vjp_reads_args" not in cls.__dict__:
+                    cls.vjp_reads_args = True
+                if "vjp_reads_out" not in cls.__dict__:
+                    cls.vjp_reads_out = True
 
     # ---------------------------------------------------------------- value and public call
     # The public function: ``bind(self, *args, **kwargs)`` itself (one frame less on every
@@ -182,6 +188,11 @@ class Primitive:
     # A VJP that is ``g * sel`` (elementwise, ``sel`` broadcasting to ``g``): the reverse sweep
     # may then multiply a cotangent array nobody else holds in place instead of allocating.
     scales_cotangent: ClassVar[bool] = False
+    # Whether ``select`` (policy mode) and ``vjp`` read the values of the inputs / of the
+    # output, beyond their shape, dtype and ndim: a reverse-only trace lets go of a value
+    # that no rule reads (see ``Trace``). When in doubt, True.
+    vjp_reads_args: ClassVar[bool] = True
+    vjp_reads_out: ClassVar[bool] = True
 
     # ---------------------------------------------------------------- derivative rules
     def jvp(self, sel: Any, tangents: Sequence[Any], args: Sequence[Any], out: Any,

@@ -22,25 +22,52 @@ from ..errors import (
 )
 from .program import Equation, Literal, Var
 
-__all__ = ["Trace", "Tracer", "bind", "is_traced"]
+__all__ = ["Dropped", "Trace", "Tracer", "bind", "is_traced"]
 
 _NDARRAY = np.ndarray  # NumPy's, kept when ``np`` is rebound to another backend
 
 
+class Dropped:
+    """The stand-in for a value a reverse-only trace let go: its shape, dtype and ndim (all
+    that the rules of the equations around it read, see ``Primitive.vjp_reads_args``)."""
+
+    __slots__ = ("shape", "dtype", "ndim")
+
+    def __init__(self, var: Var) -> None:
+        self.shape, self.dtype, self.ndim = var.shape, var.dtype, len(var.shape)
+
+
 class Trace:
-    """Records equations and keeps every slot's value (the forward pass)."""
+    """Records equations and keeps every slot's value (the forward pass).
 
-    __slots__ = ("eqns", "vals", "active")
+    ``reverse_only=True`` (``value_and_grad``): a value no reverse rule reads (declared by the
+    primitives' ``vjp_reads_args``/``vjp_reads_out``) is let go as soon as its traced array
+    is garbage, as hand-written code frees a temporary, so the forward pass reuses memory
+    that is still in cache; :meth:`restore` recomputes such values for the error paths."""
 
-    def __init__(self) -> None:
+    __slots__ = ("eqns", "vals", "active", "needed")
+
+    def __init__(self, reverse_only: bool = False) -> None:
         self.eqns: list[Equation] = []
         self.vals: list[Any] = []
         self.active = True
+        self.needed: set[int] | None = set() if reverse_only else None
 
     def new_input(self, value: np.ndarray) -> Tracer:
         var = Var(len(self.vals), value.shape, value.dtype)
         self.vals.append(value)
+        if self.needed is not None:
+            self.needed.add(var.index)
         return Tracer(value, self, var)
+
+    def restore(self) -> None:
+        """Recompute every value let go (in program order: an equation's inputs first)."""
+        vals = self.vals
+        for eqn in self.eqns:
+            if type(vals[eqn.out.index]) is Dropped:
+                args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+                with np.errstate(all="ignore"):  # as computed the first time
+                    vals[eqn.out.index] = np.asarray(eqn.prim.impl(*args, **eqn.params))
 
 
 def is_traced(x: Any) -> bool:
@@ -84,6 +111,12 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
     tv = trace.vals
     var = Var(len(tv), tuple(out.shape), out.dtype)
     tv.append(out)
+    needed = trace.needed
+    if needed is not None:
+        if prim.vjp_reads_out:
+            needed.add(var.index)
+        if prim.vjp_reads_args:
+            needed.update(a.var.index for a in args if type(a) is Tracer)
     trace.eqns.append(Equation(prim, [a.var if type(a) is Tracer else Literal(a) for a in args],
                                var, params))
     return Tracer(out, trace, var)
@@ -139,6 +172,13 @@ class Tracer:
         self.value = value
         self.trace = trace
         self.var = var
+
+    def __del__(self) -> None:
+        # NOTE: a dead traced array can have no later consumer; if none of its consumers'
+        # reverse rules (nor its own) reads the value, a reverse-only trace lets it go
+        tr = self.trace
+        if tr.needed is not None and tr.active and self.var.index not in tr.needed:
+            tr.vals[self.var.index] = Dropped(self.var)
 
     # ---------------------------------------------------------------- array attributes
     @property

@@ -31,7 +31,7 @@ from ..errors import (
     ShapeError,
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
-from ._discard import finite_or_discarding, guarded_reverse
+from ._discard import finite_or_discarding, guarded_reverse, restore_values
 from ._inputs import argnums_message, constant_leaves
 from ._nonfinite import (
     check_inputs_finite,
@@ -112,8 +112,9 @@ def _strip(tree: Any) -> Any:
 
 
 def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence[int],
-               where: str, has_aux: bool = False, check_finite: bool = True) -> Traced:
-    """Run ``f`` with the leaves of ``args[argnums]`` traced and record the program."""
+               where: str, has_aux: bool = False, check_finite: bool = True,
+               reverse_only: bool = False) -> Traced:
+    """Record ``f`` with the leaves of ``args[argnums]`` traced (``reverse_only``: ``Trace``)."""
     nargs = len(args)
     for a in argnums:
         if not -nargs <= a < nargs:
@@ -122,7 +123,7 @@ def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence
     diff = [args[i] for i in argnums]
     leaves, in_tree = pytree.flatten(tuple(diff))
     const = constant_leaves(diff, leaves)
-    tr = Trace()
+    tr = Trace(reverse_only)
     tracers = [tr.new_input(_as_input(x, where, check_finite))
                for x, c in zip(leaves, const) if not c]
     if any(const):  # integer/bool leaves inside an argument: constants (see _core/pytree.py)
@@ -173,6 +174,7 @@ def _scalar_out(tr: Traced, where: str) -> tuple[Any, Any]:
             "a scalar. Reduce it (knp.sum / knp.mean) or use kinkgrad.jacobian or vjp."
         )
     if not np.isfinite(val).all():
+        restore_values(tr)  # the culprit's search reads every value
         check_inputs_finite(tr, where)
         raise NonFiniteInputError(nonfinite_culprit(tr, where))
     return tr.outs[0], val
@@ -213,7 +215,8 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         pol = resolve_policy(policy)
         # inputs are checked for NaN/inf only when the value or the gradient is not finite
         # (see _check_inputs_finite): a full pass over the parameters on every call costs ~5%
-        tr = trace_call(f, args, kwargs, nums, "value_and_grad", has_aux, check_finite=False)
+        tr = trace_call(f, args, kwargs, nums, "value_and_grad", has_aux, check_finite=False,
+                        reverse_only=True)
         out, val = _scalar_out(tr, "grad")
         rep = KinkReport() if report else None
         checked: set[int] = set()  # leaves whose gradient the sweep found finite in cache

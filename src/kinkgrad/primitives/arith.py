@@ -44,6 +44,7 @@ class Add(_Binary):
     c_jvp = 0
     c_vjp = 0
     omega = 3.0
+    vjp_reads_args = vjp_reads_out = False  # shapes only
 
     def impl(self, a: Any, b: Any) -> Any:
         return np.add(a, b)
@@ -70,6 +71,7 @@ class Subtract(_Binary):
     numpy_name = "subtract"
     c_jvp = 1
     omega = 5.0
+    vjp_reads_args = vjp_reads_out = False  # shapes only
 
     def impl(self, a: Any, b: Any) -> Any:
         return np.subtract(a, b)

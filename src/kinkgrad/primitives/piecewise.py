@@ -88,6 +88,7 @@ class Relu(_Elementwise):
 
     name = numpy_name = "relu"
     policy_key = "relu"
+    vjp_reads_out = False  # the slope reads x
 
     def impl(self, x):
         return np.maximum(x, 0)
