@@ -247,3 +247,15 @@ def test_reverse_only_trace_lets_go_of_values_no_rule_reads() -> None:
     np.testing.assert_array_equal(tr.vals[tr.eqns[0].out.index], np.ones(3) @ W)
     plain = trace_call(f, (np.ones(3),), {}, [0], "test")
     assert not any(type(v) is Dropped for v in plain.vals)
+
+
+def test_kink_report_with_values_let_go_counts_the_exact_zeros() -> None:
+    rng = np.random.default_rng(3)
+    W = rng.integers(-2, 3, (4, 6)).astype(float)
+    x = rng.integers(-2, 3, (5, 4)).astype(float)  # integer data: exact zeros of x @ W
+    b = np.zeros(6)
+    f = lambda W: knp.sum(knp.relu(x @ W + b) * 2.0 - 1.0)  # noqa: E731
+    g, rep = kinkgrad.grad(f, report=True)(W)
+    z = x @ W + b
+    assert rep.total == int(np.count_nonzero(z == 0)) > 0
+    np.testing.assert_array_equal(g, x.T @ (2.0 * (z > 0)))  # relu'(0) = 0
