@@ -65,3 +65,21 @@ def test_value_and_grad_refuses_one_overflowing_entry_of_a_large_gradient():
     expected[13, 57] = -4.0
     np.testing.assert_array_equal(g, expected)
     assert float(v) == pytest.approx(0.5 * (w.size - 1) + 2.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(40,), (64, 65), (5,)])
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf, "huge"])
+def test_torch_backed_arrays_agree_with_torch_isfinite(dtype, shape, bad):
+    torch = pytest.importorskip("torch")
+    from kinkgrad.backends import _torch_numpy, use_namespace
+    from kinkgrad.modes import _finite
+
+    t = torch.randn(shape, dtype=getattr(torch, dtype), generator=torch.Generator().manual_seed(1))
+    if bad == "huge":  # finite entries whose sum of squares overflows
+        t.fill_(float(np.finfo(dtype).max) / 2)
+    elif bad is not None:
+        t.view(-1)[len(t.view(-1)) // 2] = bad
+    with use_namespace(_torch_numpy()):
+        got = _finite.finite(_torch_numpy().asarray(t))
+    assert got == bool(torch.isfinite(t).all())

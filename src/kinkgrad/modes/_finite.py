@@ -36,4 +36,20 @@ def finite(c: Any) -> bool:
                 return True
         except FloatingPointError:  # the sum of squares overflowed under errstate "raise"
             pass
+    elif _dot_of_tensor_is_finite(c):  # the same test on a torch-backed array
+        return True
     return bool(np.isfinite(c).all())
+
+
+def _dot_of_tensor_is_finite(c: Any) -> bool:
+    """``t . t`` is finite for the float32/float64 contiguous tensor of a torch-backed array
+    of 32 entries or more (False otherwise: the caller then tests entrywise)."""
+    t = getattr(c, "tensor", None)
+    if t is None or not type(c).__module__.startswith("torch") or t.numel() < 32:
+        return False
+    import torch
+
+    if t.dtype not in (torch.float32, torch.float64) or not t.is_contiguous():
+        return False
+    flat = t.reshape(-1)
+    return math.isfinite(float(torch.dot(flat, flat)))
