@@ -81,6 +81,15 @@ class Abs(_Elementwise):
         return s.astype(np.result_type(x)), kinks
 
 
+class _TensorRelu:
+    """Relu's reverse-sweep selection on a torch-backed x (policy relu'(0) = 0): x itself."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, x: Any) -> None:
+        self.x = x
+
+
 @register
 class Relu(_Elementwise):
     """``max(x, 0)``; relu'(x) = [x > 0], and at x = 0 the policy's ``relu`` slope s in
@@ -112,9 +121,21 @@ class Relu(_Elementwise):
         if policy.relu != 0:
             return self.select(policy, args, out, params)[0]
         t = _tensor(args[0])
-        if t is not None:  # float 0/1: this torch's CPU kernels on booleans are ~5x slower
-            return np.asarray(t.sign().clamp_(min=0))
+        if t is not None:  # the VJP below calls torch's own relu backward on x
+            return _TensorRelu(t)
         return args[0] > 0
+
+    def vjp(self, sel, g, args, out, params, needs):
+        if type(sel) is _TensorRelu:  # g where x > 0, else 0: relu'(0) = 0, torch's kernel
+            tg = _tensor(g)
+            if tg is not None and tuple(tg.shape) == tuple(sel.x.shape):
+                import torch
+
+                return (np.asarray(torch.ops.aten.threshold_backward(tg, sel.x, 0)),)
+            sel = np.asarray(sel.x.sign().clamp_(min=0))  # float 0/1 (booleans are slow)
+        return (g * sel,)
+
+    scales_cotangent = True  # vjp is g * sel on NumPy
 
     def abs_form(self, args, params):
         x = args[0]
