@@ -30,6 +30,7 @@ class Reshape(_Linear):
     """``reshape(x, shape)``."""
 
     name = numpy_name = "reshape"
+    vjp_reads_args = vjp_reads_out = False  # shapes only
 
     def __call__(self, x: Any, shape: Any) -> Any:
         if isinstance(shape, (int, np.integer)):
@@ -67,6 +68,7 @@ class Transpose(_Linear):
     """``transpose(x, axes)`` (reversed axes when None)."""
 
     name = numpy_name = "transpose"
+    vjp_reads_args = vjp_reads_out = False  # shapes only
 
     def __call__(self, x: Any, axes: Any = None) -> Any:
         nd = np.ndim(x)
@@ -119,6 +121,7 @@ class GetItem(Primitive):
 
     name = "getitem"
     numpy_name = "getitem"
+    vjp_reads_args = vjp_reads_out = False  # shapes only
     c_jvp = 1
     omega = 3.0
 
@@ -188,6 +191,7 @@ class GetItem(Primitive):
 
 
 class _Join(Primitive):
+    vjp_reads_args = vjp_reads_out = False  # shapes only
     c_jvp = 1
     omega = 3.0
 
@@ -264,6 +268,7 @@ class BroadcastTo(Primitive):
     """``broadcast_to(x, shape)``; the VJP sums over the broadcast axes."""
 
     name = numpy_name = "broadcast_to"
+    vjp_reads_args = vjp_reads_out = False  # shapes only
     c_vjp = 1
     omega = 3.0
 
