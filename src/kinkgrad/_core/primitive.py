@@ -104,12 +104,10 @@ class Primitive:
             cls.selection = Primitive.selection  # type: ignore[method-assign]
         if "vjp" in cls.__dict__ and "scales_cotangent" not in cls.__dict__:
             cls.scales_cotangent = False
-        for rule in ("vjp", "select", "selection"):
-            if rule in cls.__dict__:
-                if "vjp_reads_args" not in cls.__dict__:
-                    cls.vjp_reads_args = True
-                if "vjp_reads_out" not in cls.__dict__:
-                    cls.vjp_reads_out = True
+        if {"vjp", "select", "selection"} & cls.__dict__.keys():
+            for flag in ("vjp_reads_args", "vjp_reads_out"):
+                if flag not in cls.__dict__:
+                    setattr(cls, flag, True)
 
     # ---------------------------------------------------------------- value and public call
     # The public function: ``bind(self, *args, **kwargs)`` itself (one frame less on every

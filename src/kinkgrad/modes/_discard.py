@@ -34,7 +34,7 @@ from ._finite import finite
 from .sweeps import _args, _vjp_rules, reverse_sweep
 
 __all__ = ["discarded_entries", "sweep_discarding", "domain_message", "finite_or_discarding",
-           "recover_or_raise", "guarded_reverse", "restore_values"]
+           "recover_or_raise", "guarded_reverse"]
 
 _ELEMENTWISE = (Unary, _Binary, Negative, _Elementwise, _MaxMin, Clip, Where)
 
@@ -115,13 +115,6 @@ def sweep_discarding(eqns: list, vals: list, seeds: dict[int, Any], policy: Kink
     return ct
 
 
-def restore_values(tr: Any) -> None:
-    """The values a reverse-only trace let go, recomputed (for the error paths)."""
-    trace = getattr(tr, "trace", None)
-    if trace is not None:
-        trace.restore()
-
-
 def finite_or_discarding(ct: dict[int, Any], tr: Any, seeds: dict[int, Any],
                          policy: KinkPolicy, selections: dict[int, Any] | None = None,
                          keep: set[int] | None = None) -> dict[int, Any]:
@@ -129,7 +122,7 @@ def finite_or_discarding(ct: dict[int, Any], tr: Any, seeds: dict[int, Any],
     ``ct`` (the caller then reports the node at fault)."""
     if _all_finite(ct):
         return ct
-    restore_values(tr)  # the discarding sweep and the error messages read every value
+    tr.trace.restore()  # the discarding sweep and the error messages read every value
     again = sweep_discarding(tr.eqns, tr.vals, seeds, policy, selections, keep)
     return again if again is not None and _all_finite(again) else ct
 
@@ -159,7 +152,7 @@ def recover_or_raise(exc: Exception, tr: Any, seeds: dict[int, Any], policy: Kin
     """After a reverse sweep raised on a floating-point error (NumPy's error state "raise"):
     the discarding sweep's cotangents when they are finite, else the domain error of the
     node at fault (or ``exc`` itself)."""
-    restore_values(tr)
+    tr.trace.restore()
     again = sweep_discarding(tr.eqns, tr.vals, seeds, policy, selections, keep)
     if again is not None and _all_finite(again):
         return again

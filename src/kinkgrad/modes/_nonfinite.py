@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,12 @@ from .._core import pytree
 from .._core.program import Var, _var_name
 from ..errors import NonFiniteInputError
 from ..kinks import KinkPolicy
-from ._discard import discarded_entries, domain_message
+from ._discard import discarded_entries, domain_message, finite_or_discarding
 from ._finite import finite
 from .sweeps import reverse_sweep
 
 __all__ = ["nonfinite_gradient", "grads_tree", "finite", "input_error_if_nonfinite",
-           "check_inputs_finite", "nonfinite_culprit", "require_finite"]
+           "check_inputs_finite", "nonfinite_culprit", "require_finite", "finite_results"]
 
 
 def nonfinite_gradient(tr: Any, out: Var, policy: KinkPolicy) -> str:
@@ -137,3 +138,17 @@ def grads_tree(tr: Any, ct: dict, single: bool) -> Any:
         leaves.append(c)
     g = pytree.unflatten(tr.in_tree, leaves, constants="zeros")
     return g[0] if single else g
+
+
+def finite_results(tr: Any, ct: dict, seeds: dict, policy: KinkPolicy, keep: set[int],
+                   results: Callable[[dict], list], where: str, what: str) -> list:
+    """``results(ct)`` (the arrays an entry point returns, built from an unchecked reverse
+    sweep's cotangents) tested for NaN/inf once on the common path; when one is not finite,
+    rebuilt from the discarding sweep (a ``where``'s unselected branch may be the cause) and
+    otherwise refused naming the node at fault."""
+    out = results(ct)
+    if all(finite(a) for a in out):
+        return out
+    out = results(finite_or_discarding(ct, tr, seeds, policy, keep=keep))
+    require_finite(tr, out, where, what)
+    return out

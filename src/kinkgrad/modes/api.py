@@ -31,11 +31,12 @@ from ..errors import (
     ShapeError,
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
-from ._discard import finite_or_discarding, guarded_reverse, restore_values
+from ._discard import finite_or_discarding, guarded_reverse
 from ._inputs import argnums_message, constant_leaves
 from ._nonfinite import (
     check_inputs_finite,
     finite,
+    finite_results,
     grads_tree,
     input_error_if_nonfinite,
     nonfinite_culprit,
@@ -52,6 +53,8 @@ from .directions import (
 from .sweeps import forward_sweep
 
 __all__ = ["trace", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "Traced", "trace_call"]
+
+_NDARRAY = np.ndarray  # NumPy's, kept when ``np`` is rebound to another backend
 
 
 class Traced:
@@ -101,9 +104,6 @@ def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
     if check_finite:
         input_error_if_nonfinite(a, where)
     return a
-
-
-_NDARRAY = np.ndarray  # NumPy's, kept when ``np`` is rebound to another backend
 
 
 def _strip(tree: Any) -> Any:
@@ -174,7 +174,7 @@ def _scalar_out(tr: Traced, where: str) -> tuple[Any, Any]:
             "a scalar. Reduce it (knp.sum / knp.mean) or use kinkgrad.jacobian or vjp."
         )
     if not np.isfinite(val).all():
-        restore_values(tr)  # the culprit's search reads every value
+        tr.trace.restore()  # the culprit's search reads every value
         check_inputs_finite(tr, where)
         raise NonFiniteInputError(nonfinite_culprit(tr, where))
     return tr.outs[0], val
@@ -315,10 +315,8 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
                 out.append(from_leading(c, True, axis, np) if batched else c)
             return out
 
-        leaves = leaves_of(guarded_reverse(tr, seeds, pol, "vjp", keep=keep, check=False))
-        if not all(finite(c) for c in leaves):  # one test on the common path; a where's
-            leaves = leaves_of(guarded_reverse(tr, seeds, pol, "vjp", keep=keep))  # branch?
-            require_finite(tr, leaves, "vjp", "cotangent")
+        ct = guarded_reverse(tr, seeds, pol, "vjp", keep=keep, check=False)
+        leaves = finite_results(tr, ct, seeds, pol, keep, leaves_of, "vjp", "cotangent")
         return tuple(pytree.unflatten(tr.in_tree, leaves, constants="zeros"))
 
     return (values, vjp_fn, tr.aux) if has_aux else (values, vjp_fn)
@@ -411,15 +409,17 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
             jac = jac if jac.dtype == xv.dtype else jac.astype(xv.dtype)  # as mode="rev"
             require_finite(tr, [jac], "jacobian", "Jacobian", tan)
             return jac
-        eye = np.eye(m, dtype=out.dtype).reshape((m,) + val.shape)
-        ct = guarded_reverse(tr, {out.index: eye}, pol, "jacobian", keep={xv.index})
-        c = ct.get(xv.index)
-        if c is None:
-            return np.zeros(val.shape + tuple(xv.shape), dtype=xv.dtype)
-        c = np.broadcast_to(c, (m,) + tuple(xv.shape))
-        jac = np.asarray(c, dtype=xv.dtype).reshape(val.shape + tuple(xv.shape))
-        require_finite(tr, [jac], "jacobian", "Jacobian")
-        return jac
+        seeds, keep = {out.index: np.eye(m, dtype=out.dtype).reshape((m,) + val.shape)}, {xv.index}
+
+        def jac_of(ct: dict) -> list:
+            c = ct.get(xv.index)
+            if c is None:
+                return [np.zeros(val.shape + tuple(xv.shape), dtype=xv.dtype)]
+            c = np.broadcast_to(c, (m,) + tuple(xv.shape))
+            return [np.asarray(c, dtype=xv.dtype).reshape(val.shape + tuple(xv.shape))]
+
+        ct = guarded_reverse(tr, seeds, pol, "jacobian", keep=keep, check=False)
+        return finite_results(tr, ct, seeds, pol, keep, jac_of, "jacobian", "Jacobian")[0]
 
     return jac
 

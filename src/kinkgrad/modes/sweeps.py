@@ -29,10 +29,10 @@ _NDARRAY, _MULTIPLY, _RESULT_TYPE = np.ndarray, np.multiply, np.result_type
 
 def _scale_in_place(g: Any, sel: Any) -> bool:
     """``g *= sel`` when ``g`` is a NumPy array nobody but the reverse sweep holds (not a view,
-    not a seed, not kept: the sweep's local name and getrefcount's argument are its only
-    references) and the product keeps its shape and dtype. Returns whether it did."""
-    # NOTE: a strong reference anywhere else (a dict of cotangents, a forward value, a
-    # caller's seed) raises the count above 2, so a shared array is never written
+    not a seed, not kept) and the product keeps its shape and dtype. Returns whether it did."""
+    # NOTE: the sweep's local name, this function's parameter and getrefcount's argument make
+    # 3 references; any other (a dict of cotangents, a forward value, a caller's seed) raises
+    # the count above 3, so a shared array is never written
     if type(g) is not _NDARRAY or g.base is not None or sys.getrefcount(g) > 3 \
             or not g.flags.writeable or type(sel) is not _NDARRAY:
         return False
@@ -200,11 +200,9 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
         sel = selections[k] if given else None  # type: ignore[index]
         try:
             nk = 0
-            if given:
-                pass
-            elif report is None:
+            if not given and report is None:  # no kink count needed
                 sel = prim.selection(policy, args, out, eqn.params)
-            else:
+            elif not given:
                 sel, nk = prim.select(policy, args, out, eqn.params)
             if prim.scales_cotangent and _scale_in_place(g, sel):
                 cts = (g,)
