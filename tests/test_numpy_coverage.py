@@ -262,20 +262,27 @@ def test_topk_tie_keeps_the_earlier_entry():
 
 
 # ---------------------------------------------------------------------- matrix norms
-@pytest.mark.parametrize("ord", [1, -1, np.inf, -np.inf, "fro", None])
-@pytest.mark.parametrize("axis", [None, (0, 1), (1, 0), (-1, -3)])
-def test_matrix_norms_match_numpy_and_differences(ord, axis):
-    x = np.random.default_rng(7).normal(size=(3, 4) if axis in (None, (0, 1), (1, 0))
-                                        else (3, 2, 4))
+def _norm_matches_numpy_and_differences(x, ord, axis, rtol):
+    """knp.linalg.norm against NumPy's values (with and without keepdims, to ``rtol``) and its
+    gradient against central differences of NumPy's norm; returns the gradient."""
     for keep in (False, True):
         np.testing.assert_allclose(knp.linalg.norm(x, ord, axis, keep),
-                                   np.linalg.norm(x, ord, axis, keep), rtol=1e-14)
+                                   np.linalg.norm(x, ord, axis, keep), rtol=rtol)
 
     def plain(y):
         return float(np.sum(np.linalg.norm(y, ord, axis)))
 
     g = kinkgrad.grad(lambda y: knp.sum(knp.linalg.norm(y, ord, axis)))(x)
     np.testing.assert_allclose(g, fd_grad(plain, x), rtol=1e-6, atol=1e-8)
+    return g
+
+
+@pytest.mark.parametrize("ord", [1, -1, np.inf, -np.inf, "fro", None])
+@pytest.mark.parametrize("axis", [None, (0, 1), (1, 0), (-1, -3)])
+def test_matrix_norms_match_numpy_and_differences(ord, axis):
+    x = np.random.default_rng(7).normal(size=(3, 4) if axis in (None, (0, 1), (1, 0))
+                                        else (3, 2, 4))
+    _norm_matches_numpy_and_differences(x, ord, axis, rtol=1e-14)
 
 
 def test_matrix_norm_gradients_match_torch():
@@ -298,15 +305,7 @@ def test_smallest_singular_value_norm_raises_naming_the_alternatives():
 def test_singular_value_norms_match_numpy_torch_and_differences(ord, axis):
     rng = np.random.default_rng(10)
     x = rng.normal(size=(3, 4) if axis != (0, 2) else (3, 2, 4))
-    for keep in (False, True):
-        np.testing.assert_allclose(knp.linalg.norm(x, ord, axis, keep),
-                                   np.linalg.norm(x, ord, axis, keep), rtol=1e-13)
-
-    def plain(y):
-        return float(np.sum(np.linalg.norm(y, ord, axis)))
-
-    g = kinkgrad.grad(lambda y: knp.sum(knp.linalg.norm(y, ord, axis)))(x)
-    np.testing.assert_allclose(g, fd_grad(plain, x), rtol=1e-6, atol=1e-8)
+    g = _norm_matches_numpy_and_differences(x, ord, axis, rtol=1e-13)
     torch = pytest.importorskip("torch")
     xt = torch.tensor(x, requires_grad=True)
     dims = (-2, -1) if axis is None else axis
