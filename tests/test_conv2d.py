@@ -146,6 +146,32 @@ def test_batched_cotangents_and_tangents_in_one_sweep():
     np.testing.assert_allclose(jac_fwd, want, atol=1e-12)
 
 
+def test_on_torch_tensors_kernel_only_gradient_and_batched_cotangents():
+    # the image is a constant (a network's first layer): only the kernel's cotangent is made,
+    # once per leading cotangent of a reverse jacobian
+    rng = np.random.default_rng(9)
+    x, w = rng.normal(size=(2, 2, 6, 5)), rng.normal(size=(4, 1, 3, 2))
+    kw = {"stride": (2, 1), "padding": 1, "dilation": (1, 2), "groups": 2}
+    tw = torch.tensor(w, requires_grad=True)
+    ty = F.conv2d(torch.tensor(x), tw, None, **kw)
+    gy = rng.normal(size=tuple(ty.shape))
+    (ty * torch.tensor(gy)).sum().backward()
+    g = kinkgrad.grad(lambda w: knp.sum(knp.conv2d(torch.tensor(x), w, **kw) * gy))(
+        torch.tensor(w))
+    assert isinstance(g, torch.Tensor)
+    np.testing.assert_allclose(g.numpy(), tw.grad.numpy(), rtol=1e-12, atol=1e-12)
+    jac = kinkgrad.jacobian(lambda w: knp.reshape(knp.conv2d(torch.tensor(x), w, **kw), (-1,)))(
+        torch.tensor(w))
+    y0 = conv2d_ref(x, np.zeros_like(w), (2, 1), (1, 1), (1, 2), 2).ravel()
+    cols = []
+    for k in range(w.size):  # linear in w: each column is the output at a unit kernel
+        e = np.zeros(w.size)
+        e[k] = 1.0
+        cols.append(np.ravel(conv2d_ref(x, e.reshape(w.shape), (2, 1), (1, 1), (1, 2), 2)) - y0)
+    np.testing.assert_allclose(jac.numpy(), np.stack(cols, axis=-1).reshape(tuple(jac.shape)),
+                               atol=1e-12)
+
+
 @pytest.mark.parametrize("xs,ws,kw,match", [
     ((1, 3, 5, 5), (4, 1, 3, 3), {"groups": 2}, "divisible by groups=2"),
     ((1, 4, 5, 5), (3, 2, 3, 3), {"groups": 2}, "divisible by groups=2"),
@@ -182,3 +208,32 @@ def test_cost_is_that_of_the_matrix_product():
     prim = kinkgrad._core.primitive.registry()["conv2d"]
     p = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
     assert prim.cost([(1, 2, 4, 4), (4, 2, 2, 2)], (1, 4, 3, 3), p) == 2 * 36 * 8
+
+
+def test_bias_kinks_reach_the_clarke_subdifferential():
+    # conv2d(x, w, b) -> relu -> pool -> linear at a zero image: every relu sits at its kink
+    # through the bias alone. The limiting gradients, sampled at random nearby points (an
+    # independent truth), must each lie in the subdifferential kinkgrad computes, and it must
+    # hold nothing else.
+    x = np.zeros((1, 1, 2, 3))
+    lin = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+
+    def f(p):
+        h = knp.max_pool2d(knp.relu(knp.conv2d(x, p["w"], p["b"])), (1, 2))
+        z = knp.reshape(h, (1, 4)) @ lin.T
+        return knp.sum(knp.logsumexp(z, axis=1) - z[:, 0])
+
+    p0 = {"w": np.zeros((2, 1, 1, 2)), "b": np.zeros(2)}
+    rng = np.random.default_rng(0)
+    seen = {}
+    for _ in range(400):
+        q = {k: v + 1e-7 * rng.standard_normal(v.shape) for k, v in p0.items()}
+        g = kinkgrad.grad(f)(q)
+        seen[tuple(np.round(np.concatenate([g["b"], g["w"].ravel()]), 6))] = g
+    assert len(seen) == 2  # b[1] > 0 passes 1/2 of the softmax's weight, b[1] < 0 none
+    sub = kinkgrad.subdifferential(f, p0)
+    assert len(sub.gradients) == 2 and not sub.partial
+    for g in seen.values():
+        assert kinkgrad.in_clarke(f, p0, g)
+        assert any(np.allclose(g["b"], s["b"]) and np.allclose(g["w"], s["w"])
+                   for s in sub.gradients)

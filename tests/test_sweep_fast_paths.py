@@ -259,3 +259,69 @@ def test_kink_report_with_values_let_go_counts_the_exact_zeros() -> None:
     z = x @ W + b
     assert rep.total == int(np.count_nonzero(z == 0)) > 0
     np.testing.assert_array_equal(g, x.T @ (2.0 * (z > 0)))  # relu'(0) = 0
+
+
+def _selection_cases() -> list:
+    from kinkgrad._core.primitive import registry
+
+    cases = []
+    for name, prim in sorted(registry().items()):
+        if not prim.nonsmooth:
+            continue
+        rng = np.random.default_rng(3)
+        points = prim.samples(rng) + prim.kink_samples(rng)
+        cases += [(name, i) for i in range(len(points))]
+    return cases
+
+
+@pytest.mark.parametrize("preset", [None, "torch", "min-norm"])
+@pytest.mark.parametrize("name,index", _selection_cases())
+def test_selection_is_the_selects_choice_at_samples_and_kinks(name: str, index: int,
+                                                               preset: str | None) -> None:
+    # the sweep's call without a kink report must choose what select chooses, ties included
+    from kinkgrad._core.primitive import registry
+    from kinkgrad.kinks import DEFAULT_POLICY, PRESETS
+
+    prim = registry()[name]
+    rng = np.random.default_rng(3)
+    args, params = (prim.samples(rng) + prim.kink_samples(rng))[index]
+    out = prim.impl(*args, **params)
+    policy = DEFAULT_POLICY if preset is None else DEFAULT_POLICY.replace(**PRESETS[preset])
+    want, _ = prim.select(policy, args, out, params)
+    got = prim.selection(policy, args, out, params)
+    _assert_same_selection(got, want)
+
+
+def _assert_same_selection(got: object, want: object) -> None:
+    if isinstance(want, (tuple, list)):
+        assert isinstance(got, (tuple, list)) and len(got) == len(want)
+        for a, b in zip(got, want):
+            _assert_same_selection(a, b)
+    elif want is None or isinstance(want, (str, int)) and not isinstance(want, bool):
+        assert got == want
+    else:  # weights: booleans and 0/1 floats alike
+        np.testing.assert_array_equal(np.asarray(got, dtype=float), np.asarray(want, dtype=float))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("kernel,stride,padding,dilation",
+                         [(2, 2, 0, 1), (3, 2, 1, 1), ((2, 3), (1, 2), (1, 1), (2, 1))])
+def test_max_pool_on_cpu_tensors_ties_give_torchs_gradient(dtype, kernel, stride, padding,
+                                                           dilation) -> None:
+    # the pool's selection and VJP on CPU tensors run on their NumPy views: at windows full
+    # of ties (relu zeros, repeated dyadic values) the gradient must be torch's own ("first")
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(7)
+    x = np.maximum(rng.integers(-3, 3, (2, 3, 9, 8)) / 4.0, 0).astype(dtype)
+    args = (kernel, stride, padding, dilation)
+    with torch.no_grad():
+        shape = F.max_pool2d(torch.tensor(x, dtype=torch.float64), *args).shape
+    v = (rng.integers(1, 5, tuple(shape)) / 4.0).astype(dtype)  # exact sums in float16
+    tx = torch.tensor(x, requires_grad=True)
+    (F.max_pool2d(tx, *args) * torch.tensor(v)).sum().backward()
+    f = lambda a: knp.sum(knp.max_pool2d(a, *args) * v)  # noqa: E731
+    got = kinkgrad.grad(f)(torch.tensor(x))
+    assert isinstance(got, torch.Tensor) and got.dtype == tx.dtype
+    np.testing.assert_array_equal(got.numpy(), tx.grad.numpy())
+    np.testing.assert_array_equal(kinkgrad.grad(f)(x), tx.grad.numpy())

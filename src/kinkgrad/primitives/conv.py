@@ -10,7 +10,7 @@ stack of BLAS products; the VJP for ``x`` is the transposed convolution (a produ
 and a col2im scatter-add of ``kh * kw`` strided slices), the VJP for ``w`` the correlation of
 the windows with the cotangent (one more stack of products).
 On torch-backed arrays (the torch backend) the rules call ``torch.nn.functional.conv2d`` and
-``torch.nn.grad.conv2d_input`` / ``conv2d_weight`` directly.
+torch's ``convolution_backward`` (both cotangents in one call) and ``conv2d_input`` directly.
 Written against the module-level ``np``, which the array backends rebind.
 """
 
@@ -224,23 +224,27 @@ def _t_conv_w_transpose(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
     tx = _as_tensor(x, _like(g, x))
     tg = _as_tensor(g, tx)
     lead = tuple(tg.shape[:-4])
-    flat = tg.reshape((-1,) + tuple(tg.shape[-4:]))
-    outs = [torch.nn.grad.conv2d_weight(tx, wshape, gk, **_torch_args(p)) for gk in flat]
-    return np.asarray(torch.stack(outs).reshape(lead + tuple(wshape)))
+    outs = [_t_conv_backward(gk, tx, None, wshape, p, (False, True))[1]
+            for gk in tg.reshape((-1,) + tuple(tg.shape[-4:]))]
+    return np.asarray(outs[0].reshape(lead + tuple(wshape)) if len(outs) == 1
+                      else torch.stack(outs).reshape(lead + tuple(wshape)))
 
 
-def _t_conv_both(g: Any, x: Any, w: Any, p: dict) -> tuple[Any, Any]:
-    """Both transposes of one cotangent (N, O, OH, OW) in one ``convolution_backward`` call
-    (the products it shares are done once, as in torch's own backward)."""
+def _t_conv_backward(tg: Any, tx: Any, tw: Any, wshape: tuple, p: dict, needs: tuple
+                     ) -> tuple:
+    """The cotangents of (x, w) that ``needs`` asks for from one cotangent tensor (N, O, OH,
+    OW), as tensors (None where not asked), in one ``convolution_backward`` call (the
+    products they share are done once, as in torch's own backward; the kernel's values are
+    read only for the image's cotangent, so ``tw`` may be None without it)."""
     import torch
 
-    like = _like(g, x)
-    tg, tx, tw = _as_tensor(g, like), _as_tensor(x, like), _as_tensor(w, like)
+    if tw is None:
+        tw = tx.new_empty(1).expand(wshape)
     args = _torch_args(p)
     gx, gw, _ = torch.ops.aten.convolution_backward(
         tg, tx, tw, None, list(args["stride"]), list(args["padding"]), list(args["dilation"]),
-        False, [0, 0], args["groups"], [True, True, False])
-    return np.asarray(gx), np.asarray(gw)
+        False, [0, 0], args["groups"], [bool(needs[0]), bool(needs[1]), False])
+    return gx, gw
 
 
 # ---------------------------------------------------------------------- dispatch
@@ -361,8 +365,13 @@ class Conv2d(Primitive):
     def vjp(self, sel, g, args, out, params, needs):
         x, w = args
         gx = gw = None
-        if needs[0] and needs[1] and np.ndim(g) == 4 and _on_torch(g, x, w):
-            return _t_conv_both(g, x, w, params)
+        if np.ndim(g) == 4 and _on_torch(g, x, w):  # one torch call for both
+            like = _like(g, x)
+            tw = _as_tensor(w, like) if needs[0] else None
+            gx, gw = _t_conv_backward(_as_tensor(g, like), _as_tensor(x, like), tw,
+                                      tuple(np.shape(w)), params, needs)
+            return (None if gx is None else np.asarray(gx),
+                    None if gw is None else np.asarray(gw))
         if needs[0]:
             flat, lead = _merge_lead(g, 4)
             xshape = (np.shape(flat)[0],) + tuple(np.shape(x))[1:]

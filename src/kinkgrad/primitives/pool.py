@@ -61,9 +61,10 @@ def _pad(x: Any, p: dict, fill: Any) -> Any:
     ph, pw = p["padding"]
     if not (ph or pw):
         return x
-    shape = tuple(np.shape(x))
+    ns = numpy if isinstance(x, numpy.ndarray) else np  # NumPy views of CPU tensors too
+    shape = tuple(ns.shape(x))
     h, w = shape[-2:]
-    out = np.full(shape[:-2] + (h + 2 * ph, w + 2 * pw), fill, dtype=np.result_type(x))
+    out = ns.full(shape[:-2] + (h + 2 * ph, w + 2 * pw), fill, dtype=ns.result_type(x))
     out[..., ph:ph + h, pw:pw + w] = x
     return out
 
@@ -87,6 +88,47 @@ def window_stack(x: Any, p: dict, fill: Any) -> Any:
     """The windows of x (..., H, W) stacked on a last axis: (..., OH, OW, kh kw), entries in
     row-major window order, padding entries equal to ``fill``."""
     return np.stack(_views(x, p, fill), axis=-1)
+
+
+def _first_maximisers(views: list, out: Any) -> Any:
+    """Booleans (kh kw, ..., OH, OW): entry k of a window is True when it is the window's
+    first maximiser in row-major order (``v_k == out`` and no earlier ``v_j == out``), the
+    "first" policy's one-hot weights, on NumPy arrays. A window without an entry equal to its
+    maximum (a NaN) gets no weight."""
+    cand = numpy.empty((len(views),) + tuple(numpy.shape(out)), dtype=bool)
+    for k, v in enumerate(views):
+        numpy.equal(v, out, out=cand[k])
+    if len(views) > 1:
+        taken = cand[0].copy()
+        for k in range(1, len(views)):
+            numpy.greater(cand[k], taken, out=cand[k])  # booleans: a > b is a and not b
+            if k < len(views) - 1:
+                taken |= cand[k]
+    return cand
+
+
+def _running_max(views: list) -> Any:
+    """The elementwise maximum of the offsets' views (a new array)."""
+    ns = numpy if isinstance(views[0], numpy.ndarray) else np
+    m = views[0]
+    for v in views[1:]:
+        m = ns.maximum(m, v)
+    return m if len(views) > 1 else m.copy()
+
+
+def _cpu_numpy(a: Any) -> Any:
+    """The NumPy view of a torch-backed array's CPU tensor (the same memory), None for
+    anything else (a NumPy array, a tensor on another device or of a dtype NumPy lacks)."""
+    t = _tensor(a)
+    if t is None or t.device.type != "cpu" or str(t.dtype) not in _VIEWABLE:
+        return None
+    try:
+        return t.detach().numpy()
+    except (RuntimeError, TypeError):  # a tensor that refuses (a subclass, a wrapper)
+        return None
+
+
+_VIEWABLE = ("torch.float32", "torch.float64", "torch.float16")
 
 
 def _check(shape: tuple, p: dict) -> None:
@@ -178,6 +220,30 @@ def _t_vjp(sel: Any, g: Any, xshape: tuple, p: dict) -> Any:
     return np.asarray(res[..., ph:ph + h, pw:pw + w] if ph or pw else res)
 
 
+def _vjp_arrays(sel: Any, g: Any, xshape: tuple, p: dict) -> Any:
+    """:meth:`MaxPool2d.vjp` on arrays: the weighted cotangent scatter-added onto the
+    offsets' strided views of the padded input, then the padding cut off."""
+    ns = numpy if isinstance(g, numpy.ndarray) else np
+    lead = tuple(numpy.broadcast_shapes(ns.shape(g), ns.shape(sel)[1:])[:-4])
+    (ph, pw), (h, w) = p["padding"], xshape[-2:]
+    oh, ow = _geometry(xshape, p)
+    (kh, kw), (sh, sw), (dh, dw) = p["kernel"], p["stride"], p["dilation"]
+    shape = lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw)
+    dtype = ns.result_type(g, sel)
+    if ns is numpy and sh > dh * (kh - 1) and sw > dw * (kw - 1):
+        # NOTE: disjoint windows (MaxPool2d(k), the usual case): every input entry gets
+        # at most one product, written in place; a tiling leaves no entry to zero
+        tiled = (dh, dw) == (1, 1) and (oh * sh, ow * sw) == shape[-2:] and (sh, sw) == (kh, kw)
+        res = (numpy.empty if tiled else numpy.zeros)(shape, dtype=dtype)
+        for k, s in enumerate(_offsets(p, oh, ow)):
+            numpy.multiply(sel[k], g, out=res[s])
+    else:
+        res = ns.zeros(shape, dtype=dtype)
+        for k, s in enumerate(_offsets(p, oh, ow)):
+            res[s] += sel[k] * g
+    return res[..., ph:ph + h, pw:pw + w] if ph or pw else res
+
+
 @register
 class MaxPool2d(Primitive):
     """``knp.max_pool2d(x, kernel, stride=None, padding=0, dilation=1)``: the maximum of every
@@ -208,12 +274,13 @@ class MaxPool2d(Primitive):
     def impl(self, x, kernel, stride, padding, dilation):
         p = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
         if _tensor(x) is not None:
-            return _t_pool(x, p)
-        views = _views(x, p, _fill(np.result_type(x)))
-        m = views[0]
-        for v in views[1:]:
-            m = np.maximum(m, v)
-        return m if len(views) > 1 else m.copy()
+            xv = _cpu_numpy(x)
+            if xv is None:
+                return _t_pool(x, p)
+            import torch  # a CPU tensor: on its NumPy view (as in ``selection``)
+
+            return np.asarray(torch.from_numpy(_running_max(_views(xv, p, -numpy.inf))))
+        return _running_max(_views(x, p, _fill(np.result_type(x))))
 
     def cost(self, in_shapes, out_shape, params):
         return _size(out_shape) * _size(params["kernel"])
@@ -260,6 +327,21 @@ class MaxPool2d(Primitive):
             (window_stack(tangents[0], params, 0),), mode)
         return np.moveaxis(w, -1, 0), kinks
 
+    def selection(self, policy, args, out, params):
+        """The policy's weights without counting the tied windows (the reverse sweep's call
+        when no kink report is asked). "first" runs on NumPy, and on the NumPy views of CPU
+        tensors (this torch's CPU kernels for comparisons and booleans are several times
+        slower than NumPy's): the same weights as :meth:`select`, as booleans."""
+        if policy.max != "first":
+            return self.select(policy, args, out, params)[0]
+        x, m = args[0], out
+        if _tensor(x) is not None or _tensor(m) is not None:
+            x, m = _cpu_numpy(x), _cpu_numpy(m)
+        if not (isinstance(x, numpy.ndarray) and isinstance(m, numpy.ndarray)):
+            return self.select(policy, args, out, params)[0]
+        fill = -numpy.inf if x.dtype.kind == "f" else _fill(x.dtype)
+        return _first_maximisers(_views(x, params, fill), m)
+
     def jvp(self, sel, tangents, args, out, params):
         views = _views(tangents[0], params, 0)
         res = sel[0] * views[0]
@@ -269,27 +351,17 @@ class MaxPool2d(Primitive):
 
     def vjp(self, sel, g, args, out, params, needs):
         xshape = tuple(np.shape(args[0]))
+        if isinstance(sel, numpy.ndarray) and _tensor(g) is not None:
+            # a selection made on the NumPy views of CPU tensors (see ``selection``)
+            import torch
+
+            gv = _cpu_numpy(g)
+            if gv is not None:
+                return (np.asarray(torch.from_numpy(_vjp_arrays(sel, gv, xshape, params))),)
+            sel = np.asarray(torch.from_numpy(sel).to(_tensor(g).device))
         if _tensor(g) is not None and _tensor(sel) is not None:
             return (_t_vjp(sel, g, xshape, params),)
-        lead = tuple(np.broadcast_shapes(np.shape(g), np.shape(sel)[1:])[:-4])
-        (ph, pw), (h, w) = params["padding"], xshape[-2:]
-        oh, ow = _geometry(xshape, params)
-        (kh, kw), (sh, sw), (dh, dw) = params["kernel"], params["stride"], params["dilation"]
-        shape = lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw)
-        dtype = np.result_type(g, sel)
-        if isinstance(g, numpy.ndarray) and sh > dh * (kh - 1) and sw > dw * (kw - 1):
-            # NOTE: disjoint windows (MaxPool2d(k), the usual case): every input entry gets
-            # at most one product, written in place; a tiling leaves no entry to zero
-            tiled = (dh, dw) == (1, 1) and (oh * sh, ow * sw) == shape[-2:] and \
-                (sh, sw) == (kh, kw)
-            res = (numpy.empty if tiled else numpy.zeros)(shape, dtype=dtype)
-            for k, s in enumerate(_offsets(params, oh, ow)):
-                numpy.multiply(sel[k], g, out=res[s])
-        else:
-            res = np.zeros(shape, dtype=dtype)
-            for k, s in enumerate(_offsets(params, oh, ow)):
-                res[s] += sel[k] * g
-        return (res[..., ph:ph + h, pw:pw + w] if ph or pw else res,)
+        return (_vjp_arrays(sel, g, xshape, params),)
 
     def abs_form(self, args, params):
         """The stacked windows (padding: a constant below every entry of the value, which
