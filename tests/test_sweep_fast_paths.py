@@ -325,3 +325,29 @@ def test_max_pool_on_cpu_tensors_ties_give_torchs_gradient(dtype, kernel, stride
     assert isinstance(got, torch.Tensor) and got.dtype == tx.dtype
     np.testing.assert_array_equal(got.numpy(), tx.grad.numpy())
     np.testing.assert_array_equal(kinkgrad.grad(f)(x), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_logsumexp_on_tensors_is_the_numpy_rules_at_extreme_rows(dtype: str) -> None:
+    # torch's logsumexp and softmax kernels on tensors: the values and gradients of the NumPy
+    # rules, at rows near the overflow limit, with -1e30, tiny, equal and -inf entries
+    torch = pytest.importorskip("torch")
+    from kinkgrad.backends import follow_inputs
+
+    big = 3e38 if dtype == "float32" else 1e308
+    x = np.array([[0, -1e30, 1], [big, big, -big], [1e-30, 0, 0], [-1e4, -1e4, -1e4]], dtype)
+    w = np.array([1.0, 1e-3, 3.0, 4.0], dtype)
+    f = lambda a: knp.sum(knp.logsumexp(a, axis=1) * w)  # noqa: E731
+    v, g = kinkgrad.value_and_grad(f)(x)
+    tv, tg = kinkgrad.value_and_grad(f)(torch.tensor(x))
+    rtol = 1e-6 if dtype == "float32" else 1e-14
+    np.testing.assert_allclose(float(tv), float(v), rtol=rtol)
+    np.testing.assert_allclose(tg.numpy(), g, rtol=rtol, atol=1e-30)
+    c = np.array([[0, -np.inf, 1], [2, 1, -np.inf]], dtype)  # -inf entries
+    for axis, keep in (((1,), False), ((0, 1), True), ((0,), True)):
+        want = knp.logsumexp(c, axis=axis, keepdims=keep)
+        got = follow_inputs(lambda a: knp.logsumexp(a, axis=axis, keepdims=keep))(  # noqa: B023
+            torch.tensor(c))
+        assert isinstance(got, torch.Tensor)
+        assert tuple(got.shape) == np.shape(want)
+        np.testing.assert_allclose(got.numpy(), want, rtol=rtol)

@@ -112,7 +112,8 @@ def cross_entropy(logits: Any, target: Any, reduction: str, ignore_index: int) -
         if reduction == "none" and rows.size != target.size:
             raise UnsupportedOperationError("cross_entropy(reduction='none') with ignored "
                                             "labels is not supported.")
-        per = knp.logsumexp(logits[rows], axis=1) - logits[rows, target[rows]]
+        kept = logits if rows.size == target.size else logits[rows]  # no row ignored: all
+        per = knp.logsumexp(kept, axis=1) - logits[rows, target[rows]]
         count = rows.size
     if reduction == "sum":
         return knp.sum(per)

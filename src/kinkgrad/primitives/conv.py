@@ -23,6 +23,7 @@ import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
 from .._core.primitive import Primitive, _size, register
 from .._core.tracer import bind
 from ..errors import ShapeError
+from ._tensors import tensor_of as _tensor
 
 __all__ = ["Conv2d"]
 
@@ -176,12 +177,6 @@ def conv_w_per_example(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
 
 
 # ---------------------------------------------------------------------- torch kernels
-def _tensor(a: Any) -> Any:
-    """The torch tensor of a torch-backed array, None for a NumPy array."""
-    t = getattr(a, "tensor", None)
-    return t if t is not None and type(a).__module__.startswith("torch") else None
-
-
 def _on_torch(*arrays: Any) -> bool:
     return any(_tensor(a) is not None for a in arrays)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import Primitive, lift, ops, register, resolve_signs, unbroadcast
-from .conv import _tensor
+from ._tensors import tensor_of as _tensor
 
 
 def _dz(tangents: Any, idx: int = 0) -> Any:

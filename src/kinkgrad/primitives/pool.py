@@ -27,7 +27,8 @@ import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
 from .._core.primitive import Primitive, _size, ops, register
 from .._core.tracer import bind
 from ..errors import ShapeError, UnsupportedOperationError
-from .conv import _tensor, out_hw
+from ._tensors import tensor_of as _tensor
+from .conv import out_hw
 from .reduce import Max
 
 __all__ = ["MaxPool2d", "window_stack"]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import Primitive, _size, normalize_axis, register
+from ._tensors import tensor_of as _tensor
 
 
 class Unary(Primitive):
@@ -230,6 +231,11 @@ class LogSumExp(Primitive):
         return bind(self, x, axis=axes, keepdims=bool(keepdims))
 
     def impl(self, x, axis, keepdims):
+        t = _tensor(x)
+        if t is not None and t.dtype.is_floating_point and t.numel():
+            # torch's own kernel (the same stable formula: the max subtracted, a -inf or
+            # +inf max taken as 0) instead of ten ``torch._numpy`` calls
+            return np.asarray(t.logsumexp(dim=axis, keepdim=keepdims))
         x = np.asarray(x)
         m = np.max(x, axis=axis, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
@@ -253,6 +259,9 @@ class LogSumExp(Primitive):
         # NOTE: softmax as exp(x - max) / sum, not exp(x - out): at large |x| the rounded
         # value loses log(n) (1e300 + log 2 == 1e300) and exp(x - out) would not sum to 1.
         x, axis = args[0], params["axis"]
+        t = _tensor(x)
+        if t is not None and len(axis) == 1 and t.dtype.is_floating_point and t.numel():
+            return np.asarray(t.softmax(dim=axis[0])), 0  # exp(x - max) / sum, torch's kernel
         m = np.max(x, axis=axis, keepdims=True)
         with np.errstate(over="ignore", under="ignore"):  # as in impl: exp(-inf) = 0
             e = np.exp(x - np.where(np.isfinite(m), m, 0))
