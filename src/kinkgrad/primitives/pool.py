@@ -99,11 +99,18 @@ def _first_maximisers(views: list, out: Any) -> Any:
     cand = numpy.empty((len(views),) + tuple(numpy.shape(out)), dtype=bool)
     for k, v in enumerate(views):
         numpy.equal(v, out, out=cand[k])
-    if len(views) > 1:
+    return _keep_first(cand)
+
+
+def _keep_first(cand: Any) -> Any:
+    """Booleans (K, ...) with, along the first axis, only the first True of every column left
+    (in place; the array returned)."""
+    ns = numpy if isinstance(cand, numpy.ndarray) else np
+    if len(cand) > 1:
         taken = cand[0].copy()
-        for k in range(1, len(views)):
-            numpy.greater(cand[k], taken, out=cand[k])  # booleans: a > b is a and not b
-            if k < len(views) - 1:
+        for k in range(1, len(cand)):
+            ns.greater(cand[k], taken, out=cand[k])  # booleans: a > b is a and not b
+            if k < len(cand) - 1:
                 taken |= cand[k]
     return cand
 
@@ -316,11 +323,7 @@ class MaxPool2d(Primitive):
         if policy_mode:
             if policy.max == "split":
                 return (cand / np.maximum(count, 1)).astype(dtype), kinks
-            taken = cand[0].copy()  # "first": the first maximiser in row-major window order
-            for k in range(1, len(views)):
-                cand[k] &= ~taken
-                taken |= cand[k]
-            return cand, kinks
+            return _keep_first(cand), kinks  # "first": the first in row-major window order
         # NOTE: ties resolved by the tangents take the rules of ``max`` over the stacked
         # window axis (directional and lex modes), so both spellings agree exactly.
         w, kinks = Max.instance.select(  # type: ignore[attr-defined]

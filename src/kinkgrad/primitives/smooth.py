@@ -210,7 +210,9 @@ class Softplus(Unary):
 class LogSumExp(Primitive):
     """``log(sum(exp(x), axis))``, computed stably; derivative softmax(x) along ``axis``.
 
-    Smooth, a primitive because the stable formula subtracts a max."""
+    Smooth, a primitive because the stable formula subtracts a max. On torch tensors the
+    value is ``Tensor.logsumexp`` and the selection (the softmax, one reduced axis)
+    ``Tensor.softmax``: the same formula in one kernel each."""
 
     name = numpy_name = "logsumexp"
     omega = 3.0
