@@ -4,6 +4,12 @@ The rules of every primitive are written against NumPy's API through the module-
 ``np``. For torch inputs, kinkgrad evaluates the same rules with ``torch._numpy`` (PyTorch's
 NumPy-compatible layer over tensors, which keeps the tensors' device) bound to that name, so
 there is one set of rules for every backend. The backend follows the input arrays.
+
+Threads: the binding is process-wide while a call on torch (or CuPy) arrays runs. Such calls
+may run in several threads at once (they share the binding; a call on another of these
+namespaces waits for them), but a call on NumPy arrays must not run while another thread is
+inside one: it would evaluate its rules with that namespace. Run NumPy and torch work in one
+thread, or one after the other.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import importlib
 import os
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -171,21 +178,61 @@ def _cache_signatures(normalizations: types.ModuleType) -> None:
     normalizations.inspect = shim
 
 
-@contextlib.contextmanager
-def use_namespace(ns: types.ModuleType) -> Iterator[None]:
-    """Bind ``np`` in every module holding rules to ``ns`` for the duration of the block."""
+class _Binding:
+    """The namespace bound to ``np`` in the rules' modules, how many open blocks use it, and
+    the bindings it replaced (to put back when the last block leaves)."""
+
+    __slots__ = ("ns", "count", "saved", "below")
+
+    def __init__(self, ns: types.ModuleType, saved: list, below: _Binding | None) -> None:
+        self.ns, self.count, self.saved, self.below = ns, 0, saved, below
+
+
+_TOP: list[_Binding | None] = [None]
+_HOLDS: dict[int, int] = {}  # thread -> open use_namespace blocks
+_COND = threading.Condition()
+
+
+def _bind(ns: types.ModuleType) -> list:
     saved = []
     for name in _MODULES:
         mod = sys.modules.get(name) or importlib.import_module(name)
         saved.append((mod, mod.np))
         mod.np = ns
+    return saved
+
+
+@contextlib.contextmanager
+def use_namespace(ns: types.ModuleType) -> Iterator[None]:
+    """Bind ``np`` in every module holding rules to ``ns`` for the duration of the block.
+
+    Blocks with the same namespace in several threads share the binding (the last one out
+    restores); a block with another namespace waits until no other thread is inside one,
+    so two threads never run rules on each other's namespace."""
+    me = threading.get_ident()
+    with _COND:
+        top = _TOP[0]
+        if top is None or top.ns is not ns:
+            while sum(n for t, n in _HOLDS.items() if t != me):
+                _COND.wait()
+            top = _TOP[0] = _Binding(ns, _bind(ns), _TOP[0])
+        top.count += 1
+        _HOLDS[me] = _HOLDS.get(me, 0) + 1
     operators = getattr(ns, "_fast_operators", contextlib.nullcontext)
     try:
         with operators():  # the torch fast namespace's ndarray operators
             yield
     finally:
-        for mod, old in saved:
-            mod.np = old
+        with _COND:
+            top.count -= 1
+            _HOLDS[me] -= 1
+            if not _HOLDS[me]:
+                del _HOLDS[me]
+            if not top.count and _TOP[0] is top:  # the last block out puts back the binding below
+                for mod, old in top.saved:
+                    mod.np = old
+                _TOP[0] = top.below
+            _COND.notify_all()
 
 
 def namespace_of(leaves: list) -> types.ModuleType:

@@ -11,6 +11,7 @@ NumPy does (basic indices; slices with int64 index arrays).
 from __future__ import annotations
 
 import contextlib
+import threading
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -143,21 +144,27 @@ def activate(ns: types.ModuleType) -> None:
     _ACTIVE.clear()
     _ACTIVE.update(_methods(ns))
 _DEPTH = [0]
+_SAVED: dict[str, Any] = {}
+_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def operators() -> Iterator[None]:
     """While active, ``torch._numpy.ndarray``'s operators and hot methods take the fast
-    paths (re-entrant; the class is restored when the outermost block exits)."""
-    if _DEPTH[0] == 0:
-        saved = {k: _nd.__dict__[k] for k in _ACTIVE}
-        for k, v in _ACTIVE.items():
-            setattr(_nd, k, v)
-    _DEPTH[0] += 1
+    paths (re-entrant and shared between threads: the class is restored when the last block
+    open in any thread exits)."""
+    with _LOCK:
+        if _DEPTH[0] == 0:
+            _SAVED.clear()
+            _SAVED.update({k: _nd.__dict__[k] for k in _ACTIVE})
+            for k, v in _ACTIVE.items():
+                setattr(_nd, k, v)
+        _DEPTH[0] += 1
     try:
         yield
     finally:
-        _DEPTH[0] -= 1
-        if _DEPTH[0] == 0:
-            for k, v in saved.items():
-                setattr(_nd, k, v)
+        with _LOCK:
+            _DEPTH[0] -= 1
+            if _DEPTH[0] == 0:
+                for k, v in _SAVED.items():
+                    setattr(_nd, k, v)

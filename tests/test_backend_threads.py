@@ -1,0 +1,66 @@
+"""Calls on torch tensors in several threads at once: they share the namespace and the fast
+``ndarray`` operators (installed while any of them runs, restored when the last one ends)
+and give the same gradients as one thread. (A call on NumPy arrays must not overlap a torch
+call in another thread: see ``kinkgrad.backends``.)"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+
+torch = pytest.importorskip("torch")
+
+
+def _f(w: object, x: object) -> object:
+    return knp.sum(knp.logsumexp(knp.relu(x @ w), axis=1))
+
+
+def _problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    w, x = rng.standard_normal((6, 5)), rng.standard_normal((4, 6))
+    # reference by central differences of plain NumPy (independent of the engine)
+    def plain(w: np.ndarray) -> float:
+        h = np.maximum(x @ w, 0)
+        m = h.max(axis=1, keepdims=True)
+        return float(np.sum(np.log(np.exp(h - m).sum(axis=1)) + m[:, 0]))
+    g = np.zeros_like(w)
+    for i in np.ndindex(w.shape):
+        e = np.zeros_like(w)
+        e[i] = 1e-6
+        g[i] = (plain(w + e) - plain(w - e)) / 2e-6
+    return w, x, g
+
+
+def test_torch_calls_in_several_threads_at_once() -> None:
+    w, x, want = _problem()
+    tw, tx = torch.tensor(w), torch.tensor(x)
+    errors: list = []
+
+    def work(kind: str) -> None:
+        for _ in range(60):
+            try:
+                g = kinkgrad.grad(_f)(tw, tx)
+                ok = isinstance(g, torch.Tensor) and np.allclose(g.numpy(), want, rtol=1e-6,
+                                                                 atol=1e-8)
+                if not ok:
+                    errors.append((kind, type(g).__name__))
+            except Exception as exc:  # noqa: BLE001 (collected, asserted below)
+                errors.append((kind, repr(exc)))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, inside the calls
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in ("a", "b", "c")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
