@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     present = {k: v for k, v in contenders.items() if v is not None}
     flat = {f"{k}|v": v[0] for k, v in present.items()}
     flat.update({f"{k}|vg": v[1] for k, v in present.items()})
-    t = interleaved(flat, args.repeat)
+    per_round = round_times(flat, args.repeat)
+    t = {k: statistics.median(v) for k, v in per_round.items()}
     rows = []
     for name in contenders:
         if name not in present:
@@ -287,18 +288,25 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"tool": name, "value_ms": 1e3 * t[f"{name}|v"],
                      "value_grad_ms": 1e3 * t[f"{name}|vg"]})
     base = next(r["value_grad_ms"] for r in rows if r["tool"] == "hand-written NumPy")
+    base_rounds = per_round["hand-written NumPy|vg"]
     print(f"\nReLU MLP {'-'.join(map(str, SIZES))}, batch {B}, float32, cross-entropy "
-          f"(median of {args.repeat})")
+          f"(median of {args.repeat} rounds; 'per round': the median of the ratios taken "
+          "within each round, which a drift of the machine's speed between rounds leaves alone)")
     print(f"{'tool':<20s}{'T(value) ms':>13s}{'T(v+g) ms':>12s}{'T(v+g)/T(v)':>13s}"
-          f"{'vs NumPy':>10s}")
+          f"{'vs NumPy':>10s}{'per round':>11s}{'vs NumPy per round':>20s}")
     for r in rows:
         if r["value_ms"] is None:
             print(f"{r['tool']:<20s}{'not installed':>13s}")
             continue
+        vg_rounds, v_rounds = per_round[f"{r['tool']}|vg"], per_round[f"{r['tool']}|v"]
         r["ratio"] = r["value_grad_ms"] / r["value_ms"]
         r["vs_numpy"] = r["value_grad_ms"] / base
+        r["ratio_per_round"] = statistics.median(a / b for a, b in zip(vg_rounds, v_rounds))
+        r["vs_numpy_per_round"] = statistics.median(a / b for a, b in zip(vg_rounds,
+                                                                          base_rounds))
         print(f"{r['tool']:<20s}{r['value_ms']:>13.2f}{r['value_grad_ms']:>12.2f}"
-              f"{r['ratio']:>13.2f}{r['vs_numpy']:>10.2f}")
+              f"{r['ratio']:>13.2f}{r['vs_numpy']:>10.2f}{r['ratio_per_round']:>11.2f}"
+              f"{r['vs_numpy_per_round']:>20.2f}")
 
     print(f"\nScalar chain: {args.depth // 3} x (mul, add, relu, sub) nodes, per-node overhead")
     n_nodes = 4 * (args.depth // 3)
