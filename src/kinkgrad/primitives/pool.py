@@ -96,10 +96,15 @@ def _first_maximisers(views: list, out: Any) -> Any:
     first maximiser in row-major order (``v_k == out`` and no earlier ``v_j == out``), the
     "first" policy's one-hot weights, on NumPy arrays. A window without an entry equal to its
     maximum (a NaN) gets no weight."""
+    return _keep_first(_maximisers(views, out))
+
+
+def _maximisers(views: list, out: Any) -> Any:
+    """Booleans (kh kw, ..., OH, OW): ``v_k == out``, written into one array (NumPy)."""
     cand = numpy.empty((len(views),) + tuple(numpy.shape(out)), dtype=bool)
     for k, v in enumerate(views):
         numpy.equal(v, out, out=cand[k])
-    return _keep_first(cand)
+    return cand
 
 
 def _keep_first(cand: Any) -> Any:
@@ -315,8 +320,12 @@ class MaxPool2d(Primitive):
             return _t_select(x, out, params, policy.max == "split")
         dtype = np.result_type(x)
         views = _views(x, params, _fill(dtype))
-        cand = np.stack([v == out for v in views])
-        count = np.sum(cand, axis=0, dtype=np.int16)
+        if isinstance(x, numpy.ndarray) and isinstance(out, numpy.ndarray):
+            cand = _maximisers(views, out)
+            count = cand.sum(axis=0, dtype=numpy.uint8 if len(views) < 256 else numpy.int32)
+        else:
+            cand = np.stack([v == out for v in views])
+            count = np.sum(cand, axis=0, dtype=np.int32)
         kinks = int(np.count_nonzero(count > 1))
         if not kinks:  # one maximiser per window: the one-hot weights (0/1 as booleans)
             return cand, 0
