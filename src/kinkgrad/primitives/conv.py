@@ -360,7 +360,7 @@ class Conv2d(Primitive):
     def vjp(self, sel, g, args, out, params, needs):
         x, w = args
         gx = gw = None
-        if np.ndim(g) == 4 and _on_torch(g, x, w):  # one torch call for both
+        if np.ndim(g) == 4 and _on_torch(g, x, w):  # one torch call for what is needed
             like = _like(g, x)
             tw = _as_tensor(w, like) if needs[0] else None
             gx, gw = _t_conv_backward(_as_tensor(g, like), _as_tensor(x, like), tw,
