@@ -169,3 +169,32 @@ def test_certify_torch_copies_to_the_host_explicitly(device: str) -> None:
     model, x, y = model.to(device), x.to(device), y.to(device)
     cert = certify_torch(model, nn.CrossEntropyLoss(), (x, y))
     assert cert.active_kinks > 0
+
+
+@pytest.mark.parametrize("case", ["mlp", "cnn"])
+def test_translated_model_keeps_the_batch_on_the_device(device: str, case: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # value+gradient of a translated model on device tensors: the batch is never copied to
+    # the host (it used to go to NumPy and back on every call); the gradient is the one of
+    # the NumPy arrays
+    from kinkgrad.interop.torch import to_kinkgrad
+
+    with torch.device("cpu"):
+        model, x, y = kinky_mlp() if case == "mlp" else tie_cnn()
+    f, params = to_kinkgrad(model, nn.CrossEntropyLoss())
+    v_np, g_np = kinkgrad.value_and_grad(f)(params, host(x), host(y))
+    x, y = x.to(device), y.to(device)
+    copied = []
+    cpu = torch.Tensor.cpu
+
+    def recording_cpu(self: torch.Tensor, *a: object, **k: object) -> torch.Tensor:
+        copied.append(self.data_ptr())
+        return cpu(self, *a, **k)
+
+    monkeypatch.setattr(torch.Tensor, "cpu", recording_cpu)
+    v, g = kinkgrad.value_and_grad(f)({k: on(device, a) for k, a in params.items()}, x, y)
+    assert x.data_ptr() not in copied
+    assert all(t.device.type == device for t in g.values())
+    np.testing.assert_allclose(float(host(v)), float(v_np), rtol=1e-12)
+    for k in g_np:
+        np.testing.assert_allclose(host(g[k]), g_np[k], rtol=1e-12, atol=1e-12)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy
 
 __all__ = ["namespace_of", "use_namespace", "to_backend", "from_backend", "is_torch", "is_cupy",
-           "cupy_numpy", "follow_inputs", "set_torch_fast"]
+           "cupy_numpy", "follow_inputs", "set_torch_fast", "torch_active"]
 
 _MODULES = (
     "kinkgrad._core.primitive", "kinkgrad._core.tracer", "kinkgrad._core.program",
@@ -233,6 +233,13 @@ def use_namespace(ns: types.ModuleType) -> Iterator[None]:
                     mod.np = old
                 _TOP[0] = top.below
             _COND.notify_all()
+
+
+def torch_active() -> bool:
+    """Whether the rules run on torch's namespace now (a call on torch tensors is in
+    progress)."""
+    top = _TOP[0]
+    return top is not None and any(top.ns is t for t in _TORCH_NS)
 
 
 def namespace_of(leaves: list) -> types.ModuleType:

@@ -205,6 +205,9 @@ def _to_torch(v: Any) -> Any:
 
     if isinstance(v, np.ndarray):
         return torch.from_numpy(v)
+    t = getattr(v, "tensor", None)  # a torch-backed array (the batch on the torch backend)
+    if t is not None and type(v).__module__.startswith("torch"):
+        return t
     if isinstance(v, (tuple, list)):
         return type(v)(_to_torch(t) for t in v)
     if isinstance(v, dict):
@@ -228,7 +231,10 @@ def _meta(x: Any, attr: str) -> Any:
         return knp.ndim(x)
     if attr == "device":
         return torch.device("cpu")
-    return getattr(torch, np.dtype(x.dtype).name)
+    if isinstance(x.dtype, torch.dtype):  # the batch on the torch backend
+        return x.dtype
+    name = getattr(x.dtype, "name", None)  # NumPy's dtype or torch._numpy's (on tensors)
+    return getattr(torch, name if isinstance(name, str) else np.dtype(x.dtype).name)
 
 
 def _apply(op: Op, args: tuple, params: dict, x: Any, y: Any) -> Any:
@@ -271,6 +277,17 @@ def _apply(op: Op, args: tuple, params: dict, x: Any, y: Any) -> Any:
     return _RULES[k](*args, **p)
 
 
+def _batch(x: Any) -> Any:
+    """The batch as the rules take it: on the torch backend (a call on torch tensors in
+    progress) a torch tensor stays where it is (no copy to the host and back on a GPU; the
+    rules take it as a constant operand); otherwise a NumPy array."""
+    from ..backends import is_torch, torch_active
+
+    if is_torch(x) and torch_active():
+        return x.detach()
+    return to_numpy(x)
+
+
 def torch_policy(graph: TorchGraph | None = None) -> Any:
     """PyTorch's choices at the kinks of a translated model: the "torch" preset, with ties of
     a max-pool window (a ``max`` reduction here) given to the first maximiser as PyTorch's
@@ -302,7 +319,7 @@ def make_function(graph: TorchGraph) -> Callable:
     rng = None if dev is None else snapshot(dev)
 
     def f(params: dict, x: Any, y: Any = None) -> Any:
-        x, y = to_numpy(x), to_numpy(y)
+        x, y = _batch(x), to_numpy(y)
         env: list = []
         with replay(rng):
             for op in graph.ops:
