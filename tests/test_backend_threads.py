@@ -1,7 +1,7 @@
-"""Calls on torch tensors in several threads at once: they share the namespace and the fast
-``ndarray`` operators (installed while any of them runs, restored when the last one ends)
-and give the same gradients as one thread. (A call on NumPy arrays must not overlap a torch
-call in another thread: see ``kinkgrad.backends``.)"""
+"""Threads on the array backends: calls on torch tensors in several threads share the rules'
+namespace and the fast ``ndarray`` operators (restored when the last one ends); a call on
+NumPy arrays and a call on torch tensors in two threads take turns (the namespace is
+process-wide), so each gives the gradient it gives alone."""
 
 from __future__ import annotations
 
@@ -57,6 +57,67 @@ def test_torch_calls_in_several_threads_at_once() -> None:
     sys.setswitchinterval(1e-5)  # switch threads often, inside the calls
     try:
         threads = [threading.Thread(target=work, args=(k,)) for k in ("a", "b", "c")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+
+
+def test_numpy_call_waits_for_a_torch_call_in_another_thread() -> None:
+    from kinkgrad import backends
+
+    w, x, want = _problem()
+    inside, released = threading.Event(), threading.Event()
+
+    def holder() -> None:  # a torch call in progress, as the torch backend binds it
+        with backends.use_namespace(backends._torch_numpy()):
+            inside.set()
+            threading.Event().wait(0.3)
+            released.set()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    inside.wait(10)
+    try:
+        g = kinkgrad.grad(_f)(w, x)
+        report = kinkgrad.stationarity(lambda v: knp.sum(knp.abs(v)), np.zeros(3))
+        finished_after_release = released.is_set()
+    finally:
+        t.join()
+    assert finished_after_release
+    assert type(g) is np.ndarray
+    np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-8)
+    assert report.verdict == "stationary"  # 0 is in [-1, 1]^3
+
+
+def test_numpy_and_torch_calls_interleaved_in_threads() -> None:
+    w, x, want = _problem()
+    tw, tx = torch.tensor(w), torch.tensor(x)
+    errors: list = []
+
+    def work(kind: str) -> None:
+        for _ in range(40):
+            try:
+                if kind == "numpy":
+                    g = kinkgrad.grad(_f)(w, x)
+                    ok = type(g) is np.ndarray and np.allclose(g, want, rtol=1e-6, atol=1e-8)
+                else:
+                    g = kinkgrad.grad(_f)(tw, tx)
+                    ok = isinstance(g, torch.Tensor) and np.allclose(g.numpy(), want,
+                                                                     rtol=1e-6, atol=1e-8)
+                if not ok:
+                    errors.append((kind, type(g).__name__))
+            except Exception as exc:  # noqa: BLE001 (collected, asserted below)
+                errors.append((kind, repr(exc)))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=work, args=(k,))
+                   for k in ("numpy", "torch", "numpy", "torch")]
         for t in threads:
             t.start()
         for t in threads:

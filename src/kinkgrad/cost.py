@@ -19,11 +19,13 @@ from typing import Any
 
 from ._core.cost import CostReport, PrimitiveCost, program_cost
 from ._core.program import Program
+from .backends import on_numpy
 from .modes.api import trace
 
 __all__ = ["cost", "program_cost", "CostReport", "PrimitiveCost"]
 
 
+@on_numpy
 def cost(f: Callable | Program, *args: Any, argnums: Any = None) -> CostReport:
     """Cost-model report of ``f`` at ``args``: function, backward, forward-mode full gradient,
     their ratios and the model's bound omega (paper A's nonsmooth cheap gradient principle).

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import on_numpy
 from ..cost import program_cost
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sweeps import reverse_sweep
@@ -267,6 +268,7 @@ def _pattern_check(model: ActiveModel, groups: list[KinkGroup], c: np.ndarray, l
 
 
 # ---------------------------------------------------------------------------- certify
+@on_numpy
 def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 256,
             max_kinks: int = 50_000, progress: bool | str = "auto") -> CertifyReport:
     """Decide whether plain backward mode's vector at x is a Clarke gradient, without

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._core import pytree
 from .._core.program import Var
+from ..backends import on_numpy
 from ..cost import program_cost
 from ..errors import KinkgradError, ShapeError
 from ..kinks import KinkPolicy, resolve_policy
@@ -89,6 +90,7 @@ def _status(tr: Any, tan: dict, k: int) -> tuple[int, int, list]:
     return total, still, rows
 
 
+@on_numpy
 def clarke_grad(f: Callable, x: Any, seed: Any = None, policy: KinkPolicy | None = None
                 ) -> tuple[Any, ClarkeInfo]:
     """A limiting (Bouligand) gradient of a scalar abs-smooth program, hence a Clarke gradient.
@@ -219,6 +221,7 @@ def _lex(tr: Any, spec: FlatSpec, dirs: np.ndarray, pol: KinkPolicy) -> tuple[di
     return forward_sweep(tr.eqns, tr.vals, tangents, pol, mode="lex", keep_selections=True)
 
 
+@on_numpy
 def ld_derivative(f: Callable, x: Any, M: Any, policy: KinkPolicy | None = None,
                   batch_axis: int = -1) -> Any:
     """The lexicographic directional derivative f'(x; M) = [f^(0)(m_1), ..., f^(K-1)(m_K)].

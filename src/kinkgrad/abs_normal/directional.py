@@ -21,6 +21,7 @@ import numpy as np
 
 from .._core import pytree
 from .._core.program import Var
+from ..backends import on_numpy
 from ..errors import ShapeError
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes._nonfinite import require_finite
@@ -95,6 +96,7 @@ def tangent_outputs(tr: Any, tan: dict, k: int, batched: bool, batch_axis: int =
     return res
 
 
+@on_numpy
 def directional(f: Callable, x: Any, D: Any, policy: KinkPolicy | None = None,
                 batch_axis: int = -1) -> Any:
     """Exact one-sided directional derivatives f'(x; d) = lim_{t->0+} (f(x + t d) - f(x)) / t.

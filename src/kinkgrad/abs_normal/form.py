@@ -34,6 +34,7 @@ from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import LinearOperator
 
 from .._core.program import Var
+from ..backends import on_numpy
 from ..errors import KinkgradError
 from ..kinks import KinkPolicy
 from ..modes.sweeps import forward_sweep, reverse_sweep
@@ -332,6 +333,7 @@ class AbsNormalForm:
                 f"{int(self.active.sum())} ({kind})>")
 
 
+@on_numpy
 def abs_normal_form(f: Callable, x: Any, dense: bool | None = None) -> AbsNormalForm:
     """The abs-normal form of ``f`` at ``x``: z = cz + Z dx + L|z|, y = cy + J dx + Y|z|.
 

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import on_numpy
 from ..errors import KinkgradError, NotAbsSmoothError
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sweeps import forward_sweep, reverse_sweep
@@ -241,6 +242,7 @@ def _slope(tr: Any, spec: FlatSpec, out: Any, d: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------- the verdict
+@on_numpy
 def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
                  seed: int = 0) -> StationarityReport:
     """Decide whether x is a (nearly) Clarke-stationary point of a scalar abs-smooth f.

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import on_numpy
 from ..errors import KinkgradError
 from ..modes.directions import refuse_nonfinite
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
@@ -213,6 +214,7 @@ def _check_limit(limit: Any, where: str) -> None:
         raise KinkgradError(f"{where}: limit={limit}; pass a positive integer.")
 
 
+@on_numpy
 def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     """The distinct limiting gradients of a scalar abs-smooth f at x.
 
@@ -302,6 +304,7 @@ def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return G[idx], S[idx]
 
 
+@on_numpy
 def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     """Whether g lies in the Clarke subdifferential of a scalar abs-smooth f at x.
 

@@ -5,11 +5,11 @@ The rules of every primitive are written against NumPy's API through the module-
 NumPy-compatible layer over tensors, which keeps the tensors' device) bound to that name, so
 there is one set of rules for every backend. The backend follows the input arrays.
 
-Threads: the binding is process-wide while a call on torch (or CuPy) arrays runs. Such calls
-may run in several threads at once (they share the binding; a call on another of these
-namespaces waits for them), but a call on NumPy arrays must not run while another thread is
-inside one: it would evaluate its rules with that namespace. Run NumPy and torch work in one
-thread, or one after the other.
+Threads: the binding is process-wide, so calls on different backends in different threads
+take turns: calls on one backend share it (several threads at once), and a call on another
+backend waits until they are done. The public entry points hold it (``follow_inputs`` and
+``on_numpy``); a bare ``kinkgrad.numpy`` function called outside them on NumPy arrays while
+another thread runs a torch call does not, and should not be mixed that way.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import numpy
 
 __all__ = ["namespace_of", "use_namespace", "to_backend", "from_backend", "is_torch", "is_cupy",
-           "cupy_numpy", "follow_inputs", "set_torch_fast", "torch_active"]
+           "cupy_numpy", "follow_inputs", "set_torch_fast", "torch_active", "on_numpy"]
 
 _MODULES = (
     "kinkgrad._core.primitive", "kinkgrad._core.tracer", "kinkgrad._core.program",
@@ -202,37 +202,89 @@ def _bind(ns: types.ModuleType) -> list:
     return saved
 
 
+def _others_hold(me: int) -> bool:
+    return any(n for t, n in _HOLDS.items() if t != me)
+
+
+_WAITING: set[int] = set()  # threads waiting in _enter
+
+
+def _enter(ns: types.ModuleType) -> _Binding:
+    """Hold a binding of ``ns`` (shared with the threads holding the same one); for another
+    namespace, wait until no other thread holds one, then bind it."""
+    me = threading.get_ident()
+    with _COND:
+        top = _TOP[0]
+        if top is None or top.ns is not ns:
+            while _others_hold(me):
+                if _HOLDS.get(me) and all(t in _WAITING for t, n in _HOLDS.items()
+                                          if t != me and n):
+                    from ..errors import UnsupportedOperationError
+
+                    raise UnsupportedOperationError(
+                        "kinkgrad: two threads each inside a call on one array backend wait "
+                        "for each other to start a call on another (NumPy inside torch, or "
+                        "torch inside NumPy); run those nested calls in one thread.")
+                _WAITING.add(me)
+                try:
+                    _COND.wait()
+                finally:
+                    _WAITING.discard(me)
+            # NOTE: with nothing bound the modules hold NumPy already: a NumPy block binds
+            # nothing (the common case costs no rebinding)
+            saved = [] if top is None and ns is numpy else _bind(ns)
+            top = _TOP[0] = _Binding(ns, saved, _TOP[0])
+        top.count += 1
+        _HOLDS[me] = _HOLDS.get(me, 0) + 1
+    return top
+
+
+def _leave(top: _Binding) -> None:
+    me = threading.get_ident()
+    with _COND:
+        top.count -= 1
+        _HOLDS[me] -= 1
+        if not _HOLDS[me]:
+            del _HOLDS[me]
+        if not top.count and _TOP[0] is top:  # the last block out puts back the binding below
+            for mod, old in top.saved:
+                mod.np = old
+            _TOP[0] = top.below
+        _COND.notify_all()
+
+
 @contextlib.contextmanager
 def use_namespace(ns: types.ModuleType) -> Iterator[None]:
     """Bind ``np`` in every module holding rules to ``ns`` for the duration of the block.
 
     Blocks with the same namespace in several threads share the binding (the last one out
     restores); a block with another namespace waits until no other thread is inside one,
-    so two threads never run rules on each other's namespace."""
-    me = threading.get_ident()
-    with _COND:
-        top = _TOP[0]
-        if top is None or top.ns is not ns:
-            while sum(n for t, n in _HOLDS.items() if t != me):
-                _COND.wait()
-            top = _TOP[0] = _Binding(ns, _bind(ns), _TOP[0])
-        top.count += 1
-        _HOLDS[me] = _HOLDS.get(me, 0) + 1
+    so two threads never run rules on each other's namespace (NumPy calls hold a NumPy
+    block, see :func:`on_numpy`)."""
+    top = _enter(ns)
     operators = getattr(ns, "_fast_operators", contextlib.nullcontext)
     try:
         with operators():  # the torch fast namespace's ndarray operators
             yield
     finally:
-        with _COND:
-            top.count -= 1
-            _HOLDS[me] -= 1
-            if not _HOLDS[me]:
-                del _HOLDS[me]
-            if not top.count and _TOP[0] is top:  # the last block out puts back the binding below
-                for mod, old in top.saved:
-                    mod.np = old
-                _TOP[0] = top.below
-            _COND.notify_all()
+        _leave(top)
+
+
+def on_numpy(fn: Any) -> Any:
+    """Decorator: run ``fn`` holding the NumPy binding, so that a call on torch or CuPy
+    arrays in another thread waits for it (and it for them): for the entry points whose
+    rules run on NumPy only."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        top = _enter(numpy)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _leave(top)
+
+    return wrapper
 
 
 def torch_active() -> bool:
@@ -295,7 +347,11 @@ def follow_inputs(fn: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         leaves = pytree.flatten((args, kwargs))[0]
         if all(type(x) in _PLAIN for x in leaves):  # NumPy arrays and Python numbers
-            return fn(*args, **kwargs)
+            top = _enter(numpy)  # torch calls in other threads wait for this one
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _leave(top)
         device = _device_of(leaves)
         if device is None:
             cp = next((x for x in leaves if is_cupy(x)), None)

@@ -21,7 +21,7 @@ import numpy as np
 from .._core import pytree
 from .._core.program import Literal, Program, Var
 from .._core.tracer import Trace, Tracer
-from ..backends import follow_inputs
+from ..backends import follow_inputs, on_numpy
 from ..errors import (
     IntegerInputError,
     KinkgradError,
@@ -424,6 +424,7 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
     return jac
 
 
+@on_numpy
 def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
           **kwargs: Any) -> Program:
     """Trace ``f`` at ``args`` into a :class:`~kinkgrad.Program` (printable, re-evaluable,

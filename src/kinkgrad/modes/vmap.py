@@ -27,7 +27,7 @@ import numpy as np
 from .._core import pytree
 from .._core.program import Var
 from .._core.tracer import Trace, Tracer
-from ..backends import is_torch
+from ..backends import is_torch, on_numpy
 from ..errors import IntegerInputError, KinkgradError, NonScalarOutputError, ShapeError
 from ..kinks import KinkPolicy, resolve_policy
 from .batching import batched_forward, batched_reverse
@@ -222,6 +222,7 @@ def _sweep(t: _Traced, rows: np.ndarray | None, policy: KinkPolicy,
             for v in t.diff]
 
 
+@on_numpy  # the batched interpreter runs the NumPy rules
 def _per_example(f: Callable, args: list, axes: list, nums: list[int], policy: KinkPolicy,
                  kwargs: dict, n: int) -> list:
     """The per-example gradient leaves of every differentiated argument, (n, ...) each."""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from ..backends import on_numpy
 from ..errors import KinkgradError
 from .common import MAXFEV, Monitor
 from .oracle import Oracle
@@ -20,6 +21,7 @@ METHODS = {"bundle": "bundle", "abs-linear": "abs_linear",
            "gradient-sampling": "gradient_sampling"}
 
 
+@on_numpy
 def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
              maxiter: int | None = None, maxfev: int | None = None,
              callback: Callable | None = None, progress: bool | str = False, seed: int = 0,
