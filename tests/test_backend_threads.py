@@ -125,3 +125,32 @@ def test_numpy_and_torch_calls_interleaved_in_threads() -> None:
     finally:
         sys.setswitchinterval(old)
     assert errors == []
+
+
+def test_a_stream_of_numpy_calls_does_not_starve_a_torch_call() -> None:
+    # liveness: two threads call kinkgrad on NumPy arrays without a pause (one of them is
+    # inside a call at almost every moment); a torch call must still get its turn (a thread
+    # holding nothing lets a waiting thread of the other backend go first) and not hang
+    w, x, want = _problem()
+    stop, torch_done = threading.Event(), threading.Event()
+    got: list = []
+
+    def numpy_stream() -> None:
+        while not stop.is_set():
+            kinkgrad.grad(_f)(w, x)
+
+    def torch_call() -> None:
+        got.append(kinkgrad.grad(_f)(torch.tensor(w), torch.tensor(x)))
+        torch_done.set()
+
+    streams = [threading.Thread(target=numpy_stream) for _ in range(2)]
+    for t in streams:
+        t.start()
+    caller = threading.Thread(target=torch_call)
+    caller.start()
+    served = torch_done.wait(10)  # while the streams still run
+    stop.set()
+    for t in streams + [caller]:
+        t.join()
+    assert served
+    np.testing.assert_allclose(got[0].numpy(), want, rtol=1e-6, atol=1e-8)

@@ -206,36 +206,43 @@ def _others_hold(me: int) -> bool:
     return any(n for t, n in _HOLDS.items() if t != me)
 
 
-_WAITING: set[int] = set()  # threads waiting in _enter
+_WAITING: set[int] = set()  # threads waiting in _enter for another namespace
 
 
 def _enter(ns: types.ModuleType) -> _Binding:
-    """Hold a binding of ``ns`` (shared with the threads holding the same one); for another
-    namespace, wait until no other thread holds one, then bind it."""
+    """Hold a binding of ``ns``: share the one in force when it is ``ns``, else wait until no
+    other thread holds one and bind ``ns``. A thread holding nothing lets the threads that
+    wait for another namespace go first, so that a stream of calls on one backend cannot
+    starve the other."""
     me = threading.get_ident()
     with _COND:
-        top = _TOP[0]
-        if top is None or top.ns is not ns:
-            while _others_hold(me):
-                if _HOLDS.get(me) and all(t in _WAITING for t, n in _HOLDS.items()
-                                          if t != me and n):
-                    from ..errors import UnsupportedOperationError
+        while True:
+            top, mine = _TOP[0], _HOLDS.get(me, 0)
+            other_ns = top is None or top.ns is not ns
+            if not other_ns and (mine or not _WAITING):
+                break  # share it
+            if other_ns and not _others_hold(me):
+                # NOTE: with nothing bound the modules hold NumPy already: a NumPy block
+                # binds nothing (the common case costs no rebinding)
+                saved = [] if top is None and ns is numpy else _bind(ns)
+                top = _TOP[0] = _Binding(ns, saved, top)
+                break
+            if other_ns and mine and all(t in _WAITING for t, n in _HOLDS.items()
+                                         if t != me and n):
+                from ..errors import UnsupportedOperationError
 
-                    raise UnsupportedOperationError(
-                        "kinkgrad: two threads each inside a call on one array backend wait "
-                        "for each other to start a call on another (NumPy inside torch, or "
-                        "torch inside NumPy); run those nested calls in one thread.")
+                raise UnsupportedOperationError(
+                    "kinkgrad: two threads each inside a call on one array backend wait for "
+                    "each other to start a call on another (NumPy inside torch, or torch "
+                    "inside NumPy); run those nested calls in one thread.")
+            if other_ns:
                 _WAITING.add(me)
-                try:
-                    _COND.wait()
-                finally:
-                    _WAITING.discard(me)
-            # NOTE: with nothing bound the modules hold NumPy already: a NumPy block binds
-            # nothing (the common case costs no rebinding)
-            saved = [] if top is None and ns is numpy else _bind(ns)
-            top = _TOP[0] = _Binding(ns, saved, _TOP[0])
+            try:
+                _COND.wait()
+            finally:
+                _WAITING.discard(me)
         top.count += 1
-        _HOLDS[me] = _HOLDS.get(me, 0) + 1
+        _HOLDS[me] = mine + 1
     return top
 
 
