@@ -37,33 +37,43 @@ def _problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return w, x, g
 
 
-def test_torch_calls_in_several_threads_at_once() -> None:
+def _gradients_in_threads(kinds: tuple, rounds: int) -> list:
+    """Each thread takes ``rounds`` gradients of _f on its backend ("numpy" or "torch"),
+    switching threads often, inside the calls; returns what went wrong."""
     w, x, want = _problem()
     tw, tx = torch.tensor(w), torch.tensor(x)
     errors: list = []
 
     def work(kind: str) -> None:
-        for _ in range(60):
+        for _ in range(rounds):
             try:
-                g = kinkgrad.grad(_f)(tw, tx)
-                ok = isinstance(g, torch.Tensor) and np.allclose(g.numpy(), want, rtol=1e-6,
-                                                                 atol=1e-8)
+                if kind == "numpy":
+                    g = kinkgrad.grad(_f)(w, x)
+                    ok = type(g) is np.ndarray and np.allclose(g, want, rtol=1e-6, atol=1e-8)
+                else:
+                    g = kinkgrad.grad(_f)(tw, tx)
+                    ok = isinstance(g, torch.Tensor) and np.allclose(g.numpy(), want,
+                                                                     rtol=1e-6, atol=1e-8)
                 if not ok:
                     errors.append((kind, type(g).__name__))
-            except Exception as exc:  # noqa: BLE001 (collected, asserted below)
+            except Exception as exc:  # noqa: BLE001 (collected, asserted by the caller)
                 errors.append((kind, repr(exc)))
 
     old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # switch threads often, inside the calls
+    sys.setswitchinterval(1e-5)
     try:
-        threads = [threading.Thread(target=work, args=(k,)) for k in ("a", "b", "c")]
+        threads = [threading.Thread(target=work, args=(k,)) for k in kinds]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
     finally:
         sys.setswitchinterval(old)
-    assert errors == []
+    return errors
+
+
+def test_torch_calls_in_several_threads_at_once() -> None:
+    assert _gradients_in_threads(("torch", "torch", "torch"), 60) == []
 
 
 def test_numpy_call_waits_for_a_torch_call_in_another_thread() -> None:
@@ -94,37 +104,7 @@ def test_numpy_call_waits_for_a_torch_call_in_another_thread() -> None:
 
 
 def test_numpy_and_torch_calls_interleaved_in_threads() -> None:
-    w, x, want = _problem()
-    tw, tx = torch.tensor(w), torch.tensor(x)
-    errors: list = []
-
-    def work(kind: str) -> None:
-        for _ in range(40):
-            try:
-                if kind == "numpy":
-                    g = kinkgrad.grad(_f)(w, x)
-                    ok = type(g) is np.ndarray and np.allclose(g, want, rtol=1e-6, atol=1e-8)
-                else:
-                    g = kinkgrad.grad(_f)(tw, tx)
-                    ok = isinstance(g, torch.Tensor) and np.allclose(g.numpy(), want,
-                                                                     rtol=1e-6, atol=1e-8)
-                if not ok:
-                    errors.append((kind, type(g).__name__))
-            except Exception as exc:  # noqa: BLE001 (collected, asserted below)
-                errors.append((kind, repr(exc)))
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        threads = [threading.Thread(target=work, args=(k,))
-                   for k in ("numpy", "torch", "numpy", "torch")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
-    assert errors == []
+    assert _gradients_in_threads(("numpy", "torch", "numpy", "torch"), 40) == []
 
 
 def test_a_stream_of_numpy_calls_does_not_starve_a_torch_call() -> None:
