@@ -211,15 +211,17 @@ _WAITING: set[int] = set()  # threads waiting in _enter for another namespace
 
 def _enter(ns: types.ModuleType) -> _Binding:
     """Hold a binding of ``ns``: share the one in force when it is ``ns``, else wait until no
-    other thread holds one and bind ``ns``. A thread holding nothing lets the threads that
-    wait for another namespace go first, so that a stream of calls on one backend cannot
-    starve the other."""
+    other thread holds one and bind ``ns``."""
+    # NOTE: no priority for a waiting thread of the other backend: threads that a holder
+    # starts and joins (workers inside a NumPy call) would then wait for a thread that waits
+    # for the holder. With two threads streaming NumPy calls a torch call got its turn within
+    # 0.8 s (the GIL leaves gaps in which no thread is inside a call).
     me = threading.get_ident()
     with _COND:
         while True:
             top, mine = _TOP[0], _HOLDS.get(me, 0)
             other_ns = top is None or top.ns is not ns
-            if not other_ns and (mine or not _WAITING):
+            if not other_ns:
                 break  # share it
             if other_ns and not _others_hold(me):
                 # NOTE: with nothing bound the modules hold NumPy already: a NumPy block
