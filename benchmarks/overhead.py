@@ -323,7 +323,35 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(args.out, "overhead.json"), "w") as fh:
         json.dump({"mlp": rows, "chain": chain_rows, "python": sys.version.split()[0]}, fh,
                   indent=1)
+    plot([r for r in rows if r.get("ratio") is not None], os.path.join(args.out, "overhead.png"))
     return 0
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """Per tool: T(v+g) relative to hand-written NumPy and T(v+g)/T(v), per-round medians,
+    with the targets of issue 13 (1.10 and 2.5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    names = [r["tool"] for r in rows]
+    for ax, key, target, label in ((axes[0], "vs_numpy_per_round", 1.10, "T(v+g) / hand NumPy"),
+                                   (axes[1], "ratio_per_round", 2.5, "T(v+g) / T(v)")):
+        vals = [r[key] for r in rows]
+        ax.bar(range(len(rows)), vals, 0.6,
+               color=["tab:red" if n == "kinkgrad" else "tab:gray" for n in names])
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.axhline(target, color="tab:red", ls="--", lw=0.8, label=f"target {target}")
+        ax.set_xticks(range(len(rows)), names, rotation=20, fontsize=8)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"ReLU MLP {'-'.join(map(str, SIZES))}, batch {B} (median of per-round ratios)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,37 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "translated.json"), "w") as fh:
         json.dump({"rounds": args.rounds, "threads": args.threads, "rows": rows}, fh, indent=1)
+    plot(rows, os.path.join(args.out, "translated.png"))
     return 0
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """Ratio to torch autograd per model and contender, with the targets of issue 13."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    who = ("engine, torch tensors", "engine, NumPy arrays")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for k, w in enumerate(who):
+        vals = [next(r["ratio"] for r in rows if r["model"] == n and r["contender"] == w)
+                for n in names]
+        xs = [i + (k - 0.5) * 0.38 for i in range(len(names))]
+        ax.bar(xs, vals, 0.38, label=w)
+        for x, v in zip(xs, vals):
+            ax.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.axhline(1.5, color="tab:blue", ls="--", lw=0.8, label="target on tensors (1.5)")
+    ax.axhline(1.3, color="tab:orange", ls="--", lw=0.8, label="target on arrays (CNN, 1.3)")
+    ax.set_xticks(range(len(names)), [n.split(",")[0] for n in names])
+    ax.set_ylabel("time / torch autograd")
+    ax.set_title("Translated models, value+gradient (median of per-round ratios)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
