@@ -9,7 +9,8 @@ Threads: the binding is process-wide, so calls on different backends in differen
 take turns: calls on one backend share it (several threads at once), and a call on another
 backend waits until they are done. The public entry points hold it (``follow_inputs`` and
 ``on_numpy``); a bare ``kinkgrad.numpy`` function called outside them on NumPy arrays while
-another thread runs a torch call does not, and should not be mixed that way.
+another thread runs a torch call does not (holding it costs about 3 us a call, more than
+such a call itself), and should not be mixed that way.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def is_torch(x: Any) -> bool:
 
 
 _TORCH_NS: list[types.ModuleType] = []
+_NS_LOCK = threading.RLock()
 
 
 def is_cupy(x: Any) -> bool:
@@ -93,9 +95,11 @@ def _torch_numpy() -> types.ModuleType:
     if not _TORCH_FAST[0]:
         return _torch_plain()
     if len(_TORCH_NS) < 2:
-        from . import _torch_fast
+        with _NS_LOCK:  # built once, even when threads ask for it at the same time
+            if len(_TORCH_NS) < 2:
+                from . import _torch_fast
 
-        _TORCH_NS.append(_torch_fast.install(_torch_plain()))
+                _TORCH_NS.append(_torch_fast.install(_torch_plain()))
     return _TORCH_NS[1]
 
 
@@ -104,6 +108,11 @@ def _torch_plain() -> types.ModuleType:
     that it lacks, and with shape queries that read ``.shape`` first (as NumPy's do)."""
     if _TORCH_NS:
         return _TORCH_NS[0]
+    with _NS_LOCK:
+        return _TORCH_NS[0] if _TORCH_NS else _build_torch_plain()
+
+
+def _build_torch_plain() -> types.ModuleType:
     import torch
 
     base = importlib.import_module("torch._numpy")
@@ -190,7 +199,9 @@ class _Binding:
 
 _TOP: list[_Binding | None] = [None]
 _HOLDS: dict[int, int] = {}  # thread -> open use_namespace blocks
-_COND = threading.Condition()
+_COND = threading.Condition(threading.Lock())
+_NUMPY_TOP = _Binding(numpy, [], None)  # NumPy held while nothing else is bound (reused)
+_get_ident = threading.get_ident
 
 
 def _bind(ns: types.ModuleType) -> list:
@@ -216,8 +227,15 @@ def _enter(ns: types.ModuleType) -> _Binding:
     # starts and joins (workers inside a NumPy call) would then wait for a thread that waits
     # for the holder. With two threads streaming NumPy calls a torch call got its turn within
     # 0.8 s (the GIL leaves gaps in which no thread is inside a call).
-    me = threading.get_ident()
+    me = _get_ident()
     with _COND:
+        top = _TOP[0]
+        if top is None and ns is numpy:  # the common case: nothing bound, NumPy held
+            top = _TOP[0] = _NUMPY_TOP
+        if top is not None and top.ns is ns:  # share it
+            top.count += 1
+            _HOLDS[me] = _HOLDS.get(me, 0) + 1
+            return top
         while True:
             top, mine = _TOP[0], _HOLDS.get(me, 0)
             other_ns = top is None or top.ns is not ns
@@ -249,17 +267,20 @@ def _enter(ns: types.ModuleType) -> _Binding:
 
 
 def _leave(top: _Binding) -> None:
-    me = threading.get_ident()
+    me = _get_ident()
     with _COND:
         top.count -= 1
-        _HOLDS[me] -= 1
-        if not _HOLDS[me]:
+        n = _HOLDS[me] - 1
+        if n:
+            _HOLDS[me] = n
+        else:
             del _HOLDS[me]
         if not top.count and _TOP[0] is top:  # the last block out puts back the binding below
             for mod, old in top.saved:
                 mod.np = old
             _TOP[0] = top.below
-        _COND.notify_all()
+        if _WAITING:
+            _COND.notify_all()
 
 
 @contextlib.contextmanager
