@@ -215,45 +215,56 @@ def _t_vjp(sel: Any, g: Any, xshape: tuple, p: dict) -> Any:
     import torch
 
     ts, tg = _tensor(sel), _tensor(g)
-    (ph, pw), (h, w) = p["padding"], xshape[-2:]
-    (kh, kw), (sh, sw), (dh, dw) = p["kernel"], p["stride"], p["dilation"]
-    lead = numpy.broadcast_shapes(tuple(tg.shape), tuple(ts.shape[1:]))[:-4]  # (torch's is slow)
-    shape = lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw)
-    oh, ow = tg.shape[-2:]
-    disjoint = sh > dh * (kh - 1) and sw > dw * (kw - 1)  # as in MaxPool2d.vjp
-    tiled = disjoint and (dh, dw) == (1, 1) and (oh * sh, ow * sw) == shape[-2:] and \
-        (sh, sw) == (kh, kw)
+    shape, disjoint, tiled = _scatter_layout(tuple(tg.shape), tuple(ts.shape), xshape, p)
     res = (torch.empty if tiled else torch.zeros)(
         shape, dtype=torch.result_type(tg, ts), device=tg.device)
-    for k, s in enumerate(_offsets(p, oh, ow)):
+    for k, s in enumerate(_offsets(p, *_geometry(xshape, p))):
         if disjoint:
             res[s] = ts[k] * tg
         else:
             res[s] += ts[k] * tg
-    return np.asarray(res[..., ph:ph + h, pw:pw + w] if ph or pw else res)
+    return np.asarray(_unpad(res, xshape, p))
 
 
 def _vjp_arrays(sel: Any, g: Any, xshape: tuple, p: dict) -> Any:
     """:meth:`MaxPool2d.vjp` on arrays: the weighted cotangent scatter-added onto the
     offsets' strided views of the padded input, then the padding cut off."""
     ns = numpy if isinstance(g, numpy.ndarray) else np
-    lead = tuple(numpy.broadcast_shapes(ns.shape(g), ns.shape(sel)[1:])[:-4])
-    (ph, pw), (h, w) = p["padding"], xshape[-2:]
-    oh, ow = _geometry(xshape, p)
-    (kh, kw), (sh, sw), (dh, dw) = p["kernel"], p["stride"], p["dilation"]
-    shape = lead + xshape[:-2] + (h + 2 * ph, w + 2 * pw)
+    shape, disjoint, tiled = _scatter_layout(ns.shape(g), ns.shape(sel), xshape, p)
     dtype = ns.result_type(g, sel)
-    if ns is numpy and sh > dh * (kh - 1) and sw > dw * (kw - 1):
-        # NOTE: disjoint windows (MaxPool2d(k), the usual case): every input entry gets
-        # at most one product, written in place; a tiling leaves no entry to zero
-        tiled = (dh, dw) == (1, 1) and (oh * sh, ow * sw) == shape[-2:] and (sh, sw) == (kh, kw)
+    offsets = _offsets(p, *_geometry(xshape, p))
+    if ns is numpy and disjoint:  # every input entry gets at most one product, in place
         res = (numpy.empty if tiled else numpy.zeros)(shape, dtype=dtype)
-        for k, s in enumerate(_offsets(p, oh, ow)):
+        for k, s in enumerate(offsets):
             numpy.multiply(sel[k], g, out=res[s])
     else:
         res = ns.zeros(shape, dtype=dtype)
-        for k, s in enumerate(_offsets(p, oh, ow)):
+        for k, s in enumerate(offsets):
             res[s] += sel[k] * g
+    return _unpad(res, xshape, p)
+
+
+def _scatter_layout(gshape: tuple, selshape: tuple, xshape: tuple, p: dict
+                    ) -> tuple[tuple, bool, bool]:
+    """The VJP's padded result shape (lead..., N, C, H + 2 ph, W + 2 pw) for a cotangent of
+    shape ``gshape`` and weights of shape ``selshape``; whether the windows are disjoint
+    (MaxPool2d(k), the usual case: each input entry in one window at most, so the products
+    can be written instead of added) and whether they tile the padded input (no entry to
+    zero first)."""
+    (ph, pw), (h, w) = p["padding"], xshape[-2:]
+    (kh, kw), (sh, sw), (dh, dw) = p["kernel"], p["stride"], p["dilation"]
+    lead = tuple(numpy.broadcast_shapes(tuple(gshape), tuple(selshape[1:]))[:-4])
+    shape = lead + tuple(xshape[:-2]) + (h + 2 * ph, w + 2 * pw)
+    oh, ow = _geometry(xshape, p)
+    disjoint = sh > dh * (kh - 1) and sw > dw * (kw - 1)
+    tiled = disjoint and (dh, dw) == (1, 1) and (oh * sh, ow * sw) == shape[-2:] and \
+        (sh, sw) == (kh, kw)
+    return shape, disjoint, tiled
+
+
+def _unpad(res: Any, xshape: tuple, p: dict) -> Any:
+    """The padded VJP result without its padding."""
+    (ph, pw), (h, w) = p["padding"], xshape[-2:]
     return res[..., ph:ph + h, pw:pw + w] if ph or pw else res
 
 
