@@ -229,40 +229,30 @@ def _enter(ns: types.ModuleType) -> _Binding:
     # 0.8 s (the GIL leaves gaps in which no thread is inside a call).
     me = _get_ident()
     with _COND:
-        top = _TOP[0]
-        if top is None and ns is numpy:  # the common case: nothing bound, NumPy held
-            top = _TOP[0] = _NUMPY_TOP
-        if top is not None and top.ns is ns:  # share it
-            top.count += 1
-            _HOLDS[me] = _HOLDS.get(me, 0) + 1
-            return top
         while True:
-            top, mine = _TOP[0], _HOLDS.get(me, 0)
-            other_ns = top is None or top.ns is not ns
-            if not other_ns:
+            top = _TOP[0]
+            if top is None and ns is numpy:  # nothing bound: the modules hold NumPy already
+                top = _TOP[0] = _NUMPY_TOP
+            if top is not None and top.ns is ns:
                 break  # share it
-            if other_ns and not _others_hold(me):
-                # NOTE: with nothing bound the modules hold NumPy already: a NumPy block
-                # binds nothing (the common case costs no rebinding)
-                saved = [] if top is None and ns is numpy else _bind(ns)
-                top = _TOP[0] = _Binding(ns, saved, top)
+            if not _others_hold(me):
+                top = _TOP[0] = _Binding(ns, _bind(ns), top)
                 break
-            if other_ns and mine and all(t in _WAITING for t, n in _HOLDS.items()
-                                         if t != me and n):
+            if _HOLDS.get(me) and all(t in _WAITING for t, n in _HOLDS.items()
+                                      if t != me and n):
                 from ..errors import UnsupportedOperationError
 
                 raise UnsupportedOperationError(
                     "kinkgrad: two threads each inside a call on one array backend wait for "
                     "each other to start a call on another (NumPy inside torch, or torch "
                     "inside NumPy); run those nested calls in one thread.")
-            if other_ns:
-                _WAITING.add(me)
+            _WAITING.add(me)
             try:
                 _COND.wait()
             finally:
                 _WAITING.discard(me)
         top.count += 1
-        _HOLDS[me] = mine + 1
+        _HOLDS[me] = _HOLDS.get(me, 0) + 1
     return top
 
 
@@ -308,13 +298,18 @@ def on_numpy(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        top = _enter(numpy)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _leave(top)
+        return _call_on_numpy(fn, args, kwargs)
 
     return wrapper
+
+
+def _call_on_numpy(fn: Any, args: tuple, kwargs: dict) -> Any:
+    """``fn(*args, **kwargs)`` holding the NumPy binding."""
+    top = _enter(numpy)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _leave(top)
 
 
 def torch_active() -> bool:
@@ -377,11 +372,7 @@ def follow_inputs(fn: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         leaves = pytree.flatten((args, kwargs))[0]
         if all(type(x) in _PLAIN for x in leaves):  # NumPy arrays and Python numbers
-            top = _enter(numpy)  # torch calls in other threads wait for this one
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _leave(top)
+            return _call_on_numpy(fn, args, kwargs)  # torch calls in other threads wait
         device = _device_of(leaves)
         if device is None:
             cp = next((x for x in leaves if is_cupy(x)), None)
