@@ -17,6 +17,7 @@ import numpy as np
 from .. import numpy as knp
 from .._core.tracer import is_traced
 from ..errors import ShapeError, UnsupportedOperationError
+from ..primitives._tensors import tensor_of
 from ._extra_rules import KNP_RULES, has_dropout, replay, snapshot
 from ._fx import Op, TorchGraph, resolve
 
@@ -205,8 +206,8 @@ def _to_torch(v: Any) -> Any:
 
     if isinstance(v, np.ndarray):
         return torch.from_numpy(v)
-    t = getattr(v, "tensor", None)  # a torch-backed array (the batch on the torch backend)
-    if t is not None and type(v).__module__.startswith("torch"):
+    t = tensor_of(v)  # a torch-backed array (a constant made on the torch backend)
+    if t is not None:
         return t
     if isinstance(v, (tuple, list)):
         return type(v)(_to_torch(t) for t in v)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..primitives._tensors import tensor_of
+
 # the real NumPy (``np`` is rebound to torch's namespace while the rules run on tensors)
 _ndarray, _dot = np.ndarray, np.dot
 _BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -44,8 +46,8 @@ def finite(c: Any) -> bool:
 def _dot_of_tensor_is_finite(c: Any) -> bool:
     """``t . t`` is finite for the float32/float64 contiguous tensor of a torch-backed array
     of 32 entries or more (False otherwise: the caller then tests entrywise)."""
-    t = getattr(c, "tensor", None)
-    if t is None or not type(c).__module__.startswith("torch") or t.numel() < 32:
+    t = tensor_of(c)
+    if t is None or t.numel() < 32:
         return False
     import torch
 
