@@ -126,6 +126,17 @@ def test_on_torch_tensors_values_and_gradients_are_torchs(kw):
         np.testing.assert_allclose(g.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
+def _kernel_jacobian_ref(x: np.ndarray, wshape: tuple, *conv: object) -> np.ndarray:
+    """The Jacobian of the reference ``conv2d_ref(x, w, *conv)`` with respect to w: linear in
+    w, so column k is the output at the k-th unit kernel, flattened."""
+    cols = []
+    for k in range(int(np.prod(wshape))):
+        e = np.zeros(int(np.prod(wshape)))
+        e[k] = 1.0
+        cols.append(np.ravel(conv2d_ref(x, e.reshape(wshape), *conv)))
+    return np.stack(cols, axis=-1)
+
+
 def test_batched_cotangents_and_tangents_in_one_sweep():
     rng = np.random.default_rng(2)
     x, w = rng.normal(size=(2, 2, 5, 5)), rng.normal(size=(4, 1, 2, 2))
@@ -135,13 +146,7 @@ def test_batched_cotangents_and_tangents_in_one_sweep():
 
     jac = kinkgrad.jacobian(lambda w: knp.reshape(f(x, w), (-1,)))(w)  # rev: batched cotangents
     jac_fwd = kinkgrad.jacobian(lambda w: knp.reshape(f(x, w), (-1,)), mode="fwd")(w)
-    y0 = f(x, np.zeros_like(w)).ravel()
-    cols = []
-    for k in range(w.size):  # linear in w: each column is the output at a unit kernel
-        e = np.zeros(w.size)
-        e[k] = 1.0
-        cols.append(np.ravel(conv2d_ref(x, e.reshape(w.shape), (2, 2), (1, 1), (1, 1), 2)) - y0)
-    want = np.stack(cols, axis=-1).reshape(jac.shape)
+    want = _kernel_jacobian_ref(x, w.shape, (2, 2), (1, 1), (1, 1), 2).reshape(jac.shape)
     np.testing.assert_allclose(jac, want, atol=1e-12)
     np.testing.assert_allclose(jac_fwd, want, atol=1e-12)
 
@@ -162,14 +167,8 @@ def test_on_torch_tensors_kernel_only_gradient_and_batched_cotangents():
     np.testing.assert_allclose(g.numpy(), tw.grad.numpy(), rtol=1e-12, atol=1e-12)
     jac = kinkgrad.jacobian(lambda w: knp.reshape(knp.conv2d(torch.tensor(x), w, **kw), (-1,)))(
         torch.tensor(w))
-    y0 = conv2d_ref(x, np.zeros_like(w), (2, 1), (1, 1), (1, 2), 2).ravel()
-    cols = []
-    for k in range(w.size):  # linear in w: each column is the output at a unit kernel
-        e = np.zeros(w.size)
-        e[k] = 1.0
-        cols.append(np.ravel(conv2d_ref(x, e.reshape(w.shape), (2, 1), (1, 1), (1, 2), 2)) - y0)
-    np.testing.assert_allclose(jac.numpy(), np.stack(cols, axis=-1).reshape(tuple(jac.shape)),
-                               atol=1e-12)
+    want = _kernel_jacobian_ref(x, w.shape, (2, 1), (1, 1), (1, 2), 2)
+    np.testing.assert_allclose(jac.numpy(), want.reshape(tuple(jac.shape)), atol=1e-12)
 
 
 @pytest.mark.parametrize("xs,ws,kw,match", [
