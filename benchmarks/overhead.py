@@ -57,6 +57,11 @@ def round_times(fns: dict[str, Callable[[], object]], repeat: int, warmup: int =
     return times
 
 
+def median_ratio(times: list[float], base: list[float]) -> float:
+    """The median over rounds of the ratio of two contenders' times in the same round."""
+    return statistics.median(a / b for a, b in zip(times, base))
+
+
 def make_problem(seed: int = 0, dtype: type = np.float32) -> tuple[dict, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     params = {}
@@ -301,9 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         vg_rounds, v_rounds = per_round[f"{r['tool']}|vg"], per_round[f"{r['tool']}|v"]
         r["ratio"] = r["value_grad_ms"] / r["value_ms"]
         r["vs_numpy"] = r["value_grad_ms"] / base
-        r["ratio_per_round"] = statistics.median(a / b for a, b in zip(vg_rounds, v_rounds))
-        r["vs_numpy_per_round"] = statistics.median(a / b for a, b in zip(vg_rounds,
-                                                                          base_rounds))
+        r["ratio_per_round"] = median_ratio(vg_rounds, v_rounds)
+        r["vs_numpy_per_round"] = median_ratio(vg_rounds, base_rounds)
         print(f"{r['tool']:<20s}{r['value_ms']:>13.2f}{r['value_grad_ms']:>12.2f}"
               f"{r['ratio']:>13.2f}{r['vs_numpy']:>10.2f}{r['ratio_per_round']:>11.2f}"
               f"{r['vs_numpy_per_round']:>20.2f}")

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import gpu  # noqa: E402  (the models and torch's step)
 import kinkgrad  # noqa: E402
 from kinkgrad.interop.torch import to_kinkgrad  # noqa: E402
-from overhead import round_times  # noqa: E402
+from overhead import median_ratio, round_times  # noqa: E402
 
 
 def contenders(model: nn.Module, x: torch.Tensor, y: torch.Tensor
@@ -45,8 +45,8 @@ def run(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
     times = round_times(fns, rounds)
     base = times["torch autograd"]
     out = {f"{k} ms": 1e3 * statistics.median(v) for k, v in times.items()}
-    out.update({f"{k} ratio": statistics.median(a / b for a, b in zip(v, base))
-                for k, v in times.items() if k != "torch autograd"})
+    out.update({f"{k} ratio": median_ratio(v, base) for k, v in times.items()
+                if k != "torch autograd"})
     return out
 
 
