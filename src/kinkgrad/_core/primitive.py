@@ -39,11 +39,17 @@ __all__ = [
     "batch_ndim",
     "lift",
     "unbroadcast",
+    "shape_of",
+    "ndim_of",
+    "broadcast_view",
     "zeros_tangent",
     "MODES",
 ]
 
 MODES = ("policy", "directional", "lex")
+
+# NumPy's own, kept when ``np`` is rebound to another backend's namespace (see backends)
+_NDARRAY, _ADD_REDUCE = np.ndarray, np.add.reduce
 
 _REGISTRY: dict[str, Primitive] = {}
 
@@ -108,6 +114,9 @@ class Primitive:
             for flag in ("vjp_reads_args", "vjp_reads_out"):
                 if flag not in cls.__dict__:
                     setattr(cls, flag, True)
+        # a primitive with neither rule selects nothing (None): the sweeps skip the call
+        cls.selects = cls.select is not Primitive.select or \
+            cls.selection is not Primitive.selection
 
     # ---------------------------------------------------------------- value and public call
     # The public function: ``bind(self, *args, **kwargs)`` itself (one frame less on every
@@ -182,6 +191,10 @@ class Primitive:
         pass over the data overrides this; the reverse sweep calls it when no report is
         asked)."""
         return self.select(policy, args, out, params)[0]
+
+    # Whether ``select``/``selection`` compute anything (set for each subclass: False when it
+    # inherits both from Primitive, whose selection is None).
+    selects: ClassVar[bool] = False
 
     # A VJP that is ``g * sel`` (elementwise, ``sel`` broadcasting to ``g``): the reverse sweep
     # may then multiply a cotangent array nobody else holds in place instead of allocating.
@@ -276,19 +289,62 @@ def lift(t: Any, shape: tuple, out_ndim: int) -> Any:
     return t.reshape(t.shape[:nb] + (1,) * extra + t.shape[nb:])
 
 
+def shape_of(x: Any) -> tuple:
+    """``np.shape(x)``; an array's (or a let-go value's) ``shape`` attribute directly.
+
+    # NOTE: the rules of the reverse sweep run between large array operations that evict
+    # the interpreter's data from the caches, so each Python-level NumPy helper they call
+    # (np.shape, np.expand_dims, np.broadcast_to) costs several times its warm time there;
+    # the hot rules use attributes and C-level calls instead."""
+    try:
+        return x.shape
+    except AttributeError:
+        return np.shape(x)
+
+
+def ndim_of(x: Any) -> int:
+    """``np.ndim(x)`` without NumPy's dispatch (which sends a traced array through its
+    ``__array_function__``, several Python frames); see :func:`shape_of`."""
+    return len(shape_of(x))
+
+
+def broadcast_view(x: Any, shape: tuple) -> Any:
+    """``np.broadcast_to(x, shape)``: a read-only view; for a contiguous NumPy array built by
+    the ndarray constructor with zero strides (no Python layers, see :func:`shape_of`)."""
+    if type(x) is _NDARRAY and x.flags.c_contiguous and 0 < x.size and x.ndim <= len(shape):
+        lead = len(shape) - x.ndim
+        strides = [0] * lead
+        for d, t, st in zip(x.shape, shape[lead:], x.strides):
+            if d == t:
+                strides.append(st)
+            elif d == 1:
+                strides.append(0)
+            else:
+                break
+        else:
+            view = _NDARRAY(shape, x.dtype, x, 0, tuple(strides))
+            view.flags.writeable = False
+            return view
+    return np.broadcast_to(x, shape)
+
+
 def unbroadcast(g: Any, shape: tuple, out_shape: tuple) -> Any:
     """Sum a (batched) cotangent of an output of ``out_shape`` down to an input ``shape``."""
     shape = tuple(shape)
     if tuple(out_shape) == shape:
         return g
-    g = np.asarray(g)
+    if type(g) is not _NDARRAY:
+        g = np.asarray(g)
+    on_numpy = type(g) is _NDARRAY  # then ufunc.reduce: ndarray.sum adds a Python layer
     nb = g.ndim - len(out_shape)
     lead = len(out_shape) - len(shape)
     if lead > 0:
-        g = g.sum(axis=tuple(range(nb, nb + lead)))
+        axes = tuple(range(nb, nb + lead))
+        g = _ADD_REDUCE(g, axis=axes) if on_numpy else g.sum(axis=axes)
     axes = tuple(nb + i for i, s in enumerate(shape) if s == 1 and g.shape[nb + i] != 1)
     if axes:
-        g = g.sum(axis=axes, keepdims=True)
+        g = _ADD_REDUCE(g, axis=axes, keepdims=True) if on_numpy else g.sum(axis=axes,
+                                                                          keepdims=True)
     return g
 
 

@@ -76,25 +76,40 @@ def is_traced(x: Any) -> bool:
 
 def bind(prim: Any, *args: Any, **params: Any) -> Any:
     """Apply a primitive: NumPy value outside a trace, a recorded equation inside one."""
+    # NOTE: this runs once per traced operation, between array operations that evict the
+    # interpreter's data from the caches: one pass over the operands, no comprehensions
+    # (each is a frame of its own), attributes read once
     trace = None
     for a in args:
         if type(a) is Tracer:
-            if trace is None:
-                trace = a.trace
-            elif a.trace is not trace:
+            trace = a.trace
+            break
+    if trace is None:
+        return prim.impl(*args, **params)
+    needed = trace.needed
+    reads = needed is not None and prim.vjp_reads_args
+    vals, ins = [], []
+    for a in args:
+        if type(a) is Tracer:
+            if a.trace is not trace:
                 raise NestedTransformError(
                     f"{prim.name}: operands come from two different traces (a nested "
                     "transformation, or a traced value kept from an earlier call); kinkgrad "
                     "computes first-order derivatives of one trace at a time."
                 )
-    if trace is None:
-        return prim.impl(*args, **params)
+            var = a.var
+            vals.append(a.value)
+            ins.append(var)
+            if reads:
+                needed.add(var.index)  # type: ignore[union-attr]
+        else:
+            vals.append(a)
+            ins.append(Literal(a))
     if not trace.active:
         raise KinkgradError(
             f"{prim.name}: a traced value escaped from a finished transformation (stored in a "
             "global or a closure); return it from the function instead."
         )
-    vals = [a.value if type(a) is Tracer else a for a in args]
     try:
         out = prim.impl(*vals, **params)
     except FloatingPointError as exc:  # only under np.errstate(... = "raise")
@@ -107,18 +122,12 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
         ) from exc
     if type(out) is not _NDARRAY and not isinstance(out, (np.ndarray, np.generic)):
         out = np.asarray(out)
-    # record the equation (inline: this runs once per traced operation)
     tv = trace.vals
     var = Var(len(tv), tuple(out.shape), out.dtype)
     tv.append(out)
-    needed = trace.needed
-    if needed is not None:
-        if prim.vjp_reads_out:
-            needed.add(var.index)
-        if prim.vjp_reads_args:
-            needed.update(a.var.index for a in args if type(a) is Tracer)
-    trace.eqns.append(Equation(prim, [a.var if type(a) is Tracer else Literal(a) for a in args],
-                               var, params))
+    if needed is not None and prim.vjp_reads_out:
+        needed.add(var.index)
+    trace.eqns.append(Equation(prim, ins, var, params))
     return Tracer(out, trace, var)
 
 

@@ -201,7 +201,7 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
         try:
             nk = 0
             if not given and report is None:  # no kink count needed
-                sel = prim.selection(policy, args, out, eqn.params)
+                sel = prim.selection(policy, args, out, eqn.params) if prim.selects else None
             elif not given:
                 sel, nk = prim.select(policy, args, out, eqn.params)
             if prim.scales_cotangent and _scale_in_place(g, sel):

@@ -166,7 +166,9 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean: ``sum(x, axis) / n`` (a smooth composite)."""
     s = sum(x, axis=axis, keepdims=keepdims)
     xs = shape(x)
-    n = int(_np.prod([xs[a] for a in _normalize_axis(axis, len(xs))], dtype=_np.int64))
+    n = 1
+    for a in _normalize_axis(axis, len(xs)):
+        n *= int(xs[a])
     if n == 0:
         if int(_np.prod(shape(s), dtype=_np.int64)) == 0:
             return s  # an empty result, as NumPy's

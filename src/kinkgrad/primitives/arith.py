@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, lift, register, unbroadcast
+from .._core.primitive import Primitive, lift, register, shape_of, unbroadcast
 
 
 def _t(t: Any, x: Any, out: Any) -> Any:
@@ -58,9 +58,9 @@ class Add(_Binary):
         return _t(ta, args[0], out) + _t(tb, args[1], out)
 
     def vjp(self, sel, g, args, out, params, needs):
-        so = np.shape(out)
-        return (unbroadcast(g, np.shape(args[0]), so) if needs[0] else None,
-                unbroadcast(g, np.shape(args[1]), so) if needs[1] else None)
+        so = shape_of(out)
+        return (unbroadcast(g, shape_of(args[0]), so) if needs[0] else None,
+                unbroadcast(g, shape_of(args[1]), so) if needs[1] else None)
 
 
 @register
@@ -85,9 +85,9 @@ class Subtract(_Binary):
         return _t(ta, args[0], out) - _t(tb, args[1], out)
 
     def vjp(self, sel, g, args, out, params, needs):
-        so = np.shape(out)
-        return (unbroadcast(g, np.shape(args[0]), so) if needs[0] else None,
-                unbroadcast(-g, np.shape(args[1]), so) if needs[1] else None)
+        so = shape_of(out)
+        return (unbroadcast(g, shape_of(args[0]), so) if needs[0] else None,
+                unbroadcast(-g, shape_of(args[1]), so) if needs[1] else None)
 
 
 @register
@@ -112,9 +112,9 @@ class Multiply(_Binary):
 
     def vjp(self, sel, g, args, out, params, needs):
         a, b = args
-        so = np.shape(out)
-        return (unbroadcast(g * b, np.shape(a), so) if needs[0] else None,
-                unbroadcast(g * a, np.shape(b), so) if needs[1] else None)
+        so = shape_of(out)
+        return (unbroadcast(g * b, shape_of(a), so) if needs[0] else None,
+                unbroadcast(g * a, shape_of(b), so) if needs[1] else None)
 
 
 @register

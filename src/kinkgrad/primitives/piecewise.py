@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import Primitive, lift, ops, register, resolve_signs, unbroadcast
+from .._core.tracer import bind, is_traced
 from ._tensors import tensor_of as _tensor
+
+_NDARRAY = np.ndarray  # NumPy's, kept when ``np`` is rebound to another backend
 
 
 def _dz(tangents: Any, idx: int = 0) -> Any:
@@ -120,6 +123,8 @@ class Relu(_Elementwise):
         # them (a pass over x), as backward mode without a kink report does on every call
         if policy.relu != 0:
             return self.select(policy, args, out, params)[0]
+        if type(args[0]) is _NDARRAY:
+            return args[0] > 0
         t = _tensor(args[0])
         if t is not None:  # the VJP below calls torch's own relu backward on x
             return _TensorRelu(t)
@@ -152,8 +157,6 @@ class LeakyRelu(_Elementwise):
     policy_key = "leaky_relu"
 
     def __call__(self, x: Any, negative_slope: float = 0.01) -> Any:
-        from .._core.tracer import bind
-
         alpha = float(negative_slope)
         if not 0.0 <= alpha < 1.0:
             from ..errors import KinkgradError
@@ -202,8 +205,6 @@ class _MaxMin(Primitive):
     sign = 1.0  # +1: maximum, -1: minimum
 
     def __call__(self, a: Any, b: Any) -> Any:
-        from .._core.tracer import bind, is_traced
-
         ta, tb = is_traced(a), is_traced(b)
         if ta != tb:
             return bind(self, a, b, const=0 if tb else 1)
@@ -318,7 +319,6 @@ class Clip(Primitive):
     omega = 3.0
 
     def __call__(self, x: Any, a_min: Any = None, a_max: Any = None) -> Any:
-        from .._core.tracer import bind, is_traced
         from . import piecewise as pw
 
         if is_traced(a_min) or is_traced(a_max):

@@ -13,9 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, _size, normalize_axis, ops, register
+from .._core.primitive import (
+    Primitive,
+    _size,
+    broadcast_view,
+    ndim_of,
+    normalize_axis,
+    ops,
+    register,
+    shape_of,
+)
 from .._core.tracer import bind
 from ._lastaxis import count_last, extreme, first_true, from_last, max_last, to_last
+
+# NumPy's own, kept when ``np`` is rebound to another backend's namespace (see backends)
+_NDARRAY, _GENERIC, _asarray = np.ndarray, np.generic, np.asarray
 
 
 def _expand(g: Any, axis: tuple, keepdims: bool) -> Any:
@@ -38,7 +50,7 @@ class Sum(Primitive):
     vjp_reads_args = vjp_reads_out = False  # shapes only
 
     def __call__(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return bind(self, x, axis=normalize_axis(axis, np.ndim(x)), keepdims=bool(keepdims))
+        return bind(self, x, axis=normalize_axis(axis, ndim_of(x)), keepdims=bool(keepdims))
 
     def impl(self, x, axis, keepdims):
         if not axis:  # a 0-d input: NumPy and torch disagree on what axis=() means
@@ -60,9 +72,19 @@ class Sum(Primitive):
         return np.sum(tangents[0], axis=params["axis"], keepdims=params["keepdims"])
 
     def vjp(self, sel, g, args, out, params, needs):
-        g = _expand(g, params["axis"], params["keepdims"])
-        nb = np.ndim(g) - np.ndim(args[0])
-        return (np.broadcast_to(g, np.shape(g)[:nb] + np.shape(args[0])),)
+        shape, axis = shape_of(args[0]), params["axis"]
+        if isinstance(g, _GENERIC):  # a scalar cotangent (0-d arithmetic returns scalars)
+            g = _asarray(g)
+        if type(g) is _NDARRAY:  # the same without NumPy's Python layers (see shape_of)
+            nb = g.ndim - len(shape) + (0 if params["keepdims"] else len(axis))
+            batch, n = g.shape[:nb], len(shape)
+            if not params["keepdims"]:
+                g = g.reshape(batch + tuple(1 if i - n in axis else d
+                                            for i, d in enumerate(shape)))
+            return (broadcast_view(g, batch + tuple(shape)),)
+        g = _expand(g, axis, params["keepdims"])
+        nb = np.ndim(g) - len(shape)
+        return (np.broadcast_to(g, np.shape(g)[:nb] + tuple(shape)),)
 
     def samples(self, rng, dtype=np.float64):
         return _axis_samples(rng, dtype)
@@ -80,7 +102,7 @@ class Prod(Primitive):
     omega = 6.0
 
     def __call__(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return bind(self, x, axis=normalize_axis(axis, np.ndim(x)), keepdims=bool(keepdims))
+        return bind(self, x, axis=normalize_axis(axis, ndim_of(x)), keepdims=bool(keepdims))
 
     def impl(self, x, axis, keepdims):
         if not axis:  # a 0-d input, as in Sum
@@ -138,8 +160,8 @@ class _Extremum(Primitive):
     omega = 4.0
 
     def __call__(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        axes = normalize_axis(axis, np.ndim(x))
-        shape = np.shape(x)
+        axes = normalize_axis(axis, ndim_of(x))
+        shape = shape_of(x)
         if _size([shape[a] for a in axes]) == 0:
             from ..errors import ShapeError
 
@@ -293,7 +315,7 @@ class Sort(Primitive):
         if axis is None:  # NOTE: NumPy sorts the flattened array
             x = ops.reshape(x, (-1,))
             axis = -1
-        return bind(self, x, axis=normalize_axis(axis, np.ndim(x))[0])
+        return bind(self, x, axis=normalize_axis(axis, ndim_of(x))[0])
 
     def impl(self, x, axis):
         return np.sort(x, axis=axis, kind="stable")

@@ -11,9 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, _size, lift, normalize_axis, register, unbroadcast
+from .._core.primitive import (
+    Primitive,
+    _size,
+    lift,
+    ndim_of,
+    normalize_axis,
+    register,
+    shape_of,
+    unbroadcast,
+)
 from .._core.tracer import bind, is_traced
 from ..errors import UnsupportedOperationError
+
+# NumPy's own, kept when ``np`` is rebound to another backend's namespace (see backends)
+_NDARRAY, _zeros, _ADD_AT = np.ndarray, np.zeros, np.add.at
 
 
 class _Linear(Primitive):
@@ -163,13 +175,20 @@ class GetItem(Primitive):
         return tb[..., flat]
 
     def vjp(self, sel, g, args, out, params, needs):
-        shape, idx = np.shape(args[0]), params["idx"]
-        nb = np.ndim(g) - np.ndim(out)
-        batch = np.shape(g)[:nb]
-        dtype = np.result_type(g)
+        shape, idx = tuple(shape_of(args[0])), params["idx"]
+        gshape = tuple(shape_of(g))
+        nb = len(gshape) - len(shape_of(out))
+        batch = gshape[:nb]
+        dtype = g.dtype if type(g) is _NDARRAY else np.result_type(g)
         if not params["advanced"]:
             res = np.zeros(batch + shape, dtype=dtype)
             res[(slice(None),) * nb + idx] = g
+            return (res,)
+        if nb == 0 and type(g) is _NDARRAY and all(
+                type(i) is _NDARRAY and i.dtype.kind in "iu" for i in idx):
+            # integer arrays only (x[rows, labels]): one unbuffered scatter-add, C-level
+            res = _zeros(shape, dtype)
+            _ADD_AT(res, idx, g)
             return (res,)
         flat = self._flat(shape, idx).ravel()
         if nb == 0:
@@ -221,7 +240,7 @@ class Concatenate(_Join):
 
     def __call__(self, arrays: Any, axis: int = 0) -> Any:
         arrays = list(arrays)
-        return bind(self, *arrays, axis=normalize_axis(axis, np.ndim(arrays[0]))[0])
+        return bind(self, *arrays, axis=normalize_axis(axis, ndim_of(arrays[0]))[0])
 
     def impl(self, *arrays, axis):
         return np.concatenate(arrays, axis=axis)
@@ -247,7 +266,7 @@ class Stack(_Join):
 
     def __call__(self, arrays: Any, axis: int = 0) -> Any:
         arrays = list(arrays)
-        return bind(self, *arrays, axis=normalize_axis(axis, np.ndim(arrays[0]) + 1)[0])
+        return bind(self, *arrays, axis=normalize_axis(axis, ndim_of(arrays[0]) + 1)[0])
 
     def impl(self, *arrays, axis):
         return np.stack(arrays, axis=axis)
@@ -303,7 +322,7 @@ class Cumsum(_Linear):
     def __call__(self, x: Any, axis: Any = None) -> Any:
         if axis is None:
             x, axis = Reshape.instance(x, (-1,)), -1  # type: ignore[attr-defined]
-        return bind(self, x, axis=normalize_axis(int(axis), np.ndim(x))[0])
+        return bind(self, x, axis=normalize_axis(int(axis), ndim_of(x))[0])
 
     def impl(self, x, axis):
         return np.cumsum(x, axis=axis)

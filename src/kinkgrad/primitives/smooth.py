@@ -11,8 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, _size, normalize_axis, register
+from .._core.primitive import Primitive, _size, normalize_axis, register, shape_of
+from .._core.tracer import bind
+from ..errors import ShapeError
 from ._tensors import tensor_of as _tensor
+
+# NumPy's own, kept when ``np`` is rebound to another backend's namespace (see backends)
+_NDARRAY, _where, _isfinite, _subtract, _exp, _log = (
+    np.ndarray, np.where, np.isfinite, np.subtract, np.exp, np.log)
+_MAX_REDUCE, _ADD_REDUCE = np.maximum.reduce, np.add.reduce
 
 
 class Unary(Primitive):
@@ -206,6 +213,19 @@ class Softplus(Unary):
         return Sigmoid.instance.impl(x)  # type: ignore[attr-defined]
 
 
+def _shifted_exp_sum(x: np.ndarray, axis: tuple) -> tuple:
+    """``m``, the max over ``axis`` (kept dims) taken as 0 where it is not finite, and the
+    sum of ``exp(x - m)`` over ``axis``: for a NumPy float array, in C-level calls only."""
+    m = _MAX_REDUCE(x, axis=axis, keepdims=True)
+    m = _where(_isfinite(m), m, 0)
+    with np.errstate(over="ignore", under="ignore"):
+        # NOTE: x - max can overflow to -inf when x spans the whole range (-3e38 - 3e38 in
+        # float32); exp(-inf) = 0 is then the exact IEEE answer, not an error.
+        e = _subtract(x, m)
+        _exp(e, out=e)
+    return m, _ADD_REDUCE(e, axis=axis, keepdims=True)
+
+
 @register
 class LogSumExp(Primitive):
     """``log(sum(exp(x), axis))``, computed stably; derivative softmax(x) along ``axis``.
@@ -216,23 +236,25 @@ class LogSumExp(Primitive):
 
     name = numpy_name = "logsumexp"
     omega = 3.0
-    vjp_reads_out = False  # the softmax comes from x
 
     def __call__(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        from .._core.tracer import bind
-
-        axes = normalize_axis(axis, np.ndim(x))
-        if _size([np.shape(x)[a] for a in axes]) == 0:
-            from ..errors import ShapeError
-
-            raise ShapeError(
-                f"logsumexp: the reduced axes {axes} of an array of shape {np.shape(x)} are "
-                "empty, so the value is log(0) = -inf (not finite, no derivative); check the "
-                "shape or reduce over a non-empty axis."
-            )
+        shape = shape_of(x)
+        axes = normalize_axis(axis, len(shape))
+        for a in axes:
+            if shape[a] == 0:
+                raise ShapeError(
+                    f"logsumexp: the reduced axes {axes} of an array of shape {tuple(shape)} "
+                    "are empty, so the value is log(0) = -inf (not finite, no derivative); "
+                    "check the shape or reduce over a non-empty axis."
+                )
         return bind(self, x, axis=axes, keepdims=bool(keepdims))
 
     def impl(self, x, axis, keepdims):
+        if type(x) is _NDARRAY and x.dtype.kind == "f":
+            m, s = _shifted_exp_sum(x, axis)
+            s = _log(s, out=s)
+            s += m
+            return s if keepdims else s.squeeze(axis)
         t = _tensor(x)
         if t is not None and t.dtype.is_floating_point and t.numel():
             # torch's own kernel (the same stable formula: the max subtracted, a -inf or
@@ -261,6 +283,19 @@ class LogSumExp(Primitive):
         # NOTE: softmax as exp(x - max) / sum, not exp(x - out): at large |x| the rounded
         # value loses log(n) (1e300 + log 2 == 1e300) and exp(x - out) would not sum to 1.
         x, axis = args[0], params["axis"]
+        if type(x) is _NDARRAY and x.dtype.kind == "f" and type(out) is _NDARRAY:
+            # NOTE: exp(x - out) normalised, without a second max: out >= max(x) (it is
+            # max + log(s), s >= 1), so exp(x - out) <= 1 cannot overflow and sums to at
+            # least 1/n; the rounding of out is one factor common to all entries, which the
+            # normalisation cancels (at 1e300 + log 2 == 1e300 too). inf and NaN give NaN.
+            if not params["keepdims"]:
+                out = out.reshape(tuple(1 if i - x.ndim in axis else d
+                                        for i, d in enumerate(x.shape)))
+            with np.errstate(over="ignore", under="ignore"):  # as in _shifted_exp_sum
+                e = _subtract(x, out)
+                _exp(e, out=e)
+            e /= _ADD_REDUCE(e, axis=axis, keepdims=True)
+            return e, 0
         t = _tensor(x)
         if t is not None and len(axis) == 1 and t.dtype.is_floating_point and t.numel():
             return np.asarray(t.softmax(dim=axis[0])), 0  # exp(x - max) / sum, torch's kernel
@@ -274,7 +309,12 @@ class LogSumExp(Primitive):
 
     def vjp(self, sel, g, args, out, params, needs):
         if not params["keepdims"]:
-            g = np.expand_dims(g, params["axis"])
+            if type(g) is _NDARRAY:  # np.expand_dims as a reshape, C-level
+                axis, n = params["axis"], g.ndim + len(params["axis"])
+                dims = iter(g.shape)
+                g = g.reshape(tuple(1 if p - n in axis else next(dims) for p in range(n)))
+            else:
+                g = np.expand_dims(g, params["axis"])
         return (g * sel,)
 
     def samples(self, rng, dtype=np.float64):
