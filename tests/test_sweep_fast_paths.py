@@ -351,3 +351,36 @@ def test_logsumexp_on_tensors_is_the_numpy_rules_at_extreme_rows(dtype: str) -> 
         assert isinstance(got, torch.Tensor)
         assert tuple(got.shape) == np.shape(want)
         np.testing.assert_allclose(got.numpy(), want, rtol=rtol)
+
+
+def _two_slots_one_array(v: object) -> object:
+    # add's VJP gives a and b one array; a's second use must not add into b's cotangent
+    w = np.array([2.0, 3.0, 5.0])
+    a, b = v * 2.0, v * 3.0
+    m = a * 5.0  # recorded before a + b, so the sweep meets a + b first
+    return knp.sum((a + b) * w + m * w[::-1])
+
+
+def test_accumulation_in_place_never_writes_a_shared_cotangent() -> None:
+    # two uses of x add their cotangents; the sum is taken in place only in an array the
+    # sweep alone holds: the same array reaching two slots (add's VJP), one rule's two
+    # results for one slot (x * x), a view (reshape) and the caller's seed are left alone
+    x = np.array([1.0, -2.0, 3.0])
+    w = np.array([2.0, 3.0, 5.0])
+    cases = [
+        (lambda v: knp.sum((v + v) * w + v * v), 2 * w + 2 * x),
+        (lambda v: knp.sum(knp.exp(v) * 2.0 + knp.exp(v) * 3.0 + knp.sin(v)),
+         5 * np.exp(x) + np.cos(x)),
+        (lambda v: knp.sum(knp.reshape(v * w, (3, 1)) * 2.0 + knp.reshape(v, (3, 1))
+                           * w[:, None]), 2 * w + w),
+        (lambda v: knp.sum(knp.relu(v) * w + knp.relu(v) * w), 2 * w * (x > 0)),
+        (_two_slots_one_array, 5 * w + 10 * w[::-1]),
+    ]
+    for f, want in cases:
+        np.testing.assert_allclose(kinkgrad.grad(f)(x), want, rtol=1e-15)
+    seed = np.array([1.0, 10.0, 100.0])
+    keep = seed.copy()
+    _, vjp_fn = kinkgrad.vjp(lambda v: v * 2.0 + knp.exp(v) * 0.0, x)
+    (gx,) = vjp_fn(seed)
+    np.testing.assert_array_equal(seed, keep)
+    np.testing.assert_array_equal(gx, 2.0 * keep)

@@ -355,6 +355,22 @@ def _unwrap_tree(tree: Any) -> Any:
 _PLAIN = frozenset({numpy.ndarray, float, int, bool, type(None), str})
 
 
+def _all_plain(tree: Any) -> bool:
+    """True when every leaf of ``tree`` is a NumPy array or a Python scalar, checked through
+    plain tuples, lists and dicts without building a treedef (False: look closer)."""
+    t = type(tree)
+    if t in _PLAIN:
+        return True
+    if t is dict:
+        tree = tree.values()
+    elif t is not tuple and t is not list:
+        return False
+    for x in tree:
+        if type(x) not in _PLAIN and not _all_plain(x):
+            return False
+    return True
+
+
 def follow_inputs(fn: Any) -> Any:
     """Decorator: run ``fn`` on the backend of its array arguments.
 
@@ -370,9 +386,11 @@ def follow_inputs(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        leaves = pytree.flatten((args, kwargs))[0]
-        if all(type(x) in _PLAIN for x in leaves):  # NumPy arrays and Python numbers
+        if _all_plain(args) and _all_plain(kwargs):  # NumPy arrays and Python numbers
             return _call_on_numpy(fn, args, kwargs)  # torch calls in other threads wait
+        leaves = pytree.flatten((args, kwargs))[0]
+        if all(type(x) in _PLAIN for x in leaves):  # inside namedtuples and dataclasses
+            return _call_on_numpy(fn, args, kwargs)
         device = _device_of(leaves)
         if device is None:
             cp = next((x for x in leaves if is_cupy(x)), None)

@@ -24,7 +24,7 @@ from ._finite import finite
 __all__ = ["forward_sweep", "reverse_sweep"]
 
 # NumPy itself, kept when ``np`` is rebound to another backend's namespace (see backends)
-_NDARRAY, _MULTIPLY, _RESULT_TYPE = np.ndarray, np.multiply, np.result_type
+_NDARRAY, _MULTIPLY, _ADD, _RESULT_TYPE = np.ndarray, np.multiply, np.add, np.result_type
 
 
 def _scale_in_place(g: Any, sel: Any) -> bool:
@@ -144,6 +144,14 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
                 ct[i] = c
             elif i in owned and np.shape(prev) == np.shape(c) and isinstance(prev, np.ndarray):
                 np.add(prev, c, out=prev, casting="unsafe")
+            elif type(prev) is _NDARRAY and prev.base is None and sys.getrefcount(prev) == 3 \
+                    and prev.flags.writeable and prev.shape == np.shape(c) \
+                    and _RESULT_TYPE(prev, c) == prev.dtype:
+                # NOTE: a rule's fresh output that only ct holds (3 references: ct, this
+                # name, getrefcount's argument; a view, a seed, a value or the other entry
+                # of a rule's result holds one more): add into it instead of allocating
+                _ADD(prev, c, out=prev)
+                owned.add(i)
             else:
                 ct[i] = prev + c
                 owned.add(i)
