@@ -26,6 +26,9 @@ from .._core.tracer import bind
 from ..errors import NotAbsSmoothError, ShapeError, UnsupportedOperationError
 from .reduce import Max
 
+# NumPy's own, kept when ``np`` is rebound to another backend's namespace (see backends)
+_NDARRAY, _matmul = np.ndarray, np.matmul
+
 
 def _mm(x: Any, y: Any, x1: bool, y1: bool) -> Any:
     """matmul of operands promoted like NumPy's 1-D rule, batch axes leading.
@@ -86,6 +89,8 @@ class Matmul(Primitive):
     vjp_reads_out = False  # its ndim only
 
     def impl(self, a, b):
+        if type(a) is _NDARRAY and type(b) is _NDARRAY and a.ndim and b.ndim:
+            return _matmul(a, b)  # the common case, without np.ndim's Python layer
         if np.ndim(a) == 0 or np.ndim(b) == 0:
             raise ValueError("matmul: operands must have at least one dimension")
         return np.matmul(a, b)

@@ -27,7 +27,7 @@ from .._core.tracer import bind
 from ._lastaxis import count_last, extreme, first_true, from_last, max_last, to_last
 
 # NumPy's own, kept when ``np`` is rebound to another backend's namespace (see backends)
-_NDARRAY, _GENERIC, _asarray = np.ndarray, np.generic, np.asarray
+_NDARRAY, _GENERIC, _asarray, _ADD_REDUCE = np.ndarray, np.generic, np.asarray, np.add.reduce
 
 
 def _expand(g: Any, axis: tuple, keepdims: bool) -> Any:
@@ -55,6 +55,8 @@ class Sum(Primitive):
     def impl(self, x, axis, keepdims):
         if not axis:  # a 0-d input: NumPy and torch disagree on what axis=() means
             return x * 1
+        if type(x) is _NDARRAY:  # np.sum is this ufunc.reduce behind a Python layer
+            return _ADD_REDUCE(x, axis=axis, keepdims=keepdims)
         return np.sum(x, axis=axis, keepdims=keepdims)
 
     def cost(self, in_shapes, out_shape, params):
