@@ -133,3 +133,38 @@ def test_a_stream_of_numpy_calls_does_not_starve_a_torch_call() -> None:
         t.join()
     assert served
     np.testing.assert_allclose(got[0].numpy(), want, rtol=1e-6, atol=1e-8)
+
+
+def test_two_threads_waiting_for_each_others_backend_get_an_error_not_a_hang() -> None:
+    # two threads inside NumPy calls (which share the NumPy binding) each start a torch
+    # call: each waits for the other to leave NumPy. The second to wait must raise
+    # (UnsupportedOperationError naming the fix), so that the first can go on.
+    from kinkgrad import backends
+    from kinkgrad.errors import UnsupportedOperationError
+
+    w, x, want = _problem()
+    both_inside = threading.Barrier(2, timeout=10)
+    results: dict = {}
+
+    def in_numpy(name: str) -> None:  # a NumPy call in progress that needs torch
+        try:
+            with backends.use_namespace(np):
+                both_inside.wait()
+                results[name] = kinkgrad.grad(_f)(torch.tensor(w), torch.tensor(x))
+        except Exception as exc:  # noqa: BLE001 (asserted below)
+            results[name] = exc
+
+    threads = [threading.Thread(target=in_numpy, args=(k,)) for k in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads), "deadlock: a thread still waits"
+    errors = [r for r in results.values() if isinstance(r, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], UnsupportedOperationError), results
+    assert "one thread" in str(errors[0])
+    done = next(r for r in results.values() if not isinstance(r, Exception))
+    assert isinstance(done, torch.Tensor)
+    np.testing.assert_allclose(done.numpy(), want, rtol=1e-6, atol=1e-8)
+    g = kinkgrad.grad(_f)(w, x)  # the bindings are back: a later call works
+    np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-8)
