@@ -227,3 +227,29 @@ def test_on_torch_tensors_values_are_pytorchs_exactly(dtype, args):
     (F.max_pool2d(tx, *args) * v).sum().backward()
     assert g.dtype == dtype
     torch.testing.assert_close(g, tx.grad)  # overlapping windows add in another order
+
+
+def test_vjp_of_a_numpy_selection_with_a_cotangent_numpy_cannot_view():
+    # the selection of CPU tensors is made on their NumPy views; a cotangent NumPy cannot
+    # view (bfloat16) takes the torch path with that selection moved to a tensor
+    from kinkgrad import backends
+    from kinkgrad._core.primitive import registry
+    from kinkgrad.kinks import resolve_policy
+
+    prim = registry()["max_pool2d"]
+    rng = np.random.default_rng(11)
+    x = torch.tensor(rng.permutation(2 * 3 * 6 * 6).reshape(2, 3, 6, 6) / 8.0,
+                     dtype=torch.float32)  # distinct entries: no tie
+    p = {"kernel": (3, 2), "stride": (2, 2), "padding": (1, 0), "dilation": (1, 1)}
+    v = torch.tensor(rng.integers(-4, 5, (2, 3, 3, 3)) / 4.0, dtype=torch.bfloat16)
+    with backends.use_namespace(backends._torch_numpy()):
+        tnp = backends._torch_numpy()
+        xa = tnp.asarray(x)
+        out = prim.impl(xa, **p)
+        sel = prim.selection(resolve_policy(None), [xa], out, p)
+        assert isinstance(sel, np.ndarray)  # made on the NumPy views
+        (got,) = prim.vjp(sel, tnp.asarray(v), [xa], out, p, [True])
+    got = torch.as_tensor(got)
+    tx = x.clone().requires_grad_(True)
+    (F.max_pool2d(tx, (3, 2), 2, (1, 0)) * v.float()).sum().backward()
+    torch.testing.assert_close(got.float(), tx.grad)  # quarters: exact in bfloat16
