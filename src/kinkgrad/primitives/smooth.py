@@ -61,6 +61,7 @@ class Exp(Unary):
     """``exp(x)``; derivative exp(x)."""
 
     name = numpy_name = "exp"
+    vjp_reads_args = False  # the derivative comes from the output
 
     def impl(self, x):
         return np.exp(x)
@@ -75,6 +76,7 @@ class Log(Unary):
     result (their value is NaN or -inf), not when a ``where`` discards them."""
 
     name = numpy_name = "log"
+    vjp_reads_out = False  # the derivative comes from x
     lo, hi = 0.2, 3.0
     domain_check = True
 
@@ -95,6 +97,7 @@ class Log1p(Unary):
     """``log(1 + x)`` for x > -1; derivative 1/(1 + x)."""
 
     name = numpy_name = "log1p"
+    vjp_reads_out = False  # the derivative comes from x
     lo, hi = -0.5, 2.0
     domain_check = True
 
@@ -117,6 +120,7 @@ class Sqrt(Unary):
     discards that entry."""
 
     name = numpy_name = "sqrt"
+    vjp_reads_args = False  # the derivative comes from the output
     c_vjp = 2
     omega = 4.0
     lo, hi = 0.2, 3.0
@@ -140,6 +144,7 @@ class Tanh(Unary):
     """``tanh(x)``; derivative 1 - tanh(x)^2."""
 
     name = numpy_name = "tanh"
+    vjp_reads_args = False  # the derivative comes from the output
     c_vjp = 3
     omega = 5.0
 
@@ -155,6 +160,7 @@ class Sin(Unary):
     """``sin(x)``; derivative cos(x)."""
 
     name = numpy_name = "sin"
+    vjp_reads_out = False  # the derivative comes from x
     c_vjp = 3
     omega = 5.0
 
@@ -170,6 +176,7 @@ class Cos(Unary):
     """``cos(x)``; derivative -sin(x)."""
 
     name = numpy_name = "cos"
+    vjp_reads_out = False  # the derivative comes from x
     c_vjp = 3
     omega = 5.0
 
@@ -185,6 +192,7 @@ class Sigmoid(Unary):
     """``1 / (1 + exp(-x))`` (computed without overflow); derivative s(1 - s)."""
 
     name = numpy_name = "sigmoid"
+    vjp_reads_args = False  # the derivative comes from the output
     c_vjp = 3
     omega = 5.0
 
@@ -203,6 +211,7 @@ class Softplus(Unary):
     its stable formula hides a max."""
 
     name = numpy_name = "softplus"
+    vjp_reads_out = False  # the derivative comes from x
     c_vjp = 3
     omega = 5.0
 
