@@ -43,9 +43,15 @@ def test_gradient_with_values_let_go_equals_the_full_trace(name, index):
     for g, t in zip(got, want):
         np.testing.assert_array_equal(g, t)
     # the declarations were exercised: what they allow to go is gone
-    tr = trace_call(f, tuple(diff), {}, list(nums), "test", reverse_only=True)
+    tr = trace_call(f, tuple(diff), {}, list(nums), "test", reverse_only=True,
+                    kink_values=False)  # the default policy, no kink report
     eqn = next(e for e in tr.eqns if e.prim is prim)
     assert (type(tr.vals[eqn.out.index]) is Dropped) == (not prim.vjp_reads_out)
+    if prim.kink_reads_args:  # a report or another policy reads the inputs: kept then
+        kept = trace_call(f, tuple(diff), {}, list(nums), "test", reverse_only=True)
+        e = next(e for e in kept.eqns if e.prim is prim)
+        assert all(type(kept.vals[i.index]) is not Dropped for i in e.inputs
+                   if hasattr(i, "index"))
     if not prim.vjp_reads_args:
         assert all(type(tr.vals[i.index]) is Dropped for i in eqn.inputs
                    if hasattr(i, "index") and i.index not in {v.index for v in tr.in_vars})

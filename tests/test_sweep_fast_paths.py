@@ -384,3 +384,21 @@ def test_accumulation_in_place_never_writes_a_shared_cotangent() -> None:
     (gx,) = vjp_fn(seed)
     np.testing.assert_array_equal(seed, keep)
     np.testing.assert_array_equal(gx, 2.0 * keep)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("report", [False, True])
+def test_relu_of_an_intermediate_at_zero_under_every_policy(slope: float, report: bool
+                                                            ) -> None:
+    # on the default policy without a report the trace keeps relu's output and lets its
+    # input go (the slope [x > 0] is [out > 0]); another slope at 0, or a report counting
+    # the zeros, needs the input: it must be kept then
+    x = np.array([-1.0, 0.0, 2.0, 0.0, -0.0])
+    w = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    f = lambda v: knp.sum(knp.relu(v * 2.0 - 0.0) * w)  # noqa: E731
+    with kinkgrad.kink_policy(relu=slope):
+        out = kinkgrad.grad(f, report=report)(x)
+    g = out[0] if report else out
+    np.testing.assert_array_equal(g, 2.0 * w * np.array([0.0, slope, 1.0, slope, slope]))
+    if report:
+        assert out[1].total == 3

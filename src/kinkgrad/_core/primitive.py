@@ -204,6 +204,10 @@ class Primitive:
     # that no rule reads (see ``Trace``). When in doubt, True.
     vjp_reads_args: ClassVar[bool] = True
     vjp_reads_out: ClassVar[bool] = True
+    # With ``vjp_reads_args`` False: the inputs are still read when the sweep resolves kinks
+    # beyond the default policy or counts them for a report (relu: the default slope [x > 0]
+    # is [out > 0], but x == 0 is not visible in out). See ``Trace(kink_values=...)``.
+    kink_reads_args: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- derivative rules
     def jvp(self, sel: Any, tangents: Sequence[Any], args: Sequence[Any], out: Any,

@@ -43,15 +43,18 @@ class Trace:
     ``reverse_only=True`` (``value_and_grad``): a value no reverse rule reads (declared by the
     primitives' ``vjp_reads_args``/``vjp_reads_out``) is let go as soon as its traced array
     is garbage, as hand-written code frees a temporary, so the forward pass reuses memory
-    that is still in cache; :meth:`restore` recomputes such values for the error paths."""
+    that is still in cache; :meth:`restore` recomputes such values for the error paths.
+    ``kink_values=False``: the sweep runs on the default kink policy without a kink report,
+    so the inputs of a primitive declaring ``kink_reads_args`` (relu) may go too."""
 
-    __slots__ = ("eqns", "vals", "active", "needed")
+    __slots__ = ("eqns", "vals", "active", "needed", "kink_values")
 
-    def __init__(self, reverse_only: bool = False) -> None:
+    def __init__(self, reverse_only: bool = False, kink_values: bool = True) -> None:
         self.eqns: list[Equation] = []
         self.vals: list[Any] = []
         self.active = True
         self.needed: set[int] | None = set() if reverse_only else None
+        self.kink_values = kink_values
 
     def new_input(self, value: np.ndarray) -> Tracer:
         var = Var(len(self.vals), value.shape, value.dtype)
@@ -87,7 +90,8 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
     if trace is None:
         return prim.impl(*args, **params)
     needed = trace.needed
-    reads = needed is not None and prim.vjp_reads_args
+    reads = needed is not None and (prim.vjp_reads_args or (
+        prim.kink_reads_args and trace.kink_values))
     vals, ins = [], []
     for a in args:
         if type(a) is Tracer:

@@ -54,7 +54,7 @@ from .sweeps import forward_sweep
 
 __all__ = ["trace", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "Traced", "trace_call"]
 
-_NDARRAY = np.ndarray  # NumPy's, kept when ``np`` is rebound to another backend
+_NDARRAY, _DEFAULT_POLICY = np.ndarray, KinkPolicy()  # NumPy's own; see Trace(kink_values)
 
 
 class Traced:
@@ -113,8 +113,8 @@ def _strip(tree: Any) -> Any:
 
 def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence[int],
                where: str, has_aux: bool = False, check_finite: bool = True,
-               reverse_only: bool = False) -> Traced:
-    """Record ``f`` with the leaves of ``args[argnums]`` traced (``reverse_only``: ``Trace``)."""
+               reverse_only: bool = False, kink_values: bool = True) -> Traced:
+    """Record ``f`` with the leaves of ``args[argnums]`` traced (the flags: ``Trace``)."""
     nargs = len(args)
     for a in argnums:
         if not -nargs <= a < nargs:
@@ -123,7 +123,7 @@ def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence
     diff = [args[i] for i in argnums]
     leaves, in_tree = pytree.flatten(tuple(diff))
     const = constant_leaves(diff, leaves)
-    tr = Trace(reverse_only)
+    tr = Trace(reverse_only, kink_values)
     tracers = [tr.new_input(_as_input(x, where, check_finite))
                for x, c in zip(leaves, const) if not c]
     if any(const):  # integer/bool leaves inside an argument: constants (see _core/pytree.py)
@@ -215,7 +215,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         pol = resolve_policy(policy)
         # inputs are tested for NaN/inf only on a non-finite result (a pass a call costs ~5%)
         tr = trace_call(f, args, kwargs, nums, "value_and_grad", has_aux, check_finite=False,
-                        reverse_only=True)
+                        reverse_only=True, kink_values=report or pol != _DEFAULT_POLICY)
         out, val = _scalar_out(tr, "grad")
         rep = KinkReport() if report else None
         checked: set[int] = set()  # leaves whose gradient the sweep found finite in cache

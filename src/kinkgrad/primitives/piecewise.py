@@ -85,7 +85,8 @@ class Abs(_Elementwise):
 
 
 class _TensorRelu:
-    """Relu's reverse-sweep selection on a torch-backed x (policy relu'(0) = 0): x itself."""
+    """Relu's reverse-sweep selection on torch tensors (policy relu'(0) = 0): the output
+    tensor ``x`` = max(input, 0), positive exactly where the input is."""
 
     __slots__ = ("x",)
 
@@ -100,7 +101,9 @@ class Relu(_Elementwise):
 
     name = numpy_name = "relu"
     policy_key = "relu"
-    vjp_reads_out = False  # the slope reads x
+    # the default slope [x > 0] is [out > 0] (out is kept for the next layer's VJP anyway,
+    # and x can go); a report or another slope at 0 needs x == 0, which out does not show
+    vjp_reads_args, vjp_reads_out, kink_reads_args = False, True, True
 
     def impl(self, x):
         return np.maximum(x, 0)
@@ -123,15 +126,15 @@ class Relu(_Elementwise):
         # them (a pass over x), as backward mode without a kink report does on every call
         if policy.relu != 0:
             return self.select(policy, args, out, params)[0]
-        if type(args[0]) is _NDARRAY:
-            return args[0] > 0
-        t = _tensor(args[0])
-        if t is not None:  # the VJP below calls torch's own relu backward on x
+        if type(out) is _NDARRAY:  # x > 0 exactly where out = max(x, 0) > 0 (NaN: neither)
+            return out > 0
+        t = _tensor(out)
+        if t is not None:  # the VJP below calls torch's own relu backward on out
             return _TensorRelu(t)
-        return args[0] > 0
+        return np.asarray(out) > 0
 
     def vjp(self, sel, g, args, out, params, needs):
-        if type(sel) is _TensorRelu:  # g where x > 0, else 0: relu'(0) = 0, torch's kernel
+        if type(sel) is _TensorRelu:  # g where out > 0, else 0: relu'(0) = 0, torch's kernel
             tg = _tensor(g)
             if tg is not None and tuple(tg.shape) == tuple(sel.x.shape):
                 import torch
