@@ -117,7 +117,8 @@ def _softmax_mp(row: np.ndarray) -> list:
         return [float(t / s) for t in e]
 
 
-@pytest.mark.parametrize("dtype,offset", [(np.float32, 0.0), (np.float32, 1e4),
+@pytest.mark.parametrize("dtype,offset", [(np.float16, 0.0), (np.float16, -3e3),
+                                          (np.float32, 0.0), (np.float32, 1e4),
                                           (np.float32, -3e30), (np.float64, 1e8),
                                           (np.float64, 1e300), (np.float64, -1e15)])
 def test_logsumexp_gradient_is_the_softmax_to_a_few_ulps(dtype: type, offset: float) -> None:
