@@ -402,3 +402,22 @@ def test_relu_of_an_intermediate_at_zero_under_every_policy(slope: float, report
     np.testing.assert_array_equal(g, 2.0 * w * np.array([0.0, slope, 1.0, slope, slope]))
     if report:
         assert out[1].total == 3
+
+
+def test_without_exact_reference_counts_the_sweep_allocates_and_agrees(monkeypatch) -> None:
+    # on interpreters whose sys.getrefcount may undercount (CPython 3.14's borrowed loads,
+    # free-threaded builds) the in-place paths are off: the same gradients, by allocation
+    import kinkgrad.modes.sweeps as sweeps
+
+    x = np.array([1.0, -2.0, 0.0])
+    w = np.array([2.0, 3.0, 5.0])
+    fs = [lambda v: knp.sum((v * 2.0 + v * 3.0) * w + knp.relu(v * 1.0) * w),
+          lambda v: knp.sum(knp.exp(v) * 2.0 + knp.exp(v) * 3.0), _two_slots_one_array]
+    want = [kinkgrad.grad(f)(x) for f in fs]
+    monkeypatch.setattr(sweeps, "_COUNTS_EXACT", False)
+    scaled = []
+    real = sweeps._MULTIPLY
+    monkeypatch.setattr(sweeps, "_MULTIPLY", lambda *a, **k: scaled.append(1) or real(*a, **k))
+    for f, g in zip(fs, want):
+        np.testing.assert_array_equal(kinkgrad.grad(f)(x), g)
+    assert not scaled  # no in-place scaling happened

@@ -25,6 +25,10 @@ __all__ = ["forward_sweep", "reverse_sweep"]
 
 # NumPy itself, kept when ``np`` is rebound to another backend's namespace (see backends)
 _NDARRAY, _MULTIPLY, _ADD, _RESULT_TYPE = np.ndarray, np.multiply, np.add, np.result_type
+# NOTE: the in-place writes below trust sys.getrefcount to count every holder. CPython 3.14
+# loads locals without a reference (LOAD_FAST_BORROW) and a free-threaded build defers
+# counts, so a shared array could look private there: on those the sweep allocates instead.
+_COUNTS_EXACT = sys.version_info < (3, 14) and getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 def _scale_in_place(g: Any, sel: Any) -> bool:
@@ -33,7 +37,8 @@ def _scale_in_place(g: Any, sel: Any) -> bool:
     # NOTE: the sweep's local name, this function's parameter and getrefcount's argument make
     # 3 references; any other (a dict of cotangents, a forward value, a caller's seed) raises
     # the count above 3, so a shared array is never written
-    if type(g) is not _NDARRAY or g.base is not None or sys.getrefcount(g) > 3 \
+    if not _COUNTS_EXACT or type(g) is not _NDARRAY or g.base is not None \
+            or sys.getrefcount(g) > 3 \
             or not g.flags.writeable or type(sel) is not _NDARRAY:
         return False
     if sel.shape != g.shape[g.ndim - sel.ndim:] or _RESULT_TYPE(g, sel) != g.dtype:
@@ -144,7 +149,8 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
                 ct[i] = c
             elif i in owned and np.shape(prev) == np.shape(c) and isinstance(prev, np.ndarray):
                 np.add(prev, c, out=prev, casting="unsafe")
-            elif type(prev) is _NDARRAY and prev.base is None and sys.getrefcount(prev) == 3 \
+            elif _COUNTS_EXACT and type(prev) is _NDARRAY and prev.base is None \
+                    and sys.getrefcount(prev) == 3 \
                     and prev.flags.writeable and prev.shape == np.shape(c) \
                     and _RESULT_TYPE(prev, c) == prev.dtype:
                 # NOTE: a rule's fresh output that only ct holds (3 references: ct, this
