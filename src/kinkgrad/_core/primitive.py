@@ -42,6 +42,7 @@ __all__ = [
     "shape_of",
     "ndim_of",
     "broadcast_view",
+    "with_unit_axes",
     "zeros_tangent",
     "MODES",
 ]
@@ -310,6 +311,14 @@ def ndim_of(x: Any) -> int:
     """``np.ndim(x)`` without NumPy's dispatch (which sends a traced array through its
     ``__array_function__``, several Python frames); see :func:`shape_of`."""
     return len(shape_of(x))
+
+
+def with_unit_axes(shape: tuple, axis: tuple) -> tuple:
+    """``shape`` with a 1 inserted at each of the (negative, sorted) ``axis`` of the result:
+    the kept-dims shape of a reduction's (batched) output, ``np.expand_dims`` as a shape."""
+    n = len(shape) + len(axis)
+    dims = iter(shape)
+    return tuple(1 if p - n in axis else next(dims) for p in range(n))
 
 
 def broadcast_view(x: Any, shape: tuple) -> Any:

@@ -59,9 +59,8 @@ class Add(_Binary):
 
     def vjp(self, sel, g, args, out, params, needs):
         so = shape_of(out)
-        sa, sb = shape_of(args[0]), shape_of(args[1])
-        return (None if not needs[0] else g if sa == so else unbroadcast(g, sa, so),
-                None if not needs[1] else g if sb == so else unbroadcast(g, sb, so))
+        return (unbroadcast(g, shape_of(args[0]), so) if needs[0] else None,
+                unbroadcast(g, shape_of(args[1]), so) if needs[1] else None)
 
 
 @register

@@ -22,6 +22,7 @@ from .._core.primitive import (
     ops,
     register,
     shape_of,
+    with_unit_axes,
 )
 from .._core.tracer import bind
 from ._lastaxis import count_last, extreme, first_true, from_last, max_last, to_last
@@ -78,12 +79,9 @@ class Sum(Primitive):
         if isinstance(g, _GENERIC):  # a scalar cotangent (0-d arithmetic returns scalars)
             g = _asarray(g)
         if type(g) is _NDARRAY:  # the same without NumPy's Python layers (see shape_of)
-            nb = g.ndim - len(shape) + (0 if params["keepdims"] else len(axis))
-            batch, n = g.shape[:nb], len(shape)
             if not params["keepdims"]:
-                g = g.reshape(batch + tuple(1 if i - n in axis else d
-                                            for i, d in enumerate(shape)))
-            return (broadcast_view(g, batch + tuple(shape)),)
+                g = g.reshape(with_unit_axes(g.shape, axis))
+            return (broadcast_view(g, g.shape[:g.ndim - len(shape)] + tuple(shape)),)
         g = _expand(g, axis, params["keepdims"])
         nb = np.ndim(g) - len(shape)
         return (np.broadcast_to(g, np.shape(g)[:nb] + tuple(shape)),)

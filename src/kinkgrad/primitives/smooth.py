@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, _size, normalize_axis, register, shape_of
+from .._core.primitive import (
+    Primitive,
+    _size,
+    normalize_axis,
+    register,
+    shape_of,
+    with_unit_axes,
+)
 from .._core.tracer import bind
 from ..errors import ShapeError
 from ._tensors import tensor_of as _tensor
@@ -222,17 +229,21 @@ class Softplus(Unary):
         return Sigmoid.instance.impl(x)  # type: ignore[attr-defined]
 
 
+def _exp_minus(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``exp(x - shift)`` in one new array (``shift`` >= x along the reduced axes)."""
+    with np.errstate(over="ignore", under="ignore"):
+        # NOTE: x - shift can overflow to -inf when x spans the whole range (-3e38 - 3e38 in
+        # float32); exp(-inf) = 0 is then the exact IEEE answer, not an error.
+        e = _subtract(x, shift)
+        return _exp(e, out=e)
+
+
 def _shifted_exp_sum(x: np.ndarray, axis: tuple) -> tuple:
     """``m``, the max over ``axis`` (kept dims) taken as 0 where it is not finite, and the
     sum of ``exp(x - m)`` over ``axis``: for a NumPy float array, in C-level calls only."""
     m = _MAX_REDUCE(x, axis=axis, keepdims=True)
     m = _where(_isfinite(m), m, 0)
-    with np.errstate(over="ignore", under="ignore"):
-        # NOTE: x - max can overflow to -inf when x spans the whole range (-3e38 - 3e38 in
-        # float32); exp(-inf) = 0 is then the exact IEEE answer, not an error.
-        e = _subtract(x, m)
-        _exp(e, out=e)
-    return m, _ADD_REDUCE(e, axis=axis, keepdims=True)
+    return m, _ADD_REDUCE(_exp_minus(x, m), axis=axis, keepdims=True)
 
 
 @register
@@ -289,20 +300,17 @@ class LogSumExp(Primitive):
         return 4 * _size(in_shapes[0])
 
     def select(self, policy, args, out, params, tangents=None, mode="policy"):
-        # NOTE: softmax as exp(x - max) / sum, not exp(x - out): at large |x| the rounded
-        # value loses log(n) (1e300 + log 2 == 1e300) and exp(x - out) would not sum to 1.
+        # NOTE: the softmax is normalised by its own sum, never taken as exp(x - out) alone:
+        # at large |x| the rounded value loses log(n) (1e300 + log 2 == 1e300) and exp(x - out)
+        # would not sum to 1.
         x, axis = args[0], params["axis"]
         if type(x) is _NDARRAY and x.dtype.kind == "f" and type(out) is _NDARRAY:
-            # NOTE: exp(x - out) normalised, without a second max: out >= max(x) (it is
-            # max + log(s), s >= 1), so exp(x - out) <= 1 cannot overflow and sums to at
-            # least 1/n; the rounding of out is one factor common to all entries, which the
-            # normalisation cancels (at 1e300 + log 2 == 1e300 too). inf and NaN give NaN.
-            if not params["keepdims"]:
-                out = out.reshape(tuple(1 if i - x.ndim in axis else d
-                                        for i, d in enumerate(x.shape)))
-            with np.errstate(over="ignore", under="ignore"):  # as in _shifted_exp_sum
-                e = _subtract(x, out)
-                _exp(e, out=e)
+            # exp(x - out) normalised, without a second max: out >= max(x) (it is max +
+            # log(s), s >= 1), so exp(x - out) <= 1 cannot overflow and sums to at least 1/n;
+            # the rounding of out is one factor common to all entries, which the
+            # normalisation cancels. inf and NaN give NaN.
+            e = _exp_minus(x, out if params["keepdims"] else out.reshape(
+                with_unit_axes(out.shape, axis)))
             e /= _ADD_REDUCE(e, axis=axis, keepdims=True)
             return e, 0
         t = _tensor(x)
@@ -319,9 +327,7 @@ class LogSumExp(Primitive):
     def vjp(self, sel, g, args, out, params, needs):
         if not params["keepdims"]:
             if type(g) is _NDARRAY:  # np.expand_dims as a reshape, C-level
-                axis, n = params["axis"], g.ndim + len(params["axis"])
-                dims = iter(g.shape)
-                g = g.reshape(tuple(1 if p - n in axis else next(dims) for p in range(n)))
+                g = g.reshape(with_unit_axes(g.shape, params["axis"]))
             else:
                 g = np.expand_dims(g, params["axis"])
         return (g * sel,)
