@@ -1,7 +1,8 @@
 """Overhead of kinkgrad's backward mode against hand-written NumPy and peer AD tools.
 
 Part 1: a ReLU MLP (batch 256, 784-512-512-10, float32, cross-entropy), timed in one process
-for kinkgrad ``value_and_grad``, a hand-written NumPy forward+backward, PyTorch eager,
+for kinkgrad ``value_and_grad``, a hand-written NumPy forward+backward, the least an eager
+Python tape can do (``minimal_tape.py``: the floor for kinkgrad's design), PyTorch eager,
 JAX jit (when installed) and HIPS autograd. Prints T(value+grad) / T(value) for each and the
 time of each relative to the hand-written NumPy version.
 
@@ -25,6 +26,9 @@ import numpy as np
 
 import kinkgrad
 import kinkgrad.numpy as knp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import minimal_tape  # noqa: E402  (the benchmark's own reference tape, next to this script)
 
 B, SIZES = 256, (784, 512, 512, 10)
 
@@ -270,12 +274,20 @@ def main(argv: list[str] | None = None) -> int:
     v_np, g_np = np_value_and_grad(params, x, y)
     err = max(float(np.max(np.abs(g_kg[k] - g_np[k]))) for k in g_np)
     print(f"check: |value diff| = {abs(float(v_kg) - v_np):.2e}, max |grad diff| = {err:.2e}")
+    v_mt, g_mt = minimal_tape.value_and_grad(params, x, y, len(SIZES) - 1)
+    err = max(float(np.max(np.abs(g_mt[k] - g_np[k]))) for k in g_np)
+    print(f"check (minimal tape): |value diff| = {abs(v_mt - v_np):.2e}, max |grad diff| = "
+          f"{err:.2e}")
 
     vg_kg = kinkgrad.value_and_grad(kg_loss)
+    n_layers = len(SIZES) - 1
     contenders: dict[str, tuple[Callable, Callable] | None] = {
         "hand-written NumPy": ((lambda: np_value(params, x, y)),
                                (lambda: np_value_and_grad(params, x, y))),
         "kinkgrad": ((lambda: kg_loss(params, x, y)), (lambda: vg_kg(params, x, y))),
+        # the floor of any eager Python tape (see minimal_tape.py); its value is plain NumPy's
+        "minimal Python tape": ((lambda: np_value(params, x, y)),
+                                (lambda: minimal_tape.value_and_grad(params, x, y, n_layers))),
         "PyTorch eager": torch_fns(params, x, y),
         "JAX jit": jax_fns(params, x, y),
         "HIPS autograd": autograd_fns(params, x, y),

@@ -83,3 +83,24 @@ def test_torch_backed_arrays_agree_with_torch_isfinite(dtype, shape, bad):
     with use_namespace(_torch_numpy()):
         got = _finite.finite(_torch_numpy().asarray(t))
     assert got == bool(torch.isfinite(t).all())
+
+
+SINGLE_VALUES = [0.0, -0.0, 1.5, 5e-324, np.nan, np.inf, -np.inf, 6e4, 3e38, 1.7e308]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])
+@pytest.mark.parametrize("value", SINGLE_VALUES)
+@pytest.mark.parametrize("form", ["scalar", "0-d", "(1,)", "(1, 1)"])
+def test_a_single_entry_agrees_with_isfinite(dtype, value, form):
+    # the loss value's test: one entry, as a NumPy scalar or an array of any rank
+    with np.errstate(over="ignore"):
+        x = dtype(value)
+    c = {"scalar": x, "0-d": np.array(x), "(1,)": np.array([x]), "(1, 1)": np.array([[x]])}[form]
+    assert finite(c) is bool(np.isfinite(c).all())
+
+
+def test_a_long_double_beyond_the_float64_range_is_finite():
+    big = np.longdouble(np.finfo(np.float64).max) * 16  # inf as a Python float, finite here
+    if not np.isfinite(big):  # long double is float64 on this platform
+        pytest.skip("np.longdouble has no range beyond float64 here")
+    assert finite(big) is True and finite(np.array([big])) is True

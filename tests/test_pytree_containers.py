@@ -165,3 +165,28 @@ def test_saving_namedtuple_or_dataclass_params_says_how(tmp_path):
         save(tmp_path / "p.npz", Params(W, B))
     save(tmp_path / "p.npz", {"layer": Pair(W, B)._asdict()})  # the fix works
     np.testing.assert_array_equal(load(tmp_path / "p.npz")["layer"]["w"], W)
+
+
+@pytest.mark.parametrize("tree", [
+    {"b": np.ones(2), "a": np.zeros(3), "c": np.full((2, 2), 3.0)},     # arrays only
+    {"a": np.ones(2), "b": 2.5, "c": np.zeros(1)},                        # a float after an array
+    {"a": np.ones(2), "b": [np.zeros(1), 3.0], "c": {"d": np.ones(1)}},  # nesting after an array
+    (np.ones(2), np.zeros(3)),
+    (np.ones(2), (np.zeros(3), 1.0), None),
+    ({"x": np.ones(1)}, {"y": np.zeros(2), "z": np.full(1, 7.0)}),
+])
+def test_flatten_order_and_round_trip_match_a_plain_recursive_walk(tree):
+    def walk(t):  # the definition: dict values by sorted key, containers in order
+        if isinstance(t, dict):
+            return [x for k in sorted(t) for x in walk(t[k])]
+        if isinstance(t, (tuple, list)):
+            return [x for c in t for x in walk(c)]
+        return [] if t is None else [t]
+
+    leaves, td = pytree.flatten(tree)
+    expected = walk(tree)
+    assert len(leaves) == len(expected) and all(a is b for a, b in zip(leaves, expected))
+    back = pytree.unflatten(td, leaves)
+    assert type(back) is type(tree)
+    assert pytree.flatten(back)[1] == td
+    assert all(a is b for a, b in zip(pytree.flatten(back)[0], leaves))

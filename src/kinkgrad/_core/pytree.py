@@ -20,6 +20,7 @@ such leaves unchanged), and ``None`` for a non-numeric one. A treedef marks such
 from __future__ import annotations
 
 import dataclasses
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -61,9 +62,9 @@ def _flatten(tree: Any, leaves: list) -> Any:
         return LEAF
     if t is dict:  # then the common containers, by exact type (subclasses below)
         keys = sorted(tree)
-        return ("dict", keys, [_flatten(tree[k], leaves) for k in keys])
+        return ("dict", keys, _flatten_children([tree[k] for k in keys], leaves))
     if t is tuple:
-        return ("tuple", [_flatten(c, leaves) for c in tree])
+        return ("tuple", _flatten_children(tree, leaves))
     if isinstance(tree, tuple):
         if hasattr(tree, "_fields"):  # a namedtuple
             return ("namedtuple", t, [_flatten(c, leaves) for c in tree])
@@ -83,6 +84,16 @@ def _flatten(tree: Any, leaves: list) -> Any:
     return LEAF
 
 
+def _flatten_children(children: Any, leaves: list) -> list:
+    # NOTE: a container of arrays (a params dict) is flattened without a call per leaf: the
+    # entry points flatten their arguments on every call
+    for c in children:
+        if type(c) is not np.ndarray:
+            return [_flatten(c, leaves) for c in children]
+    leaves.extend(children)
+    return [LEAF] * len(children)
+
+
 def unflatten(treedef: Any, leaves: list, constants: str = "values") -> Any:
     """Rebuild the structure of ``treedef`` from ``leaves``. Constant nodes (see
     :func:`mark_constants`) give their value (``constants="values"``) or their gradient entry
@@ -91,15 +102,21 @@ def unflatten(treedef: Any, leaves: list, constants: str = "values") -> Any:
 
 
 def _unflatten(td: Any, it: Any, zeros: bool) -> Any:
-    if td == LEAF:
+    if type(td) is str:  # LEAF
         return next(it)
     kind = td[0]
     if kind == "tuple":
-        return tuple(_unflatten(c, it, zeros) for c in td[1])
+        children = td[1]
+        if children.count(LEAF) == len(children):  # leaves only: no call per leaf
+            return tuple(islice(it, len(children)))
+        return tuple(_unflatten(c, it, zeros) for c in children)
     if kind == "list":
         return [_unflatten(c, it, zeros) for c in td[1]]
     if kind == "dict":
-        return {k: _unflatten(c, it, zeros) for k, c in zip(td[1], td[2])}
+        children = td[2]
+        if children.count(LEAF) == len(children):
+            return dict(zip(td[1], islice(it, len(children))))
+        return {k: _unflatten(c, it, zeros) for k, c in zip(td[1], children)}
     if kind == "namedtuple":
         return td[1](*(_unflatten(c, it, zeros) for c in td[2]))
     if kind == "dataclass":

@@ -16,6 +16,8 @@ from ..primitives._tensors import tensor_of
 # the real NumPy (``np`` is rebound to torch's namespace while the rules run on tensors)
 _ndarray, _dot = np.ndarray, np.dot
 _BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_DOUBLE_OR_NARROWER = (np.dtype(np.float16), *_BLAS_FLOATS)
+_FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64})
 
 __all__ = ["finite"]
 
@@ -30,14 +32,16 @@ def finite(c: Any) -> bool:
     # entrywise test decides. That is about half the time of isfinite(c).all() (a boolean
     # temporary and a second pass), which checks every gradient on every call.
     """
-    if type(c) is _ndarray and c.dtype in _BLAS_FLOATS and c.size >= 32 and (
-            c.flags.c_contiguous):
-        flat = c.reshape(-1)
-        try:
-            if math.isfinite(_dot(flat, flat)):
-                return True
-        except FloatingPointError:  # the sum of squares overflowed under errstate "raise"
-            pass
+    if type(c) is _ndarray or type(c) in _FLOAT_SCALARS:
+        if c.size == 1 and c.dtype in _DOUBLE_OR_NARROWER:  # a loss: no array temporaries
+            return math.isfinite(c.item())  # exact: a Python float holds these values
+        if c.dtype in _BLAS_FLOATS and c.size >= 32 and c.flags.c_contiguous:
+            flat = c.reshape(-1)
+            try:
+                if math.isfinite(_dot(flat, flat)):
+                    return True
+            except FloatingPointError:  # the sum of squares overflowed under "raise"
+                pass
     elif _dot_of_tensor_is_finite(c):  # the same test on a torch-backed array
         return True
     return bool(np.isfinite(c).all())

@@ -173,7 +173,7 @@ def _scalar_out(tr: Traced, where: str) -> tuple[Any, Any]:
             f"{where}: the function returned an array of shape {np.shape(val)}; it must return "
             "a scalar. Reduce it (knp.sum / knp.mean) or use kinkgrad.jacobian or vjp."
         )
-    if not np.isfinite(val).all():
+    if not finite(val):
         tr.trace.restore()  # the culprit's search reads every value
         check_inputs_finite(tr, where)
         raise NonFiniteInputError(nonfinite_culprit(tr, where))
