@@ -49,6 +49,15 @@ class Constant:
         return f"Constant({self.value!r})"
 
 
+# Types that are leaves, tested first by exact type (the traced array registers itself)
+_LEAF_TYPES: set[type] = {np.ndarray, float}
+
+
+def register_leaf_type(t: type) -> None:
+    """Make instances of ``t`` (exactly) leaves without the container tests."""
+    _LEAF_TYPES.add(t)
+
+
 def flatten(tree: Any) -> tuple[list, Any]:
     """Leaves in a fixed order and a tree definition to rebuild the structure."""
     leaves: list = []
@@ -57,7 +66,7 @@ def flatten(tree: Any) -> tuple[list, Any]:
 
 def _flatten(tree: Any, leaves: list) -> Any:
     t = type(tree)
-    if t is np.ndarray or t is float:  # the common leaves first
+    if t in _LEAF_TYPES:  # the common leaves first
         leaves.append(tree)
         return LEAF
     if t is dict:  # then the common containers, by exact type (subclasses below)

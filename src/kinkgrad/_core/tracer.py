@@ -21,6 +21,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from .program import Equation, Literal, Var
+from .pytree import register_leaf_type
 
 __all__ = ["Dropped", "Trace", "Tracer", "bind", "is_traced"]
 
@@ -315,3 +316,6 @@ class Tracer:
             f"functions written with kinkgrad.numpy (knp.{name} where it exists), and those "
             "run on torch tensors too. For a torch.nn model use kinkgrad.interop.torch."
         )
+
+
+register_leaf_type(Tracer)  # a traced array is a leaf of the pytrees it appears in

@@ -41,7 +41,8 @@ def constant_leaves(diff: list, leaves: list) -> list[bool]:
     """Per leaf: True for a non-float leaf inside a container argument (a constant of the
     program, e.g. an index array in a params dict). A bare non-float argument, or a container
     without any float leaf, is refused by ``as_input``."""
-    flags = [not _is_float_leaf(x) for x in leaves]
+    flags = [not (type(x) is np.ndarray and x.dtype.kind == "f") and not _is_float_leaf(x)
+             for x in leaves]  # (a float array decided without a call)
     if not any(flags):
         return flags
     start = 0

@@ -168,7 +168,7 @@ def _scalar_out(tr: Traced, where: str) -> tuple[Any, Any]:
         raise NonScalarOutputError(f"{where}: the function returned {len(tr.outs)} arrays; it "
                                    "must return one scalar. Use kinkgrad.vjp or jacobian.")
     val = tr.out_values()[0]
-    if np.size(val) != 1:
+    if (val.size if type(val) is _NDARRAY else np.size(val)) != 1:
         raise NonScalarOutputError(
             f"{where}: the function returned an array of shape {np.shape(val)}; it must return "
             "a scalar. Reduce it (knp.sum / knp.mean) or use kinkgrad.jacobian or vjp."
@@ -220,7 +220,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         rep = KinkReport() if report else None
         checked: set[int] = set()  # leaves whose gradient the sweep found finite in cache
         if type(out) is Var:
-            seed = np.ones(out.shape, dtype=out.dtype)
+            seed = np.ones(out.shape, out.dtype) if out.shape else np.array(1, out.dtype)
             ct = guarded_reverse(tr, {out.index: seed}, pol, "grad", report=rep, check=False,
                                  keep={v.index for v in tr.in_vars}, checked=checked)
         else:
