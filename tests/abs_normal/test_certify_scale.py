@@ -12,6 +12,7 @@ import importlib
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse as sp
 
 import kinkgrad
@@ -36,7 +37,7 @@ def _block_matrix(rng, blocks, near=None, dup=0, zero_rows=0):
         if near is not None and r >= 2:
             B[-1] = B[0] + near * rng.standard_normal(c) * np.linalg.norm(B[0])
         parts.append(B)
-    M = sp.block_diag(parts).toarray()
+    M = scipy.linalg.block_diag(*parts)  # dense (sparse block_diag's return type changes)
     if dup:
         M = np.vstack([M, -2.0 * M[rng.integers(0, M.shape[0], dup)]])
     M = np.vstack([M, np.zeros((zero_rows, M.shape[1]))])
