@@ -1,30 +1,37 @@
 """The overhead benchmark's reference tape (benchmarks/minimal_tape.py) computes the right
 gradient, so that timing it against kinkgrad compares equal work.
 
-Truth: central differences of the loss written in plain NumPy, in float64."""
+Truth: central differences of the benchmark's hand-written NumPy loss, in float64."""
 
 from __future__ import annotations
 
 import importlib.util
 import pathlib
+import sys
 
 import numpy as np
 
-_PATH = pathlib.Path(__file__).parents[1] / "benchmarks" / "minimal_tape.py"
-_spec = importlib.util.spec_from_file_location("minimal_tape", _PATH)
-minimal_tape = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(minimal_tape)  # type: ignore[union-attr]
+_BENCH = pathlib.Path(__file__).parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    path = list(sys.path)  # overhead.py puts its own folder first: leave sys.path as it was
+    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    finally:
+        sys.path[:] = path
+    return mod
+
+
+minimal_tape = _load("minimal_tape")
+_loss_value = _load("overhead").np_value  # the hand-written loss (3 layers, any widths)
 
 
 def _loss(params: dict, x: np.ndarray, y: np.ndarray, n: int) -> float:
-    h = x
-    for i in range(n):
-        h = h @ params[f"W{i}"] + params[f"b{i}"]
-        if i < n - 1:
-            h = np.maximum(h, 0)
-    m = h.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(h - m).sum(axis=1)) + m[:, 0]
-    return float(np.mean(lse - h[np.arange(h.shape[0]), y]))
+    assert n == 3
+    return _loss_value(params, x, y)
 
 
 def test_minimal_tape_gradient_matches_central_differences():
