@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kinkgrad-installed
 
-.PHONY: test demo lint bench gpu-check clean venv
+.PHONY: test demo lint bench gpu-check clean venv test-pythons
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks tools
+
+# The suite (without the torch bridge) on every Python 3.10+ found, each in .venv-py3.X
+test-pythons:
+	$(PYTHON) tools/test_pythons.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
