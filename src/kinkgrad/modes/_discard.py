@@ -133,14 +133,12 @@ def _all_finite(ct: dict[int, Any]) -> bool:
 
 def guarded_reverse(tr: Any, seeds: dict[int, Any], policy: KinkPolicy, where: str,
                     selections: dict[int, Any] | None = None, keep: set[int] | None = None,
-                    report: Any = None, check: bool = True, checked: set[int] | None = None
-                    ) -> dict[int, Any]:
+                    report: Any = None, check: bool = True) -> dict[int, Any]:
     """``reverse_sweep``, then (only on a floating-point error or, with ``check``, a result
-    that is not finite) the discarding sweep: the cotangents entry points return.
-    ``checked``: see ``reverse_sweep``."""
+    that is not finite) the discarding sweep: the cotangents entry points return."""
     try:
         ct = reverse_sweep(tr.eqns, tr.vals, seeds, policy, selections=selections,
-                           report=report, keep=keep, checked=checked)
+                           report=report, keep=keep)
     except NonFiniteInputError as exc:  # NumPy's error state "raise"
         return recover_or_raise(exc, tr, seeds, policy, where, selections, keep)
     return finite_or_discarding(ct, tr, seeds, policy, selections, keep) if check else ct

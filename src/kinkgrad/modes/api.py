@@ -218,17 +218,16 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
                         reverse_only=True, kink_values=report or pol != _DEFAULT_POLICY)
         out, val = _scalar_out(tr, "grad")
         rep = KinkReport() if report else None
-        checked: set[int] = set()  # leaves whose gradient the sweep found finite in cache
         if type(out) is Var:
             seed = np.ones(out.shape, out.dtype) if out.shape else np.array(1, out.dtype)
             ct = guarded_reverse(tr, {out.index: seed}, pol, "grad", report=rep, check=False,
-                                 keep={v.index for v in tr.in_vars}, checked=checked)
+                                 keep={v.index for v in tr.in_vars})
         else:
             ct = {}
         if rep is not None:  # the reverse sweep meets nodes last to first: report in program order
             rep.records.sort(key=lambda r: r.index)
         g = grads_tree(tr, ct, single)
-        if not all(finite(c) for i, c in ct.items() if i not in checked):  # a where may drop it
+        if not all(finite(c) for c in ct.values()):  # a where's other branch may be the cause
             ct = finite_or_discarding(ct, tr, {out.index: seed}, pol,  # type: ignore[union-attr]
                                       keep={v.index for v in tr.in_vars})
             g = grads_tree(tr, ct, single)
