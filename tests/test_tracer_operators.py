@@ -71,14 +71,20 @@ def test_both_operands_traced_and_the_same_tracer_twice():
 
 
 def test_a_primitive_with_its_own_call_keeps_the_knp_path(monkeypatch):
+    calls = []
+
     class Wrapped(type(knp.add)):  # a primitive that normalises its arguments first
         def __call__(self, a, b):
+            calls.append((a, b))
             return super().__call__(a, b)
 
     monkeypatch.setattr(knp, "add", object.__new__(Wrapped))
-    assert _methods._direct_operator("__add__") is None
-    assert _methods._direct_operator("__sub__") is not None
-    assert _methods._direct_operator("__getitem__") is None  # not a binary arithmetic operator
+    add, radd = _methods._binary_operator("__add__"), _methods._binary_operator("__radd__")
+    direct_sub = _methods._binary_operator("__sub__")
+    prog = kinkgrad.trace(lambda x: direct_sub(radd(add(x, 1.0), 2.0), 3.0), X)
+    assert [len(c) for c in calls] == [2, 2]  # both additions went through knp.add's call
+    assert not isinstance(calls[0][0], float) and calls[1][0] == 2.0  # operands in order
+    assert [e.prim.name for e in prog.eqns] == ["add", "add", "sub"]
 
 
 def test_shape_errors_name_the_primitive():

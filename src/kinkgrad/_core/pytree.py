@@ -94,10 +94,10 @@ def _flatten(tree: Any, leaves: list) -> Any:
 
 
 def _flatten_children(children: Any, leaves: list) -> list:
-    # NOTE: a container of arrays (a params dict) is flattened without a call per leaf: the
-    # entry points flatten their arguments on every call
+    # NOTE: a container of leaves (a params dict of arrays) is flattened without a call per
+    # leaf: the entry points flatten their arguments on every call
     for c in children:
-        if type(c) is not np.ndarray:
+        if type(c) not in _LEAF_TYPES:
             return [_flatten(c, leaves) for c in children]
     leaves.extend(children)
     return [LEAF] * len(children)

@@ -97,18 +97,8 @@ def at(self: Tracer) -> _At:
 
 
 # ---------------------------------------------------------------- operators
-def __add__(self: Tracer, o: Any) -> Any: return knp.add(self, o)
-def __radd__(self: Tracer, o: Any) -> Any: return knp.add(o, self)
-def __sub__(self: Tracer, o: Any) -> Any: return knp.subtract(self, o)
-def __rsub__(self: Tracer, o: Any) -> Any: return knp.subtract(o, self)
-def __mul__(self: Tracer, o: Any) -> Any: return knp.multiply(self, o)
-def __rmul__(self: Tracer, o: Any) -> Any: return knp.multiply(o, self)
-def __truediv__(self: Tracer, o: Any) -> Any: return knp.divide(self, o)
-def __rtruediv__(self: Tracer, o: Any) -> Any: return knp.divide(o, self)
 def __pow__(self: Tracer, o: Any) -> Any: return knp.power(self, o)
 def __rpow__(self: Tracer, o: Any) -> Any: return knp.power(o, self)
-def __matmul__(self: Tracer, o: Any) -> Any: return knp.matmul(self, o)
-def __rmatmul__(self: Tracer, o: Any) -> Any: return knp.matmul(o, self)
 def __neg__(self: Tracer) -> Any: return knp.negative(self)
 def __abs__(self: Tracer) -> Any: return knp.abs(self)
 def __gt__(self: Tracer, o: Any) -> Any: return knp.greater(self, o)
@@ -208,7 +198,7 @@ _METHODS = ("reshape", "transpose", "sum", "mean", "max", "min", "dot", "std", "
             "__array_function__")
 
 
-# operator -> (knp function, operands swapped); written above as ``knp.<function>(...)``
+# the binary arithmetic operators: operator -> (knp function, operands swapped)
 _OPERATORS = {"__add__": ("add", False), "__radd__": ("add", True),
               "__sub__": ("subtract", False), "__rsub__": ("subtract", True),
               "__mul__": ("multiply", False), "__rmul__": ("multiply", True),
@@ -216,28 +206,25 @@ _OPERATORS = {"__add__": ("add", False), "__radd__": ("add", True),
               "__matmul__": ("matmul", False), "__rmatmul__": ("matmul", True)}
 
 
-def _direct_operator(name: str) -> Any:
-    """``x + y`` as ``bind(knp.add, x, y)`` when ``knp.add`` is a primitive whose call is
-    ``bind`` itself (None otherwise: the function above, through ``knp``).
+def _binary_operator(name: str) -> Any:
+    """``x + y`` as ``knp.add(x, y)`` (``knp.add(y, x)`` for ``__radd__``); when ``knp.add``
+    is a primitive whose call is ``bind`` itself, as ``bind(knp.add, x, y)`` directly.
 
-    # NOTE: the same call without looking up ``knp.add`` and going through the primitive's
-    # ``__call__``: an operator runs between array operations that evict the interpreter's
-    # data, where those two steps cost about 3 us of the 20 of a traced operation
+    # NOTE: the direct call skips looking up ``knp.add`` and the primitive's ``__call__``:
+    # an operator runs between array operations that evict the interpreter's data, where
+    # those two steps cost about 3 us of the 20 of a traced operation
     """
-    if name not in _OPERATORS:
-        return None
     fn_name, swapped = _OPERATORS[name]
     prim = getattr(knp, fn_name)
-    if type(prim).__call__ is not bind:
-        return None
-    if swapped:
+    if type(prim).__call__ is bind:
         def op(self: Tracer, o: Any) -> Any:
-            return bind(prim, o, self)
-    else:
+            return bind(prim, o, self) if swapped else bind(prim, self, o)
+    else:  # a function that normalises its arguments: looked up at each call
         def op(self: Tracer, o: Any) -> Any:
-            return bind(prim, self, o)
+            fn = getattr(knp, fn_name)
+            return fn(o, self) if swapped else fn(self, o)
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"``{fn_name}`` of the operands (knp.{fn_name})."
+    op.__doc__ = f"``knp.{fn_name}`` of the operands."
     return op
 
 
@@ -253,7 +240,7 @@ def attach(namespace: ModuleType) -> None:
     Tracer._namespace = namespace
     here = globals()
     for name in _METHODS:
-        setattr(Tracer, name, _direct_operator(name) or here[name])
+        setattr(Tracer, name, _binary_operator(name) if name in _OPERATORS else here[name])
     Tracer.ravel = here["flatten"]  # type: ignore[attr-defined]
     for name in _PROPERTIES:
         setattr(Tracer, name, property(here[name], doc=here[name].__doc__))
