@@ -45,16 +45,30 @@ def interleaved(fns: dict[str, Callable[[], object]], repeat: int, warmup: int =
     return {k: statistics.median(v) for k, v in round_times(fns, repeat, warmup).items()}
 
 
-def round_times(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 3
-                ) -> dict[str, list[float]]:
+def round_times(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 3,
+                pause: float = 0.02, settle: int = 1) -> dict[str, list[float]]:
     """Wall time of each function in each of ``repeat`` rounds (every round runs them all,
-    one after the other)."""
+    one after the other).
+
+    Each timed call follows a ``pause`` (seconds) and ``settle`` untimed calls of the same
+    function, so that it is timed as in a loop of calls to itself, not in the wake of the
+    contender before it.
+
+    # NOTE: on a 2-core machine with the default threads, torch's OpenMP threads keep spinning
+    # for milliseconds after each parallel region (OpenBLAS's workers too); timed straight
+    # after torch, hand-written NumPy measured T(v+g)/T(v) = 4.0 instead of 2.3 and whichever
+    # came next in the round paid for the spinning. The pause lets the other pool go idle.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
+            if pause:
+                time.sleep(pause)
+            for _ in range(settle):
+                fn()
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
