@@ -23,6 +23,9 @@ block. Per block:
   tree read from K (entries s 2^-depth, bhat_root 2^-depth) is checked exactly, and the value
   of sampled full signatures (all of them for small blocks) must be its leaf's; otherwise
   the block is treated generically;
+* a **tie class of a sort** (m tied entries of one row, m(m - 1)/2 comparators): every
+  signature routes the class by a permutation, so outer holds the m! ordering values
+  (:mod:`.sort_block`), all realised when the block's rows have rank m - 1;
 * any other block of at most ``_ENUM`` switches: all 2^m patterns; larger ones have no outer
   set (the answers that need it say "undecided").
 
@@ -60,11 +63,13 @@ import numpy as np
 from .._core.program import Var
 from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
+from .sort_block import sort_orderings
 from .tournament import block_value, components, tournament, winner
 
 __all__ = ["Block", "LocalSet", "local_set", "piecewise_linear"]
 
 _ENUM = 12  # largest generic block whose 2^m patterns are listed
+_ENUM_REALISED = 720  # most sort-tie orderings tested one by one for a realising direction
 _MAX_PRODUCERS = {"max", "maximum", "max_pool2d"}
 _MIN_PRODUCERS = {"min", "minimum"}
 _LINEAR = {"add", "sub", "neg", "broadcast_to", "concatenate", "cumsum", "getitem", "reshape",
@@ -77,7 +82,8 @@ class Block:
 
     Attributes:
         members: positions in the reduced model (program order).
-        kind: ``"switch"``, ``"k-way max"``, ``"k-way min"``, ``"enumerated"`` or ``"large"``.
+        kind: ``"switch"``, ``"k-way max"``, ``"k-way min"``, ``"sort tie"``,
+            ``"enumerated"`` or ``"large"``.
         cols: the columns (flat coordinates of x) the block's rows touch.
         outer: (t, len(cols)) block values h_b over all patterns (None for a large block).
         inner: (t', len(cols)) block values realised by some direction for this block alone.
@@ -228,6 +234,29 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
             real = list(range(len(leaves))) if independent_rows() else []
         return Block(members, kind, cols, outer, outer[real], convex,
                      convex or len(real) == len(leaves), [leaves[i] for i in real])
+    if all(p == "sort" for p in producers):
+        found = sort_orderings(model, members, A, K, bhat)
+        if found is not None:
+            outer, groups, complete = found
+            if complete:  # every ordering is entered along some direction
+                return Block(members, "sort tie", cols, outer, outer, False, True,
+                             [g[0] for g in groups])
+            real, budget = [], _ENUM_REALISED  # a value is realised when one ordering is
+            for v, g in enumerate(groups):
+                for s in g:
+                    if budget == 0:
+                        break
+                    budget -= 1
+                    if _realised(A, K, s):
+                        real.append((v, s))
+                        break
+            if real:
+                inner, sigs = outer[[v for v, _ in real]], [s for _, s in real]
+            else:
+                sigs = _sampled_pieces(A, K, rng)
+                inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
+            return Block(members, "sort tie", cols, outer, inner.reshape(-1, cols.size), False,
+                         len(real) == len(groups), sigs)
     if m > _ENUM:
         sigs = _sampled_pieces(A, K, rng)
         inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)

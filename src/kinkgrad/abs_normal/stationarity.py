@@ -23,8 +23,9 @@ them at their value at x, so when one can flip within the ball a "not stationary
 
 How the answer is decided. :mod:`.localset` describes the set as g0 + sum of small hulls
 (one per block of coupled switches; a k-way max over t tied entries is ONE block with t
-candidates), with an *outer* set that provably contains it and an *inner* set of proven
-pieces. :mod:`.minnorm` then gives, with no trust in the QP solver,
+candidates, a tie of m <= 7 entries of a sort one block of its m! orderings), with an
+*outer* set that provably contains it and an *inner* set of proven pieces. :mod:`.minnorm`
+then gives, with no trust in the QP solver,
 
 * an upper bound on the distance from 0: the norm of a point of the inner set (pieces proven
   realised: always limiting gradients, see :mod:`.localset` for when whole block sums are);
@@ -256,8 +257,9 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
 
     The minimum-norm element is found by a QP over a sum of small hulls (PIQP, see
     :mod:`kinkgrad.abs_normal.minnorm`): a k-way max over t tied entries contributes the
-    hull of its t gradients (not 2^(t-1) signatures), n = 1000 with a thousand active kinks
-    takes a fraction of a second.
+    hull of its t gradients (not 2^(t-1) signatures), a tie of m <= 7 entries of a sort the
+    hull of its m! orderings' (:mod:`kinkgrad.abs_normal.sort_block`); n = 1000 with a
+    thousand active kinks takes a fraction of a second.
 
     Kink convention: none; the answer does not depend on the kink policy.
 
