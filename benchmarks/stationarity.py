@@ -10,7 +10,11 @@ Three tables (each drawn in ``--out/stationarity.png``), every row side by side 
    ``in_clarke`` (one k-way max block with t candidates instead of 2^(t-1) signatures);
 3. a ReLU MLP loss over a batch with all-zero rows and zero biases (the certify issue's
    case: H = 256 hidden units, 64 inputs; m = zero rows x H active kinks up to ~10^5):
-   ``certify`` and ``stationarity``, with a time cap per call.
+   ``certify`` and ``stationarity``, with a time cap per call;
+4. w . sort(x) on a row of 50 with a tie class of m entries (m(m - 1)/2 and more active
+   comparators): ``stationarity`` with the sort-tie blocks (orderings listed up to m = 7,
+   an assignment oracle above) and without them (the generic blocks, as before
+   2026-12-04), against the closed-form distance (the permutohedron's).
 
 Usage: ``python benchmarks/stationarity.py [--quick] [--out DIR] [--cap SECONDS]``. Never
 asserts on time.
@@ -129,6 +133,37 @@ def _mlp_row(loss: Callable, params: dict, cap: float, slow: dict) -> dict:
     return row
 
 
+def sort_ties(sizes: list[int], n: int = 50) -> list[dict]:
+    import kinkgrad.abs_normal.localset as localset
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for m in sizes:
+        x = rng.permutation(np.arange(n, dtype=float))
+        x[x < m] = -1.0  # the m smallest entries tied
+        w = rng.standard_normal(n)
+        f = lambda v, w=w: knp.sum(knp.sort(v) * w)  # noqa: E731
+        g = np.zeros(n)
+        g[np.argsort(x, kind="stable")] = w
+        truth = float(np.sqrt(np.sum(g[x != -1.0] ** 2) + m * w[:m].mean() ** 2))
+        sec, mb, rep = measure(lambda x=x, f=f: kinkgrad.stationarity(f, x))
+        keep = localset.sort_orderings, localset.sort_oracle
+        localset.sort_orderings = localset.sort_oracle = lambda *a: None
+        try:
+            sec0, _, rep0 = measure(lambda x=x, f=f: kinkgrad.stationarity(f, x))
+        finally:
+            localset.sort_orderings, localset.sort_oracle = keep
+        gt = timed(lambda x=x, f=f: kinkgrad.grad(f)(x))
+        rows.append({"table": "sort ties", "n": n, "ties": m, "kinks": rep.num_active,
+                     "stationarity s": sec, "MB": mb, "grad ms": 1e3 * gt,
+                     "verdict": rep.verdict, "bounds": f"[{rep.bounds[0]:.6g}, "
+                     f"{rep.bounds[1]:.6g}]", "truth": truth, "generic s": sec0,
+                     "generic verdict": rep0.verdict,
+                     "generic bounds": f"[{rep0.bounds[0]:.3g}, {rep0.bounds[1]:.3g}]"})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     fmt = [" | ".join(keys), " | ".join("---" for _ in keys)]
@@ -150,7 +185,7 @@ def plot(out: Path, tables: list[list[dict]]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    lq, mq, nn = tables
+    lq, mq, nn, st = tables
     ax.loglog([r["kinks"] for r in lq], [r["stationarity s"] for r in lq], "o-",
               label="stationarity, chained LQ (kinks = n - 1)")
     ax.loglog([r["kinks"] for r in lq], [r["grad ms"] / 1e3 for r in lq], "o:",
@@ -163,6 +198,8 @@ def plot(out: Path, tables: list[list[dict]]) -> None:
             ax.loglog(*zip(*pts), mark, label=f"{key[:-2]}, ReLU MLP batch")
     ax.loglog([r["kinks"] for r in nn], [r["grad ms"] / 1e3 for r in nn], "^:",
               label="grad, ReLU MLP batch")
+    ax.loglog([r["kinks"] for r in st], [r["stationarity s"] for r in st], "d-",
+              label="stationarity, sort ties (m = 3..40 of 50)")
     ax.set_xlabel("active kinks")
     ax.set_ylabel("seconds per call")
     ax.grid(True, which="both", alpha=0.3)
@@ -182,7 +219,8 @@ def main() -> None:
     sizes = [100, 1000] if args.quick else [100, 1000, 3000, 10000]
     ties = [10, 100] if args.quick else [10, 100, 1000]
     zeros = [8, 32] if args.quick else [8, 32, 64, 128, 256, 400]
-    tables = [chained_lq(sizes), maxq_ties(ties), mlp(zeros, args.cap)]
+    classes = [3, 8, 20] if args.quick else [3, 5, 6, 7, 8, 12, 20, 30, 40]
+    tables = [chained_lq(sizes), maxq_ties(ties), mlp(zeros, args.cap), sort_ties(classes)]
     for t in tables:
         print()
         print(table(t))

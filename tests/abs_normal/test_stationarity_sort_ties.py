@@ -172,3 +172,129 @@ def test_in_clarke_at_a_tie_of_six_against_majorization():
     assert not any(in_permutohedron(g, w) for g in outside)
     for g in inside + outside:
         assert kinkgrad.in_clarke(f, np.zeros(6), g) == in_permutohedron(g, w)
+
+
+# ------------------------------------------------------- classes too large to list (m > 7)
+@pytest.mark.parametrize("m", [8, 12, 20])
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+def test_large_tie_is_the_permutohedron(m, shift):
+    rng = np.random.default_rng(m)
+    w = rng.standard_normal(m)
+    w += shift - w.mean()
+    rep = kinkgrad.stationarity(lambda x: knp.sum(knp.sort(x) * w), np.zeros(m))
+    truth = abs(shift) * np.sqrt(m)
+    assert "sort tie" in rep.reason and rep.exact
+    assert rep.verdict == ("stationary" if shift == 0 else "not stationary")
+    assert rep.distance == pytest.approx(truth, abs=1e-8)
+    lo, hi = rep.bounds
+    assert lo <= truth + 1e-9 and truth <= hi + 1e-9
+    if shift:
+        assert lo == pytest.approx(truth, rel=1e-7)
+        assert rep.slope == pytest.approx(-truth, rel=1e-7)
+
+
+def birkhoff_min_norm(M: np.ndarray, w: np.ndarray, g: np.ndarray) -> float:
+    """min ||g + M^T D^T w|| over doubly stochastic D (Birkhoff-von Neumann: the hull of
+    the permutations), by SciPy's SLSQP on the m^2 entries of D."""
+    from scipy.optimize import minimize
+
+    m = w.size
+
+    def vec(d: np.ndarray) -> np.ndarray:
+        return g + M.T @ (d.reshape(m, m).T @ w)
+
+    def fun(d: np.ndarray) -> float:
+        return 0.5 * float(vec(d) @ vec(d))
+
+    def jac(d: np.ndarray) -> np.ndarray:
+        return np.outer(w, M @ vec(d)).reshape(-1)  # d/dD_rt of 1/2 ||v||^2
+
+    cons = [{"type": "eq", "fun": lambda d: d.reshape(m, m).sum(axis=1) - 1},
+            {"type": "eq", "fun": lambda d: d.reshape(m, m).sum(axis=0)[:-1] - 1}]  # one
+    # column sum follows from the others: SLSQP refuses the redundant one
+    res = minimize(fun, np.full(m * m, 1.0 / m), jac=jac, bounds=[(0, 1)] * (m * m),
+                   constraints=cons, method="SLSQP", options={"ftol": 1e-16, "maxiter": 2000})
+    assert res.status in (0, 8), res.message  # 8: no descent left at the precision limit
+    return float(np.linalg.norm(vec(res.x)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_large_tie_of_a_linear_image_against_birkhoff(seed):
+    # sort(B x + c): 9 tied entries among 11, B (11 x 9) of full rank, so every ordering of
+    # the class is entered; the other two entries (distinct values) add a fixed gradient
+    rng = np.random.default_rng(200 + seed)
+    m, k = 9, 9
+    c = np.r_[np.zeros(m), -1.0, 1.0]
+    perm = rng.permutation(m + 2)
+    c = c[perm]
+    B = rng.standard_normal((m + 2, k))
+    w = rng.standard_normal(m + 2)
+    cls = np.flatnonzero(c == 0)
+    order = np.argsort(c, kind="stable")  # sorted position -> entry
+    pos = np.flatnonzero(c[order] == 0)  # the class's sorted positions
+    fixed = sum(w[j] * B[order[j]] for j in range(m + 2) if j not in pos)
+    # the piece of an ordering: sorted position pos[r] gets the class entry ranked r
+    truth = birkhoff_min_norm(B[cls], w[pos], fixed)
+    rep = kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k))
+    assert "sort tie" in rep.reason and rep.exact
+    lo, hi = rep.bounds
+    assert lo - 1e-7 <= truth <= hi * (1 + 1e-6) + 1e-7
+    assert rep.distance == pytest.approx(truth, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("shift", [0.5, 3.0])
+def test_large_tie_without_every_ordering_is_never_wrong(shift):
+    # 9 tied entries of B x with B (9 x 3): not every ordering is entered, so no oracle; the
+    # true distance lies between that of the permutohedron's image (the set lies inside it)
+    # and that of the hull of the orderings met along 200,000 random directions (inside
+    # the set); the verdict and the bounds must agree with both
+    rng = np.random.default_rng(5)
+    B = rng.standard_normal((9, 3))
+    w = rng.standard_normal(9) + shift
+    rep = kinkgrad.stationarity(sort_objective(B, np.zeros(9), w), np.zeros(3))
+    below = birkhoff_min_norm(B, w, np.zeros(3))
+    seen = np.unique(np.argsort(np.random.default_rng(1).standard_normal((200_000, 3)) @ B.T,
+                                axis=1), axis=0)
+    above = hull_min_norm(np.array([w @ B[o] for o in seen]))
+    lo, hi = rep.bounds
+    assert lo <= above + 1e-7 and hi >= below * (1 - 1e-6) - 1e-7
+    if rep.verdict == "stationary":
+        assert below <= rep.tol
+    if rep.verdict == "not stationary":
+        assert above > rep.tol and rep.slope < 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_oracle_listed_and_switch_blocks_together(seed):
+    # f = w1 . sort(x1) + w2 . sort(x2) + sum c |x3| + b . x3 at a tie of 9 (oracle), a tie
+    # of 5 (listed) and three kinks of |.|: on separate coordinates the set is the product
+    # Perm(w1) x Perm(w2) x prod [b_i - c_i, b_i + c_i], whose distance from 0 is closed form
+    rng = np.random.default_rng(300 + seed)
+    w1, w2 = rng.standard_normal(9), rng.standard_normal(5)
+    c, b = rng.uniform(0.5, 1.5, 3), rng.standard_normal(3) * 2
+    if seed % 2 == 0:  # stationary instances: zero means, |b| inside the boxes
+        w1, w2, b = w1 - w1.mean(), w2 - w2.mean(), b * 0.1
+
+    def f(x):
+        return (knp.sum(knp.sort(x[:9]) * w1) + knp.sum(knp.sort(x[9:14]) * w2)
+                + knp.sum(knp.abs(x[14:]) * c) + knp.sum(x[14:] * b))
+
+    x = np.r_[np.full(9, 0.7), np.full(5, -0.2), np.zeros(3)]
+    rep = kinkgrad.stationarity(f, x)
+    truth = np.sqrt(9 * w1.mean() ** 2 + 5 * w2.mean() ** 2
+                    + np.sum(np.maximum(np.abs(b) - c, 0) ** 2))
+    assert rep.exact and rep.blocks == 5
+    assert rep.distance == pytest.approx(truth, abs=1e-8)
+    assert rep.verdict == ("stationary" if truth <= rep.tol else "not stationary")
+
+
+def test_exact_tie_of_nine_in_a_ball():
+    # radius 1e-6 moves nothing else of this sort (the other entries are 1 apart): the tie
+    # class keeps its orderings' oracle and the set is still the permutohedron
+    w = np.linspace(-1.0, 1.0, 11) + 0.2
+    x = np.r_[np.zeros(9), -1.0, 1.0]
+    rep = kinkgrad.stationarity(lambda z: knp.sum(knp.sort(z) * w), x, radius=1e-6)
+    tied = w[1:10]  # sorted positions 1..9 hold the class
+    truth = np.sqrt(w[0] ** 2 + w[10] ** 2 + 9 * tied.mean() ** 2)
+    assert "sort tie" in rep.reason and rep.exact and rep.verdict == "not stationary"
+    assert rep.distance == pytest.approx(truth, rel=1e-9)

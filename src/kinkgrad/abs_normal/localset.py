@@ -25,7 +25,9 @@ block. Per block:
   the block is treated generically;
 * a **tie class of a sort** (m tied entries of one row, m(m - 1)/2 comparators): every
   signature routes the class by a permutation, so outer holds the m! ordering values
-  (:mod:`.sort_block`), all realised when the block's rows have rank m - 1;
+  (:mod:`.sort_block`), all realised when the block's rows have rank m - 1; above m = 7
+  (up to 40) the block carries an assignment oracle instead (outer None, see
+  :mod:`.sort_oracle_min`);
 * any other block of at most ``_ENUM`` switches: all 2^m patterns; larger ones have no outer
   set (the answers that need it say "undecided").
 
@@ -63,7 +65,7 @@ import numpy as np
 from .._core.program import Var
 from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
-from .sort_block import sort_orderings
+from .sort_block import sort_oracle, sort_orderings
 from .tournament import block_value, components, tournament, winner
 
 __all__ = ["Block", "LocalSet", "local_set", "piecewise_linear"]
@@ -89,6 +91,8 @@ class Block:
         inner: (t', len(cols)) block values realised by some direction for this block alone.
         convex: the block's piece of f'(x; .) is convex (see the module docstring).
         complete: conv(inner) = conv(outer) is proven for the block.
+        oracle: for a tie class of a sort too large to list, its
+            :class:`~.sort_block.SortOracle` (the minimum of <h, u> over the whole block).
     """
 
     members: np.ndarray
@@ -99,6 +103,7 @@ class Block:
     convex: bool = False
     complete: bool = False
     signatures: list = field(default_factory=list, repr=False)
+    oracle: Any = None  # a SortOracle: the block's hull is all orderings (outer left None)
 
 
 @dataclass
@@ -257,6 +262,17 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                 inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
             return Block(members, "sort tie", cols, outer, inner.reshape(-1, cols.size), False,
                          len(real) == len(groups), sigs)
+        orc = sort_oracle(model, members, A, K, bhat, rng)
+        if orc is not None:  # inner: orderings that minimise random directions when all
+            # are entered, else the pieces entered along random directions
+            if orc.complete:
+                found = [orc.argmin(rng.standard_normal(cols.size))[:2] for _ in range(4)]
+                sigs = [s for _, s in found]
+            else:
+                sigs = _sampled_pieces(A, K, rng)
+            inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
+            return Block(members, "sort tie", cols, None, inner.reshape(-1, cols.size), False,
+                         False, sigs, orc)
     if m > _ENUM:
         sigs = _sampled_pieces(A, K, rng)
         inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)

@@ -22,9 +22,15 @@ where sigma(pi) is read off the network run on the values at x with ties broken 
 the block's rows have rank m - 1 (their span is that of the differences of the class's input
 rows), and then the block is described exactly. The argument needs the block to hold every
 relevant comparator of the class (none in another block) and no switch of that sort to be
-moved onto its kink by a radius; otherwise, or when m! exceeds ``_MAX_ORDERINGS``, or when a
-check fails (sampled signatures must give one of the listed values), the block is left to the
-generic treatment of :mod:`.localset`.
+moved onto its kink by a radius; otherwise, or when a check fails (sampled signatures must
+give one of the listed values), the block is left to the generic treatment of
+:mod:`.localset`.
+
+Up to ``_MAX_LISTED`` = 7 entries the m! values are listed. Larger classes (up to
+``_MAX_FITTED``) get a :class:`SortOracle` instead: h is affine in
+the permutation matrix of the ordering, so the minimum of <h, u> over all orderings is a
+linear assignment, and :mod:`.stationarity` generates the block's candidates as it needs
+them and bounds the set from outside with the assignment's minimum.
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ import numpy as np
 
 from .tournament import block_value
 
-__all__ = ["sort_orderings"]
+__all__ = ["SortOracle", "sort_oracle", "sort_orderings"]
 
-_MAX_ORDERINGS = 5040  # 7!: the largest tie class listed
+_MAX_LISTED = 7  # the largest tie class whose m! orderings are listed
+_MAX_FITTED = 40  # the largest one handled by its assignment oracle
 _EXHAUSTIVE = 12  # blocks up to this many switches are checked on every signature
 _CHECKS = 64  # sampled signatures checked on larger blocks
 
@@ -96,15 +103,9 @@ def _abs_of(exp: Any, origin: int) -> dict[int, int]:
     return cache[origin]
 
 
-def sort_orderings(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
-                   bhat: np.ndarray) -> tuple[np.ndarray, list, bool] | None:
-    """The block values of a sort tie class over all its orderings.
-
-    Returns ``(values, signatures, complete)``: the distinct values h_b(sigma(pi)) (one row
-    each, on the block's columns), the signatures of the orderings giving each, and whether
-    every ordering is entered along some direction (rank m - 1, see the module docstring).
-    None when the block is not a whole tie class of one sort row or is too large to list.
-    """
+def _class_of(model: Any, members: np.ndarray) -> tuple | None:
+    """(row values v, tied value, comparator of each member, class size) when the block is
+    the whole tie class of one sort row (see the module docstring), else None."""
     exp = model.exp
     ids = model.active[members]
     locs = [exp.locate(int(i)) for i in ids]
@@ -130,22 +131,44 @@ def sort_orderings(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray
     comp = [switch_of.get(int(i)) for i in ids]  # the comparator of each member
     if None in comp:
         return None
-    # the class: the value compared at the first member (its wires hold equal values)
     _, ties = _class_signs(v, np.nan, np.zeros((1, 0)))
     if any(k not in ties for k in comp):
         return None
-    value = _tied_value(v, comp[0])
+    value = _tied_value(v, comp[0])  # the class: the value compared at the first member
     size = int(np.count_nonzero(v == value))
-    if size > 7:
-        return None
-    orders = np.array(list(permutations(range(size))), dtype=np.float64)
-    signs, _ = _class_signs(v, value, orders)
-    if any(k not in signs for k in comp):
+    one, _ = _class_signs(v, value, np.arange(size, dtype=np.float64)[None])
+    if any(k not in one for k in comp):
         return None  # a member compares another class
     in_model = model._cache.setdefault("sort_active", set(int(i) for i in model.active))
     mine = set(int(i) for i in ids)
-    if any(s in in_model and s not in mine for s, k in switch_of.items() if k in signs):
+    if any(s in in_model and s not in mine for s, k in switch_of.items() if k in one):
         return None  # a comparator of the class sits in another block
+    return v, value, comp, size
+
+
+def _full_rank(A: np.ndarray, size: int) -> bool:
+    """rank(A) = size - 1: every ordering of the class is entered along some direction."""
+    if not A.size:
+        return False
+    U = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-300)
+    return int(np.count_nonzero(np.linalg.svd(U, compute_uv=False) > 1e-6)) == size - 1
+
+
+def sort_orderings(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
+                   bhat: np.ndarray) -> tuple[np.ndarray, list, bool] | None:
+    """The block values of a sort tie class over all its orderings.
+
+    Returns ``(values, signatures, complete)``: the distinct values h_b(sigma(pi)) (one row
+    each, on the block's columns), the signatures of the orderings giving each, and whether
+    every ordering is entered along some direction (rank m - 1, see the module docstring).
+    None when the block is not a whole tie class of one sort row or is too large to list.
+    """
+    found = _class_of(model, members)
+    if found is None or found[3] > _MAX_LISTED:
+        return None
+    v, value, comp, size = found
+    orders = np.array(list(permutations(range(size))), dtype=np.float64)
+    signs, _ = _class_signs(v, value, orders)
     S = np.array([signs[k] for k in comp]).T  # orderings x members
     R = np.array([block_value(A, K, bhat, s) for s in S])
     scale = max(1.0, float(np.max(np.abs(R), initial=0.0)))
@@ -155,10 +178,76 @@ def sort_orderings(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray
     for i, r in enumerate(np.round(R / scale, 11) + 0.0):
         keys.setdefault(r.tobytes(), []).append(i)
     groups = sorted(keys.values())
-    sv = np.linalg.svd(A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-300),
-                       compute_uv=False) if A.size else np.zeros(0)
-    complete = int(np.count_nonzero(sv > 1e-6)) == size - 1
-    return R[[g[0] for g in groups]], [[S[i] for i in g] for g in groups], complete
+    return (R[[g[0] for g in groups]], [[S[i] for i in g] for g in groups],
+            _full_rank(A, size))
+
+
+class SortOracle:
+    """A tie class too large to list (``_MAX_LISTED`` < m <= ``_MAX_FITTED``): the block
+    value is affine in the permutation matrix P of the ordering (output position j gets the
+    entry ranked j), h(pi) = <H, P> (routing argument, module docstring). H is fitted by
+    least squares to (m - 1)^2 + 1 + 2m random orderings (the dimension of the permutation
+    matrices' span, and more) and checked on fresh ones; the minimum of <h, u> over all m!
+    orderings is then a linear assignment. ``complete``: every ordering is entered along
+    some direction (rank m - 1), so the values it returns are limiting gradients; otherwise
+    they bound the set from outside only."""
+
+    def __init__(self, H: np.ndarray, value_of: Any, size: int, err: float,
+                 complete: bool) -> None:
+        self.H, self.value_of, self.size, self.err = H, value_of, size, err
+        self.complete = complete
+
+    def argmin(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(h(pi*), sigma(pi*), a lower bound on min over all orderings of <h, u>) for the
+        ordering pi* minimising <h, u>."""
+        from scipy.optimize import linear_sum_assignment
+
+        m = self.size
+        cost = (self.H @ u).reshape(m, m)  # [position j, entry t]
+        pos, ent = linear_sum_assignment(cost)
+        rank = np.empty(m)
+        rank[ent] = pos
+        h, sigma = self.value_of(rank)
+        slack = 10 * self.err * float(np.abs(u).sum())
+        return h, sigma, float(cost[pos, ent].sum()) - slack
+
+
+def sort_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
+                bhat: np.ndarray, rng: np.random.Generator) -> SortOracle | None:
+    """The :class:`SortOracle` of a large tie class, or None (not a whole class, too large,
+    or the fit is not exact)."""
+    found = _class_of(model, members)
+    if found is None or not _MAX_LISTED < found[3] <= _MAX_FITTED:
+        return None
+    v, value, comp, m = found
+
+    def values(ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        signs, _ = _class_signs(v, value, ranks)
+        S = np.array([signs[k] for k in comp]).T
+        return np.array([block_value(A, K, bhat, s) for s in S]), S
+
+    def perm_matrices(ranks: np.ndarray) -> np.ndarray:
+        P = np.zeros((ranks.shape[0], m, m))
+        rows = np.arange(ranks.shape[0])[:, None]
+        P[rows, ranks.astype(int), np.arange(m)[None, :]] = 1.0
+        return P.reshape(ranks.shape[0], m * m)
+
+    fit = np.array([rng.permutation(m) for _ in range((m - 1) ** 2 + 1 + 2 * m)], float)
+    check = np.array([rng.permutation(m) for _ in range(_CHECKS)], float)
+    Y, _ = values(fit)
+    H = np.linalg.lstsq(perm_matrices(fit), Y, rcond=None)[0]
+    Yc, _ = values(check)
+    scale = max(1.0, float(np.max(np.abs(Y), initial=0.0)))
+    err = max(float(np.max(np.abs(perm_matrices(fit) @ H - Y))),
+              float(np.max(np.abs(perm_matrices(check) @ H - Yc))))
+    if err > 1e-9 * scale:
+        return None
+
+    def value_of(rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h, S = values(rank[None])
+        return h[0], S[0]
+
+    return SortOracle(H, value_of, m, err, _full_rank(A, m))
 
 
 def _tied_value(v: np.ndarray, comparator: int) -> float:

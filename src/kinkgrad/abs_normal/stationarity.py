@@ -23,7 +23,7 @@ them at their value at x, so when one can flip within the ball a "not stationary
 
 How the answer is decided. :mod:`.localset` describes the set as g0 + sum of small hulls
 (one per block of coupled switches; a k-way max over t tied entries is ONE block with t
-candidates, a tie of m <= 7 entries of a sort one block of its m! orderings), with an
+candidates, a tie of m entries of a sort one block of its m! orderings), with an
 *outer* set that provably contains it and an *inner* set of proven pieces. :mod:`.minnorm`
 then gives, with no trust in the QP solver,
 
@@ -58,6 +58,7 @@ from .ball_comparisons import flippable_comparisons
 from .expand import Expanded, expand
 from .localset import LocalSet, local_set
 from .minnorm import min_norm
+from .sort_oracle_min import with_oracles
 from .subdiff import enumerate_signatures
 
 __all__ = ["StationarityReport", "stationarity"]
@@ -257,8 +258,9 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
 
     The minimum-norm element is found by a QP over a sum of small hulls (PIQP, see
     :mod:`kinkgrad.abs_normal.minnorm`): a k-way max over t tied entries contributes the
-    hull of its t gradients (not 2^(t-1) signatures), a tie of m <= 7 entries of a sort the
-    hull of its m! orderings' (:mod:`kinkgrad.abs_normal.sort_block`); n = 1000 with a
+    hull of its t gradients (not 2^(t-1) signatures), a tie of m <= 40 entries of a sort the
+    hull of its m! orderings' (listed up to m = 7, else searched by linear assignment,
+    :mod:`kinkgrad.abs_normal.sort_block`); n = 1000 with a
     thousand active kinks takes a fraction of a second.
 
     Kink convention: none; the answer does not depend on the kink policy.
@@ -320,6 +322,14 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
     zero = np.zeros(n)
     low = min_norm(ls.g0, ls.outer_blocks(), tol) if ls.has_outer else None  # outer: lower
     exact = ls.exact and low is not None
+    if not ls.has_outer and any(b.oracle is not None for b in ls.blocks) \
+            and all(b.oracle is not None or b.outer is not None for b in ls.blocks):
+        # NOTE: a sort tie too large to list: the outer set through its assignment oracle;
+        # described exactly when every block's values are limiting gradients
+        low = with_oracles(ls.g0, ls.blocks, tol)
+        exact = low is not None and ls.inner_exact and all(
+            b.oracle.complete if b.oracle is not None else (b.complete or b.convex)
+            for b in ls.blocks)
     if exact:
         point, upper = low.point, low.upper  # type: ignore[union-attr]
     elif ls.inner_exact:
@@ -369,6 +379,9 @@ def _why(ls: LocalSet, outer: Any, exact: bool) -> str:
         return "no active switch can change the gradient: the set is {grad f(x)}"
     kinds = sorted({b.kind for b in ls.blocks})
     head = f"{m} active switch(es) in {B} block(s): {', '.join(kinds)}"
+    if exact and any(b.oracle is not None for b in ls.blocks):
+        return head + ("; the set is described exactly (a sort tie's orderings searched by "
+                       "linear assignment)")
     if exact and not ls.exact:
         return head + ("; the program is piecewise linear and its realised pieces were all "
                        "enumerated: the set is described exactly")
