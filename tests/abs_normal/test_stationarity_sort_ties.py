@@ -13,6 +13,7 @@ from scipy.optimize import linprog, nnls
 
 import kinkgrad
 import kinkgrad.abs_normal.localset as localset
+import kinkgrad.abs_normal.subdiff
 import kinkgrad.numpy as knp
 
 
@@ -298,3 +299,38 @@ def test_exact_tie_of_nine_in_a_ball():
     truth = np.sqrt(w[0] ** 2 + w[10] ** 2 + 9 * tied.mean() ** 2)
     assert "sort tie" in rep.reason and rep.exact and rep.verdict == "not stationary"
     assert rep.distance == pytest.approx(truth, rel=1e-9)
+
+
+@pytest.mark.parametrize("m", [9, 12])
+def test_in_clarke_at_a_large_tie_against_majorization(m):
+    rng = np.random.default_rng(m)
+    w = np.round(rng.standard_normal(m), 2)
+
+    def f(x):
+        return knp.sum(knp.sort(x) * w)
+
+    perms = np.array([rng.permutation(w) for _ in range(5)])
+    inside = [rng.dirichlet(np.ones(5)) @ perms for _ in range(3)] + [perms[1]]
+    outside = [perms[0] * 1.05, perms[0] + 1e-4, np.r_[w.max() + 0.1, np.full(m - 1, (
+        w.sum() - w.max() - 0.1) / (m - 1))]]
+    assert all(in_permutohedron(g, w) for g in inside)
+    assert not any(in_permutohedron(g, w) for g in outside)
+    for g in inside + outside:
+        assert kinkgrad.in_clarke(f, np.zeros(m), g) == in_permutohedron(g, w)
+
+
+def test_in_clarke_never_a_wrong_false_when_orderings_are_missing():
+    # B (10 x 3): not every ordering of the 10 tied entries is entered; a piece's gradient
+    # met along a direction is a Clarke gradient: True or undecided, never False
+    rng = np.random.default_rng(11)
+    B, w = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    f = sort_objective(B, np.zeros(10), w)
+    for _ in range(3):
+        d = rng.standard_normal(3)
+        g = w @ B[np.argsort(B @ d)]
+        try:
+            assert kinkgrad.in_clarke(f, np.zeros(3), g)
+        except kinkgrad.abs_normal.subdiff.UndecidedError:
+            pass
+    far = w @ B[np.argsort(B @ rng.standard_normal(3))] + 100.0
+    assert not kinkgrad.in_clarke(f, np.zeros(3), far)

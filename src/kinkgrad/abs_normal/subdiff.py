@@ -34,6 +34,7 @@ from .expand import expand
 from .localset import LocalSet, local_set
 from .lp import MARGIN, in_hull, in_sum_of_hulls, margin, nonzero_rows
 from .second_order import second_order_pieces
+from .sort_oracle_min import with_oracles
 
 __all__ = ["Subdifferential", "EnumerationLimitError", "UndecidedError", "subdifferential",
            "in_clarke", "enumerate_signatures"]
@@ -305,13 +306,42 @@ def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 @on_numpy
+def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
+    """Membership when a block is a sort tie too large to list (its assignment oracle,
+    :mod:`.sort_oracle_min`): the distance from g to the set, bounded without trusting the
+    QP, with the threshold of :func:`.lp.in_sum_of_hulls` (an l1 residual of 1e-7 scale n).
+    None when there is no such block or the bounds straddle the threshold."""
+    if ls.has_outer or not any(b.oracle is not None for b in ls.blocks) \
+            or any(b.oracle is None and b.outer is None for b in ls.blocks):
+        return None
+    n = vec.size
+    scale = 1.0 + float(np.max(np.abs(vec), initial=0.0)) + float(
+        np.max(np.abs(ls.g0), initial=0.0)) + max(
+        float(np.max(np.abs(b.inner if b.oracle is not None else b.outer), initial=0.0))
+        for b in ls.blocks)
+    thr = 1e-7 * scale * max(n, 1)
+    mn = with_oracles(ls.g0 - vec, ls.blocks, thr / np.sqrt(max(n, 1)))
+    if mn is None:
+        return None
+    if mn.lower > thr:  # every point of the set is farther from g (l1 >= 2-norm)
+        return False
+    realised = ls.inner_exact and all(
+        b.oracle.complete if b.oracle is not None else (b.complete or b.convex)
+        for b in ls.blocks)
+    if realised and mn.upper * np.sqrt(max(n, 1)) <= thr:
+        return True
+    return None
+
+
 def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     """Whether g lies in the Clarke subdifferential of a scalar abs-smooth f at x.
 
     Decided without listing when possible (:mod:`.localset`): g outside the outer set
     g0 + sum of the blocks' candidate hulls (which contains the Clarke subdifferential) is
     proven not a Clarke gradient; inside the inner set (proven pieces) it is one; where the
-    two coincide one LP decides. Otherwise the limiting gradients are listed
+    two coincide one LP decides; with a sort tie too large to list, the distance from g to
+    the set, bounded through the tie's assignment oracle (:mod:`.sort_oracle_min`), decides.
+    Otherwise the limiting gradients are listed
     (:func:`subdifferential`) and membership in their hull is one LP; False is then returned
     only when the list is proven complete.
 
@@ -346,6 +376,9 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
             return True
     if ls.inner_exact and in_sum_of_hulls(vec, ls.g0, ls.inner_blocks())[0]:
         return True
+    decided = _by_oracles(ls, vec)
+    if decided is not None:
+        return decided
     sub = subdifferential(f, x, limit)
     ok, _ = in_hull(sub.matrix, vec)
     if ok or not sub.partial:
