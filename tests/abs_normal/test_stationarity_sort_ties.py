@@ -86,7 +86,8 @@ def test_ties_of_a_linear_image_against_brute_force(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_orderings_agree_with_the_signature_enumeration(seed, monkeypatch):
     # classes of 3 and 4 entries (3 and 6 switches): the generic block lists all 2^M sign
-    # patterns and tests each for a realising direction; the sort path must find the same set
+    # patterns and tests each for a realising direction; the listed orderings and the
+    # routing of derivatives (sort_near.py, here at exact ties) must find the same set
     rng = np.random.default_rng(100 + seed)
     m = 3 + seed % 2
     B = rng.standard_normal((m + 1, 3))
@@ -94,11 +95,15 @@ def test_orderings_agree_with_the_signature_enumeration(seed, monkeypatch):
     w = rng.standard_normal(m + 1)
     f = sort_objective(B, c, w)
     fast = kinkgrad.stationarity(f, np.zeros(3))
-    monkeypatch.setattr(localset, "sort_orderings", lambda *a: None)
+    monkeypatch.setattr(localset, "sort_orderings", lambda *a: None)  # the routing path
+    routed = kinkgrad.stationarity(f, np.zeros(3))
+    monkeypatch.setattr(localset, "near_oracle", lambda *a: None)
     generic = kinkgrad.stationarity(f, np.zeros(3))
-    assert "sort tie" in fast.reason and "sort tie" not in generic.reason
-    assert fast.verdict == generic.verdict
-    assert fast.distance == pytest.approx(generic.distance, abs=1e-9)
+    assert "sort tie" in fast.reason and "sort tie" in routed.reason
+    assert "sort tie" not in generic.reason
+    for rep in (fast, routed):
+        assert rep.verdict == generic.verdict
+        assert rep.distance == pytest.approx(generic.distance, abs=1e-9)
 
 
 def test_rows_and_two_classes_in_one_row():
@@ -118,18 +123,44 @@ def test_rows_and_two_classes_in_one_row():
     assert rep.distance == pytest.approx(truth, abs=1e-9)
 
 
+@pytest.mark.parametrize("m", [3, 6, 10])
 @pytest.mark.parametrize("shift", [0.0, 0.3])
-def test_near_ties_in_a_ball_stay_sound(shift):
-    # entries 1e-9 apart, radius 1e-6: the comparators are moved onto their kinks, which the
-    # orderings argument does not cover; whatever the path, the verdict must not be wrong
-    m = 6
+def test_near_ties_in_a_ball_are_the_permutohedron(m, shift):
+    # entries 1e-9 apart, radius 1e-6: every comparator is moved onto its kink, and the set
+    # (the Clarke subdifferential of the program with them at their kinks) is the
+    # permutohedron of w again; decided through the token routing (sort_near.py)
     w = np.linspace(-1, 1, m) + shift
     x = np.arange(m) * 1e-9
     rep = kinkgrad.stationarity(lambda z: knp.sum(knp.sort(z) * w), x, radius=1e-6)
-    truth = abs(shift) * np.sqrt(m)  # the permutohedron again: every comparator moved
+    truth = abs(shift) * np.sqrt(m)
     lo, hi = rep.bounds
     assert lo - 1e-9 <= truth <= hi + 1e-9
-    assert rep.verdict in ("undecided", "stationary" if shift == 0 else "not stationary")
+    assert "sort tie" in rep.reason
+    assert rep.verdict == ("stationary" if shift == 0 else "not stationary")
+    if shift:
+        assert rep.distance == pytest.approx(truth, rel=1e-7)
+        assert rep.slope < 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_near_ties_of_a_linear_image_against_birkhoff(seed):
+    # 7 of 9 entries of B x + c within 1e-9 of each other (B full rank), radius 1e-6: the
+    # ball's set is the hull of the class's 5,040 permutations through B (NNLS on all)
+    rng = np.random.default_rng(400 + seed)
+    m, k = 7, 7
+    c = np.r_[rng.uniform(0, 1e-9, m), -1.0, 1.0]
+    B = rng.standard_normal((m + 2, k))
+    w = rng.standard_normal(m + 2)
+    order = np.argsort(c, kind="stable")
+    fixed = w[0] * B[order[0]] + w[-1] * B[order[-1]]
+    truth = hull_min_norm(np.array([fixed + w[1:m + 1] @ B[list(p)]
+                                    for p in permutations(range(m))]))
+    rep = kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k), radius=1e-6)
+    lo, hi = rep.bounds
+    assert "sort tie" in rep.reason
+    assert lo - 1e-7 <= truth <= hi * (1 + 1e-6) + 1e-7
+    assert rep.verdict == "not stationary" and rep.slope < 0
+    assert lo == pytest.approx(truth, rel=1e-5)
 
 
 def test_class_scattered_in_a_longer_row():

@@ -331,5 +331,10 @@ def test_top_k_loss_through_a_sorting_network():
     def f(x):
         return knp.sum(knp.sort(knp.abs(A @ x - b))[-8:])
 
-    res = kinkgrad.minimize(f, np.zeros(5), method="abs-linear")
-    assert res.fun == pytest.approx(top_k_lp(A, b, 8), abs=1e-8)
+    lp = top_k_lp(A, b, 8)
+    for method in ("abs-linear", "bundle"):
+        res = kinkgrad.minimize(f, np.zeros(5), method=method)
+        assert res.fun == pytest.approx(lp, abs=1e-7)
+        # at the minimizer 6 of the |r_i| tie within 1e-8: the verdict in the ball needs
+        # the near ties of sort (sort_near.py); it was "undecided" (a "large" block)
+        assert res.success and res.stationarity.verdict == "stationary", res.message

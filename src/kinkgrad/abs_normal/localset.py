@@ -27,7 +27,9 @@ block. Per block:
   signature routes the class by a permutation, so outer holds the m! ordering values
   (:mod:`.sort_block`), all realised when the block's rows have rank m - 1; above m = 7
   (up to 40) the block carries an assignment oracle instead (outer None, see
-  :mod:`.sort_oracle_min`);
+  :mod:`.sort_oracle_min`); a tie a radius made (near-tied entries, comparators moved onto
+  their kinks, up to 20 entries) gets one from the routing of derivatives
+  (:mod:`.sort_near`);
 * any other block of at most ``_ENUM`` switches: all 2^m patterns; larger ones have no outer
   set (the answers that need it say "undecided").
 
@@ -66,6 +68,7 @@ from .._core.program import Var
 from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
 from .sort_block import sort_oracle, sort_orderings
+from .sort_near import near_oracle
 from .tournament import block_value, components, tournament, winner
 
 __all__ = ["Block", "LocalSet", "local_set", "piecewise_linear"]
@@ -263,12 +266,15 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
             return Block(members, "sort tie", cols, outer, inner.reshape(-1, cols.size), False,
                          len(real) == len(groups), sigs)
         orc = sort_oracle(model, members, A, K, bhat, rng)
+        if orc is None:  # a tie a radius made (moved comparators): token routing
+            orc = near_oracle(model, members, A, K, bhat, rng)
         if orc is not None:  # inner: orderings that minimise random directions when all
             # are entered, else the pieces entered along random directions
+            sigs = []
             if orc.complete:
                 found = [orc.argmin(rng.standard_normal(cols.size))[:2] for _ in range(4)]
-                sigs = [s for _, s in found]
-            else:
+                sigs = [s for _, s in found if s is not None]
+            if not sigs:
                 sigs = _sampled_pieces(A, K, rng)
             inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
             return Block(members, "sort tie", cols, None, inner.reshape(-1, cols.size), False,

@@ -332,7 +332,8 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
             for b in ls.blocks)
     if exact:
         point, upper = low.point, low.upper  # type: ignore[union-attr]
-    elif ls.inner_exact:
+    elif ls.inner_exact and not any(b.oracle is not None and not b.oracle.complete
+                                    for b in ls.blocks):  # (else: pieces along directions)
         inner = min_norm(ls.g0, ls.inner_blocks(), tol)
         point, upper = (inner.point, inner.upper) if inner is not None else (zero, np.inf)
     elif ls.model.m <= _ENUM_M:
