@@ -42,7 +42,7 @@ import numpy as np
 
 from .tournament import block_value
 
-__all__ = ["SortOracle", "sort_oracle", "sort_orderings"]
+__all__ = ["SortOracle", "sort_oracle", "sort_orderings", "sort_row"]
 
 _MAX_LISTED = 7  # the largest tie class whose m! orderings are listed
 _MAX_FITTED = 40  # the largest one handled by its assignment oracle
@@ -103,17 +103,17 @@ def _abs_of(exp: Any, origin: int) -> dict[int, int]:
     return cache[origin]
 
 
-def _class_of(model: Any, members: np.ndarray) -> tuple | None:
-    """(row values v, tied value, comparator of each member, class size) when the block is
-    the whole tie class of one sort row (see the module docstring), else None."""
+def sort_row(model: Any, members: np.ndarray) -> tuple | None:
+    """``(v, comp, abs_of, switch_of)`` when the block's switches are comparators of one row
+    of one sort: the row's values at x, the comparator (ordinal) of each member, and the maps
+    comparator -> abs equation, switch -> comparator; else None."""
     exp = model.exp
     ids = model.active[members]
     locs = [exp.locate(int(i)) for i in ids]
     metas = [exp.switch_meta(j) for j, _ in locs]
     origin, row = metas[0].origin, locs[0][1]
     if any(m.producer != "sort" or m.origin != origin for m in metas) \
-            or any(e != row for _, e in locs) \
-            or any(exp.z_values(j)[e] != 0 for j, e in locs):
+            or any(e != row for _, e in locs):
         return None
     src = exp.original.eqns[origin].inputs[0]
     if not hasattr(src, "index"):
@@ -121,16 +121,29 @@ def _class_of(model: Any, members: np.ndarray) -> tuple | None:
     x = np.moveaxis(np.asarray(exp.original.vals[src.index], dtype=np.float64),
                     metas[0].params["axis"], -1)
     n = x.shape[-1]
-    v = x.reshape(-1, n)[row]
     abs_of = _abs_of(exp, origin)
     if sorted(abs_of) != list(range(_comparators(n))):
         return None
-    if any(exp.abs_eqns[j] in model._moved for j in abs_of.values()):
-        return None  # a radius moved a comparator of this sort onto its kink
     switch_of = {int(exp.offsets[j]) + row: k for k, j in abs_of.items()}
-    comp = [switch_of.get(int(i)) for i in ids]  # the comparator of each member
+    comp = [switch_of.get(int(i)) for i in ids]
     if None in comp:
         return None
+    return x.reshape(-1, n)[row], comp, abs_of, switch_of
+
+
+def _class_of(model: Any, members: np.ndarray) -> tuple | None:
+    """(row values v, tied value, comparator of each member, class size) when the block is
+    the whole tie class of one sort row (see the module docstring), else None."""
+    found = sort_row(model, members)
+    if found is None:
+        return None
+    v, comp, abs_of, switch_of = found
+    exp, ids = model.exp, model.active[members]
+    if any(exp.z_values(abs_of[k])[switch - int(exp.offsets[abs_of[k]])] != 0
+           for k, switch in zip(comp, ids)):
+        return None
+    if any(exp.abs_eqns[j] in model._moved for j in abs_of.values()):
+        return None  # a radius moved a comparator of this sort onto its kink
     _, ties = _class_signs(v, np.nan, np.zeros((1, 0)))
     if any(k not in ties for k in comp):
         return None

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .sort_block import _CHECKS, SortOracle, _abs_of, _comparators, _full_rank
+from .sort_block import _CHECKS, SortOracle, _full_rank, sort_row
 from .tournament import block_value
 
 __all__ = ["near_oracle"]
@@ -71,25 +71,13 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
                 bhat: np.ndarray, rng: np.random.Generator) -> SortOracle | None:
     """The :class:`~.sort_block.SortOracle` of a block of one sort row's comparators
     with moved ones (see the module docstring), or None."""
-    exp = model.exp
-    ids = model.active[members]
-    locs = [exp.locate(int(i)) for i in ids]
-    metas = [exp.switch_meta(j) for j, _ in locs]
-    origin, row = metas[0].origin, locs[0][1]
-    if any(m.producer != "sort" or m.origin != origin for m in metas) \
-            or any(e != row for _, e in locs):
+    found = sort_row(model, members)
+    if found is None:
         return None
-    src = exp.original.eqns[origin].inputs[0]
-    if not hasattr(src, "index"):
-        return None
-    n = int(np.shape(exp.original.vals[src.index])[metas[0].params["axis"]])
-    abs_of = _abs_of(exp, origin)
-    if sorted(abs_of) != list(range(_comparators(n))):
-        return None
-    switch_of = {int(exp.offsets[j]) + row: k for k, j in abs_of.items()}
-    if any(int(i) not in switch_of for i in ids):
-        return None
-    member = {switch_of[int(i)]: p for p, i in enumerate(ids)}
+    v, comp, abs_of, _ = found
+    exp, ids = model.exp, model.active[members]
+    n, row = v.size, int(ids[0]) - int(exp.offsets[abs_of[comp[0]]])
+    member = {k: p for p, k in enumerate(comp)}
     z = np.array([exp.z_values(abs_of[k])[row] for k in range(len(abs_of))])
     net = _Network(n, z > 0, member)
     # the class: entries whose tokens meet at the block's comparators on the run at x
