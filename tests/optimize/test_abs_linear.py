@@ -294,29 +294,15 @@ def test_run_is_importable_as_the_method_module():
     assert callable(abs_linear.run)
 
 
-def top_k_lp(A: np.ndarray, b: np.ndarray, k: int) -> float:
-    """min over x of the sum of the k largest |A x - b|_i, as an LP (HiGHS): the sum of the
-    k largest of e >= |A x - b| is min_t k t + sum max(e_i - t, 0)."""
-    from scipy.optimize import linprog
+def _benchmark(name: str):
+    import importlib.util
+    import pathlib
 
-    m, n = A.shape
-    N = n + 1 + 2 * m  # x, t, e, s
-    c = np.zeros(N)
-    c[n], c[n + 1 + m:] = k, 1.0
-    rows, rhs = [], []
-    for i in range(m):
-        for sgn in (1.0, -1.0):  # sgn (A x - b)_i <= e_i
-            r = np.zeros(N)
-            r[:n], r[n + 1 + i] = sgn * A[i], -1.0
-            rows.append(r)
-            rhs.append(sgn * b[i])
-        r = np.zeros(N)  # e_i - t <= s_i
-        r[n], r[n + 1 + i], r[n + 1 + m + i] = -1.0, 1.0, -1.0
-        rows.append(r)
-        rhs.append(0.0)
-    res = linprog(c, A_ub=np.array(rows), b_ub=np.array(rhs),
-                  bounds=[(None, None)] * (n + 1) + [(0, None)] * (2 * m), method="highs")
-    return float(res.fun)
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
 
 
 def test_top_k_loss_through_a_sorting_network():
@@ -324,14 +310,9 @@ def test_top_k_loss_through_a_sorting_network():
     # holds the odd-even network's 190 comparators, 20 levels deep; the switch scales once
     # compounded through them to a spread of 1e9 and PIQP stalled above the LP's minimum
     # (with 30 residuals: 12.17 against 11.43)
-    m = 20
-    rng = np.random.default_rng(0)
-    A, b = rng.standard_normal((m, 5)), rng.standard_normal(m)
-
-    def f(x):
-        return knp.sum(knp.sort(knp.abs(A @ x - b))[-8:])
-
-    lp = top_k_lp(A, b, 8)
+    top_k = _benchmark("top_k")  # the problem and its LP (HiGHS) live with the benchmark
+    f, A, b = top_k.problem(20)
+    lp = top_k.top_k_lp(A, b, 8)
     for method in ("abs-linear", "bundle"):
         res = kinkgrad.minimize(f, np.zeros(5), method=method)
         assert res.fun == pytest.approx(lp, abs=1e-7)
