@@ -351,3 +351,23 @@ def test_in_clarke_never_a_wrong_false_when_orderings_are_missing():
             pass
     far = w @ B[np.argsort(B @ rng.standard_normal(3))] + 100.0
     assert not kinkgrad.in_clarke(f, np.zeros(3), far)
+
+
+def test_near_class_of_fifteen_scattered_in_a_row_of_sixty():
+    # 15 entries within 1.5e-9 of 0.5 at random places of a row of 60, radius 1e-6: the rest
+    # of the gradient is fixed, the class's sorted positions contribute the permutohedron
+    rng = np.random.default_rng(0)
+    n, m = 60, 15
+    x = rng.standard_normal(n)
+    cls = rng.choice(n, m, replace=False)
+    x[cls] = 0.5 + np.arange(m) * 1e-10
+    w = rng.standard_normal(n)
+    rep = kinkgrad.stationarity(lambda z: knp.sum(knp.sort(z) * w), x, radius=1e-6)
+    order = np.argsort(x, kind="stable")
+    g = np.zeros(n)
+    g[order] = w
+    pos = np.flatnonzero(np.isin(order, cls))
+    truth = np.sqrt(np.sum(np.delete(g, cls) ** 2) + m * np.mean(w[pos]) ** 2)
+    assert "sort tie" in rep.reason and rep.verdict == "not stationary"
+    assert rep.bounds[0] == pytest.approx(truth, rel=1e-9)
+    assert rep.distance == pytest.approx(truth, rel=1e-9)

@@ -37,6 +37,7 @@ __all__ = ["near_oracle"]
 
 _MAX_NEAR = 20  # the largest class handled (the routings' span is found by sampling)
 _BATCHES = 40  # most batches of (m - 1)^2 + 1 random patterns drawn to span it
+_STEPS = 3_000_000  # and most comparator steps of the token routing spent on them
 
 
 class _Network:
@@ -131,7 +132,8 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     target = (m - 1) ** 2 + 1
     X: list = []
     S: list = []
-    for _ in range(_BATCHES):
+    batches = min(_BATCHES, max(1, _STEPS // (target * len(net.left))))
+    for _ in range(batches):
         got = routings(target)
         if got is None:
             return None
