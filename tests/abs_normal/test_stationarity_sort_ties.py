@@ -9,6 +9,8 @@ from itertools import permutations, product
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.optimize import linprog, nnls
 
 import kinkgrad
@@ -371,3 +373,26 @@ def test_near_class_of_fifteen_scattered_in_a_row_of_sixty():
     assert "sort tie" in rep.reason and rep.verdict == "not stationary"
     assert rep.bounds[0] == pytest.approx(truth, rel=1e-9)
     assert rep.distance == pytest.approx(truth, rel=1e-9)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**6), st.integers(3, 5), st.integers(1, 4), st.booleans())
+def test_verdicts_are_never_wrong_at_ties_exact_or_near(seed, n, k, near):
+    # random tie groups in c (exact, or 1e-10 apart with radius 1e-6, where the ball's set is
+    # that of the exact ties), random B and w: the bounds must hold the brute-force distance
+    # (orderings entered by some direction, HiGHS; hull min-norm by NNLS)
+    rng = np.random.default_rng(seed)
+    c = rng.choice([0.0, 1.0, 2.0], n, p=[0.6, 0.3, 0.1])
+    B, w = rng.standard_normal((n, k)), rng.standard_normal(n)
+    if rng.random() < 0.3:
+        w -= w.mean()  # some stationary instances
+    truth = hull_min_norm(realised_gradients(B, c, w))
+    at = c + (np.arange(n) * 1e-10 if near else 0.0)
+    f = lambda x: knp.sum(knp.sort(B @ x + at) * w)  # noqa: E731
+    rep = kinkgrad.stationarity(f, np.zeros(k), radius=1e-6 if near else 0.0)
+    lo, hi = rep.bounds
+    assert lo - 1e-8 <= truth <= hi + 1e-8
+    if rep.verdict == "stationary":
+        assert truth <= rep.tol + 1e-8
+    if rep.verdict == "not stationary":
+        assert truth > rep.tol and rep.slope < 0
