@@ -396,3 +396,21 @@ def test_verdicts_are_never_wrong_at_ties_exact_or_near(seed, n, k, near):
         assert truth <= rep.tol + 1e-8
     if rep.verdict == "not stationary":
         assert truth > rep.tol and rep.slope < 0
+
+
+@pytest.mark.parametrize("seed", [33, 132, 164, 184, 332, 364])
+def test_low_rank_ties_of_a_piecewise_linear_program_are_exact(seed):
+    # B with 1 or 2 columns: most orderings of a tie class of 3 or 4 are never entered; the
+    # program is piecewise linear and every ordering was tested by LP, so the realised ones
+    # are the whole set (these seeds were "undecided" with the lower bound 0 of all orderings)
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(3, 7)), int(rng.integers(1, 5))
+    rng.integers(0, 2)
+    c = rng.choice([0.0, 1.0, 2.0], n, p=[0.6, 0.3, 0.1])
+    B, w = rng.standard_normal((n, k)), rng.standard_normal(n)
+    if rng.random() < 0.3:
+        w -= w.mean()
+    truth = hull_min_norm(realised_gradients(B, c, w))
+    rep = kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k))
+    assert rep.exact and rep.verdict == "not stationary"
+    assert rep.distance == pytest.approx(truth, rel=1e-7)

@@ -94,6 +94,8 @@ class Block:
         inner: (t', len(cols)) block values realised by some direction for this block alone.
         convex: the block's piece of f'(x; .) is convex (see the module docstring).
         complete: conv(inner) = conv(outer) is proven for the block.
+        tested: (sort ties) every ordering was tested for a realising direction, so on a
+            piecewise-linear program the inner values are the whole set.
         oracle: for a tie class of a sort too large to list, its
             :class:`~.sort_block.SortOracle` (the minimum of <h, u> over the whole block).
     """
@@ -107,6 +109,7 @@ class Block:
     complete: bool = False
     signatures: list = field(default_factory=list, repr=False)
     oracle: Any = None  # a SortOracle: the block's hull is all orderings (outer left None)
+    tested: bool = False  # every ordering of a listed sort tie was tested for realisation
 
 
 @dataclass
@@ -264,7 +267,7 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                 sigs = _sampled_pieces(A, K, rng)
                 inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
             return Block(members, "sort tie", cols, outer, inner.reshape(-1, cols.size), False,
-                         len(real) == len(groups), sigs)
+                         len(real) == len(groups), sigs, tested=bool(real) and budget > 0)
         orc = sort_oracle(model, members, A, K, bhat, rng)
         if orc is None:  # a tie a radius made (moved comparators): token routing
             orc = near_oracle(model, members, A, K, bhat, rng)
@@ -333,7 +336,13 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
         independent = total >= sum(1 if b.kind == "switch" else _rank(
             red.A_sparse[b.members].toarray(), strict=False) for b in blocks)
     inner_exact = convex or independent
+    linear = piecewise_linear(model.exp, red.active)
+    for b in blocks:
+        if linear and b.tested and not b.complete:
+            # NOTE: every ordering of a listed sort tie was tested for a realising direction;
+            # on a piecewise-linear program first-order realisation is realisation, so the
+            # realised values are the block's whole set (as the enumeration of _decide)
+            b.outer, b.complete = b.inner, True
     complete = all((b.complete or b.convex) and b.outer is not None for b in blocks)
     return LocalSet(red, red.g0.copy(), blocks, independent, inner_exact,
-                    inner_exact and (convex or complete),
-                    piecewise_linear(model.exp, red.active))
+                    inner_exact and (convex or complete), linear)
