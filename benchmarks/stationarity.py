@@ -14,7 +14,8 @@ Three tables (each drawn in ``--out/stationarity.png``), every row side by side 
 4. w . sort(x) on a row of 50 with a tie class of m entries (m(m - 1)/2 and more active
    comparators): ``stationarity`` with the sort-tie blocks (orderings listed up to m = 7,
    an assignment oracle above) and without them (the generic blocks, as before
-   2026-12-04), against the closed-form distance (the permutohedron's).
+   2026-12-04), against the closed-form distance (the permutohedron's); then near ties
+   (1e-10 apart) at ``radius=1e-6``.
 
 Usage: ``python benchmarks/stationarity.py [--quick] [--out DIR] [--cap SECONDS]``. Never
 asserts on time.
@@ -133,32 +134,37 @@ def _mlp_row(loss: Callable, params: dict, cap: float, slow: dict) -> dict:
     return row
 
 
-def sort_ties(sizes: list[int], n: int = 50) -> list[dict]:
+def sort_ties(sizes: list[int], n: int = 50, near: bool = False) -> list[dict]:
+    """Table 4; ``near``: the tied entries 1e-10 apart and ``radius=1e-6`` (the ball moves
+    the comparators onto their kinks: the routing of derivatives, sort_near.py)."""
     import kinkgrad.abs_normal.localset as localset
 
     rows = []
     rng = np.random.default_rng(0)
+    radius = 1e-6 if near else 0.0
     for m in sizes:
         x = rng.permutation(np.arange(n, dtype=float))
-        x[x < m] = -1.0  # the m smallest entries tied
+        tied = x < m  # the m smallest entries
+        x[tied] = -1.0 + (np.arange(m) * 1e-10 if near else 0.0)
         w = rng.standard_normal(n)
         f = lambda v, w=w: knp.sum(knp.sort(v) * w)  # noqa: E731
         g = np.zeros(n)
         g[np.argsort(x, kind="stable")] = w
-        truth = float(np.sqrt(np.sum(g[x != -1.0] ** 2) + m * w[:m].mean() ** 2))
-        sec, mb, rep = measure(lambda x=x, f=f: kinkgrad.stationarity(f, x))
-        keep = localset.sort_orderings, localset.sort_oracle
-        localset.sort_orderings = localset.sort_oracle = lambda *a: None
+        truth = float(np.sqrt(np.sum(g[~tied] ** 2) + m * w[:m].mean() ** 2))
+        sec, mb, rep = measure(lambda x=x, f=f: kinkgrad.stationarity(f, x, radius=radius))
+        keep = localset.sort_orderings, localset.sort_oracle, localset.near_oracle
+        localset.sort_orderings = localset.sort_oracle = localset.near_oracle = (
+            lambda *a: None)
         try:
-            sec0, _, rep0 = measure(lambda x=x, f=f: kinkgrad.stationarity(f, x))
+            sec0, _, rep0 = measure(lambda x=x, f=f: kinkgrad.stationarity(f, x, radius=radius))
         finally:
-            localset.sort_orderings, localset.sort_oracle = keep
+            localset.sort_orderings, localset.sort_oracle, localset.near_oracle = keep
         gt = timed(lambda x=x, f=f: kinkgrad.grad(f)(x))
-        rows.append({"table": "sort ties", "n": n, "ties": m, "kinks": rep.num_active,
-                     "stationarity s": sec, "MB": mb, "grad ms": 1e3 * gt,
-                     "verdict": rep.verdict, "bounds": f"[{rep.bounds[0]:.6g}, "
-                     f"{rep.bounds[1]:.6g}]", "truth": truth, "generic s": sec0,
-                     "generic verdict": rep0.verdict,
+        rows.append({"table": "sort near ties" if near else "sort ties", "n": n, "ties": m,
+                     "kinks": rep.num_active, "stationarity s": sec, "MB": mb,
+                     "grad ms": 1e3 * gt, "verdict": rep.verdict,
+                     "bounds": f"[{rep.bounds[0]:.6g}, {rep.bounds[1]:.6g}]", "truth": truth,
+                     "generic s": sec0, "generic verdict": rep0.verdict,
                      "generic bounds": f"[{rep0.bounds[0]:.3g}, {rep0.bounds[1]:.3g}]"})
         print(rows[-1], flush=True)
     return rows
@@ -220,7 +226,9 @@ def main() -> None:
     ties = [10, 100] if args.quick else [10, 100, 1000]
     zeros = [8, 32] if args.quick else [8, 32, 64, 128, 256, 400]
     classes = [3, 8, 20] if args.quick else [3, 5, 6, 7, 8, 12, 20, 30, 40]
-    tables = [chained_lq(sizes), maxq_ties(ties), mlp(zeros, args.cap), sort_ties(classes)]
+    near = [5, 12] if args.quick else [3, 6, 12, 20]
+    tables = [chained_lq(sizes), maxq_ties(ties), mlp(zeros, args.cap),
+              sort_ties(classes) + sort_ties(near, near=True)]
     for t in tables:
         print()
         print(table(t))

@@ -46,23 +46,28 @@ class _Network:
     def __init__(self, n: int, swap: np.ndarray, member: dict[int, int]) -> None:
         self.left = [i for rnd in range(n) for i in range(rnd % 2, n - 1, 2)]
         self.n, self.swap, self.member = n, swap, member
+        self.loose: dict[int, int] = {}  # irrelevant comparators on class wires: either way
 
-    def route(self, sigma: np.ndarray | None = None, rank: np.ndarray | None = None
-              ) -> tuple[list[int], np.ndarray]:
-        """Final token on every wire, and the block's signs: given (``sigma``) or decided by
-        the tokens' ranks (``rank``, a value per entry: sigma = sign(rank_a - rank_b))."""
+    def route(self, sigma: np.ndarray | None = None, rank: np.ndarray | None = None,
+              loose: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
+        """Final token on every wire, and the block's signs: given (``sigma``, and ``loose``
+        for the loose comparators) or decided by the tokens' ranks (``rank``, a value per
+        entry: sigma = sign(rank_a - rank_b))."""
         tokens = list(range(self.n))
         sig = np.zeros(len(self.member)) if sigma is None else sigma
         for k, i in enumerate(self.left):
             a, b = tokens[i], tokens[i + 1]
-            mi = self.member.get(k)
-            if mi is None:
+            mi, li = self.member.get(k), self.loose.get(k)
+            if mi is None and li is None:
                 crossed = self.swap[k]
-            elif sigma is not None:
-                crossed = sigma[mi] > 0
-            else:
-                sig[mi] = 1.0 if rank[a] > rank[b] else -1.0  # type: ignore[index]
+            elif rank is not None:
+                crossed = rank[a] > rank[b]
+                if mi is not None:
+                    sig[mi] = 1.0 if crossed else -1.0
+            elif mi is not None:
                 crossed = sig[mi] > 0
+            else:
+                crossed = loose is not None and loose[li] > 0
             if crossed:  # z = a - b > 0: the min (wire i) gets b
                 tokens[i], tokens[i + 1] = b, a
         return tokens, sig
@@ -91,14 +96,20 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     for k in member:
         klass.update(wires[k])
     in_model = model._cache.setdefault("sort_active", set(int(i) for i in model.active))
-    free = True  # every comparator joining two class wires is the block's
+    free = True  # every comparator joining two class wires can go either way
     for k, (a, b) in enumerate(wires):
         if k in member or not (a in klass or b in klass):
             continue
         if int(exp.offsets[abs_of[k]]) + row in in_model:
             return None  # a comparator on the class's wires sits in another block
         if a in klass and b in klass:
-            free = False
+            sel = model._moved.get(exp.abs_eqns[abs_of[k]])
+            if z[k] == 0 or (sel is not None and sel.reshape(-1)[row] == 0):
+                # NOTE: active (at or moved onto its kink) but dropped from the model as
+                # irrelevant: its sign changes no gradient, so its routing is free too
+                net.loose[k] = len(net.loose)
+            else:
+                free = False
     ent = np.array(sorted(klass))
     m = ent.size
     if m > _MAX_NEAR:
@@ -117,18 +128,23 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
 
     def routings(count: int) -> tuple[list, list] | None:
         X, S = [], []
-        for _ in range(count):
-            sig = rng.choice((-1.0, 1.0), len(member))
-            P = matrix(net.route(sigma=sig)[0])
+        for c in range(count):
+            if c % 2:  # the signs of a random ordering of the tokens: a uniform permutation
+                final, sig = net.route(rank=rng.permutation(n).astype(float))  # when free
+            else:  # random signs: routings the orderings may not give
+                sig = rng.choice((-1.0, 1.0), len(member))
+                final, _ = net.route(sigma=sig, loose=rng.choice((-1.0, 1.0), len(net.loose)))
+            P = matrix(final)
             if P is None:
                 return None  # a token left the class: the argument does not hold
             X.append(P)
             S.append(sig)
         return X, S
 
-    # NOTE: random patterns give correlated routings (a class of 6: 38 of them spanned less
-    # than the 26 dimensions, 760 spanned them); collect until they span, then fit on a
-    # basis of them (pivoted QR) and check on fresh ones
+    # NOTE: random signs give correlated routings (a token walks at random: a class of 12
+    # in a row of 50, 2,440 of them spanned 121 of the 122 dimensions); half of the patterns
+    # are those of random orderings. Collect until they span, then fit on a basis of them
+    # (pivoted QR) and check on fresh ones
     target = (m - 1) ** 2 + 1
     X: list = []
     S: list = []
