@@ -414,3 +414,19 @@ def test_low_rank_ties_of_a_piecewise_linear_program_are_exact(seed):
     rep = kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k))
     assert rep.exact and rep.verdict == "not stationary"
     assert rep.distance == pytest.approx(truth, rel=1e-7)
+
+
+@pytest.mark.parametrize("near", [False, True])
+def test_repeated_weights_leave_comparators_irrelevant(near):
+    # equal weights at tied positions: swapping those entries changes no gradient, and the
+    # comparators doing it are dropped from the model as irrelevant (sort_near.py routes
+    # them either way); the set is still the permutohedron of the weights
+    m = 8
+    w = np.array([1.0, 1.0, 1.0, -0.5, -0.5, 2.0, 2.0, 0.3])
+    x = np.arange(m) * (1e-10 if near else 0.0)
+    rep = kinkgrad.stationarity(lambda z: knp.sum(knp.sort(z) * w), x,
+                                radius=1e-6 if near else 0.0)
+    truth = abs(w.mean()) * np.sqrt(m)
+    assert "sort tie" in rep.reason and rep.verdict == "not stationary"
+    assert rep.distance == pytest.approx(truth, rel=1e-8)
+    assert rep.bounds[0] == pytest.approx(truth, rel=1e-7)
