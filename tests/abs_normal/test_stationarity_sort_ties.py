@@ -430,3 +430,17 @@ def test_repeated_weights_leave_comparators_irrelevant(near):
     assert "sort tie" in rep.reason and rep.verdict == "not stationary"
     assert rep.distance == pytest.approx(truth, rel=1e-8)
     assert rep.bounds[0] == pytest.approx(truth, rel=1e-7)
+
+
+@pytest.mark.parametrize("m", [5, 9])
+@pytest.mark.parametrize("near", [False, True])
+def test_float32_ties(m, near):
+    # float32 values and weights: ties are exact float32 equalities (or 1e-7 apart within
+    # radius 1e-4); the truth from the same float32 weights, in float64
+    w = (np.linspace(-1, 1, m) + 0.3).astype(np.float32)
+    x = (np.arange(m) * (1e-7 if near else 0.0)).astype(np.float32)
+    rep = kinkgrad.stationarity(lambda z: knp.sum(knp.sort(z) * w), x,
+                                radius=1e-4 if near else 0.0)
+    truth = abs(float(np.mean(w.astype(np.float64)))) * np.sqrt(m)
+    assert "sort tie" in rep.reason and rep.verdict == "not stationary"
+    assert rep.distance == pytest.approx(truth, rel=1e-6)
