@@ -9,17 +9,22 @@ the ball of radius r (2-norm) around x counts as active: switch i is *near-activ
 with grad z_i taken on the piece of x (abs'(0) := 0 at exact kinks; with more than 4096
 switches, a 16-direction random forward probe first discards switches whose estimated
 ||grad z_i|| is ten times too small, which misses a near-active one with probability below
-1e-13 per switch, see ``_probe_norms``). The set is then the
-Clarke subdifferential at x of the program in which every near-active switch is moved onto
-its kink: the hull of the gradients, at x, of the selection functions of every piece whose
-signs the near-active switches can take within the ball to first order. It contains the
-Clarke subdifferential at x (and, to first order in r, the gradients of f at every point of
-the ball where f is differentiable: a Goldstein-type r-subdifferential computed on the
-model). At a floating-point iterate near a minimiser no kink is exactly active, so the
+1e-13 per switch, see ``_probe_norms``). The set is then the Clarke subdifferential at x of
+the program in which every near-active switch is moved onto its kink: the hull of the
+gradients, at x, of the selection functions of every piece whose signs the near-active
+switches can take within the ball to first order: a Goldstein-type r-subdifferential
+computed on the model, each of whose pieces is, to first order, the gradient of f at points
+of the ball, so that "stationary" is a statement about the ball. When the near-active
+switches are exactly at their kinks it contains the Clarke subdifferential at x. Pieces
+that exist only in a sliver thinner than the near-active switches' offsets can be missing:
+with w . sort(B x + c), B of one column and entries of c 1e-10 apart, x's own piece orders
+the entries by those offsets, which no direction does; a "not stationary" is therefore
+confirmed by the exact directional derivative at x below (and is "undecided" when that
+disagrees). At a floating-point iterate near a minimiser no kink is exactly active, so the
 ball is what an optimizer needs (``problems.md``: at the rounded minimiser of chained LQ no
-switch is 0). Comparisons (``where`` conditions, masks) are not abs switches: the model keeps
-them at their value at x, so when one can flip within the ball a "not stationary" becomes
-"undecided" (:mod:`.ball_comparisons`).
+switch is 0). Comparisons (``where`` conditions, masks) are not abs switches: the model
+keeps them at their value at x, so when one can flip within the ball a "not stationary"
+becomes "undecided" (:mod:`.ball_comparisons`).
 
 How the answer is decided. :mod:`.localset` describes the set as g0 + sum of small hulls
 (one per block of coupled switches; a k-way max over t tied entries is ONE block with t
