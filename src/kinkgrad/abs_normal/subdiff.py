@@ -305,7 +305,6 @@ def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return G[idx], S[idx]
 
 
-@on_numpy
 def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
     """Membership when a block is a sort tie too large to list (its assignment oracle,
     :mod:`.sort_oracle_min`): the distance from g to the set, bounded without trusting the
@@ -333,6 +332,7 @@ def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
     return None
 
 
+@on_numpy
 def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     """Whether g lies in the Clarke subdifferential of a scalar abs-smooth f at x.
 
