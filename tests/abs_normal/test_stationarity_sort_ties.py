@@ -444,3 +444,28 @@ def test_float32_ties(m, near):
     truth = abs(float(np.mean(w.astype(np.float64)))) * np.sqrt(m)
     assert "sort tie" in rep.reason and rep.verdict == "not stationary"
     assert rep.distance == pytest.approx(truth, rel=1e-6)
+
+
+def test_fitted_oracle_values_prove_no_element():
+    # an oracle value without a signature (the near-tie fit's <H, P>) may miss the true
+    # block value by the fit's error: with_oracles then keeps its lower bound and gives no
+    # upper one, so no "stationary" and no in_clarke True rests on it
+    from types import SimpleNamespace
+
+    from kinkgrad.abs_normal.sort_oracle_min import with_oracles
+
+    perms = np.array(list(permutations([1.0, 2.0, 4.0])))
+
+    class Fitted:
+        complete = True
+
+        def argmin(self, u):
+            k = int(np.argmin(perms @ u))
+            return perms[k], None, float(perms[k] @ u)
+
+    block = SimpleNamespace(oracle=Fitted(), inner=np.zeros((0, 3)), outer=None,
+                            cols=np.arange(3))
+    mn = with_oracles(np.zeros(3), [block], 1e-8)
+    truth = np.linalg.norm(np.full(3, 7.0 / 3))  # the permutohedron's centre
+    assert mn.upper == np.inf
+    assert mn.lower == pytest.approx(truth, rel=1e-9)

@@ -25,19 +25,37 @@ import numpy as np
 
 from .minnorm import MinNorm, min_norm
 
-__all__ = ["with_oracles"]
+__all__ = ["by_oracles", "realised", "with_oracles"]
 
 _ROUNDS = 100  # column-generation rounds
+
+
+def by_oracles(ls: Any) -> bool:
+    """Is the set of ``ls`` bounded through oracles: some block is a sort tie with a
+    :class:`~.sort_block.SortOracle`, and every other block has an outer set?"""
+    return not ls.has_outer and any(b.oracle is not None for b in ls.blocks) and all(
+        b.oracle is not None or b.outer is not None for b in ls.blocks)
+
+
+def realised(ls: Any) -> bool:
+    """Are the candidates :func:`with_oracles` lists limiting gradients whose sums lie in the
+    set (every oracle complete, every listed block's outer realised, the sums proven)?"""
+    return ls.inner_exact and all(
+        b.oracle.complete if b.oracle is not None else (b.complete or b.convex)
+        for b in ls.blocks)
 
 
 def with_oracles(g0: np.ndarray, blocks: list, tol: float) -> MinNorm | None:
     """The minimum-norm point of g0 + sum of the blocks' hulls (``Block.outer`` for listed
     blocks, ``Block.oracle`` for the others) with certified bounds; None when the QP is
-    too large."""
+    too large. ``upper`` is infinite when a candidate is an oracle's fitted value (no
+    signature gives it exactly), which proves no element of the set."""
     cand: list[Any] = [b.inner if b.oracle is not None else b.outer for b in blocks]
+    fitted = False
     for i, b in enumerate(blocks):
         if b.oracle is not None and cand[i].shape[0] == 0:  # no piece found: any ordering
-            cand[i] = b.oracle.argmin(np.ones(b.cols.size))[0][None]
+            h, sig, _ = b.oracle.argmin(np.ones(b.cols.size))
+            cand[i], fitted = h[None], fitted or sig is None
     mn = None
     for _ in range(_ROUNDS):
         mn = min_norm(g0, [(b.cols, V) for b, V in zip(blocks, cand)], tol)
@@ -51,20 +69,21 @@ def with_oracles(g0: np.ndarray, blocks: list, tol: float) -> MinNorm | None:
             if b.oracle is None:
                 continue
             pc = p[b.cols]
-            h, _, _ = b.oracle.argmin(pc)
+            h, sig, _ = b.oracle.argmin(pc)
             listed = float(np.min(cand[i] @ pc))
             if h @ pc < listed - 1e-12 * max(1.0, abs(listed)):
                 cand[i] = np.vstack([cand[i], h])
-                added = True
+                added, fitted = True, fitted or sig is None
         if not added:
             break
     assert mn is not None
+    upper = float("inf") if fitted else mn.upper
     nrm = float(np.linalg.norm(mn.point))
     if nrm == 0:
-        return MinNorm(mn.point, mn.weights, 0.0, 0.0, mn.status, None)
+        return MinNorm(mn.point, mn.weights, upper, 0.0, mn.status, None)
     u = mn.point / nrm
     lower = float(g0 @ u)
     for b, V in zip(blocks, cand):
         uc = u[b.cols]
         lower += b.oracle.argmin(uc)[2] if b.oracle is not None else float(np.min(V @ uc))
-    return MinNorm(mn.point, mn.weights, mn.upper, max(0.0, lower), mn.status, u)
+    return MinNorm(mn.point, mn.weights, upper, max(0.0, lower), mn.status, u)

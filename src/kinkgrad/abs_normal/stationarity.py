@@ -63,7 +63,7 @@ from .ball_comparisons import flippable_comparisons
 from .expand import Expanded, expand
 from .localset import LocalSet, local_set
 from .minnorm import min_norm
-from .sort_oracle_min import with_oracles
+from .sort_oracle_min import by_oracles, realised, with_oracles
 from .subdiff import enumerate_signatures
 
 __all__ = ["StationarityReport", "stationarity"]
@@ -327,14 +327,11 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
     zero = np.zeros(n)
     low = min_norm(ls.g0, ls.outer_blocks(), tol) if ls.has_outer else None  # outer: lower
     exact = ls.exact and low is not None
-    if not ls.has_outer and any(b.oracle is not None for b in ls.blocks) \
-            and all(b.oracle is not None or b.outer is not None for b in ls.blocks):
+    if by_oracles(ls):
         # NOTE: a sort tie too large to list: the outer set through its assignment oracle;
         # described exactly when every block's values are limiting gradients
         low = with_oracles(ls.g0, ls.blocks, tol)
-        exact = low is not None and ls.inner_exact and all(
-            b.oracle.complete if b.oracle is not None else (b.complete or b.convex)
-            for b in ls.blocks)
+        exact = low is not None and realised(ls) and bool(np.isfinite(low.upper))
     if exact:
         point, upper = low.point, low.upper  # type: ignore[union-attr]
     elif ls.inner_exact and not any(b.oracle is not None and not b.oracle.complete

@@ -34,7 +34,7 @@ from .expand import expand
 from .localset import LocalSet, local_set
 from .lp import MARGIN, in_hull, in_sum_of_hulls, margin, nonzero_rows
 from .second_order import second_order_pieces
-from .sort_oracle_min import with_oracles
+from .sort_oracle_min import by_oracles, realised, with_oracles
 
 __all__ = ["Subdifferential", "EnumerationLimitError", "UndecidedError", "subdifferential",
            "in_clarke", "enumerate_signatures"]
@@ -310,8 +310,7 @@ def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
     :mod:`.sort_oracle_min`): the distance from g to the set, bounded without trusting the
     QP, with the threshold of :func:`.lp.in_sum_of_hulls` (an l1 residual of 1e-7 scale n).
     None when there is no such block or the bounds straddle the threshold."""
-    if ls.has_outer or not any(b.oracle is not None for b in ls.blocks) \
-            or any(b.oracle is None and b.outer is None for b in ls.blocks):
+    if not by_oracles(ls):
         return None
     n = vec.size
     scale = 1.0 + float(np.max(np.abs(vec), initial=0.0)) + float(
@@ -324,10 +323,7 @@ def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
         return None
     if mn.lower > thr:  # every point of the set is farther from g (l1 >= 2-norm)
         return False
-    realised = ls.inner_exact and all(
-        b.oracle.complete if b.oracle is not None else (b.complete or b.convex)
-        for b in ls.blocks)
-    if realised and mn.upper * np.sqrt(max(n, 1)) <= thr:
+    if realised(ls) and mn.upper * np.sqrt(max(n, 1)) <= thr:  # (inf if fitted values)
         return True
     return None
 
