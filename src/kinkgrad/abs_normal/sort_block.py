@@ -42,7 +42,7 @@ import numpy as np
 
 from .tournament import block_value
 
-__all__ = ["SortOracle", "sort_oracle", "sort_orderings", "sort_row"]
+__all__ = ["SortOracle", "left_wires", "sort_oracle", "sort_orderings", "sort_row"]
 
 _MAX_LISTED = 7  # the largest tie class whose m! orderings are listed
 _MAX_FITTED = 40  # the largest one handled by its assignment oracle
@@ -50,30 +50,32 @@ _EXHAUSTIVE = 12  # blocks up to this many switches are checked on every signatu
 _CHECKS = 64  # sampled signatures checked on larger blocks
 
 
-def _comparators(n: int) -> int:
-    """The number of comparators (``abs`` nodes) of ``Sort.abs_form`` on n entries."""
-    return sum(len(range(rnd % 2, n - 1, 2)) for rnd in range(n))
+def left_wires(n: int) -> list[int]:
+    """The upper wire i of every comparator (i, i + 1) of ``Sort.abs_form`` on n entries, in
+    the order its ``abs`` nodes are made (the comparator's ordinal)."""
+    return [i for rnd in range(n) for i in range(rnd % 2, n - 1, 2)]
 
 
-def _class_signs(v: np.ndarray, value: float, ranks: np.ndarray) -> tuple[dict, set]:
+def _class_signs(v: np.ndarray, value: float, ranks: np.ndarray) -> tuple[dict, dict]:
     """Run the network on the row ``v`` with the entries equal to ``value`` (the class, in
     order of position) ranked by each row of ``ranks`` (orderings x class size).
 
     Returns {comparator: sign(a - b) per ordering} for the comparators meeting two class
-    entries, and the set of every comparator meeting two equal values (any class). The
+    entries, and {comparator: the value} for every comparator meeting two equal values
+    (any class). The
     values on the wires do not depend on the tie-breaks, so one run of the values and one
     array of ranks per class wire (all orderings at once) suffice."""
     n = v.size
     vals = v.astype(np.float64, copy=True)
     on = {int(e): ranks[:, t] for t, e in enumerate(np.flatnonzero(vals == value))}
     signs: dict[int, np.ndarray] = {}
-    ties: set[int] = set()
+    ties: dict[int, float] = {}
     k0 = 0
     for rnd in range(n):
         i = np.arange(rnd % 2, n - 1, 2)
         a, b = vals[i], vals[i + 1]
         for p in np.flatnonzero(a == b):
-            ties.add(k0 + int(p))
+            ties[k0 + int(p)] = float(a[p])
         for p in np.flatnonzero((a == value) | (b == value)):
             lo, hi = int(i[p]), int(i[p]) + 1
             if a[p] == b[p]:  # two class entries: ordered by their ranks
@@ -122,7 +124,7 @@ def sort_row(model: Any, members: np.ndarray) -> tuple | None:
                     metas[0].params["axis"], -1)
     n = x.shape[-1]
     abs_of = _abs_of(exp, origin)
-    if sorted(abs_of) != list(range(_comparators(n))):
+    if sorted(abs_of) != list(range(len(left_wires(n)))):
         return None
     switch_of = {int(exp.offsets[j]) + row: k for k, j in abs_of.items()}
     comp = [switch_of.get(int(i)) for i in ids]
@@ -147,7 +149,7 @@ def _class_of(model: Any, members: np.ndarray) -> tuple | None:
     _, ties = _class_signs(v, np.nan, np.zeros((1, 0)))
     if any(k not in ties for k in comp):
         return None
-    value = _tied_value(v, comp[0])  # the class: the value compared at the first member
+    value = ties[comp[0]]  # the class: the value compared at the first member
     size = int(np.count_nonzero(v == value))
     one, _ = _class_signs(v, value, np.arange(size, dtype=np.float64)[None])
     if any(k not in one for k in comp):
@@ -261,21 +263,6 @@ def sort_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
         return h[0], S[0]
 
     return SortOracle(H, value_of, m, err, _full_rank(A, m))
-
-
-def _tied_value(v: np.ndarray, comparator: int) -> float:
-    """The value on both wires of a tied comparator (a run of the values alone)."""
-    n = v.size
-    vals = v.astype(np.float64, copy=True)
-    k0 = 0
-    for rnd in range(n):
-        i = np.arange(rnd % 2, n - 1, 2)
-        if k0 <= comparator < k0 + i.size:
-            return float(vals[i[comparator - k0]])
-        a, b = vals[i], vals[i + 1]
-        vals[i], vals[i + 1] = np.minimum(a, b), np.maximum(a, b)
-        k0 += i.size
-    raise ValueError(comparator)
 
 
 def _covers(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, R: np.ndarray, scale: float,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .sort_block import _CHECKS, SortOracle, _full_rank, sort_row
+from .sort_block import _CHECKS, SortOracle, _full_rank, left_wires, sort_row
 from .tournament import block_value
 
 __all__ = ["near_oracle"]
@@ -44,7 +44,7 @@ class _Network:
     """The odd-even network of one sort row with the block's comparators free."""
 
     def __init__(self, n: int, swap: np.ndarray, member: dict[int, int]) -> None:
-        self.left = [i for rnd in range(n) for i in range(rnd % 2, n - 1, 2)]
+        self.left = left_wires(n)
         self.n, self.swap, self.member = n, swap, member
         self.loose: dict[int, int] = {}  # irrelevant comparators on class wires: either way
 
