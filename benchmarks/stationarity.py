@@ -1,6 +1,6 @@
 """Cost of deciding stationarity and of certificates, against n and the number of kinks.
 
-Three tables (each drawn in ``--out/stationarity.png``), every row side by side with plain
+Four tables (each drawn in ``--out/stationarity.png``), every row side by side with plain
 ``grad`` (and ``clarke_grad``) on the same program, with the peak memory of each call
 (tracemalloc, which sees NumPy's buffers):
 
