@@ -1,7 +1,8 @@
 """Overhead of kinkgrad's backward mode against hand-written NumPy and peer AD tools.
 
 Part 1: a ReLU MLP (batch 256, 784-512-512-10, float32, cross-entropy), timed in one process
-for kinkgrad ``value_and_grad``, a hand-written NumPy forward+backward, the least an eager
+for kinkgrad ``value_and_grad`` (of the function, traced at each call, and of its traced
+``Program``, replayed at each call), a hand-written NumPy forward+backward, the least an eager
 Python tape can do (``minimal_tape.py``: the floor for kinkgrad's design), PyTorch eager,
 JAX jit (when installed) and HIPS autograd. Prints T(value+grad) / T(value) for each and the
 time of each relative to the hand-written NumPy version.
@@ -220,14 +221,16 @@ def jax_fns(params: dict, x: np.ndarray, y: np.ndarray) -> tuple[Callable, Calla
 
 
 # ------------------------------------------------------------------ part 2: scalar chain
-def chain_kinkgrad(depth: int) -> Callable[[], object]:
+def chain_kinkgrad(depth: int, replay: bool = False) -> Callable[[], object]:
+    """The chain's gradient, traced at each call or (``replay``) traced once into a Program
+    that each call replays."""
     def g(x: object) -> object:
         for _ in range(depth // 3):
             x = knp.relu(x * 1.01 + 0.1) - 0.05
         return x
 
-    gf = kinkgrad.grad(g)
     x0 = np.float64(0.3)
+    gf = kinkgrad.grad(kinkgrad.trace(g, x0) if replay else g)
     return lambda: gf(x0)
 
 
@@ -294,11 +297,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{err:.2e}")
 
     vg_kg = kinkgrad.value_and_grad(kg_loss)
+    prog = kinkgrad.trace(kg_loss, params, x, y)  # traced once; each call replays it
+    vg_prog = kinkgrad.value_and_grad(prog)
     n_layers = len(SIZES) - 1
     contenders: dict[str, tuple[Callable, Callable] | None] = {
         "hand-written NumPy": ((lambda: np_value(params, x, y)),
                                (lambda: np_value_and_grad(params, x, y))),
         "kinkgrad": ((lambda: kg_loss(params, x, y)), (lambda: vg_kg(params, x, y))),
+        "kinkgrad Program": ((lambda: prog(params, x, y)), (lambda: vg_prog(params, x, y))),
         # the floor of any eager Python tape (see minimal_tape.py); its value is plain NumPy's
         "minimal Python tape": ((lambda: np_value(params, x, y)),
                                 (lambda: minimal_tape.value_and_grad(params, x, y, n_layers))),
@@ -342,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     n_nodes = 4 * (args.depth // 3)
     chain_rows = []
     for name, fn in (("kinkgrad", chain_kinkgrad(args.depth)),
+                     ("kinkgrad Program", chain_kinkgrad(args.depth, replay=True)),
                      ("HIPS autograd", chain_autograd(args.depth)),
                      ("PyTorch eager", chain_torch(args.depth))):
         if fn is None:
@@ -371,7 +378,7 @@ def plot(rows: list[dict], path: str) -> None:
                                    (axes[1], "ratio_per_round", 2.5, "T(v+g) / T(v)")):
         vals = [r[key] for r in rows]
         ax.bar(range(len(rows)), vals, 0.6,
-               color=["tab:red" if n == "kinkgrad" else "tab:gray" for n in names])
+               color=["tab:red" if n.startswith("kinkgrad") else "tab:gray" for n in names])
         for i, v in enumerate(vals):
             ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
         ax.axhline(target, color="tab:red", ls="--", lw=0.8, label=f"target {target}")

@@ -29,6 +29,10 @@ _DTYPE_CODES = {
 }
 
 
+_NDARRAY = np.ndarray  # NumPy's, kept when np is rebound to a backend
+_NUMPY_RESULTS = (np.ndarray, np.generic)
+
+
 def dtype_code(dtype: Any) -> str:
     name = np.dtype(dtype).name
     return _DTYPE_CODES.get(name, name)
@@ -99,6 +103,13 @@ class Program:
         self.outs = outs
         self.out_tree = out_tree
         self.nvars = nvars
+        # set by kinkgrad.trace: the positional arity it was called with, the positions that
+        # are inputs, and the arguments baked in as constants (see _input_args)
+        self.call_arity: int | None = None
+        self.input_positions: list[int] = []
+        self.baked: dict[int, Any] = {}
+        self._drops: dict[bool | None, list[list[Var]]] = {}
+        self._frozen: dict[frozenset[int], set[int]] = {}
 
     # ------------------------------------------------------------------ evaluation
     def _check_inputs(self, leaves: Sequence[Any]) -> None:
@@ -130,14 +141,113 @@ class Program:
     def output_values(self, vals: list) -> list:
         return [vals[o.index] if type(o) is Var else o.value for o in self.outs]
 
+    def input_args(self, args: Sequence[Any]) -> tuple:
+        """The arguments that are the program's inputs. Called with the arity it was traced
+        with, the arguments ``kinkgrad.trace`` baked in as constants (integer labels, say) are
+        dropped after a check that they equal the traced ones; called with the inputs only,
+        ``args`` as they are.
+
+        Raises:
+            KinkgradError: a baked-in argument differs from the one traced.
+        """
+        if self.call_arity is None or len(args) != self.call_arity or not self.baked:
+            return tuple(args)
+        for pos, traced in self.baked.items():
+            if not _same_constant(args[pos], traced):
+                raise KinkgradError(
+                    f"Program: argument {pos} was baked into the program as a constant when it "
+                    "was traced and this call passes a different value; trace again for "
+                    "another value (kinkgrad.trace(f, ...)), or pass only the inputs "
+                    f"(positions {self.input_positions})."
+                )
+        return tuple(args[i] for i in self.input_positions)
+
+    def flat_inputs(self, args: Sequence[Any]) -> list:
+        """The input leaves of a call (integer leaves beside floating-point ones are
+        constants, checked against the traced ones)."""
+        args = self.input_args(args)
+        leaves, _ = pytree.flatten(args)
+        kept = pytree.input_leaves(self.in_tree, args)  # integer leaves are constants
+        return leaves if kept is None else kept
+
+    def replay(self, leaves: Sequence[Any], kink_values: bool = True) -> Any:
+        """Evaluate at flat NumPy inputs into a reverse-only ``Trace``, the trace
+        ``value_and_grad`` would record by calling the function again, without the calls.
+
+        As in a recorded reverse-only trace, a value that no reverse rule reads (and, with
+        ``kink_values=False``, no kink resolution reads) is let go after its last use;
+        ``Trace.restore`` brings such values back for the error paths."""
+        from .tracer import Dropped, Trace, retry_without_underflow
+
+        self._check_inputs(leaves)
+        drops = self._drops.get(kink_values)
+        if drops is None:
+            drops = self._drops[kink_values] = self._drop_schedule(kink_values)
+        vals: list = [None] * self.nvars
+        for v, x in zip(self.invars, leaves):
+            vals[v.index] = x
+        for eqn, gone in zip(self.eqns, drops):
+            args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            try:
+                out = eqn.prim.impl(*args, **eqn.params)
+            except FloatingPointError as exc:  # only under np.errstate(... = "raise")
+                out = retry_without_underflow(exc, eqn.prim.name, "value", eqn.prim.impl,
+                                              *args, **eqn.params)
+            if not isinstance(out, _NUMPY_RESULTS):
+                out = np.asarray(out)
+            vals[eqn.out.index] = out
+            for var in gone:
+                vals[var.index] = Dropped(var)
+        tr = Trace(reverse_only=True, kink_values=kink_values)
+        tr.eqns, tr.vals, tr.active = self.eqns, vals, False
+        return tr
+
+    def frozen_slots(self, active_inputs: frozenset[int]) -> set[int]:
+        """The slots that no input in ``active_inputs`` reaches (constants of a sweep that
+        differentiates with respect to those inputs only); cached per input set."""
+        cache = self._frozen
+        if active_inputs not in cache:
+            reached = set(active_inputs)
+            for eqn in self.eqns:
+                if any(type(i) is Var and i.index in reached for i in eqn.inputs):
+                    reached.add(eqn.out.index)
+            cache[active_inputs] = set(range(self.nvars)) - reached
+        return cache[active_inputs]
+
+    def _drop_schedule(self, kink_values: bool | None) -> list[list[Var]]:
+        """Per equation, the slots to let go after it, at their last use: those no reverse
+        rule reads (no kink resolution either, with ``kink_values``), or with ``None`` every
+        intermediate value (a plain evaluation). The inputs and outputs are kept."""
+        needed = {v.index for v in self.invars}
+        needed.update(o.index for o in self.outs if type(o) is Var)
+        last: dict[int, int] = {}
+        var_of: dict[int, Var] = {}
+        for k, eqn in enumerate(self.eqns):
+            prim = eqn.prim
+            reads = kink_values is not None and (
+                prim.vjp_reads_args or (prim.kink_reads_args and kink_values))
+            for i in eqn.inputs:
+                if type(i) is Var:
+                    last[i.index] = k
+                    if reads:
+                        needed.add(i.index)
+            last.setdefault(eqn.out.index, k)
+            var_of[eqn.out.index] = eqn.out
+            if kink_values is not None and prim.vjp_reads_out:
+                needed.add(eqn.out.index)
+        drops: list[list[Var]] = [[] for _ in self.eqns]
+        for slot, var in var_of.items():
+            if slot not in needed:
+                drops[last[slot]].append(var)
+        return drops
+
     @follow_inputs
     def __call__(self, *args: Any) -> Any:
         """The program's outputs at ``args``, computed on the inputs' backend (NumPy arrays,
-        torch tensors on their device, CuPy arrays), or traced when given traced values."""
-        leaves, _ = pytree.flatten(args)
-        kept = pytree.input_leaves(self.in_tree, args)  # integer leaves are constants
-        if kept is not None:
-            leaves = kept
+        torch tensors on their device, CuPy arrays), or traced when given traced values.
+        ``args`` are all the arguments ``kinkgrad.trace`` was given (those it baked in as
+        constants must be the same) or only the inputs."""
+        leaves = self.flat_inputs(args)
         from .tracer import Tracer
 
         if any(type(x) is Tracer for x in leaves):
@@ -148,8 +258,26 @@ class Program:
                 env[eqn.out.index] = _bind(eqn.prim, a, eqn.params)
             outs = [env[o.index] if type(o) is Var else o.value for o in self.outs]
         else:
-            outs = self.output_values(self.evaluate_flat(leaves))
+            outs = self._outputs_flat(leaves)
         return pytree.unflatten(self.out_tree, outs)
+
+    def _outputs_flat(self, leaves: Sequence[Any]) -> list:
+        """The outputs at flat inputs, each intermediate value let go after its last use (as
+        the function, run eagerly, frees its temporaries)."""
+        self._check_inputs(leaves)
+        frees = self._drops.get(None)
+        if frees is None:
+            frees = self._drops[None] = self._drop_schedule(None)
+        vals: list = [None] * self.nvars
+        for v, x in zip(self.invars, leaves):
+            vals[v.index] = x if type(x) is _NDARRAY and x.dtype == v.dtype else \
+                np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
+        for eqn, gone in zip(self.eqns, frees):
+            args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            vals[eqn.out.index] = eqn.prim.impl(*args, **eqn.params)
+            for var in gone:
+                vals[var.index] = None
+        return self.output_values(vals)
 
     # ------------------------------------------------------------------ printing
     def names(self) -> dict[int, str]:
@@ -205,6 +333,24 @@ class Program:
         from .cost import program_cost
 
         return program_cost(self)
+
+
+def _same_constant(a: Any, b: Any) -> bool:
+    """Is ``a`` the constant ``b`` (the same object, or equal arrays of the same shape)?"""
+    if a is b:
+        return True
+    la, ta = pytree.flatten(a)
+    lb, tb = pytree.flatten(b)
+    if ta != tb or len(la) != len(lb):
+        return False
+    for x, y in zip(la, lb):
+        try:
+            if not (np.shape(x) == np.shape(y) and np.array_equal(x, y)):
+                return False
+        except (TypeError, ValueError):
+            if x is not y and x != y:
+                return False
+    return True
 
 
 def _bind(prim: Primitive, args: list, params: dict) -> Any:

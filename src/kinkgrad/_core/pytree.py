@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["flatten", "unflatten", "LEAF", "Constant", "mark_constants", "match",
-           "input_leaves"]
+           "input_leaves", "input_count"]
 
 LEAF = "*"
 
@@ -223,6 +223,13 @@ def input_leaves(treedef: Any, tree: Any) -> list | None:
                 "traced program, so trace again for other indices."
             )
     return out
+
+
+def input_count(treedef: Any) -> int:
+    """The number of input (non-constant) leaves of ``treedef``."""
+    consts: list = []
+    _collect(treedef, consts)
+    return sum(c is None for c in consts)
 
 
 def _collect(td: Any, out: list) -> None:

@@ -31,7 +31,8 @@ __all__ = ["namespace_of", "use_namespace", "to_backend", "from_backend", "is_to
 
 _MODULES = (
     "kinkgrad._core.primitive", "kinkgrad._core.tracer", "kinkgrad._core.program",
-    "kinkgrad.modes.sweeps", "kinkgrad.modes.api", "kinkgrad.modes._nonfinite",
+    "kinkgrad.modes.sweeps", "kinkgrad.modes.api", "kinkgrad.modes._traced",
+    "kinkgrad.modes._nonfinite",
     "kinkgrad.modes._discard", "kinkgrad.modes._finite",
     "kinkgrad.primitives.arith", "kinkgrad.primitives.smooth", "kinkgrad.primitives.piecewise",
     "kinkgrad.primitives._lastaxis",

@@ -19,30 +19,27 @@ from typing import Any
 import numpy as np
 
 from .._core import pytree
-from .._core.program import Literal, Program, Var
-from .._core.tracer import Trace, Tracer
+from .._core.program import Program, Var
 from ..backends import follow_inputs, on_numpy
 from ..errors import (
-    IntegerInputError,
     KinkgradError,
-    NestedTransformError,
     NonFiniteInputError,
     NonScalarOutputError,
     ShapeError,
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
 from ._discard import finite_or_discarding, guarded_reverse
-from ._inputs import argnums_message, constant_leaves
 from ._nonfinite import (
     check_inputs_finite,
     finite,
     finite_results,
     grads_tree,
-    input_error_if_nonfinite,
     nonfinite_culprit,
     nonfinite_gradient,
     require_finite,
 )
+from ._replay import replay_call
+from ._traced import Traced, trace_call
 from .directions import (
     check_batch_axis,
     from_leading,
@@ -55,106 +52,6 @@ from .sweeps import forward_sweep
 __all__ = ["trace", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "Traced", "trace_call"]
 
 _NDARRAY, _DEFAULT_POLICY = np.ndarray, KinkPolicy()  # NumPy's own; see Trace(kink_values)
-
-
-class Traced:
-    """One traced call: the trace (equations and values), its inputs and outputs."""
-
-    def __init__(self, trace: Trace, in_vars: list[Var], in_tree: Any, outs: list,
-                 out_tree: Any, aux: Any = None) -> None:
-        self.trace = trace
-        self.in_vars = in_vars
-        self.in_tree = in_tree
-        self.outs = outs
-        self.out_tree = out_tree
-        self.aux = aux
-
-    @property
-    def eqns(self) -> list:
-        return self.trace.eqns
-
-    @property
-    def vals(self) -> list:
-        return self.trace.vals
-
-    def out_values(self) -> list:
-        return [self.vals[o.index] if type(o) is Var else o.value for o in self.outs]
-
-    def program(self) -> Program:
-        return Program(self.in_vars, self.in_tree, self.eqns, self.outs, self.out_tree,
-                       len(self.vals))
-
-
-def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
-    if type(x) is _NDARRAY and x.dtype.kind == "f" and not check_finite:
-        return x  # the common case, decided without a call
-    if isinstance(x, Tracer):
-        raise NestedTransformError(
-            f"{where}: an argument is already a traced value (a transformation inside another "
-            "one); kinkgrad computes first-order generalized derivatives. Differentiate the "
-            "outer function only."
-        )
-    a = np.asarray(x)
-    if a.dtype.kind not in "f":
-        raise IntegerInputError(
-            f"{where}: a differentiated argument has dtype {a.dtype.name}; gradients need real "
-            "floating-point inputs. Convert it (NumPy: x.astype(np.float64) or float32; torch: "
-            "x.double() or x.float()), or leave it out of argnums."
-        )
-    if check_finite:
-        input_error_if_nonfinite(a, where)
-    return a
-
-
-def _strip(tree: Any) -> Any:
-    leaves, td = pytree.flatten(tree)
-    return pytree.unflatten(td, [x.value if isinstance(x, Tracer) else x for x in leaves])
-
-
-def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence[int],
-               where: str, has_aux: bool = False, check_finite: bool = True,
-               reverse_only: bool = False, kink_values: bool = True) -> Traced:
-    """Record ``f`` with the leaves of ``args[argnums]`` traced (the flags: ``Trace``)."""
-    nargs = len(args)
-    for a in argnums:
-        if not -nargs <= a < nargs:
-            raise KinkgradError(argnums_message(where, a, nargs, kwargs))
-    argnums = [a % nargs for a in argnums]
-    diff = [args[i] for i in argnums]
-    leaves, in_tree = pytree.flatten(tuple(diff))
-    const = constant_leaves(diff, leaves)
-    tr = Trace(reverse_only, kink_values)
-    tracers = [tr.new_input(_as_input(x, where, check_finite))
-               for x, c in zip(leaves, const) if not c]
-    if any(const):  # integer/bool leaves inside an argument: constants (see _core/pytree.py)
-        in_tree = pytree.mark_constants(in_tree, const, leaves)
-    new = list(pytree.unflatten(in_tree, tracers))
-    call_args = list(args)
-    for pos, v in zip(argnums, new):
-        call_args[pos] = v
-    try:
-        res = f(*call_args, **kwargs)
-    finally:
-        tr.active = False
-    aux = None
-    if has_aux:
-        if not (isinstance(res, tuple) and len(res) == 2):
-            raise KinkgradError(f"{where}(has_aux=True): the function must return a pair "
-                                "(output, aux).")
-        res, aux = res[0], _strip(res[1])
-    out_leaves, out_tree = pytree.flatten(res)
-    outs = []
-    for o in out_leaves:
-        if isinstance(o, Tracer):
-            outs.append(o.var)
-        else:
-            outs.append(Literal(np.asarray(o)))
-    traced = Traced(tr, [t.var for t in tracers], in_tree, outs, out_tree, aux)
-    if check_finite:  # a NaN value has no derivative: say where it came from
-        vals = [np.asarray(v) for v in traced.out_values()]
-        if not all(finite(v) for v in vals if v.dtype.kind == "f"):
-            raise NonFiniteInputError(nonfinite_culprit(traced, where))
-    return traced
 
 
 def _argnums(argnums: int | Sequence[int]) -> tuple[list[int], bool]:
@@ -213,9 +110,13 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
     @follow_inputs
     def vg(*args: Any, **kwargs: Any) -> Any:
         pol = resolve_policy(policy)
-        # inputs are tested for NaN/inf only on a non-finite result (a pass a call costs ~5%)
-        tr = trace_call(f, args, kwargs, nums, "value_and_grad", has_aux, check_finite=False,
-                        reverse_only=True, kink_values=report or pol != _DEFAULT_POLICY)
+        kink_values = report or pol != _DEFAULT_POLICY
+        tr = replay_call(f, args, nums, kink_values) \
+            if type(f) is Program and not kwargs and not has_aux else None
+        if tr is None:
+            # inputs are tested for NaN/inf only on a non-finite result (a pass costs ~5%)
+            tr = trace_call(f, args, kwargs, nums, "value_and_grad", has_aux,
+                            check_finite=False, reverse_only=True, kink_values=kink_values)
         out, val = _scalar_out(tr, "grad")
         rep = KinkReport() if report else None
         if type(out) is Var:
@@ -446,4 +347,8 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
     else:
         nums, _ = _argnums(argnums)
     tr = trace_call(f, args, kwargs, nums, "trace", check_finite=False)
-    return tr.program()
+    prog = tr.program()
+    prog.call_arity = len(args)
+    prog.input_positions = [a % len(args) for a in nums]
+    prog.baked = {i: a for i, a in enumerate(args) if i not in prog.input_positions}
+    return prog

@@ -126,12 +126,15 @@ def forward_sweep(eqns: list[Equation], vals: list, tangents: dict[int, Any], po
 
 def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], policy: KinkPolicy,
                   selections: dict[int, Any] | None = None, report: KinkReport | None = None,
-                  keep: set[int] | None = None) -> dict[int, Any]:
+                  keep: set[int] | None = None, frozen: set[int] | None = None
+                  ) -> dict[int, Any]:
     """Pull cotangents (optionally with leading batch axes) back through the equations.
 
     ``seeds`` maps slot index to the cotangent of that output. Returns the cotangents of the
     slots in ``keep`` (all slots that received one when ``keep`` is None). Selections come
-    from ``selections`` where given, else from the policy.
+    from ``selections`` where given, else from the policy. The slots in ``frozen`` are
+    constants (a replayed program's inputs that are not differentiated and what only they
+    reach): no rule computes a cotangent for them.
 
     # NOTE: the entry points test the returned cotangents for NaN/inf after the sweep. Testing
     # each leaf's as its rule returned it (in cache) gained nothing on the MLP (12 alternating
@@ -184,7 +187,8 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
             continue
         inputs = eqn.inputs
         if report is not None:
-            live.update(i.index for i in inputs if type(i) is Var)
+            live.update(i.index for i in inputs if type(i) is Var
+                        and (frozen is None or i.index not in frozen))
         if keep is not None and oi not in keep:
             del ct[oi]
         if prim.name == "getitem" and type(inputs[0]) is Var and not eqn.params["advanced"] \
@@ -202,7 +206,7 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
         for i in inputs:
             if type(i) is Var:
                 args.append(vals[i.index])
-                needs.append(True)
+                needs.append(frozen is None or i.index not in frozen)
             else:
                 args.append(i.value)
                 needs.append(False)

@@ -1,0 +1,64 @@
+"""Differentiating a traced Program by replay: ``value_and_grad(program)`` evaluates the
+recorded equations at the new inputs (``Program.replay``) and sweeps them backward, instead of
+calling the program under a new trace, which would record the same equations again one bound
+operation at a time (style.md 8.3: trace once, then replay)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._core import pytree
+from .._core.program import Program
+from ._traced import Traced
+
+__all__ = ["replay_call"]
+
+# NumPy's own types: a replay runs on NumPy inputs only (others are traced)
+_NDARRAY, _FLOATS = np.ndarray, (np.floating, float)
+
+
+def replay_call(prog: Program, args: Sequence[Any], argnums: Sequence[int],
+                kink_values: bool) -> Traced | None:
+    """The reverse-only ``Traced`` of a call of a traced Program, by replaying its equations
+    (``Program.replay``) instead of calling it under a new trace; None where the call is not
+    one a replay reproduces (traced, torch or other-dtype inputs, a baked-in argument in
+    ``argnums``, another structure): tracing the call then handles it, errors included.
+
+    The arguments not in ``argnums`` stay inputs of the replayed equations, so the slots
+    that only they reach are ``frozen``: the sweep computes no cotangent for them, as a
+    trace of the call would have held them as constants."""
+    nargs = len(args)
+    if any(not -nargs <= a < nargs for a in argnums):
+        return None
+    if prog.baked and nargs == prog.call_arity:
+        where = {p: k for k, p in enumerate(prog.input_positions)}
+        if any(a % nargs not in where for a in argnums):
+            return None
+        nums = [where[a % nargs] for a in argnums]
+    else:
+        nums = [a % nargs for a in argnums]
+    children = prog.in_tree[1] if prog.in_tree[0] == "tuple" else None
+    inputs = prog.input_args(args)
+    if children is None or len(children) != len(inputs) or len(set(nums)) != len(nums):
+        return None
+    leaves = prog.flat_inputs(args)
+    if len(leaves) != len(prog.invars):
+        return None
+    for k, (v, x) in enumerate(zip(prog.invars, leaves)):
+        if type(x) is not _NDARRAY:
+            if not isinstance(x, _FLOATS):
+                return None
+            leaves[k] = x = np.asarray(x)  # a NumPy or Python float: a 0-d array
+        if x.dtype != v.dtype or x.shape != v.shape:
+            return None
+    counts = [pytree.input_count(c) for c in children]
+    starts = [sum(counts[:k]) for k in range(len(counts))]
+    in_vars = [prog.invars[starts[k] + j] for k in nums for j in range(counts[k])]
+    tr = Traced(prog.replay(leaves, kink_values), in_vars,
+                ("tuple", [children[k] for k in nums]), prog.outs, prog.out_tree)
+    if len(in_vars) != len(prog.invars):
+        tr.frozen = prog.frozen_slots(frozenset(v.index for v in in_vars))
+    return tr
