@@ -49,7 +49,7 @@ def _fd(f, p: dict, eps: float = 1e-6) -> dict:
 def test_replayed_gradient_matches_finite_differences(rng):
     p, x, y = _problem(rng)
     prog = kinkgrad.trace(_mlp, p, x, y)
-    assert replay_call(prog, (p, x, y), [0], False) is not None  # the replay path is taken
+    assert replay_call(prog, (p, x, y), {}, [0], False) is not None  # the replay path is taken
     v, g = kinkgrad.value_and_grad(prog)(p, x, y)
     fd = _fd(lambda q: float(_mlp(q, x, y)), p)
     assert float(v) == pytest.approx(float(_mlp(p, x, y)), rel=1e-14)
@@ -142,7 +142,7 @@ def test_inputs_the_replay_does_not_take_go_through_the_trace(rng):
     W, x = rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
     prog = kinkgrad.trace(lambda W, x: knp.sum(knp.abs(x @ W)), W, x)
     W64 = W.astype(np.float64)
-    assert replay_call(prog, (W64, x), [0], False) is None  # another dtype: traced
+    assert replay_call(prog, (W64, x), {}, [0], False) is None  # another dtype: traced
     g = kinkgrad.grad(prog)(W64, x)
     assert g.dtype == np.float64
     np.testing.assert_allclose(g, x.T @ np.sign(x @ W64), rtol=1e-6)
@@ -221,7 +221,7 @@ def test_replay_agrees_with_tracing_for_every_primitive(name, index):
     f = _wrapped(prim, args, params, pos)
     diff = [args[p] for p in pos]
     prog = kinkgrad.trace(f, *diff)
-    assert replay_call(prog, diff, list(range(len(diff))), True) is not None
+    assert replay_call(prog, diff, {}, list(range(len(diff))), True) is not None
     _same_answer(f, prog, diff, tuple(range(len(diff))))
     _same_answer(f, prog, diff, (0,))  # the other inputs frozen
 
@@ -238,3 +238,17 @@ def test_replay_agrees_with_tracing_at_kinks(name, index):
     prog = kinkgrad.trace(f, *diff)
     _same_answer(f, prog, diff, tuple(range(len(diff))))
     _same_answer(f, prog, diff, tuple(range(len(diff))), policy=kinkgrad.kink_policy("jax"))
+
+
+def test_keyword_arguments_are_baked_in_and_checked():
+    f = lambda x, axis=-1, scale=1.0: knp.sum(knp.max(knp.abs(x), axis=axis) * scale)  # noqa: E731
+    x = np.array([[1.0, -2.0], [3.0, 0.5]])
+    prog = kinkgrad.trace(f, x, axis=0, scale=2.0)
+    assert float(prog(x)) == float(prog(x, axis=0, scale=2.0)) == 2.0 * (3.0 + 2.0)
+    _, g = kinkgrad.value_and_grad(prog)(x, axis=0)
+    assert replay_call(prog, (x,), {"axis": 0}, [0], False) is not None
+    np.testing.assert_array_equal(g, [[0.0, -2.0], [2.0, 0.0]])  # d/dx of 2 (|x10| + |x01|)
+    with pytest.raises(KinkgradError, match="axis=1 differs"):
+        prog(x, axis=1)
+    with pytest.raises(KinkgradError, match="keepdims=True was not given"):
+        kinkgrad.grad(prog)(x, keepdims=True)

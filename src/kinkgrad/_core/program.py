@@ -108,8 +108,10 @@ class Program:
         self.call_arity: int | None = None
         self.input_positions: list[int] = []
         self.baked: dict[int, Any] = {}
+        self.baked_keywords: dict[str, Any] = {}
         self._drops: dict[bool | None, list[list[Var]]] = {}
         self._frozen: dict[frozenset[int], set[int]] = {}
+        self.replay_plans: dict[tuple[int, ...], Any] = {}  # modes/_replay.py's, per argnums
 
     # ------------------------------------------------------------------ evaluation
     def _check_inputs(self, leaves: Sequence[Any]) -> None:
@@ -161,6 +163,21 @@ class Program:
                     f"(positions {self.input_positions})."
                 )
         return tuple(args[i] for i in self.input_positions)
+
+    def check_keywords(self, kwargs: dict) -> None:
+        """A call may repeat the keyword arguments ``kinkgrad.trace`` baked in, unchanged.
+
+        Raises:
+            KinkgradError: a keyword the trace did not have, or another value for one."""
+        for k, v in kwargs.items():
+            if k not in self.baked_keywords or not _same_constant(v, self.baked_keywords[k]):
+                raise KinkgradError(
+                    f"Program: keyword argument {k}={v!r} "
+                    + ("differs from the value it was traced with" if k in self.baked_keywords
+                       else "was not given when the program was traced")
+                    + "; keyword arguments are baked into a traced program, so trace again "
+                    f"with it (kinkgrad.trace(f, ..., {k}=...))."
+                )
 
     def flat_inputs(self, args: Sequence[Any]) -> list:
         """The input leaves of a call (integer leaves beside floating-point ones are
@@ -242,11 +259,14 @@ class Program:
         return drops
 
     @follow_inputs
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The program's outputs at ``args``, computed on the inputs' backend (NumPy arrays,
         torch tensors on their device, CuPy arrays), or traced when given traced values.
         ``args`` are all the arguments ``kinkgrad.trace`` was given (those it baked in as
-        constants must be the same) or only the inputs."""
+        constants must be the same) or only the inputs; keyword arguments, baked in too, may
+        be repeated unchanged."""
+        if kwargs:
+            self.check_keywords(kwargs)
         leaves = self.flat_inputs(args)
         from .tracer import Tracer
 

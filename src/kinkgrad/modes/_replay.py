@@ -20,7 +20,7 @@ __all__ = ["replay_call"]
 _NDARRAY, _FLOATS = np.ndarray, (np.floating, float)
 
 
-def replay_call(prog: Program, args: Sequence[Any], argnums: Sequence[int],
+def replay_call(prog: Program, args: Sequence[Any], kwargs: dict, argnums: Sequence[int],
                 kink_values: bool) -> Traced | None:
     """The reverse-only ``Traced`` of a call of a traced Program, by replaying its equations
     (``Program.replay``) instead of calling it under a new trace; None where the call is not
@@ -30,6 +30,8 @@ def replay_call(prog: Program, args: Sequence[Any], argnums: Sequence[int],
     The arguments not in ``argnums`` stay inputs of the replayed equations, so the slots
     that only they reach are ``frozen``: the sweep computes no cotangent for them, as a
     trace of the call would have held them as constants."""
+    if kwargs:
+        prog.check_keywords(kwargs)  # the traced ones, unchanged
     nargs = len(args)
     if any(not -nargs <= a < nargs for a in argnums):
         return None
@@ -44,7 +46,7 @@ def replay_call(prog: Program, args: Sequence[Any], argnums: Sequence[int],
     inputs = prog.input_args(args)
     if children is None or len(children) != len(inputs) or len(set(nums)) != len(nums):
         return None
-    leaves = prog.flat_inputs(args)
+    leaves = prog.flat_inputs(inputs)
     if len(leaves) != len(prog.invars):
         return None
     for k, (v, x) in enumerate(zip(prog.invars, leaves)):
@@ -54,11 +56,23 @@ def replay_call(prog: Program, args: Sequence[Any], argnums: Sequence[int],
             leaves[k] = x = np.asarray(x)  # a NumPy or Python float: a 0-d array
         if x.dtype != v.dtype or x.shape != v.shape:
             return None
-    counts = [pytree.input_count(c) for c in children]
-    starts = [sum(counts[:k]) for k in range(len(counts))]
-    in_vars = [prog.invars[starts[k] + j] for k in nums for j in range(counts[k])]
-    tr = Traced(prog.replay(leaves, kink_values), in_vars,
-                ("tuple", [children[k] for k in nums]), prog.outs, prog.out_tree)
-    if len(in_vars) != len(prog.invars):
-        tr.frozen = prog.frozen_slots(frozenset(v.index for v in in_vars))
+    in_vars, in_tree, frozen = _plan(prog, tuple(nums))
+    tr = Traced(prog.replay(leaves, kink_values), in_vars, in_tree, prog.outs, prog.out_tree)
+    tr.frozen = frozen
     return tr
+
+
+def _plan(prog: Program, nums: tuple[int, ...]) -> tuple[list, Any, set[int] | None]:
+    """For differentiating with respect to the input arguments ``nums``: their input
+    variables, the treedef of their gradient, and the frozen slots (None when every input
+    is differentiated); computed once per program and ``nums``."""
+    plans = prog.replay_plans
+    if nums not in plans:
+        children = prog.in_tree[1]
+        counts = [pytree.input_count(c) for c in children]
+        starts = [sum(counts[:k]) for k in range(len(counts))]
+        in_vars = [prog.invars[starts[k] + j] for k in nums for j in range(counts[k])]
+        frozen = None if len(in_vars) == len(prog.invars) else prog.frozen_slots(
+            frozenset(v.index for v in in_vars))
+        plans[nums] = (in_vars, ("tuple", [children[k] for k in nums]), frozen)
+    return plans[nums]

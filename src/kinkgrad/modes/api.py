@@ -111,8 +111,8 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
     def vg(*args: Any, **kwargs: Any) -> Any:
         pol = resolve_policy(policy)
         kink_values = report or pol != _DEFAULT_POLICY
-        tr = replay_call(f, args, nums, kink_values) \
-            if type(f) is Program and not kwargs and not has_aux else None
+        tr = replay_call(f, args, kwargs, nums, kink_values) \
+            if type(f) is Program and not has_aux else None
         if tr is None:
             # inputs are tested for NaN/inf only on a non-finite result (a pass costs ~5%)
             tr = trace_call(f, args, kwargs, nums, "value_and_grad", has_aux,
@@ -351,4 +351,5 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
     prog.call_arity = len(args)
     prog.input_positions = [a % len(args) for a in nums]
     prog.baked = {i: a for i, a in enumerate(args) if i not in prog.input_positions}
+    prog.baked_keywords = dict(kwargs)
     return prog
