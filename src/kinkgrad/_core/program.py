@@ -197,9 +197,7 @@ class Program:
         from .tracer import Dropped, Trace, retry_without_underflow
 
         self._check_inputs(leaves)
-        drops = self._drops.get(kink_values)
-        if drops is None:
-            drops = self._drops[kink_values] = self._drop_schedule(kink_values)
+        drops = self._schedule(kink_values)
         vals: list = [None] * self.nvars
         for v, x in zip(self.invars, leaves):
             vals[v.index] = x
@@ -230,6 +228,13 @@ class Program:
                     reached.add(eqn.out.index)
             cache[active_inputs] = set(range(self.nvars)) - reached
         return cache[active_inputs]
+
+    def _schedule(self, kink_values: bool | None) -> list[list[Var]]:
+        """``_drop_schedule(kink_values)``, computed once per program."""
+        drops = self._drops.get(kink_values)
+        if drops is None:
+            drops = self._drops[kink_values] = self._drop_schedule(kink_values)
+        return drops
 
     def _drop_schedule(self, kink_values: bool | None) -> list[list[Var]]:
         """Per equation, the slots to let go after it, at their last use: those no reverse
@@ -285,9 +290,7 @@ class Program:
         """The outputs at flat inputs, each intermediate value let go after its last use (as
         the function, run eagerly, frees its temporaries)."""
         self._check_inputs(leaves)
-        frees = self._drops.get(None)
-        if frees is None:
-            frees = self._drops[None] = self._drop_schedule(None)
+        frees = self._schedule(None)
         vals: list = [None] * self.nvars
         for v, x in zip(self.invars, leaves):
             vals[v.index] = x if type(x) is _NDARRAY and x.dtype == v.dtype else \
