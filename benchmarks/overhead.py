@@ -343,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['tool']:<20s}{r['value_ms']:>13.2f}{r['value_grad_ms']:>12.2f}"
               f"{r['ratio']:>13.2f}{r['vs_numpy']:>10.2f}{r['ratio_per_round']:>11.2f}"
               f"{r['vs_numpy_per_round']:>20.2f}")
+    if "kinkgrad Program|vg" in per_round:  # the replayed gradient over the eager value pass
+        eager = median_ratio(per_round["kinkgrad Program|vg"], per_round["kinkgrad|v"])
+        print(f"kinkgrad Program T(v+g) over the eager function's T(v) (kinkgrad's), per round: "
+              f"{eager:.2f} (a Program call's own value pass takes longer than the function's)")
 
     print(f"\nScalar chain: {args.depth // 3} x (mul, add, relu, sub) nodes, per-node overhead")
     n_nodes = 4 * (args.depth // 3)
