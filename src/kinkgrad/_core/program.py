@@ -93,6 +93,14 @@ class Program:
     Build one with :func:`kinkgrad.trace`. ``str(program)`` prints one line per equation;
     ``program(*args)`` re-evaluates it at a new point (also on traced values, so a Program can
     itself be differentiated); ``program.cost()`` gives the cost-model report.
+    ``kinkgrad.value_and_grad(program)`` (and ``grad``) replay the equations at new NumPy
+    arrays of the traced shapes and dtypes instead of tracing the call again: the same rules
+    on the same values, so the same value, gradient and kink report.
+
+    A call passes either all the arguments ``kinkgrad.trace`` was given, the ones it baked in
+    as constants (integer labels, keyword arguments) unchanged, or the inputs alone. The
+    program is what the trace saw: Python decisions on ``.value``, random draws and globals
+    are part of it, so trace again when those change.
     """
 
     def __init__(self, invars: list[Var], in_tree: Any, eqns: list[Equation],

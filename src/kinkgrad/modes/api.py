@@ -330,7 +330,8 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
     differentiable, costed). By default every argument with a floating-point leaf is an input
     (its integer leaves are constants); other arguments (integer labels, say) are baked in
     as constants, and so are keyword arguments (``kinkgrad.trace(f, x, axis=0)`` calls
-    ``f(x, axis=0)``).
+    ``f(x, axis=0)``). The program may be called with all those arguments again (the baked
+    ones unchanged) or with its inputs alone; ``value_and_grad(program)`` replays it.
 
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp
