@@ -252,3 +252,21 @@ def test_keyword_arguments_are_baked_in_and_checked():
         prog(x, axis=1)
     with pytest.raises(KinkgradError, match="keepdims=True was not given"):
         kinkgrad.grad(prog)(x, keepdims=True)
+
+
+def test_a_call_with_the_traced_arguments_takes_them_in_their_positions(rng):
+    a, b = rng.normal(size=3), rng.normal(size=3)
+    f = lambda a, b: knp.sum(knp.maximum(a, 0.0) * b)  # noqa: E731
+    prog = kinkgrad.trace(f, a, b, argnums=(1, 0))  # inputs in the order (b, a)
+    assert float(prog(a, b)) == pytest.approx(float(np.sum(np.maximum(a, 0) * b)))
+    ga, gb = kinkgrad.grad(prog, argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(ga, (a > 0) * b)
+    np.testing.assert_allclose(gb, np.maximum(a, 0))
+
+
+def test_a_baked_array_changed_in_place_is_refused(rng):
+    p, x, y = _problem(rng)
+    prog = kinkgrad.trace(_mlp, p, x, y)
+    y[0] = (y[0] + 1) % 3  # the caller's labels, changed after tracing
+    with pytest.raises(KinkgradError, match="argument 2 was baked"):
+        prog(p, x, y)

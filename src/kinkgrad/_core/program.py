@@ -21,7 +21,7 @@ from . import pytree
 if TYPE_CHECKING:
     from .primitive import Primitive
 
-__all__ = ["Var", "Literal", "Equation", "Program", "dtype_code", "aval_str"]
+__all__ = ["Var", "Literal", "Equation", "Program", "dtype_code", "aval_str", "snapshot"]
 
 _DTYPE_CODES = {
     "float64": "f64", "float32": "f32", "float16": "f16", "bool": "bool",
@@ -112,7 +112,8 @@ class Program:
         self.out_tree = out_tree
         self.nvars = nvars
         # set by kinkgrad.trace: the positional arity it was called with, the positions that
-        # are inputs, and the arguments baked in as constants (see _input_args)
+        # are inputs (in the order of in_tree), and copies of the arguments it baked in as
+        # constants (see input_args)
         self.call_arity: int | None = None
         self.input_positions: list[int] = []
         self.baked: dict[int, Any] = {}
@@ -152,15 +153,16 @@ class Program:
         return [vals[o.index] if type(o) is Var else o.value for o in self.outs]
 
     def input_args(self, args: Sequence[Any]) -> tuple:
-        """The arguments that are the program's inputs. Called with the arity it was traced
-        with, the arguments ``kinkgrad.trace`` baked in as constants (integer labels, say) are
-        dropped after a check that they equal the traced ones; called with the inputs only,
-        ``args`` as they are.
+        """The arguments that are the program's inputs, in its input order. Called with the
+        arity ``kinkgrad.trace`` was called with, ``args`` are that call's arguments: the
+        ones it baked in as constants (integer labels, say) are dropped after a check that
+        they equal the traced ones, and the inputs are taken in ``argnums`` order; called
+        with fewer, ``args`` are the inputs in that order.
 
         Raises:
             KinkgradError: a baked-in argument differs from the one traced.
         """
-        if self.call_arity is None or len(args) != self.call_arity or not self.baked:
+        if self.call_arity is None or len(args) != self.call_arity:
             return tuple(args)
         for pos, traced in self.baked.items():
             if not _same_constant(args[pos], traced):
@@ -188,11 +190,14 @@ class Program:
                 )
 
     def flat_inputs(self, args: Sequence[Any]) -> list:
-        """The input leaves of a call (integer leaves beside floating-point ones are
-        constants, checked against the traced ones)."""
-        args = self.input_args(args)
-        leaves, _ = pytree.flatten(args)
-        kept = pytree.input_leaves(self.in_tree, args)  # integer leaves are constants
+        """The input leaves of a call (see ``input_args``)."""
+        return self.leaves_of(self.input_args(args))
+
+    def leaves_of(self, inputs: Sequence[Any]) -> list:
+        """The input leaves of the program's input arguments (integer leaves beside
+        floating-point ones are constants, checked against the traced ones)."""
+        leaves, _ = pytree.flatten(tuple(inputs))
+        kept = pytree.input_leaves(self.in_tree, tuple(inputs))  # integer leaves: constants
         return leaves if kept is None else kept
 
     def replay(self, leaves: Sequence[Any], kink_values: bool = True) -> Any:
@@ -364,6 +369,13 @@ class Program:
         from .cost import program_cost
 
         return program_cost(self)
+
+
+def snapshot(tree: Any) -> Any:
+    """A copy of the NumPy arrays in ``tree`` (a baked argument is compared with the value
+    it had when traced, even if the caller's array is changed in place later)."""
+    leaves, td = pytree.flatten(tree)
+    return pytree.unflatten(td, [x.copy() if type(x) is _NDARRAY else x for x in leaves])
 
 
 def _same_constant(a: Any, b: Any) -> bool:

@@ -35,7 +35,7 @@ def replay_call(prog: Program, args: Sequence[Any], kwargs: dict, argnums: Seque
     nargs = len(args)
     if any(not -nargs <= a < nargs for a in argnums):
         return None
-    if prog.baked and nargs == prog.call_arity:
+    if nargs == prog.call_arity:  # the arguments of the traced call: map argnums
         where = {p: k for k, p in enumerate(prog.input_positions)}
         if any(a % nargs not in where for a in argnums):
             return None
@@ -46,7 +46,7 @@ def replay_call(prog: Program, args: Sequence[Any], kwargs: dict, argnums: Seque
     inputs = prog.input_args(args)
     if children is None or len(children) != len(inputs) or len(set(nums)) != len(nums):
         return None
-    leaves = prog.flat_inputs(inputs)
+    leaves = prog.leaves_of(inputs)
     if len(leaves) != len(prog.invars):
         return None
     for k, (v, x) in enumerate(zip(prog.invars, leaves)):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._core import pytree
-from .._core.program import Program, Var
+from .._core.program import Program, Var, snapshot
 from ..backends import follow_inputs, on_numpy
 from ..errors import (
     KinkgradError,
@@ -351,6 +351,6 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
     prog = tr.program()
     prog.call_arity = len(args)
     prog.input_positions = [a % len(args) for a in nums]
-    prog.baked = {i: a for i, a in enumerate(args) if i not in prog.input_positions}
-    prog.baked_keywords = dict(kwargs)
+    prog.baked = {i: snapshot(a) for i, a in enumerate(args) if i not in prog.input_positions}
+    prog.baked_keywords = {k: snapshot(v) for k, v in kwargs.items()}
     return prog
