@@ -270,3 +270,31 @@ def test_a_baked_array_changed_in_place_is_refused(rng):
     y[0] = (y[0] + 1) % 3  # the caller's labels, changed after tracing
     with pytest.raises(KinkgradError, match="argument 2 was baked"):
         prog(p, x, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("name", sorted(n for n, p in registry().items() if p.differentiable))
+def test_replay_agrees_with_tracing_in_low_precision(name, dtype):
+    prim, rng = registry()[name], np.random.default_rng(7)
+    pts = prim.samples(rng, dtype) + (prim.kink_samples(rng, dtype) if prim.nonsmooth else [])
+    with np.errstate(under="ignore"):  # float16 underflow to subnormals is IEEE's answer
+        for args, params in pts:
+            pos = [i for i, a in enumerate(args)
+                   if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+            if not pos:
+                continue
+            f = _wrapped(prim, args, params, pos)
+            diff = [args[p] for p in pos]
+            try:
+                prog = kinkgrad.trace(f, *diff)
+                expected = kinkgrad.value_and_grad(f, argnums=tuple(range(len(diff))))(*diff)
+            except KinkgradError as exc:  # the replay must refuse the point as tracing does
+                with pytest.raises(type(exc)):
+                    kinkgrad.value_and_grad(kinkgrad.trace(f, *diff),
+                                            argnums=tuple(range(len(diff))))(*diff)
+                continue
+            assert replay_call(prog, diff, {}, list(range(len(diff))), False) is not None
+            _same_answer(f, prog, diff, tuple(range(len(diff))))
+            v, g = kinkgrad.value_and_grad(prog, argnums=tuple(range(len(diff))))(*diff)
+            np.testing.assert_array_equal(v, expected[0])
+            assert all(a.dtype == dtype for a in g)
