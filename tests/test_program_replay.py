@@ -298,3 +298,14 @@ def test_replay_agrees_with_tracing_in_low_precision(name, dtype):
             v, g = kinkgrad.value_and_grad(prog, argnums=tuple(range(len(diff))))(*diff)
             np.testing.assert_array_equal(v, expected[0])
             assert all(a.dtype == dtype for a in g)
+
+
+def test_an_integer_leaf_changed_in_place_is_refused():
+    d = {"a": np.array([1.0, 2.0, 3.0]), "k": np.array([0, 2])}
+    prog = kinkgrad.trace(lambda d: knp.sum(d["a"][d["k"]] ** 2), d)
+    np.testing.assert_allclose(kinkgrad.grad(prog)(d)["a"], [2.0, 0.0, 6.0])
+    d["k"][1] = 1  # the caller's index array, changed after tracing
+    with pytest.raises(KinkgradError, match="integer leaf differs"):
+        kinkgrad.grad(prog)(d)
+    with pytest.raises(KinkgradError, match="integer leaf differs"):
+        prog(d)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["flatten", "unflatten", "LEAF", "Constant", "mark_constants", "match",
-           "input_leaves", "input_count"]
+           "input_leaves", "input_count", "constants"]
 
 LEAF = "*"
 
@@ -223,6 +223,13 @@ def input_leaves(treedef: Any, tree: Any) -> list | None:
                 "traced program, so trace again for other indices."
             )
     return out
+
+
+def constants(treedef: Any) -> list[Constant]:
+    """The constant nodes of ``treedef``, in leaf order."""
+    found: list = []
+    _collect(treedef, found)
+    return [c for c in found if c is not None]
 
 
 def input_count(treedef: Any) -> int:

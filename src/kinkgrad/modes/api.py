@@ -353,4 +353,6 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
     prog.input_positions = [a % len(args) for a in nums]
     prog.baked = {i: snapshot(a) for i, a in enumerate(args) if i not in prog.input_positions}
     prog.baked_keywords = {k: snapshot(v) for k, v in kwargs.items()}
+    for c in pytree.constants(prog.in_tree):  # integer leaves: compared with their traced value
+        c.value = snapshot(c.value)
     return prog
