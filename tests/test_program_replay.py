@@ -16,7 +16,8 @@ from kinkgrad import KinkgradError
 from kinkgrad._core.primitive import registry
 from kinkgrad._core.tracer import bind
 from kinkgrad.kinks import KinkPolicy
-from kinkgrad.modes.api import replay_call
+from kinkgrad.modes import _replay
+from kinkgrad.modes._replay import replay_call
 from kinkgrad.primitives.linalg import Matmul
 
 
@@ -309,3 +310,53 @@ def test_an_integer_leaf_changed_in_place_is_refused():
         kinkgrad.grad(prog)(d)
     with pytest.raises(KinkgradError, match="integer leaf differs"):
         prog(d)
+
+
+def _elementwise(prim, args: tuple, params: dict, pos: list):
+    """``prim(inputs + 0) * 1`` with array output (for vjp, jvp and jacobian)."""
+    def f(*diff):
+        full = list(args)
+        for p, d in zip(pos, diff):
+            full[p] = d + 0.0
+        return bind(prim, *full, **params) * 1.0
+
+    return f
+
+
+@pytest.mark.parametrize("name, index", CASES)
+def test_vjp_jvp_and_jacobian_of_a_program_replay_it(name, index, monkeypatch):
+    prim, args, params, pos = sample(name, index)
+    if not pos:
+        pytest.skip("no floating-point argument")
+    f = _elementwise(prim, args, params, pos)
+    diff = [args[p] for p in pos]
+    prog = kinkgrad.trace(f, *diff)
+    rng = np.random.default_rng(3)
+    out_shape = np.shape(prim.impl(*args, **params))
+    ct = rng.normal(size=out_shape).astype(np.asarray(prim.impl(*args, **params)).dtype)
+    tans = tuple(rng.normal(size=d.shape).astype(d.dtype) for d in diff)
+    results = []
+    for fn in (f, prog):  # traced anew, then replayed
+        v, vjp_fn = kinkgrad.vjp(fn, *diff)
+        y, t = kinkgrad.jvp(fn, tuple(diff), tans)
+        jr = kinkgrad.jacobian(fn, mode="rev")(*diff)
+        jf = kinkgrad.jacobian(fn, mode="fwd")(*diff)
+        results.append((v, *vjp_fn(ct), y, t, jr, jf))
+    for a, b in zip(*results):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        np.testing.assert_array_equal(a, b)
+    # and the replay is what ran (with no trace_call to fall back on)
+    monkeypatch.setattr(_replay, "trace_call", None)
+    kinkgrad.vjp(prog, *diff)[1](ct)
+    kinkgrad.jvp(prog, tuple(diff), tans)
+    kinkgrad.jacobian(prog)(*diff)
+
+
+def test_vjp_of_a_program_refuses_a_nan_input_before_evaluating():
+    prog = kinkgrad.trace(lambda x: knp.log(x) * 2.0, np.ones(3))
+    x = np.array([1.0, np.nan, 2.0])
+    for fn in (lambda x: knp.log(x) * 2.0, prog):
+        with pytest.raises(KinkgradError, match="differentiated argument contains NaN"):
+            kinkgrad.vjp(fn, x)
+        with pytest.raises(KinkgradError, match="differentiated argument contains NaN"):
+            kinkgrad.jacobian(fn)(x)

@@ -52,6 +52,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         assert all(p.grad is g[n] for n, p in model.named_parameters())
         np.savez(f"{out}/rank{rank}.npz", kinks=info.total_kinks,
                  **{n: t.numpy() for n, t in g.items()})
+        # NOTE: both ranks reach this point before either tears its process group down; a
+        # rank destroying it while the other still talks to it aborted in gloo now and then
+        # ("terminate called without an active exception", SIGABRT in the worker)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -93,9 +93,9 @@ class Program:
     Build one with :func:`kinkgrad.trace`. ``str(program)`` prints one line per equation;
     ``program(*args)`` re-evaluates it at a new point (also on traced values, so a Program can
     itself be differentiated); ``program.cost()`` gives the cost-model report.
-    ``kinkgrad.value_and_grad(program)`` (and ``grad``) replay the equations at new NumPy
-    arrays of the traced shapes and dtypes instead of tracing the call again: the same rules
-    on the same values, so the same value, gradient and kink report.
+    ``grad``, ``value_and_grad``, ``vjp``, ``jvp`` and ``jacobian`` of a Program replay the
+    equations at new NumPy arrays of the traced shapes and dtypes instead of tracing the call
+    again: the same rules on the same values, so the same results and kink reports.
 
     A call passes either all the arguments ``kinkgrad.trace`` was given, the ones it baked in
     as constants (integer labels, keyword arguments) unchanged, or the inputs alone. The
@@ -200,17 +200,19 @@ class Program:
         kept = pytree.input_leaves(self.in_tree, tuple(inputs))  # integer leaves: constants
         return leaves if kept is None else kept
 
-    def replay(self, leaves: Sequence[Any], kink_values: bool = True) -> Any:
-        """Evaluate at flat NumPy inputs into a reverse-only ``Trace``, the trace
-        ``value_and_grad`` would record by calling the function again, without the calls.
+    def replay(self, leaves: Sequence[Any], kink_values: bool = True,
+               reverse_only: bool = True) -> Any:
+        """Evaluate at flat NumPy inputs into a ``Trace``, the trace a transformation would
+        record by calling the program again, without the calls.
 
         As in a recorded reverse-only trace, a value that no reverse rule reads (and, with
         ``kink_values=False``, no kink resolution reads) is let go after its last use;
-        ``Trace.restore`` brings such values back for the error paths."""
+        ``Trace.restore`` brings such values back for the error paths. With
+        ``reverse_only=False`` every value is kept (forward sweeps read them all)."""
         from .tracer import Dropped, Trace, retry_without_underflow
 
         self._check_inputs(leaves)
-        drops = self._schedule(kink_values)
+        drops = self._schedule(kink_values) if reverse_only else [()] * len(self.eqns)
         vals: list = [None] * self.nvars
         for v, x in zip(self.invars, leaves):
             vals[v.index] = x
@@ -226,7 +228,7 @@ class Program:
             vals[eqn.out.index] = out
             for var in gone:
                 vals[var.index] = Dropped(var)
-        tr = Trace(reverse_only=True, kink_values=kink_values)
+        tr = Trace(reverse_only=reverse_only, kink_values=kink_values)
         tr.eqns, tr.vals, tr.active = self.eqns, vals, False
         return tr
 

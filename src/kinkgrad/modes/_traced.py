@@ -15,7 +15,7 @@ from ..errors import IntegerInputError, KinkgradError, NestedTransformError, Non
 from ._inputs import argnums_message, constant_leaves
 from ._nonfinite import finite, input_error_if_nonfinite, nonfinite_culprit
 
-__all__ = ["Traced", "trace_call"]
+__all__ = ["Traced", "trace_call", "outputs_finite_or_raise"]
 
 _NDARRAY = np.ndarray  # NumPy's own (np is rebound to another backend during its calls)
 
@@ -114,8 +114,13 @@ def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence
         else:
             outs.append(Literal(np.asarray(o)))
     traced = Traced(tr, [t.var for t in tracers], in_tree, outs, out_tree, aux)
-    if check_finite:  # a NaN value has no derivative: say where it came from
-        vals = [np.asarray(v) for v in traced.out_values()]
-        if not all(finite(v) for v in vals if v.dtype.kind == "f"):
-            raise NonFiniteInputError(nonfinite_culprit(traced, where))
+    if check_finite:
+        outputs_finite_or_raise(traced, where)
     return traced
+
+
+def outputs_finite_or_raise(traced: Traced, where: str) -> None:
+    """A NaN value has no derivative: say where it came from."""
+    vals = [np.asarray(v) for v in traced.out_values()]
+    if not all(finite(v) for v in vals if v.dtype.kind == "f"):
+        raise NonFiniteInputError(nonfinite_culprit(traced, where))

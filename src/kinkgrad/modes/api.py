@@ -38,7 +38,7 @@ from ._nonfinite import (
     nonfinite_gradient,
     require_finite,
 )
-from ._replay import replay_call
+from ._replay import traced_or_replayed
 from ._traced import Traced, trace_call
 from .directions import (
     check_batch_axis,
@@ -110,13 +110,10 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
     @follow_inputs
     def vg(*args: Any, **kwargs: Any) -> Any:
         pol = resolve_policy(policy)
-        kink_values = report or pol != _DEFAULT_POLICY
-        tr = replay_call(f, args, kwargs, nums, kink_values) \
-            if type(f) is Program and not has_aux else None
-        if tr is None:
-            # inputs are tested for NaN/inf only on a non-finite result (a pass costs ~5%)
-            tr = trace_call(f, args, kwargs, nums, "value_and_grad", has_aux,
-                            check_finite=False, reverse_only=True, kink_values=kink_values)
+        # inputs are tested for NaN/inf only on a non-finite result (a pass costs ~5%)
+        tr = traced_or_replayed(f, args, kwargs, nums, "value_and_grad", has_aux,
+                                check_finite=False, reverse_only=True,
+                                kink_values=report or pol != _DEFAULT_POLICY)
         out, val = _scalar_out(tr, "grad")
         rep = KinkReport() if report else None
         if type(out) is Var:
@@ -183,7 +180,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
     on a leading axis), the convention of :mod:`kinkgrad.modes.directions`."""
     pol = resolve_policy(policy)
     nums = list(range(len(primals)))
-    tr = trace_call(f, primals, {}, nums, "vjp", has_aux)
+    tr = traced_or_replayed(f, primals, {}, nums, "vjp", has_aux)
     values = pytree.unflatten(tr.out_tree, [np.asarray(v) for v in tr.out_values()])
 
     def vjp_fn(cotangent: Any, batch_axis: int = -1) -> tuple:
@@ -243,7 +240,7 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
     axis = check_batch_axis(batch_axis, "jvp")
     pol = resolve_policy(policy)
     nums = list(range(len(primals)))
-    tr = trace_call(f, tuple(primals), {}, nums, "jvp")
+    tr = traced_or_replayed(f, tuple(primals), {}, nums, "jvp")
     tl, _ = pytree.flatten(tuple(tangents))
     pl, _ = pytree.flatten(tuple(primals))
     if len(tl) != len(pl):
@@ -289,7 +286,7 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
     @follow_inputs
     def jac(*args: Any) -> np.ndarray:
         pol = resolve_policy(policy)
-        tr = trace_call(f, args, {}, [argnums], "jacobian")
+        tr = traced_or_replayed(f, args, {}, [argnums], "jacobian")
         if len(tr.in_vars) != 1 or len(tr.outs) != 1:
             raise KinkgradError("jacobian: differentiate one array argument of a function "
                                 "returning one array.")
@@ -331,7 +328,7 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
     (its integer leaves are constants); other arguments (integer labels, say) are baked in
     as constants, and so are keyword arguments (``kinkgrad.trace(f, x, axis=0)`` calls
     ``f(x, axis=0)``). The program may be called with all those arguments again (the baked
-    ones unchanged) or with its inputs alone; ``value_and_grad(program)`` replays it.
+    ones unchanged) or with its inputs alone; the transformations of a Program replay it.
 
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp
