@@ -214,14 +214,20 @@ def _same_answer(f, prog, diff, argnums, **kw) -> None:
     assert rep.total == rep_ref.total
 
 
-@pytest.mark.parametrize("name, index", CASES)
-def test_replay_agrees_with_tracing_for_every_primitive(name, index):
+def _sample_program(name: str, index: int, build) -> tuple:
+    """``(prim, args, params, f, diff, program)`` at a registry sample: ``f = build(...)`` as
+    a function of the floating-point arguments ``diff``, and its traced Program."""
     prim, args, params, pos = sample(name, index)
     if not pos:
         pytest.skip("no floating-point argument")
-    f = _wrapped(prim, args, params, pos)
+    f = build(prim, args, params, pos)
     diff = [args[p] for p in pos]
-    prog = kinkgrad.trace(f, *diff)
+    return prim, args, params, f, diff, kinkgrad.trace(f, *diff)
+
+
+@pytest.mark.parametrize("name, index", CASES)
+def test_replay_agrees_with_tracing_for_every_primitive(name, index):
+    _, _, _, f, diff, prog = _sample_program(name, index, _wrapped)
     assert replay_call(prog, diff, {}, list(range(len(diff))), True) is not None
     _same_answer(f, prog, diff, tuple(range(len(diff))))
     _same_answer(f, prog, diff, (0,))  # the other inputs frozen
@@ -325,12 +331,7 @@ def _elementwise(prim, args: tuple, params: dict, pos: list):
 
 @pytest.mark.parametrize("name, index", CASES)
 def test_vjp_jvp_and_jacobian_of_a_program_replay_it(name, index, monkeypatch):
-    prim, args, params, pos = sample(name, index)
-    if not pos:
-        pytest.skip("no floating-point argument")
-    f = _elementwise(prim, args, params, pos)
-    diff = [args[p] for p in pos]
-    prog = kinkgrad.trace(f, *diff)
+    prim, args, params, f, diff, prog = _sample_program(name, index, _elementwise)
     rng = np.random.default_rng(3)
     out_shape = np.shape(prim.impl(*args, **params))
     ct = rng.normal(size=out_shape).astype(np.asarray(prim.impl(*args, **params)).dtype)
