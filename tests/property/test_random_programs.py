@@ -1,6 +1,7 @@
 """Property tests (hypothesis): random broadcast shapes and random programs built from the
 registry's primitives. Checked: the VJP/JVP transposition identity (at kinks too), grad
-against central differences at points with a margin from every kink, float32 kept."""
+against central differences at points with a margin from every kink, float32 kept, and a
+replayed Program against tracing anew."""
 
 from __future__ import annotations
 
@@ -138,6 +139,31 @@ def test_float32_inputs_keep_float32_values_and_gradients(f, x):
     assume(margin(f, x32.astype(np.float64)) > 1e-2)  # same pieces in both precisions
     g64 = kinkgrad.grad(loss)(x32.astype(np.float64))
     np.testing.assert_allclose(g, g64, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(g64).max()))
+
+
+@FEW
+@given(programs(), st.one_of(smooth_points(), kink_points()), st.booleans())
+def test_a_replayed_program_gives_what_tracing_gives(f, x, other_policy):
+    """The Program of a random program, replayed by value_and_grad (with a kink report, so
+    the kink resolutions' inputs are kept) and by vjp, against tracing the function anew:
+    the same rules on the same values, so exactly the same numbers (tracing itself is
+    checked against finite differences and the transposition identity above). Programs
+    reuse intermediates (the pool), so a value read by one rule and not another is there."""
+    loss = lambda a: knp.sum(f(a) * C)  # noqa: E731
+    pol = kinkgrad.kink_policy(relu=1.0, abs=-1.0, max="split", sort="split") \
+        if other_policy else None
+    prog = kinkgrad.trace(loss, x)
+    v, g, rep = kinkgrad.value_and_grad(prog, policy=pol, report=True)(x)
+    v_ref, g_ref, rep_ref = kinkgrad.value_and_grad(loss, policy=pol, report=True)(x)
+    np.testing.assert_array_equal(v, v_ref)
+    np.testing.assert_array_equal(g, g_ref)
+    assert rep.total == rep_ref.total
+    np.testing.assert_array_equal(kinkgrad.grad(prog, policy=pol)(x),
+                                  kinkgrad.grad(loss, policy=pol)(x))
+    w = np.cos(np.arange(N) + 1.0)
+    prog_f = kinkgrad.trace(f, x)
+    np.testing.assert_array_equal(kinkgrad.vjp(prog_f, x, policy=pol)[1](w)[0],
+                                  kinkgrad.vjp(f, x, policy=pol)[1](w)[0])
 
 
 BINARY = {"add": knp.add, "sub": knp.subtract, "mul": knp.multiply,
