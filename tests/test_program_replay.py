@@ -361,3 +361,24 @@ def test_vjp_of_a_program_refuses_a_nan_input_before_evaluating():
             kinkgrad.vjp(fn, x)
         with pytest.raises(KinkgradError, match="differentiated argument contains NaN"):
             kinkgrad.jacobian(fn)(x)
+
+
+@pytest.mark.parametrize("state", ["ignore", "raise"])
+def test_a_guarded_branch_that_is_not_finite_is_discarded_as_when_traced(state):
+    """where(x > 0, sqrt(x), 0): the unselected branch is NaN (or raises) at x < 0; the
+    gradient of 2 sqrt(x) is 0 there and 1/sqrt(x) elsewhere, the same through the replay (which
+    brings back the values it let go for the discarding sweep) as through a trace."""
+    f = lambda x: knp.sum(knp.where(x > 0, knp.sqrt(x), 0.0) * 2.0)  # noqa: E731
+    prog = kinkgrad.trace(f, np.ones(3))
+    x = np.array([-1.0, 4.0, 0.25])
+    with np.errstate(all=state):
+        outcomes = []
+        for fn in (f, prog):
+            try:
+                v, g = kinkgrad.value_and_grad(fn)(x)
+                outcomes.append((float(v), g.tolist()))
+            except KinkgradError as exc:
+                outcomes.append(type(exc).__name__)
+    assert outcomes[0] == outcomes[1]
+    if state == "ignore":
+        assert outcomes[1] == (5.0, [0.0, 0.5, 2.0])
