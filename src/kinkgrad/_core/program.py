@@ -138,15 +138,21 @@ class Program:
                     f"{tuple(v.shape)} but got {tuple(np.shape(x))}; re-trace for new shapes."
                 )
 
-    def evaluate_flat(self, leaves: Sequence[Any]) -> list:
-        """All slot values at the given flat inputs (plain NumPy, no tracing)."""
+    def evaluate_flat(self, leaves: Sequence[Any], let_go: bool = False) -> list:
+        """All slot values at the given flat inputs (plain NumPy, no tracing); with
+        ``let_go`` each intermediate value is let go (None) after its last use, as the
+        function, run eagerly, frees its temporaries, and only inputs and outputs remain."""
         self._check_inputs(leaves)
+        frees = self._schedule(None) if let_go else [()] * len(self.eqns)
         vals: list = [None] * self.nvars
         for v, x in zip(self.invars, leaves):
-            vals[v.index] = np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
-        for eqn in self.eqns:
+            vals[v.index] = x if type(x) is _NDARRAY and x.dtype == v.dtype else \
+                np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
+        for eqn, gone in zip(self.eqns, frees):
             args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
             vals[eqn.out.index] = eqn.prim.impl(*args, **eqn.params)
+            for var in gone:
+                vals[var.index] = None
         return vals
 
     def output_values(self, vals: list) -> list:
@@ -165,7 +171,7 @@ class Program:
         if self.call_arity is None or len(args) != self.call_arity:
             return tuple(args)
         for pos, traced in self.baked.items():
-            if not _same_constant(args[pos], traced):
+            if not pytree.same_constant(args[pos], traced):
                 raise KinkgradError(
                     f"Program: argument {pos} was baked into the program as a constant when it "
                     "was traced and this call passes a different value; trace again for "
@@ -180,7 +186,7 @@ class Program:
         Raises:
             KinkgradError: a keyword the trace did not have, or another value for one."""
         for k, v in kwargs.items():
-            if k not in self.baked_keywords or not _same_constant(v, self.baked_keywords[k]):
+            if k not in self.baked_keywords or not pytree.same_constant(v, self.baked_keywords[k]):
                 raise KinkgradError(
                     f"Program: keyword argument {k}={v!r} "
                     + ("differs from the value it was traced with" if k in self.baked_keywords
@@ -298,24 +304,8 @@ class Program:
                 env[eqn.out.index] = _bind(eqn.prim, a, eqn.params)
             outs = [env[o.index] if type(o) is Var else o.value for o in self.outs]
         else:
-            outs = self._outputs_flat(leaves)
+            outs = self.output_values(self.evaluate_flat(leaves, let_go=True))
         return pytree.unflatten(self.out_tree, outs)
-
-    def _outputs_flat(self, leaves: Sequence[Any]) -> list:
-        """The outputs at flat inputs, each intermediate value let go after its last use (as
-        the function, run eagerly, frees its temporaries)."""
-        self._check_inputs(leaves)
-        frees = self._schedule(None)
-        vals: list = [None] * self.nvars
-        for v, x in zip(self.invars, leaves):
-            vals[v.index] = x if type(x) is _NDARRAY and x.dtype == v.dtype else \
-                np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
-        for eqn, gone in zip(self.eqns, frees):
-            args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
-            vals[eqn.out.index] = eqn.prim.impl(*args, **eqn.params)
-            for var in gone:
-                vals[var.index] = None
-        return self.output_values(vals)
 
     # ------------------------------------------------------------------ printing
     def names(self) -> dict[int, str]:
@@ -378,24 +368,6 @@ def snapshot(tree: Any) -> Any:
     it had when traced, even if the caller's array is changed in place later)."""
     leaves, td = pytree.flatten(tree)
     return pytree.unflatten(td, [x.copy() if type(x) is _NDARRAY else x for x in leaves])
-
-
-def _same_constant(a: Any, b: Any) -> bool:
-    """Is ``a`` the constant ``b`` (the same object, or equal arrays of the same shape)?"""
-    if a is b:
-        return True
-    la, ta = pytree.flatten(a)
-    lb, tb = pytree.flatten(b)
-    if ta != tb or len(la) != len(lb):
-        return False
-    for x, y in zip(la, lb):
-        try:
-            if not (np.shape(x) == np.shape(y) and np.array_equal(x, y)):
-                return False
-        except (TypeError, ValueError):
-            if x is not y and x != y:
-                return False
-    return True
 
 
 def _bind(prim: Primitive, args: list, params: dict) -> Any:

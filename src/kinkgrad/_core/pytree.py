@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["flatten", "unflatten", "LEAF", "Constant", "mark_constants", "match",
-           "input_leaves", "input_count", "constants"]
+           "input_leaves", "input_count", "constants", "same_constant"]
 
 LEAF = "*"
 
@@ -214,7 +214,7 @@ def input_leaves(treedef: Any, tree: Any) -> list | None:
     for c, leaf in zip(consts, all_leaves):
         if c is None:
             out.append(leaf)
-        elif not (np.shape(leaf) == np.shape(c.value) and np.array_equal(leaf, c.value)):
+        elif not same_constant(leaf, c.value):
             from ..errors import KinkgradError
 
             raise KinkgradError(
@@ -223,6 +223,25 @@ def input_leaves(treedef: Any, tree: Any) -> list | None:
                 "traced program, so trace again for other indices."
             )
     return out
+
+
+def same_constant(a: Any, b: Any) -> bool:
+    """Is ``a`` the constant ``b`` (the same object, or the same structure with equal
+    arrays of the same shape, or equal other leaves)?"""
+    if a is b:
+        return True
+    la, ta = flatten(a)
+    lb, tb = flatten(b)
+    if ta != tb or len(la) != len(lb):
+        return False
+    for x, y in zip(la, lb):
+        try:
+            if not (np.shape(x) == np.shape(y) and np.array_equal(x, y)):
+                return False
+        except (TypeError, ValueError):
+            if x is not y and x != y:
+                return False
+    return True
 
 
 def constants(treedef: Any) -> list[Constant]:

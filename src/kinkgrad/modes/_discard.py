@@ -138,8 +138,7 @@ def guarded_reverse(tr: Any, seeds: dict[int, Any], policy: KinkPolicy, where: s
     that is not finite) the discarding sweep: the cotangents entry points return."""
     try:
         ct = reverse_sweep(tr.eqns, tr.vals, seeds, policy, selections=selections,
-                           report=report, keep=keep,
-                           frozen=getattr(tr, "frozen", None))
+                           report=report, keep=keep, frozen=tr.frozen)
     except NonFiniteInputError as exc:  # NumPy's error state "raise"
         return recover_or_raise(exc, tr, seeds, policy, where, selections, keep)
     return finite_or_discarding(ct, tr, seeds, policy, selections, keep) if check else ct
