@@ -2,11 +2,11 @@
 
 Every nonsmooth primitive has an ``abs_form``: the op written with smooth primitives and
 ``knp.abs`` of its switches (relu(t) = (t + |t|)/2, max(a, b) = (a + b + |a - b|)/2, a
-tournament of those for max over axes, an odd-even transposition network for sort, two
-nested max/min for clip, sum |x| and max |x| for the 1 and inf norms). Replaying the traced
-program through those forms gives the *abs-normal program*: its ``abs`` nodes are the
-switching variables z_1..z_s of paper B (arXiv 2407.09639), numbered in program order, which
-is what makes L strictly lower triangular.
+tournament of those for max over axes, one vectorized level at a time, an odd-even
+transposition network for sort, two nested max/min for clip, sum |x| and max |x| for the 1
+and inf norms). Replaying the traced program through those forms gives the *abs-normal
+program*: its ``abs`` nodes are the switching variables z_1..z_s of paper B (arXiv
+2407.09639), numbered in program order, which is what makes L strictly lower triangular.
 
 Two details keep the expansion faithful to the user's program:
 
@@ -109,7 +109,9 @@ class Expanded:
 
     def name(self, i: int) -> str:
         """A readable name: the user's node, its primitive, and the entry, e.g.
-        ``c[0,3] (relu #2)``; ``/k`` marks the k-th abs of a multi-abs form."""
+        ``c[0,3] (relu #2)``; ``/k`` marks the k-th abs of a multi-abs form (for max/min
+        over axes the tournament level k, whose first index is the pair: ``m/0[3]`` compares
+        items 6 and 7)."""
         j, e = self.locate(i)
         m = self.switch_meta(j)
         shape = self.eqns[self.abs_eqns[j]].out.shape

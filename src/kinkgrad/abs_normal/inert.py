@@ -70,6 +70,8 @@ _ELEMENTWISE = {"add", "sub", "neg", "exp", "log", "log1p", "sqrt", "tanh", "sig
 _SHAPE = {"reshape", "transpose", "getitem", "broadcast_to", "concatenate", "stack"}
 _REDUCE = {"sum", "logsumexp"}
 _LAST = {"axis": (-1,), "keepdims": False}
+# abs forms that are tournaments over the kept entries (Max.abs_form: one abs per level)
+_TOURNAMENTS = {"max", "min", "max_pool2d"}
 
 Mask = Any  # bool ndarray shaped like the slot's value (True: maybe not inert), or None
 
@@ -240,6 +242,9 @@ def inert_switches(exp: Expanded) -> np.ndarray:
         shape = tuple(exp.eqns[k].out.shape)
         if np.ndim(m) == 0:
             out[exp.offsets[j]: exp.offsets[j + 1]] = bool(m)
+        elif exp.meta[k].producer in _TOURNAMENTS and shape[1:] == tuple(np.shape(m)):
+            # one level of the tournament: its pairs (leading axis) share the kept entry's mask
+            out[exp.offsets[j]: exp.offsets[j + 1]] = np.broadcast_to(m, shape).reshape(-1)
         elif tuple(np.shape(m)) == shape and np.size(m) == size:
             out[exp.offsets[j]: exp.offsets[j + 1]] = np.asarray(m).reshape(-1)
     return out

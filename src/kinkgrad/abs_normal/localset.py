@@ -69,7 +69,7 @@ from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
 from .sort_block import sort_oracle, sort_orderings
 from .sort_near import near_oracle
-from .tournament import block_value, components, tournament, winner
+from .tournament import block_value, block_values, components, tournament, winner
 
 __all__ = ["Block", "LocalSet", "local_set", "piecewise_linear"]
 
@@ -235,7 +235,7 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
         if tour is None:
             break
         leaves, convex = tour
-        outer, leaves = _unique([block_value(A, K, bhat, s) for s in leaves], leaves)
+        outer, leaves = _unique(block_values(A, K, bhat, leaves), leaves)
         if convex:
             real = list(range(len(leaves)))
         elif S.size == 0:

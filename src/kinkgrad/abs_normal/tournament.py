@@ -14,12 +14,11 @@ from __future__ import annotations
 from itertools import product
 
 import numpy as np
-from scipy.sparse import csr_matrix, diags, identity
-from scipy.sparse.linalg import spsolve_triangular
+from scipy.sparse import csc_matrix, csr_matrix
 
 from .lp import MARGIN, margin, nonzero_rows
 
-__all__ = ["block_value", "components", "tournament", "winner"]
+__all__ = ["block_value", "block_values", "components", "signature_values", "tournament", "winner"]
 
 _LEAF_PATTERNS = 64  # most patterns of the switches inside one tournament leaf
 _EXHAUSTIVE = 8  # tournaments up to this size are checked on every signature
@@ -46,6 +45,35 @@ def block_value(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigma: np.ndarra
     for r in range(supp.size - 1, -1, -1):  # later switches first (K strictly lower)
         w[r] = s[r] * (bhat[supp[r]] + Ks[r + 1:, r] @ w[r + 1:])
     return w @ A[supp]
+
+
+def signature_values(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigmas: np.ndarray
+                     ) -> np.ndarray:
+    """h(sigma) of :func:`block_value` for every row of ``sigmas`` (c x m) at once: the
+    transposed systems w_j = sigma_j (bhat_j + sum_{k > j} K_kj w_k) solved by one back
+    substitution over the switches, all signatures side by side, reading only the nonzeros
+    of each column of K (a tournament's column holds the switch's ancestors)."""
+    c, m = sigmas.shape
+    Kc = csc_matrix(K)
+    Kc.eliminate_zeros()
+    ptr, rows, data = Kc.indptr, Kc.indices, Kc.data
+    W = np.zeros((c, m))
+    for j in range(m - 1, -1, -1):  # K strictly lower: the later switches are known
+        lo, hi = ptr[j], ptr[j + 1]
+        acc = W[:, rows[lo:hi]] @ data[lo:hi] + bhat[j] if hi > lo else bhat[j]
+        W[:, j] = sigmas[:, j] * acc
+    return W @ A
+
+
+def block_values(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigmas: list[np.ndarray]
+                 ) -> list[np.ndarray]:
+    """``[block_value(A, K, bhat, s) for s in sigmas]``, by one batched back substitution
+    when there are many (its Python loop runs over all m switches, each signature's over its
+    support only)."""
+    m = K.shape[0]
+    if len(sigmas) * 4 > m:
+        return list(signature_values(A, K, bhat, np.asarray(sigmas, np.float64)))
+    return [block_value(A, K, bhat, s) for s in sigmas]
 
 
 def components(K: object) -> list[np.ndarray]:
@@ -181,18 +209,13 @@ def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S:
         return None
     sigs, child, root, own = found
     m = K.shape[0]
-    checks = (product((1.0, -1.0), repeat=m) if m <= _EXHAUSTIVE
-              else (rng.choice([-1.0, 1.0], size=m) for _ in range(_CHECKS)))
+    checks = np.array(list(product((1.0, -1.0), repeat=m)) if m <= _EXHAUSTIVE
+                      else rng.choice([-1.0, 1.0], size=(_CHECKS, m)))
     scale = max(1.0, float(np.max(np.abs(bhat))) * float(np.max(np.abs(A), initial=1.0)))
-    Kt, eye = (csr_matrix(K.T), identity(m, format="csr")) if m > 64 else (None, None)
-    for full in checks:
-        full = np.asarray(full, np.float64)
+    got = signature_values(A, K, bhat, checks)
+    for full, g in zip(checks, got):
         want = block_value(A, K, bhat, _leaf_of(full, child, root, own))
-        if Kt is None:
-            got = block_value(A, K, bhat, full)
-        else:  # (I - K Sigma)^T w = sigma * bhat: upper triangular, as sparse as the tree
-            got = spsolve_triangular(eye - diags(full) @ Kt, full * bhat, lower=False) @ A
-        if np.max(np.abs(got - want), initial=0.0) > 1e-9 * scale:
+        if np.max(np.abs(g - want), initial=0.0) > 1e-9 * scale:
             return None
     # NOTE: bhat_root = beta/2 for f = beta max(..) and -beta/2 for beta min(..): the block's
     # part of f'(x; .) is convex iff bhat_root > 0 and every leaf switch enters its item
