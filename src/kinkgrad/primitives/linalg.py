@@ -71,9 +71,13 @@ def _mkn(sa: tuple, sb: tuple) -> tuple[int, int, int, int]:
 
 
 def _batched_matvec_vjp(g: np.ndarray, m: Any) -> np.ndarray:
-    """Rows g_k @ m for a (K, rows) batch of cotangents: one product, sparse when g is."""
+    """Rows g_k @ m for a (K, rows) batch of cotangents: one product, sparse when g is.
+
+    # NOTE: the dense product costs K rows n flops, the sparse one a pass over g plus nnz n:
+    # worth its construction once the product is large (a seed per switch of a tournament
+    # over the rows of a dense matrix reaches it with one or two nonzeros per row)."""
     m = np.asarray(m)
-    if g.size >= 1_000_000 and np.count_nonzero(g) <= 0.02 * g.size:
+    if g.size * m.shape[-1] >= 10_000_000 and np.count_nonzero(g) <= 0.02 * g.size:
         import scipy.sparse as sp
 
         return np.asarray(sp.csr_matrix(g) @ m)
