@@ -110,15 +110,17 @@ class ActiveModel:
         out_var = None
         if out is not None:
             out_var = exp.traced.outs[0] if type(exp.traced.outs[0]) is Var else None
-        locs = [exp.locate(int(i)) for i in self.active[self.live]]
-        by_slot: dict[int, tuple[list, list]] = {}
-        for col, (j, e) in enumerate(locs):
-            ents, cols = by_slot.setdefault(exp.u_slot(j), ([], []))
-            ents.append(e)
-            cols.append(col)
-        cols_of = {k: (np.array(a), np.array(b)) for k, (a, b) in by_slot.items()}
-        where = (np.array([exp.z_slot(j) for j, _ in locs], dtype=np.int64),
-                 np.array([e for _, e in locs], dtype=np.int64))
+        js, es = exp.locate_many(self.active[self.live])
+        cols_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        z_slot = np.zeros(js.size, dtype=np.int64)
+        for j in np.unique(js):
+            cols = np.flatnonzero(js == j)
+            u = exp.u_slot(int(j))
+            prev = cols_of.get(u)
+            cols_of[u] = (es[cols], cols) if prev is None else (
+                np.concatenate([prev[0], es[cols]]), np.concatenate([prev[1], cols]))
+            z_slot[cols] = exp.z_slot(int(j))
+        where = (z_slot, es.astype(np.int64))
         # NOTE: a chunk's cotangents (one per program value and row) must fit _SWEEP_FLOATS.
         per_row = n + sum(int(np.size(v)) for v in exp.vals if v is not None)
         chunk = int(max(1, min(_CHUNK, _SWEEP_FLOATS // max(per_row, 1))))

@@ -104,6 +104,12 @@ class Expanded:
         j = int(np.searchsorted(self.offsets, i, side="right") - 1)
         return j, int(i - self.offsets[j])
 
+    def locate_many(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`locate` of many switches at once: (abs equation numbers, entries)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        j = np.searchsorted(self.offsets, ids, side="right") - 1
+        return j, ids - self.offsets[j]
+
     def switch_meta(self, j: int) -> EqnMeta:
         return self.meta[self.abs_eqns[j]]
 

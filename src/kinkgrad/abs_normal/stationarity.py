@@ -146,12 +146,12 @@ def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
         idx = cand[lo:lo + _CHUNK]
         r = idx.size
         seeds: dict[int, np.ndarray] = {}
-        for row, i in enumerate(idx):
-            j, e = exp.locate(int(i))
-            slot = exp.z_slot(j)
+        js, ents = exp.locate_many(idx)
+        for j in np.unique(js):  # one seed per row, at its switch's entry of its z slot
+            slot, rows = exp.z_slot(int(j)), np.flatnonzero(js == j)
             if slot not in seeds:
                 seeds[slot] = np.zeros((r,) + tuple(np.shape(exp.vals[slot])))
-            seeds[slot].reshape(r, -1)[row, e] += 1.0
+            np.add.at(seeds[slot].reshape(r, -1), (rows, ents[rows]), 1.0)
         ct = reverse_sweep(exp.eqns, exp.vals, seeds, _ABS0, keep=set(spec.slots))
         leaves = [None if ct.get(v.index) is None else np.broadcast_to(ct[v.index], (r,) + sh)
                   for v, sh in zip(exp.traced.in_vars, spec.shapes)]
