@@ -40,9 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from .tournament import block_value
+from .tournament import LevelSolver, block_value, block_values
 
-__all__ = ["SortOracle", "left_wires", "sort_oracle", "sort_orderings", "sort_row"]
+__all__ = ["Comparators", "SortOracle", "left_wires", "sort_oracle", "sort_orderings",
+           "sort_row"]
 
 _MAX_LISTED = 7  # the largest tie class whose m! orderings are listed
 _MAX_FITTED = 40  # the largest one handled by its assignment oracle
@@ -92,30 +93,51 @@ def _class_signs(v: np.ndarray, value: float, ranks: np.ndarray) -> tuple[dict, 
     return signs, ties
 
 
-def _abs_of(exp: Any, origin: int) -> dict[int, int]:
-    """Comparator (ordinal in the abs form) -> abs equation number, for one sort node."""
-    cache = exp.__dict__.setdefault("_sort_abs_of", {})
+class Comparators:
+    """Where the comparators of one row of one sort node sit in the abs-normal program:
+    comparator k (upper wire ``left_wires(n)[k]``) is entry ``entry[k]`` of abs equation
+    ``eq[k]``, switch ``switch[k]``; ``of_switch`` inverts ``switch``.
+
+    ``Sort.abs_form`` makes one ``abs`` per round of the network, shaped (comparators,) +
+    the other axes: comparator q of a round, row ``row`` is entry q R + row (R rows)."""
+
+    def __init__(self, eq: np.ndarray, entry: np.ndarray, offsets: np.ndarray) -> None:
+        self.eq, self.entry = eq, entry
+        self.switch = offsets[eq] + entry
+        self.of_switch = {int(sw): k for k, sw in enumerate(self.switch)}
+
+
+def _rounds(exp: Any, origin: int, n: int, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(abs equation, comparator index within its round) of every comparator of one sort
+    node in network order, or None when its abs equations are not the network's rounds."""
+    cache = exp.__dict__.setdefault("_sort_rounds", {})
     if origin not in cache:
-        found = {}
-        for j in range(len(exp.abs_eqns)):
-            m = exp.switch_meta(j)
-            if m.origin == origin:
-                found[m.ordinal] = j
-        cache[origin] = found
+        js = sorted((exp.switch_meta(j).ordinal, j) for j in range(len(exp.abs_eqns))
+                    if exp.switch_meta(j).origin == origin)
+        sizes = [(n - rnd % 2) // 2 for rnd in range(n)]
+        sizes = [h for h in sizes if h]
+        eqs: list[int] = []
+        pairs: list[int] = []
+        ok = len(js) == len(sizes)
+        for (_, j), h in zip(js, sizes):
+            ok = ok and int(exp.offsets[j + 1] - exp.offsets[j]) == h * rows
+            eqs.extend([j] * h)
+            pairs.extend(range(h))
+        cache[origin] = (np.array(eqs, dtype=np.int64), np.array(pairs, dtype=np.int64)
+                         ) if ok else None
     return cache[origin]
 
 
 def sort_row(model: Any, members: np.ndarray) -> tuple | None:
-    """``(v, comp, abs_of, switch_of)`` when the block's switches are comparators of one row
-    of one sort: the row's values at x, the comparator (ordinal) of each member, and the maps
-    comparator -> abs equation, switch -> comparator; else None."""
+    """``(v, comp, net, switch_of)`` when the block's switches are comparators of one row of
+    one sort: the row's values at x, the comparator (network order) of each member, the
+    row's :class:`Comparators` and its map switch -> comparator; else None."""
     exp = model.exp
     ids = model.active[members]
-    locs = [exp.locate(int(i)) for i in ids]
-    metas = [exp.switch_meta(j) for j, _ in locs]
-    origin, row = metas[0].origin, locs[0][1]
-    if any(m.producer != "sort" or m.origin != origin for m in metas) \
-            or any(e != row for _, e in locs):
+    js, es = exp.locate_many(ids)
+    metas = [exp.switch_meta(int(j)) for j in np.unique(js)]
+    origin = metas[0].origin
+    if any(m.producer != "sort" or m.origin != origin for m in metas):
         return None
     src = exp.original.eqns[origin].inputs[0]
     if not hasattr(src, "index"):
@@ -123,14 +145,19 @@ def sort_row(model: Any, members: np.ndarray) -> tuple | None:
     x = np.moveaxis(np.asarray(exp.original.vals[src.index], dtype=np.float64),
                     metas[0].params["axis"], -1)
     n = x.shape[-1]
-    abs_of = _abs_of(exp, origin)
-    if sorted(abs_of) != list(range(len(left_wires(n)))):
+    rows = x.size // n if n else 0
+    found = _rounds(exp, origin, n, rows) if rows else None
+    if found is None or found[0].size != len(left_wires(n)):
         return None
-    switch_of = {int(exp.offsets[j]) + row: k for k, j in abs_of.items()}
-    comp = [switch_of.get(int(i)) for i in ids]
+    row = int(es[0] % rows)
+    if np.any(es % rows != row):
+        return None
+    eq, pair = found
+    net = Comparators(eq, pair * rows + row, exp.offsets)
+    comp = [net.of_switch.get(int(i)) for i in ids]
     if None in comp:
         return None
-    return x.reshape(-1, n)[row], comp, abs_of, switch_of
+    return x.reshape(-1, n)[row], comp, net, net.of_switch
 
 
 def _class_of(model: Any, members: np.ndarray) -> tuple | None:
@@ -139,12 +166,12 @@ def _class_of(model: Any, members: np.ndarray) -> tuple | None:
     found = sort_row(model, members)
     if found is None:
         return None
-    v, comp, abs_of, switch_of = found
+    v, comp, net, switch_of = found
     exp, ids = model.exp, model.active[members]
-    if any(exp.z_values(abs_of[k])[switch - int(exp.offsets[abs_of[k]])] != 0
-           for k, switch in zip(comp, ids)):
+    z = exp.z()
+    if any(z[net.switch[k]] != 0 for k in comp):
         return None
-    if any(exp.abs_eqns[j] in model._moved for j in abs_of.values()):
+    if any(exp.abs_eqns[j] in model._moved for j in set(net.eq.tolist())):
         return None  # a radius moved a comparator of this sort onto its kink
     _, ties = _class_signs(v, np.nan, np.zeros((1, 0)))
     if any(k not in ties for k in comp):
@@ -185,7 +212,7 @@ def sort_orderings(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray
     orders = np.array(list(permutations(range(size))), dtype=np.float64)
     signs, _ = _class_signs(v, value, orders)
     S = np.array([signs[k] for k in comp]).T  # orderings x members
-    R = np.array([block_value(A, K, bhat, s) for s in S])
+    R = np.array(block_values(A, K, bhat, list(S)))
     scale = max(1.0, float(np.max(np.abs(R), initial=0.0)))
     if not _covers(A, K, bhat, R, scale, np.random.default_rng(0)):
         return None
@@ -235,11 +262,12 @@ def sort_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     if found is None or not _MAX_LISTED < found[3] <= _MAX_FITTED:
         return None
     v, value, comp, m = found
+    solve = LevelSolver(A, K, bhat)  # one block, hundreds of signatures
 
     def values(ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         signs, _ = _class_signs(v, value, ranks)
         S = np.array([signs[k] for k in comp]).T
-        return np.array([block_value(A, K, bhat, s) for s in S]), S
+        return solve(S), S
 
     def perm_matrices(ranks: np.ndarray) -> np.ndarray:
         P = np.zeros((ranks.shape[0], m, m))

@@ -80,11 +80,11 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     found = sort_row(model, members)
     if found is None:
         return None
-    v, comp, abs_of, _ = found
-    exp, ids = model.exp, model.active[members]
-    n, row = v.size, int(ids[0]) - int(exp.offsets[abs_of[comp[0]]])
+    v, comp, wires_at, _ = found
+    exp = model.exp
+    n = v.size
     member = {k: p for p, k in enumerate(comp)}
-    z = np.array([exp.z_values(abs_of[k])[row] for k in range(len(abs_of))])
+    z = exp.z()[wires_at.switch]
     net = _Network(n, z > 0, member)
     # the class: entries whose tokens meet at the block's comparators on the run at x
     tokens, wires = list(range(n)), []
@@ -100,11 +100,11 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     for k, (a, b) in enumerate(wires):
         if k in member or not (a in klass or b in klass):
             continue
-        if int(exp.offsets[abs_of[k]]) + row in in_model:
+        if int(wires_at.switch[k]) in in_model:
             return None  # a comparator on the class's wires sits in another block
         if a in klass and b in klass:
-            sel = model._moved.get(exp.abs_eqns[abs_of[k]])
-            if z[k] == 0 or (sel is not None and sel.reshape(-1)[row] == 0):
+            sel = model._moved.get(exp.abs_eqns[wires_at.eq[k]])
+            if z[k] == 0 or (sel is not None and sel.reshape(-1)[wires_at.entry[k]] == 0):
                 # NOTE: active (at or moved onto its kink) but dropped from the model as
                 # irrelevant: its sign changes no gradient, so its routing is free too
                 net.loose[k] = len(net.loose)

@@ -12,13 +12,15 @@ give their leaf's value; :mod:`.localset` treats the block generically otherwise
 from __future__ import annotations
 
 from itertools import product
+from typing import Any
 
 import numpy as np
 from scipy.sparse import csc_matrix, csr_matrix
 
 from .lp import MARGIN, margin, nonzero_rows
 
-__all__ = ["block_value", "block_values", "components", "signature_values", "tournament", "winner"]
+__all__ = ["LevelSolver", "block_value", "block_values", "components", "signature_values",
+           "tournament", "winner"]
 
 _LEAF_PATTERNS = 64  # most patterns of the switches inside one tournament leaf
 _EXHAUSTIVE = 8  # tournaments up to this size are checked on every signature
@@ -47,22 +49,52 @@ def block_value(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigma: np.ndarra
     return w @ A[supp]
 
 
-def signature_values(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigmas: np.ndarray
+class LevelSolver:
+    """h(sigma) of :func:`block_value` for many signatures of one block (A, K, bhat).
+
+    The transposed systems w_j = sigma_j (bhat_j + sum_{k > j} K_kj w_k) are solved by back
+    substitution one *level* at a time, all signatures side by side: level 0 holds the
+    switches whose column of K is zero, level l those reading a switch of level l - 1 at
+    most. Switches of one level do not read each other, so a level is one product
+    W[:, rows] @ K[rows, level] (a tournament has log2 m levels, a sorting network's rounds
+    are its levels), and W's entries still to come are 0 where K reads them not at all.
+    """
+
+    def __init__(self, A: np.ndarray, K: Any, bhat: np.ndarray) -> None:
+        self.A, self.bhat = A, bhat
+        m = K.shape[0]
+        Kc = csc_matrix(K)
+        Kc.eliminate_zeros()
+        ptr, rows = Kc.indptr, Kc.indices
+        level = np.zeros(m, dtype=np.int64)
+        for j in range(m - 1, -1, -1):  # K strictly lower: the switches read come later
+            if ptr[j + 1] > ptr[j]:
+                level[j] = level[rows[ptr[j]:ptr[j + 1]]].max() + 1
+        self.steps: list[tuple[np.ndarray, np.ndarray | None, Any]] = []
+        order = np.argsort(level, kind="stable")
+        bounds = np.searchsorted(level[order], np.arange(int(level.max(initial=0)) + 2))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            J = order[lo:hi]
+            sub = Kc[:, J]
+            read = np.unique(sub.indices)
+            self.steps.append((J, read if read.size else None,
+                               sub[read].toarray() if read.size else None))
+
+    def __call__(self, sigmas: np.ndarray) -> np.ndarray:
+        """h(sigma) for every row of ``sigmas`` (c x m): a (c x n) array."""
+        sigmas = np.asarray(sigmas, np.float64)
+        W = np.zeros(sigmas.shape)
+        for J, read, KJ in self.steps:
+            acc = self.bhat[J] if read is None else W[:, read] @ KJ + self.bhat[J]
+            W[:, J] = sigmas[:, J] * acc
+        return W @ self.A
+
+
+def signature_values(A: np.ndarray, K: Any, bhat: np.ndarray, sigmas: np.ndarray
                      ) -> np.ndarray:
-    """h(sigma) of :func:`block_value` for every row of ``sigmas`` (c x m) at once: the
-    transposed systems w_j = sigma_j (bhat_j + sum_{k > j} K_kj w_k) solved by one back
-    substitution over the switches, all signatures side by side, reading only the nonzeros
-    of each column of K (a tournament's column holds the switch's ancestors)."""
-    c, m = sigmas.shape
-    Kc = csc_matrix(K)
-    Kc.eliminate_zeros()
-    ptr, rows, data = Kc.indptr, Kc.indices, Kc.data
-    W = np.zeros((c, m))
-    for j in range(m - 1, -1, -1):  # K strictly lower: the later switches are known
-        lo, hi = ptr[j], ptr[j + 1]
-        acc = W[:, rows[lo:hi]] @ data[lo:hi] + bhat[j] if hi > lo else bhat[j]
-        W[:, j] = sigmas[:, j] * acc
-    return W @ A
+    """h(sigma) of :func:`block_value` for every row of ``sigmas`` (c x m) at once (one
+    :class:`LevelSolver`)."""
+    return LevelSolver(A, K, bhat)(sigmas)
 
 
 def block_values(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigmas: list[np.ndarray]

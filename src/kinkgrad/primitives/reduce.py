@@ -392,15 +392,35 @@ class Sort(Primitive):
         return (res,)
 
     def abs_form(self, args, params):
+        """The odd-even transposition network: n rounds, round r comparing entries (i, i + 1)
+        for i = r mod 2, r mod 2 + 2, ... with lo, hi = (a + b -+ |a - b|)/2.
+
+        # NOTE: a round is one vectorized step over its comparators, the sorted axis moved to
+        # the front: its ``abs`` entries in C order are comparator-major, the same switches in
+        # the same order as one ``abs`` per comparator (n steps of Python, not n^2 / 2)."""
         x, axis = args[0], params["axis"]
-        n = x.shape[axis]
-        cols = [ops.getitem(x, (Ellipsis, i) + (slice(None),) * (-axis - 1)) for i in range(n)]
+        nd = x.ndim
+        ax = axis % nd
+        perm = (ax,) + tuple(i for i in range(nd) if i != ax)
+        n = x.shape[ax]
+        rest = tuple(x.shape[i] for i in perm[1:])
+        cur = ops.transpose(x, perm)
         for rnd in range(n):
-            for i in range(rnd % 2, n - 1, 2):
-                a, b = cols[i], cols[i + 1]
-                d = ops.abs(a - b)
-                cols[i], cols[i + 1] = (a + b - d) * 0.5, (a + b + d) * 0.5
-        return ops.stack(cols, axis=axis)
+            p = rnd % 2
+            h = (n - p) // 2  # comparators this round
+            if h == 0:
+                continue
+            a = ops.getitem(cur, (slice(p, p + 2 * h, 2),))
+            b = ops.getitem(cur, (slice(p + 1, p + 2 * h, 2),))
+            d = ops.abs(a - b)
+            lo, hi = (a + b - d) * 0.5, (a + b + d) * 0.5
+            parts = [ops.reshape(ops.stack([lo, hi], axis=1), (2 * h,) + rest)]
+            if p:
+                parts.insert(0, ops.getitem(cur, (slice(0, 1),)))
+            if p + 2 * h < n:
+                parts.append(ops.getitem(cur, (slice(p + 2 * h, n),)))
+            cur = ops.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+        return ops.transpose(cur, tuple(int(i) for i in np.argsort(perm)))
 
     def samples(self, rng, dtype=np.float64):
         x = rng.permutation(np.arange(12.0)).reshape(3, 4).astype(dtype)

@@ -1,10 +1,12 @@
-"""The abs form of max/min over axes, one vectorized tournament level at a time, and the
-batched back substitution that checks and evaluates tournament blocks.
+"""The abs forms of max/min over axes (a tournament) and of sort (the odd-even
+transposition network), one vectorized level or round at a time, and the level-by-level
+back substitution that evaluates blocks at many signatures.
 
-Truths: a pure NumPy tournament written here (the documented pairing rule: items 2p and
-2p + 1 of a level meet, an odd item out moves up last), the function itself on a dyadic grid
-(piecewise linear: the linearization is exact), and a dense linear solve of
-(I - K Sigma)^T w = sigma * bhat.
+Truths: pure NumPy networks written here (the documented pairing rules: items 2p and 2p + 1
+of a tournament level meet, an odd item out moves up last; round r of the network compares
+entries i, i + 1 for i = r mod 2, r mod 2 + 2, ...), the function itself on a dyadic grid
+(piecewise linear: the linearization is exact), dense linear solves of
+(I - K Sigma)^T w = sigma * bhat, and the closed-form distance of a sort tie class.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import pytest
 import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad.abs_normal.expand import expand
-from kinkgrad.abs_normal.tournament import block_value, block_values, signature_values
+from kinkgrad.abs_normal.tournament import (
+    LevelSolver,
+    block_value,
+    block_values,
+    signature_values,
+)
 from kinkgrad.modes._traced import trace_call
 
 
@@ -103,3 +110,76 @@ def test_signature_values_solve_the_transposed_systems(m, density):
     for sigs in (few, many):
         np.testing.assert_allclose(np.array(block_values(A, K, bhat, sigs)),
                                    got[:len(sigs)], rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- sort
+def _hand_network(x: np.ndarray, axis: int) -> np.ndarray:
+    """The network's switch values a - b, round by round, comparators in order and within a
+    comparator the other axes' entries in C order."""
+    cur = np.moveaxis(x, axis, 0).copy()
+    n, out = cur.shape[0], []
+    for rnd in range(n):
+        for i in range(rnd % 2, n - 1, 2):
+            a, b = cur[i].copy(), cur[i + 1].copy()
+            out.append((a - b).reshape(-1))
+            d = np.abs(a - b)
+            cur[i], cur[i + 1] = (a + b - d) * 0.5, (a + b + d) * 0.5
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+@pytest.mark.parametrize("shape,axis", [((1,), -1), ((2,), -1), ((5,), -1), ((6,), -1),
+                                        ((3, 4, 5), 0), ((3, 4, 5), 1), ((3, 4, 5), -1),
+                                        ((2, 7), 0)])
+def test_sort_switches_are_the_network_differences_in_documented_order(shape, axis):
+    rng = np.random.default_rng(sum(shape) + axis)
+    x = rng.integers(-2, 3, shape).astype(float)  # many ties
+    W = rng.integers(-3, 4, shape).astype(float)
+    anf = kinkgrad.abs_normal_form(lambda v: knp.sum(knp.sort(v, axis=axis) * W), x, dense=True)
+    want = _hand_network(x, axis)
+    np.testing.assert_array_equal(anf.z, want)
+    for dx in rng.choice([-0.5, -0.25, 0.0, 0.25, 0.5], size=(4,) + shape):
+        _, y = anf.linearization(dx.reshape(-1))
+        np.testing.assert_allclose(y, [np.sum(np.sort(x + dx, axis=axis) * W)], atol=1e-12)
+
+
+def test_a_sorting_network_over_n_entries_has_one_abs_per_round():
+    n = 60
+    tr = trace_call(lambda v: knp.sort(v), (np.arange(n, dtype=float),), {}, [0], "test")
+    exp = expand(tr)
+    assert len(exp.abs_eqns) == n  # one per round (n/2 or n/2 - 1 comparators each)
+    assert exp.s == n * (n - 1) // 2
+
+
+@pytest.mark.parametrize("n,m", [(40, 5), (120, 12), (150, 20)])
+def test_sort_tie_class_distance_matches_the_closed_form(n, m):
+    # w . sort(x) with the m smallest entries tied: the tied ranks' gradient entries range
+    # over the permutohedron of w[:m], whose least-norm point is their mean
+    rng = np.random.default_rng(n + m)
+    x = rng.normal(size=n)
+    x[:m] = x.min() - 1.0
+    w = rng.normal(size=n)
+    rep = kinkgrad.stationarity(lambda v: knp.sum(knp.sort(v) * w), x)
+    truth = np.sqrt(m * np.mean(w[:m]) ** 2 + np.sum(w[m:] ** 2))
+    assert rep.verdict == "not stationary"
+    lo, hi = rep.bounds
+    assert lo - 1e-9 * truth <= truth <= hi + 1e-9 * truth
+    assert hi - lo <= 1e-9 * truth  # decided tightly, not just bounded
+
+
+def test_level_solver_on_a_network_like_dense_block():
+    # every switch reads all switches of the earlier rounds: K dense below the round blocks
+    rng = np.random.default_rng(3)
+    rounds = [4, 3, 4, 3, 4]
+    m = sum(rounds)
+    start = np.cumsum([0] + rounds)
+    K = np.zeros((m, m))
+    for r in range(1, len(rounds)):
+        K[start[r]:start[r + 1], :start[r]] = rng.normal(size=(rounds[r], start[r]))
+    A, bhat = rng.normal(size=(m, 5)), rng.normal(size=m)
+    solver = LevelSolver(A, K, bhat)
+    assert len(solver.steps) == len(rounds)
+    sig = rng.choice([-1.0, 0.0, 1.0], size=(12, m))
+    got = solver(sig)
+    for s, g in zip(sig, got):
+        w = np.linalg.solve((np.eye(m) - K * s[None, :]).T, s * bhat)
+        np.testing.assert_allclose(g, w @ A, rtol=1e-9, atol=1e-9)
