@@ -207,16 +207,23 @@ def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator,
 
 def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
            rng: np.random.Generator) -> Block:
+    if members.size == 1:  # a lone switch: its row of A read off the CSR arrays directly
+        i = int(members[0])
+        As = model.A_sparse
+        lo, hi = As.indptr[i], As.indptr[i + 1]
+        cols, at = np.unique(As.indices[lo:hi], return_inverse=True)
+        row = np.zeros(cols.size)
+        np.add.at(row, at, As.data[lo:hi])
+        b = float(model.bhat[i])
+        outer = np.vstack([b * row, -b * row])
+        return Block(members, "switch", cols, outer, outer, b > 0, True,
+                     [np.ones(1), -np.ones(1)])
     A_rows = model.A_sparse[members]
     cols = np.unique(A_rows.indices)
     A = A_rows[:, cols].toarray()
     K = model.K_sparse[members][:, members].toarray()
     bhat = model.bhat[members]
     m = members.size
-    if m == 1:
-        outer = np.vstack([bhat[0] * A[0], -bhat[0] * A[0]])
-        return Block(members, "switch", cols, outer, outer, bool(bhat[0] > 0), True,
-                     [np.ones(1), -np.ones(1)])
     full_rank = None
 
     def independent_rows() -> bool:

@@ -98,8 +98,9 @@ def support_lower(g0: np.ndarray, blocks: list, u: np.ndarray) -> float:
 
 def _feasible(lam: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     out, lo = [], 0
+    lam = np.maximum(np.nan_to_num(np.asarray(lam, np.float64), nan=0.0), 0.0)
     for t in sizes:
-        w = np.maximum(np.nan_to_num(lam[lo:lo + t], nan=0.0), 0.0)
+        w = lam[lo:lo + t]
         total = float(w.sum())
         out.append(w / total if total > 0 else np.full(t, 1.0 / t))
         lo += t
