@@ -1,6 +1,6 @@
 """Cost of deciding stationarity and of certificates, against n and the number of kinks.
 
-Four tables (each drawn in ``--out/stationarity.png``), every row side by side with plain
+Five tables (each drawn in ``--out/stationarity.png``), every row side by side with plain
 ``grad`` (and ``clarke_grad``) on the same program, with the peak memory of each call
 (tracemalloc, which sees NumPy's buffers):
 
@@ -15,7 +15,9 @@ Four tables (each drawn in ``--out/stationarity.png``), every row side by side w
    comparators): ``stationarity`` with the sort-tie blocks (orderings listed up to m = 7,
    an assignment oracle above) and without them (the generic blocks, as before
    2026-12-04), against the closed-form distance (the permutohedron's); then near ties
-   (1e-10 apart) at ``radius=1e-6``.
+   (1e-10 apart) at ``radius=1e-6``;
+5. w . sort(x) on rows of n = 50 .. 300 with 5 and 20 tied entries (the network's
+   n (n - 1) / 2 comparators), against the same closed form.
 
 Usage: ``python benchmarks/stationarity.py [--quick] [--out DIR] [--cap SECONDS]``. Never
 asserts on time.
@@ -170,6 +172,29 @@ def sort_ties(sizes: list[int], n: int = 50, near: bool = False) -> list[dict]:
     return rows
 
 
+def sort_rows(lengths: list[int], ties: list[int]) -> list[dict]:
+    """Table 5: w . sort(x) on longer rows (n entries, the m smallest tied): the network has
+    n (n - 1) / 2 comparators, its abs form n vectorized rounds."""
+    rows = []
+    for n in lengths:
+        for m in ties:
+            rng = np.random.default_rng(n + m)
+            x = rng.normal(size=n)
+            x[:m] = x.min() - 1.0
+            w = rng.standard_normal(n)
+            f = lambda v, w=w: knp.sum(knp.sort(v) * w)  # noqa: E731
+            truth = float(np.sqrt(m * np.mean(w[:m]) ** 2 + np.sum(w[m:] ** 2)))
+            sec, mb, rep = measure(lambda x=x, f=f: kinkgrad.stationarity(f, x))
+            gt = timed(lambda x=x, f=f: kinkgrad.grad(f)(x))
+            rows.append({"table": "sort rows", "n": n, "ties": m, "kinks": rep.num_active,
+                         "stationarity s": sec, "MB": mb, "grad ms": 1e3 * gt,
+                         "verdict": rep.verdict,
+                         "bounds": f"[{rep.bounds[0]:.6g}, {rep.bounds[1]:.6g}]",
+                         "truth": truth})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     fmt = [" | ".join(keys), " | ".join("---" for _ in keys)]
@@ -191,7 +216,7 @@ def plot(out: Path, tables: list[list[dict]]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    lq, mq, nn, st = tables
+    lq, mq, nn, st, sr = tables
     ax.loglog([r["kinks"] for r in lq], [r["stationarity s"] for r in lq], "o-",
               label="stationarity, chained LQ (kinks = n - 1)")
     ax.loglog([r["kinks"] for r in lq], [r["grad ms"] / 1e3 for r in lq], "o:",
@@ -206,6 +231,8 @@ def plot(out: Path, tables: list[list[dict]]) -> None:
               label="grad, ReLU MLP batch")
     ax.loglog([r["kinks"] for r in st], [r["stationarity s"] for r in st], "d-",
               label="stationarity, sort ties (m = 3..40 of 50)")
+    ax.loglog([r["kinks"] for r in sr], [r["stationarity s"] for r in sr], "x-",
+              label="stationarity, sort rows (n = 50..300, 5 and 20 ties)")
     ax.set_xlabel("active kinks")
     ax.set_ylabel("seconds per call")
     ax.grid(True, which="both", alpha=0.3)
@@ -227,8 +254,9 @@ def main() -> None:
     zeros = [8, 32] if args.quick else [8, 32, 64, 128, 256, 400]
     classes = [3, 8, 20] if args.quick else [3, 5, 6, 7, 8, 12, 20, 30, 40]
     near = [5, 12] if args.quick else [3, 6, 12, 20]
+    lengths = [100, 200] if args.quick else [50, 100, 200, 300]
     tables = [chained_lq(sizes), maxq_ties(ties), mlp(zeros, args.cap),
-              sort_ties(classes) + sort_ties(near, near=True)]
+              sort_ties(classes) + sort_ties(near, near=True), sort_rows(lengths, [5, 20])]
     for t in tables:
         print()
         print(table(t))

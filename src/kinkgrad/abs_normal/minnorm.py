@@ -396,7 +396,11 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
             if n2 > 0:
                 best = _better(best, g0, bl, p2 / n2)
     scale = max(float(np.max(np.abs(V.data), initial=0.0)), float(np.max(np.abs(g0))))
-    if max(0.0, enough) < upper < 1e-5 * scale and best[0] < 0.5 * upper and \
+    # NOTE: the exact bound is tried when the float one is poor, or when it is what decides
+    # the caller's verdict (tol = ``enough`` between the bounds): near a minimiser the float
+    # direction's quality depends on rounding far below the candidates' size
+    if max(0.0, enough) < upper < 1e-5 * scale and (
+            best[0] < 0.5 * upper or best[0] <= enough) and \
             sum(V_b.size for _, V_b in bl) <= _EXACT_ENTRIES:
         exact = exact_lower(g0, bl, weights)
         if exact is not None and exact[0] > best[0]:
