@@ -25,6 +25,7 @@ __all__ = ["LevelSolver", "block_value", "block_values", "components", "signatur
 _LEAF_PATTERNS = 64  # most patterns of the switches inside one tournament leaf
 _EXHAUSTIVE = 8  # tournaments up to this size are checked on every signature
 _CHECKS = 32  # sampled signatures checked against a larger tournament's leaves
+_BATCH_ABOVE = 32  # switches above which many signatures go through one LevelSolver
 
 
 def block_value(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigma: np.ndarray
@@ -103,7 +104,7 @@ def block_values(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, sigmas: list[np
     when there are many (its Python loop runs over all m switches, each signature's over its
     support only)."""
     m = K.shape[0]
-    if len(sigmas) * 4 > m:
+    if m > _BATCH_ABOVE and len(sigmas) * 4 > m:
         return list(signature_values(A, K, bhat, np.asarray(sigmas, np.float64)))
     return [block_value(A, K, bhat, s) for s in sigmas]
 
@@ -244,7 +245,8 @@ def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S:
     checks = np.array(list(product((1.0, -1.0), repeat=m)) if m <= _EXHAUSTIVE
                       else rng.choice([-1.0, 1.0], size=(_CHECKS, m)))
     scale = max(1.0, float(np.max(np.abs(bhat))) * float(np.max(np.abs(A), initial=1.0)))
-    got = signature_values(A, K, bhat, checks)
+    got = (signature_values(A, K, bhat, checks) if m > _BATCH_ABOVE
+           else [block_value(A, K, bhat, full) for full in checks])
     for full, g in zip(checks, got):
         want = block_value(A, K, bhat, _leaf_of(full, child, root, own))
         if np.max(np.abs(g - want), initial=0.0) > 1e-9 * scale:
