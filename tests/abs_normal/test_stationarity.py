@@ -202,3 +202,28 @@ def test_bad_arguments(kw, match):
 def test_not_abs_smooth_is_undecided_not_an_error():
     rep = kinkgrad.stationarity(lambda x: knp.linalg.norm(x), np.zeros(3))
     assert rep.verdict == "undecided" and "not abs-smooth" in rep.reason
+
+
+def test_min_norm_decides_a_hull_passing_a_hair_from_zero():
+    # three pieces of a max, all at height d along one axis, the origin's projection on the
+    # edge between the first two: distance d = 1.5e-8 from O(1) candidates, rotated so that
+    # every entry rounds. Truth: the exact minimum over that edge, in fractions (the hull's
+    # minimum lies within rounding of it). The float bound alone is poor at this scale; the
+    # exact bound must decide (tol = 1e-8 < d) and both bounds must hold.
+    from fractions import Fraction as F
+
+    from kinkgrad.abs_normal.minnorm import min_norm
+
+    decided = 0
+    for seed in range(40):
+        Q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(6, 6)))
+        d = 1.5e-8
+        V = np.array([[3.0, 0, 0, 0, 0, d], [-1.0, 0, 0, 0, 0, d], [-1.0, 2.0, 0, 0, 0, d]]) @ Q.T
+        mn = min_norm(np.zeros(6), [V], enough=1e-8)
+        a, b = ([F(float(v)) for v in V[i]] for i in (0, 1))
+        e = [x - y for x, y in zip(a, b)]
+        t = -sum(x * y for x, y in zip(b, e)) / sum(x * x for x in e)
+        truth = float(sum((y + t * x) ** 2 for x, y in zip(e, b))) ** 0.5
+        assert mn.lower <= truth + 1e-15 and truth <= mn.upper + 1e-15
+        decided += mn.lower > 1e-8
+    assert decided >= 34  # 27 of 40 when the exact bound was tried only below upper / 2
