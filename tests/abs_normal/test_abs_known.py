@@ -181,3 +181,24 @@ def test_ties_between_random_floats_survive_the_abs_forms():
         else:  # a, a, then b
             want = np.array([[1.0, -2.0, 3.0], [3.0, -2.0, 1.0]])
         assert same_sets(subdifferential(srt, x).matrix, want, 0)
+
+
+def test_subdifferential_lists_only_the_strict_winners_of_a_convex_max():
+    # max(-2x, -x, -x/2) at 0: the middle line never wins strictly, so its slope is in the
+    # hull but not a limiting gradient (found by a randomized run of the brute-force property)
+    sub = kinkgrad.subdifferential(
+        lambda x: 16 * x[0] + 0.5 * knp.max(knp.stack([-2 * x[0], -x[0], -0.5 * x[0]])),
+        np.zeros(1))
+    assert sorted(sub.matrix.ravel().tolist()) == [15.0, 15.75] and not sub.partial
+    # in two dimensions: (0.25, 0) lies inside the diamond of the four others
+    f = lambda x: knp.max(knp.stack([x[0], -x[0], x[1], -x[1], 0.25 * x[0]]))  # noqa: E731
+    sub = kinkgrad.subdifferential(f, np.zeros(2))
+    assert sorted(map(tuple, sub.matrix.tolist())) == [(-1.0, 0.0), (0.0, -1.0), (0.0, 1.0),
+                                                       (1.0, 0.0)] and not sub.partial
+    # a strict winner along some direction for each listed one, by finite differences
+    for g in sub.matrix:
+        d = g + 1e-3 * np.array([0.3, 0.7])
+        t = 1e-6
+        assert abs((float(f(t * d)) - float(f(np.zeros(2)))) / t - g @ d) < 1e-6
+    # the hull is unchanged: the dropped slope is still a Clarke subgradient
+    assert kinkgrad.in_clarke(f, np.zeros(2), np.array([0.25, 0.0]))

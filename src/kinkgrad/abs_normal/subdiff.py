@@ -166,15 +166,43 @@ def _model(f: Callable, x: Any, where: str) -> tuple[ActiveModel, FlatSpec]:
     return ActiveModel(expand(tr), spec, out), spec
 
 
-def _product(ls: LocalSet, limit: int) -> tuple[np.ndarray, np.ndarray, bool]:
+def _strict_leaves(b: Any) -> tuple[np.ndarray, list, bool]:
+    """The leaves of a convex k-way max/min block that are limiting gradients: (values,
+    signatures, proven). A leaf of a convex max is one iff it wins strictly along some
+    direction, i.e. iff it is a vertex of the leaves' hull; ``Block.inner`` holds them all
+    (their hull is the block's). A leaf is dropped only when an LP puts it inside the hull of
+    the others with no residual; one neither proven a winner nor proven inside is kept, and
+    the list is then not proven exact."""
+    V, sigs = b.inner, b.signatures
+    if not (b.convex and b.kind in ("k-way max", "k-way min")) or len(V) < 3:
+        return V, sigs, True
+    scale = max(1.0, float(np.max(np.abs(V))))
+    keep, proven = [], True
+    for j in range(len(V)):
+        R = V[j] - np.delete(V, j, axis=0)
+        rows = nonzero_rows(R, scale)
+        if margin(R[rows])[0] > MARGIN:
+            keep.append(j)
+            continue
+        inside, resid = in_hull(np.delete(V, j, axis=0), V[j])
+        if not (inside and resid <= 1e-12 * scale):
+            keep.append(j)
+            proven = False
+    return V[keep], [sigs[j] for j in keep], proven
+
+
+def _product(ls: LocalSet, limit: int) -> tuple[np.ndarray, np.ndarray, bool, bool]:
     """Every sum g0 + sum_b (one candidate of block b) up to ``limit`` of them (valid when
-    the blocks are independent: each combination is realised), with its signature."""
+    the blocks are independent: each combination is realised), with its signature, whether
+    the list is complete and whether every block's leaves were proven limiting."""
     n, m = ls.g0.size, ls.model.m
-    per = [(b.cols, b.inner, b.signatures) for b in ls.blocks]
+    strict = [_strict_leaves(b) for b in ls.blocks]
+    exact = all(ok for _, _, ok in strict)
+    per = [(b.cols, V, ss) for b, (V, ss, _) in zip(ls.blocks, strict)]
     grads, sigs = [], []
     for combo in product(*[range(len(v)) for _, v, _ in per]):
         if len(grads) >= limit:
-            return np.array(grads), _rows(sigs, m), False
+            return np.array(grads), _rows(sigs, m), False, exact
         g = ls.g0.copy()
         sg = np.zeros(m)
         for (cols, V, ss), j, blk in zip(per, combo, ls.blocks):
@@ -182,7 +210,7 @@ def _product(ls: LocalSet, limit: int) -> tuple[np.ndarray, np.ndarray, bool]:
             sg[blk.members] = ss[j]
         grads.append(g)
         sigs.append(sg)
-    return np.array(grads).reshape(len(grads), n), _rows(sigs, m), True
+    return np.array(grads).reshape(len(grads), n), _rows(sigs, m), True, exact
 
 
 def _rows(vectors: list, m: int) -> np.ndarray:
@@ -260,9 +288,10 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     m = full.m
     lps = 0
     extra = ""
+    leaves_proven = True
     if ls.exact and ls.independent:
-        G, S_red, complete = _product(ls, limit)
-        proven = complete
+        G, S_red, complete, leaves_proven = _product(ls, limit)
+        proven = complete and leaves_proven
         how = "blocks independent, every combination of their pieces realised"
     else:
         sigs, complete, lps = enumerate_signatures(model, limit)
@@ -288,6 +317,11 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
                f"{len(G)} gradient(s) returned are limiting gradients but possibly not all. "
                "Raise limit= for more, or use kinkgrad.in_clarke / kinkgrad.stationarity, "
                "which work on the blocks without listing.")
+    elif not leaves_proven:
+        msg = (f"partial: {len(G)} gradient(s) of {m} active switch(es); a leaf of a convex "
+               "k-way max could be proven neither a strict winner nor inside the hull of the "
+               "others (a vertex within rounding of it): it is listed, so one gradient may "
+               "not be a limiting one (the hull is the Clarke subdifferential either way).")
     else:
         msg = (f"partial: {len(G)} limiting gradient(s){extra} of {m} active switch(es); the "
                "point is degenerate (LIKQ fails) in a curved program, where pieces realised "
