@@ -113,12 +113,9 @@ class ActiveModel:
         js, es = exp.locate_many(self.active[self.live])
         cols_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         z_slot = np.zeros(js.size, dtype=np.int64)
-        for j in np.unique(js):
+        for j in np.unique(js):  # each abs equation has its own output (u) slot
             cols = np.flatnonzero(js == j)
-            u = exp.u_slot(int(j))
-            prev = cols_of.get(u)
-            cols_of[u] = (es[cols], cols) if prev is None else (
-                np.concatenate([prev[0], es[cols]]), np.concatenate([prev[1], cols]))
+            cols_of[exp.u_slot(int(j))] = (es[cols], cols)
             z_slot[cols] = exp.z_slot(int(j))
         where = (z_slot, es.astype(np.int64))
         # NOTE: a chunk's cotangents (one per program value and row) must fit _SWEEP_FLOATS.

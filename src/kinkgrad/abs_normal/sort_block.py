@@ -106,6 +106,14 @@ class Comparators:
         self.switch = offsets[eq] + entry
         self.of_switch = {int(sw): k for k, sw in enumerate(self.switch)}
 
+    def z(self, exp: Any) -> np.ndarray:
+        """The comparators' switching values z (one read per round's abs equation)."""
+        out = np.zeros(self.eq.size)
+        for j in np.unique(self.eq):
+            at = np.flatnonzero(self.eq == j)
+            out[at] = exp.z_values(int(j))[self.entry[at]]
+        return out
+
 
 def _rounds(exp: Any, origin: int, n: int, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(abs equation, comparator index within its round) of every comparator of one sort
@@ -168,8 +176,8 @@ def _class_of(model: Any, members: np.ndarray) -> tuple | None:
         return None
     v, comp, net, switch_of = found
     exp, ids = model.exp, model.active[members]
-    z = exp.z()
-    if any(z[net.switch[k]] != 0 for k in comp):
+    z = net.z(exp)
+    if any(z[k] != 0 for k in comp):
         return None
     if any(exp.abs_eqns[j] in model._moved for j in set(net.eq.tolist())):
         return None  # a radius moved a comparator of this sort onto its kink

@@ -84,7 +84,7 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     exp = model.exp
     n = v.size
     member = {k: p for p, k in enumerate(comp)}
-    z = exp.z()[wires_at.switch]
+    z = wires_at.z(exp)
     net = _Network(n, z > 0, member)
     # the class: entries whose tokens meet at the block's comparators on the run at x
     tokens, wires = list(range(n)), []

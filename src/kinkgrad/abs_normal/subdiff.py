@@ -35,6 +35,7 @@ from .localset import LocalSet, local_set
 from .lp import MARGIN, in_hull, in_sum_of_hulls, margin, nonzero_rows
 from .second_order import second_order_pieces
 from .sort_oracle_min import by_oracles, realised, with_oracles
+from .tournament import winner
 
 __all__ = ["Subdifferential", "EnumerationLimitError", "UndecidedError", "subdifferential",
            "in_clarke", "enumerate_signatures"]
@@ -179,9 +180,7 @@ def _strict_leaves(b: Any) -> tuple[np.ndarray, list, bool]:
     scale = max(1.0, float(np.max(np.abs(V))))
     keep, proven = [], True
     for j in range(len(V)):
-        R = V[j] - np.delete(V, j, axis=0)
-        rows = nonzero_rows(R, scale)
-        if margin(R[rows])[0] > MARGIN:
+        if winner(V, j, 1.0):  # convex: the block's root sensitivity is positive
             keep.append(j)
             continue
         inside, resid = in_hull(np.delete(V, j, axis=0), V[j])
