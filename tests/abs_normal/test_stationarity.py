@@ -227,3 +227,40 @@ def test_min_norm_decides_a_hull_passing_a_hair_from_zero():
         assert mn.lower <= truth + 1e-15 and truth <= mn.upper + 1e-15
         decided += mn.lower > 1e-8
     assert decided >= 34  # 27 of 40 when the exact bound was tried only below upper / 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_min_norm_finds_a_zonotope_minimiser_with_barely_used_segments(seed):
+    # C = g0 + sum_i conv{v_i, v_i + d_i} over 700 chained segments, d_i = -(a_i e_i +
+    # b_i e_(i+1)) with a_i, b_i ~ 5 (as chained Mifflin 2's |q_i| terms near its minimiser:
+    # D^T D is close to a discrete Laplacian, condition ~1e5), and 0 in C at weights s with a
+    # dozen s_i ~ 1e-4, which an interior point solution weights below 1e-3 of the block.
+    # Truth: scipy's bounded least squares (BVLS, an active-set method) on the same data,
+    # min ||b + D s|| over 0 <= s <= 1. Before the polish tried the loose support, seeds 1
+    # and 3 ended at norm 9e-5 ("undecided" at tol 1e-8).
+    from scipy.optimize import lsq_linear
+
+    from kinkgrad.abs_normal.minnorm import min_norm
+
+    rng = np.random.default_rng(seed)
+    n, m = 702, 700
+    s_star = rng.uniform(0.05, 0.95, m)
+    s_star[rng.choice(m, 12, replace=False)] = rng.uniform(1e-4, 3e-4, 12)
+    D = np.zeros((n, m))
+    for i in range(m):
+        D[i:i + 2, i] = -rng.uniform(4.9, 5.0, 2)
+    V0 = rng.normal(size=(m, 2))
+    blocks = [(np.array([i, i + 1]), np.vstack([V0[i], V0[i] + D[i:i + 2, i]]))
+              for i in range(m)]
+    offset = np.bincount(np.r_[np.arange(m), np.arange(m) + 1], np.r_[V0[:, 0], V0[:, 1]],
+                         minlength=n)
+    g0 = -(D @ s_star) - offset
+    b = g0 + offset
+    truth = np.linalg.norm(b + D @ lsq_linear(D, -b, bounds=(0, 1), method="bvls").x)
+    assert truth < 1e-11
+    mn = min_norm(g0, blocks, enough=1e-8)
+    assert mn.lower <= truth + 1e-15
+    assert mn.upper <= 1e-9
+    point = g0 + sum(np.bincount(c, w @ V, minlength=n) for (c, V), w in zip(blocks, mn.weights))
+    assert np.linalg.norm(point) == pytest.approx(mn.upper, rel=1e-6, abs=1e-15)
+    assert all(np.all(w >= 0) and abs(w.sum() - 1) < 1e-12 for w in mn.weights)
