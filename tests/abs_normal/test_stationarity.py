@@ -229,19 +229,12 @@ def test_min_norm_decides_a_hull_passing_a_hair_from_zero():
     assert decided >= 34  # 27 of 40 when the exact bound was tried only below upper / 2
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_min_norm_finds_a_zonotope_minimiser_with_barely_used_segments(seed):
-    # C = g0 + sum_i conv{v_i, v_i + d_i} over 700 chained segments, d_i = -(a_i e_i +
-    # b_i e_(i+1)) with a_i, b_i ~ 5 (as chained Mifflin 2's |q_i| terms near its minimiser:
-    # D^T D is close to a discrete Laplacian, condition ~1e5), and 0 in C at weights s with a
-    # dozen s_i ~ 1e-4, which an interior point solution weights below 1e-3 of the block.
-    # Truth: scipy's bounded least squares (BVLS, an active-set method) on the same data,
-    # min ||b + D s|| over 0 <= s <= 1. Before the polish tried the loose support, seeds 1
-    # and 3 ended at norm 9e-5 ("undecided" at tol 1e-8).
-    from scipy.optimize import lsq_linear
-
-    from kinkgrad.abs_normal.minnorm import min_norm
-
+def _chained_zonotope(seed: int, distance: float):
+    """700 chained segments conv{v_i, v_i + d_i}, d_i = -(a_i e_i + b_i e_(i+1)) with a_i,
+    b_i ~ 5 (as chained Mifflin 2's |q_i| terms near its minimiser: D^T D is close to a
+    discrete Laplacian, condition ~1e5), placed so that the minimum-norm point is at weights
+    s with a dozen s_i ~ 1e-4 (an interior point solution weights them below 1e-3 of their
+    block) and lies ``distance`` from 0 along the null space of D^T."""
     rng = np.random.default_rng(seed)
     n, m = 702, 700
     s_star = rng.uniform(0.05, 0.95, m)
@@ -249,18 +242,40 @@ def test_min_norm_finds_a_zonotope_minimiser_with_barely_used_segments(seed):
     D = np.zeros((n, m))
     for i in range(m):
         D[i:i + 2, i] = -rng.uniform(4.9, 5.0, 2)
+    z = rng.normal(size=n)
+    p_star = z - D @ np.linalg.lstsq(D, z, rcond=None)[0]  # orthogonal to every d_i
+    p_star *= distance / np.linalg.norm(p_star) if distance else 0.0
     V0 = rng.normal(size=(m, 2))
     blocks = [(np.array([i, i + 1]), np.vstack([V0[i], V0[i] + D[i:i + 2, i]]))
               for i in range(m)]
     offset = np.bincount(np.r_[np.arange(m), np.arange(m) + 1], np.r_[V0[:, 0], V0[:, 1]],
                          minlength=n)
-    g0 = -(D @ s_star) - offset
-    b = g0 + offset
+    g0 = p_star - D @ s_star - offset
+    return g0, blocks, D, g0 + offset
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("distance", [0.0, 3e-8])
+def test_min_norm_decides_a_chained_zonotope_near_zero(seed, distance):
+    # Truth: the construction (the distance is known) and scipy's bounded least squares
+    # (BVLS, an active-set method) on the same data: min ||b + D s|| over 0 <= s <= 1.
+    # Before the polish tried the loose support, distance 0 ended at norm 9e-5 on seeds 1
+    # and 3; before the refined exact bound, distance 3e-8 had lower bound 0 (the float
+    # direction's cancellation error over 700 segments swamps 3e-8): "undecided" at tol 1e-8.
+    from scipy.optimize import lsq_linear
+
+    from kinkgrad.abs_normal.minnorm import min_norm
+
+    g0, blocks, D, b = _chained_zonotope(seed, distance)
     truth = np.linalg.norm(b + D @ lsq_linear(D, -b, bounds=(0, 1), method="bvls").x)
-    assert truth < 1e-11
+    assert truth == pytest.approx(distance, abs=1e-11)
     mn = min_norm(g0, blocks, enough=1e-8)
-    assert mn.lower <= truth + 1e-15
-    assert mn.upper <= 1e-9
+    assert mn.lower <= truth + 1e-12 and truth - 1e-12 <= mn.upper
+    if distance:
+        assert mn.lower > 1e-8 and mn.upper <= truth + 1e-12
+    else:
+        assert mn.upper <= 1e-9
+    n = g0.size
     point = g0 + sum(np.bincount(c, w @ V, minlength=n) for (c, V), w in zip(blocks, mn.weights))
     assert np.linalg.norm(point) == pytest.approx(mn.upper, rel=1e-6, abs=1e-15)
     assert all(np.all(w >= 0) and abs(w.sum() - 1) < 1e-12 for w in mn.weights)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ._affine_lsq import affine_least_squares
 from ._exact_minnorm import exact_lower
 
 __all__ = ["MinNorm", "min_norm", "support_lower"]
@@ -179,38 +180,11 @@ def _affine_min(g0: np.ndarray, Vd: sp.csr_matrix, supports: list[np.ndarray]
     if not pairs:
         return lam
     M = (Vd[[j for j, _ in pairs]] - Vd[[f for _, f in pairs]]).T
-    if M.shape[1] <= 300 and M.shape[0] * M.shape[1] <= 1_000_000:
-        Md = M.toarray()
-        y = _least_squares(Md, -base)
-    else:
-        from scipy.sparse.linalg import lsqr
-
-        y = lsqr(M, -base, atol=1e-15, btol=1e-15, iter_lim=min(10 * M.shape[1], 2000))[0]
+    y = affine_least_squares(M, -base)
     for (j, f), yj in zip(pairs, y):
         lam[j] += yj
         lam[f] -= yj
     return lam
-
-
-def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """argmin ||M y - b||: one QR (Householder, no squared condition number), refined twice
-    with the residual of the original data (nearly dependent candidates need it)."""
-    import scipy.linalg as sla
-
-    Q, R, perm = sla.qr(M, mode="economic", pivoting=True)
-    d = np.abs(np.diag(R))
-    rank = int(np.count_nonzero(d > 1e-14 * max(float(d[0]) if d.size else 0.0, 1e-300)))
-    y = np.zeros(M.shape[1])
-
-    def solve(rhs: np.ndarray) -> np.ndarray:
-        z = np.zeros(M.shape[1])
-        z[perm[:rank]] = sla.solve_triangular(R[:rank, :rank], (Q[:, :rank].T @ rhs))
-        return z
-
-    y = solve(b)
-    for _ in range(2):
-        y += solve(b - M @ y)
-    return y
 
 
 def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np.ndarray],
