@@ -178,12 +178,13 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                 oracle.record(fx)
                 return MethodResult(x, fx, k, CONVERGED, f"Stationarity certified at radius "
                                     f"{r:.3g} after {k} iterations.", r)
-            moved = False
+            moved = within = False
             if rep.descent is not None:
                 dd = oracle.spec.from_tree(rep.descent, "minimize")
                 x_new, f_new, g_new = _line(oracle, x, fx, dd, float(rep.slope), r)
                 if x_new is not None:
                     s_, y_ = x_new - x, g_new - g_center
+                    within = float(np.linalg.norm(s_)) < r
                     x, fx, g_center, moved = x_new, f_new, g_new, True
                     bundle.add(x, fx, g_new)
                     state.update(x=x, f=fx)
@@ -191,8 +192,12 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                     if sy > 0:  # restart the metric, scaled by the certified step
                         t = sy / float(y_ @ y_)
                         H = np.eye(n) * t if dense else None
-            if not moved:  # stationary at a large radius, or undecided: look closer
+            if not moved or within:  # NOTE: a certified step that stays inside the ball
+                # (Armijo failed at the radius itself: the kinks curve away from their
+                # linearizations there) zig-zags between the ball's faces, ~1e-8 per step on
+                # chained Mifflin 2: the next test looks closer, as after an undecided one
                 rho = max(r / 10, r_target)
+            if not moved:  # stationary at a large radius, or undecided: look closer
                 near = np.linalg.norm(bundle.Y - x, axis=1) <= rho
                 near[np.argmin(np.linalg.norm(bundle.Y - x, axis=1))] = True
                 bundle.keep(np.flatnonzero(near))
