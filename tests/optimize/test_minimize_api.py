@@ -50,3 +50,21 @@ def test_every_method_is_registered():
 def test_progress_bar_runs(capsys):
     res = kinkgrad.minimize(l1, np.zeros(3), progress=True)
     assert res.success
+
+
+def test_overflowing_trial_points_are_rejected_without_warnings():
+    # Brown 2 overflows (x_i^2)^(x_(i+1)^2 + 1) far from its start: every evaluation a method
+    # makes at a trial or sample point must come back as f = inf (rejected), never leak
+    # NumPy's RuntimeWarning (an error under this suite's filterwarnings, and under -W error
+    # in a user's program, which would end the run) or raise.
+    from kinkgrad.optimize.oracle import Oracle
+
+    p = kinkgrad.problems.get("brown2", 10)
+    oracle = Oracle(p.f, p.x0)
+    far = np.full(10, 40.0)
+    for setting in ("warn", "raise"):  # NumPy's default, and this suite's (conftest)
+        with np.errstate(all=setting):
+            assert oracle.value(far) == np.inf
+            assert oracle.value_clarke(far)[0] == np.inf
+            assert oracle.value_grad_kinks(far)[0] == np.inf
+            assert oracle.value_clarke(p.x0)[0] == pytest.approx(float(p.f(p.x0)))

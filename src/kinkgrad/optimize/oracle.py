@@ -96,10 +96,11 @@ class Oracle:
         Returns (inf, zeros) where f or its derivative is not finite there."""
         self._spend(1, 1)
         try:
-            tr = trace_at(self.f, self.tree(x), self._where)
-            out, v = scalar_output(tr, self._where)
-            d = self.rng.random(self.n) - 0.5
-            g = piece_gradient(tr, self.spec, out, d, self._policy, self.rng)
+            with np.errstate(all="ignore"):  # a trial point may overflow: tested just below
+                tr = trace_at(self.f, self.tree(x), self._where)
+                out, v = scalar_output(tr, self._where)
+                d = self.rng.random(self.n) - 0.5
+                g = piece_gradient(tr, self.spec, out, d, self._policy, self.rng)
         except (KinkgradError, FloatingPointError):
             return float("inf"), np.zeros(self.n)
         if not (np.isfinite(v) and np.all(np.isfinite(g))):
@@ -117,7 +118,8 @@ class Oracle:
         kink report; then g is only the kink policy's choice) or f or g is not finite."""
         self._spend(1, 1)
         try:
-            v, g, rep = value_and_grad(self.f, report=True)(self.tree(x))
+            with np.errstate(all="ignore"):  # a sample point may overflow: tested below
+                v, g, rep = value_and_grad(self.f, report=True)(self.tree(x))
             g = self.spec.from_tree(g, self._where)
         except (KinkgradError, FloatingPointError):
             return float("inf"), np.zeros(self.n), True
