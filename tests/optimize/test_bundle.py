@@ -10,7 +10,7 @@ from _opt_cases import C3, hull_min_norm, l1, linf, max_quad, rosen_abs, sampled
 
 import kinkgrad
 import kinkgrad.numpy as knp
-from kinkgrad.optimize.common import CALLBACK, CONVERGED, MAXFEV, MAXITER
+from kinkgrad.optimize.common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED
 
 CASES = [  # (f, x0, minimizer, f*)
     (l1, np.zeros(3), C3, 0.0),
@@ -122,3 +122,21 @@ def test_hull_min_norm_helper_is_exact_on_a_square():
     assert hull_min_norm(np.array([[1.0, 1.0], [-1, 1], [1, -1], [-1, -1]]))[1] <= 1e-12
     lower, upper = hull_min_norm(np.array([[1.0, 1.0], [1.0, -1.0]]))
     assert lower == pytest.approx(1.0) and upper == pytest.approx(1.0)
+
+
+def test_a_stall_at_the_target_radius_is_finished_by_abs_linear_steps():
+    # Premise (this trajectory): on chained CB3 II at n = 10 the bundle method reaches f*
+    # to rounding but stalls at the target radius, its certified descent below f's
+    # rounding. The abs-linear finishing steps then land on the kinks and certify the point.
+    # Truth: the published minimizer x* = (1, ..., 1) and f* = 2 (n - 1).
+    p = kinkgrad.problems.get("chained-cb3-2", 10)
+    stalled = kinkgrad.minimize(p.f, p.x0, options={"finish": False})
+    assert stalled.status == STALLED and "Stopped at the target radius" in stalled.message
+    assert stalled.stationarity.verdict != "stationary"
+    res = kinkgrad.minimize(p.f, p.x0)
+    assert res.success and "abs-linear finishing step" in res.message, res.message
+    assert res.ngev > stalled.ngev and res.nit > stalled.nit
+    assert res.fun - p.f_star <= 1e-12
+    np.testing.assert_allclose(res.x, p.x_star, atol=1e-7)
+    with pytest.raises(kinkgrad.KinkgradError, match="finish"):
+        kinkgrad.minimize(p.f, p.x0, options={"finish": "yes"})

@@ -39,7 +39,8 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
 
     * ``"bundle"`` (default): a proximal bundle method for nonconvex functions with
       downshifted linearization errors, Clarke gradients from the piece a random direction
-      enters, the QP subproblem by PIQP, and the stationarity test at a shrinking radius.
+      enters, the QP subproblem by PIQP, the stationarity test at a shrinking radius, and
+      abs-linear finishing steps where it stalls at the target radius.
     * ``"abs-linear"``: successive abs-linear minimization (Griewank and Walther): each step
       minimizes the abs-linear model from ``abs_normal_form`` plus a proximal term; its
       ``ngev`` counts abs-normal forms.

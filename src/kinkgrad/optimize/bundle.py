@@ -36,6 +36,12 @@ gradient at y_j, from the piece a random direction enters):
    (the proximal parameter grows). The bundle keeps at most ``bundle_size`` cuts plus the
    aggregate cut (g_a, e_a), which preserves the convergence argument of aggregation.
 
+5. Finish: a run that stalls at the target radius (the line search cannot resolve the
+   certified decrease in f's rounding, or the test is undecided) is near a minimizer that
+   gradients and line searches do not reach; up to 20 abs-linear steps from there
+   (:mod:`.abs_linear`: the minimizer of the local abs-linear model lands on the kinks) are
+   kept when f does not grow (option ``finish=False``: return the stalled point).
+
 Every evaluation is one call of f with one Clarke gradient, or a stationarity test; the
 line searches add value-only calls (``nfev``). Steps longer than 1e3 (1 + ||x||) are cut,
 and a trial point where f is not finite (or explodes) shrinks the metric without a cut.
@@ -45,6 +51,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import KinkgradError
+from .abs_linear import finish as abs_linear_finish
 from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
 from .oracle import BudgetExhausted, Oracle
 
@@ -101,7 +109,8 @@ def _spread(bundle: _Bundle, x: np.ndarray, lam: np.ndarray) -> float:
 
 def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         bundle_size: int = 50, gamma: float = 1e-8, m_serious: float = 0.01,
-        radius: float | None = None, metric: str = "bfgs") -> MethodResult:
+        radius: float | None = None, metric: str = "bfgs", finish: bool = True
+        ) -> MethodResult:
     """Run the variable-metric proximal bundle method (see the module docstring).
 
     Args:
@@ -115,10 +124,17 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         radius: the radius at which stationarity must be certified to stop (default: tol; a
             point that is stationary at a larger radius is only a reason to look closer).
         metric: ``"bfgs"`` (dense inverse BFGS matrix, n <= 3000) or ``"scalar"``.
+        finish: when the run stalls at the target radius (a certified descent that f's
+            rounding cannot resolve, or an undecided test), take up to 20 abs-linear steps
+            from there (:func:`kinkgrad.optimize.abs_linear.finish`; needs an abs-normal
+            form, and each step counts one ``ngev``) and keep them if f does not grow.
 
     Returns:
         A :class:`MethodResult`; ``radius`` is the bundle spread at the end.
     """
+    if not isinstance(finish, bool):
+        raise KinkgradError(f"minimize(method='bundle'): option finish={finish!r}; pass True "
+                            "or False.")
     n = oracle.n
     maxiter = 20 * n + 1000 if maxiter is None else maxiter
     dense = metric == "bfgs" and n <= 3000
@@ -129,7 +145,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         fx, gx = oracle.value_clarke(x)
         state["f"] = fx
         return _loop(oracle, x, fx, gx, tol, maxiter, monitor, bundle_size, gamma, m_serious,
-                     radius, dense, state)
+                     radius, dense, state, finish)
     except BudgetExhausted:
         return MethodResult(state["x"], state["f"], state["nit"], MAXFEV,
                             "The evaluation budget ran out.", state.get("r", 1e-6))
@@ -137,7 +153,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
 
 def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, maxiter: int,
           monitor: Monitor, size: int, gamma: float, m_serious: float, r_target: float,
-          dense: bool, state: dict) -> MethodResult:
+          dense: bool, state: dict, finish: bool = True) -> MethodResult:
     n = oracle.n
     scale = 1.0 / max(float(np.linalg.norm(gx)), 1e-12)
     H = np.eye(n) * scale if dense else None
@@ -205,8 +221,9 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                     why = ("the line search along the certified descent direction found no "
                            "decrease f's rounding can resolve" if rep.descent is not None
                            else "the test was undecided")
-                    return MethodResult(x, fx, k, STALLED, f"Stopped at the target radius "
-                                        f"{r:.3g}: {why}.", r)
+                    stalled = MethodResult(x, fx, k, STALLED, f"Stopped at the target radius "
+                                           f"{r:.3g}: {why}.", r)
+                    return _finish(oracle, stalled, tol, monitor) if finish else stalled
             bundle.agg, nulls = None, 0
             if monitor(x, fx, k):
                 return _stop(x, fx, k, r)
@@ -245,6 +262,23 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
         oracle.record(fx)
     return MethodResult(x, fx, maxiter, MAXITER, f"maxiter={maxiter} iterations reached.",
                         state["r"])
+
+
+def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
+            ) -> MethodResult:
+    """Abs-linear finishing steps from a point where the bundle stalled at the target radius
+    (see the module docstring); the stalled result when they do not lower f."""
+    try:
+        fin = abs_linear_finish(oracle, stalled.x, stalled.fun, tol=tol,
+                                monitor=lambda x, f, k: monitor(x, f, stalled.nit + k))
+    except BudgetExhausted:
+        return stalled
+    if not fin.fun <= stalled.fun or fin.nit == 0:
+        return stalled
+    return MethodResult(fin.x, fin.fun, stalled.nit + fin.nit, fin.status,
+                        f"{stalled.message} Then {fin.nit} abs-linear finishing step(s): "
+                        f"{fin.message.removeprefix('abs-linear: ')}",
+                        max(fin.radius, stalled.radius))  # the bundle's target radius at least
 
 
 def _stop(x: np.ndarray, fx: float, k: int, r: float) -> MethodResult:
