@@ -58,3 +58,24 @@ def rosen_abs(x):
     return 8.0 * knp.abs(x[0] ** 2 - x[1]) + (1.0 - x[0]) ** 2
 
 
+
+
+def mifflin2_clarke_distance(x: np.ndarray, on_kink: float) -> tuple[float, int]:
+    """(distance from 0 to the Clarke set, number of terms on their kinks) of chained Mifflin 2,
+    f = sum_i -a_i + 2 q_i + 1.75 |q_i|, q_i = a_i^2 + b_i^2 - 1, (a_i, b_i) = (x_i, x_(i+1)),
+    with the terms |q_i| <= on_kink taken as kinks: the zonotope g + sum_i t_i 1.75 grad q_i
+    (|t_i| <= 1) of hand-derived gradients, its distance by SciPy's bounded least squares."""
+    import scipy.sparse as sp
+    from scipy.optimize import lsq_linear
+
+    a, b = x[:-1], x[1:]
+    q = a ** 2 + b ** 2 - 1
+    kink = np.abs(q) <= on_kink
+    i, k = np.arange(x.size - 1), np.flatnonzero(kink)
+    side = 1.75 * np.where(kink, 0.0, np.sign(q))  # the smooth terms' |q_i| slope
+    g = (np.bincount(i, -1.0 + (4 + 2 * side) * a, minlength=x.size)
+         + np.bincount(i + 1, (4 + 2 * side) * b, minlength=x.size))
+    cols = np.tile(np.arange(k.size), 2)
+    D = sp.csr_matrix((3.5 * np.r_[a[k], b[k]], (np.r_[k, k + 1], cols)), shape=(x.size, k.size))
+    t = lsq_linear(D, -g, bounds=(-1, 1), method="trf", tol=1e-15, lsmr_tol=1e-15).x
+    return float(np.linalg.norm(g + D @ t)), int(k.size)
