@@ -171,7 +171,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
 
 
 def finish(oracle: Oracle, x: np.ndarray, fx: float, *, tol: float, monitor: Monitor,
-           maxiter: int = 20) -> MethodResult:
+           maxiter: int = 50) -> MethodResult:
     """At most ``maxiter`` abs-linear iterations started at x (f(x) = fx): another method's
     finishing steps. Near a local minimizer the abs-linear model is second-order accurate
     and its minimizer lands on the kinks, where a method driven by gradients and line
