@@ -42,8 +42,8 @@ gradient at y_j, from the piece a random direction enters):
    certified decrease in f's rounding, or the test is undecided) is near a minimizer that
    gradients and line searches do not reach; up to 50 abs-linear steps from there
    (:mod:`.abs_linear`: the minimizer of the local abs-linear model lands on the kinks),
-   each new point tested at the target radius, are kept when f does not grow (option
-   ``finish=False``: return the stalled point).
+   each new point tested at the target radius, are kept when one is certified or f does not
+   grow (option ``finish=False``: return the stalled point).
 
 Every evaluation is one call of f with one Clarke gradient, or a stationarity test; the
 line searches add value-only calls (``nfev``). Steps longer than 1e3 (1 + ||x||) are cut,
@@ -134,7 +134,8 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         finish: when the run stalls at the target radius (a certified descent that f's
             rounding cannot resolve, or an undecided test), take up to 50 abs-linear steps
             from there (:func:`kinkgrad.optimize.abs_linear.finish`; needs an abs-normal
-            form, and each step counts one ``ngev``) and keep them if f does not grow.
+            form, and each step counts one ``ngev``) and keep them if one is certified or f
+            does not grow.
 
     Returns:
         A :class:`MethodResult`; ``radius`` is the bundle spread at the end.
@@ -277,7 +278,8 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
 def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
             ) -> MethodResult:
     """Abs-linear finishing steps from a point where the bundle stalled at the target radius
-    (see the module docstring); the stalled result when they do not lower f.
+    (see the module docstring); the stalled result when they neither end certified nor
+    lower f.
 
     # NOTE: each new point is tested at the bundle's target radius, and the first one
     # certified ends the finish: the abs-linear model's own stopping test (its step
@@ -302,8 +304,8 @@ def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
         fin = abs_linear_finish(oracle, stalled.x, stalled.fun, tol=tol, monitor=watch)
     except BudgetExhausted:
         return stalled
-    if not fin.fun <= stalled.fun or fin.nit == 0:
-        return stalled
+    if fin.nit == 0 or not (certified or fin.fun <= stalled.fun):
+        return stalled  # NOTE: a certified point may sit at f + rounding, as abs-linear allows
     status, what = fin.status, fin.message.removeprefix("abs-linear: ")
     if certified:
         status, what = CONVERGED, f"stationarity certified at radius {stalled.radius:.3g}."
