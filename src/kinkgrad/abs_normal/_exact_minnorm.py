@@ -43,12 +43,13 @@ def exact_lower(g0: np.ndarray, bl: list, weights: list[np.ndarray]
     F = Fraction
     base: dict[int, Fraction] = {i: F(float(v)) for i, v in enumerate(g0) if v != 0}
     rows = [{int(c): F(float(v)) for c, v in zip(cols, r) if v != 0} for _, cols, r in supp]
+    owner = [b for b, _, _ in supp]
     if len(supp) > _EXACT_SUPPORT:
-        lams = _refined(base, rows, [b for b, _, _ in supp], n)
+        lams = _refined(base, rows, owner, n)
         if lams is None:
             return None
     else:
-        lams = _kkt_exact(base, rows, [b for b, _, _ in supp], len(bl))
+        lams = _kkt_exact(base, rows, owner, len(bl))
         if lams is None or any(v < 0 for v in lams):
             return None
     P = _point(base, rows, lams)

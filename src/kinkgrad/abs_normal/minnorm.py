@@ -196,17 +196,16 @@ def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np
     soon as a feasible point has norm <= ``enough`` (that already decides "stationary")."""
     Vd = V.tocsr()
     offs = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    lam = np.concatenate(weights)
     # NOTE: start from the clearly used candidates only; major cycles add back what is needed
     # (each minor cycle drops one weight, so a bloated start costs one solve per weight)
     supports = _supports(weights, offs, 1e-3)
+    if sum(map(len, supports)) > 400:
+        return _affine_polish(g0, Vd, sizes, [supports, _supports(weights, offs, 1e-9)])
+    lam = np.concatenate(weights)
     lam = np.where(np.isin(np.arange(lam.size), np.concatenate(supports)), lam, 0.0)
     for supp in supports:
         lam[supp] /= lam[supp].sum()
     vmax = float(np.max(np.abs(Vd.data), initial=1.0))
-    small = sum(map(len, supports)) <= 400
-    if not small:
-        return _affine_polish(g0, Vd, sizes, weights, offs)
     solves = 0
     for _ in range(_WOLFE_ROUNDS):
         if solves >= _WOLFE_SOLVES:
@@ -257,9 +256,9 @@ def _supports(weights: list[np.ndarray], offs: np.ndarray, rel: float) -> list[n
 
 
 def _affine_polish(g0: np.ndarray, Vd: sp.csr_matrix, sizes: list[int],
-                   weights: list[np.ndarray], offs: np.ndarray) -> list[np.ndarray] | None:
-    """Large supports: one affine solve per support, the feasible result of smallest norm
-    (None if neither is feasible).
+                   candidates: list[list[np.ndarray]]) -> list[np.ndarray] | None:
+    """Large supports: one affine solve per candidate support, the feasible result of
+    smallest norm (None if none is feasible).
 
     # NOTE: two supports are tried, the clearly used candidates (weights above 1e-3 of the
     # block's largest) and every candidate the interior point kept above 1e-9: a minimiser
@@ -267,8 +266,7 @@ def _affine_polish(g0: np.ndarray, Vd: sp.csr_matrix, sizes: list[int],
     # segments at s ~ 1e-4) is missed by the first, whose solve then lands 6e-8 away instead
     # of 2.5e-10, and a set with many barely used candidates is missed by the second."""
     best, best_norm, seen = None, np.inf, None
-    for rel in (1e-3, 1e-9):
-        supports = _supports(weights, offs, rel)
+    for supports in candidates:
         flat = np.concatenate(supports)
         if seen is not None and np.array_equal(flat, seen):
             continue
