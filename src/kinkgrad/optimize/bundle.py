@@ -250,11 +250,7 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
             continue
         if fy <= fx - m_serious * v:
             s, yv = y - x, gy - g_center
-            sy = float(s @ yv)
-            if dense and sy > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(yv)):
-                metric.bfgs(s, yv, sy)
-            elif not dense and sy > 0:
-                metric.restart(float(sy / (yv @ yv)))
+            metric.update(s, yv)
             if bundle.agg is not None:  # the aggregate linearization, re-measured at y
                 ea_y = abs(fy - fx + bundle.agg[1] - float(bundle.agg[0] @ s))
                 bundle.agg = (bundle.agg[0], max(ea_y, gamma * float(s @ s)), bundle.agg[2])
@@ -287,14 +283,14 @@ def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
     # within the 50 steps while the real test passes earlier (chained Mifflin 2 at n = 50:
     # the model's test unmet after 20 steps, the real one passing at step 24)."""
     certified: list[int] = []
-    tested = [stalled.x]
+    last = [stalled.x]  # the point tested last
 
     def watch(x: np.ndarray, f: float, k: int) -> bool:
         if monitor(x, f, stalled.nit + k):
             return True
-        if np.array_equal(x, tested[-1]):
+        if np.array_equal(x, last[0]):
             return False
-        tested.append(x.copy())
+        last[0] = x.copy()
         if oracle.stationarity(x, stalled.radius, tol).verdict == "stationary":
             certified.append(k)
             return True
@@ -376,6 +372,16 @@ class _Metric:
         b.HG = b.G * t
         if b.agg is not None:
             b.agg = (b.agg[0], b.agg[1], b.agg[0] * t)
+
+    def update(self, s: np.ndarray, y: np.ndarray) -> None:
+        """After a serious step s with gradient change y: the BFGS update of a dense H (when
+        s . y is not at rounding level), else H = (s . y / y . y) I (when s . y > 0)."""
+        sy = float(s @ y)
+        if self.H is not None:
+            if sy > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(y)):
+                self.bfgs(s, y, sy)
+        elif sy > 0:
+            self.restart(float(sy / (y @ y)))
 
     def bfgs(self, s: np.ndarray, y: np.ndarray, sy: float) -> None:
         """Inverse BFGS update H+ = (I - rho s y^T) H (I - rho y s^T) + rho s s^T, written
