@@ -1,5 +1,5 @@
 """The abs-normal form reduced to the active switches: everything certify and subdifferential
-need, from ONE batched reverse sweep.
+need, from the rows of one reverse sweep with m + 1 seeds.
 
 At x, fix every inactive switch at its sign. For the m active switches (z_i = 0) the local
 piecewise-linear model of paper B's abs-normal form reduces to
@@ -20,11 +20,11 @@ of W(sigma) = (I - K Sigma)^{-1} A are the switch derivatives on that piece (z' 
 All of A, K, g0 and bhat come from one reverse sweep over the abs-normal program with m + 1
 cotangent seeds (the m active switches and the output), with abs'(0) = 0 at active entries:
 the cotangent reaching x gives A and g0, the cotangent reaching an active |z_j| gives K and
-bhat. The cost is that of m + 1 gradients, whatever the number of inactive switches.
-The sweep runs in chunks of rows sized to a memory bound; each chunk's dense (rows, n)
-cotangents are sparsified at once, so A and K are held as CSR matrices (memory linear in
-their nonzeros: a batch's switch rows touch few parameters) and the dense views are formed
-only when read.
+bhat. At most the cost of m + 1 gradients, whatever the number of inactive switches; rows
+with disjoint supports (a chained function's switches, a tournament's level) share one
+sweep, their supports measured by NaN propagation (:mod:`kinkgrad.modes.sparse_rows`), so
+that a sparse model costs a few dozen gradients whatever m. A and K are held as CSR
+matrices (memory linear in their nonzeros) and the dense views are formed only when read.
 Active switches that a cheap forward pass of masks proves inert (:mod:`.inert`: zero row on
 every piece, e.g. max-pool windows tied among dead ReLUs) get no seed: their rows and columns
 stay zero, which :meth:`ActiveModel.relevant` drops exactly as it would drop the computed ones.
@@ -41,15 +41,13 @@ from scipy.sparse.linalg import spsolve_triangular
 
 from .._core.program import Var
 from ..kinks import KinkPolicy
-from ..modes.sweeps import reverse_sweep
+from ..modes.sparse_rows import reverse_rows
 from ._flat import FlatSpec
 from .expand import EqnMeta, Expanded
 from .inert import inert_switches
 
 __all__ = ["ActiveModel", "policy_choice"]
 
-_CHUNK = 1024  # rows per reverse sweep (memory bound only; the rows are independent)
-_SWEEP_FLOATS = 1 << 25  # float64 entries one chunk of cotangents may hold (256 MiB)
 _REVERSE_SIGMA_X = KinkPolicy(abs=0.0)
 _PRUNE = True  # set inert switches aside before the sweep (inert.py); False: full sweep
 
@@ -105,8 +103,7 @@ class ActiveModel:
         self.live = np.flatnonzero(~self.inert)
         size = self.live.size
         self._bhat, self.g0 = np.zeros(size), np.zeros(n)
-        order = np.append(np.arange(size), -1)  # -1: the output's seed
-        self.rows = int(order.size)
+        self.rows = size + 1
         out_var = None
         if out is not None:
             out_var = exp.traced.outs[0] if type(exp.traced.outs[0]) is Var else None
@@ -117,65 +114,34 @@ class ActiveModel:
             cols = np.flatnonzero(js == j)
             cols_of[exp.u_slot(int(j))] = (es[cols], cols)
             z_slot[cols] = exp.z_slot(int(j))
-        where = (z_slot, es.astype(np.int64))
-        # NOTE: a chunk's cotangents (one per program value and row) must fit _SWEEP_FLOATS.
-        per_row = n + sum(int(np.size(v)) for v in exp.vals if v is not None)
-        chunk = int(max(1, min(_CHUNK, _SWEEP_FLOATS // max(per_row, 1))))
-        parts: tuple[list, list] = ([], [])
-        bar = _bar(order.size, progress)
-        for lo in range(0, order.size, chunk):
-            self._sweep(order[lo: lo + chunk], where, cols_of, out_var, parts)
-            if bar is not None:
-                bar.update(min(chunk, order.size - lo))
+        slots, ents = z_slot, es.astype(np.int64)
+        if out_var is not None:  # the output's seed is the last row
+            slots, ents = np.append(slots, out_var.index), np.append(ents, 0)
+        x_slots = [v.index for v in exp.traced.in_vars]
+        bar = _bar(slots.size, progress)
+        mats, self.sweep_stats = reverse_rows(
+            exp.eqns, exp.vals, slots, ents, x_slots + list(cols_of), _REVERSE_SIGMA_X,
+            selections=self._moved or None, on_rows=None if bar is None else bar.update)
         if bar is not None:
             bar.close()
-        self._As = _csr(parts[0], (size, n))
-        self._Ks = _csr(parts[1], (size, size))
-
-    # ------------------------------------------------------------------ the reverse sweep
-    def _sweep(self, rows: np.ndarray, where: tuple[np.ndarray, np.ndarray], cols_of: dict,
-               out_var: Var | None, parts: tuple[list, list]) -> None:
-        """One batched reverse sweep seeded at the live switches ``rows`` (positions in
-        ``self.live``, at slot ``where[0]`` and entry ``where[1]``; -1: the output, always
-        last), reading the cotangents at x and at the live |z_j|; the switch rows are kept
-        as COO triplets in ``parts`` (A's, K's)."""
-        exp = self.exp
-        r = rows.size
-        k = int(np.count_nonzero(rows >= 0))  # the switch rows come first
-        pos = rows[:k]
-        slots, ents = where[0][pos], where[1][pos]
-        targets = [(int(t), np.flatnonzero(slots == t), ents[slots == t])
-                   for t in np.unique(slots)]
-        if k < r and out_var is not None:
-            targets.append((out_var.index, np.array([k]), np.array([0])))
-        seeds: dict[int, np.ndarray] = {}
-        for slot, at, ent in targets:
-            if slot not in seeds:
-                seeds[slot] = np.zeros((r,) + tuple(np.shape(exp.traced.vals[slot])))
-            seeds[slot].reshape(r, -1)[at, ent] = 1.0  # one seed per row
-        if not seeds:
-            return
-        keep = set(self.spec.slots) | set(cols_of)
-        ct = reverse_sweep(exp.eqns, exp.vals, seeds, _REVERSE_SIGMA_X, keep=keep,
-                           selections=self._moved or None)
-        # NOTE: inputs may be traced in another slot order than x's leaves; use the expanded
-        # program's input slots, which follow the leaves one to one.
-        for v, shape, a in zip(exp.traced.in_vars, self.spec.shapes, self.spec.offsets):
-            c = ct.get(v.index)
-            if c is None:
-                continue
-            C = np.broadcast_to(c, (r,) + shape).reshape(r, -1)
-            if k < r:
-                self.g0[a: a + C.shape[1]] = C[k]
-            _triplets(parts[0], C[:k], pos, a)
-        for slot, (ents, cols) in cols_of.items():
-            c = ct.get(slot)
-            if c is None:
-                continue
-            U = np.asarray(c, dtype=np.float64).reshape(r, -1)[:, ents]
-            if k < r:
-                self._bhat[cols] = U[k]
-            _triplets(parts[1], U[:k], pos, cols)
+        # NOTE: inputs may be traced in another slot order than x's leaves; the expanded
+        # program's input slots follow the leaves one to one
+        nx = len(x_slots)
+        X = sp.hstack(mats[:nx], format="csr") if nx else sp.csr_matrix((slots.size, n))
+        self._As = _pruned(X[:size], (size, n))
+        if size < slots.size:
+            self.g0 = X[size].toarray().reshape(-1)
+        trip: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for M, (ents_u, cols) in zip(mats[nx:], cols_of.values()):
+            U = M[:, ents_u].tocoo()  # the live switches' |z| entries of this abs equation
+            on = U.row < size
+            trip.append((U.row[on], cols[U.col[on]], U.data[on]))
+            if size < slots.size:
+                self._bhat[cols] = M[size][:, ents_u].toarray().reshape(-1)
+        rows, cols, data = (np.concatenate(t) for t in zip(*trip)) if trip else \
+            (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        self._Ks = _pruned(sp.csr_matrix((data, (rows, cols)), shape=(size, size)),
+                           (size, size))
 
     def _selections(self, moved: np.ndarray) -> dict[int, np.ndarray]:
         """abs' of every ``abs`` equation holding a moved switch: sign(z), 0 where moved."""
@@ -311,20 +277,9 @@ def _bar(total: int, progress: bool | str) -> Any:
                 delay=1.0, leave=False, disable=None if progress == "auto" else False)
 
 
-def _triplets(out: list, C: np.ndarray, pos: np.ndarray, cols: Any) -> None:
-    """Append the nonzeros of the chunk C (rows ``pos``, columns ``cols`` + j: an offset
-    or a column map) to ``out`` as (row, col, value) arrays."""
-    i, j = np.divmod(np.flatnonzero(C), C.shape[1])
-    if i.size:
-        c = j + cols if np.isscalar(cols) or np.ndim(cols) == 0 else cols[j]
-        out.append((pos[i], c, np.asarray(C[i, j], dtype=np.float64)))
-
-
-def _csr(parts: list, shape: tuple[int, int]) -> sp.csr_matrix:
-    if not parts:
-        return sp.csr_matrix(shape)
-    rows, cols, vals = (np.concatenate(p) for p in zip(*parts))
-    M = sp.csr_matrix((vals, (rows, cols)), shape=shape)
+def _pruned(M: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """M as float64 CSR of ``shape`` without explicit zeros."""
+    M = sp.csr_matrix(M, shape=shape, dtype=np.float64)
     M.eliminate_zeros()
     return M
 

@@ -211,11 +211,14 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
         i = int(members[0])
         As = model.A_sparse
         lo, hi = As.indptr[i], As.indptr[i + 1]
-        cols, at = np.unique(As.indices[lo:hi], return_inverse=True)
-        row = np.zeros(cols.size)
-        np.add.at(row, at, As.data[lo:hi])
+        if As.has_canonical_format:  # sorted columns without duplicates (ActiveModel's)
+            cols, row = As.indices[lo:hi].astype(np.intp), As.data[lo:hi]
+        else:
+            cols, at = np.unique(As.indices[lo:hi], return_inverse=True)
+            row = np.zeros(cols.size)
+            np.add.at(row, at, As.data[lo:hi])
         b = float(model.bhat[i])
-        outer = np.vstack([b * row, -b * row])
+        outer = np.outer((b, -b), row)
         return Block(members, "switch", cols, outer, outer, b > 0, True,
                      [np.ones(1), -np.ones(1)])
     A_rows = model.A_sparse[members]

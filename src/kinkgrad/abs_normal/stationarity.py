@@ -56,7 +56,8 @@ import numpy as np
 from ..backends import on_numpy
 from ..errors import KinkgradError, NotAbsSmoothError
 from ..kinks import KinkPolicy, resolve_policy
-from ..modes.sweeps import forward_sweep, reverse_sweep
+from ..modes.sparse_rows import reverse_rows
+from ..modes.sweeps import forward_sweep
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
@@ -68,7 +69,6 @@ from .subdiff import enumerate_signatures
 
 __all__ = ["StationarityReport", "stationarity"]
 
-_CHUNK = 1024
 _ROUNDS = 30  # column-generation rounds for the inner set when blocks do not add up
 _ENUM_M = 20  # at most this many active switches: enumerate the realised signatures
 _ENUM_LIMIT = 4096
@@ -142,20 +142,14 @@ def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
     if cand.size > _PROBE_ABOVE:
         cand = cand[np.abs(z[cand]) <= 10 * radius * _probe_norms(exp, spec)[cand]]
     norms = np.zeros(exp.s)
-    for lo in range(0, cand.size, _CHUNK):
-        idx = cand[lo:lo + _CHUNK]
-        r = idx.size
-        seeds: dict[int, np.ndarray] = {}
-        js, ents = exp.locate_many(idx)
-        for j in np.unique(js):  # one seed per row, at its switch's entry of its z slot
-            slot, rows = exp.z_slot(int(j)), np.flatnonzero(js == j)
-            if slot not in seeds:
-                seeds[slot] = np.zeros((r,) + tuple(np.shape(exp.vals[slot])))
-            np.add.at(seeds[slot].reshape(r, -1), (rows, ents[rows]), 1.0)
-        ct = reverse_sweep(exp.eqns, exp.vals, seeds, _ABS0, keep=set(spec.slots))
-        leaves = [None if ct.get(v.index) is None else np.broadcast_to(ct[v.index], (r,) + sh)
-                  for v, sh in zip(exp.traced.in_vars, spec.shapes)]
-        norms[idx] = np.linalg.norm(spec.join(leaves, (r,)), axis=1)
+    if cand.size:
+        js, ents = exp.locate_many(cand)
+        slots = np.array([exp.z_slot(int(j)) for j in js], dtype=np.int64)
+        x_slots = [v.index for v in exp.traced.in_vars]
+        mats, _ = reverse_rows(exp.eqns, exp.vals, slots, ents, x_slots, _ABS0)
+        sq = sum((np.asarray(M.multiply(M).sum(axis=1)).reshape(-1) for M in mats),
+                 np.zeros(cand.size))
+        norms[cand] = np.sqrt(sq)
     return mask | (np.abs(z) <= radius * norms)
 
 
