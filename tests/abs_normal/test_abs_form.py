@@ -96,6 +96,38 @@ def test_operators_agree_with_dense_matrices(prog, seed):
     assert np.allclose(ops.todense().L, dense.L) and ops.dense
 
 
+@SETTINGS
+@given(programs(n_max=4, ops_max=8))
+def test_sparse_matrices_equal_dense_ones(prog):
+    """tosparse (compressed reverse sweeps) against the dense matrices (forward sweeps)."""
+    dense = abs_normal_form(prog, prog.x)
+    sp_form = abs_normal_form(prog, prog.x, dense=False).tosparse()
+    assert sp_form.sparse and not sp_form.dense and "sparse" in repr(sp_form)
+    for name in "ZLJY":
+        np.testing.assert_allclose(getattr(sp_form, name).toarray(), getattr(dense, name),
+                                   rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sp_form.cz, dense.cz, atol=1e-10)
+    converted = abs_normal_form(prog, prog.x).tosparse()
+    assert converted.sparse and np.array_equal(converted.Z.toarray(), dense.Z)
+    assert np.array_equal(sp_form.todense().L, sp_form.L) and sp_form.dense
+
+
+def test_sparse_form_of_a_long_chain_in_few_sweeps():
+    """A chained function at n = 3000: the form's rows share sweeps (structure, not time),
+    and its rows are the gradients of z_i = x_i^2 + x_(i+1)^2 - 1 (by hand)."""
+    n = 3000
+    x = np.random.default_rng(0).normal(size=n)
+    anf = abs_normal_form(lambda v: knp.sum(knp.abs(v[:-1] ** 2 + v[1:] ** 2 - 1.0)), x,
+                          dense=False).tosparse()
+    assert anf.sweep_stats.sweep_rows < 150 < anf.s
+    rows = np.arange(n - 1)
+    Z = np.zeros((n - 1, n))
+    Z[rows, rows], Z[rows, rows + 1] = 2 * x[:-1], 2 * x[1:]
+    np.testing.assert_allclose(anf.Z.toarray(), Z, rtol=1e-15)
+    assert anf.L.nnz == 0
+    np.testing.assert_allclose(anf.Y.toarray(), [np.ones(n - 1)])
+
+
 # abs'(0) = c that reproduces each policy choice, restated from the abs forms by hand
 def _c(node, policy):
     prod, ordinal = node.producer, node.ordinal

@@ -272,9 +272,25 @@ def test_matrix_free_form_is_materialised_or_refused(monkeypatch):
     res = _minimize(f, np.zeros(3))
     assert res.success
     np.testing.assert_allclose(res.x, c, atol=1e-8)
-    res = _minimize(f, np.zeros(3), options={"dense_limit": 5})
+    res = _minimize(f, np.zeros(3), options={"dense_limit": 5})  # 18 > 5: sparse, 3 nonzeros
+    assert res.success
+    np.testing.assert_allclose(res.x, c, atol=1e-8)
+    res = _minimize(f, np.zeros(3), options={"dense_limit": 2})
     assert res.status == 3 and res.nit == 0
     assert "too large to materialise" in res.message and "dense_limit" in res.message
+
+
+@pytest.mark.parametrize("name", ["chained-lq", "chained-cb3-1", "maxq", "chained-mifflin2"])
+def test_sparse_form_runs_as_the_dense_one(name, monkeypatch):
+    """Built sparse (above dense_limit), the model is the dense one's: same run."""
+    p = problems.get(name, 40)
+    dense = _minimize(p.f, p.x0, maxiter=30)
+    real_form = oracle.abs_normal_form
+    monkeypatch.setattr(oracle, "abs_normal_form",
+                        lambda f, x, **kw: real_form(f, x, dense=False))
+    sparse = _minimize(p.f, p.x0, maxiter=30, options={"dense_limit": 1000})
+    assert sparse.nit == dense.nit and sparse.status == dense.status
+    np.testing.assert_allclose(sparse.x, dense.x, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["dense", "sparse"])

@@ -44,22 +44,30 @@ class AbsLinearModel:
     """
 
     def __init__(self, anf: AbsNormalForm) -> None:
-        if not anf.dense:
-            raise KinkgradError("abs-linear: internal error, the abs-normal form is not dense.")
+        if not (anf.dense or anf.sparse):
+            raise KinkgradError("abs-linear: internal error, the abs-normal form is not "
+                                "materialised.")
         self.n, self.s = int(anf.n), int(anf.s)
         self.f = float(np.asarray(anf.y, np.float64).reshape(-1)[0])
-        self.J = np.asarray(anf.J, np.float64).reshape(-1)
-        self.Y = np.asarray(anf.Y, np.float64).reshape(-1)
+        if anf.sparse:
+            J, Y = (np.asarray(M.toarray(), np.float64) for M in (anf.J, anf.Y))
+            Z = sp.csr_matrix(anf.Z, dtype=np.float64)
+            L = sp.tril(anf.L, -1, format="csr").astype(np.float64)
+            data = (Z.data, L.data)
+        else:
+            J, Y = anf.J, anf.Y
+            Z = sp.csr_matrix(np.asarray(anf.Z, np.float64).reshape(self.s, self.n))
+            L = sp.csr_matrix(np.tril(np.asarray(anf.L, np.float64).reshape(self.s, self.s), -1))
+            data = (Z.data, L.data)
+        self.J = np.asarray(J, np.float64).reshape(-1)
+        self.Y = np.asarray(Y, np.float64).reshape(-1)
         self.cz = np.asarray(anf.cz, np.float64).reshape(-1)
         self.z0 = np.asarray(anf.z, np.float64).reshape(-1).copy()
-        Z = np.asarray(anf.Z, np.float64).reshape(self.s, self.n)
-        L = np.asarray(anf.L, np.float64).reshape(self.s, self.s)
         self.finite = all(bool(np.all(np.isfinite(a))) for a in
-                          (Z, L, self.J, self.Y, self.cz, self.z0))
+                          (*data, self.J, self.Y, self.cz, self.z0))
         if not self.finite:
             return
-        self.Z = sp.csr_matrix(Z)
-        self.L = sp.csr_matrix(np.tril(L, -1))
+        self.Z, self.L = Z, L
         self.LT = self.L.T.tocsr()
         self._groups = self._levels()
         self._wnorm: np.ndarray | None = None

@@ -16,8 +16,10 @@ its QPs in :mod:`._abs_linear_qp`):
 1. At the iterate x build the abs-normal form (``Oracle.abs_normal``: one ``ngev``) and its
    abs-linear model phi(dx) = cy + J dx + Y|z(dx)|, z(dx) = cz + Z dx + L|z(dx)| (exact for
    piecewise-linear f, second-order accurate for abs-smooth f). A form given as operators
-   (large s) is materialised with ``todense()`` when s (n + s) <= ``dense_limit``; above
-   that the method stops at x0 with status STALLED and says so.
+   (large s) is materialised with ``todense()`` when s (n + s) <= ``dense_limit``, above
+   that with ``tosparse()`` (compressed reverse sweeps: a chained function's form at
+   n = 10^4 in a few dozen sweeps) when Z and L have at most ``dense_limit`` nonzeros;
+   otherwise the method stops with status STALLED and says so.
 2. Minimize phi(dx) + q/2 ||dx||^2 locally, by an active-signature method: on the piece of
    a fixed signature sigma the problem is a convex QP in (dx, |z|) (PIQP: dense backend for
    n + s <= 300 or dense data, sparse otherwise; solved in variables scaled to the step,
@@ -106,12 +108,16 @@ def _model_at(oracle: Oracle, x: np.ndarray, dense_limit: float):
         return None, f"no abs-normal form at the point ({e})"
     if not anf.dense:
         size = anf.s * (anf.n + anf.s)
-        if size > dense_limit:
-            return None, (f"the abs-normal form has s = {anf.s} switches for n = {anf.n} "
-                          f"(s (n + s) = {size:.3g} > dense_limit = {dense_limit:.3g}): too "
-                          "large to materialise; raise options['dense_limit'] or use "
-                          "method='bundle'")
-        anf.todense()
+        if size <= dense_limit:
+            anf.todense()
+        else:  # the rows by compressed reverse sweeps: a chained form is sparse
+            anf.tosparse()
+            nnz = anf.Z.nnz + anf.L.nnz
+            if nnz > dense_limit:
+                return None, (f"the abs-normal form has s = {anf.s} switches for n = "
+                              f"{anf.n} with {nnz:.3g} nonzeros in Z and L (> dense_limit "
+                              f"= {dense_limit:.3g}): too large to materialise; raise "
+                              "options['dense_limit'] or use method='bundle'")
     with np.errstate(all="ignore"):
         model = AbsLinearModel(anf)
     if not model.finite:
@@ -138,7 +144,10 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         max_pieces: most piece QPs per subproblem.
         backend: PIQP backend, "auto" (dense for n + s <= 300, or n + s <= 1500 with at
             least 0.05 (n + s)^2 nonzeros in the QP's equality matrix), "dense" or "sparse".
-        dense_limit: largest s (n + s) for which a matrix-free form is materialised.
+        dense_limit: largest s (n + s) for which a matrix-free form is materialised as
+            dense arrays; above it the form is built sparse (compressed reverse sweeps,
+            :meth:`~kinkgrad.abs_normal.form.AbsNormalForm.tosparse`) when Z and L have at
+            most this many nonzeros.
         relax: start each subproblem from the convex relaxation's piece (see
             :func:`~._abs_linear_model.minimize_model`); switched off for the rest of the
             run after three consecutive subproblems where the relaxation was not exact.
