@@ -354,3 +354,22 @@ def test_top_k_loss_through_a_sorting_network():
         # at the minimizer 6 of the |r_i| tie within 1e-8: the verdict in the ball needs
         # the near ties of sort (sort_near.py); it was "undecided" (a "large" block)
         assert res.success and res.stationarity.verdict == "stationary", res.message
+
+
+@pytest.mark.parametrize("name", ["maxq", "active-faces", "chained-cb3-1"])
+def test_piece_row_norms_by_the_triangular_solve(name):
+    """||W_i||, W = (I - L Sigma)^{-1} Z on the piece of x, against a dense triangular
+    solve of the formula (the model computes it by sparse products, depth by depth)."""
+    from scipy.linalg import solve_triangular
+
+    from kinkgrad.optimize._abs_linear_model import AbsLinearModel
+
+    p = problems.get(name, 33)
+    x = p.x0 + 0.1 * np.random.default_rng(0).standard_normal(33)
+    anf = kinkgrad.abs_normal_form(p.f, x, dense=True)
+    model = AbsLinearModel(anf)
+    sigma = np.where(anf.z < 0, -1.0, 1.0)
+    W = solve_triangular(np.eye(anf.s) - np.tril(anf.L, -1) * sigma[None, :], anf.Z,
+                         lower=True, unit_diagonal=True)
+    np.testing.assert_allclose(model._piece_row_norms(), np.linalg.norm(W, axis=1),
+                               rtol=1e-12, atol=1e-12)
