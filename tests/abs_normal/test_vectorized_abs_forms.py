@@ -183,3 +183,53 @@ def test_level_solver_on_a_network_like_dense_block():
     for s, g in zip(sig, got):
         w = np.linalg.solve((np.eye(m) - K * s[None, :]).T, s * bhat)
         np.testing.assert_allclose(g, w @ A, rtol=1e-9, atol=1e-9)
+
+
+def test_block_values_with_sparse_signatures_solve_the_transposed_systems():
+    # many signatures with small supports (as a tournament's leaves: a path to the root)
+    # take the sparse-coefficient path of block_values: against dense solves
+    rng = np.random.default_rng(7)
+    m = 80
+    A, K, bhat = _random_block(rng, m, 6, 0.05)
+    sig = np.zeros((60, m))
+    for s in sig:
+        supp = rng.choice(m, 5, replace=False)
+        s[supp] = rng.choice([-1.0, 1.0], 5)
+    got = np.array(block_values(A, K, bhat, list(sig)))
+    for s, g in zip(sig, got):
+        w = np.linalg.solve((np.eye(m) - K * s[None, :]).T, s * bhat)
+        np.testing.assert_allclose(g, w @ A, rtol=1e-9, atol=1e-9)
+
+
+def test_local_set_memo_of_tournament_structures(monkeypatch):
+    # chained CB3 I at n = 60: 59 k-way max blocks of one structure. The memo checks the
+    # first on coefficient vectors and reuses it; every block must equal the one analysed
+    # on its own (memo off)
+    from kinkgrad import problems
+    from kinkgrad.abs_normal import localset
+    from kinkgrad.abs_normal._flat import FlatSpec, scalar_output, trace_at
+    from kinkgrad.abs_normal.active import ActiveModel
+
+    p = problems.get("chained-cb3-1", 60)
+    tr = trace_at(p.f, np.ones(60), "test")
+    out, _ = scalar_output(tr, "test")
+    model = ActiveModel(expand(tr), FlatSpec(tr), out)
+    calls = []
+    real = localset.tournament
+
+    def spy(A, K, bhat, T, S, rng, memo=None):
+        calls.append(memo is not None and len(memo) > 0)
+        return real(A, K, bhat, T, S, rng, memo)
+
+    monkeypatch.setattr(localset, "tournament", spy)
+    fast = localset.local_set(model)
+    assert len(fast.blocks) == 59 and all(b.kind == "k-way max" for b in fast.blocks)
+    assert sum(calls) == 58  # every block after the first found its structure remembered
+    monkeypatch.setattr(localset, "tournament",
+                        lambda A, K, bhat, T, S, rng, memo=None: real(A, K, bhat, T, S, rng))
+    slow = localset.local_set(model)
+    for a, b in zip(fast.blocks, slow.blocks):
+        assert a.kind == b.kind and a.convex == b.convex and a.complete == b.complete
+        np.testing.assert_array_equal(a.cols, b.cols)
+        np.testing.assert_allclose(a.outer, b.outer, rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(a.inner, b.inner, rtol=1e-15, atol=1e-15)

@@ -69,7 +69,7 @@ from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
 from .sort_block import sort_oracle, sort_orderings
 from .sort_near import near_oracle
-from .tournament import block_value, block_values, components, tournament, winner
+from .tournament import block_value, components, tournament, winner
 
 __all__ = ["Block", "LocalSet", "local_set", "piecewise_linear"]
 
@@ -243,7 +243,7 @@ def _canonical(M: Any) -> Any:
 
 
 def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
-           rng: np.random.Generator, data: tuple) -> Block:
+           rng: np.random.Generator, data: tuple, memo: dict) -> Block:
     cols, A, K, bhat = data
     if members.size == 1:  # a lone switch
         b = float(bhat[0])
@@ -265,11 +265,11 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
         if T.size == 0 or (kind == "k-way max" and is_min.any()):
             continue
         S = np.setdiff1d(np.arange(m), T)
-        tour = tournament(A, K, bhat, T, S, rng)
+        tour = tournament(A, K, bhat, T, S, rng, memo)
         if tour is None:
             break
-        leaves, convex = tour
-        outer, leaves = _unique(block_values(A, K, bhat, leaves), leaves)
+        leaves, convex, values = tour
+        outer, leaves = _unique(list(values), leaves)
         if convex:
             real = list(range(len(leaves)))
         elif S.size == 0:
@@ -361,7 +361,8 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
     producers = [m.producer for m in red.metas()]
     comps = components(red.K_sparse)
     rows = _BlockRows(red, comps)
-    blocks = [_block(red, comp, [producers[int(i)] for i in comp], rng, rows.block(b))
+    memo: dict = {}  # tournament structures checked once (tournament.tournament)
+    blocks = [_block(red, comp, [producers[int(i)] for i in comp], rng, rows.block(b), memo)
               for b, comp in enumerate(comps)]
     convex = all(b.convex for b in blocks)
     independent = len(blocks) <= 1
