@@ -121,7 +121,8 @@ class ActiveModel:
         bar = _bar(slots.size, progress)
         mats, self.sweep_stats = reverse_rows(
             exp.eqns, exp.vals, slots, ents, x_slots + list(cols_of), _REVERSE_SIGMA_X,
-            selections=self._moved or None, on_rows=None if bar is None else bar.update)
+            selections=self._moved or None, on_rows=None if bar is None else bar.update,
+            columns=[None] * len(x_slots) + [e.astype(np.int64) for e, _ in cols_of.values()])
         if bar is not None:
             bar.close()
         # NOTE: inputs may be traced in another slot order than x's leaves; the expanded
@@ -132,12 +133,12 @@ class ActiveModel:
         if size < slots.size:
             self.g0 = X[size].toarray().reshape(-1)
         trip: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for M, (ents_u, cols) in zip(mats[nx:], cols_of.values()):
-            U = M[:, ents_u].tocoo()  # the live switches' |z| entries of this abs equation
+        for M, (_, cols) in zip(mats[nx:], cols_of.values()):
+            U = M.tocoo()  # the live switches' |z| entries of this abs equation
             on = U.row < size
             trip.append((U.row[on], cols[U.col[on]], U.data[on]))
             if size < slots.size:
-                self._bhat[cols] = M[size][:, ents_u].toarray().reshape(-1)
+                self._bhat[cols] = M[size].toarray().reshape(-1)
         rows, cols, data = (np.concatenate(t) for t in zip(*trip)) if trip else \
             (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
         self._Ks = _pruned(sp.csr_matrix((data, (rows, cols)), shape=(size, size)),

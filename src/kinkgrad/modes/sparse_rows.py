@@ -24,8 +24,9 @@ back to plain sweeps.
 mod 4 (vectorized programs put neighbouring switches at neighbouring entries); a group that
 shares a column is split in two (residues mod 8, 16, ...). Plain batched sweeps take the
 rows of shared groups of at most ``_SMALL`` rows, of a level of tests that would cost more
-than half the plain sweeps of the rows it tests, and every row when a sample of rows shows
-dense supports (compression cannot pay).
+than half the plain sweeps of the rows it tests or take the probes past 1/8 of the rows
+(so a miss costs at most 1/8 more than plain sweeps), and every row when a sample of rows
+shows dense supports (compression cannot pay).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ _MIN_ROWS = 32  # fewer seeds: plain batched sweeps (measuring supports cannot p
 _GROUPS = 4  # first guess: residue classes mod 4 within each seed slot
 _SMALL = 4  # a shared group this small gets plain sweeps (2 log2 4 + 1 = 5 rows > 4)
 _SAMPLE = 8  # rows whose supports are measured one by one to detect dense rows
+_BUDGET = 8  # NaN probes beyond the sample: at most 1/8 of the rows (the cost of a miss)
+_BARREN = 2  # consecutive levels without a disjoint group: the residue guess is not working
 _DENSE = 0.125  # median sampled support above this fraction of the columns: all plain
 _SWEEP_FLOATS = 1 << 25  # float64 entries one batched sweep may hold (256 MiB)
 
@@ -70,22 +73,27 @@ class _Sweeper:
     bound; returns each kept slot's cotangents as dense (rows, size) arrays."""
 
     def __init__(self, eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
-                 keep: list[int], policy: Any, selections: dict | None) -> None:
+                 keep: list[int], policy: Any, selections: dict | None,
+                 columns: list[np.ndarray | None] | None = None) -> None:
         self.eqns, self.vals, self.policy, self.selections = eqns, vals, policy, selections
         self.slots, self.entries, self.keep = slots, entries, keep
-        self.sizes = [int(np.size(vals[k])) for k in keep]
+        self.columns = columns if columns is not None else [None] * len(keep)
+        self.sizes = [int(np.size(vals[k])) if c is None else int(c.size)
+                      for k, c in zip(keep, self.columns)]
         per_row = sum(int(np.size(v)) for v in vals if v is not None)
         self.chunk = int(max(1, min(1024, _SWEEP_FLOATS // max(per_row, 1))))
 
     def run(self, rows: list[np.ndarray], fill: float) -> list[np.ndarray]:
         """Sweep rows (each an array of seed ids, seeded with ``fill``); per kept slot an
         array (len(rows), size)."""
-        out = [np.zeros((len(rows), s)) for s in self.sizes]
-        for lo in range(0, len(rows), self.chunk):
-            part = rows[lo: lo + self.chunk]
-            for dst, got in zip(out, self._chunk(part, fill)):
-                if got is not None:
-                    dst[lo: lo + len(part)] = got
+        parts = [self._chunk(rows[lo: lo + self.chunk], fill)
+                 for lo in range(0, len(rows), self.chunk)]
+        out = []
+        for k, size in enumerate(self.sizes):
+            got = [np.zeros((min(self.chunk, len(rows) - lo), size)) if p[k] is None else p[k]
+                   for lo, p in zip(range(0, len(rows), self.chunk), parts)]
+            out.append(got[0] if len(got) == 1 else np.concatenate(got) if got
+                       else np.zeros((0, size)))
         return out
 
     def _chunk(self, rows: list[np.ndarray], fill: float) -> list[np.ndarray | None]:
@@ -106,16 +114,20 @@ class _Sweeper:
             ct = reverse_sweep(self.eqns, self.vals, seeds, self.policy, keep=set(self.keep),
                                selections=self.selections)
         got: list[np.ndarray | None] = []
-        for slot, size in zip(self.keep, self.sizes):
+        for slot, cols in zip(self.keep, self.columns):
             c = ct.get(slot)
-            got.append(None if c is None else np.broadcast_to(
-                c, (r,) + tuple(np.shape(self.vals[slot]))).reshape(r, size))
+            if c is None:
+                got.append(None)
+                continue
+            C = np.broadcast_to(c, (r,) + tuple(np.shape(self.vals[slot]))).reshape(r, -1)
+            got.append(C if cols is None else C[:, cols])
         return got
 
 
 def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
                  keep: list[int], policy: Any, selections: dict | None = None,
-                 on_rows: Callable[[int], Any] | None = None
+                 on_rows: Callable[[int], Any] | None = None,
+                 columns: list[np.ndarray | None] | None = None
                  ) -> tuple[list[sp.csr_matrix], RowStats]:
     """The rows of the seeds (unit cotangent at flat entry ``entries[i]`` of slot
     ``slots[i]``) at the kept slots: per kept slot a CSR matrix (len(slots), size), equal to
@@ -125,13 +137,14 @@ def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
         eqns, vals: the program and its values.
         slots, entries: the seeds, one per row.
         keep: the slots whose cotangents are read (the columns).
+        columns: per kept slot, the flat entries read (None: all); only those are columns.
         policy, selections: as for :func:`~kinkgrad.modes.sweeps.reverse_sweep`.
         on_rows: called with the number of rows done, as they are done (a progress bar).
     """
     slots = np.asarray(slots, dtype=np.int64)
     entries = np.asarray(entries, dtype=np.int64)
     r = slots.size
-    sw = _Sweeper(eqns, vals, slots, entries, keep, policy, selections)
+    sw = _Sweeper(eqns, vals, slots, entries, keep, policy, selections, columns)
     stats = RowStats(rows=r)
     parts: list[list] = [[] for _ in keep]
     plain: list[np.ndarray] = []
@@ -154,8 +167,9 @@ def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
         block = ids[lo: lo + sw.chunk]
         stats.plain_rows += block.size
         for k, C in enumerate(sw.run([block[i: i + 1] for i in range(block.size)], 1.0)):
-            i, j = np.nonzero(C)
-            parts[k].append((block[i], j, C[i, j]))
+            flat = np.flatnonzero(C)
+            i, j = np.divmod(flat, C.shape[1])
+            parts[k].append((block[i], j, C.reshape(-1)[flat]))
         if on_rows is not None:
             on_rows(block.size)
     mats = []
@@ -194,18 +208,25 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
     A group is the seeds of one slot whose entries are q mod m (m = ``_GROUPS`` first); a
     shared group is split into q and q + m mod 2m (entries, not positions among the seeds:
     a subset of a chained function's switches keeps their spacing). A level of tests runs
-    only while it costs at most half the plain sweeps of the rows it tests."""
+    only while it costs at most half the plain sweeps of the rows it tests, and all levels
+    together at most 1/``_BUDGET`` of the rows, and not after ``_BARREN`` levels in a row
+    without a disjoint group (a batch of a ReLU network: residue groups of its switches mix
+    the samples of a unit, which share the unit's weights, until the modulus passes the
+    width; 6,048 probes for 8,193 rows before these caps, 256 after)."""
+    budget = max(4 * _SAMPLE, sw.slots.size // _BUDGET)
     pending: list[tuple[np.ndarray, int]] = []
     for slot in np.unique(sw.slots):
         ids = np.flatnonzero(sw.slots == slot)
         pending.extend((ids[sw.entries[ids] % _GROUPS == q], _GROUPS) for q in range(_GROUPS))
     found: list[tuple[np.ndarray, list]] = []
     plain: list[np.ndarray] = []
+    barren = 0  # consecutive levels in which no tested group was disjoint
     while pending:
         found.extend((g, [None] * len(sw.keep)) for g, _ in pending if g.size == 1)
         test = [(g, m) for g, m in pending if g.size > 1]
         cost = sum(_probe_rows(g.size) for g, _ in test)
-        if 2 * cost > sum(g.size for g, _ in test) or stats.probe_rows + cost > sw.slots.size:
+        if 2 * cost > sum(g.size for g, _ in test) or stats.probe_rows + cost > budget \
+                or barren >= _BARREN:
             plain.extend(g for g, _ in test)
             break
         rows = []
@@ -218,12 +239,14 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
         stats.probe_rows += len(rows)
         pending = []
         at = 0
+        barren += 1
         for g, m in test:
             b = _probe_rows(g.size) // 2
             owners = _owners([C[at: at + 2 * b] for C in got], g.size)
             at += 2 * b
             if owners is not None:
                 found.append((g, owners))
+                barren = 0
             elif g.size <= _SMALL:
                 plain.append(g)
             else:
