@@ -94,6 +94,37 @@ def hilbert(x):
     return knp.max(knp.abs(H @ x))
 
 
+def _mlp(layers):
+    """A ReLU MLP batch loss as a function of all weights and biases (one flat vector)."""
+    rng = np.random.default_rng(11)
+    D, H, B = 6, 16, 24
+    X = rng.standard_normal((B, D))
+    X[:8] = 0.0  # all-zero rows: with zero biases their first-layer units sit at the kink
+    sizes = [(D if k == 0 else H, H) for k in range(layers)]
+
+    def f(theta):
+        h, at = X, 0
+        for a, b in sizes:
+            W = knp.reshape(theta[at:at + a * b], (a, b))
+            h = knp.relu(h @ W + theta[at + a * b:at + a * b + b])
+            at += a * b + b
+        return knp.sum(h)
+
+    theta = np.concatenate([np.concatenate([rng.standard_normal(a * b), np.zeros(b)])
+                            for a, b in sizes])
+    return f, theta
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_batch_rows_grouped_by_sample(layers):
+    """2-D switch slots (batch x units) are grouped by sample first: one layer's rows of a
+    sample touch disjoint biases; a second layer's share the first layer's."""
+    f, theta = _mlp(layers)
+    stats = _check(f, theta)
+    if layers == 1:
+        assert stats.plain_rows == 0 and stats.sweep_rows < stats.rows
+
+
 @pytest.mark.parametrize("f,point", [
     (chained, "random"), (chained, "kinks"), (stride4, "random"), (stride4, "zeros"),
     (dense_among_sparse, "random"), (dense_among_sparse, "zeros"), (coupled, "zeros"),

@@ -21,7 +21,8 @@ zeros. A nonzero on a column no NaN reached would contradict this; the group the
 back to plain sweeps.
 
 **Groups.** Seeds are grouped by slot and, within a slot, by the residue of their entry
-mod 4 (vectorized programs put neighbouring switches at neighbouring entries); a group that
+mod 4 (vectorized programs put neighbouring switches at neighbouring entries), or by the
+index along the first axis of a slot with two or more (one sample of a batch); a group that
 shares a column is split in two (residues mod 8, 16, ...). Plain batched sweeps take the
 rows of shared groups of at most ``_SMALL`` rows, of a level of tests that would cost more
 than half the plain sweeps of the rows it tests or take the probes past 1/8 of the rows
@@ -205,9 +206,11 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
     """Groups proven disjoint, each with its column owners per kept slot (local index,
     -1 where no row of the group reaches), and the rows left to plain sweeps.
 
-    A group is the seeds of one slot whose entries are q mod m (m = ``_GROUPS`` first); a
-    shared group is split into q and q + m mod 2m (entries, not positions among the seeds:
-    a subset of a chained function's switches keeps their spacing). A level of tests runs
+    A group is the seeds of one slot whose entries are q mod m (m = ``_GROUPS`` first; for
+    a slot of two or more axes, first the seeds of one leading index: a sample of a batch,
+    whose units touch disjoint weights of their layer); a shared group is split into q and
+    q + m mod 2m (entries, not positions among the seeds: a subset of a chained function's
+    switches keeps their spacing). A level of tests runs
     only while it costs at most half the plain sweeps of the rows it tests, and all levels
     together at most 1/``_BUDGET`` of the rows, and not after ``_BARREN`` levels in a row
     without a disjoint group (a batch of a ReLU network: residue groups of its switches mix
@@ -217,7 +220,13 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
     pending: list[tuple[np.ndarray, int]] = []
     for slot in np.unique(sw.slots):
         ids = np.flatnonzero(sw.slots == slot)
-        pending.extend((ids[sw.entries[ids] % _GROUPS == q], _GROUPS) for q in range(_GROUPS))
+        shape = np.shape(sw.vals[slot])
+        if len(shape) >= 2 and shape[0] > 1:  # one group per leading index (a sample)
+            lead = sw.entries[ids] // (int(np.prod(shape)) // shape[0])
+            pending.extend((ids[lead == q], 1) for q in np.unique(lead))
+        else:
+            pending.extend((ids[sw.entries[ids] % _GROUPS == q], _GROUPS)
+                           for q in range(_GROUPS))
     found: list[tuple[np.ndarray, list]] = []
     plain: list[np.ndarray] = []
     barren = 0  # consecutive levels in which no tested group was disjoint
