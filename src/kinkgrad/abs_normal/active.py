@@ -258,7 +258,9 @@ class ActiveModel:
         return new
 
     def metas(self) -> list[EqnMeta]:
-        return [self.exp.switch_meta(self.exp.locate(int(i))[0]) for i in self.active]
+        js, _ = self.exp.locate_many(self.active)
+        by_eqn = {int(j): self.exp.switch_meta(int(j)) for j in np.unique(js)}
+        return [by_eqn[int(j)] for j in js]
 
     def names(self, idx: Any = None) -> list[str]:
         idx = range(self.m) if idx is None else idx

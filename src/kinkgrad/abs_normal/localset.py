@@ -222,6 +222,9 @@ class _BlockRows:
         lo, hi = int(self.start[b]), int(self.start[b + 1])
         A, K = self.A, self.K
         a0, a1 = A.indptr[lo], A.indptr[hi]
+        if hi - lo == 1:  # a lone switch: its row as stored (canonical), no coupling
+            return (A.indices[a0:a1].astype(np.intp), A.data[a0:a1][None, :],
+                    np.zeros((1, 1)), self.bhat[lo:hi])
         cols = np.unique(A.indices[a0:a1]).astype(np.intp)
         Ab = np.zeros((hi - lo, cols.size))
         Ab[np.repeat(np.arange(hi - lo), np.diff(A.indptr[lo:hi + 1])),
