@@ -304,3 +304,21 @@ def test_min_norm_decides_a_chained_zonotope_near_zero(seed, distance):
     point = g0 + sum(np.bincount(c, w @ V, minlength=n) for (c, V), w in zip(blocks, mn.weights))
     assert np.linalg.norm(point) == pytest.approx(mn.upper, rel=1e-6, abs=1e-13)  # rounding
     assert all(np.all(w >= 0) and abs(w.sum() - 1) < 1e-12 for w in mn.weights)
+
+
+def test_a_block_too_large_to_describe_is_undecided(monkeypatch):
+    # active faces at 0: one block of 2n + 1 coupled switches over n columns. With the dense
+    # limit below its size, stationarity says "undecided" (and why) instead of allocating,
+    # in_clarke raises a KinkgradError naming the block, certify stays uncertified
+    from kinkgrad import problems
+    from kinkgrad.abs_normal import localset
+
+    p = problems.get("active-faces", 50)
+    x = np.zeros(50)
+    assert kinkgrad.stationarity(p.f, x).verdict == "stationary"
+    monkeypatch.setattr(localset, "_DENSE_BLOCK", 100)
+    rep = kinkgrad.stationarity(p.f, x)
+    assert rep.verdict == "undecided" and "too large" in rep.reason and not rep
+    with pytest.raises(kinkgrad.KinkgradError, match="coupled active switches"):
+        kinkgrad.in_clarke(p.f, x, np.zeros(50))
+    assert not kinkgrad.certify(p.f, x).certified

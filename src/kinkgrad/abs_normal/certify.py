@@ -423,10 +423,13 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
 
 def _in_blocks(model: ActiveModel, g: np.ndarray) -> bool:
     """g in g0 + sum of the blocks' inner hulls, when that set is proven Clarke (one LP)."""
-    from .localset import local_set
+    from .localset import BlockTooLarge, local_set
     from .lp import in_sum_of_hulls
 
-    ls = local_set(model)
+    try:
+        ls = local_set(model)
+    except BlockTooLarge:  # not described: membership not proven
+        return False
     if not ls.inner_exact:
         return False
     return in_sum_of_hulls(np.asarray(g, np.float64), ls.g0, ls.inner_blocks())[0]

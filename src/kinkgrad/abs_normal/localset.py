@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from .._core.program import Var
+from ..errors import KinkgradError
 from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
 from .sort_block import sort_oracle, sort_orderings
@@ -205,6 +206,15 @@ def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator,
     return out
 
 
+_DENSE_BLOCK = 50_000_000  # entries (A and K of one block as dense arrays) above which a
+#   block is not described: 400 MB (active faces at n = 10^5, one block of 2e5 switches
+#   over 1e5 columns, would need 149 GB for A alone)
+
+
+class BlockTooLarge(KinkgradError):
+    """A block of coupled active switches too large to describe as dense arrays."""
+
+
 class _BlockRows:
     """A and K with rows (and K's columns) ordered by block, so that a block's rows are a
     contiguous range read off the CSR arrays (K has no entry between blocks): no sparse
@@ -226,6 +236,13 @@ class _BlockRows:
             return (A.indices[a0:a1].astype(np.intp), A.data[a0:a1][None, :],
                     np.zeros((1, 1)), self.bhat[lo:hi])
         cols = np.unique(A.indices[a0:a1]).astype(np.intp)
+        m = hi - lo
+        if m * (cols.size + m) > _DENSE_BLOCK:
+            raise BlockTooLarge(
+                f"a block of {m} coupled active switches over {cols.size} columns would "
+                f"need {8e-9 * m * (cols.size + m):.1f} GB as dense arrays; the set is too "
+                "large to describe here, so the answer is undecided. Ask at a point off the "
+                "ties or with a smaller radius (fewer switches count as active).")
         Ab = np.zeros((hi - lo, cols.size))
         Ab[np.repeat(np.arange(hi - lo), np.diff(A.indptr[lo:hi + 1])),
            np.searchsorted(cols, A.indices[a0:a1])] = A.data[a0:a1]

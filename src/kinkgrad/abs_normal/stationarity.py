@@ -62,7 +62,7 @@ from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
 from .expand import Expanded, expand
-from .localset import LocalSet, local_set
+from .localset import BlockTooLarge, LocalSet, local_set
 from .minnorm import min_norm
 from .sort_oracle_min import by_oracles, realised, with_oracles
 from .subdiff import enumerate_signatures
@@ -302,7 +302,12 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         return StationarityReport("undecided", f"not abs-smooth at x: {exc}", float("inf"),
                                   None, (0.0, float("inf")), False, None, None, radius, tol, 0)
     model = ActiveModel(exp, spec, out, active=near_active(exp, spec, radius))
-    ls = local_set(model, seed)
+    try:
+        ls = local_set(model, seed)
+    except BlockTooLarge as exc:
+        return StationarityReport("undecided", str(exc), float("inf"), None,
+                                  (0.0, float("inf")), False, None, None, radius, tol,
+                                  model.m)
     rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed))
     if rep.verdict == "not stationary" and radius > 0:
         flips = flippable_comparisons(tr, spec, radius)
