@@ -206,9 +206,9 @@ def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator,
     return out
 
 
-_DENSE_BLOCK = 50_000_000  # entries (A and K of one block as dense arrays) above which a
-#   block is not described: 400 MB (active faces at n = 10^5, one block of 2e5 switches
-#   over 1e5 columns, would need 149 GB for A alone)
+_DENSE_BLOCK = 200_000_000  # entries (A and K of one block as dense arrays) above which a
+#   block is not described: 1.6 GB (active faces: n = 3000 needs 5.4e7 and is decided in
+#   4 s; n = 10^4, 6e8, was undecided after 52 s and 13 GB; n = 10^5 raised MemoryError)
 
 
 class BlockTooLarge(KinkgradError):
