@@ -41,7 +41,7 @@ from scipy.sparse.linalg import spsolve_triangular
 
 from .._core.program import Var
 from ..kinks import KinkPolicy
-from ..modes.sparse_rows import reverse_rows
+from ..modes.sparse_rows import RowStats, plain_rows, reverse_rows
 from ._flat import FlatSpec
 from .expand import EqnMeta, Expanded
 from .inert import inert_switches
@@ -118,6 +118,14 @@ class ActiveModel:
         if out_var is not None:  # the output's seed is the last row
             slots, ents = np.append(slots, out_var.index), np.append(ents, 0)
         x_slots = [v.index for v in exp.traced.in_vars]
+        if size == 0:  # no live active switch (most training batches): g0 alone, dense
+            self._As, self._Ks = sp.csr_matrix((0, n)), sp.csr_matrix((0, 0))
+            self.sweep_stats = RowStats(rows=slots.size, plain_rows=slots.size)
+            if slots.size:
+                parts = plain_rows(exp.eqns, exp.vals, slots, ents, x_slots,
+                                   _REVERSE_SIGMA_X, self._moved or None)
+                self.g0 = np.concatenate([C[0] for C in parts]) if parts else self.g0
+            return
         bar = _bar(slots.size, progress)
         mats, self.sweep_stats = reverse_rows(
             exp.eqns, exp.vals, slots, ents, x_slots + list(cols_of), _REVERSE_SIGMA_X,

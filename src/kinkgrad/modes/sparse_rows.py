@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from .sweeps import reverse_sweep
 
-__all__ = ["RowStats", "reverse_rows"]
+__all__ = ["RowStats", "plain_rows", "reverse_rows"]
 
 _MIN_ROWS = 32  # fewer seeds: plain batched sweeps (measuring supports cannot pay)
 _GROUPS = 4  # first guess: residue classes mod 4 within each seed slot
@@ -125,6 +125,17 @@ class _Sweeper:
         return got
 
 
+def plain_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
+               keep: list[int], policy: Any, selections: dict | None = None
+               ) -> list[np.ndarray]:
+    """The same rows as :func:`reverse_rows`, dense (one array (rows, size) per kept slot),
+    by plain batched sweeps: for a handful of rows, where sparse matrices cost more than
+    the sweep."""
+    sw = _Sweeper(eqns, vals, np.asarray(slots, np.int64), np.asarray(entries, np.int64),
+                  keep, policy, selections)
+    return sw.run([np.arange(i, i + 1) for i in range(sw.slots.size)], 1.0)
+
+
 def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
                  keep: list[int], policy: Any, selections: dict | None = None,
                  on_rows: Callable[[int], Any] | None = None,
@@ -147,6 +158,12 @@ def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
     r = slots.size
     sw = _Sweeper(eqns, vals, slots, entries, keep, policy, selections, columns)
     stats = RowStats(rows=r)
+    if r < _MIN_ROWS and r <= sw.chunk:  # a few rows: one plain sweep, CSR straight from it
+        stats.plain_rows = r
+        got = sw.run([np.arange(i, i + 1) for i in range(r)], 1.0)
+        if on_rows is not None:
+            on_rows(r)
+        return [sp.csr_matrix(C) for C in got], stats
     parts: list[list] = [[] for _ in keep]
     plain: list[np.ndarray] = []
     found: list[tuple[np.ndarray, list]] = []
