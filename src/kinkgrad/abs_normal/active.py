@@ -107,14 +107,12 @@ class ActiveModel:
         out_var = None
         if out is not None:
             out_var = exp.traced.outs[0] if type(exp.traced.outs[0]) is Var else None
-        js, es = exp.locate_many(self.active[self.live])
+        js, _ = exp.locate_many(self.active[self.live])
+        slots, ents = exp.z_seeds(self.active[self.live])
         cols_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        z_slot = np.zeros(js.size, dtype=np.int64)
         for j in np.unique(js):  # each abs equation has its own output (u) slot
             cols = np.flatnonzero(js == j)
-            cols_of[exp.u_slot(int(j))] = (es[cols], cols)
-            z_slot[cols] = exp.z_slot(int(j))
-        slots, ents = z_slot, es.astype(np.int64)
+            cols_of[exp.u_slot(int(j))] = (ents[cols], cols)
         if out_var is not None:  # the output's seed is the last row
             slots, ents = np.append(slots, out_var.index), np.append(ents, 0)
         x_slots = [v.index for v in exp.traced.in_vars]
@@ -130,7 +128,7 @@ class ActiveModel:
         mats, self.sweep_stats = reverse_rows(
             exp.eqns, exp.vals, slots, ents, x_slots + list(cols_of), _REVERSE_SIGMA_X,
             selections=self._moved or None, on_rows=None if bar is None else bar.update,
-            columns=[None] * len(x_slots) + [e.astype(np.int64) for e, _ in cols_of.values()])
+            columns=[None] * len(x_slots) + [e for e, _ in cols_of.values()])
         if bar is not None:
             bar.close()
         # NOTE: inputs may be traced in another slot order than x's leaves; the expanded

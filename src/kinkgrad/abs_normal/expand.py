@@ -110,6 +110,12 @@ class Expanded:
         j = np.searchsorted(self.offsets, ids, side="right") - 1
         return j, ids - self.offsets[j]
 
+    def z_seeds(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The reverse-sweep seeds of switches ``ids``: (their z slots, flat entries)."""
+        j, entries = self.locate_many(ids)
+        z_slots = np.array([self.z_slot(k) for k in range(len(self.abs_eqns))], np.int64)
+        return z_slots[j], entries.astype(np.int64)
+
     def switch_meta(self, j: int) -> EqnMeta:
         return self.meta[self.abs_eqns[j]]
 

@@ -307,10 +307,8 @@ class AbsNormalForm:
     def _rows(self) -> tuple[sp.csr_matrix, ...]:
         """(Z, L, J, Y) as CSR from the rows of reverse sweeps (see :meth:`tosparse`)."""
         aug, exp = self._aug, self._exp
-        sizes = np.diff(exp.offsets).astype(np.int64)
-        slots = [np.repeat(np.asarray(aug.z_slots, np.int64), sizes)]
-        ents = [np.arange(k, dtype=np.int64) for k in sizes]
-        rows = [np.arange(self.s)]
+        z_slots, z_ents = exp.z_seeds(np.arange(self.s))
+        slots, ents, rows = [z_slots], [z_ents], [np.arange(self.s)]
         for q, (o, v) in enumerate(aug.outs):
             if o is not None:  # a constant output has zero rows
                 slots.append(np.full(v.size, o.index, np.int64))

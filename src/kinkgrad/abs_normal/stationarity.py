@@ -143,8 +143,7 @@ def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
         cand = cand[np.abs(z[cand]) <= 10 * radius * _probe_norms(exp, spec)[cand]]
     norms = np.zeros(exp.s)
     if cand.size:
-        js, ents = exp.locate_many(cand)
-        slots = np.array([exp.z_slot(int(j)) for j in js], dtype=np.int64)
+        slots, ents = exp.z_seeds(cand)
         x_slots = [v.index for v in exp.traced.in_vars]
         mats, _ = reverse_rows(exp.eqns, exp.vals, slots, ents, x_slots, _ABS0)
         sq = sum((np.asarray(M.multiply(M).sum(axis=1)).reshape(-1) for M in mats),

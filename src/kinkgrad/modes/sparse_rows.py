@@ -97,6 +97,10 @@ class _Sweeper:
                        else np.zeros((0, size)))
         return out
 
+    def singles(self, ids: np.ndarray, fill: float = 1.0) -> list[np.ndarray]:
+        """:meth:`run` with one seed per row: the seeds ``ids`` each on their own."""
+        return self.run([ids[i: i + 1] for i in range(ids.size)], fill)
+
     def _chunk(self, rows: list[np.ndarray], fill: float) -> list[np.ndarray | None]:
         r = len(rows)
         which = np.concatenate([np.full(len(ids), k) for k, ids in enumerate(rows)])
@@ -107,11 +111,9 @@ class _Sweeper:
             arr = np.zeros((r,) + tuple(np.shape(self.vals[slot])))
             arr.reshape(r, -1)[which[on], self.entries[ids[on]]] = fill
             seeds[int(slot)] = arr
-        if np.isnan(fill):  # NaN probes: NaN in, NaN out, no error state to report
-            with np.errstate(invalid="ignore"):
-                ct = reverse_sweep(self.eqns, self.vals, seeds, self.policy,
-                                   keep=set(self.keep), selections=self.selections)
-        else:
+        # NaN probes: NaN in, NaN out, no error state to report (numeric sweeps unchanged)
+        quiet = {"invalid": "ignore"} if np.isnan(fill) else {}
+        with np.errstate(**quiet):
             ct = reverse_sweep(self.eqns, self.vals, seeds, self.policy, keep=set(self.keep),
                                selections=self.selections)
         got: list[np.ndarray | None] = []
@@ -133,7 +135,7 @@ def plain_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
     the sweep."""
     sw = _Sweeper(eqns, vals, np.asarray(slots, np.int64), np.asarray(entries, np.int64),
                   keep, policy, selections)
-    return sw.run([np.arange(i, i + 1) for i in range(sw.slots.size)], 1.0)
+    return sw.singles(np.arange(sw.slots.size))
 
 
 def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
@@ -160,7 +162,7 @@ def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
     stats = RowStats(rows=r)
     if r < _MIN_ROWS and r <= sw.chunk:  # a few rows: one plain sweep, CSR straight from it
         stats.plain_rows = r
-        got = sw.run([np.arange(i, i + 1) for i in range(r)], 1.0)
+        got = sw.singles(np.arange(r))
         if on_rows is not None:
             on_rows(r)
         return [sp.csr_matrix(C) for C in got], stats
@@ -184,7 +186,7 @@ def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
     for lo in range(0, ids.size, sw.chunk):
         block = ids[lo: lo + sw.chunk]
         stats.plain_rows += block.size
-        for k, C in enumerate(sw.run([block[i: i + 1] for i in range(block.size)], 1.0)):
+        for k, C in enumerate(sw.singles(block)):
             flat = np.flatnonzero(C)
             i, j = np.divmod(flat, C.shape[1])
             parts[k].append((block[i], j, C.reshape(-1)[flat]))
@@ -206,7 +208,7 @@ def _dense(sw: _Sweeper, stats: RowStats) -> bool:
     median: a tournament's few top-level rows reach everything, its many others two columns)."""
     r = sw.slots.size
     pick = np.unique(np.linspace(0, r - 1, min(_SAMPLE, r)).astype(np.int64))
-    got = sw.run([pick[i: i + 1] for i in range(pick.size)], np.nan)
+    got = sw.singles(pick, np.nan)
     stats.probe_rows += pick.size
     total = sum(sw.sizes)
     support = sum(np.count_nonzero(np.isnan(C), axis=1) for C in got)

@@ -53,18 +53,16 @@ class AbsLinearModel:
             J, Y = (np.asarray(M.toarray(), np.float64) for M in (anf.J, anf.Y))
             Z = sp.csr_matrix(anf.Z, dtype=np.float64)
             L = sp.tril(anf.L, -1, format="csr").astype(np.float64)
-            data = (Z.data, L.data)
         else:
             J, Y = anf.J, anf.Y
             Z = sp.csr_matrix(np.asarray(anf.Z, np.float64).reshape(self.s, self.n))
             L = sp.csr_matrix(np.tril(np.asarray(anf.L, np.float64).reshape(self.s, self.s), -1))
-            data = (Z.data, L.data)
         self.J = np.asarray(J, np.float64).reshape(-1)
         self.Y = np.asarray(Y, np.float64).reshape(-1)
         self.cz = np.asarray(anf.cz, np.float64).reshape(-1)
         self.z0 = np.asarray(anf.z, np.float64).reshape(-1).copy()
         self.finite = all(bool(np.all(np.isfinite(a))) for a in
-                          (*data, self.J, self.Y, self.cz, self.z0))
+                          (Z.data, L.data, self.J, self.Y, self.cz, self.z0))
         if not self.finite:
             return
         self.Z, self.L = Z, L
