@@ -63,9 +63,10 @@ from itertools import product
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix, issparse
 
 from .._core.program import Var
-from ..errors import KinkgradError
+from ._sparse_tournament import BlockTooLarge, relative_values, sparse_tournament, unique_rows
 from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
 from .sort_block import sort_oracle, sort_orderings
@@ -99,6 +100,10 @@ class Block:
             piecewise-linear program the inner values are the whole set.
         oracle: for a tie class of a sort too large to list, its
             :class:`~.sort_block.SortOracle` (the minimum of <h, u> over the whole block).
+        shift, slack: a k-way max/min too large for dense arrays holds its values as
+            scipy CSR rows relative to ``shift`` (the first leaf's value, added to the local
+            set's g0): value = shift + row + e with ||e|| <= slack (entries within the
+            rounding bound of their own sums dropped, :mod:`._sparse_tournament`).
     """
 
     members: np.ndarray
@@ -111,6 +116,8 @@ class Block:
     signatures: list = field(default_factory=list, repr=False)
     oracle: Any = None  # a SortOracle: the block's hull is all orderings (outer left None)
     tested: bool = False  # every ordering of a listed sort tie was tested for realisation
+    shift: np.ndarray | None = None  # (sparse blocks) h_b values = shift + rows, see below
+    slack: float = 0.0
 
 
 @dataclass
@@ -119,13 +126,16 @@ class LocalSet:
 
     Attributes:
         model: the reduced active-switch model.
-        g0: (n,) the gradient with abs'(0) = 0 at every active switch.
+        g0: (n,) the gradient with abs'(0) = 0 at every active switch (plus the shifts of
+            blocks held relative to a leaf, see :class:`Block`).
         blocks: the blocks.
         independent: rank(A) = sum of the blocks' ranks (or a single block).
         inner_exact: the inner set is contained in the Clarke subdifferential.
         exact: inner = Clarke = outer.
         linear: the active switches are piecewise-linear functions of x near x
             (:func:`piecewise_linear`), so first-order realisation is complete.
+        slack: every point of the described sets lies within this distance of the true
+            one (0 unless a sparse block dropped rounding-level entries).
     """
 
     model: ActiveModel
@@ -135,6 +145,7 @@ class LocalSet:
     inner_exact: bool
     exact: bool
     linear: bool = False
+    slack: float = 0.0
 
     @property
     def has_outer(self) -> bool:
@@ -206,13 +217,10 @@ def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator,
     return out
 
 
+_SPARSE_BLOCK = 4_000_000  # entries above which a k-way max/min block is described sparse
 _DENSE_BLOCK = 200_000_000  # entries (A and K of one block as dense arrays) above which a
 #   block is not described: 1.6 GB (active faces: n = 3000 needs 5.4e7 and is decided in
 #   4 s; n = 10^4, 6e8, was undecided after 52 s and 13 GB; n = 10^5 raised MemoryError)
-
-
-class BlockTooLarge(KinkgradError):
-    """A block of coupled active switches too large to describe as dense arrays."""
 
 
 class _BlockRows:
@@ -227,6 +235,21 @@ class _BlockRows:
         self.K = _canonical(model.K_sparse[order][:, order])
         self.bhat = model.bhat[order]
 
+    def entries(self, b: int) -> int:
+        """m (cols + m): the b-th block's A and K as dense arrays."""
+        lo, hi = int(self.start[b]), int(self.start[b + 1])
+        cols = np.unique(self.A.indices[self.A.indptr[lo]:self.A.indptr[hi]])
+        return (hi - lo) * (cols.size + hi - lo)
+
+    def sparse(self, b: int) -> tuple[np.ndarray, Any, Any, np.ndarray]:
+        """(cols, A_b as CSR on cols, K_b as CSR, bhat_b) of the b-th block."""
+        lo, hi = int(self.start[b]), int(self.start[b + 1])
+        A = self.A[lo:hi]
+        cols, local = np.unique(A.indices, return_inverse=True)
+        A_b = csr_matrix((A.data, local.ravel(), A.indptr), shape=(hi - lo, cols.size))
+        K = self.K[lo:hi][:, lo:hi]
+        return cols.astype(np.intp), A_b, _canonical(K), self.bhat[lo:hi]
+
     def block(self, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(cols, A_b dense on cols, K_b dense, bhat_b) of the b-th block."""
         lo, hi = int(self.start[b]), int(self.start[b + 1])
@@ -238,11 +261,7 @@ class _BlockRows:
         cols = np.unique(A.indices[a0:a1]).astype(np.intp)
         m = hi - lo
         if m * (cols.size + m) > _DENSE_BLOCK:
-            raise BlockTooLarge(
-                f"a block of {m} coupled active switches over {cols.size} columns would "
-                f"need {8e-9 * m * (cols.size + m):.1f} GB as dense arrays; the set is too "
-                "large to describe here, so the answer is undecided. Ask at a point off the "
-                "ties or with a smaller radius (fewer switches count as active).")
+            raise _too_large(m, cols.size)
         Ab = np.zeros((hi - lo, cols.size))
         Ab[np.repeat(np.arange(hi - lo), np.diff(A.indptr[lo:hi + 1])),
            np.searchsorted(cols, A.indices[a0:a1])] = A.data[a0:a1]
@@ -251,6 +270,15 @@ class _BlockRows:
         Kb[np.repeat(np.arange(hi - lo), np.diff(K.indptr[lo:hi + 1])),
            K.indices[k0:k1] - lo] = K.data[k0:k1]
         return cols, Ab, Kb, self.bhat[lo:hi]
+
+
+def _too_large(m: int, cols: int) -> BlockTooLarge:
+    return BlockTooLarge(
+        f"a block of {m} coupled active switches over {cols} columns would need "
+        f"{8e-9 * m * (cols + m):.1f} GB as dense arrays and is not a k-way max or min "
+        "(which is described sparse); the set is too large to describe here, so the answer "
+        "is undecided. Ask at a point off the ties or with a smaller radius (fewer switches "
+        "count as active).")
 
 
 def _canonical(M: Any) -> Any:
@@ -350,6 +378,37 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                  bool(full_rank) or len(inner) == len(outer), sigs)
 
 
+def _sparse_block(members: np.ndarray, producers: list[str], rng: np.random.Generator,
+                  data: tuple) -> Block | None:
+    """A k-way max/min block too large for dense arrays, described sparse
+    (:mod:`._sparse_tournament`); None when it is not one."""
+    cols, A, K, bhat = data
+    is_max = np.array([p in _MAX_PRODUCERS for p in producers])
+    is_min = np.array([p in _MIN_PRODUCERS for p in producers])
+    if is_max.any() == is_min.any():
+        return None
+    T = np.flatnonzero(is_max | is_min)
+    found = sparse_tournament(A, K, bhat, T, np.setdiff1d(np.arange(members.size), T), rng)
+    if found is None:
+        return None
+    sigs, convex, W = found
+    shift, D, slack = relative_values(W, A)
+    outer, sigs, _ = unique_rows(D, sigs)
+    kind = "k-way max" if is_max.any() else "k-way min"
+    if convex:
+        return Block(members, kind, cols, outer, outer, True, True, sigs, shift=shift,
+                     slack=slack)
+    from ._sparse_rank import sparse_rank
+
+    if sparse_rank(A)[0] == members.size:  # independent rows: every leaf is entered
+        return Block(members, kind, cols, outer, outer, False, True, sigs, shift=shift,
+                     slack=slack)
+    # NOTE: the winner LPs of the dense path (one per leaf, over all columns) are not run:
+    # no realised leaf is listed, so only the outer set is described
+    return Block(members, kind, cols, outer, outer[:0], False, False, sigs[:0], shift=shift,
+                 slack=slack)
+
+
 def piecewise_linear(exp: Any, switches: np.ndarray) -> bool:
     """Are the given switching variables piecewise-linear functions of x near x?
 
@@ -382,16 +441,24 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
     comps = components(red.K_sparse)
     rows = _BlockRows(red, comps)
     memo: dict = {}  # tournament structures checked once (tournament.tournament)
-    blocks = [_block(red, comp, [producers[int(i)] for i in comp], rng, rows.block(b), memo)
-              for b, comp in enumerate(comps)]
+    blocks = []
+    for b, comp in enumerate(comps):
+        prods = [producers[int(i)] for i in comp]
+        blk = None
+        if comp.size * (red.A_sparse.shape[1] + comp.size) > _SPARSE_BLOCK and \
+                rows.entries(b) > _SPARSE_BLOCK:
+            blk = _sparse_block(comp, prods, rng, rows.sparse(b))
+        blocks.append(blk or _block(red, comp, prods, rng, rows.block(b), memo))
     convex = all(b.convex for b in blocks)
     independent = len(blocks) <= 1
     if not independent and not convex:
         from ._sparse_rank import sparse_rank
 
         total = sparse_rank(red.A_sparse)[0]  # never above the true rank
-        independent = total >= sum(1 if b.kind == "switch" else _rank(
-            red.A_sparse[b.members].toarray(), strict=False) for b in blocks)
+        independent = total >= sum(  # (a sparse block: its size, never below its rank)
+            1 if b.kind == "switch" else min(b.members.size, b.cols.size) if issparse(
+                b.outer) else _rank(red.A_sparse[b.members].toarray(), strict=False)
+            for b in blocks)
     inner_exact = convex or independent
     linear = piecewise_linear(model.exp, red.active)
     for b in blocks:
@@ -401,5 +468,9 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
             # realised values are the block's whole set (as the enumeration of _decide)
             b.outer, b.complete = b.inner, True
     complete = all((b.complete or b.convex) and b.outer is not None for b in blocks)
-    return LocalSet(red, red.g0.copy(), blocks, independent, inner_exact,
-                    inner_exact and (convex or complete), linear)
+    g0 = red.g0.copy()
+    for b in blocks:
+        if b.shift is not None:
+            g0[b.cols] += b.shift
+    return LocalSet(red, g0, blocks, independent, inner_exact,
+                    inner_exact and (convex or complete), linear, sum(b.slack for b in blocks))

@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.optimize import linprog
 
-__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "in_hull"]
+__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "in_hull", "in_sum_of_hulls"]
 
 MARGIN = 1e-9
 ZERO_ROW = 1e-10
@@ -76,6 +78,19 @@ def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7) -> tuple[bool, flo
     return bool(res.fun <= rtol * scale * max(n, 1)), float(res.fun)
 
 
+def nonzeros(V: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of the nonzero entries of a dense array or a scipy sparse
+    matrix (a large k-way max's leaf values)."""
+    import scipy.sparse as sp
+
+    if sp.issparse(V):
+        C = sp.coo_matrix(V)
+        keep = C.data != 0
+        return C.row[keep], C.col[keep], C.data[keep]
+    r, k = np.nonzero(V)
+    return r, k, V[r, k]
+
+
 def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1e-7
                     ) -> tuple[bool, float]:
     """Whether g lies in g0 + sum_b conv(rows of V_b), blocks given as (cols, V_b) with V_b
@@ -87,10 +102,10 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
     rows, cols, vals, srows = [], [], [], []
     off = 0
     for b, (c, V) in enumerate(blocks):
-        r, k = np.nonzero(V)
+        r, k, v = nonzeros(V)
         rows.append(np.asarray(c)[k])
         cols.append(r + off)
-        vals.append(V[r, k])
+        vals.append(v)
         srows.append(np.full(V.shape[0], b))
         off += V.shape[0]
     N, B = off, len(blocks)

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 
 from ._affine_lsq import affine_least_squares
 from ._exact_minnorm import exact_lower
+from .lp import nonzeros
 
 __all__ = ["MinNorm", "min_norm", "support_lower"]
 
@@ -79,16 +80,21 @@ Blocks = list  # of (cols, V): V (t, len(cols)) holds candidates supported on co
 
 
 def _full(blocks: list, n: int) -> Blocks:
-    """Accept (cols, V) pairs or full (t, n) arrays; drop empty blocks."""
+    """Accept (cols, V) pairs or full (t, n) arrays, V dense or a scipy sparse matrix (a
+    large k-way max's leaves); drop empty blocks."""
     out = []
     for b in blocks:
         cols, V = b if isinstance(b, tuple) else (None, b)
-        V = np.asarray(V, np.float64)
         cols = np.arange(n) if cols is None else np.asarray(cols, int)
-        V = V.reshape(-1, cols.size)
-        if len(V):
+        V = sp.csr_matrix(V, dtype=np.float64) if sp.issparse(V) else np.asarray(
+            V, np.float64).reshape(-1, cols.size)
+        if V.shape[0]:
             out.append((cols, V))
     return out
+
+
+def _mean(V: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    return np.asarray(V.mean(axis=0)).ravel()
 
 
 def support_lower(g0: np.ndarray, blocks: list, u: np.ndarray) -> float:
@@ -111,10 +117,10 @@ def _feasible(lam: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 def _stack(blocks: Blocks, n: int) -> sp.csr_matrix:
     rows, cols, vals, off = [], [], [], 0
     for c, V in blocks:
-        r, k = np.nonzero(V)
+        r, k, v = nonzeros(V)
         rows.append(r + off)
         cols.append(c[k])
-        vals.append(V[r, k])
+        vals.append(v)
         off += V.shape[0]
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                          shape=(off, n))
@@ -290,7 +296,7 @@ def _columns(g0: np.ndarray, bl: Blocks, sizes: list[int], V: sp.csr_matrix
     dense_master = V.nnz > 0.05 * V.shape[0] * V.shape[1]
     mean = g0.copy()
     for cols, V_b in bl:
-        mean[cols] += V_b.mean(axis=0)
+        mean[cols] += _mean(V_b)
     chosen = [{int(np.argmin(V_b @ mean[cols]))} for cols, V_b in bl]
     status = "column generation"
     lam_full = np.zeros(V.shape[0])
@@ -338,24 +344,26 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
         nrm = float(np.linalg.norm(g0))
         return MinNorm(g0.copy(), [], nrm, nrm, "no blocks", g0 / nrm if nrm > 0 else None)
     sizes = [V.shape[0] for _, V in bl]
-    if sum(V.size for _, V in bl) > _MAX_ENTRIES:
+    if sum(V.nnz if sp.issparse(V) else V.size for _, V in bl) > _MAX_ENTRIES:
         return None
     if enough > 0:  # NOTE: symmetric sets (max |h_i x| at x = 0) hold 0 at their centroid
         centre = g0.copy()
         for cols, V_b in bl:
-            centre[cols] += V_b.mean(axis=0)
+            centre[cols] += _mean(V_b)
         nc = float(np.linalg.norm(centre))
         if nc <= enough:
             return MinNorm(centre, [np.full(t, 1.0 / t) for t in sizes], nc, 0.0,
                            "the centroid of every block is within the tolerance", None)
     # NOTE: a block's candidates often share a dense part (a tournament's leaves differ from
     # beta * mean by one item each): moving the first candidate into g0 leaves sparse
-    # differences, and the set g0 + sum conv(V_b) is the same.
+    # differences, and the set g0 + sum conv(V_b) is the same. (Sparse blocks are sparse.)
     g0 = g0.copy()
     shifted = []
     for cols, V_b in bl:
-        g0[cols] += V_b[0]
-        shifted.append((cols, V_b - V_b[0]))
+        if not sp.issparse(V_b):
+            g0[cols] += V_b[0]
+            V_b = V_b - V_b[0]
+        shifted.append((cols, V_b))
     bl = shifted
     V = _stack(bl, n)
     # NOTE: the solvers' tolerances are absolute: the QP is posed on data scaled to O(1)
@@ -368,7 +376,7 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     Vc, gc = V / c, g0 / c
     Vc.data[np.abs(Vc.data) <= 1e-13] = 0.0
     Vc.eliminate_zeros()
-    bl_solve = [(cols, np.where(np.abs(B) <= 1e-13 * c, 0.0, B) / c) for cols, B in bl]
+    bl_solve = [(cols, _dropped(B, 1e-13 * c) / c) for cols, B in bl]
     if all(t == 1 for t in sizes):
         lam, status = np.ones(V.shape[0]), "every block a single point"
     elif V.shape[0] <= _DENSE_GENERATORS:
@@ -403,11 +411,21 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     # direction's quality depends on rounding far below the candidates' size
     if max(0.0, enough) < upper < 1e-5 * scale and (
             best[0] < 0.5 * upper or best[0] <= enough) and \
-            sum(V_b.size for _, V_b in bl) <= _EXACT_ENTRIES:
+            sum(V_b.shape[0] * V_b.shape[1] for _, V_b in bl) <= _EXACT_ENTRIES:
         exact = exact_lower(g0, bl, weights)
         if exact is not None and exact[0] > best[0]:
             best = exact
     return MinNorm(point, weights, upper, max(0.0, min(best[0], upper)), status, best[1])
+
+
+def _dropped(B: np.ndarray | sp.csr_matrix, tiny: float) -> np.ndarray | sp.csr_matrix:
+    """B with entries of size <= tiny set to 0."""
+    if not sp.issparse(B):
+        return np.where(np.abs(B) <= tiny, 0.0, B)
+    B = B.copy()
+    B.data[np.abs(B.data) <= tiny] = 0.0
+    B.eliminate_zeros()
+    return B
 
 
 def _better(best: tuple, g0: np.ndarray, bl: Blocks, u: np.ndarray) -> tuple:

@@ -333,7 +333,8 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
     if exact:
         point, upper = low.point, low.upper  # type: ignore[union-attr]
     elif ls.inner_exact and not any(b.oracle is not None and not b.oracle.complete
-                                    for b in ls.blocks):  # (else: pieces along directions)
+                                    or b.inner.shape[0] == 0  # NOTE: a block with no
+                                    for b in ls.blocks):  # listed piece: min_norm drops it
         inner = min_norm(ls.g0, ls.inner_blocks(), tol)
         point, upper = (inner.point, inner.upper) if inner is not None else (zero, np.inf)
     elif ls.model.m <= _ENUM_M:
@@ -348,6 +349,8 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
             start.insert(0, -low.point / low.upper)
         point, upper = _inner_by_pieces(ls, start, tol, rng)
     lower = min(low.lower, upper) if low is not None else 0.0
+    if ls.slack:  # NOTE: a sparse block's values are known to within ls.slack
+        lower, upper = max(0.0, lower - ls.slack), upper + ls.slack
     why = _why(ls, low, exact)
     descent = slope = None
     if upper <= tol:

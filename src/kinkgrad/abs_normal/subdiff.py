@@ -24,6 +24,7 @@ from itertools import product
 from typing import Any
 
 import numpy as np
+from scipy.sparse import issparse
 
 from ..backends import on_numpy
 from ..errors import KinkgradError
@@ -175,6 +176,8 @@ def _strict_leaves(b: Any) -> tuple[np.ndarray, list, bool]:
     the others with no residual; one neither proven a winner nor proven inside is kept, and
     the list is then not proven exact."""
     V, sigs = b.inner, b.signatures
+    if issparse(V):  # NOTE: a block too large for dense arrays: its leaves, not sifted
+        return V, sigs, not b.convex
     if not (b.convex and b.kind in ("k-way max", "k-way min")) or len(V) < 3:
         return V, sigs, True
     scale = max(1.0, float(np.max(np.abs(V))))
@@ -199,17 +202,25 @@ def _product(ls: LocalSet, limit: int) -> tuple[np.ndarray, np.ndarray, bool, bo
     exact = all(ok for _, _, ok in strict)
     per = [(b.cols, V, ss) for b, (V, ss, _) in zip(ls.blocks, strict)]
     grads, sigs = [], []
-    for combo in product(*[range(len(v)) for _, v, _ in per]):
+    for combo in product(*[range(v.shape[0]) for _, v, _ in per]):
         if len(grads) >= limit:
             return np.array(grads), _rows(sigs, m), False, exact
         g = ls.g0.copy()
         sg = np.zeros(m)
         for (cols, V, ss), j, blk in zip(per, combo, ls.blocks):
-            g[cols] += V[j]
-            sg[blk.members] = ss[j]
+            g[cols] += _dense_row(V, j)
+            sg[blk.members] = _dense_row(ss, j)
         grads.append(g)
         sigs.append(sg)
     return np.array(grads).reshape(len(grads), n), _rows(sigs, m), True, exact
+
+
+def _absmax(V: Any) -> float:
+    return float(abs(V).max()) if V.shape[0] * V.shape[1] else 0.0
+
+
+def _dense_row(V: Any, j: int) -> np.ndarray:
+    return V[j].toarray().ravel() if issparse(V) else V[j]
 
 
 def _rows(vectors: list, m: int) -> np.ndarray:
@@ -348,7 +359,7 @@ def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
     n = vec.size
     scale = 1.0 + float(np.max(np.abs(vec), initial=0.0)) + float(
         np.max(np.abs(ls.g0), initial=0.0)) + max(
-        float(np.max(np.abs(b.inner if b.oracle is not None else b.outer), initial=0.0))
+        _absmax(b.inner if b.oracle is not None else b.outer)
         for b in ls.blocks)
     thr = 1e-7 * scale * max(n, 1)
     mn = with_oracles(ls.g0 - vec, ls.blocks, thr / np.sqrt(max(n, 1)))
