@@ -311,12 +311,12 @@ def test_a_block_too_large_to_describe_is_undecided(monkeypatch):
     # limit below its size, stationarity says "undecided" (and why) instead of allocating,
     # in_clarke raises a KinkgradError naming the block, certify stays uncertified
     from kinkgrad import problems
-    from kinkgrad.abs_normal import localset
+    from kinkgrad.abs_normal import _block_rows
 
     p = problems.get("active-faces", 50)
     x = np.zeros(50)
     assert kinkgrad.stationarity(p.f, x).verdict == "stationary"
-    monkeypatch.setattr(localset, "_DENSE_BLOCK", 100)
+    monkeypatch.setattr(_block_rows, "DENSE_BLOCK", 100)
     rep = kinkgrad.stationarity(p.f, x)
     assert rep.verdict == "undecided" and "too large" in rep.reason and not rep
     with pytest.raises(kinkgrad.KinkgradError, match="coupled active switches"):
