@@ -27,15 +27,16 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from ..errors import KinkgradError
-from .tournament import components
 
 __all__ = ["BlockTooLarge", "relative_values", "sparse_tournament", "sparse_weights",
            "unique_rows"]
 
 _LEAF_PATTERNS = 64  # most patterns of the switches inside one leaf (as the dense path)
 _CHECKS = 32  # random full signatures checked against their leaf's value
+_RELAX = 64  # levels found by vectorised relaxation before a loop over switches
 _DENSE_ROWS = 64  # signatures up to which the coefficients are solved as a dense array
 _MAX_WORK = 1_000_000_000  # products forming the leaf values above which the block is not
 #   described (max_i x_i^2 near a tie at n = 10^4: 2 x 10^8, 3 s)
@@ -49,46 +50,59 @@ class BlockTooLarge(KinkgradError):
 
 def _levels(Kc: sp.csc_matrix) -> list[np.ndarray]:
     """Switches grouped by level: 0 for those no switch reads (column of K empty), l for
-    those read by a switch of level l - 1 at most (K strictly lower: readers come later)."""
+    those read by a switch of level l - 1 at most (K strictly lower: readers come later).
+
+    Relaxed for all switches at once (level_j = 1 + max over j's readers), one pass per
+    level; a deep chain (more than ``_RELAX`` levels) finishes by a loop over switches."""
     m = Kc.shape[0]
     level = np.zeros(m, dtype=np.int64)
     ptr, rows = Kc.indptr, Kc.indices
-    for j in range(m - 1, -1, -1):
-        if ptr[j + 1] > ptr[j]:
-            level[j] = level[rows[ptr[j]:ptr[j + 1]]].max() + 1
+    read = np.flatnonzero(np.diff(ptr) > 0)
+    for _ in range(_RELAX):
+        if read.size == 0:
+            break
+        new = np.maximum.reduceat(level[rows] + 1, ptr[read]) if rows.size else level[read]
+        if np.array_equal(new, level[read]):
+            break
+        level[read] = new
+    else:
+        for j in range(m - 1, -1, -1):
+            if ptr[j + 1] > ptr[j]:
+                level[j] = level[rows[ptr[j]:ptr[j + 1]]].max() + 1
     order = np.argsort(level, kind="stable")
     bounds = np.searchsorted(level[order], np.arange(int(level.max(initial=0)) + 2))
     return [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
 
-def sparse_weights(K: Any, bhat: np.ndarray, sigmas: sp.spmatrix,
+def sparse_weights(K: Any, bhat: np.ndarray, sigmas: Any,
                    levels: list[np.ndarray] | None = None) -> sp.csr_matrix:
-    """The coefficients w(sigma) (h(sigma) = w A) of every row of ``sigmas`` (c x m, sparse):
-    w_j = sigma_j (bhat_j + sum_k K_kj w_k), solved one level at a time, all rows together
-    (a level's switches read none of each other).
+    """The coefficients w(sigma) (h(sigma) = w A) of every row of ``sigmas`` (c x m, sparse
+    or dense): w_j = sigma_j (bhat_j + sum_k K_kj w_k), solved one level at a time, all rows
+    together (a level's switches read none of each other).
 
     # NOTE: the sum is formed only where sigma_j != 0: the full product W K[:, level] is
     # dense for a tournament (the root reads every comparison), 2 x 10^8 entries for a max
     # over 10^4 items. Many sparse rows: one sparse dot product per entry of sigma; a few
-    # full rows (the checks): W dense, one sparse-times-dense product per level."""
+    # rows (the full signatures of the checks): W dense, one sparse product per level."""
     Kc = sp.csc_matrix(K)
     Kc.eliminate_zeros()
     c, m = sigmas.shape
-    Sc = sp.csc_matrix(sigmas)
-    few = c <= _DENSE_ROWS
-    Wd = np.zeros((c, m)) if few else None
     Kt = Kc.T.tocsr()  # row j: the switches reading j, with their coefficients
+    levels = _levels(Kc) if levels is None else levels
+    if c <= _DENSE_ROWS:
+        ST = (sigmas.toarray() if sp.issparse(sigmas) else np.asarray(sigmas, np.float64)).T
+        WT = np.zeros((m, c))
+        for J in levels:
+            WT[J] = ST[J] * (Kt[J] @ WT + bhat[J, None])
+        return sp.csr_matrix(WT.T)
+    Sc = sp.csc_matrix(sigmas)
     rows_all, cols_all, vals_all = [], [], []
     W = sp.csr_matrix((c, m))
-    for J in _levels(Kc) if levels is None else levels:
+    for J in levels:
         SJ = Sc[:, J].tocoo()
         if SJ.nnz == 0:
             continue
         acc = bhat[J[SJ.col]].astype(np.float64)
-        if few:
-            acc = acc + (Kt[J] @ Wd.T).T[SJ.row, SJ.col]  # type: ignore[union-attr]
-            Wd[SJ.row, J[SJ.col]] = SJ.data * acc  # type: ignore[index]
-            continue
         if W.nnz:
             acc = acc + np.asarray(W[SJ.row].multiply(Kt[J[SJ.col]]).sum(axis=1)).ravel()
         rows_all.append(SJ.row)
@@ -96,7 +110,7 @@ def sparse_weights(K: Any, bhat: np.ndarray, sigmas: sp.spmatrix,
         vals_all.append(SJ.data * acc)
         W = sp.csr_matrix((np.concatenate(vals_all),
                            (np.concatenate(rows_all), np.concatenate(cols_all))), shape=(c, m))
-    return sp.csr_matrix(Wd) if few else W
+    return W
 
 
 def _tree(K: sp.csr_matrix, bhat: np.ndarray, T: np.ndarray
@@ -148,32 +162,37 @@ def _tree(K: sp.csr_matrix, bhat: np.ndarray, T: np.ndarray
 
 
 def _own(K: sp.csr_matrix, bhat: np.ndarray, T: np.ndarray, S: np.ndarray, root: int
-         ) -> dict[tuple[int, int], list[int]] | None:
-    """Each leaf slot (comparison position in T, side) -> the leaf switches inside its item,
-    or None when a leaf switch reads a comparison or feeds no comparison, or a component's
-    switches enter on two sides."""
+         ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The leaf switches inside items and the slot each hangs in, as (switches, slot keys)
+    sorted by key (key = 2 * comparison position in T + (side > 0)); None when a leaf switch
+    reads a comparison or feeds none, or a component's switches enter on two sides."""
     if S.size == 0:
-        return {}
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if K[S][:, T].nnz:
         return None
     KTS = sp.csc_matrix(K[T][:, S])
     KTS.eliminate_zeros()
     KTS.sort_indices()
-    has = np.diff(KTS.indptr) > 0
-    if not has.all():
+    if np.any(np.diff(KTS.indptr) == 0):
         return None
     first = KTS.indptr[:-1]
     low = KTS.indices[first]  # position in T of the first comparison each feeds
-    sign = np.sign(KTS.data[first] * bhat[S] * bhat[T[root]]).astype(int)
-    own: dict[tuple[int, int], list[int]] = {}
-    for comp in components(K[S][:, S]):
-        lo = int(low[comp].min())
-        hit = comp[low[comp] == lo]
-        sides = set(sign[hit].tolist())
-        if len(sides) != 1:
-            return None
-        own.setdefault((lo, sides.pop()), []).extend(int(S[j]) for j in comp)
-    return own
+    sign = np.sign(KTS.data[first] * bhat[S] * bhat[T[root]]).astype(np.int64)
+    # NOTE: a component of coupled leaf switches hangs below the lowest comparison any of
+    # them feeds, on the side of those feeding it (all the same side)
+    _, label = connected_components(K[S][:, S], directed=True, connection="weak")
+    lo = np.full(label.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(lo, label, low)
+    hit = low == lo[label]
+    smin = np.full(lo.size, 2)
+    smax = np.full(lo.size, -2)
+    np.minimum.at(smin, label[hit], sign[hit])
+    np.maximum.at(smax, label[hit], sign[hit])
+    if np.any(smin != smax):
+        return None
+    key = 2 * lo[label] + (smax[label] > 0)
+    order = np.argsort(key, kind="stable")
+    return S[order].astype(np.int64), key[order]
 
 
 def _paths(parent: np.ndarray, side: np.ndarray, slots: np.ndarray, slot_side: np.ndarray
@@ -197,17 +216,18 @@ def _paths(parent: np.ndarray, side: np.ndarray, slots: np.ndarray, slot_side: n
 
 
 def _leaf_signatures(m: int, T: np.ndarray, parent: np.ndarray, side: np.ndarray,
-                     own: dict) -> sp.csr_matrix | None:
+                     own: tuple[np.ndarray, np.ndarray]) -> sp.csr_matrix | None:
     """Every (leaf, pattern of the leaf's own switches) signature as a sparse row; None when
     an item's switches sit where a comparison hangs or a leaf has too many patterns."""
     used = np.zeros((T.size, 2), bool)
     has = parent >= 0
     used[parent[has], (side[has] > 0).astype(int)] = True
-    if any(used[p, int(s > 0)] for p, s in own):
+    switch, key = own
+    if np.any(used.ravel()[key]):
         return None
     pos, which = np.nonzero(~used)  # leaf slots: (comparison, side) with no child
     slot_side = np.where(which == 1, 1.0, -1.0)
-    counts = np.array([len(own.get((int(p), int(s)), [])) for p, s in zip(pos, slot_side)])
+    counts = np.bincount(key, minlength=2 * T.size)[2 * pos + which]
     if np.any(counts > np.log2(_LEAF_PATTERNS)):
         return None
     reps = 2 ** counts  # rows per slot
@@ -219,7 +239,8 @@ def _leaf_signatures(m: int, T: np.ndarray, parent: np.ndarray, side: np.ndarray
     rows, cols, vals = [first[r[e]] + k], [T[c[e]]], [v[e]]
     for k in np.unique(counts[counts > 0]):  # leaf switch patterns, slots of k switches
         at = np.flatnonzero(counts == k)
-        mine = np.array([own[(int(pos[s]), int(slot_side[s]))] for s in at])  # (slots, k)
+        start = np.searchsorted(key, 2 * pos[at] + which[at])
+        mine = switch[start[:, None] + np.arange(k)]  # (slots, k)
         pats = 1.0 - 2.0 * ((np.arange(2 ** k)[:, None] >> np.arange(k)) & 1)  # (2^k, k)
         rows.append(np.repeat(first[at][:, None] + np.arange(2 ** k), k, axis=1).ravel())
         cols.append(np.broadcast_to(mine[:, None, :], (at.size, 2 ** k, k)).ravel())
@@ -228,8 +249,8 @@ def _leaf_signatures(m: int, T: np.ndarray, parent: np.ndarray, side: np.ndarray
                          shape=(int(first[-1]), m))
 
 
-def _leaf_of(full: np.ndarray, T: np.ndarray, child: dict, root: int, own: dict,
-             m: int) -> np.ndarray:
+def _leaf_of(full: np.ndarray, T: np.ndarray, child: dict, root: int,
+             own: tuple[np.ndarray, np.ndarray], m: int) -> np.ndarray:
     """The (leaf, pattern) signature a full signature selects (walk from the root)."""
     sig = np.zeros(m)
     i = root
@@ -239,7 +260,7 @@ def _leaf_of(full: np.ndarray, T: np.ndarray, child: dict, root: int, own: dict,
         if (i, s) not in child:
             break
         i = child[(i, s)]
-    mine = own.get((i, s), [])
+    mine = own[0][own[1] == 2 * i + (s > 0)]
     sig[mine] = full[mine]
     return sig
 
@@ -266,8 +287,8 @@ def sparse_tournament(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray, T: n
     child = {(int(parent[j]), 1 if side[j] > 0 else -1): j for j in np.flatnonzero(parent >= 0)}
     full = rng.choice([-1.0, 1.0], size=(_CHECKS, m))
     leaf = np.array([_leaf_of(f, T, child, root, own, m) for f in full])
-    got = sparse_weights(K, bhat, sp.csr_matrix(full), levels) @ A
-    want = sparse_weights(K, bhat, sp.csr_matrix(leaf), levels) @ A
+    got = sparse_weights(K, bhat, full, levels) @ A
+    want = sparse_weights(K, bhat, leaf, levels) @ A
     scale = max(1.0, float(np.max(np.abs(bhat))) * float(np.max(np.abs(A.data), initial=1.0)))
     if np.max(np.abs((got - want).data), initial=0.0) > 1e-9 * scale:
         return None
@@ -321,16 +342,26 @@ def relative_values(W: sp.csr_matrix, A: sp.csr_matrix
 def unique_rows(V: sp.csr_matrix, sigs: sp.csr_matrix
                 ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Distinct rows of V (to 11 digits relative, as :func:`.localset._unique`), first
-    occurrences in order, with their signature rows and their positions."""
-    V = sp.csr_matrix(V)
-    V.sort_indices()
-    scale = max(1.0, float(np.max(np.abs(V.data), initial=0.0)))
-    rounded = np.round(V.data / scale, 11) + 0.0
-    seen: dict[bytes, int] = {}
-    for i in range(V.shape[0]):
-        lo, hi = V.indptr[i], V.indptr[i + 1]
-        keep = rounded[lo:hi] != 0
-        key = V.indices[lo:hi][keep].tobytes() + b"|" + rounded[lo:hi][keep].tobytes()
-        seen.setdefault(key, i)
-    idx = np.array(sorted(seen.values()), dtype=np.intp)
+    occurrences in order, with their signature rows and their positions.
+
+    Rows are keyed by their count of nonzeros and two random projections of the rounded row;
+    a row is dropped only when its rounded entries equal those of the first row with its
+    key (a collision of distinct rows keeps both: duplicates only cost work)."""
+    R = sp.csr_matrix(V, copy=True)
+    scale = max(1.0, float(np.max(np.abs(R.data), initial=0.0)))
+    R.data = np.round(R.data / scale, 11) + 0.0
+    R.eliminate_zeros()
+    R.sort_indices()
+    proj = np.random.default_rng(0).standard_normal((R.shape[1], 2))
+    keys = np.column_stack([np.diff(R.indptr), R @ proj])
+    _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    head = first[inv.ravel()]
+    keep = head == np.arange(R.shape[0])
+    for i in np.flatnonzero(~keep):  # confirm each duplicate entry by entry
+        a, b = slice(R.indptr[i], R.indptr[i + 1]), slice(R.indptr[head[i]],
+                                                           R.indptr[head[i] + 1])
+        if not (np.array_equal(R.indices[a], R.indices[b])
+                and np.array_equal(R.data[a], R.data[b])):
+            keep[i] = True
+    idx = np.flatnonzero(keep)
     return V[idx], sigs[idx], idx

@@ -296,20 +296,32 @@ def _pruned(M: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
 def _relevant(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray) -> np.ndarray:
     """Not dead (A_j != 0, or K_j nonzero on a column that is not dead) and reaching f
     (bhat_j != 0, or some later reaching switch depends on it), as in the program-order
-    loops of the definition, visiting only the rows and columns where K has entries.
-    A and K are CSR without explicit zeros."""
-    dead = np.diff(A.indptr) == 0
-    ptr, ind = K.indptr, K.indices
-    for j in np.flatnonzero(dead & (np.diff(ptr) > 0)):
-        cols = ind[ptr[j]:ptr[j + 1]]
-        dead[j] = not np.any(~dead[cols[cols < j]])
-    reach = bhat != 0
-    Kc = K.tocsc()
-    ptr, ind = Kc.indptr, Kc.indices
-    for j in np.flatnonzero(np.diff(ptr) > 0)[::-1]:
-        rows = ind[ptr[j]:ptr[j + 1]]
-        reach[j] = reach[j] or bool(np.any(reach[rows[rows > j]]))
-    return ~dead & reach
+    loops of the definition. A and K are CSR without explicit zeros; K strictly lower."""
+    alive = _closure(K, np.diff(A.indptr) > 0)
+    reach = _closure(K.T.tocsr(), bhat != 0)
+    return alive & reach
+
+
+_RELAX = 64  # sparse products before a closure falls back to a loop over rows
+
+
+def _closure(M: sp.csr_matrix, seed: np.ndarray) -> np.ndarray:
+    """v_j = seed_j or v_k for some k with M_jk != 0: the least solution, by relaxation
+    (one sparse product per step, as many steps as the longest chain of M) and, for a chain
+    longer than ``_RELAX``, a loop over rows in the order M's triangle gives."""
+    B = M.astype(bool).astype(np.int32)
+    v = seed.copy()
+    for _ in range(_RELAX):
+        new = seed | (B @ v.astype(np.int32) > 0)
+        if np.array_equal(new, v):
+            return v
+        v = new
+    ptr, ind = M.indptr, M.indices
+    lower = bool(np.all(ind < np.repeat(np.arange(M.shape[0]), np.diff(ptr))))
+    order = np.flatnonzero(np.diff(ptr) > 0)
+    for j in order if lower else order[::-1]:  # the rows read come first
+        v[j] = v[j] or bool(np.any(v[ind[ptr[j]:ptr[j + 1]]]))
+    return v
 
 
 def policy_choice(meta: EqnMeta, policy: KinkPolicy) -> float | None:

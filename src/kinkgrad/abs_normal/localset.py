@@ -358,7 +358,7 @@ def piecewise_linear(exp: Any, switches: np.ndarray) -> bool:
                   or (name == "div" and type(e.inputs[1]) is not Var))
         if not affine or any(i.index in curved for i in ins):
             curved.add(e.out.index)
-    slots = {exp.z_slot(exp.locate(int(i))[0]) for i in switches}
+    slots = set(exp.z_seeds(switches)[0].tolist())
     return not (slots & curved)
 
 

@@ -86,12 +86,18 @@ class _Sweeper:
 
     def run(self, rows: list[np.ndarray], fill: float) -> list[np.ndarray]:
         """Sweep rows (each an array of seed ids, seeded with ``fill``); per kept slot an
-        array (len(rows), size)."""
-        parts = [self._chunk(rows[lo: lo + self.chunk], fill)
-                 for lo in range(0, len(rows), self.chunk)]
+        array (len(rows), size), or for NaN seeds (probes) its ``isnan`` mask (a NaN probe's
+        values are read only as reached / not reached: 1 byte, not 8, per entry; 956 probes
+        of a 10^5-item max held 3 GB of float rows)."""
+        probe = bool(np.isnan(fill))
+        parts = []
+        for lo in range(0, len(rows), self.chunk):
+            p = self._chunk(rows[lo: lo + self.chunk], fill)
+            parts.append([None if c is None else np.isnan(c) for c in p] if probe else p)
         out = []
         for k, size in enumerate(self.sizes):
-            got = [np.zeros((min(self.chunk, len(rows) - lo), size)) if p[k] is None else p[k]
+            got = [np.zeros((min(self.chunk, len(rows) - lo), size), bool if probe else float)
+                   if p[k] is None else p[k]
                    for lo, p in zip(range(0, len(rows), self.chunk), parts)]
             out.append(got[0] if len(got) == 1 else np.concatenate(got) if got
                        else np.zeros((0, size)))
@@ -211,7 +217,7 @@ def _dense(sw: _Sweeper, stats: RowStats) -> bool:
     got = sw.singles(pick, np.nan)
     stats.probe_rows += pick.size
     total = sum(sw.sizes)
-    support = sum(np.count_nonzero(np.isnan(C), axis=1) for C in got)
+    support = sum(np.count_nonzero(C, axis=1) for C in got)
     return bool(np.median(support) > _DENSE * max(total, 1))
 
 
@@ -285,11 +291,11 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
 
 def _owners(probes: list[np.ndarray], size: int) -> list[np.ndarray] | None:
     """Per kept slot, the owner (local index) of every column from a group's NaN probes
-    (rows: bit 0 set, bit 0 clear, bit 1 set, ...), -1 where none reaches; None when some
-    column is reached by two rows (or the bits name no row of the group)."""
+    (their isnan masks; rows: bit 0 set, bit 0 clear, bit 1 set, ...), -1 where none
+    reaches; None when some column is reached by two rows (or the bits name no row of the
+    group)."""
     owners = []
-    for P in probes:
-        nan = np.isnan(P)
+    for nan in probes:
         ones, zeros = nan[0::2], nan[1::2]
         if np.any(ones & zeros):
             return None
