@@ -241,7 +241,7 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
     for kind, T in (("k-way max", np.flatnonzero(is_max)), ("k-way min", np.flatnonzero(is_min))):
         if T.size == 0 or (kind == "k-way max" and is_min.any()):
             continue
-        S = np.setdiff1d(np.arange(m), T)
+        S = np.flatnonzero(~(is_min if kind == "k-way min" else is_max))
         tour = tournament(A, K, bhat, T, S, rng, memo)
         if tour is None:
             break
@@ -317,7 +317,7 @@ def _sparse_block(members: np.ndarray, producers: list[str], rng: np.random.Gene
     if is_max.any() == is_min.any():
         return None
     T = np.flatnonzero(is_max | is_min)
-    found = sparse_tournament(A, K, bhat, T, np.setdiff1d(np.arange(members.size), T), rng)
+    found = sparse_tournament(A, K, bhat, T, np.flatnonzero(~(is_max | is_min)), rng)
     if found is None:
         return None
     sigs, convex, W = found

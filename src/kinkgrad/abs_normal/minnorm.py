@@ -34,6 +34,7 @@ in the simplices and lowers the norm), which takes a zero distance from ~1e-10 t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,37 +94,47 @@ def _full(blocks: list, n: int) -> Blocks:
     return out
 
 
-def _mean(V: np.ndarray | sp.csr_matrix) -> np.ndarray:
-    return np.asarray(V.mean(axis=0)).ravel()
-
-
 def support_lower(g0: np.ndarray, blocks: list, u: np.ndarray) -> float:
     """min over C of <c, u>: <g0, u> + sum_b min_j <V_bj, u> (a lower bound on the distance
     from 0 to C when u is a unit vector)."""
     return float(g0 @ u + sum(float(np.min(V @ u[cols])) for cols, V in _full(blocks, u.size)))
 
 
-def _feasible(lam: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
-    out, lo = [], 0
+def _feasible(lam: np.ndarray, sizes: Any) -> list[np.ndarray]:
+    """Weights projected onto the simplices: clipped at 0 (NaN -> 0) and renormalised per
+    block (uniform where a block's weights vanish)."""
+    sizes = np.asarray(sizes, dtype=np.intp)
     lam = np.maximum(np.nan_to_num(np.asarray(lam, np.float64), nan=0.0), 0.0)
-    for t in sizes:
-        w = lam[lo:lo + t]
-        total = float(w.sum())
-        out.append(w / total if total > 0 else np.full(t, 1.0 / t))
-        lo += t
-    return out
+    offs = np.concatenate([[0], np.cumsum(sizes)])
+    total = np.add.reduceat(lam, offs[:-1]) if lam.size else np.zeros(0)
+    per = np.repeat(total, sizes)
+    w = np.where(per > 0, lam / np.where(per > 0, per, 1.0), 1.0 / np.repeat(sizes, sizes))
+    return np.split(w, offs[1:-1])
 
 
 def _stack(blocks: Blocks, n: int) -> sp.csr_matrix:
-    rows, cols, vals, off = [], [], [], 0
-    for c, V in blocks:
-        r, k, v = nonzeros(V)
-        rows.append(r + off)
-        cols.append(c[k])
-        vals.append(v)
-        off += V.shape[0]
+    """All candidates as one CSR (rows in block order, columns global); dense blocks of one
+    shape are gathered as a 3-D array (a chained function's 10^5 blocks in one step)."""
+    rows, cols, vals = [], [], []
+    offs = np.concatenate([[0], np.cumsum([V.shape[0] for _, V in blocks])]).astype(np.intp)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for b, (c, V) in enumerate(blocks):
+        if sp.issparse(V):
+            r, k, v = nonzeros(V)
+            rows.append(r + offs[b])
+            cols.append(c[k])
+            vals.append(v)
+        else:
+            groups.setdefault(V.shape, []).append(b)
+    for ids in groups.values():
+        V3 = np.array([blocks[b][1] for b in ids])
+        C2 = np.array([blocks[b][0] for b in ids]).reshape(len(ids), -1)
+        g, r, k = np.nonzero(V3)
+        rows.append(offs[np.asarray(ids)][g] + r)
+        cols.append(C2[g, k])
+        vals.append(V3[g, r, k])
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(off, n))
+                         shape=(int(offs[-1]), n))
 
 
 def _simplices(sizes: list[int]) -> sp.csc_matrix:
@@ -287,22 +298,26 @@ def _affine_polish(g0: np.ndarray, Vd: sp.csr_matrix, sizes: list[int],
     return best
 
 
-def _columns(g0: np.ndarray, bl: Blocks, sizes: list[int], V: sp.csr_matrix
-             ) -> tuple[np.ndarray, str]:
+def _columns(g0: np.ndarray, V: sp.csr_matrix, sizes: np.ndarray) -> tuple[np.ndarray, str]:
     """Many dense candidates: column generation (Wolfe's restricted master). Solve on a few
-    candidates per block, then add, per block, the candidate minimizing <v, u> along the
-    unit vector of the current point while it beats the block's current ones."""
-    offs = np.concatenate([[0], np.cumsum(sizes)])
+    candidates per block, then add, per block, the candidates scoring below the block's
+    current ones along the unit vector of the current point (at most ``_BATCH``, the most
+    violating; with a dense master, while it has room). Candidates are V's rows, block b's
+    rows offs[b]:offs[b + 1]."""
+    offs = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+    block = np.repeat(np.arange(sizes.size), sizes)
     dense_master = V.nnz > 0.05 * V.shape[0] * V.shape[1]
-    mean = g0.copy()
-    for cols, V_b in bl:
-        mean[cols] += _mean(V_b)
-    chosen = [{int(np.argmin(V_b @ mean[cols]))} for cols, V_b in bl]
+    # NOTE: blocks of at most _BATCH candidates add every violating one: all blocks at once
+    # (10^5 blocks of a chained max); otherwise block by block, as the rule reads
+    together = not dense_master and int(sizes.max()) <= _BATCH
+    mean = g0 + V.T @ np.repeat(1.0 / sizes, sizes)
+    chosen = np.zeros(V.shape[0], bool)
+    chosen[_first_argmin(V @ mean, offs, block)] = True
     status = "column generation"
     lam_full = np.zeros(V.shape[0])
     for rnd in range(_ROUNDS):
-        idx = np.concatenate([offs[b] + np.array(sorted(c), int) for b, c in enumerate(chosen)])
-        sub_sizes = [len(c) for c in chosen]
+        idx = np.flatnonzero(chosen)
+        sub_sizes = np.add.reduceat(chosen.astype(np.intp), offs[:-1])
         Vs = V[idx]
         if Vs.shape[0] <= _DENSE_GENERATORS or dense_master:
             lam, st = _solve_dense(g0, Vs, sub_sizes)
@@ -314,21 +329,32 @@ def _columns(g0: np.ndarray, bl: Blocks, sizes: list[int], V: sp.csr_matrix
         nw = float(np.linalg.norm(w))
         if nw <= 1e-300:
             break
-        u = w / nw
-        added = False
-        for b, (cols, V_b) in enumerate(bl):
-            scores = V_b @ u[cols]
-            cur = min(scores[i] for i in chosen[b])
-            room = (_DENSE_GENERATORS - sum(map(len, chosen)) if dense_master  # NOTE: keep
-                    else _BATCH)  # a dense master small; a sparse one may grow
-            for j in np.argsort(scores)[:max(0, min(_BATCH, room))]:  # most violating few
-                if int(j) not in chosen[b] and scores[j] < cur - 1e-13 * max(1.0, abs(cur)):
-                    chosen[b].add(int(j))
-                    added = True
+        scores = V @ (w / nw)
+        cur = np.minimum.reduceat(np.where(chosen, scores, np.inf), offs[:-1])
+        beat = scores < (cur - 1e-13 * np.maximum(1.0, np.abs(cur)))[block]
+        if together:
+            new = beat & ~chosen
+        else:
+            new = np.zeros_like(chosen)
+            for b in range(sizes.size):
+                lo = offs[b]
+                room = (_DENSE_GENERATORS - int(chosen.sum() + new.sum()) if dense_master
+                        else _BATCH)  # NOTE: keep a dense master small; a sparse one may grow
+                for j in lo + np.argsort(scores[lo:offs[b + 1]])[:max(0, min(_BATCH, room))]:
+                    new[j] = beat[j] and not chosen[j]
+        chosen |= new
         status = f"column generation ({rnd + 1} rounds, {idx.size} columns; {st})"
-        if not added:
+        if not new.any():
             break
     return lam_full, status
+
+
+def _first_argmin(s: np.ndarray, offs: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Per block (rows offs[b]:offs[b + 1] of s), the position of its first minimum."""
+    low = np.minimum.reduceat(s, offs[:-1])
+    at = np.flatnonzero(s == low[block])
+    _, first = np.unique(block[at], return_index=True)
+    return at[first]
 
 
 def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | None:
@@ -343,13 +369,13 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     if not bl:
         nrm = float(np.linalg.norm(g0))
         return MinNorm(g0.copy(), [], nrm, nrm, "no blocks", g0 / nrm if nrm > 0 else None)
-    sizes = [V.shape[0] for _, V in bl]
+    sizes = np.array([V.shape[0] for _, V in bl], dtype=np.intp)
     if sum(V.nnz if sp.issparse(V) else V.size for _, V in bl) > _MAX_ENTRIES:
         return None
+    offs = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+    V = _stack(bl, n)
     if enough > 0:  # NOTE: symmetric sets (max |h_i x| at x = 0) hold 0 at their centroid
-        centre = g0.copy()
-        for cols, V_b in bl:
-            centre[cols] += _mean(V_b)
+        centre = g0 + V.T @ np.repeat(1.0 / sizes, sizes)
         nc = float(np.linalg.norm(centre))
         if nc <= enough:
             return MinNorm(centre, [np.full(t, 1.0 / t) for t in sizes], nc, 0.0,
@@ -357,15 +383,12 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     # NOTE: a block's candidates often share a dense part (a tournament's leaves differ from
     # beta * mean by one item each): moving the first candidate into g0 leaves sparse
     # differences, and the set g0 + sum conv(V_b) is the same. (Sparse blocks are sparse.)
-    g0 = g0.copy()
-    shifted = []
-    for cols, V_b in bl:
-        if not sp.issparse(V_b):
-            g0[cols] += V_b[0]
-            V_b = V_b - V_b[0]
-        shifted.append((cols, V_b))
-    bl = shifted
-    V = _stack(bl, n)
+    shift = np.repeat(np.where([not sp.issparse(B) for _, B in bl], offs[:-1], -1), sizes)
+    on = np.flatnonzero(shift >= 0)
+    first = sp.csr_matrix((np.ones(on.size), (on, shift[on])), shape=(V.shape[0],) * 2)
+    g0 = g0 + V.T @ np.bincount(np.unique(shift[on]), minlength=V.shape[0]).astype(float)
+    V = sp.csr_matrix(V - first @ V)
+    V.eliminate_zeros()
     # NOTE: the solvers' tolerances are absolute: the QP is posed on data scaled to O(1)
     # (the weights do not change), so tiny gradients near a minimiser are solved as
     # accurately as large ones.
@@ -376,13 +399,12 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     Vc, gc = V / c, g0 / c
     Vc.data[np.abs(Vc.data) <= 1e-13] = 0.0
     Vc.eliminate_zeros()
-    bl_solve = [(cols, _dropped(B, 1e-13 * c) / c) for cols, B in bl]
-    if all(t == 1 for t in sizes):
+    if np.all(sizes == 1):
         lam, status = np.ones(V.shape[0]), "every block a single point"
     elif V.shape[0] <= _DENSE_GENERATORS:
         lam, status = _solve_dense(gc, Vc, sizes)
     elif V.nnz > _DENSE_NNZ:
-        lam, status = _columns(gc, bl_solve, sizes, Vc)
+        lam, status = _columns(gc, Vc, sizes)
     else:
         lam, status = _solve_sparse(gc, Vc, sizes)
     weights = _feasible(lam, sizes)
@@ -392,7 +414,7 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     # one (exact on the support, so orthogonal to its faces to rounding) are both tried.
     best: tuple[float, np.ndarray | None] = (0.0, None)
     if upper > 0:
-        best = _better(best, g0, bl, point / upper)
+        best = _better(best, g0, V, offs, point / upper)
     # NOTE: a point within rounding of 0 cannot be improved; a bound that already meets it
     # needs no polish either
     if upper > max(1e-13 * c, enough) and best[0] < upper * (1 - 1e-6):
@@ -404,7 +426,7 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
                 weights, point, upper = better, p2, n2
                 status += ", polished"
             if n2 > 0:
-                best = _better(best, g0, bl, p2 / n2)
+                best = _better(best, g0, V, offs, p2 / n2)
     scale = max(float(np.max(np.abs(V.data), initial=0.0)), float(np.max(np.abs(g0))))
     # NOTE: the exact bound is tried when the float one is poor, or when it is what decides
     # the caller's verdict (tol = ``enough`` between the bounds): near a minimiser the float
@@ -412,24 +434,16 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     if max(0.0, enough) < upper < 1e-5 * scale and (
             best[0] < 0.5 * upper or best[0] <= enough) and \
             sum(V_b.shape[0] * V_b.shape[1] for _, V_b in bl) <= _EXACT_ENTRIES:
-        exact = exact_lower(g0, bl, weights)
+        exact = exact_lower(g0, [(cols, V[lo:hi][:, cols].toarray()) for (cols, _), lo, hi
+                                 in zip(bl, offs[:-1], offs[1:])], weights)
         if exact is not None and exact[0] > best[0]:
             best = exact
     return MinNorm(point, weights, upper, max(0.0, min(best[0], upper)), status, best[1])
 
 
-def _dropped(B: np.ndarray | sp.csr_matrix, tiny: float) -> np.ndarray | sp.csr_matrix:
-    """B with entries of size <= tiny set to 0."""
-    if not sp.issparse(B):
-        return np.where(np.abs(B) <= tiny, 0.0, B)
-    B = B.copy()
-    B.data[np.abs(B.data) <= tiny] = 0.0
-    B.eliminate_zeros()
-    return B
-
-
-def _better(best: tuple, g0: np.ndarray, bl: Blocks, u: np.ndarray) -> tuple:
-    low = support_lower(g0, bl, u)
+def _better(best: tuple, g0: np.ndarray, V: sp.csr_matrix, offs: np.ndarray,
+            u: np.ndarray) -> tuple:
+    """The support bound along u (:func:`support_lower` on the stacked candidates) if it
+    beats ``best``."""
+    low = float(g0 @ u + np.minimum.reduceat(V @ u, offs[:-1]).sum())
     return (low, u) if low > best[0] or best[1] is None else best
-
-
