@@ -66,6 +66,7 @@ import numpy as np
 from scipy.sparse import issparse
 
 from .._core.program import Var
+from ._batched_blocks import batched_tournaments
 from ._block_rows import BlockRows, BlockTooLarge
 from ._sparse_tournament import relative_values, sparse_tournament, unique_rows
 from .active import ActiveModel
@@ -370,14 +371,24 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
     comps = components(red.K_sparse)
     rows = BlockRows(red, comps)
     memo: dict = {}  # tournament structures checked once (tournament.tournament)
-    blocks = []
-    for b, comp in enumerate(comps):
+    blocks: list = [None] * len(comps)
+
+    def ordinary(b: int) -> Block:
+        comp = comps[b]
         prods = [producers[int(i)] for i in comp]
         blk = None
         if comp.size * (red.A_sparse.shape[1] + comp.size) > _SPARSE_BLOCK and \
                 rows.entries(b) > _SPARSE_BLOCK:
             blk = _sparse_block(comp, prods, rng, rows.sparse(b))
-        blocks.append(blk or _block(red, comp, prods, rng, rows.block(b), memo))
+        blocks[b] = blk or _block(red, comp, prods, rng, rows.block(b), memo)
+        return blocks[b]
+
+    for b, (kind, cols, outer, sigs) in batched_tournaments(rows, comps, producers, memo,
+                                                             ordinary).items():
+        blocks[b] = Block(comps[b], kind, cols, outer, outer, True, True, sigs)
+    for b in range(len(comps)):
+        if blocks[b] is None:
+            ordinary(b)
     convex = all(b.convex for b in blocks)
     independent = len(blocks) <= 1
     if not independent and not convex:
