@@ -37,15 +37,19 @@ class BlockRows:
     def entries(self, b: int) -> int:
         """m (cols + m): the b-th block's A and K as dense arrays."""
         lo, hi = int(self.start[b]), int(self.start[b + 1])
-        cols = np.unique(self.A.indices[self.A.indptr[lo]:self.A.indptr[hi]])
-        return (hi - lo) * (cols.size + hi - lo)
+        used = np.zeros(self.A.shape[1], bool)
+        used[self.A.indices[self.A.indptr[lo]:self.A.indptr[hi]]] = True
+        return (hi - lo) * (int(used.sum()) + hi - lo)
 
     def sparse(self, b: int) -> tuple[np.ndarray, Any, Any, np.ndarray]:
         """(cols, A_b as CSR on cols, K_b as CSR, bhat_b) of the b-th block."""
         lo, hi = int(self.start[b]), int(self.start[b + 1])
         A = self.A[lo:hi]
-        cols, local = np.unique(A.indices, return_inverse=True)
-        A_b = csr_matrix((A.data, local.ravel(), A.indptr), shape=(hi - lo, cols.size))
+        used = np.zeros(A.shape[1], bool)  # NOTE: not np.unique: 10^8 entries (MXHILB)
+        used[A.indices] = True
+        cols = np.flatnonzero(used)
+        local = (np.cumsum(used) - 1)[A.indices]
+        A_b = csr_matrix((A.data, local, A.indptr), shape=(hi - lo, cols.size))
         K = self.K[lo:hi][:, lo:hi]
         return cols.astype(np.intp), A_b, canonical(K), self.bhat[lo:hi]
 

@@ -41,6 +41,7 @@ _DENSE_ROWS = 64  # signatures up to which the coefficients are solved as a dens
 _MAX_WORK = 1_000_000_000  # products forming the leaf values above which the block is not
 #   described (max_i x_i^2 near a tie at n = 10^4: 2 x 10^8, 3 s)
 _CHUNK = 10_000_000  # products per chunk of leaves
+_MAX_VALUES = 60_000_000  # nonzeros of the leaves' differences kept (minnorm._MAX_ENTRIES)
 
 
 class BlockTooLarge(KinkgradError):
@@ -284,6 +285,7 @@ def sparse_tournament(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray, T: n
         return None
     levels = _levels(sp.csc_matrix(K))
     W = sparse_weights(K, bhat, sigs, levels)
+    _differences(W, A)  # NOTE: refuse values too long to form before checking (MXHILB: 10^8)
     child = {(int(parent[j]), 1 if side[j] > 0 else -1): j for j in np.flatnonzero(parent >= 0)}
     full = rng.choice([-1.0, 1.0], size=(_CHECKS, m))
     leaf = np.array([_leaf_of(f, T, child, root, own, m) for f in full])
@@ -311,15 +313,7 @@ def relative_values(W: sp.csr_matrix, A: sp.csr_matrix
     returned as ``slack`` for callers that widen their bounds by it."""
     t = W.shape[0]
     shift = np.asarray((W[0] @ A).todense()).ravel()
-    Dw = sp.csr_matrix(W - sp.csr_matrix(np.ones((t, 1))) @ W[0])
-    Dw.eliminate_zeros()
-    work = np.asarray(abs(Dw.sign()) @ np.diff(A.indptr)).ravel()  # terms per row of Dw A
-    if work.sum() > _MAX_WORK:
-        raise BlockTooLarge(
-            f"a k-way max/min block with {t} leaves over {A.shape[1]} columns: their values "
-            f"are sums of {work.sum():.2e} products (dense comparison rows); the set is too "
-            "large to describe here, so the answer is undecided. Ask at a point off the "
-            "ties or with a smaller radius (fewer switches count as active).")
+    Dw, work = _differences(W, A)
     k = int(np.diff(Dw.indptr).max(initial=0))
     gamma = 2.0 * (k + 1) * np.finfo(np.float64).eps
     Aa = abs(A)
@@ -336,7 +330,29 @@ def relative_values(W: sp.csr_matrix, A: sp.csr_matrix
             slack = max(slack, float(np.sqrt(gone.multiply(gone).sum(axis=1).max())))
         D.eliminate_zeros()
         parts.append(D)
+        kept = sum(d.nnz for d in parts)
+        if kept > _MAX_VALUES:  # NOTE: leaves that differ densely (MXHILB's Hilbert rows)
+            raise BlockTooLarge(
+                f"a k-way max/min block with {t} leaves over {A.shape[1]} columns: their "
+                f"values differ in over {kept:.2e} entries, more than a hull can be solved "
+                "on here, so the answer is undecided. Ask at a point off the ties or with a "
+                "smaller radius (fewer switches count as active).")
     return shift, sp.csr_matrix(sp.vstack(parts)), slack
+
+
+def _differences(W: sp.csr_matrix, A: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(W - W[0], the products per row of (W - W[0]) A); BlockTooLarge past ``_MAX_WORK``."""
+    t = W.shape[0]
+    Dw = sp.csr_matrix(W - sp.csr_matrix(np.ones((t, 1))) @ W[0])
+    Dw.eliminate_zeros()
+    work = np.asarray(abs(Dw.sign()) @ np.diff(A.indptr)).ravel()
+    if work.sum() > _MAX_WORK:
+        raise BlockTooLarge(
+            f"a k-way max/min block with {t} leaves over {A.shape[1]} columns: their values "
+            f"are sums of {work.sum():.2e} products (dense rows); the set is too large to "
+            "describe here, so the answer is undecided. Ask at a point off the ties or with "
+            "a smaller radius (fewer switches count as active).")
+    return Dw, work
 
 
 def unique_rows(V: sp.csr_matrix, sigs: sp.csr_matrix
