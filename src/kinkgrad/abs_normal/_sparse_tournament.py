@@ -31,8 +31,8 @@ from scipy.sparse.csgraph import connected_components
 
 from ..errors import KinkgradError
 
-__all__ = ["BlockTooLarge", "relative_values", "sparse_tournament", "sparse_weights",
-           "unique_rows"]
+__all__ = ["BlockTooLarge", "entered_signatures", "relative_values", "sparse_tournament",
+           "sparse_weights", "unique_rows"]
 
 _LEAF_PATTERNS = 64  # most patterns of the switches inside one leaf (as the dense path)
 _CHECKS = 32  # random full signatures checked against their leaf's value
@@ -338,6 +338,21 @@ def relative_values(W: sp.csr_matrix, A: sp.csr_matrix
                 "on here, so the answer is undecided. Ask at a point off the ties or with a "
                 "smaller radius (fewer switches count as active).")
     return shift, sp.csr_matrix(sp.vstack(parts)), slack
+
+
+def entered_signatures(A: Any, K: Any, rng: np.random.Generator, count: int = 8
+                       ) -> np.ndarray:
+    """Signatures entered along 2 ``count`` directions +-d (d random): z = A d + K |z| in
+    program order (K strictly lower, one level of reads at a time), kept where no switch is
+    0. Each is realised (the piece is entered along d), and +-d finds both sides of a
+    symmetric block (max |x_i|: e_j and -e_j). A and K dense or sparse."""
+    d = rng.standard_normal((A.shape[1], count))
+    Z = np.asarray(A @ np.hstack([d, -d]), np.float64)
+    Kr = sp.csr_matrix(K)
+    for J in _levels(sp.csc_matrix(Kr.T))[1:]:  # level 0 reads nothing
+        Z[J] += Kr[J] @ np.abs(Z)
+    keep = np.all(Z != 0, axis=0)
+    return np.sign(Z[:, keep]).T
 
 
 def _differences(W: sp.csr_matrix, A: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:

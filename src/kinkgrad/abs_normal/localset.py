@@ -63,12 +63,18 @@ from itertools import product
 from typing import Any
 
 import numpy as np
-from scipy.sparse import issparse
+from scipy.sparse import csr_matrix, issparse, vstack
 
 from .._core.program import Var
 from ._batched_blocks import batched_tournaments
 from ._block_rows import BlockRows, BlockTooLarge
-from ._sparse_tournament import relative_values, sparse_tournament, unique_rows
+from ._sparse_tournament import (
+    entered_signatures,
+    relative_values,
+    sparse_tournament,
+    sparse_weights,
+    unique_rows,
+)
 from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
 from .sort_block import sort_oracle, sort_orderings
@@ -205,18 +211,11 @@ def _rank(A: np.ndarray, strict: bool) -> int:
 
 
 # ---------------------------------------------------------------------------- blocks
-def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator,
-                    count: int = 16) -> list[np.ndarray]:
-    """Signatures entered along random directions (realised: a few pieces of a big block)."""
-    out = []
-    coupled = np.flatnonzero(np.any(K != 0, axis=1))
-    for _ in range(count):
-        z = A @ rng.standard_normal(A.shape[1])
-        for i in coupled:
-            z[i] += K[i, :i] @ np.abs(z[:i])
-        if np.all(z != 0):
-            out.append(np.sign(z))
-    return out
+def _sampled_pieces(A: np.ndarray, K: np.ndarray, rng: np.random.Generator
+                    ) -> list[np.ndarray]:
+    """Signatures entered along random directions +-d (realised: a few pieces of a big
+    block, :func:`._sparse_tournament.entered_signatures`)."""
+    return list(entered_signatures(A, K, rng))
 
 
 _SPARSE_BLOCK = 4_000_000  # entries above which a k-way max/min block is described sparse
@@ -253,8 +252,13 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
         elif S.size == 0:
             real = [i for i in range(len(leaves))
                     if independent_rows() or winner(outer, i, bhat[T[-1]])]
-        else:  # leaves with switches of their own, not convex: only what LIKQ proves
-            real = list(range(len(leaves))) if independent_rows() else []
+        elif independent_rows():  # leaves with switches of their own, not convex
+            real = list(range(len(leaves)))
+        else:  # NOTE: no LP per leaf here: the leaves entered along sampled directions
+            sigs = _sampled_pieces(A, K, rng)
+            inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
+            return Block(members, kind, cols, outer, inner.reshape(-1, cols.size), False,
+                         False, sigs)
         return Block(members, kind, cols, outer, outer[real], convex,
                      convex or len(real) == len(leaves), [leaves[i] for i in real])
     if all(p == "sort" for p in producers):
@@ -333,10 +337,14 @@ def _sparse_block(members: np.ndarray, producers: list[str], rng: np.random.Gene
     if sparse_rank(A)[0] == members.size:  # independent rows: every leaf is entered
         return Block(members, kind, cols, outer, outer, False, True, sigs, shift=shift,
                      slack=slack)
-    # NOTE: the winner LPs of the dense path (one per leaf, over all columns) are not run:
-    # no realised leaf is listed, so only the outer set is described
-    return Block(members, kind, cols, outer, outer[:0], False, False, sigs[:0], shift=shift,
-                 slack=slack)
+    # NOTE: no LP per leaf (each over all columns): the inner set is the leaves entered
+    # along sampled directions, relative to the same first leaf
+    full = entered_signatures(A, K, rng)
+    both = vstack([W[:1], sparse_weights(K, bhat, full)]).tocsr()
+    _, inner, slack2 = relative_values(both, A)
+    inner, entered, _ = unique_rows(inner[1:], csr_matrix(full))
+    return Block(members, kind, cols, outer, inner, False, False, entered, shift=shift,
+                 slack=max(slack, slack2))
 
 
 def piecewise_linear(exp: Any, switches: np.ndarray) -> bool:
