@@ -53,7 +53,9 @@ smaller (the pieces of different blocks may exclude each other), and degenerate 
 hide pieces that only a second-order curve realises.
 
 Blocks store their candidates on the columns their rows touch (``cols``): a chained
-problem's block lives on two coordinates whatever n is.
+problem's block lives on two coordinates whatever n is. A k-way max/min too large for dense
+arrays is read sparse (:mod:`._sparse_tournament`, values relative to one leaf's); many small
+blocks of one structure are described together (:mod:`._batched_blocks`).
 """
 
 from __future__ import annotations
