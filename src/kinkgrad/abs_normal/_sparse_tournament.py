@@ -139,17 +139,10 @@ def _tree(K: sp.csr_matrix, bhat: np.ndarray, T: np.ndarray
         if parent[j] >= 0:
             depth[j] = depth[parent[j]] + 1
     rows, cols, vals = [], [], []
-    below, anc = np.arange(m), parent.copy()
-    while True:
-        live = anc >= 0
-        if not live.any():
-            break
-        j = np.flatnonzero(live)
-        rows.append(anc[j])
+    for j, below, anc in _climb(parent, np.arange(m)):
+        rows.append(anc)
         cols.append(j)
-        vals.append(side[below[j]] * 2.0 ** -(depth[j] - depth[anc[j]]).astype(np.float64))
-        below = np.where(live, anc, below)
-        anc = np.where(live, parent[np.maximum(anc, 0)], -1)
+        vals.append(side[below] * 2.0 ** -(depth[j] - depth[anc]).astype(np.float64))
     want = sp.csc_matrix((np.concatenate(vals) if vals else np.zeros(0),
                           (np.concatenate(rows) if rows else np.zeros(0, int),
                            np.concatenate(cols) if cols else np.zeros(0, int))), shape=(m, m))
@@ -160,6 +153,19 @@ def _tree(K: sp.csr_matrix, bhat: np.ndarray, T: np.ndarray
             bT, bT[root] * 2.0 ** -depth.astype(np.float64), rtol=1e-12, atol=1e-12 * scale):
         return None
     return parent, side, depth, root
+
+
+def _climb(parent: np.ndarray, start: np.ndarray):
+    """Walk the nodes ``start`` up to the root together: per step, the positions in
+    ``start`` still climbing, the node each just left and its parent."""
+    below, anc = start.copy(), parent[start]
+    while True:
+        live = np.flatnonzero(anc >= 0)
+        if live.size == 0:
+            return
+        yield live, below[live], anc[live]
+        below[live] = anc[live]
+        anc = np.where(anc >= 0, parent[np.maximum(anc, 0)], -1)
 
 
 def _own(K: sp.csr_matrix, bhat: np.ndarray, T: np.ndarray, S: np.ndarray, root: int
@@ -200,19 +206,11 @@ def _paths(parent: np.ndarray, side: np.ndarray, slots: np.ndarray, slot_side: n
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """COO (row, comparison position, sign) of the root-to-leaf signatures of the leaf
     slots (comparison position, side), one row per slot."""
-    r = np.arange(slots.size)
-    rows, cols, vals = [r], [slots], [slot_side.astype(np.float64)]
-    below, anc = slots.copy(), parent[slots]
-    while True:
-        live = anc >= 0
-        if not live.any():
-            break
-        j = np.flatnonzero(live)
-        rows.append(r[j])
-        cols.append(anc[j])
-        vals.append(side[below[j]])
-        below = np.where(live, anc, below)
-        anc = np.where(live, parent[np.maximum(anc, 0)], -1)
+    rows, cols, vals = [np.arange(slots.size)], [slots], [slot_side.astype(np.float64)]
+    for j, below, anc in _climb(parent, slots):
+        rows.append(j)
+        cols.append(anc)
+        vals.append(side[below])
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
