@@ -266,11 +266,39 @@ def test_values_too_dense_say_undecided(monkeypatch):
 
     monkeypatch.setattr(localset, "_SPARSE_BLOCK", 0)
     monkeypatch.setattr(st_mod, "_MAX_WORK", 10)
-    f = problems.get("mxhilb", 30).f
+    h = problems.get("mxhilb", 30).f
+    f = lambda x: -h(x)  # noqa: E731  (not convex: no mean of leaves to fall back on)
     rep = kinkgrad.stationarity(f, np.zeros(30))
     assert rep.verdict == "undecided" and "too large" in rep.reason
     with pytest.raises(BlockTooLarge):
         _local(f, np.zeros(30))
+
+
+def test_convex_block_too_dense_keeps_the_mean_of_its_leaves(monkeypatch):
+    """A convex k-way max whose leaf values cannot be held keeps the mean of its leaves as
+    its inner set (all leaves are limiting gradients) and no outer set: MXHILB at 0 (a
+    symmetric set, mean 0) is "stationary"; max_i x_i - 2 mean(x) at 0 (distance
+    1/sqrt(n) > 0) is "undecided", never "not stationary" without an outer bound."""
+    from kinkgrad.abs_normal import _sparse_tournament as st_mod
+
+    monkeypatch.setattr(localset, "_SPARSE_BLOCK", 0)
+    monkeypatch.setattr(st_mod, "_MAX_VALUES", 10)
+    n = 30
+    f = problems.get("mxhilb", n).f
+    ls, _ = _local(f, np.zeros(n))
+    (b,) = [b for b in ls.blocks if b.members.size > 1]
+    assert b.outer is None and b.convex and b.inner.shape[0] == 1 and not ls.exact
+    np.testing.assert_allclose(b.inner[0], 0.0, atol=1e-12)
+    rep = kinkgrad.stationarity(f, np.zeros(n))
+    assert rep.verdict == "stationary" and rep.bounds[0] == 0.0
+    rep = kinkgrad.stationarity(lambda x: knp.max(x) - 2 * knp.mean(x), np.zeros(n))
+    assert rep.verdict == "undecided"
+    assert rep.bounds[1] >= 1 / np.sqrt(n) * (1 - 1e-9)
+    g = np.full(n, -1.0 / n)
+    g[0] += 1.0  # the leaf e_1 - (2/n) 1 + (1/n) 1: in the set, found by listing only
+    with pytest.raises(kinkgrad.KinkgradError):
+        kinkgrad.in_clarke(lambda x: knp.max(x) - 2 * knp.mean(x), np.zeros(n), g - 1.0 / n,
+                           limit=8)
 
 
 def test_relative_values_drop_only_rounding():

@@ -283,7 +283,9 @@ def sparse_tournament(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray, T: n
         return None
     levels = _levels(sp.csc_matrix(K))
     W = sparse_weights(K, bhat, sigs, levels)
-    _differences(W, A)  # NOTE: refuse values too long to form before checking (MXHILB: 10^8)
+    convex = bool(np.all(bhat > 0)) and not (S.size and K[S][:, S].nnz)
+    if not convex:  # NOTE: refuse values too long to form before checking (a convex block
+        _differences(W, A)  # still has the mean of its leaves, see localset._sparse_block)
     child = {(int(parent[j]), 1 if side[j] > 0 else -1): j for j in np.flatnonzero(parent >= 0)}
     full = rng.choice([-1.0, 1.0], size=(_CHECKS, m))
     leaf = np.array([_leaf_of(f, T, child, root, own, m) for f in full])
@@ -292,7 +294,6 @@ def sparse_tournament(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray, T: n
     scale = max(1.0, float(np.max(np.abs(bhat))) * float(np.max(np.abs(A.data), initial=1.0)))
     if np.max(np.abs((got - want).data), initial=0.0) > 1e-9 * scale:
         return None
-    convex = bool(np.all(bhat > 0)) and not (S.size and K[S][:, S].nnz)
     return sigs, convex, W
 
 

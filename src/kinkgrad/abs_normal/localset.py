@@ -167,7 +167,8 @@ class LocalSet:
 
     def inner_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(cols, candidates) per block of the inner set."""
-        return [(b.cols, b.outer if b.convex else b.inner) for b in self.blocks]  # type: ignore
+        return [(b.cols, b.outer if b.convex and b.outer is not None else b.inner)
+                for b in self.blocks]
 
 
 # ---------------------------------------------------------------------------- algebra
@@ -328,9 +329,17 @@ def _sparse_block(members: np.ndarray, producers: list[str], rng: np.random.Gene
     if found is None:
         return None
     sigs, convex, W = found
-    shift, D, slack = relative_values(W, A)
-    outer, sigs, _ = unique_rows(D, sigs)
     kind = "k-way max" if is_max.any() else "k-way min"
+    try:
+        shift, D, slack = relative_values(W, A)
+    except BlockTooLarge:
+        if not convex:
+            raise
+        # NOTE: a convex block's leaves are all limiting gradients, so their mean is one:
+        # it is the block's inner set, with no outer set (MXHILB at 0: the mean is 0)
+        mean = np.asarray(np.asarray(W.mean(axis=0)) @ A).reshape(1, -1)
+        return Block(members, kind, cols, None, mean, True, False, [])
+    outer, sigs, _ = unique_rows(D, sigs)
     if convex:
         return Block(members, kind, cols, outer, outer, True, True, sigs, shift=shift,
                      slack=slack)
@@ -407,7 +416,8 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
         total = sparse_rank(red.A_sparse)[0]  # never above the true rank
         independent = total >= sum(  # (a sparse block: its size, never below its rank)
             1 if b.kind == "switch" else min(b.members.size, b.cols.size) if issparse(
-                b.outer) else _rank(red.A_sparse[b.members].toarray(), strict=False)
+                b.outer) or (b.outer is None and b.oracle is None) else _rank(
+                red.A_sparse[b.members].toarray(), strict=False)
             for b in blocks)
     inner_exact = convex or independent
     linear = piecewise_linear(model.exp, red.active)
@@ -422,5 +432,7 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
     for b in blocks:
         if b.shift is not None:
             g0[b.cols] += b.shift
+    described = all(b.outer is not None for b in blocks)
     return LocalSet(red, g0, blocks, independent, inner_exact,
-                    inner_exact and (convex or complete), linear, sum(b.slack for b in blocks))
+                    inner_exact and (convex or complete) and described, linear,
+                    sum(b.slack for b in blocks))
