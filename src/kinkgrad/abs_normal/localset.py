@@ -102,8 +102,11 @@ class Block:
         kind: ``"switch"``, ``"k-way max"``, ``"k-way min"``, ``"sort tie"``,
             ``"enumerated"`` or ``"large"``.
         cols: the columns (flat coordinates of x) the block's rows touch.
-        outer: (t, len(cols)) block values h_b over all patterns (None for a large block).
-        inner: (t', len(cols)) block values realised by some direction for this block alone.
+        outer: (t, len(cols)) block values h_b over all patterns (a scipy CSR matrix for a
+            block read sparse; None for a large block, or a convex one whose leaves are too
+            dense to hold: its inner set is then the mean of its leaves).
+        inner: (t', len(cols)) block values realised by some direction for this block alone
+            (their signatures in ``signatures``: a CSR matrix for a block read sparse).
         convex: the block's piece of f'(x; .) is convex (see the module docstring).
         complete: conv(inner) = conv(outer) is proven for the block.
         tested: (sort ties) every ordering was tested for a realising direction, so on a
