@@ -90,17 +90,12 @@ class _Sweeper:
         values are read only as reached / not reached: 1 byte, not 8, per entry; 956 probes
         of a 10^5-item max held 3 GB of float rows)."""
         probe = bool(np.isnan(fill))
-        parts = []
+        out = [np.zeros((len(rows), s), bool if probe else float) for s in self.sizes]
         for lo in range(0, len(rows), self.chunk):
-            p = self._chunk(rows[lo: lo + self.chunk], fill)
-            parts.append([None if c is None else np.isnan(c) for c in p] if probe else p)
-        out = []
-        for k, size in enumerate(self.sizes):
-            got = [np.zeros((min(self.chunk, len(rows) - lo), size), bool if probe else float)
-                   if p[k] is None else p[k]
-                   for lo, p in zip(range(0, len(rows), self.chunk), parts)]
-            out.append(got[0] if len(got) == 1 else np.concatenate(got) if got
-                       else np.zeros((0, size)))
+            part = rows[lo: lo + self.chunk]
+            for dst, got in zip(out, self._chunk(part, fill)):
+                if got is not None:
+                    dst[lo: lo + len(part)] = np.isnan(got) if probe else got
         return out
 
     def singles(self, ids: np.ndarray, fill: float = 1.0) -> list[np.ndarray]:
