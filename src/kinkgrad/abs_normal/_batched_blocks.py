@@ -19,12 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from .tournament import MEMO_SWITCHES, memo_key, pure_roles
+
 __all__ = ["batched_tournaments"]
 
 _MIN_BLOCKS = 64  # blocks of one shape below which the ordinary path is used
-_MAX_SWITCHES = 8  # the memo's limit (tournament._EXHAUSTIVE)
-_MAX_PRODUCERS = {"max", "maximum", "max_pool2d"}
-_MIN_PRODUCERS = {"min", "minimum"}
 
 
 def batched_tournaments(rows: Any, comps: list[np.ndarray], producers: list[str],
@@ -35,24 +34,21 @@ def batched_tournaments(rows: Any, comps: list[np.ndarray], producers: list[str]
     ordinary path (and fills ``memo``); blocks not returned are left to it."""
     shapes: dict[tuple, list[int]] = {}
     for b, comp in enumerate(comps):
-        if 2 <= comp.size <= _MAX_SWITCHES:
+        if 2 <= comp.size <= MEMO_SWITCHES:
             shapes.setdefault(tuple(producers[int(i)] for i in comp), []).append(b)
     out: dict[int, tuple[str, np.ndarray, np.ndarray, list]] = {}
     for prods, ids in shapes.items():
-        is_max = np.array([p in _MAX_PRODUCERS for p in prods])
-        is_min = np.array([p in _MIN_PRODUCERS for p in prods])
-        if len(ids) < _MIN_BLOCKS or is_max.any() == is_min.any():
+        roles = pure_roles(prods)
+        if len(ids) < _MIN_BLOCKS or roles is None:
             continue
-        T = np.flatnonzero(is_max | is_min)
-        S = np.flatnonzero(~(is_max | is_min))
+        _, T, S = roles
         for cols, A3, K3, B2, members in _gather(rows, np.asarray(ids)):
             keys = np.concatenate([K3.reshape(len(members), -1), B2], axis=1)
             _, head, label = np.unique(keys, axis=0, return_index=True, return_inverse=True)
             label = label.ravel()
             for s, h in enumerate(head):
                 blk = first(int(members[h]))
-                hit = memo.get((K3[h].shape, K3[h].tobytes(), B2[h].tobytes(), T.tobytes(),
-                                S.tobytes()))
+                hit = memo.get(memo_key(K3[h], B2[h], T, S))
                 if hit is None or not (blk.convex and blk.kind.startswith("k-way")):
                     continue
                 sigs, _, W = hit

@@ -34,19 +34,22 @@ class BlockRows:
         self.K = canonical(model.K_sparse[order][:, order])
         self.bhat = model.bhat[order]
 
+    def _used(self, lo: int, hi: int) -> np.ndarray:
+        """Mask of the columns rows lo:hi of A touch (not np.unique: 10^8 entries, MXHILB)."""
+        used = np.zeros(self.A.shape[1], bool)
+        used[self.A.indices[self.A.indptr[lo]:self.A.indptr[hi]]] = True
+        return used
+
     def entries(self, b: int) -> int:
         """m (cols + m): the b-th block's A and K as dense arrays."""
         lo, hi = int(self.start[b]), int(self.start[b + 1])
-        used = np.zeros(self.A.shape[1], bool)
-        used[self.A.indices[self.A.indptr[lo]:self.A.indptr[hi]]] = True
-        return (hi - lo) * (int(used.sum()) + hi - lo)
+        return (hi - lo) * (int(self._used(lo, hi).sum()) + hi - lo)
 
     def sparse(self, b: int) -> tuple[np.ndarray, Any, Any, np.ndarray]:
         """(cols, A_b as CSR on cols, K_b as CSR, bhat_b) of the b-th block."""
         lo, hi = int(self.start[b]), int(self.start[b + 1])
         A = self.A[lo:hi]
-        used = np.zeros(A.shape[1], bool)  # NOTE: not np.unique: 10^8 entries (MXHILB)
-        used[A.indices] = True
+        used = self._used(lo, hi)
         cols = np.flatnonzero(used)
         local = (np.cumsum(used) - 1)[A.indices]
         A_b = csr_matrix((A.data, local, A.indptr), shape=(hi - lo, cols.size))

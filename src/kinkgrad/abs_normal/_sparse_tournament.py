@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import KinkgradError
+from .minnorm import MAX_ENTRIES
 
 __all__ = ["BlockTooLarge", "entered_signatures", "relative_values", "sparse_tournament",
            "sparse_weights", "unique_rows"]
@@ -41,7 +42,7 @@ _DENSE_ROWS = 64  # signatures up to which the coefficients are solved as a dens
 _MAX_WORK = 1_000_000_000  # products forming the leaf values above which the block is not
 #   described (max_i x_i^2 near a tie at n = 10^4: 2 x 10^8, 3 s)
 _CHUNK = 10_000_000  # products per chunk of leaves
-_MAX_VALUES = 60_000_000  # nonzeros of the leaves' differences kept (minnorm._MAX_ENTRIES)
+_MAX_VALUES = MAX_ENTRIES  # nonzeros of the leaves' differences kept: what min_norm takes
 
 
 class BlockTooLarge(KinkgradError):
@@ -370,9 +371,9 @@ def _differences(W: sp.csr_matrix, A: sp.csr_matrix) -> tuple[sp.csr_matrix, np.
 
 
 def unique_rows(V: sp.csr_matrix, sigs: sp.csr_matrix
-                ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+                ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Distinct rows of V (to 11 digits relative, as :func:`.localset._unique`), first
-    occurrences in order, with their signature rows and their positions.
+    occurrences in order, with their signature rows.
 
     Rows are keyed by their count of nonzeros and two random projections of the rounded row;
     a row is dropped only when its rounded entries equal those of the first row with its
@@ -394,4 +395,4 @@ def unique_rows(V: sp.csr_matrix, sigs: sp.csr_matrix
                 and np.array_equal(R.data[a], R.data[b])):
             keep[i] = True
     idx = np.flatnonzero(keep)
-    return V[idx], sigs[idx], idx
+    return V[idx], sigs[idx]

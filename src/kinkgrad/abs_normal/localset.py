@@ -81,14 +81,20 @@ from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows
 from .sort_block import sort_oracle, sort_orderings
 from .sort_near import near_oracle
-from .tournament import block_value, components, tournament, winner
+from .tournament import (
+    MAX_PRODUCERS,
+    MIN_PRODUCERS,
+    block_value,
+    components,
+    pure_roles,
+    tournament,
+    winner,
+)
 
 __all__ = ["Block", "BlockTooLarge", "LocalSet", "local_set", "piecewise_linear"]
 
 _ENUM = 12  # largest generic block whose 2^m patterns are listed
 _ENUM_REALISED = 720  # most sort-tie orderings tested one by one for a realising direction
-_MAX_PRODUCERS = {"max", "maximum", "max_pool2d"}
-_MIN_PRODUCERS = {"min", "minimum"}
 _LINEAR = {"add", "sub", "neg", "broadcast_to", "concatenate", "cumsum", "getitem", "reshape",
            "stack", "sum", "transpose", "where", "abs"}
 
@@ -242,8 +248,8 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
             full_rank = _rank(A, strict=True) == m
         return full_rank
 
-    is_max = np.array([p in _MAX_PRODUCERS for p in producers])
-    is_min = np.array([p in _MIN_PRODUCERS for p in producers])
+    is_max = np.array([p in MAX_PRODUCERS for p in producers])
+    is_min = np.array([p in MIN_PRODUCERS for p in producers])
     for kind, T in (("k-way max", np.flatnonzero(is_max)), ("k-way min", np.flatnonzero(is_min))):
         if T.size == 0 or (kind == "k-way max" and is_min.any()):
             continue
@@ -323,16 +329,14 @@ def _sparse_block(members: np.ndarray, producers: list[str], rng: np.random.Gene
     """A k-way max/min block too large for dense arrays, described sparse
     (:mod:`._sparse_tournament`); None when it is not one."""
     cols, A, K, bhat = data
-    is_max = np.array([p in _MAX_PRODUCERS for p in producers])
-    is_min = np.array([p in _MIN_PRODUCERS for p in producers])
-    if is_max.any() == is_min.any():
+    roles = pure_roles(producers)
+    if roles is None:
         return None
-    T = np.flatnonzero(is_max | is_min)
-    found = sparse_tournament(A, K, bhat, T, np.flatnonzero(~(is_max | is_min)), rng)
+    kind, T, S = roles
+    found = sparse_tournament(A, K, bhat, T, S, rng)
     if found is None:
         return None
     sigs, convex, W = found
-    kind = "k-way max" if is_max.any() else "k-way min"
     try:
         shift, D, slack = relative_values(W, A)
     except BlockTooLarge:
@@ -342,7 +346,7 @@ def _sparse_block(members: np.ndarray, producers: list[str], rng: np.random.Gene
         # it is the block's inner set, with no outer set (MXHILB at 0: the mean is 0)
         mean = np.asarray(np.asarray(W.mean(axis=0)) @ A).reshape(1, -1)
         return Block(members, kind, cols, None, mean, True, False, [])
-    outer, sigs, _ = unique_rows(D, sigs)
+    outer, sigs = unique_rows(D, sigs)
     if convex:
         return Block(members, kind, cols, outer, outer, True, True, sigs, shift=shift,
                      slack=slack)
@@ -356,7 +360,7 @@ def _sparse_block(members: np.ndarray, producers: list[str], rng: np.random.Gene
     full = entered_signatures(A, K, rng)
     both = vstack([W[:1], sparse_weights(K, bhat, full)]).tocsr()
     _, inner, slack2 = relative_values(both, A)
-    inner, entered, _ = unique_rows(inner[1:], csr_matrix(full))
+    inner, entered = unique_rows(inner[1:], csr_matrix(full))
     return Block(members, kind, cols, outer, inner, False, False, entered, shift=shift,
                  slack=max(slack, slack2))
 
@@ -430,12 +434,11 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
             # on a piecewise-linear program first-order realisation is realisation, so the
             # realised values are the block's whole set (as the enumeration of _decide)
             b.outer, b.complete = b.inner, True
+    # NOTE: exact needs every block's outer set (a convex block too dense to hold has none)
     complete = all((b.complete or b.convex) and b.outer is not None for b in blocks)
     g0 = red.g0.copy()
     for b in blocks:
         if b.shift is not None:
             g0[b.cols] += b.shift
-    described = all(b.outer is not None for b in blocks)
-    return LocalSet(red, g0, blocks, independent, inner_exact,
-                    inner_exact and (convex or complete) and described, linear,
-                    sum(b.slack for b in blocks))
+    return LocalSet(red, g0, blocks, independent, inner_exact, inner_exact and complete,
+                    linear, sum(b.slack for b in blocks))

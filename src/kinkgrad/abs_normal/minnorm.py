@@ -34,19 +34,18 @@ in the simplices and lowers the norm), which takes a zero distance from ~1e-10 t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._affine_lsq import affine_least_squares
 from ._exact_minnorm import exact_lower
-from .lp import nonzeros
+from ._stacked import feasible, full, offsets, stack, support
 
-__all__ = ["MinNorm", "min_norm", "support_lower"]
+__all__ = ["MAX_ENTRIES", "MinNorm", "min_norm", "support_lower"]
 
 _DENSE_GENERATORS = 600
-_MAX_ENTRIES = 60_000_000  # generators x n above which the QP is not attempted
+MAX_ENTRIES = 60_000_000  # generators x n above which the QP is not attempted
 _DENSE_NNZ = 200_000  # candidates with more nonzeros go to column generation
 _ROUNDS = 60
 _BATCH = 32  # candidates added per block and round of column generation
@@ -77,64 +76,13 @@ class MinNorm:
     direction: np.ndarray | None = None
 
 
-Blocks = list  # of (cols, V): V (t, len(cols)) holds candidates supported on columns cols
-
-
-def _full(blocks: list, n: int) -> Blocks:
-    """Accept (cols, V) pairs or full (t, n) arrays, V dense or a scipy sparse matrix (a
-    large k-way max's leaves); drop empty blocks."""
-    out = []
-    for b in blocks:
-        cols, V = b if isinstance(b, tuple) else (None, b)
-        cols = np.arange(n) if cols is None else np.asarray(cols, int)
-        V = sp.csr_matrix(V, dtype=np.float64) if sp.issparse(V) else np.asarray(
-            V, np.float64).reshape(-1, cols.size)
-        if V.shape[0]:
-            out.append((cols, V))
-    return out
-
-
 def support_lower(g0: np.ndarray, blocks: list, u: np.ndarray) -> float:
     """min over C of <c, u>: <g0, u> + sum_b min_j <V_bj, u> (a lower bound on the distance
     from 0 to C when u is a unit vector)."""
-    return float(g0 @ u + sum(float(np.min(V @ u[cols])) for cols, V in _full(blocks, u.size)))
-
-
-def _feasible(lam: np.ndarray, sizes: Any) -> list[np.ndarray]:
-    """Weights projected onto the simplices: clipped at 0 (NaN -> 0) and renormalised per
-    block (uniform where a block's weights vanish)."""
-    sizes = np.asarray(sizes, dtype=np.intp)
-    lam = np.maximum(np.nan_to_num(np.asarray(lam, np.float64), nan=0.0), 0.0)
-    offs = np.concatenate([[0], np.cumsum(sizes)])
-    total = np.add.reduceat(lam, offs[:-1]) if lam.size else np.zeros(0)
-    per = np.repeat(total, sizes)
-    w = np.where(per > 0, lam / np.where(per > 0, per, 1.0), 1.0 / np.repeat(sizes, sizes))
-    return np.split(w, offs[1:-1])
-
-
-def _stack(blocks: Blocks, n: int) -> sp.csr_matrix:
-    """All candidates as one CSR (rows in block order, columns global); dense blocks of one
-    shape are gathered as a 3-D array (a chained function's 10^5 blocks in one step)."""
-    rows, cols, vals = [], [], []
-    offs = np.concatenate([[0], np.cumsum([V.shape[0] for _, V in blocks])]).astype(np.intp)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for b, (c, V) in enumerate(blocks):
-        if sp.issparse(V):
-            r, k, v = nonzeros(V)
-            rows.append(r + offs[b])
-            cols.append(c[k])
-            vals.append(v)
-        else:
-            groups.setdefault(V.shape, []).append(b)
-    for ids in groups.values():
-        V3 = np.array([blocks[b][1] for b in ids])
-        C2 = np.array([blocks[b][0] for b in ids]).reshape(len(ids), -1)
-        g, r, k = np.nonzero(V3)
-        rows.append(offs[np.asarray(ids)][g] + r)
-        cols.append(C2[g, k])
-        vals.append(V3[g, r, k])
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(int(offs[-1]), n))
+    bl = full(blocks, u.size)
+    if not bl:
+        return float(g0 @ u)
+    return support(g0, stack(bl, u.size), offsets(bl), u)
 
 
 def _simplices(sizes: list[int]) -> sp.csc_matrix:
@@ -240,7 +188,7 @@ def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np
                 lam = y
                 if enough > 0 and np.min(lam) >= -1e-12 and \
                         float(np.linalg.norm(g0 + Vd.T @ lam)) <= enough:
-                    return _feasible(lam, sizes)
+                    return feasible(lam, sizes)
                 break
             theta = float(np.min(lam[neg] / (lam[neg] - y[neg])))
             lam = lam + theta * (y - lam)
@@ -262,7 +210,7 @@ def _polish(g0: np.ndarray, V: sp.csr_matrix, sizes: list[int], weights: list[np
             break
     if np.min(lam) < -1e-12:
         return None
-    return _feasible(lam, sizes)
+    return feasible(lam, sizes)
 
 
 def _supports(weights: list[np.ndarray], offs: np.ndarray, rel: float) -> list[np.ndarray]:
@@ -291,7 +239,7 @@ def _affine_polish(g0: np.ndarray, Vd: sp.csr_matrix, sizes: list[int],
         y = _affine_min(g0, Vd, supports)
         if y is None or not np.all(np.isfinite(y)) or np.min(y) < -1e-12:
             continue
-        lam = _feasible(y, sizes)
+        lam = feasible(y, sizes)
         nrm = float(np.linalg.norm(g0 + Vd.T @ np.concatenate(lam)))
         if nrm < best_norm:
             best, best_norm = lam, nrm
@@ -324,7 +272,7 @@ def _columns(g0: np.ndarray, V: sp.csr_matrix, sizes: np.ndarray) -> tuple[np.nd
         else:
             lam, st = _solve_sparse(g0, Vs, sub_sizes)
         lam_full[:] = 0.0
-        lam_full[idx] = np.concatenate(_feasible(lam, sub_sizes))
+        lam_full[idx] = np.concatenate(feasible(lam, sub_sizes))
         w = g0 + V.T @ lam_full
         nw = float(np.linalg.norm(w))
         if nw <= 1e-300:
@@ -365,15 +313,15 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     dist(0, C) with no trust in the QP solver (see the module docstring)."""
     g0 = np.asarray(g0, np.float64)
     n = g0.size
-    bl = _full(blocks, n)
+    bl = full(blocks, n)
     if not bl:
         nrm = float(np.linalg.norm(g0))
         return MinNorm(g0.copy(), [], nrm, nrm, "no blocks", g0 / nrm if nrm > 0 else None)
-    sizes = np.array([V.shape[0] for _, V in bl], dtype=np.intp)
-    if sum(V.nnz if sp.issparse(V) else V.size for _, V in bl) > _MAX_ENTRIES:
+    offs = offsets(bl)
+    sizes = np.diff(offs)
+    if sum(V.nnz if sp.issparse(V) else V.size for _, V in bl) > MAX_ENTRIES:
         return None
-    offs = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
-    V = _stack(bl, n)
+    V = stack(bl, n)
     if enough > 0:  # NOTE: symmetric sets (max |h_i x| at x = 0) hold 0 at their centroid
         centre = g0 + V.T @ np.repeat(1.0 / sizes, sizes)
         nc = float(np.linalg.norm(centre))
@@ -383,10 +331,11 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     # NOTE: a block's candidates often share a dense part (a tournament's leaves differ from
     # beta * mean by one item each): moving the first candidate into g0 leaves sparse
     # differences, and the set g0 + sum conv(V_b) is the same. (Sparse blocks are sparse.)
-    shift = np.repeat(np.where([not sp.issparse(B) for _, B in bl], offs[:-1], -1), sizes)
+    dense = np.array([not sp.issparse(B) for _, B in bl])
+    shift = np.repeat(np.where(dense, offs[:-1], -1), sizes)  # each row's block's first
     on = np.flatnonzero(shift >= 0)
     first = sp.csr_matrix((np.ones(on.size), (on, shift[on])), shape=(V.shape[0],) * 2)
-    g0 = g0 + V.T @ np.bincount(np.unique(shift[on]), minlength=V.shape[0]).astype(float)
+    g0 = g0 + np.asarray(V[offs[:-1][dense]].sum(axis=0)).ravel()
     V = sp.csr_matrix(V - first @ V)
     V.eliminate_zeros()
     # NOTE: the solvers' tolerances are absolute: the QP is posed on data scaled to O(1)
@@ -407,7 +356,7 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
         lam, status = _columns(gc, Vc, sizes)
     else:
         lam, status = _solve_sparse(gc, Vc, sizes)
-    weights = _feasible(lam, sizes)
+    weights = feasible(lam, sizes)
     point = g0 + V.T @ np.concatenate(weights)
     upper = float(np.linalg.norm(point))
     # NOTE: every unit vector gives a valid lower bound; the solver's point and the polished
@@ -445,5 +394,5 @@ def _better(best: tuple, g0: np.ndarray, V: sp.csr_matrix, offs: np.ndarray,
             u: np.ndarray) -> tuple:
     """The support bound along u (:func:`support_lower` on the stacked candidates) if it
     beats ``best``."""
-    low = float(g0 @ u + np.minimum.reduceat(V @ u, offs[:-1]).sum())
+    low = support(g0, V, offs, u)
     return (low, u) if low > best[0] or best[1] is None else best

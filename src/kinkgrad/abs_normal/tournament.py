@@ -19,11 +19,16 @@ from scipy.sparse import csc_matrix, csr_matrix
 
 from .lp import MARGIN, margin, nonzero_rows
 
-__all__ = ["LevelSolver", "block_value", "block_values", "components", "signature_values",
+__all__ = ["MAX_PRODUCERS", "MEMO_SWITCHES", "MIN_PRODUCERS", "LevelSolver", "block_value",
+           "block_values", "components", "memo_key", "pure_roles", "signature_values",
            "tournament", "winner"]
 
 _LEAF_PATTERNS = 64  # most patterns of the switches inside one tournament leaf
 _EXHAUSTIVE = 8  # tournaments up to this size are checked on every signature
+MEMO_SWITCHES = _EXHAUSTIVE  # tournaments up to this size are memoised (checked on every
+#   signature, on the coefficient vectors)
+MAX_PRODUCERS = {"max", "maximum", "max_pool2d"}
+MIN_PRODUCERS = {"min", "minimum"}
 _CHECKS = 32  # sampled signatures checked against a larger tournament's leaves
 _BATCH_ABOVE = 32  # switches above which many signatures go through one LevelSolver
 
@@ -257,6 +262,23 @@ def _leaf_of(sigma: np.ndarray, child: dict, root: int, leaf_sigs: dict) -> np.n
     return path
 
 
+def pure_roles(producers: Any) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """(kind, comparisons T, leaf switches S) of a block whose comparisons are all of max or
+    all of min (positions among its switches); None when it has none or both."""
+    is_max = np.array([p in MAX_PRODUCERS for p in producers])
+    is_min = np.array([p in MIN_PRODUCERS for p in producers])
+    if is_max.any() == is_min.any():
+        return None
+    comp = is_max | is_min
+    return ("k-way max" if is_max.any() else "k-way min"), np.flatnonzero(comp), \
+        np.flatnonzero(~comp)
+
+
+def memo_key(K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S: np.ndarray) -> tuple:
+    """The key under which :func:`tournament` memoises a block's structure."""
+    return K.shape, K.tobytes(), bhat.tobytes(), T.tobytes(), S.tobytes()
+
+
 def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S: np.ndarray,
                 rng: np.random.Generator, memo: dict | None = None
                 ) -> tuple[list[np.ndarray], bool, np.ndarray] | None:
@@ -270,7 +292,7 @@ def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S:
     m = K.shape[0]
     key = None
     if memo is not None:
-        key = (K.shape, K.tobytes(), bhat.tobytes(), T.tobytes(), S.tobytes())
+        key = memo_key(K, bhat, T, S)
         hit = memo.get(key)
         if hit is not None:
             sigs, convex, W = hit
@@ -292,7 +314,7 @@ def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S:
     # part of f'(x; .) is convex iff bhat_root > 0 and every leaf switch enters its item
     # convexly, i.e. (same sign argument) bhat_j > 0, with no coupling among leaf switches.
     convex = bool(np.all(bhat > 0)) and not (S.size and np.any(K[np.ix_(S, S)]))
-    if memo is not None and m <= _EXHAUSTIVE:
+    if memo is not None and m <= MEMO_SWITCHES:
         eye = np.eye(m)
         W = np.array(block_values(eye, K, bhat, sigs))
         tol = 1e-12 * max(1.0, float(np.max(np.abs(bhat))))
