@@ -32,6 +32,7 @@ from .modes.api import jvp as jvp
 from .modes.api import trace as trace
 from .modes.api import value_and_grad as value_and_grad
 from .modes.api import vjp as vjp
+from .modes.rounding import rounding_error as rounding_error
 from .modes.vmap import per_example_grad as per_example_grad
 from .modes.vmap import vmap as vmap
 from .optimize import minimize as minimize
@@ -59,6 +60,7 @@ __all__ = [
     "minimize",
     "per_example_grad",
     "problems",
+    "rounding_error",
     "stationarity",
     "subdifferential",
     "trace",

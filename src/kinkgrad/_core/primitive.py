@@ -45,6 +45,7 @@ __all__ = [
     "with_unit_axes",
     "zeros_tangent",
     "MODES",
+    "summation_roundings",
 ]
 
 MODES = ("policy", "directional", "lex")
@@ -161,6 +162,20 @@ class Primitive:
                 total += self.c_vjp * out + (out - n_in if n_in != out else 0) + n_in
         return total
 
+    # ---------------------------------------------------------------- rounding
+    # Unit roundoffs u (of the output's dtype) one evaluation commits per output entry,
+    # relative to |out|: 1 for a correctly rounded operation (+ - * / sqrt), 8 for NumPy's
+    # exp, log, tanh, ... (within 4 ulps in its SIMD loops), 0 for an exact one (abs, max,
+    # sort, a copy or a view).
+    roundings: ClassVar[float] = 1.0
+
+    def rounding(self, args: Sequence[Any], out: Any, params: dict) -> Any:
+        """r, per output entry, with |fl(op(args)) - op(args)| <= u r for exact ``args``
+        (u: the unit roundoff of ``out``'s dtype); None when the op commits no rounding.
+        Default: ``roundings * |out|``; reductions charge their terms' magnitudes
+        (:func:`summation_roundings`). ``kinkgrad.rounding_error`` weighs r by |df/d out|."""
+        return self.roundings * np.abs(out) if self.roundings else None
+
     # ---------------------------------------------------------------- kinks
     def switch(self, args: Sequence[Any], out: Any, params: dict) -> np.ndarray | None:
         """Switching quantities z; an entry is at a kink iff z == 0. None when smooth."""
@@ -266,6 +281,15 @@ def _pp(v: Any) -> str:
     if isinstance(v, np.ndarray):
         return f"array{list(v.shape)}" if v.size > 4 else np.array2string(v, separator=",")
     return str(v)
+
+
+def summation_roundings(m: int) -> float:
+    """Roundings charged to each term's magnitude in a sum of m terms: ceil(log2 m) + 1, the
+    bound of pairwise summation (NumPy's order along a contiguous axis), plus sqrt(m), the
+    typical error of a sequential order (BLAS's products, cumsum), whose worst case m - 1 is
+    a bound on adversarial data. An estimate for ``rounding_error``, not a proof."""
+    m = max(int(m), 1)
+    return float(np.ceil(np.log2(m)) + 1.0 + np.sqrt(m)) if m > 1 else 0.0
 
 
 def _size(shape: Sequence[int]) -> int:

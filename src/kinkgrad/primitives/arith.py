@@ -153,6 +153,7 @@ class Negative(Primitive):
     """``-x``. Smooth; derivative -1."""
 
     name = "neg"
+    roundings = 0.0  # exact: a sign change
     numpy_name = "negative"
     vjp_reads_args = vjp_reads_out = False  # shapes only
     c_jvp = 1
@@ -178,6 +179,7 @@ class Power(_Binary):
     partial in b is 0: 0**b vanishes for every b > 0)."""
 
     name = "pow"
+    roundings = 8.0  # NumPy's pow: within 4 ulps
     numpy_name = "power"
     c_jvp = 3
     c_vjp = 3

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
 
-from .._core.primitive import Primitive, _size, register
+from .._core.primitive import Primitive, _size, register, summation_roundings
 from .._core.tracer import bind
 from ..errors import ShapeError
 from ._tensors import tensor_of as _tensor
@@ -308,6 +308,11 @@ class Conv2d(Primitive):
         p = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
         check_conv(tuple(np.shape(x)), tuple(np.shape(w)), **p)
         return conv_value(x, w, p)
+
+    def rounding(self, args, out, params):  # each entry a sum of C/groups kh kw products
+        x, w = args
+        m = _size(np.shape(w)[1:])
+        return (summation_roundings(m) + 1.0) * self.impl(np.abs(x), np.abs(w), **params)
 
     def cost(self, in_shapes, out_shape, params):
         o, cg, kh, kw = in_shapes[1]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, _size, register
+from .._core.primitive import Primitive, _size, register, summation_roundings
 from .._core.tracer import bind
 from ..errors import ShapeError, UnsupportedOperationError
 
@@ -131,6 +131,14 @@ class Einsum(Primitive):
         c = self.cost(in_shapes, out_shape, params)
         # the contraction onto each needed operand and its accumulation
         return sum(c + _size(s) for s, k in zip(in_shapes, needs) if k)
+
+    def rounding(self, args, out, params):  # each entry a sum over the contracted labels
+        sizes: dict[str, int] = {}
+        for spec, x in zip(params["specs"], args):
+            sizes.update(zip(spec, np.shape(x)))
+        m = _size([k for c, k in sizes.items() if c not in params["out"]])
+        magnitude = self.impl(*(np.abs(x) for x in args), **params)
+        return (summation_roundings(m) + 1.0) * np.abs(magnitude)
 
     def jvp(self, sel, tangents, args, out, params):
         specs, o = params["specs"], params["out"]

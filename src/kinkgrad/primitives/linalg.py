@@ -20,6 +20,7 @@ from .._core.primitive import (
     ops,
     register,
     resolve_signs,
+    summation_roundings,
     unbroadcast,
 )
 from .._core.tracer import bind
@@ -98,6 +99,10 @@ class Matmul(Primitive):
         if np.ndim(a) == 0 or np.ndim(b) == 0:
             raise ValueError("matmul: operands must have at least one dimension")
         return np.matmul(a, b)
+
+    def rounding(self, args, out, params):  # each entry a sum of K rounded products
+        a, b = args
+        return (summation_roundings(np.shape(a)[-1]) + 1.0) * self.impl(np.abs(a), np.abs(b))
 
     def cost(self, in_shapes, out_shape, params):
         s, m, k, n = _mkn(*in_shapes)
@@ -254,6 +259,13 @@ class Norm(Primitive):
         safe = np.where(m > 0, m, 1)
         r = m * np.sqrt(np.sum((a / safe) ** 2, axis=axis, keepdims=True))
         return (r if keepdims else np.squeeze(r, axis=axis)).astype(np.result_type(x))[()]
+
+    def rounding(self, args, out, params):
+        if params["ord"] == np.inf:
+            return None  # exact: one |x_i|
+        m = np.size(args[0]) // max(np.size(out), 1)
+        extra = 0.0 if params["ord"] == 1 else 4.0  # scaling, squares, sqrt, rescaling
+        return (summation_roundings(m) + extra) * np.abs(out)
 
     def cost(self, in_shapes, out_shape, params):
         return 2 * _size(in_shapes[0]) + _size(out_shape)

@@ -69,6 +69,7 @@ class Abs(_Elementwise):
     (default 0, the agnostic choice). Clarke subdifferential at 0: [-1, 1]."""
 
     name = "abs"
+    roundings = 0.0  # exact
     numpy_name = "abs"
     policy_key = "abs"
 
@@ -100,6 +101,7 @@ class Relu(_Elementwise):
     [0, 1] (default 0, as PyTorch and JAX). Clarke subdifferential at 0: [0, 1]."""
 
     name = numpy_name = "relu"
+    roundings = 0.0  # exact
     policy_key = "relu"
     # the default slope [x > 0] is [out > 0] (out is kept for the next layer's VJP anyway,
     # and x can go); a report or another slope at 0 needs x == 0, which out does not show
@@ -205,6 +207,7 @@ class _MaxMin(Primitive):
     policy_key = "max"
     c_vjp = 2
     omega = 7.0
+    roundings = 0.0  # exact: one of the inputs
     sign = 1.0  # +1: maximum, -1: minimum
 
     def __call__(self, a: Any, b: Any) -> Any:
@@ -316,6 +319,7 @@ class Clip(Primitive):
     bound: [0, 1]. Traced bounds are written with maximum/minimum."""
 
     name = numpy_name = "clip"
+    roundings = 0.0  # exact: the input or a bound
     policy_key = "clip"
     c_fn = 2
     c_vjp = 3

@@ -22,6 +22,7 @@ from .._core.primitive import (
     ops,
     register,
     shape_of,
+    summation_roundings,
     with_unit_axes,
 )
 from .._core.tracer import bind
@@ -59,6 +60,10 @@ class Sum(Primitive):
         if type(x) is _NDARRAY:  # np.sum is this ufunc.reduce behind a Python layer
             return _ADD_REDUCE(x, axis=axis, keepdims=keepdims)
         return np.sum(x, axis=axis, keepdims=keepdims)
+
+    def rounding(self, args, out, params):
+        m = np.size(args[0]) // max(np.size(out), 1)
+        return summation_roundings(m) * self.impl(np.abs(args[0]), **params)
 
     def cost(self, in_shapes, out_shape, params):
         return _size(in_shapes[0])
@@ -109,6 +114,9 @@ class Prod(Primitive):
             return x * 1
         return np.prod(x, axis=axis, keepdims=keepdims)
 
+    def rounding(self, args, out, params):  # m - 1 multiplications, each relative
+        return max(np.size(args[0]) // max(np.size(out), 1) - 1, 0) * np.abs(out)
+
     def cost(self, in_shapes, out_shape, params):
         return _size(in_shapes[0])
 
@@ -158,6 +166,7 @@ class _Extremum(Primitive):
     sign = 1.0
     c_vjp = 2
     omega = 4.0
+    roundings = 0.0  # exact: one of the entries
 
     def __call__(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         axes = normalize_axis(axis, ndim_of(x))
@@ -314,6 +323,7 @@ class Sort(Primitive):
     tie: the convex hull of the permutation matrices that sort x."""
 
     name = numpy_name = "sort"
+    roundings = 0.0  # exact: a permutation
     policy_key = "sort"
     omega = 4.0
 

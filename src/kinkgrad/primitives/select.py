@@ -22,6 +22,7 @@ class _Compare(Primitive):
     ufunc: Any = None
     c_vjp = 0
     omega = 1.0
+    roundings = 0.0  # a boolean
 
     def impl(self, a, b):
         return self.ufunc(a, b)
@@ -86,6 +87,7 @@ class Where(Primitive):
     the condition is data (typically a traced comparison, a switch node)."""
 
     name = numpy_name = "where"
+    roundings = 0.0  # exact: one branch's entries
     c_vjp = 1
     omega = 5.0
 

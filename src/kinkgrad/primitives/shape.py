@@ -19,6 +19,7 @@ from .._core.primitive import (
     normalize_axis,
     register,
     shape_of,
+    summation_roundings,
     unbroadcast,
 )
 from .._core.tracer import bind, is_traced
@@ -32,6 +33,7 @@ class _Linear(Primitive):
     c_jvp = 1
     c_vjp = 1
     omega = 3.0
+    roundings = 0.0  # exact: a copy, view or rearrangement of the input's entries
 
     def vjp_cost(self, in_shapes, out_shape, params, needs):
         return 2 * _size(out_shape)
@@ -132,6 +134,7 @@ class GetItem(Primitive):
     (constant ones). The VJP scatters with accumulation, so repeated indices add up."""
 
     name = "getitem"
+    roundings = 0.0  # exact: a copy, view or rearrangement of the input's entries
     numpy_name = "getitem"
     vjp_reads_args = vjp_reads_out = False  # shapes only
     c_jvp = 1
@@ -213,6 +216,7 @@ class _Join(Primitive):
     vjp_reads_args = vjp_reads_out = False  # shapes only
     c_jvp = 1
     omega = 3.0
+    roundings = 0.0  # exact: a copy, view or rearrangement of the input's entries
 
     def vjp_cost(self, in_shapes, out_shape, params, needs):
         return 2 * _size(out_shape)
@@ -287,6 +291,7 @@ class BroadcastTo(Primitive):
     """``broadcast_to(x, shape)``; the VJP sums over the broadcast axes."""
 
     name = numpy_name = "broadcast_to"
+    roundings = 0.0  # exact: a copy, view or rearrangement of the input's entries
     vjp_reads_args = vjp_reads_out = False  # shapes only
     c_vjp = 1
     omega = 3.0
@@ -327,6 +332,10 @@ class Cumsum(_Linear):
 
     def impl(self, x, axis):
         return np.cumsum(x, axis=axis)
+
+    def rounding(self, args, out, params):
+        x, axis = args[0], params["axis"]
+        return summation_roundings(np.shape(x)[axis]) * np.cumsum(np.abs(x), axis=axis)
 
     def jvp(self, sel, tangents, args, out, params):
         return np.cumsum(tangents[0], axis=params["axis"])

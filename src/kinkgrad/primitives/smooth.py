@@ -17,6 +17,7 @@ from .._core.primitive import (
     normalize_axis,
     register,
     shape_of,
+    summation_roundings,
     with_unit_axes,
 )
 from .._core.tracer import bind
@@ -34,6 +35,7 @@ class Unary(Primitive):
 
     c_vjp = 1
     omega = 3.0
+    roundings = 8.0  # NumPy's SIMD libm: within 4 ulps (composites below: more)
     lo, hi = -2.0, 2.0
     domain_check = False  # True where deriv can divide by zero (log, log1p, sqrt)
 
@@ -127,6 +129,7 @@ class Sqrt(Unary):
     discards that entry."""
 
     name = numpy_name = "sqrt"
+    roundings = 1.0  # correctly rounded (IEEE 754)
     vjp_reads_args = False  # the derivative comes from the output
     c_vjp = 2
     omega = 4.0
@@ -199,6 +202,7 @@ class Sigmoid(Unary):
     """``1 / (1 + exp(-x))`` (computed without overflow); derivative s(1 - s)."""
 
     name = numpy_name = "sigmoid"
+    roundings = 12.0  # exp (4 ulps), an addition and a division
     vjp_reads_args = False  # the derivative comes from the output
     c_vjp = 3
     omega = 5.0
@@ -218,6 +222,7 @@ class Softplus(Unary):
     its stable formula hides a max."""
 
     name = numpy_name = "softplus"
+    roundings = 12.0  # NumPy's logaddexp: log1p, exp (4 ulps each) and an addition
     vjp_reads_out = False  # the derivative comes from x
     c_vjp = 3
     omega = 5.0
@@ -289,6 +294,14 @@ class LogSumExp(Primitive):
             e = np.exp(x - m)
         s = np.log(np.sum(e, axis=axis, keepdims=True)) + m
         return s if keepdims else np.squeeze(s, axis=axis)
+
+    def rounding(self, args, out, params):
+        """max + log(sum(exp(x - max))): the shift, the exponentials and the sum err
+        relative to the sum's terms (at most 1 each), the log and the final addition."""
+        x, axis = args[0], params["axis"]
+        big = np.max(np.abs(x), axis=axis, keepdims=params["keepdims"])
+        m = np.size(x) // max(np.size(out), 1)
+        return 3.0 * (np.abs(out) + big) + summation_roundings(m) + 2.0
 
     def cost(self, in_shapes, out_shape, params):
         return 4 * _size(in_shapes[0])

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitive import Primitive, _size, register
+from .._core.primitive import Primitive, _size, register, summation_roundings
 from .._core.tracer import bind
 from ..errors import NotAbsSmoothError, ShapeError
 
@@ -134,6 +134,9 @@ class SvdNorm(Primitive):
         s = np.linalg.svd(_work(x), compute_uv=False)
         out = np.sum(s, axis=-1) if ord == "nuc" else s[..., 0]
         return out.astype(np.result_type(x))
+
+    def rounding(self, args, out, params):  # LAPACK's SVD, then a sum for 'nuc'
+        return summation_roundings(_size(np.shape(args[0])[-2:])) * np.abs(out)
 
     def cost(self, in_shapes, out_shape, params):
         *stack, m, n = in_shapes[0]
