@@ -208,12 +208,43 @@ def test_chained_crescent_2_ends_at_a_local_minimizer():
         assert f_np(res.x + d) >= res.fun - 1e-12
 
 
+@pytest.mark.parametrize("estimate", [True, False], ids=["rounding-estimated", "fixed-noise"])
+def test_steps_below_f_rounding_are_taken(estimate):
+    """Chained crescent I at n = 3000 near its minimiser x* = 0, at x = 3e-9 (+-1, alternating):
+    f ~ 1e-13 there while its computed value errs by up to ~1e-12 (3000 terms rounding at 1,
+    the same way for every other term), above the fixed allowance 1e-13 (1 + |f|). With the
+    rounding estimated the finishing steps reach a certified point much closer to x*; with the
+    fixed allowance alone every step was rejected until q passed qmax (the stall it fixes)."""
+    n = 3000
+    p = problems.get("chained-crescent-1", n)
+    x0 = 3e-9 * np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    orc = oracle.Oracle(p.f, x0)
+    if not estimate:
+        orc.rounding = lambda x: 0.0
+    verdicts = []
+
+    def watch(x, f, k):
+        verdicts.append(orc.stationarity(x, 1e-8, 1e-8, counted=False).verdict)
+        return verdicts[-1] == "stationary"
+
+    res = abs_linear.finish(orc, x0, orc.f0, tol=1e-8, monitor=watch)
+    if estimate:
+        assert verdicts[-1] == "stationary"
+        assert np.linalg.norm(res.x) < 0.1 * np.linalg.norm(x0)  # x* = 0 is the only minimiser
+        assert kinkgrad.rounding_error(p.f, x0).error > 1e-13 * (1 + abs(orc.f0))
+    else:
+        assert "stationary" not in verdicts and "qmax" in res.message
+
+
 # ------------------------------------------------------------------- counts, limits, errors
 def test_counts_are_real(monkeypatch):
     forms = []
     real_form = oracle.abs_normal_form
     monkeypatch.setattr(oracle, "abs_normal_form",
                         lambda f, x, **kw: forms.append(1) or real_form(f, x, **kw))
+    real_rounding = oracle.rounding_error
+    monkeypatch.setattr(oracle, "rounding_error",
+                        lambda f, x, *a: forms.append(1) or real_rounding(f, x, *a))
     calls = {"f": 0, "at_verdict": None}
 
     def f(x):
@@ -229,7 +260,7 @@ def test_counts_are_real(monkeypatch):
     monkeypatch.setattr(oracle.Oracle, "stationarity", stationarity)
     res = _minimize(f, [5.0, -3.0])
     assert res.success
-    assert res.ngev == len(forms) >= 1  # one gradient-type evaluation per abs-normal form
+    assert res.ngev == len(forms) >= 1  # one per abs-normal form or rounding estimate
     assert res.nfev == calls["at_verdict"]  # every call of f before the verdict is counted
     assert len(res.history["fun"]) == res.nit
     assert res.history["ngev"][-1] <= res.ngev

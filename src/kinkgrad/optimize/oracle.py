@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
+from ..abs_normal._flat import FlatSpec, output_slots, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
 from ..abs_normal.stationarity import StationarityReport, stationarity
 from ..errors import KinkgradError
 from ..kinks import resolve_policy
 from ..modes.api import value_and_grad
+from ..modes.rounding import rounding_error
 
 __all__ = ["Oracle", "BudgetExhausted"]
 
@@ -49,6 +50,9 @@ class Oracle:
         self.f = f
         tr = trace_at(f, x0, where)
         out, f0 = scalar_output(tr, where)
+        dtype = np.result_type(output_slots(tr)[0][1])
+        # unit roundoff of f's computed value (float64 unless f returns a lower precision)
+        self.unit_roundoff = float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps) / 2
         self.spec = FlatSpec(tr)
         self.x0 = self.spec.point(tr)
         if not np.all(np.isfinite(self.x0)):
@@ -136,6 +140,17 @@ class Oracle:
         anf = abs_normal_form(self.f, self.tree(x))
         self.cost += anf.n + anf.s - 1
         return anf
+
+    def rounding(self, x: np.ndarray) -> float:
+        """An estimate of the rounding error of the computed f(x)
+        (:func:`kinkgrad.rounding_error`: one evaluation and one reverse sweep, counted as a
+        gradient); inf where it cannot be formed."""
+        self._spend(1, 1)
+        try:
+            with np.errstate(all="ignore"):
+                return rounding_error(self.f, self.tree(x), self._policy).error
+        except (KinkgradError, FloatingPointError):
+            return float("inf")
 
     def stationarity(self, x: np.ndarray, radius: float, tol: float, counted: bool = True
                      ) -> StationarityReport:
