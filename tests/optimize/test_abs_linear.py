@@ -236,6 +236,40 @@ def test_steps_below_f_rounding_are_taken(estimate):
         assert "stationary" not in verdicts and "qmax" in res.message
 
 
+@pytest.mark.parametrize("scale", [1e-4, 1e-5, 1e-6])
+def test_finishing_steps_f_cannot_rank_are_judged_by_the_stationarity_measure(scale):
+    """f = 1e6 + 10 |x|^2 + |x_0| + |x_1 - x_2| (minimiser 0): the offset hides every decrease
+    below ~1e-7, and with q = 10 the model's step maps x to -x, where f and the distance
+    are the same. With the measure as merit a step f cannot rank must lower the distance
+    (a rule that only refused growth cycled between x and -x until it stalled): the finish
+    reaches 0 in at most 5 steps (without the measure: 5, 6 and 8)."""
+    def f(x):
+        return 1e6 + 10.0 * knp.sum(x * x) + knp.abs(x[0]) + knp.abs(x[1] - x[2])
+
+    x0 = scale * np.array([1.0, 2.0, -1.0, 3.0, 0.5])
+    orc = oracle.Oracle(f, x0)
+    seen: dict[bytes, float] = {}
+
+    def distance(x):
+        if x.tobytes() not in seen:
+            rep = orc.stationarity(x, 1e-8, 1e-8, counted=False)
+            seen[x.tobytes()] = 0.0 if rep.verdict == "stationary" else rep.distance
+        return seen[x.tobytes()]
+
+    path = [x0]
+
+    def watch(x, fx, k):
+        if not np.array_equal(x, path[-1]):
+            path.append(x.copy())
+        return distance(x) == 0.0
+
+    res = abs_linear.finish(orc, x0, orc.f0, tol=1e-8, monitor=watch, merit=distance)
+    assert distance(res.x) == 0.0 and res.nit <= 5
+    assert np.max(np.abs(res.x)) < 1e-12  # the minimiser is 0
+    d = [distance(x) for x in path]
+    assert all(b < a for a, b in zip(d, d[1:]))  # each accepted point lowered the measure
+
+
 # ------------------------------------------------------------------- counts, limits, errors
 def test_counts_are_real(monkeypatch):
     forms = []

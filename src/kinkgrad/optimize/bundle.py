@@ -43,7 +43,9 @@ gradient at y_j, from the piece a random direction enters):
    gradients and line searches do not reach; up to 50 abs-linear steps from there
    (:mod:`.abs_linear`: the minimizer of the local abs-linear model lands on the kinks),
    each new point tested at the target radius, are kept when one is certified or f does not
-   grow (option ``finish=False``: return the stalled point).
+   grow (option ``finish=False``: return the stalled point). The test's distance is also
+   their merit where f cannot rank two points: a step whose predicted decrease is below
+   f's rounding must lower it (:func:`~kinkgrad.optimize.abs_linear.finish`).
 
 Every evaluation is one call of f with one Clarke gradient, or a stationarity test; the
 line searches add value-only calls (``nfev``). Steps longer than 1e3 (1 + ||x||) are cut,
@@ -284,6 +286,15 @@ def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
     # the model's test unmet after 20 steps, the real one passing at step 24)."""
     certified: list[int] = []
     last = [stalled.x]  # the point tested last
+    tests: dict[bytes, float] = {}  # distance at the target radius, by point
+
+    def distance(x: np.ndarray) -> float:
+        key = x.tobytes()
+        if key not in tests:
+            rep = oracle.stationarity(x, stalled.radius, tol)
+            d = rep.distance if rep.distance is not None else np.inf
+            tests[key] = 0.0 if rep.verdict == "stationary" else float(d)
+        return tests[key] if np.isfinite(tests[key]) else np.inf
 
     def watch(x: np.ndarray, f: float, k: int) -> bool:
         if monitor(x, f, stalled.nit + k):
@@ -291,13 +302,14 @@ def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
         if np.array_equal(x, last[0]):
             return False
         last[0] = x.copy()
-        if oracle.stationarity(x, stalled.radius, tol).verdict == "stationary":
+        if distance(x) == 0.0:
             certified.append(k)
             return True
         return False
 
     try:
-        fin = abs_linear_finish(oracle, stalled.x, stalled.fun, tol=tol, monitor=watch)
+        fin = abs_linear_finish(oracle, stalled.x, stalled.fun, tol=tol, monitor=watch,
+                                merit=distance)
     except BudgetExhausted:
         return stalled
     if fin.nit == 0 or not (certified or fin.fun <= stalled.fun):
