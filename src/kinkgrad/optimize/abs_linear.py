@@ -202,13 +202,17 @@ def finish(oracle: Oracle, x: np.ndarray, fx: float, *, tol: float, monitor: Mon
     and its minimizer lands on the kinks, where a method driven by gradients and line
     searches stalls once f's rounding hides its certified decrease.
 
-    ``merit``: a stationarity measure (the caller's test at its target radius). A step whose
-    predicted decrease f cannot resolve (pred <= the rounding allowance) is then rejected,
-    and q doubled, unless the measure falls: there f's values cannot rank the points, and
-    with q below the curvature the model's steps overshoot (chained Mifflin 2 at n = 1000:
-    the distance fell to 1.6e-8, then grew back to 5e-7 over 33 steps accepted on f, all
-    within its rounding; with the measure the 19th step is certified). A measure that merely
-    did not grow is not enough: a step x -> -x across a symmetric minimum leaves it equal.
+    ``merit``: a stationarity measure (the caller's test at its target radius). With it, f's
+    rounding error is estimated at every iterate whose steps predict decreases near it, and a
+    step whose predicted decrease is below twice that (or the fixed allowance) is judged by
+    the measure instead of f: accepted, and q halved, when the measure falls, else rejected
+    and q doubled. There f's values cannot rank the points, and with q below the curvature
+    the model's steps overshoot: chained Mifflin 2 at n = 1000 got its distance to 1.6e-8,
+    then back to 5e-7 over 33 steps accepted on f within its rounding; chained crescent I at
+    n = 10^4 drifted away (steps 4e-8 -> 2e-6) on steps whose decreases (~1e-12) looked
+    resolved against the fixed allowance 1e-13 but not against f's error (5.6e-12). A
+    measure that merely did not grow is not enough: a step x -> -x across a symmetric
+    minimum leaves it equal.
 
     # NOTE: the proximal weight starts at q0 = 1e-2, not 1: there f's decrease is at its
     # rounding level, so steps are rarely "very successful" and q would stay where it
@@ -339,13 +343,15 @@ class _Salmin:
         if not np.isfinite(ft):
             self.q = 10.0 * q
             return False, "f(x + dx) is not finite"
-        hidden = fx - ft < _ETA_ACCEPT * pred - noise \
-            and pred <= _NEAR_ROUNDING * self.oracle.unit_roundoff * (1.0 + abs(fx))
-        if hidden:  # could f's own rounding at x hide the decrease? (estimated once per x)
-            if self.rounding is None:
+        short = fx - ft < _ETA_ACCEPT * pred - noise
+        if pred <= _NEAR_ROUNDING * self.oracle.unit_roundoff * (1.0 + abs(fx)) \
+                and (short or self.merit is not None):
+            if self.rounding is None:  # f's own rounding error at x, estimated once per x
                 self.rounding = self.oracle.rounding(x)
             if np.isfinite(self.rounding):
                 noise = max(noise, 2.0 * self.rounding)
+        hidden = short and fx - ft >= _ETA_ACCEPT * pred - noise  # accepted within rounding
+        unresolved = pred <= noise  # f cannot tell whether x + dx is lower than x
         if fx - ft < _ETA_ACCEPT * pred - noise:
             error = ft - fx - step.dphi  # what the model missed; rounding when <= 10 noise
             q_hat = 2.0 * error / max(nd * nd, 1e-300) if error > 10.0 * noise else 0.0
@@ -361,13 +367,14 @@ class _Salmin:
         if new is None:
             self.q = 2.0 * q
             return False, str(why)
-        if self.merit is not None and pred <= noise and self.merit(xt) >= self.merit(x):
+        judged = self.merit is not None and unresolved  # by the measure, not by f
+        if judged and self.merit(xt) >= self.merit(x):  # type: ignore[misc]
             self.q = 2.0 * q  # f cannot rank x and xt; the stationarity measure can
             return False, "the stationarity measure did not fall where f cannot rank the points"
-        if pred > noise:
+        if not unresolved:
             self.q_ref = q
-        if fx - ft >= _ETA_GOOD * pred or hidden:  # hidden: within f's rounding, trust the model
-            self.q = max(0.5 * q, self.qmin)
+        if fx - ft >= _ETA_GOOD * pred or hidden or judged:  # f's ratio is noise: trust the
+            self.q = max(0.5 * q, self.qmin)                  # model (or the measure)
         self.flat = self.flat + 1 if new.f >= fx else 0
         self._move(xt, new)
         return True, ""
