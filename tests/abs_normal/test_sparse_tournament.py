@@ -232,17 +232,25 @@ def test_active_faces_membership_at_scale():
 @pytest.mark.parametrize("sparse", [False, True])
 def test_nonconvex_block_pieces_entered_along_directions(sparse, monkeypatch):
     """-max_i |x_i| at 0: a k-way max entering with a negative weight whose rows are
-    dependent (the comparisons' rows vanish), so no leaf is proven realised by rank; the
-    inner set is the leaves entered along +-d, each the reverse sweep's gradient for its
-    signature, and +-d finds e_j and -e_j: "stationary" (the set is the cross-polytope).
-    -max_i (|x_i| + x_i / 2) is stationary too (-1.5 e_j and 0.5 e_j), but a pair of one
-    item need not be sampled: never "not stationary"."""
+    dependent (the comparisons' rows vanish), so no leaf is proven realised by rank. Up to
+    256 leaves (n = 40: 80) of a dense block each is tested by an LP (entered along some
+    direction?), and all are; above (n = 300: 600 leaves), and on the sparse path made for
+    blocks of thousands, the inner set is the leaves entered along +-d, which find e_j and
+    -e_j. Each inner value is the reverse sweep's gradient for its signature;
+    the verdict is "stationary" (the set is the cross-polytope). -max_i (|x_i| + x_i / 2)
+    is stationary too (-1.5 e_j and 0.5 e_j): decided exactly with the LPs, and with
+    sampling a pair of one item need not be found: never "not stationary"."""
     if sparse:
         monkeypatch.setattr(localset, "_SPARSE_BLOCK", 0)
     for n in (40, 300):
         ls, _ = _local(lambda x: -knp.max(knp.abs(x)), np.zeros(n))
         (b,) = [b for b in ls.blocks if b.members.size > 1]
-        assert not b.convex and 0 < b.inner.shape[0] < b.outer.shape[0]
+        assert not b.convex
+        lps = 2 * n <= localset._LEAF_LPS and not sparse
+        if lps:
+            assert b.inner.shape == b.outer.shape and b.complete
+        else:
+            assert 0 < b.inner.shape[0] < b.outer.shape[0] and not b.complete
         assert sp.issparse(b.outer) == sparse
         base = ls.g0 - (0.0 if b.shift is None else np.bincount(
             b.cols, weights=b.shift, minlength=n))
@@ -256,7 +264,38 @@ def test_nonconvex_block_pieces_entered_along_directions(sparse, monkeypatch):
         assert kinkgrad.stationarity(lambda x: -knp.max(knp.abs(x)),
                                      np.zeros(n)).verdict == "stationary"
         rep = kinkgrad.stationarity(lambda x: -knp.max(knp.abs(x) + 0.5 * x), np.zeros(n))
-        assert rep.verdict in ("stationary", "undecided")
+        assert rep.verdict == "stationary" if lps else rep.verdict in ("stationary", "undecided")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_leaves_realised_by_lp_are_the_gradients_seen_nearby(seed):
+    """-max_i (|a_i . x| + b_i . x) at 0 in 3-D with 5 items (a non-convex k-way max with
+    dependent rows, 10 leaves, each searched for by LPs): every inner value is one of the
+    distinct gradients of f at 20,000 random points of the unit ball scaled to 1e-6 (the
+    pieces that are entered: independent truth from plain backward mode at smooth points),
+    all of them when the block says it is complete, and most of them (a leaf whose LP on
+    its own switches passes while its cone is empty, as on seed 0, must not appear)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)) * 0.7
+
+    def f(x):
+        return -knp.max(knp.abs(a @ x) + b @ x)
+
+    ls, _ = _local(f, np.zeros(3))
+    (blk,) = [bl for bl in ls.blocks if bl.members.size > 1]
+    assert not blk.convex and blk.kind == "k-way max"
+    inner = ls.g0[None, :] + _rows(blk.inner)  # cols are all of x here
+    assert blk.cols.tolist() == [0, 1, 2]
+    seen = set()
+    for d in rng.normal(size=(20000, 3)):
+        g = kinkgrad.grad(f)(1e-6 * d / np.linalg.norm(d))
+        seen.add(tuple(np.round(g, 9)))
+    seen_arr = np.array(sorted(seen))
+    got = {tuple(np.round(v, 9)) for v in inner}
+    assert all(np.min(np.abs(seen_arr - np.array(v)).max(axis=1)) < 1e-8 for v in got)
+    assert len(got) >= len(seen) - 1
+    if blk.complete:
+        assert len(got) == len(seen)
 
 
 def test_values_too_dense_say_undecided(monkeypatch):

@@ -347,11 +347,21 @@ def entered_signatures(A: Any, K: Any, rng: np.random.Generator, count: int = 8
     0. Each is realised (the piece is entered along d), and +-d finds both sides of a
     symmetric block (max |x_i|: e_j and -e_j). A and K dense or sparse."""
     d = rng.standard_normal((A.shape[1], count))
-    Z = np.asarray(A @ np.hstack([d, -d]), np.float64)
+    return entered_along(A, K, np.hstack([d, -d]))
+
+
+def entered_along(A: Any, K: Any, D: np.ndarray) -> np.ndarray:
+    """The full signatures entered along the columns of D (z = A d + K |z|, level by level),
+    one row per direction on which every |z_j| exceeds 1e-9 of the magnitudes summed into
+    it (|A| |d| + |K| |z|: its sign is not rounding's); the other directions are dropped."""
+    Z = np.asarray(A @ D, np.float64)
+    M = np.asarray(abs(A) @ np.abs(D), np.float64)
     Kr = sp.csr_matrix(K)
+    Ka = abs(Kr)
     for J in _levels(sp.csc_matrix(Kr.T))[1:]:  # level 0 reads nothing
         Z[J] += Kr[J] @ np.abs(Z)
-    keep = np.all(Z != 0, axis=0)
+        M[J] += Ka[J] @ M
+    keep = np.all(np.abs(Z) > 1e-9 * M, axis=0)
     return np.sign(Z[:, keep]).T
 
 

@@ -86,7 +86,9 @@ from .tournament import (
     MIN_PRODUCERS,
     block_value,
     components,
+    leaves_entered,
     pure_roles,
+    signed_rows,
     tournament,
     winner,
 )
@@ -95,6 +97,7 @@ __all__ = ["Block", "BlockTooLarge", "LocalSet", "local_set", "piecewise_linear"
 
 _ENUM = 12  # largest generic block whose 2^m patterns are listed
 _ENUM_REALISED = 720  # most sort-tie orderings tested one by one for a realising direction
+_LEAF_LPS = 256  # most leaves of a non-convex k-way block tested one by one (an LP each)
 _LINEAR = {"add", "sub", "neg", "broadcast_to", "concatenate", "cumsum", "getitem", "reshape",
            "stack", "sum", "transpose", "where", "abs"}
 
@@ -194,17 +197,10 @@ def _unique(rows: list[np.ndarray], sigs: list) -> tuple[np.ndarray, list]:
     return R[idx], [sigs[i] for i in idx]
 
 
-def _W(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    W = A.copy()
-    for i in range(len(sigma)):
-        if np.any(K[i, :i]):
-            W[i] += (K[i, :i] * sigma[:i]) @ W[:i]
-    return W
-
-
 def _realised(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> bool:
-    """Some direction gives every switch with a nonzero row the sign sigma (0: free)."""
-    W = _W(A, K, sigma)
+    """Some direction gives every switch with a nonzero row the sign sigma (a full
+    signature: a 0 drops that switch's |z| from the rows that read it)."""
+    W = signed_rows(A, K, sigma)
     rows = nonzero_rows(W, float(np.max(np.abs(A), initial=0.0))) & (sigma != 0)
     t, _ = margin(sigma[rows, None] * W[rows])
     return t > MARGIN
@@ -266,7 +262,13 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                     if independent_rows() or winner(outer, i, bhat[T[-1]])]
         elif independent_rows():  # leaves with switches of their own, not convex
             real = list(range(len(leaves)))
-        else:  # NOTE: no LP per leaf here: the leaves entered along sampled directions
+        elif len(leaves) <= _LEAF_LPS:  # an LP each proposes a direction entering the leaf
+            found = leaves_entered(A, K, leaves, rng)
+            sigs = found + _sampled_pieces(A, K, rng)
+            inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
+            return Block(members, kind, cols, outer, inner.reshape(-1, cols.size), False,
+                         len(found) == len(leaves), sigs)
+        else:  # NOTE: too many for an LP each: the leaves entered along sampled directions
             sigs = _sampled_pieces(A, K, rng)
             inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
             return Block(members, kind, cols, outer, inner.reshape(-1, cols.size), False,

@@ -333,3 +333,49 @@ def winner(H: np.ndarray, j: int, bhat_root: float) -> bool:
     rows = nonzero_rows(R, float(np.max(np.abs(H), initial=0.0)))
     t, _ = margin(R[rows])
     return t > MARGIN
+
+
+def signed_rows(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """W = (I - K Sigma)^{-1} A: the switches' rows on the piece of signature sigma
+    (z = W d there; a 0 in sigma drops that switch's |z| from the rows reading it)."""
+    W = A.copy()
+    for i in range(len(sigma)):
+        if np.any(K[i, :i]):
+            W[i] += (K[i, :i] * sigma[:i]) @ W[:i]
+    return W
+
+
+def leaves_entered(A: np.ndarray, K: np.ndarray, leaves: list[np.ndarray],
+                   rng: np.random.Generator, tries: int = 3) -> list[np.ndarray]:
+    """For each leaf of a tournament block, a full signature entered along some direction
+    that agrees with the leaf on its switches; the leaves without one are left out.
+
+    An LP on the rows of the leaf's switches proposes a direction; z = A d + K |z| is then
+    evaluated exactly along it (slightly perturbed, so that no switch is 0), and the leaf is
+    kept when the signature entered there is the leaf's. The first LP drops the |z| of the
+    switches the leaf leaves free (the other items' own kinks), which the path's comparisons
+    may read, so its direction can miss; then the free switches take the signs entered
+    there and the LP is solved again, now exact for that completion (up to ``tries`` LPs).
+    Sound: every kept signature's piece is entered along its direction, so its value is a
+    limiting gradient. (With the first LP trusted, -max_i (|a_i . x| + b_i . x) at 0 got a
+    leaf whose cone is empty: item 1 beats every other item's pieces only on a plane.)"""
+    from ._sparse_tournament import entered_along
+
+    scale = float(np.max(np.abs(A), initial=0.0))
+    found = []
+    for leaf in leaves:
+        on, sigma = leaf != 0, leaf.astype(float)
+        for _ in range(tries):
+            W = signed_rows(A, K, sigma)
+            rows = nonzero_rows(W, scale) & (sigma != 0)
+            t, d = margin(sigma[rows, None] * W[rows])
+            if t <= MARGIN or d is None:
+                break
+            entered = entered_along(A, K, (d + 1e-3 * t * rng.uniform(-1.0, 1.0, d.size))[:, None])
+            if entered.shape[0] == 0:
+                break
+            if np.array_equal(entered[0][on], leaf[on]):
+                found.append(entered[0])
+                break
+            sigma = np.where(on, leaf, entered[0])  # complete the leaf as entered, retry
+    return found
