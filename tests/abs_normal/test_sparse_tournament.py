@@ -271,8 +271,8 @@ def test_nonconvex_block_pieces_entered_along_directions(sparse, monkeypatch):
 def test_leaves_realised_by_lp_are_the_gradients_seen_nearby(seed):
     """-max_i (|a_i . x| + b_i . x) at 0 in 3-D with 5 items (a non-convex k-way max with
     dependent rows, 10 leaves, each searched for by LPs): every inner value is one of the
-    distinct gradients of f at 20,000 random points of the unit ball scaled to 1e-6 (the
-    pieces that are entered: independent truth from plain backward mode at smooth points),
+    distinct gradients of f at 200,000 random directions (the pieces that are entered,
+    derived by hand: the winning item's piece; one checked against plain backward mode),
     all of them when the block says it is complete, and most of them (a leaf whose LP on
     its own switches passes while its cone is empty, as on seed 0, must not appear)."""
     rng = np.random.default_rng(seed)
@@ -286,10 +286,13 @@ def test_leaves_realised_by_lp_are_the_gradients_seen_nearby(seed):
     assert not blk.convex and blk.kind == "k-way max"
     inner = ls.g0[None, :] + _rows(blk.inner)  # cols are all of x here
     assert blk.cols.tolist() == [0, 1, 2]
-    seen = set()
-    for d in rng.normal(size=(20000, 3)):
-        g = kinkgrad.grad(f)(1e-6 * d / np.linalg.norm(d))
-        seen.add(tuple(np.round(g, 9)))
+    X = rng.normal(size=(200_000, 3))  # f's gradient there by hand: -(s_i a_i + b_i) for the
+    s = np.sign(X @ a.T)               # item i that wins, s_i the sign of a_i . x
+    win = np.argmax(np.abs(X @ a.T) + X @ b.T, axis=1)
+    rows = np.arange(len(X))
+    grads = -(s[rows, win][:, None] * a[win] + b[win])
+    assert np.allclose(kinkgrad.grad(f)(1e-6 * X[0]), grads[0])
+    seen = {tuple(g) for g in np.round(grads, 9)}
     seen_arr = np.array(sorted(seen))
     got = {tuple(np.round(v, 9)) for v in inner}
     assert all(np.min(np.abs(seen_arr - np.array(v)).max(axis=1)) < 1e-8 for v in got)
