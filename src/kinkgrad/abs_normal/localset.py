@@ -114,8 +114,10 @@ class Block:
         outer: (t, len(cols)) block values h_b over all patterns (a scipy CSR matrix for a
             block read sparse; None for a large block, or a convex one whose leaves are too
             dense to hold: its inner set is then the mean of its leaves).
-        inner: (t', len(cols)) block values realised by some direction for this block alone
-            (their signatures in ``signatures``: a CSR matrix for a block read sparse).
+        inner: (t', len(cols)) block values in the block's Clarke set: realised by some
+            direction for this block alone, or, in a convex block, every leaf (a dominated
+            one is in the hull, not a limiting gradient); signatures in ``signatures`` (a
+            CSR matrix for a block read sparse).
         convex: the block's piece of f'(x; .) is convex (see the module docstring).
         complete: conv(inner) = conv(outer) is proven for the block.
         tested: (sort ties) every ordering was tested for a realising direction, so on a
