@@ -350,19 +350,26 @@ def entered_signatures(A: Any, K: Any, rng: np.random.Generator, count: int = 8
     return entered_along(A, K, np.hstack([d, -d]))
 
 
-def entered_along(A: Any, K: Any, D: np.ndarray) -> np.ndarray:
+def entered_along(A: Any, K: Any, D: np.ndarray, keep_all: bool = False) -> Any:
     """The full signatures entered along the columns of D (z = A d + K |z|, level by level),
     one row per direction on which every |z_j| exceeds 1e-9 of the magnitudes summed into
-    it (|A| |d| + |K| |z|: its sign is not rounding's); the other directions are dropped."""
+    it (|A| |d| + |K| |z|: its sign is not rounding's); the other directions are dropped
+    (``keep_all``: every row, and the mask of those that count)."""
     Z = np.asarray(A @ D, np.float64)
     M = np.asarray(abs(A) @ np.abs(D), np.float64)
     Kr = sp.csr_matrix(K)
     Ka = abs(Kr)
-    for J in _levels(sp.csc_matrix(Kr.T))[1:]:  # level 0 reads nothing
+    for J in reader_levels(Kr)[1:]:  # level 0 reads nothing
         Z[J] += Kr[J] @ np.abs(Z)
         M[J] += Ka[J] @ M
     keep = np.all(np.abs(Z) > 1e-9 * M, axis=0)
-    return np.sign(Z[:, keep]).T
+    return (np.sign(Z).T, keep) if keep_all else np.sign(Z[:, keep]).T
+
+
+def reader_levels(K: Any) -> list[np.ndarray]:
+    """Switches by level of K (strictly lower): level 0 reads no switch, level l reads
+    switches of levels below l only."""
+    return _levels(sp.csc_matrix(sp.csr_matrix(K).T))
 
 
 def _differences(W: sp.csr_matrix, A: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:

@@ -335,10 +335,16 @@ def winner(H: np.ndarray, j: int, bhat_root: float) -> bool:
     return t > MARGIN
 
 
-def signed_rows(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def signed_rows(A: np.ndarray, K: np.ndarray, sigma: np.ndarray,
+                levels: list[np.ndarray] | None = None) -> np.ndarray:
     """W = (I - K Sigma)^{-1} A: the switches' rows on the piece of signature sigma
-    (z = W d there; a 0 in sigma drops that switch's |z| from the rows reading it)."""
+    (z = W d there; a 0 in sigma drops that switch's |z| from the rows reading it), one
+    switch at a time or, given K's ``levels`` (reader_levels), one level at a time."""
     W = A.copy()
+    if levels is not None:
+        for J in levels[1:]:
+            W[J] += (K[J] * sigma) @ W
+        return W
     for i in range(len(sigma)):
         if np.any(K[i, :i]):
             W[i] += (K[i, :i] * sigma[:i]) @ W[:i]
@@ -355,27 +361,39 @@ def leaves_entered(A: np.ndarray, K: np.ndarray, leaves: list[np.ndarray],
     kept when the signature entered there is the leaf's. The first LP drops the |z| of the
     switches the leaf leaves free (the other items' own kinks), which the path's comparisons
     may read, so its direction can miss; then the free switches take the signs entered
-    there and the LP is solved again, now exact for that completion (up to ``tries`` LPs).
-    Sound: every kept signature's piece is entered along its direction, so its value is a
-    limiting gradient. (With the first LP trusted, -max_i (|a_i . x| + b_i . x) at 0 got a
-    leaf whose cone is empty: item 1 beats every other item's pieces only on a plane.)"""
-    from ._sparse_tournament import entered_along
+    there and the LP is solved again, now exact for that completion; a direction on which a
+    switch stays at rounding level is perturbed again (up to ``tries`` rounds, each
+    evaluating all its directions at once). Sound: every kept signature's piece is
+    entered along its direction, so its value is a limiting gradient. (With the first LP
+    trusted, -max_i (|a_i . x| + b_i . x) at 0 got a leaf whose cone is empty: item 1 beats
+    every other item's pieces only on a plane.)"""
+    from ._sparse_tournament import entered_along, reader_levels
 
     scale = float(np.max(np.abs(A), initial=0.0))
-    found = []
-    for leaf in leaves:
-        on, sigma = leaf != 0, leaf.astype(float)
-        for _ in range(tries):
-            W = signed_rows(A, K, sigma)
-            rows = nonzero_rows(W, scale) & (sigma != 0)
-            t, d = margin(sigma[rows, None] * W[rows])
-            if t <= MARGIN or d is None:
-                break
-            entered = entered_along(A, K, (d + 1e-3 * t * rng.uniform(-1.0, 1.0, d.size))[:, None])
-            if entered.shape[0] == 0:
-                break
-            if np.array_equal(entered[0][on], leaf[on]):
-                found.append(entered[0])
-                break
-            sigma = np.where(on, leaf, entered[0])  # complete the leaf as entered, retry
-    return found
+    levels = reader_levels(K)
+    sigmas = [leaf.astype(float) for leaf in leaves]
+    found: dict[int, np.ndarray] = {}
+    pending = list(range(len(leaves)))
+    for _ in range(tries):
+        dirs, asked = [], []
+        for i in pending:
+            W = signed_rows(A, K, sigmas[i], levels)
+            rows = nonzero_rows(W, scale) & (sigmas[i] != 0)
+            t, d = margin(sigmas[i][rows, None] * W[rows])
+            if t > MARGIN and d is not None:
+                dirs.append(d + 1e-3 * t * rng.uniform(-1.0, 1.0, d.size))
+                asked.append(i)
+        if not dirs:
+            break
+        signs, keep = entered_along(A, K, np.array(dirs).T, keep_all=True)
+        pending = []
+        for j, i in enumerate(asked):
+            on = leaves[i] != 0
+            if not keep[j]:  # a switch at 0 along this draw: perturb again
+                pending.append(i)
+            elif np.array_equal(signs[j][on], leaves[i][on]):
+                found[i] = signs[j]
+            else:  # complete the leaf as entered there, and retry
+                sigmas[i] = np.where(on, leaves[i], signs[j])
+                pending.append(i)
+    return [found[i] for i in sorted(found)]
