@@ -72,13 +72,14 @@ from ._batched_blocks import batched_tournaments
 from ._block_rows import BlockRows, BlockTooLarge
 from ._sparse_tournament import (
     entered_signatures,
+    reader_levels,
     relative_values,
     sparse_tournament,
     sparse_weights,
     unique_rows,
 )
 from .active import ActiveModel
-from .lp import MARGIN, margin, nonzero_rows
+from .lp import MARGIN
 from .sort_block import sort_oracle, sort_orderings
 from .sort_near import near_oracle
 from .tournament import (
@@ -88,7 +89,7 @@ from .tournament import (
     components,
     leaves_entered,
     pure_roles,
-    signed_rows,
+    signature_margin,
     tournament,
     winner,
 )
@@ -199,15 +200,6 @@ def _unique(rows: list[np.ndarray], sigs: list) -> tuple[np.ndarray, list]:
     return R[idx], [sigs[i] for i in idx]
 
 
-def _realised(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> bool:
-    """Some direction gives every switch with a nonzero row the sign sigma (a full
-    signature: a 0 drops that switch's |z| from the rows that read it)."""
-    W = signed_rows(A, K, sigma)
-    rows = nonzero_rows(W, float(np.max(np.abs(A), initial=0.0))) & (sigma != 0)
-    t, _ = margin(sigma[rows, None] * W[rows])
-    return t > MARGIN
-
-
 def _rank(A: np.ndarray, strict: bool) -> int:
     """Row rank of A with unit rows: strict counts singular values <= 1e-6 as zero (never
     over-estimates); loose counts only those <= 1e-13 (never under-estimates, in practice)."""
@@ -285,12 +277,13 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                 return Block(members, "sort tie", cols, outer, outer, False, True,
                              [g[0] for g in groups])
             real, budget = [], _ENUM_REALISED  # a value is realised when one ordering is
+            levels = reader_levels(K)
             for v, g in enumerate(groups):
                 for s in g:
                     if budget == 0:
                         break
                     budget -= 1
-                    if _realised(A, K, s):
+                    if signature_margin(A, K, s, levels)[0] > MARGIN:
                         real.append((v, s))
                         break
             if real:
@@ -321,7 +314,8 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                      sigs)
     pats = [np.array(p) for p in product((1.0, -1.0), repeat=m)]
     outer, _ = _unique([block_value(A, K, bhat, s) for s in pats], pats)
-    real = [s for s in pats if independent_rows() or _realised(A, K, s)]
+    levels = reader_levels(K)
+    real = [s for s in pats if independent_rows() or signature_margin(A, K, s, levels)[0] > MARGIN]
     inner, sigs = _unique([block_value(A, K, bhat, s) for s in real], real)
     inner = inner.reshape(-1, cols.size)
     return Block(members, "enumerated", cols, outer, inner, False,

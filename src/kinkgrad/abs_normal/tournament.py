@@ -335,20 +335,18 @@ def winner(H: np.ndarray, j: int, bhat_root: float) -> bool:
     return t > MARGIN
 
 
-def signed_rows(A: np.ndarray, K: np.ndarray, sigma: np.ndarray,
-                levels: list[np.ndarray] | None = None) -> np.ndarray:
-    """W = (I - K Sigma)^{-1} A: the switches' rows on the piece of signature sigma
-    (z = W d there; a 0 in sigma drops that switch's |z| from the rows reading it), one
-    switch at a time or, given K's ``levels`` (reader_levels), one level at a time."""
+def signature_margin(A: np.ndarray, K: np.ndarray, sigma: np.ndarray,
+                     levels: list[np.ndarray]) -> tuple[float, np.ndarray | None]:
+    """(t, d) of the LP max t s.t. sigma_j w_j . d >= t ||w_j|| for the switches with a
+    nonzero row w_j = ((I - K Sigma)^{-1} A)_j and sigma_j != 0, |d|_inf <= 1: t > MARGIN
+    means d enters the piece of sigma (a full signature; a 0 in sigma drops that switch's
+    |z| from the rows reading it). The rows are formed one level of K at a time (``levels``:
+    :func:`._sparse_tournament.reader_levels`)."""
     W = A.copy()
-    if levels is not None:
-        for J in levels[1:]:
-            W[J] += (K[J] * sigma) @ W
-        return W
-    for i in range(len(sigma)):
-        if np.any(K[i, :i]):
-            W[i] += (K[i, :i] * sigma[:i]) @ W[:i]
-    return W
+    for J in levels[1:]:  # level 0 reads nothing
+        W[J] += (K[J] * sigma) @ W
+    rows = nonzero_rows(W, float(np.max(np.abs(A), initial=0.0))) & (sigma != 0)
+    return margin(sigma[rows, None] * W[rows])
 
 
 def leaves_entered(A: np.ndarray, K: np.ndarray, leaves: list[np.ndarray],
@@ -369,7 +367,6 @@ def leaves_entered(A: np.ndarray, K: np.ndarray, leaves: list[np.ndarray],
     every other item's pieces only on a plane.)"""
     from ._sparse_tournament import entered_along, reader_levels
 
-    scale = float(np.max(np.abs(A), initial=0.0))
     levels = reader_levels(K)
     sigmas = [leaf.astype(float) for leaf in leaves]
     found: dict[int, np.ndarray] = {}
@@ -377,9 +374,7 @@ def leaves_entered(A: np.ndarray, K: np.ndarray, leaves: list[np.ndarray],
     for _ in range(tries):
         dirs, asked = [], []
         for i in pending:
-            W = signed_rows(A, K, sigmas[i], levels)
-            rows = nonzero_rows(W, scale) & (sigmas[i] != 0)
-            t, d = margin(sigmas[i][rows, None] * W[rows])
+            t, d = signature_margin(A, K, sigmas[i], levels)
             if t > MARGIN and d is not None:
                 dirs.append(d + 1e-3 * t * rng.uniform(-1.0, 1.0, d.size))
                 asked.append(i)
