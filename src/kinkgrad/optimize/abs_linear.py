@@ -350,9 +350,10 @@ class _Salmin:
                 self.rounding = self.oracle.rounding(x)
             if np.isfinite(self.rounding):
                 noise = max(noise, 2.0 * self.rounding)
-        hidden = short and fx - ft >= _ETA_ACCEPT * pred - noise  # accepted within rounding
+        enough = fx - ft >= _ETA_ACCEPT * pred - noise
+        hidden = short and enough  # accepted only within f's rounding
         unresolved = pred <= noise  # f cannot tell whether x + dx is lower than x
-        if fx - ft < _ETA_ACCEPT * pred - noise:
+        if not enough:
             error = ft - fx - step.dphi  # what the model missed; rounding when <= 10 noise
             q_hat = 2.0 * error / max(nd * nd, 1e-300) if error > 10.0 * noise else 0.0
             self.q = max(2.0 * q, min(q_hat, 1e3 * q))

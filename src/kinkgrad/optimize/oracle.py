@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..abs_normal._flat import FlatSpec, output_slots, scalar_output, trace_at
+from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
 from ..abs_normal.stationarity import StationarityReport, stationarity
@@ -50,7 +50,7 @@ class Oracle:
         self.f = f
         tr = trace_at(f, x0, where)
         out, f0 = scalar_output(tr, where)
-        dtype = np.result_type(output_slots(tr)[0][1])
+        dtype = np.dtype(out.dtype if out is not None else np.float64)
         # unit roundoff of f's computed value (float64 unless f returns a lower precision)
         self.unit_roundoff = float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps) / 2
         self.spec = FlatSpec(tr)
