@@ -6,9 +6,10 @@ The model at x (from :class:`~kinkgrad.abs_normal.form.AbsNormalForm`, scalar f)
 
     phi(dx) = cy + J dx + Y |z(dx)|,    z(dx) = cz + Z dx + L |z(dx)|,
 
-and the subproblem is  min_dx  phi(dx) + q/2 ||dx||^2. On the piece of a fixed signature it
-is a convex QP; switches at their kink are flipped by the multiplier sign test (see
-:mod:`._abs_linear_qp` for the QP and the test).
+and the subproblem is min_dx phi(dx) + 1/2 dx^T (B + q I) dx, B a positive semidefinite
+metric (the smooth part's curvature, learnt by :mod:`._metric`; 0 without one). On the
+piece of a fixed signature it is a convex QP; switches at their kink are flipped by the
+multiplier sign test (see :mod:`._abs_linear_qp` for the QP and the test).
 """
 
 from __future__ import annotations
@@ -154,16 +155,20 @@ class ModelStep:
     """Outcome of :func:`minimize_model`.
 
     Attributes:
-        dx: the step (a local minimizer of phi + q/2 ||.||^2 when ``stationary``).
+        dx: the step (a local minimizer of phi + 1/2 dx^T (B + q I) dx when ``stationary``).
         dphi: phi(dx) - phi(0), the exact model change (forward substitution).
+        curv: 1/2 dx^T B dx, the metric's part of the predicted change dphi + curv of f.
         stationary: the last piece QP was solved and no flip passing the multiplier test
             decreases the model further.
         pieces: piece QPs solved.
         ok: False when the first piece QP failed and its approximate solution does not
             decrease the model either (dx = 0 is then returned). A failed QP whose point
             decreases the exact model value is still used (not ``stationary``).
-        value: dphi + q/2 ||dx||^2 (the subproblem's objective relative to dx = 0).
+        value: dphi + curv + q/2 ||dx||^2 (the subproblem's objective relative to dx = 0).
         relaxed: whether the convex relaxation was exact (None: not tried).
+        multipliers: y of the last piece QP's equalities -Z dx + (Sigma - L) u = cz (None
+            when s = 0): J - Z^T y = -(B + q I) dx there, so J - Z^T y is the gradient of
+            the model's Lagrangian in x.
     """
 
     dx: np.ndarray
@@ -173,11 +178,14 @@ class ModelStep:
     ok: bool
     value: float = 0.0
     relaxed: bool | None = None
+    curv: float = 0.0
+    multipliers: np.ndarray | None = None
 
 
 def minimize_model(model: AbsLinearModel, qp: PieceQP | None, q: float, max_pieces: int,
-                   relax: bool = True) -> ModelStep:
-    """A local minimizer of phi(dx) + q/2 ||dx||^2 by the active-signature method.
+                   relax: bool = True, metric: np.ndarray | None = None) -> ModelStep:
+    """A local minimizer of phi(dx) + 1/2 dx^T (B + q I) dx by the active-signature method
+    (B = ``metric``, the PieceQP's own when s > 0; None for B = 0).
 
     Start piece: with ``relax``, the signature of z at the solution of the convex relaxation
     (:meth:`PieceQP.solve_relaxed`) when the relaxation is exact there (the model value at
@@ -187,17 +195,22 @@ def minimize_model(model: AbsLinearModel, qp: PieceQP | None, q: float, max_piec
     exact kinks), i.e. the piece of dx = 0. On each piece the QP gives the minimizer there;
     switches at their kink failing the multiplier sign test are flipped: first all of them
     at once (when there are several), then one at a time, most violated first (at most
-    three tries). A flip is kept only if the exact model value phi + q/2 ||dx||^2 strictly
+    three tries). A flip is kept only if the exact model value (the objective) strictly
     decreases, so no piece is visited twice and the search ends after finitely many pieces
     (at most ``max_pieces``). A walk from the relaxation's piece that ends no lower than
     dx = 0 is redone from the piece of dx = 0. With s = 0 (f smooth) the model is linear
-    and the step is -J / q.
+    and the step is -(B + q I)^{-1} J.
     """
     with np.errstate(all="ignore"):
         if model.s == 0 or qp is None:
-            dx = -model.J / q
+            if metric is None:
+                dx, curv = -model.J / q, 0.0
+            else:
+                dx = -np.linalg.solve(metric + q * np.eye(model.n), model.J)
+                curv = 0.5 * float(dx @ (metric @ dx))
             dphi = float(model.J @ dx)
-            return ModelStep(dx, dphi, True, 0, True, dphi + 0.5 * q * float(dx @ dx))
+            return ModelStep(dx, dphi, True, 0, True, dphi + curv + 0.5 * q * float(dx @ dx),
+                             curv=curv)
         exact = None
         start = qp.sigma0
         if relax:
@@ -205,7 +218,7 @@ def minimize_model(model: AbsLinearModel, qp: PieceQP | None, q: float, max_piec
             exact = False
             if out is not None:
                 z, dphi = model.evaluate(out[0])
-                value = dphi + 0.5 * q * float(out[0] @ out[0])
+                value = dphi + qp.curvature(out[0]) + 0.5 * q * float(out[0] @ out[0])
                 slack = (1e-8 * float(np.abs(model.Y) @ qp.mu)  # the QP's feasibility
                          + 1e-13 * float(np.abs(model.Y) @ np.abs(model.z0)  # rounding
                                          + np.abs(model.J) @ np.abs(out[0])))
@@ -227,7 +240,7 @@ def _walk(model: AbsLinearModel, qp: PieceQP, q: float, max_pieces: int,
     piece = qp.solve(sigma, q)
     pieces = 1
     dphi = model.evaluate(piece.dx)[1]
-    val = dphi + 0.5 * q * float(piece.dx @ piece.dx)
+    val = dphi + qp.curvature(piece.dx) + 0.5 * q * float(piece.dx @ piece.dx)
     if not (np.isfinite(val) and (piece.ok or val < 0.0)):
         return ModelStep(np.zeros(n), 0.0, False, pieces, False)
     gap = 1e-11 * qp.phi  # smallest decrease that counts, in the QP's scale
@@ -253,11 +266,12 @@ def _walk(model: AbsLinearModel, qp: PieceQP, q: float, max_pieces: int,
                 exhausted = True
                 break
             dphi2 = model.evaluate(p2.dx)[1]
-            val2 = dphi2 + 0.5 * q * float(p2.dx @ p2.dx)
+            val2 = dphi2 + qp.curvature(p2.dx) + 0.5 * q * float(p2.dx @ p2.dx)
             if np.isfinite(val2) and val2 < val - gap:
                 sigma, piece, dphi, val, improved = sig2, p2, dphi2, val2, True
                 break
         if not improved:
             stationary = not exhausted
             break
-    return ModelStep(piece.dx, dphi, stationary and piece.ok, pieces, True, val)
+    return ModelStep(piece.dx, dphi, stationary and piece.ok, pieces, True, val,
+                     curv=qp.curvature(piece.dx), multipliers=piece.y)

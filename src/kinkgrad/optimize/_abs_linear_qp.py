@@ -5,18 +5,19 @@ u >= 0 is exactly the piece). Because Sigma^2 = I, (I - L Sigma) z = cz + Z dx b
 (Sigma - L) u - Z dx = cz, and Y |z| = Y u. The piece problem is therefore the convex QP in
 w = (dx, u) in R^(n+s)
 
-    min  J dx + Y u + q/2 ||dx||^2   s.t.  -Z dx + (Sigma - L) u = cz,   u >= 0,
+    min  J dx + Y u + 1/2 dx^T (B + q I) dx   s.t.  -Z dx + (Sigma - L) u = cz,   u >= 0,
 
-whose data depend on sigma only through the diagonal of the equality matrix (sparsity
-pattern, cost and bounds are the same on every piece, so PIQP's ``update`` reuses the
-symbolic factorization). With PIQP's convention P w + c + A^T y - z_bl + z_bu = 0, the
-reduced cost of u_i is r_i = Y_i + sigma_i y_i - (L^T y)_i = z_bl_i >= 0. Flipping sigma_i
-at a switch with u_i = 0 keeps the point feasible and every other KKT equation unchanged
-(the column of u_i only changes its diagonal entry); the new reduced cost is
-r'_i = r_i - 2 sigma_i y_i, so r'_i < 0 proves that the point is not optimal on the flipped
-piece (the model decreases on the other side of the kink): the multiplier sign test. With
-L = 0 it reads  multiplier > 2 Y_i  (Griewank and Walther's test for a convex kink) and any
-positive multiplier for Y_i < 0.
+(B a positive semidefinite metric, the curvature of the smooth part learnt by
+:mod:`._metric`; B = 0 gives the proximal term alone) whose data depend on sigma only
+through the diagonal of the equality matrix (sparsity pattern, cost and bounds are the
+same on every piece, so PIQP's ``update`` reuses the symbolic factorization). With PIQP's
+convention P w + c + A^T y - z_bl + z_bu = 0, the reduced cost of u_i is r_i = Y_i +
+sigma_i y_i - (L^T y)_i = z_bl_i >= 0. Flipping sigma_i at a switch with u_i = 0 keeps the
+point feasible and every other KKT equation unchanged (the column of u_i only changes its
+diagonal entry); the new reduced cost is r'_i = r_i - 2 sigma_i y_i, so r'_i < 0 proves
+that the point is not optimal on the flipped piece (the model decreases on the other side
+of the kink): the multiplier sign test. With L = 0 it reads multiplier > 2 Y_i (Griewank
+and Walther's test for a convex kink) and any positive multiplier for Y_i < 0.
 
 The convex relaxation (|z| replaced by t >= |z|) is solved by the same class
 (:meth:`PieceQP.solve_relaxed`).
@@ -61,8 +62,9 @@ class PieceQP:
     """The piece QP of the module docstring, set up once per model and updated per piece.
 
     The QP is solved in scaled variables dx = delta d, u = mu v, every equality row divided
-    by its mu_i and the cost by q delta^2, so that PIQP's tolerances are relative to the
-    step: delta starts at ||g|| / q (g the model's gradient on the piece of x), mu from
+    by its mu_i and the cost by (q + lam) delta^2 (lam = ||B||_F, 0 without a metric), so
+    that PIQP's tolerances are relative to the step: delta starts at ||g|| / (q + lam) (g the
+    model's gradient on the piece of x), mu from
     :meth:`AbsLinearModel.switch_scale`, and delta follows the steps found (a solve whose
     step is off the scale by more than 1e3 and could not be polished is repeated at the
     step's scale: near a sharp minimizer the step is far below ||g|| / q).
@@ -71,9 +73,12 @@ class PieceQP:
         model: the abs-linear model.
         backend: "dense", "sparse" or "auto" (dense when n + s <= 300, or n + s <= 1500
             with at least 0.05 (n + s)^2 nonzeros in the equality matrix).
+        metric: B of the module docstring, a dense symmetric positive semidefinite n x n
+            array, or None for B = 0.
     """
 
-    def __init__(self, model: AbsLinearModel, backend: str = "auto") -> None:
+    def __init__(self, model: AbsLinearModel, backend: str = "auto",
+                 metric: np.ndarray | None = None) -> None:
         import piqp
 
         self._piqp = piqp
@@ -94,6 +99,9 @@ class PieceQP:
         if not g > 0.0:  # x is stationary on its own piece: take the size of any gradient
             g = float(np.linalg.norm(model.J) + np.linalg.norm(model.Z.T @ np.abs(model.Y)))
         self._gnorm = g if np.isfinite(g) and g > 0.0 else 1.0
+        self.metric = metric
+        # the curvature the scaling divides by is q + lam, lam = ||B||_F >= ||B||_2
+        self._lam = 0.0 if metric is None else float(np.linalg.norm(metric))
         self._solver = None
         self._q = 0.0
         self.delta = 0.0
@@ -103,18 +111,43 @@ class PieceQP:
         if not (np.isfinite(delta) and delta > 0.0):
             delta = 1.0
         mu = model.switch_scale(delta)
-        self.delta, self.mu, self.phi = delta, mu, self._q * delta * delta
+        self.delta, self.mu, self.phi = delta, mu, (self._q + self._lam) * delta * delta
         cols = np.concatenate([np.full(n, delta), mu])
         self._data = self._A.data * (1.0 / mu)[self._A.indices] * cols[self._col]
         self._c = np.concatenate([model.J * delta, model.Y * mu]) / self.phi
         self._b = model.cz / mu
         self._fresh = True
 
+    def _hessian(self) -> np.ndarray | sp.csc_matrix:
+        """P of the scaled QP: (B + q I) / (q + lam) on the dx block (the cost is divided by
+        (q + lam) delta^2, dx = delta d, lam = ||B||_F), zero on u; dense for the dense
+        backend, else sparse with the whole upper triangle of the dx block stored (PIQP
+        reads the upper triangle, and an update must keep the sparsity pattern)."""
+        n, N = self.model.n, self.model.n + self.model.s
+        block = np.eye(n) if self.metric is None else self._block()
+        if self.dense:
+            P = np.zeros((N, N), order="F")
+            P[:n, :n] = block
+            return P
+        if self.metric is None:
+            return sp.csc_matrix((np.ones(n), (np.arange(n), np.arange(n))), shape=(N, N))
+        i, j = np.triu_indices(n)
+        order = np.lexsort((i, j))  # column-major, as CSC stores it
+        i, j = i[order], j[order]
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(j, minlength=n)),
+                              np.full(N - n, i.size)])
+        return sp.csc_matrix((block[i, j], i, ptr), shape=(N, N))
+
+    def _block(self) -> np.ndarray:
+        return (self.metric + self._q * np.eye(self.model.n)) / (self._q + self._lam)
+
     def _set_q(self, q: float) -> None:
         if q != self._q:
-            old, self._q = self._q, q
-            self._delta0 = self._gnorm / q
-            delta = self.delta * old / q if self.delta > 0.0 else self._delta0
+            old, self._q = self._q + self._lam, q
+            self._P = self._hessian()
+            self._P_fresh = True
+            self._delta0 = self._gnorm / (q + self._lam)
+            delta = self.delta * old / (q + self._lam) if self.delta > 0.0 else self._delta0
             self._rescale(max(delta, _FLOOR * self._delta0))
 
     def _off_scale(self, nd: float) -> bool:
@@ -144,7 +177,7 @@ class PieceQP:
     def solve_relaxed(self, q: float) -> tuple[np.ndarray, float] | None:
         """The convex relaxation: every |z_i| replaced by a t_i >= |z_i| (z = cz + Z dx + L t):
 
-            min  J dx + Y t + q/2 ||dx||^2   s.t.  t - L t - Z dx >= cz,
+            min  J dx + Y t + 1/2 dx^T (B + q I) dx   s.t.  t - L t - Z dx >= cz,
                                                      t + L t + Z dx >= -cz,  t >= 0,
 
         (scaled like the piece QPs). Every dx with t = |z(dx)| is feasible, so its value is
@@ -164,11 +197,10 @@ class PieceQP:
             solver = piqp.DenseSolver() if self.dense else piqp.SparseSolver()
             st = solver.settings
             st.eps_abs, st.eps_rel, st.max_iter, st.verbose = _EPS, _EPS, _MAX_ITER, False
-            P = sp.csc_matrix((np.ones(n), (np.arange(n), np.arange(n))), shape=(n + s,) * 2)
             if self.dense:
-                P, G = np.asfortranarray(P.toarray()), np.asfortranarray(G.toarray())
-            solver.setup(P, self._c, None, None, G, np.concatenate([self._b, -self._b]), None,
-                         self._xl, None)
+                G = np.asfortranarray(G.toarray())
+            solver.setup(self._P, self._c, None, None, G, np.concatenate([self._b, -self._b]),
+                         None, self._xl, None)
             if solver.solve() != piqp.PIQP_SOLVED:
                 return out
             w = np.asarray(solver.result.x, np.float64)
@@ -176,7 +208,7 @@ class PieceQP:
                 return out
             dx, t = w[:n] * self.delta, w[n:] * self.mu
             value = float(model.J @ dx + model.Y @ (t - np.abs(model.z0))
-                          + 0.5 * q * (dx @ dx))
+                          + 0.5 * q * (dx @ dx) + self.curvature(dx))
             out = (dx, value)
             nd = float(np.linalg.norm(dx))
             if not self._off_scale(nd):
@@ -185,40 +217,42 @@ class PieceQP:
         return out
 
     def _solve_scaled(self, sigma: np.ndarray) -> _Piece:
-        piqp, n, s = self._piqp, self.model.n, self.model.s
+        piqp, n = self._piqp, self.model.n
         A = self._A.copy()
         A.data = self._data.copy()
         A.data[self._diag] = sigma
         Am = np.asfortranarray(A.toarray()) if self.dense else A
         if self._solver is None:
-            if self.dense:
-                self._solver = piqp.DenseSolver()
-                P = np.zeros((n + s, n + s), order="F")
-                P[np.arange(n), np.arange(n)] = 1.0
-            else:
-                self._solver = piqp.SparseSolver()
-                P = sp.csc_matrix((np.ones(n), (np.arange(n), np.arange(n))),
-                                  shape=(n + s,) * 2)
+            self._solver = piqp.DenseSolver() if self.dense else piqp.SparseSolver()
             st = self._solver.settings
             st.eps_abs, st.eps_rel, st.max_iter, st.verbose = _EPS, _EPS, _MAX_ITER, False
-            self._solver.setup(P, self._c, Am, self._b, None, None, None, self._xl, None)
+            self._solver.setup(self._P, self._c, Am, self._b, None, None, None, self._xl, None)
+        elif self._P_fresh and self.metric is not None:  # P = I + B / q moved with q
+            self._solver.update(P=self._P, c=self._c, A=Am, b=self._b)
         elif self._fresh:
             self._solver.update(c=self._c, A=Am, b=self._b)
         else:
             self._solver.update(A=Am)
-        self._fresh = False
+        self._fresh = self._P_fresh = False
         status = self._solver.solve()
         res = self._solver.result
         w = np.asarray(res.x, np.float64)
         ok = status == piqp.PIQP_SOLVED and bool(np.all(np.isfinite(w)))
         w = np.nan_to_num(w)
         y = np.nan_to_num(np.asarray(res.y, np.float64))
-        polished = _polish(A, self._c, self._b, w, n)
+        block = None if self.metric is None else self._block()
+        polished = _polish(A, self._c, self._b, w, n, block)
+        if polished is None and block is not None:
+            polished = _polish(A, self._c, self._b, w, n, block, exact=True)
         if polished is not None:
             w, y = polished
         y = y * self.phi / self.mu
         return _Piece(w[:n] * self.delta, np.maximum(w[n:], 0.0) * self.mu, y,
                       ok or polished is not None, polished is not None)
+
+    def curvature(self, dx: np.ndarray) -> float:
+        """1/2 dx^T B dx (0 without a metric)."""
+        return 0.0 if self.metric is None else 0.5 * float(dx @ (self.metric @ dx))
 
     def flip_candidates(self, piece: _Piece, sigma: np.ndarray) -> np.ndarray:
         """Switches at their kink whose flipped reduced cost is negative, most violated first
@@ -230,16 +264,27 @@ class PieceQP:
         return bad[np.argsort(r_flip[bad])]
 
 
-def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: int
+def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: int,
+            block: np.ndarray | None = None, exact: bool = False
             ) -> tuple[np.ndarray, np.ndarray] | None:
     """Exact solution of the scaled piece QP on the active set PIQP found (v_i = 0 where
-    v_i <= _KINK), as in OSQP's solution polishing: the KKT system
+    v_i <= _KINK), as in OSQP's solution polishing (``block``: P's dx block, None for the
+    identity): the KKT system
     [[P_FF, A_F^T], [A_F, 0]] is factored once regularized (+eps on the primal, -eps on the
     dual diagonal, which also covers active switches violating LIKQ, where it is singular)
     and solved by iterative refinement; up to three primal-dual corrections follow (a free
     v_i < 0 becomes active, an active v_i with a negative multiplier becomes free). Returns
     (w, y) when the result is a verified KKT point (equalities and stationarity to 1e-9,
-    v >= 0, multipliers >= 0), else None (PIQP's solution is then kept)."""
+    v >= 0, multipliers >= 0), else None (PIQP's solution is then kept).
+
+    ``exact``: factor K itself (one refinement step), the caller's second try when a
+    metric is set. The refinement on the regularized factors stalls when _REG ||K^-1|| ~ 1,
+    as when a Newton step far below the switches' scale makes c and y ~ 1e9 (steps of 5e-6
+    where |z_i| ~ 1: the equalities were off by 0.03, the step was left unpolished, and
+    its model value came out positive).
+
+    # NOTE: without a metric the second try is not made: on MXHILB at n = 200 (Hilbert
+    # rows, K ill-conditioned) it took the run from 75 iterations to more than 200."""
     from scipy.sparse.linalg import splu
 
     s, N = A.shape
@@ -251,15 +296,18 @@ def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: in
             AF = A[:, F]
             Pd = np.zeros(F.size)
             Pd[:n] = 1.0
-            K = sp.bmat([[sp.diags(Pd), AF.T], [AF, None]], format="csc")
+            PFF = sp.diags(Pd) if block is None else sp.bmat(
+                [[sp.csr_matrix(block), None], [None, sp.csr_matrix((F.size - n,) * 2)]]
+                if F.size > n else [[sp.csr_matrix(block)]])
+            K = sp.bmat([[PFF, AF.T], [AF, None]], format="csc")
+            rhs = np.concatenate([-c[F], b])
             reg = np.concatenate([np.full(F.size, _REG), np.full(s, -_REG)])
             try:
-                lu = splu((K + sp.diags(reg)).tocsc())
+                lu = splu(K if exact else (K + sp.diags(reg)).tocsc())
             except RuntimeError:
                 return None
-            rhs = np.concatenate([-c[F], b])
             sol = lu.solve(rhs)
-            for _ in range(_REFINE):
+            for _ in range(1 if exact else _REFINE):
                 sol = sol + lu.solve(rhs - K @ sol)
             if not np.all(np.isfinite(sol)):
                 return None
@@ -267,7 +315,7 @@ def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: in
             wn[F] = sol[:F.size]
             y = sol[F.size:]
             r = c + A.T @ y
-            r[:n] += wn[:n]  # the gradient of the Lagrangian (P = I on the dx block)
+            r[:n] += wn[:n] if block is None else block @ wn[:n]  # the Lagrangian's gradient
             if not (np.max(np.abs(A @ wn - b), initial=0.0) <= tol and np.max(
                     np.abs(r[F]), initial=0.0) <= 1e-9 * (1.0 + np.max(np.abs(c)))):
                 return None
