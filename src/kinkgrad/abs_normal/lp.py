@@ -1,4 +1,6 @@
-"""The two linear programs of this package (SciPy's HiGHS through ``linprog``).
+"""The linear programs of this package, solved by HiGHS (``highspy``, one solver object per
+thread, reused: through SciPy's ``linprog`` the argument checks cost twice the solve on these
+small LPs; 46,860 margin LPs of one test took 67 s there).
 
 * Realisability of a signature: sigma is realised on an open piece next to x iff some
   direction d makes every active switch derivative take its sign, sigma_i w_i . d > 0, where
@@ -12,15 +14,87 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linprog
+import scipy.sparse as sp
 
-__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "in_hull", "in_sum_of_hulls"]
+__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "in_hull",
+           "in_sum_of_hulls", "solve_lp"]
 
 MARGIN = 1e-9
 ZERO_ROW = 1e-10
+
+
+_LOCAL = threading.local()
+_INF = float("inf")
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence file descriptor 1 (HiGHS prints its banner from C++ when a solver object is
+    constructed, before any option can be set)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1 (some embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _highs() -> Any:
+    h = getattr(_LOCAL, "highs", None)
+    if h is None:
+        import highspy
+
+        with _quiet_stdout():
+            h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        _LOCAL.highs = h
+    return h
+
+
+def solve_lp(c: np.ndarray, A: Any, row_lower: np.ndarray, row_upper: np.ndarray,
+             col_lower: np.ndarray, col_upper: np.ndarray
+             ) -> tuple[np.ndarray, float] | None:
+    """min c . x  s.t.  row_lower <= A x <= row_upper, col_lower <= x <= col_upper (A dense
+    or SciPy sparse; infinite bounds as +-inf), by HiGHS. Returns (x, c . x) at an optimum,
+    None otherwise (infeasible, unbounded, or a failure)."""
+    import highspy
+
+    A = sp.csc_matrix(A, dtype=np.float64)
+    A.sort_indices()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
+    lp.col_cost_ = np.asarray(c, np.float64)
+    lp.col_lower_, lp.col_upper_ = np.asarray(col_lower, np.float64), np.asarray(col_upper,
+                                                                                 np.float64)
+    lp.row_lower_, lp.row_upper_ = np.asarray(row_lower, np.float64), np.asarray(row_upper,
+                                                                                 np.float64)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data
+    h = _highs()
+    h.clearModel()
+    h.passModel(lp)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    x = np.asarray(h.getSolution().col_value, np.float64)
+    return x, float(np.dot(c, x))
 
 
 def nonzero_rows(W: np.ndarray, scale: float) -> np.ndarray:
@@ -42,20 +116,20 @@ def margin(R: np.ndarray, E: np.ndarray | None = None) -> tuple[float, np.ndarra
     n = R.shape[1]
     if R.shape[0] == 0:
         return 1.0, np.zeros(n)
-    A_ub = np.hstack([-_unit(R), np.ones((R.shape[0], 1))])
-    c = np.zeros(n + 1)
-    c[-1] = -1.0
-    kw = {}
+    A = np.hstack([_unit(R), -np.ones((R.shape[0], 1))])  # r_i . d - t >= 0
+    lower, upper = np.zeros(R.shape[0]), np.full(R.shape[0], _INF)
     if E is not None and E.shape[0]:
         keep = np.linalg.norm(E, axis=1) > 0
         if keep.any():
-            kw = {"A_eq": np.hstack([_unit(E[keep]), np.zeros((int(keep.sum()), 1))]),
-                  "b_eq": np.zeros(int(keep.sum()))}
-    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(R.shape[0]),
-                  bounds=[(-1.0, 1.0)] * n + [(None, 1.0)], method="highs", **kw)
-    if res.status != 0:
+            k = int(keep.sum())
+            A = np.vstack([A, np.hstack([_unit(E[keep]), np.zeros((k, 1))])])
+            lower, upper = np.r_[lower, np.zeros(k)], np.r_[upper, np.zeros(k)]
+    c = np.zeros(n + 1)
+    c[-1] = -1.0
+    out = solve_lp(c, A, lower, upper, np.r_[np.full(n, -1.0), -_INF], np.r_[np.ones(n), 1.0])
+    if out is None:
         return -1.0, None
-    return float(-res.fun), np.asarray(res.x[:n])
+    return float(out[0][-1]), out[0][:n]
 
 
 def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7) -> tuple[bool, float]:
@@ -71,11 +145,12 @@ def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7) -> tuple[bool, flo
     A_eq[n, :k] = 1.0
     b_eq = np.concatenate([g, [1.0]])
     c = np.concatenate([np.zeros(k), np.ones(2 * n)])
-    res = linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=[(0, None)] * (k + 2 * n), method="highs")
-    if res.status != 0:
+    N = k + 2 * n
+    out = solve_lp(c, A_eq, b_eq, b_eq, np.zeros(N), np.full(N, _INF))
+    if out is None:
         return False, float("inf")
     scale = 1.0 + float(np.max(np.abs(G), initial=0.0)) + float(np.max(np.abs(g), initial=0.0))
-    return bool(res.fun <= rtol * scale * max(n, 1)), float(res.fun)
+    return bool(out[1] <= rtol * scale * max(n, 1)), out[1]
 
 
 def nonzeros(V: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,8 +171,6 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
     """Whether g lies in g0 + sum_b conv(rows of V_b), blocks given as (cols, V_b) with V_b
     supported on the columns cols: (answer, l1 residual of the closest point). One LP:
     min ||s+|| + ||s-|| s.t. sum_b V_b^T lam_b + s+ - s- = g - g0, lam_b in the simplex."""
-    import scipy.sparse as sp
-
     n = g.size
     rows, cols, vals, srows = [], [], [], []
     off = 0
@@ -119,9 +192,9 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
     A_eq = sp.vstack([sp.hstack([M, eye, -eye]), sp.hstack([S, sp.csr_matrix((B, 2 * n))])])
     b_eq = np.concatenate([g - g0, np.ones(B)])
     c = np.concatenate([np.zeros(N), np.ones(2 * n)])
-    res = linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-    if res.status != 0:
+    out = solve_lp(c, A_eq, b_eq, b_eq, np.zeros(c.size), np.full(c.size, _INF))
+    if out is None:
         return False, float("inf")
     scale = 1.0 + float(np.max(np.abs(M.data), initial=0.0)) + float(
         np.max(np.abs(g), initial=0.0)) + float(np.max(np.abs(g0), initial=0.0))
-    return bool(res.fun <= rtol * scale * max(n, 1)), float(res.fun)
+    return bool(out[1] <= rtol * scale * max(n, 1)), out[1]

@@ -34,7 +34,7 @@ import numpy as np
 from .._core.program import Var
 from ._flat import FlatSpec
 from .active import ActiveModel
-from .lp import MARGIN, margin, nonzero_rows
+from .lp import MARGIN, margin, nonzero_rows, solve_lp
 
 __all__ = ["second_order_pieces"]
 
@@ -103,15 +103,13 @@ class _Selection:
 
 def _implicit(R: np.ndarray) -> np.ndarray:
     """Rows of R that vanish on the whole cone {d : R d >= 0, |d| <= 1} (one LP each)."""
-    from scipy.optimize import linprog
-
     n = R.shape[1]
     unit = R / np.linalg.norm(R, axis=1, keepdims=True)
     out = np.zeros(len(R), bool)
+    zero, inf, box = np.zeros(len(R)), np.full(len(R), np.inf), np.ones(n)
     for i in range(len(R)):
-        res = linprog(-unit[i], A_ub=-unit, b_ub=np.zeros(len(R)), bounds=[(-1, 1)] * n,
-                      method="highs")
-        out[i] = res.status == 0 and -res.fun <= _IMPLICIT
+        res = solve_lp(-unit[i], unit, zero, inf, -box, box)  # max r_i . d on the cone
+        out[i] = res is not None and -res[1] <= _IMPLICIT
     return out
 
 
@@ -149,16 +147,14 @@ def realise_second_order(sel: _Selection, sigma: np.ndarray) -> bool:
     if not np.all(np.isfinite(q)):
         return False
     # sigma_i (w_i e + q_i / 2) >= margin + err_i on T, as max t: rows r_i e >= t - c_i
-    from scipy.optimize import linprog
-
     Ti = idx[T]
     s = sigma[Ti]
     rhs = -s * q[Ti] / 2 + err[Ti]
     n = model.spec.n
-    A_ub = np.hstack([-(s[:, None] * W[Ti]), np.ones((Ti.size, 1))])
-    res = linprog(np.r_[np.zeros(n), -1.0], A_ub=A_ub, b_ub=-rhs,
-                  bounds=[(-1e3, 1e3)] * n + [(None, 1.0)], method="highs")
-    return bool(res.status == 0 and -res.fun > MARGIN)
+    A = np.hstack([s[:, None] * W[Ti], -np.ones((Ti.size, 1))])  # r_i . e - t >= rhs_i
+    res = solve_lp(np.r_[np.zeros(n), -1.0], A, rhs, np.full(Ti.size, np.inf),
+                   np.r_[np.full(n, -1e3), -np.inf], np.r_[np.full(n, 1e3), 1.0])
+    return bool(res is not None and -res[1] > MARGIN)
 
 
 def second_order_pieces(model: ActiveModel, spec: FlatSpec, sigmas: list[np.ndarray]

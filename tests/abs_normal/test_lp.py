@@ -1,0 +1,61 @@
+"""The package's LPs (HiGHS through ``highspy``) against SciPy's ``linprog`` as a peer, and
+the max-margin LP against its closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from kinkgrad.abs_normal import lp
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_solve_lp_matches_linprog(seed):
+    # random LPs, some infeasible or unbounded: the same status and optimal value
+    rng = np.random.default_rng(seed)
+    m, n = int(rng.integers(1, 8)), int(rng.integers(1, 6))
+    A = rng.standard_normal((m, n))
+    if seed % 3 == 0:
+        A = sp.random(m, n, density=0.5, random_state=seed, format="csr") + sp.csr_matrix(A)
+    c = rng.standard_normal(n)
+    b = rng.standard_normal(m)
+    bounded = seed % 4 != 1
+    lo, hi = (np.full(n, -2.0), np.full(n, 3.0)) if bounded else (np.zeros(n), np.full(n, np.inf))
+    ours = lp.solve_lp(c, A, np.full(m, -np.inf), b, lo, hi)
+    ref = linprog(c, A_ub=A, b_ub=b, bounds=list(zip(lo, [None if np.isinf(h) else h
+                                                           for h in hi])), method="highs")
+    assert (ours is not None) == (ref.status == 0)
+    if ours is not None:
+        x, val = ours
+        assert val == pytest.approx(ref.fun, abs=1e-9)
+        assert np.all(A @ x <= b + 1e-9) and np.all(x >= lo - 1e-9) and np.all(x <= hi + 1e-9)
+
+
+def test_margin_closed_form():
+    # two rows at angle theta > pi/2 in the plane: by hand, the optimum has d_2 = 1 and
+    # r_1 . d = r_2 . d, i.e. d_1 = cot(theta / 2), the margin
+    theta = 2.5
+    R = np.array([[1.0, 0.0], [np.cos(theta), np.sin(theta)]]) * 3.0  # scaling is ignored
+    t, d = lp.margin(R)
+    assert t == pytest.approx(1.0 / np.tan(theta / 2), rel=1e-9)
+    assert np.all(lp._unit(R) @ d >= t - 1e-9)
+    # opposite rows: no direction has both signs, margin 0 (not realised)
+    assert lp.margin(np.array([[1.0, 2.0], [-1.0, -2.0]]))[0] <= lp.MARGIN
+    # an equality that forbids the only good direction
+    assert lp.margin(np.array([[1.0, 0.0]]), E=np.array([[0.0, 1.0]]))[0] == pytest.approx(1.0)
+    assert lp.margin(np.array([[1.0, 0.0]]), E=np.array([[1.0, 0.0]]))[0] <= lp.MARGIN
+
+
+def test_no_banner_on_stdout(capfd):
+    # HiGHS prints a banner from C++ when its first solver object is built; the package's
+    # solver objects are built with descriptor 1 silenced, one per thread
+    import threading
+
+    out = []
+    th = threading.Thread(target=lambda: out.append(lp.margin(np.eye(2))[0]))
+    th.start()
+    th.join()
+    assert out == [1.0]
+    assert "HiGHS" not in capfd.readouterr().out
