@@ -76,6 +76,10 @@ class Equation:
         self.out = out
         self.params = params
 
+    def args(self, vals: Any) -> list:
+        """The inputs' values in a sweep: ``vals[v.index]`` for a Var, a literal's value."""
+        return [vals[i.index] if type(i) is Var else i.value for i in self.inputs]
+
 
 def _var_name(i: int) -> str:
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -149,7 +153,7 @@ class Program:
             vals[v.index] = x if type(x) is _NDARRAY and x.dtype == v.dtype else \
                 np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
         for eqn, gone in zip(self.eqns, frees):
-            args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            args = eqn.args(vals)
             vals[eqn.out.index] = eqn.prim.impl(*args, **eqn.params)
             for var in gone:
                 vals[var.index] = None
@@ -223,7 +227,7 @@ class Program:
         for v, x in zip(self.invars, leaves):
             vals[v.index] = x
         for eqn, gone in zip(self.eqns, drops):
-            args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            args = eqn.args(vals)
             try:
                 out = eqn.prim.impl(*args, **eqn.params)
             except FloatingPointError as exc:  # only under np.errstate(... = "raise")
@@ -300,7 +304,7 @@ class Program:
             self._check_inputs(leaves)
             env: dict[int, Any] = {v.index: x for v, x in zip(self.invars, leaves)}
             for eqn in self.eqns:
-                a = [env[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+                a = eqn.args(env)
                 env[eqn.out.index] = _bind(eqn.prim, a, eqn.params)
             outs = [env[o.index] if type(o) is Var else o.value for o in self.outs]
         else:

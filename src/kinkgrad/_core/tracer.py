@@ -69,7 +69,7 @@ class Trace:
         vals = self.vals
         for eqn in self.eqns:
             if type(vals[eqn.out.index]) is Dropped:
-                args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+                args = eqn.args(vals)
                 with np.errstate(all="ignore"):  # as computed the first time
                     vals[eqn.out.index] = np.asarray(eqn.prim.impl(*args, **eqn.params))
 

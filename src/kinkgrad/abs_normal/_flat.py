@@ -160,7 +160,7 @@ def check_comparisons(tr: Traced, where: str) -> None:
     """Raise NotAbsSmoothError when a traced comparison is tied (a possible jump)."""
     for eqn in tr.eqns:
         if eqn.prim.is_switch:
-            args = [tr.vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            args = eqn.args(tr.vals)
             try:
                 eqn.prim.abs_form(args, eqn.params)
             except NotAbsSmoothError as exc:

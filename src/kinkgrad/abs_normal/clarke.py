@@ -78,7 +78,7 @@ def _status(tr: Any, tan: dict, k: int) -> tuple[int, int, list]:
         ts = [tan.get(i.index) if type(i) is Var else None for i in eqn.inputs]
         if all(t is None for t in ts):
             continue  # does not depend on x
-        args = [tr.vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+        args = eqn.args(tr.vals)
         res = kink_counts(eqn, args, tr.vals[eqn.out.index], ts, k)
         if res is None:  # an unknown nonsmooth primitive: count its kinks, assume resolved
             _, n_k = eqn.prim.select(resolve_policy(None), args, tr.vals[eqn.out.index],

@@ -165,7 +165,7 @@ def _expand_pass(src: Traced, meta: list[EqnMeta]) -> tuple[Traced, list[EqnMeta
     try:
         for k, eqn in enumerate(src.eqns):
             prim = eqn.prim
-            args = [env[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            args = eqn.args(env)
             start, slot_start = len(tr.eqns), len(tr.vals)
             res = None
             if prim.is_switch:

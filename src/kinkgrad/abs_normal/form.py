@@ -35,7 +35,6 @@ import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import LinearOperator
 
-from .._core.program import Var
 from ..backends import on_numpy
 from ..errors import KinkgradError
 from ..kinks import KinkPolicy
@@ -149,7 +148,7 @@ class _Augmented:
         for j, slot in enumerate(self.u_slots):
             vals[slot] = np.asarray(u[self.off[j]:self.off[j + 1]]).reshape(self.shapes[j])
         for e in self.eqns:
-            args = [vals[i.index] if type(i) is Var else i.value for i in e.inputs]
+            args = e.args(vals)
             vals[e.out.index] = e.prim.impl(*args, **e.params)
         z = np.concatenate([np.asarray(vals[s], np.float64).reshape(-1) for s in self.z_slots]
                            ) if self.z_slots else np.zeros(0)

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from .._core.program import Var
 from ._flat import FlatSpec
 from .active import ActiveModel
 from .lp import MARGIN, margin, nonzero_rows, solve_lp
@@ -65,7 +64,7 @@ class _Selection:
         for (j, e), s in zip(self.loc, sigma):
             override.setdefault(exp.abs_eqns[j], []).append((e, s))
         for k, eqn in enumerate(exp.eqns):
-            args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            args = eqn.args(vals)
             with np.errstate(all="ignore"):
                 out = eqn.prim.impl(*args, **eqn.params)
             if k in override:

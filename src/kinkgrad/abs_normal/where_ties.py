@@ -148,7 +148,7 @@ def _replay(tr: Traced, tied: set[int], kinds: dict[int, np.ndarray]) -> Traced:
     env: dict[int, Any] = {v.index: new.new_input(tr.vals[v.index]) for v in tr.in_vars}
     try:
         for k, eqn in enumerate(tr.eqns):
-            args = [env[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+            args = eqn.args(env)
             if eqn.out.index in tied:  # locally constant where it is not tied
                 env[eqn.out.index] = np.asarray(tr.vals[eqn.out.index])
                 continue

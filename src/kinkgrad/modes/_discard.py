@@ -31,7 +31,7 @@ from ..primitives.piecewise import Clip, _Elementwise, _MaxMin
 from ..primitives.select import Where
 from ..primitives.smooth import Unary
 from ._finite import finite
-from .sweeps import _args, _vjp_rules, reverse_sweep
+from .sweeps import _vjp_rules, reverse_sweep
 
 __all__ = ["discarded_entries", "sweep_discarding", "domain_message", "finite_or_discarding",
            "recover_or_raise", "guarded_reverse"]
@@ -97,7 +97,7 @@ def sweep_discarding(eqns: list, vals: list, seeds: dict[int, Any], policy: Kink
             if out_gone is not None:
                 g = np.where(out_gone, 0, g)
             same = isinstance(eqn.prim, _ELEMENTWISE) and out_gone is not None
-            args, out = _args(eqn, vals), vals[eqn.out.index]
+            args, out = eqn.args(vals), vals[eqn.out.index]
             given = selections is not None and k in selections
             _, cts = _vjp_rules(eqn, policy, args, out, g, [type(i) is Var for i in eqn.inputs],
                                 given, selections[k] if given else None)  # type: ignore[index]
@@ -182,7 +182,7 @@ def domain_message(tr: Any, where: str) -> str | None:
         domain = getattr(eqn.prim, "domain", None)
         if domain is None:
             continue
-        args = [tr.vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+        args = eqn.args(tr.vals)
         with np.errstate(all="ignore"):
             found = domain(args, tr.vals[eqn.out.index], eqn.params)
         if found is None:

@@ -168,9 +168,9 @@ def batched_forward(eqns: list[Equation], vals: dict[int, Any], batched: dict[in
     parameters for those rows (traces of examples with other integer arguments)."""
     variants = variants or {}
     for k, eqn in enumerate(eqns):
-        args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+        args = eqn.args(vals)
         flags = [type(i) is Var and batched[i.index] for i in eqn.inputs]
-        ex = [ex_vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+        ex = eqn.args(ex_vals)
         if k in variants:
             out = np.empty((n,) + tuple(eqn.out.shape), eqn.out.dtype)
             for rows, var in variants[k]:
@@ -286,9 +286,9 @@ def batched_reverse(eqns: list[Equation], vals: dict[int, Any], batched: dict[in
         needs = [type(i) is Var and i.index in active for i in eqn.inputs]
         if not any(needs):
             continue
-        args = [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+        args = eqn.args(vals)
         flags = [type(i) is Var and batched[i.index] for i in eqn.inputs]
-        ex = [ex_vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+        ex = eqn.args(ex_vals)
         ex.append(ex_vals[eqn.out.index])
         if k in variants:
             cts = _vjp_variants(eqn, variants[k], args, flags, vals[eqn.out.index], g, needs,

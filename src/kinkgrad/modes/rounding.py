@@ -38,7 +38,7 @@ from ..errors import UnsupportedOperationError
 from ..kinks import KinkPolicy, resolve_policy
 from ._traced import trace_call
 from .api import _scalar_out
-from .sweeps import _args, reverse_sweep
+from .sweeps import reverse_sweep
 
 __all__ = ["RoundingReport", "rounding_error"]
 
@@ -100,7 +100,7 @@ def rounding_error(f: Callable, x: Any, policy: KinkPolicy | None = None) -> Rou
             dtype = np.result_type(v)
             if g is None or dtype.kind != "f":
                 continue
-            r = eqn.prim.rounding(_args(eqn, tr.vals), v, eqn.params)
+            r = eqn.prim.rounding(eqn.args(tr.vals), v, eqn.params)
             if r is None:
                 continue
             term = float(np.finfo(dtype).eps) / 2.0 * float(

@@ -67,7 +67,7 @@ def _vjp_rules(eqn: Equation, policy: KinkPolicy, args: list, out: Any, g: Any, 
 
 
 def _args(eqn: Equation, vals: list) -> list:
-    return [vals[i.index] if type(i) is Var else i.value for i in eqn.inputs]
+    return eqn.args(vals)
 
 
 def _record(report: KinkReport | None, k: int, eqn: Equation, kinks: int, policy: KinkPolicy
@@ -101,11 +101,11 @@ def forward_sweep(eqns: list[Equation], vals: list, tangents: dict[int, Any], po
         ts = [tan.get(i.index) if type(i) is Var else None for i in eqn.inputs]
         if all(t is None for t in ts) or not eqn.prim.differentiable:
             if report is not None and eqn.prim.nonsmooth:
-                args = _args(eqn, vals)
+                args = eqn.args(vals)
                 _, nk = eqn.prim.select(policy, args, vals[eqn.out.index], eqn.params)
                 _record(report, k, eqn, nk, policy)
             continue
-        args = _args(eqn, vals)
+        args = eqn.args(vals)
         out = vals[eqn.out.index]
         try:
             sel, nk, t = _jvp_rules(eqn, policy, args, out, ts, mode)
@@ -182,7 +182,7 @@ def reverse_sweep(eqns: list[Equation], vals: list, seeds: dict[int, Any], polic
         if g is None or not prim.differentiable:
             if report is not None and prim.is_switch and oi in live:
                 # a comparison feeding the differentiated path (a where): ties are kinks too
-                _, nk = prim.select(policy, _args(eqn, vals), vals[oi], eqn.params)
+                _, nk = prim.select(policy, eqn.args(vals), vals[oi], eqn.params)
                 _record(report, k, eqn, nk, policy)
             continue
         inputs = eqn.inputs
