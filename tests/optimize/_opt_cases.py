@@ -79,3 +79,35 @@ def mifflin2_clarke_distance(x: np.ndarray, on_kink: float) -> tuple[float, int]
     D = sp.csr_matrix((3.5 * np.r_[a[k], b[k]], (np.r_[k, k + 1], cols)), shape=(x.size, k.size))
     t = lsq_linear(D, -g, bounds=(-1, 1), method="trf", tol=1e-15, lsmr_tol=1e-15).x
     return float(np.linalg.norm(g + D @ t)), int(k.size)
+
+
+def max_affine_quad(n: int, seed: int):
+    """max_i (a_i . x + c_i) + 1/2 ||Q x||^2 with Q Gaussian / sqrt(n) (ill-conditioned
+    Q^T Q), and f* from SciPy's SLSQP on the epigraph form min t + 1/2 ||Q x||^2,
+    A x + c <= t (an independent solver)."""
+    from scipy.optimize import minimize as sp_minimize
+
+    rng = np.random.default_rng(seed)
+    A, c = rng.standard_normal((4, n)), rng.standard_normal(4)
+    Q = rng.standard_normal((n, n)) / np.sqrt(n)
+    H = Q.T @ Q
+
+    def epi(v):
+        return v[n] + 0.5 * v[:n] @ H @ v[:n]
+
+    def epi_grad(v):
+        return np.concatenate([H @ v[:n], [1.0]])
+
+    x0 = rng.standard_normal(n)
+    cons = {"type": "ineq", "fun": lambda v: v[n] - A @ v[:n] - c,
+            "jac": lambda v: np.hstack([-A, np.ones((4, 1))])}
+    v0 = np.concatenate([x0, [np.max(A @ x0 + c)]])
+    sol = sp_minimize(epi, v0, jac=epi_grad, constraints=[cons], method="SLSQP",
+                      options={"ftol": 1e-15, "maxiter": 2000})
+    xs = sol.x[:n]
+    f_star = float(np.max(A @ xs + c) + 0.5 * xs @ H @ xs)
+
+    def f(x):
+        return knp.max(A @ x + c) + 0.5 * knp.sum((Q @ x) ** 2)
+
+    return f, x0, f_star, H

@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
-from _opt_cases import mifflin2_clarke_distance
+from _opt_cases import max_affine_quad, mifflin2_clarke_distance
 
 import kinkgrad
 import kinkgrad.numpy as knp
@@ -446,37 +446,6 @@ def test_piece_row_norms_by_the_triangular_solve(name):
                                rtol=1e-12, atol=1e-12)
 
 
-def _max_affine_quad(n: int, seed: int):
-    """max_i (a_i . x + c_i) + 1/2 ||Q x||^2 with Q Gaussian / sqrt(n) (ill-conditioned
-    Q^T Q), and f* from SciPy's SLSQP on the epigraph form min t + 1/2 ||Q x||^2,
-    A x + c <= t (an independent solver)."""
-    from scipy.optimize import minimize as sp_minimize
-
-    rng = np.random.default_rng(seed)
-    A, c = rng.standard_normal((4, n)), rng.standard_normal(4)
-    Q = rng.standard_normal((n, n)) / np.sqrt(n)
-    H = Q.T @ Q
-
-    def epi(v):
-        return v[n] + 0.5 * v[:n] @ H @ v[:n]
-
-    def epi_grad(v):
-        return np.concatenate([H @ v[:n], [1.0]])
-
-    x0 = rng.standard_normal(n)
-    cons = {"type": "ineq", "fun": lambda v: v[n] - A @ v[:n] - c,
-            "jac": lambda v: np.hstack([-A, np.ones((4, 1))])}
-    v0 = np.concatenate([x0, [np.max(A @ x0 + c)]])
-    sol = sp_minimize(epi, v0, jac=epi_grad, constraints=[cons], method="SLSQP",
-                      options={"ftol": 1e-15, "maxiter": 2000})
-    xs = sol.x[:n]
-    f_star = float(np.max(A @ xs + c) + 0.5 * xs @ H @ xs)
-
-    def f(x):
-        return knp.max(A @ x + c) + 0.5 * knp.sum((Q @ x) ** 2)
-
-    return f, x0, f_star, H
-
 
 @pytest.mark.parametrize("seed", [1, 3])
 def test_learnt_metric_solves_an_ill_conditioned_smooth_part(seed):
@@ -484,7 +453,7 @@ def test_learnt_metric_solves_an_ill_conditioned_smooth_part(seed):
     about 1 - mu/L (cond 9e3 and 7e3: 2000 iterations left both seeds uncertified, f - f*
     4e-4 and 15); with the learnt metric B both end certified (63 and 68 iterations) at f*
     (SLSQP)."""
-    f, x0, f_star, H = _max_affine_quad(20, seed)
+    f, x0, f_star, H = max_affine_quad(20, seed)
     assert np.linalg.cond(H) > 1e3
     res = _minimize(f, x0, maxiter=150)
     assert res.success and res.stationarity.verdict == "stationary", res.message
@@ -530,3 +499,38 @@ def test_secant_pair_is_the_curvature_of_the_lagrangian():
 def test_metric_option_is_checked():
     with pytest.raises(kinkgrad.KinkgradError, match="metric"):
         _minimize(lambda x: knp.sum(knp.abs(x)), np.ones(3), options={"metric": "newton"})
+
+
+def test_probed_metric_is_the_lagrangian_hessian():
+    """f = 1/2 x^T H x + |x_0^2 - 1| + 2 |x_1 - x_2|: by hand the Jacobian in x of the
+    Lagrangian's gradient J - Z^T y is H - 2 y_k e_0 e_0^T (k the switch x_0^2 - 1, whose
+    row of Z is 2 x_0 e_0); forward differences (h ~ 1.5e-8) give it to ~1e-6, with its
+    negative eigenvalues set to 0. On a piecewise-linear f the differences are 0 and no
+    metric is set."""
+    rng = np.random.default_rng(2)
+    G = rng.standard_normal((3, 3))
+    H = G @ G.T + 3.0 * np.eye(3)
+
+    def f(x):
+        return 0.5 * x @ (H @ x) + knp.abs(x[0] ** 2 - 1.0) + 2.0 * knp.abs(x[1] - x[2])
+
+    x = np.array([0.9, 0.3, -0.2])
+    orc = oracle.Oracle(f, x)
+    model, _ = abs_linear._model_at(orc, x, 3e7)
+    y = rng.standard_normal(model.s) * 0.3
+    metric = LearntMetric()
+    assert metric.probe(x, model, y, lambda z: abs_linear._model_at(orc, z, 3e7)[0])
+    Zd = np.asarray(model.Z.toarray())
+    row = int(np.argmax(np.abs(Zd[:, 0])))  # the row of x_0^2 - 1 (gradient 2 x_0 e_0)
+    truth = H.copy()
+    truth[0, 0] -= 2.0 * y[row]
+    w, V = np.linalg.eigh(truth)
+    np.testing.assert_allclose(metric.B, (V * np.maximum(w, 0)) @ V.T, atol=1e-6)
+
+    def pl(x):
+        return knp.abs(x[0] - 1.0) + 2.0 * knp.abs(x[1] - x[2])
+
+    orc = oracle.Oracle(pl, x)
+    model, _ = abs_linear._model_at(orc, x, 3e7)
+    assert not LearntMetric().probe(x, model, np.ones(model.s),
+                                    lambda z: abs_linear._model_at(orc, z, 3e7)[0])
