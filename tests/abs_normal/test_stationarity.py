@@ -1,7 +1,8 @@
-"""kinkgrad.stationarity against independent truth: gradients of plain NumPy functions taken
-by finite differences at random differentiable points next to x, their hull's min-norm by
-SciPy's NNLS; brute-force limiting gradients of random piecewise-linear programs; one-sided
-finite differences along the descent direction; published minimizers."""
+"""kinkgrad.stationarity against independent truth: gradients of plain NumPy functions taken by
+finite differences at random differentiable points next to x, their hull's min-norm by
+least-distance programming (SciPy's BVLS, ``_least_distance``); brute-force limiting gradients
+of random piecewise-linear programs; one-sided finite differences along the descent direction;
+published minimizers."""
 
 from __future__ import annotations
 
@@ -9,17 +10,10 @@ import numpy as np
 import pytest
 from _abs_programs import brute_gradients, programs
 from hypothesis import HealthCheck, given, settings
-from scipy.optimize import nnls
 
 import kinkgrad
 import kinkgrad.numpy as knp
-
-
-def hull_min_norm(G: np.ndarray) -> float:
-    """min ||G^T lam|| over the simplex (Lawson-Hanson least-distance programming)."""
-    k, n = G.shape
-    u, _ = nnls(np.vstack([G.T, np.ones((1, k))]), np.r_[np.zeros(n), 1.0], maxiter=50 * k)
-    return float(np.linalg.norm(G.T @ (u / u.sum())))
+from _least_distance import hull_min_norm
 
 
 def exact_hull_min_norm(G: np.ndarray) -> float:

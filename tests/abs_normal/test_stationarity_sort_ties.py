@@ -1,7 +1,7 @@
 """Stationarity at ties of ``sort`` (tie classes of up to 7 entries, listed by orderings)
 against independent truth: the permutohedron's distance from 0 in closed form, and brute
 force over the orderings of the row that a direction realises (HiGHS LPs), their gradients'
-hull min-norm by SciPy's NNLS."""
+hull min-norm by least-distance programming (SciPy's BVLS, ``_least_distance``)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog, nnls
+from scipy.optimize import linprog
 
 import kinkgrad
 import kinkgrad.abs_normal.localset as localset
 import kinkgrad.abs_normal.subdiff
 import kinkgrad.numpy as knp
-
-
-def hull_min_norm(G: np.ndarray) -> float:
-    """min ||G^T lam|| over the simplex (Lawson-Hanson least-distance programming)."""
-    k, n = G.shape
-    u, _ = nnls(np.vstack([G.T, np.ones((1, k))]), np.r_[np.zeros(n), 1.0], maxiter=50 * k)
-    return float(np.linalg.norm(G.T @ (u / u.sum())))
+from _least_distance import hull_min_norm
 
 
 def realised_gradients(B: np.ndarray, c: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -1,26 +1,24 @@
 """Test functions with known minimizers and an independent stationarity check (shared by the
-optimizer tests): a min-norm computed with SciPy's NNLS from gradients sampled around x."""
+optimizer tests): a min-norm computed by least-distance programming (SciPy's BVLS, see
+``_least_distance``) from gradients sampled around x."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import nnls
 
 import kinkgrad
 import kinkgrad.numpy as knp
+from _least_distance import least_distance_weights
 
 C3 = np.array([1.0, -2.0, 0.5])
 
 
 def hull_min_norm(G: np.ndarray) -> tuple[float, float]:
     """(lower, upper) bounds on min ||G^T lam|| over the unit simplex, by Lawson and Hanson's
-    least-distance programming: the NNLS solution u of [G^T; 1^T] u ~ (0, 1) is a multiple
-    of the optimal weights. upper is the norm of the hull element it gives; lower is
-    min_i <G_i, v> along that element's unit vector v (every hull element c has
-    <c, v> >= lower, hence ||c|| >= lower)."""
-    k, n = G.shape
-    u, _ = nnls(np.vstack([G.T, np.ones((1, k))]), np.r_[np.zeros(n), 1.0], maxiter=50 * k)
-    g = G.T @ (u / u.sum())
+    least-distance programming (:func:`_least_distance.least_distance_weights`). upper is the
+    norm of the hull element it gives; lower is min_i <G_i, v> along that element's unit vector
+    v (every hull element c has <c, v> >= lower, hence ||c|| >= lower)."""
+    g = G.T @ least_distance_weights(G)
     upper = float(np.linalg.norm(g))
     lower = max(0.0, float(np.min(G @ (g / upper)))) if upper > 0 else 0.0
     return lower, upper
