@@ -42,7 +42,9 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
       enters, the QP subproblem by PIQP, the stationarity test at a shrinking radius, and
       abs-linear finishing steps where it stalls at the target radius.
     * ``"abs-linear"``: successive abs-linear minimization (Griewank and Walther): each step
-      minimizes the abs-linear model from ``abs_normal_form`` plus a proximal term; its
+      minimizes the abs-linear model from ``abs_normal_form`` plus 1/2 dx^T (B + q I) dx,
+      a proximal term and (n <= 300) the smooth part's curvature B learnt by BFGS from the
+      model Lagrangian's gradients (``options={"metric": "none"}`` leaves it out); its
       ``ngev`` counts abs-normal forms.
     * ``"gradient-sampling"``: the Burke-Lewis-Overton gradient sampling method.
 
