@@ -505,8 +505,8 @@ def test_probed_metric_is_the_lagrangian_hessian():
     """f = 1/2 x^T H x + |x_0^2 - 1| + 2 |x_1 - x_2|: by hand the Jacobian in x of the
     Lagrangian's gradient J - Z^T y is H - 2 y_k e_0 e_0^T (k the switch x_0^2 - 1, whose
     row of Z is 2 x_0 e_0); forward differences (h ~ 1.5e-8) give it to ~1e-6, with its
-    negative eigenvalues set to 0. On a piecewise-linear f the differences are 0 and no
-    metric is set."""
+    negative eigenvalues set to 0. On a piecewise-linear f the difference along a random
+    direction is 0, no metric is set, and no other form is built."""
     rng = np.random.default_rng(2)
     G = rng.standard_normal((3, 3))
     H = G @ G.T + 3.0 * np.eye(3)
@@ -532,5 +532,11 @@ def test_probed_metric_is_the_lagrangian_hessian():
 
     orc = oracle.Oracle(pl, x)
     model, _ = abs_linear._model_at(orc, x, 3e7)
-    assert not LearntMetric().probe(x, model, np.ones(model.s),
-                                    lambda z: abs_linear._model_at(orc, z, 3e7)[0])
+    forms = []
+
+    def model_at(z):
+        forms.append(z)
+        return abs_linear._model_at(orc, z, 3e7)[0]
+
+    assert not LearntMetric().probe(x, model, np.ones(model.s), model_at)
+    assert len(forms) == 1  # the random direction's difference is 0: no n others

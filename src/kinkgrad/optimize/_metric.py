@@ -92,6 +92,11 @@ class LearntMetric:
         n = model.n
         h = 1.5e-8 * (1.0 + float(np.linalg.norm(x)))
         g0 = lagrangian_gradient(model, multipliers)
+        v = np.random.default_rng(0).standard_normal(n)  # H v = 0 for a random v only if
+        mv = model_at(x + h * v / np.linalg.norm(v))  # H = 0: one form spares a
+        if mv is None or mv.s != model.s or np.max(np.abs(  # piecewise-linear f the n others
+                lagrangian_gradient(mv, multipliers) - g0)) <= 1e-14 * (1.0 + np.max(np.abs(g0))):
+            return False
         G = np.empty((n, n))
         for i in range(n):
             xi = x.copy()
