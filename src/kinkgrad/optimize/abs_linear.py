@@ -67,36 +67,35 @@ its QPs in :mod:`._abs_linear_qp`):
 4. Stop (CONVERGED) when the model step is stationary for the model (QP solved, no
    improving flip), its stationarity measure ||(B + q I) dx|| (the norm of -(B + q I) dx,
    an element of the model's subdifferential at dx) is <= tol and ||dx|| <= xtol
-   (1 + ||x||). The final step x + dx is then taken when f has a form there and does not grow (for
-   piecewise-linear f it lands on the kinks). Other ends: MAXITER, MAXFEV (the best point,
+   (1 + ||x||). The final step x + dx is then taken when f has a form there and does not
+   grow (for piecewise-linear f it lands on the kinks). Other ends: MAXITER, MAXFEV (the best point,
    i.e. the current iterate), CALLBACK, and STALLED when q exceeds qmax after rejections,
    when the step no longer changes x in floating point, or after 10 consecutive accepted
    steps without a decrease of f (rounding level).
 
 5. Curvature (``metric="bfgs"``, n <= 300): the abs-linear model is first order in the
    smooth part, and with q I alone the method converges at a rate about 1 - mu/L on an
-   ill-conditioned smooth part (max-affine + 1/2 ||Q x||^2 with cond(Q^T Q) ~ 1e5: 5 of 10
-   random instances certified in 2000 iterations). So the subproblem gets a metric,
-   min phi(dx) + 1/2 dx^T (B + q I) dx, and the predicted decrease includes 1/2 dx^T B dx.
-   B is learnt as in SQP (:mod:`._metric`): after an accepted step, Powell's damped BFGS
-   update with the change of the gradient in x of the model's Lagrangian, J - Z^T y, the
-   step's multipliers y held fixed. It starts at the first pair with positive curvature,
-   and q then returns to its start value: q had been raised for the curvature B now holds.
-   On a piecewise-linear f the pairs are 0 and B never starts. Every piece QP then has the
-   dense block B + q I in P,
-   hence the limit on n; the QP's scaling divides by q + ||B||_F instead of q.
+   ill-conditioned smooth part (max-affine + 1/2 ||Q x||^2 with cond(Q^T Q) ~ 1e5: 2 of 10
+   random instances certified in 2000 iterations; with the metric 10 of 10 in 32-94). So the
+   subproblem gets a metric, min phi(dx) + 1/2 dx^T (B + q I) dx, and the predicted decrease
+   includes 1/2 dx^T B dx. B is learnt as in SQP (:mod:`._metric`): after an accepted step,
+   Powell's damped BFGS update with the change of the gradient in x of the model's
+   Lagrangian, J - Z^T y, the step's multipliers y held fixed. It starts at the first pair
+   with positive curvature, and q then returns to its start value: q had been raised for the
+   curvature B now holds. On a piecewise-linear f the pairs are 0 and B never starts. Every
+   piece QP then has the dense block B + q I in P, hence the limit on n; the QP's scaling
+   divides by q + ||B||_F instead of q.
 
-Final radius: max(2 ||dx||, 1e-12), dx a model step at the returned point: on CONVERGED
-the one that passed the test; otherwise the first one computed there, or, when rejections
-have since raised q, the one for the last q that produced a decrease above the rounding
-level (one more subproblem, no evaluation of f). The model's stationary point lies at
-distance ||dx|| and -q dx is a convex combination of gradients of the pieces meeting
-there (with a metric, -(B + q I) dx), which the near-active test of
-``kinkgrad.stationarity`` (|z_i| <= r ||grad z_i||)
-recognises at radius ||dx|| to first order (exactly on piecewise-linear programs); the
-factor 2 covers the second-order model error of abs-smooth programs and the QP's accuracy.
-The radius thus shrinks with the steps, and the verdict is taken on the ball the method
-has resolved.
+Final radius: max(2 ||dx||, 1e-12), dx a model step at the returned point: on CONVERGED the
+one that passed the test; otherwise the first one computed there, or, when rejections have
+since raised q, the one for the last q that produced a decrease above the rounding level
+(one more subproblem, no evaluation of f). The model's stationary point lies at distance
+||dx|| and -q dx is a convex combination of gradients of the pieces meeting there (with a
+metric, -(B + q I) dx), which the near-active test of ``kinkgrad.stationarity`` (|z_i| <= r
+||grad z_i||) recognises at radius ||dx|| to first order (exactly on piecewise-linear
+programs); the factor 2 covers the second-order model error of abs-smooth programs and the
+QP's accuracy. The radius thus shrinks with the steps, and the verdict is taken on the ball
+the method has resolved.
 """
 
 from __future__ import annotations
