@@ -240,7 +240,8 @@ def _walk(model: AbsLinearModel, qp: PieceQP, q: float, max_pieces: int,
     piece = qp.solve(sigma, q)
     pieces = 1
     dphi = model.evaluate(piece.dx)[1]
-    val = dphi + qp.curvature(piece.dx) + 0.5 * q * float(piece.dx @ piece.dx)
+    curv = qp.curvature(piece.dx)
+    val = dphi + curv + 0.5 * q * float(piece.dx @ piece.dx)
     if not (np.isfinite(val) and (piece.ok or val < 0.0)):
         return ModelStep(np.zeros(n), 0.0, False, pieces, False)
     gap = 1e-11 * qp.phi  # smallest decrease that counts, in the QP's scale
@@ -266,12 +267,13 @@ def _walk(model: AbsLinearModel, qp: PieceQP, q: float, max_pieces: int,
                 exhausted = True
                 break
             dphi2 = model.evaluate(p2.dx)[1]
-            val2 = dphi2 + qp.curvature(p2.dx) + 0.5 * q * float(p2.dx @ p2.dx)
+            curv2 = qp.curvature(p2.dx)
+            val2 = dphi2 + curv2 + 0.5 * q * float(p2.dx @ p2.dx)
             if np.isfinite(val2) and val2 < val - gap:
-                sigma, piece, dphi, val, improved = sig2, p2, dphi2, val2, True
+                sigma, piece, dphi, curv, val, improved = sig2, p2, dphi2, curv2, val2, True
                 break
         if not improved:
             stationary = not exhausted
             break
-    return ModelStep(piece.dx, dphi, stationary and piece.ok, pieces, True, val,
-                     curv=qp.curvature(piece.dx), multipliers=piece.y)
+    return ModelStep(piece.dx, dphi, stationary and piece.ok, pieces, True, val, curv=curv,
+                     multipliers=piece.y)

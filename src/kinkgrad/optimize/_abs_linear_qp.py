@@ -119,12 +119,13 @@ class PieceQP:
         self._fresh = True
 
     def _hessian(self) -> np.ndarray | sp.csc_matrix:
-        """P of the scaled QP: (B + q I) / (q + lam) on the dx block (the cost is divided by
-        (q + lam) delta^2, dx = delta d, lam = ||B||_F), zero on u; dense for the dense
-        backend, else sparse with the whole upper triangle of the dx block stored (PIQP
-        reads the upper triangle, and an update must keep the sparsity pattern)."""
+        """P of the scaled QP: ``self._pblock`` = (B + q I) / (q + lam) on the dx block (the
+        cost is divided by (q + lam) delta^2, dx = delta d, lam = ||B||_F), zero on u; dense
+        for the dense backend, else sparse with the whole upper triangle of the dx block
+        stored (PIQP reads the upper triangle, and an update must keep the sparsity
+        pattern)."""
         n, N = self.model.n, self.model.n + self.model.s
-        block = np.eye(n) if self.metric is None else self._block()
+        block = np.eye(n) if self._pblock is None else self._pblock
         if self.dense:
             P = np.zeros((N, N), order="F")
             P[:n, :n] = block
@@ -138,12 +139,11 @@ class PieceQP:
                               np.full(N - n, i.size)])
         return sp.csc_matrix((block[i, j], i, ptr), shape=(N, N))
 
-    def _block(self) -> np.ndarray:
-        return (self.metric + self._q * np.eye(self.model.n)) / (self._q + self._lam)
-
     def _set_q(self, q: float) -> None:
         if q != self._q:
             old, self._q = self._q + self._lam, q
+            self._pblock = None if self.metric is None else (  # P's dx block, None for I
+                (self.metric + q * np.eye(self.model.n)) / (q + self._lam))
             self._P = self._hessian()
             self._P_fresh = True
             self._delta0 = self._gnorm / (q + self._lam)
@@ -227,7 +227,7 @@ class PieceQP:
             st = self._solver.settings
             st.eps_abs, st.eps_rel, st.max_iter, st.verbose = _EPS, _EPS, _MAX_ITER, False
             self._solver.setup(self._P, self._c, Am, self._b, None, None, None, self._xl, None)
-        elif self._P_fresh and self.metric is not None:  # P = I + B / q moved with q
+        elif self._P_fresh and self.metric is not None:  # P = (B + q I) / (q + lam) moved
             self._solver.update(P=self._P, c=self._c, A=Am, b=self._b)
         elif self._fresh:
             self._solver.update(c=self._c, A=Am, b=self._b)
@@ -240,10 +240,9 @@ class PieceQP:
         ok = status == piqp.PIQP_SOLVED and bool(np.all(np.isfinite(w)))
         w = np.nan_to_num(w)
         y = np.nan_to_num(np.asarray(res.y, np.float64))
-        block = None if self.metric is None else self._block()
-        polished = _polish(A, self._c, self._b, w, n, block)
-        if polished is None and block is not None:
-            polished = _polish(A, self._c, self._b, w, n, block, exact=True)
+        polished = _polish(A, self._c, self._b, w, n, self._pblock)
+        if polished is None and self._pblock is not None:
+            polished = _polish(A, self._c, self._b, w, n, self._pblock, exact=True)
         if polished is not None:
             w, y = polished
         y = y * self.phi / self.mu
@@ -288,6 +287,7 @@ def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: in
     from scipy.sparse.linalg import splu
 
     s, N = A.shape
+    Pb = None if block is None else sp.csr_matrix(block)
     act = w[n:] <= _KINK
     tol = 1e-9 * (1.0 + float(np.max(np.abs(b), initial=0.0)))
     with np.errstate(all="ignore"):
@@ -296,9 +296,9 @@ def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: in
             AF = A[:, F]
             Pd = np.zeros(F.size)
             Pd[:n] = 1.0
-            PFF = sp.diags(Pd) if block is None else sp.bmat(
-                [[sp.csr_matrix(block), None], [None, sp.csr_matrix((F.size - n,) * 2)]]
-                if F.size > n else [[sp.csr_matrix(block)]])
+            PFF = sp.diags(Pd) if Pb is None else sp.bmat(
+                [[Pb, None], [None, sp.csr_matrix((F.size - n,) * 2)]] if F.size > n
+                else [[Pb]])
             K = sp.bmat([[PFF, AF.T], [AF, None]], format="csc")
             rhs = np.concatenate([-c[F], b])
             reg = np.concatenate([np.full(F.size, _REG), np.full(s, -_REG)])

@@ -92,10 +92,14 @@ class LearntMetric:
         n = model.n
         h = 1.5e-8 * (1.0 + float(np.linalg.norm(x)))
         g0 = lagrangian_gradient(model, multipliers)
-        v = np.random.default_rng(0).standard_normal(n)  # H v = 0 for a random v only if
-        mv = model_at(x + h * v / np.linalg.norm(v))  # H = 0: one form spares a
-        if mv is None or mv.s != model.s or np.max(np.abs(  # piecewise-linear f the n others
-                lagrangian_gradient(mv, multipliers) - g0)) <= 1e-14 * (1.0 + np.max(np.abs(g0))):
+        # first one difference along a random v: H v = 0 only if H = 0 (almost surely), so a
+        # piecewise-linear f costs one form instead of n
+        v = np.random.default_rng(0).standard_normal(n)
+        mv = model_at(x + h * v / np.linalg.norm(v))
+        if mv is None or mv.s != model.s:
+            return False
+        dv = lagrangian_gradient(mv, multipliers) - g0
+        if np.max(np.abs(dv)) <= 1e-14 * (1.0 + np.max(np.abs(g0))):
             return False
         G = np.empty((n, n))
         for i in range(n):

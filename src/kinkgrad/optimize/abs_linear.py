@@ -293,7 +293,6 @@ class _Salmin:
         use = self.relax and self.relax_fails < 3
         return minimize_model(self.model, self.qp, q, self.max_pieces, use, self.B)
 
-
     def _end(self, status: int, message: str, converged_radius: bool = False
              ) -> MethodResult:
         """The result; unless converged, the radius comes from the model step at x with the
