@@ -59,3 +59,18 @@ def test_no_banner_on_stdout(capfd):
     th.join()
     assert out == [1.0]
     assert "HiGHS" not in capfd.readouterr().out
+
+
+def test_sum_of_hulls_widened_by_the_sets_slack():
+    # g0 + conv{(0, 0), (1, 0)} + conv{(0, 0), (0, 1)} is the unit square; g = (1 + d, 0.5)
+    # lies at 2-norm (and l1) distance d from it. A set known to within slack >= d cannot
+    # exclude g (a False would not be proven); slack < d / sqrt(2) leaves g outside.
+    g0 = np.zeros(2)
+    blocks = [(np.array([0]), np.array([[0.0], [1.0]])), (np.array([1]), np.array([[0.0], [1.0]]))]
+    d = 1e-3
+    g = np.array([1.0 + d, 0.5])
+    inside, res = lp.in_sum_of_hulls(g, g0, blocks)
+    assert not inside and res == pytest.approx(d, rel=1e-9)
+    assert lp.in_sum_of_hulls(g, g0, blocks, widen=d)[0]
+    assert not lp.in_sum_of_hulls(g, g0, blocks, widen=0.6 * d)[0]
+    assert lp.in_sum_of_hulls(np.array([0.5, 0.5]), g0, blocks)[0]

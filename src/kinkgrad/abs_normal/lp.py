@@ -166,12 +166,18 @@ def nonzeros(V: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return r, k, V[r, k]
 
 
-def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1e-7
-                    ) -> tuple[bool, float]:
+def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1e-7,
+                    widen: float = 0.0) -> tuple[bool, float]:
     """Whether g lies in g0 + sum_b conv(rows of V_b), blocks given as (cols, V_b) with V_b
     supported on the columns cols: (answer, l1 residual of the closest point). One LP:
-    min ||s+|| + ||s-|| s.t. sum_b V_b^T lam_b + s+ - s- = g - g0, lam_b in the simplex."""
+    min ||s+|| + ||s-|| s.t. sum_b V_b^T lam_b + s+ - s- = g - g0, lam_b in the simplex.
+
+    ``widen``: the set is known only to within this 2-norm distance (``LocalSet.slack``), so
+    g counts as inside when its residual is within the tolerance plus sqrt(n) widen (the
+    largest l1 norm of a vector of 2-norm widen): a False then proves g outside the true set.
+    """
     n = g.size
+    extra = float(np.sqrt(max(n, 1))) * widen
     rows, cols, vals, srows = [], [], [], []
     off = 0
     for b, (c, V) in enumerate(blocks):
@@ -184,7 +190,8 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
     N, B = off, len(blocks)
     if N == 0:
         res = float(np.sum(np.abs(g - g0)))
-        return res <= rtol * (1 + float(np.max(np.abs(g), initial=0.0))) * max(n, 1), res
+        tol = rtol * (1 + float(np.max(np.abs(g), initial=0.0))) * max(n, 1)
+        return res <= tol + extra, res
     M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(n, N))
     S = sp.csr_matrix((np.ones(N), (np.concatenate(srows), np.arange(N))), shape=(B, N))
@@ -197,4 +204,4 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
         return False, float("inf")
     scale = 1.0 + float(np.max(np.abs(M.data), initial=0.0)) + float(
         np.max(np.abs(g), initial=0.0)) + float(np.max(np.abs(g0), initial=0.0))
-    return bool(out[1] <= rtol * scale * max(n, 1)), out[1]
+    return bool(out[1] <= rtol * scale * max(n, 1) + extra), out[1]

@@ -365,7 +365,7 @@ def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
     mn = with_oracles(ls.g0 - vec, ls.blocks, thr / np.sqrt(max(n, 1)))
     if mn is None:
         return None
-    if mn.lower > thr:  # every point of the set is farther from g (l1 >= 2-norm)
+    if mn.lower - ls.slack > thr:  # every point of the set is farther (l1 >= 2-norm)
         return False
     if realised(ls) and mn.upper * np.sqrt(max(n, 1)) <= thr:  # (inf if fitted values)
         return True
@@ -410,9 +410,10 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     refuse_nonfinite([vec], "in_clarke", "g")
     if ls.has_outer:
         inside, _ = in_sum_of_hulls(vec, ls.g0, ls.outer_blocks())
-        if not inside:
+        if not inside and not (ls.slack and in_sum_of_hulls(  # NOTE: outside by <= slack
+                vec, ls.g0, ls.outer_blocks(), widen=ls.slack)[0]):  # is not proven
             return False
-        if ls.exact:
+        if inside and ls.exact:
             return True
     if ls.inner_exact and in_sum_of_hulls(vec, ls.g0, ls.inner_blocks())[0]:
         return True
