@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["LearntMetric", "lagrangian_gradient"]
 
 _DAMP = 0.2  # Powell's damping: the pair's curvature is kept >= 0.2 of the metric's
+_SLOW_WINDOW, _SLOW_DROP = 10, 10.0  # stalled: the measure fell < 10-fold in 10 iterations
 
 
 class LearntMetric:
@@ -46,6 +47,22 @@ class LearntMetric:
 
     def __init__(self) -> None:
         self.B: np.ndarray | None = None
+        self._measures: list[float] = []
+
+    def stalled(self, measure: float) -> bool:
+        """Record the model's stationarity measure ||(B + q I) dx|| of one iteration with
+        this B; True (and the record restarts) when it fell less than _SLOW_DROP-fold over
+        the last _SLOW_WINDOW iterations, the sign that B, not q, holds the method back.
+        BFGS from its scaled start learns one direction per step: on a lasso with AR(1)
+        features (n = 250, rho = 0.95) the measure fell from 7 to 1e-3 in 200 iterations;
+        probed at iteration 14, the run certified at 18. The published problems' measures
+        fall 38-fold or more per 10 iterations (MaxQ, chained CB3 II and Mifflin 2 at
+        n = 200), where no probe is made."""
+        w = self._measures = [*self._measures[-_SLOW_WINDOW:], measure]
+        if len(w) > _SLOW_WINDOW and w[-1] > w[0] / _SLOW_DROP:
+            self._measures = []
+            return True
+        return False
 
     def update(self, old: AbsLinearModel, new: AbsLinearModel, dx: np.ndarray,
                multipliers: np.ndarray | None) -> str:
@@ -77,38 +94,36 @@ class LearntMetric:
         return "started" if started else "updated"
 
     def probe(self, x: np.ndarray, model: AbsLinearModel, multipliers: np.ndarray | None,
-              model_at: Callable[[np.ndarray], AbsLinearModel | None]) -> bool:
-        """Set B from forward differences of the Lagrangian's gradient, n new models at
-        x + h e_i (h = 1.5e-8 (1 + ||x||), about the square root of the unit roundoff),
-        symmetrized and with negative eigenvalues set to 0 (negative curvature is left to
-        q). J and Z are derivatives of smooth functions of (x, |z|), continuous across
-        kinks, so the differences need no piece to stay fixed (the multipliers do: at a
-        kink the curvature of z_k enters with y_k). For the bundle method's finishing
-        steps, where f cannot rank the points and BFGS pairs come only from the few steps
-        the stationarity measure accepts (on max-affine + ill-conditioned quadratics the
-        finishing steps then crawled: 3 of 10 certified). Returns whether B was set (not
-        when a model is missing, has other switches, or the differences are 0 or not
-        finite: a piecewise-linear f)."""
+              gradient_at: Callable[[np.ndarray], np.ndarray | None]) -> bool:
+        """Set B from forward differences of the Lagrangian's gradient J - Z^T y at n points
+        x + h e_i (h = 1.5e-8 (1 + ||x||), about the square root of the unit roundoff;
+        ``gradient_at`` gives J - Z^T y there for the fixed multipliers y, one reverse
+        sweep each), symmetrized and with negative eigenvalues set to 0 (negative curvature
+        is left to q). J and Z are derivatives of smooth functions of (x, |z|), continuous
+        across kinks, so the differences need no piece to stay fixed (the multipliers do:
+        at a kink the curvature of z_k enters with y_k). Returns whether B was set (not
+        when a gradient is missing or the differences are 0 or not finite: a
+        piecewise-linear f)."""
         n = model.n
         h = 1.5e-8 * (1.0 + float(np.linalg.norm(x)))
         g0 = lagrangian_gradient(model, multipliers)
         # first one difference along a random v: H v = 0 only if H = 0 (almost surely), so a
-        # piecewise-linear f costs one form instead of n
+        # piecewise-linear f costs one gradient instead of n
         v = np.random.default_rng(0).standard_normal(n)
-        mv = model_at(x + h * v / np.linalg.norm(v))
-        if mv is None or mv.s != model.s:
+        gv = gradient_at(x + h * v / np.linalg.norm(v))
+        if gv is None:
             return False
-        dv = lagrangian_gradient(mv, multipliers) - g0
+        dv = gv - g0
         if np.max(np.abs(dv)) <= 1e-14 * (1.0 + np.max(np.abs(g0))):
             return False
         G = np.empty((n, n))
         for i in range(n):
             xi = x.copy()
             xi[i] += h
-            mi = model_at(xi)
-            if mi is None or mi.s != model.s:
+            gi = gradient_at(xi)
+            if gi is None:
                 return False
-            G[i] = (lagrangian_gradient(mi, multipliers) - g0) / h
+            G[i] = (gi - g0) / h
         if not np.all(np.isfinite(G)):
             return False
         w, V = np.linalg.eigh(0.5 * (G + G.T))

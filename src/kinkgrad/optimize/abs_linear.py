@@ -82,9 +82,10 @@ its QPs in :mod:`._abs_linear_qp`):
    Powell's damped BFGS update with the change of the gradient in x of the model's
    Lagrangian, J - Z^T y, the step's multipliers y held fixed. It starts at the first pair
    with positive curvature, and q then returns to its start value: q had been raised for the
-   curvature B now holds. On a piecewise-linear f the pairs are 0 and B never starts. Every
-   piece QP then has the dense block B + q I in P, hence the limit on n; the QP's scaling
-   divides by q + ||B||_F instead of q.
+   curvature B now holds. On a piecewise-linear f the pairs are 0 and B never starts. When
+   the measure stalls (LearntMetric.stalled), B is set by differences of J - Z^T y (n
+   gradients). Every piece QP has the dense block B + q I in P, hence the limit on n; the
+   QP's scaling divides by q + ||B||_F instead of q.
 
 Final radius: max(2 ||dx||, 1e-12), dx a model step at the returned point: on CONVERGED the
 one that passed the test; otherwise the first one computed there, or, when rejections have
@@ -120,7 +121,7 @@ _NEAR_ROUNDING = 1e8  # predicted decreases below 1e8 u (1 + |f|): estimate f's 
 _FLAT = 10  # consecutive accepted steps (within the rounding level) with no decrease: stop
 _SHORTEN = 1e-3  # a step whose end has no abs-normal form is shortened by this fraction
 _METRIC_N = 300  # largest n with a learnt metric B (dense n x n, in P of every piece QP)
-_PROBE_AFTER = 3  # finishing steps before B is probed (n models) if none certified
+_PROBE_AFTER = 3  # finishing steps before B is probed (n gradients) if none certified
 
 
 def _positive(name: str, v: object) -> float:
@@ -274,6 +275,7 @@ class _Salmin:
         self.model: AbsLinearModel | None = None
         self.qp: PieceQP | None = None
         self.metric = LearntMetric() if learn and oracle.x0.size <= _METRIC_N else None
+        self.stalled = False  # B is probed before the next step (LearntMetric.stalled)
 
     # ------------------------------------------------------------------ helpers
     def _model_at(self, x: np.ndarray) -> tuple[AbsLinearModel | None, str | None]:
@@ -318,7 +320,8 @@ class _Salmin:
         self._move(self.x, model)
         fresh = True
         while True:
-            if self.nit == _PROBE_AFTER and self.merit is not None and self.metric is not None:
+            if self.stalled or (self.nit == _PROBE_AFTER and self.merit is not None
+                                and self.metric is not None):
                 self._probe()
             if self.nit >= self.maxiter:
                 return self._end(MAXITER, f"abs-linear: maxiter={self.maxiter} iterations "
@@ -334,6 +337,8 @@ class _Salmin:
                 self.radius, fresh = max(2.0 * nd, 1e-12), False
             measure = float(np.linalg.norm(  # -(B + q I) dx: in the model's subdifferential
                 max(q, self.q_stop) * dx + (0.0 if self.B is None else self.B @ dx)))
+            self.stalled = self.merit is None and self.B is not None \
+                and self.metric.stalled(measure)  # type: ignore[union-attr]
             if step.ok and step.stationary and measure <= self.tol \
                     and nd <= self.xtol * (1.0 + float(np.linalg.norm(self.x))):
                 self.radius = max(2.0 * nd, 1e-12)
@@ -422,12 +427,14 @@ class _Salmin:
         return True, ""
 
     def _probe(self) -> None:
-        """Finishing steps not certified after _PROBE_AFTER: B by differences of the
-        Lagrangian's gradient (n models; :meth:`LearntMetric.probe`) at the multipliers of
-        the step with the current B."""
+        """B by differences of the Lagrangian's gradient (n gradients;
+        :meth:`LearntMetric.probe`) at the multipliers of the step with the current B: when
+        finishing steps have not certified after _PROBE_AFTER, or when the model's measure
+        stalls under BFGS (:meth:`LearntMetric.stalled`)."""
         step = self._step(self.q)
-        if self.metric.probe(self.x, self.model, step.multipliers,  # type: ignore[union-attr]
-                             lambda z: self._model_at(z)[0]):
+        y = step.multipliers
+        if self.metric.probe(self.x, self.model, y,  # type: ignore[union-attr]
+                             lambda z: self.oracle.lagrangian_gradient(z, y)):
             self._move(self.x, self.model)  # type: ignore[arg-type]
 
     def _final_step(self, dx: np.ndarray) -> None:

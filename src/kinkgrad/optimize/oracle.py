@@ -141,6 +141,22 @@ class Oracle:
         self.cost += anf.n + anf.s - 1
         return anf
 
+    def lagrangian_gradient(self, x: np.ndarray, y: np.ndarray | None) -> np.ndarray | None:
+        """J(x) - Z(x)^T y, the gradient in x of the abs-normal form's Lagrangian at
+        multipliers y (J(x) for y None), by one reverse sweep of the augmented program at
+        (x, |z(x)|) seeded with 1 at f and -y at z: the form's rows are not built (counted
+        as one gradient). None where f has no abs-normal form at x or a value is not
+        finite."""
+        self._spend(1, 1)
+        try:
+            with np.errstate(all="ignore"):
+                anf = abs_normal_form(self.f, self.tree(x), dense=False)
+                wz = np.zeros((1, anf.s)) if y is None else -np.asarray(y, np.float64)[None]
+                g = anf._aug.reverse(wz, np.ones((1, 1)))[0][0]
+        except (KinkgradError, FloatingPointError):
+            return None
+        return g if np.all(np.isfinite(g)) else None
+
     def rounding(self, x: np.ndarray) -> float:
         """An estimate of the rounding error of the computed f(x)
         (:func:`kinkgrad.rounding_error`: one evaluation and one reverse sweep, counted as a

@@ -1,0 +1,194 @@
+"""``kinkgrad.minimize`` on the lasso and the linear SVM, side by side with scikit-learn, and
+kinkgrad's verdict on scikit-learn's answers.
+
+Problems (one random instance each, seeded):
+
+* ``lasso``: 1/2 ||X w - y||^2 + lam ||w||_1 with AR(1)-correlated features
+  (corr(x_i, x_j) = rho^|i-j|); scikit-learn's ``Lasso`` (coordinate descent, which ends on
+  exact zeros) minimizes the same function divided by m (alpha = lam / m).
+* ``svm``: 1/2 ||w||^2 + C sum_i max(0, 1 - y_i x_i . w) (hinge loss, no intercept);
+  scikit-learn's ``LinearSVC(loss="hinge", dual=True)`` (liblinear's dual coordinate
+  descent) minimizes the same function.
+
+For each instance: scikit-learn with its default ``tol`` and with ``tol=1e-12`` (seconds,
+f - f_ref and ``kinkgrad.stationarity`` of its point at radius 0 and tol 1e-8: an exact test
+where the point lies on its kinks, as coordinate descent's zeros do), then
+``kinkgrad.minimize`` with the bundle and the abs-linear method (seconds, iterations,
+gradient-type evaluations, f - f_ref, the verdict at the radius the method ended at). f_ref
+is the least f found by any run. Usage::
+
+    python benchmarks/regression.py [--quick] [--out DIR]
+
+Writes ``regression.md``, ``regression.jsonl`` and ``regression.png`` (seconds per run) to
+DIR. One BLAS thread. Never asserts on time.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import kinkgrad  # noqa: E402
+import kinkgrad.numpy as knp  # noqa: E402
+
+
+def correlated(m: int, n: int, rho: float, rng: np.random.Generator) -> np.ndarray:
+    """m samples of n AR(1) features with corr(x_i, x_j) = rho^|i-j|, scaled by 1/sqrt(m)."""
+    Z = rng.standard_normal((m, n))
+    X = np.empty((m, n))
+    X[:, 0] = Z[:, 0]
+    for j in range(1, n):
+        X[:, j] = rho * X[:, j - 1] + np.sqrt(1.0 - rho * rho) * Z[:, j]
+    return X / np.sqrt(m)
+
+
+def lasso(m: int, n: int, rho: float, lam: float, seed: int):
+    """(f, x0, fit(tol) -> w) of a lasso instance with a sparse truth (n / 10 entries)."""
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(seed)
+    X = correlated(m, n, rho, rng)
+    w_true = np.zeros(n)
+    w_true[:: max(1, n // 10)] = 3.0 * rng.standard_normal(w_true[:: max(1, n // 10)].size)
+    y = X @ w_true + 0.01 * rng.standard_normal(m)
+
+    def f(w):
+        r = X @ w - y
+        return 0.5 * knp.sum(r * r) + lam * knp.sum(knp.abs(w))
+
+    def fit(tol: float | None) -> np.ndarray:
+        kw = {} if tol is None else {"tol": tol, "max_iter": 10**6}
+        model = Lasso(alpha=lam / m, fit_intercept=False, **kw).fit(X, y)
+        return np.asarray(model.coef_, np.float64)
+
+    return f, np.zeros(n), fit
+
+
+def svm(m: int, n: int, C: float, seed: int):
+    """(f, x0, fit(tol) -> w) of a linear SVM on two overlapping Gaussian classes."""
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(seed)
+    labels = np.where(rng.random(m) < 0.5, -1.0, 1.0)
+    X = rng.standard_normal((m, n)) + 0.5 * labels[:, None] * rng.standard_normal(n)[None]
+    YX = labels[:, None] * X
+
+    def f(w):
+        return 0.5 * knp.sum(w * w) + C * knp.sum(knp.relu(1.0 - YX @ w))
+
+    def fit(tol: float | None) -> np.ndarray:
+        kw = {} if tol is None else {"tol": tol, "max_iter": 10**6}
+        model = LinearSVC(loss="hinge", dual=True, C=C, fit_intercept=False, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # liblinear's ConvergenceWarning at default tol
+            model.fit(X, labels)
+        return np.asarray(model.coef_, np.float64).ravel()
+
+    return f, np.zeros(n), fit
+
+
+def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
+    cases = [("lasso m=200 n=250 rho=0.95", *lasso(200, 250, 0.95, 0.01, 0)),
+             ("lasso m=100 n=300 rho=0.5", *lasso(100, 300, 0.5, 0.1, 1)),
+             ("svm m=200 n=50 C=1", *svm(200, 50, 1.0, 2))]
+    if not quick:
+        cases += [("lasso m=300 n=200 rho=0.99", *lasso(300, 200, 0.99, 0.001, 3)),
+                  ("svm m=500 n=100 C=10", *svm(500, 100, 10.0, 4)),
+                  ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5))]
+    return cases
+
+
+def run_case(name: str, f: Callable, x0: np.ndarray, fit: Callable) -> list[dict]:
+    rows = []
+    for tol in (None, 1e-12):
+        t = time.perf_counter()
+        w = fit(tol)
+        sec = time.perf_counter() - t
+        rep = kinkgrad.stationarity(f, w)
+        rows.append({"case": name, "tool": "scikit-learn",
+                     "method": "default tol" if tol is None else "tol 1e-12", "fun": float(f(w)),
+                     "seconds": sec, "nit": None, "ngev": None, "verdict": rep.verdict,
+                     "distance": float(rep.distance), "radius": 0.0})
+    for method in ("bundle", "abs-linear"):
+        t = time.perf_counter()
+        res = kinkgrad.minimize(f, x0, method=method)
+        sec = time.perf_counter() - t
+        rep = res.stationarity
+        rows.append({"case": name, "tool": "kinkgrad", "method": method, "fun": float(res.fun),
+                     "seconds": sec, "nit": int(res.nit), "ngev": int(res.ngev),
+                     "verdict": rep.verdict, "distance": float(rep.distance),
+                     "radius": float(rep.radius)})
+    ref = min(r["fun"] for r in rows)
+    for r in rows:
+        r["gap"] = r["fun"] - ref
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| case | tool | method | f - f_ref | s | iterations | ngev | verdict (distance, "
+           "radius) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        it = "-" if r["nit"] is None else str(r["nit"])
+        ng = "-" if r["ngev"] is None else str(r["ngev"])
+        out.append(f"| {r['case']} | {r['tool']} | {r['method']} | {r['gap']:.1e} | "
+                   f"{r['seconds']:.2f} | {it} | {ng} | {r['verdict']} ({r['distance']:.1e}, "
+                   f"{r['radius']:.0e}) |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    labels = list(dict.fromkeys(f"{r['tool']} {r['method']}" for r in rows))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / len(labels)
+    for j, lab in enumerate(labels):
+        vals = [next(r["seconds"] for r in rows if r["case"] == c
+                     and f"{r['tool']} {r['method']}" == lab) for c in cases]
+        ax.bar(np.arange(len(cases)) + j * width, vals, width, label=lab)
+    ax.set_xticks(np.arange(len(cases)) + 0.4 - width / 2, cases, rotation=15, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the first three instances only")
+    ap.add_argument("--out", default="benchmarks/out")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    for name, f, x0, fit in instances(args.quick):
+        case = run_case(name, f, x0, fit)
+        rows += case
+        print(table(case).split("\n", 2)[2], flush=True)
+    text = table(rows)
+    print("\n" + text)
+    (out / "regression.md").write_text(text + "\n")
+    with open(out / "regression.jsonl", "w") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    plot(rows, out / "regression.png")
+
+
+if __name__ == "__main__":
+    main()
