@@ -218,3 +218,18 @@ def test_finishing_steps_certify_an_ill_conditioned_smooth_part(seed):
     res = kinkgrad.minimize(f, x0)
     assert res.success and "abs-linear finishing step" in res.message, res.message
     assert res.fun - f_star <= 1e-10 * (1.0 + abs(f_star))
+
+
+@pytest.mark.parametrize("seed", [1, 6])
+def test_finishing_steps_follow_the_default_iteration_limit(seed):
+    """Two instances of the same family where the bundle method ends at its default limit
+    (20 n + 1000 = 1400) short of the target radius: the finishing steps then follow, as
+    after a stall, and certify (both ended "maxiter reached" uncertified before). An explicit
+    maxiter stays a hard cap."""
+    f, x0, f_star, _ = max_affine_quad(20, seed)
+    res = kinkgrad.minimize(f, x0)
+    assert res.success and "maxiter=1400" in res.message, res.message
+    assert "abs-linear finishing step" in res.message
+    assert res.fun - f_star <= 1e-10 * (1.0 + abs(f_star))
+    capped = kinkgrad.minimize(f, x0, maxiter=1400)
+    assert capped.status == MAXITER and capped.nit == 1400

@@ -43,7 +43,8 @@ gradient at y_j, from the piece a random direction enters):
    gradients and line searches do not reach; up to 50 abs-linear steps from there
    (:mod:`.abs_linear`: the minimizer of the local abs-linear model lands on the kinks),
    each new point tested at the target radius, are kept when one is certified or f does not
-   grow (option ``finish=False``: return the stalled point). The test's distance is also
+   grow (option ``finish=False``: return the stalled point). They also follow a run that
+   reaches the default iteration limit (not an explicit ``maxiter``). The test's distance is also
    their merit where f cannot rank two points: a step whose predicted decrease is below
    f's rounding must lower it (:func:`~kinkgrad.optimize.abs_linear.finish`).
 
@@ -125,7 +126,8 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     Args:
         oracle: the counting oracle.
         tol: stationarity tolerance (the final verdict's, and the aggregate's test).
-        maxiter: most iterations (default 20 n + 1000).
+        maxiter: most iterations (default 20 n + 1000; at that default limit the
+            finishing steps of ``finish`` follow, as after a stall).
         monitor: callback and progress bar.
         bundle_size: most cuts kept (plus the aggregate).
         gamma: downshifting coefficient of the linearization errors (0 for convex f).
@@ -146,6 +148,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         raise KinkgradError(f"minimize(method='bundle'): option finish={finish!r}; pass True "
                             "or False.")
     n = oracle.n
+    finish_at_limit = finish and maxiter is None  # an explicit maxiter is a hard cap
     maxiter = 20 * n + 1000 if maxiter is None else maxiter
     dense = metric == "bfgs" and n <= 3000
     radius = tol if radius is None else radius
@@ -154,8 +157,14 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     try:
         fx, gx = oracle.value_clarke(x)
         state["f"] = fx
-        return _loop(oracle, x, fx, gx, tol, maxiter, monitor, bundle_size, gamma, m_serious,
-                     radius, dense, state, finish)
+        out = _loop(oracle, x, fx, gx, tol, maxiter, monitor, bundle_size, gamma, m_serious,
+                    radius, dense, state, finish)
+        if out.status != MAXITER or not finish_at_limit:
+            return out
+        # the default limit: finishing steps from there, tested at the target radius
+        hit = MethodResult(out.x, out.fun, out.nit, MAXITER, out.message, radius)
+        done = _finish(oracle, hit, tol, monitor)
+        return out if done is hit else done
     except BudgetExhausted:
         return MethodResult(state["x"], state["f"], state["nit"], MAXFEV,
                             "The evaluation budget ran out.", state.get("r", 1e-6))
