@@ -11,8 +11,9 @@ Problems (one random instance each, seeded):
   descent) minimizes the same function.
 
 For each instance: scikit-learn with its default ``tol`` and with ``tol=1e-12`` (seconds,
-f - f_ref and ``kinkgrad.stationarity`` of its point at radius 0 and tol 1e-8: an exact test
-where the point lies on its kinks, as coordinate descent's zeros do), then
+f - f_ref and ``kinkgrad.stationarity`` of its point with tol 1e-8 at the smallest radius of
+0, 1e-12, ..., 1e-4 where it is stationary: radius 0 is an exact test where the point lies
+on its kinks, as coordinate descent's zeros do), then
 ``kinkgrad.minimize`` with the bundle and the abs-linear method (seconds, iterations,
 gradient-type evaluations, f - f_ref, the verdict at the radius the method ended at). f_ref
 is the least f found by any run. Usage::
@@ -89,11 +90,9 @@ def svm(m: int, n: int, C: float, seed: int):
 
     def fit(tol: float | None) -> np.ndarray:
         kw = {} if tol is None else {"tol": tol, "max_iter": 10**6}
-        model = LinearSVC(loss="hinge", dual=True, C=C, fit_intercept=False, **kw)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # liblinear's ConvergenceWarning at default tol
-            model.fit(X, labels)
-        return np.asarray(model.coef_, np.float64).ravel()
+        model = LinearSVC(loss="hinge", dual=True, C=C, fit_intercept=False, random_state=0,
+                          **kw)
+        return np.asarray(model.fit(X, labels).coef_, np.float64).ravel()
 
     return f, np.zeros(n), fit
 
@@ -106,20 +105,41 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
         cases += [("lasso m=300 n=200 rho=0.99", *lasso(300, 200, 0.99, 0.001, 3)),
                   ("svm m=500 n=100 C=10", *svm(500, 100, 10.0, 4)),
                   ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5))]
+    # NOTE: abs-linear's learnt metric stops at n = 300 (a dense B in every piece QP): the
+    # last instance shows it without one (at n = 1000 with B, 27 iterations took 113 s)
     return cases
+
+
+RADII = (0.0, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4)
+
+
+def judge(f: Callable, w: np.ndarray) -> tuple[object, float]:
+    """kinkgrad's verdict on a peer's point at the smallest radius in RADII where it is
+    "stationary" (tol 1e-8), else the verdict at the largest. Radius 0 is the exact Clarke
+    test, meaningful where the point lies on its kinks (coordinate descent's zeros); a point
+    near its kinks (liblinear's margins at 1 +- rounding) needs a ball."""
+    for r in RADII:
+        rep = kinkgrad.stationarity(f, w, radius=r)
+        if rep.verdict == "stationary":
+            break
+    return rep, r
 
 
 def run_case(name: str, f: Callable, x0: np.ndarray, fit: Callable) -> list[dict]:
     rows = []
     for tol in (None, 1e-12):
-        t = time.perf_counter()
-        w = fit(tol)
-        sec = time.perf_counter() - t
-        rep = kinkgrad.stationarity(f, w)
-        rows.append({"case": name, "tool": "scikit-learn",
-                     "method": "default tol" if tol is None else "tol 1e-12", "fun": float(f(w)),
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t = time.perf_counter()
+            w = fit(tol)
+            sec = time.perf_counter() - t
+        warned = any("Converge" in type(c.message).__name__ for c in caught)
+        rep, r = judge(f, w)
+        rows.append({"case": name, "tool": "scikit-learn", "fun": float(f(w)),
+                     "method": "default tol" if tol is None else "tol 1e-12",
+                     "note": " (ConvergenceWarning)" if warned else "",
                      "seconds": sec, "nit": None, "ngev": None, "verdict": rep.verdict,
-                     "distance": float(rep.distance), "radius": 0.0})
+                     "distance": float(rep.distance), "radius": r})
     for method in ("bundle", "abs-linear"):
         t = time.perf_counter()
         res = kinkgrad.minimize(f, x0, method=method)
@@ -141,7 +161,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         it = "-" if r["nit"] is None else str(r["nit"])
         ng = "-" if r["ngev"] is None else str(r["ngev"])
-        out.append(f"| {r['case']} | {r['tool']} | {r['method']} | {r['gap']:.1e} | "
+        out.append(f"| {r['case']} | {r['tool']} | {r['method']}{r.get('note', '')} | "
+                   f"{r['gap']:.1e} | "
                    f"{r['seconds']:.2f} | {it} | {ng} | {r['verdict']} ({r['distance']:.1e}, "
                    f"{r['radius']:.0e}) |")
     return "\n".join(out)
