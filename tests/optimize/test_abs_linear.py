@@ -598,3 +598,41 @@ def test_metric_stalls_only_on_slow_measures():
     assert not any(fast.stalled(0.7 ** k) for k in range(40))
     fired = [k for k in range(40) if slow.stalled(0.9 ** k)]
     assert fired == [10, 21, 32]
+
+
+@pytest.mark.parametrize("backend", ["dense", "sparse"])
+def test_reduced_cost_leaves_the_piece_qp_unchanged(backend, monkeypatch):
+    """The piece QP with the equalities' multiples subtracted from the cost of the switches
+    far from their kinks (PieceQP._reduced_cost) has the same solution and, mapped back,
+    the same multipliers as the plain QP; the reduced cost of those switches is exactly 0.
+    A hinge-loss SVM at a random point, q from 1 (no switch far) to 1e11 (all far: steps
+    ~1e-9, where the plain QP's objective is ~1e20)."""
+    from kinkgrad.optimize._abs_linear_qp import PieceQP
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 6))
+
+    def f(w):
+        return 0.5 * knp.sum(w * w) + 10.0 * knp.sum(knp.relu(1.0 - X @ w))
+
+    x = rng.standard_normal(6)
+    model, _ = abs_linear._model_at(oracle.Oracle(f, x), x, 3e7)
+    far = []
+    for q in (1.0, 1e5, 1e11):
+        qp = PieceQP(model, backend)
+        got = qp.solve(qp.sigma0, q)
+        far.append(int(qp._far.sum()))
+        A = qp._A.copy()
+        A.data = qp._data.copy()
+        A.data[qp._diag] = qp.sigma0
+        c, _ = qp._reduced_cost(A)
+        assert np.all(c[model.n:][qp._far] == 0.0)
+        plain = PieceQP(model, backend)
+        monkeypatch.setattr(plain, "_reduced_cost", lambda A, p=plain: (p._c, np.zeros(model.s)))
+        ref = plain.solve(plain.sigma0, q)
+        monkeypatch.undo()
+        scale = float(np.linalg.norm(ref.dx))
+        np.testing.assert_allclose(got.dx, ref.dx, atol=1e-8 * scale)
+        np.testing.assert_allclose(got.u, ref.u, atol=1e-8 * (1 + np.abs(ref.u).max()))
+        np.testing.assert_allclose(got.y, ref.y, atol=1e-7 * (1 + np.abs(ref.y).max()))
+    assert far[0] == 0 and far[-1] == 30, far
