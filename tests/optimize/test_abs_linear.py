@@ -561,12 +561,10 @@ def test_lagrangian_gradient_by_one_sweep_matches_the_form():
         np.testing.assert_allclose(orc.lagrangian_gradient(x, None), anf.J[0], atol=1e-12)
 
 
-def test_lasso_with_correlated_features_probes_the_metric():
-    """1/2 ||X w - y||^2 + lam ||w||_1 with AR(1) features (rho = 0.95, n = 60 > m = 40):
-    BFGS from its scaled start learns the curvature X^T X one direction per step (200
-    iterations ended at a measure of 1e-2 before the probe); once the measure stalls the
-    metric is probed (n gradients) and the model is exact, so the run certifies within a
-    few more steps, at scikit-learn's minimum (coordinate descent to tol 1e-12)."""
+def _correlated_lasso(dtype=np.float64):
+    """(f, n, f_peer): 1/2 ||X w - y||^2 + lam ||w||_1 with AR(1) features (rho = 0.95,
+    n = 60 > m = 40), f evaluated in ``dtype``; f_peer at scikit-learn's minimizer
+    (coordinate descent to tol 1e-12, float64)."""
     sklearn = pytest.importorskip("sklearn.linear_model")
     rng = np.random.default_rng(0)
     m, n, rho, lam = 40, 60, 0.95, 0.01
@@ -579,16 +577,39 @@ def test_lasso_with_correlated_features_probes_the_metric():
     w_true = np.zeros(n)
     w_true[::5] = 3.0 * rng.standard_normal(12)
     y = X @ w_true + 0.01 * rng.standard_normal(m)
+    Xd, yd, lamd = X.astype(dtype), y.astype(dtype), dtype(lam)
 
     def f(w):
-        r = X @ w - y
-        return 0.5 * knp.sum(r * r) + lam * knp.sum(knp.abs(w))
+        r = Xd @ w - yd
+        return 0.5 * knp.sum(r * r) + lamd * knp.sum(knp.abs(w))
 
     peer = sklearn.Lasso(alpha=lam / m, fit_intercept=False, tol=1e-12, max_iter=10 ** 6)
-    f_peer = float(f(peer.fit(X, y).coef_))
+    w = peer.fit(X, y).coef_
+    f_peer = float(0.5 * np.sum((X @ w - y) ** 2) + lam * np.sum(np.abs(w)))
+    return f, n, f_peer
+
+
+def test_lasso_with_correlated_features_probes_the_metric():
+    """BFGS from its scaled start learns the curvature X^T X one direction per step (200
+    iterations ended at a measure of 1e-2 before the probe); once the measure stalls the
+    metric is probed (n gradients) and the model is exact, so the run certifies within a
+    few more steps, at scikit-learn's minimum."""
+    f, n, f_peer = _correlated_lasso()
     res = _minimize(f, np.zeros(n))
     assert res.stationarity.verdict == "stationary" and res.nit <= 40
     assert res.fun <= f_peer + 1e-10 * (1 + abs(f_peer))
+
+
+def test_lasso_in_float32_probes_with_a_float32_step():
+    """The same lasso evaluated in float32: the probe's difference step is sqrt(2 u) with
+    u float32's unit roundoff (h = 1.5e-8 differenced rounding noise: 200 iterations ended
+    3e-4 above the minimum, distance 2e-3); certified at tol 1e-5, f within float32's
+    resolution of the float64 peer's minimum."""
+    f, n, f_peer = _correlated_lasso(np.float32)
+    res = kinkgrad.minimize(f, np.zeros(n, np.float32), method=METHOD, tol=1e-5)
+    assert res.x.dtype == np.float32
+    assert res.stationarity.verdict == "stationary" and res.nit <= 60
+    assert abs(res.fun - f_peer) <= 1e-6 * (1 + abs(f_peer))
 
 
 def test_metric_stalls_only_on_slow_measures():

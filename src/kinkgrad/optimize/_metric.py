@@ -94,9 +94,12 @@ class LearntMetric:
         return "started" if started else "updated"
 
     def probe(self, x: np.ndarray, model: AbsLinearModel, multipliers: np.ndarray | None,
-              gradient_at: Callable[[np.ndarray], np.ndarray | None]) -> bool:
+              gradient_at: Callable[[np.ndarray], np.ndarray | None],
+              unit_roundoff: float = 2.0 ** -53) -> bool:
         """Set B from forward differences of the Lagrangian's gradient J - Z^T y at n points
-        x + h e_i (h = 1.5e-8 (1 + ||x||), about the square root of the unit roundoff;
+        x + h e_i (h = sqrt(2 u) (1 + ||x||), u the unit roundoff of f's values: 1.5e-8 in
+        float64, 3.5e-4 in float32, where h = 1.5e-8 differenced rounding noise and a
+        float32 lasso stalled 3e-4 above its minimum;
         ``gradient_at`` gives J - Z^T y there for the fixed multipliers y, one reverse
         sweep each), symmetrized and with negative eigenvalues set to 0 (negative curvature
         is left to q). J and Z are derivatives of smooth functions of (x, |z|), continuous
@@ -105,7 +108,7 @@ class LearntMetric:
         when a gradient is missing or the differences are 0 or not finite: a
         piecewise-linear f)."""
         n = model.n
-        h = 1.5e-8 * (1.0 + float(np.linalg.norm(x)))
+        h = float(np.sqrt(2.0 * unit_roundoff)) * (1.0 + float(np.linalg.norm(x)))
         g0 = lagrangian_gradient(model, multipliers)
         # first one difference along a random v: H v = 0 only if H = 0 (almost surely), so a
         # piecewise-linear f costs one gradient instead of n

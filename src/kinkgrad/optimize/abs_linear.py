@@ -431,10 +431,9 @@ class _Salmin:
         :meth:`LearntMetric.probe`) at the multipliers of the step with the current B: when
         finishing steps have not certified after _PROBE_AFTER, or when the model's measure
         stalls under BFGS (:meth:`LearntMetric.stalled`)."""
-        step = self._step(self.q)
-        y = step.multipliers
+        y, orc = self._step(self.q).multipliers, self.oracle
         if self.metric.probe(self.x, self.model, y,  # type: ignore[union-attr]
-                             lambda z: self.oracle.lagrangian_gradient(z, y)):
+                             lambda z: orc.lagrangian_gradient(z, y), orc.unit_roundoff):
             self._move(self.x, self.model)  # type: ignore[arg-type]
 
     def _final_step(self, dx: np.ndarray) -> None:
