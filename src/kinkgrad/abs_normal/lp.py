@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "in_hull",
+__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "in_hull", "quiet_fd",
            "in_sum_of_hulls", "solve_lp"]
 
 MARGIN = 1e-9
@@ -36,21 +36,22 @@ _INF = float("inf")
 
 
 @contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence file descriptor 1 (HiGHS prints its banner from C++ when a solver object is
-    constructed, before any option can be set)."""
-    sys.stdout.flush()
+def quiet_fd(fd: int = 1) -> Iterator[None]:
+    """Silence file descriptor ``fd`` (1: HiGHS prints its banner from C++ when a solver
+    object is constructed, before any option can be set; SuperLU's BLAS reports an
+    illegal argument there on some singular matrices before SciPy raises)."""
+    (sys.stdout if fd == 1 else sys.stderr).flush()
     try:
-        saved = os.dup(1)
-    except OSError:  # no descriptor 1 (some embedded interpreters): nothing to silence
+        saved = os.dup(fd)
+    except OSError:  # no such descriptor (some embedded interpreters): nothing to silence
         yield
         return
     try:
         with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), fd)
             yield
     finally:
-        os.dup2(saved, 1)
+        os.dup2(saved, fd)
         os.close(saved)
 
 
@@ -59,7 +60,7 @@ def _highs() -> Any:
     if h is None:
         import highspy
 
-        with _quiet_stdout():
+        with quiet_fd(1):
             h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         _LOCAL.highs = h

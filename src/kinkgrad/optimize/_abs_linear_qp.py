@@ -313,6 +313,8 @@ def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: in
     # rows, K ill-conditioned) it took the run from 75 iterations to more than 200."""
     from scipy.sparse.linalg import splu
 
+    from ..abs_normal.lp import quiet_fd
+
     s, N = A.shape
     Pb = None if block is None else sp.csr_matrix(block)
     act = w[n:] <= _KINK
@@ -330,7 +332,11 @@ def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: in
             rhs = np.concatenate([-c[F], b])
             reg = np.concatenate([np.full(F.size, _REG), np.full(s, -_REG)])
             try:
-                lu = splu(K if exact else (K + sp.diags(reg)).tocsc())
+                if exact:  # NOTE: a singular K can make SuperLU's BLAS print (stdout)
+                    with quiet_fd(1), quiet_fd(2):
+                        lu = splu(K)
+                else:
+                    lu = splu((K + sp.diags(reg)).tocsc())
             except RuntimeError:
                 return None
             sol = lu.solve(rhs)

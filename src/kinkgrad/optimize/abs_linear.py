@@ -433,7 +433,8 @@ class _Salmin:
         stalls under BFGS (:meth:`LearntMetric.stalled`)."""
         y, orc = self._step(self.q).multipliers, self.oracle
         if self.metric.probe(self.x, self.model, y,  # type: ignore[union-attr]
-                             lambda z: orc.lagrangian_gradient(z, y), orc.unit_roundoff):
+                             lambda z: orc.lagrangian_gradient(z, y), orc.unit_roundoff,
+                             convex_only=self.stalled):
             self._move(self.x, self.model)  # type: ignore[arg-type]
 
     def _final_step(self, dx: np.ndarray) -> None:
