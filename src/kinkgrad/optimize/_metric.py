@@ -58,6 +58,7 @@ class LearntMetric:
         log2 of the iterations where the stall has another cause (ReLU networks' losses:
         a probe every 10 iterations made 18 in 200 iterations that ended uncertified
         either way).
+
         BFGS from its scaled start learns one direction per step: on a lasso with AR(1)
         features (n = 250, rho = 0.95) the measure fell from 7 to 1e-3 in 200 iterations;
         probed at iteration 14, the run certified at 18. The published problems' measures
@@ -101,18 +102,20 @@ class LearntMetric:
     def probe(self, x: np.ndarray, model: AbsLinearModel, multipliers: np.ndarray | None,
               gradient_at: Callable[[np.ndarray], np.ndarray | None],
               unit_roundoff: float = 2.0 ** -53, convex_only: bool = False) -> bool:
-        """Set B from forward differences of the Lagrangian's gradient J - Z^T y at n points
-        x + h e_i (h = sqrt(2 u) (1 + ||x||), u the unit roundoff of f's values: 1.5e-8 in
-        float64, 3.5e-4 in float32, where h = 1.5e-8 differenced rounding noise and a
-        float32 lasso stalled 3e-4 above its minimum;
-        ``gradient_at`` gives J - Z^T y there for the fixed multipliers y, one reverse
+        """Set B from forward differences of the Lagrangian's gradient J - Z^T y at the n
+        points x + h e_i (``gradient_at`` gives it for the fixed multipliers y, one reverse
         sweep each), symmetrized and with negative eigenvalues set to 0 (negative curvature
         is left to q). J and Z are derivatives of smooth functions of (x, |z|), continuous
         across kinks, so the differences need no piece to stay fixed (the multipliers do:
-        at a kink the curvature of z_k enters with y_k). Returns whether B was set (not
-        when a gradient is missing or the differences are 0 or not finite: a
-        piecewise-linear f; with ``convex_only``, not where the differences have an
-        eigenvalue below -1e-4 of the largest in size: BFGS's B is kept there. On ReLU
+        at a kink the curvature of z_k enters with y_k).
+
+        h = sqrt(2 u) (1 + ||x||), u the unit roundoff of f's values: 1.5e-8 in float64,
+        3.5e-4 in float32 (h = 1.5e-8 differenced float32 rounding noise, and a float32
+        lasso stalled 3e-4 above its minimum).
+
+        Returns whether B was set: not when a gradient is missing or the differences are 0
+        or not finite (a piecewise-linear f), nor, with ``convex_only``, where they have an
+        eigenvalue below -1e-4 of the largest in size (BFGS's B is kept there: on ReLU
         networks' losses, indefinite, a probed B left 5 of 6 runs higher after 200
         iterations, e.g. 7.8e-4 -> 2.6e-3)."""
         n = model.n
