@@ -21,7 +21,8 @@ from . import pytree
 if TYPE_CHECKING:
     from .primitive import Primitive
 
-__all__ = ["Var", "Literal", "Equation", "Program", "dtype_code", "aval_str", "snapshot"]
+__all__ = ["Var", "Literal", "Equation", "Program", "dtype_code", "aval_str", "snapshot",
+           "value_of"]
 
 _DTYPE_CODES = {
     "float64": "f64", "float32": "f32", "float16": "f16", "bool": "bool",
@@ -79,6 +80,12 @@ class Equation:
     def args(self, vals: Any) -> list:
         """The inputs' values in a sweep: ``vals[v.index]`` for a Var, a literal's value."""
         return [vals[i.index] if type(i) is Var else i.value for i in self.inputs]
+
+
+def value_of(i: Any, vals: Any) -> Any:
+    """The value of an equation's input in a sweep: ``vals[i.index]`` for a Var, a
+    literal's value (``Equation.args`` writes the same inline, on the hot path)."""
+    return vals[i.index] if type(i) is Var else i.value
 
 
 def _var_name(i: int) -> str:
@@ -160,7 +167,7 @@ class Program:
         return vals
 
     def output_values(self, vals: list) -> list:
-        return [vals[o.index] if type(o) is Var else o.value for o in self.outs]
+        return [value_of(o, vals) for o in self.outs]
 
     def input_args(self, args: Sequence[Any]) -> tuple:
         """The arguments that are the program's inputs, in its input order. Called with the
@@ -306,7 +313,7 @@ class Program:
             for eqn in self.eqns:
                 a = eqn.args(env)
                 env[eqn.out.index] = _bind(eqn.prim, a, eqn.params)
-            outs = [env[o.index] if type(o) is Var else o.value for o in self.outs]
+            outs = [value_of(o, env) for o in self.outs]
         else:
             outs = self.output_values(self.evaluate_flat(leaves, let_go=True))
         return pytree.unflatten(self.out_tree, outs)

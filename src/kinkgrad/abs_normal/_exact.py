@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.program import Var
+from .._core.program import Var, value_of
 from .._core.tracer import Trace
 
 __all__ = ["exactify"]
@@ -102,7 +102,7 @@ def _dyadic(tr: Trace, created: list) -> dict[int, Any] | None:
     floats: dict[int, np.ndarray] = {}
     for e in created:
         for i in e.inputs:
-            v = np.asarray(tr.vals[i.index] if type(i) is Var else i.value)
+            v = np.asarray(value_of(i, tr.vals))
             if (type(i) is not Var or i.index < first) and v.dtype.kind == "f":
                 floats[id(i)] = v.astype(np.float64)
     if any(not np.all(np.isfinite(v)) for v in floats.values()):
@@ -121,7 +121,7 @@ def _dyadic(tr: Trace, created: list) -> dict[int, Any] | None:
             return vals[x.index]
         if id(x) in ints:
             return ints[id(x)]
-        return np.asarray(tr.vals[x.index] if type(x) is Var else x.value)
+        return np.asarray(value_of(x, tr.vals))
 
     for e in created:
         args = [val(i) for i in e.inputs]
@@ -169,8 +169,7 @@ def _float64_exact(tr: Trace, created: list) -> dict[int, Any] | None:
     vals: dict[int, Any] = {}
 
     def val(x: Any) -> Any:
-        v = vals[x.index] if type(x) is Var and x.index in vals else (
-            tr.vals[x.index] if type(x) is Var else x.value)
+        v = vals[x.index] if type(x) is Var and x.index in vals else value_of(x, tr.vals)
         v = np.asarray(v)
         return v.astype(np.float64) if v.dtype.kind == "f" else v
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import lift, unbroadcast
-from .._core.program import Var
+from .._core.program import Var, value_of
 from ..kinks import KinkPolicy
 from ..modes.sweeps import forward_sweep, reverse_sweep
 from ._flat import FlatSpec
@@ -36,7 +36,7 @@ _K = 16  # random directions of the screening probe
 
 
 def _value(i: Any, vals: list) -> np.ndarray:
-    return np.asarray(vals[i.index] if type(i) is Var else i.value, dtype=np.float64)
+    return np.asarray(value_of(i, vals), dtype=np.float64)
 
 
 def flippable_comparisons(tr: Any, spec: FlatSpec, radius: float) -> int:

@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.program import Var
+from .._core.program import Var, value_of
 from ..modes.api import Traced
 from ..primitives.conv import conv_value
 from ..primitives.pool import window_stack
@@ -141,11 +141,11 @@ def live_masks(tr: Traced) -> tuple[dict[int, Mask], dict[int, Mask]]:
 
     def full(i: Any) -> np.ndarray:
         m = mask(i)
-        shape = np.shape(vals[i.index] if type(i) is Var else i.value)
+        shape = np.shape(value_of(i, vals))
         return np.zeros(shape, bool) if m is None else m
 
     def value(i: Any) -> np.ndarray:
-        return np.asarray(vals[i.index] if type(i) is Var else i.value)
+        return np.asarray(value_of(i, vals))
 
     for k, eqn in enumerate(tr.eqns):
         name, p, ins = eqn.prim.name, eqn.params, eqn.inputs

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.program import Var
+from .._core.program import Var, value_of
 from .._core.tracer import Trace, Tracer, bind
 from ..errors import NotAbsSmoothError
 from ..kinks import KinkPolicy
@@ -45,7 +45,7 @@ _JUNCTION_TOL = 1e-9
 
 
 def _value(eqn_input: Any, vals: list) -> Any:
-    return vals[eqn_input.index] if type(eqn_input) is Var else eqn_input.value
+    return value_of(eqn_input, vals)
 
 
 def rewrite_tied_wheres(tr: Traced, where: str) -> Traced:

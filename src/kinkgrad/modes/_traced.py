@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._core import pytree
-from .._core.program import Literal, Program, Var
+from .._core.program import Literal, Program, Var, value_of
 from .._core.tracer import Trace, Tracer
 from ..errors import IntegerInputError, KinkgradError, NestedTransformError, NonFiniteInputError
 from ._inputs import argnums_message, constant_leaves
@@ -42,7 +42,7 @@ class Traced:
         return self.trace.vals
 
     def out_values(self) -> list:
-        return [self.vals[o.index] if type(o) is Var else o.value for o in self.outs]
+        return [value_of(o, self.vals) for o in self.outs]
 
     def program(self) -> Program:
         return Program(self.in_vars, self.in_tree, self.eqns, self.outs, self.out_tree,
