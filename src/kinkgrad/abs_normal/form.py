@@ -334,6 +334,11 @@ class AbsNormalForm:
         u = |z(x)| it reproduces z(x) and f(x); Z, L, J, Y are its partial derivatives."""
         return self._aug.evaluate(self._spec.from_tree(x, "augmented"), np.asarray(u, float))
 
+    def adjoint(self, WZ: np.ndarray, WY: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of (Z^T wz + J^T wy, L^T wz + Y^T wy) for the rows of WZ (r, s) and WY (r, p):
+        one reverse sweep of the augmented program, however the matrices are held."""
+        return self._aug.reverse(np.asarray(WZ, np.float64), np.asarray(WY, np.float64))
+
     def linearization(self, dx: Any) -> tuple[np.ndarray, np.ndarray]:
         """The piecewise-linear local model at x + dx: solves z = cz + Z dx + L|z| by forward
         substitution (L is strictly lower triangular), then y = cy + J dx + Y|z|. Exact for

@@ -66,10 +66,6 @@ def _vjp_rules(eqn: Equation, policy: KinkPolicy, args: list, out: Any, g: Any, 
     return nk, eqn.prim.vjp(sel, g, args, out, eqn.params, needs)
 
 
-def _args(eqn: Equation, vals: list) -> list:
-    return eqn.args(vals)
-
-
 def _record(report: KinkReport | None, k: int, eqn: Equation, kinks: int, policy: KinkPolicy
             ) -> None:
     if report is None or not eqn.prim.nonsmooth:

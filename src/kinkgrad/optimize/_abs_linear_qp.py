@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from ..abs_normal.lp import quiet_fd
+
 if TYPE_CHECKING:
     from ._abs_linear_model import AbsLinearModel
 
@@ -312,8 +314,6 @@ def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: in
     # NOTE: without a metric the second try is not made: on MXHILB at n = 200 (Hilbert
     # rows, K ill-conditioned) it took the run from 75 iterations to more than 200."""
     from scipy.sparse.linalg import splu
-
-    from ..abs_normal.lp import quiet_fd
 
     s, N = A.shape
     Pb = None if block is None else sp.csr_matrix(block)

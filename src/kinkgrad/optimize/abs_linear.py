@@ -239,7 +239,7 @@ def finish(oracle: Oracle, x: np.ndarray, fx: float, *, tol: float, monitor: Mon
     steps are then Newton steps on the kinks, not linear (chained Mifflin 2 at n = 50: 4
     finishing steps instead of 23). Where f ranks no step, BFGS pairs come only from the
     steps the measure accepts: when 3 steps have not certified, B is set from forward
-    differences of the Lagrangian's gradient (:meth:`LearntMetric.probe`, n more models;
+    differences of the Lagrangian's gradient (:meth:`LearntMetric.probe`, n gradients;
     max-affine + ill-conditioned quadratics: 3 of 10 random instances certified without
     it, 10 of 10 with it).
 

@@ -152,7 +152,7 @@ class Oracle:
             with np.errstate(all="ignore"):
                 anf = abs_normal_form(self.f, self.tree(x), dense=False)
                 wz = np.zeros((1, anf.s)) if y is None else -np.asarray(y, np.float64)[None]
-                g = anf._aug.reverse(wz, np.ones((1, 1)))[0][0]
+                g = anf.adjoint(wz, np.ones((1, 1)))[0][0]
         except (KinkgradError, FloatingPointError):
             return None
         return g if np.all(np.isfinite(g)) else None
