@@ -46,6 +46,8 @@ _VIOLATION = 1e-8  # scaled reduced cost below -_VIOLATION: the flip test fails
 _REG, _REFINE = 1e-8, 12  # regularization and refinement steps of the polish
 _FLOOR = 1e-12  # smallest scale delta, relative to ||g|| / q
 _MAX_ITER = 80  # PIQP iterations (an interior point method needing more is failing)
+_ORDERING = "MMD_AT_PLUS_A"  # the polish's K is symmetric: minimum degree on K + K^T (SciPy's
+#   default COLAMD, for unsymmetric matrices, filled a ReLU net's K 12x: 0.020 -> 0.004 s)
 
 
 @dataclass
@@ -334,9 +336,9 @@ def _polish(A: sp.csc_matrix, c: np.ndarray, b: np.ndarray, w: np.ndarray, n: in
             try:
                 if exact:  # NOTE: a singular K can make SuperLU's BLAS print (stdout)
                     with quiet_fd(1), quiet_fd(2):
-                        lu = splu(K)
+                        lu = splu(K, permc_spec=_ORDERING)
                 else:
-                    lu = splu((K + sp.diags(reg)).tocsc())
+                    lu = splu((K + sp.diags(reg)).tocsc(), permc_spec=_ORDERING)
             except RuntimeError:
                 return None
             sol = lu.solve(rhs)
