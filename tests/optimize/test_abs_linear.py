@@ -752,3 +752,36 @@ def test_polished_piece_of_a_relu_net_is_a_kkt_point(with_metric):
     assert r.min() >= -rs
     assert np.all(np.minimum(np.abs(r), u / (1.0 + u.max())) <= rs)
     assert np.sum(u <= 1e-12 * (1.0 + u.max())) >= 1  # some switch lands on its kink
+
+
+@pytest.mark.parametrize("q", [1.0, 1e-2])
+def test_piece_qp_with_a_metric_flat_along_the_gradient_is_solved(q):
+    """B = 1e7 (I - g g^T) (g the unit gradient on the piece of x; a ReLU network's BFGS
+    metric reached ||B||_F ~ 1e6 with eigenvalues ~0 along the net's rescalings): the step
+    runs along g with length ~||g|| / q, 1e8 times the scale ||g|| / (q + ||B||_F) the
+    solve starts at. PIQP declared the strictly convex QP dual infeasible there (steps of
+    1e-7, gradient residual 57); the retry at ||(B + q I)^-1 g|| solves it: a polished
+    KKT point, checked from the model's data."""
+    from kinkgrad.optimize._abs_linear_qp import PieceQP
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((60, 3))
+    y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
+
+    def f(p):
+        W1, b1, W2, b2 = p[:24].reshape(3, 8), p[24:32], p[32:40], p[40]
+        return knp.mean((knp.relu(X @ W1 + b1) @ W2 + b2 - y) ** 2)
+
+    x = rng.standard_normal(41) * 0.5
+    model, _ = abs_linear._model_at(oracle.Oracle(f, x), x, 3e7)
+    g = model.piece_gradient(np.where(model.z0 < 0, -1.0, 1.0))
+    g /= np.linalg.norm(g)
+    B = 1e7 * (np.eye(41) - np.outer(g, g))
+    qp = PieceQP(model, "auto", B)
+    piece = qp.solve(qp.sigma0, q)
+    assert piece.ok and piece.polished
+    assert np.linalg.norm(piece.dx) > 1e-3
+    grad = model.J + (B + q * np.eye(41)) @ piece.dx - model.Z.T @ piece.y
+    assert np.abs(grad).max() <= 1e-9 * np.abs(B).max()
+    np.testing.assert_allclose(-model.Z @ piece.dx + qp.sigma0 * piece.u, model.cz,
+                               atol=1e-9 * (1.0 + np.abs(model.cz).max()))

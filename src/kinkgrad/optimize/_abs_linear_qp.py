@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..abs_normal.lp import quiet_fd
@@ -68,7 +69,8 @@ class PieceQP:
     The QP is solved in scaled variables dx = delta d, u = mu v, every equality row divided
     by its mu_i and the cost by (q + lam) delta^2 (lam = ||B||_F, 0 without a metric), so
     that PIQP's tolerances are relative to the step: delta starts at ||g|| / (q + lam) (g the
-    model's gradient on the piece of x), mu from
+    model's gradient on the piece of x; a failed solve is retried at ||(B + q I)^-1 g||,
+    :meth:`_newton_scale`), mu from
     :meth:`AbsLinearModel.switch_scale`, and delta follows the steps found (a solve whose
     step is off the scale by more than 1e3 and could not be polished is repeated at the
     step's scale: near a sharp minimizer the step is far below ||g|| / q).
@@ -99,7 +101,8 @@ class PieceQP:
         self._diag = A.indptr[n:n + s].copy()
         self._xl = np.concatenate([np.full(n, -np.inf), np.zeros(s)])
         self.sigma0 = np.where(model.z0 < 0, -1.0, 1.0)
-        g = float(np.linalg.norm(model.piece_gradient(self.sigma0)))
+        self._g = model.piece_gradient(self.sigma0)
+        g = float(np.linalg.norm(self._g))
         if not g > 0.0:  # x is stationary on its own piece: take the size of any gradient
             g = float(np.linalg.norm(model.J) + np.linalg.norm(model.Z.T @ np.abs(model.Y)))
         self._gnorm = g if np.isfinite(g) and g > 0.0 else 1.0
@@ -158,6 +161,28 @@ class PieceQP:
             delta = self.delta * old / (q + self._lam) if self.delta > 0.0 else self._delta0
             self._rescale(max(delta, _FLOOR * self._delta0))
 
+    def _newton_scale(self, q: float) -> float:
+        """||(B + q I)^-1 g||, the length of the step on the piece of x without its kinks
+        (g its gradient), by a Cholesky solve: at least ||g|| / (q + lam), and far longer
+        where B is ill-conditioned. A solve that fails is retried once at this scale.
+
+        # NOTE: at ||g|| / (q + lam) a ReLU network's loss (||B||_F ~ 4e5, B's smallest
+        # eigenvalues ~0: the net's rescaling symmetries) had steps 1e5 delta, and PIQP
+        # declared the (strictly convex) piece QPs dual infeasible on every iteration from
+        # the 274th: the walk took their unsolved points (steps of 1e-7 where the model's
+        # were 1e-2), q fell to qmin and the run crawled. Starting every solve at this scale
+        # instead left more solves unpolished on random ill-conditioned metrics (the kink
+        # test u_i <= 1e-7 mu_i coarsens with the scale), so it only rescues failures."""
+        short = self._gnorm / (q + self._lam)
+        if self.metric is None or not np.all(np.isfinite(self._g)) or not np.any(self._g):
+            return short
+        try:
+            step = sla.solve(self.metric + q * np.eye(self.model.n), self._g, assume_a="pos")
+        except (np.linalg.LinAlgError, ValueError):
+            return short
+        nd = float(np.linalg.norm(step))
+        return nd if np.isfinite(nd) and nd > short else short
+
     def _off_scale(self, nd: float) -> bool:
         """Whether a step of norm nd calls for a new scale: it differs from delta by more
         than 1e3 (steps below 1e-12 ||g|| / q count as zero: rescaling to them would only
@@ -172,9 +197,15 @@ class PieceQP:
         """Solve the QP on the piece of ``sigma`` with proximal weight q: PIQP, then a
         polish of its active set (:func:`_polish`)."""
         self._set_q(q)
+        newton = self.metric is not None  # a failed solve may be retried at that scale
         for _ in range(4):
             piece = self._solve_scaled(sigma)
             nd = float(np.linalg.norm(piece.dx))
+            if not piece.ok and newton:
+                newton, step = False, self._newton_scale(q)
+                if self._off_scale(step):
+                    self._follow(step)
+                    continue
             if not (piece.ok and self._off_scale(nd)):
                 return piece
             self._follow(nd)
