@@ -9,6 +9,9 @@ Problems (one random instance each, seeded):
 * ``svm``: 1/2 ||w||^2 + C sum_i max(0, 1 - y_i x_i . w) (hinge loss, no intercept);
   scikit-learn's ``LinearSVC(loss="hinge", dual=True)`` (liblinear's dual coordinate
   descent) minimizes the same function.
+* ``relu net``: a 3-8-1 ReLU network's least-squares loss (41 weights, 800 kinks);
+  scikit-learn's ``MLPRegressor(solver="lbfgs", alpha=0)`` minimizes the same function
+  (a local minimizer: f_ref is only the least f found).
 
 For each instance: scikit-learn with its default ``tol`` and with ``tol=1e-12`` (seconds,
 f - f_ref and ``kinkgrad.stationarity`` of its point with tol 1e-8 at the smallest radius of
@@ -97,6 +100,35 @@ def svm(m: int, n: int, C: float, seed: int):
     return f, np.zeros(n), fit
 
 
+def relu_net(m: int, hidden: int, seed: int):
+    """(f, x0, fit(tol) -> p) of a one-hidden-layer ReLU network fitted to a smooth target
+    by least squares, 1/(2m) ||relu(X W1 + b1) W2 + b2 - y||^2 with p = (W1, b1, W2, b2);
+    scikit-learn's ``MLPRegressor(activation="relu", solver="lbfgs", alpha=0)`` minimizes
+    the same function (its squared-error loss is half the mean) from its own start."""
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, 3))
+    y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
+    h = hidden
+    cut = np.cumsum([3 * h, h, h])
+
+    def f(p):
+        W1, b1, W2, b2 = p[:cut[0]].reshape(3, h), p[cut[0]:cut[1]], p[cut[1]:cut[2]], p[cut[2]]
+        r = knp.relu(X @ W1 + b1) @ W2 + b2 - y
+        return 0.5 * knp.mean(r * r)
+
+    def fit(tol: float | None) -> np.ndarray:
+        kw = {} if tol is None else {"tol": tol, "max_iter": 10**5, "max_fun": 10**6}
+        model = MLPRegressor(hidden_layer_sizes=(h,), activation="relu", solver="lbfgs",
+                             alpha=0.0, random_state=0, **kw).fit(X, y)
+        W1, W2 = model.coefs_
+        b1, b2 = model.intercepts_
+        return np.concatenate([W1.ravel(), b1, W2.ravel(), b2]).astype(np.float64)
+
+    return f, 0.5 * rng.standard_normal(5 * h + 1), fit
+
+
 def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
     cases = [("lasso m=200 n=250 rho=0.95", *lasso(200, 250, 0.95, 0.01, 0)),
              ("lasso m=100 n=300 rho=0.5", *lasso(100, 300, 0.5, 0.1, 1)),
@@ -104,7 +136,8 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
     if not quick:
         cases += [("lasso m=300 n=200 rho=0.99", *lasso(300, 200, 0.99, 0.001, 3)),
                   ("svm m=500 n=100 C=10", *svm(500, 100, 10.0, 4)),
-                  ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5))]
+                  ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5)),
+                  ("relu net 3-8-1 m=100", *relu_net(100, 8, 6))]
     # NOTE: abs-linear's learnt metric stops at n = 300 (a dense B in every piece QP): the
     # last instance shows it without one (at n = 1000 with B, 27 iterations took 113 s)
     return cases
