@@ -714,6 +714,19 @@ def test_singular_polish_prints_nothing(capfd, monkeypatch):
     assert "illegal value" not in err and "illegal value" not in out
 
 
+def _relu_net_model(rng):
+    """The abs-linear model of a 3-8-1 ReLU network's loss on 60 points at a random x."""
+    X = rng.standard_normal((60, 3))
+    y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
+
+    def f(p):
+        W1, b1, W2, b2 = p[:24].reshape(3, 8), p[24:32], p[32:40], p[40]
+        return knp.mean((knp.relu(X @ W1 + b1) @ W2 + b2 - y) ** 2)
+
+    x = rng.standard_normal(41) * 0.5
+    return abs_linear._model_at(oracle.Oracle(f, x), x, 3e7)[0]
+
+
 @pytest.mark.parametrize("with_metric", [False, True])
 def test_polished_piece_of_a_relu_net_is_a_kkt_point(with_metric):
     """The piece QP of a ReLU network's loss (a 3-8-1 net on 60 points: s = 480 switches,
@@ -724,15 +737,7 @@ def test_polished_piece_of_a_relu_net_is_a_kkt_point(with_metric):
     from kinkgrad.optimize._abs_linear_qp import PieceQP
 
     rng = np.random.default_rng(4)
-    X = rng.standard_normal((60, 3))
-    y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
-
-    def f(p):
-        W1, b1, W2, b2 = p[:24].reshape(3, 8), p[24:32], p[32:40], p[40]
-        return knp.mean((knp.relu(X @ W1 + b1) @ W2 + b2 - y) ** 2)
-
-    x = rng.standard_normal(41) * 0.5
-    model, _ = abs_linear._model_at(oracle.Oracle(f, x), x, 3e7)
+    model = _relu_net_model(rng)
     assert model.s == 480 and model.L.nnz == 0
     G = rng.standard_normal((41, 41))
     B = G @ G.T / 41.0 if with_metric else None
@@ -765,15 +770,7 @@ def test_piece_qp_with_a_metric_flat_along_the_gradient_is_solved(q):
     from kinkgrad.optimize._abs_linear_qp import PieceQP
 
     rng = np.random.default_rng(4)
-    X = rng.standard_normal((60, 3))
-    y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
-
-    def f(p):
-        W1, b1, W2, b2 = p[:24].reshape(3, 8), p[24:32], p[32:40], p[40]
-        return knp.mean((knp.relu(X @ W1 + b1) @ W2 + b2 - y) ** 2)
-
-    x = rng.standard_normal(41) * 0.5
-    model, _ = abs_linear._model_at(oracle.Oracle(f, x), x, 3e7)
+    model = _relu_net_model(rng)
     g = model.piece_gradient(np.where(model.z0 < 0, -1.0, 1.0))
     g /= np.linalg.norm(g)
     B = 1e7 * (np.eye(41) - np.outer(g, g))
