@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..abs_normal.lp import quiet_fd
@@ -163,7 +162,7 @@ class PieceQP:
 
     def _newton_scale(self, q: float) -> float:
         """||(B + q I)^-1 g||, the length of the step on the piece of x without its kinks
-        (g its gradient), by a Cholesky solve: at least ||g|| / (q + lam), and far longer
+        (g its gradient), by an LU solve: at least ||g|| / (q + lam), and far longer
         where B is ill-conditioned. A solve that fails is retried once at this scale.
 
         # NOTE: at ||g|| / (q + lam) a ReLU network's loss (||B||_F ~ 4e5, B's smallest
@@ -177,8 +176,9 @@ class PieceQP:
         if self.metric is None or not np.all(np.isfinite(self._g)) or not np.any(self._g):
             return short
         try:
-            step = sla.solve(self.metric + q * np.eye(self.model.n), self._g, assume_a="pos")
-        except (np.linalg.LinAlgError, ValueError):
+            step = np.linalg.solve(self.metric + q * np.eye(self.model.n), self._g)
+        except np.linalg.LinAlgError:  # NOTE: not SciPy's solve, which warns (an error
+            #                             under the tests) where B + q I is ill-conditioned
             return short
         nd = float(np.linalg.norm(step))
         return nd if np.isfinite(nd) and nd > short else short
