@@ -139,7 +139,7 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
                   ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5)),
                   ("relu net 3-8-1 m=100", *relu_net(100, 8, 6))]
     # NOTE: abs-linear's learnt metric stops at n = 300 (a dense B in every piece QP): the
-    # last instance shows it without one (at n = 1000 with B, 27 iterations took 113 s)
+    # n = 1000 lasso shows it without one (at n = 1000 with B, 27 iterations took 113 s)
     return cases
 
 

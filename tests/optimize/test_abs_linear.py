@@ -16,6 +16,7 @@ import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad import problems
 from kinkgrad.optimize import abs_linear, oracle
+from kinkgrad.optimize._abs_linear_qp import PieceQP
 from kinkgrad.optimize._metric import LearntMetric
 from kinkgrad.optimize.common import MAXITER, STALLED
 
@@ -631,8 +632,6 @@ def test_reduced_cost_leaves_the_piece_qp_unchanged(backend, monkeypatch):
     the same multipliers as the plain QP; the reduced cost of those switches is exactly 0.
     A hinge-loss SVM at a random point, q from 1 (no switch far) to 1e11 (all far: steps
     ~1e-9, where the plain QP's objective is ~1e20)."""
-    from kinkgrad.optimize._abs_linear_qp import PieceQP
-
     rng = np.random.default_rng(3)
     X = rng.standard_normal((30, 6))
 
@@ -735,8 +734,6 @@ def test_polished_piece_of_a_relu_net_is_a_kkt_point(with_metric):
     order), checked against the QP's optimality conditions from the model's data:
     -Z dx + Sigma u = cz, u >= 0, J + (B + q I) dx - Z^T y = 0 and the bounds' multipliers
     r = Y + Sigma y >= 0 with r_i u_i = 0 (sufficient for a convex QP)."""
-    from kinkgrad.optimize._abs_linear_qp import PieceQP
-
     rng = np.random.default_rng(4)
     model = _relu_net_model(rng)
     assert model.s == 480 and model.L.nnz == 0
@@ -768,8 +765,6 @@ def test_piece_qp_with_a_metric_flat_along_the_gradient_is_solved(q):
     solve starts at. PIQP declared the strictly convex QP dual infeasible there (steps of
     1e-7, gradient residual 57); the retry at ||(B + q I)^-1 g|| solves it: a polished
     KKT point, checked from the model's data."""
-    from kinkgrad.optimize._abs_linear_qp import PieceQP
-
     rng = np.random.default_rng(4)
     model = _relu_net_model(rng)
     g = model.piece_gradient(np.where(model.z0 < 0, -1.0, 1.0))

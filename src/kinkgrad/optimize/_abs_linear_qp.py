@@ -172,7 +172,7 @@ class PieceQP:
         # were 1e-2), q fell to qmin and the run crawled. Starting every solve at this scale
         # instead left more solves unpolished on random ill-conditioned metrics (the kink
         # test u_i <= 1e-7 mu_i coarsens with the scale), so it only rescues failures."""
-        short = self._gnorm / (q + self._lam)
+        short = self._delta0  # ||g|| / (q + lam), set by _set_q(q)
         if self.metric is None or not np.all(np.isfinite(self._g)) or not np.any(self._g):
             return short
         try:
