@@ -338,8 +338,8 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         inner = min_norm(ls.g0, ls.inner_blocks(), tol)
         point, upper = (inner.point, inner.upper) if inner is not None else (zero, np.inf)
     elif ls.model.m <= _ENUM_M:
-        sigs, complete, _ = enumerate_signatures(ls.model, _ENUM_LIMIT)
-        inner = min_norm(zero, [np.array([ls.model.gradient(sg) for sg in sigs])])
+        _, grads, complete, _ = enumerate_signatures(ls.model, _ENUM_LIMIT)
+        inner = min_norm(zero, [grads])
         point, upper = inner.point, inner.upper  # type: ignore[union-attr]
         if complete and ls.linear:  # NOTE: first-order realisation is exact for PL programs
             low, exact = inner, True

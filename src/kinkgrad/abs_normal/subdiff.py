@@ -32,8 +32,9 @@ from ..modes.directions import refuse_nonfinite
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .active import ActiveModel
 from .expand import expand
+from .gordan import GordanCache, row_key
 from .localset import LocalSet, local_set
-from .lp import MARGIN, in_hull, in_sum_of_hulls, margin, nonzero_rows
+from .lp import MARGIN, in_hull, in_sum_of_hulls, margin, nonzero_rows, row_duals
 from .second_order import second_order_pieces
 from .sort_oracle_min import by_oracles, realised, with_oracles
 from .tournament import winner
@@ -110,21 +111,31 @@ class Subdifferential:
 
 
 def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0
-                         ) -> tuple[list[np.ndarray], bool, int]:
+                         ) -> tuple[list[np.ndarray], np.ndarray, bool, int]:
     """Depth-first enumeration of the realised signatures of the active switches.
 
-    Returns (signatures, complete, number of LPs). Entries are +-1, or 0 where the switch's
-    derivative row vanishes on the piece (its sign cannot change the gradient)."""
+    Returns (signatures, their selection gradients as a (k, n) array, complete, number of
+    LPs). Entries of a signature are +-1, or 0 where the switch's derivative row vanishes on
+    the piece (its sign cannot change the gradient). A gradient is g0 + (sigma * bhat) W
+    with W = (I - K Sigma)^{-1} A, whose rows the search has formed by then.
+
+    Unrealised partial signatures are recognised by the Gordan certificates of earlier
+    infeasible LPs where one applies (:mod:`.gordan`), and only the others cost an LP."""
     m, n = model.m, model.spec.n
     A, K = model.A, model.K
+    g0, bhat = np.asarray(model.g0, np.float64).reshape(-1), model.bhat
+    grads: list[np.ndarray] = []
     scale = float(np.max(np.abs(A), initial=0.0))
     sigma = np.zeros(m)
     W = np.zeros((m, n))
+    U = np.zeros((m, n))  # unit rows, and their keys for either sign (:mod:`.gordan`)
+    keys: list[tuple[bytes, bytes]] = [(b"", b"")] * m
+    certificates = GordanCache()
     d0 = np.random.default_rng(seed).standard_normal(n)
     found: list[np.ndarray] = []
     lps = 0
     if m == 0:
-        return [sigma], True, 0
+        return [sigma], g0.reshape(1, n).copy(), True, 0
     # frame: [i, d, options]; options: list of (sign, direction or None: needs an LP)
     stack: list[list] = [[0, d0, None]]
     while stack:
@@ -135,6 +146,8 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0
             if not nonzero_rows(W[i:i + 1], scale)[0]:
                 options = [(0.0, d)]
             else:
+                U[i] = W[i] / np.linalg.norm(W[i])
+                keys[i] = (row_key(U[i]), row_key(-U[i]))
                 v = float(W[i] @ d)
                 clear = abs(v) > 1e-9 * np.linalg.norm(W[i]) * np.linalg.norm(d)
                 first = np.sign(v) if clear else 1.0
@@ -148,17 +161,24 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0
         sigma[i] = s
         if child is None:
             rows = np.flatnonzero(sigma[: i + 1] != 0)
+            R = sigma[rows, None] * U[rows]
+            signed = [keys[j][0] if sigma[j] > 0 else keys[j][1] for j in rows]
+            if certificates.refutes(signed, R):
+                continue
             lps += 1
-            t, child = margin(sigma[rows, None] * W[rows])
+            t, child = margin(R)
             if t <= MARGIN or child is None:
+                if child is not None:  # solved, with t* <= MARGIN: its duals certify it
+                    certificates.learn(signed, R, row_duals())
                 continue
         if i + 1 == m:
             found.append(sigma.copy())
+            grads.append(g0 + (sigma * bhat) @ W)
             if len(found) >= limit:
-                return found, False, lps
+                return found, np.array(grads), False, lps
             continue
         stack.append([i + 1, child, None])
-    return found, True, lps
+    return found, np.array(grads).reshape(len(found), n), True, lps
 
 
 def _model(f: Callable, x: Any, where: str) -> tuple[ActiveModel, FlatSpec]:
@@ -304,8 +324,7 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
         proven = complete and leaves_proven
         how = "blocks independent, every combination of their pieces realised"
     else:
-        sigs, complete, lps = enumerate_signatures(model, limit)
-        G = np.array([model.gradient(sg) for sg in sigs]).reshape(len(sigs), spec.n)
+        sigs, G, complete, lps = enumerate_signatures(model, limit)
         S_red = _rows(sigs, model.m)
         proven = complete and (ls.exact or ls.linear)
         how = ("the local model is convex: its first-order pieces span the set" if ls.exact

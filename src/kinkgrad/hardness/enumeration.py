@@ -16,7 +16,7 @@ The search is a depth-first search over neurons with pruning:
 * a neuron whose row is a positive or negative multiple of an already constrained row has a
   forced sign (no LP);
 * the current cone's interior point ``x`` (from the last LP) decides one branch for free, so only
-  the opposite branch needs an LP (``scipy.optimize.linprog`` with HiGHS).
+  the opposite branch needs an LP (HiGHS).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linprog
 
+from ..abs_normal.lp import proven_infeasible, solve_lp
 from .network import LinearReLUNetwork
 
 __all__ = ["LimitingGradients", "limiting_gradients_at_zero"]
@@ -90,20 +90,17 @@ def _normalise(row: np.ndarray) -> tuple[bytes, int]:
 
 
 def _feasible(cons: list[np.ndarray], n: int) -> np.ndarray | None:
-    """Return ``x`` with ``c . x >= 1`` for every ``c`` in ``cons``, or None if infeasible."""
-    a_ub = -np.asarray(cons, dtype=np.float64)
-    res = linprog(
-        np.zeros(n),
-        A_ub=a_ub,
-        b_ub=-np.ones(len(cons)),
-        bounds=[(None, None)] * n,
-        method="highs",
-    )
-    if res.status == 0:
-        return np.asarray(res.x, dtype=np.float64)
-    if res.status == 2:
+    """Return ``x`` with ``c . x >= 1`` for every ``c`` in ``cons``, or None if infeasible
+    (HiGHS directly, :func:`kinkgrad.abs_normal.lp.solve_lp`: through SciPy's ``linprog``
+    the argument checks cost more than these small solves)."""
+    k = len(cons)
+    out = solve_lp(np.zeros(n), np.asarray(cons, dtype=np.float64), np.ones(k),
+                   np.full(k, np.inf), np.full(n, -np.inf), np.full(n, np.inf))
+    if out is not None:
+        return out[0]
+    if proven_infeasible():
         return None
-    raise RuntimeError(f"linprog failed on a feasibility LP: {res.message}")
+    raise RuntimeError("HiGHS failed on a feasibility LP of the enumeration")
 
 
 def limiting_gradients_at_zero(

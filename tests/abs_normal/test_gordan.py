@@ -1,0 +1,106 @@
+"""Gordan certificates in the enumeration of realised signatures (:mod:`kinkgrad.abs_normal.gordan`)
+against the LP they replace: a certificate prunes only row sets whose margin LP is at most
+MARGIN, and the enumeration lists the same signatures and gradients with and without them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kinkgrad.numpy as knp
+from kinkgrad.abs_normal import subdiff
+from kinkgrad.abs_normal.gordan import GordanCache, row_key
+from kinkgrad.abs_normal.lp import MARGIN, margin, row_duals
+
+
+def _unit(R: np.ndarray) -> np.ndarray:
+    return R / np.linalg.norm(R, axis=1, keepdims=True)
+
+
+def _keys(U: np.ndarray) -> list[bytes]:
+    return [row_key(u) for u in U]
+
+
+def _infeasible_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Rows with no d making every r . d > 0: four random rows that d = e_1 realises, and
+    minus a positive combination of two of them (Gordan's alternative by construction)."""
+    R = rng.standard_normal((4, n))
+    R[:, 0] = np.abs(R[:, 0]) + 0.5
+    return _unit(np.vstack([R, -(0.7 * R[0] + 1.3 * R[2])]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_learnt_certificate_prunes_only_row_sets_the_lp_rejects(seed):
+    rng = np.random.default_rng(seed)
+    n = 3 + seed % 3
+    U = _infeasible_rows(rng, n)
+    t, d = margin(U)
+    assert d is not None and t <= MARGIN
+    cache = GordanCache()
+    cache.learn(_keys(U), U, row_duals())
+    for _ in range(10):  # supersets, the rows in random order; the newest is row 4, which
+        #                   every certificate holds (rows 0-3 are realised by e_1)
+        extra = _unit(rng.standard_normal((rng.integers(0, 4), n)))
+        S = np.vstack([extra, U[rng.permutation(4)]][::rng.choice([1, -1])] + [U[4:]])
+        assert cache.refutes(_keys(S), S)
+        assert margin(S)[0] <= MARGIN  # the LP's own decision
+    # the certificate's rows without the last one are realisable: not refuted, and feasible
+    V = U[:4]
+    assert margin(V)[0] > MARGIN
+    assert not cache.refutes(_keys(V), V)
+    assert cache.pruned == 10
+
+
+def test_duals_that_are_no_certificate_are_not_learnt():
+    rng = np.random.default_rng(0)
+    U = _unit(rng.standard_normal((4, 3)))
+    cache = GordanCache()
+    cache.learn(_keys(U), U, np.ones(4))  # sum of the rows is not 0
+    cache.learn(_keys(U), U, np.zeros(4))
+    assert not cache.refutes(_keys(U), U)
+    W = np.vstack([U, -U[0]])
+    assert not cache.refutes(_keys(W), W)
+
+
+def test_a_row_equal_only_to_rounding_is_checked_on_its_own_values():
+    # the key matches (rounded to 10 digits) but the combination is re-evaluated on the
+    # current rows: a row moved by 1e-11 still cancels within MARGIN, one moved by 1e-6
+    # would not, and its key differs anyway
+    U = _unit(np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
+    cache = GordanCache()
+    cache.learn(_keys(U), U, np.array([0.5, 0.5]))
+    moved = U.copy()
+    moved[1, 1] = 1e-11
+    assert cache.refutes(_keys(moved), moved)
+    far = U.copy()
+    far[1] = _unit(np.array([[-1.0, 1e-6, 0.0]]))[0]
+    assert not cache.refutes(_keys(far), far)
+
+
+def _sort_tie(m: int, seed: int):
+    rng = np.random.default_rng(seed)
+    B, w = rng.standard_normal((m, 3)), rng.standard_normal(m)
+    return (lambda x: knp.sum(knp.sort(B @ x) * w)), np.zeros(3)
+
+
+def _mixed(seed: int):
+    M = np.random.default_rng(seed).integers(-2, 3, (6, 3)).astype(float)
+    return (lambda x: knp.max(M @ x) + knp.sum(knp.abs(M[:3] @ x))
+            - knp.abs(knp.max(M[3:] @ x))), np.zeros(3)
+
+
+@pytest.mark.parametrize("case", [("sort", 6, 1), ("sort", 6, 2), ("mixed", 0, 0),
+                                  ("mixed", 0, 5), ("mixed", 0, 9)])
+def test_enumeration_lists_the_same_pieces_with_and_without_certificates(case, monkeypatch):
+    kind, m, seed = case
+    f, x = _sort_tie(m, seed) if kind == "sort" else _mixed(seed)
+    ls, _, _ = subdiff._local(f, x, "test")
+    model = ls.model
+    sigs, G, complete, lps = subdiff.enumerate_signatures(model, 10**6)
+    # the selection gradients the search formed agree with the model's own (sparse solve)
+    assert np.allclose(G, [model.gradient(s) for s in sigs], rtol=0, atol=1e-12)
+    monkeypatch.setattr(GordanCache, "refutes", lambda self, keys, U: False)
+    sigs0, G0, complete0, lps0 = subdiff.enumerate_signatures(model, 10**6)
+    assert complete and complete0
+    assert sorted(map(tuple, sigs)) == sorted(map(tuple, sigs0))
+    assert lps < lps0  # the certificates replaced some LPs
