@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad.abs_normal import subdiff
 from kinkgrad.abs_normal.gordan import GordanCache, row_key
@@ -104,3 +105,32 @@ def test_enumeration_lists_the_same_pieces_with_and_without_certificates(case, m
     assert complete and complete0
     assert sorted(map(tuple, sigs)) == sorted(map(tuple, sigs0))
     assert lps < lps0  # the certificates replaced some LPs
+
+
+def test_the_enumeration_stops_once_a_vector_is_in_the_hull_of_the_found_gradients():
+    from scipy.optimize import linprog
+
+    from kinkgrad.abs_normal.lp import in_hull
+
+    rng = np.random.default_rng(11)
+    B, w = rng.standard_normal((8, 3)), rng.standard_normal(8)
+    f = lambda x: knp.sum(knp.sort(B @ x) * w)  # noqa: E731
+    ls, _, _ = subdiff._local(f, np.zeros(3), "test")
+    _, G_all, complete, _ = subdiff.enumerate_signatures(ls.model, 10**6)
+    assert complete and len(G_all) > 64
+    g = G_all[len(G_all) // 2] * 0.5 + G_all[-1] * 0.5  # in the hull, found late
+    calls = []
+
+    def stop(G):
+        calls.append(len(G))
+        return in_hull(G, g)[0]
+
+    _, G, complete, _ = subdiff.enumerate_signatures(ls.model, 10**6, stop=stop)
+    assert not complete and len(G) < len(G_all) and calls == [16 * 2 ** k for k in
+                                                               range(len(calls))]
+    # independent check (SciPy's LP): g is a convex combination of the gradients returned
+    k = len(G)
+    res = linprog(np.zeros(k), A_eq=np.vstack([G.T, np.ones(k)]), b_eq=np.r_[g, 1.0],
+                  bounds=[(0, None)] * k, method="highs")
+    assert res.status == 0
+    assert kinkgrad.in_clarke(f, np.zeros(3), g)

@@ -64,8 +64,8 @@ from .ball_comparisons import flippable_comparisons
 from .expand import Expanded, expand
 from .localset import BlockTooLarge, LocalSet, local_set
 from .minnorm import min_norm
+from .signatures import enumerate_signatures
 from .sort_oracle_min import by_oracles, realised, with_oracles
-from .subdiff import enumerate_signatures
 
 __all__ = ["StationarityReport", "stationarity"]
 

@@ -6,14 +6,8 @@ that is *realised*: some direction d gives every active switch derivative the si
 (an LP, :mod:`.lp`). Conversely every realised sigma gives a limiting gradient. The Clarke
 subdifferential is the convex hull of these finitely many vectors.
 
-The enumeration is a depth-first search over the active switches in program order (which is
-topological: switch i depends only on the |z_j| of j < i). At depth i the rows of switches
-0..i are known from sigma_0..sigma_{i-1}, and one LP decides whether the partial signature
-is realised; an unrealised partial signature prunes its whole subtree. The LP solution d of
-a node also realises one of its two children for free (the side d itself enters), so each
-internal node costs at most one LP. The number of realised signatures can be exponential in
-the number of active switches (deciding whether there are two distinct Clarke gradients is
-NP-hard, paper A); ``limit`` caps the enumeration.
+The enumeration itself, a depth-first search over the switches with one LP per partial
+signature at most, is :mod:`.signatures`.
 """
 
 from __future__ import annotations
@@ -32,10 +26,10 @@ from ..modes.directions import refuse_nonfinite
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
 from .active import ActiveModel
 from .expand import expand
-from .gordan import GordanCache, row_key
 from .localset import LocalSet, local_set
-from .lp import MARGIN, in_hull, in_sum_of_hulls, margin, nonzero_rows, row_duals
+from .lp import in_hull, in_sum_of_hulls
 from .second_order import second_order_pieces
+from .signatures import enumerate_signatures
 from .sort_oracle_min import by_oracles, realised, with_oracles
 from .tournament import winner
 
@@ -108,77 +102,6 @@ class Subdifferential:
             if not len(others) or not in_hull(others, self.matrix[i])[0]:
                 keep.append(i)
         return self.matrix[keep]
-
-
-def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0
-                         ) -> tuple[list[np.ndarray], np.ndarray, bool, int]:
-    """Depth-first enumeration of the realised signatures of the active switches.
-
-    Returns (signatures, their selection gradients as a (k, n) array, complete, number of
-    LPs). Entries of a signature are +-1, or 0 where the switch's derivative row vanishes on
-    the piece (its sign cannot change the gradient). A gradient is g0 + (sigma * bhat) W
-    with W = (I - K Sigma)^{-1} A, whose rows the search has formed by then.
-
-    Unrealised partial signatures are recognised by the Gordan certificates of earlier
-    infeasible LPs where one applies (:mod:`.gordan`), and only the others cost an LP."""
-    m, n = model.m, model.spec.n
-    A, K = model.A, model.K
-    g0, bhat = np.asarray(model.g0, np.float64).reshape(-1), model.bhat
-    grads: list[np.ndarray] = []
-    scale = float(np.max(np.abs(A), initial=0.0))
-    sigma = np.zeros(m)
-    W = np.zeros((m, n))
-    U = np.zeros((m, n))  # unit rows, and their keys for either sign (:mod:`.gordan`)
-    keys: list[tuple[bytes, bytes]] = [(b"", b"")] * m
-    certificates = GordanCache()
-    d0 = np.random.default_rng(seed).standard_normal(n)
-    found: list[np.ndarray] = []
-    lps = 0
-    if m == 0:
-        return [sigma], g0.reshape(1, n).copy(), True, 0
-    # frame: [i, d, options]; options: list of (sign, direction or None: needs an LP)
-    stack: list[list] = [[0, d0, None]]
-    while stack:
-        frame = stack[-1]
-        i, d, options = frame
-        if options is None:
-            W[i] = A[i] + (K[i, :i] * sigma[:i]) @ W[:i]
-            if not nonzero_rows(W[i:i + 1], scale)[0]:
-                options = [(0.0, d)]
-            else:
-                U[i] = W[i] / np.linalg.norm(W[i])
-                keys[i] = (row_key(U[i]), row_key(-U[i]))
-                v = float(W[i] @ d)
-                clear = abs(v) > 1e-9 * np.linalg.norm(W[i]) * np.linalg.norm(d)
-                first = np.sign(v) if clear else 1.0
-                options = [(first, d if clear else None), (-first, None)]
-            frame[2] = options
-        if not options:
-            sigma[i] = 0.0
-            stack.pop()
-            continue
-        s, child = options.pop(0)
-        sigma[i] = s
-        if child is None:
-            rows = np.flatnonzero(sigma[: i + 1] != 0)
-            R = sigma[rows, None] * U[rows]
-            signed = [keys[j][0] if sigma[j] > 0 else keys[j][1] for j in rows]
-            if certificates.refutes(signed, R):
-                continue
-            lps += 1
-            t, child = margin(R)
-            if t <= MARGIN or child is None:
-                if child is not None:  # solved, with t* <= MARGIN: its duals certify it
-                    certificates.learn(signed, R, row_duals())
-                continue
-        if i + 1 == m:
-            found.append(sigma.copy())
-            grads.append(g0 + (sigma * bhat) @ W)
-            if len(found) >= limit:
-                return found, np.array(grads), False, lps
-            continue
-        stack.append([i + 1, child, None])
-    return found, np.array(grads).reshape(len(found), n), True, lps
 
 
 def _model(f: Callable, x: Any, where: str) -> tuple[ActiveModel, FlatSpec]:
@@ -313,7 +236,13 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
         ([(-2.0, 0.0), (0.0, 0.0)], True)
     """
     _check_limit(limit, "subdifferential")
-    ls, spec, full = _local(f, x, "subdifferential")
+    return _listed(*_local(f, x, "subdifferential"), limit)
+
+
+def _listed(ls: LocalSet, spec: FlatSpec, full: ActiveModel, limit: int,
+            stop: Callable[[np.ndarray], bool] | None = None) -> Subdifferential:
+    """:func:`subdifferential` from the local set; ``stop`` as in
+    :func:`.signatures.enumerate_signatures` (a stopped list reads as stopped at limit)."""
     model = ls.model
     m = full.m
     lps = 0
@@ -324,7 +253,7 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
         proven = complete and leaves_proven
         how = "blocks independent, every combination of their pieces realised"
     else:
-        sigs, G, complete, lps = enumerate_signatures(model, limit)
+        sigs, G, complete, lps = enumerate_signatures(model, limit, stop=stop)
         S_red = _rows(sigs, model.m)
         proven = complete and (ls.exact or ls.linear)
         how = ("the local model is convex: its first-order pieces span the set" if ls.exact
@@ -402,7 +331,8 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     the set, bounded through the tie's assignment oracle (:mod:`.sort_oracle_min`), decides.
     Otherwise the limiting gradients are listed
     (:func:`subdifferential`) and membership in their hull is one LP; False is then returned
-    only when the list is proven complete.
+    only when the list is proven complete. A listing by enumeration stops as soon as g lies
+    in the hull of the gradients found so far (checked at 16, 32, 64, ... of them).
 
     Args:
         f: scalar function written with ``kinkgrad.numpy``.
@@ -424,7 +354,7 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         (False, True)
     """
     _check_limit(limit, "in_clarke")
-    ls, spec, _ = _local(f, x, "in_clarke")
+    ls, spec, full = _local(f, x, "in_clarke")
     vec = spec.from_tree(g, "in_clarke")
     refuse_nonfinite([vec], "in_clarke", "g")
     if ls.has_outer:
@@ -439,7 +369,7 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     decided = _by_oracles(ls, vec)
     if decided is not None:
         return decided
-    sub = subdifferential(f, x, limit)
+    sub = _listed(ls, spec, full, limit, stop=lambda G: in_hull(G, vec)[0])  # True: proven
     ok, _ = in_hull(sub.matrix, vec)
     if ok or not sub.partial:
         return ok
