@@ -172,7 +172,8 @@ def run_case(name: str, f: Callable, x0: np.ndarray, fit: Callable) -> list[dict
                      "method": "default tol" if tol is None else "tol 1e-12",
                      "note": " (ConvergenceWarning)" if warned else "",
                      "seconds": sec, "nit": None, "ngev": None, "verdict": rep.verdict,
-                     "distance": float(rep.distance), "radius": r})
+                     "distance": float(rep.distance), "radius": r,
+                     "zeros": int(np.sum(np.asarray(w) == 0.0))})
     for method in ("bundle", "abs-linear"):
         t = time.perf_counter()
         res = kinkgrad.minimize(f, x0, method=method)
@@ -181,7 +182,7 @@ def run_case(name: str, f: Callable, x0: np.ndarray, fit: Callable) -> list[dict
         rows.append({"case": name, "tool": "kinkgrad", "method": method, "fun": float(res.fun),
                      "seconds": sec, "nit": int(res.nit), "ngev": int(res.ngev),
                      "verdict": rep.verdict, "distance": float(rep.distance),
-                     "radius": float(rep.radius)})
+                     "radius": float(rep.radius), "zeros": int(np.sum(res.x == 0.0))})
     ref = min(r["fun"] for r in rows)
     for r in rows:
         r["gap"] = r["fun"] - ref
@@ -189,14 +190,16 @@ def run_case(name: str, f: Callable, x0: np.ndarray, fit: Callable) -> list[dict
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| case | tool | method | f - f_ref | s | iterations | ngev | verdict (distance, "
-           "radius) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| case | tool | method | f - f_ref | s | iterations | ngev | exact zeros | "
+           "verdict (distance, radius) |", "| --- | --- | --- | --- | --- | --- | --- | --- "
+           "| --- |"]
     for r in rows:
         it = "-" if r["nit"] is None else str(r["nit"])
         ng = "-" if r["ngev"] is None else str(r["ngev"])
         out.append(f"| {r['case']} | {r['tool']} | {r['method']}{r.get('note', '')} | "
                    f"{r['gap']:.1e} | "
-                   f"{r['seconds']:.2f} | {it} | {ng} | {r['verdict']} ({r['distance']:.1e}, "
+                   f"{r['seconds']:.2f} | {it} | {ng} | {r['zeros']} | "
+                   f"{r['verdict']} ({r['distance']:.1e}, "
                    f"{r['radius']:.0e}) |")
     return "\n".join(out)
 
