@@ -72,7 +72,7 @@ class AbsLinearModel:
         self._wnorm: np.ndarray | None = None
         # coordinate kinks: z_i = cz_i + Z_ij dx_j alone (one entry in Z's row, none in L's)
         one = np.flatnonzero((np.diff(Z.indptr) == 1) & (np.diff(L.indptr) == 0))
-        self._coord = (one, Z.indices[Z.indptr[one]], Z.data[Z.indptr[one]])
+        self.coordinate_kinks = (one, Z.indices[Z.indptr[one]], Z.data[Z.indptr[one]])
 
     def _levels(self) -> list[tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]]:
         """Switches grouped by depth (row i of L refers only to switches of smaller depth),
@@ -163,7 +163,7 @@ class AbsLinearModel:
         # NOTE: the piece QP puts u_i = |z_i| = 0 exactly, but dx_j comes from a scaled
         # solve, so x_j + dx_j was ~1e-17 x_j: over a run a lasso's zero coefficients
         # shrank geometrically to 1e-37 and never became 0 (0 of 250 exact zeros)."""
-        rows, cols, vals = self._coord
+        rows, cols, vals = self.coordinate_kinks
         if rows.size == 0:
             return dx
         z0 = self.z0[rows]

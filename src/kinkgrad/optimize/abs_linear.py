@@ -67,13 +67,14 @@ its QPs in :mod:`._abs_linear_qp`):
 4. Stop (CONVERGED) when the model step is stationary for the model (QP solved, no
    improving flip), its stationarity measure ||(B + q I) dx|| (the norm of -(B + q I) dx,
    an element of the model's subdifferential at dx) is <= tol and ||dx|| <= xtol
-   (1 + ||x||). The final step x + dx is then taken when f has a form there and does not
-   grow (for piecewise-linear f it lands on the kinks). Other ends: MAXITER, MAXFEV (the best point,
-   i.e. the current iterate), CALLBACK, and STALLED when q exceeds qmax after rejections,
+   (1 + ||x||). The final step x + dx is then taken when f has a form there and does not grow
+   (for piecewise-linear f it lands on the kinks). Other ends: MAXITER, MAXFEV (the current
+   iterate), CALLBACK, and STALLED when q exceeds qmax after rejections,
    when the step no longer changes x in floating point, or after 10 consecutive accepted
    steps without a decrease of f (rounding level).
 
-5. Curvature (``metric="bfgs"``, n <= 300): the abs-linear model is first order in the
+5. Curvature (``metric="bfgs"``, n <= 300; n <= 2000 where every switch is the kink of one
+   coordinate, whose piece QPs are in R^n, :mod:`._abs_linear_box`): the model is first order in the
    smooth part, and with q I alone the method converges at a rate about 1 - mu/L on an
    ill-conditioned smooth part (max-affine + 1/2 ||Q x||^2 with cond(Q^T Q) ~ 1e5: 2 of 10
    random instances certified in 2000 iterations; with the metric 10 of 10 in 32-94). So the
@@ -84,8 +85,8 @@ its QPs in :mod:`._abs_linear_qp`):
    with positive curvature, and q then returns to its start value: q had been raised for the
    curvature B now holds. On a piecewise-linear f the pairs are 0 and B never starts. When
    the measure stalls (LearntMetric.stalled), B is set by differences of J - Z^T y (n
-   gradients). Every piece QP has the dense block B + q I in P, hence the limit on n; the
-   QP's scaling divides by q + ||B||_F instead of q.
+   gradients). Every piece QP has the dense block B + q I in P, hence the limit on n; the QP's
+   scaling divides by q + ||B||_F instead of q.
 
 Final radius: max(2 ||dx||, 1e-12), dx a model step at the returned point: on CONVERGED the
 one that passed the test; otherwise the first one computed there, or, when rejections have
@@ -106,6 +107,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import KinkgradError, NotAbsSmoothError
+from ._abs_linear_box import BoxPieceQP, piece_qp
 from ._abs_linear_model import AbsLinearModel, PieceQP, minimize_model
 from ._metric import LearntMetric
 from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
@@ -120,7 +122,8 @@ _NOISE = 1e-13  # relative rounding level of f: decreases below it are not resol
 _NEAR_ROUNDING = 1e8  # predicted decreases below 1e8 u (1 + |f|): estimate f's rounding
 _FLAT = 10  # consecutive accepted steps (within the rounding level) with no decrease: stop
 _SHORTEN = 1e-3  # a step whose end has no abs-normal form is shortened by this fraction
-_METRIC_N = 300  # largest n with a learnt metric B (dense n x n, in P of every piece QP)
+_METRIC_N = (300, 2000)  # largest n with a learnt metric B (dense, in every piece QP's P);
+#                         the second where every switch is a coordinate's (BoxPieceQP)
 _PROBE_AFTER = 3  # finishing steps before B is probed (n gradients) if none certified
 
 
@@ -274,7 +277,7 @@ class _Salmin:
         self.merit: Callable[[np.ndarray], float] | None = None  # see finish()
         self.model: AbsLinearModel | None = None
         self.qp: PieceQP | None = None
-        self.metric = LearntMetric() if learn and oracle.x0.size <= _METRIC_N else None
+        self.metric = LearntMetric() if learn and oracle.x0.size <= _METRIC_N[1] else None
         self.stalled = False  # B is probed before the next step (LearntMetric.stalled)
 
     # ------------------------------------------------------------------ helpers
@@ -285,7 +288,7 @@ class _Salmin:
         self.x, self.fx, self.model = x, model.f, model
         self.rounding = None
         with np.errstate(all="ignore"):
-            self.qp = PieceQP(model, self.backend, self.B) if model.s else None
+            self.qp = piece_qp(model, self.backend, self.B) if model.s else None
 
     @property
     def B(self) -> np.ndarray | None:
@@ -317,6 +320,8 @@ class _Salmin:
         model, why = self._model_at(self.x)
         if model is None:
             return self._end(STALLED, f"abs-linear: stopped at x0: {why}.")
+        if model.n > _METRIC_N[0] and not (self.backend == "auto" and BoxPieceQP.applies(model)):
+            self.metric = None
         self._move(self.x, model)
         fresh = True
         while True:
