@@ -16,6 +16,7 @@ import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad import problems
 from kinkgrad.optimize import abs_linear, oracle
+from kinkgrad.optimize._abs_linear_model import model_at
 from kinkgrad.optimize._abs_linear_qp import PieceQP
 from kinkgrad.optimize._metric import LearntMetric
 from kinkgrad.optimize.common import MAXITER, STALLED
@@ -483,8 +484,8 @@ def test_secant_pair_is_the_curvature_of_the_lagrangian():
     x, dx = rng.standard_normal(4), rng.standard_normal(4) * 0.1
     for fun, curved in ((f, True), (pl, False)):
         orc = oracle.Oracle(fun, x)
-        old, _ = abs_linear._model_at(orc, x, 3e7)
-        new, _ = abs_linear._model_at(orc, x + dx, 3e7)
+        old, _ = model_at(orc, x, 3e7)
+        new, _ = model_at(orc, x + dx, 3e7)
         metric = LearntMetric()
         status = metric.update(old, new, dx, rng.standard_normal(old.s))
         if curved:
@@ -492,7 +493,7 @@ def test_secant_pair_is_the_curvature_of_the_lagrangian():
             np.testing.assert_allclose(metric.B @ dx, H @ dx, rtol=1e-12)
             assert np.all(np.linalg.eigvalsh(metric.B) > 0.0)
             dx2 = rng.standard_normal(4) * 0.1  # a second pair: the newest secant equation
-            newer, _ = abs_linear._model_at(orc, x + dx + dx2, 3e7)
+            newer, _ = model_at(orc, x + dx + dx2, 3e7)
             assert metric.update(new, newer, dx2, rng.standard_normal(old.s)) == "updated"
             np.testing.assert_allclose(metric.B @ dx2, H @ dx2, rtol=1e-10)
         else:
@@ -519,7 +520,7 @@ def test_probed_metric_is_the_lagrangian_hessian():
 
     x = np.array([0.9, 0.3, -0.2])
     orc = oracle.Oracle(f, x)
-    model, _ = abs_linear._model_at(orc, x, 3e7)
+    model, _ = model_at(orc, x, 3e7)
     y = rng.standard_normal(model.s) * 0.3
     metric = LearntMetric()
     assert metric.probe(x, model, y, lambda z: orc.lagrangian_gradient(z, y))
@@ -534,7 +535,7 @@ def test_probed_metric_is_the_lagrangian_hessian():
         return knp.abs(x[0] - 1.0) + 2.0 * knp.abs(x[1] - x[2])
 
     orc = oracle.Oracle(pl, x)
-    model, _ = abs_linear._model_at(orc, x, 3e7)
+    model, _ = model_at(orc, x, 3e7)
     points = []
 
     def gradient_at(z):
@@ -639,7 +640,7 @@ def test_reduced_cost_leaves_the_piece_qp_unchanged(backend, monkeypatch):
         return 0.5 * knp.sum(w * w) + 10.0 * knp.sum(knp.relu(1.0 - X @ w))
 
     x = rng.standard_normal(6)
-    model, _ = abs_linear._model_at(oracle.Oracle(f, x), x, 3e7)
+    model, _ = model_at(oracle.Oracle(f, x), x, 3e7)
     far = []
     for q in (1.0, 1e5, 1e11):
         qp = PieceQP(model, backend)
@@ -675,7 +676,7 @@ def test_probe_for_a_stall_keeps_bfgs_where_the_lagrangian_is_indefinite():
 
     x = np.array([0.9, 0.3])
     orc = oracle.Oracle(f, x)
-    model, _ = abs_linear._model_at(orc, x, 3e7)
+    model, _ = model_at(orc, x, 3e7)
     for yk, convex in ((10.0, False), (0.0, True)):
         y = np.full(model.s, yk)
         truth = H - np.diag([2.0 * yk, 0.0])
@@ -724,7 +725,7 @@ def _relu_net_model(rng):
         return knp.mean((knp.relu(X @ W1 + b1) @ W2 + b2 - y) ** 2)
 
     x = rng.standard_normal(41) * 0.5
-    return abs_linear._model_at(oracle.Oracle(f, x), x, 3e7)[0]
+    return model_at(oracle.Oracle(f, x), x, 3e7)[0]
 
 
 @pytest.mark.parametrize("with_metric", [False, True])

@@ -70,3 +70,36 @@ def test_lasso_minimizer_has_exact_zeros_on_scikit_learns_support(method):
     assert res.stationarity.verdict == "stationary"
     np.testing.assert_array_equal(res.x == 0.0, zero)
     np.testing.assert_allclose(res.x, w_peer, atol=1e-7)
+
+
+def test_an_end_point_near_its_kinks_is_moved_onto_them_and_reoptimised():
+    """land_end_point on a point 5e-9 from a lasso's zero coefficients whose other
+    coefficients are 1e-6 off: moved onto the kinks it is not yet stationary (the others
+    must move too), and abs-linear finishing steps from there certify it, with scikit-learn's
+    zeros exactly."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from kinkgrad.optimize._landing import land_end_point
+    from kinkgrad.optimize.common import CONVERGED, MethodResult
+    from kinkgrad.optimize.oracle import Oracle
+
+    rng = np.random.default_rng(2)
+    m, n, lam = 40, 30, 0.05
+    X = rng.standard_normal((m, n)) / np.sqrt(m)
+    y = X @ np.where(np.arange(n) % 6 == 0, 2.0, 0.0) + 0.01 * rng.standard_normal(m)
+
+    def f(w):
+        r = X @ w - y
+        return 0.5 * knp.sum(r * r) + lam * knp.sum(knp.abs(w))
+
+    w = sklearn.Lasso(alpha=lam / m, fit_intercept=False, tol=1e-14,
+                      max_iter=10 ** 6).fit(X, y).coef_
+    zero = w == 0.0
+    x = w + np.where(zero, 5e-9 * rng.choice([-1.0, 1.0], n), 1e-6 * rng.standard_normal(n))
+    oracle = Oracle(f, x, None, 0)
+    out = MethodResult(x, oracle.value(x), 100, CONVERGED, "certified.", 1e-8)
+    moved, rep = land_end_point(oracle, out, 1e-8, 1e-8)
+    assert not kinkgrad.stationarity(f, x + np.where(zero, -x, 0.0), radius=1e-8,
+                                     tol=1e-8).verdict == "stationary"  # moving is not enough
+    assert rep.verdict == "stationary" and "abs-linear step" in moved.message
+    np.testing.assert_array_equal(moved.x == 0.0, zero)
+    assert moved.fun <= out.fun

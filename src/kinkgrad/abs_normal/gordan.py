@@ -21,6 +21,8 @@ cost an LP, never a wrong pruning.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from .lp import MARGIN
@@ -32,8 +34,10 @@ _SUPPORT = 1e-12  # duals below this (after normalisation to sum 1) are dropped
 
 
 def row_key(u: np.ndarray) -> bytes:
-    """A hashable key of a unit row (rounded; -0.0 and 0.0 alike)."""
-    return (np.round(u, _DIGITS) + 0.0).tobytes()
+    """A 16-byte key of a unit row (rounded; -0.0 and 0.0 alike): a digest, not the row, so
+    that thousands of certificates at large n stay small (a collision could only cost an
+    LP: certificates are re-evaluated on the rows before they prune)."""
+    return hashlib.blake2b((np.round(u, _DIGITS) + 0.0).tobytes(), digest_size=16).digest()
 
 
 class GordanCache:

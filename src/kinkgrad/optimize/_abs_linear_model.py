@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import KinkgradError
+from ..errors import KinkgradError, NotAbsSmoothError
 from ._abs_linear_qp import PieceQP
 
 if TYPE_CHECKING:
     from ..abs_normal.form import AbsNormalForm
+    from .oracle import Oracle
 
-__all__ = ["AbsLinearModel", "ModelStep", "PieceQP", "minimize_model"]
+__all__ = ["AbsLinearModel", "ModelStep", "PieceQP", "minimize_model", "model_at"]
 
 _SINGLE_TRIES = 3  # single flips tried (most violated first) before the search stops
 _COMPOUNDED = 1e4  # |L| bounds this far above the piece Jacobian's: compounded (see switch_scale)
@@ -183,6 +184,32 @@ class AbsLinearModel:
         out = dx.copy()
         out[cols[last][same]] = root[last][same]
         return out
+
+
+def model_at(oracle: Oracle, x: np.ndarray, dense_limit: float
+             ) -> tuple[AbsLinearModel | None, str | None]:
+    """(model, None) at x, or (None, reason) when no usable dense model exists there."""
+    try:
+        anf = oracle.abs_normal(x)
+    except NotAbsSmoothError as e:
+        return None, f"no abs-normal form at the point ({e})"
+    if not anf.dense:
+        size = anf.s * (anf.n + anf.s)
+        if size <= dense_limit:
+            anf.todense()
+        else:  # the rows by compressed reverse sweeps: a chained form is sparse
+            anf.tosparse()
+            nnz = anf.Z.nnz + anf.L.nnz
+            if nnz > dense_limit:
+                return None, (f"the abs-normal form has s = {anf.s} switches for n = "
+                              f"{anf.n} with {nnz:.3g} nonzeros in Z and L (> dense_limit "
+                              f"= {dense_limit:.3g}): too large to materialise; raise "
+                              "options['dense_limit'] or use method='bundle'")
+    with np.errstate(all="ignore"):
+        model = AbsLinearModel(anf)
+    if not model.finite:
+        return None, "the abs-normal form has non-finite entries at the point"
+    return model, None
 
 
 @dataclass

@@ -106,9 +106,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import KinkgradError, NotAbsSmoothError
+from ..errors import KinkgradError
 from ._abs_linear_box import BoxPieceQP, piece_qp
-from ._abs_linear_model import AbsLinearModel, PieceQP, minimize_model
+from ._abs_linear_model import AbsLinearModel, PieceQP, minimize_model, model_at
 from ._metric import LearntMetric
 from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
 from .oracle import BudgetExhausted, Oracle
@@ -133,31 +133,6 @@ def _positive(name: str, v: object) -> float:
         raise KinkgradError(f"minimize(method='abs-linear'): option {name}={v!r}; pass a "
                             "finite number > 0.")
     return float(v)
-
-
-def _model_at(oracle: Oracle, x: np.ndarray, dense_limit: float):
-    """(model, None) at x, or (None, reason) when no usable dense model exists there."""
-    try:
-        anf = oracle.abs_normal(x)
-    except NotAbsSmoothError as e:
-        return None, f"no abs-normal form at the point ({e})"
-    if not anf.dense:
-        size = anf.s * (anf.n + anf.s)
-        if size <= dense_limit:
-            anf.todense()
-        else:  # the rows by compressed reverse sweeps: a chained form is sparse
-            anf.tosparse()
-            nnz = anf.Z.nnz + anf.L.nnz
-            if nnz > dense_limit:
-                return None, (f"the abs-normal form has s = {anf.s} switches for n = "
-                              f"{anf.n} with {nnz:.3g} nonzeros in Z and L (> dense_limit "
-                              f"= {dense_limit:.3g}): too large to materialise; raise "
-                              "options['dense_limit'] or use method='bundle'")
-    with np.errstate(all="ignore"):
-        model = AbsLinearModel(anf)
-    if not model.finite:
-        return None, "the abs-normal form has non-finite entries at the point"
-    return model, None
 
 
 def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
@@ -282,7 +257,7 @@ class _Salmin:
 
     # ------------------------------------------------------------------ helpers
     def _model_at(self, x: np.ndarray) -> tuple[AbsLinearModel | None, str | None]:
-        return _model_at(self.oracle, x, self.dense_limit)
+        return model_at(self.oracle, x, self.dense_limit)
 
     def _move(self, x: np.ndarray, model: AbsLinearModel) -> None:
         self.x, self.fx, self.model = x, model.f, model

@@ -5,18 +5,16 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
 from ..backends import on_numpy
 from ..errors import KinkgradError
-from .common import CONVERGED, MAXFEV, MethodResult, Monitor
-from .oracle import BudgetExhausted, Oracle
-
-if TYPE_CHECKING:
-    from ..abs_normal.stationarity import StationarityReport
+from ._landing import land_end_point
+from .common import MAXFEV, Monitor
+from .oracle import Oracle
 
 __all__ = ["minimize", "METHODS"]
 
@@ -38,9 +36,10 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     True exactly when that verdict is "stationary" (some element of the set at that radius
     has norm <= ``tol``), which is proven, not sampled. A certified end point within that
     radius of kinks of single coordinates (z = x_j - c: a lasso's |x_j|) is moved onto them
-    exactly when f does not grow beyond rounding and the verdict there is "stationary" too
-    (one abs-normal form, counted in ``ngev``; abs-linear's steps land there themselves),
-    so that zero coefficients are 0.
+    exactly when f does not grow beyond rounding and the verdict there is "stationary" too,
+    after at most five abs-linear finishing steps from there if needed (their forms are
+    counted in ``ngev``; abs-linear's steps land there themselves), so that zero
+    coefficients are 0 (:mod:`._landing`).
 
     Methods (each a module of :mod:`kinkgrad.optimize` with its reference):
 
@@ -114,7 +113,7 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     if method == "abs-linear":  # NOTE: its steps land on the kinks already
         rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
     else:
-        out, rep = _on_kinks(oracle, out, radius, float(tol))
+        out, rep = land_end_point(oracle, out, radius, float(tol))
     message = f"{out.message} Verdict at radius {radius:.3g}: {rep.verdict}."
     if out.status == MAXFEV:
         message = f"maxfev={maxfev} evaluations reached. " + message
@@ -125,32 +124,3 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
                           stationarity=rep, method=method,
                           seconds=time.perf_counter() - start)
 
-
-def _on_kinks(oracle: Oracle, out: MethodResult, radius: float, tol: float
-              ) -> tuple[MethodResult, StationarityReport]:
-    """The end point and its verdict; an end point within ``radius`` of coordinate kinks
-    (z_i = x_j - c, e.g. a lasso's |x_j|: 1e-11 after a bundle run) is moved onto them
-    exactly (:meth:`AbsLinearModel.land_on_coordinate_kinks`) when f does not grow beyond
-    rounding and the point there is certified stationary; otherwise it is left as it is.
-    The form this takes (n + s gradients) is counted."""
-    from .abs_linear import _model_at
-
-    if out.status != CONVERGED or radius <= 0.0:
-        return out, oracle.stationarity(out.x, radius, tol, counted=False)
-    try:
-        model, _ = _model_at(oracle, out.x, 3e7)
-    except BudgetExhausted:
-        model = None
-    if model is not None and model.s:
-        x = out.x + model.land_on_coordinate_kinks(np.zeros_like(out.x), within=radius)
-        if not np.array_equal(x, out.x):
-            try:
-                fx = oracle.value(x)
-            except BudgetExhausted:
-                fx = np.inf
-            if fx <= out.fun + 4.0 * oracle.unit_roundoff * (1.0 + abs(out.fun)):
-                rep = oracle.stationarity(x, radius, tol, counted=False)
-                if rep.verdict == "stationary":
-                    return MethodResult(x, fx, out.nit, out.status, out.message,
-                                        out.radius), rep
-    return out, oracle.stationarity(out.x, radius, tol, counted=False)
