@@ -161,9 +161,9 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         relax: start each subproblem from the convex relaxation's piece (see
             :func:`~._abs_linear_model.minimize_model`); switched off for the rest of the
             run after three consecutive subproblems where the relaxation was not exact.
-        metric: "bfgs" (for n <= 300) to add 1/2 dx^T B dx to the model, B learnt from the
-            accepted steps (module docstring, item 5), or "none" (B = 0). Above n = 300
-            B = 0 either way.
+        metric: "bfgs" (for n <= 300, or n <= 2000 where every switch is the kink of one
+            coordinate) to add 1/2 dx^T B dx to the model, B learnt from the accepted steps
+            (module docstring, item 5), or "none" (B = 0). Above those n B = 0 either way.
 
     Returns:
         A :class:`MethodResult`; ``radius`` as in the module docstring.

@@ -49,9 +49,9 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
       abs-linear finishing steps where it stalls at the target radius.
     * ``"abs-linear"``: successive abs-linear minimization (Griewank and Walther): each step
       minimizes the abs-linear model from ``abs_normal_form`` plus 1/2 dx^T (B + q I) dx,
-      a proximal term and (n <= 300) the smooth part's curvature B learnt by BFGS from the
-      model Lagrangian's gradients (``options={"metric": "none"}`` leaves it out); its
-      ``ngev`` counts abs-normal forms.
+      a proximal term and (n <= 300; 2000 for l1 terms) the smooth part's curvature B
+      learnt by BFGS from the model Lagrangian's gradients (``options={"metric": "none"}``
+      leaves it out); its ``ngev`` counts abs-normal forms.
     * ``"gradient-sampling"``: the Burke-Lewis-Overton gradient sampling method.
 
     Args:
