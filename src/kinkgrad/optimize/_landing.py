@@ -49,22 +49,32 @@ def land_end_point(oracle: Oracle, out: MethodResult, radius: float, tol: float
     def verdict(x: np.ndarray) -> StationarityReport:
         return oracle.stationarity(x, radius, tol, counted=False)
 
-    if out.status != CONVERGED or radius <= 0.0:
-        return out, verdict(out.x)
+    def moved(result: MethodResult, rep: StationarityReport
+              ) -> tuple[MethodResult, StationarityReport]:
+        try:  # the test at the method's point was a search step, not the final verdict
+            oracle.charge(first)
+        except BudgetExhausted:
+            pass
+        return result, rep
+
+    first = verdict(out.x)  # NOTE: a kink within the radius is an active switch there, so
+    #                         without any the form (n + s gradients) is not built
+    if out.status != CONVERGED or radius <= 0.0 or first.num_active == 0:
+        return out, first
     allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(out.fun))
     try:
         model, _ = model_at(oracle, out.x, 3e7)
         if model is None or not model.s:
-            return out, verdict(out.x)
+            return out, first
         x = out.x + model.land_on_coordinate_kinks(np.zeros_like(out.x), within=radius)
         if np.array_equal(x, out.x):
-            return out, verdict(out.x)
+            return out, first
         fx = oracle.value(x)
         if not fx <= out.fun + allowance:
-            return out, verdict(out.x)
+            return out, first
         rep = verdict(x)
         if rep.verdict == "stationary":
-            return MethodResult(x, fx, out.nit, out.status, out.message, out.radius), rep
+            return moved(MethodResult(x, fx, out.nit, out.status, out.message, out.radius), rep)
 
         tests: dict[bytes, float] = {x.tobytes(): rep_distance(rep)}
 
@@ -76,12 +86,12 @@ def land_end_point(oracle: Oracle, out: MethodResult, radius: float, tol: float
         fin = finish(oracle, x, fx, tol=tol, monitor=lambda z, f, k: distance(z) == 0.0,
                      maxiter=_STEPS, merit=distance)  # the first certified point ends them
     except BudgetExhausted:
-        return out, verdict(out.x)
+        return out, first
     if fin.nit and fin.fun <= out.fun + allowance:
         rep = verdict(fin.x)
         if rep.verdict == "stationary":
-            return MethodResult(fin.x, fin.fun, out.nit + fin.nit, out.status,
-                                f"{out.message} Then moved onto the coordinate kinks within "
-                                f"the radius and {fin.nit} abs-linear step(s).",
-                                out.radius), rep
-    return out, verdict(out.x)
+            return moved(MethodResult(fin.x, fin.fun, out.nit + fin.nit, out.status,
+                                      f"{out.message} Then moved onto the coordinate kinks "
+                                      f"within the radius and {fin.nit} abs-linear step(s).",
+                                      out.radius), rep)
+    return out, first

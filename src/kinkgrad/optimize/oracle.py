@@ -179,6 +179,11 @@ class Oracle:
             self.cost += rep.num_active
         return rep
 
+    def charge(self, rep: StationarityReport) -> None:
+        """Count a test made uncounted (as a final verdict) that the search then used."""
+        self._spend(1, 1)
+        self.cost += rep.num_active
+
     # ------------------------------------------------------------------ bookkeeping
     def record(self, fun: float) -> None:
         """Append one iteration to the history (f and the counts so far)."""
