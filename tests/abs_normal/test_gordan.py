@@ -164,3 +164,31 @@ def test_certificates_never_drop_a_piece_on_random_degenerate_programs(seed, n, 
         GordanCache.refutes = plain
     assert complete == complete0
     assert sorted(map(tuple, sigs)) == sorted(map(tuple, sigs0))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_realised_patterns_answer_as_the_lp_on_every_pattern(seed):
+    from itertools import product
+
+    from kinkgrad.abs_normal._sparse_tournament import reader_levels
+    from kinkgrad.abs_normal.gordan import RealisedPatterns
+    from kinkgrad.abs_normal.tournament import signature_margin
+
+    rng = np.random.default_rng(seed)
+    M = rng.integers(-2, 3, (3, 2)).astype(float)
+    N = rng.integers(-1, 2, (3, 3)).astype(float)
+
+    def f(x):
+        a = knp.abs(M @ x)
+        return knp.max(N @ a + M @ x) + knp.sum(knp.abs(a - knp.abs(M[::-1] @ x)))
+
+    model, _ = subdiff._model(f, np.zeros(2), "test")
+    A, K = model.A, model.K
+    assert 8 <= model.m <= 11
+    levels = reader_levels(K)
+    realised = RealisedPatterns(A, K, levels)
+    patterns = [np.array(p) for p in product((1.0, -1.0), repeat=model.m)]
+    got = [realised(s) for s in patterns]
+    truth = [signature_margin(A, K, s, levels)[0] > MARGIN for s in patterns]
+    assert got == truth and any(truth) and not all(truth)
+    assert realised.lps < len(patterns) // 4  # most answered by a direction or a certificate

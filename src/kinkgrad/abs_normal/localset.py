@@ -79,6 +79,7 @@ from ._sparse_tournament import (
     unique_rows,
 )
 from .active import ActiveModel
+from .gordan import RealisedPatterns
 from .lp import MARGIN
 from .sort_block import sort_oracle, sort_orderings
 from .sort_near import near_oracle
@@ -314,8 +315,8 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                      sigs)
     pats = [np.array(p) for p in product((1.0, -1.0), repeat=m)]
     outer, _ = _unique([block_value(A, K, bhat, s) for s in pats], pats)
-    levels = reader_levels(K)
-    real = [s for s in pats if independent_rows() or signature_margin(A, K, s, levels)[0] > MARGIN]
+    realised = RealisedPatterns(A, K, reader_levels(K))  # signature_margin's LP, mostly without it
+    real = [s for s in pats if independent_rows() or realised(s)]
     inner, sigs = _unique([block_value(A, K, bhat, s) for s in real], real)
     inner = inner.reshape(-1, cols.size)
     return Block(members, "enumerated", cols, outer, inner, False,
