@@ -25,7 +25,8 @@ import hashlib
 
 import numpy as np
 
-from .lp import MARGIN, margin, nonzero_rows, row_duals
+from .lp import MARGIN, margin, row_duals
+from .tournament import signature_rows
 
 __all__ = ["GordanCache", "RealisedPatterns", "row_key"]
 
@@ -110,17 +111,12 @@ class RealisedPatterns:
 
     def __init__(self, A: np.ndarray, K: np.ndarray, levels: list[np.ndarray]) -> None:
         self.A, self.K, self.levels = A, K, levels
-        self.scale = float(np.max(np.abs(A), initial=0.0))
         self.certificates = GordanCache()
         self.directions = np.zeros((A.shape[1], 0))
         self.lps = 0
 
     def __call__(self, sigma: np.ndarray) -> bool:
-        W = self.A.copy()
-        for J in self.levels[1:]:  # level 0 reads nothing
-            W[J] += (self.K[J] * sigma) @ W
-        rows = nonzero_rows(W, self.scale) & (sigma != 0)
-        R = sigma[rows, None] * W[rows]
+        R = signature_rows(self.A, self.K, sigma, self.levels)
         R = R / np.linalg.norm(R, axis=1, keepdims=True)
         if self.directions.shape[1] and (
                 np.min(R @ self.directions, axis=0, initial=np.inf) > MARGIN).any():

@@ -342,11 +342,17 @@ def signature_margin(A: np.ndarray, K: np.ndarray, sigma: np.ndarray,
     means d enters the piece of sigma (a full signature; a 0 in sigma drops that switch's
     |z| from the rows reading it). The rows are formed one level of K at a time (``levels``:
     :func:`._sparse_tournament.reader_levels`)."""
+    return margin(signature_rows(A, K, sigma, levels))
+
+
+def signature_rows(A: np.ndarray, K: np.ndarray, sigma: np.ndarray,
+                   levels: list[np.ndarray]) -> np.ndarray:
+    """The rows sigma_j w_j of :func:`signature_margin`'s LP (nonzero w_j, sigma_j != 0)."""
     W = A.copy()
     for J in levels[1:]:  # level 0 reads nothing
         W[J] += (K[J] * sigma) @ W
     rows = nonzero_rows(W, float(np.max(np.abs(A), initial=0.0))) & (sigma != 0)
-    return margin(sigma[rows, None] * W[rows])
+    return sigma[rows, None] * W[rows]
 
 
 def leaves_entered(A: np.ndarray, K: np.ndarray, leaves: list[np.ndarray],
