@@ -80,7 +80,6 @@ from ._sparse_tournament import (
 )
 from .active import ActiveModel
 from .gordan import RealisedPatterns
-from .lp import MARGIN
 from .sort_block import sort_oracle, sort_orderings
 from .sort_near import near_oracle
 from .tournament import (
@@ -90,7 +89,6 @@ from .tournament import (
     components,
     leaves_entered,
     pure_roles,
-    signature_margin,
     tournament,
     winner,
 )
@@ -278,13 +276,13 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                 return Block(members, "sort tie", cols, outer, outer, False, True,
                              [g[0] for g in groups])
             real, budget = [], _ENUM_REALISED  # a value is realised when one ordering is
-            levels = reader_levels(K)
+            realised = RealisedPatterns(A, K, reader_levels(K))
             for v, g in enumerate(groups):
                 for s in g:
                     if budget == 0:
                         break
                     budget -= 1
-                    if signature_margin(A, K, s, levels)[0] > MARGIN:
+                    if realised(s):
                         real.append((v, s))
                         break
             if real:
