@@ -22,6 +22,7 @@ cost an LP, never a wrong pruning.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -52,31 +53,25 @@ class GordanCache:
         """Whether a stored certificate lies among the rows U (keys their row keys) and
         contains the last one (a certificate among the others would have pruned the parent
         node already)."""
-        stored = self._by_row.get(keys[-1])
-        if not stored:
-            return False
-        present = set(keys)
-        where: dict[bytes, int] | None = None
-        for name, (cert_keys, y) in stored.items():
-            if not name <= present:
-                continue
-            if where is None:
-                where = {k: j for j, k in enumerate(keys)}
-            if float(np.abs(y @ U[[where[k] for k in cert_keys]]).sum()) <= MARGIN:
-                self.pruned += 1
-                return True
-        return False
+        return keys[-1] in self._by_row and self._among(keys[-1:], keys, U)
 
     def refutes_set(self, keys: list[bytes], U: np.ndarray) -> bool:
         """Whether a stored certificate lies among the rows U (any of them; for row sets
         that are not a search's prefixes)."""
+        return self._among(set(keys), keys, U)
+
+    def _among(self, via: Iterable[bytes], keys: list[bytes], U: np.ndarray) -> bool:
+        """A certificate stored under a key in ``via`` whose rows are all among U and still
+        combine to within MARGIN of 0 there."""
         present, seen = set(keys), set()
-        where = {k: j for j, k in enumerate(keys)}
-        for k in present:
+        where: dict[bytes, int] | None = None
+        for k in via:
             for name, (cert_keys, y) in self._by_row.get(k, {}).items():
                 if name in seen or not name <= present:
                     continue
                 seen.add(name)
+                if where is None:
+                    where = {c: j for j, c in enumerate(keys)}
                 if float(np.abs(y @ U[[where[c] for c in cert_keys]]).sum()) <= MARGIN:
                     self.pruned += 1
                     return True

@@ -175,14 +175,13 @@ class AbsLinearModel:
         if not landed.any():
             return dx
         cols, root = cols[landed], -z0[landed] / vals[landed]
-        order = np.lexsort((root, cols))
+        order = np.lexsort((root, cols))  # by coordinate, then by root
         cols, root = cols[order], root[order]
         first = np.r_[True, cols[1:] != cols[:-1]]
-        last = np.r_[cols[1:] != cols[:-1], True]
-        same = np.minimum.reduceat(root, np.flatnonzero(first)) == np.maximum.reduceat(
-            root, np.flatnonzero(first))
+        last = np.r_[first[1:], True]
+        same = root[first] == root[last]  # the smallest and largest root of the coordinate
         out = dx.copy()
-        out[cols[last][same]] = root[last][same]
+        out[cols[first][same]] = root[first][same]
         return out
 
 

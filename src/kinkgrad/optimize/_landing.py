@@ -32,13 +32,6 @@ __all__ = ["land_end_point"]
 _STEPS = 5  # abs-linear finishing steps from the moved point, at most
 
 
-def rep_distance(rep: StationarityReport) -> float:
-    """0 for a certified point, else the report's distance (inf when it has none)."""
-    if rep.verdict == "stationary":
-        return 0.0
-    return float(rep.distance) if rep.distance is not None else float("inf")
-
-
 def land_end_point(oracle: Oracle, out: MethodResult, radius: float, tol: float
                    ) -> tuple[MethodResult, StationarityReport]:
     """(end point, its verdict at ``radius``): the method's, or the one moved onto its
@@ -75,14 +68,8 @@ def land_end_point(oracle: Oracle, out: MethodResult, radius: float, tol: float
         rep = verdict(x)
         if rep.verdict == "stationary":
             return moved(MethodResult(x, fx, out.nit, out.status, out.message, out.radius), rep)
-
-        tests: dict[bytes, float] = {x.tobytes(): rep_distance(rep)}
-
-        def distance(z: np.ndarray) -> float:  # the finishing steps' merit, as the bundle's
-            if z.tobytes() not in tests:
-                tests[z.tobytes()] = rep_distance(oracle.stationarity(z, radius, tol))
-            return tests[z.tobytes()]
-
+        distance = oracle.merit(radius, tol)  # the finishing steps' merit, as the bundle's
+        distance.record(x, rep)
         fin = finish(oracle, x, fx, tol=tol, monitor=lambda z, f, k: distance(z) == 0.0,
                      maxiter=_STEPS, merit=distance)  # the first certified point ends them
     except BudgetExhausted:

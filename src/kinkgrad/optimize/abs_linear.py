@@ -295,9 +295,9 @@ class _Salmin:
         model, why = self._model_at(self.x)
         if model is None:
             return self._end(STALLED, f"abs-linear: stopped at x0: {why}.")
-        if model.n > _METRIC_N[0] and not (self.backend == "auto" and BoxPieceQP.applies(model)):
-            self.metric = None
         self._move(self.x, model)
+        if model.n > _METRIC_N[0] and not isinstance(self.qp, BoxPieceQP):
+            self.metric = None
         fresh = True
         while True:
             if self.stalled or (self.nit == _PROBE_AFTER and self.merit is not None

@@ -295,15 +295,7 @@ def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
     # the model's test unmet after 20 steps, the real one passing at step 24)."""
     certified: list[int] = []
     last = [stalled.x]  # the point tested last
-    tests: dict[bytes, float] = {}  # distance at the target radius, by point
-
-    def distance(x: np.ndarray) -> float:
-        key = x.tobytes()
-        if key not in tests:
-            rep = oracle.stationarity(x, stalled.radius, tol)
-            d = rep.distance if rep.distance is not None else np.inf
-            tests[key] = 0.0 if rep.verdict == "stationary" else float(d)
-        return tests[key] if np.isfinite(tests[key]) else np.inf
+    distance = oracle.merit(stalled.radius, tol)  # at the target radius, by point
 
     def watch(x: np.ndarray, f: float, k: int) -> bool:
         if monitor(x, f, stalled.nit + k):
