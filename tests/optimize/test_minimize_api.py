@@ -68,3 +68,37 @@ def test_overflowing_trial_points_are_rejected_without_warnings():
             assert oracle.value_clarke(far)[0] == np.inf
             assert oracle.value_grad_kinks(far)[0] == np.inf
             assert oracle.value_clarke(p.x0)[0] == pytest.approx(float(p.f(p.x0)))
+
+
+def _sqrt_kink(x):
+    return knp.sqrt(knp.abs(x[0])) + x[1] ** 2  # minimum 0 at (0, 0), not Lipschitz there
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_a_run_that_reaches_a_non_lipschitz_point_returns_its_result(method):
+    # abs-linear steps land exactly on the kink x0 = 0, where sqrt's derivative is infinite:
+    # no abs-normal form or test exists there, and the run must go on from a point off it
+    # (it raised NonFiniteInputError from inside the run before)
+    res = kinkgrad.minimize(_sqrt_kink, np.array([1.0, 1.0]), method=method, maxiter=300)
+    assert np.all(np.isfinite(res.x)) and res.fun < 1e-3
+    assert abs(res.x[0]) < 1e-6 and abs(res.x[1]) < 1e-3
+
+
+def test_the_test_inside_a_run_is_undecided_where_f_is_not_lipschitz():
+    from kinkgrad.optimize._abs_linear_model import model_at
+    from kinkgrad.optimize.oracle import Oracle
+
+    x = np.array([0.0, 0.5])
+    with pytest.raises(kinkgrad.errors.NonFiniteInputError, match="Lipschitz"):
+        kinkgrad.stationarity(_sqrt_kink, x)  # the public test: a clear error
+    oracle = Oracle(_sqrt_kink, np.array([1.0, 1.0]))
+    rep = oracle.stationarity(x, 1e-8, 1e-8)
+    assert rep.verdict == "undecided" and "Lipschitz" in rep.reason and not rep
+    model, why = model_at(oracle, x, 3e7)
+    assert model is None and "Lipschitz" in why
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_an_empty_x0_is_a_constant_and_stationary(method):
+    res = kinkgrad.minimize(lambda x: knp.sum(knp.abs(x)) + 2.0, np.zeros(0), method=method)
+    assert res.success and res.fun == 2.0 and res.x.shape == (0,)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import KinkgradError, NotAbsSmoothError
+from ..errors import KinkgradError, NonFiniteInputError, NotAbsSmoothError
 from ._abs_linear_qp import PieceQP
 
 if TYPE_CHECKING:
@@ -192,6 +192,8 @@ def model_at(oracle: Oracle, x: np.ndarray, dense_limit: float
         anf = oracle.abs_normal(x)
     except NotAbsSmoothError as e:
         return None, f"no abs-normal form at the point ({e})"
+    except NonFiniteInputError as e:  # e.g. sqrt at 0: the step is shortened off the point
+        return None, f"f is not locally Lipschitz at the point ({e})"
     if not anf.dense:
         size = anf.s * (anf.n + anf.s)
         if size <= dense_limit:

@@ -237,6 +237,8 @@ def _support(G: np.ndarray, lam: np.ndarray, k: int) -> np.ndarray:
 
 def _ball(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
     """m points drawn independently and uniformly in the unit 2-norm ball of R^n."""
+    if n == 0:  # R^0's ball is its one point
+        return np.zeros((m, 0))
     u = rng.standard_normal((m, n))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     return u * rng.random((m, 1)) ** (1.0 / n)

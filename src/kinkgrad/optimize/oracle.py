@@ -23,7 +23,7 @@ from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
 from ..abs_normal.stationarity import StationarityReport, stationarity
-from ..errors import KinkgradError
+from ..errors import KinkgradError, NonFiniteInputError
 from ..kinks import resolve_policy
 from ..modes.api import value_and_grad
 from ..modes.rounding import rounding_error
@@ -171,10 +171,20 @@ class Oracle:
     def stationarity(self, x: np.ndarray, radius: float, tol: float, counted: bool = True
                      ) -> StationarityReport:
         """kinkgrad.stationarity at x. Counted (one gradient-type call costing 1 + m
-        gradients) when a method uses it to search; the api's final verdict is not."""
+        gradients) when a method uses it to search; the api's final verdict is not.
+
+        Where f is not locally Lipschitz at x (a derivative used there is infinite: sqrt
+        at 0), no generalized gradient exists and the public test raises; here the verdict
+        is "undecided" with that reason, so that a run that steps onto such a point goes on
+        (or ends) instead of losing its iterate."""
         if counted:
             self._spend(1, 1)
-        rep = stationarity(self.f, self.tree(x), radius=radius, tol=tol)
+        try:
+            rep = stationarity(self.f, self.tree(x), radius=radius, tol=tol)
+        except NonFiniteInputError as exc:
+            return StationarityReport("undecided", f"f is not locally Lipschitz at x: {exc}",
+                                      float("inf"), None, (0.0, float("inf")), False, None,
+                                      None, radius, tol, 0)
         if counted:
             self.cost += rep.num_active
         return rep
