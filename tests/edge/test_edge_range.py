@@ -159,3 +159,39 @@ def test_sigmoid_and_logsumexp_underflow_quietly_to_exact_limits():
     assert g.tolist() == [0.0, 0.0]
     g = grad(knp.logsumexp)(np.array([-1e300, 0.0]))
     assert g.tolist() == [0.0, 1.0]
+
+
+# ------------------------------------------------------------------ the abs-normal layer
+TINY = np.array([5e-324, -5e-324, 0.0])  # subnormal switching values, no kink hit
+
+
+def test_set_valued_answers_at_subnormal_points_under_raise():
+    # ||x|| at x != 0 is smooth: its gradient is the unit vector x / ||x|| = (1, -1, 0)/sqrt(2)
+    # (the conftest's np.errstate(all="raise") made the norm's abs form raise a bare
+    # FloatingPointError on the subnormal m * sqrt(2) before)
+    f = knp.linalg.norm
+    unit = np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)
+    rep = kinkgrad.stationarity(f, TINY)
+    assert rep.verdict == "not stationary" and rep.distance == pytest.approx(1.0, rel=1e-12)
+    assert kinkgrad.in_clarke(f, TINY, unit)
+    assert kinkgrad.certify(f, TINY).certified
+    assert len(kinkgrad.subdifferential(f, TINY)) == 1
+
+
+@pytest.mark.parametrize("f, top", [(knp.max, 0), (knp.min, 1)])
+def test_abs_normal_form_at_subnormal_switching_values(f, top):
+    form = kinkgrad.abs_normal_form(f, TINY)
+    assert float(form.y[0]) == float(TINY[top]) and np.all(np.isfinite(form.cy))
+    assert np.all(form.z != 0)  # 5e-324 is not 0: no kink is hit, one piece
+    rep = kinkgrad.stationarity(f, TINY)
+    assert rep.verdict == "not stationary" and rep.distance == 1.0  # gradient e_top
+
+
+def test_abs_normal_form_whose_offsets_overflow_raises_naming_it():
+    # relu(x) relu(1 - x) at x = 1e300: z = (1e300, 1 - 1e300), the product's derivative in
+    # |z| is ~1e300, so c_y = y - Y |z| is ~1e600: not a float64
+    def f(x):
+        return knp.sum(knp.relu(x) * knp.relu(-x + 1.0))
+
+    with pytest.raises(kinkgrad.errors.NonFiniteInputError, match="abs_normal_form.*rescale"):
+        kinkgrad.abs_normal_form(f, np.full(3, 1e300))

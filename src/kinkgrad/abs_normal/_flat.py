@@ -27,7 +27,25 @@ from ..errors import (
 from ..modes.api import Traced, trace_call
 
 __all__ = ["FlatSpec", "trace_at", "scalar_output", "check_comparisons", "output_slots",
-           "other_arguments"]
+           "other_arguments", "underflow_is_not_an_error"]
+
+
+def underflow_is_not_an_error(fn: Callable) -> Callable:
+    """Decorator of this package's entry points: ``fn`` runs with NumPy's underflow ignored.
+
+    # NOTE: underflow to a subnormal or to 0 is the IEEE result (a norm of subnormal
+    # entries, an offset L |z| of tiny kinks), not an error of the program; under a caller's
+    # np.errstate(all="raise") it surfaced as a bare FloatingPointError from the abs forms,
+    # the offsets and the LPs, where the sweeps already retry it (retry_without_underflow).
+    # Overflow, division by zero and invalid operations keep the caller's setting."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(under="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class FlatSpec:

@@ -53,7 +53,7 @@ from ..cost import program_cost
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sweeps import reverse_sweep
 from . import active as _active
-from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
 from .expand import expand
@@ -269,6 +269,7 @@ def _pattern_check(model: ActiveModel, groups: list[KinkGroup], c: np.ndarray, l
 
 # ---------------------------------------------------------------------------- certify
 @on_numpy
+@underflow_is_not_an_error
 def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 256,
             max_kinks: int = 50_000, progress: bool | str = "auto") -> CertifyReport:
     """Decide whether plain backward mode's vector at x is a Clarke gradient, without

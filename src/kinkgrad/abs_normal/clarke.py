@@ -26,7 +26,7 @@ from ..kinks import KinkPolicy, resolve_policy
 from ..modes._discard import guarded_reverse
 from ..modes._nonfinite import require_finite
 from ..modes.sweeps import forward_sweep
-from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
 from .directional import parse_directions, tangent_outputs
 from .ties import kink_counts
 
@@ -91,6 +91,7 @@ def _status(tr: Any, tan: dict, k: int) -> tuple[int, int, list]:
 
 
 @on_numpy
+@underflow_is_not_an_error
 def clarke_grad(f: Callable, x: Any, seed: Any = None, policy: KinkPolicy | None = None
                 ) -> tuple[Any, ClarkeInfo]:
     """A limiting (Bouligand) gradient of a scalar abs-smooth program, hence a Clarke gradient.
@@ -222,6 +223,7 @@ def _lex(tr: Any, spec: FlatSpec, dirs: np.ndarray, pol: KinkPolicy) -> tuple[di
 
 
 @on_numpy
+@underflow_is_not_an_error
 def ld_derivative(f: Callable, x: Any, M: Any, policy: KinkPolicy | None = None,
                   batch_axis: int = -1) -> Any:
     """The lexicographic directional derivative f'(x; M) = [f^(0)(m_1), ..., f^(K-1)(m_K)].

@@ -33,7 +33,7 @@ from ..modes.directions import (
     to_leading,
 )
 from ..modes.sweeps import forward_sweep
-from ._flat import FlatSpec, other_arguments, trace_at
+from ._flat import FlatSpec, other_arguments, trace_at, underflow_is_not_an_error
 
 __all__ = ["directional", "parse_directions", "tangent_outputs"]
 
@@ -97,6 +97,7 @@ def tangent_outputs(tr: Any, tan: dict, k: int, batched: bool, batch_axis: int =
 
 
 @on_numpy
+@underflow_is_not_an_error
 def directional(f: Callable, x: Any, D: Any, policy: KinkPolicy | None = None,
                 batch_axis: int = -1) -> Any:
     """Exact one-sided directional derivatives f'(x; d) = lim_{t->0+} (f(x + t d) - f(x)) / t.

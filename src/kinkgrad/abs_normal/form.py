@@ -36,11 +36,11 @@ from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import LinearOperator
 
 from ..backends import on_numpy
-from ..errors import KinkgradError
+from ..errors import KinkgradError, NonFiniteInputError
 from ..kinks import KinkPolicy
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import forward_sweep, reverse_sweep
-from ._flat import FlatSpec, other_arguments, output_slots, trace_at
+from ._flat import FlatSpec, other_arguments, output_slots, trace_at, underflow_is_not_an_error
 from .expand import Expanded, expand
 
 __all__ = ["AbsNormalForm", "SwitchNode", "abs_normal_form"]
@@ -233,8 +233,14 @@ class AbsNormalForm:
         if self.dense:
             self._densify()
         a = np.abs(self.z)
-        self.cz = self.z - self.L @ a if self.s else self.z.copy()
-        self.cy = self.y - self.Y @ a if self.s else self.y.copy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.cz = self.z - self.L @ a if self.s else self.z.copy()
+            self.cy = self.y - self.Y @ a if self.s else self.y.copy()
+        if not (np.all(np.isfinite(self.cz)) and np.all(np.isfinite(self.cy))):
+            raise NonFiniteInputError(
+                "abs_normal_form: the offsets c_z = z - L|z| and c_y = y - Y|z| overflow "
+                f"float64 at this x (|z| up to {float(np.max(a)):.3g}); rescale x or f so "
+                "that the switching values and their derivatives stay in range.")
 
     def _node(self, j: int) -> SwitchNode:
         exp = self._exp
@@ -399,6 +405,7 @@ class AbsNormalForm:
 
 
 @on_numpy
+@underflow_is_not_an_error
 def abs_normal_form(f: Callable, x: Any, dense: bool | None = None) -> AbsNormalForm:
     """The abs-normal form of ``f`` at ``x``: z = cz + Z dx + L|z|, y = cy + J dx + Y|z|.
 

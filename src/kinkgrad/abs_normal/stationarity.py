@@ -58,7 +58,7 @@ from ..errors import KinkgradError, NotAbsSmoothError
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import forward_sweep
-from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
 from .expand import Expanded, expand
@@ -243,6 +243,7 @@ def _slope(tr: Any, spec: FlatSpec, out: Any, d: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------- the verdict
 @on_numpy
+@underflow_is_not_an_error
 def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
                  seed: int = 0) -> StationarityReport:
     """Decide whether x is a (nearly) Clarke-stationary point of a scalar abs-smooth f.

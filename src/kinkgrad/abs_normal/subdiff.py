@@ -23,7 +23,7 @@ from scipy.sparse import issparse
 from ..backends import on_numpy
 from ..errors import KinkgradError
 from ..modes.directions import refuse_nonfinite
-from ._flat import FlatSpec, other_arguments, scalar_output, trace_at
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
 from .active import ActiveModel
 from .expand import expand
 from .localset import LocalSet, local_set
@@ -197,6 +197,7 @@ def _check_limit(limit: Any, where: str) -> None:
 
 
 @on_numpy
+@underflow_is_not_an_error
 def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     """The distinct limiting gradients of a scalar abs-smooth f at x.
 
@@ -321,6 +322,7 @@ def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
 
 
 @on_numpy
+@underflow_is_not_an_error
 def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     """Whether g lies in the Clarke subdifferential of a scalar abs-smooth f at x.
 
