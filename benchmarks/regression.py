@@ -9,6 +9,10 @@ Problems (one random instance each, seeded):
 * ``svm``: 1/2 ||w||^2 + C sum_i max(0, 1 - y_i x_i . w) (hinge loss, no intercept);
   scikit-learn's ``LinearSVC(loss="hinge", dual=True)`` (liblinear's dual coordinate
   descent) minimizes the same function.
+* ``group lasso``: 1/2 ||X W - Y||_F^2 + lam sum_j ||W_j||_2 over the rows W_j of the
+  n x k coefficients (one group per feature across k tasks: Euclidean norms whose zeros are
+  the answer); scikit-learn's ``MultiTaskLasso`` (block coordinate descent) minimizes the
+  same function divided by m (alpha = lam / m).
 * ``relu net``: a 3-8-1 ReLU network's least-squares loss (41 weights, 800 kinks);
   scikit-learn's ``MLPRegressor(solver="lbfgs", alpha=0)`` minimizes the same function
   (a local minimizer: f_ref is only the least f found).
@@ -100,6 +104,29 @@ def svm(m: int, n: int, C: float, seed: int):
     return f, np.zeros(n), fit
 
 
+def group_lasso(m: int, n: int, k: int, lam: float, seed: int):
+    """(f, x0, fit(tol) -> W raveled) of a multi-task lasso with n / 10 active features."""
+    from sklearn.linear_model import MultiTaskLasso
+
+    rng = np.random.default_rng(seed)
+    X = correlated(m, n, 0.5, rng)
+    W_true = np.zeros((n, k))
+    W_true[:: max(1, n // 10)] = 3.0 * rng.standard_normal(W_true[:: max(1, n // 10)].shape)
+    Y = X @ W_true + 0.01 * rng.standard_normal((m, k))
+
+    def f(w):
+        W = knp.reshape(w, (n, k))
+        R = X @ W - Y
+        return 0.5 * knp.sum(R * R) + lam * knp.sum(knp.linalg.norm(W, axis=1))
+
+    def fit(tol: float | None) -> np.ndarray:
+        kw = {} if tol is None else {"tol": tol, "max_iter": 10**6}
+        model = MultiTaskLasso(alpha=lam / m, fit_intercept=False, **kw).fit(X, Y)
+        return np.asarray(model.coef_, np.float64).T.ravel()
+
+    return f, np.zeros(n * k), fit
+
+
 def relu_net(m: int, hidden: int, seed: int):
     """(f, x0, fit(tol) -> p) of a one-hidden-layer ReLU network fitted to a smooth target
     by least squares, 1/(2m) ||relu(X W1 + b1) W2 + b2 - y||^2 with p = (W1, b1, W2, b2);
@@ -132,12 +159,14 @@ def relu_net(m: int, hidden: int, seed: int):
 def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
     cases = [("lasso m=200 n=250 rho=0.95", *lasso(200, 250, 0.95, 0.01, 0)),
              ("lasso m=100 n=300 rho=0.5", *lasso(100, 300, 0.5, 0.1, 1)),
-             ("svm m=200 n=50 C=1", *svm(200, 50, 1.0, 2))]
+             ("svm m=200 n=50 C=1", *svm(200, 50, 1.0, 2)),
+             ("group lasso m=100 n=60 k=3", *group_lasso(100, 60, 3, 0.05, 7))]
     if not quick:
         cases += [("lasso m=300 n=200 rho=0.99", *lasso(300, 200, 0.99, 0.001, 3)),
                   ("svm m=500 n=100 C=10", *svm(500, 100, 10.0, 4)),
                   ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5)),
-                  ("relu net 3-8-1 m=100", *relu_net(100, 8, 6))]
+                  ("relu net 3-8-1 m=100", *relu_net(100, 8, 6)),
+                  ("group lasso m=300 n=400 k=4", *group_lasso(300, 400, 4, 0.05, 8))]
     # NOTE: abs-linear's learnt metric stops at n = 300 (a dense B in every piece QP): the
     # n = 1000 lasso shows it without one (at n = 1000 with B, 27 iterations took 113 s)
     return cases

@@ -1,6 +1,6 @@
 """Cost of deciding stationarity and of certificates, against n and the number of kinks.
 
-Five tables (each drawn in ``--out/stationarity.png``), every row side by side with plain
+Six tables (each drawn in ``--out/stationarity.png``), every row side by side with plain
 ``grad`` (and ``clarke_grad``) on the same program, with the peak memory of each call
 (tracemalloc, which sees NumPy's buffers):
 
@@ -17,7 +17,11 @@ Five tables (each drawn in ``--out/stationarity.png``), every row side by side w
    2026-12-04), against the closed-form distance (the permutohedron's); then near ties
    (1e-10 apart) at ``radius=1e-6``;
 5. w . sort(x) on rows of n = 50 .. 300 with 5 and 20 tied entries (the network's
-   n (n - 1) / 2 comparators), against the same closed form.
+   n (n - 1) / 2 comparators), against the same closed form;
+6. Euclidean norms at zero: 1/2 ||x - c||^2 + lam sum_g ||x_g|| (groups of 10) at a point
+   with half its groups zero, c chosen so that the distance has a closed form
+   (lam (sum over zero groups of max(0, ||v_g|| - 1)^2)^(1/2)), n = 10^2 .. 10^4; before
+   2026-12-06 "undecided" (not abs-smooth).
 
 Usage: ``python benchmarks/stationarity.py [--quick] [--out DIR] [--cap SECONDS]``. Never
 asserts on time.
@@ -195,6 +199,37 @@ def sort_rows(lengths: list[int], ties: list[int]) -> list[dict]:
     return rows
 
 
+def zero_groups(sizes: list[int], d: int = 10, lam: float = 0.5) -> list[dict]:
+    rows = []
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        G = n // d
+        xs = np.zeros((G, d))
+        xs[: G // 2] = rng.standard_normal((G // 2, d))
+        v = rng.standard_normal((G, d))
+        v[: G // 2] = xs[: G // 2]
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        v[G // 2:] *= rng.uniform(0.2, 1.2, (G - G // 2, 1))  # some outside the ball
+        c = (xs + lam * v).ravel()  # grad of 1/2 ||x - c||^2 at xs: -lam v
+        truth = lam * np.sqrt(np.sum(np.maximum(np.linalg.norm(v[G // 2:], axis=1) - 1,
+                                                0.0) ** 2))
+
+        def f(x, c=c, G=G):
+            r = x - c
+            return 0.5 * knp.sum(r * r) + lam * knp.sum(
+                knp.linalg.norm(knp.reshape(x, (G, d)), axis=1))
+
+        x = xs.ravel()
+        sec, mb, rep = measure(lambda f=f, x=x: kinkgrad.stationarity(f, x))
+        gt = timed(lambda f=f, x=x: kinkgrad.grad(f)(x))
+        rows.append({"table": "zero norms", "n": n, "kinks": rep.num_active,
+                     "stationarity s": sec, "MB": mb, "grad ms": 1e3 * gt,
+                     "ratio": sec / gt, "distance": rep.distance, "closed form": truth,
+                     "verdict": rep.verdict})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     fmt = [" | ".join(keys), " | ".join("---" for _ in keys)]
@@ -216,7 +251,7 @@ def plot(out: Path, tables: list[list[dict]]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    lq, mq, nn, st, sr = tables
+    lq, mq, nn, st, sr, zn = tables
     ax.loglog([r["kinks"] for r in lq], [r["stationarity s"] for r in lq], "o-",
               label="stationarity, chained LQ (kinks = n - 1)")
     ax.loglog([r["kinks"] for r in lq], [r["grad ms"] / 1e3 for r in lq], "o:",
@@ -233,6 +268,8 @@ def plot(out: Path, tables: list[list[dict]]) -> None:
               label="stationarity, sort ties (m = 3..40 of 50)")
     ax.loglog([r["kinks"] for r in sr], [r["stationarity s"] for r in sr], "x-",
               label="stationarity, sort rows (n = 50..300, 5 and 20 ties)")
+    ax.loglog([r["kinks"] for r in zn], [r["stationarity s"] for r in zn], "*-",
+              label="stationarity, zero groups of Euclidean norms")
     ax.set_xlabel("active kinks")
     ax.set_ylabel("seconds per call")
     ax.grid(True, which="both", alpha=0.3)
@@ -256,7 +293,8 @@ def main() -> None:
     near = [5, 12] if args.quick else [3, 6, 12, 20]
     lengths = [100, 200] if args.quick else [50, 100, 200, 300]
     tables = [chained_lq(sizes), maxq_ties(ties), mlp(zeros, args.cap),
-              sort_ties(classes) + sort_ties(near, near=True), sort_rows(lengths, [5, 20])]
+              sort_ties(classes) + sort_ties(near, near=True), sort_rows(lengths, [5, 20]),
+              zero_groups([100, 1000] if args.quick else [100, 1000, 3000, 10000])]
     for t in tables:
         print()
         print(table(t))

@@ -194,8 +194,13 @@ def test_bad_arguments(kw, match):
 
 
 def test_not_abs_smooth_is_undecided_not_an_error():
-    rep = kinkgrad.stationarity(lambda x: knp.linalg.norm(x), np.zeros(3))
+    # a tied comparison used as a number (a jump): not abs-smooth, so undecided
+    rep = kinkgrad.stationarity(lambda x: knp.sum(x * (x > 0)), np.zeros(3))
     assert rep.verdict == "undecided" and "not abs-smooth" in rep.reason
+    # the Euclidean norm at 0 is not abs-smooth either, but isolated it is decided: B
+    # (zero_norms.py; tests/abs_normal/test_zero_norms.py)
+    assert kinkgrad.stationarity(lambda x: knp.linalg.norm(x), np.zeros(3)).verdict == \
+        "stationary"
 
 
 def test_min_norm_decides_a_hull_passing_a_hair_from_zero():

@@ -24,7 +24,10 @@ disagrees). At a floating-point iterate near a minimiser no kink is exactly acti
 ball is what an optimizer needs (``problems.md``: at the rounded minimiser of chained LQ no
 switch is 0). Comparisons (``where`` conditions, masks) are not abs switches: the model
 keeps them at their value at x, so when one can flip within the ball a "not stationary"
-becomes "undecided" (:mod:`.ball_comparisons`).
+becomes "undecided" (:mod:`.ball_comparisons`). A Euclidean norm at zero (or, at a radius,
+with ||w(x)|| <= r ||w'(x)||_2) is not abs-smooth; where no active switch feeds or reads it,
+the set is that of f with the norm frozen plus the ellipsoid |d f / d ||w||| w'(x)^T B
+(:mod:`.zero_norms`, which says when that description is exact).
 
 How the answer is decided. :mod:`.localset` describes the set as g0 + sum of small hulls
 (one per block of coupled switches; a k-way max over t tied entries is ONE block with t
@@ -66,6 +69,7 @@ from .localset import BlockTooLarge, LocalSet, local_set
 from .minnorm import min_norm
 from .signatures import enumerate_signatures
 from .sort_oracle_min import by_oracles, realised, with_oracles
+from .zero_norms import Balls, ball_bounds, split_zero_norms, switch_origins
 
 __all__ = ["StationarityReport", "stationarity"]
 
@@ -262,6 +266,10 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
     :mod:`kinkgrad.abs_normal.sort_block`); n = 1000 with a
     thousand active kinks takes a fraction of a second.
 
+    Euclidean norms at zero (group lasso's zero groups, Fermat-Weber at a data point) add one
+    ellipsoid each to the set where no active kink feeds or reads them
+    (:mod:`kinkgrad.abs_normal.zero_norms`); the QP is then an SOCP (Clarabel).
+
     Kink convention: none; the answer does not depend on the kink policy.
 
     Args:
@@ -297,18 +305,25 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         tr = trace_at(f, x, "stationarity")
         out, _ = scalar_output(tr, "stationarity")
         spec = FlatSpec(tr)
-        exp = expand(tr)
+        tr0, balls = split_zero_norms(tr, spec, out, radius)  # Euclidean norms at 0
+        exp = expand(tr0)
     except NotAbsSmoothError as exc:
         return StationarityReport("undecided", f"not abs-smooth at x: {exc}", float("inf"),
                                   None, (0.0, float("inf")), False, None, None, radius, tol, 0)
     model = ActiveModel(exp, spec, out, active=near_active(exp, spec, radius))
+    if balls is not None and balls.coupled(switch_origins(exp, model.active)):
+        return StationarityReport(
+            "undecided", f"{balls.q} Euclidean norm(s) at zero are fed or read by active "
+            "kinks; the set is described only for norms isolated from them "
+            "(kinkgrad.abs_normal.zero_norms)", float("inf"), None, (0.0, float("inf")),
+            False, None, None, radius, tol, model.m + balls.q)
     try:
         ls = local_set(model, seed)
     except BlockTooLarge as exc:
         return StationarityReport("undecided", str(exc), float("inf"), None,
                                   (0.0, float("inf")), False, None, None, radius, tol,
                                   model.m)
-    rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed))
+    rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed), balls)
     if rep.verdict == "not stationary" and radius > 0:
         flips = flippable_comparisons(tr, spec, radius)
         if flips:  # the ball model keeps comparisons fixed: the set may miss pieces
@@ -321,8 +336,50 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
 
 
 def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol: float,
-            rng: np.random.Generator) -> StationarityReport:
-    n = spec.n
+            rng: np.random.Generator, balls: Balls | None = None) -> StationarityReport:
+    if balls is None:
+        low, point, upper, exact = _bounds(ls, tol, rng)
+        why, q, names = _why(ls, low, exact), 0, ls.model.names
+    else:
+        low, point, upper, exact, why = ball_bounds(ls, balls)
+        q = balls.q
+        if ls.model.m:
+            why += "; " + _why(ls, low, exact)
+
+        def names() -> list[str]:
+            return [*ls.model.names(), *balls.names]
+    lower = min(low.lower, upper) if low is not None else 0.0
+    if ls.slack:  # NOTE: a sparse block's values are known to within ls.slack
+        lower, upper = max(0.0, lower - ls.slack), upper + ls.slack
+    descent = slope = None
+    if upper <= tol:
+        verdict = "stationary"
+        reason = f"an element of the set has norm {upper:.3e} <= tol = {tol:g} ({why})."
+    elif lower > tol:
+        d = -low.direction  # type: ignore[union-attr]
+        s = _slope(tr, spec, out, d)
+        if s < 0:
+            verdict, descent, slope = "not stationary", spec.tree(d), s
+            point = low.point  # type: ignore[union-attr]
+            reason = (f"every element of the set has norm >= {lower:.3e} > tol = {tol:g} "
+                      f"({why}); f'(x; d) = {s:.3e} along the unit descent direction d.")
+        else:  # NOTE: cannot happen in exact arithmetic (f'(x; d) <= -lower); stay sound
+            verdict = "undecided"
+            reason = (f"the set's lower bound {lower:.3e} > tol but the directional sweep "
+                      f"gives f'(x; d) = {s:.3e} >= 0 along -u: inconsistent rounding.")
+    else:
+        verdict = "undecided"
+        reason = (f"the distance lies in [{lower:.3e}, {upper:.3e}], which contains tol = "
+                  f"{tol:g} ({why}).")
+    return StationarityReport(verdict, reason, float(np.linalg.norm(point)), spec.tree(point),
+                              (float(lower), float(upper)), exact, descent, slope, radius,
+                              tol, ls.model.m + q, len(ls.blocks) + q, names)
+
+
+def _bounds(ls: LocalSet, tol: float, rng: np.random.Generator) -> tuple:
+    """(outer MinNorm or None, a proven point of the set, its norm, exact) of the local
+    set (module docstring)."""
+    n = ls.g0.size
     zero = np.zeros(n)
     low = min_norm(ls.g0, ls.outer_blocks(), tol) if ls.has_outer else None  # outer: lower
     exact = ls.exact and low is not None
@@ -349,33 +406,7 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         if low is not None and low.upper > 0:
             start.insert(0, -low.point / low.upper)
         point, upper = _inner_by_pieces(ls, start, tol, rng)
-    lower = min(low.lower, upper) if low is not None else 0.0
-    if ls.slack:  # NOTE: a sparse block's values are known to within ls.slack
-        lower, upper = max(0.0, lower - ls.slack), upper + ls.slack
-    why = _why(ls, low, exact)
-    descent = slope = None
-    if upper <= tol:
-        verdict = "stationary"
-        reason = f"an element of the set has norm {upper:.3e} <= tol = {tol:g} ({why})."
-    elif lower > tol:
-        d = -low.direction  # type: ignore[union-attr]
-        s = _slope(tr, spec, out, d)
-        if s < 0:
-            verdict, descent, slope = "not stationary", spec.tree(d), s
-            point = low.point  # type: ignore[union-attr]
-            reason = (f"every element of the set has norm >= {lower:.3e} > tol = {tol:g} "
-                      f"({why}); f'(x; d) = {s:.3e} along the unit descent direction d.")
-        else:  # NOTE: cannot happen in exact arithmetic (f'(x; d) <= -lower); stay sound
-            verdict = "undecided"
-            reason = (f"the set's lower bound {lower:.3e} > tol but the directional sweep "
-                      f"gives f'(x; d) = {s:.3e} >= 0 along -u: inconsistent rounding.")
-    else:
-        verdict = "undecided"
-        reason = (f"the distance lies in [{lower:.3e}, {upper:.3e}], which contains tol = "
-                  f"{tol:g} ({why}).")
-    return StationarityReport(verdict, reason, float(np.linalg.norm(point)), spec.tree(point),
-                              (float(lower), float(upper)), exact, descent, slope, radius,
-                              tol, ls.model.m, len(ls.blocks), ls.model.names)
+    return low, point, upper, exact
 
 
 def _why(ls: LocalSet, outer: Any, exact: bool) -> str:

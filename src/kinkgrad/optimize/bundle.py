@@ -58,6 +58,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import KinkgradError
+from ._norm_finish import finish_on_zero_norms
 from .abs_linear import finish as abs_linear_finish
 from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
 from .oracle import BudgetExhausted, Oracle
@@ -211,6 +212,16 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                 oracle.record(fx)
                 return MethodResult(x, fx, k, CONVERGED, f"Stationarity certified at radius "
                                     f"{r:.3g} after {k} iterations.", r)
+            if oracle.norms2 and finish and k - state.get("norms_at", -n) >= n + 10:
+                # NOTE: zero groups of Euclidean norms: Newton steps on their manifold, at
+                # most once per n + 10 iterations (each try costs about n gradients)
+                state["norms_at"] = k
+                done = finish_on_zero_norms(oracle, x, fx, tol, r_target, k,
+                                            f"After {k} iterations,")
+                if done is not None:
+                    monitor(done.x, done.fun, done.nit)
+                    oracle.record(done.fun)
+                    return done
             moved = within = back = False
             if rep.descent is not None:
                 dd = oracle.spec.from_tree(rep.descent, "minimize")
@@ -293,6 +304,10 @@ def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
     # q ||dx|| <= tol) is a different criterion, and from some stalls it is met late or not
     # within the 50 steps while the real test passes earlier (chained Mifflin 2 at n = 50:
     # the model's test unmet after 20 steps, the real one passing at step 24)."""
+    on_norms = finish_on_zero_norms(oracle, stalled.x, stalled.fun, tol, stalled.radius,
+                                    stalled.nit, stalled.message) if oracle.norms2 else None
+    if on_norms is not None:
+        return on_norms
     certified: list[int] = []
     last = [stalled.x]  # the point tested last
     distance = oracle.merit(stalled.radius, tol)  # at the target radius, by point

@@ -43,6 +43,7 @@ class Oracle:
         x0: the flat starting point (float64 copy).
         nfev, ngev: evaluations of f and gradient-type evaluations so far.
         history: per recorded iteration, f and the counts (``record``).
+        norms2: the program holds a Euclidean norm (:mod:`._norm_finish` may apply).
     """
 
     def __init__(self, f: Callable, x0: Any, maxfev: int | None = None, seed: int = 0,
@@ -70,6 +71,8 @@ class Oracle:
         self.history: dict[str, list] = {"fun": [], "nfev": [], "ngev": []}
         self._policy = resolve_policy(None)
         self._where = where
+        # Euclidean norms in the program: their zeros get Newton steps on their manifold
+        self.norms2 = any(e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns)
 
     # ------------------------------------------------------------------ conversions
     def tree(self, x: np.ndarray) -> Any:
@@ -154,6 +157,26 @@ class Oracle:
                 wz = np.zeros((1, anf.s)) if y is None else -np.asarray(y, np.float64)[None]
                 g = anf.adjoint(wz, np.ones((1, 1)))[0][0]
         except (KinkgradError, FloatingPointError):
+            return None
+        return g if np.all(np.isfinite(g)) else None
+
+    def frozen_gradient(self, x: np.ndarray, chosen: dict) -> np.ndarray | None:
+        """The gradient at x of f with the Euclidean-norm groups ``chosen`` frozen
+        (:func:`kinkgrad.abs_normal.zero_norms.freeze`; counted as one gradient); None where
+        it is not finite or the trace fails."""
+        from ..abs_normal.zero_norms import freeze
+        from ..modes.sweeps import reverse_sweep
+
+        self._spend(1, 1)
+        try:
+            with np.errstate(all="ignore"):
+                tr0 = freeze(trace_at(self.f, self.tree(x), self._where), chosen)
+                out = tr0.outs[0]
+                seed = {out.index: np.ones(out.shape, np.float64)}
+                ct = reverse_sweep(tr0.eqns, tr0.vals, seed, self._policy,
+                                   keep={v.index for v in tr0.in_vars})
+                g = self.spec.join([ct.get(v.index) for v in tr0.in_vars])
+        except (KinkgradError, FloatingPointError, AttributeError):
             return None
         return g if np.all(np.isfinite(g)) else None
 

@@ -1,0 +1,321 @@
+"""Euclidean norms at zero in the stationarity test: the sets of group lasso, Fermat-Weber
+and isotropic total variation at their kinks.
+
+``||w||_2`` at w = 0 is not abs-smooth (its directional derivative ||w'(x; d)|| is not
+piecewise linear), so the abs-normal form cannot describe it. But where such a norm is
+*isolated* from the active kinks, the set still has a closed form. Write, near x,
+
+    f(y) = phi(y, |z(y)|, n(y)),     n_k(y) = ||w_k(y)||_2,  w_k(x) = 0  (k = 1..q),
+
+phi smooth, w_k smooth near x (no active switch feeds w_k) and no active switch reading n_k,
+and let f0(y) = phi(y, |z(y)|, 0) be f with the zero norms frozen at 0: an abs-smooth
+program, whose set the rest of this package describes. With lambda_k = d phi / d n_k at x
+(unique: no active switch lies between n_k and the output) and J_k = w_k'(x):
+
+* f - f0 = sum_k lambda_k(y) n_k(y) + O(||n||^2), and lambda_k(y) n_k(y) = lambda_k n_k(y) +
+  a strictly differentiable term with derivative 0 at x (n_k(x) = 0); by Clarke's sum and
+  chain rules
+
+      del f(x)  subset  del f0(x) + sum_k |lambda_k| J_k^T B_k        (the outer set)
+
+  with B_k the unit ball of R^{d_k}: always.
+* Equality (inner = outer) holds (1) when every lambda_k >= 0 and f0's local piece is
+  convex (each block convex) and described exactly: then f0 and lambda_k n_k are regular
+  and the sum rule is exact (Clarke, Optimization and Nonsmooth Analysis, 2.3.3, 2.3.10,
+  2.3.13); or (2) when the rows of the active switches and of all J_k are linearly
+  independent: along y = x + t d the limiting gradient is the piece of f0 that d enters plus
+  sum_k lambda_k J_k^T (J_k d / ||J_k d||), and independence lets d pick the piece and every
+  unit vector J_k d / ||J_k d|| at once, so the hull of those limits is the inner set of f0
+  plus the balls. Otherwise only the outer set is known: "not stationary" stays provable,
+  "stationary" is "undecided".
+
+At a radius r > 0 a norm counts as at zero when ||w_k(x)|| <= r ||J_k||_2 (the ball reaches
+its kink to first order, as a switch's |z_i| <= r ||grad z_i||), with its smooth
+contribution lambda_k J_k^T w_k / ||w_k|| replaced by the ball. f0 is built as a rewritten
+trace (:func:`split_zero_norms`): each such group of the norm's input is replaced by ones
+and its output by its value as a constant, so values stay those of f and only the
+derivative through the group is cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._core.program import Literal, Var, _var_name, value_of
+from .._core.tracer import Trace, Tracer, bind
+from ..kinks import KinkPolicy
+from ..modes.api import Traced
+from ..modes.sparse_rows import reverse_rows
+from ..modes.sweeps import forward_sweep, reverse_sweep
+from ..primitives.select import Where
+from ._flat import FlatSpec
+from .minnorm_balls import min_norm_balls
+
+if TYPE_CHECKING:
+    from .expand import Expanded
+    from .localset import LocalSet
+
+__all__ = ["Balls", "ball_bounds", "freeze", "split_zero_norms", "switch_origins"]
+
+_POLICY = KinkPolicy(abs=0.0)
+_PROBE = 16  # random directions estimating ||J_k|| before the rows are formed (radius > 0)
+
+
+@dataclass
+class Balls:
+    """The zero norms of a trace (module docstring): one entry per group k.
+
+    Attributes:
+        lam: (q,) d phi / d n_k at x.
+        J: (q,) CSR matrices (d_k, n): the Jacobians of the groups w_k.
+        names: ``d[3] (norm 2)``: the norm's node and the group's flat output entry.
+        chosen: per norm equation of the trace, the groups (output entries) frozen.
+        up, down: equation indices of the rewritten trace that feed some w_k (through
+            which an active switch would make J_k set-valued) and that read some n_k.
+    """
+
+    lam: np.ndarray
+    J: list[sp.csr_matrix]
+    names: list[str]
+    chosen: dict[int, np.ndarray] = field(default_factory=dict)
+    up: set[int] = field(default_factory=set)
+    down: set[int] = field(default_factory=set)
+
+    @property
+    def q(self) -> int:
+        return len(self.J)
+
+    def terms(self) -> list[sp.csr_matrix]:
+        """The ellipsoid terms M_k = |lambda_k| J_k^T (n x d_k) of the set."""
+        return [abs(float(lk)) * J.T.tocsr() for lk, J in zip(self.lam, self.J)]
+
+    def coupled(self, origins: set[int]) -> bool:
+        """Whether an active switch (its equation in the rewritten trace) feeds or reads a
+        zero norm: then the closed form does not apply."""
+        return bool(origins & (self.up | self.down))
+
+    def independent(self, A: sp.csr_matrix) -> bool:
+        """The rows of A (the active switches') and of every J_k are linearly independent."""
+        R = sp.vstack([A, *self.J], format="csr")
+        if R.shape[0] > R.shape[1]:
+            return False
+        if R.shape[0] * R.shape[1] <= 4_000_000:
+            return bool(np.linalg.matrix_rank(R.toarray()) == R.shape[0])
+        from ._sparse_rank import sparse_rank
+
+        rank, exact, _ = sparse_rank(R)
+        return exact and rank == R.shape[0]
+
+
+def split_zero_norms(tr: Traced, spec: FlatSpec, out: Var | None, radius: float
+                     ) -> tuple[Traced, Balls | None]:
+    """(f0's trace, the zero norms) when some 2-norm of ``tr`` is at zero (or within the
+    radius of it, module docstring); (tr, None) otherwise."""
+    found = _norms(tr)
+    if not found:
+        return tr, None
+    est = _probe(tr, spec, found) if radius > 0 else None
+    chosen: dict[int, np.ndarray] = {}
+    J_all: list[sp.csr_matrix] = []
+    for k, (eqn_k, groups, sizes) in enumerate(found):
+        cand = sizes == 0
+        if est is not None:
+            cand |= sizes <= 10.0 * radius * est[k]
+        idx = np.flatnonzero(cand)
+        if not idx.size:
+            continue
+        eqn = tr.eqns[eqn_k]
+        rows = _rows(tr, spec, eqn.inputs[0].index, groups[idx])
+        keep = []
+        for j, g in enumerate(idx):
+            Jg = rows[j]
+            if sizes[g] == 0 or sizes[g] <= radius * _spectral(Jg):
+                keep.append(g)
+                J_all.append(Jg)
+        if keep:
+            chosen[eqn_k] = np.array(keep)
+    if not chosen:
+        return tr, None
+    lam, names = _lambdas(tr, out, chosen)
+    tr0, up, down = _rewrite(tr, chosen, {k: g for k, g, _ in found})
+    return tr0, Balls(lam, J_all, names, chosen, up, down)
+
+
+def freeze(tr: Traced, chosen: dict[int, np.ndarray]) -> Traced:
+    """The trace of another point of the same program with the same groups frozen (f0
+    there: the value of f, no derivative through those groups)."""
+    return _rewrite(tr, chosen, {k: g for k, g, _ in _norms(tr)})[0]
+
+
+def _norms(tr: Traced) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(equation, groups (output entries x members, flat input entries), ||w_k||) of every
+    Euclidean norm of a traced input."""
+    out = []
+    for k, eqn in enumerate(tr.eqns):
+        if eqn.prim.name != "norm" or eqn.params["ord"] != 2 or type(eqn.inputs[0]) is not Var:
+            continue
+        w = np.asarray(tr.vals[eqn.inputs[0].index])
+        axes = tuple(a % w.ndim for a in eqn.params["axis"]) if w.ndim else ()
+        if any(w.shape[a] == 0 for a in axes):  # the norm of an empty vector: constant 0
+            continue
+        idx = np.arange(w.size).reshape(w.shape)
+        rest = [a for a in range(w.ndim) if a not in axes]
+        groups = np.transpose(idx, rest + list(axes)).reshape(-1, max(1, int(
+            np.prod([w.shape[a] for a in axes], dtype=np.int64))))
+        # NOTE: the norm's own (scaled) value: squaring subnormal entries would give 0
+        sizes = np.abs(np.asarray(tr.vals[eqn.out.index], np.float64).reshape(-1))
+        out.append((k, groups, sizes))
+    return out
+
+
+def _probe(tr: Traced, spec: FlatSpec, found: list) -> list[np.ndarray]:
+    """Estimates of ||J_k||_F per group from one forward sweep with 16 Gaussian directions
+    (as :func:`.stationarity._probe_norms` for switches: below a tenth of the truth with
+    probability < 1e-13, against the caller's factor 10)."""
+    U = np.random.default_rng(0).standard_normal((_PROBE, spec.n))
+    tangents = {slot: leaf for slot, leaf in zip(spec.slots, spec.split(U))}
+    tan, _ = forward_sweep(tr.eqns, tr.vals, tangents, _POLICY)
+    est = []
+    for k, groups, _ in found:
+        t = tan.get(tr.eqns[k].inputs[0].index)
+        if t is None:
+            est.append(np.zeros(groups.shape[0]))
+            continue
+        T = np.asarray(t, np.float64).reshape(_PROBE, -1)[:, groups]
+        est.append(np.sqrt(np.mean(np.sum(T * T, axis=2), axis=0)))
+    return est
+
+
+def _rows(tr: Traced, spec: FlatSpec, slot: int, groups: np.ndarray) -> list[sp.csr_matrix]:
+    """J_k = w_k'(x) for the given groups of the input slot, by reverse sweeps."""
+    ents = groups.reshape(-1)
+    mats, _ = reverse_rows(tr.eqns, tr.vals, np.full(ents.size, slot), ents, spec.slots,
+                           _POLICY)
+    X = sp.hstack(mats, format="csr") if mats else sp.csr_matrix((ents.size, spec.n))
+    d = groups.shape[1]
+    return [X[j * d:(j + 1) * d] for j in range(groups.shape[0])]
+
+
+def _spectral(J: sp.csr_matrix) -> float:
+    if J.shape[0] == 1:
+        return float(np.sqrt(J.multiply(J).sum()))
+    if J.shape[0] * J.shape[1] <= 4_000_000:
+        return float(np.linalg.norm(J.toarray(), 2))
+    return float(np.sqrt(J.multiply(J).sum()))  # ||J||_F >= ||J||_2: admits more
+
+
+def _lambdas(tr: Traced, out: Var | None, chosen: dict[int, np.ndarray]
+             ) -> tuple[np.ndarray, list[str]]:
+    slots = {tr.eqns[k].out.index for k in chosen}
+    ct: dict = {}
+    if out is not None:
+        seed = np.ones(out.shape, np.result_type(tr.vals[out.index]))
+        ct = reverse_sweep(tr.eqns, tr.vals, {out.index: seed}, _POLICY, keep=slots)
+    lam, names = [], []
+    for k, groups in chosen.items():
+        o = tr.eqns[k].out.index
+        c = ct.get(o)
+        flat = np.zeros(groups.size) if c is None else \
+            np.asarray(c, np.float64).reshape(-1)[groups]
+        lam.extend(flat)
+        names.extend(f"{_var_name(o)}[{int(g)}] (norm 2)" for g in groups)
+    return np.asarray(lam, np.float64), names
+
+
+def _rewrite(tr: Traced, chosen: dict[int, np.ndarray], groups_of: dict[int, np.ndarray]
+             ) -> tuple[Traced, set[int], set[int]]:
+    """f0's trace: the chosen groups' inputs replaced by ones and their outputs by their
+    values (constants); and the equations feeding those inputs (up) and reading those
+    outputs (down), as indices of the new trace."""
+    new = Trace()
+    env: dict = {v.index: new.new_input(tr.vals[v.index]) for v in tr.in_vars}
+    w_slots, n_slots = set(), set()
+    try:
+        for k, eqn in enumerate(tr.eqns):
+            args = eqn.args(env)
+            if k not in chosen:
+                env[eqn.out.index] = bind(eqn.prim, *args, **eqn.params)
+                continue
+            w, v = args[0], np.asarray(tr.vals[eqn.out.index])
+            wv = np.asarray(value_of(eqn.inputs[0], tr.vals))
+            members = np.zeros(wv.size, bool)
+            members[groups_of[k][chosen[k]].reshape(-1)] = True
+            if type(w) is Tracer:
+                w_slots.add(w.var.index)
+            w1 = Where.instance(members.reshape(wv.shape),  # type: ignore[attr-defined]
+                                np.ones(wv.shape, wv.dtype), w)
+            n1 = bind(eqn.prim, w1, **eqn.params)
+            outs = np.zeros(v.size, bool)
+            outs[chosen[k]] = True
+            res = Where.instance(outs.reshape(v.shape), v, n1)  # type: ignore[attr-defined]
+            env[eqn.out.index] = res
+            if type(res) is Tracer:
+                n_slots.add(res.var.index)
+    finally:
+        new.active = False
+    outs_ = []
+    for o in tr.outs:
+        val = env[o.index] if type(o) is Var else o
+        outs_.append(val.var if type(val) is Tracer else
+                     (Literal(val) if isinstance(val, np.ndarray) else val))
+    tr0 = Traced(new, [env[v.index].var for v in tr.in_vars], tr.in_tree, outs_,
+                 tr.out_tree, tr.aux)
+    return tr0, _closure(tr0, w_slots, up=True), _closure(tr0, n_slots, up=False)
+
+
+def _closure(tr: Traced, slots: set[int], up: bool) -> set[int]:
+    """Equations that the slots depend on (up) or that depend on them (down)."""
+    reach, eqns = set(slots), set()
+    order = range(len(tr.eqns) - 1, -1, -1) if up else range(len(tr.eqns))
+    for k in order:
+        eqn = tr.eqns[k]
+        ins = {i.index for i in eqn.inputs if type(i) is Var}
+        if up and eqn.out.index in reach:
+            eqns.add(k)
+            reach |= ins
+        elif not up and ins & reach:
+            eqns.add(k)
+            reach.add(eqn.out.index)
+    return eqns
+
+
+def switch_origins(exp: Expanded, active: np.ndarray) -> set[int]:
+    """The equations (of the trace ``exp`` expands) whose abs forms hold the switches."""
+    if not len(active):
+        return set()
+    js, _ = exp.locate_many(active)
+    return {exp.switch_meta(int(j)).origin for j in np.unique(js)}
+
+
+def ball_bounds(ls: LocalSet, balls: Balls) -> tuple:
+    """(outer MinNorm or None, a proven point, its norm, exact, why) of the local set of f0
+    plus the balls (module docstring: the outer set always, the inner one under (1) or
+    (2))."""
+    zero = np.zeros(ls.g0.size)
+    head = f"{balls.q} Euclidean norm(s) at zero, isolated from the active kinks"
+    if not ls.has_outer:
+        return None, zero, np.inf, False, head + "; a block is too large to bound the set"
+    terms = balls.terms()
+    low = min_norm_balls(ls.g0, ls.outer_blocks(), terms)
+    convex = bool(np.all(balls.lam >= 0)) and all(b.convex for b in ls.blocks) and ls.exact
+    listed = (ls.exact or ls.inner_exact) and all(b.inner.shape[0] for b in ls.blocks)
+    if convex:
+        return low, low.point, low.upper, True, head + (
+            "; f'(x; .) is convex there (norms with d f / d ||w|| >= 0, convex blocks): the "
+            "set is described exactly")
+    independent = (ls.exact or listed) and balls.independent(ls.model.A_sparse)
+    if independent and ls.exact:
+        return low, low.point, low.upper, True, head + (
+            "; their Jacobians' and the active switches' rows are independent: the set is "
+            "described exactly")
+    if independent:
+        inner = min_norm_balls(ls.g0, ls.inner_blocks(), terms)
+        return low, inner.point, inner.upper, False, head + (
+            "; rows independent, but some block's pieces are not proven complete")
+    return low, zero, np.inf, False, head + (
+        "; a norm decreases f (d f / d ||w|| < 0) or a block is not convex, and their rows "
+        "are dependent: only the outer set is known")

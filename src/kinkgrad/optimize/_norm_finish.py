@@ -1,0 +1,173 @@
+"""Newton steps on the manifold where Euclidean norms vanish: the finishing steps of a run
+that stalls next to a group lasso's zero groups (or a Fermat-Weber data point).
+
+A method driven by gradients ends near such a point, its zero groups ~1e-10 instead of 0:
+there f is smooth, its gradient through ||w_k|| is a unit vector scaled by lambda_k (the
+point is "not stationary" at radius 0), and the bundle's cutting planes approximate each
+cone ||w_k|| by many planes (4,600 iterations on a 60-group multi-task lasso without
+certifying). The abs-linear finishing steps do not apply (no abs-normal form at a zero
+norm; near one, the form's curvature is 1/||w_k||).
+
+Here the groups with ||w_k(x)|| <= r ||J_k|| (r = max(1e-3 (1 + ||x||_inf), radius): the
+stationarity test's identification at a coarse radius) are held at zero and f with them
+frozen (f0, :func:`kinkgrad.abs_normal.zero_norms.freeze`) is minimised on the manifold
+{w_k = 0} by Newton-SQP steps: with H the forward-difference Hessian of f0 (n gradients,
+symmetrized, negative curvature clipped) and J the stacked J_k,
+
+    [H + eps I   J^T] [dx]   [-grad f0(x)]
+    [J           0  ] [mu] = [-w(x)      ].
+
+At a stationary point of f, grad f0 + sum_k lambda_k J_k^T u_k = 0 with ||u_k|| <= 1, so
+mu_k = lambda_k u_k: a group whose multiplier has ||mu_k|| > |lambda_k| is not at zero
+there and is released (an active-set step, x unmoved; H is re-estimated with its norm's
+curvature, lambda_k / ||w_k||, which is large). After a step, a group
+whose rows are single coordinates (w_k = x_g - c, the group lasso's) is set exactly onto its
+kink. A step is kept when f does not grow beyond its rounding, and the run ends at the first
+point :func:`kinkgrad.stationarity` certifies at the target radius; otherwise the method's
+own point is kept. At most five steps; H is re-estimated once after the first.
+
+On the 60-group multi-task lasso of ``benchmarks/regression.py`` the bundle method tries
+this at its first test (iteration 233): 50 groups held, two steps, certified, 1.4 s; before,
+4,600 iterations (46 s) ended 2.6e-4 from the minimiser, "not stationary".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
+from ..abs_normal.zero_norms import Balls, split_zero_norms
+from .common import CONVERGED, MethodResult
+from .oracle import BudgetExhausted, Oracle
+
+__all__ = ["finish_on_zero_norms"]
+
+_STEPS = 5
+_IDENTIFY = 1e-3  # relative radius within which groups are first held at zero
+
+
+def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
+                         radius: float, nit: int, message: str) -> MethodResult | None:
+    """The first certified point of the Newton-SQP steps (module docstring), or None."""
+    scale = 1.0 + float(np.max(np.abs(x), initial=0.0))
+    balls = _zero_groups(oracle, x, max(_IDENTIFY * scale, radius))
+    if balls is None:
+        return None
+    held = np.ones(balls.q, bool)
+    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
+    H, moves = None, 0
+    try:
+        for _ in range(2 * _STEPS):
+            chosen = _subset(balls, held)
+            g = oracle.frozen_gradient(x, chosen)
+            if g is None:
+                return None
+            if H is None or moves == 1:
+                H = _hessian(oracle, x, g, chosen)
+                if H is None:
+                    return None
+            J = sp.vstack([Jk for Jk, h in zip(balls.J, held) if h], format="csr").toarray()
+            w = _w(oracle, x, chosen)
+            dx, mu = _kkt(H, J, g, w)
+            # NOTE: a group whose multiplier leaves its ball (||mu_k|| > |lambda_k|) is not
+            # at zero at the solution: released (the active-set step), x unmoved
+            sizes = np.add.reduceat(mu * mu, np.r_[0, np.cumsum(
+                [Jk.shape[0] for Jk, h in zip(balls.J, held) if h])[:-1]]) ** 0.5
+            out = sizes > np.abs(balls.lam[held]) * (1.0 + 1e-6) + 1e-12
+            if out.any():
+                held[np.flatnonzero(held)[out]] = False
+                if not held.any():
+                    return None
+                H = None  # NOTE: a released group's norm is smooth again, its curvature
+                continue  # lambda / ||w_k|| large: the Newton step needs it
+            xn = x + dx
+            single = _coordinate_rows(J)
+            if single is not None:  # w_r = v x_c + const: its root, exactly
+                cols, vals = single
+                xn[cols] = x[cols] - w / vals
+            fn = oracle.value(xn)
+            if not fn <= fx + allowance:
+                return None
+            x, fx, moves = xn, fn, moves + 1
+            rep = oracle.stationarity(x, radius, tol)
+            if rep.verdict == "stationary":
+                return MethodResult(x, fx, nit + moves, CONVERGED,
+                                    f"{message} Then {moves} Newton step(s) on the manifold "
+                                    f"of {int(held.sum())} zero Euclidean norm(s): "
+                                    f"stationarity certified at radius {radius:.3g}.", radius)
+            if moves >= _STEPS:
+                return None
+    except BudgetExhausted:
+        return None
+    return None
+
+
+def _subset(balls: Balls, held: np.ndarray) -> dict:
+    """The ``chosen`` groups of balls restricted to the held ones (in balls' order)."""
+    out, i = {}, 0
+    for k, groups in balls.chosen.items():
+        keep = held[i:i + groups.size]
+        if keep.any():
+            out[k] = groups[keep]
+        i += groups.size
+    return out
+
+
+def _zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:
+    tr = trace_at(oracle.f, oracle.tree(x), "minimize")
+    out, _ = scalar_output(tr, "minimize")
+    _, balls = split_zero_norms(tr, FlatSpec(tr), out, r)
+    return balls
+
+
+def _w(oracle: Oracle, x: np.ndarray, chosen: dict) -> np.ndarray:
+    """The stacked group values w_k(x) (the norms' inputs at the chosen groups)."""
+    from ..abs_normal.zero_norms import _norms
+
+    tr = trace_at(oracle.f, oracle.tree(x), "minimize")
+    vals = []
+    for k, groups, _ in _norms(tr):
+        if k in chosen:
+            wv = np.asarray(tr.vals[tr.eqns[k].inputs[0].index], np.float64).reshape(-1)
+            vals.append(wv[groups[chosen[k]]].reshape(-1))
+    return np.concatenate(vals) if vals else np.zeros(0)
+
+
+def _coordinate_rows(J: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(columns, coefficients) when every row of J has one nonzero, in distinct columns."""
+    nz = J != 0
+    if not np.all(nz.sum(axis=1) == 1):
+        return None
+    cols = np.argmax(nz, axis=1)
+    if np.unique(cols).size != cols.size:
+        return None
+    return cols, J[np.arange(J.shape[0]), cols]
+
+
+def _hessian(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
+             ) -> np.ndarray | None:
+    """Forward differences of the frozen gradient, symmetrized, negative curvature set to
+    0 (n gradients; h = sqrt(2 u) (1 + ||x||))."""
+    n = x.size
+    h = float(np.sqrt(2.0 * oracle.unit_roundoff)) * (1.0 + float(np.linalg.norm(x)))
+    G = np.empty((n, n))
+    for i in range(n):
+        xi = x.copy()
+        xi[i] += h
+        gi = oracle.frozen_gradient(xi, chosen)
+        if gi is None:
+            return None
+        G[i] = (gi - g) / h
+    lam, V = np.linalg.eigh(0.5 * (G + G.T))
+    return (V * np.maximum(lam, 0.0)) @ V.T
+
+
+def _kkt(H: np.ndarray, J: np.ndarray, g: np.ndarray, w: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """(dx, mu) of the KKT system (module docstring); H + J^T mu = -g at the solution."""
+    n, m = H.shape[0], J.shape[0]
+    eps = 1e-10 * max(1.0, float(np.max(np.abs(H), initial=0.0)))
+    K = np.block([[H + eps * np.eye(n), J.T], [J, np.zeros((m, m))]])
+    sol = np.linalg.lstsq(K, np.concatenate([-g, -w]), rcond=None)[0]
+    return sol[:n], sol[n:]

@@ -1,0 +1,238 @@
+"""Euclidean norms at zero in kinkgrad.stationarity (kinkgrad.abs_normal.zero_norms).
+
+Truths are independent of the code: closed forms (Fermat-Weber's condition at a data point,
+group lasso's KKT conditions at constructed points, max(0, ||c|| - 1) for +-||x|| + c.x),
+the hull of gradients sampled next to the point (a subset of the Clarke set: its minimum
+norm is an upper bound on the true distance, so a proven lower bound may not exceed it),
+and SciPy's SLSQP on the ellipsoid sum where the set is known in closed form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize as sp_minimize
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad.abs_normal.minnorm_balls import min_norm_balls
+
+
+def _fermat_weber(A):
+    return lambda x: knp.sum(knp.linalg.norm(x[None, :] - A, axis=1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fermat_weber_at_each_data_point_matches_the_classical_condition(seed):
+    # f = sum_i ||x - a_i|| at x = a_j: the set is R_j + B with R_j the sum of the unit
+    # vectors (a_j - a_i) / ||a_j - a_i||, so dist = max(0, ||R_j|| - 1)
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((7, 3))
+    A[0] = A[1:].mean(axis=0) + 0.01 * rng.standard_normal(3)  # a point near the median
+    f = _fermat_weber(A)
+    for j in range(len(A)):
+        R = sum((A[j] - A[i]) / np.linalg.norm(A[j] - A[i]) for i in range(len(A)) if i != j)
+        truth = max(0.0, np.linalg.norm(R) - 1.0)
+        rep = kinkgrad.stationarity(f, A[j].copy(), tol=1e-8)
+        assert rep.distance == pytest.approx(truth, abs=1e-9)
+        lo, hi = rep.bounds
+        assert lo - 1e-12 <= truth <= hi + 1e-12
+        assert rep.verdict == ("stationary" if truth <= 1e-8 else "not stationary")
+        if rep.verdict == "not stationary":
+            assert rep.slope < 0
+
+
+def _group_lasso(seed, m=60, G=8, d=3, lam=0.3, violate=None):
+    """A group lasso 1/2 ||A x - b||^2 + lam sum_g ||x_g|| with a point xs constructed to be
+    stationary (b chosen so that A^T (A xs - b) = -lam v, v_g = x_g / ||x_g|| on the three
+    nonzero groups and ||v_g|| < 1 on the zero ones); ``violate``: {group: ||v_g|| > 1}."""
+    rng = np.random.default_rng(seed)
+    n = G * d
+    A = rng.standard_normal((m, n)) / np.sqrt(m)
+    xs = np.zeros((G, d))
+    xs[:3] = rng.standard_normal((3, d))
+    v = np.zeros((G, d))
+    v[:3] = xs[:3] / np.linalg.norm(xs[:3], axis=1, keepdims=True)
+    u = rng.standard_normal((G - 3, d))
+    v[3:] = u * (rng.uniform(0.1, 0.9, (G - 3, 1)) / np.linalg.norm(u, axis=1, keepdims=True))
+    for g, size in (violate or {}).items():
+        v[g] *= size / np.linalg.norm(v[g])
+    r = np.linalg.lstsq(A.T, -lam * v.ravel(), rcond=None)[0]
+    b = A @ xs.ravel() - r
+
+    def f(x):
+        res = A @ x - b
+        return 0.5 * knp.sum(res * res) + lam * knp.sum(
+            knp.linalg.norm(knp.reshape(x, (G, d)), axis=1))
+
+    return f, xs.ravel(), v, lam
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_group_lasso_kkt_point_is_certified(seed):
+    f, xs, _, _ = _group_lasso(seed)
+    rep = kinkgrad.stationarity(f, xs)
+    assert rep.verdict == "stationary" and rep.distance <= 1e-12
+    assert rep.num_active == 5  # the five zero groups
+    assert rep.exact
+
+
+@pytest.mark.parametrize("sizes", [{4: 1.5}, {3: 1.2, 6: 2.0}])
+def test_group_lasso_violated_groups_give_the_kkt_distance(sizes):
+    # on a zero group the set is lam (v_g + B): dist = lam (||v_g|| - 1) where ||v_g|| > 1
+    f, xs, _, lam = _group_lasso(1, violate=sizes)
+    truth = lam * np.sqrt(sum((s - 1.0) ** 2 for s in sizes.values()))
+    rep = kinkgrad.stationarity(f, xs)
+    assert rep.verdict == "not stationary"
+    assert rep.distance == pytest.approx(truth, rel=1e-9)
+    assert rep.slope == pytest.approx(-truth, rel=1e-6)  # the convex case: f' = -dist
+
+
+def test_sparse_group_lasso_zero_group_with_dependent_rows_but_convex():
+    # lam ||x_g|| + mu ||x_g||_1 on a zero group with smooth gradient a e_1: the set is
+    # a e_1 + lam B + mu [-1, 1]^d, whose distance from 0 is max(0, |a| - lam - mu)
+    # (the abs switches' rows e_i and the ball's J = I are dependent: exact by convexity)
+    lam, mu = 0.3, 0.1
+    for a, truth in ((0.35, 0.0), (0.5, 0.1)):
+        c = np.array([a, 0.0, 0.0])
+
+        def f(x, c=c):
+            return c @ x + lam * knp.linalg.norm(x) + mu * knp.sum(knp.abs(x))
+
+        rep = kinkgrad.stationarity(f, np.zeros(3))
+        assert rep.distance == pytest.approx(truth, abs=1e-12)
+        assert rep.verdict == ("stationary" if truth == 0 else "not stationary")
+        assert rep.exact
+
+
+@pytest.mark.parametrize("c", [(0.3, 0.4), (0.6, 0.8), (1.5, 0.5), (0.0, 3.0)])
+def test_a_decreasing_norm_at_zero(c):
+    # -||x|| + c.x at 0: Clarke's set is c + B (of -||x||: -B = B), dist max(0, ||c|| - 1);
+    # lambda = -1 < 0, so only the independence of J = I makes the inner set known
+    c = np.array(c)
+    rep = kinkgrad.stationarity(lambda x: -knp.linalg.norm(x) + knp.sum(x * c), np.zeros(2))
+    truth = max(0.0, np.linalg.norm(c) - 1.0)
+    assert rep.distance == pytest.approx(truth, abs=1e-12)
+    assert rep.verdict == ("stationary" if truth <= 1e-8 else "not stationary")
+
+
+def test_cancelling_norms_are_never_called_not_stationary():
+    # ||x|| - ||x|| = 0: the outer set B + B holds 0, the inner is unknown (dependent rows,
+    # a negative lambda): undecided, never "not stationary"
+    rep = kinkgrad.stationarity(lambda x: knp.linalg.norm(x) - knp.linalg.norm(x),
+                                np.zeros(3))
+    assert rep.verdict == "undecided" and "outer" in rep.reason
+    rep = kinkgrad.stationarity(lambda x: knp.linalg.norm(x) + knp.linalg.norm(2.0 * x),
+                                np.zeros(3))
+    assert rep.verdict == "stationary"  # both increase f: regular, exact
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: knp.abs(knp.linalg.norm(x) - 0.0) + x[0],  # an active |.| reads the norm
+    lambda x: knp.linalg.norm(knp.relu(x)) + 0.1 * x[0],  # active relus feed it
+])
+def test_norms_coupled_with_active_kinks_are_undecided(f):
+    rep = kinkgrad.stationarity(f, np.zeros(2))
+    assert rep.verdict == "undecided" and "isolated" in rep.reason
+
+
+def _sampled_distance(f, x, rng, count=400, eps=1e-6):
+    """min-norm of the hull of gradients at points next to x (a subset of the Clarke set)."""
+    G = np.array([kinkgrad.grad(f)(x + eps * u / np.linalg.norm(u))
+                  for u in rng.standard_normal((count, x.size))])
+    return min_norm_balls(np.zeros(x.size), [G], []).upper
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_sums_of_norms_never_get_a_wrong_verdict(seed):
+    # f = g.x + sum_k c_k ||B_k x|| + mu |a.x| at 0, random signs and shapes (dependent when
+    # the B_k stack to more rows than columns): a "not stationary" lower bound never exceeds
+    # the sampled hull's distance; where the set is closed-form (independent rows, no abs),
+    # the distance is SLSQP's on g + sum |c_k| B_k^T Ball
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 5))
+    q = int(rng.integers(1, 4))
+    Bs = [rng.standard_normal((int(rng.integers(1, 3)), n)) for _ in range(q)]
+    cs = rng.choice([-1.0, 1.0], q) * rng.uniform(0.2, 1.0, q)
+    g = rng.standard_normal(n) * rng.uniform(0.05, 1.0)
+    a, mu = rng.standard_normal(n), float(rng.choice([0.0, 0.3]))
+
+    def f(x):
+        out = knp.sum(x * g) + mu * knp.abs(knp.sum(x * a))
+        for c, B in zip(cs, Bs):
+            out = out + c * knp.linalg.norm(B @ x)
+        return out
+
+    x = np.zeros(n)
+    rep = kinkgrad.stationarity(f, x, tol=1e-6)
+    sampled = _sampled_distance(f, x, rng)
+    assert rep.bounds[0] <= sampled + 1e-6
+    if rep.verdict == "not stationary":
+        assert sampled > 1e-6 - 1e-9
+    R = np.vstack(Bs)
+    if mu == 0.0 and np.linalg.matrix_rank(R) == R.shape[0]:
+        dims = [B.shape[0] for B in Bs]
+
+        def norm2(u):
+            parts = np.split(u, np.cumsum(dims)[:-1])
+            p = g + sum(abs(c) * B.T @ v for c, B, v in zip(cs, Bs, parts))
+            return p @ p
+
+        cons = [{"type": "ineq", "fun": lambda u, i=i, lo=lo: 1 - np.sum(
+            u[lo:lo + dims[i]] ** 2)} for i, lo in enumerate(np.cumsum([0, *dims[:-1]]))]
+        best = min(sp_minimize(norm2, rng.uniform(-0.3, 0.3, sum(dims)), method="SLSQP",
+                               constraints=cons, options={"ftol": 1e-14, "maxiter": 500}).fun
+                   for _ in range(3))
+        assert rep.distance == pytest.approx(np.sqrt(max(best, 0.0)), abs=1e-6)
+        assert rep.verdict != "undecided"
+
+
+def test_near_zero_groups_count_at_a_radius():
+    # the group lasso point with its zero groups at 1e-12 (as a method ends): at radius 1e-8
+    # they are balls again and the verdict is the exact point's; at radius 0 the norms are
+    # smooth there, with gradients lam x_g / ||x_g|| of norm lam: not stationary
+    f, xs, _, lam = _group_lasso(2)
+    x = xs.copy()
+    rng = np.random.default_rng(0)
+    x[9:] = 1e-12 * rng.standard_normal(x.size - 9)
+    near = kinkgrad.stationarity(f, x, radius=1e-8)
+    assert near.verdict == "stationary" and near.num_active == 5
+    assert kinkgrad.stationarity(f, x).verdict == "not stationary"
+
+
+def test_minimize_certifies_a_group_lasso_with_exact_zero_groups():
+    # the bundle's test finds the zero groups; Newton steps on their manifold
+    # (optimize/_norm_finish.py) land them on 0 exactly and certify at tol 1e-8
+    f, xs, _, _ = _group_lasso(0)
+    res = kinkgrad.minimize(f, np.ones(xs.size))
+    assert res.success and "manifold" in res.message
+    assert np.linalg.norm(res.x - xs) < 1e-7
+    assert np.all(res.x[9:] == 0.0)  # the five zero groups, exactly
+
+
+def test_a_small_nonzero_group_held_at_zero_is_released():
+    # group 3 of the solution has norm 1e-4, below the identification radius 1e-3 (1 +
+    # ||x||): held at zero, its multiplier leaves the ball (the problem is strictly convex,
+    # so its minimiser is not on that manifold) and the active-set step releases it
+    rng = np.random.default_rng(5)
+    m, G, d, lam = 60, 8, 3, 0.3
+    A = rng.standard_normal((m, G * d)) / np.sqrt(m)
+    xs = np.zeros((G, d))
+    xs[:3] = rng.standard_normal((3, d))
+    xs[3] = 1e-4 * rng.standard_normal(d)
+    v = np.zeros((G, d))
+    v[:4] = xs[:4] / np.linalg.norm(xs[:4], axis=1, keepdims=True)
+    v[4:] = 0.5 * rng.standard_normal((G - 4, d)) / np.sqrt(d) / 2
+    b = A @ xs.ravel() - np.linalg.lstsq(A.T, -lam * v.ravel(), rcond=None)[0]
+
+    def f(x):
+        res = A @ x - b
+        return 0.5 * knp.sum(res * res) + lam * knp.sum(
+            knp.linalg.norm(knp.reshape(x, (G, d)), axis=1))
+
+    assert kinkgrad.stationarity(f, xs.ravel()).verdict == "stationary"  # the construction
+    res = kinkgrad.minimize(f, np.ones(G * d))
+    assert res.success
+    assert np.linalg.norm(res.x - xs.ravel()) < 1e-7
+    assert np.linalg.norm(res.x[9:12]) == pytest.approx(np.linalg.norm(xs[3]), rel=1e-3)
+    assert np.all(res.x[12:] == 0.0)
