@@ -140,7 +140,7 @@ def _sampled_distance(f, x, rng, count=400, eps=1e-6):
     """min-norm of the hull of gradients at points next to x (a subset of the Clarke set)."""
     G = np.array([kinkgrad.grad(f)(x + eps * u / np.linalg.norm(u))
                   for u in rng.standard_normal((count, x.size))])
-    return min_norm_balls(np.zeros(x.size), [G], []).upper
+    return min_norm_balls(np.zeros(x.size), [G]).upper
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -38,14 +38,21 @@ _TOL = 1e-12  # Clarabel's gap and feasibility tolerances
 _INSIDE = 1.0 - 1e-7  # a ball whose u has a smaller norm is free in the polish
 
 
-def ball_support(balls: list[sp.csr_matrix], e: np.ndarray) -> float:
-    """sum_k max over B_k of <M_k u, e> = sum_k ||M_k^T e||."""
-    return float(sum(np.linalg.norm(M.T @ e) for M in balls))
+def ball_support(M: sp.csr_matrix, dims: np.ndarray, e: np.ndarray) -> float:
+    """sum_k max over B_k of <M_k u, e> = sum_k ||M_k^T e|| (M = [M_1 ... M_q], M_k having
+    dims[k] columns)."""
+    if not len(dims):
+        return 0.0
+    v = np.asarray(M.T @ e).reshape(-1)
+    starts = np.r_[0, np.cumsum(dims)[:-1]].astype(np.intp)
+    return float(np.sqrt(np.add.reduceat(v * v, starts)).sum())
 
 
-def min_norm_balls(g0: np.ndarray, blocks: list, balls: list[sp.csr_matrix]) -> MinNorm:
-    """The minimum-norm point of C (module docstring) and its certified bounds; ``weights``
-    holds the blocks' convex weights, then the balls' u_k."""
+def min_norm_balls(g0: np.ndarray, blocks: list, M: sp.csr_matrix | None = None,
+                   dims: np.ndarray | None = None) -> MinNorm:
+    """The minimum-norm point of C (module docstring) and its certified bounds: M holds the
+    ellipsoids' matrices side by side, M_k the next dims[k] columns; ``weights`` holds the
+    blocks' convex weights, then the balls' u_k."""
     import clarabel
 
     n = g0.size
@@ -54,9 +61,9 @@ def min_norm_balls(g0: np.ndarray, blocks: list, balls: list[sp.csr_matrix]) -> 
     V = stack(bl, n).T.tocsc() if bl else sp.csc_matrix((n, 0))
     sizes = np.diff(offs)
     T, B = V.shape[1], len(bl)
-    dims = [M.shape[1] for M in balls]
+    dims = [] if dims is None else [int(d) for d in dims]
     D = int(sum(dims))
-    Mall = sp.hstack(balls, format="csc") if balls else sp.csc_matrix((n, 0))
+    Mall = sp.csc_matrix(M) if M is not None and D else sp.csc_matrix((n, 0))
     # variables [t, r (n), lam (T), u (D)]; rows: zero cones (n + B), lam >= 0 (T),
     # SOC (t, r), SOC (1, u_k) per ball
     nv = 1 + n + T + D
@@ -101,7 +108,7 @@ def min_norm_balls(g0: np.ndarray, blocks: list, balls: list[sp.csr_matrix]) -> 
     if upper > 0:
         e = point / upper
         lower = (support(g0, stack(bl, n), offs, e) if bl else float(g0 @ e)) \
-            - ball_support(balls, e)
+            - ball_support(Mall, np.asarray(dims, np.intp), e)
     return MinNorm(point, [*lam, *us], upper, max(0.0, min(lower, upper)), str(sol.status),
                    e)
 
@@ -154,9 +161,10 @@ def _polish(g0: np.ndarray, V: sp.csc_matrix, sizes: np.ndarray, lam: list,
     new_flat[S] = y[: S.size]
     new_lam = feasible(new_flat, sizes) if flat.size else []
     new_us = [u.copy() for u in us]
-    for j, k in enumerate(free):
-        lo = int(sum(starts[f + 1] - starts[f] for f in free[:j]))
-        new_us[k] = y[S.size + lo: S.size + lo + dims[k]]
+    lo = S.size
+    for k in free:
+        new_us[k] = y[lo: lo + dims[k]]
+        lo += dims[k]
     if any(np.linalg.norm(new_us[k]) > 1.0 for k in free):
         return lam, us, point
     new_point = _point(g0, V, new_lam, M, new_us)

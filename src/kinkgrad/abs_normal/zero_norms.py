@@ -71,7 +71,8 @@ class Balls:
 
     Attributes:
         lam: (q,) d phi / d n_k at x.
-        J: (q,) CSR matrices (d_k, n): the Jacobians of the groups w_k.
+        rows: (sum d_k, n) CSR: the Jacobians J_k of the groups w_k, stacked.
+        dims: (q,) the groups' sizes d_k.
         names: ``d[3] (norm 2)``: the norm's node and the group's flat output entry.
         chosen: per norm equation of the trace, the groups (output entries) frozen.
         up, down: equation indices of the rewritten trace that feed some w_k (through
@@ -79,7 +80,8 @@ class Balls:
     """
 
     lam: np.ndarray
-    J: list[sp.csr_matrix]
+    rows: sp.csr_matrix
+    dims: np.ndarray
     names: list[str]
     chosen: dict[int, np.ndarray] = field(default_factory=dict)
     up: set[int] = field(default_factory=set)
@@ -87,11 +89,13 @@ class Balls:
 
     @property
     def q(self) -> int:
-        return len(self.J)
+        return len(self.dims)
 
-    def terms(self) -> list[sp.csr_matrix]:
-        """The ellipsoid terms M_k = |lambda_k| J_k^T (n x d_k) of the set."""
-        return [abs(float(lk)) * J.T.tocsr() for lk, J in zip(self.lam, self.J)]
+    def terms(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The ellipsoids' matrices M_k = |lambda_k| J_k^T side by side (n x sum d_k), and
+        the d_k."""
+        scale = sp.diags(np.repeat(np.abs(self.lam), self.dims))
+        return (scale @ self.rows).T.tocsr(), self.dims
 
     def coupled(self, origins: set[int]) -> bool:
         """Whether an active switch (its equation in the rewritten trace) feeds or reads a
@@ -100,7 +104,7 @@ class Balls:
 
     def independent(self, A: sp.csr_matrix) -> bool:
         """The rows of A (the active switches') and of every J_k are linearly independent."""
-        R = sp.vstack([A, *self.J], format="csr")
+        R = sp.vstack([A, self.rows], format="csr")
         if R.shape[0] > R.shape[1]:
             return False
         if R.shape[0] * R.shape[1] <= 4_000_000:
@@ -120,7 +124,8 @@ def split_zero_norms(tr: Traced, spec: FlatSpec, out: Var | None, radius: float
         return tr, None
     est = _probe(tr, spec, found) if radius > 0 else None
     chosen: dict[int, np.ndarray] = {}
-    J_all: list[sp.csr_matrix] = []
+    parts: list[sp.csr_matrix] = []
+    dims: list[int] = []
     for k, (eqn_k, groups, sizes) in enumerate(found):
         cand = sizes == 0
         if est is not None:
@@ -128,21 +133,20 @@ def split_zero_norms(tr: Traced, spec: FlatSpec, out: Var | None, radius: float
         idx = np.flatnonzero(cand)
         if not idx.size:
             continue
-        eqn = tr.eqns[eqn_k]
-        rows = _rows(tr, spec, eqn.inputs[0].index, groups[idx])
-        keep = []
-        for j, g in enumerate(idx):
-            Jg = rows[j]
-            if sizes[g] == 0 or sizes[g] <= radius * _spectral(Jg):
-                keep.append(g)
-                J_all.append(Jg)
-        if keep:
-            chosen[eqn_k] = np.array(keep)
+        d = groups.shape[1]
+        X = _rows(tr, spec, tr.eqns[eqn_k].inputs[0].index, groups[idx])
+        keep = np.array([sizes[g] == 0 or sizes[g] <= radius * _spectral(X[j * d:(j + 1) * d])
+                         for j, g in enumerate(idx)], bool)
+        if keep.any():
+            chosen[eqn_k] = idx[keep]
+            parts.append(X[np.repeat(keep, d)])
+            dims.extend([d] * int(keep.sum()))
     if not chosen:
         return tr, None
     lam, names = _lambdas(tr, out, chosen)
     tr0, up, down = _rewrite(tr, chosen, {k: g for k, g, _ in found})
-    return tr0, Balls(lam, J_all, names, chosen, up, down)
+    return tr0, Balls(lam, sp.vstack(parts, format="csr"), np.array(dims, np.intp), names,
+                      chosen, up, down)
 
 
 def freeze(tr: Traced, chosen: dict[int, np.ndarray]) -> Traced:
@@ -190,14 +194,13 @@ def _probe(tr: Traced, spec: FlatSpec, found: list) -> list[np.ndarray]:
     return est
 
 
-def _rows(tr: Traced, spec: FlatSpec, slot: int, groups: np.ndarray) -> list[sp.csr_matrix]:
-    """J_k = w_k'(x) for the given groups of the input slot, by reverse sweeps."""
+def _rows(tr: Traced, spec: FlatSpec, slot: int, groups: np.ndarray) -> sp.csr_matrix:
+    """The rows of J_k = w_k'(x) for the given groups of the input slot, stacked group by
+    group, by reverse sweeps."""
     ents = groups.reshape(-1)
     mats, _ = reverse_rows(tr.eqns, tr.vals, np.full(ents.size, slot), ents, spec.slots,
                            _POLICY)
-    X = sp.hstack(mats, format="csr") if mats else sp.csr_matrix((ents.size, spec.n))
-    d = groups.shape[1]
-    return [X[j * d:(j + 1) * d] for j in range(groups.shape[0])]
+    return sp.hstack(mats, format="csr") if mats else sp.csr_matrix((ents.size, spec.n))
 
 
 def _spectral(J: sp.csr_matrix) -> float:
@@ -300,7 +303,7 @@ def ball_bounds(ls: LocalSet, balls: Balls) -> tuple:
     if not ls.has_outer:
         return None, zero, np.inf, False, head + "; a block is too large to bound the set"
     terms = balls.terms()
-    low = min_norm_balls(ls.g0, ls.outer_blocks(), terms)
+    low = min_norm_balls(ls.g0, ls.outer_blocks(), *terms)
     convex = bool(np.all(balls.lam >= 0)) and all(b.convex for b in ls.blocks) and ls.exact
     listed = (ls.exact or ls.inner_exact) and all(b.inner.shape[0] for b in ls.blocks)
     if convex:
@@ -313,7 +316,7 @@ def ball_bounds(ls: LocalSet, balls: Balls) -> tuple:
             "; their Jacobians' and the active switches' rows are independent: the set is "
             "described exactly")
     if independent:
-        inner = min_norm_balls(ls.g0, ls.inner_blocks(), terms)
+        inner = min_norm_balls(ls.g0, ls.inner_blocks(), *terms)
         return low, inner.point, inner.upper, False, head + (
             "; rows independent, but some block's pieces are not proven complete")
     return low, zero, np.inf, False, head + (

@@ -34,7 +34,6 @@ this at its first test (iteration 233): 50 groups held, two steps, certified, 1.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.zero_norms import Balls, split_zero_norms
@@ -67,13 +66,12 @@ def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
                 H = _hessian(oracle, x, g, chosen)
                 if H is None:
                     return None
-            J = sp.vstack([Jk for Jk, h in zip(balls.J, held) if h], format="csr").toarray()
+            J = balls.rows[np.repeat(held, balls.dims)].toarray()
             w = _w(oracle, x, chosen)
             dx, mu = _kkt(H, J, g, w)
             # NOTE: a group whose multiplier leaves its ball (||mu_k|| > |lambda_k|) is not
             # at zero at the solution: released (the active-set step), x unmoved
-            sizes = np.add.reduceat(mu * mu, np.r_[0, np.cumsum(
-                [Jk.shape[0] for Jk, h in zip(balls.J, held) if h])[:-1]]) ** 0.5
+            sizes = np.add.reduceat(mu * mu, np.r_[0, np.cumsum(balls.dims[held])[:-1]]) ** 0.5
             out = sizes > np.abs(balls.lam[held]) * (1.0 + 1e-6) + 1e-12
             if out.any():
                 held[np.flatnonzero(held)[out]] = False
