@@ -213,11 +213,9 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                 return MethodResult(x, fx, k, CONVERGED, f"Stationarity certified at radius "
                                     f"{r:.3g} after {k} iterations.", r)
             if oracle.norms2 and finish and k - state.get("norms_at", -n) >= n + 10:
-                # NOTE: zero groups of Euclidean norms: Newton steps on their manifold, at
-                # most once per n + 10 iterations (each try costs about n gradients)
-                state["norms_at"] = k
-                done = finish_on_zero_norms(oracle, x, fx, tol, r_target, k,
-                                            f"After {k} iterations,")
+                state["norms_at"] = k  # NOTE: Newton steps on zero norms (_norm_finish.py)
+                done = finish_on_zero_norms(oracle, x, fx, tol, r_target, k, f"After {k} "
+                                            "iterations,")  # at most once per n + 10
                 if done is not None:
                     monitor(done.x, done.fun, done.nit)
                     oracle.record(done.fun)
