@@ -170,17 +170,12 @@ def _coordinate_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,
     cols, vals = single
     n = x.size
     free = np.setdiff1d(np.arange(n), cols)
-    h = float(np.sqrt(2.0 * oracle.unit_roundoff)) * (1.0 + float(np.linalg.norm(x)))
+    h = _step_size(oracle, x)
     dx = np.zeros(n)
     dx[cols] = -w / vals
-    G = np.empty((free.size, n))  # rows: H e_j for the free j (columns of a symmetric H)
-    for i, j in enumerate(free):
-        xi = x.copy()
-        xi[j] += h
-        gi = oracle.frozen_gradient(xi, chosen)
-        if gi is None:
-            return None
-        G[i] = (gi - g) / h
+    G = _columns(oracle, x, g, chosen, free)  # rows: H e_j (columns of a symmetric H)
+    if G is None:
+        return None
     hd = np.zeros(n)
     size = float(np.linalg.norm(dx))
     if size > 0:  # H dx_C by one difference along it
@@ -189,8 +184,7 @@ def _coordinate_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,
             return None
         hd = (gd - g) / h * size
     if free.size:
-        lam, V = np.linalg.eigh(0.5 * (G[:, free] + G[:, free].T))
-        Hff = (V * np.maximum(lam, 0.0)) @ V.T
+        Hff = _psd(G[:, free])
         eps = 1e-10 * max(1.0, float(np.max(np.abs(Hff), initial=0.0)))
         dx[free] = np.linalg.lstsq(Hff + eps * np.eye(free.size), -(g[free] + hd[free]),
                                    rcond=None)[0]
@@ -200,18 +194,34 @@ def _coordinate_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,
 def _hessian(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
              ) -> np.ndarray | None:
     """Forward differences of the frozen gradient, symmetrized, negative curvature set to
-    0 (n gradients; h = sqrt(2 u) (1 + ||x||))."""
-    n = x.size
-    h = float(np.sqrt(2.0 * oracle.unit_roundoff)) * (1.0 + float(np.linalg.norm(x)))
-    G = np.empty((n, n))
-    for i in range(n):
+    0 (n gradients)."""
+    G = _columns(oracle, x, g, chosen, np.arange(x.size))
+    return None if G is None else _psd(G)
+
+
+def _step_size(oracle: Oracle, x: np.ndarray) -> float:
+    return float(np.sqrt(2.0 * oracle.unit_roundoff)) * (1.0 + float(np.linalg.norm(x)))
+
+
+def _columns(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, idx: np.ndarray
+             ) -> np.ndarray | None:
+    """(len(idx), n): forward differences (g(x + h e_j) - g) / h of the frozen gradient,
+    h = sqrt(2 u) (1 + ||x||); None where a gradient is missing."""
+    h = _step_size(oracle, x)
+    G = np.empty((idx.size, x.size))
+    for i, j in enumerate(idx):
         xi = x.copy()
-        xi[i] += h
+        xi[j] += h
         gi = oracle.frozen_gradient(xi, chosen)
         if gi is None:
             return None
         G[i] = (gi - g) / h
-    lam, V = np.linalg.eigh(0.5 * (G + G.T))
+    return G
+
+
+def _psd(S: np.ndarray) -> np.ndarray:
+    """The symmetric part of S with its negative eigenvalues set to 0."""
+    lam, V = np.linalg.eigh(0.5 * (S + S.T))
     return (V * np.maximum(lam, 0.0)) @ V.T
 
 
