@@ -59,7 +59,8 @@ if TYPE_CHECKING:
     from .expand import Expanded
     from .localset import LocalSet
 
-__all__ = ["Balls", "ball_bounds", "freeze", "split_zero_norms", "switch_origins"]
+__all__ = ["Balls", "ball_bounds", "freeze", "group_values", "split_zero_norms",
+           "switch_origins"]
 
 _POLICY = KinkPolicy(abs=0.0)
 _PROBE = 16  # random directions estimating ||J_k|| before the rows are formed (radius > 0)
@@ -153,6 +154,13 @@ def freeze(tr: Traced, chosen: dict[int, np.ndarray]) -> Traced:
     """The trace of another point of the same program with the same groups frozen (f0
     there: the value of f, no derivative through those groups)."""
     return _rewrite(tr, chosen, {k: g for k, g, _ in _norms(tr)})[0]
+
+
+def group_values(tr: Traced, chosen: dict[int, np.ndarray]) -> np.ndarray:
+    """The chosen groups' inputs w_k (stacked, float64) in another trace of the program."""
+    vals = [np.asarray(tr.vals[tr.eqns[k].inputs[0].index], np.float64).reshape(-1)[
+        groups[chosen[k]]].reshape(-1) for k, groups, _ in _norms(tr) if k in chosen]
+    return np.concatenate(vals) if vals else np.zeros(0)
 
 
 def _norms(tr: Traced) -> list[tuple[int, np.ndarray, np.ndarray]]:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
-from ..abs_normal.zero_norms import Balls, split_zero_norms
+from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
 from .common import CONVERGED, MethodResult
 from .oracle import BudgetExhausted, Oracle
 
@@ -138,15 +138,7 @@ def _zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:
 
 def _w(oracle: Oracle, x: np.ndarray, chosen: dict) -> np.ndarray:
     """The stacked group values w_k(x) (the norms' inputs at the chosen groups)."""
-    from ..abs_normal.zero_norms import _norms
-
-    tr = trace_at(oracle.f, oracle.tree(x), "minimize")
-    vals = []
-    for k, groups, _ in _norms(tr):
-        if k in chosen:
-            wv = np.asarray(tr.vals[tr.eqns[k].inputs[0].index], np.float64).reshape(-1)
-            vals.append(wv[groups[chosen[k]]].reshape(-1))
-    return np.concatenate(vals) if vals else np.zeros(0)
+    return group_values(trace_at(oracle.f, oracle.tree(x), "minimize"), chosen)
 
 
 def _coordinate_rows(J: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
