@@ -236,3 +236,19 @@ def test_a_small_nonzero_group_held_at_zero_is_released():
     assert np.linalg.norm(res.x - xs.ravel()) < 1e-7
     assert np.linalg.norm(res.x[9:12]) == pytest.approx(np.linalg.norm(xs[3]), rel=1e-3)
     assert np.all(res.x[12:] == 0.0)
+
+
+def test_minimize_lands_on_a_dominant_fermat_weber_point():
+    # weighted Fermat-Weber with a dominant point a_0 (||R_0|| = 3.4 <= w_0 = 6): the
+    # minimiser is a_0 itself, where the norm ||x - a_0|| is 0; the bundle's test holds it
+    # and one Newton step on {x = a_0} lands there exactly
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((9, 2))
+    A[0] = A[1:].mean(axis=0) + 0.02
+    w = np.ones(9)
+    w[0] = 6.0
+    R = sum(w[i] * (A[0] - A[i]) / np.linalg.norm(A[0] - A[i]) for i in range(1, 9))
+    assert np.linalg.norm(R) < w[0]  # the classical condition: a_0 is the minimiser
+    res = kinkgrad.minimize(lambda x: knp.sum(w * knp.linalg.norm(x[None, :] - A, axis=1)),
+                            np.zeros(2))
+    assert res.success and np.array_equal(res.x, A[0])
