@@ -252,3 +252,31 @@ def test_minimize_lands_on_a_dominant_fermat_weber_point():
     res = kinkgrad.minimize(lambda x: knp.sum(w * knp.linalg.norm(x[None, :] - A, axis=1)),
                             np.zeros(2))
     assert res.success and np.array_equal(res.x, A[0])
+
+
+def test_in_clarke_at_a_fermat_weber_point_is_the_ball_around_R():
+    # at a_j the Clarke set is R_j + B (closed form): inside, on the sphere (a limiting
+    # gradient, as clarke_grad returns) and just outside
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((5, 3))
+    f = _fermat_weber(A)
+    R = sum((A[0] - A[i]) / np.linalg.norm(A[0] - A[i]) for i in range(1, 5))
+    u = rng.standard_normal(3)
+    u /= np.linalg.norm(u)
+    assert kinkgrad.in_clarke(f, A[0].copy(), R + 0.5 * u)
+    assert kinkgrad.in_clarke(f, A[0].copy(), R + u)
+    assert not kinkgrad.in_clarke(f, A[0].copy(), R + 1.001 * u)
+    g, _ = kinkgrad.clarke_grad(f, A[0].copy())
+    assert kinkgrad.in_clarke(f, A[0].copy(), g)
+    assert np.linalg.norm(g - R) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_in_clarke_with_norms_is_never_a_wrong_false():
+    # ||x|| - ||x|| = 0 has the set {0}; the outer set 2B is all that is known: a vector in
+    # 2B is undecided (never False), one outside it is False (outside the outer set)
+    f = lambda x: knp.linalg.norm(x) - knp.linalg.norm(x)  # noqa: E731
+    with pytest.raises(kinkgrad.errors.KinkgradError, match="undecided"):
+        kinkgrad.in_clarke(f, np.zeros(2), np.array([0.5, 0.0]))
+    assert not kinkgrad.in_clarke(f, np.zeros(2), np.array([2.5, 0.0]))
+    with pytest.raises(kinkgrad.errors.KinkgradError, match="active kinks"):
+        kinkgrad.in_clarke(lambda x: knp.linalg.norm(knp.relu(x)), np.zeros(2), np.zeros(2))

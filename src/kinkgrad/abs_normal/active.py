@@ -74,6 +74,8 @@ class ActiveModel:
     second (True), only when stderr is a terminal ("auto"), or none (False).
     """
 
+    zero_norms: Any = None  # Euclidean norms at 0 set aside (zero_norms.Balls), if asked
+
     def __init__(self, exp: Expanded, spec: FlatSpec, out: Var | None,
                  prune: bool | None = None, active: np.ndarray | None = None, *,
                  progress: bool | str = False) -> None:

@@ -32,6 +32,7 @@ from .second_order import second_order_pieces
 from .signatures import enumerate_signatures
 from .sort_oracle_min import by_oracles, realised, with_oracles
 from .tournament import winner
+from .zero_norms import ball_bounds, split_zero_norms, switch_origins
 
 __all__ = ["Subdifferential", "EnumerationLimitError", "UndecidedError", "subdifferential",
            "in_clarke", "enumerate_signatures"]
@@ -104,11 +105,17 @@ class Subdifferential:
         return self.matrix[keep]
 
 
-def _model(f: Callable, x: Any, where: str) -> tuple[ActiveModel, FlatSpec]:
+def _model(f: Callable, x: Any, where: str, zero_norms: bool = False
+           ) -> tuple[ActiveModel, FlatSpec]:
+    """The active-switch model at x; with ``zero_norms``, that of f with its Euclidean norms
+    at 0 frozen, those norms in ``model.zero_norms`` (:mod:`.zero_norms`)."""
     tr = trace_at(f, x, where)
     out, _ = scalar_output(tr, where)
     spec = FlatSpec(tr)
-    return ActiveModel(expand(tr), spec, out), spec
+    tr0, balls = split_zero_norms(tr, spec, out, 0.0) if zero_norms else (tr, None)
+    model = ActiveModel(expand(tr0), spec, out)
+    model.zero_norms = balls
+    return model, spec
 
 
 def _strict_leaves(b: Any) -> tuple[np.ndarray, list, bool]:
@@ -184,9 +191,30 @@ def _second_order(ls: LocalSet, spec: FlatSpec, found: np.ndarray, limit: int
     return second_order_pieces(model, spec, todo[:limit])
 
 
-def _local(f: Callable, x: Any, where: str) -> tuple[LocalSet, FlatSpec, ActiveModel]:
-    full, spec = _model(f, x, where)
+def _local(f: Callable, x: Any, where: str, zero_norms: bool = False
+           ) -> tuple[LocalSet, FlatSpec, ActiveModel]:
+    full, spec = _model(f, x, where, zero_norms)
     return local_set(full), spec, full
+
+
+def _in_clarke_with_balls(ls: LocalSet, full: ActiveModel, g: np.ndarray) -> bool:
+    """in_clarke where Euclidean norms are at 0: the distance from g to the set of
+    :mod:`.zero_norms` (an SOCP); False when its proven lower bound exceeds the LP path's
+    tolerance (1e-7 relative), True when a proven element lies within it."""
+    balls = full.zero_norms
+    if balls.coupled(switch_origins(full.exp, full.active)):
+        raise UndecidedError(f"in_clarke: undecided. {balls.q} Euclidean norm(s) at zero are "
+                             "fed or read by active kinks (kinkgrad.abs_normal.zero_norms).")
+    low, _, upper, _, why = ball_bounds(ls, balls, shift=g)
+    M, _ = balls.terms()
+    tol = 1e-7 * (1.0 + float(np.max(np.abs(g), initial=0.0)) + float(np.max(
+        np.abs(ls.g0), initial=0.0)) + float(np.max(np.abs(M.data), initial=0.0)))
+    if low is not None and low.lower > tol:
+        return False
+    if upper <= tol:
+        return True
+    raise UndecidedError(f"in_clarke: undecided. The distance from g to the set lies in "
+                         f"[{0.0 if low is None else low.lower:.3e}, {upper:.3e}] ({why}).")
 
 
 def _check_limit(limit: Any, where: str) -> None:
@@ -335,6 +363,8 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     (:func:`subdifferential`) and membership in their hull is one LP; False is then returned
     only when the list is proven complete. A listing by enumeration stops as soon as g lies
     in the hull of the gradients found so far (checked at 16, 32, 64, ... of them).
+    Euclidean norms at zero isolated from the active kinks (:mod:`.zero_norms`) add an
+    ellipsoid each; g is then tested by its distance to the set (an SOCP).
 
     Args:
         f: scalar function written with ``kinkgrad.numpy``.
@@ -356,9 +386,11 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         (False, True)
     """
     _check_limit(limit, "in_clarke")
-    ls, spec, full = _local(f, x, "in_clarke")
+    ls, spec, full = _local(f, x, "in_clarke", zero_norms=True)
     vec = spec.from_tree(g, "in_clarke")
     refuse_nonfinite([vec], "in_clarke", "g")
+    if full.zero_norms is not None:  # Euclidean norms at 0 (zero_norms.py)
+        return _in_clarke_with_balls(ls, full, vec)
     if ls.has_outer:
         inside, _ = in_sum_of_hulls(vec, ls.g0, ls.outer_blocks())
         if not inside and not (ls.slack and in_sum_of_hulls(  # NOTE: outside by <= slack
