@@ -280,3 +280,12 @@ def test_in_clarke_with_norms_is_never_a_wrong_false():
     assert not kinkgrad.in_clarke(f, np.zeros(2), np.array([2.5, 0.0]))
     with pytest.raises(kinkgrad.errors.KinkgradError, match="active kinks"):
         kinkgrad.in_clarke(lambda x: knp.linalg.norm(knp.relu(x)), np.zeros(2), np.zeros(2))
+
+
+def test_gradient_sampling_ends_with_the_newton_steps_too():
+    # minimize's end (api.py): a run not certified where zero groups sit takes the same
+    # manifold steps; gradient sampling ends within its sampling radius of the zeros
+    f, xs, _, _ = _group_lasso(0)
+    res = kinkgrad.minimize(f, np.ones(xs.size), method="gradient-sampling", maxiter=60)
+    assert res.success and "manifold" in res.message
+    assert np.linalg.norm(res.x - xs) < 1e-7 and np.all(res.x[9:] == 0.0)

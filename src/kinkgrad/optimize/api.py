@@ -13,6 +13,7 @@ from scipy.optimize import OptimizeResult
 from ..backends import on_numpy
 from ..errors import KinkgradError
 from ._landing import land_end_point
+from ._norm_finish import finish_on_zero_norms
 from .common import MAXFEV, Monitor
 from .oracle import Oracle
 
@@ -39,7 +40,9 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     exactly when f does not grow beyond rounding and the verdict there is "stationary" too,
     after at most five abs-linear finishing steps from there if needed (their forms are
     counted in ``ngev``; abs-linear's steps land there themselves), so that zero
-    coefficients are 0 (:mod:`._landing`).
+    coefficients are 0 (:mod:`._landing`). An end point that is not certified next to
+    Euclidean norms at zero (a group lasso's zero groups) gets up to five Newton steps on
+    their manifold (:mod:`._norm_finish`), kept only when certified.
 
     Methods (each a module of :mod:`kinkgrad.optimize` with its reference):
 
@@ -114,6 +117,11 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
         rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
     else:
         out, rep = land_end_point(oracle, out, radius, float(tol))
+    if rep.verdict != "stationary" and oracle.norms2:  # NOTE: zero groups of Euclidean
+        done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol), radius, out.nit,
+                                    out.message)  # norms: Newton steps on their manifold
+        if done is not None:
+            out, rep = done, oracle.stationarity(done.x, radius, float(tol), counted=False)
     message = f"{out.message} Verdict at radius {radius:.3g}: {rep.verdict}."
     if out.status == MAXFEV:
         message = f"maxfev={maxfev} evaluations reached. " + message
