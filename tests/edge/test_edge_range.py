@@ -195,3 +195,22 @@ def test_abs_normal_form_whose_offsets_overflow_raises_naming_it():
 
     with pytest.raises(kinkgrad.errors.NonFiniteInputError, match="abs_normal_form.*rescale"):
         kinkgrad.abs_normal_form(f, np.full(3, 1e300))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: knp.sum(knp.abs(x)) + knp.sum(x * 1e300),
+    lambda x: 1e300 * knp.linalg.norm(x) + knp.sum(x),
+])
+def test_stationarity_with_gradients_too_large_to_square_is_undecided_and_says_why(f):
+    # ||g||^2 of entries 1e300 overflows in the min-norm QP and the norms (a RuntimeWarning
+    # and "undecided, inf" under NumPy's defaults, a bare FloatingPointError under raise)
+    rep = kinkgrad.stationarity(f, np.zeros(2))
+    assert rep.verdict == "undecided" and "rescale f" in rep.reason
+
+
+def test_stationarity_at_large_but_squarable_gradients_is_exact():
+    # entries 1e140: squares 1e280 fit; the distance is the smooth part's 1e140 sqrt(2)
+    # less the abs terms' unit box, exactly as at moderate scale (times 1e140)
+    rep = kinkgrad.stationarity(lambda x: knp.sum(knp.abs(x)) + knp.sum(x * 1e140), np.zeros(2))
+    assert rep.verdict == "not stationary"
+    assert rep.distance == pytest.approx(np.sqrt(2.0) * (1e140 - 1.0), rel=1e-12)

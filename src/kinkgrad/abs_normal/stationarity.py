@@ -78,6 +78,7 @@ _ENUM_M = 20  # at most this many active switches: enumerate the realised signat
 _ENUM_LIMIT = 4096
 _ABS0 = KinkPolicy(abs=0.0)
 _PROBE_ABOVE = 4096  # more switches than this: a random forward probe filters the ball first
+_HUGE = 1e150  # entries beyond this overflow when squared (sum of squares of n of them)
 
 
 @dataclass
@@ -323,6 +324,14 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         return StationarityReport("undecided", str(exc), float("inf"), None,
                                   (0.0, float("inf")), False, None, None, radius, tol,
                                   model.m)
+    big = _largest(ls)
+    if balls is not None and balls.rows.nnz:
+        big = max(big, float(np.max(np.abs(balls.lam))) * float(abs(balls.rows).max()))
+    if big > _HUGE:  # NOTE: ||g||^2 of the set's vectors would overflow in the QP and norms
+        return StationarityReport(
+            "undecided", f"the set's vectors have entries up to {big:.3g}, whose squares "
+            "overflow float64 in the minimum-norm computation; rescale f", float("inf"),
+            None, (0.0, float("inf")), False, None, None, radius, tol, model.m)
     rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed), balls)
     if rep.verdict == "not stationary" and radius > 0:
         flips = flippable_comparisons(tr, spec, radius)
@@ -407,6 +416,16 @@ def _bounds(ls: LocalSet, tol: float, rng: np.random.Generator) -> tuple:
             start.insert(0, -low.point / low.upper)
         point, upper = _inner_by_pieces(ls, start, tol, rng)
     return low, point, upper, exact
+
+
+def _largest(ls: LocalSet) -> float:
+    """The largest entry in size of g0 and of the blocks' candidates."""
+    sizes = [float(np.max(np.abs(ls.g0), initial=0.0))]
+    for b in ls.blocks:
+        for V in (b.outer, b.inner):
+            if V is not None and V.shape[0]:
+                sizes.append(float(abs(V).max()))
+    return max(sizes)
 
 
 def _why(ls: LocalSet, outer: Any, exact: bool) -> str:
