@@ -58,7 +58,8 @@ def min_norm_balls(g0: np.ndarray, blocks: list, M: sp.csr_matrix | None = None,
     n = g0.size
     bl = full(blocks, n)
     offs = offsets(bl)
-    V = stack(bl, n).T.tocsc() if bl else sp.csc_matrix((n, 0))
+    Vs = stack(bl, n) if bl else None  # candidates as rows (the support bound reads them)
+    V = Vs.T.tocsc() if bl else sp.csc_matrix((n, 0))
     sizes = np.diff(offs)
     T, B = V.shape[1], len(bl)
     dims = [] if dims is None else [int(d) for d in dims]
@@ -72,15 +73,14 @@ def min_norm_balls(g0: np.ndarray, blocks: list, M: sp.csr_matrix | None = None,
     simp = sp.csc_matrix((np.ones(T), (np.repeat(np.arange(B), sizes), 1 + n + np.arange(T))),
                          shape=(B, nv))
     nonneg = sp.csc_matrix((-np.ones(T), (np.arange(T), 1 + n + np.arange(T))), shape=(T, nv))
-    soc_r = -sp.identity(nv, format="csc")[: 1 + n]
-    rows = [eq, simp, nonneg, soc_r]
-    rhs = [g0, np.ones(B), np.zeros(T), np.zeros(1 + n)]
-    cones = [clarabel.ZeroConeT(n + B), clarabel.NonnegativeConeT(T),
-             clarabel.SecondOrderConeT(1 + n)] if T else [
-        clarabel.ZeroConeT(n + B), clarabel.SecondOrderConeT(1 + n)]
-    if not T:
-        rows.pop(2)
-        rhs.pop(2)
+    rows, rhs, cones = [eq, simp], [g0, np.ones(B)], [clarabel.ZeroConeT(n + B)]
+    if T:
+        rows.append(nonneg)
+        rhs.append(np.zeros(T))
+        cones.append(clarabel.NonnegativeConeT(T))
+    rows.append(-sp.identity(nv, format="csc")[: 1 + n])
+    rhs.append(np.zeros(1 + n))
+    cones.append(clarabel.SecondOrderConeT(1 + n))
     start = 1 + n + T
     for d in dims:
         S = sp.csc_matrix((-np.ones(d), (1 + np.arange(d), start + np.arange(d))),
@@ -107,7 +107,7 @@ def min_norm_balls(g0: np.ndarray, blocks: list, M: sp.csr_matrix | None = None,
     lower, e = 0.0, None
     if upper > 0:
         e = point / upper
-        lower = (support(g0, stack(bl, n), offs, e) if bl else float(g0 @ e)) \
+        lower = (support(g0, Vs, offs, e) if bl else float(g0 @ e)) \
             - ball_support(Mall, np.asarray(dims, np.intp), e)
     return MinNorm(point, [*lam, *us], upper, max(0.0, min(lower, upper)), str(sol.status),
                    e)
@@ -144,7 +144,6 @@ def _polish(g0: np.ndarray, V: sp.csc_matrix, sizes: np.ndarray, lam: list,
         if k not in free:
             held[starts[k]:starts[k + 1]] = u
     block_of = np.repeat(np.arange(sizes.size), sizes)[S]
-    n = g0.size
     simp = sp.csr_matrix((np.ones(S.size), (block_of, np.arange(S.size))),
                          shape=(sizes.size, S.size + cols_u.size))
     top = sp.hstack([V[:, S], M[:, cols_u]], format="csr")
@@ -168,6 +167,6 @@ def _polish(g0: np.ndarray, V: sp.csc_matrix, sizes: np.ndarray, lam: list,
     if any(np.linalg.norm(new_us[k]) > 1.0 for k in free):
         return lam, us, point
     new_point = _point(g0, V, new_lam, M, new_us)
-    if np.linalg.norm(new_point) < np.linalg.norm(point) or n == 0:
+    if np.linalg.norm(new_point) < np.linalg.norm(point):
         return new_lam, new_us, new_point
     return lam, us, point

@@ -212,11 +212,10 @@ def _rows(tr: Traced, spec: FlatSpec, slot: int, groups: np.ndarray) -> sp.csr_m
 
 
 def _spectral(J: sp.csr_matrix) -> float:
-    if J.shape[0] == 1:
-        return float(np.sqrt(J.multiply(J).sum()))
-    if J.shape[0] * J.shape[1] <= 4_000_000:
+    """||J||_2; ||J||_F (>= it, admitting more) for one row (equal) or a large J."""
+    if 1 < J.shape[0] and J.shape[0] * J.shape[1] <= 4_000_000:
         return float(np.linalg.norm(J.toarray(), 2))
-    return float(np.sqrt(J.multiply(J).sum()))  # ||J||_F >= ||J||_2: admits more
+    return float(np.sqrt(J.multiply(J).sum()))
 
 
 def _lambdas(tr: Traced, out: Var | None, chosen: dict[int, np.ndarray]
