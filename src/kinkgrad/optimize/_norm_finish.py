@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
+from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
 from .common import CONVERGED, MethodResult
 from .oracle import BudgetExhausted, Oracle
@@ -51,8 +52,22 @@ _IDENTIFY = 1e-3  # relative radius within which groups are first held at zero
 
 
 def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
-                         radius: float, nit: int, message: str) -> MethodResult | None:
-    """The first certified point of the Newton-SQP steps (module docstring), or None."""
+                         radius: float, nit: int, message: str
+                         ) -> tuple[MethodResult, StationarityReport] | None:
+    """The first certified point of the Newton-SQP steps (module docstring) and its
+    verdict, or None. A start point where they did not certify is not tried again (the
+    bundle's stall and minimize's end can hand over the same point)."""
+    key = x.tobytes()
+    if key in oracle.norm_misses:
+        return None
+    done = _newton(oracle, x, fx, tol, radius, nit, message)
+    if done is None:
+        oracle.norm_misses.add(key)
+    return done
+
+
+def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
+            message: str) -> tuple[MethodResult, StationarityReport] | None:
     scale = 1.0 + float(np.max(np.abs(x), initial=0.0))
     balls = _zero_groups(oracle, x, max(_IDENTIFY * scale, radius))
     if balls is None:
@@ -110,7 +125,8 @@ def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
                 return MethodResult(x, fx, nit + moves, CONVERGED,
                                     f"{message} Then {moves} Newton step(s) on the manifold "
                                     f"of {int(held.sum())} zero Euclidean norm(s): "
-                                    f"stationarity certified at radius {radius:.3g}.", radius)
+                                    f"stationarity certified at radius {radius:.3g}.",
+                                    radius), rep
             if moves >= _STEPS:
                 return None
     except BudgetExhausted:

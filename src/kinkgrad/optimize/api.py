@@ -120,8 +120,8 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     if rep.verdict != "stationary" and oracle.norms2:  # NOTE: zero groups of Euclidean
         done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol), radius, out.nit,
                                     out.message)  # norms: Newton steps on their manifold
-        if done is not None:
-            out, rep = done, oracle.stationarity(done.x, radius, float(tol), counted=False)
+        if done is not None:  # its test was at this radius and tol: the verdict
+            out, rep = done
     message = f"{out.message} Verdict at radius {radius:.3g}: {rep.verdict}."
     if out.status == MAXFEV:
         message = f"maxfev={maxfev} evaluations reached. " + message

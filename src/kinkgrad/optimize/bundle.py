@@ -217,9 +217,9 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                 done = finish_on_zero_norms(oracle, x, fx, tol, r_target, k, f"After {k} "
                                             "iterations,")  # at most once per n + 10
                 if done is not None:
-                    monitor(done.x, done.fun, done.nit)
-                    oracle.record(done.fun)
-                    return done
+                    monitor(done[0].x, done[0].fun, done[0].nit)
+                    oracle.record(done[0].fun)
+                    return done[0]
             moved = within = back = False
             if rep.descent is not None:
                 dd = oracle.spec.from_tree(rep.descent, "minimize")
@@ -305,7 +305,7 @@ def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
     on_norms = finish_on_zero_norms(oracle, stalled.x, stalled.fun, tol, stalled.radius,
                                     stalled.nit, stalled.message) if oracle.norms2 else None
     if on_norms is not None:
-        return on_norms
+        return on_norms[0]
     certified: list[int] = []
     last = [stalled.x]  # the point tested last
     distance = oracle.merit(stalled.radius, tol)  # at the target radius, by point

@@ -73,6 +73,7 @@ class Oracle:
         self._where = where
         # Euclidean norms in the program: their zeros get Newton steps on their manifold
         self.norms2 = any(e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns)
+        self.norm_misses: set[bytes] = set()  # points where those steps did not certify
 
     # ------------------------------------------------------------------ conversions
     def tree(self, x: np.ndarray) -> Any:
@@ -171,12 +172,12 @@ class Oracle:
         try:
             with np.errstate(all="ignore"):
                 tr0 = freeze(trace_at(self.f, self.tree(x), self._where), chosen)
-                out = tr0.outs[0]
-                seed = {out.index: np.ones(out.shape, np.float64)}
-                ct = reverse_sweep(tr0.eqns, tr0.vals, seed, self._policy,
-                                   keep={v.index for v in tr0.in_vars})
+                out, _ = scalar_output(tr0, self._where)
+                ct = {} if out is None else reverse_sweep(  # None: f0 is constant
+                    tr0.eqns, tr0.vals, {out.index: np.ones(out.shape, np.float64)},
+                    self._policy, keep={v.index for v in tr0.in_vars})
                 g = self.spec.join([ct.get(v.index) for v in tr0.in_vars])
-        except (KinkgradError, FloatingPointError, AttributeError):
+        except (KinkgradError, FloatingPointError):
             return None
         return g if np.all(np.isfinite(g)) else None
 
