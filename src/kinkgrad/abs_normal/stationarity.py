@@ -123,6 +123,13 @@ class StationarityReport:
         """Names of the switching variables treated as active (formed on first access)."""
         return [] if self._names is None else list(self._names())
 
+    @classmethod
+    def undecided(cls, reason: str, radius: float, tol: float, num_active: int = 0
+                  ) -> StationarityReport:
+        """A verdict of "undecided" before any set was described (bounds [0, inf])."""
+        return cls("undecided", reason, float("inf"), None, (0.0, float("inf")), False, None,
+                   None, radius, tol, num_active)
+
     def __bool__(self) -> bool:
         return self.verdict == "stationary"
 
@@ -162,12 +169,10 @@ def _probe_norms(exp: Expanded, spec: FlatSpec) -> np.ndarray:
     directions: mean((grad z_i . u)^2) = ||grad z_i||^2, and the estimate falls below a tenth
     of the truth with probability P(chi2_16 < 0.16) < 1e-13 per switch; so with the factor 10
     of the caller's filter a near-active switch is missed with probability below 1e-13."""
-    from ..modes.sweeps import forward_sweep
+    from ._flat import probe_tangents
 
     k = 16
-    U = np.random.default_rng(0).standard_normal((k, spec.n))
-    tangents = {v.index: leaf for v, leaf in zip(exp.traced.in_vars, spec.split(U))}
-    tan, _ = forward_sweep(exp.eqns, exp.vals, tangents, _ABS0)
+    tan = probe_tangents(exp.eqns, exp.vals, [v.index for v in exp.traced.in_vars], spec, k)
     est = np.zeros(exp.s)
     for j in range(len(exp.abs_eqns)):
         t = tan.get(exp.z_slot(j))
@@ -309,29 +314,24 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         tr0, balls = split_zero_norms(tr, spec, out, radius)  # Euclidean norms at 0
         exp = expand(tr0)
     except NotAbsSmoothError as exc:
-        return StationarityReport("undecided", f"not abs-smooth at x: {exc}", float("inf"),
-                                  None, (0.0, float("inf")), False, None, None, radius, tol, 0)
+        return StationarityReport.undecided(f"not abs-smooth at x: {exc}", radius, tol)
     model = ActiveModel(exp, spec, out, active=near_active(exp, spec, radius))
     if balls is not None and balls.coupled(switch_origins(exp, model.active)):
-        return StationarityReport(
-            "undecided", f"{balls.q} Euclidean norm(s) at zero are fed or read by active "
-            "kinks; the set is described only for norms isolated from them "
-            "(kinkgrad.abs_normal.zero_norms)", float("inf"), None, (0.0, float("inf")),
-            False, None, None, radius, tol, model.m + balls.q)
+        return StationarityReport.undecided(
+            f"{balls.q} Euclidean norm(s) at zero are fed or read by active kinks; the set "
+            "is described only for norms isolated from them (kinkgrad.abs_normal.zero_norms)",
+            radius, tol, model.m + balls.q)
     try:
         ls = local_set(model, seed)
     except BlockTooLarge as exc:
-        return StationarityReport("undecided", str(exc), float("inf"), None,
-                                  (0.0, float("inf")), False, None, None, radius, tol,
-                                  model.m)
+        return StationarityReport.undecided(str(exc), radius, tol, model.m)
     big = _largest(ls)
     if balls is not None and balls.rows.nnz:
         big = max(big, float(np.max(np.abs(balls.lam))) * float(abs(balls.rows).max()))
     if big > _HUGE:  # NOTE: ||g||^2 of the set's vectors would overflow in the QP and norms
-        return StationarityReport(
-            "undecided", f"the set's vectors have entries up to {big:.3g}, whose squares "
-            "overflow float64 in the minimum-norm computation; rescale f", float("inf"),
-            None, (0.0, float("inf")), False, None, None, radius, tol, model.m)
+        return StationarityReport.undecided(
+            f"the set's vectors have entries up to {big:.3g}, whose squares overflow float64 "
+            "in the minimum-norm computation; rescale f", radius, tol, model.m)
     rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed), balls)
     if rep.verdict == "not stationary" and radius > 0:
         flips = flippable_comparisons(tr, spec, radius)

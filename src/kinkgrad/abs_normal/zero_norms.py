@@ -50,9 +50,9 @@ from .._core.tracer import Trace, Tracer, bind
 from ..kinks import KinkPolicy
 from ..modes.api import Traced
 from ..modes.sparse_rows import reverse_rows
-from ..modes.sweeps import forward_sweep, reverse_sweep
+from ..modes.sweeps import reverse_sweep
 from ..primitives.select import Where
-from ._flat import FlatSpec
+from ._flat import FlatSpec, probe_tangents
 from .minnorm_balls import min_norm_balls
 
 if TYPE_CHECKING:
@@ -188,9 +188,7 @@ def _probe(tr: Traced, spec: FlatSpec, found: list) -> list[np.ndarray]:
     """Estimates of ||J_k||_F per group from one forward sweep with 16 Gaussian directions
     (as :func:`.stationarity._probe_norms` for switches: below a tenth of the truth with
     probability < 1e-13, against the caller's factor 10)."""
-    U = np.random.default_rng(0).standard_normal((_PROBE, spec.n))
-    tangents = {slot: leaf for slot, leaf in zip(spec.slots, spec.split(U))}
-    tan, _ = forward_sweep(tr.eqns, tr.vals, tangents, _POLICY)
+    tan = probe_tangents(tr.eqns, tr.vals, spec.slots, spec, _PROBE)
     est = []
     for k, groups, _ in found:
         t = tan.get(tr.eqns[k].inputs[0].index)

@@ -206,9 +206,8 @@ class Oracle:
         try:
             rep = stationarity(self.f, self.tree(x), radius=radius, tol=tol)
         except NonFiniteInputError as exc:
-            return StationarityReport("undecided", f"f is not locally Lipschitz at x: {exc}",
-                                      float("inf"), None, (0.0, float("inf")), False, None,
-                                      None, radius, tol, 0)
+            return StationarityReport.undecided(f"f is not locally Lipschitz at x: {exc}",
+                                                radius, tol)
         if counted:
             self.cost += rep.num_active
         return rep
