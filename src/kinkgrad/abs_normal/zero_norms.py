@@ -92,6 +92,18 @@ class Balls:
     def q(self) -> int:
         return len(self.dims)
 
+    def subset(self, keep: np.ndarray) -> Balls:
+        """The groups where ``keep`` (q,) is True, in the same order (up and down, which
+        describe the full rewrite, are not carried)."""
+        chosen, i = {}, 0
+        for k, groups in self.chosen.items():
+            sel = keep[i:i + groups.size]
+            if sel.any():
+                chosen[k] = groups[sel]
+            i += groups.size
+        return Balls(self.lam[keep], self.rows[np.repeat(keep, self.dims)], self.dims[keep],
+                     [nm for nm, kp in zip(self.names, keep) if kp], chosen)
+
     def terms(self) -> tuple[sp.csr_matrix, np.ndarray]:
         """The ellipsoids' matrices M_k = |lambda_k| J_k^T side by side (n x sum d_k), and
         the d_k."""
@@ -119,16 +131,18 @@ class Balls:
 def split_zero_norms(tr: Traced, spec: FlatSpec, out: Var | None, radius: float
                      ) -> tuple[Traced, Balls | None]:
     """(f0's trace, the zero norms) when some 2-norm of ``tr`` is at zero (or within the
-    radius of it, module docstring); (tr, None) otherwise."""
+    radius of it, module docstring); (tr, None) otherwise. radius = inf takes every
+    group of every such norm (the proximal model of :mod:`kinkgrad.optimize._norm_prox`)."""
     found = _norms(tr)
     if not found:
         return tr, None
-    est = _probe(tr, spec, found) if radius > 0 else None
+    every = radius == np.inf
+    est = _probe(tr, spec, found) if 0 < radius < np.inf else None
     chosen: dict[int, np.ndarray] = {}
     parts: list[sp.csr_matrix] = []
     dims: list[int] = []
     for k, (eqn_k, groups, sizes) in enumerate(found):
-        cand = sizes == 0
+        cand = (sizes == 0) | every
         if est is not None:
             cand |= sizes <= 10.0 * radius * est[k]
         idx = np.flatnonzero(cand)
@@ -136,8 +150,9 @@ def split_zero_norms(tr: Traced, spec: FlatSpec, out: Var | None, radius: float
             continue
         d = groups.shape[1]
         X = _rows(tr, spec, tr.eqns[eqn_k].inputs[0].index, groups[idx])
-        keep = np.array([sizes[g] == 0 or sizes[g] <= radius * _spectral(X[j * d:(j + 1) * d])
-                         for j, g in enumerate(idx)], bool)
+        keep = (sizes[idx] == 0) | every
+        if not every and radius > 0:
+            keep |= sizes[idx] <= radius * _spectral(X, d)
         if keep.any():
             chosen[eqn_k] = idx[keep]
             parts.append(X[np.repeat(keep, d)])
@@ -209,11 +224,21 @@ def _rows(tr: Traced, spec: FlatSpec, slot: int, groups: np.ndarray) -> sp.csr_m
     return sp.hstack(mats, format="csr") if mats else sp.csr_matrix((ents.size, spec.n))
 
 
-def _spectral(J: sp.csr_matrix) -> float:
-    """||J||_2; ||J||_F (>= it, admitting more) for one row (equal) or a large J."""
-    if 1 < J.shape[0] and J.shape[0] * J.shape[1] <= 4_000_000:
-        return float(np.linalg.norm(J.toarray(), 2))
-    return float(np.sqrt(J.multiply(J).sum()))
+def _spectral(X: sp.csr_matrix, d: int) -> np.ndarray:
+    """||J_j||_2 of every group J_j = X[j d:(j + 1) d] (X stacked group by group), from
+    the groups' d x d Gram matrices (pairwise products of their rows, batched eigvalsh);
+    ||J_j||_F (>= it, admitting more) for groups larger than 16 rows."""
+    q = X.shape[0] // d
+    if d == 1 or d > 16:
+        return np.sqrt(np.add.reduceat(np.asarray(X.multiply(X).sum(axis=1)).ravel(),
+                                       np.arange(0, q * d, d))) if q else np.zeros(0)
+    X = sp.csr_matrix(X)
+    gram = np.empty((q, d, d))
+    for a in range(d):
+        for b in range(a, d):
+            gram[:, a, b] = gram[:, b, a] = np.asarray(
+                X[a::d].multiply(X[b::d]).sum(axis=1)).ravel()
+    return np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[:, -1], 0.0))
 
 
 def _lambdas(tr: Traced, out: Var | None, chosen: dict[int, np.ndarray]

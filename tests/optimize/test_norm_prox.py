@@ -1,0 +1,194 @@
+"""Proximal Newton steps on sums of Euclidean norms (kinkgrad.optimize._norm_prox and the
+proximal path of _norm_finish): isotropic total-variation denoising, whose zero groups have
+dependent rows.
+
+Truths are independent of the code: block soft-thresholding (the closed-form proximal map
+of lambda ||.|| with H = I and coordinate groups), the model's own value at random
+perturbations of its claimed minimiser (convex: no perturbation may lower it), least
+squares for the KKT system on dependent rows, np.linalg.norm(., 2) for the groups' spectral
+norms, and the TV problem solved by Clarabel in its conic reformulation (another solver on
+another formulation: x and t with t_k >= ||D_k x||).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad.abs_normal.zero_norms import _spectral
+from kinkgrad.optimize._norm_finish import _kkt
+from kinkgrad.optimize._norm_prox import model_zeros, prox_newton_step
+
+
+def _model(H, g, J, dims, lam, w, dx):
+    starts = np.r_[0, np.cumsum(dims)[:-1]]
+    r = w + J @ dx
+    return float(g @ dx + 0.5 * dx @ H @ dx
+                 + lam @ np.sqrt(np.add.reduceat(r * r, starts)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_identity_curvature_on_coordinate_groups_is_block_soft_thresholding(seed):
+    # min g.dx + 1/2 ||dx||^2 + sum lam_k ||w_k + dx_k||: with u = w + dx each block is the
+    # proximal map of lam_k ||.|| at v_k = w_k - g_k: u_k = max(0, 1 - lam_k/||v_k||) v_k
+    rng = np.random.default_rng(seed)
+    dims = rng.integers(1, 4, 6)
+    n = int(dims.sum())
+    g, w = rng.standard_normal(n), rng.standard_normal(n)
+    w[: dims[0]] = 0.0  # a group at its kink
+    lam = rng.uniform(0.2, 2.0, dims.size)
+    dx = prox_newton_step(np.eye(n), g, sp.identity(n, format="csr"), dims, lam, w)
+    v = np.split(w - g, np.cumsum(dims)[:-1])
+    u = np.concatenate([max(0.0, 1.0 - lk / np.linalg.norm(vk)) * vk
+                        for vk, lk in zip(v, lam)])
+    np.testing.assert_allclose(w + dx, u, atol=1e-7)
+    truth = np.array([np.linalg.norm(vk) <= lk for vk, lk in zip(v, lam)])
+    np.testing.assert_array_equal(model_zeros(sp.identity(n, format="csr"), dims, w, dx),
+                                  truth)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_step_minimises_its_model_on_random_dependent_rows(seed):
+    rng = np.random.default_rng(seed)
+    n = 7
+    B = rng.standard_normal((n, 3))
+    H = B @ B.T  # positive semidefinite, rank 3
+    dims = np.array([2, 2, 3, 1])
+    J = rng.standard_normal((int(dims.sum()), n))
+    J[4:6] = J[0:2] + J[2:4]  # a group in the span of two others: dependent rows
+    J = sp.csr_matrix(J)
+    lam = rng.uniform(0.5, 3.0, dims.size)
+    w = 0.1 * rng.standard_normal(J.shape[0])
+    g = 0.3 * rng.standard_normal(n)
+    dx = prox_newton_step(H, g, J, dims, lam, w)
+    assert dx is not None
+    best = _model(H, g, J, dims, lam, w, dx)
+    for _ in range(300):  # convex: a lower value anywhere along a ray would refute dx
+        d = rng.standard_normal(n)
+        for eps in (1e-5, 1e-3, 1e-1):
+            assert _model(H, g, J, dims, lam, w, dx + eps * d) >= best - 1e-8
+
+
+def test_kkt_on_dependent_rows_meets_the_constraints_and_stationarity():
+    rng = np.random.default_rng(3)
+    n = 6
+    J = rng.standard_normal((3, n))
+    J = np.vstack([J, J[0] - J[2]])  # four rows of rank 3
+    x = rng.standard_normal(n)
+    w = J @ x  # consistent
+    B = rng.standard_normal((n, n))
+    H, g = B @ B.T + np.eye(n), rng.standard_normal(n)
+    dx, mu = _kkt(H, J, g, w)
+    assert mu is None  # not unique
+    np.testing.assert_allclose(J @ dx, -w, atol=1e-10)
+    # stationarity of the Lagrangian: g + H dx lies in the row space of J
+    r = g + H @ dx
+    y = np.linalg.lstsq(J.T, -r, rcond=None)[0]
+    assert np.linalg.norm(J.T @ y + r) <= 1e-9 * (1 + np.linalg.norm(r))
+    dx1, mu1 = _kkt(H, J[:3], g, w[:3])  # independent rows: the multipliers are returned
+    assert mu1 is not None and np.allclose(dx1, dx, atol=1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 17])
+def test_group_spectral_norms(d):
+    rng = np.random.default_rng(d)
+    q, n = 9, 30
+    X = sp.random(q * d, n, density=0.3, random_state=rng, format="csr")
+    got = _spectral(X, d)
+    for j in range(q):
+        Jj = X[j * d:(j + 1) * d].toarray()
+        exact = np.linalg.norm(Jj, 2) if d <= 16 else np.linalg.norm(Jj)  # F beyond 16
+        assert got[j] == pytest.approx(exact, rel=1e-10, abs=1e-14)
+
+
+def _tv(N, padded, weight, y):
+    """0.5 ||x - y||^2 + weight * sum of ||(dx, dy)|| per pixel: padded = scikit-image's
+    discretization (forward differences, 0 past the last row and column: N^2 norms, the
+    corner's of a constant zero vector), else (N - 1)^2 interior pixels."""
+    def f(x):
+        X = knp.reshape(x, (N, N))
+        if padded:
+            dx = knp.concatenate([X[1:, :] - X[:-1, :], knp.zeros((1, N))], axis=0)
+            dy = knp.concatenate([X[:, 1:] - X[:, :-1], knp.zeros((N, 1))], axis=1)
+        else:
+            dx, dy = X[1:, :-1] - X[:-1, :-1], X[:-1, 1:] - X[:-1, :-1]
+        r = x - y
+        return 0.5 * knp.sum(r * r) + weight * knp.sum(
+            knp.linalg.norm(knp.stack([dx, dy], axis=-1), axis=-1))
+    idx = np.arange(N * N).reshape(N, N)
+    D = []  # rows of each pixel's difference pair, for the reference
+    for i in range(N if padded else N - 1):
+        for j in range(N if padded else N - 1):
+            a, b = np.zeros(N * N), np.zeros(N * N)
+            if i < N - 1:
+                a[idx[i + 1, j]], a[idx[i, j]] = 1.0, -1.0
+            if j < N - 1:
+                b[idx[i, j + 1]], b[idx[i, j]] = 1.0, -1.0
+            D.append(np.vstack([a, b]))
+    return f, D
+
+
+def _conic_reference(y, D, weight):
+    """Clarabel on min 1/2 ||x - y||^2 + weight sum t_k, t_k >= ||D_k x||."""
+    import clarabel
+
+    n, q = y.size, len(D)
+    P = sp.block_diag([sp.identity(n), sp.csc_matrix((q, q))], format="csc")
+    c = np.r_[-y, weight * np.ones(q)]
+    A = sp.lil_matrix((3 * q, n + q))
+    for k, Dk in enumerate(D):
+        A[3 * k, n + k] = -1.0
+        A[3 * k + 1: 3 * k + 3, :n] = -Dk
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = 1e-11
+    sol = clarabel.DefaultSolver(P, c, A.tocsc(), np.zeros(3 * q),
+                                 [clarabel.SecondOrderConeT(3)] * q, st).solve()
+    return np.asarray(sol.x[:n])
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_tv_denoising_is_certified_at_the_conic_minimum(padded):
+    N, weight = 8, 0.15
+    rng = np.random.default_rng(0)
+    img = np.zeros((N, N))
+    img[2:6, 2:6] = 1.0
+    y = (img + 0.1 * rng.standard_normal((N, N))).ravel()
+    f, D = _tv(N, padded, weight, y)
+    ref = _conic_reference(y, D, weight)
+    res = kinkgrad.minimize(f, y.copy())
+    assert res.success and res.stationarity.verdict == "stationary"
+    assert "proximal Newton" in res.message
+    assert res.fun <= float(f(ref)) + 1e-9
+    # 1-strongly convex: ||x - x*||^2 <= 2 (f(x) - f*), and f* >= f(ref) - 1e-9
+    assert np.linalg.norm(res.x - ref) <= 1e-4
+    zero = np.array([np.linalg.norm(Dk @ res.x) <= 1e-9 for Dk in D])
+    zero_ref = np.array([np.linalg.norm(Dk @ ref) <= 1e-6 for Dk in D])
+    np.testing.assert_array_equal(zero, zero_ref)
+    assert zero.sum() >= 20  # flat regions: the dependent-rows case
+
+
+def test_a_concave_norm_far_from_zero_is_left_in_the_smooth_part():
+    # TV minus 0.05 ||x - z||, z far away: lambda < 0 for that norm, which stays smooth;
+    # the end point is a local minimiser (no sampled perturbation lowers f)
+    N, weight = 6, 0.15
+    rng = np.random.default_rng(1)
+    img = np.zeros((N, N))
+    img[1:4, 1:4] = 1.0
+    y = (img + 0.1 * rng.standard_normal((N, N))).ravel()
+    f_tv, _ = _tv(N, False, weight, y)
+    z = 3.0 * np.ones(N * N)
+
+    def f(x):
+        return f_tv(x) - 0.05 * knp.linalg.norm(x - z)
+
+    res = kinkgrad.minimize(f, y.copy())
+    assert res.stationarity.verdict == "stationary"
+    assert "proximal Newton" in res.message
+    for _ in range(200):
+        d = rng.standard_normal(N * N)
+        for eps in (1e-6, 1e-4, 1e-2):
+            assert float(f(res.x + eps * d)) >= res.fun - 1e-12
