@@ -13,6 +13,13 @@ Problems (one random instance each, seeded):
   n x k coefficients (one group per feature across k tasks: Euclidean norms whose zeros are
   the answer); scikit-learn's ``MultiTaskLasso`` (block coordinate descent) minimizes the
   same function divided by m (alpha = lam / m).
+* ``tv denoise``: isotropic total-variation denoising of an N x N image,
+  1/2 ||u - y||^2 + weight sum_ij ||(u[i+1,j] - u[i,j], u[i,j+1] - u[i,j])|| with forward
+  differences set to 0 past the last row and column (N^2 Euclidean norms, zero on the
+  flat regions); scikit-image's ``denoise_tv_chambolle`` (Chambolle's projection
+  algorithm) minimizes the same function, and Clarabel (interior point) its conic
+  reformulation min 1/2 ||u - y||^2 + weight sum t_ij, t_ij >= ||D_ij u||. Skipped when
+  scikit-image is not installed (``pip install -e '.[bench]'``).
 * ``relu net``: a 3-8-1 ReLU network's least-squares loss (41 weights, 800 kinks);
   scikit-learn's ``MLPRegressor(solver="lbfgs", alpha=0)`` minimizes the same function
   (a local minimizer: f_ref is only the least f found).
@@ -25,7 +32,7 @@ on its kinks, as coordinate descent's zeros do), then
 gradient-type evaluations, f - f_ref, the verdict at the radius the method ended at). f_ref
 is the least f found by any run. Usage::
 
-    python benchmarks/regression.py [--quick] [--out DIR]
+    python benchmarks/regression.py [--quick] [--case NAME] [--out DIR]
 
 Writes ``regression.md``, ``regression.jsonl`` and ``regression.png`` (seconds per run) to
 DIR. One BLAS thread. Never asserts on time.
@@ -127,6 +134,60 @@ def group_lasso(m: int, n: int, k: int, lam: float, seed: int):
     return f, np.zeros(n * k), fit
 
 
+def tv_denoise(N: int, weight: float, seed: int):
+    """(f, x0, fit(tol) -> u raveled) of TV denoising of a noisy square on an N x N image;
+    fit.extra holds Clarabel's solve of the conic reformulation."""
+    from skimage.restoration import denoise_tv_chambolle
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((N, N))
+    img[N // 4: 3 * N // 4, N // 4: 3 * N // 4] = 1.0
+    y = img + 0.1 * rng.standard_normal((N, N))
+
+    def f(u):
+        U = knp.reshape(u, (N, N))
+        dx = knp.concatenate([U[1:, :] - U[:-1, :], knp.zeros((1, N))], axis=0)
+        dy = knp.concatenate([U[:, 1:] - U[:, :-1], knp.zeros((N, 1))], axis=1)
+        r = u - y.ravel()
+        return 0.5 * knp.sum(r * r) + weight * knp.sum(
+            knp.linalg.norm(knp.stack([dx, dy], axis=-1), axis=-1))
+
+    def fit(tol: float | None) -> np.ndarray:
+        kw = {} if tol is None else {"eps": tol, "max_num_iter": 10**5}
+        return np.asarray(denoise_tv_chambolle(y, weight=weight, **kw), np.float64).ravel()
+
+    def conic() -> np.ndarray:
+        import clarabel
+        import scipy.sparse as sp
+
+        n = N * N
+        d1 = sp.diags([-np.r_[np.ones(N - 1), 0.0], np.ones(N - 1)], [0, 1], (N, N))
+        Dx, Dy = sp.kron(d1, sp.identity(N)), sp.kron(sp.identity(N), d1)  # forward diffs
+        stacked = sp.vstack([sp.hstack([sp.csr_matrix((n, n)), -sp.identity(n)]),
+                             sp.hstack([-Dx, sp.csr_matrix((n, n))]),
+                             sp.hstack([-Dy, sp.csr_matrix((n, n))])], format="csr")
+        A = stacked[np.arange(3 * n).reshape(3, n).T.ravel()].tocsc()  # (t_k, Dx_k, Dy_k)
+        P = sp.block_diag([sp.identity(n), sp.csc_matrix((n, n))], format="csc")
+        st = clarabel.DefaultSettings()
+        st.verbose = False
+        st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = 1e-12
+        sol = clarabel.DefaultSolver(P, np.r_[-y.ravel(), weight * np.ones(n)], A,
+                                     np.zeros(3 * n), [clarabel.SecondOrderConeT(3)] * n,
+                                     st).solve()
+        return np.asarray(sol.x[:n], np.float64)
+
+    def zeros(u: np.ndarray) -> int:  # pixels whose difference pair is exactly 0
+        U = u.reshape(N, N)
+        dx = np.concatenate([np.diff(U, axis=0), np.zeros((1, N))], axis=0)
+        dy = np.concatenate([np.diff(U, axis=1), np.zeros((N, 1))], axis=1)
+        return int(np.sum((dx == 0.0) & (dy == 0.0)))
+
+    fit.peer = "scikit-image"  # type: ignore[attr-defined]
+    fit.zeros = zeros  # type: ignore[attr-defined]
+    fit.extra = {("Clarabel", "conic reformulation"): conic}  # type: ignore[attr-defined]
+    return f, y.ravel().copy(), fit
+
+
 def relu_net(m: int, hidden: int, seed: int):
     """(f, x0, fit(tol) -> p) of a one-hidden-layer ReLU network fitted to a smooth target
     by least squares, 1/(2m) ||relu(X W1 + b1) W2 + b2 - y||^2 with p = (W1, b1, W2, b2);
@@ -161,15 +222,36 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
              ("lasso m=100 n=300 rho=0.5", *lasso(100, 300, 0.5, 0.1, 1)),
              ("svm m=200 n=50 C=1", *svm(200, 50, 1.0, 2)),
              ("group lasso m=100 n=60 k=3", *group_lasso(100, 60, 3, 0.05, 7))]
+    tv = _has("skimage")
+    if tv:
+        cases.append(("tv denoise 16x16", *tv_denoise(16, 0.15, 9)))
     if not quick:
         cases += [("lasso m=300 n=200 rho=0.99", *lasso(300, 200, 0.99, 0.001, 3)),
                   ("svm m=500 n=100 C=10", *svm(500, 100, 10.0, 4)),
                   ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5)),
                   ("relu net 3-8-1 m=100", *relu_net(100, 8, 6)),
                   ("group lasso m=300 n=400 k=4", *group_lasso(300, 400, 4, 0.05, 8))]
+        if tv:
+            cases.append(("tv denoise 32x32", *tv_denoise(32, 0.15, 10)))
+    if not tv:
+        print("scikit-image is not installed: the TV denoising rows are skipped "
+              "(pip install -e '.[bench]').")
     # NOTE: abs-linear's learnt metric stops at n = 300 (a dense B in every piece QP): the
     # n = 1000 lasso shows it without one (at n = 1000 with B, 27 iterations took 113 s)
     return cases
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _zeros(fit: Callable, w: np.ndarray) -> int:
+    """Exact zeros of the answer: entries, or what ``fit.zeros`` counts (TV: zero
+    gradient norms)."""
+    count = getattr(fit, "zeros", None)
+    return int(count(w)) if count is not None else int(np.sum(np.asarray(w) == 0.0))
 
 
 RADII = (0.0, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4)
@@ -197,12 +279,20 @@ def run_case(name: str, f: Callable, x0: np.ndarray, fit: Callable) -> list[dict
             sec = time.perf_counter() - t
         warned = any("Converge" in type(c.message).__name__ for c in caught)
         rep, r = judge(f, w)
-        rows.append({"case": name, "tool": "scikit-learn", "fun": float(f(w)),
-                     "method": "default tol" if tol is None else "tol 1e-12",
+        rows.append({"case": name, "tool": getattr(fit, "peer", "scikit-learn"),
+                     "fun": float(f(w)), "method": "default tol" if tol is None else "tol 1e-12",
                      "note": " (ConvergenceWarning)" if warned else "",
                      "seconds": sec, "nit": None, "ngev": None, "verdict": rep.verdict,
                      "distance": float(rep.distance), "radius": r,
-                     "zeros": int(np.sum(np.asarray(w) == 0.0))})
+                     "zeros": _zeros(fit, w)})
+    for (tool, method), solve in getattr(fit, "extra", {}).items():
+        t = time.perf_counter()
+        w = solve()
+        sec = time.perf_counter() - t
+        rep, r = judge(f, w)
+        rows.append({"case": name, "tool": tool, "fun": float(f(w)), "method": method,
+                     "seconds": sec, "nit": None, "ngev": None, "verdict": rep.verdict,
+                     "distance": float(rep.distance), "radius": r, "zeros": _zeros(fit, w)})
     for method in ("bundle", "abs-linear"):
         t = time.perf_counter()
         res = kinkgrad.minimize(f, x0, method=method)
@@ -211,7 +301,7 @@ def run_case(name: str, f: Callable, x0: np.ndarray, fit: Callable) -> list[dict
         rows.append({"case": name, "tool": "kinkgrad", "method": method, "fun": float(res.fun),
                      "seconds": sec, "nit": int(res.nit), "ngev": int(res.ngev),
                      "verdict": rep.verdict, "distance": float(rep.distance),
-                     "radius": float(rep.radius), "zeros": int(np.sum(res.x == 0.0))})
+                     "radius": float(rep.radius), "zeros": _zeros(fit, res.x)})
     ref = min(r["fun"] for r in rows)
     for r in rows:
         r["gap"] = r["fun"] - ref
@@ -258,12 +348,15 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the first three instances only")
+    ap.add_argument("--case", default="", help="only the instances whose name contains this")
     ap.add_argument("--out", default="benchmarks/out")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     for name, f, x0, fit in instances(args.quick):
+        if args.case not in name:
+            continue
         case = run_case(name, f, x0, fit)
         rows += case
         print(table(case).split("\n", 2)[2], flush=True)

@@ -16,6 +16,7 @@ from scipy.optimize import minimize as sp_minimize
 import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad.abs_normal.minnorm_balls import min_norm_balls
+from kinkgrad.errors import NotAbsSmoothError
 
 
 def _fermat_weber(A):
@@ -289,3 +290,56 @@ def test_gradient_sampling_ends_with_the_newton_steps_too():
     res = kinkgrad.minimize(f, np.ones(xs.size), method="gradient-sampling", maxiter=60)
     assert res.success and "manifold" in res.message
     assert np.linalg.norm(res.x - xs) < 1e-7 and np.all(res.x[9:] == 0.0)
+
+
+def test_a_norm_of_a_constant_zero_vector_does_not_block_the_abs_normal_form():
+    # zero padding: ||(x1 - x0, 0)|| and the pad's ||(0, 0)||; the pad is constant, so the
+    # form, certify and the subdifferential are those of the program without it
+    c = np.array([0.3, -1.0, 2.0])
+
+    def with_pad(x):
+        d = knp.concatenate([x[1:] - x[:-1], knp.zeros(1)])
+        G = knp.stack([d, knp.zeros(3)], axis=-1)
+        return knp.sum(knp.linalg.norm(G, axis=-1)) + knp.sum(knp.abs(x - c))
+
+    def without(x):
+        d = x[1:] - x[:-1]
+        return knp.sum(knp.abs(d)) + knp.sum(knp.abs(x - c))
+
+    x = np.array([0.3, 0.5, 2.0])  # |x0 - c0| and |x2 - c2| at their kinks
+    assert kinkgrad.abs_normal_form(with_pad, x).z.size >= 2
+    assert kinkgrad.certify(with_pad, x).certified == kinkgrad.certify(without, x).certified
+    a = kinkgrad.subdifferential(with_pad, x)
+    b = kinkgrad.subdifferential(without, x)
+    rows = lambda s: sorted(map(tuple, np.round(np.asarray(s.matrix), 12)))  # noqa: E731
+    assert rows(a) == rows(b) and len(rows(a)) == 4
+
+
+def test_a_norm_with_vanishing_jacobian_is_strictly_differentiable():
+    # ||(v0^2, v1^2)|| <= ||v||^2 at 0: derivative 0; the limiting gradients are |v0|'s,
+    # and finite-difference gradients at random points near 0 approach them
+    def h(v):
+        return knp.linalg.norm(knp.stack([v[0] * v[0], v[1] * v[1]])) + knp.abs(v[0])
+
+    sub = kinkgrad.subdifferential(h, np.zeros(2))
+    got = sorted(map(tuple, np.round(np.asarray(sub.matrix), 12)))
+    assert got == [(-1.0, 0.0), (1.0, 0.0)]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        v = 1e-5 * rng.standard_normal(2)
+        e = 1e-9
+        fd = np.array([(float(h(v + e * u)) - float(h(v - e * u))) / (2 * e)
+                       for u in np.eye(2)])
+        assert min(np.linalg.norm(fd - np.array(gv)) for gv in got) <= 1e-4
+
+
+def test_a_zero_norm_fed_by_an_active_kink_is_still_refused():
+    # ||(relu(v0), v1^2)|| at 0: the policy's Jacobian is 0, but relu's is set-valued there
+    # (the norm is relu(v0) along v1 = 0: not differentiable)
+    def g(v):
+        return knp.linalg.norm(knp.stack([knp.relu(v[0]), v[1] * v[1]]))
+
+    with pytest.raises(NotAbsSmoothError, match="active kink"):
+        kinkgrad.abs_normal_form(g, np.zeros(2))
+    with pytest.raises(NotAbsSmoothError):
+        kinkgrad.certify(g, np.zeros(2))

@@ -56,9 +56,9 @@ from . import active as _active
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
-from .expand import expand
 from .inert import inert_switches
 from .lp import MARGIN, margin, nonzero_rows
+from .zero_norms import expand_flat_norms
 
 __all__ = ["CertifyReport", "KinkGroup", "certify"]
 
@@ -303,7 +303,8 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
         A :class:`CertifyReport` (truthy iff certified).
 
     Raises:
-        NotAbsSmoothError: Euclidean norm at 0 or a tied comparison: not abs-smooth at x.
+        NotAbsSmoothError: Euclidean norm at 0 (nonzero Jacobian) or a tied comparison:
+            not abs-smooth at x.
 
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp
@@ -325,7 +326,7 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
         ct = reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones(out.shape, out.dtype)}, pol,
                            keep=set(spec.slots))
         g_ad = spec.join([ct.get(s) for s in spec.slots])
-    exp = expand(tr)
+    exp = expand_flat_norms(tr)
     base = program_cost(tr.program())
     ex = program_cost(exp.traced.program())
     seeds = _seeds(exp, max_kinks)

@@ -41,7 +41,8 @@ from ..kinks import KinkPolicy
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import forward_sweep, reverse_sweep
 from ._flat import FlatSpec, other_arguments, output_slots, trace_at, underflow_is_not_an_error
-from .expand import Expanded, expand
+from .expand import Expanded
+from .zero_norms import expand_flat_norms
 
 __all__ = ["AbsNormalForm", "SwitchNode", "abs_normal_form"]
 
@@ -427,7 +428,8 @@ def abs_normal_form(f: Callable, x: Any, dense: bool | None = None) -> AbsNormal
         An :class:`AbsNormalForm`.
 
     Raises:
-        NotAbsSmoothError: Euclidean norm at the zero vector, or a ``where`` on a tied
+        NotAbsSmoothError: Euclidean norm at the zero vector whose input moves to first
+            order (a norm of zero padding is its constant), or a ``where`` on a tied
             comparison (a possible jump): the program is not abs-smooth there.
 
     Examples:
@@ -440,4 +442,4 @@ def abs_normal_form(f: Callable, x: Any, dense: bool | None = None) -> AbsNormal
         raise other_arguments("abs_normal_form", "dense", dense, "None, True or False")
     tr = trace_at(f, x, "abs_normal_form")
     spec = FlatSpec(tr)
-    return AbsNormalForm(expand(tr), spec, dense)
+    return AbsNormalForm(expand_flat_norms(tr), spec, dense)

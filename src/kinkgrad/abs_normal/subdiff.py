@@ -32,7 +32,7 @@ from .second_order import second_order_pieces
 from .signatures import enumerate_signatures
 from .sort_oracle_min import by_oracles, realised, with_oracles
 from .tournament import winner
-from .zero_norms import ball_bounds, split_zero_norms, switch_origins
+from .zero_norms import ball_bounds, expand_flat_norms, split_zero_norms, switch_origins
 
 __all__ = ["Subdifferential", "EnumerationLimitError", "UndecidedError", "subdifferential",
            "in_clarke", "enumerate_signatures"]
@@ -112,8 +112,12 @@ def _model(f: Callable, x: Any, where: str, zero_norms: bool = False
     tr = trace_at(f, x, where)
     out, _ = scalar_output(tr, where)
     spec = FlatSpec(tr)
-    tr0, balls = split_zero_norms(tr, spec, out, 0.0) if zero_norms else (tr, None)
-    model = ActiveModel(expand(tr0), spec, out)
+    if zero_norms:
+        tr0, balls = split_zero_norms(tr, spec, out, 0.0)
+        exp = expand(tr0)
+    else:
+        exp, balls = expand_flat_norms(tr), None
+    model = ActiveModel(exp, spec, out)
     model.zero_norms = balls
     return model, spec
 
@@ -252,7 +256,7 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     Returns a :class:`Subdifferential`: limiting gradients (elements of the B-subdifferential).
 
     Raises:
-        NotAbsSmoothError: a Euclidean norm at 0 or a tied comparison.
+        NotAbsSmoothError: a Euclidean norm at 0 (nonzero Jacobian) or a tied comparison.
 
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp

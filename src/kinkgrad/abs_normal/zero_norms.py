@@ -47,6 +47,7 @@ import scipy.sparse as sp
 
 from .._core.program import Literal, Var, _var_name, value_of
 from .._core.tracer import Trace, Tracer, bind
+from ..errors import NotAbsSmoothError
 from ..kinks import KinkPolicy
 from ..modes.api import Traced
 from ..modes.sparse_rows import reverse_rows
@@ -59,8 +60,8 @@ if TYPE_CHECKING:
     from .expand import Expanded
     from .localset import LocalSet
 
-__all__ = ["Balls", "ball_bounds", "freeze", "group_values", "split_zero_norms",
-           "switch_origins"]
+__all__ = ["Balls", "ball_bounds", "expand_flat_norms", "freeze", "group_values",
+           "split_zero_norms", "switch_origins"]
 
 _POLICY = KinkPolicy(abs=0.0)
 _PROBE = 16  # random directions estimating ||J_k|| before the rows are formed (radius > 0)
@@ -163,6 +164,37 @@ def split_zero_norms(tr: Traced, spec: FlatSpec, out: Var | None, radius: float
     tr0, up, down = _rewrite(tr, chosen, {k: g for k, g, _ in found})
     return tr0, Balls(lam, sp.vstack(parts, format="csr"), np.array(dims, np.intp), names,
                       chosen, up, down)
+
+
+def expand_flat_norms(tr: Traced) -> Expanded:
+    """The abs-normal program of ``tr`` (:func:`.expand.expand`) where a Euclidean norm at
+    0 whose group has Jacobian J_k = 0 is frozen at its value: with w_k smooth near x,
+    ||w_k(y)|| <= sup ||w_k'|| ||y - x|| over [x, y] is o(||y - x||), so the norm is
+    strictly differentiable at x with derivative 0 (a norm of a constant zero vector, as
+    zero padding gives, or of a map whose derivative vanishes there). Smooth means no
+    active kink feeds w_k; where one does, or J_k != 0, NotAbsSmoothError as before."""
+    from .expand import expand
+
+    flat: dict[int, np.ndarray] = {}
+    found = [item for item in _norms(tr) if np.any(item[2] == 0)]
+    spec = FlatSpec(tr) if found else None
+    for k, groups, sizes in found:
+        idx = np.flatnonzero(sizes == 0)
+        X = _rows(tr, spec, tr.eqns[k].inputs[0].index, groups[idx])
+        rows_zero = np.asarray(abs(X).sum(axis=1)).ravel() == 0
+        zero = rows_zero.reshape(idx.size, groups.shape[1]).all(axis=1)
+        if zero.any():
+            flat[k] = idx[zero]
+    if not flat:
+        return expand(tr)
+    tr0, up, _ = _rewrite(tr, flat, {k: g for k, g, _ in _norms(tr)})
+    exp = expand(tr0)
+    if switch_origins(exp, np.flatnonzero(exp.z() == 0)) & up:
+        raise NotAbsSmoothError(
+            "linalg.norm: a Euclidean norm at the zero vector whose input an active kink "
+            "feeds is not abs-smooth (its Jacobian is set-valued there); evaluate away from "
+            "the kink or use ord=1 or ord=inf.")
+    return exp
 
 
 def freeze(tr: Traced, chosen: dict[int, np.ndarray]) -> Traced:

@@ -118,11 +118,12 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     else:
         out, rep = land_end_point(oracle, out, radius, float(tol))
     if rep.verdict != "stationary" and oracle.norms2:  # NOTE: zero groups of Euclidean
-        done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol), radius, out.nit,
-                                    out.message)  # norms: Newton steps on their manifold
-        if done is not None:  # its test was at this radius and tol: the verdict
+        # norms: Newton steps on their manifold, which land there (tested at <= tol)
+        done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol),
+                                    min(radius, float(tol)), out.nit, out.message)
+        if done is not None:  # its test was at that radius and tol: the verdict
             out, rep = done
-    message = f"{out.message} Verdict at radius {radius:.3g}: {rep.verdict}."
+    message = f"{out.message} Verdict at radius {rep.radius:.3g}: {rep.verdict}."
     if out.status == MAXFEV:
         message = f"maxfev={maxfev} evaluations reached. " + message
     return OptimizeResult(x=oracle.tree(out.x), fun=float(out.fun), nit=out.nit,
