@@ -19,8 +19,14 @@ import scipy.sparse as sp
 import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad.abs_normal.zero_norms import _spectral
-from kinkgrad.optimize._norm_finish import _kkt
-from kinkgrad.optimize._norm_prox import model_zeros, prox_newton_step
+from kinkgrad.optimize._norm_groups import kkt as _kkt
+from kinkgrad.optimize._norm_prox import (
+    model_zeros,
+    prox_newton_step,
+    sparse_hessian,
+    sparse_kkt,
+)
+from kinkgrad.optimize.oracle import Oracle
 
 
 def _model(H, g, J, dims, lam, w, dx):
@@ -90,6 +96,45 @@ def test_kkt_on_dependent_rows_meets_the_constraints_and_stationarity():
     assert np.linalg.norm(J.T @ y + r) <= 1e-9 * (1 + np.linalg.norm(r))
     dx1, mu1 = _kkt(H, J[:3], g, w[:3])  # independent rows: the multipliers are returned
     assert mu1 is not None and np.allclose(dx1, dx, atol=1e-9)
+
+
+def test_sparse_kkt_on_dependent_rows_matches_the_dense_row_space_solve():
+    # the regularized LU with refinement against the exact matrix, on consistent dependent
+    # rows, gives the dx of the SVD row-space solve (np.linalg on the reduced system)
+    rng = np.random.default_rng(4)
+    n = 8
+    J = rng.standard_normal((4, n))
+    J = np.vstack([J, J[1] + 2 * J[3], J[0]])  # six rows of rank 4
+    w = J @ rng.standard_normal(n)
+    B = sp.random(n, n, density=0.3, random_state=rng).toarray()
+    H = B @ B.T + 1e3 * np.diag(rng.random(n))  # a norm's curvature: large entries
+    g = rng.standard_normal(n)
+    dx = sparse_kkt(sp.csr_matrix(H), sp.csr_matrix(J), g, w)
+    dense, _ = _kkt(H, J, g, w)
+    np.testing.assert_allclose(dx, dense, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(J @ dx, -w, atol=1e-10)
+
+
+@pytest.mark.parametrize("shift", [0.0, -3.0])
+def test_sparse_hessian_recovers_a_sparse_quadratic(shift):
+    # f = 1/2 x^T A x + b.x with A tridiagonal: the differences give A, its pattern and,
+    # where A is indefinite, A shifted up to a positive semidefinite matrix
+    n = 30
+    A = (sp.diags([np.full(n - 1, -1.0), np.full(n, 2.5 + shift), np.full(n - 1, -1.0)],
+                  [-1, 0, 1])).toarray()
+    b = np.linspace(-1, 1, n)
+
+    def f(x):
+        return 0.5 * knp.sum(x * (A @ x)) + knp.sum(b * x)
+
+    x = np.linspace(0.0, 1.0, n)
+    oracle = Oracle(f, x)
+    H = sparse_hessian(oracle, x, A @ x + b, {})
+    low = float(np.linalg.eigvalsh(A)[0])
+    want = A + max(0.0, -low) * (1 + 1e-8) * np.eye(n)
+    np.testing.assert_allclose(H.toarray(), want, atol=1e-6 * (1 + abs(low)))
+    assert H.nnz <= 3 * n
+    assert np.linalg.eigvalsh(H.toarray())[0] >= -1e-6
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 17])

@@ -1,48 +1,268 @@
-"""The proximal Newton step for a smooth function plus Euclidean norms near zero: the
-finishing step where the held groups' rows are dependent (isotropic total variation).
+"""Proximal Newton steps on f = phi + sum_k lambda_k ||w_k|| over the Euclidean norms of
+a program: the finishing steps where the zero groups' rows are not single coordinates and
+may be dependent (isotropic total variation), and f is convex in its norms.
 
-Near x, with the groups w_k (k = 1..q) whose norms are at or near zero identified and f0
-the function with them frozen (:mod:`._norm_finish`), the model
+At x, with every norm group w_k (k = 1..q) of the program, lambda_k = d phi / d ||w_k||,
+J_k = w_k'(x), and g, H the gradient and a positive semidefinite Hessian estimate of phi (f
+with all its norms frozen, :func:`kinkgrad.abs_normal.zero_norms.freeze`), the model
 
-    m(dx) = f(x) + g . dx + 1/2 dx^T H dx + sum_k lambda_k (||w_k + J_k dx|| - ||w_k||),
+    m(dx) = f(x) + g . dx + 1/2 dx^T H dx + sum_k lambda_k (||w_k + J_k dx|| - ||w_k||)
 
-g and H the gradient and (positive semidefinite) Hessian estimate of f0, keeps each norm
-exact instead of its tangent plane. With every lambda_k >= 0 it is convex, and its minimiser
-is a second-order cone program (t_k >= ||w_k + J_k dx||),
+keeps every norm exact instead of its tangent plane. With every lambda_k >= 0 it is convex
+and its minimiser is a second-order cone program (t_k >= ||w_k + J_k dx||),
 
     min  1/2 dx^T (H + eps I) dx + g . dx + sum_k lambda_k t_k
     s.t. (t_k, w_k + J_k dx) in the second-order cone of R^{1 + d_k},
 
-solved by Clarabel. Its solution says which groups the model puts at zero (the norms it
-releases need no multipliers to say so: with dependent rows the multipliers of
-:mod:`._norm_finish`'s equality-constrained step are not unique and cannot), and the
-interior point's solution is accurate to ~1e-6: :mod:`._norm_finish` polishes it by one
-Newton-SQP step on the manifold of those zero groups. On a quadratic
-f0 (total-variation denoising) the model is f itself up to the curvature of the norms left
-out, and two or three steps reach the minimiser.
+solved by Clarabel. Its solution says which groups are zero (with dependent rows the
+multipliers of :mod:`._norm_finish`'s equality-constrained step are not unique and cannot
+say which to release); the interior point's answer is accurate to ~1e-6, and one
+Newton-SQP step on the manifold of those zero groups polishes it (:func:`_polish`: H plus
+the exact curvature of the other norms, a regularized sparse KKT solve refined against the
+exact one, which converges on dependent but consistent rows). A norm with lambda_k < 0
+(concave in the model) is left in phi when far from zero; near zero, the step does not
+apply. H is sparse: forward differences of the frozen gradient (n gradients) with the
+entries below their rounding dropped, made positive semidefinite by a shift of its
+smallest eigenvalue; it is re-estimated only where it mispredicted the last step's
+gradient, so a quadratic phi (total-variation denoising) needs one estimate and its model
+is f itself: one step reaches the minimiser.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.linalg import ArpackNoConvergence, eigsh, splu
 
-__all__ = ["prox_newton_step", "model_zeros"]
+from ..abs_normal.stationarity import StationarityReport
+from ..abs_normal.zero_norms import Balls
+from ._norm_groups import group_inputs, group_norms, step_size, zero_groups
+from .common import CONVERGED, MethodResult
+from .oracle import Oracle
 
+__all__ = ["model_zeros", "prox_newton_step", "proximal", "sparse_hessian", "sparse_kkt"]
+
+_STEPS = 5
 _TOL = 1e-12  # Clarabel's gap and feasibility tolerances
 _ZERO = 1e-7  # a group the model leaves below this (relative) size is at zero
 
 
-def prox_newton_step(H: np.ndarray, g: np.ndarray, J: sp.csr_matrix, dims: np.ndarray,
-                     lam: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
+             message: str, near: float) -> tuple[MethodResult, StationarityReport] | None:
+    """The first point the test certifies at ``radius`` among at most five proximal
+    Newton steps from x (module docstring), and its verdict; None when a step fails, f
+    grows beyond its rounding, or a concave norm is within ``near`` of zero."""
+    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
+    H = pred = None
+    for moves in range(1, _STEPS + 1):
+        balls = zero_groups(oracle, x, np.inf)
+        if balls is None:
+            return None
+        convex = balls.lam >= 0
+        if not convex.all():  # NOTE: a norm with lambda_k < 0 is concave in the model:
+            # left smooth (in phi) when far from zero; near zero, not this step's case
+            sizes = group_norms(group_inputs(oracle, x, balls.chosen), balls.dims)
+            rows = np.asarray(balls.rows.multiply(balls.rows).sum(axis=1)).ravel()
+            if np.any((sizes <= near * group_norms(np.sqrt(rows), balls.dims))[~convex]):
+                return None
+            balls = balls.subset(convex)
+        chosen = balls.chosen
+        g = oracle.frozen_gradient(x, chosen)
+        if g is None:
+            return None
+        if pred is not None and (pred[2] != _key(chosen) or np.linalg.norm(g - pred[0])
+                                 > 0.1 * np.linalg.norm(g - pred[1])):
+            H = None  # NOTE: a quadratic phi (total variation) needs one estimate
+        if H is None:
+            H = sparse_hessian(oracle, x, g, chosen)
+            if H is None:
+                return None
+        w = group_inputs(oracle, x, chosen)
+        dx = prox_newton_step(H, g, balls.rows, balls.dims, np.asarray(balls.lam), w)
+        if dx is None:
+            return None
+        zero = model_zeros(balls.rows, balls.dims, w, dx)
+        xn = _polish(oracle, x + dx, H, balls, zero, fx)
+        if xn is None:
+            return None
+        fn = oracle.value(xn)
+        if not fn <= fx + allowance:
+            return None
+        pred = (g + H @ (xn - x), g, _key(chosen))
+        x, fx = xn, fn
+        rep = oracle.stationarity(x, radius, tol)
+        if rep.verdict == "stationary":
+            return MethodResult(x, fx, nit + moves, CONVERGED,
+                                f"{message} Then {moves} proximal Newton step(s) on "
+                                f"{balls.q} Euclidean norm(s) ({int(zero.sum())} at zero): "
+                                f"stationarity certified at radius {radius:.3g}.",
+                                radius), rep
+    return None
+
+
+def _key(chosen: dict) -> tuple:
+    return tuple((k, v.tobytes()) for k, v in chosen.items())
+
+
+def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero: np.ndarray,
+            f_start: float) -> np.ndarray | None:
+    """Newton-SQP steps on the manifold of the zero groups from the proximal step's point:
+    H plus the exact curvature of the other norms at each iterate, lambda_k J_k^T
+    (I - u u^T) J_k / ||w_k||. A free group the step would move by more than its own size
+    (||J_k dx|| > ||w_k||: beyond its model, whose curvature is 1 / ||w_k||, and in TV a
+    zero the interior point left at ~1e-7) joins the zero groups and the step is
+    recomputed. A step that puts the zero groups back at zero (the interior point leaves
+    them at up to ~1e-6 at n = 4,096) can raise f: a step is halved only until f stays
+    below ``f_start`` (f before the proximal step) plus its rounding, and the last step's
+    f is then the bound. At most twenty steps, until they fall below rounding."""
+    zero = zero.copy()
+    J = balls.rows[np.repeat(zero, balls.dims)]
+    fx = f_start
+    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
+    for _ in range(20):
+        Z = balls.subset(zero).chosen
+        g = oracle.frozen_gradient(x, Z)
+        if g is None:
+            return None
+        wf = group_inputs(oracle, x, balls.subset(~zero).chosen)
+        HZ = H + _norm_curvature(balls, ~zero, wf)
+        w = group_inputs(oracle, x, Z) if zero.any() else np.zeros(0)
+        dx = sparse_kkt(HZ, J, g, w)
+        if dx is None:
+            return None
+        dims = balls.dims[~zero]
+        moved = balls.rows[np.repeat(~zero, balls.dims)] @ dx
+        cross = group_norms(moved, dims) > group_norms(wf, dims)  # ||J_k dx|| > ||w_k||
+        if cross.any():
+            zero[np.flatnonzero(~zero)[cross]] = True
+            J = balls.rows[np.repeat(zero, balls.dims)]
+            continue
+        for _ in range(30):
+            fn = oracle.value(x + dx)
+            if fn <= fx + allowance:
+                break
+            dx = 0.5 * dx
+        else:
+            return x
+        x, fx = x + dx, fn
+        if np.linalg.norm(dx) <= 1e-14 * (1.0 + np.linalg.norm(x)):
+            break
+    return x
+
+
+def _norm_curvature(balls: Balls, free: np.ndarray, w: np.ndarray) -> sp.csr_matrix:
+    """sum over the free groups of lambda_k J_k^T (I - u_k u_k^T) J_k / ||w_k||, u_k =
+    w_k / ||w_k||: the Hessian of lambda_k ||w_k(x)|| for affine w_k (w: their stacked
+    values)."""
+    n = balls.rows.shape[1]
+    dims = balls.dims[free]
+    if not dims.size:
+        return sp.csr_matrix((n, n))
+    size = group_norms(w, dims)
+    ok = np.repeat(size > 0, dims)
+    safe = np.repeat(np.where(size > 0, size, 1.0), dims)
+    scale = np.repeat(np.abs(balls.lam[free]), dims) / safe
+    A = sp.diags(np.sqrt(scale) * ok) @ balls.rows[np.repeat(free, balls.dims)]
+    u = np.where(ok, w / safe, 0.0)
+    U = sp.csr_matrix((u, (np.repeat(np.arange(dims.size), dims), np.arange(u.size))),
+                      shape=(dims.size, u.size))
+    V = sp.csr_matrix(U @ A)
+    return sp.csr_matrix(A.T @ A - V.T @ V)
+
+
+def sparse_hessian(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
+                   ) -> sp.csr_matrix | None:
+    """Forward differences of the frozen gradient (n gradients) as a sparse matrix: entries
+    below ten times the differences' rounding, 10 u (1 + ||g||_inf) / h, or below 1e-9 of
+    the largest, are dropped; symmetrized; shifted by its smallest eigenvalue where that
+    is negative. None where a gradient is missing."""
+    n = x.size
+    h = step_size(oracle, x)
+    noise = 10.0 * oracle.unit_roundoff * (1.0 + float(np.max(np.abs(g), initial=0.0))) / h
+    rows, cols, vals = [], [], []
+    for j in range(n):
+        xj = x.copy()
+        xj[j] += h
+        gj = oracle.frozen_gradient(xj, chosen)
+        if gj is None:
+            return None
+        col = (gj - g) / h
+        keep = np.flatnonzero(np.abs(col) > noise)
+        rows.append(keep)
+        cols.append(np.full(keep.size, j))
+        vals.append(col[keep])
+    S = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n, n))
+    S = sp.csr_matrix(0.5 * (S + S.T))
+    if S.nnz:
+        S.data[np.abs(S.data) <= 1e-9 * float(np.max(np.abs(S.data)))] = 0.0
+        S.eliminate_zeros()
+    if not S.nnz:
+        return S
+    low = _lowest_eigenvalue(S)
+    if low < 0:
+        S = sp.csr_matrix(S + (-low * (1.0 + 1e-8)) * sp.identity(n))
+    return S
+
+
+def _lowest_eigenvalue(S: sp.csr_matrix) -> float:
+    """The smallest eigenvalue of the symmetric S: dense up to n = 2000; beyond, Lanczos
+    to 1e-4, or Gershgorin's lower bound (which can only shift more) where it does not
+    converge (a near-identity H clusters the spectrum)."""
+    n = S.shape[0]
+    if n <= 2000:
+        return float(np.linalg.eigvalsh(S.toarray())[0])
+    try:
+        low = float(eigsh(S, k=1, which="SA", tol=1e-4, maxiter=50 * n,
+                          return_eigenvectors=False)[0])
+        return low - 1e-4 * float(abs(S).max())
+    except ArpackNoConvergence:
+        off = np.asarray(abs(S).sum(axis=1)).ravel() - np.abs(S.diagonal())
+        return float(np.min(S.diagonal() - off))
+
+
+def sparse_kkt(H: sp.csr_matrix, J: sp.csr_matrix, g: np.ndarray, w: np.ndarray
+               ) -> np.ndarray | None:
+    """dx of [H + eps I, J^T; J, 0] [dx; mu] = [-g; -w], J's rows possibly dependent: one
+    sparse LU of the regularized (quasi-definite) matrix with -delta I in the (2, 2) block,
+    then iterative refinement against the exact matrix, which converges for dx where w
+    lies in J's range (consistent rows: mu is then not unique, and not returned)."""
+    n, m = H.shape[0], J.shape[0]
+    big = float(abs(H).max()) if H.nnz else 0.0
+    eps = 1e-10 * max(1.0, big)
+    K = sp.bmat([[H + eps * sp.identity(n), J.T], [J, None]], format="csc") if m else \
+        sp.csc_matrix(H + eps * sp.identity(n))
+    delta = 1e-10 * max(1.0, float(abs(J).max()) if J.nnz else 0.0) ** 2  # NOTE: not H's
+    # scale: the norms' curvature (up to 1e6 next to zero) would make it 1e-4, and the
+    # refinement's contraction along J's small singular values slow
+    reg = K - sp.block_diag([sp.csc_matrix((n, n)), delta * sp.identity(m)], format="csc") \
+        if m else K
+    rhs = np.concatenate([-g, -w])
+    try:
+        lu = splu(sp.csc_matrix(reg))
+    except RuntimeError:  # exactly singular
+        return None
+    sol = lu.solve(rhs)
+    for _ in range(20):
+        step = lu.solve(rhs - K @ sol)
+        sol = sol + step
+        if np.linalg.norm(step[:n]) <= 1e-15 * (1.0 + np.linalg.norm(sol[:n])):
+            break
+    dx = sol[:n]
+    return dx if np.all(np.isfinite(dx)) else None
+
+
+def prox_newton_step(H: sp.spmatrix | np.ndarray, g: np.ndarray, J: sp.csr_matrix,
+                     dims: np.ndarray, lam: np.ndarray, w: np.ndarray) -> np.ndarray | None:
     """The minimiser dx of the model (module docstring); None when Clarabel does not solve
     it. A model without curvature along a descending ray is bounded only by eps I: its
     step is ~1/eps long, and the caller's test of f rejects it."""
     import clarabel
 
     n, q = g.size, dims.size
-    eps = 1e-10 * max(1.0, float(np.max(np.abs(H), initial=0.0)))
-    P = sp.block_diag([sp.csc_matrix(np.triu(H + eps * np.eye(n))),
+    H = sp.csr_matrix(H)
+    eps = 1e-10 * max(1.0, float(abs(H).max()) if H.nnz else 0.0)
+    P = sp.block_diag([sp.triu(H + eps * sp.identity(n), format="csc"),
                        sp.csc_matrix((q, q))], format="csc")
     c = np.concatenate([g, lam])
     # the cone rows of group k: t_k first, then w_k + J_k dx (Clarabel's s = b - A z)

@@ -1,0 +1,92 @@
+"""What the finishing steps at Euclidean norms share (:mod:`._norm_finish`,
+:mod:`._norm_prox`): the norm groups of the program at a point, their values, and
+forward-difference Hessians and KKT solves of f with groups frozen."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
+from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
+from .oracle import Oracle
+
+__all__ = ["fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt", "psd_part",
+           "step_size", "zero_groups"]
+
+
+def zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:
+    """The norm groups with ||w_k(x)|| <= r ||J_k||_2 (every group at r = inf), or None."""
+    tr = trace_at(oracle.f, oracle.tree(x), "minimize")
+    out, _ = scalar_output(tr, "minimize")
+    _, balls = split_zero_norms(tr, FlatSpec(tr), out, r)
+    return balls
+
+
+def group_inputs(oracle: Oracle, x: np.ndarray, chosen: dict) -> np.ndarray:
+    """The stacked group values w_k(x) (the norms' inputs at the chosen groups)."""
+    return group_values(trace_at(oracle.f, oracle.tree(x), "minimize"), chosen)
+
+
+def group_norms(v: np.ndarray, dims: np.ndarray) -> np.ndarray:
+    """The Euclidean norms of the consecutive groups of v (sizes dims)."""
+    if not dims.size:
+        return np.zeros(0)
+    return np.sqrt(np.add.reduceat(v * v, np.r_[0, np.cumsum(dims)[:-1]].astype(np.intp)))
+
+
+def step_size(oracle: Oracle, x: np.ndarray) -> float:
+    """The forward-difference step h = sqrt(2 u) (1 + ||x||)."""
+    return float(np.sqrt(2.0 * oracle.unit_roundoff)) * (1.0 + float(np.linalg.norm(x)))
+
+
+def fd_columns(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, idx: np.ndarray
+               ) -> np.ndarray | None:
+    """(len(idx), n): forward differences (g(x + h e_j) - g) / h of the frozen gradient;
+    None where a gradient is missing."""
+    h = step_size(oracle, x)
+    G = np.empty((idx.size, x.size))
+    for i, j in enumerate(idx):
+        xi = x.copy()
+        xi[j] += h
+        gi = oracle.frozen_gradient(xi, chosen)
+        if gi is None:
+            return None
+        G[i] = (gi - g) / h
+    return G
+
+
+def fd_hessian(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
+               ) -> np.ndarray | None:
+    """Forward differences of the frozen gradient, symmetrized, negative curvature set to
+    0 (n gradients)."""
+    G = fd_columns(oracle, x, g, chosen, np.arange(x.size))
+    return None if G is None else psd_part(G)
+
+
+def psd_part(S: np.ndarray) -> np.ndarray:
+    """The symmetric part of S with its negative eigenvalues set to 0."""
+    lam, V = np.linalg.eigh(0.5 * (S + S.T))
+    return (V * np.maximum(lam, 0.0)) @ V.T
+
+
+def kkt(H: np.ndarray, J: np.ndarray, g: np.ndarray, w: np.ndarray
+        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(dx, mu) of [H + eps I, J^T; J, 0] [dx; mu] = [-g; -w]: one LU (least squares if
+    singular). Dependent rows (isotropic TV's flat regions) make the matrix singular and
+    its LU garbage: the system is then solved on their row space (J = U S V^T, rows
+    S_r V_r^T, w -> U_r^T w, consistent near the manifold) and mu, not unique, is None."""
+    n, m = H.shape[0], J.shape[0]
+    dependent = False
+    if m:
+        U, sv, Vt = np.linalg.svd(J, full_matrices=False)
+        r = int(np.sum(sv > 1e-10 * sv[0])) if sv[0] > 0 else 0
+        if r < m:
+            J, w, m, dependent = sv[:r, None] * Vt[:r], U[:, :r].T @ w, r, True
+    eps = 1e-10 * max(1.0, float(np.max(np.abs(H), initial=0.0)))
+    K = np.block([[H + eps * np.eye(n), J.T], [J, np.zeros((m, m))]])
+    rhs = np.concatenate([-g, -w])
+    try:
+        sol = np.linalg.solve(K, rhs)
+    except np.linalg.LinAlgError:
+        sol = np.linalg.lstsq(K, rhs, rcond=None)[0]
+    return sol[:n], None if dependent else sol[n:]
