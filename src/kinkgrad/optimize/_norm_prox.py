@@ -81,10 +81,11 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
         dx = prox_newton_step(H, g, balls.rows, balls.dims, np.asarray(balls.lam), w)
         if dx is None:
             return None
-        zero = model_zeros(balls.rows, balls.dims, w, dx)
-        xn = _polish(oracle, x + dx, H, balls, zero, fx)
-        if xn is None:
+        polished = _polish(oracle, x + dx, H, balls, model_zeros(balls.rows, balls.dims, w, dx),
+                           fx)
+        if polished is None:
             return None
+        xn, zero = polished
         fn = oracle.value(xn)
         if not fn <= fx + allowance:
             return None
@@ -105,7 +106,7 @@ def _key(chosen: dict) -> tuple:
 
 
 def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero: np.ndarray,
-            f_start: float) -> np.ndarray | None:
+            f_start: float) -> tuple[np.ndarray, np.ndarray] | None:
     """Newton-SQP steps on the manifold of the zero groups from the proximal step's point:
     H plus the exact curvature of the other norms at each iterate, lambda_k J_k^T
     (I - u u^T) J_k / ||w_k||. A free group the step would move by more than its own size
@@ -114,7 +115,8 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
     recomputed. A step that puts the zero groups back at zero (the interior point leaves
     them at up to ~1e-6 at n = 4,096) can raise f: a step is halved only until f stays
     below ``f_start`` (f before the proximal step) plus its rounding, and the last step's
-    f is then the bound. At most twenty steps, until they fall below rounding."""
+    f is then the bound. At most twenty steps, until they fall below rounding. Returns
+    (x, the zero groups)."""
     zero = zero.copy()
     J = balls.rows[np.repeat(zero, balls.dims)]
     fx = f_start
@@ -143,11 +145,11 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
                 break
             dx = 0.5 * dx
         else:
-            return x
+            return x, zero
         x, fx = x + dx, fn
         if np.linalg.norm(dx) <= 1e-14 * (1.0 + np.linalg.norm(x)):
             break
-    return x
+    return x, zero
 
 
 def _norm_curvature(balls: Balls, free: np.ndarray, w: np.ndarray) -> sp.csr_matrix:
