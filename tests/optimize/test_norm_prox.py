@@ -176,6 +176,12 @@ def _tv(N, padded, weight, y):
     return f, D
 
 
+def _noisy_square(N, lo, hi, seed):
+    img = np.zeros((N, N))
+    img[lo:hi, lo:hi] = 1.0
+    return (img + 0.1 * np.random.default_rng(seed).standard_normal((N, N))).ravel()
+
+
 def _conic_reference(y, D, weight):
     """Clarabel on min 1/2 ||x - y||^2 + weight sum t_k, t_k >= ||D_k x||."""
     import clarabel
@@ -199,10 +205,7 @@ def _conic_reference(y, D, weight):
                                            (True, "abs-linear")])
 def test_tv_denoising_is_certified_at_the_conic_minimum(padded, method):
     N, weight = 8, 0.15
-    rng = np.random.default_rng(0)
-    img = np.zeros((N, N))
-    img[2:6, 2:6] = 1.0
-    y = (img + 0.1 * rng.standard_normal((N, N))).ravel()
+    y = _noisy_square(N, 2, 6, 0)
     f, D = _tv(N, padded, weight, y)
     ref = _conic_reference(y, D, weight)
     res = kinkgrad.minimize(f, y.copy(), method=method)
@@ -222,9 +225,7 @@ def test_a_concave_norm_far_from_zero_is_left_in_the_smooth_part():
     # the end point is a local minimiser (no sampled perturbation lowers f)
     N, weight = 6, 0.15
     rng = np.random.default_rng(1)
-    img = np.zeros((N, N))
-    img[1:4, 1:4] = 1.0
-    y = (img + 0.1 * rng.standard_normal((N, N))).ravel()
+    y = _noisy_square(N, 1, 4, 1)
     f_tv, _ = _tv(N, False, weight, y)
     z = 3.0 * np.ones(N * N)
 

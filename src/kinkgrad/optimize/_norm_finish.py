@@ -48,6 +48,7 @@ import numpy as np
 
 from ..abs_normal.stationarity import StationarityReport
 from ._norm_groups import (
+    certified,
     fd_columns,
     fd_hessian,
     group_inputs,
@@ -58,7 +59,7 @@ from ._norm_groups import (
     zero_groups,
 )
 from ._norm_prox import proximal
-from .common import CONVERGED, MethodResult
+from .common import MethodResult
 from .oracle import BudgetExhausted, Oracle
 
 __all__ = ["finish_on_zero_norms"]
@@ -141,13 +142,11 @@ def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
             if moves == 0 and H is not None:  # the gradient H predicts at xn, and g
                 pred = (g + H @ (xn - x), g)
             x, fx, moves = xn, fn, moves + 1
-            rep = oracle.stationarity(x, radius, tol)
-            if rep.verdict == "stationary":
-                return MethodResult(x, fx, nit + moves, CONVERGED,
-                                    f"{message} Then {moves} Newton step(s) on the manifold "
-                                    f"of {int(held.sum())} zero Euclidean norm(s): "
-                                    f"stationarity certified at radius {radius:.3g}.",
-                                    radius), rep
+            done = certified(oracle, x, fx, nit + moves, radius, tol, message,
+                             f"{moves} Newton step(s) on the manifold of {int(held.sum())} "
+                             "zero Euclidean norm(s)")
+            if done is not None:
+                return done
             if moves >= _STEPS:
                 return None
     except BudgetExhausted:

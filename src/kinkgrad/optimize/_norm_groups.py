@@ -7,11 +7,24 @@ from __future__ import annotations
 import numpy as np
 
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
+from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
+from .common import CONVERGED, MethodResult
 from .oracle import Oracle
 
-__all__ = ["fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt", "psd_part",
-           "step_size", "zero_groups"]
+__all__ = ["certified", "fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt",
+           "psd_part", "step_size", "zero_groups"]
+
+
+def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float, tol: float,
+              message: str, steps: str) -> tuple[MethodResult, StationarityReport] | None:
+    """(the converged result, its verdict) where the test certifies x at ``radius``, else
+    None; the message appends "Then {steps}: stationarity certified ..."."""
+    rep = oracle.stationarity(x, radius, tol)
+    if rep.verdict != "stationary":
+        return None
+    return MethodResult(x, fx, nit, CONVERGED, f"{message} Then {steps}: stationarity "
+                        f"certified at radius {radius:.3g}.", radius), rep
 
 
 def zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:

@@ -36,8 +36,8 @@ from scipy.sparse.linalg import ArpackNoConvergence, eigsh, splu
 
 from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
-from ._norm_groups import group_inputs, group_norms, step_size, zero_groups
-from .common import CONVERGED, MethodResult
+from ._norm_groups import certified, group_inputs, group_norms, step_size, zero_groups
+from .common import MethodResult
 from .oracle import Oracle
 
 __all__ = ["model_zeros", "prox_newton_step", "proximal", "sparse_hessian", "sparse_kkt"]
@@ -91,13 +91,11 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
             return None
         pred = (g + H @ (xn - x), g, _key(chosen))
         x, fx = xn, fn
-        rep = oracle.stationarity(x, radius, tol)
-        if rep.verdict == "stationary":
-            return MethodResult(x, fx, nit + moves, CONVERGED,
-                                f"{message} Then {moves} proximal Newton step(s) on "
-                                f"{balls.q} Euclidean norm(s) ({int(zero.sum())} at zero): "
-                                f"stationarity certified at radius {radius:.3g}.",
-                                radius), rep
+        done = certified(oracle, x, fx, nit + moves, radius, tol, message,
+                         f"{moves} proximal Newton step(s) on {balls.q} Euclidean norm(s) "
+                         f"({int(zero.sum())} at zero)")
+        if done is not None:
+            return done
     return None
 
 
