@@ -343,3 +343,14 @@ def test_a_zero_norm_fed_by_an_active_kink_is_still_refused():
         kinkgrad.abs_normal_form(g, np.zeros(2))
     with pytest.raises(NotAbsSmoothError):
         kinkgrad.certify(g, np.zeros(2))
+
+
+def test_abs_linear_from_every_group_at_zero_is_finished_by_proximal_steps():
+    # x0 = 0: abs-linear has no abs-normal form there and the manifold steps, holding every
+    # group, do not move; the proximal steps (optimize/_norm_prox.py) reach the constructed
+    # KKT point and land its zero groups exactly
+    f, xs, _, _ = _group_lasso(0)
+    res = kinkgrad.minimize(f, np.zeros(xs.size), method="abs-linear")
+    assert res.success and "proximal Newton" in res.message
+    assert np.linalg.norm(res.x - xs) < 1e-7
+    assert np.all(res.x[9:] == 0.0) and np.all(res.x[:9] != 0.0)

@@ -47,8 +47,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..abs_normal.stationarity import StationarityReport
+from ..abs_normal.zero_norms import Balls
 from ._norm_groups import (
     certified,
+    coordinate_rows,
     fd_columns,
     fd_hessian,
     group_inputs,
@@ -85,17 +87,26 @@ def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
 
 def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
             message: str) -> tuple[MethodResult, StationarityReport] | None:
-    scale = 1.0 + float(np.max(np.abs(x), initial=0.0))
-    balls = zero_groups(oracle, x, max(_IDENTIFY * scale, radius))
+    near = max(_IDENTIFY * (1.0 + float(np.max(np.abs(x), initial=0.0))), radius)
+    balls = zero_groups(oracle, x, near)
     if balls is None:
         return None
-    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
-    if np.all(balls.lam >= 0) and _coordinate_rows(balls.rows.toarray()) is None:
-        try:  # NOTE: not single coordinates (TV): proximal Newton steps (_norm_prox.py)
-            return proximal(oracle, x, fx, tol, radius, nit, message,
-                            max(_IDENTIFY * scale, radius))
+    convex = bool(np.all(balls.lam >= 0))
+    done = None
+    if not convex or coordinate_rows(balls.rows) is not None:
+        done = _manifold(oracle, x, fx, tol, radius, nit, message, balls)
+    if done is None and convex:  # NOTE: rows not single coordinates (TV), or the manifold
+        try:  # steps failed (a start at x0 = 0 with every group held): proximal steps
+            done = proximal(oracle, x, fx, tol, radius, nit, message, near)
         except BudgetExhausted:
             return None
+    return done
+
+
+def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
+              message: str, balls: Balls) -> tuple[MethodResult, StationarityReport] | None:
+    """The Newton-SQP steps on the manifold of the groups identified (module docstring)."""
+    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
     held = np.ones(balls.q, bool)
     H, moves, pred = None, 0, None
     try:
@@ -109,7 +120,7 @@ def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
                 H, pred = (None if stale else H), None  # where it missed the gradient
             J = balls.rows[np.repeat(held, balls.dims)].toarray()
             w = group_inputs(oracle, x, chosen)
-            single = _coordinate_rows(J)
+            single = coordinate_rows(J)
             if single is not None:  # the held coordinates' steps are fixed: H on the others
                 step = _coordinate_step(oracle, x, g, chosen, single, w)
                 if step is None:
@@ -152,17 +163,6 @@ def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
     except BudgetExhausted:
         return None
     return None
-
-
-def _coordinate_rows(J: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(columns, coefficients) when every row of J has one nonzero, in distinct columns."""
-    nz = J != 0
-    if not np.all(nz.sum(axis=1) == 1):
-        return None
-    cols = np.argmax(nz, axis=1)
-    if np.unique(cols).size != cols.size:
-        return None
-    return cols, J[np.arange(J.shape[0]), cols]
 
 
 def _coordinate_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,

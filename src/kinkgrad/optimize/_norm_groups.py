@@ -5,6 +5,7 @@ forward-difference Hessians and KKT solves of f with groups frozen."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.stationarity import StationarityReport
@@ -12,8 +13,8 @@ from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
 from .common import CONVERGED, MethodResult
 from .oracle import Oracle
 
-__all__ = ["certified", "fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt",
-           "psd_part", "step_size", "zero_groups"]
+__all__ = ["certified", "coordinate_rows", "fd_columns", "fd_hessian", "group_inputs",
+           "group_norms", "kkt", "psd_part", "step_size", "zero_groups"]
 
 
 def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float, tol: float,
@@ -25,6 +26,16 @@ def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float,
         return None
     return MethodResult(x, fx, nit, CONVERGED, f"{message} Then {steps}: stationarity "
                         f"certified at radius {radius:.3g}.", radius), rep
+
+
+def coordinate_rows(J: np.ndarray | sp.spmatrix) -> tuple[np.ndarray, np.ndarray] | None:
+    """(columns, coefficients) when every row of J has one nonzero, in distinct columns (a
+    group lasso's groups: w_r = v x_c + const), else None."""
+    S = sp.csr_matrix(J, copy=True)
+    S.eliminate_zeros()
+    if not np.all(np.diff(S.indptr) == 1) or np.unique(S.indices).size != S.shape[0]:
+        return None
+    return S.indices.astype(np.intp), S.data.astype(np.float64)
 
 
 def zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:

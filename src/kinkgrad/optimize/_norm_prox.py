@@ -36,7 +36,14 @@ from scipy.sparse.linalg import ArpackNoConvergence, eigsh, splu
 
 from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
-from ._norm_groups import certified, group_inputs, group_norms, step_size, zero_groups
+from ._norm_groups import (
+    certified,
+    coordinate_rows,
+    group_inputs,
+    group_norms,
+    step_size,
+    zero_groups,
+)
 from .common import MethodResult
 from .oracle import Oracle
 
@@ -85,7 +92,7 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
                            fx)
         if polished is None:
             return None
-        xn, zero = polished
+        xn, zero = _land_coordinates(oracle, *polished, balls, fx + allowance)
         fn = oracle.value(xn)
         if not fn <= fx + allowance:
             return None
@@ -148,6 +155,20 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
         if np.linalg.norm(dx) <= 1e-14 * (1.0 + np.linalg.norm(x)):
             break
     return x, zero
+
+
+def _land_coordinates(oracle: Oracle, x: np.ndarray, zero: np.ndarray, balls: Balls,
+                      bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """x with the zero groups put exactly on their kinks where their rows are single
+    coordinates (a group lasso's, w_r = v x_c + const: x_c -= w_r / v), kept when f stays
+    below ``bound``; (x, zero)."""
+    single = coordinate_rows(balls.rows[np.repeat(zero, balls.dims)]) if zero.any() else None
+    if single is None:
+        return x, zero
+    cols, vals = single
+    landed = x.copy()
+    landed[cols] -= group_inputs(oracle, x, balls.subset(zero).chosen) / vals
+    return (landed if oracle.value(landed) <= bound else x), zero
 
 
 def _norm_curvature(balls: Balls, free: np.ndarray, w: np.ndarray) -> sp.csr_matrix:
