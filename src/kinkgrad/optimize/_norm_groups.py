@@ -4,6 +4,8 @@ forward-difference Hessians and KKT solves of f with groups frozen."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -13,8 +15,8 @@ from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
 from .common import CONVERGED, MethodResult
 from .oracle import Oracle
 
-__all__ = ["certified", "coordinate_rows", "fd_columns", "fd_hessian", "group_inputs",
-           "group_norms", "kkt", "psd_part", "step_size", "zero_groups"]
+__all__ = ["certified", "coordinate_rows", "differences", "fd_columns", "fd_hessian",
+           "group_inputs", "group_norms", "kkt", "psd_part", "step_size", "zero_groups"]
 
 
 def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float, tol: float,
@@ -63,19 +65,26 @@ def step_size(oracle: Oracle, x: np.ndarray) -> float:
     return float(np.sqrt(2.0 * oracle.unit_roundoff)) * (1.0 + float(np.linalg.norm(x)))
 
 
+def differences(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,
+                idx: np.ndarray) -> Iterator[np.ndarray | None]:
+    """For j in idx, the forward difference (g(x + h e_j) - g) / h of the frozen gradient
+    (h = :func:`step_size`), or None where that gradient is missing."""
+    h = step_size(oracle, x)
+    for j in idx:
+        xj = x.copy()
+        xj[j] += h
+        gj = oracle.frozen_gradient(xj, chosen)
+        yield None if gj is None else (gj - g) / h
+
+
 def fd_columns(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, idx: np.ndarray
                ) -> np.ndarray | None:
-    """(len(idx), n): forward differences (g(x + h e_j) - g) / h of the frozen gradient;
-    None where a gradient is missing."""
-    h = step_size(oracle, x)
+    """(len(idx), n): the :func:`differences` stacked; None where a gradient is missing."""
     G = np.empty((idx.size, x.size))
-    for i, j in enumerate(idx):
-        xi = x.copy()
-        xi[j] += h
-        gi = oracle.frozen_gradient(xi, chosen)
-        if gi is None:
+    for i, col in enumerate(differences(oracle, x, g, chosen, idx)):
+        if col is None:
             return None
-        G[i] = (gi - g) / h
+        G[i] = col
     return G
 
 

@@ -39,6 +39,7 @@ from ..abs_normal.zero_norms import Balls
 from ._norm_groups import (
     certified,
     coordinate_rows,
+    differences,
     group_inputs,
     group_norms,
     step_size,
@@ -127,14 +128,13 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
     fx = f_start
     allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
     for _ in range(20):
-        Z = balls.subset(zero).chosen
-        g = oracle.frozen_gradient(x, Z)
+        g = oracle.frozen_gradient(x, balls.subset(zero).chosen)
         if g is None:
             return None
-        wf = group_inputs(oracle, x, balls.subset(~zero).chosen)
+        every = group_inputs(oracle, x, balls.chosen)  # all groups, in balls' order
+        wf = every[np.repeat(~zero, balls.dims)]
         HZ = H + _norm_curvature(balls, ~zero, wf)
-        w = group_inputs(oracle, x, Z) if zero.any() else np.zeros(0)
-        dx = sparse_kkt(HZ, J, g, w)
+        dx = sparse_kkt(HZ, J, g, every[np.repeat(zero, balls.dims)])
         if dx is None:
             return None
         dims = balls.dims[~zero]
@@ -201,13 +201,9 @@ def sparse_hessian(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
     h = step_size(oracle, x)
     noise = 10.0 * oracle.unit_roundoff * (1.0 + float(np.max(np.abs(g), initial=0.0))) / h
     rows, cols, vals = [], [], []
-    for j in range(n):
-        xj = x.copy()
-        xj[j] += h
-        gj = oracle.frozen_gradient(xj, chosen)
-        if gj is None:
+    for j, col in enumerate(differences(oracle, x, g, chosen, np.arange(n))):
+        if col is None:
             return None
-        col = (gj - g) / h
         keep = np.flatnonzero(np.abs(col) > noise)
         rows.append(keep)
         cols.append(np.full(keep.size, j))
@@ -316,9 +312,6 @@ def model_zeros(J: sp.csr_matrix, dims: np.ndarray, w: np.ndarray, dx: np.ndarra
                 ) -> np.ndarray:
     """(q,) bool: the groups the model's minimiser puts at zero, ||w_k + J_k dx|| <=
     1e-7 (1 + ||dx|| + max_k ||w_k||)."""
-    starts = np.r_[0, np.cumsum(dims)[:-1]].astype(np.intp)
-    after = np.sqrt(np.add.reduceat((w + J @ dx) ** 2, starts))
-    before = np.sqrt(np.add.reduceat(w * w, starts))
-    scale = 1.0 + float(np.linalg.norm(dx)) + float(np.max(before, initial=0.0))
-    return after <= _ZERO * scale
+    scale = 1.0 + float(np.linalg.norm(dx)) + float(np.max(group_norms(w, dims), initial=0.0))
+    return group_norms(w + J @ dx, dims) <= _ZERO * scale
 
