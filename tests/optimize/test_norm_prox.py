@@ -46,7 +46,7 @@ def test_identity_curvature_on_coordinate_groups_is_block_soft_thresholding(seed
     g, w = rng.standard_normal(n), rng.standard_normal(n)
     w[: dims[0]] = 0.0  # a group at its kink
     lam = rng.uniform(0.2, 2.0, dims.size)
-    dx = prox_newton_step(np.eye(n), g, sp.identity(n, format="csr"), dims, lam, w)
+    dx, slack = prox_newton_step(np.eye(n), g, sp.identity(n, format="csr"), dims, lam, w)
     v = np.split(w - g, np.cumsum(dims)[:-1])
     u = np.concatenate([max(0.0, 1.0 - lk / np.linalg.norm(vk)) * vk
                         for vk, lk in zip(v, lam)])
@@ -54,6 +54,8 @@ def test_identity_curvature_on_coordinate_groups_is_block_soft_thresholding(seed
     truth = np.array([np.linalg.norm(vk) <= lk for vk, lk in zip(v, lam)])
     np.testing.assert_array_equal(model_zeros(sp.identity(n, format="csr"), dims, w, dx),
                                   truth)
+    np.testing.assert_array_equal(model_zeros(sp.identity(n, format="csr"), dims, w, dx,
+                                              slack), truth)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -69,8 +71,9 @@ def test_the_step_minimises_its_model_on_random_dependent_rows(seed):
     lam = rng.uniform(0.5, 3.0, dims.size)
     w = 0.1 * rng.standard_normal(J.shape[0])
     g = 0.3 * rng.standard_normal(n)
-    dx = prox_newton_step(H, g, J, dims, lam, w)
-    assert dx is not None
+    step = prox_newton_step(H, g, J, dims, lam, w)
+    assert step is not None
+    dx = step[0]
     best = _model(H, g, J, dims, lam, w, dx)
     for _ in range(300):  # convex: a lower value anywhere along a ray would refute dx
         d = rng.standard_normal(n)
@@ -239,3 +242,28 @@ def test_a_concave_norm_far_from_zero_is_left_in_the_smooth_part():
         d = rng.standard_normal(N * N)
         for eps in (1e-6, 1e-4, 1e-2):
             assert float(f(res.x + eps * d)) >= res.fun - 1e-12
+
+
+def test_model_zeros_never_hold_a_small_free_group_at_zero():
+    # block soft-thresholding again (H = I, coordinate groups): ||v_k|| = lam_k + s_k gives
+    # a free group of size s_k, ||v_k|| = lam_k (1 - t) a zero group with dual slack t. The
+    # free groups' sizes 1e-8 .. 1e-10 are below the size rule's 1e-7 alone; with the dual
+    # slacks none is called zero, and every zero group with slack >= 1e-2 is
+    rng = np.random.default_rng(7)
+    sizes = np.array([1e-4, 1e-6, 1e-8, 1e-9, 1e-10])
+    slacks = np.array([0.5, 0.1, 1e-2])
+    q = sizes.size + slacks.size
+    dims = np.full(q, 2)
+    lam = rng.uniform(0.5, 1.5, q)
+    dirs = rng.standard_normal((q, 2))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    lengths = np.r_[lam[: sizes.size] + sizes, lam[sizes.size:] * (1 - slacks)]
+    v = (dirs * lengths[:, None]).ravel()
+    w = rng.standard_normal(2 * q)
+    g = w - v  # v = w - g
+    J = sp.identity(2 * q, format="csr")
+    dx, slack = prox_newton_step(np.eye(2 * q), g, J, dims, lam, w)
+    zero = model_zeros(J, dims, w, dx, slack)
+    assert not zero[: sizes.size].any()
+    assert zero[sizes.size:].all()
+    np.testing.assert_allclose(slack[sizes.size:], slacks, rtol=1e-3)

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from .sweeps import reverse_sweep
 
-__all__ = ["RowStats", "plain_rows", "reverse_rows"]
+__all__ = ["RowStats", "owners", "plain_rows", "reverse_rows"]
 
 _MIN_ROWS = 32  # fewer seeds: plain batched sweeps (measuring supports cannot pay)
 _GROUPS = 4  # first guess: residue classes mod 4 within each seed slot
@@ -271,10 +271,10 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
         barren += 1
         for g, m in test:
             b = _probe_rows(g.size) // 2
-            owners = _owners([C[at: at + 2 * b] for C in got], g.size)
+            owned = owners([C[at: at + 2 * b] for C in got], g.size)
             at += 2 * b
-            if owners is not None:
-                found.append((g, owners))
+            if owned is not None:
+                found.append((g, owned))
                 barren = 0
             elif g.size <= _SMALL:
                 plain.append(g)
@@ -284,12 +284,12 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
     return found, plain
 
 
-def _owners(probes: list[np.ndarray], size: int) -> list[np.ndarray] | None:
+def owners(probes: list[np.ndarray], size: int) -> list[np.ndarray] | None:
     """Per kept slot, the owner (local index) of every column from a group's NaN probes
     (their isnan masks; rows: bit 0 set, bit 0 clear, bit 1 set, ...), -1 where none
     reaches; None when some column is reached by two rows (or the bits name no row of the
     group)."""
-    owners = []
+    result = []
     for nan in probes:
         ones, zeros = nan[0::2], nan[1::2]
         if np.any(ones & zeros):
@@ -298,8 +298,8 @@ def _owners(probes: list[np.ndarray], size: int) -> list[np.ndarray] | None:
         own = (ones * (1 << np.arange(ones.shape[0]))[:, None]).sum(axis=0)
         if np.any(own[reached] >= size):
             return None
-        owners.append(np.where(reached, own, -1))
-    return owners
+        result.append(np.where(reached, own, -1))
+    return result
 
 
 def _compressed(sw: _Sweeper, found: list[tuple[np.ndarray, list]], parts: list[list],
@@ -310,9 +310,9 @@ def _compressed(sw: _Sweeper, found: list[tuple[np.ndarray, list]], parts: list[
     got = sw.run([g for g, _ in found], 1.0)
     stats.compressed_rows += len(found)
     stats.groups += len(found)
-    for t, (g, owners) in enumerate(found):
+    for t, (g, owned) in enumerate(found):
         rows = []
-        for C, own in zip(got, owners):
+        for C, own in zip(got, owned):
             v = C[t]
             j = np.flatnonzero(v)
             if own is None:  # a single row owns every column

@@ -74,6 +74,7 @@ class Oracle:
         # Euclidean norms in the program: their zeros get Newton steps on their manifold
         self.norms2 = any(e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns)
         self.norm_misses: set[bytes] = set()  # points where those steps did not certify
+        self._tested: tuple | None = None  # the last test: (x, radius, tol), report, counted
 
     # ------------------------------------------------------------------ conversions
     def tree(self, x: np.ndarray) -> Any:
@@ -181,6 +182,48 @@ class Oracle:
             return None
         return g if np.all(np.isfinite(g)) else None
 
+    def nan_reach(self, x: np.ndarray, chosen: dict, sets: list[np.ndarray]
+                  ) -> list[np.ndarray] | None:
+        """For each set S of coordinates, the entries of the frozen gradient
+        (:meth:`frozen_gradient`) that a NaN at x_S reaches (bool masks): the program's
+        values recomputed with x_S = NaN and swept back from f. A quiet NaN survives every
+        product (by 0 too) and every sum, and a linear operation's reverse rule does not
+        read values, so entry i is reached where a second derivative d^2 f0 / dx_i dx_j,
+        j in S, is structurally nonzero: the supports of the Hessian's columns S, joined
+        (a comparison with NaN picks a branch and can drop one: callers check what they
+        build on it). One gradient each; None where the trace fails or a rule rejects
+        NaN."""
+        from ..abs_normal.zero_norms import freeze
+        from ..modes.sweeps import reverse_sweep
+
+        self._spend(len(sets), len(sets))
+        masks = []
+        try:
+            with np.errstate(all="ignore"):
+                tr0 = freeze(trace_at(self.f, self.tree(x), self._where), chosen)
+                out, _ = scalar_output(tr0, self._where)
+                keep = {v.index for v in tr0.in_vars}
+                for S in sets:
+                    if out is None:  # f0 constant: no second derivative
+                        masks.append(np.zeros(self.n, bool))
+                        continue
+                    xs = np.array(x, np.float64)
+                    xs[S] = np.nan
+                    vals = list(tr0.vals)
+                    for v, leaf in zip(tr0.in_vars, self.spec.split(xs)):
+                        vals[v.index] = leaf
+                    for eqn in tr0.eqns:
+                        vals[eqn.out.index] = np.asarray(eqn.prim.impl(*eqn.args(vals),
+                                                                       **eqn.params))
+                    ct = reverse_sweep(tr0.eqns, vals, {out.index: np.ones(out.shape)},
+                                       self._policy, keep=keep)
+                    masks.append(np.isnan(self.spec.join([ct.get(v.index)
+                                                          for v in tr0.in_vars])))
+        except (KinkgradError, ArithmeticError, ValueError, TypeError,
+                np.linalg.LinAlgError):
+            return None
+        return masks
+
     def rounding(self, x: np.ndarray) -> float:
         """An estimate of the rounding error of the computed f(x)
         (:func:`kinkgrad.rounding_error`: one evaluation and one reverse sweep, counted as a
@@ -195,21 +238,28 @@ class Oracle:
     def stationarity(self, x: np.ndarray, radius: float, tol: float, counted: bool = True
                      ) -> StationarityReport:
         """kinkgrad.stationarity at x. Counted (one gradient-type call costing 1 + m
-        gradients) when a method uses it to search; the api's final verdict is not.
+        gradients) when a method uses it to search; the api's final verdict is not, and a
+        repeat of the last test (same x, radius and tol) returns its report uncounted.
 
         Where f is not locally Lipschitz at x (a derivative used there is infinite: sqrt
         at 0), no generalized gradient exists and the public test raises; here the verdict
         is "undecided" with that reason, so that a run that steps onto such a point goes on
         (or ends) instead of losing its iterate."""
+        key = (np.asarray(x, np.float64).tobytes(), float(radius), float(tol))
+        if self._tested is not None and self._tested[0] == key:  # NOTE: the test is
+            return self._tested[1]  # deterministic: a method's last test at its end point
+            # is the api's final verdict (3 s of a 14 s total-variation run at n = 4,096)
         if counted:
             self._spend(1, 1)
         try:
             rep = stationarity(self.f, self.tree(x), radius=radius, tol=tol)
         except NonFiniteInputError as exc:
-            return StationarityReport.undecided(f"f is not locally Lipschitz at x: {exc}",
-                                                radius, tol)
-        if counted:
-            self.cost += rep.num_active
+            rep = StationarityReport.undecided(f"f is not locally Lipschitz at x: {exc}",
+                                               radius, tol)
+        else:
+            if counted:
+                self.cost += rep.num_active
+        self._tested = (key, rep, counted)
         return rep
 
     def merit(self, radius: float, tol: float) -> StationarityMerit:
@@ -219,6 +269,8 @@ class Oracle:
 
     def charge(self, rep: StationarityReport) -> None:
         """Count a test made uncounted (as a final verdict) that the search then used."""
+        if self._tested is not None and self._tested[1] is rep and self._tested[2]:
+            return  # the repeat of a counted test
         self._spend(1, 1)
         self.cost += rep.num_active
 

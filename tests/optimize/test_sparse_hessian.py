@@ -1,0 +1,108 @@
+"""Compressed forward-difference Hessians (kinkgrad.optimize._sparse_hessian): supports
+measured by NaN propagation, disjoint columns sharing one difference.
+
+Truths are independent of the code: Hessians written out by hand (a separable quadratic,
+a chained Rosenbrock's tridiagonal matrix, a rank-one dense one), and the gradient counts
+the oracle reports against n, the plain differences' cost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import kinkgrad.numpy as knp
+from kinkgrad.optimize._sparse_hessian import sparse_hessian
+from kinkgrad.optimize.oracle import Oracle
+
+
+def _hessian(f, x):
+    oracle = Oracle(f, x)
+    before = oracle.ngev
+    g = oracle.frozen_gradient(x, {})
+    H = sparse_hessian(oracle, x, g, {})
+    return H, oracle.ngev - before - 1
+
+
+def test_a_diagonal_hessian_costs_a_few_dozen_gradients_not_n():
+    n = 4096
+    rng = np.random.default_rng(0)
+    y, c = rng.standard_normal(n), rng.uniform(1.5, 2.0, n)  # H positive definite
+
+    def f(x):
+        r = x - y
+        return 0.5 * knp.sum(c * r * r) + knp.sum(knp.sin(x[:10]))
+
+    x = rng.standard_normal(n)
+    H, spent = _hessian(f, x)
+    want = np.diag(c)
+    want[np.arange(10), np.arange(10)] -= np.sin(x[:10])
+    np.testing.assert_allclose(H.toarray(), want, atol=1e-6)
+    assert spent <= 40  # 2 log2(4096) probes, a sample of 8, a difference, the check
+
+
+def test_chained_rosenbrock_tridiagonal_by_residue_groups():
+    # f = sum 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2: H tridiagonal, written out below; its
+    # columns 6 apart are disjoint (residues mod 1 and 2 are shared, mod 6 not)
+    n = 1000
+    x = np.random.default_rng(1).uniform(0.9, 1.1, n)
+
+    def f(v):
+        return knp.sum(100.0 * (v[1:] - v[:-1] ** 2) ** 2 + (1.0 - v[:-1]) ** 2)
+
+    d = np.zeros(n)
+    d[:-1] += 1200.0 * x[:-1] ** 2 - 400.0 * x[1:] + 2.0
+    d[1:] += 200.0
+    off = -400.0 * x[:-1]
+    want = np.diag(d) + np.diag(off, 1) + np.diag(off, -1)
+    H, spent = _hessian(f, x)
+    low = float(np.linalg.eigvalsh(want)[0])
+    if low < 0:
+        want += -low * (1 + 1e-8) * np.eye(n)
+    np.testing.assert_allclose(H.toarray(), want, atol=1e-4 * np.max(np.abs(want)))
+    assert spent < n // 4
+
+
+def test_a_dependence_nan_does_not_reach_is_caught_by_the_check():
+    # sum_i where(x_i > 0, x_i, 0) x_{i+1}: with x_i NaN the comparison is False and the
+    # forward pass selects the constant, so the probe of column i misses row i + 1 (H has
+    # 1 at (i, i + 1) and (i + 1, i) where x_i > 0); the check along a random direction
+    # sends H to plain differences
+    n = 100
+    x = np.linspace(-1.0, 2.0, n) + 0.013
+
+    def f(v):
+        return knp.sum(knp.where(v[:-1] > 0, v[:-1], 0.0) * v[1:]) + 2.0 * knp.sum(v * v)
+
+    H, spent = _hessian(f, x)
+    off = np.where(x[:-1] > 0, 1.0, 0.0)
+    want = 4.0 * np.eye(n) + np.diag(off, 1) + np.diag(off, -1)
+    np.testing.assert_allclose(H.toarray(), want, atol=1e-6)
+    assert spent >= n  # the plain differences ran
+
+
+def test_a_dense_hessian_goes_to_plain_differences_after_the_sample():
+    n = 80
+    a = np.linspace(0.5, 1.5, n)
+
+    def f(v):
+        s = knp.sum(a * v)
+        return 0.5 * s * s
+
+    x = np.ones(n)
+    H, spent = _hessian(f, x)
+    np.testing.assert_allclose(H.toarray(), np.outer(a, a), atol=1e-6)
+    assert n <= spent <= n + 8  # the 8-column sample, then n differences
+
+
+@pytest.mark.parametrize("n", [10, 63])
+def test_few_columns_are_differenced_plainly(n):
+    def f(v):
+        return knp.sum(v ** 4)
+
+    x = np.linspace(0.5, 1.0, n)
+    H, spent = _hessian(f, x)
+    np.testing.assert_allclose(H.toarray(), np.diag(12.0 * x ** 2), rtol=1e-6)
+    assert spent == n
+    assert sp.issparse(H)
