@@ -228,3 +228,21 @@ def test_inconsistent_group_falls_back_to_plain():
     sparse_rows._compressed(sw, [(g, wrong)], parts, sparse_rows.RowStats(), plain)
     assert len(plain) == 1 and np.array_equal(plain[0], g)
     assert all(not p for p in parts)
+
+
+def test_image_stencil_rows_grouped_by_parity_along_each_axis():
+    """Switches of a 2-D stencil (anisotropic total variation, slot 29 x 29 x 2): the rows of
+    one leading index (an image row) share pixels with the next row's, but the groups of
+    equal parity along every axis are disjoint: 8 groups, no plain sweep."""
+    N = 30
+
+    def f(x):
+        X = knp.reshape(x, (N, N))
+        G = knp.stack([X[1:, :-1] - X[:-1, :-1], X[:-1, 1:] - X[:-1, :-1]], axis=-1)
+        return knp.sum(knp.abs(G))
+
+    x = np.random.default_rng(5).standard_normal(N * N)
+    stats = _check(f, x)
+    assert stats.rows == 2 * (N - 1) ** 2
+    assert stats.plain_rows == 0 and stats.groups == 8
+    assert stats.sweep_rows < stats.rows // 8

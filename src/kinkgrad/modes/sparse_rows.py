@@ -238,16 +238,25 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
     width; 6,048 probes for 8,193 rows before these caps, 256 after)."""
     budget = max(4 * _SAMPLE, sw.slots.size // _BUDGET)
     pending: list[tuple[np.ndarray, int]] = []
+    found: list[tuple[np.ndarray, list]] = []
     for slot in np.unique(sw.slots):
         ids = np.flatnonzero(sw.slots == slot)
         shape = np.shape(sw.vals[slot])
-        if len(shape) >= 2 and shape[0] > 1:  # one group per leading index (a sample)
+        if len(shape) >= 2 and shape[0] > 1:  # one group per leading index (a sample),
+            # unless the groups of equal parities along every axis are disjoint already
+            # (an image's stencil: a leading index is a row, whose neighbours share pixels;
+            # 8,192 plain rows of total variation at 64 x 64 before, 160 probes after)
+            at = np.unravel_index(sw.entries[ids], shape)
+            parity = sum((a % 2) << k for k, a in enumerate(at))
+            whole = _whole(sw, stats, [ids[parity == q] for q in np.unique(parity)])
+            if whole is not None:
+                found.extend(whole)
+                continue
             lead = sw.entries[ids] // (int(np.prod(shape)) // shape[0])
             pending.extend((ids[lead == q], 1) for q in np.unique(lead))
         else:
             pending.extend((ids[sw.entries[ids] % _GROUPS == q], _GROUPS)
                            for q in range(_GROUPS))
-    found: list[tuple[np.ndarray, list]] = []
     plain: list[np.ndarray] = []
     barren = 0  # consecutive levels in which no tested group was disjoint
     while pending:
@@ -282,6 +291,32 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
                 lo = sw.entries[g] % (2 * m) < m
                 pending.extend((part, 2 * m) for part in (g[lo], g[~lo]) if part.size)
     return found, plain
+
+
+def _whole(sw: _Sweeper, stats: RowStats, groups: list[np.ndarray]
+           ) -> list[tuple[np.ndarray, list]] | None:
+    """The groups with their owners when every one of them is disjoint (one level of NaN
+    probes, counted), else None."""
+    if any(g.size < 2 for g in groups) or \
+            2 * sum(_probe_rows(g.size) for g in groups) > sum(g.size for g in groups):
+        return None
+    rows = []
+    for g in groups:
+        local = np.arange(g.size)
+        for k in range(_probe_rows(g.size) // 2):
+            on = (local >> k) & 1 == 1
+            rows.extend((g[on], g[~on]))
+    got = sw.run(rows, np.nan)
+    stats.probe_rows += len(rows)
+    out, at = [], 0
+    for g in groups:
+        b = _probe_rows(g.size) // 2
+        owned = owners([C[at: at + 2 * b] for C in got], g.size)
+        at += 2 * b
+        if owned is None:
+            return None
+        out.append((g, owned))
+    return out
 
 
 def owners(probes: list[np.ndarray], size: int) -> list[np.ndarray] | None:
