@@ -232,7 +232,8 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
                   ("relu net 3-8-1 m=100", *relu_net(100, 8, 6)),
                   ("group lasso m=300 n=400 k=4", *group_lasso(300, 400, 4, 0.05, 8))]
         if tv:
-            cases.append(("tv denoise 32x32", *tv_denoise(32, 0.15, 10)))
+            cases += [("tv denoise 32x32", *tv_denoise(32, 0.15, 10)),
+                      ("tv denoise 64x64", *tv_denoise(64, 0.15, 11))]
     if not tv:
         print("scikit-image is not installed: the TV denoising rows are skipped "
               "(pip install -e '.[bench]').")

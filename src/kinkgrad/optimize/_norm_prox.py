@@ -162,8 +162,8 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
     recomputed. A step that puts the zero groups back at zero (the interior point leaves
     them at up to ~1e-6 at n = 4,096) can raise f: a step is halved only until f stays
     below ``f_start`` (f before the proximal step) plus its rounding, and the last step's
-    f is then the bound. At most twenty steps, until every entry of one falls below
-    rounding. Returns (x, the zero groups)."""
+    f is then the bound. At most twenty steps, until they fall below rounding. Returns
+    (x, the zero groups)."""
     zero = zero.copy()
     J = balls.rows[np.repeat(zero, balls.dims)]
     fx = f_start
@@ -193,9 +193,8 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
         else:
             return x, zero
         x, fx = x + dx, fn
-        if np.max(np.abs(dx)) <= 4.0 * oracle.unit_roundoff * (1.0 + np.max(np.abs(x))):
-            break  # NOTE: to rounding, entry by entry: a free group just above the test's
-            # radius (1e-8) turns by (its error) / (its size), 1e-13 / 1e-8 at n = 9,216
+        if np.linalg.norm(dx) <= 1e-14 * (1.0 + np.linalg.norm(x)):
+            break
     return x, zero
 
 
