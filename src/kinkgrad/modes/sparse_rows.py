@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from .sweeps import reverse_sweep
 
-__all__ = ["RowStats", "owners", "plain_rows", "reverse_rows"]
+__all__ = ["RowStats", "bit_probes", "owners", "plain_rows", "probe_count", "reverse_rows"]
 
 _MIN_ROWS = 32  # fewer seeds: plain batched sweeps (measuring supports cannot pay)
 _GROUPS = 4  # first guess: residue classes mod 4 within each seed slot
@@ -216,9 +216,20 @@ def _dense(sw: _Sweeper, stats: RowStats) -> bool:
     return bool(np.median(support) > _DENSE * max(total, 1))
 
 
-def _probe_rows(size: int) -> int:
+def probe_count(size: int) -> int:
     """NaN sweeps that test a group of ``size`` rows: two per bit of a local index."""
     return 2 * max(1, int(np.ceil(np.log2(size))))
+
+
+def bit_probes(group: np.ndarray) -> list[np.ndarray]:
+    """The NaN probes that test ``group``: per bit b of a local index, the members whose bit
+    b is 1, then those whose bit b is 0 (:func:`owners` reads them in this order)."""
+    local = np.arange(group.size)
+    out = []
+    for b in range(probe_count(group.size) // 2):
+        on = (local >> b) & 1 == 1
+        out.extend((group[on], group[~on]))
+    return out
 
 
 def _disjoint_groups(sw: _Sweeper, stats: RowStats
@@ -262,24 +273,19 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
     while pending:
         found.extend((g, [None] * len(sw.keep)) for g, _ in pending if g.size == 1)
         test = [(g, m) for g, m in pending if g.size > 1]
-        cost = sum(_probe_rows(g.size) for g, _ in test)
+        cost = sum(probe_count(g.size) for g, _ in test)
         if 2 * cost > sum(g.size for g, _ in test) or stats.probe_rows + cost > budget \
                 or barren >= _BARREN:
             plain.extend(g for g, _ in test)
             break
-        rows = []
-        for g, _ in test:
-            local = np.arange(g.size)
-            for k in range(_probe_rows(g.size) // 2):
-                on = (local >> k) & 1 == 1
-                rows.extend((g[on], g[~on]))
+        rows = [probe for g, _ in test for probe in bit_probes(g)]
         got = sw.run(rows, np.nan) if rows else []
         stats.probe_rows += len(rows)
         pending = []
         at = 0
         barren += 1
         for g, m in test:
-            b = _probe_rows(g.size) // 2
+            b = probe_count(g.size) // 2
             owned = owners([C[at: at + 2 * b] for C in got], g.size)
             at += 2 * b
             if owned is not None:
@@ -298,19 +304,14 @@ def _whole(sw: _Sweeper, stats: RowStats, groups: list[np.ndarray]
     """The groups with their owners when every one of them is disjoint (one level of NaN
     probes, counted), else None."""
     if any(g.size < 2 for g in groups) or \
-            2 * sum(_probe_rows(g.size) for g in groups) > sum(g.size for g in groups):
+            2 * sum(probe_count(g.size) for g in groups) > sum(g.size for g in groups):
         return None
-    rows = []
-    for g in groups:
-        local = np.arange(g.size)
-        for k in range(_probe_rows(g.size) // 2):
-            on = (local >> k) & 1 == 1
-            rows.extend((g[on], g[~on]))
+    rows = [probe for g in groups for probe in bit_probes(g)]
     got = sw.run(rows, np.nan)
     stats.probe_rows += len(rows)
     out, at = [], 0
     for g in groups:
-        b = _probe_rows(g.size) // 2
+        b = probe_count(g.size) // 2
         owned = owners([C[at: at + 2 * b] for C in got], g.size)
         at += 2 * b
         if owned is None:

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
-from ..modes.sparse_rows import owners
+from ..modes.sparse_rows import bit_probes, owners, probe_count
 from ._norm_groups import differences, step_size
 from .oracle import Oracle
 
@@ -73,17 +73,28 @@ def sparse_hessian(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
 def _plain(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, noise: float
            ) -> sp.csr_matrix | None:
     """Every column by its own difference (n gradients), entries above ``noise``."""
-    n = x.size
-    rows, cols, vals = [], [], []
-    for j, col in enumerate(differences(oracle, x, g, chosen, np.arange(n))):
+    parts = _own_differences(oracle, x, g, chosen, np.arange(x.size), noise)
+    return None if parts is None else _matrix(parts, x.size)
+
+
+def _own_differences(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,
+                     idx: np.ndarray, noise: float) -> list | None:
+    """(rows, columns, values) of the columns idx, each by its own difference, entries
+    above ``noise``; None where a gradient is missing."""
+    parts = []
+    for j, col in zip(idx, differences(oracle, x, g, chosen, idx)):
         if col is None:
             return None
         keep = np.flatnonzero(np.abs(col) > noise)
-        rows.append(keep)
-        cols.append(np.full(keep.size, j))
-        vals.append(col[keep])
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(n, n))
+        parts.append((keep, np.full(keep.size, j), col[keep]))
+    return parts
+
+
+def _matrix(parts: list, n: int) -> sp.csr_matrix:
+    if not parts:
+        return sp.csr_matrix((n, n))
+    rows, cols, vals = (np.concatenate(p) for p in zip(*parts))
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
 def _compressed(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, noise: float
@@ -99,7 +110,7 @@ def _compressed(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, nois
     if found is None:
         return None
     h = step_size(oracle, x)
-    rows, cols, vals = [], [], []
+    parts = []
     for G, own in found:
         xg = x.copy()
         xg[G] += h
@@ -109,18 +120,11 @@ def _compressed(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, nois
         d = (gg - g) / h
         i = np.flatnonzero(own >= 0)
         keep = i[np.abs(d[i]) > noise]
-        rows.append(keep)
-        cols.append(G[own[keep]])
-        vals.append(d[keep])
-    for j, col in zip(plain, differences(oracle, x, g, chosen, plain)):
-        if col is None:
-            return None
-        keep = np.flatnonzero(np.abs(col) > noise)
-        rows.append(keep)
-        cols.append(np.full(keep.size, j))
-        vals.append(col[keep])
-    S = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(n, n))
+        parts.append((keep, G[own[keep]], d[keep]))
+    rest = _own_differences(oracle, x, g, chosen, plain, noise)
+    if rest is None:
+        return None
+    S = _matrix(parts + rest, n)
     return S if _agrees(oracle, x, g, chosen, S, noise) else None
 
 
@@ -135,25 +139,20 @@ def _disjoint_groups(oracle: Oracle, x: np.ndarray, chosen: dict, n: int, spent:
     while pending:
         plain.extend(G for G, _ in pending if G.size == 1)
         test = [(G, m) for G, m in pending if G.size > 1]
-        cost = sum(_bits(G.size) * 2 for G, _ in test)
+        cost = sum(probe_count(G.size) for G, _ in test)
         if 2 * cost > sum(G.size for G, _ in test) or spent + cost > budget:
             plain.extend(G for G, _ in test)
             break
-        sets = []
-        for G, _ in test:
-            local = np.arange(G.size)
-            for b in range(_bits(G.size)):
-                on = (local >> b) & 1 == 1
-                sets.extend((G[on], G[~on]))
+        sets = [probe for G, _ in test for probe in bit_probes(G)]
         masks = oracle.nan_reach(x, chosen, sets) if sets else []
         if masks is None:
             return None, np.zeros(0, np.intp)
         spent += len(sets)
         pending, at = [], 0
         for G, m in test:
-            b = _bits(G.size)
-            own = owners([np.array(masks[at: at + 2 * b])], G.size)
-            at += 2 * b
+            b = probe_count(G.size)
+            own = owners([np.array(masks[at: at + b])], G.size)
+            at += b
             if own is not None:
                 found.append((G, own[0]))
             else:
@@ -162,10 +161,6 @@ def _disjoint_groups(oracle: Oracle, x: np.ndarray, chosen: dict, n: int, spent:
                 pending.extend((part, nxt) for part in (G[G % nxt == r + k * m]
                                                         for k in range(nxt // m)) if part.size)
     return found, (np.concatenate(plain) if plain else np.zeros(0, np.intp))
-
-
-def _bits(size: int) -> int:
-    return max(1, int(np.ceil(np.log2(size))))
 
 
 def _agrees(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, S: sp.csr_matrix,
