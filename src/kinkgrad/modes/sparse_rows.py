@@ -21,8 +21,10 @@ zeros. A nonzero on a column no NaN reached would contradict this; the group the
 back to plain sweeps.
 
 **Groups.** Seeds are grouped by slot and, within a slot, by the residue of their entry
-mod 4 (vectorized programs put neighbouring switches at neighbouring entries), or by the
-index along the first axis of a slot with two or more (one sample of a batch); a group that
+mod 4 (vectorized programs put neighbouring switches at neighbouring entries), or, in a
+slot with two or more axes, by their parities along every axis (an image stencil's) when
+all those groups are disjoint, else by the index along the first axis (one sample of a
+batch); a group that
 shares a column is split in two (residues mod 8, 16, ...). Plain batched sweeps take the
 rows of shared groups of at most ``_SMALL`` rows, of a level of tests that would cost more
 than half the plain sweeps of the rows it tests or take the probes past 1/8 of the rows
