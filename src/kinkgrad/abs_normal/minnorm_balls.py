@@ -81,14 +81,18 @@ def min_norm_balls(g0: np.ndarray, blocks: list, M: sp.csr_matrix | None = None,
     rows.append(-sp.identity(nv, format="csc")[: 1 + n])
     rhs.append(np.zeros(1 + n))
     cones.append(clarabel.SecondOrderConeT(1 + n))
-    start = 1 + n + T
-    for d in dims:
-        S = sp.csc_matrix((-np.ones(d), (1 + np.arange(d), start + np.arange(d))),
-                          shape=(1 + d, nv))
-        rows.append(S)
-        rhs.append(np.r_[1.0, np.zeros(d)])
-        cones.append(clarabel.SecondOrderConeT(1 + d))
-        start += d
+    if D:  # per ball (1, u_k) in a cone: rows [t_k = 1, -u_k], built at once (a block
+        # per ball cost 7 of a 9 s test with 6,900 balls of total variation)
+        d_arr = np.asarray(dims, np.intp)
+        first = np.r_[0, np.cumsum(1 + d_arr)[:-1]]  # each ball's t row
+        r = np.repeat(first + 1, d_arr) + (np.arange(D) - np.repeat(np.cumsum(d_arr) - d_arr,
+                                                                     d_arr))
+        rows.append(sp.csc_matrix((-np.ones(D), (r, 1 + n + T + np.arange(D))),
+                                  shape=(D + len(dims), nv)))
+        top = np.zeros(D + len(dims))
+        top[first] = 1.0
+        rhs.append(top)
+        cones.extend(clarabel.SecondOrderConeT(1 + d) for d in dims)
     A = sp.vstack(rows, format="csc")
     b = np.concatenate(rhs)
     q = np.zeros(nv)
