@@ -78,12 +78,14 @@ import math
 import numpy as np
 
 from ..errors import KinkgradError
+from ._norm_finish import finish_on_zero_norms
 from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor, simplex_qp
 from .oracle import BudgetExhausted, Oracle
 
 __all__ = ["run"]
 
 _WHERE = "minimize(method='gradient-sampling')"
+_NORMS_EVERY = 10  # iterations between tries of the zero-norm finishing steps, at most
 
 
 def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
@@ -151,6 +153,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     sampled = eps  # the radius of the last sample set (the one the verdict is taken at)
     kept = np.empty((0, n))  # support of the last hull, kept after a failed line search
     check = True  # the differentiability check is on
+    norms_at = -_NORMS_EVERY  # the iteration of the last zero-norm finishing steps
     try:
         fx, gx = _iterate_gradient(oracle, x)
         while True:
@@ -190,6 +193,14 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
                 first = 0 if gx is None else 1  # grad f(x_k) is row 0 anyway
                 kept, fails = _support(G[first:], lam[first:], n + 1), fails + 1
             else:  # 4 (or failed retries): null step, shrink eps and nu
+                if oracle.norms2 and nit - norms_at >= _NORMS_EVERY:  # NOTE: as the bundle
+                    norms_at = nit  # at its tests; each iteration costs n + 1 gradients
+                    done = finish_on_zero_norms(oracle, x, fx, tol, min(final_radius, tol),
+                                                nit, f"After {nit} iterations,")
+                    if done is not None:
+                        oracle.record(done[0].fun)
+                        monitor(done[0].x, done[0].fun, done[0].nit)
+                        return done[0]
                 eps, nu = eps * radius_factor, max(nu * target_factor, tol)
                 if abs(eps - final_radius) <= 1e-9 * final_radius:  # 0.1^5 != 1e-6 in float64
                     eps = float(final_radius)
