@@ -294,6 +294,26 @@ def test_gradient_sampling_takes_the_zero_norm_steps_at_its_null_steps():
     assert np.linalg.norm(res.x - xs) < 1e-7 and np.all(res.x[9:] == 0.0)
 
 
+def test_gradient_sampling_at_a_smooth_minimiser_of_norms_takes_a_newton_step():
+    # Fermat-Weber with its minimiser away from every data point: f is smooth there and
+    # gradient sampling converges linearly (sampled norm ~1e-7 after hundreds of steps);
+    # with no norm near zero the finishing steps are the proximal model with every norm
+    # in a cone, a Newton step. Truth: Weiszfeld's iteration run to convergence
+    a = np.array([[0.0, 0.0], [4.0, 0.0], [1.0, 3.0], [3.0, 2.5], [0.5, 1.5]])
+
+    def f(x):
+        return knp.sum(knp.linalg.norm(a - x, axis=1))
+
+    x = a.mean(axis=0)
+    for _ in range(2000):
+        w = 1.0 / np.linalg.norm(a - x, axis=1)
+        x = (w[:, None] * a).sum(axis=0) / w.sum()
+    res = kinkgrad.minimize(f, np.array([5.0, -1.0]), method="gradient-sampling",
+                            maxiter=60)
+    assert res.success and "proximal Newton" in res.message and res.nit < 60
+    np.testing.assert_allclose(res.x, x, atol=1e-9)
+
+
 def test_a_norm_of_a_constant_zero_vector_does_not_block_the_abs_normal_form():
     # zero padding: ||(x1 - x0, 0)|| and the pad's ||(0, 0)||; the pad is constant, so the
     # form, certify and the subdifferential are those of the program without it
