@@ -24,7 +24,6 @@ Prints a table of verdicts per family and method, writes ``random_families.md``,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import numpy as np
 
 import kinkgrad
 import kinkgrad.numpy as knp
+from _out import write_outputs
 
 FAMILIES = ("max-affine + quad (ill)", "max-affine + quad (well)", "l1 + ridge", "max(u, -u^2)")
 METHODS = ("bundle", "abs-linear")
@@ -145,11 +145,7 @@ def main() -> None:
     rows = run(args.seeds, args.maxiter, args.metric)
     text = table(rows)
     print("\n" + text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "random_families.md"), "w") as fh:
-        fh.write(text + "\n")
-    with open(os.path.join(args.out, "random_families.jsonl"), "w") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    write_outputs(args.out, "random_families", text, rows)
     plot(rows, os.path.join(args.out, "random_families.png"))
 
 

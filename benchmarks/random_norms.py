@@ -20,8 +20,6 @@ method, writes ``random_norms.md`` and ``.jsonl`` to DIR. Never asserts on time.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from collections.abc import Callable
 
@@ -29,6 +27,7 @@ import numpy as np
 
 import kinkgrad
 import kinkgrad.numpy as knp
+from _out import write_outputs
 
 METHODS = ("bundle", "abs-linear", "gradient-sampling")
 
@@ -109,11 +108,7 @@ def main() -> None:
     rows = run(args.seeds)
     text = table(rows)
     print("\n" + text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "random_norms.md"), "w") as fh:
-        fh.write(text + "\n")
-    with open(os.path.join(args.out, "random_norms.jsonl"), "w") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    write_outputs(args.out, "random_norms", text, rows)
 
 
 if __name__ == "__main__":
