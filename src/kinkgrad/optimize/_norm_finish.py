@@ -44,7 +44,7 @@ SOCP model with a sparse Hessian of the rest, the model's minimiser says which g
 zero, and Newton-SQP steps on their manifold polish it. TV denoising of a 32 x 32 image
 (1,024 norms, 606 at zero at the minimiser): the bundle's first test at iteration 254, one
 step, certified, 3 s; 64 x 64 (n = 4,096): two steps, 3 s; 128 x 128 (n = 16,384): three
-steps, 39 s.
+steps, 33 s.
 """
 
 from __future__ import annotations

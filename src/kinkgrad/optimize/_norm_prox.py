@@ -162,12 +162,14 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
     recomputed. A step that puts the zero groups back at zero (the interior point leaves
     them at up to ~1e-6 at n = 4,096) can raise f: a step is halved only until f stays
     below ``f_start`` (f before the proximal step) plus its rounding, and the last step's
-    f is then the bound. At most twenty steps, until they fall below rounding. Returns
-    (x, the zero groups)."""
+    f is then the bound. At most twenty steps, until they fall below rounding or three in
+    a row fail to halve (a floor: f's rounding ranks no smaller step; at 128 x 128 TV, 18
+    steps of ~3e-9 at 0.5 s each). Returns (x, the zero groups)."""
     zero = zero.copy()
     J = balls.rows[np.repeat(zero, balls.dims)]
     fx = f_start
     allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
+    sizes: list[float] = []
     for _ in range(20):
         g = oracle.frozen_gradient(x, balls.subset(zero).chosen)
         if g is None:
@@ -193,7 +195,9 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
         else:
             return x, zero
         x, fx = x + dx, fn
-        if np.linalg.norm(dx) <= 1e-14 * (1.0 + np.linalg.norm(x)):
+        sizes.append(float(np.linalg.norm(dx)))
+        if sizes[-1] <= 1e-14 * (1.0 + np.linalg.norm(x)) or (
+                len(sizes) > 3 and all(b > 0.5 * a for a, b in zip(sizes[-4:], sizes[-3:]))):
             break
     return x, zero
 
