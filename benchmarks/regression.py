@@ -335,8 +335,8 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / len(labels)
     for j, lab in enumerate(labels):
-        vals = [next(r["seconds"] for r in rows if r["case"] == c
-                     and f"{r['tool']} {r['method']}" == lab) for c in cases]
+        vals = [next((r["seconds"] for r in rows if r["case"] == c  # NaN: no such row
+                      and f"{r['tool']} {r['method']}" == lab), np.nan) for c in cases]
         ax.bar(np.arange(len(cases)) + j * width, vals, width, label=lab)
     ax.set_xticks(np.arange(len(cases)) + 0.4 - width / 2, cases, rotation=15, fontsize=7)
     ax.set_yscale("log")
