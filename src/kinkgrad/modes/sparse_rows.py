@@ -43,7 +43,8 @@ import scipy.sparse as sp
 
 from .sweeps import reverse_sweep
 
-__all__ = ["RowStats", "bit_probes", "owners", "plain_rows", "probe_count", "reverse_rows"]
+__all__ = ["RowStats", "bit_probes", "group_owners", "owners", "plain_rows", "probe_count",
+           "reverse_rows"]
 
 _MIN_ROWS = 32  # fewer seeds: plain batched sweeps (measuring supports cannot pay)
 _GROUPS = 4  # first guess: residue classes mod 4 within each seed slot
@@ -284,12 +285,8 @@ def _disjoint_groups(sw: _Sweeper, stats: RowStats
         got = sw.run(rows, np.nan) if rows else []
         stats.probe_rows += len(rows)
         pending = []
-        at = 0
         barren += 1
-        for g, m in test:
-            b = probe_count(g.size) // 2
-            owned = owners([C[at: at + 2 * b] for C in got], g.size)
-            at += 2 * b
+        for (g, m), owned in zip(test, group_owners([g for g, _ in test], got)):
             if owned is not None:
                 found.append((g, owned))
                 barren = 0
@@ -311,14 +308,18 @@ def _whole(sw: _Sweeper, stats: RowStats, groups: list[np.ndarray]
     rows = [probe for g in groups for probe in bit_probes(g)]
     got = sw.run(rows, np.nan)
     stats.probe_rows += len(rows)
+    owned = group_owners(groups, got)
+    return None if any(o is None for o in owned) else list(zip(groups, owned))
+
+
+def group_owners(groups: list[np.ndarray], got: list[np.ndarray]) -> list[list | None]:
+    """Per group, :func:`owners` of its stretch of the NaN probes ``got`` (per kept slot,
+    the isnan masks of every group's :func:`bit_probes`, in the groups' order)."""
     out, at = [], 0
     for g in groups:
-        b = probe_count(g.size) // 2
-        owned = owners([C[at: at + 2 * b] for C in got], g.size)
-        at += 2 * b
-        if owned is None:
-            return None
-        out.append((g, owned))
+        b = probe_count(g.size)
+        out.append(owners([C[at: at + b] for C in got], g.size))
+        at += b
     return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
-from ..modes.sparse_rows import bit_probes, owners, probe_count
+from ..modes.sparse_rows import bit_probes, group_owners, probe_count
 from ._norm_groups import differences, step_size
 from .oracle import Oracle
 
@@ -148,11 +148,8 @@ def _disjoint_groups(oracle: Oracle, x: np.ndarray, chosen: dict, n: int, spent:
         if masks is None:
             return None, np.zeros(0, np.intp)
         spent += len(sets)
-        pending, at = [], 0
-        for G, m in test:
-            b = probe_count(G.size)
-            own = owners([np.array(masks[at: at + b])], G.size)
-            at += b
+        pending = []
+        for (G, m), own in zip(test, group_owners([G for G, _ in test], [np.array(masks)])):
             if own is not None:
                 found.append((G, own[0]))
             else:
