@@ -73,13 +73,15 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
         balls = zero_groups(oracle, x, np.inf)
         if balls is None:
             return None
+        w = group_inputs(oracle, x, balls.chosen)
         convex = balls.lam >= 0
         if not convex.all():  # NOTE: a norm with lambda_k < 0 is concave in the model:
             # left smooth (in phi) when far from zero; near zero, not this step's case
-            sizes = group_norms(group_inputs(oracle, x, balls.chosen), balls.dims)
+            sizes = group_norms(w, balls.dims)
             rows = np.asarray(balls.rows.multiply(balls.rows).sum(axis=1)).ravel()
             if np.any((sizes <= near * group_norms(np.sqrt(rows), balls.dims))[~convex]):
                 return None
+            w = w[np.repeat(convex, balls.dims)]
             balls = balls.subset(convex)
         chosen = balls.chosen
         g = oracle.frozen_gradient(x, chosen)
@@ -92,7 +94,6 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
             H = sparse_hessian(oracle, x, g, chosen)
             if H is None:
                 return None
-        w = group_inputs(oracle, x, chosen)
         step = _model_step(oracle, x, H, g, balls, w, level=moves - 1)
         if step is None:
             return None
