@@ -13,6 +13,12 @@ Problems (one random instance each, seeded):
   n x k coefficients (one group per feature across k tasks: Euclidean norms whose zeros are
   the answer); scikit-learn's ``MultiTaskLasso`` (block coordinate descent) minimizes the
   same function divided by m (alpha = lam / m).
+* ``sparse group lasso``: 1/(2m) ||X w - y||^2 + l1 ||w||_1 + l2 sum_g ||w_g||_2 over
+  groups of k consecutive features (l1 kinks and Euclidean norms on the same coordinates:
+  zero groups and zeros inside the others); skglm's ``WeightedL1GroupL2`` penalty with its
+  ``GroupBCD`` solver (block coordinate descent with working sets, which ends on exact
+  zeros) minimizes the same function. Skipped when skglm is not installed (``pip install
+  -e '.[bench]'``; its numba functions are compiled by one untimed fit first).
 * ``tv denoise``: isotropic total-variation denoising of an N x N image,
   1/2 ||u - y||^2 + weight sum_ij ||(u[i+1,j] - u[i,j], u[i,j+1] - u[i,j])|| with forward
   differences set to 0 past the last row and column (N^2 Euclidean norms, zero on the
@@ -134,6 +140,45 @@ def group_lasso(m: int, n: int, k: int, lam: float, seed: int):
     return f, np.zeros(n * k), fit
 
 
+def sparse_group_lasso(m: int, groups: int, k: int, l1: float, l2: float, seed: int):
+    """(f, x0, fit(tol) -> w) of a sparse group lasso with groups / 6 active groups, each
+    with about 60% of its features active."""
+    from skglm import GeneralizedLinearEstimator
+    from skglm.datafits import QuadraticGroup
+    from skglm.penalties import WeightedL1GroupL2
+    from skglm.solvers import GroupBCD
+    from skglm.utils.data import grp_converter
+
+    rng = np.random.default_rng(seed)
+    n = groups * k
+    X = correlated(m, n, 0.5, rng)
+    w = np.zeros((groups, k))
+    act = rng.choice(groups, max(1, groups // 6), replace=False)
+    w[act] = rng.standard_normal((act.size, k)) * (rng.random((act.size, k)) < 0.6)
+    y = X @ w.ravel() + 0.1 * rng.standard_normal(m)
+
+    def f(x):
+        r = X @ x - y
+        return (0.5 / m * knp.sum(r * r) + l1 * knp.sum(knp.abs(x))
+                + l2 * knp.sum(knp.linalg.norm(knp.reshape(x, (groups, k)), axis=1)))
+
+    grp_indices, grp_ptr = grp_converter(k, n)
+
+    def fit(tol: float | None) -> np.ndarray:
+        pen = WeightedL1GroupL2(alpha=1.0, weights_groups=l2 * np.ones(groups),
+                                weights_features=l1 * np.ones(n), grp_ptr=grp_ptr,
+                                grp_indices=grp_indices)
+        kw = {} if tol is None else {"tol": tol, "max_iter": 10**4, "max_epochs": 10**5}
+        solver = GroupBCD(fit_intercept=False, ws_strategy="fixpoint", **kw)
+        est = GeneralizedLinearEstimator(QuadraticGroup(grp_ptr, grp_indices), pen,
+                                         solver=solver)
+        return np.asarray(est.fit(X, y).coef_, np.float64)
+
+    fit(None)  # compiles skglm's numba functions outside the timed runs
+    fit.peer = "skglm"  # type: ignore[attr-defined]
+    return f, np.zeros(n), fit
+
+
 def tv_denoise(N: int, weight: float, seed: int):
     """(f, x0, fit(tol) -> u raveled) of TV denoising of a noisy square on an N x N image;
     fit.extra holds Clarabel's solve of the conic reformulation."""
@@ -222,7 +267,10 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
              ("lasso m=100 n=300 rho=0.5", *lasso(100, 300, 0.5, 0.1, 1)),
              ("svm m=200 n=50 C=1", *svm(200, 50, 1.0, 2)),
              ("group lasso m=100 n=60 k=3", *group_lasso(100, 60, 3, 0.05, 7))]
-    tv = _has("skimage")
+    tv, sgl = _has("skimage"), _has("skglm")
+    if sgl:
+        cases.append(("sparse group lasso m=200 n=250 k=5",
+                      *sparse_group_lasso(200, 50, 5, 0.02, 0.05, 12)))
     if tv:
         cases.append(("tv denoise 16x16", *tv_denoise(16, 0.15, 9)))
     if not quick:
@@ -231,11 +279,17 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
                   ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5)),
                   ("relu net 3-8-1 m=100", *relu_net(100, 8, 6)),
                   ("group lasso m=300 n=400 k=4", *group_lasso(300, 400, 4, 0.05, 8))]
+        if sgl:
+            cases.append(("sparse group lasso m=500 n=2000 k=10",
+                          *sparse_group_lasso(500, 200, 10, 0.01, 0.03, 13)))
         if tv:
             cases += [("tv denoise 32x32", *tv_denoise(32, 0.15, 10)),
                       ("tv denoise 64x64", *tv_denoise(64, 0.15, 11))]
     if not tv:
         print("scikit-image is not installed: the TV denoising rows are skipped "
+              "(pip install -e '.[bench]').")
+    if not sgl:
+        print("skglm is not installed: the sparse group lasso rows are skipped "
               "(pip install -e '.[bench]').")
     # NOTE: abs-linear's learnt metric stops at n = 300 (a dense B in every piece QP): the
     # n = 1000 lasso shows it without one (at n = 1000 with B, 27 iterations took 113 s)

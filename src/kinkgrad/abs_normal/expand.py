@@ -135,8 +135,9 @@ class Expanded:
 
 
 # ---------------------------------------------------------------------------- expansion
-def expand(original: Traced) -> Expanded:
-    """The abs-normal program of a trace (abs the only nonsmooth primitive left).
+def expand(original: Traced, keep_euclidean: bool = False) -> Expanded:
+    """The abs-normal program of a trace (abs the only nonsmooth primitive left; with
+    ``keep_euclidean``, Euclidean norms are kept as they are, also at zero).
 
     Raises:
         NotAbsSmoothError: a Euclidean norm at 0, a tied comparison, or a nonsmooth primitive
@@ -146,7 +147,7 @@ def expand(original: Traced) -> Expanded:
             for k, e in enumerate(original.eqns)]
     cur = original
     for _ in range(_MAX_PASSES):
-        cur, meta, changed = _expand_pass(cur, meta)
+        cur, meta, changed = _expand_pass(cur, meta, keep_euclidean)
         if not changed:
             return Expanded(cur, original, meta)
     raise KinkgradError("abs_normal_form: the abs forms did not reduce to abs after "
@@ -157,7 +158,8 @@ def _needs_form(prim: Any) -> bool:
     return prim.nonsmooth and not prim.is_switch and prim.name != "abs"
 
 
-def _expand_pass(src: Traced, meta: list[EqnMeta]) -> tuple[Traced, list[EqnMeta], bool]:
+def _expand_pass(src: Traced, meta: list[EqnMeta], keep_euclidean: bool = False
+                 ) -> tuple[Traced, list[EqnMeta], bool]:
     tr = Trace()
     env: dict[int, Any] = {v.index: tr.new_input(src.vals[v.index]) for v in src.in_vars}
     new_meta: list[EqnMeta] = []
@@ -170,7 +172,8 @@ def _expand_pass(src: Traced, meta: list[EqnMeta]) -> tuple[Traced, list[EqnMeta
             res = None
             if prim.is_switch:
                 prim.abs_form([_value(a) for a in args], eqn.params)  # raises at a tie
-            elif _needs_form(prim):
+            elif _needs_form(prim) and not (keep_euclidean and prim.name == "norm"
+                                            and eqn.params["ord"] == 2):
                 res = prim.abs_form(args, eqn.params)
                 if res is None:
                     _refuse_kinks(prim, [_value(a) for a in args], src.vals[eqn.out.index],

@@ -53,6 +53,7 @@ import numpy as np
 
 from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
+from ..errors import KinkgradError
 from ._norm_groups import (
     certified,
     coordinate_rows,
@@ -65,7 +66,7 @@ from ._norm_groups import (
     step_size,
     zero_groups,
 )
-from ._norm_prox import proximal
+from ._norm_prox import KINK_GROUPS, proximal
 from .common import MethodResult
 from .oracle import BudgetExhausted, Oracle
 
@@ -84,7 +85,10 @@ def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
     key = x.tobytes()
     if key in oracle.norm_misses:
         return None
-    done = _newton(oracle, x, fx, tol, radius, nit, message)
+    try:
+        done = _newton(oracle, x, fx, tol, radius, nit, message)
+    except KinkgradError:  # NOTE: a point where the kinks cannot be seen as norms (a
+        done = None  # nuclear norm at a rank drop): the method's own point stands
     if done is None:
         oracle.norm_misses.add(key)
     return done
@@ -163,7 +167,8 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
             x, fx, moves = xn, fn, moves + 1
             done = certified(oracle, x, fx, nit + moves, radius, tol, message,
                              f"{moves} Newton step(s) on the manifold of {int(held.sum())} "
-                             "zero Euclidean norm(s)")
+                             "zero Euclidean norm(s)"
+                             f"{KINK_GROUPS if oracle.kinks_as_norms else ''}")
             if done is not None:
                 return done
             if moves >= _STEPS:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
+from ..abs_normal._flat import FlatSpec, scalar_output
 from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
 from .common import CONVERGED, MethodResult
@@ -42,7 +42,7 @@ def coordinate_rows(J: np.ndarray | sp.spmatrix) -> tuple[np.ndarray, np.ndarray
 
 def zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:
     """The norm groups with ||w_k(x)|| <= r ||J_k||_2 (every group at r = inf), or None."""
-    tr = trace_at(oracle.f, oracle.tree(x), "minimize")
+    tr = oracle.group_trace(x)
     out, _ = scalar_output(tr, "minimize")
     _, balls = split_zero_norms(tr, FlatSpec(tr), out, r)
     return balls
@@ -50,7 +50,7 @@ def zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:
 
 def group_inputs(oracle: Oracle, x: np.ndarray, chosen: dict) -> np.ndarray:
     """The stacked group values w_k(x) (the norms' inputs at the chosen groups)."""
-    return group_values(trace_at(oracle.f, oracle.tree(x), "minimize"), chosen)
+    return group_values(oracle.group_trace(x), chosen)
 
 
 def group_norms(v: np.ndarray, dims: np.ndarray) -> np.ndarray:

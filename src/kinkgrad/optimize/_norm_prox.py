@@ -45,7 +45,6 @@ from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
 from ._norm_groups import (
     certified,
-    coordinate_rows,
     group_inputs,
     group_norms,
     zero_groups,
@@ -54,12 +53,13 @@ from ._sparse_hessian import sparse_hessian
 from .common import MethodResult
 from .oracle import Oracle
 
-__all__ = ["model_zeros", "prox_newton_step", "proximal", "sparse_kkt"]
+__all__ = ["KINK_GROUPS", "model_zeros", "prox_newton_step", "proximal", "sparse_kkt"]
 
 _STEPS = 5
 _TOL = 1e-12  # Clarabel's gap and feasibility tolerances
 _ZERO = 1e-7  # a group the model leaves below this (relative) size is at zero
 _SEPARATE = 1e-4  # ... and below this times its dual slack (model_zeros)
+KINK_GROUPS = " (its other kinks among them, as norms of one entry)"
 
 
 def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
@@ -108,8 +108,9 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
         pred = (g + H @ (xn - x), g, _key(chosen))
         x, fx = xn, fn
         done = certified(oracle, x, fx, nit + moves, radius, tol, message,
-                         f"{moves} proximal Newton step(s) on {balls.q} Euclidean norm(s) "
-                         f"({int(zero.sum())} at zero)")
+                         f"{moves} proximal Newton step(s) on {balls.q} Euclidean norm(s)"
+                         f"{KINK_GROUPS if oracle.kinks_as_norms else ''} ({int(zero.sum())} at "
+                         "zero)")
         if done is not None:
             return done
     return None
@@ -206,14 +207,19 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
 def _land_coordinates(oracle: Oracle, x: np.ndarray, zero: np.ndarray, balls: Balls,
                       bound: float) -> tuple[np.ndarray, np.ndarray]:
     """x with the zero groups put exactly on their kinks where their rows are single
-    coordinates (a group lasso's, w_r = v x_c + const: x_c -= w_r / v), kept when f stays
-    below ``bound``; (x, zero)."""
-    single = coordinate_rows(balls.rows[np.repeat(zero, balls.dims)]) if zero.any() else None
-    if single is None:
+    coordinates (a group lasso's, w_r = v x_c + const: x_c -= w_r / v; a column that
+    several rows hold, as a sparse group lasso's l1 and group terms, takes the root of its
+    first), kept when f stays below ``bound``; (x, zero)."""
+    if not zero.any():
         return x, zero
-    cols, vals = single
+    S = sp.csr_matrix(balls.rows[np.repeat(zero, balls.dims)], copy=True)
+    S.eliminate_zeros()
+    if not np.all(np.diff(S.indptr) == 1):
+        return x, zero
+    cols, first = np.unique(S.indices, return_index=True)
+    roots = group_inputs(oracle, x, balls.subset(zero).chosen) / S.data
     landed = x.copy()
-    landed[cols] -= group_inputs(oracle, x, balls.subset(zero).chosen) / vals
+    landed[cols] -= roots[first]
     return (landed if oracle.value(landed) <= bound else x), zero
 
 

@@ -22,10 +22,11 @@ import numpy as np
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
+from ..abs_normal.kinks_as_norms import kinks_as_norms
 from ..abs_normal.stationarity import StationarityReport, stationarity
-from ..errors import KinkgradError, NonFiniteInputError
+from ..errors import KinkgradError, NonFiniteInputError, NotAbsSmoothError
 from ..kinks import resolve_policy
-from ..modes.api import value_and_grad
+from ..modes.api import Traced, value_and_grad
 from ..modes.rounding import rounding_error
 
 __all__ = ["Oracle", "BudgetExhausted"]
@@ -44,6 +45,8 @@ class Oracle:
         nfev, ngev: evaluations of f and gradient-type evaluations so far.
         history: per recorded iteration, f and the counts (``record``).
         norms2: the program holds a Euclidean norm (:mod:`._norm_finish` may apply).
+        kinks_as_norms: it holds other kinks too, which the finishing steps then see as
+            norms of one entry (:meth:`group_trace`; None until first decided).
     """
 
     def __init__(self, f: Callable, x0: Any, maxfev: int | None = None, seed: int = 0,
@@ -73,6 +76,9 @@ class Oracle:
         self._where = where
         # Euclidean norms in the program: their zeros get Newton steps on their manifold
         self.norms2 = any(e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns)
+        self.kinks_as_norms: bool | None = None if self.norms2 and any(
+            e.prim.nonsmooth and not (e.prim.name == "norm" and e.params["ord"] == 2)
+            for e in tr.eqns) else False
         self.norm_misses: set[bytes] = set()  # points where those steps did not certify
         self._tested: tuple | None = None  # the last test: (x, radius, tol), report, counted
 
@@ -162,6 +168,26 @@ class Oracle:
             return None
         return g if np.all(np.isfinite(g)) else None
 
+    def group_trace(self, x: np.ndarray) -> Traced:
+        """f's trace at x as the Euclidean-norm finishing steps see it: with the program's
+        other kinks as norms of one entry (:mod:`kinkgrad.abs_normal.kinks_as_norms`)
+        where it has any and none is nested in another; the structure is decided at the
+        first point where it can be (a tied comparison defers it), and kept.
+
+        Raises:
+            KinkgradError: f cannot be traced there (or, once decided, not rewritten)."""
+        tr = trace_at(self.f, self.tree(x), self._where)
+        if self.kinks_as_norms is False:
+            return tr
+        try:
+            rewritten = kinks_as_norms(tr)
+        except NotAbsSmoothError:
+            if self.kinks_as_norms is None:
+                return tr
+            raise
+        self.kinks_as_norms = rewritten is not None
+        return tr if rewritten is None else rewritten
+
     def frozen_gradient(self, x: np.ndarray, chosen: dict) -> np.ndarray | None:
         """The gradient at x of f with the Euclidean-norm groups ``chosen`` frozen
         (:func:`kinkgrad.abs_normal.zero_norms.freeze`; counted as one gradient); None where
@@ -172,7 +198,7 @@ class Oracle:
         self._spend(1, 1)
         try:
             with np.errstate(all="ignore"):
-                tr0 = freeze(trace_at(self.f, self.tree(x), self._where), chosen)
+                tr0 = freeze(self.group_trace(x), chosen)
                 out, _ = scalar_output(tr0, self._where)
                 ct = {} if out is None else reverse_sweep(  # None: f0 is constant
                     tr0.eqns, tr0.vals, {out.index: np.ones(out.shape, np.float64)},
@@ -200,7 +226,7 @@ class Oracle:
         masks = []
         try:
             with np.errstate(all="ignore"):
-                tr0 = freeze(trace_at(self.f, self.tree(x), self._where), chosen)
+                tr0 = freeze(self.group_trace(x), chosen)
                 out, _ = scalar_output(tr0, self._where)
                 keep = {v.index for v in tr0.in_vars}
                 for S in sets:

@@ -1,0 +1,77 @@
+"""Every kink of a program as a Euclidean norm of one entry: |z| = ||(z)||_2.
+
+The proximal finishing steps of :mod:`kinkgrad.optimize` keep the Euclidean norms of a
+program exact in a conic model and smooth the rest, phi, by a quadratic (f with its norms
+frozen, :func:`.zero_norms.freeze`). A program with other kinks besides its norms (an l1
+penalty beside a group lasso's norms, the sparse group lasso; a hinge loss with group
+norms; total variation with an l1 data term) has a nonsmooth phi, and a quadratic model of
+it is wrong across every kink. But each switch z_i of the abs-normal program
+(:func:`.expand.expand`, norms kept) enters f as |z_i| = ||(z_i)||_2, the norm of a group of
+size one: written so, every kink is a group of :mod:`.zero_norms` (lambda_i = d phi / d |z_i|
+and J_i = z_i'(x)) and
+
+    f(y) = phi(y, |z(y)|, ||w(y)||)
+
+has a smooth phi. Where every lambda is nonnegative, f is convex in its kinks, and the
+proximal model (phi quadratic) is a second-order cone program: for the sparse group lasso
+it is the exact local model, l1 and group terms alike.
+
+The rewrite is offered only where no group's input depends on a group's output (L = 0 in
+the abs-normal form, with the norms counted as switches): otherwise a group's Jacobian is
+itself set-valued near its kinks and the conic model is not exact (a ReLU network).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._core.program import Literal, Var
+from .._core.tracer import Trace, Tracer, bind
+from ..modes.api import Traced
+from ..primitives.linalg import Norm
+from ..primitives.shape import Reshape
+from .expand import expand
+from .zero_norms import _closure
+
+__all__ = ["kinks_as_norms"]
+
+
+def kinks_as_norms(tr: Traced) -> Traced | None:
+    """f's trace with every kink a Euclidean norm of one entry (module docstring): its
+    abs-normal program with each ``abs`` equation replaced by ``norm(reshape(z, (..., 1)),
+    axis=-1)``, values unchanged. None where the program has no kink besides its Euclidean
+    norms, or where some such group reads another group's output (nested kinks).
+
+    Raises:
+        NotAbsSmoothError: as :func:`.expand.expand` (a tied comparison at the point).
+    """
+    src = expand(tr, keep_euclidean=True).traced
+    if not any(e.prim.name == "abs" and type(e.inputs[0]) is Var for e in src.eqns):
+        return None
+    new = Trace()
+    env: dict[int, Any] = {v.index: new.new_input(src.vals[v.index]) for v in src.in_vars}
+    try:
+        for eqn in src.eqns:
+            args = eqn.args(env)
+            if eqn.prim.name == "abs" and type(args[0]) is Tracer:
+                col = bind(Reshape.instance, args[0],  # type: ignore[attr-defined]
+                           shape=tuple(eqn.out.shape) + (1,))
+                res = bind(Norm.instance, col, ord=2, axis=(-1,),  # type: ignore[attr-defined]
+                           keepdims=False)
+                new.vals[res.var.index] = res.value = src.vals[eqn.out.index]
+            else:
+                res = bind(eqn.prim, *args, **eqn.params)
+            env[eqn.out.index] = res
+    finally:
+        new.active = False
+    outs = []
+    for o in src.outs:
+        val = env[o.index] if type(o) is Var else o
+        outs.append(val.var if type(val) is Tracer else
+                    (Literal(val) if type(o) is Var else val))
+    out = Traced(new, [env[v.index].var for v in src.in_vars], src.in_tree, outs,
+                 src.out_tree, src.aux)
+    groups = {k for k, e in enumerate(out.eqns) if e.prim.name == "norm"
+              and e.params["ord"] == 2 and type(e.inputs[0]) is Var}
+    after = _closure(out, {out.eqns[k].out.index for k in groups}, up=False)
+    return None if groups & after else out

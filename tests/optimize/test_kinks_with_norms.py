@@ -1,0 +1,119 @@
+"""minimize on convex programs with Euclidean norms *and* other kinks (the sparse group
+lasso; a group-penalised hinge loss), whose finishing steps see every kink as a norm of one
+entry (kinkgrad.abs_normal.kinks_as_norms).
+
+Truths independent of the code: the sparse group lasso's closed form under an orthogonal
+design (x_g = max(0, 1 - l2 / ||s_g||) s_g with s = soft(X^T y / m, l1), Simon et al. 2013),
+and Clarabel on the conic reformulation (t_k >= ||x_g||, s_i >= |x_i|, u_j >= max(0, .))
+for a general design.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import kinkgrad
+import kinkgrad.numpy as knp
+
+METHODS = ("bundle", "abs-linear", "gradient-sampling")
+
+
+def _sgl(X, y, l1, l2, G, k):
+    m = X.shape[0]
+
+    def f(x):
+        r = X @ x - y
+        return (0.5 / m * knp.sum(r * r) + l1 * knp.sum(knp.abs(x))
+                + l2 * knp.sum(knp.linalg.norm(knp.reshape(x, (G, k)), axis=1)))
+    return f
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("start", ["zero", "ones"])
+def test_sparse_group_lasso_under_an_orthogonal_design_reaches_the_closed_form(method, start):
+    rng = np.random.default_rng(3)
+    G, k = 6, 4
+    n = m = G * k
+    X = np.sqrt(m) * np.linalg.qr(rng.standard_normal((m, m)))[0]  # X^T X / m = I
+    w = rng.standard_normal(n) * (rng.random(n) < 0.6)
+    w[:k] = 0.05 * rng.standard_normal(k)  # a group the penalty zeroes
+    y = X @ w + 0.1 * rng.standard_normal(m)
+    l1, l2 = 0.15, 0.2
+    v = X.T @ y / m
+    s = np.sign(v) * np.maximum(np.abs(v) - l1, 0.0)
+    sg = np.linalg.norm(s.reshape(G, k), axis=1, keepdims=True)
+    truth = (np.maximum(0.0, 1.0 - l2 / np.where(sg > 0, sg, 1.0)) * s.reshape(G, k)).ravel()
+    assert 0 < np.sum(truth == 0) < n and np.any(sg.ravel() <= l2)  # both kinds of zeros
+    f = _sgl(X, y, l1, l2, G, k)
+    x0 = np.zeros(n) if start == "zero" else np.ones(n)
+    res = kinkgrad.minimize(f, x0, method=method)
+    assert res.stationarity.verdict == "stationary", res.message
+    np.testing.assert_allclose(res.x, truth, atol=1e-9)
+    assert np.all(np.abs(res.x[truth == 0]) <= 1e-20)  # zeros on their kinks (to 1e-20)
+    assert res.fun <= float(f(truth)) + 1e-12
+
+
+def _clarabel_reference(X, y, l1, l2, G, k, H, a):
+    """min 1/2m ||Xx - y||^2 + l1 sum s_i + l2 sum t_g + sum u_j over (x, t, s, u)."""
+    import clarabel
+
+    m, n = X.shape
+    h = H.shape[0]
+    nv = n + G + n + h
+    P = sp.block_diag([sp.csc_matrix(X.T @ X / m), sp.csc_matrix((G + n + h, G + n + h))],
+                      format="csc")
+    c = np.r_[-X.T @ y / m, l2 * np.ones(G), l1 * np.ones(n), np.ones(h)]
+    rows, b, cones = [], [], []
+    hinge = np.zeros((2 * h, nv))  # s = b - A z >= 0: u_j, and u_j - H_j x - a_j
+    hinge[np.arange(h), 2 * n + G + np.arange(h)] = -1.0
+    hinge[h + np.arange(h), 2 * n + G + np.arange(h)] = -1.0
+    hinge[h:, :n] = H
+    rows.append(hinge)
+    b.append(np.r_[np.zeros(h), -a])
+    cones.append(clarabel.NonnegativeConeT(2 * h))
+    for g in range(G):  # (t_g, x_g)
+        r = np.zeros((1 + k, nv))
+        r[0, n + g] = -1.0
+        r[1 + np.arange(k), g * k + np.arange(k)] = -1.0
+        rows.append(r)
+        b.append(np.zeros(1 + k))
+        cones.append(clarabel.SecondOrderConeT(1 + k))
+    for i in range(n):  # (s_i, x_i)
+        r = np.zeros((2, nv))
+        r[0, n + G + i] = -1.0
+        r[1, i] = -1.0
+        rows.append(r)
+        b.append(np.zeros(2))
+        cones.append(clarabel.SecondOrderConeT(2))
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = 1e-12
+    sol = clarabel.DefaultSolver(P, c, sp.csc_matrix(np.vstack(rows)), np.concatenate(b),
+                                 cones, st).solve()
+    return np.asarray(sol.x[:n])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_group_penalised_hinge_and_l1_against_clarabel(method):
+    rng = np.random.default_rng(11)
+    G, k, m, h = 5, 3, 30, 6
+    n = G * k
+    X = rng.standard_normal((m, n))
+    w = rng.standard_normal(n) * (rng.random(n) < 0.5)
+    y = X @ w + 0.1 * rng.standard_normal(m)
+    H, a = rng.standard_normal((h, n)) / np.sqrt(n), rng.standard_normal(h)
+    l1, l2 = 0.1, 0.3
+    sgl = _sgl(X, y, l1, l2, G, k)
+
+    def f(x):
+        return sgl(x) + knp.sum(knp.maximum(H @ x + a, 0.0))
+
+    ref = _clarabel_reference(X, y, l1, l2, G, k, H, a)
+    f_star = float(f(ref))
+    res = kinkgrad.minimize(f, np.zeros(n), method=method)
+    assert res.stationarity.verdict == "stationary", res.message
+    assert res.fun <= f_star + 1e-9 * (1.0 + abs(f_star))
+    np.testing.assert_allclose(res.x, ref, atol=1e-5)
+    assert np.all(np.abs(res.x[np.abs(ref) < 1e-8]) <= 1e-20)  # Clarabel's zeros: on kinks
