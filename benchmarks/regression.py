@@ -151,7 +151,7 @@ def sparse_group_lasso(m: int, groups: int, k: int, l1: float, l2: float, seed: 
 
     rng = np.random.default_rng(seed)
     n = groups * k
-    X = correlated(m, n, 0.5, rng)
+    X = np.sqrt(m) * correlated(m, n, 0.5, rng)  # unit-variance features
     w = np.zeros((groups, k))
     act = rng.choice(groups, max(1, groups // 6), replace=False)
     w[act] = rng.standard_normal((act.size, k)) * (rng.random((act.size, k)) < 0.6)

@@ -70,10 +70,14 @@ def differences(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,
     """For j in idx, the forward difference (g(x + h e_j) - g) / h of the frozen gradient
     (h = :func:`step_size`), or None where that gradient is missing."""
     h = step_size(oracle, x)
-    for j in idx:
-        xj = x.copy()
-        xj[j] += h
-        gj = oracle.frozen_gradient(xj, chosen)
+
+    def points() -> Iterator[np.ndarray]:
+        for j in idx:
+            xj = x.copy()
+            xj[j] += h
+            yield xj
+
+    for gj in oracle.frozen_gradients(x, chosen, points()):
         yield None if gj is None else (gj - g) / h
 
 

@@ -14,7 +14,7 @@ matrices are one forward sweep per column).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -192,21 +192,37 @@ class Oracle:
         """The gradient at x of f with the Euclidean-norm groups ``chosen`` frozen
         (:func:`kinkgrad.abs_normal.zero_norms.freeze`; counted as one gradient); None where
         it is not finite or the trace fails."""
-        from ..abs_normal.zero_norms import freeze
-        from ..modes.sweeps import reverse_sweep
-
         self._spend(1, 1)
         try:
             with np.errstate(all="ignore"):
-                tr0 = freeze(self.group_trace(x), chosen)
-                out, _ = scalar_output(tr0, self._where)
-                ct = {} if out is None else reverse_sweep(  # None: f0 is constant
-                    tr0.eqns, tr0.vals, {out.index: np.ones(out.shape, np.float64)},
-                    self._policy, keep={v.index for v in tr0.in_vars})
-                g = self.spec.join([ct.get(v.index) for v in tr0.in_vars])
+                g = self._sweep(*self._frozen(x, chosen))
         except (KinkgradError, FloatingPointError):
             return None
         return g if np.all(np.isfinite(g)) else None
+
+    def frozen_gradients(self, x: np.ndarray, chosen: dict, points: Iterable[np.ndarray]
+                         ) -> Iterator[np.ndarray | None]:
+        """:meth:`frozen_gradient` at each of ``points`` (near x, as forward differences
+        take them), by replaying f0's program at x there: traced and rewritten once, not
+        per point (a dense Hessian's n differences: 8 -> 3 ms each on a sparse group lasso
+        at n = 2,000). The frozen groups' values stay those at x: the same gradients where
+        f is linear in its frozen norms (every norm penalty); otherwise the cross term
+        d^2 phi / dy dn_k J_k of the difference is dropped. One gradient per point."""
+        try:
+            with np.errstate(all="ignore"):
+                tr0, out = self._frozen(x, chosen)
+        except (KinkgradError, FloatingPointError):
+            tr0 = out = None
+        for y in points:
+            self._spend(1, 1)
+            g = None
+            if tr0 is not None:
+                try:
+                    with np.errstate(all="ignore"):
+                        g = self._sweep(tr0, out, y)
+                except (KinkgradError, ArithmeticError, ValueError):
+                    g = None
+            yield g if g is not None and np.all(np.isfinite(g)) else None
 
     def nan_reach(self, x: np.ndarray, chosen: dict, sets: list[np.ndarray]
                   ) -> list[np.ndarray] | None:
@@ -219,36 +235,44 @@ class Oracle:
         (a comparison with NaN picks a branch and can drop one: callers check what they
         build on it). One gradient each; None where the trace fails or a rule rejects
         NaN."""
-        from ..abs_normal.zero_norms import freeze
-        from ..modes.sweeps import reverse_sweep
-
         self._spend(len(sets), len(sets))
         masks = []
         try:
             with np.errstate(all="ignore"):
-                tr0 = freeze(self.group_trace(x), chosen)
-                out, _ = scalar_output(tr0, self._where)
-                keep = {v.index for v in tr0.in_vars}
+                tr0, out = self._frozen(x, chosen)
                 for S in sets:
-                    if out is None:  # f0 constant: no second derivative
-                        masks.append(np.zeros(self.n, bool))
-                        continue
                     xs = np.array(x, np.float64)
                     xs[S] = np.nan
-                    vals = list(tr0.vals)
-                    for v, leaf in zip(tr0.in_vars, self.spec.split(xs)):
-                        vals[v.index] = leaf
-                    for eqn in tr0.eqns:
-                        vals[eqn.out.index] = np.asarray(eqn.prim.impl(*eqn.args(vals),
-                                                                       **eqn.params))
-                    ct = reverse_sweep(tr0.eqns, vals, {out.index: np.ones(out.shape)},
-                                       self._policy, keep=keep)
-                    masks.append(np.isnan(self.spec.join([ct.get(v.index)
-                                                          for v in tr0.in_vars])))
+                    masks.append(np.isnan(self._sweep(tr0, out, xs)))
         except (KinkgradError, ArithmeticError, ValueError, TypeError,
                 np.linalg.LinAlgError):
             return None
         return masks
+
+    def _frozen(self, x: np.ndarray, chosen: dict) -> tuple[Traced, Any]:
+        """(f0's trace at x, its scalar output or None where f0 is constant)."""
+        from ..abs_normal.zero_norms import freeze
+
+        tr0 = freeze(self.group_trace(x), chosen)
+        return tr0, scalar_output(tr0, self._where)[0]
+
+    def _sweep(self, tr0: Traced, out: Any, xs: np.ndarray | None = None) -> np.ndarray:
+        """The flat gradient of f0's trace: at its own point, or with its values recomputed
+        at xs (the same equations replayed)."""
+        from ..modes.sweeps import reverse_sweep
+
+        if out is None:  # f0 constant
+            return np.zeros(self.n)
+        vals = tr0.vals
+        if xs is not None:
+            vals = list(vals)
+            for v, leaf in zip(tr0.in_vars, self.spec.split(np.asarray(xs, np.float64))):
+                vals[v.index] = leaf
+            for eqn in tr0.eqns:
+                vals[eqn.out.index] = np.asarray(eqn.prim.impl(*eqn.args(vals), **eqn.params))
+        ct = reverse_sweep(tr0.eqns, vals, {out.index: np.ones(out.shape, np.float64)},
+                           self._policy, keep={v.index for v in tr0.in_vars})
+        return self.spec.join([ct.get(v.index) for v in tr0.in_vars])
 
     def rounding(self, x: np.ndarray) -> float:
         """An estimate of the rounding error of the computed f(x)
