@@ -26,6 +26,10 @@ Problems (one random instance each, seeded):
   algorithm) minimizes the same function, and Clarabel (interior point) its conic
   reformulation min 1/2 ||u - y||^2 + weight sum t_ij, t_ij >= ||D_ij u||. Skipped when
   scikit-image is not installed (``pip install -e '.[bench]'``).
+* ``tv-l1``: TV-L1 denoising of an N x N square with 10% impulse noise, sum |u - y| +
+  weight TV(u) (no smooth part: l1 kinks and Euclidean norms); Clarabel on its conic
+  reformulation at its default tolerances and at 1e-12 (no maintained Python TV-L1 solver
+  is known to us).
 * ``relu net``: a 3-8-1 ReLU network's least-squares loss (41 weights, 800 kinks);
   scikit-learn's ``MLPRegressor(solver="lbfgs", alpha=0)`` minimizes the same function
   (a local minimizer: f_ref is only the least f found).
@@ -52,6 +56,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -206,31 +211,89 @@ def tv_denoise(N: int, weight: float, seed: int):
         import scipy.sparse as sp
 
         n = N * N
-        d1 = sp.diags([-np.r_[np.ones(N - 1), 0.0], np.ones(N - 1)], [0, 1], (N, N))
-        Dx, Dy = sp.kron(d1, sp.identity(N)), sp.kron(sp.identity(N), d1)  # forward diffs
-        stacked = sp.vstack([sp.hstack([sp.csr_matrix((n, n)), -sp.identity(n)]),
-                             sp.hstack([-Dx, sp.csr_matrix((n, n))]),
-                             sp.hstack([-Dy, sp.csr_matrix((n, n))])], format="csr")
-        A = stacked[np.arange(3 * n).reshape(3, n).T.ravel()].tocsc()  # (t_k, Dx_k, Dy_k)
+        A = sp.hstack([_tv_cone_rows(N), sp.csr_matrix((3 * n, 0))], format="csc")
         P = sp.block_diag([sp.identity(n), sp.csc_matrix((n, n))], format="csc")
-        st = clarabel.DefaultSettings()
-        st.verbose = False
-        st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = 1e-12
         sol = clarabel.DefaultSolver(P, np.r_[-y.ravel(), weight * np.ones(n)], A,
                                      np.zeros(3 * n), [clarabel.SecondOrderConeT(3)] * n,
-                                     st).solve()
+                                     _clarabel_settings(1e-12)).solve()
         return np.asarray(sol.x[:n], np.float64)
 
-    def zeros(u: np.ndarray) -> int:  # pixels whose difference pair is exactly 0
-        U = u.reshape(N, N)
-        dx = np.concatenate([np.diff(U, axis=0), np.zeros((1, N))], axis=0)
-        dy = np.concatenate([np.diff(U, axis=1), np.zeros((N, 1))], axis=1)
-        return int(np.sum((dx == 0.0) & (dy == 0.0)))
-
     fit.peer = "scikit-image"  # type: ignore[attr-defined]
-    fit.zeros = zeros  # type: ignore[attr-defined]
+    fit.zeros = functools.partial(_tv_zeros, N)  # type: ignore[attr-defined]
     fit.extra = {("Clarabel", "conic reformulation"): conic}  # type: ignore[attr-defined]
     return f, y.ravel().copy(), fit
+
+
+def tv_l1(N: int, weight: float, seed: int):
+    """(f, x0, fit(tol) -> u) of TV-L1 denoising of a square with 10% impulse noise,
+    sum_ij |u_ij - y_ij| + weight TV(u) (l1 kinks and Euclidean norms, no smooth part);
+    fit is Clarabel on the conic reformulation (s_ij >= |u_ij - y_ij|, t_ij >= ||D_ij u||)
+    at its default tolerances and at 1e-12 (no maintained Python TV-L1 solver is known)."""
+    import clarabel
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((N, N))
+    img[N // 4: 3 * N // 4, N // 4: 3 * N // 4] = 1.0
+    hit = rng.random((N, N)) < 0.1
+    y = img.copy()
+    y[hit] = rng.random(int(hit.sum()))
+    n = N * N
+
+    def f(u):
+        U = knp.reshape(u, (N, N))
+        dx = knp.concatenate([U[1:, :] - U[:-1, :], knp.zeros((1, N))], axis=0)
+        dy = knp.concatenate([U[:, 1:] - U[:, :-1], knp.zeros((N, 1))], axis=1)
+        return knp.sum(knp.abs(u - y.ravel())) + weight * knp.sum(
+            knp.linalg.norm(knp.stack([dx, dy], axis=-1), axis=-1))
+
+    def fit(tol: float | None) -> np.ndarray:  # variables (u, t, s)
+        Z, I = sp.csr_matrix((n, n)), sp.identity(n, format="csr")
+        l1 = sp.vstack([sp.hstack([Z, Z, -I]), sp.hstack([-I, Z, Z])], format="csr")
+        A = sp.vstack([sp.hstack([_tv_cone_rows(N), sp.csr_matrix((3 * n, n))]),
+                       l1[np.arange(2 * n).reshape(2, n).T.ravel()]], format="csc")
+        b = np.r_[np.zeros(3 * n), np.c_[np.zeros(n), -y.ravel()].ravel()]
+        sol = clarabel.DefaultSolver(
+            sp.csc_matrix((3 * n, 3 * n)), np.r_[np.zeros(n), weight * np.ones(n), np.ones(n)],
+            A, b, [clarabel.SecondOrderConeT(3)] * n + [clarabel.SecondOrderConeT(2)] * n,
+            _clarabel_settings(tol)).solve()
+        return np.asarray(sol.x[:n], np.float64)
+
+    fit.peer = "Clarabel"  # type: ignore[attr-defined]
+    fit.zeros = functools.partial(_tv_zeros, N)  # type: ignore[attr-defined]
+    return f, y.ravel().copy(), fit
+
+
+def _tv_cone_rows(N: int):
+    """Clarabel's rows (t_k, Dx_k u, Dy_k u), negated, over variables (u, t) for the N^2
+    forward-difference pairs of an N x N image (zero past the last row and column)."""
+    import scipy.sparse as sp
+
+    n = N * N
+    d1 = sp.diags([-np.r_[np.ones(N - 1), 0.0], np.ones(N - 1)], [0, 1], (N, N))
+    Dx, Dy = sp.kron(d1, sp.identity(N)), sp.kron(sp.identity(N), d1)
+    stacked = sp.vstack([sp.hstack([sp.csr_matrix((n, n)), -sp.identity(n)]),
+                         sp.hstack([-Dx, sp.csr_matrix((n, n))]),
+                         sp.hstack([-Dy, sp.csr_matrix((n, n))])], format="csr")
+    return stacked[np.arange(3 * n).reshape(3, n).T.ravel()]
+
+
+def _clarabel_settings(tol: float | None):
+    import clarabel
+
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    if tol is not None:
+        st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = tol
+    return st
+
+
+def _tv_zeros(N: int, u: np.ndarray) -> int:
+    """Pixels whose forward-difference pair is exactly 0."""
+    U = u.reshape(N, N)
+    dx = np.concatenate([np.diff(U, axis=0), np.zeros((1, N))], axis=0)
+    dy = np.concatenate([np.diff(U, axis=1), np.zeros((N, 1))], axis=1)
+    return int(np.sum((dx == 0.0) & (dy == 0.0)))
 
 
 def relu_net(m: int, hidden: int, seed: int):
@@ -271,6 +334,7 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
     if sgl:
         cases.append(("sparse group lasso m=200 n=250 k=5",
                       *sparse_group_lasso(200, 50, 5, 0.02, 0.05, 12)))
+    cases.append(("tv-l1 16x16", *tv_l1(16, 0.5, 14)))
     if tv:
         cases.append(("tv denoise 16x16", *tv_denoise(16, 0.15, 9)))
     if not quick:
@@ -279,6 +343,7 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
                   ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5)),
                   ("relu net 3-8-1 m=100", *relu_net(100, 8, 6)),
                   ("group lasso m=300 n=400 k=4", *group_lasso(300, 400, 4, 0.05, 8))]
+        cases.append(("tv-l1 64x64", *tv_l1(64, 0.5, 15)))
         if sgl:
             cases.append(("sparse group lasso m=500 n=2000 k=10",
                           *sparse_group_lasso(500, 200, 10, 0.01, 0.03, 13)))

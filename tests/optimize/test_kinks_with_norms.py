@@ -117,3 +117,44 @@ def test_group_penalised_hinge_and_l1_against_clarabel(method):
     assert res.fun <= f_star + 1e-9 * (1.0 + abs(f_star))
     np.testing.assert_allclose(res.x, ref, atol=1e-5)
     assert np.all(np.abs(res.x[np.abs(ref) < 1e-8]) <= 1e-20)  # Clarabel's zeros: on kinks
+
+
+@pytest.mark.parametrize("method", ["bundle", "abs-linear"])
+def test_tv_l1_denoising_is_certified_at_the_conic_minimum(method):
+    # sum |u - y| + w TV(u): no smooth part at all (H = 0), 2 N^2 kinks and norms
+    import clarabel
+
+    N, weight = 12, 0.5
+    rng = np.random.default_rng(14)
+    y = np.zeros((N, N))
+    y[3:9, 3:9] = 1.0
+    hit = rng.random((N, N)) < 0.1
+    y[hit] = rng.random(int(hit.sum()))
+    n = N * N
+
+    def f(u):
+        U = knp.reshape(u, (N, N))
+        dx = knp.concatenate([U[1:, :] - U[:-1, :], knp.zeros((1, N))], axis=0)
+        dy = knp.concatenate([U[:, 1:] - U[:, :-1], knp.zeros((N, 1))], axis=1)
+        return knp.sum(knp.abs(u - y.ravel())) + weight * knp.sum(
+            knp.linalg.norm(knp.stack([dx, dy], axis=-1), axis=-1))
+
+    d1 = sp.diags([-np.r_[np.ones(N - 1), 0.0], np.ones(N - 1)], [0, 1], (N, N))
+    Dx, Dy = sp.kron(d1, sp.identity(N)), sp.kron(sp.identity(N), d1)
+    Z, Id = sp.csr_matrix((n, n)), sp.identity(n, format="csr")
+    tv = sp.vstack([sp.hstack([Z, -Id, Z]), sp.hstack([-Dx, Z, Z]), sp.hstack([-Dy, Z, Z])],
+                   format="csr")[np.arange(3 * n).reshape(3, n).T.ravel()]
+    l1 = sp.vstack([sp.hstack([Z, Z, -Id]), sp.hstack([-Id, Z, Z])],
+                   format="csr")[np.arange(2 * n).reshape(2, n).T.ravel()]
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = 1e-12
+    sol = clarabel.DefaultSolver(
+        sp.csc_matrix((3 * n, 3 * n)), np.r_[np.zeros(n), weight * np.ones(n), np.ones(n)],
+        sp.vstack([tv, l1], format="csc"),
+        np.r_[np.zeros(3 * n), np.c_[np.zeros(n), -y.ravel()].ravel()],
+        [clarabel.SecondOrderConeT(3)] * n + [clarabel.SecondOrderConeT(2)] * n, st).solve()
+    f_ref = float(f(np.asarray(sol.x[:n])))
+    res = kinkgrad.minimize(f, y.ravel().copy(), method=method)
+    assert res.stationarity.verdict == "stationary", res.message
+    assert res.fun <= f_ref + 1e-9

@@ -20,6 +20,7 @@ import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad.abs_normal.zero_norms import _spectral
 from kinkgrad.optimize._norm_groups import kkt as _kkt
+from kinkgrad.optimize._norm_groups import zero_groups
 from kinkgrad.optimize._norm_prox import (
     model_zeros,
     prox_newton_step,
@@ -116,6 +117,56 @@ def test_sparse_kkt_on_dependent_rows_matches_the_dense_row_space_solve():
     dense, _ = _kkt(H, J, g, w)
     np.testing.assert_allclose(dx, dense, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(J @ dx, -w, atol=1e-10)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.8])  # the sparse and the dense free block
+def test_sparse_kkt_on_coordinate_rows_solves_the_kkt_system(density):
+    # zero rows that are coordinates, one column held by two rows (an l1 term's zero and a
+    # group's, consistent roots): the reduced solve equals NumPy's solve of the KKT matrix
+    # with one row per column
+    rng = np.random.default_rng(9)
+    n = 40
+    B = sp.random(n, n, density=density, random_state=rng).toarray()
+    H = B @ B.T + np.diag(rng.uniform(0.5, 2.0, n))
+    g = rng.standard_normal(n)
+    cols = np.array([3, 7, 7, 20, 31])
+    vals = np.array([1.0, -2.0, 0.5, 3.0, 1.0])
+    target = rng.standard_normal(n)
+    w = -vals * target[cols]  # w_r + v_r dx_c = 0 at dx_c = target_c for every row
+    J = sp.csr_matrix((vals, (np.arange(cols.size), cols)), shape=(cols.size, n))
+    dx = sparse_kkt(sp.csr_matrix(H), J, g, w)
+    u = np.unique(cols)
+    E = np.zeros((u.size, n))
+    E[np.arange(u.size), u] = 1.0
+    K = np.block([[H + 1e-10 * np.max(np.abs(H)) * np.eye(n), E.T],
+                  [E, np.zeros((u.size, u.size))]])
+    truth = np.linalg.solve(K, np.r_[-g, target[u]])[:n]
+    np.testing.assert_allclose(dx, truth, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(J @ dx, -w, atol=1e-12)
+
+
+def test_replayed_frozen_gradients_match_traced_ones():
+    # f linear in its norms (a sparse group lasso): the frozen gradient replayed at nearby
+    # points equals the one traced there, one gradient counted per point
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((12, 8)), rng.standard_normal(12)
+
+    def f(x):
+        r = X @ x - y
+        return 0.5 * knp.sum(r * r) + 0.2 * knp.sum(knp.abs(x)) + 0.3 * knp.sum(
+            knp.linalg.norm(knp.reshape(x, (4, 2)), axis=1))
+
+    x = rng.standard_normal(8)
+    x[:2] = 0.0  # a group and two l1 kinks at zero
+    oracle = Oracle(f, x)
+    balls = zero_groups(oracle, x, np.inf)
+    points = [x + 1e-7 * rng.standard_normal(8) for _ in range(3)]
+    before = oracle.ngev
+    replayed = list(oracle.frozen_gradients(x, balls.chosen, iter(points)))
+    assert oracle.ngev == before + 3
+    for p, got in zip(points, replayed):
+        np.testing.assert_allclose(got, oracle.frozen_gradient(p, balls.chosen),
+                                   rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("shift", [0.0, -3.0])
