@@ -14,11 +14,13 @@ matrices are one forward sweep per column).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
+from .._core.program import Var
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
@@ -203,26 +205,39 @@ class Oracle:
     def frozen_gradients(self, x: np.ndarray, chosen: dict, points: Iterable[np.ndarray]
                          ) -> Iterator[np.ndarray | None]:
         """:meth:`frozen_gradient` at each of ``points`` (near x, as forward differences
-        take them), by replaying f0's program at x there: traced and rewritten once, not
-        per point (a dense Hessian's n differences: 8 -> 3 ms each on a sparse group lasso
-        at n = 2,000). The frozen groups' values stay those at x: the same gradients where
-        f is linear in its frozen norms (every norm penalty); otherwise the cross term
-        d^2 phi / dy dn_k J_k of the difference is dropped. One gradient per point."""
+        take them), by replaying f0's program at x there, batched (one evaluation and one
+        reverse sweep per chunk of points with a leading batch axis,
+        :mod:`kinkgrad.modes.batching`): traced and rewritten once, not per point (a dense
+        Hessian's 2,000 differences on a sparse group lasso: 16.5 s traced, 0.9 s
+        batched). The frozen groups' values stay those at x: the same gradients where f is
+        linear in its frozen norms (every norm penalty); otherwise the cross term
+        d^2 phi / dy dn_k J_k of a difference is dropped. One gradient per point."""
         try:
             with np.errstate(all="ignore"):
                 tr0, out = self._frozen(x, chosen)
         except (KinkgradError, FloatingPointError):
             tr0 = out = None
-        for y in points:
-            self._spend(1, 1)
-            g = None
+        biggest = max((np.size(v) for v in tr0.vals), default=1) if tr0 is not None else 1
+        chunk = int(min(256, max(1, 4_000_000 // max(biggest, 1))))
+        pending: list[np.ndarray] = []
+        for y in itertools.chain(points, [None]):
+            if y is not None:
+                pending.append(y)
+                if len(pending) < chunk:
+                    continue
+            if not pending:
+                break
+            self._spend(len(pending), len(pending))
+            G = None
             if tr0 is not None:
                 try:
                     with np.errstate(all="ignore"):
-                        g = self._sweep(tr0, out, y)
-                except (KinkgradError, ArithmeticError, ValueError):
-                    g = None
-            yield g if g is not None and np.all(np.isfinite(g)) else None
+                        G = self._sweep_batch(tr0, out, np.array(pending, np.float64))
+                except (KinkgradError, ArithmeticError, ValueError, TypeError):
+                    G = None
+            for i in range(len(pending)):
+                yield G[i] if G is not None and np.all(np.isfinite(G[i])) else None
+            pending = []
 
     def nan_reach(self, x: np.ndarray, chosen: dict, sets: list[np.ndarray]
                   ) -> list[np.ndarray] | None:
@@ -255,6 +270,26 @@ class Oracle:
 
         tr0 = freeze(self.group_trace(x), chosen)
         return tr0, scalar_output(tr0, self._where)[0]
+
+    def _sweep_batch(self, tr0: Traced, out: Any, XS: np.ndarray) -> np.ndarray:
+        """(B, n): the flat gradients of f0's trace with its values recomputed at each row
+        of XS, in one batched evaluation and reverse sweep."""
+        from ..modes.batching import batched_forward, batched_reverse
+
+        B = XS.shape[0]
+        if out is None:  # f0 constant
+            return np.zeros((B, self.n))
+        vals: dict[int, Any] = {v.index: leaf for v, leaf in zip(tr0.in_vars,
+                                                                  self.spec.split(XS))}
+        batched = {v.index: True for v in tr0.in_vars}
+        batched_forward(tr0.eqns, vals, batched, tr0.vals, self._policy, B)
+        active = {v.index for v in tr0.in_vars}
+        for e in tr0.eqns:
+            if any(type(i) is Var and i.index in active for i in e.inputs):
+                active.add(e.out.index)
+        ct = batched_reverse(tr0.eqns, vals, batched, tr0.vals,
+                             {out.index: np.ones((B,), np.float64)}, active, self._policy, B)
+        return self.spec.join([ct.get(v.index) for v in tr0.in_vars], (B,))
 
     def _sweep(self, tr0: Traced, out: Any, xs: np.ndarray | None = None) -> np.ndarray:
         """The flat gradient of f0's trace: at its own point, or with its values recomputed
