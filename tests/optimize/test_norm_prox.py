@@ -255,6 +255,31 @@ def _conic_reference(y, D, weight):
     return np.asarray(sol.x[:n])
 
 
+@pytest.mark.parametrize("N", [8, 16])
+def test_an_interior_point_answer_is_proven_not_stationary_at_a_small_radius(N):
+    # Clarabel's TV point leaves zero groups at 1e-9 .. 1e-6: at radius 1e-8 the larger
+    # ones are smooth, their unit vectors arbitrary, and the point is not stationary. The
+    # bound along the report's direction e, recomputed here from the data alone (g0 = x - y
+    # plus the smooth groups' lambda D_k^T u_k; each ball's support lambda ||D_k e||),
+    # must prove it (the cone form's bound was 0 here: "undecided")
+    y = _noisy_square(N, N // 4, 3 * N // 4, 3)
+    f, D = _tv(N, True, 0.15, y)
+    x = _conic_reference(y, D, 0.15)
+    r = 1e-8
+    rep = kinkgrad.stationarity(f, x, radius=r)
+    assert rep.verdict == "not stationary" and rep.slope < 0
+    e = -np.asarray(rep.descent).ravel()
+    g0, balls = x - y, 0.0
+    for Dk in D:
+        w = Dk @ x
+        if np.linalg.norm(w) <= r * np.linalg.norm(Dk, 2):
+            balls += 0.15 * np.linalg.norm(Dk @ e)
+        else:
+            g0 = g0 + 0.15 * Dk.T @ (w / np.linalg.norm(w))
+    lower = g0 @ e - balls
+    assert 1e-8 < lower <= rep.distance * (1 + 1e-9)
+
+
 @pytest.mark.parametrize("padded,method", [(False, "bundle"), (True, "bundle"),
                                            (True, "abs-linear")])
 def test_tv_denoising_is_certified_at_the_conic_minimum(padded, method):

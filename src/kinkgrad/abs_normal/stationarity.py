@@ -350,7 +350,7 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         low, point, upper, exact = _bounds(ls, tol, rng)
         why, q, names = _why(ls, low, exact), 0, ls.model.names
     else:
-        low, point, upper, exact, why = ball_bounds(ls, balls)
+        low, point, upper, exact, why = ball_bounds(ls, balls, tol=tol)
         q = balls.q
         if ls.model.m:
             why += "; " + _why(ls, low, exact)

@@ -356,17 +356,19 @@ def switch_origins(exp: Expanded, active: np.ndarray) -> set[int]:
     return {exp.switch_meta(int(j)).origin for j in np.unique(js)}
 
 
-def ball_bounds(ls: LocalSet, balls: Balls, shift: np.ndarray | None = None) -> tuple:
+def ball_bounds(ls: LocalSet, balls: Balls, shift: np.ndarray | None = None,
+                tol: float | None = None) -> tuple:
     """(outer MinNorm or None, a proven point, its norm, exact, why) of the local set of f0
     plus the balls (module docstring: the outer set always, the inner one under (1) or
-    (2)), shifted by -``shift`` (in_clarke's distance from g to the set)."""
+    (2)), shifted by -``shift`` (in_clarke's distance from g to the set); bounds that
+    straddle ``tol`` are solved again (:func:`.minnorm_balls.min_norm_balls`)."""
     zero = np.zeros(ls.g0.size)
     g0 = ls.g0 if shift is None else ls.g0 - shift
     head = f"{balls.q} Euclidean norm(s) at zero, isolated from the active kinks"
     if not ls.has_outer:
         return None, zero, np.inf, False, head + "; a block is too large to bound the set"
     terms = balls.terms()
-    low = min_norm_balls(g0, ls.outer_blocks(), *terms)
+    low = min_norm_balls(g0, ls.outer_blocks(), *terms, tol=tol)
     convex = bool(np.all(balls.lam >= 0)) and all(b.convex for b in ls.blocks) and ls.exact
     listed = (ls.exact or ls.inner_exact) and all(b.inner.shape[0] for b in ls.blocks)
     if convex:
@@ -379,7 +381,7 @@ def ball_bounds(ls: LocalSet, balls: Balls, shift: np.ndarray | None = None) -> 
             "; their Jacobians' and the active switches' rows are independent: the set is "
             "described exactly")
     if independent:
-        inner = min_norm_balls(g0, ls.inner_blocks(), *terms)
+        inner = min_norm_balls(g0, ls.inner_blocks(), *terms, tol=tol)
         return low, inner.point, inner.upper, False, head + (
             "; rows independent, but some block's pieces are not proven complete")
     return low, zero, np.inf, False, head + (
