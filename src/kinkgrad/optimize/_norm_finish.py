@@ -45,6 +45,12 @@ zero, and Newton-SQP steps on their manifold polish it. TV denoising of a 32 x 3
 (1,024 norms, 606 at zero at the minimiser): the bundle's first test at iteration 254, one
 step, certified, 3 s; 64 x 64 (n = 4,096): two steps, 3 s; 128 x 128 (n = 16,384): three
 steps, 33 s.
+
+Where the program has other kinks besides its norms and none of them reads another's
+output (a sparse group lasso's l1 term, hinge losses, TV-L1's data term), the oracle shows
+these steps every kink as a Euclidean norm of one entry
+(:meth:`.oracle.Oracle.group_trace`, :mod:`kinkgrad.abs_normal.kinks_as_norms`): the same
+steps then keep every kink exact, and the zeros they find include the l1 term's.
 """
 
 from __future__ import annotations
