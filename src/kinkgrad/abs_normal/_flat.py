@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .._core import pytree
-from .._core.program import Var
+from .._core.program import Literal, Var
+from .._core.tracer import Trace, Tracer
 from ..errors import (
     KinkgradError,
     NonFiniteInputError,
@@ -216,3 +217,18 @@ def scalar_output(tr: Traced, where: str) -> tuple[Var | None, float]:
             f"{shapes}. Reduce the output (knp.sum, knp.mean) first.")
     var, val = outs[0]
     return var, float(val.reshape(()))
+
+
+def rebuilt(new: Trace, env: dict, src: Traced) -> Traced:
+    """The Traced of a program re-traced from ``src``: ``new`` holds the equations bound
+    while replaying it, ``env`` maps src's slots to the new values (Tracers or constants:
+    an output that became constant is a Literal)."""
+    outs = []
+    for o in src.outs:
+        val = env[o.index] if type(o) is Var else o
+        if type(val) is Tracer:
+            outs.append(val.var)
+        else:
+            outs.append(Literal(np.asarray(val)) if type(o) is Var else val)
+    return Traced(new, [env[v.index].var for v in src.in_vars], src.in_tree, outs,
+                  src.out_tree, src.aux)

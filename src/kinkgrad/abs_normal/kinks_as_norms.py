@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._core.program import Literal, Var
+from .._core.program import Var
 from .._core.tracer import Trace, Tracer, bind
 from ..modes.api import Traced
 from ..primitives.linalg import Norm
 from ..primitives.shape import Reshape
+from ._flat import rebuilt
 from .expand import expand
 from .zero_norms import _closure
 
@@ -64,13 +65,7 @@ def kinks_as_norms(tr: Traced) -> Traced | None:
             env[eqn.out.index] = res
     finally:
         new.active = False
-    outs = []
-    for o in src.outs:
-        val = env[o.index] if type(o) is Var else o
-        outs.append(val.var if type(val) is Tracer else
-                    (Literal(val) if type(o) is Var else val))
-    out = Traced(new, [env[v.index].var for v in src.in_vars], src.in_tree, outs,
-                 src.out_tree, src.aux)
+    out = rebuilt(new, env, src)
     groups = {k for k, e in enumerate(out.eqns) if e.prim.name == "norm"
               and e.params["ord"] == 2 and type(e.inputs[0]) is Var}
     after = _closure(out, {out.eqns[k].out.index for k in groups}, up=False)

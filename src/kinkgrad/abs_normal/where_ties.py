@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 
 from .._core.program import Var, value_of
-from .._core.tracer import Trace, Tracer, bind
+from .._core.tracer import Trace, bind
 from ..errors import NotAbsSmoothError
 from ..kinks import KinkPolicy
 from ..modes.api import Traced
 from ..modes.sweeps import forward_sweep
 from ..primitives.piecewise import Maximum, Minimum
 from ..primitives.select import Where
+from ._flat import rebuilt
 
 __all__ = ["rewrite_tied_wheres"]
 
@@ -158,17 +159,7 @@ def _replay(tr: Traced, tied: set[int], kinds: dict[int, np.ndarray]) -> Traced:
             env[eqn.out.index] = res
     finally:
         new.active = False
-    outs = []
-    for o in tr.outs:
-        v = env[o.index] if type(o) is Var else o
-        if type(v) is Tracer:
-            outs.append(v.var)
-        else:
-            from .._core.program import Literal
-
-            outs.append(v if not isinstance(v, np.ndarray) else Literal(v))
-    in_vars = [env[v.index].var for v in tr.in_vars]
-    return Traced(new, in_vars, tr.in_tree, outs, tr.out_tree, tr.aux)
+    return rebuilt(new, env, tr)
 
 
 def _rewrite(kind: np.ndarray, args: list, res: Any) -> Any:

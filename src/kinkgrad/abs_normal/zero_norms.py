@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from .._core.program import Literal, Var, _var_name, value_of
+from .._core.program import Var, _var_name, value_of
 from .._core.tracer import Trace, Tracer, bind
 from ..errors import NotAbsSmoothError
 from ..kinks import KinkPolicy
@@ -53,7 +53,7 @@ from ..modes.api import Traced
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import reverse_sweep
 from ..primitives.select import Where
-from ._flat import FlatSpec, probe_tangents
+from ._flat import FlatSpec, probe_tangents, rebuilt
 from .minnorm_balls import min_norm_balls
 
 if TYPE_CHECKING:
@@ -322,13 +322,7 @@ def _rewrite(tr: Traced, chosen: dict[int, np.ndarray], groups_of: dict[int, np.
                 n_slots.add(res.var.index)
     finally:
         new.active = False
-    outs_ = []
-    for o in tr.outs:
-        val = env[o.index] if type(o) is Var else o
-        outs_.append(val.var if type(val) is Tracer else
-                     (Literal(val) if isinstance(val, np.ndarray) else val))
-    tr0 = Traced(new, [env[v.index].var for v in tr.in_vars], tr.in_tree, outs_,
-                 tr.out_tree, tr.aux)
+    tr0 = rebuilt(new, env, tr)
     return tr0, _closure(tr0, w_slots, up=True), _closure(tr0, n_slots, up=False)
 
 
