@@ -351,8 +351,11 @@ def test_matrix_free_form_is_materialised_or_refused(monkeypatch):
     assert res.success
     np.testing.assert_allclose(res.x, c, atol=1e-8)
     res = _minimize(f, np.zeros(3), options={"dense_limit": 2})
-    assert res.status == 3 and res.nit == 0
     assert "too large to materialise" in res.message and "dense_limit" in res.message
+    # abs-linear stops at x0 (nit 0); minimize's finishing steps, which see the kinks as
+    # norms of one entry, then reach the minimiser from there (one Newton step)
+    assert "stopped at x0" in res.message and res.nit <= 1 and res.success
+    np.testing.assert_allclose(res.x, c, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", ["chained-lq", "chained-cb3-1", "maxq", "chained-mifflin2"])

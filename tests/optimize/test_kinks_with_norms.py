@@ -158,3 +158,59 @@ def test_tv_l1_denoising_is_certified_at_the_conic_minimum(method):
     res = kinkgrad.minimize(f, y.ravel().copy(), method=method)
     assert res.stationarity.verdict == "stationary", res.message
     assert res.fun <= f_ref + 1e-9
+
+
+def test_the_bundle_method_finishes_a_lasso_by_proximal_steps_on_its_kinks():
+    # no Euclidean norm at all: the l1 kinks alone are seen as norms of one entry, and the
+    # proximal step lands on scikit-learn's minimiser (coordinate descent at tol 1e-12)
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(5)
+    m, n, lam = 40, 30, 0.5
+    X = rng.standard_normal((m, n))
+    w = rng.standard_normal(n) * (rng.random(n) < 0.3)
+    y = X @ w + 0.1 * rng.standard_normal(m)
+
+    def f(v):
+        r = X @ v - y
+        return 0.5 * knp.sum(r * r) + lam * knp.sum(knp.abs(v))
+
+    ref = Lasso(alpha=lam / m, fit_intercept=False, tol=1e-12, max_iter=10**6).fit(X, y).coef_
+    res = kinkgrad.minimize(f, np.zeros(n), method="bundle")
+    assert res.stationarity.verdict == "stationary", res.message
+    assert "as norms of one entry" in res.message  # the finishing steps certified it
+    assert res.fun <= float(f(ref)) + 1e-12
+    np.testing.assert_array_equal(res.x == 0, np.abs(ref) < 1e-10)
+
+
+def test_tries_that_do_not_certify_space_out():
+    from kinkgrad.optimize._norm_finish import finish_on_zero_norms
+    from kinkgrad.optimize.oracle import Oracle
+
+    def f(v):  # unbounded below: no step can end at a stationary point
+        return knp.sum(v) + knp.abs(v[0])
+
+    x = np.array([0.0, 0.3, 1.0])
+    oracle = Oracle(f, x)
+    assert oracle.norms2 and oracle.norm_interval(60) == 60
+    assert finish_on_zero_norms(oracle, x, float(f(x)), 1e-8, 1e-8, 0, "") is None
+    assert oracle.norm_failures == 1 and oracle.norm_interval(60) == 120
+
+
+@pytest.mark.parametrize("method", ["bundle", "gradient-sampling"])
+def test_finishing_steps_are_counted_as_iterations_and_calls(method):
+    # the history holds one entry per iteration counted in nit, finishing steps included,
+    # and every call of f (the finishing steps' traces too) is counted in nfev
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((40, 30)), rng.standard_normal(40)
+    calls = {"n": 0}
+
+    def f(v):
+        calls["n"] += 1
+        r = X @ v - y
+        return 0.5 * knp.sum(r * r) + 0.5 * knp.sum(knp.abs(v))
+
+    res = kinkgrad.minimize(f, np.zeros(30), method=method)
+    assert res.success and "Then" in res.message  # finished by the steps
+    assert len(res.history["fun"]) == res.nit
+    assert calls["n"] == res.nfev

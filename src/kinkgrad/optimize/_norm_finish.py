@@ -97,6 +97,7 @@ def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
         done = None  # nuclear norm at a rank drop): the method's own point stands
     if done is None:
         oracle.norm_misses.add(key)
+        oracle.norm_failures += 1
     return done
 
 
@@ -127,6 +128,7 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
     allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
     held = np.ones(balls.q, bool)
     H, moves, pred = None, 0, None
+    path: list[float] = []
     try:
         for _ in range(2 * _STEPS):
             chosen = balls.subset(held).chosen
@@ -171,10 +173,11 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
             if moves == 0 and H is not None:  # the gradient H predicts at xn, and g
                 pred = (g + H @ (xn - x), g)
             x, fx, moves = xn, fn, moves + 1
+            path.append(fn)
             done = certified(oracle, x, fx, nit + moves, radius, tol, message,
                              f"{moves} Newton step(s) on the manifold of {int(held.sum())} "
                              "zero Euclidean norm(s)"
-                             f"{KINK_GROUPS if oracle.kinks_as_norms else ''}")
+                             f"{KINK_GROUPS if oracle.kinks_as_norms else ''}", path)
             if done is not None:
                 return done
             if moves >= _STEPS:

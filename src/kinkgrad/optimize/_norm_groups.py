@@ -20,12 +20,17 @@ __all__ = ["certified", "coordinate_rows", "differences", "fd_columns", "fd_hess
 
 
 def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float, tol: float,
-              message: str, steps: str) -> tuple[MethodResult, StationarityReport] | None:
+              message: str, steps: str, path: list[float]
+              ) -> tuple[MethodResult, StationarityReport] | None:
     """(the converged result, its verdict) where the test certifies x at ``radius``, else
-    None; the message appends "Then {steps}: stationarity certified ..."."""
+    None; the message appends "Then {steps}: stationarity certified ...". ``path`` holds f
+    after each step taken: the history records them when certified (one entry per
+    iteration counted in ``nit``)."""
     rep = oracle.stationarity(x, radius, tol)
     if rep.verdict != "stationary":
         return None
+    for value in path:
+        oracle.record(value)
     return MethodResult(x, fx, nit, CONVERGED, f"{message} Then {steps}: stationarity "
                         f"certified at radius {radius:.3g}.", radius), rep
 

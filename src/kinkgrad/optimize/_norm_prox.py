@@ -70,6 +70,7 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
     grows beyond its rounding, or a concave norm is within ``near`` of zero."""
     allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
     H = pred = None
+    path: list[float] = []
     for moves in range(1, _STEPS + 1):
         balls = zero_groups(oracle, x, np.inf)
         if balls is None:
@@ -108,10 +109,11 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
             return None
         pred = (g + H @ (xn - x), g, _key(chosen))
         x, fx = xn, fn
+        path.append(fn)
         done = certified(oracle, x, fx, nit + moves, radius, tol, message,
                          f"{moves} proximal Newton step(s) on {balls.q} Euclidean norm(s)"
                          f"{KINK_GROUPS if oracle.kinks_as_norms else ''} ({int(zero.sum())} at "
-                         "zero)")
+                         "zero)", path)
         if done is not None:
             return done
     return None

@@ -294,7 +294,6 @@ class _Salmin:
         done = finish_on_zero_norms(self.oracle, self.x, self.fx, self.tol, self.tol,
                                     self.nit, f"abs-linear: after {self.nit} iterations,")
         if done is not None:
-            self.oracle.record(done[0].fun)
             self.monitor(done[0].x, done[0].fun, done[0].nit)
         return None if done is None else done[0]
 
@@ -319,7 +318,7 @@ class _Salmin:
                                 and self.metric is not None):
                 self._probe()
             if self.oracle.norms2 and self.merit is None \
-                    and self.nit - self.norms_at >= self.oracle.n + 10:
+                    and self.nit - self.norms_at >= self.oracle.norm_interval(self.oracle.n + 10):
                 done = self._zero_norms()
                 if done is not None:
                     return done

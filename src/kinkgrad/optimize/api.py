@@ -14,7 +14,7 @@ from ..backends import on_numpy
 from ..errors import KinkgradError
 from ._landing import land_end_point
 from ._norm_finish import finish_on_zero_norms
-from .common import MAXFEV, Monitor
+from .common import CALLBACK, MAXFEV, MAXITER, Monitor
 from .oracle import Oracle
 
 __all__ = ["minimize", "METHODS"]
@@ -117,8 +117,10 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
         rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
     else:
         out, rep = land_end_point(oracle, out, radius, float(tol))
-    if rep.verdict != "stationary" and oracle.norms2:  # NOTE: zero groups of Euclidean
-        # norms: Newton steps on their manifold, which land there (tested at <= tol)
+    if rep.verdict != "stationary" and oracle.norms2 and out.status not in (
+            MAXITER, MAXFEV, CALLBACK):  # NOTE: zero groups of Euclidean norms (or kinks
+        # as norms of one entry): Newton steps on their manifold, which land there (tested
+        # at <= tol); not past a limit the caller set
         done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol),
                                     min(radius, float(tol)), out.nit, out.message)
         if done is not None:  # its test was at that radius and tol: the verdict

@@ -212,13 +212,13 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                 oracle.record(fx)
                 return MethodResult(x, fx, k, CONVERGED, f"Stationarity certified at radius "
                                     f"{r:.3g} after {k} iterations.", r)
-            if oracle.norms2 and finish and k - state.get("norms_at", -n) >= n + 10:
+            if oracle.norms2 and finish and k - state.get("norms_at", -n) >= \
+                    oracle.norm_interval(n + 10):
                 state["norms_at"] = k  # NOTE: Newton steps on zero norms (_norm_finish.py)
-                done = finish_on_zero_norms(oracle, x, fx, tol, r_target, k, f"After {k} "
-                                            "iterations,")  # at most once per n + 10
+                done = finish_on_zero_norms(oracle, x, fx, tol, r_target, k - 1, f"After "
+                                            f"{k - 1} iterations,")  # x: iteration k - 1's
                 if done is not None:
                     monitor(done[0].x, done[0].fun, done[0].nit)
-                    oracle.record(done[0].fun)
                     return done[0]
             moved = within = back = False
             if rep.descent is not None:

@@ -193,12 +193,12 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
                 first = 0 if gx is None else 1  # grad f(x_k) is row 0 anyway
                 kept, fails = _support(G[first:], lam[first:], n + 1), fails + 1
             else:  # 4 (or failed retries): null step, shrink eps and nu
-                if oracle.norms2 and nit - norms_at >= _NORMS_EVERY:  # NOTE: as the bundle
-                    norms_at = nit  # at its tests; each iteration costs n + 1 gradients
+                if oracle.norms2 and nit - norms_at >= oracle.norm_interval(_NORMS_EVERY):
+                    norms_at = nit  # NOTE: as the bundle at its tests (each iteration here
+                    # costs n + 1 gradients), less often after tries that did not certify
                     done = finish_on_zero_norms(oracle, x, fx, tol, min(final_radius, tol),
-                                                nit, f"After {nit} iterations,")
+                                                nit - 1, f"After {nit - 1} iterations,")
                     if done is not None:
-                        oracle.record(done[0].fun)
                         monitor(done[0].x, done[0].fun, done[0].nit)
                         return done[0]
                 eps, nu = eps * radius_factor, max(nu * target_factor, tol)

@@ -46,7 +46,8 @@ class Oracle:
         x0: the flat starting point (float64 copy).
         nfev, ngev: evaluations of f and gradient-type evaluations so far.
         history: per recorded iteration, f and the counts (``record``).
-        norms2: the program holds a Euclidean norm (:mod:`._norm_finish` may apply).
+        norms2: the program holds a Euclidean norm or a kink (:mod:`._norm_finish` may
+            apply).
         kinks_as_norms: it holds other kinks too, which the finishing steps then see as
             norms of one entry (:meth:`group_trace`; None until first decided).
     """
@@ -77,10 +78,13 @@ class Oracle:
         self._policy = resolve_policy(None)
         self._where = where
         # Euclidean norms in the program: their zeros get Newton steps on their manifold
-        self.norms2 = any(e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns)
-        self.kinks_as_norms: bool | None = None if self.norms2 and any(
-            e.prim.nonsmooth and not (e.prim.name == "norm" and e.params["ord"] == 2)
-            for e in tr.eqns) else False
+        # and kinks, which those steps see as norms of one entry where none is nested
+        kinks = any(e.prim.nonsmooth and not (e.prim.name == "norm" and e.params["ord"] == 2)
+                    for e in tr.eqns)
+        self.norms2 = kinks or any(e.prim.name == "norm" and e.params["ord"] == 2
+                                   for e in tr.eqns)
+        self.kinks_as_norms: bool | None = None if kinks else False
+        self.norm_failures = 0  # tries of those steps that did not certify
         self.norm_misses: set[bytes] = set()  # points where those steps did not certify
         self._tested: tuple | None = None  # the last test: (x, radius, tol), report, counted
 
@@ -170,14 +174,24 @@ class Oracle:
             return None
         return g if np.all(np.isfinite(g)) else None
 
-    def group_trace(self, x: np.ndarray) -> Traced:
+    def norm_interval(self, base: int) -> int:
+        """Iterations between two tries of the finishing steps of :mod:`._norm_finish`
+        during a run: ``base``, doubled per try that did not certify (where they do not
+        apply, as on chained Mifflin 2, each try costs a Hessian; where they do, the first
+        or second try certifies)."""
+        return int(base) << min(self.norm_failures, 20)
+
+    def group_trace(self, x: np.ndarray, counted: bool = True) -> Traced:
         """f's trace at x as the Euclidean-norm finishing steps see it: with the program's
         other kinks as norms of one entry (:mod:`kinkgrad.abs_normal.kinks_as_norms`)
         where it has any and none is nested in another; the structure is decided at the
-        first point where it can be (a tied comparison defers it), and kept.
+        first point where it can be (a tied comparison defers it), and kept. One call of f
+        (not counted with ``counted=False``: callers that count it themselves).
 
         Raises:
             KinkgradError: f cannot be traced there (or, once decided, not rewritten)."""
+        if counted:
+            self._spend(1, 0)
         tr = trace_at(self.f, self.tree(x), self._where)
         if self.kinks_as_norms is False:
             return tr
@@ -211,7 +225,9 @@ class Oracle:
         Hessian's 2,000 differences on a sparse group lasso: 16.5 s traced, 0.9 s
         batched). The frozen groups' values stay those at x: the same gradients where f is
         linear in its frozen norms (every norm penalty); otherwise the cross term
-        d^2 phi / dy dn_k J_k of a difference is dropped. One gradient per point."""
+        d^2 phi / dy dn_k J_k of a difference is dropped. One call of f (the trace at x),
+        and one gradient per point (a replay, not a call of f)."""
+        self._spend(1, 0)
         try:
             with np.errstate(all="ignore"):
                 tr0, out = self._frozen(x, chosen)
@@ -227,7 +243,7 @@ class Oracle:
                     continue
             if not pending:
                 break
-            self._spend(len(pending), len(pending))
+            self._spend(0, len(pending))  # replays: gradients, not calls of f
             G = None
             if tr0 is not None:
                 try:
@@ -250,7 +266,7 @@ class Oracle:
         (a comparison with NaN picks a branch and can drop one: callers check what they
         build on it). One gradient each; None where the trace fails or a rule rejects
         NaN."""
-        self._spend(len(sets), len(sets))
+        self._spend(1, len(sets))  # one trace; the replays are gradients, not calls
         masks = []
         try:
             with np.errstate(all="ignore"):
@@ -268,7 +284,7 @@ class Oracle:
         """(f0's trace at x, its scalar output or None where f0 is constant)."""
         from ..abs_normal.zero_norms import freeze
 
-        tr0 = freeze(self.group_trace(x), chosen)
+        tr0 = freeze(self.group_trace(x, counted=False), chosen)
         return tr0, scalar_output(tr0, self._where)[0]
 
     def _sweep_batch(self, tr0: Traced, out: Any, XS: np.ndarray) -> np.ndarray:
