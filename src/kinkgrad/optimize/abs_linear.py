@@ -317,7 +317,7 @@ class _Salmin:
             if self.stalled or (self.nit == _PROBE_AFTER and self.merit is not None
                                 and self.metric is not None):
                 self._probe()
-            if self.oracle.norms2 and self.merit is None \
+            if self.oracle.euclidean and self.merit is None \
                     and self.nit - self.norms_at >= self.oracle.norm_interval(self.oracle.n + 10):
                 done = self._zero_norms()
                 if done is not None:

@@ -47,7 +47,7 @@ class Oracle:
         nfev, ngev: evaluations of f and gradient-type evaluations so far.
         history: per recorded iteration, f and the counts (``record``).
         norms2: the program holds a Euclidean norm or a kink (:mod:`._norm_finish` may
-            apply).
+            apply); euclidean: it holds a Euclidean norm.
         kinks_as_norms: it holds other kinks too, which the finishing steps then see as
             norms of one entry (:meth:`group_trace`; None until first decided).
     """
@@ -81,8 +81,8 @@ class Oracle:
         # and kinks, which those steps see as norms of one entry where none is nested
         kinks = any(e.prim.nonsmooth and not (e.prim.name == "norm" and e.params["ord"] == 2)
                     for e in tr.eqns)
-        self.norms2 = kinks or any(e.prim.name == "norm" and e.params["ord"] == 2
-                                   for e in tr.eqns)
+        self.euclidean = any(e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns)
+        self.norms2 = kinks or self.euclidean
         self.kinks_as_norms: bool | None = None if kinks else False
         self.norm_failures = 0  # tries of those steps that did not certify
         self.norm_misses: set[bytes] = set()  # points where those steps did not certify
