@@ -192,7 +192,7 @@ def test_tries_that_do_not_certify_space_out():
 
     x = np.array([0.0, 0.3, 1.0])
     oracle = Oracle(f, x)
-    assert oracle.norms2 and oracle.norm_interval(60) == 60
+    assert oracle.norm_steps and oracle.norm_interval(60) == 60
     assert finish_on_zero_norms(oracle, x, float(f(x)), 1e-8, 1e-8, 0, "") is None
     assert oracle.norm_failures == 1 and oracle.norm_interval(60) == 120
 

@@ -32,7 +32,7 @@ from ..primitives.linalg import Norm
 from ..primitives.shape import Reshape
 from ._flat import rebuilt
 from .expand import expand
-from .zero_norms import _closure
+from .zero_norms import _closure, _norms
 
 __all__ = ["kinks_as_norms"]
 
@@ -66,7 +66,6 @@ def kinks_as_norms(tr: Traced) -> Traced | None:
     finally:
         new.active = False
     out = rebuilt(new, env, src)
-    groups = {k for k, e in enumerate(out.eqns) if e.prim.name == "norm"
-              and e.params["ord"] == 2 and type(e.inputs[0]) is Var}
+    groups = {k for k, _, _ in _norms(out)}
     after = _closure(out, {out.eqns[k].out.index for k in groups}, up=False)
     return None if groups & after else out

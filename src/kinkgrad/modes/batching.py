@@ -39,7 +39,7 @@ from .._core.program import Equation, Var
 from ..kinks import KinkPolicy
 from ..primitives.conv import conv_value, conv_w_per_example, conv_x_transpose
 
-__all__ = ["batched_forward", "batched_reverse"]
+__all__ = ["batched_forward", "batched_gradient", "batched_reverse"]
 
 _BROADCASTING = {"add", "sub", "mul", "div", "neg", "pow", "abs", "relu", "leaky_relu",
                  "maximum", "minimum", "clip", "exp", "log", "log1p", "sqrt", "tanh", "sin",
@@ -304,3 +304,18 @@ def batched_reverse(eqns: list[Equation], vals: dict[int, Any], batched: dict[in
             prev = ct.get(inp.index)
             ct[inp.index] = c if prev is None else prev + c
     return ct
+
+
+def batched_gradient(eqns: list[Equation], vals: dict[int, Any], batched: dict[int, bool],
+                     ex_vals: list, diff: set[int], out: Var, dtype: Any, policy: KinkPolicy,
+                     n: int, variants: dict[int, list] | None = None) -> dict[int, Any]:
+    """:func:`batched_forward`, then :func:`batched_reverse` from seeds of ones (``dtype``)
+    at ``out`` along every slot that depends on the slots ``diff``: the per-example
+    cotangents (per-example gradients of the scalar ``out``)."""
+    batched_forward(eqns, vals, batched, ex_vals, policy, n, variants)
+    active = set(diff)
+    for e in eqns:
+        if any(type(i) is Var and i.index in active for i in e.inputs):
+            active.add(e.out.index)
+    return batched_reverse(eqns, vals, batched, ex_vals, {out.index: np.ones((n,), dtype)},
+                           active, policy, n, variants)

@@ -30,7 +30,7 @@ from .._core.tracer import Trace, Tracer
 from ..backends import is_torch, on_numpy
 from ..errors import IntegerInputError, KinkgradError, NonScalarOutputError, ShapeError
 from ..kinks import KinkPolicy, resolve_policy
-from .batching import batched_forward, batched_reverse
+from .batching import batched_gradient
 
 __all__ = ["vmap", "per_example_grad"]
 
@@ -209,14 +209,8 @@ def _sweep(t: _Traced, rows: np.ndarray | None, policy: KinkPolicy,
     tr = t.trace
     vals = {v.index: (x if rows is None else x[rows]) if b else x for v, x, b in t.inputs}
     batched = {v.index: b for v, _, b in t.inputs}
-    batched_forward(tr.eqns, vals, batched, tr.vals, policy, n, variants)
-    active = {v.index for v in t.diff}
-    for e in tr.eqns:
-        if any(type(i) is Var and i.index in active for i in e.inputs):
-            active.add(e.out.index)
-    seed = np.ones((n,), t.out.dtype)
-    ct = batched_reverse(tr.eqns, vals, batched, tr.vals, {t.out.index: seed}, active, policy,
-                         n, variants)
+    ct = batched_gradient(tr.eqns, vals, batched, tr.vals, {v.index for v in t.diff}, t.out,
+                          t.out.dtype, policy, n, variants)
     return [np.zeros((n,) + tuple(v.shape), v.dtype) if ct.get(v.index) is None
             else np.asarray(np.broadcast_to(ct[v.index], (n,) + tuple(v.shape)), v.dtype)
             for v in t.diff]

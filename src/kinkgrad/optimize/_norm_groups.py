@@ -15,8 +15,9 @@ from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
 from .common import CONVERGED, MethodResult
 from .oracle import Oracle
 
-__all__ = ["certified", "coordinate_rows", "differences", "fd_columns", "fd_hessian",
-           "group_inputs", "group_norms", "kkt", "psd_part", "step_size", "zero_groups"]
+__all__ = ["certified", "coordinate_roots", "coordinate_rows", "differences", "fd_columns",
+           "fd_hessian", "group_inputs", "group_norms", "kkt", "psd_part", "step_size",
+           "zero_groups"]
 
 
 def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float, tol: float,
@@ -43,6 +44,22 @@ def coordinate_rows(J: np.ndarray | sp.spmatrix) -> tuple[np.ndarray, np.ndarray
     if not np.all(np.diff(S.indptr) == 1) or np.unique(S.indices).size != S.shape[0]:
         return None
     return S.indices.astype(np.intp), S.data.astype(np.float64)
+
+
+def coordinate_roots(J: sp.spmatrix, w: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """Where every row of J is one coordinate's (w_r = v x_c + const; a column may hold
+    several rows, as a sparse group lasso's l1 and group terms): (the columns, the step
+    dx_c = -w_r / v of each column's first row, whether every row on a column agrees with
+    it to 1e-12); else None."""
+    S = sp.csr_matrix(J, copy=True)
+    S.eliminate_zeros()
+    if not S.shape[0] or not np.all(np.diff(S.indptr) == 1):
+        return None
+    roots = -w / S.data
+    cols, first, inverse = np.unique(S.indices, return_index=True, return_inverse=True)
+    agree = not np.any(np.abs(roots - roots[first][inverse]) > 1e-12 * (1.0 + np.abs(roots)))
+    return cols, roots[first], agree
 
 
 def zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:

@@ -46,6 +46,7 @@ from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
 from ._norm_groups import (
     certified,
+    coordinate_roots,
     group_inputs,
     group_norms,
     zero_groups,
@@ -215,14 +216,12 @@ def _land_coordinates(oracle: Oracle, x: np.ndarray, zero: np.ndarray, balls: Ba
     first), kept when f stays below ``bound``; (x, zero)."""
     if not zero.any():
         return x, zero
-    S = sp.csr_matrix(balls.rows[np.repeat(zero, balls.dims)], copy=True)
-    S.eliminate_zeros()
-    if not np.all(np.diff(S.indptr) == 1):
+    J = balls.rows[np.repeat(zero, balls.dims)]
+    if coordinate_roots(J, np.zeros(J.shape[0])) is None:  # the rows' shape only
         return x, zero
-    cols, first = np.unique(S.indices, return_index=True)
-    roots = group_inputs(oracle, x, balls.subset(zero).chosen) / S.data
+    cols, steps, _ = coordinate_roots(J, group_inputs(oracle, x, balls.subset(zero).chosen))
     landed = x.copy()
-    landed[cols] -= roots[first]
+    landed[cols] += steps
     return (landed if oracle.value(landed) <= bound else x), zero
 
 
@@ -287,17 +286,13 @@ def _coordinate_kkt(H: sp.csr_matrix, J: sp.csr_matrix, g: np.ndarray, w: np.nda
     roots must then agree): dx_C = -w / v and (H_FF + eps I) dx_F = -(g_F + H_FC dx_C) on
     the free coordinates F, by Cholesky where H_FF is dense (a sparse group lasso at
     n = 2,000: one 0.8 s sparse LU of the whole KKT matrix -> 0.03 s). None otherwise."""
-    S = sp.csr_matrix(J, copy=True)
-    S.eliminate_zeros()
-    if not S.shape[0] or not np.all(np.diff(S.indptr) == 1):
+    found = coordinate_roots(J, w)
+    if found is None or not found[2]:  # rows on one column that disagree: the general solve
         return None
-    roots = -w / S.data
-    cols, first, inverse = np.unique(S.indices, return_index=True, return_inverse=True)
-    if np.any(np.abs(roots - roots[first][inverse]) > 1e-12 * (1.0 + np.abs(roots))):
-        return None  # rows on one column that disagree: the general solve
+    cols, steps, _ = found
     n = H.shape[0]
     dx = np.zeros(n)
-    dx[cols] = roots[first]
+    dx[cols] = steps
     free = np.setdiff1d(np.arange(n), cols)
     if not free.size:
         return dx

@@ -117,7 +117,7 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
         rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
     else:
         out, rep = land_end_point(oracle, out, radius, float(tol))
-    if rep.verdict != "stationary" and oracle.norms2 and out.status not in (
+    if rep.verdict != "stationary" and oracle.norm_steps and out.status not in (
             MAXITER, MAXFEV, CALLBACK):  # NOTE: zero groups of Euclidean norms (or kinks
         # as norms of one entry): Newton steps on their manifold, which land there (tested
         # at <= tol); not past a limit the caller set

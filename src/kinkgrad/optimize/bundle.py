@@ -212,7 +212,7 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                 oracle.record(fx)
                 return MethodResult(x, fx, k, CONVERGED, f"Stationarity certified at radius "
                                     f"{r:.3g} after {k} iterations.", r)
-            if oracle.norms2 and finish and k - state.get("norms_at", -n) >= \
+            if oracle.norm_steps and finish and k - state.get("norms_at", -n) >= \
                     oracle.norm_interval(n + 10):
                 state["norms_at"] = k  # NOTE: Newton steps on zero norms (_norm_finish.py)
                 done = finish_on_zero_norms(oracle, x, fx, tol, r_target, k - 1, f"After "
@@ -303,7 +303,7 @@ def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
     # within the 50 steps while the real test passes earlier (chained Mifflin 2 at n = 50:
     # the model's test unmet after 20 steps, the real one passing at step 24)."""
     on_norms = finish_on_zero_norms(oracle, stalled.x, stalled.fun, tol, stalled.radius,
-                                    stalled.nit, stalled.message) if oracle.norms2 else None
+                                    stalled.nit, stalled.message) if oracle.norm_steps else None
     if on_norms is not None:
         return on_norms[0]
     certified: list[int] = []

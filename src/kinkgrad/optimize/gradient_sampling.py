@@ -193,7 +193,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
                 first = 0 if gx is None else 1  # grad f(x_k) is row 0 anyway
                 kept, fails = _support(G[first:], lam[first:], n + 1), fails + 1
             else:  # 4 (or failed retries): null step, shrink eps and nu
-                if oracle.norms2 and nit - norms_at >= oracle.norm_interval(_NORMS_EVERY):
+                if oracle.norm_steps and nit - norms_at >= oracle.norm_interval(_NORMS_EVERY):
                     norms_at = nit  # NOTE: as the bundle at its tests (each iteration here
                     # costs n + 1 gradients), less often after tries that did not certify
                     done = finish_on_zero_norms(oracle, x, fx, tol, min(final_radius, tol),

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from .._core.program import Var
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
@@ -46,8 +45,8 @@ class Oracle:
         x0: the flat starting point (float64 copy).
         nfev, ngev: evaluations of f and gradient-type evaluations so far.
         history: per recorded iteration, f and the counts (``record``).
-        norms2: the program holds a Euclidean norm or a kink (:mod:`._norm_finish` may
-            apply); euclidean: it holds a Euclidean norm.
+        norm_steps: the program holds a Euclidean norm or a kink (the finishing steps of
+            :mod:`._norm_finish` may apply); euclidean: it holds a Euclidean norm.
         kinks_as_norms: it holds other kinks too, which the finishing steps then see as
             norms of one entry (:meth:`group_trace`; None until first decided).
     """
@@ -77,12 +76,12 @@ class Oracle:
         self.history: dict[str, list] = {"fun": [], "nfev": [], "ngev": []}
         self._policy = resolve_policy(None)
         self._where = where
-        # Euclidean norms in the program: their zeros get Newton steps on their manifold
-        # and kinks, which those steps see as norms of one entry where none is nested
-        kinks = any(e.prim.nonsmooth and not (e.prim.name == "norm" and e.params["ord"] == 2)
-                    for e in tr.eqns)
-        self.euclidean = any(e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns)
-        self.norms2 = kinks or self.euclidean
+        # Euclidean norms in the program: their zeros get Newton steps on their manifold;
+        # so do its kinks, which those steps see as norms of one entry where none is nested
+        norm2 = [e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns]
+        kinks = any(e.prim.nonsmooth and not is2 for e, is2 in zip(tr.eqns, norm2))
+        self.euclidean = any(norm2)
+        self.norm_steps = kinks or self.euclidean
         self.kinks_as_norms: bool | None = None if kinks else False
         self.norm_failures = 0  # tries of those steps that did not certify
         self.norm_misses: set[bytes] = set()  # points where those steps did not certify
@@ -290,21 +289,16 @@ class Oracle:
     def _sweep_batch(self, tr0: Traced, out: Any, XS: np.ndarray) -> np.ndarray:
         """(B, n): the flat gradients of f0's trace with its values recomputed at each row
         of XS, in one batched evaluation and reverse sweep."""
-        from ..modes.batching import batched_forward, batched_reverse
+        from ..modes.batching import batched_gradient
 
         B = XS.shape[0]
         if out is None:  # f0 constant
             return np.zeros((B, self.n))
         vals: dict[int, Any] = {v.index: leaf for v, leaf in zip(tr0.in_vars,
                                                                   self.spec.split(XS))}
-        batched = {v.index: True for v in tr0.in_vars}
-        batched_forward(tr0.eqns, vals, batched, tr0.vals, self._policy, B)
-        active = {v.index for v in tr0.in_vars}
-        for e in tr0.eqns:
-            if any(type(i) is Var and i.index in active for i in e.inputs):
-                active.add(e.out.index)
-        ct = batched_reverse(tr0.eqns, vals, batched, tr0.vals,
-                             {out.index: np.ones((B,), np.float64)}, active, self._policy, B)
+        slots = {v.index for v in tr0.in_vars}
+        ct = batched_gradient(tr0.eqns, vals, dict.fromkeys(slots, True), tr0.vals, slots, out,
+                              np.float64, self._policy, B)
         return self.spec.join([ct.get(v.index) for v in tr0.in_vars], (B,))
 
     def _sweep(self, tr0: Traced, out: Any, xs: np.ndarray | None = None) -> np.ndarray:
