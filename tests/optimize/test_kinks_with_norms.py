@@ -30,10 +30,9 @@ def _sgl(X, y, l1, l2, G, k):
     return f
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("start", ["zero", "ones"])
-def test_sparse_group_lasso_under_an_orthogonal_design_reaches_the_closed_form(method, start):
-    rng = np.random.default_rng(3)
+def _orthogonal_sgl(seed):
+    """(f, its minimiser in closed form) of a sparse group lasso with X^T X / m = I."""
+    rng = np.random.default_rng(seed)
     G, k = 6, 4
     n = m = G * k
     X = np.sqrt(m) * np.linalg.qr(rng.standard_normal((m, m)))[0]  # X^T X / m = I
@@ -46,13 +45,52 @@ def test_sparse_group_lasso_under_an_orthogonal_design_reaches_the_closed_form(m
     sg = np.linalg.norm(s.reshape(G, k), axis=1, keepdims=True)
     truth = (np.maximum(0.0, 1.0 - l2 / np.where(sg > 0, sg, 1.0)) * s.reshape(G, k)).ravel()
     assert 0 < np.sum(truth == 0) < n and np.any(sg.ravel() <= l2)  # both kinds of zeros
-    f = _sgl(X, y, l1, l2, G, k)
-    x0 = np.zeros(n) if start == "zero" else np.ones(n)
+    return _sgl(X, y, l1, l2, G, k), truth
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("start", ["zero", "ones"])
+def test_sparse_group_lasso_under_an_orthogonal_design_reaches_the_closed_form(method, start):
+    f, truth = _orthogonal_sgl(3)
+    x0 = np.zeros(truth.size) if start == "zero" else np.ones(truth.size)
     res = kinkgrad.minimize(f, x0, method=method)
     assert res.stationarity.verdict == "stationary", res.message
     np.testing.assert_allclose(res.x, truth, atol=1e-9)
     assert np.all(np.abs(res.x[truth == 0]) <= 1e-20)  # zeros on their kinks (to 1e-20)
     assert res.fun <= float(f(truth)) + 1e-12
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("seed, start", [(3, "zero"), (4, "ones"), (5, "ones")])
+def test_a_float32_start_ends_at_float32s_resolution_of_the_closed_form(method, seed, start):
+    # x stays float32 (and so do f's l1 and norm terms): no point is certified at tol 1e-8,
+    # rounding x moves the gradient by ~1e-7. The finishing steps' point is kept where it
+    # beats the method's, f as low and a smaller distance; before, abs-linear stayed at
+    # x0 = 0 (f - f* = 4.2) or ran out of its default 200 iterations from ones (5.5e-4
+    # off), the bundle and gradient sampling ended with zeros ~1e-7 off (distance 0.5),
+    # and the bundle's history held its discarded finishing steps
+    f, truth = _orthogonal_sgl(seed)
+    x0 = (np.zeros if start == "zero" else np.ones)(truth.size, np.float32)
+    res = kinkgrad.minimize(f, x0, method=method)
+    assert res.x.dtype == np.float32
+    assert np.max(np.abs(res.x - truth)) <= 1e-6  # float32 spacing at |x| ~ 1: 1.2e-7
+    assert np.all(np.abs(res.x[truth == 0]) <= 1e-20)
+    assert res.stationarity.distance <= 1e-6
+    assert res.fun <= float(f(truth)) + 1e-6
+    assert len(res.history["fun"]) == res.nit
+
+
+def test_better_ranks_by_f_then_by_the_stationarity_distance():
+    from kinkgrad.optimize._norm_groups import better
+    from kinkgrad.optimize.oracle import Oracle
+
+    oracle = Oracle(lambda x: knp.sum(x * x), np.ones(2, np.float32))
+    u = oracle.unit_roundoff
+    assert u == np.finfo(np.float32).eps / 2  # a float32 x rounds f's terms in float32
+    assert better(oracle, 1.0 - 1e-3, 1.0, 1.0, 0.0)  # f lower beyond rounding
+    assert not better(oracle, 1.0 + 1e-3, 0.0, 1.0, 1.0)  # f higher beyond rounding
+    assert better(oracle, 1.0 + 2 * u, 1e-7, 1.0, 0.5)  # f tied: the smaller distance
+    assert not better(oracle, 1.0 - 2 * u, 0.5, 1.0, 1e-7)
 
 
 def _clarabel_reference(X, y, l1, l2, G, k, H, a):

@@ -77,12 +77,15 @@ class FlatSpec:
 
     # ------------------------------------------------------------------ flat <-> leaves
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
-        """Leaves (each with the leading batch axes of ``flat``) of a ``batch + (n,)`` array."""
+        """Leaves (each with the leading batch axes of ``flat``) of a ``batch + (n,)`` array,
+        rounded to the leaves' dtypes (a float64 1e-45 is float32's 0 or a subnormal: not
+        an error, also where the caller's NumPy raises on underflow)."""
         flat = np.asarray(flat)
         batch = flat.shape[:-1]
-        return [flat[..., a:b].reshape(batch + s).astype(dt, copy=False)
-                for a, b, s, dt in zip(self.offsets[:-1], self.offsets[1:], self.shapes,
-                                       self.dtypes)]
+        with np.errstate(under="ignore"):
+            return [flat[..., a:b].reshape(batch + s).astype(dt, copy=False)
+                    for a, b, s, dt in zip(self.offsets[:-1], self.offsets[1:], self.shapes,
+                                           self.dtypes)]
 
     def join(self, leaves: list[Any], batch: tuple = ()) -> np.ndarray:
         """The ``batch + (n,)`` float64 array of leaves (None leaves are zeros)."""

@@ -15,9 +15,9 @@ from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
 from .common import CONVERGED, MethodResult
 from .oracle import Oracle
 
-__all__ = ["certified", "coordinate_roots", "coordinate_rows", "differences", "fd_columns",
-           "fd_hessian", "group_inputs", "group_norms", "kkt", "psd_part", "step_size",
-           "zero_groups"]
+__all__ = ["better", "certified", "coordinate_roots", "coordinate_rows", "differences",
+           "fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt", "psd_part",
+           "step_size", "zero_groups"]
 
 
 def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float, tol: float,
@@ -26,14 +26,27 @@ def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float,
     """(the converged result, its verdict) where the test certifies x at ``radius``, else
     None; the message appends "Then {steps}: stationarity certified ...". ``path`` holds f
     after each step taken: the history records them when certified (one entry per
-    iteration counted in ``nit``)."""
+    iteration counted in ``nit``). The best uncertified x so far (:func:`better`) is kept in
+    ``oracle.finish_best`` (:func:`._norm_finish.best_uncertified`)."""
     rep = oracle.stationarity(x, radius, tol)
     if rep.verdict != "stationary":
+        best = oracle.finish_best
+        if best is None or better(oracle, fx, rep.distance, best[1], best[4]):
+            oracle.finish_best = (x.copy(), fx, steps, list(path), rep.distance)
         return None
     for value in path:
         oracle.record(value)
     return MethodResult(x, fx, nit, CONVERGED, f"{message} Then {steps}: stationarity "
                         f"certified at radius {radius:.3g}.", radius), rep
+
+
+def better(oracle: Oracle, f1: float, d1: float, f0: float, d0: float) -> bool:
+    """Whether a point with f = f1 and stationarity distance d1 beats one with (f0, d0):
+    f lower beyond its rounding, or not higher beyond it and a smaller distance (where f
+    cannot rank the points: a float32 x's zero groups landed against a point ~1e-10 off
+    them, distance 0.1)."""
+    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(f0))
+    return f1 < f0 - allowance or (f1 <= f0 + allowance and d1 < d0)
 
 
 def coordinate_rows(J: np.ndarray | sp.spmatrix) -> tuple[np.ndarray, np.ndarray] | None:

@@ -13,7 +13,7 @@ from scipy.optimize import OptimizeResult
 from ..backends import on_numpy
 from ..errors import KinkgradError
 from ._landing import land_end_point
-from ._norm_finish import finish_on_zero_norms
+from ._norm_finish import best_uncertified, finish_on_zero_norms
 from .common import CALLBACK, MAXFEV, MAXITER, Monitor
 from .oracle import Oracle
 
@@ -41,8 +41,14 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     after at most five abs-linear finishing steps from there if needed (their forms are
     counted in ``ngev``; abs-linear's steps land there themselves), so that zero
     coefficients are 0 (:mod:`._landing`). An end point that is not certified next to
-    Euclidean norms at zero (a group lasso's zero groups) gets up to five Newton steps on
-    their manifold (:mod:`._norm_finish`), kept only when certified.
+    Euclidean norms at zero (a group lasso's zero groups) or other kinks gets up to five
+    Newton steps on their manifold (:mod:`._norm_finish`), kept when certified, or when
+    their point has f as low (to rounding) and a smaller stationarity distance.
+
+    A float32 (or float16) x0 keeps x in that precision: f is evaluated at float32 points,
+    and rounding x to them moves f's gradient by about u ||H|| ||x|| (u = 6e-8), so a
+    ``tol`` far below that is not met at any point; pass tol to match (1e-5 is met on the
+    tests' lasso problems), or a float64 x0.
 
     Methods (each a module of :mod:`kinkgrad.optimize` with its reference):
 
@@ -117,12 +123,16 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
         rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
     else:
         out, rep = land_end_point(oracle, out, radius, float(tol))
-    if rep.verdict != "stationary" and oracle.norm_steps and out.status not in (
-            MAXITER, MAXFEV, CALLBACK):  # NOTE: zero groups of Euclidean norms (or kinks
-        # as norms of one entry): Newton steps on their manifold, which land there (tested
-        # at <= tol); not past a limit the caller set
+    stopped = out.status in (MAXFEV, CALLBACK) or (out.status == MAXITER and maxiter is not None)
+    if rep.verdict != "stationary" and oracle.norm_steps and not stopped:  # NOTE: zero
+        # groups of Euclidean norms (or kinks as norms of one entry): Newton steps on their
+        # manifold, which land there (tested at <= tol); not past a limit the caller set (a
+        # method's default maxiter is not one: abs-linear from a float32 x0 ran out of its
+        # 200 iterations 5.5e-4 from the sparse group lasso's minimiser)
         done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol),
                                     min(radius, float(tol)), out.nit, out.message)
+        if done is None:  # NOTE: not certified: a better point they reached, if any
+            done = best_uncertified(oracle, out, rep, min(radius, float(tol)), float(tol))
         if done is not None:  # its test was at that radius and tol: the verdict
             out, rep = done
     message = f"{out.message} Verdict at radius {rep.radius:.3g}: {rep.verdict}."

@@ -59,7 +59,7 @@ import numpy as np
 
 from ..errors import KinkgradError
 from ._norm_finish import finish_on_zero_norms
-from .abs_linear import finish as abs_linear_finish
+from ._stall_finish import finish_stall
 from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
 from .oracle import BudgetExhausted, Oracle
 
@@ -164,7 +164,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
             return out
         # the default limit: finishing steps from there, tested at the target radius
         hit = MethodResult(out.x, out.fun, out.nit, MAXITER, out.message, radius)
-        done = _finish(oracle, hit, tol, monitor)
+        done = finish_stall(oracle, hit, tol, monitor)
         return out if done is hit else done
     except BudgetExhausted:
         return MethodResult(state["x"], state["f"], state["nit"], MAXFEV,
@@ -253,7 +253,9 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                            else "the test was undecided")
                     stalled = MethodResult(x, fx, k, STALLED, f"Stopped at the target radius "
                                            f"{r:.3g}: {why}.", r)
-                    return _finish(oracle, stalled, tol, monitor) if finish else stalled
+                    monitor(x, fx, k)  # NOTE: iteration k is counted: recorded, as the
+                    oracle.record(fx)  # certified end's
+                    return finish_stall(oracle, stalled, tol, monitor) if finish else stalled
             bundle.agg, nulls = None, 0
             if monitor(x, fx, k):
                 return _stop(x, fx, k, r)
@@ -289,51 +291,6 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
         oracle.record(fx)
     return MethodResult(x, fx, maxiter, MAXITER, f"maxiter={maxiter} iterations reached.",
                         state["r"])
-
-
-def _finish(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Monitor
-            ) -> MethodResult:
-    """Abs-linear finishing steps from a point where the bundle stalled at the target radius
-    (see the module docstring); the stalled result when they neither end certified nor
-    lower f.
-
-    # NOTE: each new point is tested at the bundle's target radius, and the first one
-    # certified ends the finish: the abs-linear model's own stopping test (its step
-    # q ||dx|| <= tol) is a different criterion, and from some stalls it is met late or not
-    # within the 50 steps while the real test passes earlier (chained Mifflin 2 at n = 50:
-    # the model's test unmet after 20 steps, the real one passing at step 24)."""
-    on_norms = finish_on_zero_norms(oracle, stalled.x, stalled.fun, tol, stalled.radius,
-                                    stalled.nit, stalled.message) if oracle.norm_steps else None
-    if on_norms is not None:
-        return on_norms[0]
-    certified: list[int] = []
-    last = [stalled.x]  # the point tested last
-    distance = oracle.merit(stalled.radius, tol)  # at the target radius, by point
-
-    def watch(x: np.ndarray, f: float, k: int) -> bool:
-        if monitor(x, f, stalled.nit + k):
-            return True
-        if np.array_equal(x, last[0]):
-            return False
-        last[0] = x.copy()
-        if distance(x) == 0.0:
-            certified.append(k)
-            return True
-        return False
-
-    try:
-        fin = abs_linear_finish(oracle, stalled.x, stalled.fun, tol=tol, monitor=watch,
-                                merit=distance)
-    except BudgetExhausted:
-        return stalled
-    if fin.nit == 0 or not (certified or fin.fun <= stalled.fun):
-        return stalled  # NOTE: a certified point may sit at f + rounding, as abs-linear allows
-    status, what = fin.status, fin.message.removeprefix("abs-linear: ")
-    if certified:
-        status, what = CONVERGED, f"stationarity certified at radius {stalled.radius:.3g}."
-    return MethodResult(fin.x, fin.fun, stalled.nit + fin.nit, status,
-                        f"{stalled.message} Then {fin.nit} abs-linear finishing step(s): "
-                        f"{what}", stalled.radius)  # the verdict stays at the target radius
 
 
 def _stop(x: np.ndarray, fx: float, k: int, r: float) -> MethodResult:

@@ -56,10 +56,12 @@ class Oracle:
         self.f = f
         tr = trace_at(f, x0, where)
         out, f0 = scalar_output(tr, where)
-        dtype = np.dtype(out.dtype if out is not None else np.float64)
-        # unit roundoff of f's computed value (float64 unless f returns a lower precision)
-        self.unit_roundoff = float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps) / 2
         self.spec = FlatSpec(tr)
+        # unit roundoff of f's computed value: float64 unless f returns a lower precision
+        # or x0 has a lower-precision leaf (float32 x: its operations before any promotion,
+        # a norm of x, round in float32 though f returns float64)
+        dtypes = [np.dtype(out.dtype if out is not None else np.float64), *self.spec.dtypes]
+        self.unit_roundoff = max(float(np.finfo(d).eps) for d in dtypes if d.kind == "f") / 2
         self.x0 = self.spec.point(tr)
         if not np.all(np.isfinite(self.x0)):
             raise KinkgradError(f"{where}: x0 has NaN or infinite entries; pass a finite "
@@ -85,6 +87,9 @@ class Oracle:
         self.kinks_as_norms: bool | None = None if kinks else False
         self.norm_failures = 0  # tries of those steps that did not certify
         self.norm_misses: set[bytes] = set()  # points where those steps did not certify
+        # the lowest-f point those steps reached without certifying it: (x, f, the steps'
+        # description, f after each step)
+        self.finish_best: tuple[np.ndarray, float, str, list[float]] | None = None
         self._tested: tuple | None = None  # the last test: (x, radius, tol), report, counted
 
     # ------------------------------------------------------------------ conversions
@@ -375,6 +380,12 @@ class Oracle:
         self.history["fun"].append(float(fun))
         self.history["nfev"].append(self.nfev)
         self.history["ngev"].append(self.ngev)
+
+    def rewind(self, length: int) -> None:
+        """Drop the history's iterations after the first ``length`` (steps whose point was
+        discarded; their evaluations stay counted)."""
+        for column in self.history.values():
+            del column[length:]
 
 
 class StationarityMerit:
