@@ -16,10 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]' 'torch==2.13.0'
 	touch $(STAMP)
 
+# The suite runs in one worker per core (pytest-xdist; WORKERS=0 runs it in this process),
+# each with one BLAS / OpenMP thread so that the workers do not oversubscribe the cores.
+WORKERS ?= auto
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks tools
 	$(PY) tools/linecount.py
-	$(PY) -m pytest tests src/kinkgrad --doctest-modules -x -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests src/kinkgrad --doctest-modules -x -p no:cacheprovider -n $(WORKERS)
 
 demo: $(STAMP)
 	$(VENV)/bin/kinkgrad reproduce --quick --out reproduce-out
