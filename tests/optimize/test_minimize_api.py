@@ -36,6 +36,7 @@ def test_bad_input_raises(f, x0, match):
     ({"tol": float("nan")}, "tol"),
     ({"maxiter": 0}, "maxiter"),
     ({"maxfev": 2.5}, "maxfev"),
+    ({"maxfev": 1}, "final verdict"),
     ({"callback": 3}, "callback"),
 ])
 def test_bad_arguments_raise(kw, match):
@@ -102,3 +103,25 @@ def test_the_test_inside_a_run_is_undecided_where_f_is_not_lipschitz():
 def test_an_empty_x0_is_a_constant_and_stationary(method):
     res = kinkgrad.minimize(lambda x: knp.sum(knp.abs(x)) + 2.0, np.zeros(0), method=method)
     assert res.success and res.fun == 2.0 and res.x.shape == (0,)
+
+
+def _chained_abs(x):
+    return knp.sum(knp.abs(x[1:] - 0.5 * x[:-1])) + knp.sum(knp.abs(x - 1.0))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("maxfev", [None, 12])
+def test_nfev_counts_every_call_of_f_and_stays_within_maxfev(method, maxfev):
+    # a wrapped f counts its own calls: values, gradients, forms, tests and the final
+    # verdict (before, abs-linear's verdict was one call beyond nfev, and maxfev)
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return _chained_abs(x)
+
+    res = kinkgrad.minimize(f, np.full(6, 3.0), method=method, maxfev=maxfev)
+    assert len(calls) == res.nfev
+    if maxfev is not None:
+        assert res.nfev <= maxfev
+    assert len(res.history["fun"]) == res.nit

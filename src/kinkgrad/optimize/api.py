@@ -69,7 +69,8 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
         method: one of ``"bundle"``, ``"abs-linear"``, ``"gradient-sampling"``.
         tol: stationarity tolerance (distance from 0 to the set of generalized gradients).
         maxiter: most iterations (None: the method's default).
-        maxfev: most evaluations of f, gradients included (None: no limit).
+        maxfev: most calls of f, gradients, tests and the final verdict included (>= 2;
+            None: no limit).
         callback: ``callback(intermediate_result)`` after every iteration, with an
             ``OptimizeResult`` holding ``x``, ``fun`` and ``nit``; return True to stop.
         progress: show a progress bar (True), only on a terminal ("auto"), or not (False);
@@ -100,10 +101,12 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
                             f"{', '.join(repr(m) for m in METHODS)}.")
     if not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol > 0):
         raise KinkgradError(f"minimize: tol={tol!r}; pass a finite number > 0.")
-    for name, v in (("maxiter", maxiter), ("maxfev", maxfev)):
+    for name, v, least in (("maxiter", maxiter, 1), ("maxfev", maxfev, 2)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                              or v < 1):
-            raise KinkgradError(f"minimize: {name}={v!r}; pass a positive integer or None.")
+                              or v < least):
+            why = "" if least == 1 else " (f is called at x0 and for the final verdict)"
+            raise KinkgradError(f"minimize: {name}={v!r}; pass an integer >= {least}{why} "
+                                "or None.")
     if callback is not None and not callable(callback):
         raise KinkgradError("minimize: callback must be callable (or None).")
     start = time.perf_counter()

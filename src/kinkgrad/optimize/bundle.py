@@ -154,7 +154,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     dense = metric == "bfgs" and n <= 3000
     radius = tol if radius is None else radius
     x = oracle.x0.copy()
-    state = {"x": x, "f": oracle.f0, "nit": 0}
+    state = {"x": x, "f": oracle.f0}
     try:
         fx, gx = oracle.value_clarke(x)
         state["f"] = fx
@@ -167,7 +167,8 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         done = finish_stall(oracle, hit, tol, monitor)
         return out if done is hit else done
     except BudgetExhausted:
-        return MethodResult(state["x"], state["f"], state["nit"], MAXFEV,
+        # NOTE: the iterations done are those recorded (the one the budget ran out in is not)
+        return MethodResult(state["x"], state["f"], len(oracle.history["fun"]), MAXFEV,
                             "The evaluation budget ran out.", state.get("r", 1e-6))
 
 
@@ -185,7 +186,6 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
     last_dir: tuple[float, np.ndarray] | None = None  # (radius, direction) of the last descent
     state["r"] = r_target
     for k in range(1, maxiter + 1):
-        state["nit"] = k
         alpha = bundle.errors(x, fx, gamma)
         G, HG = bundle.G, bundle.HG
         if bundle.agg is not None:

@@ -213,8 +213,9 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
                                     f"min_radius={min_radius:.3g} before the sampled min-norm "
                                     f"({gn:.3g}) reached tol.", sampled)
     except BudgetExhausted:
-        return MethodResult(x, fx, nit, MAXFEV, f"Evaluation budget spent in iteration "
-                            f"{nit + 1}; sampled min-norm {gn:.3g}.", sampled)
+        done = len(oracle.history["fun"])  # the iterations recorded: the last is not
+        return MethodResult(x, fx, done, MAXFEV, f"Evaluation budget spent in iteration "
+                            f"{done + 1}; sampled min-norm {gn:.3g}.", sampled)
 
 
 def _check(**opts: float) -> None:
