@@ -120,6 +120,20 @@ def test_pytree_start_and_float32_leaves():
     np.testing.assert_allclose(res.x["b"], 0.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("n", [10, 20])
+def test_float32_chained_lq_is_certified_at_float32s_spacing(n):
+    # x* = 1/sqrt(2) (published) is no float32: no float32 point comes within 1e-8 of the
+    # kinks, and at radius tol the bundle ended "not stationary" (distance 1.2 at n = 10);
+    # its target radius is now at least 4 u (1 + ||x||_inf) with float32's u
+    p = kinkgrad.problems.get("chained-lq", n)
+    res = kinkgrad.minimize(p.f, p.x0.astype(np.float32))
+    u = np.finfo(np.float32).eps / 2
+    assert res.success and res.x.dtype == np.float32
+    assert 4 * u <= res.stationarity.radius <= 10 * u * (1 + np.max(np.abs(res.x)))
+    assert np.max(np.abs(res.x - 1 / np.sqrt(2))) <= 1e-6
+    assert abs(res.fun - p.f_star) <= 1e-5  # f is summed in float32
+
+
 def test_reproducible_with_seed():
     p = kinkgrad.problems.get("chained-crescent-2", 6)
     a = kinkgrad.minimize(p.f, p.x0, seed=3)

@@ -133,8 +133,10 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         bundle_size: most cuts kept (plus the aggregate).
         gamma: downshifting coefficient of the linearization errors (0 for convex f).
         m_serious: descent fraction of the predicted decrease for a serious step.
-        radius: the radius at which stationarity must be certified to stop (default: tol; a
-            point that is stationary at a larger radius is only a reason to look closer).
+        radius: the radius at which stationarity must be certified to stop (default: tol;
+            at each test at least 4 u (1 + ||x||_inf), u the unit roundoff of x's dtype:
+            float32 points come no nearer a kink; a point that is stationary at a larger
+            radius is only a reason to look closer).
         metric: ``"bfgs"`` (dense inverse BFGS matrix, n <= 3000) or ``"scalar"``.
         finish: when the run stalls at the target radius (a certified descent that f's
             rounding cannot resolve, or an undecided test), take up to 50 abs-linear steps
@@ -173,7 +175,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
 
 
 def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, maxiter: int,
-          monitor: Monitor, size: int, gamma: float, m_serious: float, r_target: float,
+          monitor: Monitor, size: int, gamma: float, m_serious: float, r_base: float,
           dense: bool, state: dict, finish: bool = True) -> MethodResult:
     n = oracle.n
     bundle = _Bundle(n, size)
@@ -181,6 +183,7 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
     bundle.add(x, fx, gx, metric.apply(gx))
     g_center = gx
     nulls = 0
+    r_target = r_base
     rho = max(1e-4 * (1.0 + float(np.linalg.norm(x))), r_target)  # radius of the next test
     last_test = -_SPACING
     last_dir: tuple[float, np.ndarray] | None = None  # (radius, direction) of the last descent
@@ -204,6 +207,10 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
             # NOTE: the aggregate only hints at stationarity, and steps shorter than rho mean
             # the metric has learnt a kink as curvature: kinkgrad decides at radius rho and
             # follows the exact descent direction of the set at that radius, if any.
+            # NOTE: not below the spacing of x's dtype at x (float32 points cannot come
+            # within 1e-8 of chained LQ's kinks: "not stationary", 2.8e-6, at its end)
+            r_target = max(r_base, 4.0 * oracle.x_roundoff * (1.0 + float(np.max(np.abs(x),
+                                                                          initial=0.0))))
             r = max(rho, r_target)
             state["r"] = r
             rep = oracle.stationarity(x, r, tol)

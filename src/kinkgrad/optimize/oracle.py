@@ -62,6 +62,10 @@ class Oracle:
         # a norm of x, round in float32 though f returns float64)
         dtypes = [np.dtype(out.dtype if out is not None else np.float64), *self.spec.dtypes]
         self.unit_roundoff = max(float(np.finfo(d).eps) for d in dtypes if d.kind == "f") / 2
+        # unit roundoff of x's lowest-precision leaf: no point of x's dtypes is nearer a
+        # kink than about this times |x| (float32: 1/sqrt(2) is 1.2e-8 off)
+        self.x_roundoff = max([float(np.finfo(d).eps) for d in self.spec.dtypes
+                               if d.kind == "f"] + [float(np.finfo(np.float64).eps)]) / 2
         self.x0 = self.spec.point(tr)
         if not np.all(np.isfinite(self.x0)):
             raise KinkgradError(f"{where}: x0 has NaN or infinite entries; pass a finite "
