@@ -608,6 +608,20 @@ def test_lasso_with_correlated_features_probes_the_metric():
     assert res.fun <= f_peer + 1e-10 * (1 + abs(f_peer))
 
 
+@pytest.mark.parametrize("n", [10, 20])
+def test_a_float32_run_is_judged_at_float32s_spacing(n):
+    # MXHILB's minimiser 0 (published) is reached to f ~ 4e-11 from a float32 x0; the
+    # verdict at abs-linear's own radius (1e-12, below float32's spacing near x) was "not
+    # stationary" (5e-8 at n = 10, 5e-5 at n = 20); minimize now judges a float32 x at no
+    # less than 4 u (1 + ||x||_inf), u float32's unit roundoff
+    p = problems.get("mxhilb", n)
+    res = kinkgrad.minimize(p.f, p.x0.astype(np.float32), method=METHOD)
+    u = np.finfo(np.float32).eps / 2
+    assert res.success and res.x.dtype == np.float32
+    assert 4 * u <= res.stationarity.radius <= 10 * u * (1 + np.max(np.abs(res.x)))
+    assert res.fun - p.f_star <= 1e-9
+
+
 def test_lasso_in_float32_probes_with_a_float32_step():
     """The same lasso evaluated in float32: the probe's difference step is sqrt(2 u) with
     u float32's unit roundoff (h = 1.5e-8 differenced rounding noise: 200 iterations ended

@@ -119,9 +119,11 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     finally:
         monitor.close()
     # NOTE: a run stopped early can end with a large trust or sampling radius, at which
-    # almost any point is "stationary"; the verdict is taken at a small scale instead.
-    radius = min(float(out.radius), max(1e-6, float(tol)) * max(
-        1.0, float(np.max(np.abs(out.x), initial=0.0))))
+    # almost any point is "stationary"; the verdict is taken at a small scale instead, but
+    # not below the spacing of x's dtype (a float32 x comes no nearer a kink)
+    size = float(np.max(np.abs(out.x), initial=0.0))
+    floor = 4.0 * oracle.x_roundoff * (1.0 + size)
+    radius = max(min(float(out.radius), max(1e-6, float(tol)) * max(1.0, size)), floor)
     if method == "abs-linear":  # NOTE: its steps land on the kinks already
         rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
     else:
@@ -132,10 +134,11 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
         # manifold, which land there (tested at <= tol); not past a limit the caller set (a
         # method's default maxiter is not one: abs-linear from a float32 x0 ran out of its
         # 200 iterations 5.5e-4 from the sparse group lasso's minimiser)
-        done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol),
-                                    min(radius, float(tol)), out.nit, out.message)
+        near = max(min(radius, float(tol)), floor)
+        done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol), near, out.nit,
+                                    out.message)
         if done is None:  # NOTE: not certified: a better point they reached, if any
-            done = best_uncertified(oracle, out, rep, min(radius, float(tol)), float(tol))
+            done = best_uncertified(oracle, out, rep, near, float(tol))
         if done is not None:  # its test was at that radius and tol: the verdict
             out, rep = done
     message = f"{out.message} Verdict at radius {rep.radius:.3g}: {rep.verdict}."
