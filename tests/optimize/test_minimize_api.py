@@ -125,3 +125,20 @@ def test_nfev_counts_every_call_of_f_and_stays_within_maxfev(method, maxfev):
     if maxfev is not None:
         assert res.nfev <= maxfev
     assert len(res.history["fun"]) == res.nit
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_subnormal_entries_under_the_callers_raise_errstate(method):
+    # the suite runs under np.errstate(all="raise"): the bundle's ||x0|| underflowed there
+    # (FloatingPointError); the methods now keep IEEE rules for their own arithmetic
+    f = lambda x: knp.sum(knp.abs(x - 1.0)) + knp.max(x)  # noqa: E731
+    res = kinkgrad.minimize(f, np.array([1e-300, -1e-310, 0.0]), method=method)
+    assert res.success
+    np.testing.assert_allclose(res.x, [1.0, 1.0, 1.0], atol=1e-6)  # the unique minimiser
+
+
+@pytest.mark.parametrize("x0, fscale", [(np.full(3, 1e300), 1.0), (np.zeros(3), 1e160)])
+def test_a_start_beyond_the_methods_range_is_refused_with_the_fix(x0, fscale):
+    f = lambda x: fscale * knp.sum(knp.abs(x - 1.0))  # noqa: E731
+    with pytest.raises(kinkgrad.KinkgradError, match="rescale"):
+        kinkgrad.minimize(f, x0)

@@ -109,6 +109,18 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
                                 "or None.")
     if callback is not None and not callable(callback):
         raise KinkgradError("minimize: callback must be callable (or None).")
+    # NOTE: the methods' own arithmetic under IEEE rules whatever the caller's np.seterr:
+    # an overflow is inf and an underflow 0 (the bundle's ||x|| at x0 = 1e300, or 1e-310,
+    # raised FloatingPointError under np.seterr(all="raise")); f's values are tested apart
+    with np.errstate(over="ignore", under="ignore"):
+        return _solve(f, x0, method, float(tol), maxiter, maxfev, callback, progress, seed,
+                      options)
+
+
+def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
+           maxfev: int | None, callback: Callable | None, progress: bool | str, seed: int,
+           options: dict | None) -> OptimizeResult:
+    """:func:`minimize` after its arguments are checked."""
     start = time.perf_counter()
     oracle = Oracle(f, x0, maxfev, seed)
     module = importlib.import_module(f".{METHODS[method]}", __package__)

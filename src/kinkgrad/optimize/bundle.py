@@ -184,7 +184,9 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
     g_center = gx
     nulls = 0
     r_target = r_base
-    rho = max(1e-4 * (1.0 + float(np.linalg.norm(x))), r_target)  # radius of the next test
+    top = float(np.max(np.abs(x), initial=0.0))  # ||x|| scaled: finite at x0 = 1e300
+    size = top * float(np.linalg.norm(x / top)) if top > 0 else 0.0
+    rho = max(1e-4 * (1.0 + size), r_target)  # radius of the next test
     last_test = -_SPACING
     last_dir: tuple[float, np.ndarray] | None = None  # (radius, direction) of the last descent
     state["r"] = r_target

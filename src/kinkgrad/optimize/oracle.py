@@ -33,6 +33,9 @@ from ..modes.rounding import rounding_error
 __all__ = ["Oracle", "BudgetExhausted"]
 
 
+_HUGE = 1e150  # below sqrt of float64's largest number (1.3e154)
+
+
 class BudgetExhausted(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raised inside a method when ``maxfev`` evaluations of f have been spent."""
 
@@ -73,6 +76,13 @@ class Oracle:
         if not np.isfinite(f0):
             raise KinkgradError(f"{where}: f(x0) = {f0} is not finite; start at a point "
                                 "where f is finite.")
+        big = max(float(np.max(np.abs(self.x0), initial=0.0)), abs(float(f0)))
+        if big > _HUGE:  # NOTE: the bundle's linearization errors and squared norms
+            # overflow to inf and then NaN (x0 = 1e300); abs-linear and gradient sampling
+            # did not move
+            raise KinkgradError(f"{where}: |x0| or |f(x0)| is {big:.3g}, beyond {_HUGE:.0e} "
+                                "where the methods' squares overflow float64; rescale x or "
+                                "f (e.g. minimize f(s * y) / c over y).")
         self.n = self.spec.n
         self.f0 = float(f0)
         self.maxfev = maxfev
