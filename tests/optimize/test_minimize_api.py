@@ -38,6 +38,9 @@ def test_bad_input_raises(f, x0, match):
     ({"maxfev": 2.5}, "maxfev"),
     ({"maxfev": 1}, "final verdict"),
     ({"callback": 3}, "callback"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 1.5}, "seed"),
+    ({"options": [1]}, "options"),
 ])
 def test_bad_arguments_raise(kw, match):
     with pytest.raises(kinkgrad.KinkgradError, match=match):
@@ -142,3 +145,18 @@ def test_a_start_beyond_the_methods_range_is_refused_with_the_fix(x0, fscale):
     f = lambda x: fscale * knp.sum(knp.abs(x - 1.0))  # noqa: E731
     with pytest.raises(kinkgrad.KinkgradError, match="rescale"):
         kinkgrad.minimize(f, x0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_unknown_option_is_named_with_the_methods_options(method):
+    # the bundle and gradient sampling raised Python's TypeError from their run()
+    with pytest.raises(kinkgrad.KinkgradError, match="unknown option.*nonsense.*options are"):
+        kinkgrad.minimize(l1, np.ones(3), method=method, options={"nonsense": 1})
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_callback_stop_keeps_one_history_entry_per_iteration(method):
+    res = kinkgrad.minimize(l1, np.array([3.0, -2.0, 5.0]), method=method,
+                            callback=lambda r: r.nit >= 2)
+    assert "callback" in res.message and res.nit == 2
+    assert len(res.history["fun"]) == res.nit  # the bundle's stop did not record its last

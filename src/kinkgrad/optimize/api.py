@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -109,12 +110,33 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
                                 "or None.")
     if callback is not None and not callable(callback):
         raise KinkgradError("minimize: callback must be callable (or None).")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise KinkgradError(f"minimize: seed={seed!r}; pass an integer >= 0.")
+    if options is not None and not isinstance(options, dict):
+        raise KinkgradError(f"minimize: options={options!r}; pass a dict of the method's "
+                            "options (or None).")
+    _check_options(method, options or {})
     # NOTE: the methods' own arithmetic under IEEE rules whatever the caller's np.seterr:
     # an overflow is inf and an underflow 0 (the bundle's ||x|| at x0 = 1e300, or 1e-310,
     # raised FloatingPointError under np.seterr(all="raise")); f's values are tested apart
     with np.errstate(over="ignore", under="ignore"):
         return _solve(f, x0, method, float(tol), maxiter, maxfev, callback, progress, seed,
                       options)
+
+
+def _check_options(method: str, options: dict) -> None:
+    """Raise KinkgradError naming the method's options where ``options`` has another key
+    (a method taking ``**unknown`` checks its own)."""
+    run = importlib.import_module(f".{METHODS[method]}", __package__).run
+    params = inspect.signature(run).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    names = [k for k, p in params.items() if p.kind is p.KEYWORD_ONLY
+             and k not in ("tol", "maxiter", "monitor")]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise KinkgradError(f"minimize(method={method!r}): unknown option(s) "
+                            f"{', '.join(unknown)}; the options are {', '.join(names)}.")
 
 
 def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,

@@ -267,7 +267,7 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                     return finish_stall(oracle, stalled, tol, monitor) if finish else stalled
             bundle.agg, nulls = None, 0
             if monitor(x, fx, k):
-                return _stop(x, fx, k, r)
+                return _stop(oracle, x, fx, k, r)
             oracle.record(fx)
             continue
         cap = 1e3 * (1.0 + float(np.linalg.norm(x)))
@@ -296,13 +296,14 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
         bundle.add(y, fy, gy, metric.apply(gy))
         bundle.trim(lam)
         if monitor(x, fx, k):
-            return _stop(x, fx, k, state["r"])
+            return _stop(oracle, x, fx, k, state["r"])
         oracle.record(fx)
     return MethodResult(x, fx, maxiter, MAXITER, f"maxiter={maxiter} iterations reached.",
                         state["r"])
 
 
-def _stop(x: np.ndarray, fx: float, k: int, r: float) -> MethodResult:
+def _stop(oracle: Oracle, x: np.ndarray, fx: float, k: int, r: float) -> MethodResult:
+    oracle.record(fx)  # iteration k is done and counted in nit
     return MethodResult(x, fx, k, CALLBACK, "Stopped by the callback.", r)
 
 
