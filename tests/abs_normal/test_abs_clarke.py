@@ -78,3 +78,14 @@ def test_clarke_grad_refuses_an_array_as_seed() -> None:
 
     with pytest.raises(kinkgrad.KinkgradError, match="close over the others"):
         kinkgrad.clarke_grad(lambda x, y: knp.sum(x * y), np.ones(2), np.ones(2))
+
+
+def test_clarke_grad_refuses_a_negative_seed() -> None:
+    import pytest
+
+    import kinkgrad
+    import kinkgrad.numpy as knp
+
+    # NumPy's ValueError ("expected non-negative integer") came through before
+    with pytest.raises(kinkgrad.KinkgradError, match="seed=-1"):
+        kinkgrad.clarke_grad(lambda x: knp.sum(knp.abs(x)), np.zeros(2), seed=-1)

@@ -187,7 +187,8 @@ def test_maxq_near_one_hundredth_is_not_stationary_with_a_checked_descent():
 
 
 @pytest.mark.parametrize("kw, match", [({"radius": -1.0}, "radius"), ({"tol": 0.0}, "tol"),
-                                       ({"radius": float("nan")}, "radius")])
+                                       ({"radius": float("nan")}, "radius"),
+                                       ({"seed": -1}, "seed"), ({"seed": 0.5}, "seed")])
 def test_bad_arguments(kw, match):
     with pytest.raises(kinkgrad.KinkgradError, match=match):
         kinkgrad.stationarity(lambda x: knp.sum(knp.abs(x)), np.zeros(2), **kw)

@@ -142,6 +142,9 @@ def clarke_grad(f: Callable, x: Any, seed: Any = None, policy: KinkPolicy | None
             "numpy.random.Generator; to differentiate with respect to one argument of a "
             "function of several, close over the others: clarke_grad(lambda x: f(x, y), x)."
         )
+    if isinstance(seed, (int, np.integer)) and seed < 0:
+        raise KinkgradError(f"clarke_grad: seed={seed}; pass an integer >= 0, None or a "
+                            "numpy.random.Generator.")
     tr = trace_at(f, x, "clarke_grad")
     out, _ = scalar_output(tr, "clarke_grad")
     spec = FlatSpec(tr)

@@ -19,21 +19,20 @@ switches are exactly at their kinks it contains the Clarke subdifferential at x.
 that exist only in a sliver thinner than the near-active switches' offsets can be missing:
 with w . sort(B x + c), B of one column and entries of c 1e-10 apart, x's own piece orders
 the entries by those offsets, which no direction does; a "not stationary" is therefore
-confirmed by the exact directional derivative at x below (and is "undecided" when that
-disagrees). At a floating-point iterate near a minimiser no kink is exactly active, so the
-ball is what an optimizer needs (``problems.md``: at the rounded minimiser of chained LQ no
-switch is 0). Comparisons (``where`` conditions, masks) are not abs switches: the model
-keeps them at their value at x, so when one can flip within the ball a "not stationary"
-becomes "undecided" (:mod:`.ball_comparisons`). A Euclidean norm at zero (or, at a radius,
-with ||w(x)|| <= r ||w'(x)||_2) is not abs-smooth; where no active switch feeds or reads it,
-the set is that of f with the norm frozen plus the ellipsoid |d f / d ||w||| w'(x)^T B
-(:mod:`.zero_norms`, which says when that description is exact).
+confirmed by the exact directional derivative at x below ("undecided" when that disagrees).
+No kink of a floating-point iterate near a minimiser is exactly active: an optimizer needs
+the ball. Comparisons (``where`` conditions) are not abs switches: the model keeps them at
+their value at x, so when one can flip within the ball a "not stationary" becomes
+"undecided" (:mod:`.ball_comparisons`). A Euclidean norm at zero (at a radius: ||w(x)|| <=
+r ||w'(x)||_2) is not abs-smooth; where no active switch feeds or reads it, the set is that
+of f with the norm frozen plus the ellipsoid |d f / d ||w||| w'(x)^T B (:mod:`.zero_norms`,
+which says when that description is exact).
 
 How the answer is decided. :mod:`.localset` describes the set as g0 + sum of small hulls
 (one per block of coupled switches; a k-way max over t tied entries is ONE block with t
-candidates, a tie of m entries of a sort one block of its m! orderings), with an
-*outer* set that provably contains it and an *inner* set of proven pieces. :mod:`.minnorm`
-then gives, with no trust in the QP solver,
+candidates, a tie of m entries of a sort one block of its m! orderings), with an *outer*
+set that provably contains it and an *inner* set of proven pieces. :mod:`.minnorm` then
+gives, with no trust in the QP solver,
 
 * an upper bound on the distance from 0: the norm of a point of the inner set (pieces proven
   realised: always limiting gradients, see :mod:`.localset` for when whole block sums are);
@@ -298,14 +297,14 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         >>> kinkgrad.stationarity(lambda x: knp.sum(knp.abs(x)), np.zeros(3)).verdict
         'stationary'
     """
-    for name, v, lo in (("radius", radius, 0.0), ("tol", tol, None)):
+    for name, v, lo in (("radius", radius, ">= 0"), ("tol", tol, "> 0")):
         if isinstance(v, np.ndarray) and v.size > 1:
             raise other_arguments("stationarity", name, v, "a number")
-        ok = isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) and (
-            v >= 0 if lo is not None else v > 0)
-        if not ok:
-            raise KinkgradError(f"stationarity: {name}={v!r}; pass a finite number "
-                                f"{'>= 0' if lo is not None else '> 0'}.")
+        if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)
+                and (v >= 0 if lo == ">= 0" else v > 0)):
+            raise KinkgradError(f"stationarity: {name}={v!r}; pass a finite number {lo}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise KinkgradError(f"stationarity: seed={seed!r}; pass an integer >= 0.")
     radius, tol = float(radius), float(tol)
     try:
         tr = trace_at(f, x, "stationarity")
