@@ -54,6 +54,15 @@ def test_python_control_flow_on_traced_values():
         kinkgrad.grad(lambda x: knp.sum(x) if knp.max(x) else 0.0)(X)
 
 
+@pytest.mark.parametrize("f", [lambda x: knp.sum(x) > 0, lambda x: knp.sum(x > 0),
+                               lambda x: 3])
+def test_grad_of_a_comparison_or_a_count_is_refused(f):
+    # their "gradient" came out as zeros; JAX refuses integer and bool outputs alike
+    with pytest.raises(NonScalarOutputError, match="real floating-point scalar"):
+        kinkgrad.grad(f)(np.array([1.0, -2.0]))
+    assert kinkgrad.grad(lambda x: 3.0)(np.array([1.0, -2.0])).tolist() == [0.0, 0.0]
+
+
 def test_non_scalar_output_to_grad():
     with pytest.raises(NonScalarOutputError, match=r"shape \(3,\).*jacobian"):
         kinkgrad.grad(lambda x: x * 2)(X)

@@ -70,6 +70,14 @@ def _scalar_out(tr: Traced, where: str) -> tuple[Any, Any]:
             f"{where}: the function returned an array of shape {np.shape(val)}; it must return "
             "a scalar. Reduce it (knp.sum / knp.mean) or use kinkgrad.jacobian or vjp."
         )
+    dt = getattr(val, "dtype", None)  # NumPy's, torch._numpy's (.kind) or torch's
+    if not (isinstance(val, float) if dt is None else getattr(dt, "kind", "f" if getattr(
+            dt, "is_floating_point", True) else "?") == "f"):  # NOTE: a comparison or a
+        # count has no derivative (its gradient came out as zeros)
+        raise NonScalarOutputError(
+            f"{where}: the function returned a value of type "
+            f"{getattr(val, 'dtype', type(val).__name__)}; it must return a real "
+            "floating-point scalar (a comparison or a count has no derivative).")
     if not finite(val):
         tr.trace.restore()  # the culprit's search reads every value
         check_inputs_finite(tr, where)
