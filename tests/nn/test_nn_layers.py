@@ -179,3 +179,26 @@ def test_sequential_init_is_seeded_and_named():
 def test_dense_rejects_images():
     with pytest.raises(kinkgrad.KinkgradError, match="Flatten"):
         nn.Dense(3).init(np.random.default_rng(0), (1, 8, 8), np.float64)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: nn.Dense(0), "features=0"),
+    (lambda: nn.Dense(3, init="nope"), "init='nope'"),
+    (lambda: nn.Conv2d(0), "out_channels=0"),
+    (lambda: nn.Conv2d(2, kernel_size=(3, 0)), "kernel_size=0"),
+    (lambda: nn.Conv2d(2, stride=0), "stride=0"),
+    (lambda: nn.Conv2d(2, padding=-1), "padding=-1"),
+    (lambda: nn.MaxPool2d(0), "kernel_size=0"),
+    (lambda: nn.MaxPool2d(2, stride=0), "stride=0"),
+    (lambda: nn.SGD(lr=float("nan")), "lr=nan"),
+    (lambda: nn.SGD(lr=0.1, weight_decay=-1.0), "weight_decay=-1.0"),
+    (lambda: nn.Adam(lr=1e-3, betas=(1.5, 0.9)), "betas"),
+    (lambda: nn.Adam(lr=float("inf")), "lr=inf"),
+    (lambda: list(nn.batches(4, 0)), "batch=0"),
+    (lambda: nn.train(nn.TrainConfig(epochs=0, progress=False)), "epochs=0"),
+])
+def test_layer_optimizer_and_loop_arguments_out_of_range_are_refused(make, match):
+    # each was accepted before (a Dense of 0 units, an SGD step of NaN, a pool of stride 0,
+    # zero epochs) or failed inside NumPy
+    with pytest.raises(kinkgrad.KinkgradError, match=match):
+        make()

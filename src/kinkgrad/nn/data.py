@@ -104,6 +104,8 @@ def batches(
 ) -> Iterator[np.ndarray]:
     """Index arrays of mini-batches over ``n`` samples, shuffled by ``rng`` (in order when
     ``rng`` is None); the last short batch is kept unless ``drop_last``."""
+    if batch < 1:
+        raise KinkgradError(f"batches: batch={batch}; pass an integer >= 1.")
     order = np.arange(n) if rng is None else rng.permutation(n)
     stop = n - n % batch if drop_last else n
     for i in range(0, stop, batch):

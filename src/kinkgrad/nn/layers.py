@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import numpy as knp
-from ..errors import ShapeError
+from ..errors import KinkgradError, ShapeError
 from .params import he_normal, torch_uniform
 
 __all__ = [
@@ -41,6 +41,16 @@ __all__ = [
 ]
 
 _INITS = {"torch": torch_uniform, "he": he_normal}
+
+
+def _check(where: str, init: str | None = None, **sizes: tuple[int, int]) -> None:
+    """Raise KinkgradError for a size below its least value ((value, least) pairs: a Dense
+    of 0 units, a pool of stride 0) or an unknown initializer."""
+    for name, (v, least) in sizes.items():
+        if v < least:
+            raise KinkgradError(f"{where}: {name}={v}; pass an integer >= {least}.")
+    if init is not None and init not in _INITS:
+        raise KinkgradError(f"{where}: init={init!r}; use one of {sorted(_INITS)}.")
 
 
 class Layer:
@@ -74,6 +84,7 @@ class Dense(Layer):
 
     def __init__(self, features: int, bias: bool = True, init: str = "torch") -> None:
         self.features, self.bias, self.init_name = int(features), bool(bias), init
+        _check("Dense", init, features=(self.features, 1))
 
     def init(self, rng, in_shape, dtype):
         if len(in_shape) != 1:
@@ -199,6 +210,8 @@ class Conv2d(Layer):
         k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.out_channels, self.kernel = int(out_channels), (int(k[0]), int(k[1]))
         self.stride, self.padding, self.init_name = int(stride), int(padding), init
+        _check("Conv2d", init, out_channels=(self.out_channels, 1), kernel_size=(
+            min(self.kernel), 1), stride=(self.stride, 1), padding=(self.padding, 0))
 
     def init(self, rng, in_shape, dtype):
         if len(in_shape) != 3:
@@ -262,6 +275,7 @@ class MaxPool2d(Layer):
     def __init__(self, kernel_size: int = 2, stride: int | None = None) -> None:
         self.k = int(kernel_size)
         self.stride = self.k if stride is None else int(stride)
+        _check("MaxPool2d", kernel_size=(self.k, 1), stride=(self.stride, 1))
 
     def init(self, rng, in_shape, dtype):
         if len(in_shape) != 3:

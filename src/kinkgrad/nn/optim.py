@@ -36,9 +36,11 @@ class SGD:
     """
 
     def __init__(self, lr: float = 0.05, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
-        if lr <= 0 or not 0 <= momentum < 1:
+        if not (np.isfinite(lr) and lr > 0 and 0 <= momentum < 1 and np.isfinite(weight_decay)
+                and weight_decay >= 0):
             raise KinkgradError(
-                f"SGD: need lr > 0 and 0 <= momentum < 1, got lr={lr}, momentum={momentum}."
+                f"SGD: need a finite lr > 0, 0 <= momentum < 1 and weight_decay >= 0, got "
+                f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}."
             )
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
 
@@ -77,8 +79,9 @@ class Adam:
     def __init__(
         self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
     ) -> None:
-        if lr <= 0:
-            raise KinkgradError(f"Adam: need lr > 0, got {lr}.")
+        if not (np.isfinite(lr) and lr > 0 and all(0 <= b < 1 for b in betas) and eps > 0):
+            raise KinkgradError(f"Adam: need a finite lr > 0, 0 <= betas < 1 and eps > 0, got "
+                                f"lr={lr}, betas={betas}, eps={eps}.")
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
 
     def init(self, params: Any) -> dict:

@@ -222,6 +222,9 @@ def train(
         raise KinkgradError(f"dtype={config.dtype!r}: use one of {sorted(DTYPES)}.")
     if config.loss not in LOSSES:
         raise KinkgradError(f"loss={config.loss!r}: use one of {sorted(LOSSES)}.")
+    if config.epochs < 1 or config.batch < 1:
+        raise KinkgradError(f"epochs={config.epochs}, batch={config.batch}: pass integers "
+                            ">= 1.")
     t_start = time.perf_counter()
     dtype = DTYPES[config.dtype]
     ds = dataset or data_mod.load(config.dataset, dtype=dtype, images=config.model == "cnn")
