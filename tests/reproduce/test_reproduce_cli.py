@@ -26,6 +26,13 @@ def test_unknown_experiment_is_an_error(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
 
 
+def test_an_unwritable_output_folder_is_an_error_before_any_experiment(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")  # a folder cannot be made below a file
+    assert rp.main(["--only", "cheap", "--out", str(blocker / "out")]) == 2
+    assert "cannot create the output folder" in capsys.readouterr().err
+
+
 def test_failed_check_sets_exit_code(tmp_path, monkeypatch):
     def run(out_dir, quick=False):
         return [{"program": "x", "backward_ratio": 9.0, "bound": 5.0,

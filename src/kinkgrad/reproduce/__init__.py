@@ -125,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .. import __version__
 
     out: Path = args.out
+    try:  # NOTE: before any experiment runs (a traceback from the first one's plot, before)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"kinkgrad reproduce: cannot create the output folder {out}: {exc.strerror}; "
+              "pass --out a writable folder.", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     sections = run_experiments(names, out, args.quick)
     total = time.perf_counter() - t0
