@@ -65,3 +65,23 @@ def test_dtype_names_print_plainly_for_torch_tensors():
     with pytest.raises(IntegerInputError) as info:
         kinkgrad.grad(lambda x: knp.sum(x * 1.0))(torch.tensor([1, 2]))
     assert "dtype int64;" in str(info.value) and 'dtype("' not in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY))
+@pytest.mark.parametrize("where", ["inputs", "targets"])
+def test_nan_in_the_batch_is_refused(name, where):
+    # clarke_grad_torch returned NaN gradients for a NaN input
+    x, y = X.clone(), torch.zeros(5, 2, dtype=torch.float64)
+    (x if where == "inputs" else y)[1, 0] = float("nan")
+    with pytest.raises(KinkgradError, match=rf"^{name}: the batch's {where} contain NaN"):
+        ENTRY[name](MODEL, torch.nn.MSELoss(), (x, y))
+
+
+@pytest.mark.parametrize("name", ["certify_torch", "to_kinkgrad"])
+def test_a_function_instead_of_a_module_is_refused(name):
+    from kinkgrad.interop.torch import to_kinkgrad
+
+    call = {"certify_torch": lambda: certify_torch(lambda x: x, CE, (X, Y)),
+            "to_kinkgrad": lambda: to_kinkgrad(lambda x: x, CE)}[name]
+    with pytest.raises(KinkgradError, match="must be a torch.nn.Module"):
+        call()  # AttributeError ('function' object has no attribute ...) before

@@ -1,9 +1,10 @@
 """Checks of what the torch bridge is given, before torch meets it: a batch that is not an
-``(inputs, targets)`` pair, a loss that does not reduce to a scalar, float labels for a loss
-that takes class indices. Each raises a :class:`~kinkgrad.errors.KinkgradError` naming the
-function and the fix, instead of torch's own error from deep inside the forward or backward
-pass (``too many values to unpack``, ``grad can be implicitly created only for scalar
-outputs``, ``expected target dtype to be Long``)."""
+``(inputs, targets)`` pair, a loss that does not reduce to a scalar, float labels for a
+loss that takes class indices, NaN or inf in the data. Each raises a
+:class:`~kinkgrad.errors.KinkgradError` naming the function and the fix, instead of torch's
+own error from deep inside the forward or backward pass (``too many values to unpack``,
+``grad can be implicitly created only for scalar outputs``, ``expected target dtype to be
+Long``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import KinkgradError, ShapeError
+from ..errors import KinkgradError, NonFiniteInputError, ShapeError
 
-__all__ = ["check_batch"]
+__all__ = ["check_batch", "require_numpy_dtypes"]
 
 # losses whose targets are class indices (a 1-D integer tensor of length N)
 _CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss", "MultiMarginLoss")
@@ -63,4 +64,36 @@ def check_batch(batch: Any, loss_fn: Any, where: str, grad: bool = False) -> tup
             f"{where}: {name} takes integer class indices as targets, got {dt} labels; convert "
             "them (y.long() for a tensor, y.astype(np.int64) for an array)."
         )
+    for name_, v in (("inputs", x), ("targets", y)):  # NOTE: torch computed with them, and
+        # clarke_grad_torch returned NaN gradients
+        if v is not None and _is_float(v) and not _finite(v):
+            raise NonFiniteInputError(f"{where}: the batch's {name_} contain NaN or inf; "
+                                      "generalized derivatives need finite data. Drop or "
+                                      "impute those entries first.")
     return x, y
+
+
+def _finite(v: Any) -> bool:
+    if hasattr(v, "is_floating_point"):  # a torch tensor, on its device
+        import torch
+
+        return bool(torch.isfinite(v).all())
+    return bool(np.all(np.isfinite(np.asarray(v))))
+
+
+def require_numpy_dtypes(model: Any, where: str) -> None:
+    """Refuse what is not a torch module, or has parameters NumPy has no dtype for."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise KinkgradError(f"{where}: model must be a torch.nn.Module, got "
+                            f"{type(model).__name__}; wrap a function of the parameters in a "
+                            "Module, or write it with kinkgrad.numpy directly.")
+    for n, p in model.named_parameters():
+        if p.dtype not in (torch.float64, torch.float32, torch.float16):
+            raise KinkgradError(
+                f"{where}: parameter {n!r} is {str(p.dtype).removeprefix('torch.')}, which "
+                "NumPy (the engine of the translated program and of certificates) has no dtype "
+                "for; use a float32 copy (copy.deepcopy(model).float()), knowing that its "
+                "kinks can differ from the low-precision model's. clarke_grad_torch works in "
+                "any dtype.")

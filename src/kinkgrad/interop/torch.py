@@ -44,7 +44,7 @@ import kinkgrad
 from ..errors import KinkgradError
 from ..kinks import KinkReport
 from ._api import lookup
-from ._checks import check_batch
+from ._checks import check_batch, require_numpy_dtypes
 from ._distributed import check_distributed, mean_over_ranks
 from ._dual import RankOne, dense, dual_forward, needs_tangent
 from ._fx import SUPPORTED, TorchGraph, build_graph
@@ -91,24 +91,10 @@ def to_kinkgrad(model: torch.nn.Module, loss_fn: Callable) -> tuple[Callable, di
     Raises:
         UnsupportedOperationError: a layer or function outside :data:`SUPPORTED`.
     """
-    _require_numpy_dtypes(model, "to_kinkgrad")
+    require_numpy_dtypes(model, "to_kinkgrad")
     f = make_function(build_graph(model, loss_fn))
     params = {n: p.detach().cpu().numpy().copy() for n, p in model.named_parameters()}
     return f, params
-
-
-_NUMPY_DTYPES = (torch.float64, torch.float32, torch.float16)
-
-
-def _require_numpy_dtypes(model: torch.nn.Module, where: str) -> None:
-    for n, p in model.named_parameters():
-        if p.dtype not in _NUMPY_DTYPES:
-            raise KinkgradError(
-                f"{where}: parameter {n!r} is {str(p.dtype).removeprefix('torch.')}, which "
-                "NumPy (the engine of the translated program and of certificates) has no dtype "
-                "for; use a float32 copy (copy.deepcopy(model).float()), knowing that its "
-                "kinks can differ from the low-precision model's. clarke_grad_torch works in "
-                "any dtype.")
 
 
 def torch_program(model: torch.nn.Module, loss_fn: Callable, batch: tuple) -> kinkgrad.Program:
@@ -228,7 +214,7 @@ def certify_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     Returns:
         A :class:`TorchCertificate`; ``kinks_by_layer`` says where PyTorch had to choose.
     """
-    _require_numpy_dtypes(model, "certify_torch")
+    require_numpy_dtypes(model, "certify_torch")
     x, y = _as_tensors(model, batch, "certify_torch", loss_fn)
     f, params = to_kinkgrad(model, loss_fn)  # first: its dropout masks are the forward's
     by_layer = _kinks_by_layer(model, loss_fn, x, y)  # (leaves torch's generator alone)
