@@ -165,7 +165,8 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         if out.status != MAXITER or not finish_at_limit:
             return out
         # the default limit: finishing steps from there, tested at the target radius
-        hit = MethodResult(out.x, out.fun, out.nit, MAXITER, out.message, radius)
+        floor = 4.0 * oracle.x_roundoff * (1.0 + float(np.max(np.abs(out.x), initial=0.0)))
+        hit = MethodResult(out.x, out.fun, out.nit, MAXITER, out.message, max(radius, floor))
         done = finish_stall(oracle, hit, tol, monitor)
         return out if done is hit else done
     except BudgetExhausted:

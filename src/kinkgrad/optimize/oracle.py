@@ -101,9 +101,9 @@ class Oracle:
         self.kinks_as_norms: bool | None = None if kinks else False
         self.norm_failures = 0  # tries of those steps that did not certify
         self.norm_misses: set[bytes] = set()  # points where those steps did not certify
-        # the lowest-f point those steps reached without certifying it: (x, f, the steps'
-        # description, f after each step)
-        self.finish_best: tuple[np.ndarray, float, str, list[float]] | None = None
+        # the best point those steps reached without certifying it (_norm_groups.better):
+        # (x, f, the steps' description, f after each step, its stationarity distance)
+        self.finish_best: tuple[np.ndarray, float, str, list[float], float] | None = None
         self._tested: tuple | None = None  # the last test: (x, radius, tol), report, counted
 
     # ------------------------------------------------------------------ conversions
