@@ -85,3 +85,11 @@ def test_a_function_instead_of_a_module_is_refused(name):
             "to_kinkgrad": lambda: to_kinkgrad(lambda x: x, CE)}[name]
     with pytest.raises(KinkgradError, match="must be a torch.nn.Module"):
         call()  # AttributeError ('function' object has no attribute ...) before
+
+
+@pytest.mark.parametrize("name", ["certify_torch", "clarke_grad_torch"])
+def test_inputs_the_model_cannot_take_name_the_call(name):
+    # torch's RuntimeError ("mat1 and mat2 shapes cannot be multiplied") came through
+    x = torch.randn(5, 4, dtype=torch.float64)  # the model takes 3 features
+    with pytest.raises(ShapeError, match=rf"^{name}: the model's forward pass failed.*mat1"):
+        ENTRY[name](MODEL, CE, (x, Y))

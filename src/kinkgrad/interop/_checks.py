@@ -8,13 +8,15 @@ Long``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from ..errors import KinkgradError, NonFiniteInputError, ShapeError
 
-__all__ = ["check_batch", "require_numpy_dtypes"]
+__all__ = ["check_batch", "forward_errors", "require_numpy_dtypes"]
 
 # losses whose targets are class indices (a 1-D integer tensor of length N)
 _CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss", "MultiMarginLoss")
@@ -97,3 +99,15 @@ def require_numpy_dtypes(model: Any, where: str) -> None:
                 "for; use a float32 copy (copy.deepcopy(model).float()), knowing that its "
                 "kinks can differ from the low-precision model's. clarke_grad_torch works in "
                 "any dtype.")
+
+
+@contextmanager
+def forward_errors(where: str) -> Iterator[None]:
+    """torch's RuntimeError from the model's forward pass on the batch (``mat1 and mat2
+    shapes cannot be multiplied``) as a ShapeError naming ``where`` and the fix."""
+    try:
+        yield
+    except RuntimeError as exc:
+        raise ShapeError(f"{where}: the model's forward pass failed on the batch (torch: "
+                         f"{exc}); check the inputs' shape and dtype against the model's "
+                         "first layer.") from exc

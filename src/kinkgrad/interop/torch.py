@@ -44,7 +44,7 @@ import kinkgrad
 from ..errors import KinkgradError
 from ..kinks import KinkReport
 from ._api import lookup
-from ._checks import check_batch, require_numpy_dtypes
+from ._checks import check_batch, forward_errors, require_numpy_dtypes
 from ._distributed import check_distributed, mean_over_ranks
 from ._dual import RankOne, dense, dual_forward, needs_tangent
 from ._fx import SUPPORTED, TorchGraph, build_graph
@@ -270,7 +270,7 @@ def _kink_total(rep: KinkReport) -> int:
 def _kinks_by_layer(model: torch.nn.Module, loss_fn: Callable, x: Any, y: Any
                     ) -> dict[str, int]:
     graph = _graph(model, loss_fn)
-    with torch.no_grad():
+    with torch.no_grad(), forward_errors("certify_torch"):
         _, st = dual_forward(graph, x, y, [])
     return st.finish().kinks
 
@@ -419,7 +419,8 @@ def clarke_grad_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
             if op.kind == "param" and nd and params[op.name].requires_grad}
     dirs = [_direction(params, gen, used, direction)]
     while True:
-        loss, st = dual_forward(graph, x, y, dirs, need)
+        with forward_errors("clarke_grad_torch"):
+            loss, st = dual_forward(graph, x, y, dirs, need)
         st.finish()  # one device synchronisation: are there unresolved kinks?
         if sum(st.unresolved.values()) == 0 or len(dirs) >= max_directions:
             break
