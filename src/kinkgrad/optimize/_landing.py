@@ -54,7 +54,7 @@ def land_end_point(oracle: Oracle, out: MethodResult, radius: float, tol: float
     #                         without any the form (n + s gradients) is not built
     if out.status != CONVERGED or radius <= 0.0 or first.num_active == 0:
         return out, first
-    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(out.fun))
+    allowance = oracle.allowance(out.fun)
     try:
         model, _ = model_at(oracle, out.x, 3e7)
         if model is None or not model.s:

@@ -153,7 +153,7 @@ def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
 def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
               message: str, balls: Balls) -> tuple[MethodResult, StationarityReport] | None:
     """The Newton-SQP steps on the manifold of the groups identified (module docstring)."""
-    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
+    allowance = oracle.allowance(fx)
     held = np.ones(balls.q, bool)
     H, moves, pred = None, 0, None
     path: list[float] = []

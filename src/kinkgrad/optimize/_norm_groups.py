@@ -45,7 +45,7 @@ def better(oracle: Oracle, f1: float, d1: float, f0: float, d0: float) -> bool:
     f lower beyond its rounding, or not higher beyond it and a smaller distance (where f
     cannot rank the points: a float32 x's zero groups landed against a point ~1e-10 off
     them, distance 0.1)."""
-    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(f0))
+    allowance = oracle.allowance(f0)
     return f1 < f0 - allowance or (f1 <= f0 + allowance and d1 < d0)
 
 

@@ -69,7 +69,7 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
     """The first point the test certifies at ``radius`` among at most five proximal
     Newton steps from x (module docstring), and its verdict; None when a step fails, f
     grows beyond its rounding, or a concave norm is within ``near`` of zero."""
-    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
+    allowance = oracle.allowance(fx)
     H = pred = None
     path: list[float] = []
     for moves in range(1, _STEPS + 1):
@@ -174,7 +174,7 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
     zero = zero.copy()
     J = balls.rows[np.repeat(zero, balls.dims)]
     fx = f_start
-    allowance = 4.0 * oracle.unit_roundoff * (1.0 + abs(fx))
+    allowance = oracle.allowance(fx)
     sizes: list[float] = []
     for _ in range(20):
         g = oracle.frozen_gradient(x, balls.subset(zero).chosen)

@@ -156,7 +156,7 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
     # almost any point is "stationary"; the verdict is taken at a small scale instead, but
     # not below the spacing of x's dtype (a float32 x comes no nearer a kink)
     size = float(np.max(np.abs(out.x), initial=0.0))
-    floor = 4.0 * oracle.x_roundoff * (1.0 + size)
+    floor = oracle.spacing(out.x)
     radius = max(min(float(out.radius), max(1e-6, float(tol)) * max(1.0, size)), floor)
     if method == "abs-linear":  # NOTE: its steps land on the kinks already
         rep = oracle.stationarity(out.x, radius, float(tol), counted=False)

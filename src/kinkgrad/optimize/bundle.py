@@ -165,8 +165,8 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         if out.status != MAXITER or not finish_at_limit:
             return out
         # the default limit: finishing steps from there, tested at the target radius
-        floor = 4.0 * oracle.x_roundoff * (1.0 + float(np.max(np.abs(out.x), initial=0.0)))
-        hit = MethodResult(out.x, out.fun, out.nit, MAXITER, out.message, max(radius, floor))
+        hit = MethodResult(out.x, out.fun, out.nit, MAXITER, out.message,
+                           max(radius, oracle.spacing(out.x)))
         done = finish_stall(oracle, hit, tol, monitor)
         return out if done is hit else done
     except BudgetExhausted:
@@ -185,9 +185,7 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
     g_center = gx
     nulls = 0
     r_target = r_base
-    top = float(np.max(np.abs(x), initial=0.0))  # ||x|| scaled: finite at x0 = 1e300
-    size = top * float(np.linalg.norm(x / top)) if top > 0 else 0.0
-    rho = max(1e-4 * (1.0 + size), r_target)  # radius of the next test
+    rho = max(1e-4 * (1.0 + float(np.linalg.norm(x))), r_target)  # radius of the next test
     last_test = -_SPACING
     last_dir: tuple[float, np.ndarray] | None = None  # (radius, direction) of the last descent
     state["r"] = r_target
@@ -212,8 +210,7 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
             # follows the exact descent direction of the set at that radius, if any.
             # NOTE: not below the spacing of x's dtype at x (float32 points cannot come
             # within 1e-8 of chained LQ's kinks: "not stationary", 2.8e-6, at its end)
-            r_target = max(r_base, 4.0 * oracle.x_roundoff * (1.0 + float(np.max(np.abs(x),
-                                                                          initial=0.0))))
+            r_target = max(r_base, oracle.spacing(x))
             r = max(rho, r_target)
             state["r"] = r
             rep = oracle.stationarity(x, r, tol)

@@ -60,15 +60,16 @@ class Oracle:
         tr = trace_at(f, x0, where)
         out, f0 = scalar_output(tr, where)
         self.spec = FlatSpec(tr)
-        # unit roundoff of f's computed value: float64 unless f returns a lower precision
-        # or x0 has a lower-precision leaf (float32 x: its operations before any promotion,
-        # a norm of x, round in float32 though f returns float64)
-        dtypes = [np.dtype(out.dtype if out is not None else np.float64), *self.spec.dtypes]
-        self.unit_roundoff = max(float(np.finfo(d).eps) for d in dtypes if d.kind == "f") / 2
         # unit roundoff of x's lowest-precision leaf: no point of x's dtypes is nearer a
         # kink than about this times |x| (float32: 1/sqrt(2) is 1.2e-8 off)
         self.x_roundoff = max([float(np.finfo(d).eps) for d in self.spec.dtypes
                                if d.kind == "f"] + [float(np.finfo(np.float64).eps)]) / 2
+        # unit roundoff of f's computed value: float64 unless f returns a lower precision
+        # or x0 has a lower-precision leaf (float32 x: its operations before any promotion,
+        # a norm of x, round in float32 though f returns float64)
+        dtype = np.dtype(out.dtype if out is not None else np.float64)
+        self.unit_roundoff = max(float(np.finfo(dtype if dtype.kind == "f" else np.float64)
+                                       .eps) / 2, self.x_roundoff)
         self.x0 = self.spec.point(tr)
         if not np.all(np.isfinite(self.x0)):
             raise KinkgradError(f"{where}: x0 has NaN or infinite entries; pass a finite "
@@ -110,6 +111,15 @@ class Oracle:
     def tree(self, x: np.ndarray) -> Any:
         """The flat vector x in the structure (and leaf dtypes) of x0."""
         return self.spec.tree(np.asarray(x, np.float64))
+
+    def allowance(self, f: float) -> float:
+        """What f's rounding can hide at the value f: 4 u (1 + |f|)."""
+        return 4.0 * self.unit_roundoff * (1.0 + abs(f))
+
+    def spacing(self, x: np.ndarray) -> float:
+        """The least radius a stationarity test at x can use: 4 u_x (1 + ||x||_inf), u_x the
+        unit roundoff of x's dtype (no point of it comes nearer a kink)."""
+        return 4.0 * self.x_roundoff * (1.0 + float(np.max(np.abs(x), initial=0.0)))
 
     def _spend(self, nfev: int = 1, ngev: int = 0) -> None:
         # NOTE: one call is kept for the final verdict (uncounted as a gradient, but a call
