@@ -52,6 +52,8 @@ from ..kinks import KinkPolicy
 from ..modes.api import Traced
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import reverse_sweep
+from ..primitives.arith import Add, Multiply, Subtract
+from ..primitives.reduce import Sum
 from ..primitives.select import Where
 from ._flat import FlatSpec, probe_tangents, rebuilt
 from .minnorm_balls import min_norm_balls
@@ -60,8 +62,8 @@ if TYPE_CHECKING:
     from .expand import Expanded
     from .localset import LocalSet
 
-__all__ = ["Balls", "ball_bounds", "expand_flat_norms", "freeze", "group_values",
-           "split_zero_norms", "switch_origins"]
+__all__ = ["Balls", "Linearized", "ball_bounds", "expand_flat_norms", "freeze",
+           "group_values", "split_zero_norms", "switch_origins"]
 
 _POLICY = KinkPolicy(abs=0.0)
 _PROBE = 16  # random directions estimating ||J_k|| before the rows are formed (radius > 0)
@@ -197,9 +199,26 @@ def expand_flat_norms(tr: Traced) -> Expanded:
     return exp
 
 
+class Linearized(dict):
+    """Groups to freeze (norm equation -> output entries, as ``Balls.chosen``) whose norms
+    n_k = ||w_k|| are replaced by n_k(x) + d_k . (w_k(y) - w_k(x)) instead of the constant
+    n_k(x): ``directions`` maps each equation to its groups' d_k ((groups, d) arrays in
+    the same order). The frozen program's Hessian is then the SQP Lagrangian's of
+    f = phi(y, n(y)) with multipliers lambda_k d_k: it holds lambda_k d_k^T grad^2 w_k (a
+    nonlinear kink input: crescent) and the cross terms d^2 phi / dy dn_k d_k^T J_k (phi
+    not linear in n_k: a ReLU network's |z| times its next weights), which freezing at
+    n_k(x) drops. d_k = w_k / ||w_k|| at a free group (its norm's gradient direction), the
+    multiplier direction mu_k / lambda_k at a zero one."""
+
+    def __init__(self, chosen: dict[int, np.ndarray], directions: dict[int, np.ndarray]):
+        super().__init__(chosen)
+        self.directions = directions
+
+
 def freeze(tr: Traced, chosen: dict[int, np.ndarray]) -> Traced:
     """The trace of another point of the same program with the same groups frozen (f0
-    there: the value of f, no derivative through those groups)."""
+    there: the value of f, no derivative through those groups), or linearized where
+    ``chosen`` is :class:`Linearized`."""
     return _rewrite(tr, chosen, {k: g for k, g, _ in _norms(tr)})[0]
 
 
@@ -294,8 +313,10 @@ def _lambdas(tr: Traced, out: Var | None, chosen: dict[int, np.ndarray]
 def _rewrite(tr: Traced, chosen: dict[int, np.ndarray], groups_of: dict[int, np.ndarray]
              ) -> tuple[Traced, set[int], set[int]]:
     """f0's trace: the chosen groups' inputs replaced by ones and their outputs by their
-    values (constants); and the equations feeding those inputs (up) and reading those
-    outputs (down), as indices of the new trace."""
+    values (constants; linearized where ``chosen`` is :class:`Linearized`); and the
+    equations feeding those inputs (up) and reading those outputs (down), as indices of
+    the new trace."""
+    directions = getattr(chosen, "directions", {})
     new = Trace()
     env: dict = {v.index: new.new_input(tr.vals[v.index]) for v in tr.in_vars}
     w_slots, n_slots = set(), set()
@@ -316,7 +337,11 @@ def _rewrite(tr: Traced, chosen: dict[int, np.ndarray], groups_of: dict[int, np.
             n1 = bind(eqn.prim, w1, **eqn.params)
             outs = np.zeros(v.size, bool)
             outs[chosen[k]] = True
-            res = Where.instance(outs.reshape(v.shape), v, n1)  # type: ignore[attr-defined]
+            frozen = v
+            if k in directions and type(w) is Tracer:
+                frozen = _linear_part(eqn.params, w, wv, v, groups_of[k][chosen[k]],
+                                      directions[k])
+            res = Where.instance(outs.reshape(v.shape), frozen, n1)  # type: ignore[attr-defined]
             env[eqn.out.index] = res
             if type(res) is Tracer:
                 n_slots.add(res.var.index)
@@ -324,6 +349,17 @@ def _rewrite(tr: Traced, chosen: dict[int, np.ndarray], groups_of: dict[int, np.
         new.active = False
     tr0 = rebuilt(new, env, tr)
     return tr0, _closure(tr0, w_slots, up=True), _closure(tr0, n_slots, up=False)
+
+
+def _linear_part(params: dict, w: Tracer, wv: np.ndarray, v: np.ndarray, members: np.ndarray,
+                 d: np.ndarray) -> Tracer:
+    """v + sum over the norm's axes of D * (w - w(x)), D holding each group's d_k at its
+    members' entries (zeros elsewhere): the linearized norms of :class:`Linearized`."""
+    D = np.zeros(wv.size, wv.dtype)
+    D[members.reshape(-1)] = np.asarray(d, np.float64).reshape(-1)
+    lin = Sum.instance(Multiply.instance(D.reshape(wv.shape), Subtract.instance(w, wv)),  # type: ignore[attr-defined]
+                       axis=params["axis"], keepdims=params["keepdims"])
+    return Add.instance(v, lin)  # type: ignore[attr-defined]
 
 
 def _closure(tr: Traced, slots: set[int], up: bool) -> set[int]:

@@ -17,7 +17,7 @@ from .oracle import Oracle
 
 __all__ = ["better", "certified", "coordinate_roots", "coordinate_rows", "differences",
            "fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt", "psd_part",
-           "step_size", "zero_groups"]
+           "regroup", "step_size", "zero_groups"]
 
 
 def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float, tol: float,
@@ -81,6 +81,20 @@ def zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:
     out, _ = scalar_output(tr, "minimize")
     _, balls = split_zero_norms(tr, FlatSpec(tr), out, r)
     return balls
+
+
+def regroup(oracle: Oracle, x: np.ndarray, balls: Balls) -> Balls | None:
+    """``balls``' groups with their Jacobians' rows and lambda_k at another point x (where
+    some w_k is nonlinear, an SQP step needs them at its iterate: with the rows of the
+    step's start, the manifold steps of crescent moved 2.4e-4 back from 8e-8 off its
+    minimiser); None where the program's norms there are not the same."""
+    full = zero_groups(oracle, x, np.inf)
+    if full is None or full.chosen.keys() != balls.chosen.keys():
+        return None
+    keep = np.concatenate([np.isin(full.chosen[k], balls.chosen[k]) for k in full.chosen])
+    sub = full.subset(keep)
+    same = all(np.array_equal(sub.chosen.get(k, ()), v) for k, v in balls.chosen.items())
+    return sub if same else None
 
 
 def group_inputs(oracle: Oracle, x: np.ndarray, chosen: dict) -> np.ndarray:

@@ -32,7 +32,12 @@ does not apply. H is sparse: forward differences of the frozen gradient, compres
 the columns' supports are disjoint (:mod:`._sparse_hessian`: total variation's H = I costs
 about 30 gradients, not n), made positive semidefinite by a shift of its smallest
 eigenvalue; it is re-estimated only where it mispredicted the last step's gradient, so a
-quadratic phi (total-variation denoising) needs one estimate.
+quadratic phi (total-variation denoising) needs one estimate. Where the norms' inputs are
+nonlinear or f is not linear in its norms (crescent's max of quadratics, a ReLU network's
+|z| times its next weights), phi's Hessian misses curvature and H is the SQP Lagrangian's
+instead (:mod:`._lagrangian`), plus ||residual|| I (regularized Newton, for minimisers that
+are not isolated), re-estimated every step; the polish then takes the rows J_k at each
+iterate.
 """
 
 from __future__ import annotations
@@ -44,11 +49,13 @@ from scipy.sparse.linalg import splu
 
 from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
+from ._lagrangian import curvature_missing, lagrangian_groups
 from ._norm_groups import (
     certified,
     coordinate_roots,
     group_inputs,
     group_norms,
+    regroup,
     zero_groups,
 )
 from ._sparse_hessian import sparse_hessian
@@ -70,7 +77,7 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
     Newton steps from x (module docstring), and its verdict; None when a step fails, f
     grows beyond its rounding, or a concave norm is within ``near`` of zero."""
     allowance = oracle.allowance(fx)
-    H = pred = None
+    H = pred = curved = None
     path: list[float] = []
     for moves in range(1, _STEPS + 1):
         balls = zero_groups(oracle, x, np.inf)
@@ -93,15 +100,23 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
         if pred is not None and (pred[2] != _key(chosen) or np.linalg.norm(g - pred[0])
                                  > 0.1 * np.linalg.norm(g - pred[1])):
             H = None  # NOTE: a quadratic phi (total variation) needs one estimate
-        if H is None:
-            H = sparse_hessian(oracle, x, g, chosen)
+        if curved is None:
+            curved = curvature_missing(oracle, x, balls, g)
+        if H is None or curved:  # NOTE: the Lagrangian's directions move with x
+            lin = lagrangian_groups(balls, w, g, near) if curved else chosen
+            base = oracle.frozen_gradient(x, lin) if curved else g
+            H = None if base is None else sparse_hessian(oracle, x, base, lin)
             if H is None:
                 return None
+            if curved:  # NOTE: regularized Newton (Li, Fukushima, Qi, Yamashita 2004):
+                # + ||residual|| I, which keeps superlinear convergence where minimisers
+                # are not isolated (a ReLU net's rescalings: the model flat, a step of 1.1)
+                H = sp.csr_matrix(H + np.linalg.norm(base) * sp.identity(x.size))
         step = _model_step(oracle, x, H, g, balls, w, level=moves - 1)
         if step is None:
             return None
         dx, zero = step
-        polished = _polish(oracle, x + dx, H, balls, zero, fx)
+        polished = _polish(oracle, x + dx, H, balls, zero, fx, bool(curved))
         if polished is None:
             return None
         xn, zero = _land_coordinates(oracle, *polished, balls, fx + allowance)
@@ -159,7 +174,7 @@ def _key(chosen: dict) -> tuple:
 
 
 def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero: np.ndarray,
-            f_start: float) -> tuple[np.ndarray, np.ndarray] | None:
+            f_start: float, nonlinear: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """Newton-SQP steps on the manifold of the zero groups from the proximal step's point:
     H plus the exact curvature of the other norms at each iterate, lambda_k J_k^T
     (I - u u^T) J_k / ||w_k||. A free group the step would move by more than its own size
@@ -177,6 +192,11 @@ def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero:
     allowance = oracle.allowance(fx)
     sizes: list[float] = []
     for _ in range(20):
+        if nonlinear:  # the rows and lambda_k at the iterate (the SQP step's Jacobian)
+            balls = regroup(oracle, x, balls)
+            if balls is None:
+                return None
+            J = balls.rows[np.repeat(zero, balls.dims)]
         g = oracle.frozen_gradient(x, balls.subset(zero).chosen)
         if g is None:
             return None
