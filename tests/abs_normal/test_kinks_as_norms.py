@@ -1,7 +1,8 @@
 """Every kink as a Euclidean norm of one entry (kinkgrad.abs_normal.kinks_as_norms): the
 rewritten trace has f's value, and at a smooth point f's gradient (truths: f itself, central
-differences); each switch is one group; nested kinks and programs without kinks besides
-their norms are refused (None)."""
+differences); each switch is one group; nested kinks are refused (None) unless asked for
+(nested=True: the same value and gradient), programs without kinks besides their norms
+always."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad.abs_normal._flat import FlatSpec, scalar_output, trace_at
-from kinkgrad.abs_normal.kinks_as_norms import kinks_as_norms
+from kinkgrad.abs_normal.kinks_as_norms import is_nested, kinks_as_norms
 from kinkgrad.abs_normal.zero_norms import _norms
 from kinkgrad.kinks import KinkPolicy
 from kinkgrad.modes.sweeps import reverse_sweep
@@ -97,3 +98,32 @@ def test_the_oracle_decides_once_and_waits_out_a_point_without_an_abs_form():
         oracle.group_trace(np.zeros(4))
     assert Oracle(lambda v: knp.linalg.norm(v) + knp.sum(v * v), np.ones(3)
                   ).kinks_as_norms is False
+
+
+def _deep(v):  # a switch reads another's output, beside a max tournament and a norm
+    return (knp.sum(knp.relu(1.0 - knp.relu(v[:3] - 0.2))) + knp.max(v[2:6])
+            + 0.1 * knp.linalg.norm(v))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nested_kinks_on_request_keep_f_value_and_gradient(seed):
+    x = np.random.default_rng(seed).standard_normal(6)  # no kink exactly active
+    tr = trace_at(_deep, x, "test")
+    assert kinks_as_norms(tr) is None
+    rw = kinks_as_norms(tr, nested=True)
+    assert rw is not None and is_nested(rw)
+    value, g = _value_and_gradient(rw)
+    assert value == float(_deep(x))
+    h = 1e-6
+    fd = np.array([(_deep(x + h * e) - _deep(x - h * e)) / (2 * h) for e in np.eye(6)])
+    np.testing.assert_allclose(g, fd, atol=1e-6)
+    assert not is_nested(kinks_as_norms(trace_at(_mixed, np.ones(8), "test")))
+
+
+def test_the_oracle_marks_nested_kinks():
+    oracle = Oracle(_deep, np.linspace(-1.0, 1.0, 6))
+    oracle.group_trace(oracle.x0)
+    assert oracle.kinks_as_norms is True and oracle.nested_kinks is True
+    oracle = Oracle(_mixed, np.linspace(-1.0, 1.0, 8))
+    oracle.group_trace(oracle.x0)
+    assert oracle.kinks_as_norms is True and oracle.nested_kinks is False

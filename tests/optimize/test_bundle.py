@@ -149,12 +149,25 @@ def test_hull_min_norm_helper_is_exact_on_a_square():
     assert lower == pytest.approx(1.0) and upper == pytest.approx(1.0)
 
 
-def test_a_stall_at_the_target_radius_is_finished_by_abs_linear_steps():
+def _without_norm_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Newton steps on zero norms and kinks (which take a stall first where they
+    certify) switched off, so that the abs-linear finishing steps are what is tested."""
+    for module in ("api", "bundle", "_stall_finish"):
+        monkeypatch.setattr(f"kinkgrad.optimize.{module}.finish_on_zero_norms",
+                            lambda *args, **kwargs: None)
+
+
+def test_a_stall_at_the_target_radius_is_finished_by_abs_linear_steps(monkeypatch):
     # Premise (this trajectory): on chained CB3 II at n = 10 the bundle method reaches f*
     # to rounding but stalls at the target radius, its certified descent below f's
-    # rounding. The abs-linear finishing steps then land on the kinks and certify the point.
+    # rounding. The abs-linear finishing steps then land on the kinks and certify the point
+    # (as, first, do Newton steps on the manifold of its two kinks as norms).
     # Truth: the published minimizer x* = (1, ..., 1) and f* = 2 (n - 1).
     p = kinkgrad.problems.get("chained-cb3-2", 10)
+    res = kinkgrad.minimize(p.f, p.x0)
+    assert res.success and res.fun - p.f_star <= 1e-12, res.message
+    np.testing.assert_allclose(res.x, p.x_star, atol=1e-7)
+    _without_norm_steps(monkeypatch)
     stalled = kinkgrad.minimize(p.f, p.x0, options={"finish": False})
     assert stalled.status == STALLED and "Stopped at the target radius" in stalled.message
     assert stalled.stationarity.verdict != "stationary"
@@ -222,7 +235,7 @@ def test_metric_products_follow_the_metric_through_its_updates():
 
 
 @pytest.mark.parametrize("seed", [3, 5])
-def test_finishing_steps_certify_an_ill_conditioned_smooth_part(seed):
+def test_finishing_steps_certify_an_ill_conditioned_smooth_part(seed, monkeypatch):
     """max-affine + 1/2 ||Q x||^2 (cond(Q^T Q) 7e3 and 1e4): the bundle method stalls at its
     target radius with f at f* to rounding, where f ranks no step; the finishing steps'
     metric from differences of the Lagrangian's gradient (n = 20 models) makes them Newton
@@ -230,6 +243,9 @@ def test_finishing_steps_certify_an_ill_conditioned_smooth_part(seed):
     accepted steps only) 50 finishing steps left both uncertified (distance 4.6e-6 and
     3e-7). f* from SciPy's SLSQP on the epigraph form."""
     f, x0, f_star, _ = max_affine_quad(20, seed)
+    res = kinkgrad.minimize(f, x0)  # seed 5: Newton steps on the kinks' manifold first
+    assert res.success and res.fun - f_star <= 1e-10 * (1.0 + abs(f_star)), res.message
+    _without_norm_steps(monkeypatch)
     res = kinkgrad.minimize(f, x0)
     assert res.success and "abs-linear finishing step" in res.message, res.message
     assert res.fun - f_star <= 1e-10 * (1.0 + abs(f_star))

@@ -16,9 +16,13 @@ has a smooth phi. Where every lambda is nonnegative, f is convex in its kinks, a
 proximal model (phi quadratic) is a second-order cone program: for the sparse group lasso
 it is the exact local model, l1 and group terms alike.
 
-The rewrite is offered only where no group's input depends on a group's output (L = 0 in
-the abs-normal form, with the norms counted as switches): otherwise a group's Jacobian is
-itself set-valued near its kinks and the conic model is not exact (a ReLU network).
+Where some group's input depends on a group's output (L != 0 in the abs-normal form, with
+the norms counted as switches: a deep ReLU network, nested maxima) a group's Jacobian is
+itself set-valued near its kinks and the conic model is not exact (its lambda_k and J_k
+count the inner groups' paths twice): the rewrite is then offered only on request
+(``nested=True``), for Newton-SQP steps on the manifold of the zero groups, where f with
+those groups frozen is smooth near x and the rows of nested zero groups span the same
+tangent space whichever sign an inner one takes (:func:`is_nested` tells which).
 """
 
 from __future__ import annotations
@@ -34,14 +38,14 @@ from ._flat import rebuilt
 from .expand import expand
 from .zero_norms import _closure, _norms
 
-__all__ = ["kinks_as_norms"]
+__all__ = ["is_nested", "kinks_as_norms"]
 
 
-def kinks_as_norms(tr: Traced) -> Traced | None:
+def kinks_as_norms(tr: Traced, nested: bool = False) -> Traced | None:
     """f's trace with every kink a Euclidean norm of one entry (module docstring): its
     abs-normal program with each ``abs`` equation replaced by ``norm(reshape(z, (..., 1)),
     axis=-1)``, values unchanged. None where the program has no kink besides its Euclidean
-    norms, or where some such group reads another group's output (nested kinks).
+    norms, or, unless ``nested``, where some group reads another group's output.
 
     Raises:
         NotAbsSmoothError: as :func:`.expand.expand` (a tied comparison at the point).
@@ -66,6 +70,10 @@ def kinks_as_norms(tr: Traced) -> Traced | None:
     finally:
         new.active = False
     out = rebuilt(new, env, src)
-    groups = {k for k, _, _ in _norms(out)}
-    after = _closure(out, {out.eqns[k].out.index for k in groups}, up=False)
-    return None if groups & after else out
+    return out if nested or not is_nested(out) else None
+
+
+def is_nested(tr: Traced) -> bool:
+    """Whether some Euclidean norm of ``tr`` reads another one's output."""
+    groups = {k for k, _, _ in _norms(tr)}
+    return bool(groups & _closure(tr, {tr.eqns[k].out.index for k in groups}, up=False))

@@ -31,7 +31,7 @@ from ..abs_normal.zero_norms import Balls, Linearized
 from ._norm_groups import group_norms, step_size
 from .oracle import Oracle
 
-__all__ = ["curvature_missing", "lagrangian_groups"]
+__all__ = ["curvature_missing", "lagrangian_groups", "linearized"]
 
 _DENSE_LSQ = 2_000_000  # entries of J_Z up to which the multipliers come from dense lstsq
 
@@ -45,7 +45,7 @@ def curvature_missing(oracle: Oracle, x: np.ndarray, balls: Balls, g: np.ndarray
     h = step_size(oracle, x)
     d = oracle.rng.standard_normal(int(balls.dims.sum()))
     d /= np.repeat(np.maximum(group_norms(d, balls.dims), 1e-300), balls.dims)
-    lin = _linearized(balls, d)
+    lin = linearized(balls, d)
     got = list(oracle.frozen_gradients(x, lin, [x, x + h * v]))
     plain = oracle.frozen_gradient(x + h * v, balls.chosen)
     if plain is None or any(gi is None for gi in got):
@@ -79,10 +79,10 @@ def lagrangian_groups(balls: Balls, w: np.ndarray, g: np.ndarray, near: float) -
         dz = np.divide(mu, lz, out=np.zeros_like(mu), where=lz > 0)
         big = np.maximum(group_norms(dz, dims[zero]), 1.0)
         d[zrows] = dz / np.repeat(big, dims[zero])
-    return _linearized(balls, d)
+    return linearized(balls, d)
 
 
-def _linearized(balls: Balls, d: np.ndarray) -> Linearized:
+def linearized(balls: Balls, d: np.ndarray) -> Linearized:
     """``balls.chosen`` with the stacked directions d split per norm equation."""
     directions, i = {}, 0
     for k, groups in balls.chosen.items():

@@ -51,6 +51,17 @@ output (a sparse group lasso's l1 term, hinge losses, TV-L1's data term), the or
 these steps every kink as a Euclidean norm of one entry
 (:meth:`.oracle.Oracle.group_trace`, :mod:`kinkgrad.abs_normal.kinks_as_norms`): the same
 steps then keep every kink exact, and the zeros they find include the l1 term's.
+
+Where some kink reads another's output (a deep ReLU network, nested maxima) the conic
+model is not exact, and only the Newton-SQP steps on the manifold are taken
+(:func:`_nested`): the groups within 1e-6 (1 + ||x||_inf) ||J_k|| of zero held first (at
+1e-3 a 3-6-6-1 net held three kinks 1e-3 off zero, its rows dependent, its step 5.6 long),
+then those within 1e-3; H the Hessian of the SQP Lagrangian (:mod:`._lagrangian`, the held
+groups linearized along mu_k / lambda_k, mu the least-squares multipliers) re-estimated at
+every step, plus ||g + J^T mu|| I (regularized Newton: the net's rescalings and dead units
+leave H singular along the manifold), and J_k taken at each iterate. The 3-6-6-1 net's
+bundle run: certified at 593 iterations in 2.3 s, where 2,510 ended 5.2e-7 from
+stationarity (with phi's Hessian alone the steps stalled at 2e-8).
 """
 
 from __future__ import annotations
@@ -60,6 +71,7 @@ import numpy as np
 from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
 from ..errors import KinkgradError
+from ._lagrangian import linearized
 from ._norm_groups import (
     better,
     certified,
@@ -70,6 +82,7 @@ from ._norm_groups import (
     group_norms,
     kkt,
     psd_part,
+    regroup,
     step_size,
     zero_groups,
 )
@@ -81,6 +94,7 @@ __all__ = ["best_uncertified", "finish_on_zero_norms"]
 
 _STEPS = 5  # Newton steps on the manifold
 _IDENTIFY = 1e-3  # relative radius within which groups are first held at zero
+_NESTED = 1e-6  # ... where kinks are nested (then _IDENTIFY)
 
 
 def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
@@ -131,6 +145,10 @@ def best_uncertified(oracle: Oracle, out: MethodResult, rep: StationarityReport,
 
 def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
             message: str) -> tuple[MethodResult, StationarityReport] | None:
+    if oracle.kinks_as_norms is None:
+        oracle.group_trace(x)  # decides kinks_as_norms and nested_kinks
+    if oracle.nested_kinks:
+        return _nested(oracle, x, fx, tol, radius, nit, message)
     near = max(_IDENTIFY * (1.0 + float(np.max(np.abs(x), initial=0.0))), radius)
     balls = zero_groups(oracle, x, near)
     if balls is None:  # NOTE: no norm near zero: f is smooth near x, and the proximal
@@ -150,9 +168,34 @@ def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
     return done
 
 
+def _nested(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
+            message: str) -> tuple[MethodResult, StationarityReport] | None:
+    """Newton-SQP steps on the manifold of the zero groups where kinks are nested (module
+    docstring): the groups within r ||J_k|| of zero held for r = 1e-6 (1 + ||x||_inf), then
+    for r = 1e-3 (1 + ||x||_inf) where that holds others; the steps regularized."""
+    scale = 1.0 + float(np.max(np.abs(x), initial=0.0))
+    tried: set[tuple] = set()
+    for r in (max(_NESTED * scale, radius), max(_IDENTIFY * scale, radius)):
+        balls = zero_groups(oracle, x, r)
+        if balls is None:
+            continue
+        key = tuple((k, v.tobytes()) for k, v in balls.chosen.items())
+        if key in tried:
+            continue
+        tried.add(key)
+        done = _manifold(oracle, x, fx, tol, radius, nit, message, balls, regularized=True)
+        if done is not None:
+            return done
+    return None
+
+
 def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
-              message: str, balls: Balls) -> tuple[MethodResult, StationarityReport] | None:
-    """The Newton-SQP steps on the manifold of the groups identified (module docstring)."""
+              message: str, balls: Balls, regularized: bool = False
+              ) -> tuple[MethodResult, StationarityReport] | None:
+    """The Newton-SQP steps on the manifold of the groups identified (module docstring);
+    ``regularized``: H + ||g + J^T mu|| I, mu the least-squares multipliers (regularized
+    Newton, for minimisers that are not isolated: a ReLU network's rescalings and dead
+    units leave H singular along the manifold, and its steps ~5 long)."""
     allowance = oracle.allowance(fx)
     held = np.ones(balls.q, bool)
     H, moves, pred = None, 0, None
@@ -166,6 +209,10 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
             if pred is not None:  # NOTE: after the first step, H is re-estimated only
                 stale = np.linalg.norm(g - pred[0]) > 0.1 * np.linalg.norm(g - pred[1])
                 H, pred = (None if stale else H), None  # where it missed the gradient
+            if regularized and moves:  # NOTE: nonlinear w_k: the rows at the iterate
+                balls = regroup(oracle, x, balls)
+                if balls is None:
+                    return None
             J = balls.rows[np.repeat(held, balls.dims)].toarray()
             w = group_inputs(oracle, x, chosen)
             single = coordinate_rows(J)
@@ -175,11 +222,16 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
                     return None
                 dx, mu = step
             else:
-                if H is None:
+                rho = 0.0
+                if regularized:  # the Lagrangian's H at every step, + ||residual|| I
+                    mu_ls = np.linalg.lstsq(J.T, -g, rcond=None)[0]
+                    rho = float(np.linalg.norm(g + J.T @ mu_ls))
+                    H = _lagrangian_hessian(oracle, x, balls.subset(held), mu_ls)
+                elif H is None:
                     H = fd_hessian(oracle, x, g, chosen)
-                    if H is None:
-                        return None
-                dx, mu = kkt(H, J, g, w)
+                if H is None:
+                    return None
+                dx, mu = kkt(H + rho * np.eye(x.size), J, g, w)
             # NOTE: a group whose multiplier leaves its ball (||mu_k|| > |lambda_k|) is not
             # at zero at the solution: released (the active-set step), x unmoved. With
             # dependent rows mu is not unique (None) and one choice proves nothing
@@ -213,6 +265,17 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
     except BudgetExhausted:
         return None
     return None
+
+
+def _lagrangian_hessian(oracle: Oracle, x: np.ndarray, held: Balls, mu: np.ndarray
+                        ) -> np.ndarray | None:
+    """fd_hessian of f with the held groups linearized along mu_k / lambda_k
+    (:mod:`._lagrangian`): the SQP Lagrangian's Hessian on their manifold."""
+    lam = np.repeat(held.lam, held.dims)
+    d = np.divide(mu, lam, out=np.zeros_like(mu), where=lam != 0)
+    lin = linearized(held, d)
+    gl = oracle.frozen_gradient(x, lin)
+    return None if gl is None else fd_hessian(oracle, x, gl, lin)
 
 
 def _coordinate_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,

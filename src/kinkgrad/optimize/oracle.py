@@ -23,7 +23,7 @@ import numpy as np
 from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
-from ..abs_normal.kinks_as_norms import kinks_as_norms
+from ..abs_normal.kinks_as_norms import is_nested, kinks_as_norms
 from ..abs_normal.stationarity import StationarityReport, stationarity
 from ..errors import KinkgradError, NonFiniteInputError, NotAbsSmoothError
 from ..kinks import resolve_policy
@@ -51,7 +51,8 @@ class Oracle:
         norm_steps: the program holds a Euclidean norm or a kink (the finishing steps of
             :mod:`._norm_finish` may apply); euclidean: it holds a Euclidean norm.
         kinks_as_norms: it holds other kinks too, which the finishing steps then see as
-            norms of one entry (:meth:`group_trace`; None until first decided).
+            norms of one entry (:meth:`group_trace`; None until first decided);
+            nested_kinks: some of those read another's output.
     """
 
     def __init__(self, f: Callable, x0: Any, maxfev: int | None = None, seed: int = 0,
@@ -94,12 +95,13 @@ class Oracle:
         self._policy = resolve_policy(None)
         self._where = where
         # Euclidean norms in the program: their zeros get Newton steps on their manifold;
-        # so do its kinks, which those steps see as norms of one entry where none is nested
+        # so do its kinks, which those steps see as norms of one entry
         norm2 = [e.prim.name == "norm" and e.params["ord"] == 2 for e in tr.eqns]
         kinks = any(e.prim.nonsmooth and not is2 for e, is2 in zip(tr.eqns, norm2))
         self.euclidean = any(norm2)
         self.norm_steps = kinks or self.euclidean
         self.kinks_as_norms: bool | None = None if kinks else False
+        self.nested_kinks = False
         self.norm_failures = 0  # tries of those steps that did not certify
         self.norm_misses: set[bytes] = set()  # points where those steps did not certify
         # the best point those steps reached without certifying it (_norm_groups.better):
@@ -214,7 +216,7 @@ class Oracle:
     def group_trace(self, x: np.ndarray, counted: bool = True) -> Traced:
         """f's trace at x as the Euclidean-norm finishing steps see it: with the program's
         other kinks as norms of one entry (:mod:`kinkgrad.abs_normal.kinks_as_norms`)
-        where it has any and none is nested in another; the structure is decided at the
+        where it has any (nested too: ``nested_kinks``); the structure is decided at the
         first point where it can be (a tied comparison defers it), and kept. One call of f
         (not counted with ``counted=False``: callers that count it themselves).
 
@@ -226,11 +228,13 @@ class Oracle:
         if self.kinks_as_norms is False:
             return tr
         try:
-            rewritten = kinks_as_norms(tr)
+            rewritten = kinks_as_norms(tr, nested=True)
         except NotAbsSmoothError:
             if self.kinks_as_norms is None:
                 return tr
             raise
+        if self.kinks_as_norms is None and rewritten is not None:
+            self.nested_kinks = is_nested(rewritten)
         self.kinks_as_norms = rewritten is not None
         return tr if rewritten is None else rewritten
 
