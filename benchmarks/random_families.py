@@ -140,7 +140,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--maxiter", type=int, default=2000)
     ap.add_argument("--metric", default="bfgs", choices=("bfgs", "none"))
-    ap.add_argument("--out", default="benchmarks-out")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = ap.parse_args()
     rows = run(args.seeds, args.maxiter, args.metric)
     text = table(rows)

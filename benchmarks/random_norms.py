@@ -26,6 +26,7 @@ on time.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -135,7 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--kinks", action="store_true", help="l1 and hinge terms too")
-    ap.add_argument("--out", default="benchmarks-out")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = ap.parse_args()
     rows = run(args.seeds, args.kinks)
     text = table(rows)

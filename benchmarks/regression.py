@@ -30,7 +30,8 @@ Problems (one random instance each, seeded):
   weight TV(u) (no smooth part: l1 kinks and Euclidean norms); Clarabel on its conic
   reformulation at its default tolerances and at 1e-12 (no maintained Python TV-L1 solver
   is known to us).
-* ``relu net``: a 3-8-1 ReLU network's least-squares loss (41 weights, 800 kinks);
+* ``relu net``: a 3-8-1 ReLU network's least-squares loss (41 weights, 800 kinks) and a
+  3-6-6-1 one (73 weights, 1,200 kinks, the second layer's nested in the first's);
   scikit-learn's ``MLPRegressor(solver="lbfgs", alpha=0)`` minimizes the same function
   (a local minimizer: f_ref is only the least f found).
 
@@ -296,33 +297,40 @@ def _tv_zeros(N: int, u: np.ndarray) -> int:
     return int(np.sum((dx == 0.0) & (dy == 0.0)))
 
 
-def relu_net(m: int, hidden: int, seed: int):
-    """(f, x0, fit(tol) -> p) of a one-hidden-layer ReLU network fitted to a smooth target
-    by least squares, 1/(2m) ||relu(X W1 + b1) W2 + b2 - y||^2 with p = (W1, b1, W2, b2);
-    scikit-learn's ``MLPRegressor(activation="relu", solver="lbfgs", alpha=0)`` minimizes
-    the same function (its squared-error loss is half the mean) from its own start."""
+def relu_net(m: int, hidden: int | tuple[int, ...], seed: int):
+    """(f, x0, fit(tol) -> p) of a ReLU network with the given hidden layers fitted to a
+    smooth target by least squares, 1/(2m) ||relu(... relu(X W1 + b1) ...) Wo + bo - y||^2
+    with p = (W1, b1, W2, b2, ...) (deeper layers: nested kinks); scikit-learn's
+    ``MLPRegressor(activation="relu", solver="lbfgs", alpha=0)`` minimizes the same
+    function (its squared-error loss is half the mean) from its own start."""
     from sklearn.neural_network import MLPRegressor
 
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((m, 3))
     y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
-    h = hidden
-    cut = np.cumsum([3 * h, h, h])
+    sizes = (3, *np.atleast_1d(hidden).tolist(), 1)
+    shapes = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ((a, b), (b,))]
+    cut = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
 
     def f(p):
-        W1, b1, W2, b2 = p[:cut[0]].reshape(3, h), p[cut[0]:cut[1]], p[cut[1]:cut[2]], p[cut[2]]
-        r = knp.relu(X @ W1 + b1) @ W2 + b2 - y
+        parts = np.split(p, cut) if isinstance(p, np.ndarray) else \
+            [p[a:b] for a, b in zip(np.r_[0, cut], np.r_[cut, cut[-1] + 1])]
+        h = X
+        for i in range(0, len(shapes), 2):
+            h = h @ parts[i].reshape(shapes[i]) + parts[i + 1]
+            if i + 2 < len(shapes):
+                h = knp.relu(h)
+        r = h[:, 0] - y
         return 0.5 * knp.mean(r * r)
 
     def fit(tol: float | None) -> np.ndarray:
         kw = {} if tol is None else {"tol": tol, "max_iter": 10**5, "max_fun": 10**6}
-        model = MLPRegressor(hidden_layer_sizes=(h,), activation="relu", solver="lbfgs",
-                             alpha=0.0, random_state=0, **kw).fit(X, y)
-        W1, W2 = model.coefs_
-        b1, b2 = model.intercepts_
-        return np.concatenate([W1.ravel(), b1, W2.ravel(), b2]).astype(np.float64)
+        model = MLPRegressor(hidden_layer_sizes=sizes[1:-1], activation="relu",
+                             solver="lbfgs", alpha=0.0, random_state=0, **kw).fit(X, y)
+        return np.concatenate([a.ravel() for W, b in zip(model.coefs_, model.intercepts_)
+                               for a in (W, b)]).astype(np.float64)
 
-    return f, 0.5 * rng.standard_normal(5 * h + 1), fit
+    return f, 0.5 * rng.standard_normal(int(sum(np.prod(s) for s in shapes))), fit
 
 
 def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
@@ -342,6 +350,7 @@ def instances(quick: bool) -> list[tuple[str, Callable, np.ndarray, Callable]]:
                   ("svm m=500 n=100 C=10", *svm(500, 100, 10.0, 4)),
                   ("lasso m=500 n=1000 rho=0.9", *lasso(500, 1000, 0.9, 0.01, 5)),
                   ("relu net 3-8-1 m=100", *relu_net(100, 8, 6)),
+                  ("relu net 3-6-6-1 m=100", *relu_net(100, (6, 6), 1)),
                   ("group lasso m=300 n=400 k=4", *group_lasso(300, 400, 4, 0.05, 8))]
         cases.append(("tv-l1 64x64", *tv_l1(64, 0.5, 15)))
         if sgl:

@@ -197,7 +197,7 @@ def _deep_relu_net(m: int, hidden: int, seed: int):
 
 
 def test_bundle_certifies_a_deep_relu_networks_loss_by_manifold_steps():
-    # a 3-6-6-1 net (67 weights, 1,200 nested kinks): before, 2,510 iterations ended
+    # a 3-6-6-1 net (73 weights, 1,200 nested kinks): before, 2,510 iterations ended
     # 5.2e-7 from stationarity; the Newton-SQP steps on its five zero kinks (the
     # Lagrangian's Hessian, regularized) certify at ~600. No direction may lower f there
     f, x0 = _deep_relu_net(100, 6, 1)

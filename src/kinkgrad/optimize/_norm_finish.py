@@ -198,7 +198,7 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
     units leave H singular along the manifold, and its steps ~5 long)."""
     allowance = oracle.allowance(fx)
     held = np.ones(balls.q, bool)
-    H, moves, pred = None, 0, None
+    H, moves, pred, last = None, 0, None, np.inf
     path: list[float] = []
     try:
         for _ in range(2 * _STEPS):
@@ -243,6 +243,10 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
                     return None
                 H = None  # NOTE: a released group's norm is smooth again, its curvature
                 continue  # lambda / ||w_k|| large: the Newton step needs it
+            size = float(np.linalg.norm(dx))
+            if regularized and moves and size > 0.5 * last:  # NOTE: no Newton contraction:
+                return None  # a degenerate manifold (MaxQ's |x_i| all equal, J -> 0 at x*)
+            last = size
             xn = x + dx
             if single is not None:  # w_r = v x_c + const: its root, exactly
                 cols, vals = single
