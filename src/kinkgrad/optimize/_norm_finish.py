@@ -98,6 +98,7 @@ __all__ = ["best_uncertified", "finish_on_zero_norms"]
 _STEPS = 5  # Newton steps on the manifold
 _IDENTIFY = 1e-3  # relative radius within which groups are first held at zero
 _NESTED = 1e-6  # ... where kinks are nested (then _IDENTIFY)
+_DENSE = 300  # nested steps by dense algebra up to this n
 
 
 def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
@@ -270,21 +271,29 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
 
 
 def _regularized_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, held: Balls,
-                      w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+                      w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
     """(dx, mu) of the Newton-SQP step on the held groups' manifold with the Lagrangian's
-    Hessian H at the least-squares multipliers mu0 of J^T mu = -g, plus ||g + J^T mu0|| I,
-    by a sparse KKT solve (n = 1,000 with 1,000 rows: dense SVDs took 7 of 15 s); mu the
-    least-squares multipliers of the step, J^T mu = -(g + H dx). H = 0 where J has as
-    many rows as columns."""
+    Hessian H at the least-squares multipliers mu0 of J^T mu = -g, plus ||g + J^T mu0|| I.
+    Up to n = 300 dense (forward differences with negative curvature set to 0, :func:`kkt`:
+    mu None where J's rows are dependent); beyond, sparse (compressed differences shifted
+    to positive semidefinite, :func:`._norm_prox.sparse_kkt`, mu the least-squares
+    multipliers of J^T mu = -(g + H dx); chained CB3 I at n = 1,000: dense SVDs took 7 of
+    15 s), and no H where J has as many rows as columns (a vertex, whose rows fix the step:
+    a try there costs no differences). The shift regularizes every direction where the
+    Lagrangian has negative curvature, and at n <= 200 it cost MXHILB 10x the iterations."""
     J = held.rows
-    mu0 = _multipliers(J, -g)
-    # NOTE: as many rows as unknowns (a vertex: active faces and MaxQ at 0, chained CB3 I
-    # at 1) fix the step without H, whose differences cost up to n gradients per try
-    H = _lagrangian_hessian(oracle, x, held, mu0) if J.shape[0] < x.size else \
-        sp.csr_matrix((x.size, x.size))
-    if H is None:
-        return None
-    H = sp.csr_matrix(H + float(np.linalg.norm(g + J.T @ mu0)) * sp.identity(x.size))
+    dense = x.size <= _DENSE
+    mu0 = np.linalg.lstsq(J.T.toarray(), -g, rcond=None)[0] if dense else _multipliers(J, -g)
+    rho = float(np.linalg.norm(g + J.T @ mu0))
+    if not dense and J.shape[0] >= x.size:
+        H = sp.csr_matrix((x.size, x.size))
+    else:
+        H = _lagrangian_hessian(oracle, x, held, mu0, dense)
+        if H is None:
+            return None
+    if dense:
+        return kkt(H + rho * np.eye(x.size), J.toarray(), g, w)
+    H = sp.csr_matrix(H + rho * sp.identity(x.size))
     dx = sparse_kkt(H, J, g, w)
     return None if dx is None else (dx, _multipliers(J, -(g + H @ dx)))
 
@@ -297,17 +306,18 @@ def _multipliers(J: sp.csr_matrix, r: np.ndarray) -> np.ndarray:
     return lsqr(J.T, r, atol=1e-14, btol=1e-14, iter_lim=10 * J.shape[0])[0]
 
 
-def _lagrangian_hessian(oracle: Oracle, x: np.ndarray, held: Balls, mu: np.ndarray
-                        ) -> sp.csr_matrix | None:
+def _lagrangian_hessian(oracle: Oracle, x: np.ndarray, held: Balls, mu: np.ndarray,
+                        dense: bool) -> np.ndarray | sp.csr_matrix | None:
     """The Hessian of f with the held groups linearized along mu_k / lambda_k
-    (:mod:`._lagrangian`), the SQP Lagrangian's on their manifold: compressed differences
-    where its columns' supports allow (:mod:`._sparse_hessian`; chained CB3 I at
-    n = 1,000: a few gradients instead of 1,000 per step), made positive semidefinite."""
+    (:mod:`._lagrangian`), the SQP Lagrangian's on their manifold, positive semidefinite:
+    :func:`fd_hessian` (dense) or :func:`._sparse_hessian.sparse_hessian`."""
     lam = np.repeat(held.lam, held.dims)
     d = np.divide(mu, lam, out=np.zeros_like(mu), where=lam != 0)
     lin = linearized(held, d)
     gl = oracle.frozen_gradient(x, lin)
-    return None if gl is None else sparse_hessian(oracle, x, gl, lin)
+    if gl is None:
+        return None
+    return fd_hessian(oracle, x, gl, lin) if dense else sparse_hessian(oracle, x, gl, lin)
 
 
 def _coordinate_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict,
