@@ -78,6 +78,10 @@ def test_a_float32_start_ends_at_float32s_resolution_of_the_closed_form(method, 
     assert res.stationarity.distance <= 1e-6
     assert res.fun <= float(f(truth)) + 1e-6
     assert len(res.history["fun"]) == res.nit
+    if not res.success:  # the message says why and what to pass
+        assert "float64 x0" in res.message and "tol to match" in res.message
+    res64 = kinkgrad.minimize(f, x0.astype(np.float64), method=method)
+    assert res64.success and "float64 x0" not in res64.message
 
 
 def test_better_ranks_by_f_then_by_the_stationarity_distance():

@@ -20,6 +20,8 @@ from .oracle import Oracle
 
 __all__ = ["minimize", "METHODS"]
 
+_FLOAT64_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
+
 METHODS = {"bundle": "bundle", "abs-linear": "abs_linear",
            "gradient-sampling": "gradient_sampling"}
 
@@ -176,6 +178,10 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
         if done is not None:  # its test was at that radius and tol: the verdict
             out, rep = done
     message = f"{out.message} Verdict at radius {rep.radius:.3g}: {rep.verdict}."
+    if rep.verdict != "stationary" and oracle.x_roundoff > _FLOAT64_ROUNDOFF:
+        message += (" x is held in x0's precision, below float64, whose rounding limits how "
+                    "near a stationary point it comes and is shown: pass a tol to match "
+                    "(e.g. 1e-5) or a float64 x0 (a torch model: model.double()).")
     if out.status == MAXFEV:
         message = f"maxfev={maxfev} evaluations reached. " + message
     return OptimizeResult(x=oracle.tree(out.x), fun=float(out.fun), nit=out.nit,
