@@ -18,7 +18,8 @@ point is stationary, ||mu_k|| <= lambda_k).
 Whether they are missing is measured, not assumed: one difference of the frozen gradient
 along a random v, with random directions d_k and with the norms frozen; equal to the
 differences' rounding (every norm penalty) -> phi's Hessian is kept, at no extra cost per
-step.
+step. The Newton-SQP steps on the manifold of nested kinks (:mod:`._norm_finish`) take the
+same Hessian, their held groups linearized by :func:`linearized`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _DENSE_LSQ = 2_000_000  # entries of J_Z up to which the multipliers come from d
 def curvature_missing(oracle: Oracle, x: np.ndarray, balls: Balls, g: np.ndarray) -> bool:
     """Whether linearizing the norms along random directions changes the frozen gradient's
     difference along a random unit v beyond its rounding (module docstring); g: the frozen
-    gradient at x with every group of ``balls`` frozen. Four gradients, one call of f."""
+    gradient at x with every group of ``balls`` frozen. Three gradients, two calls of f."""
     v = oracle.rng.standard_normal(x.size)
     v /= np.linalg.norm(v)
     h = step_size(oracle, x)
