@@ -31,20 +31,26 @@ from kinkgrad.optimize.oracle import Oracle
 from kinkgrad.problems import get
 
 
-def _relu_net(m: int, hidden: int, seed: int):
-    """1/(2m) ||relu(X W1 + b1) W2 + b2 - y||^2 over p = (W1, b1, W2, b2), X in R^{m x 3}."""
+def _relu_net(m: int, hidden: tuple[int, ...], seed: int):
+    """1/(2m) ||relu(... relu(X W1 + b1) ...) w + b - y||^2 over p = (W1, b1, ..., w, b),
+    X in R^{m x 3}: a second hidden layer's kinks are nested in the first's."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((m, 3))
     y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
-    cut = np.cumsum([3 * hidden, hidden, hidden])
+    sizes = (3, *hidden)
+    shapes = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ((a, b), (b,))]
+    shapes += [(sizes[-1],), ()]  # the output layer: a weight vector and a scalar bias
+    cut = np.cumsum([int(np.prod(s)) for s in shapes])
 
     def f(p):
-        W1, b1 = p[:cut[0]].reshape(3, hidden), p[cut[0]:cut[1]]
-        W2, b2 = p[cut[1]:cut[2]], p[cut[2]]
-        r = knp.relu(X @ W1 + b1) @ W2 + b2 - y
+        parts = [p[a:b].reshape(s) for a, b, s in zip(np.r_[0, cut[:-1]], cut, shapes)]
+        h = X
+        for W, c in zip(parts[:-2:2], parts[1:-2:2]):
+            h = knp.relu(h @ W + c)
+        r = h @ parts[-2] + parts[-1] - y
         return 0.5 * knp.mean(r * r)
 
-    return f, 0.5 * rng.standard_normal(5 * hidden + 1)
+    return f, 0.5 * rng.standard_normal(int(cut[-1]))
 
 
 def _central_hessian(f, x: np.ndarray, h: float) -> np.ndarray:
@@ -58,7 +64,7 @@ def test_linearized_norms_give_fs_gradient_and_hessian_at_a_smooth_point():
     # every kink of a ReLU net away from zero, each linearized along its sign: f's own
     # gradient and Hessian (the norm of one entry has no curvature of its own); frozen at
     # their values instead, the Hessian misses the cross terms |z| x next weights
-    f, x = _relu_net(20, 4, 3)
+    f, x = _relu_net(20, (4,), 3)
     oracle = Oracle(f, x)
     balls = zero_groups(oracle, x, np.inf)
     w = group_inputs(oracle, x, balls.chosen)
@@ -106,7 +112,7 @@ def test_curvature_missing_only_where_the_norms_are_not_penalties():
             knp.linalg.norm(knp.reshape(x, (4, 2)), axis=1)) + 0.1 * knp.sum(knp.abs(x))
 
     crescent = get("chained-crescent-1", 6)
-    net, p0 = _relu_net(12, 3, 1)
+    net, p0 = _relu_net(12, (3,), 1)
     for f, x, missing in [(group_lasso, rng.standard_normal(8), False),
                           (crescent.f, crescent.x_star + 0.1, True), (net, p0, True)]:
         oracle = Oracle(f, x)
@@ -149,7 +155,7 @@ def test_finishing_steps_certify_near_a_minimiser_of_nonlinear_kinks(name):
 def test_bundle_certifies_a_relu_networks_loss_within_its_default_limit():
     # the 3-8-1 net of benchmarks/regression.py: before, 1,871 iterations ended 9e-8 from
     # stationarity at radius 1e-8; no direction may lower f at the certified point
-    f, x0 = _relu_net(100, 8, 6)
+    f, x0 = _relu_net(100, (8,), 6)
     res = kinkgrad.minimize(f, x0, method="bundle")
     assert res.stationarity.verdict == "stationary"
     assert res.nit < 1000
@@ -163,7 +169,7 @@ def test_bundle_certifies_a_relu_networks_loss_within_its_default_limit():
 def test_zero_directions_are_the_plain_freeze_and_values_are_fs():
     # d_k = 0: n_k(x) + 0 . (w_k(y) - w_k(x)) is the constant of the plain freeze, at x and
     # at replayed points; the linearized program's value at x is f(x) either way
-    f, x = _relu_net(10, 3, 2)
+    f, x = _relu_net(10, (3,), 2)
     oracle = Oracle(f, x)
     balls = zero_groups(oracle, x, np.inf)
     zero = Linearized(balls.chosen, {k: np.zeros((v.size, 1)) for k, v in balls.chosen.items()})
@@ -178,29 +184,11 @@ def test_zero_directions_are_the_plain_freeze_and_values_are_fs():
     np.testing.assert_allclose(float(tr.vals[out.index]), float(f(x)), rtol=1e-14)
 
 
-def _deep_relu_net(m: int, hidden: int, seed: int):
-    """1/(2m) ||relu(relu(X W1 + b1) W2 + b2) W3 + b3 - y||^2: nested kinks."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((m, 3))
-    y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
-    h = hidden
-    cut = np.cumsum([3 * h, h, h * h, h, h, 1])
-
-    def f(p):
-        W1, b1 = p[:cut[0]].reshape(3, h), p[cut[0]:cut[1]]
-        W2, b2 = p[cut[1]:cut[2]].reshape(h, h), p[cut[2]:cut[3]]
-        W3, b3 = p[cut[3]:cut[4]], p[cut[4]]
-        r = knp.relu(knp.relu(X @ W1 + b1) @ W2 + b2) @ W3 + b3 - y
-        return 0.5 * knp.mean(r * r)
-
-    return f, 0.5 * rng.standard_normal(int(cut[-1]))
-
-
 def test_bundle_certifies_a_deep_relu_networks_loss_by_manifold_steps():
     # a 3-6-6-1 net (73 weights, 1,200 nested kinks): before, 2,510 iterations ended
     # 5.2e-7 from stationarity; the Newton-SQP steps on its five zero kinks (the
     # Lagrangian's Hessian, regularized) certify at ~600. No direction may lower f there
-    f, x0 = _deep_relu_net(100, 6, 1)
+    f, x0 = _relu_net(100, (6, 6), 1)
     res = kinkgrad.minimize(f, x0, method="bundle")
     assert res.stationarity.verdict == "stationary", res.message
     assert "Newton step(s) on the manifold" in res.message

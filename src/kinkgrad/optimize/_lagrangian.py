@@ -32,7 +32,7 @@ from ..abs_normal.zero_norms import Balls, Linearized
 from ._norm_groups import group_norms, step_size
 from .oracle import Oracle
 
-__all__ = ["curvature_missing", "lagrangian_groups", "linearized"]
+__all__ = ["curvature_missing", "lagrangian_groups", "linearized", "multipliers"]
 
 _DENSE_LSQ = 2_000_000  # entries of J_Z up to which the multipliers come from dense lstsq
 
@@ -70,12 +70,8 @@ def lagrangian_groups(balls: Balls, w: np.ndarray, g: np.ndarray, near: float) -
     lam = np.asarray(balls.lam, np.float64)
     if zero.any():
         free_part = balls.rows[~zrows].T @ (np.repeat(lam[~zero], dims[~zero]) * d[~zrows])
-        JZ = sp.csr_matrix(balls.rows[zrows])
-        r = -(g + free_part)
-        if JZ.shape[0] * JZ.shape[1] <= _DENSE_LSQ:
-            mu = np.linalg.lstsq(JZ.T.toarray(), r, rcond=None)[0]
-        else:
-            mu = lsqr(JZ.T, r, atol=1e-12, btol=1e-12)[0]
+        mu = multipliers(sp.csr_matrix(balls.rows[zrows]), -(g + free_part), _DENSE_LSQ,
+                         lsqr_tol=1e-12)
         lz = np.repeat(lam[zero], dims[zero])
         dz = np.divide(mu, lz, out=np.zeros_like(mu), where=lz > 0)
         big = np.maximum(group_norms(dz, dims[zero]), 1.0)
@@ -85,9 +81,18 @@ def lagrangian_groups(balls: Balls, w: np.ndarray, g: np.ndarray, near: float) -
 
 def linearized(balls: Balls, d: np.ndarray) -> Linearized:
     """``balls.chosen`` with the stacked directions d split per norm equation."""
+    starts = np.r_[0, np.cumsum(balls.dims)]  # group j's entries: starts[j]:starts[j + 1]
     directions, i = {}, 0
     for k, groups in balls.chosen.items():
-        size = int(balls.dims[np.arange(i, i + groups.size)].sum())
-        directions[k] = d[int(balls.dims[:i].sum()):][:size].reshape(groups.size, -1)
+        directions[k] = d[starts[i]:starts[i + groups.size]].reshape(groups.size, -1)
         i += groups.size
     return Linearized(balls.chosen, directions)
+
+
+def multipliers(J: sp.csr_matrix, r: np.ndarray, dense_up_to: float,
+                lsqr_tol: float = 1e-14) -> np.ndarray:
+    """The least-squares (minimum-norm) mu of J^T mu = r: dense lstsq up to ``dense_up_to``
+    entries of J, else LSQR."""
+    if J.shape[0] * J.shape[1] <= dense_up_to:
+        return np.linalg.lstsq(J.T.toarray(), r, rcond=None)[0]
+    return lsqr(J.T, r, atol=lsqr_tol, btol=lsqr_tol, iter_lim=10 * J.shape[0])[0]

@@ -68,15 +68,15 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import lsqr
 
 from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
 from ..errors import KinkgradError
-from ._lagrangian import linearized
+from ._lagrangian import linearized, multipliers
 from ._norm_groups import (
     better,
     certified,
+    chosen_key,
     coordinate_rows,
     fd_columns,
     fd_hessian,
@@ -99,6 +99,7 @@ _STEPS = 5  # Newton steps on the manifold
 _IDENTIFY = 1e-3  # relative radius within which groups are first held at zero
 _NESTED = 1e-6  # ... where kinks are nested (then _IDENTIFY)
 _DENSE = 300  # nested steps by dense algebra up to this n
+_DENSE_LSQ = 250_000  # ... and their multipliers by dense least squares up to these entries
 
 
 def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
@@ -183,7 +184,7 @@ def _nested(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
         balls = zero_groups(oracle, x, r)
         if balls is None:
             continue
-        key = tuple((k, v.tobytes()) for k, v in balls.chosen.items())
+        key = chosen_key(balls.chosen)
         if key in tried:
             continue
         tried.add(key)
@@ -283,7 +284,7 @@ def _regularized_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, held: Balls,
     Lagrangian has negative curvature, and at n <= 200 it cost MXHILB 10x the iterations."""
     J = held.rows
     dense = x.size <= _DENSE
-    mu0 = np.linalg.lstsq(J.T.toarray(), -g, rcond=None)[0] if dense else _multipliers(J, -g)
+    mu0 = multipliers(J, -g, np.inf if dense else _DENSE_LSQ)
     rho = float(np.linalg.norm(g + J.T @ mu0))
     if not dense and J.shape[0] >= x.size:
         H = sp.csr_matrix((x.size, x.size))
@@ -295,15 +296,7 @@ def _regularized_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, held: Balls,
         return kkt(H + rho * np.eye(x.size), J.toarray(), g, w)
     H = sp.csr_matrix(H + rho * sp.identity(x.size))
     dx = sparse_kkt(H, J, g, w)
-    return None if dx is None else (dx, _multipliers(J, -(g + H @ dx)))
-
-
-def _multipliers(J: sp.csr_matrix, r: np.ndarray) -> np.ndarray:
-    """The least-squares (minimum-norm) mu of J^T mu = r: dense up to 250,000 entries of J,
-    else LSQR."""
-    if J.shape[0] * J.shape[1] <= 250_000:
-        return np.linalg.lstsq(J.T.toarray(), r, rcond=None)[0]
-    return lsqr(J.T, r, atol=1e-14, btol=1e-14, iter_lim=10 * J.shape[0])[0]
+    return None if dx is None else (dx, multipliers(J, -(g + H @ dx), _DENSE_LSQ))
 
 
 def _lagrangian_hessian(oracle: Oracle, x: np.ndarray, held: Balls, mu: np.ndarray,

@@ -15,7 +15,8 @@ from ..abs_normal.zero_norms import Balls, group_values, split_zero_norms
 from .common import CONVERGED, MethodResult
 from .oracle import Oracle
 
-__all__ = ["better", "certified", "coordinate_roots", "coordinate_rows", "differences",
+__all__ = ["better", "certified", "chosen_key", "coordinate_roots", "coordinate_rows",
+           "differences",
            "fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt", "psd_part",
            "regroup", "step_size", "zero_groups"]
 
@@ -47,6 +48,11 @@ def better(oracle: Oracle, f1: float, d1: float, f0: float, d0: float) -> bool:
     them, distance 0.1)."""
     allowance = oracle.allowance(f0)
     return f1 < f0 - allowance or (f1 <= f0 + allowance and d1 < d0)
+
+
+def chosen_key(chosen: dict) -> tuple:
+    """A hashable key of a choice of groups (norm equation -> output entries)."""
+    return tuple((k, v.tobytes()) for k, v in chosen.items())
 
 
 def coordinate_rows(J: np.ndarray | sp.spmatrix) -> tuple[np.ndarray, np.ndarray] | None:

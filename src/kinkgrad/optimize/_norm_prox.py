@@ -52,6 +52,7 @@ from ..abs_normal.zero_norms import Balls
 from ._lagrangian import curvature_missing, lagrangian_groups
 from ._norm_groups import (
     certified,
+    chosen_key,
     coordinate_roots,
     group_inputs,
     group_norms,
@@ -97,7 +98,7 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
         g = oracle.frozen_gradient(x, chosen)
         if g is None:
             return None
-        if pred is not None and (pred[2] != _key(chosen) or np.linalg.norm(g - pred[0])
+        if pred is not None and (pred[2] != chosen_key(chosen) or np.linalg.norm(g - pred[0])
                                  > 0.1 * np.linalg.norm(g - pred[1])):
             H = None  # NOTE: a quadratic phi (total variation) needs one estimate
         if curved is None:
@@ -123,7 +124,7 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
         fn = oracle.value(xn)
         if not fn <= fx + allowance:
             return None
-        pred = (g + H @ (xn - x), g, _key(chosen))
+        pred = (g + H @ (xn - x), g, chosen_key(chosen))
         x, fx = xn, fn
         path.append(fn)
         done = certified(oracle, x, fx, nit + moves, radius, tol, message,
@@ -167,10 +168,6 @@ def _model_step(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, g: np.ndarray, 
     zero = np.zeros(balls.q, bool)
     zero[np.flatnonzero(cone)] = model_zeros(sub.rows, sub.dims, wc / sigma, *step)
     return sigma * step[0], zero
-
-
-def _key(chosen: dict) -> tuple:
-    return tuple((k, v.tobytes()) for k, v in chosen.items())
 
 
 def _polish(oracle: Oracle, x: np.ndarray, H: sp.csr_matrix, balls: Balls, zero: np.ndarray,
