@@ -32,7 +32,8 @@ from ..abs_normal.zero_norms import Balls, Linearized
 from ._norm_groups import group_norms, step_size
 from .oracle import Oracle
 
-__all__ = ["curvature_missing", "lagrangian_groups", "linearized", "multipliers"]
+__all__ = ["curvature_missing", "lagrangian_groups", "linearized", "multiplier_directions",
+           "multipliers"]
 
 _DENSE_LSQ = 2_000_000  # entries of J_Z up to which the multipliers come from dense lstsq
 
@@ -72,11 +73,18 @@ def lagrangian_groups(balls: Balls, w: np.ndarray, g: np.ndarray, near: float) -
         free_part = balls.rows[~zrows].T @ (np.repeat(lam[~zero], dims[~zero]) * d[~zrows])
         mu = multipliers(sp.csr_matrix(balls.rows[zrows]), -(g + free_part), _DENSE_LSQ,
                          lsqr_tol=1e-12)
-        lz = np.repeat(lam[zero], dims[zero])
-        dz = np.divide(mu, lz, out=np.zeros_like(mu), where=lz > 0)
-        big = np.maximum(group_norms(dz, dims[zero]), 1.0)
-        d[zrows] = dz / np.repeat(big, dims[zero])
+        d[zrows] = multiplier_directions(mu, lam[zero], dims[zero])
     return linearized(balls, d)
+
+
+def multiplier_directions(mu: np.ndarray, lam: np.ndarray, dims: np.ndarray) -> np.ndarray:
+    """The zero groups' directions d_k = mu_k / lambda_k clipped to the unit ball (at a
+    stationary point mu_k = lambda_k u_k with ||u_k|| <= 1, so the clip changes nothing
+    there; elsewhere it keeps the linearization's slope within the norm's); 0 where
+    lambda_k = 0 (a norm f does not read). mu stacked, lam and dims one entry per group."""
+    lz = np.repeat(lam, dims)
+    d = np.divide(mu, lz, out=np.zeros_like(mu), where=lz != 0)
+    return d / np.repeat(np.maximum(group_norms(d, dims), 1.0), dims)
 
 
 def linearized(balls: Balls, d: np.ndarray) -> Linearized:

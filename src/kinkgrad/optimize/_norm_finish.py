@@ -72,7 +72,7 @@ import scipy.sparse as sp
 from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
 from ..errors import KinkgradError
-from ._lagrangian import linearized, multipliers
+from ._lagrangian import linearized, multiplier_directions, multipliers
 from ._norm_groups import (
     better,
     certified,
@@ -301,12 +301,11 @@ def _regularized_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, held: Balls,
 
 def _lagrangian_hessian(oracle: Oracle, x: np.ndarray, held: Balls, mu: np.ndarray,
                         dense: bool) -> np.ndarray | sp.csr_matrix | None:
-    """The Hessian of f with the held groups linearized along mu_k / lambda_k
-    (:mod:`._lagrangian`), the SQP Lagrangian's on their manifold, positive semidefinite:
+    """The Hessian of f with the held groups linearized along mu_k / lambda_k clipped to
+    the unit ball (:mod:`._lagrangian`), the SQP Lagrangian's on their manifold, positive
+    semidefinite:
     :func:`fd_hessian` (dense) or :func:`._sparse_hessian.sparse_hessian`."""
-    lam = np.repeat(held.lam, held.dims)
-    d = np.divide(mu, lam, out=np.zeros_like(mu), where=lam != 0)
-    lin = linearized(held, d)
+    lin = linearized(held, multiplier_directions(mu, held.lam, held.dims))
     gl = oracle.frozen_gradient(x, lin)
     if gl is None:
         return None
