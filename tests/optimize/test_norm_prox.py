@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 import kinkgrad
 import kinkgrad.numpy as knp
+import kinkgrad.optimize._norm_prox as norm_prox
 from kinkgrad.abs_normal.zero_norms import _spectral
 from kinkgrad.optimize._norm_groups import kkt as _kkt
 from kinkgrad.optimize._norm_groups import zero_groups
@@ -143,6 +144,46 @@ def test_sparse_kkt_on_coordinate_rows_solves_the_kkt_system(density):
     truth = np.linalg.solve(K, np.r_[-g, target[u]])[:n]
     np.testing.assert_allclose(dx, truth, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(J @ dx, -w, atol=1e-12)
+
+
+def _two_entry_rows(rng, m, n):
+    """m rows with two nonzeros each (not coordinate rows, which are solved without LU)."""
+    cols = np.array([rng.choice(n, 2, replace=False) for _ in range(m)])
+    return sp.csr_matrix((rng.uniform(1.0, 2.0, 2 * m), (np.repeat(np.arange(m), 2),
+                                                         cols.ravel())), shape=(m, n))
+
+
+@pytest.mark.parametrize("dense_lu", [False, True])
+def test_sparse_kkt_factors_sparse_or_dense_and_solves_the_kkt_system(dense_lu, monkeypatch):
+    # a KKT matrix past a tenth of its entries nonzero (MXHILB's Hilbert rows and Hessian)
+    # is factored by a dense LU, a sparse one by SuperLU: both give NumPy's solve
+    rng = np.random.default_rng(12)
+    n, m = 200, 30
+    B = sp.random(n, n, density=0.9 if dense_lu else 0.002, random_state=rng).toarray()
+    H = B @ B.T + np.diag(rng.uniform(0.5, 2.0, n))
+    J = rng.standard_normal((m, n)) if dense_lu else _two_entry_rows(rng, m, n).toarray()
+    g, w = rng.standard_normal(n), rng.standard_normal(m)
+    used = []
+    lu_factor = norm_prox.lu_factor
+    monkeypatch.setattr(norm_prox, "lu_factor",
+                        lambda *a, **k: used.append(1) or lu_factor(*a, **k))
+    dx = sparse_kkt(sp.csr_matrix(H), sp.csr_matrix(J), g, w)
+    assert bool(used) == dense_lu
+    K = np.block([[H + 1e-10 * np.max(np.abs(H)) * np.eye(n), J.T], [J, np.zeros((m, m))]])
+    truth = np.linalg.solve(K, np.r_[-g, -w])[:n]
+    np.testing.assert_allclose(dx, truth, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(J @ dx, -w, atol=1e-9)
+
+
+def test_sparse_kkt_gives_up_where_the_factorization_runs_out_of_memory(monkeypatch):
+    def out_of_memory(_):
+        raise MemoryError
+
+    monkeypatch.setattr(norm_prox, "splu", out_of_memory)
+    rng = np.random.default_rng(5)
+    n = 200
+    J = _two_entry_rows(rng, 3, n)
+    assert sparse_kkt(sp.identity(n, format="csr"), J, np.ones(n), np.ones(3)) is None
 
 
 def test_replayed_frozen_gradients_match_traced_ones():

@@ -39,7 +39,8 @@ def test_a_diagonal_hessian_costs_a_few_dozen_gradients_not_n():
     want = np.diag(c)
     want[np.arange(10), np.arange(10)] -= np.sin(x[:10])
     np.testing.assert_allclose(H.toarray(), want, atol=1e-6)
-    assert spent <= 40  # 2 log2(4096) probes, a sample of 8, a difference, the check
+    assert spent <= 41  # the flat probe, 2 log2(4096) probes, a sample of 8, a
+    # difference, the check
 
 
 def test_chained_rosenbrock_tridiagonal_by_residue_groups():
@@ -93,7 +94,37 @@ def test_a_dense_hessian_goes_to_plain_differences_after_the_sample():
     x = np.ones(n)
     H, spent = _hessian(f, x)
     np.testing.assert_allclose(H.toarray(), np.outer(a, a), atol=1e-6)
-    assert n <= spent <= n + 8  # the 8-column sample, then n differences
+    assert n + 1 <= spent <= n + 9  # the flat probe, the 8-column sample, n differences
+
+
+def test_a_dense_hessian_beyond_3000_columns_is_not_estimated():
+    # n differences, n^2 entries and a KKT factorization that fills in (active faces at
+    # n = 10^4 ran SuperLU out of memory): None after the probe and the sample
+    n = 3001
+    a = np.linspace(0.5, 1.5, n)
+
+    def f(v):
+        s = knp.sum(a * v)
+        return 0.5 * s * s
+
+    H, spent = _hessian(f, np.ones(n))
+    assert H is None
+    assert spent <= 9
+
+
+def test_a_polyhedral_function_has_hessian_zero_after_one_difference():
+    # MXHILB's max_i |sum_j x_j / (i + j - 1)| at a point off its kinks: piecewise linear,
+    # so H = 0 (without the probe: n differences to find it)
+    n = 120
+    A = 1.0 / (np.arange(n)[:, None] + np.arange(n)[None, :] + 1.0)
+
+    def f(v):
+        return knp.max(knp.abs(A @ v))
+
+    x = np.random.default_rng(3).standard_normal(n)
+    H, spent = _hessian(f, x)
+    assert H.shape == (n, n) and H.nnz == 0
+    assert spent == 1
 
 
 @pytest.mark.parametrize("n", [10, 63])

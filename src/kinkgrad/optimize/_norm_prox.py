@@ -42,9 +42,11 @@ iterate.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import LinAlgWarning, cho_factor, cho_solve, lu_factor, lu_solve
 from scipy.sparse.linalg import splu
 
 from ..abs_normal.stationarity import StationarityReport
@@ -69,6 +71,8 @@ _STEPS = 5
 _TOL = 1e-12  # Clarabel's gap and feasibility tolerances
 _ZERO = 1e-7  # a group the model leaves below this (relative) size is at zero
 _SEPARATE = 1e-4  # ... and below this times its dual slack (model_zeros)
+_DENSE_FILL = 0.1  # a KKT matrix with more nonzeros than this fraction is factored dense
+_DENSE_KKT = 6_000  # ... up to this order
 KINK_GROUPS = " (its other kinks among them, as norms of one entry)"
 
 
@@ -265,9 +269,11 @@ def _norm_curvature(balls: Balls, free: np.ndarray, w: np.ndarray) -> sp.csr_mat
 def sparse_kkt(H: sp.csr_matrix, J: sp.csr_matrix, g: np.ndarray, w: np.ndarray
                ) -> np.ndarray | None:
     """dx of [H + eps I, J^T; J, 0] [dx; mu] = [-g; -w], J's rows possibly dependent: one
-    sparse LU of the regularized (quasi-definite) matrix with -delta I in the (2, 2) block,
-    then iterative refinement against the exact matrix, which converges for dx where w
-    lies in J's range (consistent rows: mu is then not unique, and not returned)."""
+    sparse LU of the regularized (quasi-definite) matrix with -delta I in the (2, 2) block
+    (a dense LU where over a tenth of its entries are nonzero), then iterative refinement
+    against the exact matrix, which converges for dx where w lies in J's range (consistent
+    rows: mu is then not unique, and not returned). None where the factorization fails
+    (singular, or beyond memory: active faces at n = 10^4, whose Hessian is dense)."""
     n, m = H.shape[0], J.shape[0]
     big = float(abs(H).max()) if H.nnz else 0.0
     eps = 1e-10 * max(1.0, big)
@@ -282,13 +288,20 @@ def sparse_kkt(H: sp.csr_matrix, J: sp.csr_matrix, g: np.ndarray, w: np.ndarray
     reg = K - sp.block_diag([sp.csc_matrix((n, n)), delta * sp.identity(m)], format="csc") \
         if m else K
     rhs = np.concatenate([-g, -w])
-    try:
-        lu = splu(sp.csc_matrix(reg))
-    except RuntimeError:  # exactly singular
+    size = reg.shape[0]
+    try:  # NOTE: MXHILB's Hilbert rows and Hessian fill the matrix: SuperLU took 0.7 s a
+        if reg.nnz > _DENSE_FILL * size * size and size <= _DENSE_KKT:  # solve at n = 1,000
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", LinAlgWarning)
+                factors = lu_factor(reg.toarray(), check_finite=False)
+            solve = lambda r: lu_solve(factors, r, check_finite=False)  # noqa: E731
+        else:
+            solve = splu(sp.csc_matrix(reg)).solve
+    except (RuntimeError, MemoryError, LinAlgWarning):  # singular, or beyond memory
         return None
-    sol = lu.solve(rhs)
+    sol = solve(rhs)
     for _ in range(20):
-        step = lu.solve(rhs - K @ sol)
+        step = solve(rhs - K @ sol)
         sol = sol + step
         if np.linalg.norm(step[:n]) <= 1e-15 * (1.0 + np.linalg.norm(sol[:n])):
             break

@@ -12,10 +12,11 @@ the columns S (:meth:`Oracle.nan_reach`), and with B = ceil(log2 |G|) the 2B pro
 reaches it, exactly one does (named by its bits) or two or more do
 (:func:`kinkgrad.modes.sparse_rows.owners`, the same test for rows of reverse sweeps).
 Groups: every column first (a diagonal H: 2 log2 n probes and one difference), then
-residues mod 2, 6, 12, 36, ... of a group found shared, while a level costs at most half the plain
-differences of the columns it tests and all probes at most n / 4 (a miss costs at most an
-quarter more than plain differences); a sample of eight single-column probes first sends a
-dense H to plain differences.
+residues mod 2, 6, 12, 36, ... of a group found shared, while a level costs at most half the
+plain differences of the columns it tests and all probes at most n / 4 (a miss costs at most
+a quarter more than plain differences); a sample of eight single-column probes first sends
+a dense H to plain differences (up to n = 3,000; beyond, no H). Before all that, one
+difference along a random direction: where it changes nothing, H = 0 (a polyhedral f).
 
 A comparison with NaN picks a branch and can drop the NaN (a missed support), so the
 compressed H is checked against one difference along a random direction; where they
@@ -38,6 +39,7 @@ _SAMPLE = 8  # single-column probes that detect a dense H
 _DENSE = 0.125  # median sampled support above this fraction of n: plain differences
 _BUDGET = 4  # all probes together at most n / _BUDGET
 _MIN_N = 64  # fewer columns: plain differences (probes cannot pay)
+_DENSE_MAX = 3_000  # a dense H of more columns is not estimated (None)
 # a group found shared is split by residues mod the next modulus: factors 2 and 3 in turn,
 # as a grid of width 2^k has stencil offsets (1, 2^k, 2^(k+1)) that no power of 2 avoids
 _MODULI = [1, 2, 6, 12, 36, 72, 216, 432, 1296, 2592, 7776, 15552, 46656]
@@ -49,11 +51,20 @@ def sparse_hessian(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
     allow, module docstring) as a sparse matrix: entries below ten times the differences'
     rounding, 10 u (1 + ||g||_inf) / h, or below 1e-9 of the largest, are dropped;
     symmetrized; shifted by its smallest eigenvalue where that is negative. None where a
-    gradient is missing."""
+    gradient is missing, or where H is dense and n > 3,000."""
     n = x.size
     h = step_size(oracle, x)
     noise = 10.0 * oracle.unit_roundoff * (1.0 + float(np.max(np.abs(g), initial=0.0))) / h
-    S = _compressed(oracle, x, g, chosen, noise) if n >= _MIN_N else None
+    S = None
+    if n >= _MIN_N:
+        if _flat(oracle, x, g, chosen, noise):  # NOTE: a polyhedral f (MXHILB's maximum of
+            return sp.csr_matrix((n, n))  # |linear|): 1,000 differences found H = 0
+        reach = _sampled_reach(oracle, x, chosen)
+        if reach is not None and reach > _DENSE * n:
+            if n > _DENSE_MAX:  # NOTE: n gradients, n^2 entries and a factorization that
+                return None  # fills in (active faces at n = 10^4: SuperLU out of memory)
+        elif reach is not None:
+            S = _compressed(oracle, x, g, chosen, noise)
     if S is None:
         S = _plain(oracle, x, g, chosen, noise)
         if S is None:
@@ -102,11 +113,7 @@ def _compressed(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, nois
     """H from differences along groups of structurally disjoint columns (module docstring),
     or None where the supports cannot be measured, do not pay, or the check fails."""
     n = x.size
-    sample = [np.array([j]) for j in np.unique(np.linspace(0, n - 1, _SAMPLE).astype(int))]
-    got = oracle.nan_reach(x, chosen, sample)
-    if got is None or np.median([m.sum() for m in got]) > _DENSE * n:
-        return None
-    found, plain = _disjoint_groups(oracle, x, chosen, n, len(sample))
+    found, plain = _disjoint_groups(oracle, x, chosen, n, _SAMPLE)
     if found is None:
         return None
     h = step_size(oracle, x)
@@ -126,6 +133,26 @@ def _compressed(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, nois
         return None
     S = _matrix(parts + rest, n)
     return S if _agrees(oracle, x, g, chosen, S, noise) else None
+
+
+def _flat(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, noise: float) -> bool:
+    """Whether one difference along a random unit v changes no entry of the frozen gradient
+    beyond ``noise`` (H v = 0 for a random v: H = 0, up to the entries that the estimate
+    drops anyway)."""
+    v = oracle.rng.standard_normal(x.size)
+    v /= np.linalg.norm(v)
+    h = step_size(oracle, x)
+    gv = oracle.frozen_gradient(x + h * v, chosen)
+    return gv is not None and bool(np.max(np.abs(gv - g)) <= noise * h)
+
+
+def _sampled_reach(oracle: Oracle, x: np.ndarray, chosen: dict) -> float | None:
+    """The median number of rows that a NaN in one of eight spread columns reaches (None
+    where a probe fails): above n / 8, H is taken as dense."""
+    n = x.size
+    sample = [np.array([j]) for j in np.unique(np.linspace(0, n - 1, _SAMPLE).astype(int))]
+    got = oracle.nan_reach(x, chosen, sample)
+    return None if got is None else float(np.median([m.sum() for m in got]))
 
 
 def _disjoint_groups(oracle: Oracle, x: np.ndarray, chosen: dict, n: int, spent: int
