@@ -83,6 +83,20 @@ def test_norms_at_zero_are_finite():
     assert grad(knp.linalg.norm)(np.array([3.0, 4.0])).tolist() == [0.6, 0.8]
 
 
+def test_norm_selection_at_a_zero_input_under_a_rounded_output():
+    # a rewritten program can record ||x|| = 1.4e-14 where its input is exactly 0 (a max's
+    # tournament |a - b| recomputed); the selection divided 0 by 0 (NaN, and a
+    # RuntimeWarning in minimize on a max-affine + quadratic): x = 0 is the kink
+    from kinkgrad.kinks import KinkPolicy
+    from kinkgrad.primitives.linalg import Norm
+
+    params = {"ord": 2, "axis": (-1,), "keepdims": False}
+    with np.errstate(all="raise"):
+        sel, kinks = Norm.instance.select(KinkPolicy(), (np.zeros((1, 1)),),
+                                          np.array([1.4e-14]), params)
+    assert sel.tolist() == [[0.0]] and kinks == 1
+
+
 def test_relu_x_minus_relu_minus_x_at_zero_plain_ad():
     # relu(x) - relu(-x) = x, whose Clarke gradient at 0 is {1}; plain backward AD with
     # relu'(0) = 0 returns 1*0 - (-1)*0... = 0 (paper B's classic example)

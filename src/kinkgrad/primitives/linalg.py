@@ -304,11 +304,11 @@ class Norm(Primitive):
                 s = np.where(s == 0, policy.abs, s)
             return (s * w).astype(dtype), kinks
         keep = out if params["keepdims"] else np.expand_dims(out, axis)
-        zero = keep == 0
-        kinks = int(np.count_nonzero(zero))
         # NOTE: x / ||x|| from the scaled vector x / max|x_i|: at subnormal or huge x the
         # rounded norm (sqrt(2) * 5e-324 rounds to 5e-324) would give a wrong direction.
         m = np.max(np.abs(x), axis=axis, keepdims=True) if np.size(x) else keep
+        zero = (keep == 0) | (m == 0)  # NOTE: x = 0 under a recorded norm of 1.4e-14 (a
+        kinks = int(np.count_nonzero(zero))  # rewritten trace's probe) divided 0 by 0
         safe = np.where(m > 0, m, 1)
         u = x / safe
         sel = u / np.where(zero, 1, np.sqrt(np.sum(u * u, axis=axis, keepdims=True)))
