@@ -251,13 +251,13 @@ def test_finishing_steps_certify_an_ill_conditioned_smooth_part(seed, monkeypatc
     assert res.fun - f_star <= 1e-10 * (1.0 + abs(f_star))
 
 
-@pytest.mark.parametrize("seed", [1, 6])
-def test_finishing_steps_follow_the_default_iteration_limit(seed):
-    """Two instances of the same family where the bundle method ends at its default limit
+def test_finishing_steps_follow_the_default_iteration_limit():
+    """An instance of the same family where the bundle method ends at its default limit
     (20 n + 1000 = 1400) short of the target radius: the finishing steps then follow, as
-    after a stall, and certify (both ended "maxiter reached" uncertified before). An explicit
-    maxiter stays a hard cap."""
-    f, x0, f_star, _ = max_affine_quad(20, seed)
+    after a stall, and certify (it ended "maxiter reached" uncertified before). An explicit
+    maxiter stays a hard cap. (Seed 1 also did until the manifold steps learnt to hold the
+    kinks a step crosses: it now stalls at iteration 1,019 and certifies.)"""
+    f, x0, f_star, _ = max_affine_quad(20, 6)
     res = kinkgrad.minimize(f, x0)
     assert res.success and "maxiter=1400" in res.message, res.message
     assert "abs-linear finishing step" in res.message

@@ -20,7 +20,7 @@ import kinkgrad
 import kinkgrad.numpy as knp
 from kinkgrad.abs_normal.zero_norms import Linearized
 from kinkgrad.optimize._lagrangian import curvature_missing, lagrangian_groups
-from kinkgrad.optimize._norm_finish import finish_on_zero_norms
+from kinkgrad.optimize._norm_finish import _first_crossing, finish_on_zero_norms
 from kinkgrad.optimize._norm_groups import (
     fd_columns,
     group_inputs,
@@ -184,11 +184,14 @@ def test_zero_directions_are_the_plain_freeze_and_values_are_fs():
     np.testing.assert_allclose(float(tr.vals[out.index]), float(f(x)), rtol=1e-14)
 
 
-def test_bundle_certifies_a_deep_relu_networks_loss_by_manifold_steps():
-    # a 3-6-6-1 net (73 weights, 1,200 nested kinks): before, 2,510 iterations ended
-    # 5.2e-7 from stationarity; the Newton-SQP steps on its five zero kinks (the
-    # Lagrangian's Hessian, regularized) certify at ~600. No direction may lower f there
-    f, x0 = _relu_net(100, (6, 6), 1)
+@pytest.mark.parametrize("seed", [1, 4])
+def test_bundle_certifies_a_deep_relu_networks_loss_by_manifold_steps(seed):
+    # 3-6-6-1 nets (73 weights, 1,200 nested kinks). Seed 1: before, 2,510 iterations
+    # ended 5.2e-7 from stationarity; the Newton-SQP steps on its zero kinks (the
+    # Lagrangian's Hessian, regularized) certify. Seed 4: the steps crossed kinks they did
+    # not hold and released a kink on multipliers 1.02 times its lambda before converging
+    # (2,513 iterations, 4.5e-8 short). No direction may lower f at the certified point
+    f, x0 = _relu_net(100, (6, 6), seed)
     res = kinkgrad.minimize(f, x0, method="bundle")
     assert res.stationarity.verdict == "stationary", res.message
     assert "Newton step(s) on the manifold" in res.message
@@ -197,3 +200,46 @@ def test_bundle_certifies_a_deep_relu_networks_loss_by_manifold_steps():
         v = rng.standard_normal(x0.size)
         for t in (1e-7, 1e-5):
             assert float(f(res.x + t * v / np.linalg.norm(v))) >= res.fun - 1e-15
+
+
+def test_a_step_stops_at_the_first_kink_it_crosses_and_holds_it():
+    # f = |x0| + 2 |x1 - 1| + |x0 + x1 - 3| + ||x||^2 / 2 at (0, 0.5), |x0| held: along
+    # dx = (1, 4) the kink inputs x1 - 1 = -0.5 + 4 t and x0 + x1 - 3 = -2.5 + 5 t reach
+    # zero at t = 1/8 and 1/2; along (0, 1) at 1/2 and 5/2; along (0, -1) never
+    def f(x):
+        return knp.abs(x[0]) + 2.0 * knp.abs(x[1] - 1.0) + knp.abs(x[0] + x[1] - 3.0) \
+            + 0.5 * knp.sum(x * x)
+
+    x = np.array([0.0, 0.5])
+    oracle = Oracle(f, x)
+    balls = zero_groups(oracle, x, 1e-6)
+    assert balls.q == 1
+    held = np.ones(1, bool)
+    for dx, want in (([1.0, 4.0], 0.125), ([0.0, 1.0], 0.5)):
+        t, grown, now_held = _first_crossing(oracle, x, np.array(dx), balls, held)
+        assert t == pytest.approx(want, rel=1e-14)
+        np.testing.assert_allclose(grown.lam, [1.0, 2.0])  # |x0| and 2 |x1 - 1|
+        assert now_held.tolist() == [True, True]
+    assert _first_crossing(oracle, x, np.array([0.0, -1.0]), balls, held) is None
+    # a released kink is not held again (it would cycle): |x0| at 0.3, moving back
+    x = np.array([0.3, 0.5])
+    balls = zero_groups(Oracle(f, x), x, 0.5)
+    assert _first_crossing(Oracle(f, x), x, np.array([-1.0, 0.0]), balls.subset(
+        balls.lam == 1.0), np.zeros(1, bool)) is None
+
+
+def test_finishing_steps_do_not_hold_a_concave_kink():
+    # f = (x0 - 1)^2 + x1^2 - |x1| + |x0 + x1 - 1| / 2: (1, 0) is Clarke stationary (0 in
+    # 2 x1 - [-1, 1]) but no local minimiser, f(1, t) = t^2 - |t| < 0 for 0 < |t| < 1; held
+    # at zero, |x1| led the steps there from 1e-9 off ("stationary", f = 0). Not held, they
+    # reach the minimiser (3/4, 1/4) on the convex kink (f = -1/8, as at (5/4, -1/4))
+    def f(x):
+        return (x[0] - 1.0) ** 2 + x[1] ** 2 - knp.abs(x[1]) + 0.5 * knp.abs(x[0] + x[1] - 1.0)
+
+    x = np.array([1.0 + 1e-9, 1e-9])
+    done = finish_on_zero_norms(Oracle(f, x), x, float(f(x)), 1e-8, 1e-8, 0, "")
+    assert done is not None
+    res, rep = done
+    assert rep.verdict == "stationary"
+    np.testing.assert_allclose(res.x, [0.75, 0.25], atol=1e-12)
+    assert res.fun == pytest.approx(-0.125, abs=1e-15)

@@ -33,7 +33,7 @@ from ..modes.sparse_rows import bit_probes, group_owners, probe_count
 from ._norm_groups import differences, step_size
 from .oracle import Oracle
 
-__all__ = ["sparse_hessian"]
+__all__ = ["flat", "sparse_hessian"]
 
 _SAMPLE = 8  # single-column probes that detect a dense H
 _DENSE = 0.125  # median sampled support above this fraction of n: plain differences
@@ -53,11 +53,10 @@ def sparse_hessian(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
     symmetrized; shifted by its smallest eigenvalue where that is negative. None where a
     gradient is missing, or where H is dense and n > 3,000."""
     n = x.size
-    h = step_size(oracle, x)
-    noise = 10.0 * oracle.unit_roundoff * (1.0 + float(np.max(np.abs(g), initial=0.0))) / h
+    noise = _noise(oracle, x, g)
     S = None
     if n >= _MIN_N:
-        if _flat(oracle, x, g, chosen, noise):  # NOTE: a polyhedral f (MXHILB's maximum of
+        if flat(oracle, x, g, chosen):  # NOTE: a polyhedral f (MXHILB's maximum of
             return sp.csr_matrix((n, n))  # |linear|): 1,000 differences found H = 0
         reach = _sampled_reach(oracle, x, chosen)
         if reach is not None and reach > _DENSE * n:
@@ -135,15 +134,22 @@ def _compressed(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, nois
     return S if _agrees(oracle, x, g, chosen, S, noise) else None
 
 
-def _flat(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, noise: float) -> bool:
+def flat(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict) -> bool:
     """Whether one difference along a random unit v changes no entry of the frozen gradient
-    beyond ``noise`` (H v = 0 for a random v: H = 0, up to the entries that the estimate
-    drops anyway)."""
+    g beyond ten times its rounding, 10 u (1 + ||g||_inf) / h (H v = 0 for a random v:
+    H = 0, up to the entries that the estimates drop anyway)."""
+    noise = _noise(oracle, x, g)
     v = oracle.rng.standard_normal(x.size)
     v /= np.linalg.norm(v)
     h = step_size(oracle, x)
     gv = oracle.frozen_gradient(x + h * v, chosen)
     return gv is not None and bool(np.max(np.abs(gv - g)) <= noise * h)
+
+
+def _noise(oracle: Oracle, x: np.ndarray, g: np.ndarray) -> float:
+    """Ten times the rounding of a forward difference of g: 10 u (1 + ||g||_inf) / h."""
+    h = step_size(oracle, x)
+    return 10.0 * oracle.unit_roundoff * (1.0 + float(np.max(np.abs(g), initial=0.0))) / h
 
 
 def _sampled_reach(oracle: Oracle, x: np.ndarray, chosen: dict) -> float | None:
