@@ -83,16 +83,21 @@ def test_a_dependence_nan_does_not_reach_is_caught_by_the_check():
     assert spent >= n  # the plain differences ran
 
 
-def test_a_dense_hessian_goes_to_plain_differences_after_the_sample():
-    n = 80
+def _rank_one(n: int):
+    """0.5 (a . v)^2: Hessian a a^T, dense."""
     a = np.linspace(0.5, 1.5, n)
 
     def f(v):
         s = knp.sum(a * v)
         return 0.5 * s * s
 
-    x = np.ones(n)
-    H, spent = _hessian(f, x)
+    return f, a
+
+
+def test_a_dense_hessian_goes_to_plain_differences_after_the_sample():
+    n = 80
+    f, a = _rank_one(n)
+    H, spent = _hessian(f, np.ones(n))
     np.testing.assert_allclose(H.toarray(), np.outer(a, a), atol=1e-6)
     assert n + 1 <= spent <= n + 9  # the flat probe, the 8-column sample, n differences
 
@@ -101,13 +106,7 @@ def test_a_dense_hessian_beyond_3000_columns_is_not_estimated():
     # n differences, n^2 entries and a KKT factorization that fills in (active faces at
     # n = 10^4 ran SuperLU out of memory): None after the probe and the sample
     n = 3001
-    a = np.linspace(0.5, 1.5, n)
-
-    def f(v):
-        s = knp.sum(a * v)
-        return 0.5 * s * s
-
-    H, spent = _hessian(f, np.ones(n))
+    H, spent = _hessian(_rank_one(n)[0], np.ones(n))
     assert H is None
     assert spent <= 9
 

@@ -197,10 +197,12 @@ def _nested(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
     tried: set[tuple] = set()
     for r in (max(_NESTED * scale, radius), max(_IDENTIFY * scale, radius)):
         balls = zero_groups(oracle, x, r)
-        if balls is not None:  # NOTE: a concave kink (lambda_k < 0) is never at zero at a
-            balls = balls.subset(balls.lam >= 0)  # local minimiser: f'(x; d) + f'(x; -d) =
-        if balls is None or not balls.q:  # 2 lambda_k |J_k d| < 0. Held, the steps found a
-            continue  # Clarke-stationary point of a 3-8-1 net that f falls from (slope 9e-4)
+        # NOTE: a concave kink (lambda_k < 0) is never at zero at a local minimiser
+        # (f'(x; d) + f'(x; -d) = 2 lambda_k |J_k d| < 0); held, the steps found a
+        # Clarke-stationary point of a 3-8-1 net that f falls from at slope 9e-4
+        balls = None if balls is None else balls.subset(balls.lam >= 0)
+        if balls is None or not balls.q:
+            continue
         key = chosen_key(balls.chosen)
         if key in tried:
             continue
@@ -266,8 +268,7 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
                 # stationary point only hint: a group just out of its ball is released once
                 # the steps have converged (a 3-6-6-1 net: certified, not 4e-8 short)
             if out.any():
-                released = np.flatnonzero(held)[out]
-                held[released] = False
+                held[np.flatnonzero(held)[out]] = False
                 if not held.any():
                     return None
                 H, last = None, np.inf  # NOTE: a released group's norm is smooth again,
@@ -371,8 +372,8 @@ def _lagrangian_hessian(oracle: Oracle, x: np.ndarray, held: Balls, mu: np.ndarr
                         dense: bool) -> np.ndarray | sp.csr_matrix | None:
     """The Hessian of f with the held groups linearized along mu_k / lambda_k clipped to
     the unit ball (:mod:`._lagrangian`), the SQP Lagrangian's on their manifold, positive
-    semidefinite:
-    :func:`fd_hessian` (dense) or :func:`._sparse_hessian.sparse_hessian`."""
+    semidefinite: :func:`fd_hessian` (dense; 0 where one random difference is flat) or
+    :func:`._sparse_hessian.sparse_hessian`."""
     lin = linearized(held, multiplier_directions(mu, held.lam, held.dims))
     gl = oracle.frozen_gradient(x, lin)
     if gl is None:

@@ -138,12 +138,19 @@ def flat(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict) -> bool:
     """Whether one difference along a random unit v changes no entry of the frozen gradient
     g beyond ten times its rounding, 10 u (1 + ||g||_inf) / h (H v = 0 for a random v:
     H = 0, up to the entries that the estimates drop anyway)."""
-    noise = _noise(oracle, x, g)
+    got = _random_difference(oracle, x, g, chosen)
+    return got is not None and bool(np.max(np.abs(got[1])) <= _noise(oracle, x, g))
+
+
+def _random_difference(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict
+                       ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(v, (g(x + h v) - g) / h) for a random unit v, or None where the gradient is
+    missing."""
     v = oracle.rng.standard_normal(x.size)
     v /= np.linalg.norm(v)
     h = step_size(oracle, x)
     gv = oracle.frozen_gradient(x + h * v, chosen)
-    return gv is not None and bool(np.max(np.abs(gv - g)) <= noise * h)
+    return None if gv is None else (v, (gv - g) / h)
 
 
 def _noise(oracle: Oracle, x: np.ndarray, g: np.ndarray) -> float:
@@ -197,13 +204,10 @@ def _agrees(oracle: Oracle, x: np.ndarray, g: np.ndarray, chosen: dict, S: sp.cs
             noise: float) -> bool:
     """Whether S v matches one difference of the frozen gradient along a random unit v
     (to the differences' rounding and a thousandth of their size)."""
-    v = oracle.rng.standard_normal(x.size)
-    v /= np.linalg.norm(v)
-    h = step_size(oracle, x)
-    gv = oracle.frozen_gradient(x + h * v, chosen)
-    if gv is None:
+    got = _random_difference(oracle, x, g, chosen)
+    if got is None:
         return False
-    d = (gv - g) / h
+    v, d = got
     return bool(np.max(np.abs(S @ v - d)) <= 10.0 * noise + 1e-3 * np.max(np.abs(d)))
 
 
