@@ -6,21 +6,26 @@ import importlib
 import inspect
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from ..abs_normal.stationarity import StationarityReport
 from ..backends import on_numpy
 from ..errors import KinkgradError
+from ._concave import concave_escape
 from ._landing import land_end_point
 from ._norm_finish import best_uncertified, finish_on_zero_norms
-from .common import CALLBACK, MAXFEV, MAXITER, Monitor
+from .common import CALLBACK, MAXFEV, MAXITER, MethodResult, Monitor
 from .oracle import Oracle
 
 __all__ = ["minimize", "METHODS"]
 
 _FLOAT64_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
+
+_ESCAPES = 3  # restarts from a point beside a concave kink (._concave)
 
 METHODS = {"bundle": "bundle", "abs-linear": "abs_linear",
            "gradient-sampling": "gradient_sampling"}
@@ -46,7 +51,11 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     coefficients are 0 (:mod:`._landing`). An end point that is not certified next to
     Euclidean norms at zero (a group lasso's zero groups) or other kinks gets up to five
     Newton steps on their manifold (:mod:`._norm_finish`), kept when certified, or when
-    their point has f as low (to rounding) and a smaller stationarity distance.
+    their point has f as low (to rounding) and a smaller stationarity distance. The verdict
+    is Clarke stationarity, which a concave kink at the end point (f = x^2 - |x| at 0)
+    satisfies although f falls beside it: where f is found lower along such kinks'
+    directions, the method runs again from there, up to three times (:mod:`._concave`;
+    gradient sampling from x0 = 0 stopped at once on sum(x^2 - |x|)).
 
     A float32 (or float16) x0 keeps x in that precision: f is evaluated at float32 points,
     and rounding x to them moves f's gradient by about u ||H|| ||x|| (u = 6e-8), so a
@@ -150,33 +159,23 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
     module = importlib.import_module(f".{METHODS[method]}", __package__)
     monitor = Monitor(callback, oracle.tree, progress, f"minimize ({method})")
     try:
-        out = module.run(oracle, tol=float(tol), maxiter=maxiter, monitor=monitor,
-                         **(options or {}))
+        out, rep = _run(oracle, module, method, tol, maxiter, monitor, options)
+        for _ in range(_ESCAPES):  # NOTE: Clarke-stationary on a concave kink: f falls
+            if rep.verdict != "stationary" or _stopped(out, maxiter):  # beside it (._concave)
+                break
+            left = None if maxiter is None else maxiter - out.nit
+            escape = None if left is not None and left <= 0 else concave_escape(
+                oracle, out.x, out.fun, rep.radius)
+            if escape is None:
+                break
+            oracle.x0, oracle.f0 = escape
+            again, rep = _run(oracle, module, method, tol, left, monitor, options)
+            out = replace(again, nit=out.nit + again.nit, message=(
+                f"{out.message} Stationary on a concave kink, where f falls to "
+                f"{escape[1]:.6g} along its direction: {method} again from there. "
+                f"{again.message}"))
     finally:
         monitor.close()
-    # NOTE: a run stopped early can end with a large trust or sampling radius, at which
-    # almost any point is "stationary"; the verdict is taken at a small scale instead, but
-    # not below the spacing of x's dtype (a float32 x comes no nearer a kink)
-    size = float(np.max(np.abs(out.x), initial=0.0))
-    floor = oracle.spacing(out.x)
-    radius = max(min(float(out.radius), max(1e-6, float(tol)) * max(1.0, size)), floor)
-    if method == "abs-linear":  # NOTE: its steps land on the kinks already
-        rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
-    else:
-        out, rep = land_end_point(oracle, out, radius, float(tol))
-    stopped = out.status in (MAXFEV, CALLBACK) or (out.status == MAXITER and maxiter is not None)
-    if rep.verdict != "stationary" and oracle.norm_steps and not stopped:  # NOTE: zero
-        # groups of Euclidean norms (or kinks as norms of one entry): Newton steps on their
-        # manifold, which land there (tested at <= tol); not past a limit the caller set (a
-        # method's default maxiter is not one: abs-linear from a float32 x0 ran out of its
-        # 200 iterations 5.5e-4 from the sparse group lasso's minimiser)
-        near = max(min(radius, float(tol)), floor)
-        done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol), near, out.nit,
-                                    out.message)
-        if done is None:  # NOTE: not certified: a better point they reached, if any
-            done = best_uncertified(oracle, out, rep, near, float(tol))
-        if done is not None:  # its test was at that radius and tol: the verdict
-            out, rep = done
     message = f"{out.message} Verdict at radius {rep.radius:.3g}: {rep.verdict}."
     if rep.verdict != "stationary" and oracle.x_roundoff > _FLOAT64_ROUNDOFF:
         message += (" x is held in x0's precision, below float64, whose rounding limits how "
@@ -191,3 +190,41 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                           stationarity=rep, method=method,
                           seconds=time.perf_counter() - start)
 
+
+def _stopped(out: MethodResult, maxiter: int | None) -> bool:
+    """Whether the run stopped at a limit the caller set (a method's default maxiter is not
+    one)."""
+    return out.status in (MAXFEV, CALLBACK) or (out.status == MAXITER and maxiter is not None)
+
+
+def _run(oracle: Oracle, module: Any, method: str, tol: float, maxiter: int | None,
+         monitor: Monitor, options: dict | None
+         ) -> tuple[MethodResult, StationarityReport]:
+    """The method's run from ``oracle.x0`` and the verdict on its end point (moved onto its
+    coordinate kinks, or finished on its zero norms, where that certifies)."""
+    out = module.run(oracle, tol=float(tol), maxiter=maxiter, monitor=monitor,
+                     **(options or {}))
+    # NOTE: a run stopped early can end with a large trust or sampling radius, at which
+    # almost any point is "stationary"; the verdict is taken at a small scale instead, but
+    # not below the spacing of x's dtype (a float32 x comes no nearer a kink)
+    size = float(np.max(np.abs(out.x), initial=0.0))
+    floor = oracle.spacing(out.x)
+    radius = max(min(float(out.radius), max(1e-6, float(tol)) * max(1.0, size)), floor)
+    if method == "abs-linear":  # NOTE: its steps land on the kinks already
+        rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
+    else:
+        out, rep = land_end_point(oracle, out, radius, float(tol))
+    stopped = _stopped(out, maxiter)
+    if rep.verdict != "stationary" and oracle.norm_steps and not stopped:  # NOTE: zero
+        # groups of Euclidean norms (or kinks as norms of one entry): Newton steps on their
+        # manifold, which land there (tested at <= tol); not past a limit the caller set (a
+        # method's default maxiter is not one: abs-linear from a float32 x0 ran out of its
+        # 200 iterations 5.5e-4 from the sparse group lasso's minimiser)
+        near = max(min(radius, float(tol)), floor)
+        done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol), near, out.nit,
+                                    out.message)
+        if done is None:  # NOTE: not certified: a better point they reached, if any
+            done = best_uncertified(oracle, out, rep, near, float(tol))
+        if done is not None:  # its test was at that radius and tol: the verdict
+            out, rep = done
+    return out, rep

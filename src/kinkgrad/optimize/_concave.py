@@ -1,0 +1,95 @@
+"""Leaving a Clarke-stationary point on a concave kink.
+
+``stationarity`` decides Clarke stationarity: 0 in the (ball's) Clarke subdifferential.
+That is necessary for a local minimiser, not sufficient, and it is weakest at a concave
+kink: f = phi + lambda_k ||w_k|| with lambda_k < 0 (f = x^2 - |x| at 0, a ReLU before a
+negative weight, the -||x||_2 of a difference-of-convex penalty). There, for a direction d
+that keeps the other kinks at x unchanged to first order and moves w_k,
+f'(x; d) + f'(x; -d) = 2 lambda_k ||J_k d|| < 0, so f falls along d or -d: the point is
+stationary and no minimiser. Gradient sampling, which samples gradients in a ball, stops
+at such points by design (sum(x^2 - |x|) from x0 = 0: x = 0, f = 0; the minimisers have
+f = -n/4).
+
+At a certified end point, :func:`concave_escape` looks for such kinks among the Euclidean
+norms and kinks seen as norms (:mod:`kinkgrad.abs_normal.kinks_as_norms`) within the
+verdict's radius. For each of up to 200 (most negative lambda_k first) d_k is the
+least-norm direction with J_j d_k = 0 for the other zero groups and (J_k d_k)_1 = 1; one
+step of 1e-6 (1 + ||x||_inf) each way picks the side where f falls, and the sum of the
+chosen sides is followed with steps growing tenfold while f falls (the kinks of a separable
+sum(x^2 - |x|) at 0 leave together, not one restart each). A point where f is lower beyond
+its rounding is proof enough that x is no local minimiser, and :func:`kinkgrad.minimize`
+runs its method again from there. Nothing is claimed where none is found (a concave kink
+whose row is a combination of the others', as -||x||_2 beside ||x||_1 at 0, where 0 is
+the minimiser).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..abs_normal.zero_norms import Balls
+from ..errors import KinkgradError
+from ._norm_groups import zero_groups
+from .oracle import BudgetExhausted, Oracle
+
+__all__ = ["concave_escape"]
+
+_DENSE_ENTRIES = 20_000_000  # the zero groups' rows times n up to which directions are sought
+
+_TRIES = 200  # concave groups tried, most negative lambda_k first
+_PROBE = 1e-6  # the step (times 1 + ||x||_inf) at which each direction's side is chosen
+
+
+def concave_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float
+                   ) -> tuple[np.ndarray, float] | None:
+    """(a point, f there) with f lower than ``fx`` beyond rounding, reached from x along
+    concave kinks' directions (module docstring), or None."""
+    if not oracle.norm_steps:
+        return None
+    try:
+        balls = zero_groups(oracle, x, max(radius, 1e-12))
+        if balls is None or not np.any(balls.lam < 0):
+            return None
+        limit = fx - oracle.allowance(fx)
+        scale = 1.0 + float(np.max(np.abs(x), initial=0.0))
+        signed = []  # NOTE: each kink's side by one step each way; then all at once
+        for d in _directions(balls, x.size):
+            fp, fm = oracle.value(x + _PROBE * scale * d), oracle.value(x - _PROBE * scale * d)
+            if min(fp, fm) < limit:
+                signed.append(d if fp <= fm else -d)
+        if not signed:
+            return None
+        d = np.sum(signed, axis=0)
+        d /= np.linalg.norm(d)
+        t, best = _PROBE * scale, (x, fx)
+        while t <= scale:  # NOTE: steps growing tenfold while f falls
+            y = x + t * d
+            fy = oracle.value(y)
+            if not fy < best[1]:
+                break
+            best, t = (y, fy), 10.0 * t
+    except (KinkgradError, BudgetExhausted):
+        return None
+    return best if best[1] < limit else None
+
+
+def _directions(balls: Balls, n: int) -> list[np.ndarray]:
+    """For up to 200 concave groups k (lambda_k < 0, most negative first), the unit
+    least-norm d_k with J_j d_k = 0 for every other group j and (J_k d_k)_1 = 1 (a column
+    of the pseudo-inverse of the stacked rows); none for a k whose first row is a
+    combination of the others' (no direction moves it alone)."""
+    starts = np.r_[0, np.cumsum(balls.dims)[:-1]]
+    concave = [int(k) for k in np.argsort(balls.lam)[:_TRIES] if balls.lam[k] < 0]
+    A = balls.rows
+    if A.shape[0] * n > _DENSE_ENTRIES:
+        return []
+    E = np.zeros((A.shape[0], len(concave)))
+    E[starts[concave], np.arange(len(concave))] = 1.0
+    D = np.linalg.lstsq(A.toarray(), E, rcond=None)[0]
+    out = []
+    for j in range(len(concave)):
+        d = D[:, j]
+        size = float(np.linalg.norm(d))
+        if size and np.linalg.norm(A @ d - E[:, j]) <= 1e-8 * max(1.0, size):
+            out.append(d / size)
+    return out

@@ -1,0 +1,63 @@
+"""Leaving Clarke-stationary points on concave kinks (kinkgrad.optimize._concave).
+
+Truths are closed forms: sum(x^2 - |x|) has its minimisers at x_i = +-1/2 (f = -n/4) and a
+Clarke-stationary point at 0 that is none (f(t e_i) = t^2 - |t| < 0); (x0 - 1)^2 + x1^2 -
+|x1| + |x0 + x1 - 1| / 2 has minimisers (3/4, 1/4) and (5/4, -1/4), f = -1/8, and a
+Clarke-stationary point at (1, 0) with f = 0; ||x||_1 - ||x||_2 >= 0 = f(0), so 0 is a
+minimiser although its Euclidean norm is concave.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad.optimize._concave import concave_escape
+from kinkgrad.optimize.oracle import Oracle
+
+
+def _wells(x):
+    return knp.sum(x * x - knp.abs(x))
+
+
+def _two_kinks(x):
+    return (x[0] - 1.0) ** 2 + x[1] ** 2 - knp.abs(x[1]) + 0.5 * knp.abs(x[0] + x[1] - 1.0)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_gradient_sampling_leaves_a_concave_kink_for_a_minimiser(n):
+    # from x0 = 0 its sampled gradients certify 0 at once (before: x = 0, f = 0)
+    res = kinkgrad.minimize(_wells, np.zeros(n), method="gradient-sampling")
+    assert res.stationarity.verdict == "stationary"
+    np.testing.assert_allclose(np.abs(res.x), 0.5, atol=1e-7)
+    assert res.fun == pytest.approx(-n / 4, abs=1e-12)
+    assert "concave kink" in res.message
+
+
+@pytest.mark.parametrize("method", ["bundle", "abs-linear", "gradient-sampling"])
+def test_every_method_ends_at_a_minimiser_beside_a_concave_kink(method):
+    res = kinkgrad.minimize(_two_kinks, np.array([1.0, 0.0]), method=method)
+    assert res.stationarity.verdict == "stationary"
+    assert res.fun == pytest.approx(-0.125, abs=1e-12)
+    assert min(np.linalg.norm(res.x - [0.75, 0.25]),
+               np.linalg.norm(res.x - [1.25, -0.25])) <= 1e-7
+
+
+def test_the_escape_proves_a_decrease_and_claims_nothing_at_a_minimiser():
+    x = np.zeros(3)
+    y, fy = concave_escape(Oracle(_wells, x), x, 0.0, 1e-8)
+    assert fy < 0.0 and fy == pytest.approx(float(_wells(y)), abs=0.0)
+
+    def l1_minus_l2(v):  # 0 is its minimiser: the concave norm's row is the l1 rows' sum
+        return knp.sum(knp.abs(v)) - knp.linalg.norm(v)
+
+    assert concave_escape(Oracle(l1_minus_l2, x), x, 0.0, 1e-8) is None
+    smooth = np.array([0.3, -0.2, 0.6])  # no kink within the radius
+    assert concave_escape(Oracle(_wells, smooth), smooth, float(_wells(smooth)), 1e-8) is None
+
+
+def test_an_explicit_maxiter_caps_the_runs_together():
+    res = kinkgrad.minimize(_wells, np.zeros(3), method="gradient-sampling", maxiter=4)
+    assert res.nit <= 4
