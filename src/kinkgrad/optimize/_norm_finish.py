@@ -238,8 +238,10 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
             if pred is not None:  # NOTE: after the first step, H is re-estimated only
                 stale = np.linalg.norm(g - pred[0]) > 0.1 * np.linalg.norm(g - pred[1])
                 H, pred = (None if stale else H), None  # where it missed the gradient
+            full = None  # every group at x, where this iteration computes it
             if regularized and moves:  # NOTE: nonlinear w_k: the rows at the iterate
-                balls = regroup(oracle, x, balls)
+                full = zero_groups(oracle, x, np.inf)
+                balls = None if full is None else regroup(oracle, x, balls, full)
                 if balls is None:
                     return None
             rows = balls.rows[np.repeat(held, balls.dims)]
@@ -279,7 +281,7 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
                 return None  # a degenerate manifold (MaxQ's |x_i| all equal, J -> 0 at x*)
             last = size
             if regularized:
-                cut = _first_crossing(oracle, x, dx, balls, held)
+                cut = _first_crossing(oracle, x, dx, balls, held, full)
                 if cut is not None:
                     t, balls, held = cut
                     dx, last = t * dx, np.inf
@@ -308,13 +310,14 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
 
 
 def _first_crossing(oracle: Oracle, x: np.ndarray, dx: np.ndarray, balls: Balls,
-                    held: np.ndarray) -> tuple[float, Balls, np.ndarray] | None:
+                    held: np.ndarray, full: Balls | None = None
+                    ) -> tuple[float, Balls, np.ndarray] | None:
     """(t, balls', held') where a kink not held (a group of one entry) reaches zero at the
     fraction t in (0, 1) of the step dx by its linearization w_k + t J_k dx, the first such:
     balls' holds it besides ``balls``' groups, held' marks it held. None where none does
     (module docstring). A group released earlier is not held again (it would cycle), nor a
-    concave one (lambda_k < 0)."""
-    full = zero_groups(oracle, x, np.inf)
+    concave one (lambda_k < 0). ``full``: every group at x, where the caller has it."""
+    full = zero_groups(oracle, x, np.inf) if full is None else full
     if full is None:
         return None
     ids = [(k, int(e)) for k, groups in full.chosen.items() for e in groups]

@@ -89,12 +89,14 @@ def zero_groups(oracle: Oracle, x: np.ndarray, r: float) -> Balls | None:
     return balls
 
 
-def regroup(oracle: Oracle, x: np.ndarray, balls: Balls) -> Balls | None:
+def regroup(oracle: Oracle, x: np.ndarray, balls: Balls, full: Balls | None = None
+            ) -> Balls | None:
     """``balls``' groups with their Jacobians' rows and lambda_k at another point x (where
     some w_k is nonlinear, an SQP step needs them at its iterate: with the rows of the
     step's start, the manifold steps of crescent moved 2.4e-4 back from 8e-8 off its
-    minimiser); None where the program's norms there are not the same."""
-    full = zero_groups(oracle, x, np.inf)
+    minimiser); None where the program's norms there are not the same. ``full``: every
+    group at x (``zero_groups(oracle, x, inf)``), where the caller has it."""
+    full = zero_groups(oracle, x, np.inf) if full is None else full
     if full is None or not balls.chosen.keys() <= full.chosen.keys():
         return None
     keep = np.concatenate([np.isin(full.chosen[k], balls.chosen.get(k, ()))
