@@ -68,7 +68,7 @@ def concave_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float
             if not fy < best[1]:
                 break
             best, t = (y, fy), 10.0 * t
-    except (KinkgradError, BudgetExhausted):
+    except (KinkgradError, BudgetExhausted, np.linalg.LinAlgError):
         return None
     return best if best[1] < limit else None
 
