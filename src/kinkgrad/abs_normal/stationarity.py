@@ -262,20 +262,21 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
     within the ball moved onto its kink, see the module docstring) has an element of norm
     <= ``tol``; "not stationary" that every element has norm > ``tol``. Both are proven
     (the bounds do not rely on the QP solver's accuracy); otherwise the verdict is
-    "undecided" and ``reason`` says what is missing. It is never a wrong verdict.
+    "undecided" and ``reason`` says what is missing. It is never a wrong verdict. Clarke
+    stationarity is necessary for a local minimiser, not sufficient: at a concave kink f
+    falls beside a "stationary" x (x^2 - |x| at 0; :func:`kinkgrad.minimize` goes on there).
 
     The minimum-norm element is found by a QP over a sum of small hulls (PIQP, see
     :mod:`kinkgrad.abs_normal.minnorm`): a k-way max over t tied entries contributes the
     hull of its t gradients (not 2^(t-1) signatures), a tie of m <= 40 entries of a sort the
     hull of its m! orderings' (listed up to m = 7, else searched by linear assignment,
-    :mod:`kinkgrad.abs_normal.sort_block`); n = 1000 with a
-    thousand active kinks takes a fraction of a second.
+    :mod:`kinkgrad.abs_normal.sort_block`); n = 1000 with a thousand active kinks takes a
+    fraction of a second.
 
     Euclidean norms at zero (group lasso's zero groups, Fermat-Weber at a data point) add one
     ellipsoid each to the set where no active kink feeds or reads them
-    (:mod:`kinkgrad.abs_normal.zero_norms`); the QP is then an SOCP (Clarabel).
-
-    Kink convention: none; the answer does not depend on the kink policy.
+    (:mod:`kinkgrad.abs_normal.zero_norms`); the QP is then an SOCP (Clarabel). Kink
+    convention: none; the answer does not depend on the kink policy.
 
     Args:
         f: scalar function written with ``kinkgrad.numpy``.
