@@ -35,7 +35,6 @@ from .oracle import BudgetExhausted, Oracle
 __all__ = ["concave_escape"]
 
 _DENSE_ENTRIES = 20_000_000  # the zero groups' rows times n up to which directions are sought
-
 _TRIES = 200  # concave groups tried, most negative lambda_k first
 _PROBE = 1e-6  # the step (times 1 + ||x||_inf) at which each direction's side is chosen
 
