@@ -77,6 +77,18 @@ def test_test_problems(name):
         assert upper <= 1e-6
 
 
+def test_nested_max_certified_by_manifold_steps_that_keep_contracting():
+    # chained CB3 II at n = 50 (a max of three sums, its three tied at x* = 1): the
+    # sampling stops 1.4e-7 from x*, where the regularized Newton steps on the two zero
+    # kinks contract about fourfold each; five steps ended "not stationary" (3.3e-6 at
+    # radius 1e-8, after 1,000 iterations, 16 s); ten certify. f* = 2 (n - 1), published
+    p = kinkgrad.problems.get("chained-cb3-2", 50)
+    res = kinkgrad.minimize(p.f, p.x0, method=METHOD)
+    assert res.stationarity.verdict == "stationary", res.message
+    assert abs(res.fun - p.f_star) <= 1e-10 * p.f_star
+    np.testing.assert_allclose(res.x, p.x_star, atol=1e-6)
+
+
 def test_not_converged_agrees_with_independent_check():
     res = kinkgrad.minimize(l1, np.full(3, 10.0), method=METHOD, maxiter=2)
     assert res.status == MAXITER and not res.success

@@ -220,11 +220,14 @@ def test_bundle_certifies_a_deep_relu_networks_loss_by_manifold_steps(seed):
     # ended 5.2e-7 from stationarity; the Newton-SQP steps on its zero kinks (the
     # Lagrangian's Hessian, regularized) certify. Seed 4: the steps crossed kinks they did
     # not hold and released a kink on multipliers 1.02 times its lambda before converging
-    # (2,513 iterations, 4.5e-8 short). No direction may lower f at the certified point
+    # (2,513 iterations, 4.5e-8 short); now the run, having gone on from their best point,
+    # stalls near a minimiser that the abs-linear finishing steps certify. No direction may
+    # lower f at the certified point
     f, x0 = _relu_net(100, (6, 6), seed)
     res = kinkgrad.minimize(f, x0, method="bundle")
     assert res.stationarity.verdict == "stationary", res.message
-    assert "Newton step(s) on the manifold" in res.message
+    if seed == 1:
+        assert "Newton step(s) on the manifold" in res.message
     _no_descent(f, res.x, res.fun)
 
 
