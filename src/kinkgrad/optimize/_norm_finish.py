@@ -95,6 +95,7 @@ from ._norm_groups import (
     group_inputs,
     group_norms,
     kkt,
+    members,
     psd_part,
     regroup,
     step_size,
@@ -322,13 +323,10 @@ def _first_crossing(oracle: Oracle, x: np.ndarray, dx: np.ndarray, balls: Balls,
     (module docstring). A group released earlier is not held again (it would cycle), nor a
     concave one (lambda_k < 0). ``full``: every group at x, where the caller has it."""
     full = zero_groups(oracle, x, np.inf) if full is None else full
-    if full is None:
+    mine = None if full is None else members(full, balls)
+    if mine is None:
         return None
-    ids = [(k, int(e)) for k, groups in full.chosen.items() for e in groups]
-    mine = {(k, int(e)): i for i, (k, e) in enumerate(
-        (k, e) for k, groups in balls.chosen.items() for e in groups)}
-    pos = np.array([mine.get(i, -1) for i in ids])
-    free = (full.dims == 1) & (pos < 0) & (full.lam >= 0)
+    free = (full.dims == 1) & ~mine & (full.lam >= 0)
     if not free.any():
         return None
     starts = np.r_[0, np.cumsum(full.dims)[:-1]]
@@ -339,12 +337,11 @@ def _first_crossing(oracle: Oracle, x: np.ndarray, dx: np.ndarray, balls: Balls,
     j = int(np.argmin(t))
     if not 0.0 < t[j] < 1.0:
         return None
-    keep = (pos >= 0) | (np.arange(pos.size) == j)
-    sub = full.subset(keep)
-    held_new = np.ones(sub.q, bool)
-    mine_kept = pos[keep] >= 0
-    held_new[mine_kept] = held[pos[keep][mine_kept]]
-    return float(t[j]), sub, held_new
+    keep = mine.copy()
+    keep[j] = True
+    held_new = np.ones(int(keep.sum()), bool)
+    held_new[mine[keep]] = held  # NOTE: members keeps the trace's order, as balls does
+    return float(t[j]), full.subset(keep), held_new
 
 
 def _regularized_step(oracle: Oracle, x: np.ndarray, g: np.ndarray, held: Balls,

@@ -16,9 +16,8 @@ from .common import CONVERGED, MethodResult
 from .oracle import Oracle
 
 __all__ = ["better", "certified", "chosen_key", "coordinate_roots", "coordinate_rows",
-           "differences",
-           "fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt", "psd_part",
-           "regroup", "step_size", "zero_groups"]
+           "differences", "fd_columns", "fd_hessian", "group_inputs", "group_norms", "kkt",
+           "members", "psd_part", "regroup", "step_size", "zero_groups"]
 
 
 def certified(oracle: Oracle, x: np.ndarray, fx: float, nit: int, radius: float, tol: float,
@@ -97,13 +96,21 @@ def regroup(oracle: Oracle, x: np.ndarray, balls: Balls, full: Balls | None = No
     minimiser); None where the program's norms there are not the same. ``full``: every
     group at x (``zero_groups(oracle, x, inf)``), where the caller has it."""
     full = zero_groups(oracle, x, np.inf) if full is None else full
-    if full is None or not balls.chosen.keys() <= full.chosen.keys():
+    keep = None if full is None else members(full, balls)
+    return None if keep is None else full.subset(keep)
+
+
+def members(full: Balls, balls: Balls) -> np.ndarray | None:
+    """The mask over ``full``'s groups of those ``balls`` holds (both in the trace's order,
+    so the i-th True is ``balls``' i-th group), or None where ``balls`` holds a group that
+    ``full`` has not."""
+    if not balls.chosen.keys() <= full.chosen.keys():
         return None
     keep = np.concatenate([np.isin(full.chosen[k], balls.chosen.get(k, ()))
                            for k in full.chosen])
     sub = full.subset(keep)
     same = all(np.array_equal(sub.chosen.get(k, ()), v) for k, v in balls.chosen.items())
-    return sub if same else None
+    return keep if same else None
 
 
 def group_inputs(oracle: Oracle, x: np.ndarray, chosen: dict) -> np.ndarray:
