@@ -77,7 +77,7 @@ _ENUM_M = 20  # at most this many active switches: enumerate the realised signat
 _ENUM_LIMIT = 4096
 _ABS0 = KinkPolicy(abs=0.0)
 _PROBE_ABOVE = 4096  # more switches than this: a random forward probe filters the ball first
-_HUGE = 1e150  # entries beyond this overflow when squared (sum of squares of n of them)
+HUGE = 1e150  # entries beyond this overflow when squared (sum of squares of n of them)
 
 
 @dataclass
@@ -328,7 +328,7 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
     big = _largest(ls)
     if balls is not None and balls.rows.nnz:
         big = max(big, float(np.max(np.abs(balls.lam))) * float(abs(balls.rows).max()))
-    if big > _HUGE:  # NOTE: ||g||^2 of the set's vectors would overflow in the QP and norms
+    if big > HUGE:  # NOTE: ||g||^2 of the set's vectors would overflow in the QP and norms
         return StationarityReport.undecided(
             f"the set's vectors have entries up to {big:.3g}, whose squares overflow float64 "
             "in the minimum-norm computation; rescale f", radius, tol, model.m)

@@ -9,9 +9,9 @@ coordinate) and keeps the moved point when f does not grow beyond rounding and
 coordinates also moves the smooth part's gradient on the others (X^T X times a step of
 ~1e-8 on 918 coordinates of a lasso at n = 1000: the moved point was "not stationary"), so
 where the moved point is not certified, at most five abs-linear finishing steps from it
-(:func:`.abs_linear.finish`, whose steps keep the kinks they reach) re-optimise the other
-coordinates, and their end point is kept on the same terms. Otherwise the method's own end
-point is returned, with its verdict.
+(:func:`._stall_finish.abs_linear_finish`, whose steps keep the kinks they reach)
+re-optimise the other coordinates, and their end point is kept on the same terms.
+Otherwise the method's own end point is returned, with its verdict.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def land_end_point(oracle: Oracle, out: MethodResult, radius: float, tol: float
     """(end point, its verdict at ``radius``): the method's, or the one moved onto its
     coordinate kinks (module docstring). Only certified (CONVERGED) ends are moved; the
     forms and tests this takes are counted, the final verdict is not."""
-    from .abs_linear import finish
+    from ._stall_finish import abs_linear_finish as finish
 
     def verdict(x: np.ndarray) -> StationarityReport:
         return oracle.stationarity(x, radius, tol, counted=False)

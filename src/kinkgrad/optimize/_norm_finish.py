@@ -178,8 +178,8 @@ def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
             return proximal(oracle, x, fx, tol, radius, nit, message, near)  # runs 4e-7 off
         except BudgetExhausted:
             return None
-    if not np.all(balls.lam >= 0):
-        return _nested(oracle, x, fx, tol, radius, nit, message)
+    if not np.all(balls.lam >= 0):  # (its second radius is near: the groups known)
+        return _nested(oracle, x, fx, tol, radius, nit, message, balls)
     done = None
     if coordinate_rows(balls.rows) is not None:
         done = _manifold(oracle, x, fx, tol, radius, nit, message, balls)
@@ -192,16 +192,18 @@ def _newton(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float,
 
 
 def _nested(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
-            message: str) -> tuple[MethodResult, StationarityReport] | None:
+            message: str, coarse: Balls | None = None
+            ) -> tuple[MethodResult, StationarityReport] | None:
     """Newton-SQP steps on the manifold of the zero groups where kinks are nested (module
     docstring): the convex groups within r ||J_k|| of zero held for r = 1e-6 (1 +
     ||x||_inf), then for r = 1e-3 (1 + ||x||_inf) where that holds others, or none where
     neither holds any (f smooth near x but for kinks that no minimiser holds at zero); the
-    steps regularized."""
+    steps regularized. ``coarse``: the groups at the second radius, where the caller has
+    them."""
     scale = 1.0 + float(np.max(np.abs(x), initial=0.0))
     tried: set[tuple] = set()
-    for r in (max(_NESTED * scale, radius), max(_IDENTIFY * scale, radius)):
-        balls = zero_groups(oracle, x, r)
+    for i, r in enumerate((max(_NESTED * scale, radius), max(_IDENTIFY * scale, radius))):
+        balls = coarse if i and coarse is not None else zero_groups(oracle, x, r)
         # NOTE: a concave kink (lambda_k < 0) is never at zero at a local minimiser
         # (f'(x; d) + f'(x; -d) = 2 lambda_k |J_k d| < 0); held, the steps found a
         # Clarke-stationary point of a 3-8-1 net that f falls from at slope 9e-4

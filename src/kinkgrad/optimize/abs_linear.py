@@ -68,10 +68,14 @@ its QPs in :mod:`._abs_linear_qp`):
    improving flip), its stationarity measure ||(B + q I) dx|| (the norm of -(B + q I) dx,
    an element of the model's subdifferential at dx) is <= tol and ||dx|| <= xtol
    (1 + ||x||). The final step x + dx is then taken when f has a form there and does not grow
-   (for piecewise-linear f it lands on the kinks). Other ends: MAXITER, MAXFEV (the current
-   iterate), CALLBACK, and STALLED when q exceeds qmax after rejections,
-   when the step no longer changes x in floating point, or after 10 consecutive accepted
-   steps without a decrease of f (rounding level).
+   (for piecewise-linear f it lands on the kinks). Also CONVERGED where the steps crawl
+   (an accepted step decreased f by at least half as much as the last one): there
+   :func:`kinkgrad.stationarity` at radius tol (not below x's spacing), at iterations spaced
+   by half the count so far, ends the run when it says "stationary" (MXHILB at n = 200:
+   f - f* = 1e-9 at step 16, but the model's test unmet at 200 steps, 126 s; now 18, 11 s).
+   Other ends: MAXITER, MAXFEV (the current iterate), CALLBACK, and STALLED when q exceeds
+   qmax after rejections, when the step no longer changes x in floating point, or after 10
+   consecutive accepted steps without a decrease of f (rounding level).
 
 5. Curvature (``metric="bfgs"``, n <= 300; n <= 2000 where every switch is the kink of one
    coordinate, whose piece QPs are in R^n, :mod:`._abs_linear_box`): the model is first order in the
@@ -114,11 +118,10 @@ from ._norm_finish import finish_on_zero_norms
 from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
 from .oracle import BudgetExhausted, Oracle
 
-__all__ = ["run", "finish"]
+__all__ = ["run"]
 
 _MAXITER = 200  # default iteration limit (one iteration = one model subproblem + one trial)
 _ETA_ACCEPT, _ETA_GOOD = 0.1, 0.9
-_FINISH_Q0 = 1e-2
 _NOISE = 1e-13  # relative rounding level of f: decreases below it are not resolved
 _NEAR_ROUNDING = 1e8  # predicted decreases below 1e8 u (1 + |f|): estimate f's rounding
 _FLAT = 10  # consecutive accepted steps (within the rounding level) with no decrease: stop
@@ -129,11 +132,14 @@ _PROBE_AFTER = 3  # finishing steps before B is probed (n gradients) if none cer
 _NORMS_AFTER = 20  # zero-norm steps first tried here, then once per n + 10 iterations
 
 
+def _check(ok: bool, name: str, value: object, fix: str) -> None:
+    if not ok:
+        raise KinkgradError(f"minimize(method='abs-linear'): option {name}={value!r}; {fix}.")
+
+
 def _positive(name: str, v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(v) or v <= 0:
-        raise KinkgradError(f"minimize(method='abs-linear'): option {name}={v!r}; pass a "
-                            "finite number > 0.")
+    _check(not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+           and bool(np.isfinite(v)) and v > 0, name, v, "pass a finite number > 0")
     return float(v)
 
 
@@ -177,67 +183,20 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     q0, qmin, qmax, xtol = (_positive(k, v) for k, v in
                             (("q0", q0), ("qmin", qmin), ("qmax", qmax), ("xtol", xtol)))
     dense_limit = _positive("dense_limit", dense_limit)
-    if isinstance(max_pieces, bool) or not isinstance(max_pieces, (int, np.integer)) \
-            or max_pieces < 1:
-        raise KinkgradError(f"minimize(method='abs-linear'): option max_pieces={max_pieces!r};"
-                            " pass a positive integer.")
-    if backend not in ("auto", "dense", "sparse"):
-        raise KinkgradError(f"minimize(method='abs-linear'): option backend={backend!r}; "
-                            "choose 'auto', 'dense' or 'sparse'.")
-    if not isinstance(relax, bool):
-        raise KinkgradError(f"minimize(method='abs-linear'): option relax={relax!r}; pass "
-                            "True or False.")
-    if metric not in ("bfgs", "none"):
-        raise KinkgradError(f"minimize(method='abs-linear'): option metric={metric!r}; "
-                            "choose 'bfgs' or 'none'.")
+    _check(not isinstance(max_pieces, bool) and isinstance(max_pieces, (int, np.integer))
+           and max_pieces >= 1, "max_pieces", max_pieces, "pass a positive integer")
+    _check(backend in ("auto", "dense", "sparse"), "backend", backend,
+           "choose 'auto', 'dense' or 'sparse'")
+    _check(isinstance(relax, bool), "relax", relax, "pass True or False")
+    _check(metric in ("bfgs", "none"), "metric", metric, "choose 'bfgs' or 'none'")
     if qmin > qmax:
         raise KinkgradError("minimize(method='abs-linear'): options need qmin <= qmax.")
     maxiter = _MAXITER if maxiter is None else int(maxiter)
-    return _Salmin(oracle, tol, maxiter, monitor, min(max(q0, qmin), qmax), qmin, qmax, xtol,
+    return Salmin(oracle, tol, maxiter, monitor, min(max(q0, qmin), qmax), qmin, qmax, xtol,
                    int(max_pieces), backend, dense_limit, relax, metric == "bfgs").run()
 
 
-def finish(oracle: Oracle, x: np.ndarray, fx: float, *, tol: float, monitor: Monitor,
-           maxiter: int = 50, merit: Callable[[np.ndarray], float] | None = None
-           ) -> MethodResult:
-    """At most ``maxiter`` abs-linear iterations started at x (f(x) = fx): another method's
-    finishing steps. Near a local minimizer the abs-linear model is second-order accurate
-    and its minimizer lands on the kinks, where a method driven by gradients and line
-    searches stalls once f's rounding hides its certified decrease.
-
-    ``merit``: a stationarity measure (the caller's test at its target radius). With it, f's
-    rounding error is estimated at every iterate whose steps predict decreases near it, and a
-    step whose predicted decrease is below twice that (or the fixed allowance) is judged by
-    the measure instead of f: accepted, and q halved, when the measure falls, else rejected
-    and q doubled. There f's values cannot rank the points, and with q below the curvature
-    the model's steps overshoot: chained Mifflin 2 at n = 1000 got its distance to 1.6e-8,
-    then back to 5e-7 over 33 steps accepted on f within its rounding; chained crescent I at
-    n = 10^4 drifted away (steps 4e-8 -> 2e-6) on steps whose decreases (~1e-12) looked
-    resolved against the fixed allowance 1e-13 but not against f's error (5.6e-12). A
-    measure that merely did not grow is not enough: a step x -> -x across a symmetric
-    minimum leaves it equal. The metric B (module docstring, item 5) starts anew here: the
-    steps are then Newton steps on the kinks, not linear (chained Mifflin 2 at n = 50: 4
-    finishing steps instead of 23). Where f ranks no step, BFGS pairs come only from the
-    steps the measure accepts: when 3 steps have not certified, B is set from forward
-    differences of the Lagrangian's gradient (:meth:`LearntMetric.probe`, n gradients;
-    max-affine + ill-conditioned quadratics: 3 of 10 random instances certified without
-    it, 10 of 10 with it).
-
-    # NOTE: the proximal weight starts at q0 = 1e-2, not 1: there f's decrease is at its
-    # rounding level, so steps are rarely "very successful" and q would stay where it
-    # starts; from three of the bundle's stalls at n = 1000 (one run each), q0 = 1 took
-    # 19-58 steps (chained Mifflin 2: still undecided after 19) and q0 = 1e-2 took 6-13.
-    # The convergence stays linear (the real test's distance falls ~0.6-0.8 per step from
-    # some stalls): 50 steps do not always suffice."""
-    run = _Salmin(oracle, tol, maxiter, monitor, _FINISH_Q0, 1e-10, 1e12, 1e-6, 100, "auto",
-                  3e7, True, True)
-    run.x, run.fx = np.array(x, dtype=np.float64), float(fx)
-    run.q_stop = 1.0  # NOTE: with q ~ 1e-2, q ||dx|| <= tol would stop 1e-6 away
-    run.merit = merit
-    return run.run()
-
-
-class _Salmin:
+class Salmin:
     """The state of one run: the iterate x, f(x), its model, q and the counters."""
 
     def __init__(self, oracle: Oracle, tol: float, maxiter: int, monitor: Monitor, q: float,
@@ -251,12 +210,13 @@ class _Salmin:
         self.nit, self.radius, self.q_ref, self.q_start = 0, 1e-12, q, q
         self.q_stop = 0.0  # the stopping test reads max(q, q_stop) ||dx|| <= tol
         self.rounding: float | None = None  # estimate of f(x)'s rounding error, once asked
-        self.merit: Callable[[np.ndarray], float] | None = None  # see finish()
+        self.merit: Callable[[np.ndarray], float] | None = None  # abs_linear_finish's
         self.model: AbsLinearModel | None = None
         self.qp: PieceQP | None = None
         self.metric = LearntMetric() if learn and oracle.x0.size <= _METRIC_N[1] else None
         self.stalled = False  # B is probed before the next step (LearntMetric.stalled)
         self.norms_at = _NORMS_AFTER - oracle.n - 10  # zero-norm steps last tried
+        self.test_at, self.decrease = 2, np.inf  # next test (_certify), last step's decrease
 
     # ------------------------------------------------------------------ helpers
     def _model_at(self, x: np.ndarray) -> tuple[AbsLinearModel | None, str | None]:
@@ -352,6 +312,7 @@ class _Salmin:
                                           f"floating-point resolution of x (q ||dx|| = "
                                           f"{q * nd:.3g}).")
             if step.ok:
+                f_was = self.fx
                 accepted, why = self._trial(step, nd)
             else:
                 accepted, why = False, "the QP solver (PIQP) found no model decrease"
@@ -374,6 +335,22 @@ class _Salmin:
             if self.monitor(self.x, self.fx, self.nit):
                 return self._end(CALLBACK, f"abs-linear: stopped by the callback after "
                                            f"{self.nit} iterations.")
+            if accepted and self.merit is None:
+                slow, self.decrease = f_was - self.fx >= 0.5 * self.decrease, f_was - self.fx
+                done = self._certify() if slow and self.nit >= self.test_at else None
+                if done is not None:
+                    return done
+
+    def _certify(self) -> MethodResult | None:
+        """The test that ends a crawling run (module docstring, item 4) at radius tol, the
+        bundle method's target radius."""
+        self.test_at = self.nit + max(2, self.nit // 2)
+        r = max(self.tol, self.oracle.spacing(self.x))
+        if self.oracle.stationarity(self.x, r, self.tol).verdict != "stationary":
+            return None
+        self.radius = r
+        return self._end(CONVERGED, f"abs-linear: stationarity certified at radius {r:.3g} "
+                                    f"after {self.nit} iterations.", converged_radius=True)
 
     def _trial(self, step, nd: float) -> tuple[bool, str]:
         """Evaluate f at x + dx, accept or reject, update q (module docstring, item 3)."""

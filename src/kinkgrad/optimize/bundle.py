@@ -46,7 +46,7 @@ gradient at y_j, from the piece a random direction enters):
    grow (option ``finish=False``: return the stalled point). They also follow a run that
    reaches the default iteration limit (not an explicit ``maxiter``). The test's distance is also
    their merit where f cannot rank two points: a step whose predicted decrease is below
-   f's rounding must lower it (:func:`~kinkgrad.optimize.abs_linear.finish`).
+   f's rounding must lower it (:func:`~kinkgrad.optimize._stall_finish.abs_linear_finish`).
    During the run, at tests spaced n + 10 iterations apart (doubled per miss), Newton
    steps on the manifold of the kinks and norms at zero are tried (:mod:`._norm_finish`);
    where they do not certify but reach a lower f, the run goes on from their best point.
@@ -143,9 +143,9 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         metric: ``"bfgs"`` (dense inverse BFGS matrix, n <= 3000) or ``"scalar"``.
         finish: when the run stalls at the target radius (a certified descent that f's
             rounding cannot resolve, or an undecided test), take up to 50 abs-linear steps
-            from there (:func:`kinkgrad.optimize.abs_linear.finish`; needs an abs-normal
-            form, and each step counts one ``ngev``) and keep them if one is certified or f
-            does not grow.
+            from there (:func:`._stall_finish.abs_linear_finish`; needs an abs-normal form,
+            and each step counts one ``ngev``) and keep them if one is certified or f does
+            not grow.
 
     Returns:
         A :class:`MethodResult`; ``radius`` is the bundle spread at the end.

@@ -24,7 +24,7 @@ from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
 from ..abs_normal.kinks_as_norms import is_nested, kinks_as_norms
-from ..abs_normal.stationarity import StationarityReport, stationarity
+from ..abs_normal.stationarity import HUGE, StationarityReport, stationarity
 from ..errors import KinkgradError, NonFiniteInputError, NotAbsSmoothError
 from ..kinks import resolve_policy
 from ..modes.api import Traced, value_and_grad
@@ -32,8 +32,6 @@ from ..modes.rounding import rounding_error
 
 __all__ = ["Oracle", "BudgetExhausted"]
 
-
-_HUGE = 1e150  # below sqrt of float64's largest number (1.3e154)
 
 
 class BudgetExhausted(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -79,10 +77,10 @@ class Oracle:
             raise KinkgradError(f"{where}: f(x0) = {f0} is not finite; start at a point "
                                 "where f is finite.")
         big = max(float(np.max(np.abs(self.x0), initial=0.0)), abs(float(f0)))
-        if big > _HUGE:  # NOTE: the bundle's linearization errors and squared norms
+        if big > HUGE:  # NOTE: the bundle's linearization errors and squared norms
             # overflow to inf and then NaN (x0 = 1e300); abs-linear and gradient sampling
             # did not move
-            raise KinkgradError(f"{where}: |x0| or |f(x0)| is {big:.3g}, beyond {_HUGE:.0e} "
+            raise KinkgradError(f"{where}: |x0| or |f(x0)| is {big:.3g}, beyond {HUGE:.0e} "
                                 "where the methods' squares overflow float64; rescale x or "
                                 "f (e.g. minimize f(s * y) / c over y).")
         self.n = self.spec.n
