@@ -61,3 +61,28 @@ def test_the_escape_proves_a_decrease_and_claims_nothing_at_a_minimiser():
 def test_an_explicit_maxiter_caps_the_runs_together():
     res = kinkgrad.minimize(_wells, np.zeros(3), method="gradient-sampling", maxiter=4)
     assert res.nit <= 4
+
+
+def _tall(v):  # three kinks on two coordinates: rows e0 (concave), e1 and 2 e1
+    return knp.sum(v * v) - knp.abs(v[0]) + knp.abs(v[1]) + 0.5 * knp.abs(2.0 * v[1])
+
+
+@pytest.mark.parametrize("f, n", [(_wells, 4), (_two_kinks, 2), (_tall, 2),
+                                  (lambda v: knp.sum(knp.abs(v)) - knp.linalg.norm(v), 3)])
+def test_the_sparse_directions_are_the_dense_ones(monkeypatch, f, n):
+    # beyond _DENSE_ENTRIES the least-norm directions come from a sparse LU of A A^T (wide
+    # rows) or A^T A (tall): the same directions as dense lstsq's pseudo-inverse, and none
+    # where lstsq finds none (the l1 rows' sum is the concave norm's first row)
+    from kinkgrad.optimize import _concave
+    from kinkgrad.optimize._norm_groups import zero_groups
+
+    x = np.zeros(n) if f is not _two_kinks else np.array([1.0, 0.0])
+    balls = zero_groups(Oracle(f, x), x, 1e-8)
+    dense = _concave._directions(balls, n)
+    monkeypatch.setattr(_concave, "_DENSE_ENTRIES", 0)
+    sparse_dirs = _concave._directions(balls, n)
+    assert len(sparse_dirs) == len(dense) == {_wells: n, _two_kinks: 1, _tall: 1}.get(f, 0)
+    if f is _tall:  # the concave kink's coordinate alone
+        np.testing.assert_allclose(np.abs(sparse_dirs[0]), [1.0, 0.0], atol=1e-12)
+    for a, b in zip(dense, sparse_dirs):
+        np.testing.assert_allclose(a, b, atol=1e-12)

@@ -25,7 +25,11 @@ the minimiser).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from scipy import sparse
+from scipy.sparse import linalg as sparse_linalg
 
 from ..abs_normal.zero_norms import Balls
 from ..errors import KinkgradError
@@ -34,7 +38,7 @@ from .oracle import BudgetExhausted, Oracle
 
 __all__ = ["concave_escape"]
 
-_DENSE_ENTRIES = 20_000_000  # the zero groups' rows times n up to which directions are sought
+_DENSE_ENTRIES = 20_000_000  # the zero groups' rows times n up to which lstsq is dense
 _TRIES = 200  # concave groups tried, most negative lambda_k first
 _PROBE = 1e-6  # the step (times 1 + ||x||_inf) at which each direction's side is chosen
 
@@ -76,15 +80,26 @@ def _directions(balls: Balls, n: int) -> list[np.ndarray]:
     """For up to 200 concave groups k (lambda_k < 0, most negative first), the unit
     least-norm d_k with J_j d_k = 0 for every other group j and (J_k d_k)_1 = 1 (a column
     of the pseudo-inverse of the stacked rows); none for a k whose first row is a
-    combination of the others' (no direction moves it alone)."""
+    combination of the others' (no direction moves it alone). Beyond 2e7 entries of the
+    rows, from one sparse LU of A A^T (fewer rows than n; d = A^T (A A^T)^-1 e_k) or of
+    A^T A (d = (A^T A)^-1 A^T e_k), none where that matrix is singular."""
     starts = np.r_[0, np.cumsum(balls.dims)[:-1]]
     concave = [int(k) for k in np.argsort(balls.lam)[:_TRIES] if balls.lam[k] < 0]
     A = balls.rows
-    if A.shape[0] * n > _DENSE_ENTRIES:
-        return []
     E = np.zeros((A.shape[0], len(concave)))
     E[starts[concave], np.arange(len(concave))] = 1.0
-    D = np.linalg.lstsq(A.toarray(), E, rcond=None)[0]
+    if A.shape[0] * n <= _DENSE_ENTRIES:
+        D = np.linalg.lstsq(A.toarray(), E, rcond=None)[0]
+    else:
+        A = sparse.csr_matrix(A)
+        wide = A.shape[0] <= n
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", sparse_linalg.MatrixRankWarning)
+                lu = sparse_linalg.splu(sparse.csc_matrix(A @ A.T if wide else A.T @ A))
+                D = A.T @ lu.solve(E) if wide else lu.solve(np.asarray(A.T @ E))
+        except (RuntimeError, sparse_linalg.MatrixRankWarning, MemoryError):
+            return []
     out = []
     for j in range(len(concave)):
         d = D[:, j]
