@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from scipy.optimize import minimize as sp_minimize
 
 import kinkgrad
@@ -376,3 +377,48 @@ def test_abs_linear_from_every_group_at_zero_is_finished_by_proximal_steps():
     assert res.success and "proximal Newton" in res.message
     assert np.linalg.norm(res.x - xs) < 1e-7
     assert np.all(res.x[9:] == 0.0) and np.all(res.x[:9] != 0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_distance_off_the_balls_span_is_proven(seed):
+    # g0 = M u* + 1.4e-7 w with w orthogonal to the span of M's columns and every u*_k
+    # inside its ball: the distance of g0 + sum_k M_k B_k from 0 is that of g0 from the
+    # span, 1.4e-7 (NumPy's least squares). Along the interior point's direction the 166
+    # balls' support terms swallowed the bound (seed 0: [0, 1.4e-7], undecided at tol
+    # 1e-8); along the polish's residual it is proven above tol
+    rng = np.random.default_rng(seed)
+    n, q = 256, 166
+    M = sp.csc_matrix(sp.random(n, 2 * q, density=0.01, random_state=seed) * 0.15)
+    u = rng.standard_normal((q, 2))
+    u *= (rng.uniform(0.2, 0.999999, q) / np.linalg.norm(u, axis=1))[:, None]
+    A = M.toarray()
+    w = rng.standard_normal(n)
+    w -= A @ np.linalg.lstsq(A, w, rcond=None)[0]
+    g0 = A @ u.ravel() + 1.4e-7 * w / np.linalg.norm(w)
+    truth = np.linalg.norm(g0 - A @ np.linalg.lstsq(A, g0, rcond=None)[0])
+    got = min_norm_balls(g0, [], M, np.full(q, 2), tol=1e-8)
+    assert truth * (1 - 1e-3) <= got.lower <= truth * (1 + 1e-6) <= got.upper * (1 + 2e-6)
+    assert got.upper == pytest.approx(truth, rel=1e-3)
+
+
+def test_segments_and_balls_off_their_span_are_proven():
+    # TV-L1's set: 228 segments conv{a_b, -a_b} (abs kinks) and 100 balls M_k B_k, g0 =
+    # sum_b t_b a_b + M u* + 1.3e-7 w with |t_b| < 1, u*_k inside, w orthogonal to the span
+    # of the a_b and M: the distance is g0's from that span (NumPy's least squares). The
+    # polish's simplex rows weighted by 1e8 made its solve's damping 1 (residual ~3 where
+    # the interior point's was 1e-7: [0, 1.3e-7], undecided); now proven, both bounds tight
+    rng = np.random.default_rng(0)
+    n, nb, q = 600, 228, 100
+    a = sp.random(nb, n, density=0.01, random_state=1).toarray() + np.eye(nb, n)
+    M = sp.csc_matrix(sp.random(n, 2 * q, density=0.01, random_state=2) * 0.15)
+    t = rng.uniform(-0.9, 0.9, nb)
+    u = rng.standard_normal((q, 2))
+    u *= (rng.uniform(0.2, 0.99, q) / np.linalg.norm(u, axis=1))[:, None]
+    span = np.hstack([a.T, M.toarray()])
+    w = rng.standard_normal(n)
+    w -= span @ np.linalg.lstsq(span, w, rcond=None)[0]
+    g0 = a.T @ t + M @ u.ravel() + 1.3e-7 * w / np.linalg.norm(w)
+    truth = np.linalg.norm(g0 - span @ np.linalg.lstsq(span, g0, rcond=None)[0])
+    got = min_norm_balls(g0, [np.array([r, -r]) for r in a], M, np.full(q, 2), tol=1e-8)
+    assert truth * (1 - 1e-3) <= got.lower <= truth * (1 + 1e-6) <= got.upper * (1 + 2e-6)
+    assert got.upper == pytest.approx(truth, rel=1e-3)
