@@ -102,7 +102,7 @@ def abs_linear_finish(oracle: Oracle, x: np.ndarray, fx: float, *, tol: float, m
     # The convergence stays linear (the real test's distance falls ~0.6-0.8 per step from
     # some stalls): 50 steps do not always suffice."""
     run = Salmin(oracle, tol, maxiter, monitor, _FINISH_Q0, 1e-10, 1e12, 1e-6, 100, "auto",
-                  3e7, True, True)
+                 3e7, True, True)
     run.x, run.fx = np.array(x, dtype=np.float64), float(fx)
     run.q_stop = 1.0  # NOTE: with q ~ 1e-2, q ||dx|| <= tol would stop 1e-6 away
     run.merit = merit

@@ -193,7 +193,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         raise KinkgradError("minimize(method='abs-linear'): options need qmin <= qmax.")
     maxiter = _MAXITER if maxiter is None else int(maxiter)
     return Salmin(oracle, tol, maxiter, monitor, min(max(q0, qmin), qmax), qmin, qmax, xtol,
-                   int(max_pieces), backend, dense_limit, relax, metric == "bfgs").run()
+                  int(max_pieces), backend, dense_limit, relax, metric == "bfgs").run()
 
 
 class Salmin:
