@@ -422,3 +422,50 @@ def test_segments_and_balls_off_their_span_are_proven():
     got = min_norm_balls(g0, [np.array([r, -r]) for r in a], M, np.full(q, 2), tol=1e-8)
     assert truth * (1 - 1e-3) <= got.lower <= truth * (1 + 1e-6) <= got.upper * (1 + 2e-6)
     assert got.upper == pytest.approx(truth, rel=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ball_bounds_never_exceed_a_feasible_point(seed):
+    # random g0 + sum_b conv(V_b) + sum_k M_k B_k (rank-deficient M half the time, g0 inside
+    # the set or 1e-7 .. 1 off it): the proven lower bound never exceeds the norm of a
+    # feasible point SciPy's SLSQP finds (an upper bound on the distance), and the bounds
+    # are ordered
+    rng = np.random.default_rng(seed)
+    n, nb, q = int(rng.integers(2, 7)), int(rng.integers(0, 4)), int(rng.integers(1, 4))
+    blocks = [rng.standard_normal((int(rng.integers(1, 4)), n)) for _ in range(nb)]
+    dims = rng.integers(1, 3, q)
+    M = rng.standard_normal((n, int(dims.sum()))) * rng.uniform(0.1, 1.0)
+    if seed % 2:
+        M = M[:, :1] @ rng.standard_normal((1, M.shape[1]))
+    inside = sum((rng.dirichlet(np.ones(len(b))) @ b for b in blocks), np.zeros(n))
+    for k, d in enumerate(dims):
+        u = rng.standard_normal(d)
+        inside = inside + M[:, dims[:k].sum():dims[:k + 1].sum()] @ (u / np.linalg.norm(u)
+                                                                    * rng.uniform())
+    g0 = -inside + [0.0, 1e-7, 1e-3, 1.0][seed % 4] * rng.standard_normal(n)
+    got = min_norm_balls(g0, blocks, sp.csr_matrix(M), dims, tol=1e-8)
+    sizes, T, starts = [len(b) for b in blocks], sum(len(b) for b in blocks), \
+        np.r_[0, np.cumsum(dims)]
+
+    def point(v):
+        lam = np.split(v[:T], np.cumsum(sizes)[:-1]) if blocks else []
+        return g0 + sum((w @ b for w, b in zip(lam, blocks)), np.zeros(n)) + M @ v[T:]
+
+    offs = np.r_[0, np.cumsum(sizes)]
+    cons = [{"type": "eq", "fun": lambda v, a=a, b=b: np.sum(v[a:b]) - 1.0}
+            for a, b in zip(offs[:-1], offs[1:])]
+    cons += [{"type": "ineq", "fun": lambda v, a=T + a, b=T + b: 1.0 - np.sum(v[a:b] ** 2)}
+             for a, b in zip(starts[:-1], starts[1:])]
+    best = np.inf
+    for _ in range(2):
+        v0 = np.concatenate([rng.dirichlet(np.ones(s)) for s in sizes] + [np.zeros(M.shape[1])])
+        r = sp_minimize(lambda v: point(v) @ point(v), v0, method="SLSQP", constraints=cons,
+                        bounds=[(0, None)] * T + [(None, None)] * M.shape[1],
+                        options={"ftol": 1e-20, "maxiter": 200})
+        if np.all(r.x[:T] >= -1e-12) and all(
+                (c["fun"](r.x) >= -1e-9) if c["type"] == "ineq" else abs(c["fun"](r.x)) <= 1e-9
+                for c in cons):
+            best = min(best, float(np.linalg.norm(point(r.x))))
+    assert np.isfinite(best)  # SLSQP found a feasible point
+    assert got.lower <= best + 1e-9 * (1 + np.linalg.norm(g0))
+    assert got.lower <= got.upper
