@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._core.csr import dense_to_csr
 from .sweeps import reverse_sweep
 
 __all__ = ["RowStats", "bit_probes", "group_owners", "owners", "plain_rows", "probe_count",
@@ -212,18 +213,15 @@ def reverse_rows(eqns: list, vals: list, slots: np.ndarray, entries: np.ndarray,
 def _in_order(sw: _Sweeper, r: int, stats: RowStats, on_rows: Callable[[int], Any] | None
               ) -> list[sp.csr_matrix]:
     """Rows 0 .. r - 1 by plain batched sweeps, each chunk's CSR built from its dense
-    cotangents and stacked (no (row, column, value) triples sorted back into rows: the
-    254 tests of a bundle run on MXHILB at n = 1000, 27 -> 18 s; scipy's dense -> COO ->
-    CSR took 22)."""
+    cotangents (:func:`~kinkgrad._core.csr.dense_to_csr`) and stacked, with no (row,
+    column, value) triples sorted back into rows: the 254 tests of a bundle run on MXHILB
+    at n = 1000, 27 -> 18 s."""
     blocks: list[list[sp.csr_matrix]] = [[] for _ in sw.sizes]
     for lo in range(0, r, sw.chunk):
         block = np.arange(lo, min(lo + sw.chunk, r))
         stats.plain_rows += block.size
         for k, C in enumerate(sw.singles(block)):
-            flat = np.flatnonzero(C)  # row-major: each row's columns come sorted
-            indptr = np.r_[0, np.cumsum(np.count_nonzero(C, axis=1))]
-            blocks[k].append(sp.csr_matrix((C.reshape(-1)[flat], flat % C.shape[1], indptr),
-                                           shape=C.shape))
+            blocks[k].append(dense_to_csr(C))
         if on_rows is not None:
             on_rows(block.size)
     return [sp.vstack(b, format="csr") if b else sp.csr_matrix((0, size))

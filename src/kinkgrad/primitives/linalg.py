@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core.csr import dense_to_csr
 from .._core.primitive import (
     Primitive,
     _size,
@@ -79,9 +80,7 @@ def _batched_matvec_vjp(g: np.ndarray, m: Any) -> np.ndarray:
     # over the rows of a dense matrix reaches it with one or two nonzeros per row)."""
     m = np.asarray(m)
     if g.size * m.shape[-1] >= 10_000_000 and np.count_nonzero(g) <= 0.02 * g.size:
-        import scipy.sparse as sp
-
-        return np.asarray(sp.csr_matrix(g) @ m)
+        return np.asarray(dense_to_csr(g) @ m)
     return g @ m
 
 
