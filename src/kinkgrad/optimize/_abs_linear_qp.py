@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PieceQP"]
 
-_DENSE_QP = (300, 1500, 0.05)  # backend="auto": dense for n + s <= 300, or <= 1500 when the
-#   equality matrix has >= 0.05 (n + s)^2 nonzeros (a dense KKT system, e.g. mxhilb's Z)
+_DENSE_QP = (300, 3000, 0.05)  # backend="auto": dense for n + s <= 300, or <= 3000 when the
+#   equality matrix has >= 0.05 (n + s)^2 nonzeros (a dense KKT system, e.g. mxhilb's Z; at
+#   n = 1000, n + s = 3,000: 22 s per iteration dense, 70 s sparse)
 _EPS = 1e-10  # PIQP's eps_abs and eps_rel (on the scaled QP)
 _KINK = 1e-7  # u_i <= _KINK mu_i: switch i is at its kink
 _VIOLATION = 1e-8  # scaled reduced cost below -_VIOLATION: the flip test fails
@@ -76,7 +77,7 @@ class PieceQP:
 
     Args:
         model: the abs-linear model.
-        backend: "dense", "sparse" or "auto" (dense when n + s <= 300, or n + s <= 1500
+        backend: "dense", "sparse" or "auto" (dense when n + s <= 300, or n + s <= 3000
             with at least 0.05 (n + s)^2 nonzeros in the equality matrix).
         metric: B of the module docstring, a dense symmetric positive semidefinite n x n
             array, or None for B = 0.

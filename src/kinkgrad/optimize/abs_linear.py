@@ -160,7 +160,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
             qmax (f cannot be decreased at the resolution of the model).
         xtol: the final model step must satisfy ||dx|| <= xtol (1 + ||x||).
         max_pieces: most piece QPs per subproblem.
-        backend: PIQP backend, "auto" (dense for n + s <= 300, or n + s <= 1500 with at
+        backend: PIQP backend, "auto" (dense for n + s <= 300, or n + s <= 3000 with at
             least 0.05 (n + s)^2 nonzeros in the QP's equality matrix), "dense" or "sparse".
         dense_limit: largest s (n + s) for which a matrix-free form is materialised as
             dense arrays; above it the form is built sparse (compressed reverse sweeps,
