@@ -190,14 +190,14 @@ def _polish(g0: np.ndarray, V: sp.csc_matrix, sizes: np.ndarray, lam: list,
     block_of = np.repeat(np.arange(sizes.size), sizes)[S]
     resid: list[np.ndarray] = []
     for _ in range(_POLISH_ROUNDS):
-        solved = _support_solve(g0 + M @ _held(us, free, starts, M.shape[1]), V, sizes, S,
+        solved = _support_solve(g0 + M @ _held(us, free, starts, M.shape[1]), V, S,
                                 block_of, M, free, starts)
         if solved is None:
             return lam, us, point, resid
         y, r = solved
         if not resid and np.any(r):
-            again = _support_solve(r / np.linalg.norm(r), V, sizes, S, block_of, M, free,
-                                   starts, simplex=0.0)
+            again = _support_solve(r / np.linalg.norm(r), V, S, block_of, M, free, starts,
+                                   simplex=0.0)
             resid = [r] if again is None else [r, again[1]]
         if np.any(y[: S.size] < 0):
             return lam, us, point, resid
@@ -231,9 +231,9 @@ def _held(us: list, free: list, starts: np.ndarray, size: int) -> np.ndarray:
     return held
 
 
-def _support_solve(c: np.ndarray, V: sp.csc_matrix, sizes: np.ndarray, S: np.ndarray,
-                   block_of: np.ndarray, M: sp.csc_matrix, free: list, starts: np.ndarray,
-                   simplex: float = 1.0) -> tuple[np.ndarray, np.ndarray] | None:
+def _support_solve(c: np.ndarray, V: sp.csc_matrix, S: np.ndarray, block_of: np.ndarray,
+                   M: sp.csc_matrix, free: list, starts: np.ndarray, simplex: float = 1.0
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
     """argmin ||c + V_S lam_S + M_free u|| with sum(lam_b) = ``simplex`` per block, as
     (lam_S, u), and its residual; None where there is nothing to solve or the solve is not
     finite. Each block's weights are lam_b = simplex e_first + sum_j y_j (e_j - e_first)

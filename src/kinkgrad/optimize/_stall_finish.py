@@ -69,9 +69,9 @@ def finish_stall(oracle: Oracle, stalled: MethodResult, tol: float, monitor: Mon
                         f"{what}", stalled.radius)  # the verdict stays at the target radius
 
 
-def abs_linear_finish(oracle: Oracle, x: np.ndarray, fx: float, *, tol: float, monitor: Monitor,
-           maxiter: int = 50, merit: Callable[[np.ndarray], float] | None = None
-           ) -> MethodResult:
+def abs_linear_finish(oracle: Oracle, x: np.ndarray, fx: float, *, tol: float,
+                      monitor: Monitor, maxiter: int = 50,
+                      merit: Callable[[np.ndarray], float] | None = None) -> MethodResult:
     """At most ``maxiter`` abs-linear iterations started at x (f(x) = fx): another method's
     finishing steps. Near a local minimizer the abs-linear model is second-order accurate
     and its minimizer lands on the kinks, where a method driven by gradients and line
