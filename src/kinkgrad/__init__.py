@@ -20,6 +20,7 @@ from .abs_normal import clarke_grad as clarke_grad
 from .abs_normal import directional as directional
 from .abs_normal import in_clarke as in_clarke
 from .abs_normal import ld_derivative as ld_derivative
+from .abs_normal import minimality as minimality
 from .abs_normal import stationarity as stationarity
 from .abs_normal import subdifferential as subdifferential
 from .cost import cost as cost
@@ -57,6 +58,7 @@ __all__ = [
     "jvp",
     "kink_policy",
     "ld_derivative",
+    "minimality",
     "minimize",
     "per_example_grad",
     "problems",

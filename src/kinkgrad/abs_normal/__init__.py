@@ -9,6 +9,8 @@ arXiv 2407.09639, made usable; see ``README.md`` in this folder for the map to t
 * :func:`subdifferential`, :func:`in_clarke` -- all limiting gradients of small programs.
 * :func:`stationarity` -- is x (nearly) Clarke stationary? A proven verdict and a descent
   direction.
+* :func:`minimality` -- is x first-order minimal (no direction descends)? Proven by
+  multipliers or sign patterns, or a descent direction.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from .clarke import ld_derivative as ld_derivative
 from .directional import directional as directional
 from .form import AbsNormalForm as AbsNormalForm
 from .form import abs_normal_form as abs_normal_form
+from .minimality import MinimalityReport as MinimalityReport
+from .minimality import minimality as minimality
 from .stationarity import StationarityReport as StationarityReport
 from .stationarity import stationarity as stationarity
 from .subdiff import EnumerationLimitError as EnumerationLimitError
@@ -33,6 +37,7 @@ __all__ = [
     "CertifyReport",
     "ClarkeInfo",
     "EnumerationLimitError",
+    "MinimalityReport",
     "StationarityReport",
     "Subdifferential",
     "abs_normal_form",
@@ -41,6 +46,7 @@ __all__ = [
     "directional",
     "in_clarke",
     "ld_derivative",
+    "minimality",
     "stationarity",
     "subdifferential",
 ]

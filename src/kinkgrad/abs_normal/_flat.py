@@ -28,7 +28,7 @@ from ..errors import (
 from ..modes.api import Traced, trace_call
 
 __all__ = ["FlatSpec", "trace_at", "scalar_output", "check_comparisons", "output_slots",
-           "other_arguments", "probe_tangents", "underflow_is_not_an_error"]
+           "other_arguments", "probe_tangents", "underflow_is_not_an_error", "ball_arguments"]
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int
@@ -146,6 +146,20 @@ def other_arguments(where: str, name: str, value: Any, expected: str) -> Kinkgra
         f"function of x alone; to use it on one argument of a function of several, close over "
         f"the other arguments: {where}(lambda x: f(x, y), x{_REST.get(where, '')})."
     )
+
+
+def ball_arguments(where: str, radius: Any, tol: Any, seed: Any) -> tuple[float, float]:
+    """(radius, tol) as floats after checking them and ``seed`` (radius >= 0 and tol > 0
+    finite numbers, seed an integer >= 0), or a KinkgradError naming ``where`` and the fix."""
+    for name, v, lo in (("radius", radius, ">= 0"), ("tol", tol, "> 0")):
+        if isinstance(v, np.ndarray) and v.size > 1:
+            raise other_arguments(where, name, v, "a number")
+        if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)
+                and (v >= 0 if lo == ">= 0" else v > 0)):
+            raise KinkgradError(f"{where}: {name}={v!r}; pass a finite number {lo}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise KinkgradError(f"{where}: seed={seed!r}; pass an integer >= 0.")
+    return float(radius), float(tol)
 
 
 def _check_arity(f: Callable, x: Any, where: str) -> None:

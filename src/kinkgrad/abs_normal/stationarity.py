@@ -56,11 +56,17 @@ from typing import Any
 import numpy as np
 
 from ..backends import on_numpy
-from ..errors import KinkgradError, NotAbsSmoothError
+from ..errors import NotAbsSmoothError
 from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import forward_sweep
-from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
+from ._flat import (
+    FlatSpec,
+    ball_arguments,
+    scalar_output,
+    trace_at,
+    underflow_is_not_an_error,
+)
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
 from .expand import Expanded, expand
@@ -298,15 +304,7 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         >>> kinkgrad.stationarity(lambda x: knp.sum(knp.abs(x)), np.zeros(3)).verdict
         'stationary'
     """
-    for name, v, lo in (("radius", radius, ">= 0"), ("tol", tol, "> 0")):
-        if isinstance(v, np.ndarray) and v.size > 1:
-            raise other_arguments("stationarity", name, v, "a number")
-        if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)
-                and (v >= 0 if lo == ">= 0" else v > 0)):
-            raise KinkgradError(f"stationarity: {name}={v!r}; pass a finite number {lo}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise KinkgradError(f"stationarity: seed={seed!r}; pass an integer >= 0.")
-    radius, tol = float(radius), float(tol)
+    radius, tol = ball_arguments("stationarity", radius, tol, seed)
     try:
         tr = trace_at(f, x, "stationarity")
         out, _ = scalar_output(tr, "stationarity")

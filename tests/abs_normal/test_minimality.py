@@ -1,0 +1,244 @@
+"""kinkgrad.minimality: first-order minimality (no direction descends) with proven verdicts.
+
+Truths are independent of the code: closed forms of f'(0; d) for small programs (|x|, x^2 -
+|x|, a kink and its copy, min and max of kinks), the least slope over a dense grid of unit
+directions of positively homogeneous abs-linear functions (f'(0; d) = f(d) there, so a grid
+value is the slope of a real direction: a proven lower bound may not exceed it), SciPy's
+function values along reported descent directions, and, for convex f, minus the distance
+that ``stationarity``'s minimum-norm QP finds (a different algorithm).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad.errors import KinkgradError
+
+TOL = 1e-8
+
+# (f, least slope over unit d of f'(0; d) in closed form) at x = 0 in R^2
+CLOSED_FORMS = {
+    "sum |x|": (lambda x: knp.sum(knp.abs(x)), 1.0),
+    "-|x0| + x1^2": (lambda x: -knp.abs(x[0]) + x[1] ** 2, -1.0),
+    "sum x^2 - |x|": (lambda x: knp.sum(x ** 2 - knp.abs(x)), -np.sqrt(2.0)),
+    "|x0| twice minus once": (lambda x: knp.abs(x[0]) + knp.abs(x[0]) - knp.abs(x[0])
+                              + knp.abs(x[1]), 1.0),
+    "relu(x0) - relu(-x0) = x0": (lambda x: knp.relu(x[0]) - knp.relu(-x[0]) + x[1] ** 2,
+                                  -1.0),
+    "|x0| + x0 / 2 + |x1|": (lambda x: knp.abs(x[0]) + 0.5 * x[0] + knp.abs(x[1]), 0.5),
+    "|x0| + 3 x0 / 2 + |x1|": (lambda x: knp.abs(x[0]) + 1.5 * x[0] + knp.abs(x[1]), -0.5),
+    "-|x0| + x0 / 2 + |x1|": (lambda x: -knp.abs(x[0]) + 0.5 * x[0] + knp.abs(x[1]), -1.5),
+    "max(+-x0, +-x1)": (lambda x: knp.max(knp.stack([x[0], -x[0], x[1], -x[1]])),
+                        1 / np.sqrt(2.0)),
+    "||x||": (lambda x: knp.linalg.norm(x), 1.0),
+    "||x||^2 - ||x||": (lambda x: knp.sum(x ** 2) - knp.linalg.norm(x), -1.0),
+    "|x0| - |x1|": (lambda x: knp.abs(x[0]) - knp.abs(x[1]), -1.0),
+    "| |x0| - |x1| |": (lambda x: knp.abs(knp.abs(x[0]) - knp.abs(x[1])), 0.0),
+    "min(|x0|, |x1|)": (lambda x: knp.minimum(knp.abs(x[0]), knp.abs(x[1])), 0.0),
+    "-min(|x0|, |x1|)": (lambda x: -knp.minimum(knp.abs(x[0]), knp.abs(x[1])),
+                         -1 / np.sqrt(2.0)),
+    "|x0 - x1| + (x0 + x1) / 10": (lambda x: knp.abs(x[0] - x[1]) + 0.1 * (x[0] + x[1]),
+                                   -0.1 * np.sqrt(2.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLOSED_FORMS))
+def test_verdicts_and_bounds_match_closed_forms(name):
+    f, least = CLOSED_FORMS[name]
+    rep = kinkgrad.minimality(f, np.zeros(2))
+    lo, hi = rep.bounds
+    assert lo <= least + 1e-12
+    if least < -TOL:
+        assert rep.verdict == "not minimal"
+        assert hi <= least * (1 - 1e-9) + 1e-12 or hi < -TOL
+        d = np.asarray(rep.descent)
+        assert abs(np.linalg.norm(d) - 1) < 1e-12
+        assert rep.slope < 0
+        # f falls along d (positively homogeneous: f(t d) = t f'(0; d))
+        assert float(f(1e-3 * d)) < float(f(np.zeros(2)))
+    else:
+        assert rep.verdict == "minimal" and bool(rep)
+        assert rep.descent is None
+
+
+def test_clarke_stationary_points_that_are_no_minimisers():
+    # stationarity says "stationary" (0 lies in the Clarke set), minimality says no
+    for name in ("-|x0| + x1^2", "sum x^2 - |x|", "-|x0| + x0 / 2 + |x1|", "|x0| - |x1|",
+                 "-min(|x0|, |x1|)", "||x||^2 - ||x||"):
+        f = CLOSED_FORMS[name][0]
+        assert kinkgrad.stationarity(f, np.zeros(2)).verdict == "stationary", name
+        assert kinkgrad.minimality(f, np.zeros(2)).verdict == "not minimal", name
+
+
+def _random_homogeneous(rng: np.random.Generator, n: int, m: int, concave: float):
+    """f(x) = a.x + sum_i b_i |z_i|, z_i = c_i.x + sum_{j<i} L_ij |z_j| (a value's |.|
+    taken again for each use, so copies of kinks appear), and the same in NumPy for rows
+    of directions. f is positively homogeneous: f'(0; d) = f(d)."""
+    a = rng.standard_normal(n) * rng.choice([0.0, 0.3, 1.0])
+    C = rng.standard_normal((m, n))
+    if rng.random() < 0.3:
+        C[-1] = C[0] * rng.choice([1.0, -1.0, 2.0])
+    L = np.tril(rng.standard_normal((m, m)), -1) * (rng.random((m, m)) < 0.5)
+    b = rng.standard_normal(m)
+    b = np.where(rng.random(m) < concave, -np.abs(b), np.abs(b))
+
+    def f(x):
+        zs, out = [], a @ x
+        for i in range(m):
+            z = C[i] @ x
+            for j in range(i):
+                if L[i, j]:
+                    z = z + L[i, j] * knp.abs(zs[j])
+            zs.append(z)
+            out = out + b[i] * knp.abs(z)
+        return out
+
+    def f_rows(D):
+        zs, out = [], D @ a
+        for i in range(m):
+            z = D @ C[i]
+            for j in range(i):
+                z = z + L[i, j] * np.abs(zs[j])
+            zs.append(z)
+            out = out + b[i] * np.abs(z)
+        return out
+
+    return f, f_rows
+
+
+_ANGLES = np.linspace(0.0, 2 * np.pi, 200_001)
+_CIRCLE = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_abs_linear_against_a_grid_of_directions(seed):
+    rng = np.random.default_rng(seed)
+    f, f_rows = _random_homogeneous(rng, 2, int(rng.integers(1, 6)), concave=0.4)
+    grid_least = float(f_rows(_CIRCLE).min())  # slopes of real directions
+    rep = kinkgrad.minimality(f, np.zeros(2))
+    lo, hi = rep.bounds
+    assert lo <= grid_least + 1e-9  # a proven lower bound
+    assert rep.verdict != "undecided"  # two dimensions, few switches: always decided
+    if rep.verdict == "minimal":
+        assert grid_least >= -TOL
+    else:
+        assert float(f_rows(np.asarray(rep.descent)[None])[0]) < 0
+        assert rep.slope < 0
+        assert hi <= grid_least + 1e-3 * (1 + abs(grid_least))  # exact, up to the grid
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_beside_the_kinks_at_a_radius(seed):
+    # x 1e-12 from the kinks, radius 1e-8: the verdict of the point on the kinks; a "not
+    # minimal" comes with a direction along which f falls from x itself
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 5))
+    f, f_rows = _random_homogeneous(rng, n, int(rng.integers(2, 8)), concave=0.3)
+    at_kinks = kinkgrad.minimality(f, np.zeros(n))
+    x = 1e-12 * rng.standard_normal(n)
+    rep = kinkgrad.minimality(f, x, radius=1e-8)
+    assert rep.verdict == at_kinks.verdict
+    if rep.verdict == "not minimal":
+        d = np.asarray(rep.descent)
+        assert any(float(f(x + t * d)) < float(f(x)) for t in (1e-10, 1e-9, 1e-8, 1e-7))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_convex_least_slope_is_minus_the_distance(seed):
+    # for convex f, min over unit d of f'(x; d) = -dist(0, Clarke set)
+    rng = np.random.default_rng(200 + seed)
+    n, m = 4, int(rng.integers(2, 7))
+    C, b, a = rng.standard_normal((m, n)), rng.random(m) + 0.1, rng.standard_normal(n)
+
+    def f(x):
+        return a @ x + knp.sum(b * knp.abs(C @ x)) + 0.3 * knp.linalg.norm(x[:2])
+
+    st = kinkgrad.stationarity(f, np.zeros(n))
+    rep = kinkgrad.minimality(f, np.zeros(n))
+    assert rep.bounds[0] <= -st.bounds[0] + 1e-9
+    assert (rep.verdict == "minimal") == (st.verdict == "stationary")
+
+
+def test_a_descent_that_sampling_misses_at_n_3000():
+    # f'(0; d) = sum_{j >= 1} |d_j| - 0.01 |d_0|: negative only within ~0.01 of +-e_0;
+    # random unit directions all see slopes of about 44
+    n = 3000
+
+    def f(x):
+        return knp.sum(knp.abs(x[1:])) + 0.5 * x[0] ** 2 - 0.01 * knp.abs(x[0])
+
+    x0 = np.zeros(n)
+    assert kinkgrad.stationarity(f, x0).verdict == "stationary"
+    rep = kinkgrad.minimality(f, x0)
+    assert rep.verdict == "not minimal" and rep.likq
+    d = np.asarray(rep.descent)
+    assert abs(abs(d[0]) - 1) < 1e-12 and rep.slope == pytest.approx(-0.01, rel=1e-12)
+    U = np.random.default_rng(0).standard_normal((50, n))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    assert min(float(f(1e-6 * u)) for u in U) > 0  # what a sampled test would see
+
+
+def test_single_sample_relu_network_at_dead_neurons_has_likq():
+    # a dense ReLU layer with biases at a point where some pre-activations are exactly 0:
+    # the biases give the active rows an identity block (LIKQ); the loss is a smooth function of the output, hence "not minimal"
+    # unless its gradient vanishes on the tangent space
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal(4)
+    W = rng.standard_normal((4, 6))
+    b = -(X @ W)
+    b[3:] += 1.0  # three neurons at their kink, three alive
+    v = rng.standard_normal(6)
+    p0 = {"W": W, "b": b, "v": v}
+
+    def loss(p):
+        h = knp.relu(X @ p["W"] + p["b"])
+        return 0.5 * (h @ p["v"] - 1.0) ** 2
+
+    rep = kinkgrad.minimality(loss, p0)
+    assert rep.likq and rep.num_active == 3 and rep.multipliers.shape == (3,)
+    assert rep.verdict == "not minimal" and set(rep.descent) == {"W", "b", "v"}
+    step = {k: p0[k] + 1e-6 * rep.descent[k] for k in p0}
+    assert float(loss(step)) < float(loss(p0))
+
+
+def test_minimize_end_points_are_minimal():
+    for name, n in (("chained-lq", 20), ("chained-mifflin2", 20), ("mxhilb", 6)):
+        prob = kinkgrad.problems.get(name, n)
+        res = kinkgrad.minimize(prob.f, prob.x0)
+        assert res.stationarity.verdict == "stationary"
+        rep = kinkgrad.minimality(prob.f, res.x, radius=res.stationarity.radius)
+        assert rep.verdict == "minimal", (name, rep.reason)
+
+
+def test_float32_and_a_constant_function():
+    f, least = CLOSED_FORMS["sum x^2 - |x|"]
+    rep = kinkgrad.minimality(f, np.zeros(2, np.float32))
+    assert rep.verdict == "not minimal" and np.asarray(rep.descent).dtype == np.float32
+    const = kinkgrad.minimality(lambda x: knp.sum(0.0 * x) + 1.0, np.ones(3))
+    assert const.verdict == "minimal"
+
+
+@pytest.mark.parametrize("kwargs, word", [({"radius": -1.0}, "radius"),
+                                          ({"tol": 0.0}, "tol"),
+                                          ({"tol": np.nan}, "tol"),
+                                          ({"seed": -2}, "seed"),
+                                          ({"limit": 30}, "limit"),
+                                          ({"limit": True}, "limit")])
+def test_bad_arguments_name_the_operation_and_the_fix(kwargs, word):
+    with pytest.raises(KinkgradError, match=f"minimality: {word}"):
+        kinkgrad.minimality(lambda x: knp.sum(knp.abs(x)), np.zeros(2), **kwargs)
+
+
+def test_a_vector_output_is_refused():
+    with pytest.raises(KinkgradError, match="minimality"):
+        kinkgrad.minimality(lambda x: knp.abs(x), np.zeros(2))
+
+
+def test_report_prints_and_names_the_active_switches():
+    rep = kinkgrad.minimality(CLOSED_FORMS["-|x0| + x1^2"][0], np.zeros(2))
+    text = str(rep)
+    assert text.startswith("NOT MINIMAL") and "descent slope" in text
+    assert len(rep.active) == rep.num_active == 1
