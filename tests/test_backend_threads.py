@@ -170,7 +170,8 @@ def test_two_threads_waiting_for_each_others_backend_get_an_error_not_a_hang() -
     np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["in_clarke", "subdifferential", "stationarity", "certify"])
+@pytest.mark.parametrize("name", ["in_clarke", "subdifferential", "stationarity", "certify",
+                                  "minimality"])
 def test_numpy_only_entry_points_hold_the_numpy_binding(name: str) -> None:
     # their rules run on NumPy only: each is wrapped by backends.on_numpy, so that a torch
     # call in another thread cannot rebind the rules' namespace under it

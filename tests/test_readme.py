@@ -50,3 +50,8 @@ def test_readme_minimize_example_claims() -> None:
     assert rep.verdict == "not stationary" and rep.slope < 0
     p = ns["p"]
     assert ns["kinkgrad"].stationarity(p.f, p.x_star, radius=1e-6).verdict == "stationary"
+    # sum(x^2 - |x|) at 0: f(t e_1) = t^2 - |t| < 0, so 0 is no minimiser (by hand)
+    g, zero = ns["g"], np.zeros(3)
+    assert ns["kinkgrad"].stationarity(g, zero).verdict == "stationary"
+    assert ns["kinkgrad"].minimality(g, zero).verdict == "not minimal"
+    assert res.minimality.verdict == "minimal"  # f is convex: its minimiser is minimal

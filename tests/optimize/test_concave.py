@@ -86,3 +86,35 @@ def test_the_sparse_directions_are_the_dense_ones(monkeypatch, f, n):
         np.testing.assert_allclose(np.abs(sparse_dirs[0]), [1.0, 0.0], atol=1e-12)
     for a, b in zip(dense, sparse_dirs):
         np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def _nested_concave(x):
+    # f'(0; d) = sum_{j >= 1} |d_j| - min(|d_0|, |d_0 + d_1|) / 100: f falls along +-e_0
+    # (minimisers x_0 = +-0.01, the rest 0, f = -5e-5); the min's kinks read |x_0|'s and
+    # |x_0 + x_1|'s outputs, so they are not norms of one entry
+    return (knp.sum(knp.abs(x[1:])) + 0.5 * x[0] ** 2
+            - 0.01 * knp.minimum(knp.abs(x[0]), knp.abs(x[0] + x[1])))
+
+
+def test_minimality_escape_leaves_a_nested_concave_kink():
+    from kinkgrad.optimize._concave import descent_escape
+
+    x = np.zeros(4)
+    assert kinkgrad.stationarity(_nested_concave, x).verdict == "stationary"
+    assert concave_escape(Oracle(_nested_concave, x), x, 0.0, 1e-8) is None
+    oracle = Oracle(_nested_concave, x)
+    y, fy = descent_escape(oracle, x, 0.0, 1e-8, 1e-8)
+    assert fy < 0.0 and fy == pytest.approx(float(_nested_concave(y)), abs=0.0)
+    assert abs(y[0]) > 0 and oracle.ngev == 1  # one gradient-type call: the check
+    at_min = np.array([0.01, 0.0, 0.0, 0.0])
+    assert descent_escape(Oracle(_nested_concave, at_min), at_min,
+                          float(_nested_concave(at_min)), 1e-8, 1e-8) is None
+
+
+def test_a_certified_run_reports_minimality_at_its_end_point():
+    res = kinkgrad.minimize(_nested_concave, np.zeros(4), method="bundle")
+    assert res.stationarity.verdict == "stationary"
+    assert res.minimality is not None and res.minimality.verdict == "minimal"
+    assert res.fun == pytest.approx(-5e-5, abs=1e-12)
+    stopped = kinkgrad.minimize(_wells, np.full(3, 0.3), method="bundle", maxiter=1)
+    assert not stopped.success and stopped.minimality is None

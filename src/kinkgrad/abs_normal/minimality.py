@@ -73,9 +73,11 @@ from .zero_norms import Balls, split_zero_norms, switch_origins
 __all__ = ["MinimalityReport", "minimality"]
 
 _LIMIT = 12  # default: switches up to which every sign pattern's cone is tried
-_DENSE_ENTRIES = 4_000_000  # rows x n up to which the least squares use a dense SVD
+_DENSE_ENTRIES = 4_000_000  # rows x n up to which dense rows (>= 5% nonzero) use an SVD
+_SMALL = 250_000  # rows x n up to which every model's least squares use a dense SVD
 _LP_VARIABLES = 200_000  # the multipliers' LP (dependent rows) up to this many variables
 _CANDIDATES = 32  # switches (largest excess first) whose moves are tried as descents
+_SPECTRAL = 1000  # norms with excess whose ||J_k||_2 is computed (Frobenius beyond)
 _SAMPLES = 16  # random directions whose cones are searched for descent (dependent rows)
 _CONFIRM = 8  # candidate directions checked by the exact directional derivative at x
 _EPS = float(np.finfo(np.float64).eps)
@@ -157,8 +159,7 @@ class _Model:
             lo, hi = K.indptr[i], K.indptr[i + 1]
             G[i] += np.abs(K.data[lo:hi]) @ G[K.indices[lo:hi]]
         self.G = G
-        jsq = np.asarray(self.J.multiply(self.J).sum(axis=1)).reshape(-1)
-        self.Jnorm = np.sqrt(_block_sums(jsq, self.dims))
+        self.starts = np.concatenate([[0], np.cumsum(self.dims)]).astype(np.int64)
 
     def piece(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(W, g) on the piece of signature sigma: z' = W d, f'(d) = g . d (no norms);
@@ -190,8 +191,23 @@ class _Model:
         nu_norm = np.sqrt(_block_sums(nu ** 2, self.dims)) * (1 + 4 * _EPS)
         ball_excess = np.maximum(0.0, nu_norm - self.lam)
         lower = -(float(np.linalg.norm(r)) + float(np.linalg.norm(r_err))
-                  + float(excess @ self.G) + float(ball_excess @ self.Jnorm))
+                  + float(excess @ self.G) + self._ball_terms(ball_excess))
         return lower * (1 + 4 * _EPS), excess, ball_excess
+
+
+    def _ball_terms(self, excess: np.ndarray) -> float:
+        """sum_k excess_k ||J_k||_2: spectral norms (of the d_k x d_k Gram matrices) for
+        up to ``_SPECTRAL`` norms with excess, Frobenius norms (larger) beyond."""
+        total = 0.0
+        for i, k in enumerate(np.flatnonzero(excess > 0)):
+            sub = self.J[self.starts[k]:self.starts[k + 1]]
+            if i < _SPECTRAL:
+                gram = (sub @ sub.T).toarray()
+                norm = np.sqrt(max(float(np.linalg.eigvalsh(gram)[-1]), 0.0) * (1 + 1e-12))
+            else:
+                norm = float(np.sqrt(sub.multiply(sub).sum()))
+            total += float(excess[k]) * norm
+        return total
 
 
 def _block_sums(v: np.ndarray, dims: np.ndarray) -> np.ndarray:
@@ -206,7 +222,7 @@ def _column_count(M: sp.csr_matrix) -> int:
 
 class _LeastSquares:
     """min ||g - R^T theta|| and the least-norm solution of R d = b: a dense SVD for small
-    R, else a sparse LU of R R^T (slightly damped) with two refinement steps."""
+    or dense R, else a sparse LU of R R^T (slightly damped) with two refinement steps."""
 
     def __init__(self, R: sp.csr_matrix) -> None:
         self.R = R
@@ -214,7 +230,7 @@ class _LeastSquares:
         self.svd = None
         if k == 0:
             self.likq = True
-        elif k * n <= _DENSE_ENTRIES:
+        elif k * n <= _SMALL or (k * n <= _DENSE_ENTRIES and R.nnz >= 0.05 * k * n):
             U, s, Vt = np.linalg.svd(R.toarray(), full_matrices=False)
             keep = s > max(k, n) * _EPS * (s[0] if s.size else 0.0)
             self.likq = bool(keep.sum() == k)
@@ -373,7 +389,7 @@ def _candidates(mdl: _Model, ls: _LeastSquares, theta: np.ndarray, excess: np.nd
             lo, hi = K.indptr[i], K.indptr[i + 1]
             b[K.indices[lo:hi]] -= K.data[lo:hi]  # A d = w - K|w| with w = s e_i
             out.append(ls.least_norm(b))
-    starts = np.concatenate([[0], np.cumsum(mdl.dims)])
+    starts = mdl.starts
     for k in np.flatnonzero(ball_excess > 0)[:_CANDIDATES]:
         nu = theta[m + starts[k]:m + starts[k + 1]]
         b = np.zeros(mdl.R.shape[0])

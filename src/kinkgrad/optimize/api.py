@@ -15,7 +15,7 @@ from scipy.optimize import OptimizeResult
 from ..abs_normal.stationarity import StationarityReport
 from ..backends import on_numpy
 from ..errors import KinkgradError
-from ._concave import concave_escape
+from ._concave import concave_escape, descent_escape
 from ._landing import land_end_point
 from ._norm_finish import best_uncertified, finish_on_zero_norms
 from .common import CALLBACK, MAXFEV, MAXITER, MethodResult, Monitor
@@ -54,8 +54,10 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     their point has f as low (to rounding) and a smaller stationarity distance. The verdict
     is Clarke stationarity, which a concave kink at the end point (f = x^2 - |x| at 0)
     satisfies although f falls beside it: where f is found lower along such kinks'
-    directions, the method runs again from there, up to three times (:mod:`._concave`;
-    gradient sampling from x0 = 0 stopped at once on sum(x^2 - |x|)).
+    directions, or along the descent direction of :func:`kinkgrad.minimality` (which
+    decides first-order minimality at the certified point), the method runs again from
+    there, up to three times (:mod:`._concave`; gradient sampling from x0 = 0 stopped at
+    once on sum(x^2 - |x|)).
 
     A float32 (or float16) x0 keeps x in that precision: f is evaluated at float32 points,
     and rounding x to them moves f's gradient by about u ||H|| ||x|| (u = 6e-8), so a
@@ -93,7 +95,9 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     Returns:
         ``scipy.optimize.OptimizeResult`` with ``x`` (shaped like x0), ``fun``, ``nit``,
         ``nfev``, ``ngev``, ``success``, ``status``, ``message``, ``history`` (``fun``,
-        ``nfev``, ``ngev`` per iteration), ``stationarity`` (the report), ``method``,
+        ``nfev``, ``ngev`` per iteration), ``stationarity`` (the report), ``minimality``
+        (:func:`kinkgrad.minimality`'s report at x at the verdict's radius and ``tol``
+        when the run ended certified "stationary", else None), ``method``,
         ``seconds`` and ``cost`` (the gradient-type calls in units of one gradient: a
         stationarity test with m active switches costs 1 + m, an abs-normal form n + s).
 
@@ -164,16 +168,19 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
             if rep.verdict != "stationary" or _stopped(out, maxiter):  # beside it (._concave)
                 break
             left = None if maxiter is None else maxiter - out.nit
-            escape = None if left is not None and left <= 0 else concave_escape(
-                oracle, out.x, out.fun, rep.radius)
+            if left is not None and left <= 0:
+                break
+            escape, why = concave_escape(oracle, out.x, out.fun, rep.radius), "on a concave kink"
+            if escape is None:
+                escape, why = descent_escape(oracle, out.x, out.fun, rep.radius, tol), (
+                    "but not minimal (kinkgrad.minimality)")
             if escape is None:
                 break
             oracle.x0, oracle.f0 = escape
             again, rep = _run(oracle, module, method, tol, left, monitor, options)
             out = replace(again, nit=out.nit + again.nit, message=(
-                f"{out.message} Stationary on a concave kink, where f falls to "
-                f"{escape[1]:.6g} along its direction: {method} again from there. "
-                f"{again.message}"))
+                f"{out.message} Stationary {why}, where f falls to {escape[1]:.6g} along "
+                f"its direction: {method} again from there. {again.message}"))
     finally:
         monitor.close()
     message = f"{out.message} Verdict at radius {rep.radius:.3g}: {rep.verdict}."
@@ -187,8 +194,16 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                           nfev=oracle.nfev, ngev=oracle.ngev, cost=oracle.cost,
                           success=rep.verdict == "stationary",
                           status=out.status, message=message, history=oracle.history,
-                          stationarity=rep, method=method,
+                          stationarity=rep, minimality=_minimality(oracle, out.x),
+                          method=method,
                           seconds=time.perf_counter() - start)
+
+
+def _minimality(oracle: Oracle, x: np.ndarray) -> Any:
+    """The minimality report made at the final x (None when the run ended uncertified)."""
+    last = oracle.minimality
+    return last[1] if last is not None and last[0] == np.asarray(x, np.float64).tobytes() \
+        else None
 
 
 def _stopped(out: MethodResult, maxiter: int | None) -> bool:
