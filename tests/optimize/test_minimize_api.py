@@ -160,3 +160,16 @@ def test_a_callback_stop_keeps_one_history_entry_per_iteration(method):
                             callback=lambda r: r.nit >= 2)
     assert "callback" in res.message and res.nit == 2
     assert len(res.history["fun"]) == res.nit  # the bundle's stop did not record its last
+
+
+def test_cli_json_row_carries_both_verdicts(capsys):
+    import json
+
+    from kinkgrad.cli import main as kinkgrad_main
+
+    rc = kinkgrad_main(["minimize", "--problem", "chained-lq", "--n", "10", "--json"])
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and row["verdict"] == "stationary" and row["minimality"] == "minimal"
+    assert abs(row["gap"]) <= 1e-8  # the published f*
+    assert {"problem", "n", "method", "fun", "f_star", "gap", "nit", "nfev", "ngev", "seconds",
+            "distance", "radius"} <= set(row)

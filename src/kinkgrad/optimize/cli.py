@@ -7,7 +7,8 @@ Usage::
 
 With ``--json`` the last line of the output is one JSON object with the keys ``problem``,
 ``n``, ``method``, ``fun``, ``f_star``, ``gap``, ``nit``, ``nfev``, ``ngev``, ``seconds``,
-``verdict``, ``distance`` and ``radius`` (plus ``cost``, ``status``, ``message``).
+``verdict``, ``distance`` and ``radius`` (plus ``minimality``: the first-order minimality
+verdict at a certified end point or null, ``cost``, ``status``, ``message``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def run_problem(problem: str, n: int, method: str = "bundle", tol: float = 1e-8,
             "f_star": p.f_star, "gap": gap, "nit": int(res.nit), "nfev": int(res.nfev),
             "ngev": int(res.ngev), "seconds": round(float(res.seconds), 3),
             "verdict": rep.verdict, "distance": dist, "radius": float(rep.radius),
+            "minimality": None if res.minimality is None else res.minimality.verdict,
             "cost": float(res.cost), "status": int(res.status), "message": res.message,
             "history": res.history}
 
@@ -86,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(f* {row['f_star']}, gap {gap}), {row['nit']} iterations, {row['nfev']} f and "
           f"{row['ngev']} gradient-type evaluations, {row['seconds']:.2f} s")
     print(f"verdict at radius {row['radius']:.3g}: {row['verdict']} (distance "
-          f"{row['distance'] if row['distance'] is None else format(row['distance'], '.3e')})")
+          f"{row['distance'] if row['distance'] is None else format(row['distance'], '.3e')})"
+          + ("" if row["minimality"] is None else f"; first-order: {row['minimality']}"))
     if args.json:
         print(json.dumps(row))
     return 0 if row["verdict"] == "stationary" else 1
