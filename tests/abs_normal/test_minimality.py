@@ -242,3 +242,9 @@ def test_report_prints_and_names_the_active_switches():
     text = str(rep)
     assert text.startswith("NOT MINIMAL") and "descent slope" in text
     assert len(rep.active) == rep.num_active == 1
+
+
+def test_huge_values_are_undecided_not_wrong():
+    rep = kinkgrad.minimality(lambda x: 1e200 * knp.abs(x[0]) - 1e200 * knp.abs(x[1]),
+                              np.zeros(2))
+    assert rep.verdict == "undecided" and "rescale" in rep.reason

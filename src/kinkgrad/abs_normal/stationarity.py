@@ -192,9 +192,10 @@ def _probe_norms(exp: Expanded, spec: FlatSpec) -> np.ndarray:
 def _model_z(A: Any, K: Any, coupled: np.ndarray, d: np.ndarray) -> np.ndarray:
     """z' = A d + K|z'| by forward substitution (only the coupled rows need the loop)."""
     z = A @ d
+    ptr, idx, val = K.indptr, K.indices, K.data  # CSR
     for i in coupled:
-        row = K.getrow(i)
-        z[i] += row.data @ np.abs(z[row.indices])
+        lo, hi = ptr[i], ptr[i + 1]
+        z[i] += val[lo:hi] @ np.abs(z[idx[lo:hi]])
     return z
 
 
