@@ -183,8 +183,9 @@ def test_a_descent_that_sampling_misses_at_n_3000():
 
 def test_single_sample_relu_network_at_dead_neurons_has_likq():
     # a dense ReLU layer with biases at a point where some pre-activations are exactly 0:
-    # the biases give the active rows an identity block (LIKQ); the loss is a smooth function of the output, hence "not minimal"
-    # unless its gradient vanishes on the tangent space
+    # the biases give the active rows an identity block (LIKQ); the loss is a smooth
+    # function of the output, hence "not minimal" unless its gradient vanishes on the
+    # tangent space
     rng = np.random.default_rng(3)
     X = rng.standard_normal(4)
     W = rng.standard_normal((4, 6))

@@ -308,13 +308,13 @@ def test_counts_are_real(monkeypatch):
         return real_st(self, x, radius, tol, **kw)
 
     monkeypatch.setattr(oracle.Oracle, "stationarity", stationarity)
-    real_descent = oracle.Oracle.descent  # minimality at the certified end point
+    real_counted = oracle.Oracle.counted  # minimality at the certified end point
 
-    def descent(self, x, radius, tol):
+    def counted(self, test, x, **kw):
         forms.append(1)
-        return real_descent(self, x, radius, tol)
+        return real_counted(self, test, x, **kw)
 
-    monkeypatch.setattr(oracle.Oracle, "descent", descent)
+    monkeypatch.setattr(oracle.Oracle, "counted", counted)
     res = _minimize(f, [5.0, -3.0])
     assert res.success
     assert res.ngev == len(forms) >= 1  # one per abs-normal form, rounding estimate, test or

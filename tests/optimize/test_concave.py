@@ -103,12 +103,14 @@ def test_minimality_escape_leaves_a_nested_concave_kink():
     assert kinkgrad.stationarity(_nested_concave, x).verdict == "stationary"
     assert concave_escape(Oracle(_nested_concave, x), x, 0.0, 1e-8) is None
     oracle = Oracle(_nested_concave, x)
-    y, fy = descent_escape(oracle, x, 0.0, 1e-8, 1e-8)
+    (y, fy), rep = descent_escape(oracle, x, 0.0, 1e-8, 1e-8)
+    assert rep.verdict == "not minimal"
     assert fy < 0.0 and fy == pytest.approx(float(_nested_concave(y)), abs=0.0)
     assert abs(y[0]) > 0 and oracle.ngev == 1  # one gradient-type call: the check
     at_min = np.array([0.01, 0.0, 0.0, 0.0])
-    assert descent_escape(Oracle(_nested_concave, at_min), at_min,
-                          float(_nested_concave(at_min)), 1e-8, 1e-8) is None
+    none, rep = descent_escape(Oracle(_nested_concave, at_min), at_min,
+                               float(_nested_concave(at_min)), 1e-8, 1e-8)
+    assert none is None and rep.verdict == "minimal"
 
 
 def test_a_certified_run_reports_minimality_at_its_end_point():

@@ -50,36 +50,33 @@ model keeps them at their value at x).
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.optimize import linprog, nnls
-from scipy.sparse.linalg import splu, spsolve_triangular
 
 from ..backends import on_numpy
 from ..errors import KinkgradError, NotAbsSmoothError
 from ._flat import FlatSpec, ball_arguments, scalar_output, trace_at, underflow_is_not_an_error
-from ._sparse_rank import sparse_rank
+from ._minimality_model import (
+    LeastSquares,
+    SlopeModel,
+    cone_descents,
+    lp_multipliers,
+    merge_parallel,
+    pieces,
+)
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
 from .expand import expand
-from .stationarity import HUGE, _model_z, _slope, near_active
+from .stationarity import HUGE, _slope, near_active
 from .zero_norms import Balls, split_zero_norms, switch_origins
 
 __all__ = ["MinimalityReport", "minimality"]
 
 _LIMIT = 12  # default: switches up to which every sign pattern's cone is tried
-_DENSE_ENTRIES = 4_000_000  # rows x n up to which dense rows (>= 5% nonzero) use an SVD
-_SMALL = 250_000  # rows x n up to which every model's least squares use a dense SVD
-_LP_VARIABLES = 30_000  # the multipliers LP (dependent rows) up to this many variables (HiGHS:
-#   0.2 s at 5,000 on a chained model, 13 s at 50,000)
 _CANDIDATES = 32  # switches (largest excess first) whose moves are tried as descents
-_SPECTRAL = 1000  # norms with excess whose ||J_k||_2 is computed (Frobenius beyond)
-_SAMPLES = 16  # random directions whose cones are searched for descent (dependent rows)
 _CONFIRM = 8  # candidate directions checked by the exact directional derivative at x
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -142,200 +139,6 @@ class MinimalityReport:
         return line + f"\n  {self.reason}"
 
 
-class _Model:
-    """f'(d) = g0 . d + bhat . |z'| + sum_k lambda_k ||J_k d||, z' = A d + K|z'|."""
-
-    def __init__(self, A: sp.csr_matrix, K: sp.csr_matrix, balls: Balls | None,
-                 g0: np.ndarray, bhat: np.ndarray) -> None:
-        n = A.shape[1]
-        self.A, self.K, self.g0, self.bhat = A, K, g0, bhat
-        self.J = balls.rows.tocsr() if balls is not None else sp.csr_matrix((0, n))
-        self.lam = np.asarray(balls.lam, np.float64) if balls is not None else np.zeros(0)
-        self.dims = np.asarray(balls.dims, np.int64) if balls is not None else np.zeros(0, int)
-        self.m = A.shape[0]
-        self.R = sp.vstack([A, self.J]).tocsr()
-        self.coupled = np.flatnonzero(np.diff(K.indptr))
-        G = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).reshape(-1))
-        for i in self.coupled:  # K is strictly lower triangular: rows in order
-            lo, hi = K.indptr[i], K.indptr[i + 1]
-            G[i] += np.abs(K.data[lo:hi]) @ G[K.indices[lo:hi]]
-        self.G = G
-        self.starts = np.concatenate([[0], np.cumsum(self.dims)]).astype(np.int64)
-
-    def piece(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(W, g) on the piece of signature sigma: z' = W d, f'(d) = g . d (no norms);
-        (I - K Sigma) W = A by forward substitution."""
-        A = self.A.toarray()
-        if not self.K.nnz:
-            return A, self.g0 + A.T @ (sigma * self.bhat)
-        T = (sp.identity(self.m, format="csr") - self.K @ sp.diags(sigma)).tocsr()
-        W = spsolve_triangular(T, A, lower=True, unit_diagonal=True)
-        v = spsolve_triangular(T.T.tocsr(), sigma * self.bhat, lower=False, unit_diagonal=True)
-        return W, self.g0 + A.T @ v
-
-    def slope(self, d: np.ndarray) -> float:
-        w = _model_z(self.A, self.K, self.coupled, d)
-        norms = np.sqrt(_block_sums((self.J @ d) ** 2, self.dims))
-        return float(self.g0 @ d + self.bhat @ np.abs(w) + self.lam @ norms)
-
-    def lower_bound(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """(the proven lower bound above, the switches' excess (|mu_i| - c_i)_+, the norms'
-        (||nu_k|| - lambda_k)_+), rounding of the residuals included."""
-        mu, nu = theta[:self.m], theta[self.m:]
-        R, K = self.R, self.K
-        gam = (_column_count(R) + 3) * _EPS * 1.01
-        r = self.g0 - R.T @ theta
-        r_err = gam * (np.abs(self.g0) + abs(R).T @ np.abs(theta))
-        c = self.bhat - K.T @ mu
-        c_err = (_column_count(K) + 3) * _EPS * 1.01 * (np.abs(self.bhat) + abs(K).T @ np.abs(mu))
-        excess = np.maximum(0.0, np.abs(mu) - c + c_err)
-        nu_norm = np.sqrt(_block_sums(nu ** 2, self.dims)) * (1 + 4 * _EPS)
-        ball_excess = np.maximum(0.0, nu_norm - self.lam)
-        lower = -(float(np.linalg.norm(r)) + float(np.linalg.norm(r_err))
-                  + float(excess @ self.G) + self._ball_terms(ball_excess))
-        return lower * (1 + 4 * _EPS), excess, ball_excess
-
-
-    def _ball_terms(self, excess: np.ndarray) -> float:
-        """sum_k excess_k ||J_k||_2: spectral norms (of the d_k x d_k Gram matrices) for
-        up to ``_SPECTRAL`` norms with excess, Frobenius norms (larger) beyond."""
-        total = 0.0
-        for i, k in enumerate(np.flatnonzero(excess > 0)):
-            sub = self.J[self.starts[k]:self.starts[k + 1]]
-            if i < _SPECTRAL:
-                gram = (sub @ sub.T).toarray()
-                norm = np.sqrt(max(float(np.linalg.eigvalsh(gram)[-1]), 0.0) * (1 + 1e-12))
-            else:
-                norm = float(np.sqrt(sub.multiply(sub).sum()))
-            total += float(excess[k]) * norm
-        return total
-
-
-def _block_sums(v: np.ndarray, dims: np.ndarray) -> np.ndarray:
-    if not dims.size:
-        return np.zeros(0)
-    return np.add.reduceat(v, np.concatenate([[0], np.cumsum(dims)[:-1]]))
-
-
-def _column_count(M: sp.csr_matrix) -> int:
-    return int(np.bincount(M.indices, minlength=1).max()) if M.nnz else 0
-
-
-class _LeastSquares:
-    """min ||g - R^T theta|| and the least-norm solution of R d = b: a dense SVD for small
-    or dense R, else a sparse LU of R R^T (slightly damped) with two refinement steps."""
-
-    def __init__(self, R: sp.csr_matrix) -> None:
-        self.R = R
-        k, n = R.shape
-        self.svd = None
-        if k == 0:
-            self.likq = True
-        elif k * n <= _SMALL or (k * n <= _DENSE_ENTRIES and R.nnz >= 0.05 * k * n):
-            U, s, Vt = np.linalg.svd(R.toarray(), full_matrices=False)
-            keep = s > max(k, n) * _EPS * (s[0] if s.size else 0.0)
-            self.likq = bool(keep.sum() == k)
-            self.svd = (U[:, keep], s[keep], Vt[keep])
-        else:
-            rank, exact, _ = sparse_rank(R)
-            self.likq = bool(exact and rank == k)
-            G = (R @ R.T).tocsc()
-            damp = 1e-14 * max(float(G.diagonal().max(initial=0.0)), 1e-300)
-            self.lu = splu((G + damp * sp.identity(k, format="csc")).tocsc())
-
-    def multipliers(self, g: np.ndarray) -> np.ndarray:
-        R = self.R
-        if R.shape[0] == 0:
-            return np.zeros(0)
-        if self.svd is not None:
-            U, s, Vt = self.svd
-            return U @ ((Vt @ g) / s)
-        theta = self.lu.solve(R @ g)
-        for _ in range(2):
-            theta = theta + self.lu.solve(R @ (g - R.T @ theta))
-        return theta
-
-    def least_norm(self, b: np.ndarray) -> np.ndarray:
-        if self.svd is not None:
-            U, s, Vt = self.svd
-            return Vt.T @ ((U.T @ b) / s)
-        return self.R.T @ self.lu.solve(b)
-
-
-def _merge_parallel(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray
-                    ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
-    """The same model with switches whose rows (A_j, K_j) are alpha times an earlier
-    switch's merged into it: z'_j = alpha z'_i on every piece, so |z'_j| = |alpha| |z'_i|
-    (bhat_i += |alpha| bhat_j, K[:, i] += |alpha| K[:, j]). Copies of one kink (a value
-    passed to abs twice, relu(x) - relu(-x)) make the rows dependent otherwise. Returns
-    (A, K, bhat, kept switches' indices); rows count as parallel when their entries divided
-    by their first one agree to the last bit."""
-    m = A.shape[0]
-    keep = np.arange(m)
-    while True:
-        AK = sp.hstack([A, K]).tocsr()
-        first: dict[tuple, int] = {}
-        into = np.arange(A.shape[0])
-        scale = np.ones(A.shape[0])
-        for j in range(A.shape[0]):
-            lo, hi = AK.indptr[j], AK.indptr[j + 1]
-            if lo == hi:
-                continue
-            vals = AK.data[lo:hi]
-            key = (AK.indices[lo:hi].tobytes(), (vals / vals[0]).tobytes())
-            i = first.setdefault(key, j)
-            if i != j:
-                into[j], scale[j] = i, abs(vals[0] / AK.data[AK.indptr[i]])
-        if np.all(into == np.arange(A.shape[0])):
-            return A, K, bhat, keep
-        kept = np.flatnonzero(into == np.arange(A.shape[0]))
-        pos = np.full(A.shape[0], -1)
-        pos[kept] = np.arange(kept.size)
-        fold = sp.csr_matrix((scale, (np.arange(A.shape[0]), pos[into])),
-                             shape=(A.shape[0], kept.size))  # |z'| = fold |z'_kept|
-        K = (K[kept] @ fold).tocsr()
-        K.eliminate_zeros()
-        A, bhat, keep = A[kept], fold.T @ bhat, keep[kept]
-
-
-def _lp_multipliers(mdl: _Model) -> np.ndarray | None:
-    """mu minimising ||g0 - A^T mu||_1 + sum_i G_i (|mu_i| - c_i(mu))_+ (an LP, HiGHS): the
-    bound's terms when the rows are dependent (no norms). None when the LP is not solved."""
-    A, K, m, n = mdl.A, mdl.K, mdl.m, mdl.A.shape[1]
-    if 2 * m + n > _LP_VARIABLES:
-        return None
-    I_m, I_n = sp.identity(m, format="csr"), sp.identity(n, format="csr")
-    Z_nm, Kt = sp.csr_matrix((n, m)), K.T.tocsr()
-    A_ub = sp.vstack([sp.hstack([A.T, Z_nm, -I_n]), sp.hstack([-A.T, Z_nm, -I_n]),
-                      sp.hstack([I_m + Kt, -I_m, sp.csr_matrix((m, n))]),
-                      sp.hstack([-I_m + Kt, -I_m, sp.csr_matrix((m, n))])]).tocsc()
-    b_ub = np.concatenate([mdl.g0, -mdl.g0, mdl.bhat, mdl.bhat])
-    cost = np.concatenate([np.zeros(m), mdl.G, np.ones(n)])
-    bounds = [(None, None)] * m + [(0, None)] * (m + n)
-    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
-    return res.x[:m] if res.status == 0 else None
-
-
-def _pieces(mdl: _Model) -> tuple[float, list[np.ndarray]]:
-    """(least slope's lower bound over every sign pattern's cone, their attaining
-    directions); -inf when a nonnegative least-squares solve fails."""
-    lower, dirs = np.inf, []
-    for signs in itertools.product((1.0, -1.0), repeat=mdl.m):
-        sigma = np.array(signs)
-        W, g = mdl.piece(sigma)
-        C = sigma[:, None] * W
-        try:
-            y, _ = nnls(C.T, g)
-        except RuntimeError:
-            return -np.inf, dirs
-        r = g - C.T @ y
-        err = (mdl.m + 3) * _EPS * 1.01 * (np.abs(g) + np.abs(C).T @ y)
-        lower = min(lower, -(float(np.linalg.norm(r)) + float(np.linalg.norm(err))))
-        if np.any(r):
-            dirs.append(-r)
-    return lower * (1 + 4 * _EPS), dirs
-
-
 def _falls(f: Callable, spec: FlatSpec, x: np.ndarray, d: np.ndarray, radius: float
            ) -> tuple[float, float] | None:
     """(t, (f(x + t d) - f(x)) / t) for the first t in radius * (1, 4, 16, 64) where f is
@@ -352,30 +155,7 @@ def _falls(f: Callable, spec: FlatSpec, x: np.ndarray, d: np.ndarray, radius: fl
     return None
 
 
-def _cone_descents(mdl: _Model, starts: list[np.ndarray], seed: int) -> list[np.ndarray]:
-    """From the cone each start direction (and ``_SAMPLES`` random ones) lies in, the
-    direction of that cone's least slope: -r of a nonnegative least-squares solve
-    (:func:`_pieces`' step, on visited cones only). Dense pieces: small models only."""
-    if mdl.J.shape[0] or not mdl.m or mdl.m * mdl.A.shape[1] > _DENSE_ENTRIES:
-        return []
-    rng = np.random.default_rng(seed)
-    out = []
-    for d in [*starts, *rng.standard_normal((_SAMPLES, mdl.A.shape[1]))]:
-        sigma = np.sign(_model_z(mdl.A, mdl.K, mdl.coupled, d))
-        sigma[sigma == 0] = 1.0
-        W, g = mdl.piece(sigma)
-        C = sigma[:, None] * W
-        try:
-            y, _ = nnls(C.T, g)
-        except RuntimeError:
-            continue
-        r = g - C.T @ y
-        if np.any(r):
-            out.append(-r)
-    return out
-
-
-def _candidates(mdl: _Model, ls: _LeastSquares, theta: np.ndarray, excess: np.ndarray,
+def _candidates(mdl: SlopeModel, ls: LeastSquares, theta: np.ndarray, excess: np.ndarray,
                 ball_excess: np.ndarray) -> list[np.ndarray]:
     """Directions that descend when the multipliers test fails under LIKQ (docstring)."""
     m, mu = mdl.m, theta[:mdl.m]
@@ -484,14 +264,14 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
 
 def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: FlatSpec, out: Any,
             radius: float, tol: float, limit: int, seed: int) -> MinimalityReport:
-    A, K, bhat, kept = _merge_parallel(red.A_sparse.tocsr(), red.K_sparse.tocsr(),
+    A, K, bhat, kept = merge_parallel(red.A_sparse.tocsr(), red.K_sparse.tocsr(),
                                        np.asarray(red.bhat, np.float64))
-    mdl = _Model(A, K, balls, np.asarray(red.g0, np.float64), bhat)
-    ls = _LeastSquares(mdl.R)
+    mdl = SlopeModel(A, K, balls, np.asarray(red.g0, np.float64), bhat)
+    ls = LeastSquares(mdl.R)
     theta = ls.multipliers(mdl.g0)
     lower, excess, ball_excess = mdl.lower_bound(theta)
     if lower < -tol and not ls.likq and balls is None and mdl.m:
-        alt = _lp_multipliers(mdl)
+        alt = lp_multipliers(mdl)
         if alt is not None:
             lo2, ex2, bx2 = mdl.lower_bound(alt)
             if lo2 > lower:
@@ -500,12 +280,12 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
     dirs = (_candidates(mdl, ls, theta, excess, ball_excess) if lower < -tol
             else [-(mdl.g0 - mdl.R.T @ theta)])
     if lower < -tol and balls is None and 0 < mdl.m <= limit:
-        lo_p, more = _pieces(mdl)
+        lo_p, more = pieces(mdl)
         dirs += more
         if lo_p > lower:
             lower, method = lo_p, "pieces"
     elif lower < -tol and not ls.likq:
-        dirs += _cone_descents(mdl, dirs[:_CANDIDATES], seed)
+        dirs += cone_descents(mdl, dirs[:_CANDIDATES], seed)
     tried = []
     for d in dirs:
         nd = float(np.linalg.norm(d))

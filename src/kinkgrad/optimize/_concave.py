@@ -31,6 +31,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
+from ..abs_normal.minimality import MinimalityReport, minimality
 from ..abs_normal.zero_norms import Balls
 from ..errors import KinkgradError
 from ._norm_groups import zero_groups
@@ -69,16 +70,19 @@ def concave_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float
 
 
 def descent_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float, tol: float
-                   ) -> tuple[np.ndarray, float] | None:
-    """(a point, f there) with f lower than ``fx`` beyond rounding along the unit direction
-    of :func:`kinkgrad.minimality`'s "not minimal" verdict at x (a Clarke-stationary point
-    from which f provably falls: the kinks at x need not be norms, nor their rows
-    independent), steps growing tenfold from 1e-6 (1 + ||x||_inf) while f falls; or None."""
+                   ) -> tuple[tuple[np.ndarray, float] | None, MinimalityReport | None]:
+    """(a point with f lower than ``fx`` beyond rounding, or None; the report) of
+    :func:`kinkgrad.minimality` at x (one gradient-type call): where it says "not minimal"
+    (a Clarke-stationary point from which f provably falls: its kinks need not be norms,
+    nor their rows independent), steps along its descent direction growing tenfold from
+    1e-6 (1 + ||x||_inf) while f falls."""
+    rep = oracle.counted(minimality, x, radius=radius, tol=tol)
+    if rep is None or rep.verdict != "not minimal":
+        return None, rep
     try:
-        d = oracle.descent(x, radius, tol)
-        return None if d is None else _follow(oracle, x, fx, d)
+        return _follow(oracle, x, fx, oracle.spec.from_tree(rep.descent, "minimize")), rep
     except (KinkgradError, BudgetExhausted, np.linalg.LinAlgError):
-        return None
+        return None, rep
 
 
 def _follow(oracle: Oracle, x: np.ndarray, fx: float, d: np.ndarray

@@ -164,6 +164,7 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
     monitor = Monitor(callback, oracle.tree, progress, f"minimize ({method})")
     try:
         out, rep = _run(oracle, module, method, tol, maxiter, monitor, options)
+        minimal: tuple | None = None  # (x, minimality's report there)
         for _ in range(_ESCAPES):  # NOTE: Clarke-stationary on a concave kink: f falls
             if rep.verdict != "stationary" or _stopped(out, maxiter):  # beside it (._concave)
                 break
@@ -172,8 +173,9 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                 break
             escape, why = concave_escape(oracle, out.x, out.fun, rep.radius), "on a concave kink"
             if escape is None:
-                escape, why = descent_escape(oracle, out.x, out.fun, rep.radius, tol), (
-                    "but not minimal (kinkgrad.minimality)")
+                escape, checked = descent_escape(oracle, out.x, out.fun, rep.radius, tol)
+                minimal = (out.x.copy(), checked)
+                why = "but not minimal (kinkgrad.minimality)"
             if escape is None:
                 break
             oracle.x0, oracle.f0 = escape
@@ -194,16 +196,14 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                           nfev=oracle.nfev, ngev=oracle.ngev, cost=oracle.cost,
                           success=rep.verdict == "stationary",
                           status=out.status, message=message, history=oracle.history,
-                          stationarity=rep, minimality=_minimality(oracle, out.x),
+                          stationarity=rep, minimality=_minimality(minimal, out.x),
                           method=method,
                           seconds=time.perf_counter() - start)
 
 
-def _minimality(oracle: Oracle, x: np.ndarray) -> Any:
+def _minimality(minimal: tuple | None, x: np.ndarray) -> Any:
     """The minimality report made at the final x (None when the run ended uncertified)."""
-    last = oracle.minimality
-    return last[1] if last is not None and last[0] == np.asarray(x, np.float64).tobytes() \
-        else None
+    return minimal[1] if minimal is not None and np.array_equal(minimal[0], x) else None
 
 
 def _stopped(out: MethodResult, maxiter: int | None) -> bool:

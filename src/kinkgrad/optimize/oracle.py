@@ -24,7 +24,6 @@ from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
 from ..abs_normal.kinks_as_norms import is_nested, kinks_as_norms
-from ..abs_normal.minimality import minimality
 from ..abs_normal.stationarity import HUGE, StationarityReport, stationarity
 from ..errors import KinkgradError, NonFiniteInputError, NotAbsSmoothError
 from ..kinks import resolve_policy
@@ -107,7 +106,6 @@ class Oracle:
         # (x, f, the steps' description, f after each step, its stationarity distance)
         self.finish_best: tuple[np.ndarray, float, str, list[float], float] | None = None
         self._tested: tuple | None = None  # the last test: (x, radius, tol), report, counted
-        self.minimality: tuple | None = None  # the last minimality report: (x, report)
 
     # ------------------------------------------------------------------ conversions
     def tree(self, x: np.ndarray) -> Any:
@@ -395,28 +393,16 @@ class Oracle:
         self._tested = (key, rep, counted)
         return rep
 
-    def descent(self, x: np.ndarray, radius: float, tol: float) -> np.ndarray | None:
-        """The unit descent direction (flat) of :func:`kinkgrad.minimality` at x when its
-        verdict is "not minimal" (f falls from x along it, proven), else None; one
-        gradient-type call (each call of f it makes counted in nfev)."""
+    def counted(self, test: Callable, x: np.ndarray, **kw: Any) -> Any:
+        """test(f, x, **kw) as one gradient-type call (+ its f calls); None if it raises."""
         self._spend(1, 1)
-        calls = []
-
-        def f(y: Any) -> Any:
-            calls.append(1)
-            return self.f(y)
-
+        calls: list[int] = []
         try:
-            rep = minimality(f, self.tree(x), radius=radius, tol=tol)
+            return test(lambda y: calls.append(1) or self.f(y), self.tree(x), **kw)
         except (KinkgradError, np.linalg.LinAlgError):
             return None
         finally:
             self.nfev += max(len(calls) - 1, 0)
-        self.cost += rep.num_active
-        self.minimality = (np.asarray(x, np.float64).tobytes(), rep)
-        if rep.verdict != "not minimal":
-            return None
-        return self.spec.from_tree(rep.descent, self._where)
 
     def merit(self, radius: float, tol: float) -> StationarityMerit:
         """The test's distance at (radius, tol) as a merit of points (each point tested
