@@ -76,7 +76,12 @@ def descent_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float, tol:
     (a Clarke-stationary point from which f provably falls: its kinks need not be norms,
     nor their rows independent), steps along its descent direction growing tenfold from
     1e-6 (1 + ||x||_inf) while f falls."""
-    rep = oracle.counted(minimality, x, radius=radius, tol=tol)
+    try:
+        rep = oracle.counted(minimality, x, radius=radius, tol=tol)
+    except BudgetExhausted:  # NOTE: maxfev leaves no call for the check
+        return None, None
+    if rep is not None:
+        oracle.cost += rep.num_active  # NOTE: its model's rows, as a stationarity test's
     if rep is None or rep.verdict != "not minimal":
         return None, rep
     try:

@@ -395,14 +395,11 @@ class Oracle:
 
     def counted(self, test: Callable, x: np.ndarray, **kw: Any) -> Any:
         """test(f, x, **kw) as one gradient-type call (+ its f calls); None if it raises."""
-        self._spend(1, 1)
-        calls: list[int] = []
-        try:
-            return test(lambda y: calls.append(1) or self.f(y), self.tree(x), **kw)
+        self._spend(0, 1)
+        try:  # NOTE: each call of f spends from maxfev (BudgetExhausted passes through)
+            return test(lambda y: self._spend(1) or self.f(y), self.tree(x), **kw)
         except (KinkgradError, np.linalg.LinAlgError):
             return None
-        finally:
-            self.nfev += max(len(calls) - 1, 0)
 
     def merit(self, radius: float, tol: float) -> StationarityMerit:
         """The test's distance at (radius, tol) as a merit of points (each point tested
