@@ -28,6 +28,7 @@ def test_minimize_certifies_a_torch_relu_networks_loss(hidden):
     f, params = to_kinkgrad(net, nn.functional.mse_loss)
     fit = kinkgrad.minimize(lambda p: f(p, X, Y), params)
     assert fit.stationarity.verdict == "stationary", fit.message
+    assert fit.minimality.verdict == "minimal", fit.minimality.reason  # no direction falls
     with torch.no_grad():
         for name, p in net.named_parameters():
             p.copy_(torch.from_numpy(fit.x[name]))
