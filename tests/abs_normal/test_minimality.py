@@ -249,3 +249,25 @@ def test_huge_values_are_undecided_not_wrong():
     rep = kinkgrad.minimality(lambda x: 1e200 * knp.abs(x[0]) - 1e200 * knp.abs(x[1]),
                               np.zeros(2))
     assert rep.verdict == "undecided" and "rescale" in rep.reason
+
+
+@pytest.mark.parametrize("weight", [0.5, 6.0])
+def test_many_dependent_switches_and_a_concave_kink_split_into_regions(weight):
+    # 13 convex kinks in the plane (dependent rows, beyond the 12 whose cones are listed)
+    # and one concave one: f'(0; d) = f(d), whose least value on the circle a fine grid
+    # gives (+7.53 for weight 0.5: minimal; -0.2429 for weight 6: not)
+    angles = np.linspace(0, np.pi, 13, endpoint=False) + 0.1
+    C = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+    def f(x):
+        return knp.sum(knp.abs(C @ x)) - weight * knp.abs(x[0] - x[1])
+
+    grid = np.abs(_CIRCLE @ C.T).sum(axis=1) - weight * np.abs(_CIRCLE[:, 0] - _CIRCLE[:, 1])
+    rep = kinkgrad.minimality(f, np.zeros(2))
+    assert rep.num_active == 14 and not rep.likq
+    assert rep.bounds[0] <= grid.min() + 1e-9
+    if grid.min() > 0:
+        assert rep.verdict == "minimal"
+    else:
+        assert rep.verdict == "not minimal"
+        assert rep.bounds[1] <= grid.min() + 1e-6

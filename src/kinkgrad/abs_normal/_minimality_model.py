@@ -17,12 +17,13 @@ from .stationarity import _model_z
 from .zero_norms import Balls
 
 __all__ = ["LeastSquares", "SlopeModel", "block_sums", "cone_descents", "lp_multipliers",
-           "merge_parallel", "pieces"]
+           "merge_parallel", "pieces", "regions"]
 
 _DENSE_ENTRIES = 4_000_000  # rows x n up to which dense rows (>= 5% nonzero) use an SVD
 _SMALL = 250_000  # rows x n up to which every model's least squares use a dense SVD
 _LP_VARIABLES = 30_000  # the multipliers LP (dependent rows) up to this many variables (HiGHS:
 #   0.2 s at 5,000 on a chained model, 13 s at 50,000)
+_REGION_VARIABLES = 3_000  # the region LPs (2^k of them) up to this many variables
 _SPECTRAL = 1000  # norms with excess whose ||J_k||_2 is computed (Frobenius beyond)
 _SAMPLES = 16  # random directions whose cones are searched for descent (dependent rows)
 _EPS = float(np.finfo(np.float64).eps)
@@ -64,9 +65,12 @@ class SlopeModel:
         norms = np.sqrt(block_sums((self.J @ d) ** 2, self.dims))
         return float(self.g0 @ d + self.bhat @ np.abs(w) + self.lam @ norms)
 
-    def lower_bound(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def lower_bound(self, theta: np.ndarray, signs: np.ndarray | None = None
+                    ) -> tuple[float, np.ndarray, np.ndarray]:
         """(the proven lower bound above, the switches' excess (|mu_i| - c_i)_+, the norms'
-        (||nu_k|| - lambda_k)_+), rounding of the residuals included."""
+        (||nu_k|| - lambda_k)_+), rounding of the residuals included. ``signs`` (m,) in
+        {-1, 0, 1}: the bound on the region where sigma_i z'_i >= 0 for sigma_i = signs_i
+        != 0, where |z'_i| = sigma_i z'_i makes the excess (-(c_i + sigma_i mu_i))_+."""
         mu, nu = theta[:self.m], theta[self.m:]
         R, K = self.R, self.K
         gam = (_column_count(R) + 3) * _EPS * 1.01
@@ -74,7 +78,9 @@ class SlopeModel:
         r_err = gam * (np.abs(self.g0) + abs(R).T @ np.abs(theta))
         c = self.bhat - K.T @ mu
         c_err = (_column_count(K) + 3) * _EPS * 1.01 * (np.abs(self.bhat) + abs(K).T @ np.abs(mu))
-        excess = np.maximum(0.0, np.abs(mu) - c + c_err)
+        gap = np.abs(mu) - c if signs is None else np.where(signs == 0, np.abs(mu) - c,
+                                                            -(c + signs * mu))
+        excess = np.maximum(0.0, gap + c_err)
         nu_norm = np.sqrt(block_sums(nu ** 2, self.dims)) * (1 + 4 * _EPS)
         ball_excess = np.maximum(0.0, nu_norm - self.lam)
         lower = -(float(np.linalg.norm(r)) + float(np.linalg.norm(r_err))
@@ -184,12 +190,16 @@ def merge_parallel(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray
         A, bhat, keep = A[kept], fold.T @ bhat, keep[kept]
 
 
-def lp_multipliers(mdl: SlopeModel) -> np.ndarray | None:
+def lp_multipliers(mdl: SlopeModel, signs: np.ndarray | None = None,
+                   limit: int = _LP_VARIABLES) -> np.ndarray | None:
     """mu minimising ||g0 - A^T mu||_1 + sum_i G_i (|mu_i| - c_i(mu))_+ (an LP, HiGHS): the
-    bound's terms when the rows are dependent (no norms). None when the LP is not solved."""
+    bound's terms when the rows are dependent (no norms); with ``signs``, those of the
+    region's bound (:meth:`SlopeModel.lower_bound`). None when the LP is not solved."""
     A, K, m, n = mdl.A, mdl.K, mdl.m, mdl.A.shape[1]
-    if 2 * m + n > _LP_VARIABLES:
+    if 2 * m + n > limit:
         return None
+    signs = np.zeros(m) if signs is None else signs
+    keep = np.concatenate([np.ones(2 * n, bool), signs <= 0, signs >= 0])  # one side each
     I_m, I_n = sp.identity(m, format="csr"), sp.identity(n, format="csr")
     Z_nm, Kt = sp.csr_matrix((n, m)), K.T.tocsr()
     A_ub = sp.vstack([sp.hstack([A.T, Z_nm, -I_n]), sp.hstack([-A.T, Z_nm, -I_n]),
@@ -198,8 +208,28 @@ def lp_multipliers(mdl: SlopeModel) -> np.ndarray | None:
     b_ub = np.concatenate([mdl.g0, -mdl.g0, mdl.bhat, mdl.bhat])
     cost = np.concatenate([np.zeros(m), mdl.G, np.ones(n)])
     bounds = [(None, None)] * m + [(0, None)] * (m + n)
-    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    res = linprog(cost, A_ub=A_ub.tocsr()[keep], b_ub=b_ub[keep], bounds=bounds,
+                  method="highs")
     return res.x[:m] if res.status == 0 else None
+
+
+def regions(mdl: SlopeModel, excess: np.ndarray, count: int) -> float:
+    """A lower bound on the least slope from the 2^k regions of the signs of the k <= count
+    switches with the largest excess G_i (each region's LP multipliers; the regions cover
+    all d); -inf when an LP is not solved or the model is too large for 2^k LPs."""
+    order = np.argsort(-(excess * mdl.G))[:count]
+    S = order[excess[order] > 0]
+    if not S.size or 2 * mdl.m + mdl.A.shape[1] > _REGION_VARIABLES:
+        return -np.inf
+    lower = np.inf
+    for signs_S in itertools.product((1.0, -1.0), repeat=S.size):
+        signs = np.zeros(mdl.m)
+        signs[S] = signs_S
+        mu = lp_multipliers(mdl, signs, _REGION_VARIABLES)
+        if mu is None:
+            return -np.inf
+        lower = min(lower, mdl.lower_bound(mu, signs)[0])
+    return lower
 
 
 def pieces(mdl: SlopeModel) -> tuple[float, list[np.ndarray]]:
