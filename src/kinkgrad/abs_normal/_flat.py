@@ -8,6 +8,7 @@ structure, directions and matrices use the flat order (documented as ``n = sum o
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +28,9 @@ from ..errors import (
 )
 from ..modes.api import Traced, trace_call
 
-__all__ = ["FlatSpec", "trace_at", "scalar_output", "check_comparisons", "output_slots",
-           "other_arguments", "probe_tangents", "underflow_is_not_an_error", "ball_arguments"]
+__all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_comparisons",
+           "output_slots", "other_arguments", "probe_tangents", "underflow_is_not_an_error",
+           "ball_arguments"]
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int
@@ -146,6 +148,18 @@ def other_arguments(where: str, name: str, value: Any, expected: str) -> Kinkgra
         f"function of x alone; to use it on one argument of a function of several, close over "
         f"the other arguments: {where}(lambda x: f(x, y), x{_REST.get(where, '')})."
     )
+
+
+class ActiveNames:
+    """A report's ``active``: the names of the switches (and norms) it treated as active,
+    formed on first access from its ``_names`` callable."""
+
+    _names: Callable[[], list[str]] | None
+
+    @functools.cached_property
+    def active(self) -> list[str]:
+        """Names of the switching variables treated as active (formed on first access)."""
+        return [] if self._names is None else list(self._names())
 
 
 def ball_arguments(where: str, radius: Any, tol: Any, seed: Any) -> tuple[float, float]:

@@ -55,7 +55,6 @@ model keeps them at their value at x).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +63,8 @@ import numpy as np
 
 from ..backends import on_numpy
 from ..errors import KinkgradError, NotAbsSmoothError
-from ._flat import FlatSpec, ball_arguments, scalar_output, trace_at, underflow_is_not_an_error
+from . import _flat
+from ._flat import ActiveNames, FlatSpec, ball_arguments, scalar_output, trace_at
 from ._minimality_model import (
     LeastSquares,
     SlopeModel,
@@ -90,7 +90,7 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass
-class MinimalityReport:
+class MinimalityReport(ActiveNames):
     """Outcome of :func:`minimality`.
 
     Attributes:
@@ -124,11 +124,6 @@ class MinimalityReport:
     tol: float
     num_active: int
     _names: Callable[[], list[str]] | None = field(default=None, repr=False)
-
-    @functools.cached_property
-    def active(self) -> list[str]:
-        """Names of the switches and norms treated as active (formed on first access)."""
-        return [] if self._names is None else list(self._names())
 
     @classmethod
     def undecided(cls, reason: str, radius: float, tol: float, num_active: int = 0
@@ -190,7 +185,7 @@ def _candidates(mdl: SlopeModel, ls: LeastSquares, theta: np.ndarray, excess: np
 
 
 @on_numpy
-@underflow_is_not_an_error
+@_flat.underflow_is_not_an_error
 def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed: int = 0,
                limit: int = _LIMIT) -> MinimalityReport:
     """Decide whether x is first-order minimal for a scalar abs-smooth f: f'(x; d) >= -tol

@@ -48,7 +48,6 @@ f'(x; d) is computed by a directional sweep and reported as ``slope`` (||d|| = 1
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +60,7 @@ from ..kinks import KinkPolicy, resolve_policy
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import forward_sweep
 from ._flat import (
+    ActiveNames,
     FlatSpec,
     ball_arguments,
     scalar_output,
@@ -87,7 +87,7 @@ HUGE = 1e150  # entries beyond this overflow when squared (sum of squares of n o
 
 
 @dataclass
-class StationarityReport:
+class StationarityReport(ActiveNames):
     """Outcome of :func:`stationarity`.
 
     Attributes:
@@ -122,11 +122,6 @@ class StationarityReport:
     num_active: int
     blocks: int = 0
     _names: Callable[[], list[str]] | None = field(default=None, repr=False)
-
-    @functools.cached_property
-    def active(self) -> list[str]:
-        """Names of the switching variables treated as active (formed on first access)."""
-        return [] if self._names is None else list(self._names())
 
     @classmethod
     def undecided(cls, reason: str, radius: float, tol: float, num_active: int = 0
