@@ -11,9 +11,10 @@ at zero with Jacobians J_k and weights lambda_k, :mod:`.zero_norms`):
 
 "minimal" when f'(d) >= -tol ||d|| for every d (proven), "not minimal" when a unit d has
 f'(d) < -tol and the exact one-sided derivative at x itself, f'(x; d) by a directional
-sweep, is < 0 (so x is no local minimiser; at radius > 0, where x sits beside kinks that
-the model holds at zero, f may first rise along d: then f(x + t d) < f(x) by more than ten
-times the rounding estimates at some t <= 64 radius), "undecided" otherwise. ``bounds`` brackets the
+sweep, is < -tol too (so x is no local minimiser; at radius > 0, where x sits beside kinks
+that the model holds at zero, f may first rise along d: then f(x + t d) < f(x) by more than
+ten times the rounding estimates, at a secant slope < -tol, at some t <= 64 radius),
+"undecided" otherwise. ``bounds`` brackets the
 least slope min_{||d|| = 1} f'(d); for convex f it is minus the distance from 0 to the
 Clarke subdifferential.
 
@@ -95,13 +96,13 @@ class MinimalityReport(ActiveNames):
 
     Attributes:
         verdict: ``"minimal"`` (f'(d) >= -tol ||d|| for every d, proven on the model),
-            ``"not minimal"`` (a unit d with model slope < -tol and f'(x; d) < 0 at x)
+            ``"not minimal"`` (a unit d with model slope < -tol and f'(x; d) < -tol at x)
             or ``"undecided"``.
         reason: why, in words.
         bounds: (lower, upper): proven bounds on the least slope min_{||d|| = 1} f'(d) of
             the model (upper is inf when no direction was tried).
         descent: a unit direction shaped like x along which f falls from x, or None.
-        slope: the exact one-sided derivative f'(x; d) < 0 along ``descent``; at radius > 0
+        slope: the exact one-sided derivative f'(x; d) < -tol along ``descent``; at radius > 0
             where that is >= 0 (x beside its kinks, f rising first) the secant slope
             (f(x + t d) - f(x)) / t < 0 at the t <= 64 radius named in ``reason``; or None.
         multipliers: (m,) the multipliers test's mu, one per active switch (model order,
@@ -303,6 +304,7 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
     upper = tried[0][0] if tried else np.inf
     lower = min(lower, upper)
     q = balls.q if balls is not None else 0
+
     def names() -> list[str]:
         return [*red.names(kept), *(balls.names if balls is not None else [])]
     merged = f" ({red.m - mdl.m} copies merged)" if red.m > mdl.m else ""
@@ -320,15 +322,15 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
         falling = [(sm, d) for sm, d in tried[:_CONFIRM] if sm < -tol]
         for s_model, d in falling:
             s = _slope(tr, spec, out, d)
-            if s < 0:
+            if s < -tol:  # NOTE: not a sign that rounding could flip
                 verdict, descent, slope = "not minimal", spec.tree(d), s
-                reason = (f"along the unit direction d the model's slope is {s_model:.3e} < "
-                          f"-tol = {-tol:g} and f'(x; d) = {s:.3e} < 0 ({what}).")
+                reason = (f"along the unit direction d the model's slope is {s_model:.3e} and "
+                          f"f'(x; d) = {s:.3e}, both < -tol = {-tol:g} ({what}).")
                 break
         else:  # NOTE: at radius > 0 x sits beside its kinks: f may rise first, then fall
             for s_model, d in falling if radius > 0 else []:
                 fell = _falls(f, spec, spec.point(tr), d, radius)
-                if fell is not None:
+                if fell is not None and fell[1] < -tol:
                     t, s = fell
                     verdict, descent, slope = "not minimal", spec.tree(d), s
                     reason = (f"along the unit direction d the model's slope is "
