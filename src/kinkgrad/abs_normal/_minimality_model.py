@@ -85,8 +85,8 @@ class SlopeModel:
         ball_excess = np.maximum(0.0, nu_norm - self.lam)
         lower = -(float(np.linalg.norm(r)) + float(np.linalg.norm(r_err))
                   + float(excess @ self.G) + self._ball_terms(ball_excess))
-        return lower * (1 + 4 * _EPS), excess, ball_excess
-
+        # NOTE: the norms and dot products above round by up to about (terms) u each
+        return lower * (1 + (r.size + excess.size + 8) * _EPS), excess, ball_excess
 
     def _ball_terms(self, excess: np.ndarray) -> float:
         """sum_k excess_k ||J_k||_2: spectral norms (of the d_k x d_k Gram matrices) for
@@ -249,7 +249,7 @@ def pieces(mdl: SlopeModel) -> tuple[float, list[np.ndarray]]:
         lower = min(lower, -(float(np.linalg.norm(r)) + float(np.linalg.norm(err))))
         if np.any(r):
             dirs.append(-r)
-    return lower * (1 + 4 * _EPS), dirs
+    return lower * (1 + (mdl.A.shape[1] + 8) * _EPS), dirs
 
 
 def cone_descents(mdl: SlopeModel, starts: list[np.ndarray], seed: int) -> list[np.ndarray]:
