@@ -266,7 +266,8 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
     (the bounds do not rely on the QP solver's accuracy); otherwise the verdict is
     "undecided" and ``reason`` says what is missing. It is never a wrong verdict. Clarke
     stationarity is necessary for a local minimiser, not sufficient: at a concave kink f
-    falls beside a "stationary" x (x^2 - |x| at 0; :func:`kinkgrad.minimize` goes on there).
+    falls beside a "stationary" x (x^2 - |x| at 0; :func:`kinkgrad.minimize` goes on there);
+    :func:`kinkgrad.minimality` decides the first-order condition of a minimiser itself.
 
     The minimum-norm element is found by a QP over a sum of small hulls (PIQP, see
     :mod:`kinkgrad.abs_normal.minnorm`): a k-way max over t tied entries contributes the
