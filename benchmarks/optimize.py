@@ -60,6 +60,7 @@ def run_kinkgrad(name: str, n: int, method: str, cap: float, maxfev: int | None
             "fun": float(res.fun), "nfev": int(res.nfev), "ngev": int(res.ngev),
             "cost": float(res.cost), "seconds": float(res.seconds), "verdict": rep.verdict,
             "radius": float(rep.radius), "distance": float(rep.distance),
+            "minimality": None if res.minimality is None else res.minimality.verdict,
             "status": int(res.status), "message": res.message,
             "trace": [res.history["ngev"], [h - (p.f_star or 0.0) for h in res.history["fun"]]]}
 
@@ -156,7 +157,9 @@ def main() -> None:
                 log.flush()
                 print(f"{name:20s} n={n:5d} {method:18s} gap {fmt(row['gap']):>9s} nfev "
                       f"{row['nfev']:7d} ngev {row['ngev']:7d} {row['seconds']:7.1f}s "
-                      f"{row['verdict']}", flush=True)
+                      f"{row['verdict']}"
+                      + (f" ({row['minimality']})" if row.get("minimality") else ""),
+                      flush=True)
             if not args.no_pygranso:
                 row = run_pygranso_row(name, n, args.cap)
                 rows.append(row)
