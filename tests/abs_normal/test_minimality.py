@@ -271,3 +271,75 @@ def test_many_dependent_switches_and_a_concave_kink_split_into_regions(weight):
     else:
         assert rep.verdict == "not minimal"
         assert rep.bounds[1] <= grid.min() + 1e-6
+
+
+def _milp_min(a, C, L, b):
+    """min over the box |d| <= 1 of a.d + sum_i b_i |z_i|, z = C d + L|z| (L strictly lower
+    triangular): an independent MILP (HiGHS, big-M, zero gap)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    m, n = C.shape
+    M = np.zeros(m)
+    for i in range(m):
+        M[i] = np.abs(C[i]).sum() + np.abs(L[i, :i]) @ M[:i]
+    N = n + 3 * m  # d, z, u = |z|, side
+    rows, lo, hi = [], [], []
+    for i in range(m):
+        for coef, low, high in (({"d": C[i], "z": -1.0, "L": L[i]}, 0.0, 0.0),
+                                ({"u": 1.0, "z": -1.0}, 0.0, np.inf),
+                                ({"u": 1.0, "z": 1.0}, 0.0, np.inf),
+                                ({"u": 1.0, "z": -1.0, "s": 2 * M[i]}, -np.inf, 2 * M[i]),
+                                ({"u": 1.0, "z": 1.0, "s": -2 * M[i]}, -np.inf, 0.0)):
+            r = np.zeros(N)
+            r[:n] = coef.get("d", 0.0)
+            r[n + i] += coef.get("z", 0.0)
+            r[n + m:n + 2 * m] += coef.get("L", 0.0)
+            r[n + m + i] += coef.get("u", 0.0)
+            r[n + 2 * m + i] += coef.get("s", 0.0)
+            rows.append(r)
+            lo.append(low)
+            hi.append(high)
+    cost = np.concatenate([a, np.zeros(m), b, np.zeros(m)])
+    res = milp(cost, constraints=LinearConstraint(np.array(rows), lo, hi),
+               bounds=Bounds(np.r_[-np.ones(n), -M, np.zeros(2 * m)],
+                             np.r_[np.ones(n), M, M, np.ones(m)]),
+               integrality=np.r_[np.zeros(n + 2 * m), np.ones(m)],
+               options={"mip_rel_gap": 0.0})
+    assert res.status == 0
+    return float(res.fun)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_larger_random_models_against_an_independent_milp(seed):
+    # n = 4-11, 4-24 switches (a third of them copies or combinations of others, some
+    # nested, up to half concave): "minimal" only where the MILP's least box value is
+    # >= -tol sqrt(n), "not minimal" only where it is < 0 (and the descent falls)
+    rng = np.random.default_rng(300 + seed)
+    n, m = int(rng.integers(4, 12)), int(rng.integers(4, 25))
+    a = rng.standard_normal(n) * rng.choice([0.0, 0.3, 1.0])
+    C = rng.standard_normal((m, n)) * (rng.random((m, n)) < 0.5)
+    C[np.arange(m), rng.integers(0, n, m)] += 1.0
+    for i in range(m // 3):
+        C[-1 - i] = C[i] * rng.choice([1.0, -1.0, 2.0]) + C[i + 1]
+    L = np.tril(rng.standard_normal((m, m)), -1) * (rng.random((m, m)) < 0.15)
+    b = rng.standard_normal(m)
+    b = np.where(rng.random(m) < rng.choice([0.0, 0.2, 0.5]), -np.abs(b), np.abs(b))
+
+    def f(x):
+        zs, out = [], a @ x
+        for i in range(m):
+            z = C[i] @ x
+            for j in range(i):
+                if L[i, j]:
+                    z = z + L[i, j] * knp.abs(zs[j])
+            zs.append(z)
+            out = out + b[i] * knp.abs(z)
+        return out
+
+    least = _milp_min(a, C, L, b)
+    rep = kinkgrad.minimality(f, np.zeros(n))
+    assert rep.verdict != "undecided", rep.reason  # these ten are all decided
+    if rep.verdict == "minimal":
+        assert least >= -TOL * np.sqrt(n) - 1e-7
+    elif rep.verdict == "not minimal":
+        assert least < 0 and float(f(1e-3 * np.asarray(rep.descent))) < 0

@@ -9,21 +9,23 @@ import itertools
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog, nnls
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp, nnls
 from scipy.sparse.linalg import splu, spsolve_triangular
 
 from ._sparse_rank import sparse_rank
+from .lp import quiet_fd
 from .stationarity import _model_z
 from .zero_norms import Balls
 
 __all__ = ["LeastSquares", "SlopeModel", "block_sums", "cone_descents", "lp_multipliers",
-           "merge_parallel", "pieces", "regions"]
+           "merge_parallel", "milp_descent", "pieces", "regions"]
 
 _DENSE_ENTRIES = 4_000_000  # rows x n up to which dense rows (>= 5% nonzero) use an SVD
 _SMALL = 250_000  # rows x n up to which every model's least squares use a dense SVD
 _LP_VARIABLES = 30_000  # the multipliers LP (dependent rows) up to this many variables (HiGHS:
 #   0.2 s at 5,000 on a chained model, 13 s at 50,000)
 _REGION_VARIABLES = 3_000  # the region LPs (2^k of them) up to this many variables
+_MILP_SWITCHES, _MILP_SECONDS = 64, 10.0  # the descent MILP: model size and HiGHS time limit
 _SPECTRAL = 1000  # norms with excess whose ||J_k||_2 is computed (Frobenius beyond)
 _SAMPLES = 16  # random directions whose cones are searched for descent (dependent rows)
 _EPS = float(np.finfo(np.float64).eps)
@@ -273,3 +275,36 @@ def cone_descents(mdl: SlopeModel, starts: list[np.ndarray], seed: int) -> list[
         if np.any(r):
             out.append(-r)
     return out
+
+
+def milp_descent(mdl: SlopeModel) -> np.ndarray | None:
+    """The d in the box |d_j| <= 1 minimising the model's slope (no norms), as a MILP
+    (HiGHS, one binary per switch for the side of |z'_i|, big-M from |z'_i| <= M_i =
+    ||A_i||_1 + sum_j |K_ij| M_j), when its value is negative; else None. Only a candidate:
+    the caller verifies its slope exactly, so the solver is not trusted."""
+    A, K, m, n = mdl.A, mdl.K, mdl.m, mdl.A.shape[1]
+    if mdl.J.shape[0] or not m or m > _MILP_SWITCHES:
+        return None
+    M = np.asarray(abs(A).sum(axis=1)).reshape(-1)
+    for i in mdl.coupled:
+        lo, hi = K.indptr[i], K.indptr[i + 1]
+        M[i] += np.abs(K.data[lo:hi]) @ M[K.indices[lo:hi]]
+    I_m, Z_mm, Z_mn = sp.identity(m, format="csr"), sp.csr_matrix((m, m)), sp.csr_matrix((m, n))
+    twoM = sp.diags(2.0 * M)
+    # variables (d, w, u, beta): A d - w + K u = 0, u >= +-w, u <= w + 2M(1 - beta),
+    # u <= -w + 2M beta
+    rows = sp.vstack([sp.hstack([A, -I_m, K, Z_mm]), sp.hstack([Z_mn, -I_m, I_m, Z_mm]),
+                      sp.hstack([Z_mn, I_m, I_m, Z_mm]), sp.hstack([Z_mn, -I_m, I_m, twoM]),
+                      sp.hstack([Z_mn, I_m, I_m, -twoM])]).tocsr()
+    lo = np.concatenate([np.zeros(3 * m), np.full(2 * m, -np.inf)])
+    hi = np.concatenate([np.zeros(m), np.full(2 * m, np.inf), 2.0 * M, np.zeros(m)])
+    cost = np.concatenate([mdl.g0, np.zeros(m), mdl.bhat, np.zeros(m)])
+    bounds = Bounds(np.concatenate([-np.ones(n), -M, np.zeros(2 * m)]),
+                    np.concatenate([np.ones(n), M, M, np.ones(m)]))
+    integrality = np.concatenate([np.zeros(n + 2 * m), np.ones(m)])
+    with quiet_fd(1), quiet_fd(2):  # NOTE: HiGHS's MIP solver can print from C++
+        res = milp(cost, constraints=LinearConstraint(rows, lo, hi), bounds=bounds,
+                   integrality=integrality, options={"time_limit": _MILP_SECONDS})
+    if res.x is None or not res.fun < 0:
+        return None
+    return np.asarray(res.x[:n], np.float64)

@@ -42,6 +42,11 @@ g(sigma) from the cone spanned by the rows sigma_i W_i(sigma): a nonnegative lea
 residual r, whose norm bounds the slope from below for any nonnegative weights and whose
 -r attains it. The cones cover R^n, so the least of these is the least slope itself.
 
+**A MILP for descent (up to 64 switches, no norms).** Where no candidate direction
+descends and the bound is not proven, the least slope over the box |d_j| <= 1 is a MILP
+(one binary per switch for the side of |z'_i|; HiGHS, 10 s); its d is only a candidate,
+checked like the others, so "not minimal" never rests on the solver.
+
 **Regions (many switches, dependent rows).** Beyond ``limit`` switches, the up to 8 with
 the largest excess split R^n into the 2^k regions of their signs; on a region, where
 |z'_i| = sigma_i z'_i, switch i's term is (c_i + sigma_i mu_i) |z'_i| and needs only
@@ -72,6 +77,7 @@ from ._minimality_model import (
     cone_descents,
     lp_multipliers,
     merge_parallel,
+    milp_descent,
     pieces,
     regions,
 )
@@ -301,6 +307,12 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
         if nd > 0 and np.isfinite(nd):
             tried.append((mdl.slope(d / nd), d / nd))
     tried.sort(key=lambda t: t[0])
+    if lower < -tol and (not tried or tried[0][0] >= -tol):  # NOTE: no descent found yet
+        d = milp_descent(mdl)
+        if d is not None and np.linalg.norm(d) > 0:
+            d = d / np.linalg.norm(d)
+            tried.insert(0, (mdl.slope(d), d))
+            tried.sort(key=lambda t: t[0])
     upper = tried[0][0] if tried else np.inf
     lower = min(lower, upper)
     q = balls.q if balls is not None else 0
