@@ -73,17 +73,9 @@ def test_clarke_stationary_points_that_are_no_minimisers():
         assert kinkgrad.minimality(f, np.zeros(2)).verdict == "not minimal", name
 
 
-def _random_homogeneous(rng: np.random.Generator, n: int, m: int, concave: float):
-    """f(x) = a.x + sum_i b_i |z_i|, z_i = c_i.x + sum_{j<i} L_ij |z_j| (a value's |.|
-    taken again for each use, so copies of kinks appear), and the same in NumPy for rows
-    of directions. f is positively homogeneous: f'(0; d) = f(d)."""
-    a = rng.standard_normal(n) * rng.choice([0.0, 0.3, 1.0])
-    C = rng.standard_normal((m, n))
-    if rng.random() < 0.3:
-        C[-1] = C[0] * rng.choice([1.0, -1.0, 2.0])
-    L = np.tril(rng.standard_normal((m, m)), -1) * (rng.random((m, m)) < 0.5)
-    b = rng.standard_normal(m)
-    b = np.where(rng.random(m) < concave, -np.abs(b), np.abs(b))
+def _nested_abs(a, C, L, b):
+    """x -> a.x + sum_i b_i |z_i| with z_i = C_i.x + sum_{j<i} L_ij |z_j| (in knp)."""
+    m = len(b)
 
     def f(x):
         zs, out = [], a @ x
@@ -95,6 +87,22 @@ def _random_homogeneous(rng: np.random.Generator, n: int, m: int, concave: float
             zs.append(z)
             out = out + b[i] * knp.abs(z)
         return out
+
+    return f
+
+
+def _random_homogeneous(rng: np.random.Generator, n: int, m: int, concave: float):
+    """f(x) = a.x + sum_i b_i |z_i|, z_i = c_i.x + sum_{j<i} L_ij |z_j| (a value's |.|
+    taken again for each use, so copies of kinks appear), and the same in NumPy for rows
+    of directions. f is positively homogeneous: f'(0; d) = f(d)."""
+    a = rng.standard_normal(n) * rng.choice([0.0, 0.3, 1.0])
+    C = rng.standard_normal((m, n))
+    if rng.random() < 0.3:
+        C[-1] = C[0] * rng.choice([1.0, -1.0, 2.0])
+    L = np.tril(rng.standard_normal((m, m)), -1) * (rng.random((m, m)) < 0.5)
+    b = rng.standard_normal(m)
+    b = np.where(rng.random(m) < concave, -np.abs(b), np.abs(b))
+    f = _nested_abs(a, C, L, b)
 
     def f_rows(D):
         zs, out = [], D @ a
@@ -324,18 +332,7 @@ def test_larger_random_models_against_an_independent_milp(seed):
     L = np.tril(rng.standard_normal((m, m)), -1) * (rng.random((m, m)) < 0.15)
     b = rng.standard_normal(m)
     b = np.where(rng.random(m) < rng.choice([0.0, 0.2, 0.5]), -np.abs(b), np.abs(b))
-
-    def f(x):
-        zs, out = [], a @ x
-        for i in range(m):
-            z = C[i] @ x
-            for j in range(i):
-                if L[i, j]:
-                    z = z + L[i, j] * knp.abs(zs[j])
-            zs.append(z)
-            out = out + b[i] * knp.abs(z)
-        return out
-
+    f = _nested_abs(a, C, L, b)
     least = _milp_min(a, C, L, b)
     rep = kinkgrad.minimality(f, np.zeros(n))
     assert rep.verdict != "undecided", rep.reason  # these ten are all decided
