@@ -97,7 +97,8 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
         ``nfev``, ``ngev``, ``success``, ``status``, ``message``, ``history`` (``fun``,
         ``nfev``, ``ngev`` per iteration), ``stationarity`` (the report), ``minimality``
         (:func:`kinkgrad.minimality`'s report at x at the verdict's radius and ``tol``
-        when the run ended certified "stationary", else None), ``method``,
+        when the run ended certified "stationary"; None otherwise, and where maxiter,
+        maxfev or the three restarts left no room for the check), ``method``,
         ``seconds`` and ``cost`` (the gradient-type calls in units of one gradient: a
         stationarity test with m active switches costs 1 + m, an abs-normal form n + s).
 
@@ -202,7 +203,7 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
 
 
 def _minimality(minimal: tuple | None, x: np.ndarray) -> Any:
-    """The minimality report made at the final x (None when the run ended uncertified)."""
+    """The minimality report made at the final x, if one was."""
     return minimal[1] if minimal is not None and np.array_equal(minimal[0], x) else None
 
 
