@@ -340,3 +340,19 @@ def test_larger_random_models_against_an_independent_milp(seed):
         assert least >= -TOL * np.sqrt(n) - 1e-7
     elif rep.verdict == "not minimal":
         assert least < 0 and float(f(1e-3 * np.asarray(rep.descent))) < 0
+
+
+@pytest.mark.parametrize("c, least", [((1.5, 1.5, 1.5), None), ((2.2, 0.0, 0.0), -0.2)])
+def test_convex_norms_and_kinks_on_shared_columns(c, least):
+    # f = c.x + ||x||_1 + ||x||_2 at 0: f'(0; d) = c.d + ||d||_1 + ||d||_2, convex, with the
+    # l1 kinks' rows and the norm's on the same columns (least-squares multipliers exceed
+    # the norm's weight for c = 1.5 (1, 1, 1), although c - (1, 1, 1) lies in the unit ball:
+    # minimal); for c = 2.2 e_0 the least slope is -0.2 along -e_0 (by hand)
+    c = np.array(c)
+    rep = kinkgrad.minimality(lambda x: c @ x + knp.sum(knp.abs(x)) + knp.linalg.norm(x),
+                              np.zeros(3))
+    if least is None:
+        assert rep.verdict == "minimal" and rep.method == "convexity"
+    else:
+        assert rep.verdict == "not minimal"
+        assert rep.bounds[0] <= least + 1e-12 and rep.bounds[1] == pytest.approx(least)

@@ -26,6 +26,7 @@ _LP_VARIABLES = 30_000  # the multipliers LP (dependent rows) up to this many va
 #   0.2 s at 5,000 on a chained model, 13 s at 50,000)
 _REGION_VARIABLES = 3_000  # the region LPs (2^k of them) up to this many variables
 _MILP_SWITCHES, _MILP_SECONDS = 64, 10.0  # the descent MILP: model size and HiGHS time limit
+_RANK_BLOCK = 512  # blocks of rows up to which LIKQ is tested (eigvalsh; 4096: 0.12 s each)
 _SPECTRAL = 1000  # norms with excess whose ||J_k||_2 is computed (Frobenius beyond)
 _SAMPLES = 16  # random directions whose cones are searched for descent (dependent rows)
 _EPS = float(np.finfo(np.float64).eps)
@@ -50,6 +51,11 @@ class SlopeModel:
             G[i] += np.abs(K.data[lo:hi]) @ G[K.indices[lo:hi]]
         self.G = G
         self.starts = np.concatenate([[0], np.cumsum(self.dims)]).astype(np.int64)
+
+    @property
+    def convex(self) -> bool:
+        """Whether f'(.) is convex by its terms: no coupling, bhat >= 0, lambda >= 0."""
+        return not self.K.nnz and bool(np.all(self.bhat >= 0) and np.all(self.lam >= 0))
 
     def piece(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(W, g) on the piece of signature sigma: z' = W d, f'(d) = g . d (no norms);
@@ -131,7 +137,7 @@ class LeastSquares:
             self.likq = bool(keep.sum() == k)
             self.svd = (U[:, keep], s[keep], Vt[keep])
         else:
-            rank, exact, _ = sparse_rank(R)
+            rank, exact, _ = sparse_rank(R, _RANK_BLOCK)  # NOTE: a larger block: not LIKQ
             self.likq = bool(exact and rank == k)
             G = (R @ R.T).tocsc()
             damp = 1e-14 * max(float(G.diagonal().max(initial=0.0)), 1e-300)

@@ -47,6 +47,12 @@ descends and the bound is not proven, the least slope over the box |d_j| <= 1 is
 (one binary per switch for the side of |z'_i|; HiGHS, 10 s); its d is only a candidate,
 checked like the others, so "not minimal" never rests on the solver.
 
+**Convexity.** Where the model's terms are convex (no coupling, bhat >= 0, lambda >= 0),
+f'(d) is the support function of the Clarke set, so the least slope is minus the distance
+from 0 to it, bounded by the norm of a proven element that :func:`~.stationarity` finds
+(its minimum-norm QP or SOCP): total variation's end points, whose norms and l1 kinks share
+columns, are decided there.
+
 **Regions (many switches, dependent rows).** Beyond ``limit`` switches, the up to 8 with
 the largest excess split R^n into the 2^k regions of their signs; on a region, where
 |z'_i| = sigma_i z'_i, switch i's term is (c_i + sigma_i mu_i) |z'_i| and needs only
@@ -84,7 +90,7 @@ from ._minimality_model import (
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
 from .expand import expand
-from .stationarity import HUGE, _slope, near_active
+from .stationarity import HUGE, _slope, near_active, stationarity
 from .zero_norms import Balls, split_zero_norms, switch_origins
 
 __all__ = ["MinimalityReport", "minimality"]
@@ -114,8 +120,8 @@ class MinimalityReport(ActiveNames):
         multipliers: (m,) the multipliers test's mu, one per active switch (model order,
             copies merged; ``active`` names them, then the norms), or None;
             ``likq``: whether the switches' and norms' rows are independent.
-        method: "multipliers", "pieces" or "regions" (which gave the lower bound), "" when
-            none.
+        method: "multipliers", "pieces", "regions" or "convexity" (which gave the lower
+            bound), "" when none.
         radius, tol: as passed; num_active: switches and norms treated as active.
     """
 
@@ -301,6 +307,15 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
             lo_r = regions(mdl, excess, min(limit, _REGIONS))
             if lo_r > lower:
                 lower, method = lo_r, "regions"
+    if lower < -tol and mdl.convex:  # NOTE: f'(d) = max over the Clarke set of g . d
+        st = stationarity(f, spec.tree(spec.point(tr)), radius=radius, tol=tol)
+        if st.min_norm is not None and np.isfinite(st.bounds[1]):
+            # the least slope is -dist(0, set) >= -(the norm of a proven element)
+            lo_c = -st.bounds[1] * (1 + (spec.n + 8) * _EPS)
+            if lo_c > lower:
+                lower, method = lo_c, "convexity"
+        if st.descent is not None:
+            dirs.append(spec.from_tree(st.descent, "minimality"))
     tried = []
     for d in dirs:
         nd = float(np.linalg.norm(d))
