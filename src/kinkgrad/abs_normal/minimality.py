@@ -90,7 +90,7 @@ from ._minimality_model import (
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
 from .expand import expand
-from .stationarity import HUGE, _slope, near_active, stationarity
+from .stationarity import HUGE, StationarityReport, _slope, near_active, stationarity
 from .zero_norms import Balls, split_zero_norms, switch_origins
 
 __all__ = ["MinimalityReport", "minimality"]
@@ -200,7 +200,8 @@ def _candidates(mdl: SlopeModel, ls: LeastSquares, theta: np.ndarray, excess: np
 @on_numpy
 @_flat.underflow_is_not_an_error
 def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed: int = 0,
-               limit: int = _LIMIT) -> MinimalityReport:
+               limit: int = _LIMIT, *, _known: StationarityReport | None = None
+               ) -> MinimalityReport:
     """Decide whether x is first-order minimal for a scalar abs-smooth f: f'(x; d) >= -tol
     ||d|| for every direction d (module docstring for the model at ``radius`` > 0).
 
@@ -223,6 +224,8 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
             the rows are dependent and there are more than ``limit`` switches.
         limit: switches (0..20) up to which all 2**limit sign patterns are tried when the
             multipliers do not prove the answer.
+        _known: internal (``minimize``): ``stationarity(f, x, radius, tol)``'s report at
+            this very f and x, reused for the convexity bound instead of made again.
 
     Returns:
         A :class:`MinimalityReport` (truthy iff "minimal").
@@ -269,7 +272,9 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
         return MinimalityReport.undecided(
             f"the model's entries are not finite or beyond {HUGE:.0e} (their squares "
             "overflow float64); rescale f", radius, tol, red.m + q)
-    rep = _decide(red, balls, f, tr, spec, out, radius, tol, limit, seed)
+    known = _known if _known is not None and (_known.radius, _known.tol) == (radius, tol) \
+        else None
+    rep = _decide(red, balls, f, tr, spec, out, radius, tol, limit, seed, known)
     flips = flippable_comparisons(tr, spec, radius)
     if flips and rep.verdict != "undecided":
         rep.verdict, rep.descent, rep.slope = "undecided", None, None
@@ -280,7 +285,8 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
 
 
 def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: FlatSpec, out: Any,
-            radius: float, tol: float, limit: int, seed: int) -> MinimalityReport:
+            radius: float, tol: float, limit: int, seed: int,
+            known: StationarityReport | None) -> MinimalityReport:
     A, K, bhat, kept = merge_parallel(red.A_sparse.tocsr(), red.K_sparse.tocsr(),
                                        np.asarray(red.bhat, np.float64))
     mdl = SlopeModel(A, K, balls, np.asarray(red.g0, np.float64), bhat)
@@ -308,7 +314,7 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
             if lo_r > lower:
                 lower, method = lo_r, "regions"
     if lower < -tol and mdl.convex:  # NOTE: f'(d) = max over the Clarke set of g . d
-        st = stationarity(f, spec.tree(spec.point(tr)), radius=radius, tol=tol)
+        st = known or stationarity(f, spec.tree(spec.point(tr)), radius=radius, tol=tol)
         if st.min_norm is not None and np.isfinite(st.bounds[1]):
             # the least slope is -dist(0, set) >= -(the norm of a proven element)
             lo_c = -st.bounds[1] * (1 + (spec.n + 8) * _EPS)

@@ -32,6 +32,7 @@ from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from ..abs_normal.minimality import MinimalityReport, minimality
+from ..abs_normal.stationarity import StationarityReport
 from ..abs_normal.zero_norms import Balls
 from ..errors import KinkgradError
 from ._norm_groups import zero_groups
@@ -69,15 +70,16 @@ def concave_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float
         return None
 
 
-def descent_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float, tol: float
+def descent_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float, tol: float,
+                   known: StationarityReport | None = None
                    ) -> tuple[tuple[np.ndarray, float] | None, MinimalityReport | None]:
     """(a point with f lower than ``fx`` beyond rounding, or None; the report) of
     :func:`kinkgrad.minimality` at x (one gradient-type call): where it says "not minimal"
     (a Clarke-stationary point from which f provably falls: its kinks need not be norms,
     nor their rows independent), steps along its descent direction growing tenfold from
-    1e-6 (1 + ||x||_inf) while f falls."""
+    1e-6 (1 + ||x||_inf) while f falls. ``known``: the verdict's report at x (reused)."""
     try:
-        rep = oracle.counted(minimality, x, radius=radius, tol=tol)
+        rep = oracle.counted(minimality, x, radius=radius, tol=tol, _known=known)
     except BudgetExhausted:  # NOTE: maxfev leaves no call for the check
         return None, None
     if rep is not None:

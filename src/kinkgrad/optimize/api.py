@@ -174,7 +174,8 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                 break
             escape, why = concave_escape(oracle, out.x, out.fun, rep.radius), "on a concave kink"
             if escape is None:
-                escape, checked = descent_escape(oracle, out.x, out.fun, rep.radius, tol)
+                escape, checked = descent_escape(oracle, out.x, out.fun, rep.radius, tol,
+                                                 rep)
                 minimal = (out.x.copy(), checked)
                 why = "but not minimal (kinkgrad.minimality)"
             if escape is None:
