@@ -5,6 +5,7 @@ cones of sampled directions (the mathematics is in :mod:`.minimality`'s docstrin
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -45,12 +46,31 @@ class SlopeModel:
         self.m = A.shape[0]
         self.R = sp.vstack([A, self.J]).tocsr()
         self.coupled = np.flatnonzero(np.diff(K.indptr))
-        G = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).reshape(-1))
-        for i in self.coupled:  # K is strictly lower triangular: rows in order
-            lo, hi = K.indptr[i], K.indptr[i + 1]
-            G[i] += np.abs(K.data[lo:hi]) @ G[K.indices[lo:hi]]
-        self.G = G
+        self.G = self.through_couplings(np.sqrt(np.asarray(A.multiply(A).sum(axis=1))
+                                                .reshape(-1)))
         self.starts = np.concatenate([[0], np.cumsum(self.dims)]).astype(np.int64)
+
+    def through_couplings(self, base: np.ndarray) -> np.ndarray:
+        """b with b_i = base_i + sum_j |K_ij| b_j (K strictly lower triangular: rows in
+        order): a bound on |z'_i| from one on |A_i d| (row norms: per ||d||_2; absolute row
+        sums: per ||d||_inf)."""
+        b, K = np.array(base, np.float64), self.K
+        for i in self.coupled:
+            lo, hi = K.indptr[i], K.indptr[i + 1]
+            b[i] += np.abs(K.data[lo:hi]) @ b[K.indices[lo:hi]]
+        return b
+
+    @functools.cached_property
+    def lp_rows(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        """(A_ub, b_ub) of :func:`lp_multipliers` over (mu, s, t), both sides of every
+        switch: |g0 - A^T mu| <= t and +-mu_i + (K^T mu)_i - s_i <= bhat_i."""
+        A, m, n = self.A, self.m, self.A.shape[1]
+        I_m, I_n = sp.identity(m, format="csr"), sp.identity(n, format="csr")
+        Z_nm, Z_mn, Kt = sp.csr_matrix((n, m)), sp.csr_matrix((m, n)), self.K.T.tocsr()
+        A_ub = sp.vstack([sp.hstack([A.T, Z_nm, -I_n]), sp.hstack([-A.T, Z_nm, -I_n]),
+                          sp.hstack([I_m + Kt, -I_m, Z_mn]),
+                          sp.hstack([-I_m + Kt, -I_m, Z_mn])]).tocsr()
+        return A_ub, np.concatenate([self.g0, -self.g0, self.bhat, self.bhat])
 
     @property
     def convex(self) -> bool:
@@ -203,21 +223,15 @@ def lp_multipliers(mdl: SlopeModel, signs: np.ndarray | None = None,
     """mu minimising ||g0 - A^T mu||_1 + sum_i G_i (|mu_i| - c_i(mu))_+ (an LP, HiGHS): the
     bound's terms when the rows are dependent (no norms); with ``signs``, those of the
     region's bound (:meth:`SlopeModel.lower_bound`). None when the LP is not solved."""
-    A, K, m, n = mdl.A, mdl.K, mdl.m, mdl.A.shape[1]
+    m, n = mdl.m, mdl.A.shape[1]
     if 2 * m + n > limit:
         return None
     signs = np.zeros(m) if signs is None else signs
     keep = np.concatenate([np.ones(2 * n, bool), signs <= 0, signs >= 0])  # one side each
-    I_m, I_n = sp.identity(m, format="csr"), sp.identity(n, format="csr")
-    Z_nm, Kt = sp.csr_matrix((n, m)), K.T.tocsr()
-    A_ub = sp.vstack([sp.hstack([A.T, Z_nm, -I_n]), sp.hstack([-A.T, Z_nm, -I_n]),
-                      sp.hstack([I_m + Kt, -I_m, sp.csr_matrix((m, n))]),
-                      sp.hstack([-I_m + Kt, -I_m, sp.csr_matrix((m, n))])]).tocsc()
-    b_ub = np.concatenate([mdl.g0, -mdl.g0, mdl.bhat, mdl.bhat])
+    A_ub, b_ub = mdl.lp_rows
     cost = np.concatenate([np.zeros(m), mdl.G, np.ones(n)])
     bounds = [(None, None)] * m + [(0, None)] * (m + n)
-    res = linprog(cost, A_ub=A_ub.tocsr()[keep], b_ub=b_ub[keep], bounds=bounds,
-                  method="highs")
+    res = linprog(cost, A_ub=A_ub[keep], b_ub=b_ub[keep], bounds=bounds, method="highs")
     return res.x[:m] if res.status == 0 else None
 
 
@@ -240,21 +254,31 @@ def regions(mdl: SlopeModel, excess: np.ndarray, count: int) -> float:
     return lower
 
 
+def _cone(mdl: SlopeModel, sigma: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(r, a rounding bound on ||r||) for the cone {d : sigma_i z'_i(d) >= 0}: r = g(sigma)
+    - C^T y with y >= 0 the nonnegative least-squares weights of its rows C = Sigma
+    W(sigma), so that the model's least slope on the cone is -||r||, attained along -r
+    (Moreau); None when the solve fails."""
+    W, g = mdl.piece(sigma)
+    C = sigma[:, None] * W
+    try:
+        y, _ = nnls(C.T, g)
+    except RuntimeError:
+        return None
+    err = (mdl.m + 3) * _EPS * 1.01 * (np.abs(g) + np.abs(C).T @ y)
+    return g - C.T @ y, float(np.linalg.norm(err))
+
+
 def pieces(mdl: SlopeModel) -> tuple[float, list[np.ndarray]]:
     """(least slope's lower bound over every sign pattern's cone, their attaining
     directions); -inf when a nonnegative least-squares solve fails."""
     lower, dirs = np.inf, []
     for signs in itertools.product((1.0, -1.0), repeat=mdl.m):
-        sigma = np.array(signs)
-        W, g = mdl.piece(sigma)
-        C = sigma[:, None] * W
-        try:
-            y, _ = nnls(C.T, g)
-        except RuntimeError:
+        cone = _cone(mdl, np.array(signs))
+        if cone is None:
             return -np.inf, dirs
-        r = g - C.T @ y
-        err = (mdl.m + 3) * _EPS * 1.01 * (np.abs(g) + np.abs(C).T @ y)
-        lower = min(lower, -(float(np.linalg.norm(r)) + float(np.linalg.norm(err))))
+        r, err = cone
+        lower = min(lower, -(float(np.linalg.norm(r)) + err))
         if np.any(r):
             dirs.append(-r)
     return lower * (1 + (mdl.A.shape[1] + 8) * _EPS), dirs
@@ -271,15 +295,9 @@ def cone_descents(mdl: SlopeModel, starts: list[np.ndarray], seed: int) -> list[
     for d in [*starts, *rng.standard_normal((_SAMPLES, mdl.A.shape[1]))]:
         sigma = np.sign(_model_z(mdl.A, mdl.K, mdl.coupled, d))
         sigma[sigma == 0] = 1.0
-        W, g = mdl.piece(sigma)
-        C = sigma[:, None] * W
-        try:
-            y, _ = nnls(C.T, g)
-        except RuntimeError:
-            continue
-        r = g - C.T @ y
-        if np.any(r):
-            out.append(-r)
+        cone = _cone(mdl, sigma)
+        if cone is not None and np.any(cone[0]):
+            out.append(-cone[0])
     return out
 
 
@@ -291,10 +309,7 @@ def milp_descent(mdl: SlopeModel) -> np.ndarray | None:
     A, K, m, n = mdl.A, mdl.K, mdl.m, mdl.A.shape[1]
     if mdl.J.shape[0] or not m or m > _MILP_SWITCHES:
         return None
-    M = np.asarray(abs(A).sum(axis=1)).reshape(-1)
-    for i in mdl.coupled:
-        lo, hi = K.indptr[i], K.indptr[i + 1]
-        M[i] += np.abs(K.data[lo:hi]) @ M[K.indices[lo:hi]]
+    M = mdl.through_couplings(np.asarray(abs(A).sum(axis=1)).reshape(-1))
     I_m, Z_mm, Z_mn = sp.identity(m, format="csr"), sp.csr_matrix((m, m)), sp.csr_matrix((m, n))
     twoM = sp.diags(2.0 * M)
     # variables (d, w, u, beta): A d - w + K u = 0, u >= +-w, u <= w + 2M(1 - beta),

@@ -165,7 +165,7 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
     monitor = Monitor(callback, oracle.tree, progress, f"minimize ({method})")
     try:
         out, rep = _run(oracle, module, method, tol, maxiter, monitor, options)
-        minimal: tuple | None = None  # (x, minimality's report there)
+        minimal = None  # minimality's report at out.x, once made there
         for _ in range(_ESCAPES):  # NOTE: Clarke-stationary on a concave kink: f falls
             if rep.verdict != "stationary" or _stopped(out, maxiter):  # beside it (._concave)
                 break
@@ -174,12 +174,12 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                 break
             escape, why = concave_escape(oracle, out.x, out.fun, rep.radius), "on a concave kink"
             if escape is None:
-                escape, checked = descent_escape(oracle, out.x, out.fun, rep.radius, tol,
+                escape, minimal = descent_escape(oracle, out.x, out.fun, rep.radius, tol,
                                                  rep)
-                minimal = (out.x.copy(), checked)
                 why = "but not minimal (kinkgrad.minimality)"
             if escape is None:
                 break
+            minimal = None  # NOTE: the run goes on from elsewhere
             oracle.x0, oracle.f0 = escape
             again, rep = _run(oracle, module, method, tol, left, monitor, options)
             out = replace(again, nit=out.nit + again.nit, message=(
@@ -198,14 +198,9 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                           nfev=oracle.nfev, ngev=oracle.ngev, cost=oracle.cost,
                           success=rep.verdict == "stationary",
                           status=out.status, message=message, history=oracle.history,
-                          stationarity=rep, minimality=_minimality(minimal, out.x),
+                          stationarity=rep, minimality=minimal,
                           method=method,
                           seconds=time.perf_counter() - start)
-
-
-def _minimality(minimal: tuple | None, x: np.ndarray) -> Any:
-    """The minimality report made at the final x, if one was."""
-    return minimal[1] if minimal is not None and np.array_equal(minimal[0], x) else None
 
 
 def _stopped(out: MethodResult, maxiter: int | None) -> bool:
