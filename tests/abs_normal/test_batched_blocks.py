@@ -15,8 +15,8 @@ from kinkgrad import problems
 from kinkgrad.abs_normal import _batched_blocks, localset
 from kinkgrad.abs_normal._flat import FlatSpec, scalar_output, trace_at
 from kinkgrad.abs_normal.active import ActiveModel
+from kinkgrad.abs_normal.ball_model import near_active
 from kinkgrad.abs_normal.expand import expand
-from kinkgrad.abs_normal.stationarity import near_active
 
 X_STAR = {"chained-cb3-1": np.ones, "chained-lq": lambda n: np.full(n, 2 ** -0.5),
           "chained-crescent-2": np.zeros, "active-faces": np.zeros}

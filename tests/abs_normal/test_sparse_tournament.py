@@ -29,8 +29,8 @@ from kinkgrad.abs_normal._sparse_tournament import (
     sparse_weights,
 )
 from kinkgrad.abs_normal.active import ActiveModel
+from kinkgrad.abs_normal.ball_model import near_active
 from kinkgrad.abs_normal.expand import expand
-from kinkgrad.abs_normal.stationarity import near_active
 from kinkgrad.abs_normal.tournament import block_value
 
 

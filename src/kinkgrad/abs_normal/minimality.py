@@ -74,9 +74,9 @@ from typing import Any
 import numpy as np
 
 from ..backends import on_numpy
-from ..errors import KinkgradError, NotAbsSmoothError
+from ..errors import KinkgradError
 from . import _flat
-from ._flat import ActiveNames, FlatSpec, ball_arguments, scalar_output, trace_at
+from ._flat import ActiveNames, FlatSpec, ball_arguments
 from ._minimality_model import (
     LeastSquares,
     SlopeModel,
@@ -89,9 +89,9 @@ from ._minimality_model import (
 )
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
-from .expand import expand
-from .stationarity import HUGE, StationarityReport, _slope, near_active, stationarity
-from .zero_norms import Balls, split_zero_norms, switch_origins
+from .ball_model import ball_model
+from .stationarity import HUGE, StationarityReport, _slope, stationarity
+from .zero_norms import Balls
 
 __all__ = ["MinimalityReport", "minimality"]
 
@@ -246,23 +246,14 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
             or not 0 <= limit <= 20:
         raise KinkgradError(f"minimality: limit={limit!r}; pass an integer in 0..20 (the "
                             "sign patterns tried are 2**limit).")
-    try:
-        tr = trace_at(f, x, "minimality")
-        out, _ = scalar_output(tr, "minimality")
-        spec = FlatSpec(tr)
-        tr0, balls = split_zero_norms(tr, spec, out, radius)
-        exp = expand(tr0)
-    except NotAbsSmoothError as exc:
-        return MinimalityReport.undecided(f"not abs-smooth at x: {exc}", radius, tol)
+    got = ball_model(f, x, radius, "minimality")
+    if isinstance(got[0], str):
+        return MinimalityReport.undecided(got[0], radius, tol, got[1])
+    tr, spec, out, balls, model = got
     if out is None:
         return MinimalityReport("minimal", "f does not depend on x.", (0.0, 0.0), None,
                                 None, np.zeros(0), True, "multipliers", radius, tol, 0)
-    model = ActiveModel(exp, spec, out, active=near_active(exp, spec, radius))
     q = balls.q if balls is not None else 0
-    if balls is not None and balls.coupled(switch_origins(exp, model.active)):
-        return MinimalityReport.undecided(
-            f"{q} Euclidean norm(s) at zero are fed or read by active kinks; the model is "
-            "described only for norms isolated from them", radius, tol, model.m + q)
     red = model.reduced()
     parts = [red.g0, red.bhat, red.A_sparse.data, red.K_sparse.data]
     if balls is not None:

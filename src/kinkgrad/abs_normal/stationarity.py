@@ -9,7 +9,7 @@ the ball of radius r (2-norm) around x counts as active: switch i is *near-activ
 with grad z_i taken on the piece of x (abs'(0) := 0 at exact kinks; with more than 4096
 switches, a 16-direction random forward probe first discards switches whose estimated
 ||grad z_i|| is ten times too small, which misses a near-active one with probability below
-1e-13 per switch, see ``_probe_norms``). The set is then the Clarke subdifferential at x of
+1e-13 per switch, see :mod:`.ball_model`). The set is then the Clarke subdifferential at x of
 the program in which every near-active switch is moved onto its kink: the hull of the
 gradients, at x, of the selection functions of every piece whose signs the near-active
 switches can take within the ball to first order: a Goldstein-type r-subdifferential
@@ -55,34 +55,27 @@ from typing import Any
 import numpy as np
 
 from ..backends import on_numpy
-from ..errors import NotAbsSmoothError
-from ..kinks import KinkPolicy, resolve_policy
-from ..modes.sparse_rows import reverse_rows
+from ..kinks import resolve_policy
 from ..modes.sweeps import forward_sweep
 from ._flat import (
     ActiveNames,
     FlatSpec,
     ball_arguments,
-    scalar_output,
-    trace_at,
     underflow_is_not_an_error,
 )
-from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
-from .expand import Expanded, expand
+from .ball_model import ball_model
 from .localset import BlockTooLarge, LocalSet, local_set
 from .minnorm import min_norm
 from .signatures import enumerate_signatures
 from .sort_oracle_min import by_oracles, realised, with_oracles
-from .zero_norms import Balls, ball_bounds, split_zero_norms, switch_origins
+from .zero_norms import Balls, ball_bounds
 
 __all__ = ["StationarityReport", "stationarity"]
 
 _ROUNDS = 30  # column-generation rounds for the inner set when blocks do not add up
 _ENUM_M = 20  # at most this many active switches: enumerate the realised signatures
 _ENUM_LIMIT = 4096
-_ABS0 = KinkPolicy(abs=0.0)
-_PROBE_ABOVE = 4096  # more switches than this: a random forward probe filters the ball first
 HUGE = 1e150  # entries beyond this overflow when squared (sum of squares of n of them)
 
 
@@ -141,46 +134,6 @@ class StationarityReport(ActiveNames):
         if self.slope is not None:
             line += f", descent slope {self.slope:.3e}"
         return line + f"\n  {self.reason}"
-
-
-# ---------------------------------------------------------------------------- the ball
-def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
-    """Mask of the switches with |z_i| <= radius ||grad z_i|| (grad on the piece of x)."""
-    z = exp.z()
-    mask = z == 0
-    if radius <= 0 or exp.s == 0:
-        return mask
-    cand = np.flatnonzero(~mask)
-    if cand.size > _PROBE_ABOVE:
-        cand = cand[np.abs(z[cand]) <= 10 * radius * _probe_norms(exp, spec)[cand]]
-    norms = np.zeros(exp.s)
-    if cand.size:
-        slots, ents = exp.z_seeds(cand)
-        x_slots = [v.index for v in exp.traced.in_vars]
-        mats, _ = reverse_rows(exp.eqns, exp.vals, slots, ents, x_slots, _ABS0)
-        sq = sum((np.asarray(M.multiply(M).sum(axis=1)).reshape(-1) for M in mats),
-                 np.zeros(cand.size))
-        norms[cand] = np.sqrt(sq)
-    return mask | (np.abs(z) <= radius * norms)
-
-
-def _probe_norms(exp: Expanded, spec: FlatSpec) -> np.ndarray:
-    """Estimates of ||grad z_i|| for every switch from one forward sweep with k = 16 Gaussian
-    directions: mean((grad z_i . u)^2) = ||grad z_i||^2, and the estimate falls below a tenth
-    of the truth with probability P(chi2_16 < 0.16) < 1e-13 per switch; so with the factor 10
-    of the caller's filter a near-active switch is missed with probability below 1e-13."""
-    from ._flat import probe_tangents
-
-    k = 16
-    tan = probe_tangents(exp.eqns, exp.vals, [v.index for v in exp.traced.in_vars], spec, k)
-    est = np.zeros(exp.s)
-    for j in range(len(exp.abs_eqns)):
-        t = tan.get(exp.z_slot(j))
-        if t is not None:
-            lo, hi = exp.offsets[j], exp.offsets[j + 1]
-            T = np.asarray(t, np.float64).reshape(k, -1)
-            est[lo:hi] = np.sqrt(np.mean(T * T, axis=0))
-    return est
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -302,20 +255,10 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         'stationary'
     """
     radius, tol = ball_arguments("stationarity", radius, tol, seed)
-    try:
-        tr = trace_at(f, x, "stationarity")
-        out, _ = scalar_output(tr, "stationarity")
-        spec = FlatSpec(tr)
-        tr0, balls = split_zero_norms(tr, spec, out, radius)  # Euclidean norms at 0
-        exp = expand(tr0)
-    except NotAbsSmoothError as exc:
-        return StationarityReport.undecided(f"not abs-smooth at x: {exc}", radius, tol)
-    model = ActiveModel(exp, spec, out, active=near_active(exp, spec, radius))
-    if balls is not None and balls.coupled(switch_origins(exp, model.active)):
-        return StationarityReport.undecided(
-            f"{balls.q} Euclidean norm(s) at zero are fed or read by active kinks; the set "
-            "is described only for norms isolated from them (kinkgrad.abs_normal.zero_norms)",
-            radius, tol, model.m + balls.q)
+    got = ball_model(f, x, radius, "stationarity")
+    if isinstance(got[0], str):
+        return StationarityReport.undecided(got[0], radius, tol, got[1])
+    tr, spec, out, balls, model = got
     try:
         ls = local_set(model, seed)
     except BlockTooLarge as exc:

@@ -252,7 +252,7 @@ def _norms(tr: Traced) -> list[tuple[int, np.ndarray, np.ndarray]]:
 
 def _probe(tr: Traced, spec: FlatSpec, found: list) -> list[np.ndarray]:
     """Estimates of ||J_k||_F per group from one forward sweep with 16 Gaussian directions
-    (as :func:`.stationarity._probe_norms` for switches: below a tenth of the truth with
+    (as :func:`.ball_model._probe_norms` for switches: below a tenth of the truth with
     probability < 1e-13, against the caller's factor 10)."""
     tan = probe_tangents(tr.eqns, tr.vals, spec.slots, spec, _PROBE)
     est = []
