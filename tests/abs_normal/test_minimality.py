@@ -42,6 +42,14 @@ CLOSED_FORMS = {
                          -1 / np.sqrt(2.0)),
     "|x0 - x1| + (x0 + x1) / 10": (lambda x: knp.abs(x[0] - x[1]) + 0.1 * (x[0] + x[1]),
                                    -0.1 * np.sqrt(2.0)),
+    # concave norms and kinks beside convex ones (||d||_1 >= ||d||_2, equal on the axes)
+    "||x||_1 - ||x||_2": (lambda x: knp.sum(knp.abs(x)) - knp.linalg.norm(x), 0.0),
+    "||x||_1 - 1.01 ||x||_2": (lambda x: knp.sum(knp.abs(x)) - 1.01 * knp.linalg.norm(x),
+                               -0.01),
+    "2|x0| + |x1| - ||x||": (lambda x: 2 * knp.abs(x[0]) + knp.abs(x[1])
+                             - knp.linalg.norm(x), 0.0),
+    "||x|| - |x0| / 2": (lambda x: knp.linalg.norm(x) - 0.5 * knp.abs(x[0]), 0.5),
+    "||x|| - 3 |x0| / 2": (lambda x: knp.linalg.norm(x) - 1.5 * knp.abs(x[0]), -0.5),
 }
 
 
@@ -356,3 +364,67 @@ def test_convex_norms_and_kinks_on_shared_columns(c, least):
     else:
         assert rep.verdict == "not minimal"
         assert rep.bounds[0] <= least + 1e-12 and rep.bounds[1] == pytest.approx(least)
+
+
+def _concave_split_family(rng: np.random.Generator, n: int):
+    """f = a.x + sum_i b_i |c_i . x| + l ||C x|| - beta |e . x| - gamma ||E x|| with b, l > 0
+    and m + rows(C) <= n generic rows: convex terms with independent rows, one concave kink
+    and one concave norm (each reading x only); and f's values on rows of directions."""
+    m = int(rng.integers(0, n))
+    k = int(rng.integers(1, n - m + 1))
+    a = rng.standard_normal(n) * rng.choice([0.0, 0.3, 1.0])
+    Cb, b = rng.standard_normal((m, n)), rng.random(m) + 0.2
+    C, lam = rng.standard_normal((k, n)), rng.random() + 0.2
+    e, beta = rng.standard_normal(n), rng.random() * rng.choice([0.3, 1.0])
+    E, gamma = rng.standard_normal((int(rng.integers(1, 3)), n)), rng.random() * 0.5
+
+    def f(x):
+        return (a @ x + knp.sum(b * knp.abs(Cb @ x)) + lam * knp.linalg.norm(C @ x)
+                - beta * knp.abs(e @ x) - gamma * knp.linalg.norm(E @ x))
+
+    def f_rows(D):
+        return (D @ a + np.abs(D @ Cb.T) @ b + lam * np.linalg.norm(D @ C.T, axis=1)
+                - beta * np.abs(D @ e) - gamma * np.linalg.norm(D @ E.T, axis=1))
+
+    return f, f_rows
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_concave_terms_split_into_linear_ones_against_a_grid(seed):
+    # f'(0; d) = min over u of linear-plus-convex slopes: decided, and right by the grid of
+    # unit directions (n = 2: 200,001 angles; n = 3: 400,000 random unit vectors)
+    rng = np.random.default_rng(300 + seed)
+    n = 2 + seed % 2
+    f, f_rows = _concave_split_family(rng, n)
+    D = _CIRCLE if n == 2 else _sphere(rng, 400_000)
+    grid_least = float(f_rows(D).min())
+    rep = kinkgrad.minimality(f, np.zeros(n))
+    lo, hi = rep.bounds
+    assert lo <= grid_least + 1e-9
+    if rep.verdict == "minimal":
+        assert grid_least >= -TOL
+    elif rep.verdict == "not minimal":
+        assert float(f_rows(np.asarray(rep.descent)[None])[0]) < 0 and rep.slope < 0
+    if abs(grid_least) > 1e-3:  # clear cases are decided (the split is exact here)
+        assert rep.verdict != "undecided", rep.reason
+
+
+def _sphere(rng: np.random.Generator, count: int) -> np.ndarray:
+    g = rng.standard_normal((count, 3))
+    return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+
+def test_l1_minus_l2_at_zero_in_many_dimensions():
+    # ||d||_1 - ||d||_2 >= 0 with equality on the axes: 0 is first-order minimal for
+    # ||x||_1 - ||x||_2 (a nonconvex sparsity penalty), and not once a gradient is added,
+    # whose slope along -sign(g_j) e_j is -|g_j| (by hand)
+    n = 200
+    rep = kinkgrad.minimality(lambda x: knp.sum(knp.abs(x)) - knp.linalg.norm(x), np.zeros(n))
+    assert rep.verdict == "minimal" and rep.method == "concave split"
+    g = np.zeros(n)
+    g[7] = 1e-3
+    rep = kinkgrad.minimality(lambda x: g @ x + knp.sum(knp.abs(x)) - knp.linalg.norm(x),
+                              np.zeros(n))
+    assert rep.verdict == "not minimal" and rep.bounds[0] <= -1e-3 + 1e-12 and rep.slope < -TOL
+    d = np.asarray(rep.descent)
+    assert float(g @ d + np.abs(d).sum() - np.linalg.norm(d)) < 0

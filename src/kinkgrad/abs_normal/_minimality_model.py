@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,8 +19,8 @@ from .lp import quiet_fd
 from .stationarity import _model_z
 from .zero_norms import Balls
 
-__all__ = ["LeastSquares", "SlopeModel", "block_sums", "cone_descents", "lp_multipliers",
-           "merge_parallel", "milp_descent", "pieces", "regions"]
+__all__ = ["LeastSquares", "Norms", "SlopeModel", "block_sums", "cone_descents",
+           "lp_multipliers", "merge_parallel", "milp_descent", "pieces", "regions"]
 
 _DENSE_ENTRIES = 4_000_000  # rows x n up to which dense rows (>= 5% nonzero) use an SVD
 _SMALL = 250_000  # rows x n up to which every model's least squares use a dense SVD
@@ -33,10 +34,19 @@ _SAMPLES = 16  # random directions whose cones are searched for descent (depende
 _EPS = float(np.finfo(np.float64).eps)
 
 
+@dataclass
+class Norms:
+    """Euclidean norms at zero as :class:`SlopeModel` reads them (as :class:`.Balls`)."""
+
+    rows: sp.csr_matrix
+    lam: np.ndarray
+    dims: np.ndarray
+
+
 class SlopeModel:
     """f'(d) = g0 . d + bhat . |z'| + sum_k lambda_k ||J_k d||, z' = A d + K|z'|."""
 
-    def __init__(self, A: sp.csr_matrix, K: sp.csr_matrix, balls: Balls | None,
+    def __init__(self, A: sp.csr_matrix, K: sp.csr_matrix, balls: Balls | Norms | None,
                  g0: np.ndarray, bhat: np.ndarray) -> None:
         n = A.shape[1]
         self.A, self.K, self.g0, self.bhat = A, K, g0, bhat
@@ -164,12 +174,13 @@ class LeastSquares:
             self.lu = splu((G + damp * sp.identity(k, format="csc")).tocsc())
 
     def multipliers(self, g: np.ndarray) -> np.ndarray:
+        """theta minimising ||g - R^T theta|| (for each column of a 2-d g)."""
         R = self.R
         if R.shape[0] == 0:
-            return np.zeros(0)
+            return np.zeros((0, *g.shape[1:]))
         if self.svd is not None:
             U, s, Vt = self.svd
-            return U @ ((Vt @ g) / s)
+            return U @ ((Vt @ g) / s.reshape(-1, *[1] * (g.ndim - 1)))
         theta = self.lu.solve(R @ g)
         for _ in range(2):
             theta = theta + self.lu.solve(R @ (g - R.T @ theta))

@@ -53,6 +53,16 @@ from 0 to it, bounded by the norm of a proven element that :func:`~.stationarity
 (its minimum-norm QP or SOCP): total variation's end points, whose norms and l1 kinks share
 columns, are decided there.
 
+**Concave terms split (norms with lambda_k < 0, kinks with bhat_i < 0 that no switch
+reads and that read none).** lambda_k ||J_k d|| = min_{||w|| <= 1} lambda_k w . J_k d and
+bhat_i |A_i d| = min_{|s| <= 1} bhat_i s A_i d, so f'(d) = min_u f_u(d) with the concave
+terms replaced by linear ones, and x is minimal iff it is for every f_u. The other terms'
+least-squares multipliers are affine in u, and each term of the multipliers' bound is
+bounded over all u at once (an affine function's maximum over a ball is its value at the
+centre plus its coefficient's norm): exact where the other terms are convex with
+independent rows (||x||_1 - ||x||_2 at 0 is minimal; :class:`._concave_split.
+ConcaveSplit`). Descent candidates come from f_u at the worst u.
+
 **Regions (many switches, dependent rows).** Beyond ``limit`` switches, the up to 8 with
 the largest excess split R^n into the 2^k regions of their signs; on a region, where
 |z'_i| = sigma_i z'_i, switch i's term is (c_i + sigma_i mu_i) |z'_i| and needs only
@@ -76,6 +86,7 @@ import numpy as np
 from ..backends import on_numpy
 from ..errors import KinkgradError
 from . import _flat
+from ._concave_split import ConcaveSplit
 from ._flat import ActiveNames, FlatSpec, ball_arguments
 from ._minimality_model import (
     LeastSquares,
@@ -120,8 +131,8 @@ class MinimalityReport(ActiveNames):
         multipliers: (m,) the multipliers test's mu, one per active switch (model order,
             copies merged; ``active`` names them, then the norms), or None;
             ``likq``: whether the switches' and norms' rows are independent.
-        method: "multipliers", "pieces", "regions" or "convexity" (which gave the lower
-            bound), "" when none.
+        method: "multipliers", "pieces", "regions", "concave split" or "convexity" (which
+            gave the lower bound), "" when none.
         radius, tol: as passed; num_active: switches and norms treated as active.
     """
 
@@ -304,6 +315,15 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
             lo_r = regions(mdl, excess, min(limit, _REGIONS))
             if lo_r > lower:
                 lower, method = lo_r, "regions"
+    if lower < -tol and not mdl.convex:  # NOTE: concave terms as the least of linear ones
+        split = ConcaveSplit(mdl)
+        if split.applies:
+            lo_s, worst = split.lower_bound()
+            if lo_s > lower:
+                lower, method = lo_s, "concave split"
+            for u in worst:
+                rest, theta_u = split.linear(u)
+                dirs += _candidates(rest, split.ls, theta_u, *rest.lower_bound(theta_u)[1:])
     if lower < -tol and mdl.convex:  # NOTE: f'(d) = max over the Clarke set of g . d
         st = known or stationarity(f, spec.tree(spec.point(tr)), radius=radius, tol=tol)
         if st.min_norm is not None and np.isfinite(st.bounds[1]):
