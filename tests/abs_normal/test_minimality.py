@@ -428,3 +428,29 @@ def test_l1_minus_l2_at_zero_in_many_dimensions():
     assert rep.verdict == "not minimal" and rep.bounds[0] <= -1e-3 + 1e-12 and rep.slope < -TOL
     d = np.asarray(rep.descent)
     assert float(g @ d + np.abs(d).sum() - np.linalg.norm(d)) < 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dependent_rows_beside_concave_terms_are_decided(seed):
+    # f = a.x + sum b_i |c_i . x| + 0.7 ||J x|| - beta |e . x| - gamma ||E x|| at 0, n = 30:
+    # over the 40 rows S with b_i >= 1/2, sum_S b_i |c_i . d| >= sigma_min(C_S) ||d|| / 2,
+    # which exceeds ||a|| + beta ||e|| + gamma ||E||_2 by construction, so 0 is first-order
+    # minimal (by hand). 20 more rows with b_i ~ 1e-3 and the norm's 3 make 63 dependent
+    # rows: least-squares multipliers load the light rows and fail; the bound's SOCP does not
+    rng = np.random.default_rng(400 + seed)
+    n = 30
+    C = rng.standard_normal((60, n))
+    b = np.concatenate([0.5 + 0.5 * rng.random(40), 1e-3 * (1 + rng.random(20))])
+    J = rng.standard_normal((3, n))
+    a, e, E = rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal((2, n))
+    floor = 0.5 * np.linalg.svd(C[:40], compute_uv=False)[-1]
+    a *= 0.3 * floor / np.linalg.norm(a)
+    beta, gamma = 0.3 * floor / np.linalg.norm(e), 0.3 * floor / np.linalg.norm(E, 2)
+
+    def f(x):
+        return (a @ x + knp.sum(b * knp.abs(C @ x)) + 0.7 * knp.linalg.norm(J @ x)
+                - beta * knp.abs(e @ x) - gamma * knp.linalg.norm(E @ x))
+
+    rep = kinkgrad.minimality(f, np.zeros(n))
+    assert rep.verdict == "minimal" and rep.method == "concave split", rep.reason
+    assert rep.likq is False

@@ -13,6 +13,7 @@ from ._minimality_model import LeastSquares, Norms, SlopeModel, _column_count, b
 __all__ = ["ConcaveSplit"]
 
 _SPLIT_DIMS = 512  # concave terms' total dimension up to which they are split
+_SOCP_VARIABLES = 20_000  # best_multipliers' SOCP up to this many variables
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -30,7 +31,9 @@ class ConcaveSplit:
     its coefficients on each ball, which bounds :meth:`SlopeModel.lower_bound`'s terms for
     every u at once. Exact when the other terms are convex with independent rows (then
     f_u is minimal iff its multipliers' residual and excesses vanish, for each u
-    separately): ||x||_1 - ||x||_2 and ||x||_2 - |x_0| / 2 at 0 are proven minimal."""
+    separately): ||x||_1 - ||x||_2 and ||x||_2 - |x_0| / 2 at 0 are proven minimal. Where
+    the other rows are dependent, least squares is one choice of theta0 and Theta among
+    many: :meth:`best_multipliers` minimises the bound's terms over them (an SOCP)."""
 
     def __init__(self, mdl: SlopeModel) -> None:
         K, m = mdl.K, mdl.m
@@ -65,10 +68,11 @@ class ConcaveSplit:
         return sum(np.linalg.norm(C[:, lo:hi], axis=1)
                    for lo, hi in zip(self.starts[:-1], self.starts[1:])) * (1 + 4 * _EPS)
 
-    def lower_bound(self) -> tuple[float, list[np.ndarray]]:
-        """(a lower bound on the least slope valid for every u, rounding included; the u
-        at which the worst switch, norm and residual term is largest)."""
-        rest, T = self.rest, self.T
+    def lower_bound(self, T: np.ndarray | None = None) -> tuple[float, list[np.ndarray]]:
+        """(a lower bound on the least slope valid for every u, rounding included, from the
+        multipliers theta(u) = T[:, 0] + T[:, 1:] u (any T; least squares by default); the
+        u at which the worst switch, norm and residual term is largest)."""
+        rest, T = self.rest, self.T if T is None else T
         R, m, n = rest.R, rest.m, rest.A.shape[1]
         G0 = np.column_stack([rest.g0, self.P])
         Q = G0 - R.T @ T
@@ -123,9 +127,154 @@ class ConcaveSplit:
             u[lo:hi] = u[lo:hi] / nb if nb > 0 and np.isfinite(nb) else np.eye(hi - lo)[0]
         return u
 
-    def linear(self, u: np.ndarray) -> tuple[SlopeModel, np.ndarray]:
+    def linear(self, u: np.ndarray, T: np.ndarray | None = None
+               ) -> tuple[SlopeModel, np.ndarray]:
         """(f_u as a model, its affine multipliers theta(u)): a descent of f_u is one of f."""
+        T = self.T if T is None else T
         rest = copy.copy(self.rest)
         rest.__dict__.pop("lp_rows", None)  # NOTE: cached with the old g0
         rest.g0 = rest.g0 + self.P @ u
-        return rest, self.T[:, 0] + self.T[:, 1:] @ u
+        return rest, T[:, 0] + T[:, 1:] @ u
+
+    def best_multipliers(self) -> np.ndarray | None:
+        """T minimising the terms of :meth:`lower_bound` (Frobenius norms for the spectral
+        ones), an SOCP solved by Clarabel, for rows that are dependent (least squares is
+        then one choice of many); None when it is too large or not solved. Only a
+        candidate: :meth:`lower_bound` recomputes the bound from it with its rounding."""
+        import clarabel
+
+        rest, P = self.rest, self.P
+        R, K, m, n = rest.R.tocsr(), rest.K.tocsr(), rest.m, rest.A.shape[1]
+        rows, p = R.shape[0], P.shape[1]
+        cols, nb, q = 1 + p, self.dims.size, rest.dims.size
+        var = _Layout(T=rows * cols, Q=n * cols, Yp=m * p, Ym=m * p, t=1 + nb, a=m * nb,
+                      b=m * nb, e=m, v=q, f=q * nb, w=q)
+        if var.size > _SOCP_VARIABLES:
+            return None
+        T_at = var.index("T").reshape(cols, rows).T  # T[r, c]
+        Q_at, Yp_at, Ym_at = (var.index("Q").reshape(cols, n).T,
+                              var.index("Yp").reshape(p, m).T, var.index("Ym").reshape(p, m).T)
+        a_at, b_at = var.index("a").reshape(m, nb), var.index("b").reshape(m, nb)
+        f_at = var.index("f").reshape(q, nb)
+        e_at, t_at, v_at, w_at = var.index("e"), var.index("t"), var.index("v"), var.index("w")
+        eq = _Rows(var.size)
+        Rt = R.T.tocsr()
+        for c in range(cols):  # Q + R^T T = [g0, P]
+            eq.add(np.arange(n), Q_at[:, c], 1.0)
+            eq.add_matrix(Rt, T_at[:, c])
+            eq.next(n)
+        eq_rhs = np.concatenate([rest.g0, P.T.reshape(-1), np.zeros(2 * m * p)])
+        I_m = sp.identity(m, format="csr")
+        for c in range(p):  # Yp = (K^T + I) M, Ym = (K^T - I) M, M = T[:m, 1:]
+            for Y_at, sign in ((Yp_at, 1.0), (Ym_at, -1.0)):
+                eq.add(np.arange(m), Y_at[:, c], 1.0)
+                eq.add_matrix(-(K.T + sign * I_m).tocsr(), T_at[:m, 1 + c])
+                eq.next(m)
+        le = _Rows(var.size)  # A x <= b
+        for sign in (1.0, -1.0):  # -e_i + sum_b a_ib +- mu0_i + (K^T mu0)_i <= bhat_i
+            le.add(np.arange(m), e_at, -1.0)
+            for bb in range(nb):
+                le.add(np.arange(m), (a_at if sign > 0 else b_at)[:, bb], 1.0)
+            le.add_matrix((K.T + sign * I_m).tocsr(), T_at[:m, 0])
+            le.next(m)
+        le.add(np.arange(m), e_at, -1.0)
+        le.next(m)
+        for j in range(q):  # -w_j + v_j + sum_b f_jb <= lambda_j
+            le.add(np.zeros(2 + nb, int), np.r_[w_at[j], v_at[j], f_at[j]],
+                   np.r_[-1.0, np.ones(1 + nb)])
+            le.next(1)
+        le.add(np.arange(q), w_at, -1.0)
+        le.next(q)
+        le_rhs = np.concatenate([rest.bhat, rest.bhat, np.zeros(m), rest.lam, np.zeros(q)])
+        soc, cone_dims = _Rows(var.size), []
+
+        def cone(head: int, body: np.ndarray) -> None:
+            soc.add(np.arange(1 + body.size), np.r_[head, body], -1.0)
+            soc.next(1 + body.size)
+            cone_dims.append(1 + body.size)
+        cone(t_at[0], Q_at[:, 0])
+        for bb, (lo, hi) in enumerate(zip(self.starts[:-1], self.starts[1:])):
+            cone(t_at[1 + bb], Q_at[:, 1 + lo:1 + hi].T.reshape(-1))
+            for i in range(m):
+                cone(a_at[i, bb], Yp_at[i, lo:hi])
+                cone(b_at[i, bb], Ym_at[i, lo:hi])
+            for j in range(q):
+                cone(f_at[j, bb], T_at[m + rest.starts[j]:m + rest.starts[j + 1],
+                                       1 + lo:1 + hi].reshape(-1))
+        for j in range(q):
+            cone(v_at[j], T_at[m + rest.starts[j]:m + rest.starts[j + 1], 0])
+        cost = np.zeros(var.size)
+        cost[t_at], cost[e_at] = 1.0, rest.G
+        cost[w_at] = np.sqrt(block_sums(np.asarray(rest.J.multiply(rest.J).sum(axis=1))
+                                        .reshape(-1), rest.dims))
+        A = sp.vstack([eq.matrix(eq_rhs.size), le.matrix(le_rhs.size),
+                       soc.matrix(sum(cone_dims))], format="csc")
+        cones = [clarabel.ZeroConeT(eq_rhs.size), clarabel.NonnegativeConeT(le_rhs.size),
+                 *(clarabel.SecondOrderConeT(d) for d in cone_dims)]
+        b = np.concatenate([eq_rhs, le_rhs, np.zeros(sum(cone_dims))])
+        found = None
+        # NOTE: Clarabel's default static regularization (1e-8) stalled an n = 200 model at
+        # "AlmostSolved" with the bound's terms at 4e-8 (solved at 1e-10: 4e-10), while 1e-10
+        # alone left half of the small random models unsolved: 1e-10 only as a second try
+        for regularization in (1e-8, 1e-10):
+            settings = clarabel.DefaultSettings()
+            settings.verbose, settings.max_iter = False, 200
+            settings.static_regularization_constant = regularization
+            sol = clarabel.DefaultSolver(sp.csc_matrix((var.size, var.size)), cost, A, b,
+                                         cones, settings).solve()
+            x = np.asarray(sol.x, np.float64)
+            if str(sol.status) in ("Solved", "AlmostSolved") and np.all(np.isfinite(x)):
+                found = x[T_at]
+                if str(sol.status) == "Solved":
+                    break
+        if found is None:
+            return None
+        # the interior point leaves a residual of about its tolerance in every column; where
+        # the multipliers have slack, least squares removes it without creating excess
+        fixed = found + self.ls.multipliers(np.column_stack([rest.g0, P]) - R.T @ found)
+        return min((found, fixed), key=lambda T: -self.lower_bound(T)[0])
+
+
+class _Layout:
+    """Named blocks of an optimisation variable, laid end to end."""
+
+    def __init__(self, **sizes: int) -> None:
+        self.starts, at = {}, 0
+        for name, size in sizes.items():
+            self.starts[name] = (at, at + int(size))
+            at += int(size)
+        self.size = at
+
+    def index(self, name: str) -> np.ndarray:
+        return np.arange(*self.starts[name])
+
+
+class _Rows:
+    """A sparse constraint matrix assembled row block by row block from triplets."""
+
+    def __init__(self, width: int) -> None:
+        self.width, self.top = width, 0
+        self.r: list[np.ndarray] = []
+        self.c: list[np.ndarray] = []
+        self.v: list[np.ndarray] = []
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, vals: float | np.ndarray) -> None:
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        self.r.append(self.top + rows)
+        self.c.append(cols)
+        self.v.append(np.broadcast_to(np.asarray(vals, np.float64), rows.shape))
+
+    def add_matrix(self, M: sp.csr_matrix, cols: np.ndarray) -> None:
+        """M's entries on the variables ``cols`` (one per column of M), rows from here."""
+        C = M.tocoo()
+        self.add(C.row, np.asarray(cols)[C.col], C.data)
+
+    def next(self, count: int) -> None:
+        self.top += count
+
+    def matrix(self, height: int) -> sp.csr_matrix:
+        if not self.r:
+            return sp.csr_matrix((height, self.width))
+        return sp.csr_matrix((np.concatenate(self.v), (np.concatenate(self.r),
+                                                        np.concatenate(self.c))),
+                             shape=(height, self.width))

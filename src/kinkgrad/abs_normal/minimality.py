@@ -61,7 +61,9 @@ least-squares multipliers are affine in u, and each term of the multipliers' bou
 bounded over all u at once (an affine function's maximum over a ball is its value at the
 centre plus its coefficient's norm): exact where the other terms are convex with
 independent rows (||x||_1 - ||x||_2 at 0 is minimal; :class:`._concave_split.
-ConcaveSplit`). Descent candidates come from f_u at the worst u.
+ConcaveSplit`); with dependent rows the affine multipliers minimising the bound's terms
+come from an SOCP (Clarabel; only a candidate, the bound is recomputed from them with its
+rounding). Descent candidates come from f_u at the worst u.
 
 **Regions (many switches, dependent rows).** Beyond ``limit`` switches, the up to 8 with
 the largest excess split R^n into the 2^k regions of their signs; on a region, where
@@ -318,11 +320,18 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
     if lower < -tol and not mdl.convex:  # NOTE: concave terms as the least of linear ones
         split = ConcaveSplit(mdl)
         if split.applies:
+            T = split.T
             lo_s, worst = split.lower_bound()
+            if lo_s < -tol and not split.ls.likq:  # NOTE: least squares is one choice of many
+                T_best = split.best_multipliers()
+                if T_best is not None:
+                    lo_b, worst_b = split.lower_bound(T_best)
+                    if lo_b > lo_s:
+                        T, lo_s, worst = T_best, lo_b, worst_b
             if lo_s > lower:
                 lower, method = lo_s, "concave split"
             for u in worst:
-                rest, theta_u = split.linear(u)
+                rest, theta_u = split.linear(u, T)
                 dirs += _candidates(rest, split.ls, theta_u, *rest.lower_bound(theta_u)[1:])
     if lower < -tol and mdl.convex:  # NOTE: f'(d) = max over the Clarke set of g . d
         st = known or stationarity(f, spec.tree(spec.point(tr)), radius=radius, tol=tol)
