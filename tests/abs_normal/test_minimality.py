@@ -454,3 +454,38 @@ def test_dependent_rows_beside_concave_terms_are_decided(seed):
     rep = kinkgrad.minimality(f, np.zeros(n))
     assert rep.verdict == "minimal" and rep.method == "concave split", rep.reason
     assert rep.likq is False
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_nested_kinks_beside_norms_against_a_grid(seed):
+    # nested abs-linear models (copies, couplings, concave kinks that feed others or the
+    # output) plus convex or concave Euclidean norms, n = 2: never a wrong verdict
+    rng = np.random.default_rng(500 + seed)
+    f0, f0_rows = _random_homogeneous(rng, 2, int(rng.integers(1, 6)), concave=0.4)
+    Cs = [rng.standard_normal((int(rng.integers(1, 3)), 2)) for _ in range(2)]
+    lam = rng.standard_normal(2) * rng.choice([1.0, -1.0], 2)
+
+    def f(x):
+        return f0(x) + lam[0] * knp.linalg.norm(Cs[0] @ x) + lam[1] * knp.linalg.norm(Cs[1] @ x)
+
+    def f_rows(D):
+        return f0_rows(D) + sum(lam[k] * np.linalg.norm(D @ Cs[k].T, axis=1) for k in range(2))
+
+    grid_least = float(f_rows(_CIRCLE).min())
+    rep = kinkgrad.minimality(f, np.zeros(2))
+    assert rep.bounds[0] <= grid_least + 1e-9
+    if rep.verdict == "minimal":
+        assert grid_least >= -TOL
+    elif rep.verdict == "not minimal":
+        assert float(f_rows(np.asarray(rep.descent)[None])[0]) < 0
+
+
+def test_a_nested_kink_beside_a_norm_by_the_bound_socp():
+    # 0.5 ||d|| + ||d0| - 2 d1| + 0.2 |d0 + d1| + 0.1 d0 >= 0.5 ||d|| - 0.1 |d0| > 0: minimal
+    # (by hand); a coupled kink and dependent rows (4 rows in R^2), no concave term
+    def f(x):
+        return (0.5 * knp.linalg.norm(x) + knp.abs(knp.abs(x[0]) - 2 * x[1])
+                + 0.2 * knp.abs(x[0] + x[1]) + 0.1 * x[0])
+
+    rep = kinkgrad.minimality(f, np.zeros(2))
+    assert rep.verdict == "minimal" and rep.likq is False

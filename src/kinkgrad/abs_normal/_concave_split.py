@@ -19,11 +19,12 @@ _EPS = float(np.finfo(np.float64).eps)
 
 class ConcaveSplit:
     """Concave terms as the least of linear ones: for bhat_i < 0 on a switch that no other
-    reads and reads none (K's row and column i empty), bhat_i |z'_i| = min_{|s| <= 1}
-    bhat_i s A_i d; for lambda_k < 0, lambda_k ||J_k d|| = min_{||w|| <= 1} lambda_k w . J_k d.
-    So f'(d) = min_u f_u(d), f_u(d) = (g0 + P u) . d + (the other terms), u in a product of
-    unit balls (one per concave term, P's columns bhat_i A_i^T and lambda_k J_k^T), and
-    f'(d) >= -t ||d|| for every d iff f_u does for every u.
+    reads (K's column i empty), bhat_i |z'_i| = min_{|s| <= 1} bhat_i s z'_i with z'_i =
+    A_i d + K_i |z'|; for lambda_k < 0, lambda_k ||J_k d|| = min_{||w|| <= 1} lambda_k w .
+    J_k d. So f'(d) = min_u f_u(d), f_u(d) = (g0 + P u) . d + (bhat + B u) . |z'| + (the
+    convex norms), u in a product of unit balls (one per concave term; P's columns bhat_i
+    A_i^T and lambda_k J_k^T, B's bhat_i K_i^T: a concave kink's own reads), and f'(d) >=
+    -t ||d|| for every d iff f_u does for every u.
 
     Least-squares multipliers of the other terms' rows R are affine in u, theta(u) = theta0
     + Theta u, and so are the residual r(u) = r0 + Q u and each switch's mu_i(u) -+ c_i(u):
@@ -33,18 +34,20 @@ class ConcaveSplit:
     f_u is minimal iff its multipliers' residual and excesses vanish, for each u
     separately): ||x||_1 - ||x||_2 and ||x||_2 - |x_0| / 2 at 0 are proven minimal. Where
     the other rows are dependent, least squares is one choice of theta0 and Theta among
-    many: :meth:`best_multipliers` minimises the bound's terms over them (an SOCP)."""
+    many: :meth:`best_multipliers` minimises the bound's terms over them (an SOCP; also
+    for a model with norms and no concave term, where the LP of :mod:`._minimality_model`
+    does not apply)."""
 
-    def __init__(self, mdl: SlopeModel) -> None:
+    def __init__(self, mdl: SlopeModel, ls: LeastSquares) -> None:
         K, m = mdl.K, mdl.m
-        linked = np.zeros(m, bool)
-        linked[np.flatnonzero(np.diff(K.indptr))] = True
-        linked[K.indices] = True
-        kinks = np.flatnonzero((mdl.bhat < 0) & ~linked)
+        read = np.zeros(m, bool)
+        read[K.indices] = True
+        kinks = np.flatnonzero((mdl.bhat < 0) & ~read)
         concave = mdl.lam < 0
         norms = np.flatnonzero(concave)
         self.dims = np.concatenate([np.ones(kinks.size, np.int64), mdl.dims[norms]])
-        self.applies = bool(self.dims.size) and int(self.dims.sum()) <= _SPLIT_DIMS
+        self.applies = bool(self.dims.size or mdl.J.shape[0]) \
+            and int(self.dims.sum()) <= _SPLIT_DIMS
         if not self.applies:
             return
         keep = np.setdiff1d(np.arange(m), kinks)
@@ -53,13 +56,18 @@ class ConcaveSplit:
         P = sp.hstack([mdl.A[kinks].T @ sp.diags(mdl.bhat[kinks]),
                        mdl.J[rows].T @ sp.diags(np.repeat(mdl.lam[norms], mdl.dims[norms]))])
         self.P = P.toarray()
+        self.B = np.zeros((keep.size, self.P.shape[1]))
+        self.B[:, :kinks.size] = (K[kinks][:, keep].T @ sp.diags(mdl.bhat[kinks])).toarray()
         convex = np.flatnonzero(~concave)
         crows = np.concatenate([np.arange(mdl.starts[k], mdl.starts[k + 1]) for k in convex]
                                + [np.zeros(0, np.int64)])
-        self.rest = SlopeModel(mdl.A[keep], K[keep][:, keep],
-                               Norms(mdl.J[crows], mdl.lam[convex], mdl.dims[convex]),
-                               mdl.g0, mdl.bhat[keep])
-        self.ls = LeastSquares(self.rest.R)
+        if self.dims.size:
+            self.rest = SlopeModel(mdl.A[keep], K[keep][:, keep],
+                                   Norms(mdl.J[crows], mdl.lam[convex], mdl.dims[convex]),
+                                   mdl.g0, mdl.bhat[keep])
+            self.ls = LeastSquares(self.rest.R)
+        else:  # nothing to split: the model itself, for best_multipliers
+            self.rest, self.ls = mdl, ls
         self.starts = np.concatenate([[0], np.cumsum(self.dims)])
         self.T = self.ls.multipliers(np.column_stack([mdl.g0, self.P]))
 
@@ -85,19 +93,19 @@ class ConcaveSplit:
             residual += spec * (1 + 16 * (n + hi - lo) * _EPS) + float(
                 np.linalg.norm(Q_err[:, lo:hi]))
         mu = T[:m]
-        CK = rest.K.T @ mu  # c(u) = bhat - CK[:, 0] - CK[:, 1:] u
-        C_err = (_column_count(rest.K) + 3) * _EPS * 1.01 * (
-            np.abs(np.column_stack([rest.bhat, np.zeros((m, self.P.shape[1]))]))
-            + abs(rest.K).T @ np.abs(mu))
+        CK = rest.K.T @ mu
+        CB = CK[:, 1:] - self.B  # c(u) = bhat + B u - K^T mu(u) = c0 - CB u
+        C_err = (_column_count(rest.K) + 4) * _EPS * 1.01 * (
+            np.abs(np.column_stack([rest.bhat, self.B])) + abs(rest.K).T @ np.abs(mu))
         c0 = rest.bhat - CK[:, 0]
-        up = mu[:, 0] - c0 + self._max_norms(mu[:, 1:] + CK[:, 1:])
-        down = -mu[:, 0] - c0 + self._max_norms(-mu[:, 1:] + CK[:, 1:])
+        up = mu[:, 0] - c0 + self._max_norms(mu[:, 1:] + CB)
+        down = -mu[:, 0] - c0 + self._max_norms(-mu[:, 1:] + CB)
         err = C_err[:, 0] + self._max_norms(C_err[:, 1:])
         excess = np.maximum(0.0, np.maximum(up, down) + err)
         nu = T[m:]
         nu0 = np.sqrt(block_sums(nu[:, 0] ** 2, rest.dims))
         reach = np.zeros(rest.dims.size)  # ||N_{j,b}||_2 summed over the blocks b
-        if rest.dims.size:
+        if rest.dims.size and self.dims.size:
             sq = np.add.reduceat(nu[:, 1:] ** 2, self.starts[:-1], axis=1)
             frob = np.sqrt(np.add.reduceat(sq, rest.starts[:-1], axis=0))
             if frob.size <= 2_000:  # spectral norms (smaller) of the few blocks
@@ -110,7 +118,7 @@ class ConcaveSplit:
         worst = []
         if excess.size and excess.max() > 0:
             i = int(np.argmax(excess * rest.G))
-            worst.append(mu[i, 1:] + CK[i, 1:] if up[i] >= down[i] else -mu[i, 1:] + CK[i, 1:])
+            worst.append(mu[i, 1:] + CB[i] if up[i] >= down[i] else -mu[i, 1:] + CB[i])
         if ball_excess.size and ball_excess.max() > 0:
             j = int(np.argmax(ball_excess))
             lo, hi = rest.starts[j], rest.starts[j + 1]
@@ -133,7 +141,7 @@ class ConcaveSplit:
         T = self.T if T is None else T
         rest = copy.copy(self.rest)
         rest.__dict__.pop("lp_rows", None)  # NOTE: cached with the old g0
-        rest.g0 = rest.g0 + self.P @ u
+        rest.g0, rest.bhat = rest.g0 + self.P @ u, rest.bhat + self.B @ u
         return rest, T[:, 0] + T[:, 1:] @ u
 
     def best_multipliers(self) -> np.ndarray | None:
@@ -163,9 +171,10 @@ class ConcaveSplit:
             eq.add(np.arange(n), Q_at[:, c], 1.0)
             eq.add_matrix(Rt, T_at[:, c])
             eq.next(n)
-        eq_rhs = np.concatenate([rest.g0, P.T.reshape(-1), np.zeros(2 * m * p)])
+        eq_rhs = np.concatenate([rest.g0, P.T.reshape(-1),
+                                 *(np.r_[-self.B[:, c], -self.B[:, c]] for c in range(p))])
         I_m = sp.identity(m, format="csr")
-        for c in range(p):  # Yp = (K^T + I) M, Ym = (K^T - I) M, M = T[:m, 1:]
+        for c in range(p):  # Yp = (K^T + I) M - B, Ym = (K^T - I) M - B, M = T[:m, 1:]
             for Y_at, sign in ((Yp_at, 1.0), (Ym_at, -1.0)):
                 eq.add(np.arange(m), Y_at[:, c], 1.0)
                 eq.add_matrix(-(K.T + sign * I_m).tocsr(), T_at[:m, 1 + c])

@@ -54,16 +54,20 @@ from 0 to it, bounded by the norm of a proven element that :func:`~.stationarity
 columns, are decided there.
 
 **Concave terms split (norms with lambda_k < 0, kinks with bhat_i < 0 that no switch
-reads and that read none).** lambda_k ||J_k d|| = min_{||w|| <= 1} lambda_k w . J_k d and
-bhat_i |A_i d| = min_{|s| <= 1} bhat_i s A_i d, so f'(d) = min_u f_u(d) with the concave
-terms replaced by linear ones, and x is minimal iff it is for every f_u. The other terms'
-least-squares multipliers are affine in u, and each term of the multipliers' bound is
+reads, e.g. last-layer ReLUs with negative output weights).** lambda_k ||J_k d|| =
+min_{||w|| <= 1} lambda_k w . J_k d and bhat_i |z'_i| = min_{|s| <= 1} bhat_i s z'_i
+(z'_i = A_i d + K_i |z'|: a linear term and weights added to the kinks it reads), so
+f'(d) = min_u f_u(d) with the concave terms replaced by linear ones, and x is minimal iff
+it is for every f_u. The other terms' least-squares multipliers are affine in u, and each
+term of the multipliers' bound is
 bounded over all u at once (an affine function's maximum over a ball is its value at the
 centre plus its coefficient's norm): exact where the other terms are convex with
 independent rows (||x||_1 - ||x||_2 at 0 is minimal; :class:`._concave_split.
 ConcaveSplit`); with dependent rows the affine multipliers minimising the bound's terms
 come from an SOCP (Clarabel; only a candidate, the bound is recomputed from them with its
-rounding). Descent candidates come from f_u at the worst u.
+rounding; the same SOCP serves models with norms and no concave term, whose rows are
+dependent, where the LP below does not apply). Descent candidates come from f_u at the
+worst u.
 
 **Regions (many switches, dependent rows).** Beyond ``limit`` switches, the up to 8 with
 the largest excess split R^n into the 2^k regions of their signs; on a region, where
@@ -318,7 +322,7 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
             if lo_r > lower:
                 lower, method = lo_r, "regions"
     if lower < -tol and not mdl.convex:  # NOTE: concave terms as the least of linear ones
-        split = ConcaveSplit(mdl)
+        split = ConcaveSplit(mdl, ls)
         if split.applies:
             T = split.T
             lo_s, worst = split.lower_bound()
@@ -329,7 +333,7 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
                     if lo_b > lo_s:
                         T, lo_s, worst = T_best, lo_b, worst_b
             if lo_s > lower:
-                lower, method = lo_s, "concave split"
+                lower, method = lo_s, "concave split" if split.dims.size else "multipliers"
             for u in worst:
                 rest, theta_u = split.linear(u, T)
                 dirs += _candidates(rest, split.ls, theta_u, *rest.lower_bound(theta_u)[1:])
