@@ -480,12 +480,19 @@ def test_nested_kinks_beside_norms_against_a_grid(seed):
         assert float(f_rows(np.asarray(rep.descent)[None])[0]) < 0
 
 
-def test_a_nested_kink_beside_a_norm_by_the_bound_socp():
-    # 0.5 ||d|| + ||d0| - 2 d1| + 0.2 |d0 + d1| + 0.1 d0 >= 0.5 ||d|| - 0.1 |d0| > 0: minimal
-    # (by hand); a coupled kink and dependent rows (4 rows in R^2), no concave term
-    def f(x):
-        return (0.5 * knp.linalg.norm(x) + knp.abs(knp.abs(x[0]) - 2 * x[1])
-                + 0.2 * knp.abs(x[0] + x[1]) + 0.1 * x[0])
+NESTED_BESIDE_NORMS = {
+    # 0.5 ||d|| + ||d0| - 2 d1| + 0.2 |d0 + d1| + 0.1 d0 >= 0.5 ||d|| - 0.1 |d0| > 0: a
+    # coupled kink, 4 dependent rows in R^2, no concave term (the bound's SOCP)
+    "coupled": lambda x: (0.5 * knp.linalg.norm(x) + knp.abs(knp.abs(x[0]) - 2 * x[1])
+                          + 0.2 * knp.abs(x[0] + x[1]) + 0.1 * x[0]),
+    # ||d|| - 0.3 ||d0| - d1| + ... >= (1 - 0.3 sqrt 2) ||d|| > 0: a concave kink reading
+    # another, whose weight becomes -0.3 s (split, then the regions of its sign)
+    "concave outer": lambda x: (knp.linalg.norm(x) - 0.3 * knp.abs(knp.abs(x[0]) - x[1])
+                                + 0.1 * knp.abs(x[1]) + 0.1 * knp.abs(x[0] - x[1])),
+}
 
-    rep = kinkgrad.minimality(f, np.zeros(2))
-    assert rep.verdict == "minimal" and rep.likq is False
+
+@pytest.mark.parametrize("name", sorted(NESTED_BESIDE_NORMS))
+def test_nested_kinks_beside_a_norm_minimal_by_hand(name):
+    rep = kinkgrad.minimality(NESTED_BESIDE_NORMS[name], np.zeros(2))
+    assert rep.verdict == "minimal" and rep.likq is False, rep.reason

@@ -4,6 +4,7 @@ multipliers' bound maximised over them (the mathematics is in :class:`ConcaveSpl
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,6 +15,7 @@ __all__ = ["ConcaveSplit"]
 
 _SPLIT_DIMS = 512  # concave terms' total dimension up to which they are split
 _SOCP_VARIABLES = 20_000  # best_multipliers' SOCP up to this many variables
+_REGION_VARIABLES = 3_000  # the regions' SOCPs (2^k of them) up to this many variables
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -76,10 +78,14 @@ class ConcaveSplit:
         return sum(np.linalg.norm(C[:, lo:hi], axis=1)
                    for lo, hi in zip(self.starts[:-1], self.starts[1:])) * (1 + 4 * _EPS)
 
-    def lower_bound(self, T: np.ndarray | None = None) -> tuple[float, list[np.ndarray]]:
+    def lower_bound(self, T: np.ndarray | None = None, signs: np.ndarray | None = None
+                    ) -> tuple[float, list[np.ndarray], np.ndarray]:
         """(a lower bound on the least slope valid for every u, rounding included, from the
         multipliers theta(u) = T[:, 0] + T[:, 1:] u (any T; least squares by default); the
-        u at which the worst switch, norm and residual term is largest)."""
+        u at which the worst switch, norm and residual term is largest). ``signs`` (the
+        rest's switches, in {-1, 0, 1}): the bound on the region sigma_i z'_i >= 0 where
+        sigma_i = signs_i != 0, whose switch terms need one side only
+        (:meth:`SlopeModel.lower_bound`); the rest's switches' excess)."""
         rest, T = self.rest, self.T if T is None else T
         R, m, n = rest.R, rest.m, rest.A.shape[1]
         G0 = np.column_stack([rest.g0, self.P])
@@ -101,7 +107,9 @@ class ConcaveSplit:
         up = mu[:, 0] - c0 + self._max_norms(mu[:, 1:] + CB)
         down = -mu[:, 0] - c0 + self._max_norms(-mu[:, 1:] + CB)
         err = C_err[:, 0] + self._max_norms(C_err[:, 1:])
-        excess = np.maximum(0.0, np.maximum(up, down) + err)
+        side = np.maximum(up, down) if signs is None else np.where(
+            signs > 0, down, np.where(signs < 0, up, np.maximum(up, down)))
+        excess = np.maximum(0.0, side + err)
         nu = T[m:]
         nu0 = np.sqrt(block_sums(nu[:, 0] ** 2, rest.dims))
         reach = np.zeros(rest.dims.size)  # ||N_{j,b}||_2 summed over the blocks b
@@ -125,7 +133,7 @@ class ConcaveSplit:
             worst.append(nu[lo:hi, 1:].T @ (nu[lo:hi, 0] if np.any(nu[lo:hi, 0])
                                              else nu[lo:hi, 1:] @ np.ones(self.P.shape[1])))
         worst.append(Q[:, 1:].T @ (Q[:, 0] if np.any(Q[:, 0]) else Q[:, 1:].sum(axis=1)))
-        return lower * (1 + (n + m + 8) * _EPS), [self._unit(u) for u in worst]
+        return lower * (1 + (n + m + 8) * _EPS), [self._unit(u) for u in worst], excess
 
     def _unit(self, u: np.ndarray) -> np.ndarray:
         """u with each block scaled to norm 1 (a block of zeros: its first axis)."""
@@ -144,10 +152,12 @@ class ConcaveSplit:
         rest.g0, rest.bhat = rest.g0 + self.P @ u, rest.bhat + self.B @ u
         return rest, T[:, 0] + T[:, 1:] @ u
 
-    def best_multipliers(self) -> np.ndarray | None:
+    def best_multipliers(self, signs: np.ndarray | None = None, limit: int = 0
+                         ) -> np.ndarray | None:
         """T minimising the terms of :meth:`lower_bound` (Frobenius norms for the spectral
-        ones), an SOCP solved by Clarabel, for rows that are dependent (least squares is
-        then one choice of many); None when it is too large or not solved. Only a
+        ones; on the region of ``signs``), an SOCP solved by Clarabel, for rows that are
+        dependent (least squares is then one choice of many); None when it has more than
+        ``limit`` (default ``_SOCP_VARIABLES``) variables or is not solved. Only a
         candidate: :meth:`lower_bound` recomputes the bound from it with its rounding."""
         import clarabel
 
@@ -157,7 +167,7 @@ class ConcaveSplit:
         cols, nb, q = 1 + p, self.dims.size, rest.dims.size
         var = _Layout(T=rows * cols, Q=n * cols, Yp=m * p, Ym=m * p, t=1 + nb, a=m * nb,
                       b=m * nb, e=m, v=q, f=q * nb, w=q)
-        if var.size > _SOCP_VARIABLES:
+        if var.size > (limit or _SOCP_VARIABLES):
             return None
         T_at = var.index("T").reshape(cols, rows).T  # T[r, c]
         Q_at, Yp_at, Ym_at = (var.index("Q").reshape(cols, n).T,
@@ -195,6 +205,9 @@ class ConcaveSplit:
         le.add(np.arange(q), w_at, -1.0)
         le.next(q)
         le_rhs = np.concatenate([rest.bhat, rest.bhat, np.zeros(m), rest.lam, np.zeros(q)])
+        sides = np.ones(le_rhs.size, bool)  # on a region, one side of each split switch
+        if signs is not None:
+            sides[:2 * m] = np.concatenate([signs <= 0, signs >= 0])
         soc, cone_dims = _Rows(var.size), []
 
         def cone(head: int, body: np.ndarray) -> None:
@@ -216,7 +229,8 @@ class ConcaveSplit:
         cost[t_at], cost[e_at] = 1.0, rest.G
         cost[w_at] = np.sqrt(block_sums(np.asarray(rest.J.multiply(rest.J).sum(axis=1))
                                         .reshape(-1), rest.dims))
-        A = sp.vstack([eq.matrix(eq_rhs.size), le.matrix(le_rhs.size),
+        le_rhs = le_rhs[sides]
+        A = sp.vstack([eq.matrix(eq_rhs.size), le.matrix(sides.size)[sides],
                        soc.matrix(sum(cone_dims))], format="csc")
         cones = [clarabel.ZeroConeT(eq_rhs.size), clarabel.NonnegativeConeT(le_rhs.size),
                  *(clarabel.SecondOrderConeT(d) for d in cone_dims)]
@@ -241,7 +255,28 @@ class ConcaveSplit:
         # the interior point leaves a residual of about its tolerance in every column; where
         # the multipliers have slack, least squares removes it without creating excess
         fixed = found + self.ls.multipliers(np.column_stack([rest.g0, P]) - R.T @ found)
-        return min((found, fixed), key=lambda T: -self.lower_bound(T)[0])
+        return min((found, fixed), key=lambda T: -self.lower_bound(T, signs)[0])
+
+    def regions(self, excess: np.ndarray, count: int, limit: int = _REGION_VARIABLES
+                ) -> float:
+        """A lower bound on the least slope from the 2^k regions of the signs of the k <=
+        count switches of the rest with the largest excess G_i (each region's SOCP
+        multipliers, one side of each split switch; the regions cover all d, as in
+        :func:`._minimality_model.regions`, here with norms and u); -inf when an SOCP is
+        not solved or larger than ``limit`` variables."""
+        order = np.argsort(-(excess * self.rest.G))[:count]
+        S = order[excess[order] > 0]
+        if not S.size:
+            return -np.inf
+        lower = np.inf
+        for signs_S in itertools.product((1.0, -1.0), repeat=S.size):
+            signs = np.zeros(self.rest.m)
+            signs[S] = signs_S
+            T = self.best_multipliers(signs, limit)
+            if T is None:
+                return -np.inf
+            lower = min(lower, self.lower_bound(T, signs)[0])
+        return lower
 
 
 class _Layout:

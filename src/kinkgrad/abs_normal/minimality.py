@@ -73,7 +73,9 @@ worst u.
 the largest excess split R^n into the 2^k regions of their signs; on a region, where
 |z'_i| = sigma_i z'_i, switch i's term is (c_i + sigma_i mu_i) |z'_i| and needs only
 c_i + sigma_i mu_i >= 0 (one side), so each region gets its own LP multipliers and lower
-bound, and the least of them bounds every slope (models with 2m + n <= 3,000).
+bound, and the least of them bounds every slope (models with 2m + n <= 3,000). With
+norms, the regions are those of the concave split's other switches, each with its own
+SOCP multipliers (up to 3,000 variables).
 
 Deciding first-order minimality of a piecewise-linear function is co-NP-hard in general,
 so "undecided" remains possible when many switches have dependent rows. Comparisons
@@ -325,13 +327,15 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
         split = ConcaveSplit(mdl, ls)
         if split.applies:
             T = split.T
-            lo_s, worst = split.lower_bound()
+            lo_s, worst, ex_s = split.lower_bound()
             if lo_s < -tol and not split.ls.likq:  # NOTE: least squares is one choice of many
                 T_best = split.best_multipliers()
                 if T_best is not None:
-                    lo_b, worst_b = split.lower_bound(T_best)
+                    lo_b, worst_b, ex_b = split.lower_bound(T_best)
                     if lo_b > lo_s:
-                        T, lo_s, worst = T_best, lo_b, worst_b
+                        T, lo_s, worst, ex_s = T_best, lo_b, worst_b, ex_b
+                if lo_s < -tol and balls is not None:  # NOTE: no norms: the LP regions above
+                    lo_s = max(lo_s, split.regions(ex_s, min(limit, _REGIONS)))
             if lo_s > lower:
                 lower, method = lo_s, "concave split" if split.dims.size else "multipliers"
             for u in worst:

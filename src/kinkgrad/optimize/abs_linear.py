@@ -252,7 +252,7 @@ class Salmin:
         1 / ||w_k|| and its steps crawl (TV 16 x 16: 200 iterations, 6 s; now 21, 1.4 s)."""
         self.norms_at = self.nit
         done = finish_on_zero_norms(self.oracle, self.x, self.fx, self.tol, self.tol,
-                                    self.nit, f"abs-linear: after {self.nit} iterations,")
+                                    self.nit, f"abs-linear: after {self.nit} iterations.")
         if done is not None:
             self.monitor(done[0].x, done[0].fun, done[0].nit)
         return None if done is None else done[0]

@@ -226,7 +226,7 @@ def _loop(oracle: Oracle, x: np.ndarray, fx: float, gx: np.ndarray, tol: float, 
                     oracle.norm_interval(n + 10):
                 state["norms_at"] = k  # NOTE: Newton steps on zero norms (_norm_finish.py)
                 done = finish_on_zero_norms(oracle, x, fx, tol, r_target, k - 1, f"After "
-                                            f"{k - 1} iterations,")  # x: iteration k - 1's
+                                            f"{k - 1} iterations.")  # x: iteration k - 1's
                 if done is not None:
                     monitor(done[0].x, done[0].fun, done[0].nit)
                     return done[0]

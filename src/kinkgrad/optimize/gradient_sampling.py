@@ -197,7 +197,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
                     norms_at = nit  # NOTE: as the bundle at its tests (each iteration here
                     # costs n + 1 gradients), less often after tries that did not certify
                     done = finish_on_zero_norms(oracle, x, fx, tol, min(final_radius, tol),
-                                                nit - 1, f"After {nit - 1} iterations,")
+                                                nit - 1, f"After {nit - 1} iterations.")
                     if done is not None:
                         monitor(done[0].x, done[0].fun, done[0].nit)
                         return done[0]
