@@ -55,3 +55,5 @@ def test_readme_minimize_example_claims() -> None:
     assert ns["kinkgrad"].stationarity(g, zero).verdict == "stationary"
     assert ns["kinkgrad"].minimality(g, zero).verdict == "not minimal"
     assert res.minimality.verdict == "minimal"  # f is convex: its minimiser is minimal
+    # ||d||_1 - ||d||_2 >= 0 for every d (by hand): 0 is first-order minimal for l1 - l2
+    assert ns["kinkgrad"].minimality(ns["h"], zero).verdict == "minimal"
