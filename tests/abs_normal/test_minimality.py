@@ -267,6 +267,20 @@ def test_huge_values_are_undecided_not_wrong():
     assert rep.verdict == "undecided" and "rescale" in rep.reason
 
 
+@pytest.mark.parametrize("scale", [1e-150, 1e20, 1e150])
+def test_scaled_concave_models_give_no_overflow_and_no_wrong_verdict(scale):
+    # NESTED_BESIDE_NORMS' concave case (minimal by hand) times a scale, under the suite's
+    # warnings-as-errors: the concave split's worst-case directions once overflowed at 1e150
+    # (products of residuals of 1e150). Tiny: minimal within the absolute tol; huge: f's own
+    # rounding is far above tol, so "minimal" cannot be proven (undecided), never "not"
+    def f(x):
+        return scale * (knp.linalg.norm(x) - 0.3 * knp.abs(knp.abs(x[0]) - x[1])
+                        + 0.1 * knp.abs(x[1]) + 0.1 * knp.abs(x[0] - x[1]))
+
+    rep = kinkgrad.minimality(f, np.zeros(2))
+    assert rep.verdict == ("minimal" if scale < 1 else "undecided")
+
+
 @pytest.mark.parametrize("weight", [0.5, 6.0])
 def test_many_dependent_switches_and_a_concave_kink_split_into_regions(weight):
     # 13 convex kinks in the plane (dependent rows, beyond the 12 whose cones are listed)

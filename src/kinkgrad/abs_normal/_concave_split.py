@@ -130,14 +130,16 @@ class ConcaveSplit:
         if ball_excess.size and ball_excess.max() > 0:
             j = int(np.argmax(ball_excess))
             lo, hi = rest.starts[j], rest.starts[j + 1]
-            worst.append(nu[lo:hi, 1:].T @ (nu[lo:hi, 0] if np.any(nu[lo:hi, 0])
-                                             else nu[lo:hi, 1:] @ np.ones(self.P.shape[1])))
-        worst.append(Q[:, 1:].T @ (Q[:, 0] if np.any(Q[:, 0]) else Q[:, 1:].sum(axis=1)))
+            N = _scaled(nu[lo:hi, 1:])
+            worst.append(N.T @ (_scaled(nu[lo:hi, 0]) if np.any(nu[lo:hi, 0])
+                                else N @ np.ones(self.P.shape[1])))
+        Qs = _scaled(Q[:, 1:])
+        worst.append(Qs.T @ (_scaled(Q[:, 0]) if np.any(Q[:, 0]) else Qs.sum(axis=1)))
         return lower * (1 + (n + m + 8) * _EPS), [self._unit(u) for u in worst], excess
 
     def _unit(self, u: np.ndarray) -> np.ndarray:
         """u with each block scaled to norm 1 (a block of zeros: its first axis)."""
-        u = np.array(u, np.float64)
+        u = _scaled(np.array(u, np.float64))
         for lo, hi in zip(self.starts[:-1], self.starts[1:]):
             nb = float(np.linalg.norm(u[lo:hi]))
             u[lo:hi] = u[lo:hi] / nb if nb > 0 and np.isfinite(nb) else np.eye(hi - lo)[0]
@@ -277,6 +279,12 @@ class ConcaveSplit:
                 return -np.inf
             lower = min(lower, self.lower_bound(T, signs)[0])
         return lower
+
+
+def _scaled(v: np.ndarray) -> np.ndarray:
+    """v divided by its largest entry in size (a direction; no overflow in products)."""
+    top = float(np.max(np.abs(v), initial=0.0))
+    return v / top if top > 0 and np.isfinite(top) else v
 
 
 class _Layout:
