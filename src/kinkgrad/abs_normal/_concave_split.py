@@ -82,10 +82,10 @@ class ConcaveSplit:
                     ) -> tuple[float, list[np.ndarray], np.ndarray]:
         """(a lower bound on the least slope valid for every u, rounding included, from the
         multipliers theta(u) = T[:, 0] + T[:, 1:] u (any T; least squares by default); the
-        u at which the worst switch, norm and residual term is largest). ``signs`` (the
-        rest's switches, in {-1, 0, 1}): the bound on the region sigma_i z'_i >= 0 where
-        sigma_i = signs_i != 0, whose switch terms need one side only
-        (:meth:`SlopeModel.lower_bound`); the rest's switches' excess)."""
+        u at which the worst switch, norm and residual terms are largest; the rest's
+        switches' excess). ``signs`` (the rest's switches, in {-1, 0, 1}): the bound on
+        the region sigma_i z'_i >= 0 where sigma_i = signs_i != 0, whose switch terms need
+        one side only (:meth:`SlopeModel.lower_bound`)."""
         rest, T = self.rest, self.T if T is None else T
         R, m, n = rest.R, rest.m, rest.A.shape[1]
         G0 = np.column_stack([rest.g0, self.P])

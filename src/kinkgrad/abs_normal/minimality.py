@@ -59,15 +59,14 @@ min_{||w|| <= 1} lambda_k w . J_k d and bhat_i |z'_i| = min_{|s| <= 1} bhat_i s 
 (z'_i = A_i d + K_i |z'|: a linear term and weights added to the kinks it reads), so
 f'(d) = min_u f_u(d) with the concave terms replaced by linear ones, and x is minimal iff
 it is for every f_u. The other terms' least-squares multipliers are affine in u, and each
-term of the multipliers' bound is
-bounded over all u at once (an affine function's maximum over a ball is its value at the
-centre plus its coefficient's norm): exact where the other terms are convex with
-independent rows (||x||_1 - ||x||_2 at 0 is minimal; :class:`._concave_split.
-ConcaveSplit`); with dependent rows the affine multipliers minimising the bound's terms
-come from an SOCP (Clarabel; only a candidate, the bound is recomputed from them with its
-rounding; the same SOCP serves models with norms and no concave term, whose rows are
-dependent, where the LP below does not apply). Descent candidates come from f_u at the
-worst u.
+term of the multipliers' bound is bounded over all u at once (an affine function's maximum
+over a ball is its value at the centre plus its coefficient's norm): exact where the other
+terms are convex with independent rows (||x||_1 - ||x||_2 at 0 is minimal;
+:class:`._concave_split.ConcaveSplit`); with dependent rows the affine multipliers
+minimising the bound's terms come from an SOCP (Clarabel; only a candidate, the bound is
+recomputed from them with its rounding; the same SOCP serves models with norms and no
+concave term, where the multipliers LP does not apply). Descent candidates come from f_u
+at the worst u.
 
 **Regions (many switches, dependent rows).** Beyond ``limit`` switches, the up to 8 with
 the largest excess split R^n into the 2^k regions of their signs; on a region, where
