@@ -510,3 +510,31 @@ NESTED_BESIDE_NORMS = {
 def test_nested_kinks_beside_a_norm_minimal_by_hand(name):
     rep = kinkgrad.minimality(NESTED_BESIDE_NORMS[name], np.zeros(2))
     assert rep.verdict == "minimal" and rep.likq is False, rep.reason
+
+
+def test_region_socps_only_where_no_candidate_descends(monkeypatch):
+    # a not-minimal model with norms and dependent rows: a linear term of size 3 against
+    # kinks of weight <= 0.3 (f falls along -a: a . (-a / ||a||) = -||a|| dominates); each
+    # region SOCP cost 0.3 s here and 2^8 of them ran before a descent was looked at
+    from kinkgrad.abs_normal._concave_split import ConcaveSplit
+
+    solves = []
+    best = ConcaveSplit.best_multipliers
+    monkeypatch.setattr(ConcaveSplit, "best_multipliers",
+                        lambda self, *a: solves.append(a) or best(self, *a))
+    rng = np.random.default_rng(20)
+    n = 20
+    a = 3.0 * rng.standard_normal(n)
+    C, b = rng.standard_normal((30, n)), 0.3 * rng.random(30)
+    Cs, lam = [rng.standard_normal((3, n)) for _ in range(4)], [0.5, 0.5, -0.3, -0.3]
+    K2 = rng.standard_normal((5, n))
+
+    def f(x):
+        return (a @ x + knp.sum(b * knp.abs(C @ x))
+                + sum(lam[k] * knp.linalg.norm(Cs[k] @ x) for k in range(4))
+                - 0.2 * knp.sum(knp.abs(knp.abs(K2 @ x) - 0.1 * x[:5])))
+
+    rep = kinkgrad.minimality(f, np.zeros(n))
+    assert rep.verdict == "not minimal" and rep.slope < 0
+    assert float(f(1e-6 * np.asarray(rep.descent))) < float(f(np.zeros(n)))
+    assert len(solves) <= 1  # the bound's SOCP, no region's
