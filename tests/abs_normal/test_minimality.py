@@ -538,3 +538,27 @@ def test_region_socps_only_where_no_candidate_descends(monkeypatch):
     assert rep.verdict == "not minimal" and rep.slope < 0
     assert float(f(1e-6 * np.asarray(rep.descent))) < float(f(np.zeros(n)))
     assert len(solves) <= 1  # the bound's SOCP, no region's
+
+
+def test_region_lps_only_where_no_candidate_descends(monkeypatch):
+    # the same without norms, n = 40, 65 switches: 256 region LPs ran first (n = 200: 92 s)
+    import importlib
+
+    minimality_module = importlib.import_module("kinkgrad.abs_normal.minimality")
+    calls = []
+    regions = minimality_module.regions
+    monkeypatch.setattr(minimality_module, "regions",
+                        lambda *a, **k: calls.append(a) or regions(*a, **k))
+    rng = np.random.default_rng(40)
+    n = 40
+    a = 3.0 * rng.standard_normal(n)
+    C, b, K2 = rng.standard_normal((60, n)), 0.3 * rng.random(60), rng.standard_normal((5, n))
+
+    def f(x):
+        return (a @ x + knp.sum(b * knp.abs(C @ x))
+                - 0.2 * knp.sum(knp.abs(knp.abs(K2 @ x) - 0.1 * x[:5])))
+
+    rep = kinkgrad.minimality(f, np.zeros(n))
+    assert rep.verdict == "not minimal" and rep.slope < 0
+    assert float(f(1e-6 * np.asarray(rep.descent))) < float(f(np.zeros(n)))
+    assert not calls

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ _SMALL = 250_000  # rows x n up to which every model's least squares use a dense
 _LP_VARIABLES = 30_000  # the multipliers LP (dependent rows) up to this many variables (HiGHS:
 #   0.2 s at 5,000 on a chained model, 13 s at 50,000)
 _REGION_VARIABLES = 3_000  # the region LPs (2^k of them) up to this many variables
+_REGION_SECONDS = 10.0  # ... and for up to this long in all
 _MILP_SWITCHES, _MILP_SECONDS = 64, 10.0  # the descent MILP: model size and HiGHS time limit
 _RANK_BLOCK = 512  # blocks of rows up to which LIKQ is tested (eigvalsh; 4096: 0.12 s each)
 _SPECTRAL = 1000  # norms with excess whose ||J_k||_2 is computed (Frobenius beyond)
@@ -246,16 +248,20 @@ def lp_multipliers(mdl: SlopeModel, signs: np.ndarray | None = None,
     return res.x[:m] if res.status == 0 else None
 
 
-def regions(mdl: SlopeModel, excess: np.ndarray, count: int) -> float:
+def regions(mdl: SlopeModel, excess: np.ndarray, count: int,
+            seconds: float = _REGION_SECONDS) -> float:
     """A lower bound on the least slope from the 2^k regions of the signs of the k <= count
     switches with the largest excess G_i (each region's LP multipliers; the regions cover
-    all d); -inf when an LP is not solved or the model is too large for 2^k LPs."""
+    all d); -inf when an LP is not solved, the model is too large for 2^k LPs or they take
+    more than ``seconds``."""
     order = np.argsort(-(excess * mdl.G))[:count]
     S = order[excess[order] > 0]
     if not S.size or 2 * mdl.m + mdl.A.shape[1] > _REGION_VARIABLES:
         return -np.inf
-    lower = np.inf
+    lower, start = np.inf, time.perf_counter()
     for signs_S in itertools.product((1.0, -1.0), repeat=S.size):
+        if time.perf_counter() - start > seconds:
+            return -np.inf
         signs = np.zeros(mdl.m)
         signs[S] = signs_S
         mu = lp_multipliers(mdl, signs, _REGION_VARIABLES)
