@@ -562,3 +562,26 @@ def test_region_lps_only_where_no_candidate_descends(monkeypatch):
     assert rep.verdict == "not minimal" and rep.slope < 0
     assert float(f(1e-6 * np.asarray(rep.descent))) < float(f(np.zeros(n)))
     assert not calls
+
+
+def test_dependent_rows_at_large_n_by_the_reduced_multipliers_lp():
+    # 16 kinks whose rows lie in a 6-dim subspace of R^3000 (dependent), 10 heavy (b >= 1/2)
+    # and 6 light (b ~ 1e-3), a linear term inside the subspace: f'(d) = a . d + sum b_i
+    # |c_i . d| >= (sigma_min(M_S) / 2 - ||alpha||) ||B d|| >= 0 (by hand, c_i = M_i B, a =
+    # B^T alpha), so 0 is minimal; least squares loads the light rows, and the multipliers LP
+    # runs on the residual's part in the rows' span (16 rows instead of 3000)
+    rng = np.random.default_rng(7)
+    n = 3000
+    B = np.linalg.qr(rng.standard_normal((n, 6)))[0].T
+    M = rng.standard_normal((16, 6))
+    b = np.concatenate([0.5 + 0.5 * rng.random(10), 1e-3 * (1 + rng.random(6))])
+    alpha = rng.standard_normal(6)
+    alpha *= 0.3 * 0.5 * np.linalg.svd(M[:10], compute_uv=False)[-1] / np.linalg.norm(alpha)
+    C, a = M @ B, B.T @ alpha
+
+    def f(x):  # plus a nested kink (>= 0), so that the convexity bound does not apply
+        z = C @ x
+        return a @ x + knp.sum(b * knp.abs(z)) + 0.01 * knp.abs(knp.abs(z[0]) - knp.abs(z[1]))
+
+    rep = kinkgrad.minimality(f, np.zeros(n))
+    assert rep.verdict == "minimal" and rep.likq is False, rep.reason

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import solve_triangular
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp, nnls
 from scipy.sparse.linalg import splu, spsolve_triangular
 
@@ -72,32 +73,60 @@ class SlopeModel:
             b[i] += np.abs(K.data[lo:hi]) @ b[K.indices[lo:hi]]
         return b
 
+    @property
+    def lp_residual_rows(self) -> int:
+        """The residual's rows in :attr:`lp_rows`: m where n > 2m and A is dense up to 4e6
+        entries (reduced by a QR), else n."""
+        m, n = self.m, self.A.shape[1]
+        return m if n > 2 * m and m * n <= _DENSE_ENTRIES else n
+
     @functools.cached_property
     def lp_rows(self) -> tuple[sp.csr_matrix, np.ndarray]:
         """(A_ub, b_ub) of :func:`lp_multipliers` over (mu, s, t), both sides of every
-        switch: |g0 - A^T mu| <= t and +-mu_i + (K^T mu)_i - s_i <= bhat_i."""
-        A, m, n = self.A, self.m, self.A.shape[1]
-        I_m, I_n = sp.identity(m, format="csr"), sp.identity(n, format="csr")
-        Z_nm, Z_mn, Kt = sp.csr_matrix((n, m)), sp.csr_matrix((m, n)), self.K.T.tocsr()
-        A_ub = sp.vstack([sp.hstack([A.T, Z_nm, -I_n]), sp.hstack([-A.T, Z_nm, -I_n]),
-                          sp.hstack([I_m + Kt, -I_m, Z_mn]),
-                          sp.hstack([-I_m + Kt, -I_m, Z_mn])]).tocsr()
-        return A_ub, np.concatenate([self.g0, -self.g0, self.bhat, self.bhat])
+        switch: |h - M mu| <= t and +-mu_i + (K^T mu)_i - s_i <= bhat_i, with (M, h) =
+        (A^T, g0), or (R, Q^T g0) from A^T = Q R where n > 2m (dense up to 4e6 entries):
+        ||g0 - A^T mu||^2 = ||(I - Q Q^T) g0||^2 + ||Q^T g0 - R mu||^2, the part that mu
+        moves in m rows instead of n (n = 10^4, 12 switches: the LP took 6.8 s)."""
+        A, m = self.A, self.m
+        if self.lp_residual_rows == m:
+            Q, R = np.linalg.qr(self.A_dense.T)
+            M, h = sp.csr_matrix(R), Q.T @ self.g0
+        else:
+            M, h = A.T.tocsr(), self.g0
+        k = M.shape[0]
+        I_m, I_k = sp.identity(m, format="csr"), sp.identity(k, format="csr")
+        Z_km, Z_mk, Kt = sp.csr_matrix((k, m)), sp.csr_matrix((m, k)), self.K.T.tocsr()
+        A_ub = sp.vstack([sp.hstack([M, Z_km, -I_k]), sp.hstack([-M, Z_km, -I_k]),
+                          sp.hstack([I_m + Kt, -I_m, Z_mk]),
+                          sp.hstack([-I_m + Kt, -I_m, Z_mk])]).tocsr()
+        return A_ub, np.concatenate([h, -h, self.bhat, self.bhat])
 
     @property
     def convex(self) -> bool:
         """Whether f'(.) is convex by its terms: no coupling, bhat >= 0, lambda >= 0."""
         return not self.K.nnz and bool(np.all(self.bhat >= 0) and np.all(self.lam >= 0))
 
+    @functools.cached_property
+    def A_dense(self) -> np.ndarray:
+        return self.A.toarray()
+
     def piece(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(W, g) on the piece of signature sigma: z' = W d, f'(d) = g . d (no norms);
-        (I - K Sigma) W = A by forward substitution."""
-        A = self.A.toarray()
+        (I - K Sigma) W = A by forward substitution (dense for up to 512 switches: SuperLU's
+        triangular solve with n right-hand sides took 28 of 45 s for 4,096 pieces of 12
+        switches at n = 10^4)."""
+        A = self.A_dense
         if not self.K.nnz:
             return A, self.g0 + A.T @ (sigma * self.bhat)
         T = (sp.identity(self.m, format="csr") - self.K @ sp.diags(sigma)).tocsr()
-        W = spsolve_triangular(T, A, lower=True, unit_diagonal=True)
-        v = spsolve_triangular(T.T.tocsr(), sigma * self.bhat, lower=False, unit_diagonal=True)
+        if self.m <= 512:
+            Td = T.toarray()
+            W = solve_triangular(Td, A, lower=True, unit_diagonal=True)
+            v = solve_triangular(Td.T, sigma * self.bhat, lower=False, unit_diagonal=True)
+        else:
+            W = spsolve_triangular(T, A, lower=True, unit_diagonal=True)
+            v = spsolve_triangular(T.T.tocsr(), sigma * self.bhat, lower=False,
+                                   unit_diagonal=True)
         return W, self.g0 + A.T @ v
 
     def slope(self, d: np.ndarray) -> float:
@@ -233,17 +262,18 @@ def merge_parallel(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray
 
 def lp_multipliers(mdl: SlopeModel, signs: np.ndarray | None = None,
                    limit: int = _LP_VARIABLES) -> np.ndarray | None:
-    """mu minimising ||g0 - A^T mu||_1 + sum_i G_i (|mu_i| - c_i(mu))_+ (an LP, HiGHS): the
+    """mu minimising ||h - M mu||_1 + sum_i G_i (|mu_i| - c_i(mu))_+ (an LP, HiGHS; h - M mu
+    is g0 - A^T mu or its part in A's row space, :attr:`SlopeModel.lp_rows`): the
     bound's terms when the rows are dependent (no norms); with ``signs``, those of the
     region's bound (:meth:`SlopeModel.lower_bound`). None when the LP is not solved."""
-    m, n = mdl.m, mdl.A.shape[1]
-    if 2 * m + n > limit:
+    m, k = mdl.m, mdl.lp_residual_rows
+    if 2 * m + k > limit:
         return None
-    signs = np.zeros(m) if signs is None else signs
-    keep = np.concatenate([np.ones(2 * n, bool), signs <= 0, signs >= 0])  # one side each
     A_ub, b_ub = mdl.lp_rows
-    cost = np.concatenate([np.zeros(m), mdl.G, np.ones(n)])
-    bounds = [(None, None)] * m + [(0, None)] * (m + n)
+    signs = np.zeros(m) if signs is None else signs
+    keep = np.concatenate([np.ones(2 * k, bool), signs <= 0, signs >= 0])  # one side each
+    cost = np.concatenate([np.zeros(m), mdl.G, np.ones(k)])
+    bounds = [(None, None)] * m + [(0, None)] * (m + k)
     res = linprog(cost, A_ub=A_ub[keep], b_ub=b_ub[keep], bounds=bounds, method="highs")
     return res.x[:m] if res.status == 0 else None
 
@@ -256,7 +286,7 @@ def regions(mdl: SlopeModel, excess: np.ndarray, count: int,
     more than ``seconds``."""
     order = np.argsort(-(excess * mdl.G))[:count]
     S = order[excess[order] > 0]
-    if not S.size or 2 * mdl.m + mdl.A.shape[1] > _REGION_VARIABLES:
+    if not S.size or 2 * mdl.m + mdl.lp_residual_rows > _REGION_VARIABLES:
         return -np.inf
     lower, start = np.inf, time.perf_counter()
     for signs_S in itertools.product((1.0, -1.0), repeat=S.size):
