@@ -74,3 +74,29 @@ def test_sum_of_hulls_widened_by_the_sets_slack():
     assert lp.in_sum_of_hulls(g, g0, blocks, widen=d)[0]
     assert not lp.in_sum_of_hulls(g, g0, blocks, widen=0.6 * d)[0]
     assert lp.in_sum_of_hulls(np.array([0.5, 0.5]), g0, blocks)[0]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_margin_in_the_rows_span_makes_the_full_lps_decisions(seed):
+    # few rows in many dimensions: margin() solves the LP in the rows' span; its decision
+    # against MARGIN must be the full LP's (the peer here: lp._margin_lp, the LP as stated),
+    # a returned direction must be a box point whose own margin is >= t, an exclusion must
+    # be one the full LP makes too. Cones open (rows around a common direction, or fewer
+    # generic rows than n), closed (a row's negative combination added), with equalities
+    rng = np.random.default_rng(seed)
+    n, k = 400, int(rng.integers(2, 60))
+    kind = seed % 3
+    R = rng.standard_normal((k, n))
+    if kind == 0:
+        R += 3.0 * rng.standard_normal(n)  # a common direction: open
+    elif kind == 1:
+        R[-1] = -np.abs(rng.standard_normal(k - 1)) @ R[:-1]  # closed: 0 in the rows' hull
+    E = rng.standard_normal((int(rng.integers(1, 5)), n)) if seed % 4 == 3 else None
+    t, d = lp.margin(R, E)
+    t_full, d_full = lp._margin_lp(R, E)
+    assert (t > lp.MARGIN) == (t_full > lp.MARGIN)
+    if t > lp.MARGIN:
+        assert np.max(np.abs(d)) <= 1 + 1e-12 and t <= t_full + 1e-9
+        assert np.min(lp._unit(R) @ d) >= t * (1 - 1e-9)
+        if E is not None:
+            assert np.max(np.abs(lp._unit(E) @ d)) <= 1e-9

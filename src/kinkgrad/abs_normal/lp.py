@@ -29,6 +29,7 @@ __all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "in_hull"
 
 MARGIN = 1e-9
 ZERO_ROW = 1e-10
+_SPAN_FROM, _SPAN_RATIO = 200, 4  # margin LPs in the rows' span from n >= 200, k <= n / 4
 
 
 _LOCAL = threading.local()
@@ -137,10 +138,52 @@ def _unit(R: np.ndarray) -> np.ndarray:
 def margin(R: np.ndarray, E: np.ndarray | None = None) -> tuple[float, np.ndarray | None]:
     """max t s.t. unit(R) d >= t, unit(E) d = 0, -1 <= d <= 1, t <= 1.
 
-    Returns (t*, d*); t* = -1 and d* = None when the LP fails."""
+    Returns (t*, d*); t* = -1 and d* = None when the LP fails. With few rows in many
+    dimensions (:func:`_margin_in_span`) the answer can instead be (t, d) with d feasible
+    and MARGIN < t = min(1, min unit(R) d) <= t*, or t <= MARGIN / sqrt(n) where t* <=
+    MARGIN is proven: the same decisions against ``MARGIN``."""
     n = R.shape[1]
     if R.shape[0] == 0:
         return 1.0, np.zeros(n)
+    k = R.shape[0] + (0 if E is None else E.shape[0])
+    if n >= _SPAN_FROM and k * _SPAN_RATIO <= n:
+        fast = _margin_in_span(R, E)
+        if fast is not None:
+            return fast
+    return _margin_lp(R, E)
+
+
+def _margin_in_span(R: np.ndarray, E: np.ndarray | None) -> tuple[float, np.ndarray] | None:
+    """:func:`margin` in the span V of the rows (an orthonormal basis Q, d = Q y), where the
+    LP has k instead of n variables (n = 10^4, 12 rows: 0.13 s each, 388 of them in one
+    stationarity test). Since unit(R) d = unit(R) Q Q^T d and ||Q^T d||_inf <= sqrt(n) for a
+    box point d, t* <= sqrt(n) t_V: t_V <= MARGIN / sqrt(n) proves t* <= MARGIN (the row
+    duals of this LP are then the last ones, for :func:`row_duals`). Otherwise Q y, scaled
+    into the box, is a feasible d whose own t bounds t* from below; None (the full LP) when
+    neither settles it against MARGIN."""
+    n = R.shape[1]
+    rows = R if E is None or not E.shape[0] else np.vstack([R, E])
+    Q, _ = np.linalg.qr(rows.T)
+    RQ = R @ Q
+    EQ = None if E is None or not E.shape[0] else E @ Q
+    t_V, y = _margin_lp(RQ, EQ)  # NOTE: ||R_i Q|| = ||R_i||: the rows lie in V
+    if y is None:
+        return None
+    if t_V <= MARGIN / np.sqrt(n):
+        return t_V, Q @ y
+    d = Q @ y
+    top = float(np.max(np.abs(d), initial=0.0))
+    if not top > 0:
+        return None
+    d = d / top
+    t = min(float(np.min(_unit(R) @ d)), 1.0)  # NOTE: the LP's t <= 1
+    return (t, d) if t > MARGIN else None
+    return _margin_lp(R, E)
+
+
+def _margin_lp(R: np.ndarray, E: np.ndarray | None) -> tuple[float, np.ndarray | None]:
+    """:func:`margin`'s LP as stated."""
+    n = R.shape[1]
     A = np.hstack([_unit(R), -np.ones((R.shape[0], 1))])  # r_i . d - t >= 0
     lower, upper = np.zeros(R.shape[0]), np.full(R.shape[0], _INF)
     if E is not None and E.shape[0]:
