@@ -178,7 +178,6 @@ def _margin_in_span(R: np.ndarray, E: np.ndarray | None) -> tuple[float, np.ndar
     d = d / top
     t = min(float(np.min(_unit(R) @ d)), 1.0)  # NOTE: the LP's t <= 1
     return (t, d) if t > MARGIN else None
-    return _margin_lp(R, E)
 
 
 def _margin_lp(R: np.ndarray, E: np.ndarray | None) -> tuple[float, np.ndarray | None]:
