@@ -4,20 +4,24 @@ multipliers' bound maximised over them (the mathematics is in :class:`ConcaveSpl
 from __future__ import annotations
 
 import copy
-import itertools
-import time
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._minimality_model import LeastSquares, Norms, SlopeModel, _column_count, block_sums
+from ._minimality_model import (
+    LeastSquares,
+    Norms,
+    SlopeModel,
+    _column_count,
+    block_sums,
+    over_regions,
+)
 
 __all__ = ["ConcaveSplit"]
 
 _SPLIT_DIMS = 512  # concave terms' total dimension up to which they are split
 _SOCP_VARIABLES = 20_000  # best_multipliers' SOCP up to this many variables
 _REGION_VARIABLES = 3_000  # the regions' SOCPs (2^k of them) up to this many variables
-_REGION_SECONDS = 10.0  # ... and for up to this long in all
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -261,28 +265,17 @@ class ConcaveSplit:
         fixed = found + self.ls.multipliers(np.column_stack([rest.g0, P]) - R.T @ found)
         return min((found, fixed), key=lambda T: -self.lower_bound(T, signs)[0])
 
-    def regions(self, excess: np.ndarray, count: int, limit: int = _REGION_VARIABLES,
-                seconds: float = _REGION_SECONDS) -> float:
+    def regions(self, excess: np.ndarray, count: int, limit: int = _REGION_VARIABLES
+                ) -> float:
         """A lower bound on the least slope from the 2^k regions of the signs of the k <=
         count switches of the rest with the largest excess G_i (each region's SOCP
-        multipliers, one side of each split switch; the regions cover all d, as in
-        :func:`._minimality_model.regions`, here with norms and u); -inf when an SOCP is
-        not solved or larger than ``limit`` variables, or after ``seconds``."""
-        order = np.argsort(-(excess * self.rest.G))[:count]
-        S = order[excess[order] > 0]
-        if not S.size:
-            return -np.inf
-        lower, start = np.inf, time.perf_counter()
-        for signs_S in itertools.product((1.0, -1.0), repeat=S.size):
-            if time.perf_counter() - start > seconds:
-                return -np.inf
-            signs = np.zeros(self.rest.m)
-            signs[S] = signs_S
+        multipliers, one side of each split switch; :func:`._minimality_model.over_regions`,
+        here with norms and u); -inf when an SOCP is not solved or larger than ``limit``
+        variables, or after its time limit."""
+        def bound(signs: np.ndarray) -> float | None:
             T = self.best_multipliers(signs, limit)
-            if T is None:
-                return -np.inf
-            lower = min(lower, self.lower_bound(T, signs)[0])
-        return lower
+            return None if T is None else self.lower_bound(T, signs)[0]
+        return over_regions(excess, self.rest.G, count, bound)
 
 
 def _scaled(v: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,8 @@ from .stationarity import _model_z
 from .zero_norms import Balls
 
 __all__ = ["LeastSquares", "Norms", "SlopeModel", "block_sums", "cone_descents",
-           "lp_multipliers", "merge_parallel", "milp_descent", "pieces", "regions"]
+           "lp_multipliers", "merge_parallel", "milp_descent", "over_regions", "pieces",
+           "regions"]
 
 _DENSE_ENTRIES = 4_000_000  # rows x n up to which dense rows (>= 5% nonzero) use an SVD
 _SMALL = 250_000  # rows x n up to which every model's least squares use a dense SVD
@@ -278,26 +280,40 @@ def lp_multipliers(mdl: SlopeModel, signs: np.ndarray | None = None,
     return res.x[:m] if res.status == 0 else None
 
 
-def regions(mdl: SlopeModel, excess: np.ndarray, count: int,
-            seconds: float = _REGION_SECONDS) -> float:
+def regions(mdl: SlopeModel, excess: np.ndarray, count: int) -> float:
     """A lower bound on the least slope from the 2^k regions of the signs of the k <= count
     switches with the largest excess G_i (each region's LP multipliers; the regions cover
     all d); -inf when an LP is not solved, the model is too large for 2^k LPs or they take
-    more than ``seconds``."""
-    order = np.argsort(-(excess * mdl.G))[:count]
+    more than ``_REGION_SECONDS``."""
+    if 2 * mdl.m + mdl.lp_residual_rows > _REGION_VARIABLES:
+        return -np.inf
+
+    def bound(signs: np.ndarray) -> float | None:
+        mu = lp_multipliers(mdl, signs, _REGION_VARIABLES)
+        return None if mu is None else mdl.lower_bound(mu, signs)[0]
+    return over_regions(excess, mdl.G, count, bound)
+
+
+def over_regions(excess: np.ndarray, G: np.ndarray, count: int,
+                 bound: Callable[[np.ndarray], float | None],
+                 seconds: float = _REGION_SECONDS) -> float:
+    """min over the 2^k sign patterns of the k <= count switches with the largest excess
+    G_i (the regions sigma_i z'_i >= 0 cover every d) of ``bound(signs)``, signs in {-1, 0,
+    1} per switch; -inf when a bound is None, no switch has excess, or after ``seconds``."""
+    order = np.argsort(-(excess * G))[:count]
     S = order[excess[order] > 0]
-    if not S.size or 2 * mdl.m + mdl.lp_residual_rows > _REGION_VARIABLES:
+    if not S.size:
         return -np.inf
     lower, start = np.inf, time.perf_counter()
     for signs_S in itertools.product((1.0, -1.0), repeat=S.size):
         if time.perf_counter() - start > seconds:
             return -np.inf
-        signs = np.zeros(mdl.m)
+        signs = np.zeros(excess.size)
         signs[S] = signs_S
-        mu = lp_multipliers(mdl, signs, _REGION_VARIABLES)
-        if mu is None:
+        b = bound(signs)
+        if b is None:
             return -np.inf
-        lower = min(lower, mdl.lower_bound(mu, signs)[0])
+        lower = min(lower, b)
     return lower
 
 

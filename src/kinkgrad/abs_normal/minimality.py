@@ -353,17 +353,18 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
         if nd > 0 and np.isfinite(nd):
             tried.append((mdl.slope(d / nd), d / nd))
     tried.sort(key=lambda t: t[0])
+    descends = bool(tried) and tried[0][0] < -tol
     # NOTE: 2^k LPs or SOCPs (n = 200: 92 s in 256 LPs; n = 20: 80 s in 256 SOCPs): only
     # where no candidate descends, since a descent of the model means no bound can prove it
-    if lp_regions and lower < -tol and (not tried or tried[0][0] >= -tol):
+    if lp_regions and lower < -tol and not descends:
         lo_r = regions(mdl, excess, min(limit, _REGIONS))
         if lo_r > lower:
             lower, method = lo_r, "regions"
-    if split_regions is not None and lower < -tol and (not tried or tried[0][0] >= -tol):
+    if split_regions is not None and lower < -tol and not descends:
         lo_r = split_regions[0].regions(split_regions[1], min(limit, _REGIONS))
         if lo_r > lower:
             lower, method = lo_r, "concave split"
-    if lower < -tol and (not tried or tried[0][0] >= -tol):  # NOTE: no descent found yet
+    if lower < -tol and not descends:  # NOTE: no descent found yet
         d = milp_descent(mdl)
         if d is not None and np.linalg.norm(d) > 0:
             d = d / np.linalg.norm(d)
