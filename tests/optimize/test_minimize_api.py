@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from _opt_cases import l1
@@ -41,6 +43,17 @@ def test_bad_input_raises(f, x0, match):
     ({"seed": -1}, "seed"),
     ({"seed": 1.5}, "seed"),
     ({"options": [1]}, "options"),
+    # the bundle method's option values (a matmul ValueError, TypeErrors, or silently
+    # taken before: metric="BFGS" ran the scalar metric)
+    ({"options": {"bundle_size": 0}}, "bundle_size=0"),
+    ({"options": {"bundle_size": 1.5}}, "bundle_size"),
+    ({"options": {"radius": "1e-6"}}, "radius"),
+    ({"options": {"radius": 0.0}}, "radius"),
+    ({"options": {"metric": "BFGS"}}, "metric"),
+    ({"options": {"m_serious": 2.0}}, "m_serious"),
+    ({"options": {"gamma": -1.0}}, "gamma"),
+    ({"options": {"gamma": float("nan")}}, "gamma"),
+    ({"options": {"finish": 1}}, "finish"),
 ])
 def test_bad_arguments_raise(kw, match):
     with pytest.raises(kinkgrad.KinkgradError, match=match):
@@ -88,6 +101,18 @@ def test_a_run_that_reaches_a_non_lipschitz_point_returns_its_result(method):
     assert abs(res.x[0]) < 1e-6 and abs(res.x[1]) < 1e-3
 
 
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_fun_is_f_at_x_where_the_gradient_is_not_finite(method):
+    # sqrt(sum((x - 1)^2)) = ||x - 1|| has no finite AD gradient at its minimiser x = 1,
+    # where the bundle's line search landed: it kept f = inf there (fun inf, a NaN warning)
+    f = lambda x: knp.sqrt(knp.sum((x - 1.0) ** 2))  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = kinkgrad.minimize(f, np.zeros(3), method=method)
+    assert np.isfinite(res.fun) and res.fun == float(f(res.x)) and res.fun < 1e-6
+    assert res.history["fun"][-1] == res.fun
+
+
 def test_the_test_inside_a_run_is_undecided_where_f_is_not_lipschitz():
     from kinkgrad.optimize._abs_linear_model import model_at
     from kinkgrad.optimize.oracle import Oracle
@@ -106,6 +131,35 @@ def test_the_test_inside_a_run_is_undecided_where_f_is_not_lipschitz():
 def test_an_empty_x0_is_a_constant_and_stationary(method):
     res = kinkgrad.minimize(lambda x: knp.sum(knp.abs(x)) + 2.0, np.zeros(0), method=method)
     assert res.success and res.fun == 2.0 and res.x.shape == (0,)
+
+
+def _scaled_l1(p):  # sum |k w - 1| + 0.1 ||w||^2, k an integer leaf: a constant of f
+    return knp.sum(knp.abs(p["w"] * p["k"] - 1.0)) + 0.1 * knp.sum(p["w"] ** 2)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_integer_leaves_of_x0_stay_at_their_values(method):
+    # an integer leaf is a constant of f (as for grad); the runs called f with it set to 0
+    # (the gradient's convention for a constant) and reported f = 0.04 + 2 "stationary"
+    # at w = 0 instead of the minimiser w = 1/2 of k = 2 (by hand: 2 |d| + 0.1 d >= 0 there)
+    seen = set()
+
+    def f(p):
+        seen.add(int(np.asarray(p["k"])))
+        return _scaled_l1(p)
+
+    res = kinkgrad.minimize(f, {"w": np.zeros(2), "k": 2}, method=method)
+    assert seen == {2} and res.x["k"] == 2
+    assert res.success and np.allclose(res.x["w"], 0.5, atol=1e-6)
+    assert abs(res.fun - 0.05) < 1e-6
+
+
+def test_integer_leaves_keep_their_values_in_the_minimality_test():
+    # at w = 1/2 (k = 2): f'(x; d) = sum 2 |d_i| + 0.1 d_i >= 0, minimal; at w = 0.4 f is
+    # smooth with gradient 0.08 - 2 per entry, not minimal
+    at = kinkgrad.minimality(_scaled_l1, {"w": np.full(2, 0.5), "k": 2})
+    off = kinkgrad.minimality(_scaled_l1, {"w": np.full(2, 0.4), "k": 2})
+    assert (at.verdict, off.verdict) == ("minimal", "not minimal")
 
 
 def _chained_abs(x):

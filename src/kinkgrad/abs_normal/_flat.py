@@ -98,8 +98,14 @@ class FlatSpec:
         return out
 
     def tree(self, flat: np.ndarray) -> Any:
-        """``flat`` (shape (n,)) as a pytree shaped like the traced point."""
+        """The vector ``flat`` (shape (n,): a gradient, a direction) as a pytree shaped like
+        the traced point, its integer leaves (constants) zeros."""
         return pytree.unflatten(self.in_tree, self.split(flat), constants="zeros")[0]
+
+    def point_tree(self, flat: np.ndarray) -> Any:
+        """The point ``flat`` (shape (n,)) as a pytree shaped like the traced point, its
+        integer leaves (constants) at their traced values: what ``f`` is called at."""
+        return pytree.unflatten(self.in_tree, self.split(flat), constants="values")[0]
 
     def tree_from_slots(self, ct: dict) -> Any:
         """The pytree of the cotangents a reverse sweep left at the input slots (zeros where

@@ -181,9 +181,9 @@ def _falls(f: Callable, spec: FlatSpec, x: np.ndarray, d: np.ndarray, radius: fl
     (:func:`kinkgrad.rounding_error`) plus 4 u (1 + |f(x)|); None if at none."""
     from ..modes.rounding import rounding_error
 
-    at_x = rounding_error(f, spec.tree(x))
+    at_x = rounding_error(f, spec.point_tree(x))
     for t in radius * 4.0 ** np.arange(4):
-        there = rounding_error(f, spec.tree(x + t * d))
+        there = rounding_error(f, spec.point_tree(x + t * d))
         margin = 10 * (at_x.error + there.error) + 4 * _EPS * (1 + abs(at_x.value))
         if there.value < at_x.value - margin:
             return float(t), (there.value - at_x.value) / float(t)
@@ -339,7 +339,7 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
                 rest, theta_u = split.linear(u, T)
                 dirs += _candidates(rest, split.ls, theta_u, *rest.lower_bound(theta_u)[1:])
     if lower < -tol and mdl.convex:  # NOTE: f'(d) = max over the Clarke set of g . d
-        st = known or stationarity(f, spec.tree(spec.point(tr)), radius=radius, tol=tol)
+        st = known or stationarity(f, spec.point_tree(spec.point(tr)), radius=radius, tol=tol)
         if st.min_norm is not None and np.isfinite(st.bounds[1]):
             # the least slope is -dist(0, set) >= -(the norm of a proven element)
             lo_c = -st.bounds[1] * (1 + (spec.n + 8) * _EPS)

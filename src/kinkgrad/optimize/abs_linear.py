@@ -115,7 +115,17 @@ from ._abs_linear_box import BoxPieceQP, piece_qp
 from ._abs_linear_model import AbsLinearModel, PieceQP, minimize_model, model_at
 from ._metric import LearntMetric
 from ._norm_finish import finish_on_zero_norms
-from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
+from .common import (
+    CALLBACK,
+    CONVERGED,
+    MAXFEV,
+    MAXITER,
+    STALLED,
+    MethodResult,
+    Monitor,
+    check_option,
+    is_real,
+)
 from .oracle import BudgetExhausted, Oracle
 
 __all__ = ["run"]
@@ -133,14 +143,12 @@ _NORMS_AFTER = 20  # zero-norm steps first tried here, then once per n + 10 iter
 
 
 def _check(ok: bool, name: str, value: object, fix: str) -> None:
-    if not ok:
-        raise KinkgradError(f"minimize(method='abs-linear'): option {name}={value!r}; {fix}.")
+    check_option("abs-linear", ok, name, value, fix)
 
 
 def _positive(name: str, v: object) -> float:
-    _check(not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
-           and bool(np.isfinite(v)) and v > 0, name, v, "pass a finite number > 0")
-    return float(v)
+    _check(is_real(v) and v > 0, name, v, "pass a finite number > 0")  # type: ignore[operator]
+    return float(v)  # type: ignore[arg-type]
 
 
 def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,

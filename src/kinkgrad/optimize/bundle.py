@@ -60,16 +60,43 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import KinkgradError
 from ._norm_finish import finish_on_zero_norms
 from ._stall_finish import finish_stall
-from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
+from .common import (
+    CALLBACK,
+    CONVERGED,
+    MAXFEV,
+    MAXITER,
+    STALLED,
+    MethodResult,
+    Monitor,
+    check_option,
+    is_real,
+)
 from .oracle import BudgetExhausted, Oracle
 
 __all__ = ["run"]
 
 _STALL = 10  # consecutive null steps before kinkgrad's stationarity test is consulted
 _SPACING = 5  # bundle iterations between tests triggered by short steps
+_FINITE_TRIES = 4  # halvings of a search's step where f has no finite Clarke gradient
+
+
+def _check_options(bundle_size: object, gamma: object, m_serious: object, radius: object,
+                   metric: object, finish: object) -> None:
+    """KinkgradError naming the first option of :func:`run` out of its range."""
+    for ok, name, value, fix in (
+            (not isinstance(bundle_size, (bool, np.bool_))
+             and isinstance(bundle_size, (int, np.integer)) and bundle_size >= 1,
+             "bundle_size", bundle_size, "pass an integer >= 1"),
+            (is_real(gamma) and gamma >= 0, "gamma", gamma, "pass a finite number >= 0"),
+            (is_real(m_serious) and 0 < m_serious < 1, "m_serious", m_serious,
+             "pass a number in (0, 1)"),
+            (radius is None or (is_real(radius) and radius > 0), "radius", radius,
+             "pass a finite number > 0 or None"),
+            (metric in ("bfgs", "scalar"), "metric", metric, "choose 'bfgs' or 'scalar'"),
+            (isinstance(finish, bool), "finish", finish, "pass True or False")):
+        check_option("bundle", ok, name, value, fix)  # type: ignore[arg-type]
 
 
 class _Bundle:
@@ -150,9 +177,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     Returns:
         A :class:`MethodResult`; ``radius`` is the bundle spread at the end.
     """
-    if not isinstance(finish, bool):
-        raise KinkgradError(f"minimize(method='bundle'): option finish={finish!r}; pass True "
-                            "or False.")
+    _check_options(bundle_size, gamma, m_serious, radius, metric, finish)
     n = oracle.n
     finish_at_limit = finish and maxiter is None  # an explicit maxiter is a hard cap
     maxiter = 20 * n + 1000 if maxiter is None else maxiter
@@ -425,7 +450,13 @@ def _line(oracle: Oracle, x: np.ndarray, fx: float, d: np.ndarray, slope: float,
         if best_step > 0:
             break
         step *= 0.25
-    if best_step == 0:
-        return None, fx, np.zeros_like(x)
-    fy, gy = oracle.value_clarke(x + best_step * d)
-    return x + best_step * d, fy, gy
+    for _ in range(_FINITE_TRIES):  # NOTE: f may have no finite gradient where the search
+        # ended (sqrt(sum((x - 1)^2)) exactly at x = 1, its minimiser): a shorter step then;
+        # the point was kept with f = inf (its value_clarke) and returned as .fun before
+        if best_step == 0:
+            break
+        fy, gy = oracle.value_clarke(x + best_step * d)
+        if fy <= fx + 0.1 * best_step * slope and fy < fx:  # False for inf
+            return x + best_step * d, fy, gy
+        best_step *= 0.5
+    return None, fx, np.zeros_like(x)

@@ -11,10 +11,25 @@ from typing import Any
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-__all__ = ["MethodResult", "Monitor", "simplex_qp"]
+from ..errors import KinkgradError
+
+__all__ = ["MethodResult", "Monitor", "simplex_qp", "check_option", "is_real"]
 
 # status codes shared by the methods (OptimizeResult.status)
 CONVERGED, MAXITER, MAXFEV, STALLED, CALLBACK = 0, 1, 2, 3, 4
+
+
+def is_real(v: object) -> bool:
+    """A finite real number (not a bool)."""
+    return (not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer,
+                                                                    np.floating))
+            and bool(np.isfinite(v)))
+
+
+def check_option(method: str, ok: bool, name: str, value: object, fix: str) -> None:
+    """Raise KinkgradError naming the method's option and the fix unless ``ok``."""
+    if not ok:
+        raise KinkgradError(f"minimize(method={method!r}): option {name}={value!r}; {fix}.")
 
 
 @dataclass

@@ -110,7 +110,7 @@ class Oracle:
     # ------------------------------------------------------------------ conversions
     def tree(self, x: np.ndarray) -> Any:
         """The flat vector x in the structure (and leaf dtypes) of x0."""
-        return self.spec.tree(np.asarray(x, np.float64))
+        return self.spec.point_tree(np.asarray(x, np.float64))
 
     def allowance(self, f: float) -> float:
         """What f's rounding can hide at the value f: 4 u (1 + |f|)."""
