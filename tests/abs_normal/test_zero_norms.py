@@ -138,6 +138,36 @@ def test_norms_coupled_with_active_kinks_are_undecided(f):
     assert rep.verdict == "undecided" and "isolated" in rep.reason
 
 
+_N = knp.linalg.norm
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("f, slope", [
+    # a zero norm inside another's group: -0.5 ||(-0.5 ||x||)|| = -0.25 ||x|| (not minimal,
+    # Clarke set 0.25 B); ||(||x||)|| = ||x|| (set B); ||(||x||, x_1)|| + 0.3 x_1: f'(e_1) =
+    # sqrt(2) + 0.3 > 0. The inner norm's derivative was cut, J_k = 0 and lambda_k = 0: the
+    # set collapsed to {g0} ("minimal" for the first, in_clarke False inside B)
+    (lambda x: -0.5 * _N(knp.stack([-0.5 * _N(x)])), -0.25),
+    (lambda x: _N(knp.stack([_N(x)])), 1.0),
+    (lambda x: -_N(knp.stack([_N(x), 0.0 * x[0]])), -1.0),
+    (lambda x: _N(knp.stack([_N(x), x[0]])) + 0.3 * x[0], np.sqrt(2.0) + 0.3),
+])
+def test_a_norm_of_a_zero_norm_is_never_a_wrong_verdict(f, slope, n):
+    x = np.zeros(n)
+    e1 = np.eye(n)[0]
+    h = 1e-7  # the truth: f is positively homogeneous at 0, f(h e_1) / h = f'(x; e_1)
+    assert abs(float(f(h * e1)) / h - slope) < 1e-6
+    inside = 0.5 * abs(slope) * e1  # in the Clarke set, which holds f'(x; e_1) e_1's half
+    try:
+        assert kinkgrad.in_clarke(f, x, inside)
+    except kinkgrad.KinkgradError as exc:
+        assert "undecided" in str(exc)
+    m = kinkgrad.minimality(f, x)
+    assert m.verdict == ("not minimal" if slope < 0 else "minimal") or m.verdict == "undecided"
+    st = kinkgrad.stationarity(f, x)
+    assert st.verdict in ("stationary", "undecided")
+
+
 def _sampled_distance(f, x, rng, count=400, eps=1e-6):
     """min-norm of the hull of gradients at points next to x (a subset of the Clarke set)."""
     G = np.array([kinkgrad.grad(f)(x + eps * u / np.linalg.norm(u))

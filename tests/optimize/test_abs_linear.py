@@ -831,3 +831,14 @@ def test_polish_keeps_the_minimum_degree_order(monkeypatch):
     res = kinkgrad.minimize(prob.f, prob.x0, method="abs-linear")
     assert res.stationarity.verdict == "stationary" and res.fun == pytest.approx(prob.f_star)
     assert 0 < worst[0] <= 10
+
+
+@pytest.mark.parametrize("scale", [1e13, 1e16])
+def test_a_steep_scaled_function_is_minimised_past_qmax(scale):
+    # s (||x - c||_1 + ||x - c||^2 / 2) needs q ~ s, beyond qmax = 1e12: the run stopped at
+    # x0 "f cannot be decreased at the model's resolution" though each rejection measured
+    # the missed curvature far above f's rounding (the minimiser c by hand)
+    c = np.array([1.0, -2.0, 0.5])
+    f = lambda x: scale * (knp.sum(knp.abs(x - c)) + 0.5 * knp.sum((x - c) ** 2))  # noqa: E731
+    res = kinkgrad.minimize(f, np.zeros(3), method="abs-linear")
+    assert res.success and np.allclose(res.x, c, atol=1e-12) and res.fun <= 1e-20 * scale

@@ -79,7 +79,7 @@ def ball_model(f: Callable, x: Any, radius: float, where: str) -> tuple:
         return f"not abs-smooth at x: {exc}", 0
     model = ActiveModel(exp, spec, out, active=near_active(exp, spec, radius))
     if balls is not None and balls.coupled(switch_origins(exp, model.active)):
-        return (f"{balls.q} Euclidean norm(s) at zero are fed or read by active kinks; the "
-                "set is described only for norms isolated from them "
+        return (f"{balls.q} Euclidean norm(s) at zero are fed or read by active kinks or by "
+                "each other; the set is described only for norms isolated from them "
                 "(kinkgrad.abs_normal.zero_norms)", model.m + balls.q)
     return tr, spec, out, balls, model

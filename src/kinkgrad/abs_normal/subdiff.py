@@ -208,7 +208,8 @@ def _in_clarke_with_balls(ls: LocalSet, full: ActiveModel, g: np.ndarray) -> boo
     balls = full.zero_norms
     if balls.coupled(switch_origins(full.exp, full.active)):
         raise UndecidedError(f"in_clarke: undecided. {balls.q} Euclidean norm(s) at zero are "
-                             "fed or read by active kinks (kinkgrad.abs_normal.zero_norms).")
+                             "fed or read by active kinks or by each other "
+                             "(kinkgrad.abs_normal.zero_norms).")
     M, _ = balls.terms()
     tol = 1e-7 * (1.0 + float(np.max(np.abs(g), initial=0.0)) + float(np.max(
         np.abs(ls.g0), initial=0.0)) + float(np.max(np.abs(M.data), initial=0.0)))

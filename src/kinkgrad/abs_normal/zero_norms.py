@@ -115,8 +115,10 @@ class Balls:
 
     def coupled(self, origins: set[int]) -> bool:
         """Whether an active switch (its equation in the rewritten trace) feeds or reads a
-        zero norm: then the closed form does not apply."""
-        return bool(origins & (self.up | self.down))
+        zero norm, or a zero norm feeds another's group (an equation both reads some n_j
+        and feeds some w_k: ||(||x||)|| at 0, where w_k is not smooth and cutting n_j's
+        derivative leaves J_k = 0): then the closed form does not apply."""
+        return bool(origins & (self.up | self.down)) or bool(self.up & self.down)
 
     def independent(self, A: sp.csr_matrix) -> bool:
         """The rows of A (the active switches') and of every J_k are linearly independent."""

@@ -74,8 +74,9 @@ its QPs in :mod:`._abs_linear_qp`):
    by half the count so far, ends the run when it says "stationary" (MXHILB at n = 200:
    f - f* = 1e-9 at step 16, but the model's test unmet at 200 steps, 126 s; now 18, 11 s).
    Other ends: MAXITER, MAXFEV (the current iterate), CALLBACK, and STALLED when q exceeds
-   qmax after rejections, when the step no longer changes x in floating point, or after 10
-   consecutive accepted steps without a decrease of f (rounding level).
+   qmax after a rejection that measured no curvature above f's rounding, when the step no
+   longer changes x in floating point, or after 10 consecutive accepted steps without a
+   decrease of f (rounding level).
 
 5. Curvature (``metric="bfgs"``, n <= 300; n <= 2000 where every switch is the kink of one
    coordinate, whose piece QPs are in R^n, :mod:`._abs_linear_box`): the model is first order in the
@@ -165,7 +166,9 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         monitor: called once per iteration.
         q0: initial proximal weight q.
         qmin, qmax: bounds of q; the run stops (STALLED) when a rejection pushes q above
-            qmax (f cannot be decreased at the resolution of the model).
+            qmax (f cannot be decreased at the resolution of the model), unless that
+            rejection measured curvature the model missed beyond f's rounding (a steep or
+            scaled f, 1e16 ||x - c||^2, needs q far above any fixed bound).
         xtol: the final model step must satisfy ||dx|| <= xtol (1 + ||x||).
         max_pieces: most piece QPs per subproblem.
         backend: PIQP backend, "auto" (dense for n + s <= 300, or n + s <= 3000 with at
@@ -223,6 +226,9 @@ class Salmin:
         self.qp: PieceQP | None = None
         self.metric = LearntMetric() if learn and oracle.x0.size <= _METRIC_N[1] else None
         self.stalled = False  # B is probed before the next step (LearntMetric.stalled)
+        # the last rejection measured curvature the model missed beyond f's rounding (a
+        # steep or scaled f: 1e13 ||x - c||^2 needs q ~ 2e13): q may then pass qmax
+        self.missed = False
         self.norms_at = _NORMS_AFTER - oracle.n - 10  # zero-norm steps last tried
         self.test_at, self.decrease = 2, np.inf  # next test (_certify), last step's decrease
 
@@ -324,7 +330,7 @@ class Salmin:
                 accepted, why = self._trial(step, nd)
             else:
                 accepted, why = False, "the QP solver (PIQP) found no model decrease"
-                self.q *= 10.0
+                self.q, self.missed = 10.0 * self.q, False
             if accepted:
                 fresh = True
             elif step.ok and why == "":
@@ -335,7 +341,7 @@ class Salmin:
                 return self._end(STALLED, f"abs-linear: f did not decrease (below its rounding "
                                           f"level) in {_FLAT} consecutive steps (q ||dx|| = "
                                           f"{q * nd:.3g}).")
-            if not accepted and self.q > self.qmax:
+            if not accepted and self.q > self.qmax and not self.missed:
                 self.monitor(self.x, self.fx, self.nit)
                 return self._end(STALLED, f"abs-linear: step rejected ({why}) with q = "
                                           f"{self.q:.3g} > qmax = {self.qmax:.3g}; f cannot be "
@@ -363,6 +369,7 @@ class Salmin:
     def _trial(self, step, nd: float) -> tuple[bool, str]:
         """Evaluate f at x + dx, accept or reject, update q (module docstring, item 3)."""
         x, fx, q, dx = self.x, self.fx, self.q, step.dx
+        self.missed = False
         pred = -(step.dphi + step.curv)  # the model's decrease, metric included
         noise = _NOISE * (1.0 + abs(fx))
         ft = self.oracle.value(x + dx)
@@ -383,6 +390,7 @@ class Salmin:
             error = ft - fx + pred  # what the model missed; rounding when <= 10 noise
             q_hat = 2.0 * error / max(nd * nd, 1e-300) if error > 10.0 * noise else 0.0
             self.q = max(2.0 * q, min(q_hat, 1e3 * q))
+            self.missed = q_hat > 0.0  # curvature f shows beyond its rounding: not a stall
             return False, ""
         xt = x + dx
         new, why = self._model_at(xt)
