@@ -60,19 +60,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._bundle_options import check_options
 from ._norm_finish import finish_on_zero_norms
 from ._stall_finish import finish_stall
-from .common import (
-    CALLBACK,
-    CONVERGED,
-    MAXFEV,
-    MAXITER,
-    STALLED,
-    MethodResult,
-    Monitor,
-    check_option,
-    is_real,
-)
+from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
 from .oracle import BudgetExhausted, Oracle
 
 __all__ = ["run"]
@@ -80,23 +71,6 @@ __all__ = ["run"]
 _STALL = 10  # consecutive null steps before kinkgrad's stationarity test is consulted
 _SPACING = 5  # bundle iterations between tests triggered by short steps
 _FINITE_TRIES = 4  # halvings of a search's step where f has no finite Clarke gradient
-
-
-def _check_options(bundle_size: object, gamma: object, m_serious: object, radius: object,
-                   metric: object, finish: object) -> None:
-    """KinkgradError naming the first option of :func:`run` out of its range."""
-    for ok, name, value, fix in (
-            (not isinstance(bundle_size, (bool, np.bool_))
-             and isinstance(bundle_size, (int, np.integer)) and bundle_size >= 1,
-             "bundle_size", bundle_size, "pass an integer >= 1"),
-            (is_real(gamma) and gamma >= 0, "gamma", gamma, "pass a finite number >= 0"),
-            (is_real(m_serious) and 0 < m_serious < 1, "m_serious", m_serious,
-             "pass a number in (0, 1)"),
-            (radius is None or (is_real(radius) and radius > 0), "radius", radius,
-             "pass a finite number > 0 or None"),
-            (metric in ("bfgs", "scalar"), "metric", metric, "choose 'bfgs' or 'scalar'"),
-            (isinstance(finish, bool), "finish", finish, "pass True or False")):
-        check_option("bundle", ok, name, value, fix)  # type: ignore[arg-type]
 
 
 class _Bundle:
@@ -177,7 +151,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     Returns:
         A :class:`MethodResult`; ``radius`` is the bundle spread at the end.
     """
-    _check_options(bundle_size, gamma, m_serious, radius, metric, finish)
+    check_options(bundle_size, gamma, m_serious, radius, metric, finish)
     n = oracle.n
     finish_at_limit = finish and maxiter is None  # an explicit maxiter is a hard cap
     maxiter = 20 * n + 1000 if maxiter is None else maxiter
