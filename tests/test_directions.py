@@ -109,6 +109,30 @@ def test_pytree_directions_follow_the_same_rule():
     np.testing.assert_allclose(rows, want, rtol=1e-12)
 
 
+def test_flat_directions_for_an_x_of_several_dimensions_or_none():
+    # max of a (2, 2) array at a 4-way tie: f'(x; d) = max(d) (by hand); the lexicographic
+    # derivative along e_1, ..., e_4 picks entry 0 first: [1, 0, 0, 0]
+    X2 = np.ones((2, 2))
+    D = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])  # n = 4, k = 2 columns
+    np.testing.assert_array_equal(kinkgrad.directional(knp.max, X2, D), [2.0, 3.0])
+    np.testing.assert_array_equal(kinkgrad.directional(knp.max, X2, D.T, batch_axis=0),
+                                  [2.0, 3.0])
+    assert kinkgrad.directional(knp.max, X2, D[:, 1]) == 3.0
+    np.testing.assert_array_equal(kinkgrad.ld_derivative(knp.max, X2, np.eye(4)),
+                                  [1.0, 0.0, 0.0, 0.0])
+    # shaped like x still means one direction, x's shape + (k,) k directions
+    assert kinkgrad.directional(knp.max, X2, D[:, 1].reshape(2, 2)) == 3.0
+    # |x| at a 0-d x = 0: f'(0; d) = |d|; lexicographic along (1, -1): sign +, so [1, -1]
+    np.testing.assert_array_equal(kinkgrad.directional(knp.abs, np.float64(0.0),
+                                                       np.array([[1.0, -2.0]])), [1.0, 2.0])
+    np.testing.assert_array_equal(kinkgrad.ld_derivative(knp.abs, np.float64(0.0),
+                                                         np.array([[1.0, -1.0]])), [1.0, -1.0])
+    with pytest.raises(ShapeError, match=r"flat array of shape \(4,\) or \(4, k\)"):
+        kinkgrad.directional(knp.max, X2, np.ones((3, 2)))
+    with pytest.raises(ShapeError, match=r"2 directions on a leading axis.*batch_axis=0"):
+        kinkgrad.directional(knp.max, X2, D.T)
+
+
 def test_a_leading_batch_the_shapes_reveal_is_refused_with_the_fix():
     T = RNG.normal(size=(5, 3))  # 5 tangents as rows
     with pytest.raises(ShapeError, match=r"5 tangents on a leading axis.*batch_axis=0"):

@@ -156,6 +156,27 @@ def test_invalid_arguments_to_transformations():
         fn(np.ones(2))
 
 
+@pytest.mark.parametrize("bad", [1.0, "x", True, np.bool_(False), (0, True), (0, 1.0), None])
+def test_argnums_must_be_ints_in_every_transformation(bad):
+    f = lambda a, b: knp.sum(a * b)  # noqa: E731
+    for make in (lambda: kinkgrad.grad(f, argnums=bad), lambda: kinkgrad.value_and_grad(
+            f, argnums=bad), lambda: kinkgrad.jacobian(f, argnums=bad)):
+        with pytest.raises(KinkgradError, match=r"argnums=.* is not an int or a tuple of ints"):
+            make()
+    if bad is not None:  # trace's None: every floating-point argument
+        with pytest.raises(KinkgradError, match=r"trace: argnums=.*argnums=\(0, 1\)"):
+            kinkgrad.trace(f, X, X, argnums=bad)
+
+
+def test_where_with_one_of_x_and_y_names_the_fix():
+    with pytest.raises(UnsupportedOperationError, match=r"knp.where: .*pass both.*or neither"):
+        knp.where(X > 0, X)
+    with pytest.raises(UnsupportedOperationError, match=r"knp.where: .*pass both.*or neither"):
+        kinkgrad.grad(lambda z: knp.sum(knp.where(z > 0, z)))(X)
+    with pytest.raises(ShapeError, match=r"knp.where: .*0-d condition.*atleast_1d"):
+        knp.where(np.float64(1.0))
+
+
 def test_every_error_class_documents_cause_and_fix():
     import kinkgrad.errors as errors
 

@@ -8,6 +8,7 @@ import pytest
 
 import kinkgrad
 import kinkgrad.numpy as knp
+from kinkgrad.errors import KinkgradError
 from kinkgrad.testing import check_grads
 
 RNG = np.random.default_rng(42)
@@ -63,6 +64,38 @@ def test_argnums_int_and_tuple():
     # non-differentiated arguments may be integers (labels) and are passed through
     h = lambda a, k: knp.sum(a[k])  # noqa: E731
     assert kinkgrad.grad(h)(np.ones(4), np.array([0, 0, 2])).tolist() == [2, 0, 1, 0]
+
+
+def test_an_argument_named_twice_in_argnums_gets_its_gradient_at_each_entry():
+    # sum(x * y): d/dx = y, d/dy = x (by hand); JAX returns the gradient at every entry
+    x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    f = lambda a, b: knp.sum(a * b)  # noqa: E731
+    for nums, want in [((0, 0), (y, y)), ((0, -2), (y, y)), ((0, 1, 0), (y, x, y)),
+                       ((1, 0, 1), (x, y, x))]:
+        got = kinkgrad.grad(f, argnums=nums)(x, y)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        v, got2 = kinkgrad.value_and_grad(f, argnums=nums)(x, y)
+        assert v == 11.0
+        for g, w in zip(got2, want):
+            np.testing.assert_array_equal(g, w)
+        jac = kinkgrad.jacobian(lambda a, b: a * b, argnums=nums)(x, y)  # one per entry
+        for j, w in zip(jac, want):
+            np.testing.assert_array_equal(j, np.diag(w))
+    # a pytree argument, a Program (replayed), and separate arrays at the repeated entries
+    gp = kinkgrad.grad(lambda p, b: knp.sum(p["a"] * b), argnums=(0, 0))({"a": x}, y)
+    np.testing.assert_array_equal(gp[0]["a"], y)
+    np.testing.assert_array_equal(gp[1]["a"], y)
+    prog = kinkgrad.trace(f, x, y)
+    g0, g1, g2 = kinkgrad.grad(prog, argnums=(1, 0, -1))(x, y)
+    np.testing.assert_array_equal(g0, x)
+    np.testing.assert_array_equal(g1, y)
+    np.testing.assert_array_equal(g2, x)
+    g0[0] = 99.0
+    assert g2[0] == 1.0
+    # trace: an argument named twice is one input
+    assert len(kinkgrad.trace(f, x, y, argnums=(1, 1, -1)).invars) == 1
 
 
 def test_has_aux_and_report():
@@ -127,6 +160,30 @@ def test_jvp_over_pytree_primals():
     np.testing.assert_allclose(out[0], p["b"][0] @ p["a"])
     np.testing.assert_allclose(tan[0], np.eye(2) @ p["a"] + p["b"][0] @ np.ones(2))
     assert tan[1] == 2.0
+
+
+def test_jvp_and_vjp_refuse_tangents_of_another_structure():
+    # the same number of leaves is not enough: keys and containers must match (as in JAX)
+    f = lambda p: p["a"] * 2.0 + p["b"]  # noqa: E731
+    p = {"a": np.ones(2), "b": np.ones(2)}
+    with pytest.raises(KinkgradError, match=r"tangents must have the same structure as primals"):
+        kinkgrad.jvp(f, (p,), ({"a": np.ones(2), "c": np.full(2, 5.0)},))
+    with pytest.raises(KinkgradError, match=r"tangents must have the same structure as primals"):
+        kinkgrad.jvp(f, (p,), ((np.ones(2), np.full(2, 5.0)),))
+    _, t = kinkgrad.jvp(f, (p,), ({"b": np.full(2, 5.0), "a": np.ones(2)},))  # key order: free
+    np.testing.assert_array_equal(t, [7.0, 7.0])  # 2 * 1 + 5, by hand
+    g = lambda x: {"u": x * 2.0, "v": x * 3.0}  # noqa: E731
+    _, fn = kinkgrad.vjp(g, np.ones(2))
+    for bad in ({"v": np.ones(2), "w": np.zeros(2)}, [np.ones(2), np.zeros(2)]):
+        with pytest.raises(KinkgradError, match=r"cotangent must have the structure of the out"):
+            fn(bad)
+    (gx,) = fn({"v": np.ones(2), "u": np.zeros(2)})
+    np.testing.assert_array_equal(gx, [3.0, 3.0])  # the cotangent on v: 3, by hand
+    # an integer leaf of a container is a constant: its tangent is ignored, the others align
+    h = lambda q: q["w"][q["idx"]] * 2.0  # noqa: E731
+    q = {"idx": np.array([1]), "w": np.array([1.0, 2.0])}
+    _, th = kinkgrad.jvp(h, (q,), ({"idx": np.array([0]), "w": np.array([10.0, 20.0])},))
+    np.testing.assert_array_equal(th, [40.0])
 
 
 # ---------------------------------------------------------------------- jacobians

@@ -246,6 +246,21 @@ def test_argmax_on_a_traced_value_is_a_numpy_constant_usable_as_an_index():
     np.testing.assert_array_equal(g, [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
 
 
+def test_where_with_one_argument_is_nonzero_and_a_constant_index():
+    c = np.array([[1.0, 0.0, -2.0], [0.0, 3.0, 0.0]])
+    got, want = knp.where(c), np.nonzero(c)  # NumPy's np.where(cond) is np.nonzero(cond)
+    assert len(got) == len(want) == 2
+    for a, b in zip(got, want):
+        assert a.dtype.kind == "i"
+        np.testing.assert_array_equal(a, b)
+    x = np.array([1.0, -1.0, 3.0, 0.0])
+    # sum of x_i^2 over the positive entries: gradient 2 x_i there, 0 elsewhere (by hand)
+    for spell in (lambda v: knp.where(v > 0), lambda v: np.where(v > 0)):
+        v, g = kinkgrad.value_and_grad(lambda v, s=spell: knp.sum(v[s(v)] ** 2))(x)
+        assert v == 10.0
+        np.testing.assert_array_equal(g, [2.0, 0.0, 6.0, 0.0])
+
+
 def test_argmax_on_torch_tensors():
     torch = pytest.importorskip("torch")
     x = torch.tensor([1.0, 4.0, -2.0, 4.0], dtype=torch.float64)

@@ -74,6 +74,26 @@ def test_replay_at_new_points_and_float32(rng):
             np.testing.assert_allclose(g[k], g_ref[k], rtol=1e-5, atol=1e-6)
 
 
+def test_a_program_computes_in_the_dtype_of_its_inputs_as_f_does():
+    # sum(exp(x) x) with entries that float32 rounds: the truth is NumPy at the input dtype
+    f = lambda x: knp.sum(knp.exp(x) * x)  # noqa: E731
+    x64 = np.array([1.0 + 1e-9, -2.0 + 3e-9])
+    x32 = x64.astype(np.float32)
+    p32, p64 = kinkgrad.trace(f, x32), kinkgrad.trace(f, x64)
+    for prog in (p32, p64):
+        for x in (x64, x32):
+            v = prog(x)
+            assert v.dtype == x.dtype
+            assert v == np.sum(np.exp(x) * x)  # the same NumPy operations in that dtype
+            val, g = kinkgrad.value_and_grad(prog)(x)  # and the same rule when differentiated
+            assert np.asarray(val).dtype == g.dtype == x.dtype
+            np.testing.assert_allclose(g, np.exp(x) * (1 + x),
+                                       rtol=1e-15 if x.dtype == np.float64 else 1e-6)
+    assert p32(x64) != p32(x32)  # float32 rounding would erase the 1e-9 offsets
+    # integer inputs still take the traced dtype
+    assert p32(np.array([1, -2])).dtype == np.float32
+
+
 @pytest.mark.parametrize("policy, expected", [
     (None, [0.0, 0.0, 1.0]),  # relu'(0) = 0, the convention of plain AD
     (KinkPolicy(relu=1.0), [0.0, 1.0, 1.0]),

@@ -105,6 +105,18 @@ def test_reductions_with_an_empty_result_work_like_numpy(name):
     assert float(v) == 0.0 and g.shape == (3, 0)
 
 
+@pytest.mark.parametrize("idx", [[], [[]], (slice(None), []), ([], [])],
+                         ids=["[]", "[[]]", ":,[]", "[],[]"])
+def test_an_empty_list_index_is_an_empty_integer_index_as_in_numpy(idx):
+    x = np.arange(6.0).reshape(2, 3)
+    v, g = value_and_grad(lambda a: knp.sum(a[idx]) + knp.sum(a))(x)
+    assert float(v) == 15.0  # the empty selection adds 0
+    np.testing.assert_array_equal(g, np.ones((2, 3)))
+    assert kinkgrad.trace(lambda a: a[idx], x)(x).shape == x[idx].shape
+    with pytest.raises(KinkgradError, match=r"index of dtype float64"):  # NumPy refuses too
+        grad(lambda a: knp.sum(a[np.array([])]))(x)
+
+
 def test_mean_and_norm_of_empty_arrays():
     with pytest.raises(KinkgradError, match="mean.*empty"):
         grad(knp.mean)(np.zeros((0,)))

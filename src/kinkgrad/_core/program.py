@@ -108,6 +108,12 @@ class Program:
     equations at new NumPy arrays of the traced shapes and dtypes instead of tracing the call
     again: the same rules on the same values, so the same results and kink reports.
 
+    Dtypes follow the inputs, in a call as in its transformations and as in calling the
+    traced function itself: a program traced at float32 and called (or differentiated) at
+    float64 computes in float64, and one traced at float64 called at float32 computes in
+    float32 (with NumPy's promotion against constants recorded in the program). Integer
+    inputs are converted to the traced dtype.
+
     A call passes either all the arguments ``kinkgrad.trace`` was given, the ones it baked in
     as constants (integer labels, keyword arguments) unchanged, or the inputs alone. The
     program is what the trace saw: Python decisions on ``.value``, random draws and globals
@@ -152,13 +158,13 @@ class Program:
     def evaluate_flat(self, leaves: Sequence[Any], let_go: bool = False) -> list:
         """All slot values at the given flat inputs (plain NumPy, no tracing); with
         ``let_go`` each intermediate value is let go (None) after its last use, as the
-        function, run eagerly, frees its temporaries, and only inputs and outputs remain."""
+        function, run eagerly, frees its temporaries, and only inputs and outputs remain.
+        Floating-point inputs keep their dtype (see :class:`Program`)."""
         self._check_inputs(leaves)
         frees = self._schedule(None) if let_go else [()] * len(self.eqns)
         vals: list = [None] * self.nvars
         for v, x in zip(self.invars, leaves):
-            vals[v.index] = x if type(x) is _NDARRAY and x.dtype == v.dtype else \
-                np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
+            vals[v.index] = _as_input(x, v)
         for eqn, gone in zip(self.eqns, frees):
             args = eqn.args(vals)
             vals[eqn.out.index] = eqn.prim.impl(*args, **eqn.params)
@@ -372,6 +378,20 @@ class Program:
         from .cost import program_cost
 
         return program_cost(self)
+
+
+def _as_input(x: Any, v: Var) -> Any:
+    """An input leaf for an evaluation: a floating-point array as it is (its dtype, not the
+    traced one: the rule of calling the function, and of tracing a call of the program),
+    anything else (a Python float, an integer array, a list) as an array; a non-float one
+    takes the traced dtype."""
+    if type(x) is _NDARRAY and (x.dtype == v.dtype or x.dtype.kind == "f"):
+        return x
+    a = np.asarray(x)
+    dt = a.dtype  # NumPy's (.kind) or a backend's (torch: .is_floating_point)
+    if getattr(dt, "kind", "f" if getattr(dt, "is_floating_point", False) else "?") == "f":
+        return a
+    return np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
 
 
 def snapshot(tree: Any) -> Any:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["flatten", "unflatten", "LEAF", "Constant", "mark_constants", "match",
-           "input_leaves", "input_count", "constants", "same_constant"]
+           "input_leaves", "input_count", "constants", "same_constant", "describe"]
 
 LEAF = "*"
 
@@ -275,3 +275,22 @@ def _collect(td: Any, out: list) -> None:
     elif kind == "dataclass":
         for c in td[3]:
             _collect(c, out)
+
+
+def describe(treedef: Any) -> str:
+    """A treedef written like the tree it describes, a leaf as ``*`` (for error messages):
+    ``{'a': *, 'b': (*, [*])}``, ``Point(x=*, y=*)``."""
+    if treedef == LEAF or treedef[0] == "const":
+        return "*"
+    kind, children = treedef[0], treedef[-1]
+    if kind == "none":
+        return "None"
+    parts = [describe(c) for c in children]
+    if kind == "tuple":
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+    if kind == "list":
+        return "[" + ", ".join(parts) + "]"
+    if kind == "dict":
+        return "{" + ", ".join(f"{k!r}: {c}" for k, c in zip(treedef[1], parts)) + "}"
+    names = treedef[2] if kind == "dataclass" else treedef[1]._fields
+    return f"{treedef[1].__name__}(" + ", ".join(f"{n}={c}" for n, c in zip(names, parts)) + ")"

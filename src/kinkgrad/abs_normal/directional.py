@@ -45,7 +45,9 @@ def parse_directions(spec: FlatSpec, D: Any, where: str, batch_axis: int = -1
     Accepted forms (:mod:`kinkgrad.modes.directions`): the structure of x with leaves of shape
     ``leaf.shape`` (one direction) or ``leaf.shape + (k,)`` (k directions; ``(k,) +
     leaf.shape`` with ``batch_axis=0``); or a flat ``(n,)`` / ``(n, k)`` array (``(k, n)``
-    with ``batch_axis=0``). Non-finite entries are refused.
+    with ``batch_axis=0``), n the total size of x, also for an x of several dimensions or
+    none. Where an array fits both (x of shape ``(n, 1)``), the shaped reading wins.
+    Non-finite entries are refused.
     """
     axis = check_batch_axis(batch_axis, where)
     leaves = pytree.match(spec.in_tree, (D,))
@@ -54,13 +56,14 @@ def parse_directions(spec: FlatSpec, D: Any, where: str, batch_axis: int = -1
         refuse_nonfinite(arrs, where, "the direction")
         if all(a.shape == s for a, s in zip(arrs, spec.shapes)):
             return spec.join(arrs)[None], False
-        if not (len(arrs) == 1 and spec.shapes[0] == (spec.n,)):  # else: as a flat array below
+        if len(arrs) > 1 or _shaped_batch(arrs[0].shape, spec.shapes[0], axis):
             lead = [to_leading(a, s, axis, where, "direction") for a, s in zip(arrs, spec.shapes)]
             ks = {t.shape[0] for t, _ in lead}
             if len(ks) != 1:
                 raise ShapeError(f"{where}: every leaf of the directions must carry the same "
                                  f"number k of directions; got {sorted(ks)}.")
             return spec.join([t for t, _ in lead], (ks.pop(),)), True
+        # NOTE: one array leaf that is not shaped like x: a flat (n,) or (n, k) below
     arr = None
     if not isinstance(D, (dict, tuple)):
         try:
@@ -71,15 +74,25 @@ def parse_directions(spec: FlatSpec, D: Any, where: str, batch_axis: int = -1
         refuse_nonfinite([arr], where, "the direction")
         if arr.ndim == 1 and arr.shape[0] == spec.n:
             return arr[None], False
-        if arr.ndim == 2:
+        if arr.ndim == 2 and _shaped_batch(arr.shape, (spec.n,), axis):
             lead, _ = to_leading(arr, (spec.n,), axis, where, "direction")
             return np.ascontiguousarray(lead), True
+        if arr.ndim == 2 and (spec.shapes == [(spec.n,)]
+                              or _shaped_batch(arr.shape, (spec.n,), -1 - axis)):
+            to_leading(arr, (spec.n,), axis, where, "direction")  # raises, with its hint
     raise ShapeError(
         f"{where}: directions must have the structure of x with leaf shapes {spec.shapes} "
         f"(or those shapes + (k,) for k directions), or be a flat array of shape ({spec.n},) "
         f"or ({spec.n}, k) (see {CONVENTION}); got "
         f"{np.shape(D) if arr is not None else 'a pytree'}."
     )
+
+
+def _shaped_batch(shape: tuple, leaf: tuple, axis: int) -> bool:
+    """Is ``shape`` that of k directions for a leaf of shape ``leaf`` (on ``axis``)?"""
+    if len(shape) != len(leaf) + 1:
+        return False
+    return tuple(shape[:-1] if axis == -1 else shape[1:]) == tuple(leaf)
 
 
 def tangent_outputs(tr: Any, tan: dict, k: int, batched: bool, batch_axis: int = -1) -> Any:

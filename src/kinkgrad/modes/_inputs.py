@@ -1,19 +1,86 @@
-"""The arguments a transformation differentiates: which leaves are traced inputs and which are
-constants (integer and boolean leaves inside a container, see ``_core/pytree.py``).
+"""The arguments a transformation differentiates: ``argnums`` (one validation rule for every
+transformation, and repeated positions, as JAX reads them), and which leaves are traced
+inputs and which are constants (integer and boolean leaves inside a container, see
+``_core/pytree.py``).
 
 NOTE: ``as_input`` (the conversion of the traced leaves) stays in ``api.py``, whose ``np`` the
 backends rebind to the torch namespace; this module only inspects dtypes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .._core import pytree
 from .._core.tracer import Tracer
+from ..errors import KinkgradError
 
-__all__ = ["argnums_message", "constant_leaves"]
+__all__ = ["argnums_message", "constant_leaves", "normalize_argnums", "distinct_argnums",
+           "repeat_entries"]
+
+
+def _is_index(a: Any) -> bool:
+    return isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+
+
+def normalize_argnums(argnums: Any, where: str) -> tuple[list[int], bool]:
+    """``(positions, single)`` of an ``argnums``: an int (``single``) or a tuple or list of
+    ints. One rule for every transformation: booleans and non-integers are refused (JAX
+    refuses them too), so ``argnums=True`` does not mean 1.
+
+    Raises:
+        KinkgradError: ``argnums`` is not an int or a sequence of ints.
+    """
+    if _is_index(argnums):
+        return [int(argnums)], True
+    if isinstance(argnums, (tuple, list, range)) and all(_is_index(a) for a in argnums):
+        return [int(a) for a in argnums], False
+    raise KinkgradError(
+        f"{where}: argnums={argnums!r} is not an int or a tuple of ints (booleans and floats "
+        "are refused); pass the positions of the arguments to differentiate, e.g. argnums=0 "
+        "or argnums=(0, 1).")
+
+
+def distinct_argnums(nums: Sequence[int], nargs: int) -> tuple[list[int], list[int] | None]:
+    """``(distinct, picks)`` for positions ``nums`` of a call with ``nargs`` positional
+    arguments: ``nums`` with repeats (``(0, 0)``, or ``(0, -2)`` of two arguments) collapsed
+    to their first occurrence, and ``picks[k]``, the index in ``distinct`` of ``nums[k]``
+    (None and ``nums`` unchanged when nothing repeats). As in JAX, an argument named twice
+    gets its whole gradient at each entry: differentiating it once and repeating the result
+    is exact, whereas tracing it twice would leave the first copy unused (a zero gradient).
+    Out-of-range positions are kept for the range check of ``trace_call``."""
+    keys = [a % nargs if -nargs <= a < nargs else a for a in nums]
+    if len(set(keys)) == len(keys):
+        return list(nums), None
+    distinct = list(dict.fromkeys(keys))
+    return distinct, [distinct.index(k) for k in keys]
+
+
+def repeat_entries(grads: tuple, picks: list[int]) -> tuple:
+    """The gradient of each requested position from those of the distinct ones (``picks``
+    of :func:`distinct_argnums`); a repeat gets its own copy of the arrays, so changing one
+    entry in place leaves the other alone."""
+    seen: set[int] = set()
+    out = []
+    for k in picks:
+        g = grads[k]
+        if k in seen:
+            leaves, td = pytree.flatten(g)
+            g = pytree.unflatten(td, [_copy(x) for x in leaves])
+        seen.add(k)
+        out.append(g)
+    return tuple(out)
+
+
+def _copy(x: Any) -> Any:
+    """A copy of an array leaf: NumPy's and CuPy's ``copy``, torch's ``clone``."""
+    for name in ("copy", "clone"):
+        method = getattr(x, name, None)
+        if callable(method):
+            return method()
+    return x
 
 
 def argnums_message(where: str, a: int, nargs: int, kwargs: dict) -> str:

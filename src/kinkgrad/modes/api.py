@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
 from ._discard import finite_or_discarding, guarded_reverse
+from ._inputs import distinct_argnums, normalize_argnums, repeat_entries
 from ._nonfinite import (
     check_inputs_finite,
     finite,
@@ -52,12 +53,6 @@ from .sweeps import forward_sweep
 __all__ = ["trace", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "Traced", "trace_call"]
 
 _NDARRAY, _DEFAULT_POLICY = np.ndarray, KinkPolicy()  # NumPy's own; see Trace(kink_values)
-
-
-def _argnums(argnums: int | Sequence[int]) -> tuple[list[int], bool]:
-    if isinstance(argnums, (int, np.integer)):
-        return [int(argnums)], True
-    return list(argnums), False
 
 
 def _scalar_out(tr: Traced, where: str) -> tuple[Any, Any]:
@@ -97,7 +92,8 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
 
     Args:
         f: function of NumPy-like arrays written with ``kinkgrad.numpy``; returns a scalar.
-        argnums: which positional arguments to differentiate (int or tuple of ints).
+        argnums: which positional arguments to differentiate (int or tuple of ints; a
+            position named twice gets its gradient at both entries, as in JAX).
         has_aux: ``f`` returns ``(value, aux)``; aux is passed through.
         policy: kink policy for this call (default: the one in force).
         report: also return a :class:`~kinkgrad.kinks.KinkReport` of the kinks the gradient
@@ -113,13 +109,14 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         >>> float(v), g.tolist()
         (2.0, [0.0, 0.0, 1.0])
     """
-    nums, single = _argnums(argnums)
+    nums, single = normalize_argnums(argnums, "value_and_grad")
 
     @follow_inputs
     def vg(*args: Any, **kwargs: Any) -> Any:
         pol = resolve_policy(policy)
+        diff, picks = distinct_argnums(nums, len(args))  # (0, 0): trace x once, repeat its grad
         # inputs are tested for NaN/inf only on a non-finite result (a pass costs ~5%)
-        tr = traced_or_replayed(f, args, kwargs, nums, "value_and_grad", has_aux,
+        tr = traced_or_replayed(f, args, kwargs, diff, "value_and_grad", has_aux,
                                 check_finite=False, reverse_only=True,
                                 kink_values=report or pol != _DEFAULT_POLICY)
         out, val = _scalar_out(tr, "grad")
@@ -140,6 +137,8 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
             if not all(finite(c) for c in ct.values()):
                 check_inputs_finite(tr, "value_and_grad")
                 raise NonFiniteInputError(nonfinite_gradient(tr, out, pol))
+        if picks is not None:
+            g = repeat_entries(g, picks)
         value = np.asarray(val)[()]
         head = (value, tr.aux) if has_aux else value
         return (head, g, rep) if report else (head, g)
@@ -185,7 +184,8 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
 
     ``vjp_fn(W, batch_axis=-1)``: a cotangent with one extra trailing axis of length k is k
     cotangents, J^T W in one sweep, returned with the same trailing axis (``batch_axis=0``:
-    on a leading axis), the convention of :mod:`kinkgrad.modes.directions`."""
+    on a leading axis), the convention of :mod:`kinkgrad.modes.directions`. The cotangent has
+    the pytree structure of the output (the same containers and dict keys, as in JAX)."""
     pol = resolve_policy(policy)
     nums = list(range(len(primals)))
     tr = traced_or_replayed(f, primals, {}, nums, "vjp", has_aux)
@@ -194,8 +194,11 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
     def vjp_fn(cotangent: Any, batch_axis: int = -1) -> tuple:
         axis = check_batch_axis(batch_axis, "vjp_fn")
         cts, td = pytree.flatten(cotangent)
-        if len(cts) != len(tr.outs):
-            raise KinkgradError("vjp_fn: the cotangent must have the structure of the output.")
+        if td != tr.out_tree:  # the same containers and dict keys, not only as many leaves
+            raise KinkgradError(
+                "vjp_fn: the cotangent must have the structure of the output, "
+                f"{pytree.describe(tr.out_tree)}, got {pytree.describe(td)}; pass one "
+                "cotangent array per output array in the same containers (same dict keys).")
         seeds: dict[int, Any] = {}
         batched = None
         for o, c in zip(tr.outs, cts):
@@ -237,7 +240,9 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
     with one extra trailing axis of length k are k directions (the columns of a matrix T),
     pushed through in one pass of matrix products; the output tangent J T then has a trailing
     axis k. ``batch_axis=0`` puts the batch first in both. The convention is the one of
-    :mod:`kinkgrad.modes.directions`.
+    :mod:`kinkgrad.modes.directions`. The tangents have the pytree structure of the primals
+    (the same containers and dict keys, as in JAX); the entry beside an integer leaf of a
+    container (a constant) is ignored.
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise KinkgradError(
@@ -249,11 +254,15 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
     pol = resolve_policy(policy)
     nums = list(range(len(primals)))
     tr = traced_or_replayed(f, tuple(primals), {}, nums, "jvp")
-    tl, _ = pytree.flatten(tuple(tangents))
-    pl, _ = pytree.flatten(tuple(primals))
-    if len(tl) != len(pl):
-        raise KinkgradError("jvp: tangents must have the same structure as primals.")
-    ts, batched, k = tangents_to_leading(pl, tl, axis, np)
+    t_tree, p_tree = pytree.flatten(tuple(tangents))[1], pytree.flatten(tuple(primals))[1]
+    if t_tree != p_tree:  # the same containers and dict keys, not only as many leaves
+        raise KinkgradError(
+            f"jvp: tangents must have the same structure as primals, {pytree.describe(p_tree)}"
+            f", got {pytree.describe(t_tree)}; pass one tangent array per primal array in the "
+            "same containers (same dict keys).")
+    # the leaves at the inputs (a tangent beside an integer leaf of a container is ignored)
+    pl, tl = pytree.match(tr.in_tree, tuple(primals)), pytree.match(tr.in_tree, tuple(tangents))
+    ts, batched, k = tangents_to_leading(pl, tl, axis, np)  # type: ignore[arg-type]
     tan, _ = forward_sweep(tr.eqns, tr.vals, {v.index: t for v, t in zip(tr.in_vars, ts)}, pol)
     return _tangent_outputs(tr, tan, batched, k, axis)
 
@@ -281,15 +290,15 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
     Jacobian under the same policy. A tuple ``argnums`` gives a tuple of Jacobians."""
     if mode not in ("rev", "fwd"):
         raise KinkgradError(f"jacobian: mode={mode!r}; use 'rev' or 'fwd'.")
-    if isinstance(argnums, (tuple, list)):  # as JAX: one Jacobian per argument, in a tuple
-        parts = [jacobian(f, mode, a, policy) for a in argnums]
+    nums, single = normalize_argnums(argnums, "jacobian")
+    if not single:  # as JAX: one Jacobian per argument, in a tuple
+        parts = [jacobian(f, mode, a, policy) for a in nums]
 
         def several(*args: Any) -> tuple:
             return tuple(j(*args) for j in parts)
 
         return several
-    if isinstance(argnums, bool) or not isinstance(argnums, (int, np.integer)):
-        raise KinkgradError(f"jacobian: argnums={argnums!r}; pass an int or a tuple of ints.")
+    argnums = nums[0]
 
     @follow_inputs
     def jac(*args: Any) -> np.ndarray:
@@ -350,8 +359,8 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
     if argnums is None:
         nums = [i for i, a in enumerate(args)  # integer leaves beside float ones: constants
                 if any(np.asarray(x).dtype.kind == "f" for x in pytree.flatten(a)[0])]
-    else:
-        nums, _ = _argnums(argnums)
+    else:  # an argument named twice is one input
+        nums = distinct_argnums(normalize_argnums(argnums, "trace")[0], len(args))[0]
     tr = trace_call(f, args, kwargs, nums, "trace", check_finite=False)
     prog = tr.program()
     prog.call_arity = len(args)

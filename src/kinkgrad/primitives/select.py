@@ -13,7 +13,10 @@ from typing import Any
 import numpy as np
 
 from .._core.primitive import Primitive, lift, register, unbroadcast
-from ..errors import NotAbsSmoothError
+from .._core.tracer import bind, is_traced
+from ..errors import NotAbsSmoothError, ShapeError, UnsupportedOperationError
+
+_NOT_GIVEN: Any = object()  # where's x and y: NumPy's one-argument form gives neither
 
 
 class _Compare(Primitive):
@@ -84,12 +87,34 @@ NotEqual = _make("NotEqual", "not_equal", np.not_equal)
 @register
 class Where(Primitive):
     """``where(cond, a, b)``: a where cond else b. Smooth in (a, b) for a fixed condition;
-    the condition is data (typically a traced comparison, a switch node)."""
+    the condition is data (typically a traced comparison, a switch node).
+
+    ``where(cond)`` alone is NumPy's other form, ``np.nonzero(cond)``: the tuple of integer
+    index arrays of the nonzero entries of cond, computed on its current value and returned
+    as NumPy constants (integer valued, so not differentiable; ``x[knp.where(x > 0)]`` then
+    differentiates through the selected entries)."""
 
     name = numpy_name = "where"
     roundings = 0.0  # exact: one branch's entries
     c_vjp = 1
     omega = 5.0
+
+    def __call__(self, condition: Any, x: Any = _NOT_GIVEN, y: Any = _NOT_GIVEN) -> Any:
+        if x is _NOT_GIVEN and y is _NOT_GIVEN:
+            cond = np.asarray(condition.value if is_traced(condition) else condition)
+            if cond.ndim == 0:
+                raise ShapeError(
+                    "knp.where: the one-argument form (the indices of the nonzero entries, as "
+                    "np.nonzero) needs an array of at least one dimension, got a 0-d condition; "
+                    "write knp.where(np.atleast_1d(cond)) or give x and y.")
+            return np.nonzero(cond)
+        if x is _NOT_GIVEN or y is _NOT_GIVEN:
+            raise UnsupportedOperationError(
+                "knp.where: one of x and y is given without the other (NumPy raises \"either "
+                "both or neither of x and y should be given\"); pass both, knp.where(cond, x, "
+                "y) = x where cond else y, or neither, knp.where(cond) = the indices of the "
+                "nonzero entries of cond (as np.nonzero).")
+        return bind(self, condition, x, y)
 
     def impl(self, cond, a, b):
         return np.where(cond, a, b)

@@ -118,7 +118,10 @@ def _normalize_index(idx: Any) -> tuple[tuple, bool]:
                 "values; use knp.where for masks, or a constant (NumPy) index."
             )
         if isinstance(i, (list, np.ndarray)):
-            i = np.asarray(i)
+            empty_list = isinstance(i, list) and np.size(i) == 0
+            # NOTE: NumPy reads an empty list ([], [[]]) as an integer index (np.asarray
+            # would make it float64); an empty float array stays refused, as in NumPy
+            i = np.asarray(i, dtype=np.intp) if empty_list else np.asarray(i)
             if i.dtype == bool or i.dtype.kind in "iu":
                 advanced = True
             else:
