@@ -133,3 +133,28 @@ def test_torch_functions_on_traced_values_say_to_use_knp() -> None:
     # a tensor constant times a traced value is fine (the tensor's operator defers)
     g = kinkgrad.grad(lambda x: knp.sum(torch.arange(3.0) * x))(torch.zeros(3))
     np.testing.assert_allclose(g.numpy(), [0.0, 1.0, 2.0])
+
+
+def test_a_dtype_torch_numpy_lacks_is_refused_naming_it_and_the_fix() -> None:
+    # bfloat16 raised a bare KeyError from inside torch._numpy
+    from kinkgrad.errors import UnsupportedOperationError
+
+    x = torch.ones(3, dtype=torch.bfloat16)
+    for call in (lambda: kinkgrad.grad(lambda a: knp.sum(a * a))(x),
+                 lambda: kinkgrad.grad(lambda a, c: knp.sum(a * c))(torch.ones(3), x),
+                 lambda: kinkgrad.per_example_grad(lambda a: knp.sum(a * a))(x[None]),
+                 lambda: kinkgrad.per_example_grad(lambda a: knp.sum(a * a))(x[:0, None])):
+        with pytest.raises(UnsupportedOperationError, match=r"bfloat16.*x\.float\(\)"):
+            call()
+    # the conversion it names works: by hand, d/da sum(a^2) = 2a
+    g = kinkgrad.grad(lambda a: knp.sum(a * a))(x.float())
+    assert g.dtype == torch.float32 and g.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_a_numpy_argument_differentiated_beside_tensors_becomes_a_tensor() -> None:
+    # a float NumPy argument skipped the conversion to the torch backend, and the gradient
+    # crashed casting to its NumPy dtype; by hand d/dw sum(w * x) = x, d/dx = w
+    w, x = np.array([1.0, -2.0, 3.0]), torch.tensor([0.5, 4.0, -1.0], dtype=torch.float64)
+    gw, gx = kinkgrad.grad(lambda w, x: knp.sum(knp.relu(w) * x), argnums=(0, 1))(w, x)
+    assert isinstance(gw, torch.Tensor) and gw.dtype == torch.float64
+    assert gw.tolist() == [0.5, 0.0, -1.0] and gx.tolist() == [1.0, 0.0, 3.0]

@@ -180,6 +180,7 @@ def test_on_torch_tensors_kernel_only_gradient_and_batched_cotangents():
     ((2, 5, 5), (2, 2, 3, 3), {}, r"4-D \(N, C, H, W\)"),
     ((1, 2, 5, 5), (2, 3, 3), {}, "weight has shape"),
     ((1, 2, 5, 5), (2, 2, 3, 3), {"stride": 0}, "must be >= 1"),
+    ((1, 2, 5, 5), (0, 2, 3, 3), {}, "0 output channels"),
 ])
 def test_bad_shapes_raise_naming_conv2d_and_the_fix(xs, ws, kw, match):
     x, w = np.ones(xs), np.ones(ws)
@@ -236,3 +237,66 @@ def test_bias_kinks_reach_the_clarke_subdifferential():
         assert kinkgrad.in_clarke(f, p0, g)
         assert any(np.allclose(g["b"], s["b"]) and np.allclose(g["w"], s["w"])
                    for s in sub.gradients)
+
+
+# (kernel dtype, image dtype, kernel as a NumPy array?, image as a NumPy array?, bias?):
+# torch's kernels need one dtype and raised on each of these; NumPy's promote
+MIXED = {
+    "float32 tensors, float64 NumPy bias": ("float32", "float32", False, False, True),
+    "float32 kernel, float64 NumPy image": ("float32", "float64", False, True, False),
+    "float16 tensors, float64 NumPy bias": ("float16", "float16", False, False, True),
+    "float64 kernel, int64 image tensor": ("float64", "int64", False, False, False),
+    "float64 NumPy kernel, image tensor": ("float64", "float64", True, False, False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MIXED))
+@pytest.mark.parametrize("stride", [1, 2])
+def test_on_torch_tensors_mixed_dtypes_promote_as_numpy_does(case, stride):
+    wdt, xdt, w_np, x_np, bias = MIXED[case]
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(2, 4, 6, 6)).round(0 if xdt == "int64" else 8).astype(xdt)
+    w = rng.normal(size=(4, 4, 3, 3)).astype(wdt)
+    b = rng.normal(size=4) if bias else None
+    # the truth: torch autograd in float64 on the same values
+    tw64 = torch.tensor(w.astype(np.float64), requires_grad=True)
+    ty = F.conv2d(torch.tensor(x.astype(np.float64)), tw64,
+                  None if b is None else torch.tensor(b), stride=stride)
+    gy = rng.normal(size=tuple(ty.shape))
+    (ty * torch.tensor(gy)).sum().backward()
+    want_v = float((ty * torch.tensor(gy)).sum().detach())
+    scale = float((ty.abs() * torch.tensor(np.abs(gy))).sum().detach())
+
+    def f(w, x):
+        return knp.sum(knp.conv2d(x, w, b, stride=stride) * gy)
+
+    v, g = kinkgrad.value_and_grad(f)(w if w_np else torch.tensor(w),
+                                      x if x_np else torch.tensor(x))
+    # dtypes by hand: NumPy promotes float16/32 with float64 (the bias, the gy weights) to
+    # float64; the gradient takes the kernel's dtype
+    assert isinstance(g, torch.Tensor) and g.dtype == getattr(torch, wdt)
+    assert isinstance(v, torch.Tensor) and v.dtype == torch.float64
+    # the forward conv runs in the operands' dtype (float16: ~1e-3 relative); the kernel's
+    # cotangent in float64 (the cotangent gy is float64), then rounded to the kernel's dtype
+    rtol = {"float16": 2e-3, "float32": 1e-6, "float64": 1e-12}[wdt]
+    assert abs(float(v) - want_v) <= rtol * scale
+    np.testing.assert_allclose(g.double().numpy(), tw64.grad.numpy(), rtol=rtol,
+                               atol=rtol * float(tw64.grad.abs().max()))
+
+
+@pytest.mark.parametrize("on_torch", [False, True])
+def test_empty_batch_gives_zero_kernel_gradient_as_torch(on_torch):
+    # N = 0: the kernel's cotangent reshaped with -1 next to a 0 (ambiguous) and crashed
+    w, x = np.ones((6, 4, 3, 3)), np.zeros((0, 4, 5, 5))
+    tw = torch.tensor(w, requires_grad=True)
+    F.conv2d(torch.tensor(x), tw, stride=2, padding=1).sum().backward()
+    args = (torch.tensor(w), torch.tensor(x)) if on_torch else (w, x)
+    gw, gx = kinkgrad.grad(lambda w, x: knp.sum(knp.conv2d(x, w, stride=2, padding=1)),
+                           argnums=(0, 1))(*args)
+    assert tuple(gw.shape) == (6, 4, 3, 3) and tuple(gx.shape) == (0, 4, 5, 5)
+    np.testing.assert_array_equal(np.asarray(gw), tw.grad.numpy())
+    # reverse Jacobian rows (batched cotangents) and per-example gradients of no example
+    jac = kinkgrad.jacobian(lambda w: knp.sum(knp.conv2d(args[1], w)))(args[0])
+    np.testing.assert_array_equal(np.asarray(jac), np.zeros((6, 4, 3, 3)))
+    jac = kinkgrad.jacobian(lambda w: knp.conv2d(args[1], w)[:, :2])(args[0])
+    assert tuple(jac.shape) == (0, 2, 3, 3, 6, 4, 3, 3)

@@ -235,3 +235,72 @@ def test_many_primitives_per_example_wrt_parameters_and_data():
     rows = [kinkgrad.grad(_many_ops, argnums=(0, 1))(p, X[b], Y[b]) for b in range(6)]
     _assert_rows(got[0], [r[0] for r in rows])
     _assert_rows(got[1], [r[1] for r in rows])
+
+
+@pytest.mark.parametrize("in_axes", [(None, 0), (None, 1), (None, -1), (0, 1), (1, -1),
+                                     (-1, None)])
+def test_torch_path_follows_in_axes_like_a_loop_of_grad(in_axes):
+    # the torch loop took axis 0 whatever in_axes said: wrong rows, or a crash when the
+    # batch axis is not square with the example axis (4 examples of 3 entries here)
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+
+    def f(w, x):
+        return knp.sum(knp.relu(x * w)) + knp.sum(knp.abs(w - x) * w)
+
+    def batched(ax):  # 4 examples of shape (3,) along axis ax; None: one shared (3,) vector
+        v = rng.normal(size=(4, 3))
+        v[1, 0] = 0.0  # a relu kink in example 1
+        return v[0] if ax is None else np.moveaxis(v, 0, ax)
+
+    w, X = batched(in_axes[0]), batched(in_axes[1])
+
+    def example(a, ax, b):
+        return a if ax is None else np.take(a, b, axis=ax)
+
+    for argnums in (0, (0, 1)):
+        loop = [kinkgrad.grad(f, argnums)(example(w, in_axes[0], b), example(X, in_axes[1], b))
+                for b in range(4)]
+        got = kinkgrad.per_example_grad(f, argnums, in_axes)(torch.tensor(w), torch.tensor(X))
+        got_v = kinkgrad.vmap(kinkgrad.grad(f, argnums), in_axes)(torch.tensor(w),
+                                                                  torch.tensor(X))
+        got, got_v, want = ((got,), (got_v,), [(g,) for g in loop]) if argnums == 0 else \
+            (got, got_v, loop)
+        for k in range(len(got)):
+            assert isinstance(got[k], torch.Tensor) and tuple(got[k].shape) == (4, 3)
+            np.testing.assert_array_equal(got[k].numpy(), np.stack([g[k] for g in want]))
+            np.testing.assert_array_equal(got_v[k].numpy(), got[k].numpy())
+
+
+def test_torch_path_passes_keyword_arguments_to_f():
+    # the torch loop dropped them: f ran with its default scale
+    torch = pytest.importorskip("torch")
+
+    def f(w, x, scale=1.0):
+        return knp.sum(knp.relu(x * w)) * scale
+
+    w, X = np.array([1.0, -2.0, 3.0]), np.array([[1.0, 2.0, 3.0], [4.0, -5.0, 6.0]])
+    got = kinkgrad.per_example_grad(f, 0, (None, 0))(torch.tensor(w), torch.tensor(X),
+                                                     scale=3.0)
+    # by hand: 3 * x where x * w > 0, else 0
+    np.testing.assert_array_equal(got.numpy(), [[3.0, 0.0, 9.0], [12.0, -15.0, 18.0]])
+
+
+def test_torch_path_with_no_examples_gives_empty_tensors_like_numpy():
+    torch = pytest.importorskip("torch")
+
+    def f(w, x):
+        return knp.sum(knp.relu(w * x))
+
+    w = np.ones(3)
+    for in_axes, X in (((None, 0), np.ones((0, 3))), ((None, 1), np.ones((3, 0)))):
+        g = kinkgrad.per_example_grad(f, 0, in_axes)(torch.tensor(w), torch.tensor(X))
+        assert isinstance(g, torch.Tensor) and tuple(g.shape) == (0, 3)
+        assert g.dtype == torch.float64
+        gw, gx = kinkgrad.per_example_grad(f, (0, 1), in_axes)(
+            torch.tensor(w, dtype=torch.float32), torch.tensor(X))
+        assert tuple(gw.shape) == tuple(gx.shape) == (0, 3)
+        assert gw.dtype == torch.float32 and gx.dtype == torch.float64
+    with pytest.raises(IntegerInputError, match="floating-point"):
+        kinkgrad.per_example_grad(f, 0, (None, 0))(torch.ones(3, dtype=torch.int64),
+                                                   torch.ones((0, 3)))

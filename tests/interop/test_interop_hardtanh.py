@@ -49,3 +49,49 @@ def test_clamp_at_its_bounds_reproduces_pytorch() -> None:
     # and the two choices differ: clamp's vector has nonzero first-layer gradient at the bounds
     g = cert.torch_grad["lin.weight"]
     assert np.any(g[:2] != 0)
+
+
+class _Kinked(nn.Module):
+    """A linear layer, then ``fn`` (a clamp or an amax tie), then a linear layer."""
+
+    def __init__(self, fn) -> None:  # noqa: ANN001
+        super().__init__()
+        self.lin, self.fn, self.out = nn.Linear(2, 3), fn, nn.Linear(3, 2)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return self.out(self.fn(self.lin(x)))
+
+
+KINKED = {  # every entry of lin(x) is 0 at the batch below: at the kink of each
+    "clamp(min=0)": lambda z: z.clamp(min=0.0),
+    "clamp(-1, 0)": lambda z: torch.clamp(z, -1.0, 0.0),
+    "clamp(0, 0)": lambda z: torch.clamp(z, 0.0, 0.0),  # min == max: torch's mask passes 1
+    "amax tie": lambda z: z.amax(1, keepdim=True) + 0.5 * z,
+}
+
+
+@pytest.mark.parametrize("name", sorted(KINKED))
+def test_translation_gradient_is_pytorchs_under_the_torch_preset(name: str) -> None:
+    # to_kinkgrad's docs claimed kinkgrad's defaults were PyTorch's choices: they are not at
+    # clamp bounds and amax ties; under kink_policy("torch") the gradients are PyTorch's
+    import kinkgrad
+    from kinkgrad.interop.torch import to_kinkgrad
+
+    torch.manual_seed(0)
+    model = _Kinked(KINKED[name]).double()
+    with torch.no_grad():
+        model.lin.bias.zero_()
+    x, y = torch.zeros(2, 2, dtype=torch.float64), torch.tensor([0, 1])
+    loss = nn.CrossEntropyLoss()
+    model.zero_grad()
+    loss(model(x), y).backward()  # the truth: PyTorch's backward
+    want = {n: p.grad.numpy() for n, p in model.named_parameters()}
+    f, params = to_kinkgrad(model, loss)
+    with kinkgrad.kink_policy("torch"):
+        g = kinkgrad.grad(f)(params, x.numpy(), y.numpy())
+    for n in want:
+        np.testing.assert_allclose(g[n], want[n], rtol=1e-12, atol=1e-15, err_msg=n)
+    assert certify_torch(model, loss, (x, y)).agrees
+    # the default policy makes other choices there (slope 0 at a bound, first maximiser)
+    g0 = kinkgrad.grad(f)(params, x.numpy(), y.numpy())
+    assert not np.allclose(g0["lin.bias"], want["lin.bias"])

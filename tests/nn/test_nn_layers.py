@@ -181,6 +181,50 @@ def test_dense_rejects_images():
         nn.Dense(3).init(np.random.default_rng(0), (1, 8, 8), np.float64)
 
 
+def test_conv2d_takes_ints_and_pairs_as_torch_and_refuses_the_rest(rng):
+    # stride=(2, 1) raised a TypeError, kernel_size=(3,) an IndexError, (3, 3, 3) was 3x3
+    layer = nn.Conv2d(3, kernel_size=(2, 3), stride=(2, 1), padding=(1, 0))
+    params, shape = layer.init(rng, (2, 6, 7), np.float64)
+    x = rng.normal(size=(2, 2, 6, 7))
+    want = conv_loop_pairs(x, params["W"], params["b"], (2, 1), (1, 0))
+    y = layer(params, x)
+    assert shape == want.shape[1:] == y.shape[1:]
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    assert nn.Conv2d(3, (3, 3), stride=(2, 2)).stride == nn.Conv2d(3, 3, stride=2).stride
+    for kw, match in (({"kernel_size": (3,)}, r"kernel_size=\(3,\)"),
+                      ({"kernel_size": (3, 3, 3)}, r"kernel_size=\(3, 3, 3\)"),
+                      ({"stride": (2, 1, 1)}, "stride="), ({"padding": 1.5}, "padding=1.5"),
+                      ({"stride": (1, 0)}, "stride=0")):
+        with pytest.raises(kinkgrad.KinkgradError, match=match):
+            nn.Conv2d(2, **kw)
+    assert nn.MaxPool2d((2, 2), stride=(1, 1)).stride == 1
+    with pytest.raises(kinkgrad.KinkgradError, match="square"):
+        nn.MaxPool2d(2, stride=(2, 1))
+
+
+def conv_loop_pairs(x, W, b, stride, pad):
+    """conv_loop with (sh, sw) and (ph, pw): the definition, entry by entry."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = W.shape
+    (sh, sw), (ph, pw) = stride, pad
+    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw))
+    xp[:, :, ph : ph + h, pw : pw + w] = x
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    y = np.zeros((n, o, oh, ow))
+    for ni, oi, i, j in np.ndindex(n, o, oh, ow):
+        win = xp[ni, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
+        y[ni, oi, i, j] = b[oi] + np.sum(win * W[oi])
+    return y
+
+
+def test_flatten_and_a_cnn_on_an_empty_batch():
+    # Flatten gave (0, 0) for (0, C, H, W), and the next Dense refused it
+    assert nn.Flatten()(None, np.zeros((0, 3, 2, 2))).shape == (0, 12)
+    cnn = nn.Sequential(nn.Conv2d(2, 3), nn.ReLU(), nn.Flatten(), nn.Dense(3))
+    params, _ = cnn.init(0, (1, 5, 5), np.float64)
+    assert cnn(params, np.zeros((0, 1, 5, 5))).shape == (0, 3)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: nn.Dense(0), "features=0"),
     (lambda: nn.Dense(3, init="nope"), "init='nope'"),

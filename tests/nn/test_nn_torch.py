@@ -38,6 +38,27 @@ def test_losses_match_torch(name, rng):
     np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("name", ["mse", "l1", "hinge"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_losses_with_integer_labels_on_torch_tensors_match_torch(name, dtype, rng):
+    # one_hot handed the torch backend's dtype to np.zeros and crashed
+    z, y = _logits(rng)
+    z[0, y[0]] = 1.0  # a kink of l1 (pred == one-hot target): abs'(0) = 0 as torch's sign
+    zt = torch.tensor(z, dtype=dtype, requires_grad=True)
+    yt = torch.tensor(y)
+    onehot = F.one_hot(yt, 4).to(dtype)
+    ref = {"mse": lambda: F.mse_loss(zt, onehot), "l1": lambda: F.l1_loss(zt, onehot),
+           "hinge": lambda: F.multi_margin_loss(zt, yt)}[name]()
+    ref.backward()
+    for labels in (y, yt):
+        v, g = kinkgrad.value_and_grad(lambda t, labels=labels: getattr(nn, name)(t, labels))(
+            torch.tensor(z, dtype=dtype))
+        assert isinstance(g, torch.Tensor) and g.dtype == dtype
+        tol = 1e-12 if dtype == torch.float64 else 1e-6
+        np.testing.assert_allclose(float(v), ref.item(), rtol=tol)
+        np.testing.assert_allclose(g.numpy(), zt.grad.numpy(), rtol=tol, atol=tol)
+
+
 def test_losses_accept_dense_targets(rng):
     z, t = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
     np.testing.assert_allclose(nn.mse(z, t), np.mean((z - t) ** 2))

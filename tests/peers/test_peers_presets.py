@@ -86,6 +86,22 @@ def test_torch_preset_on_reductions_over_an_axis_and_leaky_relu_at_zero() -> Non
     np.testing.assert_allclose(g, t.grad.numpy(), rtol=0, atol=1e-15)
 
 
+def test_torch_preset_reproduces_clamp_with_min_equal_to_max() -> None:
+    # torch.clamp's backward passes the gradient where min <= x <= max: at x = min = max too,
+    # where the preset gave 0 (the constant's Clarke gradient) instead of PyTorch's 1
+    torch = pytest.importorskip("torch")
+    x = np.array([-1.0, 0.5, 0.5, 2.0, 0.5])
+    for lo, hi in ((0.5, 0.5), (0.5, None), (None, 0.5), (-1.0, 0.5)):
+        t = torch.tensor(x, requires_grad=True)
+        torch.clamp(t, lo, hi).sum().backward()
+        with kinkgrad.kink_policy("torch"):
+            g = kinkgrad.grad(lambda v, lo=lo, hi=hi: knp.sum(knp.clip(v, lo, hi)))(x)
+        np.testing.assert_array_equal(g, t.grad.numpy(), err_msg=f"clip(x, {lo}, {hi})")
+        _, tan = kinkgrad.jvp(lambda v, lo=lo, hi=hi: knp.clip(v, lo, hi), (x,),
+                              (np.ones_like(x),), policy=kinkgrad.kink_policy("torch"))
+        np.testing.assert_array_equal(tan, t.grad.numpy())
+
+
 def test_a_preset_combines_with_keys_and_unknown_presets_are_refused() -> None:
     pol = kinkgrad.kink_policy("torch", relu=1.0)
     assert pol.relu == 1.0 and pol.clip == 1.0 and pol.maximum == "split"

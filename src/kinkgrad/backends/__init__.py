@@ -27,7 +27,8 @@ from typing import Any
 import numpy
 
 __all__ = ["namespace_of", "use_namespace", "to_backend", "from_backend", "is_torch", "is_cupy",
-           "cupy_numpy", "follow_inputs", "set_torch_fast", "torch_active", "on_numpy"]
+           "cupy_numpy", "follow_inputs", "set_torch_fast", "torch_active", "on_numpy",
+           "check_torch_dtypes"]
 
 _MODULES = (
     "kinkgrad._core.primitive", "kinkgrad._core.tracer", "kinkgrad._core.program",
@@ -313,6 +314,32 @@ def _call_on_numpy(fn: Any, args: tuple, kwargs: dict) -> Any:
         _leave(top)
 
 
+# the torch dtypes torch._numpy (the namespace the rules run with) has a dtype for
+_TORCH_NUMPY_DTYPES = ("float16", "float32", "float64", "complex64", "complex128", "int8",
+                       "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
+_TORCH_OK: list[frozenset] = []
+
+
+def check_torch_dtypes(leaves: list, where: str) -> None:
+    """Refuse a torch tensor whose dtype the torch backend has no NumPy dtype for (bfloat16,
+    float8, ...): an UnsupportedOperationError naming the dtype and the conversion."""
+    if not _TORCH_OK:
+        import torch
+
+        _TORCH_OK.append(frozenset(getattr(torch, n) for n in _TORCH_NUMPY_DTYPES))
+    ok = _TORCH_OK[0]
+    for x in leaves:
+        if is_torch(x) and x.dtype not in ok:
+            from ..errors import UnsupportedOperationError
+
+            name = str(x.dtype).removeprefix("torch.")
+            raise UnsupportedOperationError(
+                f"{where}: a torch tensor of dtype {name} (shape {tuple(x.shape)}); kinkgrad's "
+                "torch backend runs on torch._numpy, which has no NumPy dtype for it. Convert "
+                "the tensor (x.float() or x.double(); a model: copy.deepcopy(model).float()) "
+                "and cast the gradient back if needed (g.to(torch." + name + ")).")
+
+
 def torch_active() -> bool:
     """Whether the rules run on torch's namespace now (a call on torch tensors is in
     progress)."""
@@ -401,6 +428,7 @@ def follow_inputs(fn: Any) -> Any:
             return fn(*args, **kwargs)
         import torch
 
+        check_torch_dtypes(leaves, getattr(wrapper, "__name__", "kinkgrad"))
         # kinkgrad computes its own derivatives: tensors enter detached from torch's autograd
         args, kwargs = pytree.unflatten(pytree.flatten((args, kwargs))[1], [
             x.detach() if is_torch(x) else x for x in leaves])

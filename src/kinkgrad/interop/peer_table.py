@@ -320,7 +320,10 @@ def _bridge_section() -> list[str]:
         "",
         "`kinkgrad.interop.torch.certify_torch(model, loss_fn, (x, y))` translates the model "
         "(torch.fx) into a kinkgrad program, checks that PyTorch's gradient equals kinkgrad's "
-        "plain AD vector, and certifies it by kinkgrad's abs-smooth condition, else by the LP "
+        "plain AD vector under PyTorch's choices at kinks (`kinkgrad.kink_policy(\"torch\")`, "
+        "with `max=\"first\"` for max-pooling and `x.max(dim)`; kinkgrad's default policy "
+        "differs at clamp bounds and `amax` ties), and certifies it by kinkgrad's abs-smooth "
+        "condition, else by the LP "
         "test. `clarke_grad_torch` returns a limiting gradient computed with torch (one forward "
         "pass carrying tangents along a random direction, one backward pass). Tiny float64 "
         "models with weights and data chosen so that pre-activations are exactly 0 or "

@@ -9,10 +9,16 @@ Kink convention: PyTorch's backward takes relu'(0) = 0, leaky_relu'(0) = PReLU'(
 negative slope, ELU'(0) = alpha, abs'(0) = 0, slope 1 at a bound of clamp/clip but 0 at a
 bound of Hardtanh/ReLU6, the first maximiser of a max-pool window and of ``x.max(dim)``, an
 even split among the tied entries of ``amax``/``amin``/``max()`` and ``torch.maximum``/
-``minimum``. The translation runs under ``_to_knp.torch_policy`` (the "torch" preset, with
-max-pool and ``max(dim)`` ties to the first maximiser), so ``kinkgrad.grad`` of it returns
-PyTorch's vector; :func:`certify_torch` checks that (``agrees``) and certifies PyTorch's
-vector, an element of a conservative gradient, as a Clarke gradient when it can.
+``minimum``. The translated function carries no policy of its own: ``kinkgrad.grad`` of it
+makes the choices of the kink policy in force. kinkgrad's default policy agrees with PyTorch
+on relu, abs and leaky_relu at 0 and on Hardtanh/ReLU6 bounds, but not at a clamp bound
+(slope 0, PyTorch 1) nor at an ``amax``/``max()``/``maximum`` tie (the first maximiser gets
+all, PyTorch splits). ``kinkgrad.grad`` of the translation returns PyTorch's vector under
+``kinkgrad.kink_policy("torch")``, or under ``kinkgrad.kink_policy("torch", max="first")``
+when the model max-pools or calls ``x.max(dim)`` (``_to_knp.torch_policy(graph)`` picks the
+one; a model with ties of both kinds at once matches neither). :func:`certify_torch` applies
+that policy itself, checks the agreement (``agrees``) and certifies PyTorch's vector, an
+element of a conservative gradient, as a Clarke gradient when it can.
 
 Examples:
     >>> import numpy as np, torch, kinkgrad
@@ -86,7 +92,11 @@ def to_kinkgrad(model: torch.nn.Module, loss_fn: Callable) -> tuple[Callable, di
     ``model.named_parameters()``. So ``kinkgrad.grad(f)(params, x, y)`` is the gradient with
     respect to the parameters and ``kinkgrad.trace(f, params, x, y, argnums=0)`` the program.
 
-    Kink convention: see the module docstring (kinkgrad's defaults equal PyTorch's choices).
+    Kink convention: ``f`` takes the kink policy in force when it is differentiated, so
+    ``kinkgrad.grad(f)`` returns PyTorch's vector only under ``kinkgrad.kink_policy("torch")``
+    (with ``max="first"`` for max-pooling and ``x.max(dim)``; :func:`certify_torch` applies it).
+    Under kinkgrad's default policy it differs at a clamp bound (slope 0 against PyTorch's 1)
+    and at an ``amax`` tie (first maximiser against PyTorch's split); see the module docstring.
 
     Raises:
         UnsupportedOperationError: a layer or function outside :data:`SUPPORTED`.
@@ -153,11 +163,12 @@ class TorchCertificate:
         active_kinks: the active kinks as kinkgrad's certificate reports them.
         kinks_by_layer: number of kink entries per layer of the torch forward pass (layer names
             as in the fx graph, e.g. ``"1"`` for ``model[1]``); where PyTorch had to choose.
-        agrees: PyTorch's gradient equals kinkgrad's plain AD vector (default policy).
+        agrees: PyTorch's gradient equals kinkgrad's plain AD vector under PyTorch's
+            choices (``kink_policy("torch")``, ``max="first"`` with max-pooling/``max(dim)``).
         max_abs_diff: the largest entrywise difference between the two.
         in_clarke: result of the LP membership test when it was run, else None.
         torch_grad: PyTorch's gradient (NumPy arrays by parameter name).
-        kinkgrad_grad: kinkgrad's plain AD gradient of the translated program.
+        kinkgrad_grad: kinkgrad's plain AD gradient of the translated program (that policy)
         report: kinkgrad's own certificate (``kinkgrad.certify``).
     """
 
@@ -194,9 +205,10 @@ def certify_torch(model: torch.nn.Module, loss_fn: Callable, batch: tuple,
     """Is PyTorch's own gradient of ``loss_fn(model(x), y)`` at ``batch`` a Clarke gradient?
 
     Steps: (1) PyTorch's backward gives g; (2) the model is translated (:func:`to_kinkgrad`)
-    and kinkgrad's plain AD vector under the default policy (PyTorch's choices) is checked to
-    equal g; (3) ``kinkgrad.certify`` decides whether that vector is a certified Clarke
-    gradient (the abs-smooth condition on the active kinks); (4) if not, and ``membership``,
+    and kinkgrad's plain AD vector under PyTorch's choices (``kink_policy("torch")``, with
+    ``max="first"`` when it max-pools or calls ``x.max(dim)``) is checked to equal g;
+    (3) ``kinkgrad.certify`` decides whether that vector is a certified Clarke gradient
+    (the abs-smooth condition on the active kinks); (4) if not, and ``membership``,
     the LP test ``kinkgrad.in_clarke`` decides whether g lies in the Clarke subdifferential
     (exponential in the number of active kinks in the worst case: use small batches).
 

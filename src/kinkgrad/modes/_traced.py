@@ -17,6 +17,7 @@ from ._nonfinite import finite, input_error_if_nonfinite, nonfinite_culprit
 
 __all__ = ["Traced", "trace_call", "outputs_finite_or_raise"]
 
+_NUMPY = np
 _NDARRAY = np.ndarray  # NumPy's own (np is rebound to another backend during its calls)
 
 
@@ -50,8 +51,8 @@ class Traced:
 
 
 def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
-    if type(x) is _NDARRAY and x.dtype.kind == "f" and not check_finite:
-        return x  # the common case, decided without a call
+    if type(x) is _NDARRAY and x.dtype.kind == "f" and not check_finite and np is _NUMPY:
+        return x  # the common case, decided without a call (on another backend: converted)
     if isinstance(x, Tracer):
         raise NestedTransformError(
             f"{where}: an argument is already a traced value (a transformation inside another "

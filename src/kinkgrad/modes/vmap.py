@@ -27,7 +27,7 @@ import numpy as np
 from .._core import pytree
 from .._core.program import Var
 from .._core.tracer import Trace, Tracer
-from ..backends import is_torch, on_numpy
+from ..backends import check_torch_dtypes, is_torch, on_numpy
 from ..errors import IntegerInputError, KinkgradError, NonScalarOutputError, ShapeError
 from ..kinks import KinkPolicy, resolve_policy
 from .batching import batched_gradient
@@ -92,15 +92,54 @@ def _stack_tree(results: list) -> Any:
     return pytree.unflatten(td, [_stack([c[k] for c in cols]) for k in range(len(leaves0))])
 
 
+def _take(x: Any, ax: int, b: int) -> Any:
+    """Example ``b`` of the leaf ``x``: its index b along axis ``ax`` (the axis removed)."""
+    if is_torch(x):
+        return x.select(ax, b)
+    return np.take(np.asarray(x), b, axis=ax)
+
+
 def _loop(fn: Callable, args: list, axes: list, n: int) -> Any:
-    """The fallback: ``fn`` once per example, results stacked along a new leading axis."""
+    """The fallback: ``fn`` once per example (example b: every batched leaf indexed at b
+    along its argument's axis in ``axes``), results stacked along a new leading axis."""
+    flat = [None if ax is None else pytree.flatten(a) for a, ax in zip(args, axes)]
     res = []
     for b in range(n):
-        ab = [a if ax is None else pytree.unflatten(pytree.flatten(a)[1],
-                                                    [x[b] for x in pytree.flatten(a)[0]])
-              for a, ax in zip(args, axes)]
+        ab = [a if lt is None else pytree.unflatten(lt[1], [_take(x, ax, b) for x in lt[0]])
+              for a, ax, lt in zip(args, axes, flat)]
         res.append(fn(*ab))
     return _stack_tree(res)
+
+
+def _not_float(where: str, dtype: Any) -> IntegerInputError:
+    return IntegerInputError(
+        f"{where}: a differentiated argument has dtype {dtype}; gradients need floating-point "
+        "inputs. Convert it (x.astype(np.float64) or float32; torch: x.double() or x.float()), "
+        "or leave it out of argnums.")
+
+
+def _no_examples_torch(args: list, kwargs: dict, axes: list, nums: list[int]) -> list:
+    """The gradient trees of the torch path for 0 examples: zeros (0, ...) of every
+    differentiated leaf's example shape, as torch tensors (as ``grad`` returns on torch)."""
+    import torch
+
+    every = pytree.flatten((args, kwargs))[0]
+    check_torch_dtypes(every, "per_example_grad")
+    device = next(x.device for x in every if is_torch(x))
+    trees = []
+    for k in nums:
+        leaves, td = pytree.flatten(args[k])
+        out = []
+        for x in leaves:
+            t = x if is_torch(x) else torch.as_tensor(np.asarray(x))
+            if not t.is_floating_point():
+                raise _not_float("per_example_grad", t.dtype)
+            shape = tuple(t.shape)
+            if axes[k] is not None:
+                shape = shape[:axes[k] % len(shape)] + shape[axes[k] % len(shape) + 1:]
+            out.append(torch.zeros((0,) + shape, dtype=t.dtype, device=device))
+        trees.append(pytree.unflatten(td, out))
+    return trees
 
 
 # ---------------------------------------------------------------------- one sweep
@@ -239,7 +278,8 @@ def per_example_grad(f: Callable, argnums: int | Sequence[int] = 0, in_axes: Any
     (the arguments with ``in_axes`` not None indexed at b along that axis), stacked along a
     new leading axis, for every leaf of the differentiated arguments. Same as
     ``vmap(grad(f, argnums), in_axes)``. Computed in one batched forward evaluation and one
-    reverse sweep (see :mod:`kinkgrad.modes.vmap`); torch tensors take a loop of ``grad``.
+    reverse sweep (see :mod:`kinkgrad.modes.vmap`); torch tensors take a loop of ``grad``
+    over the same slices (torch tensors out; 0 examples give zeros of shape (0, ...)).
 
     Kink convention: each example gets the kink policy's choice, exactly as ``grad`` of that
     example alone; each row is an element of a conservative gradient of f at that example.
@@ -270,18 +310,23 @@ def per_example_grad(f: Callable, argnums: int | Sequence[int] = 0, in_axes: Any
         nums_ = [a % len(args) for a in nums]
         n = _batch_size(args, axes)
         if any(is_torch(x) for x in pytree.flatten((args, kwargs))[0]):
+            if n == 0:
+                trees0 = _no_examples_torch(list(args), kwargs, axes, nums_)
+                return trees0[0] if single else tuple(trees0)
             from .api import grad
 
-            return _loop(grad(f, argnums, policy=policy), list(args), axes, n)
+            g = grad(f, argnums, policy=policy)
+
+            def one(*example: Any) -> Any:  # keyword arguments reach f, as on NumPy
+                return g(*example, **kwargs)
+
+            return _loop(one, list(args), axes, n)
         moved = _moved(args, axes)
         leaves_per_arg = [pytree.flatten(moved[k]) for k in nums_]
         for leaves, _ in leaves_per_arg:
             for x in leaves:
                 if np.asarray(x).dtype.kind != "f":
-                    raise IntegerInputError(
-                        f"per_example_grad: a differentiated argument has dtype "
-                        f"{np.asarray(x).dtype}; gradients need floating-point inputs. Convert "
-                        "it (x.astype(np.float64) or float32), or leave it out of argnums.")
+                    raise _not_float("per_example_grad", np.asarray(x).dtype)
         if n == 0:  # no examples: empty gradients of the right shapes
             outs = [np.zeros((0,) + (np.shape(x)[1:] if axes[k] is not None else np.shape(x)),
                              np.asarray(x).dtype)

@@ -53,6 +53,19 @@ def _check(where: str, init: str | None = None, **sizes: tuple[int, int]) -> Non
         raise KinkgradError(f"{where}: init={init!r}; use one of {sorted(_INITS)}.")
 
 
+def _pair(where: str, name: str, v: Any) -> tuple[int, int]:
+    """An int or a pair of ints (as ``torch.nn.Conv2d`` takes them) as a pair ``(h, w)``;
+    anything else (a bool, a float, 1 or 3 entries) a KinkgradError naming the argument."""
+    def is_int(a: Any) -> bool:
+        return isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+
+    if is_int(v):
+        return int(v), int(v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(is_int(a) for a in v):
+        return int(v[0]), int(v[1])
+    raise KinkgradError(f"{where}: {name}={v!r}; pass an int or a pair of ints (h, w).")
+
+
 class Layer:
     """Base class: a layer without parameters that maps ``x`` to ``x``."""
 
@@ -150,7 +163,8 @@ class Flatten(Layer):
         return None, (int(np.prod(in_shape, dtype=np.int64)),)
 
     def __call__(self, params, x):
-        return knp.reshape(x, (knp.shape(x)[0], -1))
+        shape = tuple(knp.shape(x))  # the size, not -1: that is ambiguous for N = 0
+        return knp.reshape(x, (shape[0], int(np.prod(shape[1:], dtype=np.int64))))
 
 
 def _out_size(n: int, k: int, stride: int, pad: int) -> int:
@@ -190,11 +204,14 @@ class Conv2d(Layer):
     ``y[n, o, p, q] = sum_{c, i, j} x_pad[n, c, p s + i, q s + j] W[o, c, i, j] + b[o]``.
     Smooth (linear in x and in W).
 
+    ``kernel_size``, ``stride`` and ``padding`` are each an int or a pair ``(h, w)``, as in
+    ``torch.nn.Conv2d``; they are stored as pairs (``kernel``, ``stride``, ``padding``).
+
     Args:
         out_channels: number of output channels.
         kernel_size: int or (kh, kw).
-        stride: step between windows.
-        padding: zeros added on each side of H and W.
+        stride: step between windows, int or (sh, sw).
+        padding: zeros added on each side of H and W, int or (ph, pw).
     """
 
     name = "conv"
@@ -202,16 +219,18 @@ class Conv2d(Layer):
     def __init__(
         self,
         out_channels: int,
-        kernel_size: int | tuple = 3,
-        stride: int = 1,
-        padding: int = 0,
+        kernel_size: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
         init: str = "torch",
     ) -> None:
-        k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        self.out_channels, self.kernel = int(out_channels), (int(k[0]), int(k[1]))
-        self.stride, self.padding, self.init_name = int(stride), int(padding), init
+        self.out_channels = int(out_channels)
+        self.kernel = _pair("Conv2d", "kernel_size", kernel_size)
+        self.stride = _pair("Conv2d", "stride", stride)
+        self.padding = _pair("Conv2d", "padding", padding)
+        self.init_name = init
         _check("Conv2d", init, out_channels=(self.out_channels, 1), kernel_size=(
-            min(self.kernel), 1), stride=(self.stride, 1), padding=(self.padding, 0))
+            min(self.kernel), 1), stride=(min(self.stride), 1), padding=(min(self.padding), 0))
 
     def init(self, rng, in_shape, dtype):
         if len(in_shape) != 3:
@@ -229,8 +248,8 @@ class Conv2d(Layer):
                 else np.zeros(self.out_channels, dtype)
             ),
         }
-        oh = _out_size(h, kh, self.stride, self.padding)
-        ow = _out_size(w, kw, self.stride, self.padding)
+        oh = _out_size(h, kh, self.stride[0], self.padding[0])
+        ow = _out_size(w, kw, self.stride[1], self.padding[1])
         return params, (self.out_channels, oh, ow)
 
     def __call__(self, params, x):
@@ -238,9 +257,12 @@ class Conv2d(Layer):
         return knp.conv2d(x, params["W"], params["b"], stride=self.stride, padding=self.padding)
 
     def __repr__(self) -> str:
+        def short(p: tuple[int, int]) -> Any:
+            return p[0] if p[0] == p[1] else p
+
         return (
-            f"Conv2d({self.out_channels}, kernel={self.kernel}, stride={self.stride}, "
-            f"padding={self.padding})"
+            f"Conv2d({self.out_channels}, kernel={self.kernel}, stride={short(self.stride)}, "
+            f"padding={short(self.padding)})"
         )
 
 
@@ -264,6 +286,15 @@ def pool_index(h: int, w: int, k: int, stride: int) -> np.ndarray:
     return idx
 
 
+def _square(name: str, v: Any) -> int:
+    """MaxPool2d's square windows and strides: an int, or a pair of equal ints."""
+    h, w = _pair("MaxPool2d", name, v)
+    if h != w:
+        raise KinkgradError(f"MaxPool2d: {name}={v!r}; the layer pools square windows with "
+                            "one stride (an int); call knp.max_pool2d for a rectangular one.")
+    return h
+
+
 class MaxPool2d(Layer):
     """Max-pooling over ``k x k`` windows: the ``knp.max_pool2d`` primitive (the maximum of
     every window, ``stride`` defaulting to ``k``). Ties follow the kink policy's ``max`` rule,
@@ -272,9 +303,10 @@ class MaxPool2d(Layer):
 
     name = "maxpool"
 
-    def __init__(self, kernel_size: int = 2, stride: int | None = None) -> None:
-        self.k = int(kernel_size)
-        self.stride = self.k if stride is None else int(stride)
+    def __init__(self, kernel_size: int | tuple[int, int] = 2,
+                 stride: int | tuple[int, int] | None = None) -> None:
+        self.k = _square("kernel_size", kernel_size)
+        self.stride = self.k if stride is None else _square("stride", stride)
         _check("MaxPool2d", kernel_size=(self.k, 1), stride=(self.stride, 1))
 
     def init(self, rng, in_shape, dtype):

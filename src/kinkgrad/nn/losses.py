@@ -36,11 +36,22 @@ def _check_labels(labels: np.ndarray, n: int, n_classes: int) -> None:
         )
 
 
+def _numpy_dtype(dtype: Any) -> np.dtype:
+    """The NumPy dtype of ``dtype``: NumPy's, or the dtype of a value on the torch backend
+    (``torch._numpy``'s dtype object, or a ``torch.dtype``), which NumPy cannot read."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        name = getattr(dtype, "name", None)
+        return np.dtype(name if isinstance(name, str) else str(dtype).removeprefix("torch."))
+
+
 def one_hot(labels: np.ndarray, n_classes: int, dtype: Any) -> np.ndarray:
-    """Constant ``(N, C)`` one-hot matrix of integer labels."""
+    """Constant ``(N, C)`` one-hot matrix of integer labels (a NumPy array of ``dtype``, a
+    NumPy dtype or the dtype of a torch-backed value)."""
     labels = np.asarray(labels)
     _check_labels(labels, labels.shape[0] if labels.ndim == 1 else -1, n_classes)
-    out = np.zeros((labels.shape[0], n_classes), dtype=dtype)
+    out = np.zeros((labels.shape[0], n_classes), dtype=_numpy_dtype(dtype))
     out[np.arange(labels.shape[0]), labels] = 1
     return out
 
@@ -49,7 +60,7 @@ def _target(pred: Any, target: Any) -> Any:
     t = target if is_traced(target) else np.asarray(target)
     if not is_traced(t) and t.dtype.kind in "iu":
         if t.shape == tuple(knp.shape(pred)):  # integer-valued targets, not class labels
-            return t.astype(pred.dtype)
+            return t.astype(_numpy_dtype(pred.dtype))
         _labels(pred, t)
         return one_hot(t, knp.shape(pred)[1], pred.dtype)
     if knp.shape(t) != knp.shape(pred):

@@ -10,7 +10,10 @@ stack of BLAS products; the VJP for ``x`` is the transposed convolution (a produ
 and a col2im scatter-add of ``kh * kw`` strided slices), the VJP for ``w`` the correlation of
 the windows with the cotangent (one more stack of products).
 On torch-backed arrays (the torch backend) the rules call ``torch.nn.functional.conv2d`` and
-torch's ``convolution_backward`` (both cotangents in one call) and ``conv2d_input`` directly.
+torch's ``convolution_backward`` (both cotangents in one call) and ``conv2d_input`` directly,
+with the operands first promoted to the dtype NumPy's kernels compute in (torch's need one
+dtype: a float32 kernel with a float64 NumPy image, or with the float64 cotangent a float64
+bias gives, computes in float64 on both backends).
 Written against the module-level ``np``, which the array backends rebind.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
 import numpy as np  # rebound to the backend's namespace by kinkgrad.backends
 
 from .._core.primitive import Primitive, _size, register, summation_roundings
@@ -57,6 +61,9 @@ def check_conv(xs: tuple, ws: tuple, stride: tuple, padding: tuple, dilation: tu
                          f"must be >= 1 and padding={padding} >= 0.")
     n, c, h, w = xs
     o, cg, kh, kw = ws
+    if o < 1:
+        raise ShapeError(f"conv2d: the weight {ws} has {o} output channels; it needs at least "
+                         "one (out_channels, in_channels / groups, kh, kw).")
     if c % groups or o % groups:
         raise ShapeError(f"conv2d: {c} input channels and {o} output channels must both be "
                          f"divisible by groups={groups}; change groups or the channel counts.")
@@ -152,7 +159,8 @@ def _gw(g: Any, cols: Any, wshape: tuple, groups: int, lead: tuple) -> Any:
     """sum over N of g (L, N, O, P) against cols (N, groups, K, P): (L..., O, Cg, kh, kw)."""
     n = np.shape(cols)[0]
     o = wshape[0]
-    gm = np.reshape(g, (-1, n, groups, o // groups, np.shape(cols)[-1]))
+    # the leading axes merged by their size, not -1: that is ambiguous for N = 0
+    gm = np.reshape(g, (_size(lead), n, groups, o // groups, np.shape(cols)[-1]))
     r = np.sum(np.matmul(gm, np.swapaxes(cols, -1, -2)), axis=1)  # (L, groups, O/g, K)
     return np.reshape(r, lead + tuple(wshape))
 
@@ -181,12 +189,31 @@ def _on_torch(*arrays: Any) -> bool:
     return any(_tensor(a) is not None for a in arrays)
 
 
-def _as_tensor(a: Any, like: Any) -> Any:
-    """A torch tensor for ``a`` (a constant NumPy operand moves to ``like``'s device)."""
+def _torch_dtype(*ts: Any) -> Any:
+    """The torch dtype NumPy's kernels compute in for operands of these torch dtypes: NumPy's
+    promotion (float32 with float64 gives float64, float16 with int64 float64)."""
     import torch
 
-    t = _tensor(a)
-    return t if t is not None else torch.as_tensor(a, device=like.device)
+    dt = numpy.result_type(*(numpy.dtype(str(t.dtype).removeprefix("torch.")) for t in ts))
+    return getattr(torch, dt.name)
+
+
+def _raw_tensors(*arrays: Any) -> list:
+    """Torch tensors of ``arrays``, NumPy constants moved to the first tensor's device."""
+    import torch
+
+    ts = [a if isinstance(a, torch.Tensor) else _tensor(a) for a in arrays]
+    like = next(t for t in ts if t is not None)
+    return [t if t is not None else torch.as_tensor(a, device=like.device)
+            for a, t in zip(arrays, ts)]
+
+
+def _tensors(*arrays: Any) -> list:
+    """Torch tensors of ``arrays`` all in the dtype the NumPy kernels would compute in
+    (torch's convolutions need one dtype; NumPy's promote)."""
+    ts = _raw_tensors(*arrays)
+    dt = _torch_dtype(*ts)
+    return [t if t.dtype == dt else t.to(dt) for t in ts]
 
 
 def _torch_args(p: dict) -> dict:
@@ -194,33 +221,29 @@ def _torch_args(p: dict) -> dict:
             "groups": p["groups"]}
 
 
-def _like(x: Any, w: Any) -> Any:
-    return _tensor(x) if _tensor(x) is not None else _tensor(w)
-
-
 def _t_conv(x: Any, w: Any, p: dict) -> Any:
     import torch.nn.functional as F
 
-    like = _like(x, w)
-    return np.asarray(F.conv2d(_as_tensor(x, like), _as_tensor(w, like), None, **_torch_args(p)))
+    tx, tw = _tensors(x, w)
+    return np.asarray(F.conv2d(tx, tw, None, **_torch_args(p)))
 
 
 def _t_conv_x_transpose(g: Any, w: Any, xshape: tuple, p: dict) -> Any:
     import torch
 
-    tw = _as_tensor(w, _like(g, w))
-    return np.asarray(torch.nn.grad.conv2d_input(xshape, tw, _as_tensor(g, tw),
-                                                 **_torch_args(p)))
+    tw, tg = _tensors(w, g)
+    return np.asarray(torch.nn.grad.conv2d_input(xshape, tw, tg, **_torch_args(p)))
 
 
 def _t_conv_w_transpose(g: Any, x: Any, wshape: tuple, p: dict) -> Any:
     import torch
 
-    tx = _as_tensor(x, _like(g, x))
-    tg = _as_tensor(g, tx)
+    tx, tg = _tensors(x, g)
     lead = tuple(tg.shape[:-4])
     outs = [_t_conv_backward(gk, tx, None, wshape, p, (False, True))[1]
-            for gk in tg.reshape((-1,) + tuple(tg.shape[-4:]))]
+            for gk in tg.reshape((_size(lead),) + tuple(tg.shape[-4:]))]
+    if not outs:  # no cotangent at all (0 rows of a Jacobian)
+        return np.asarray(tg.new_zeros(lead + tuple(wshape)))
     return np.asarray(outs[0].reshape(lead + tuple(wshape)) if len(outs) == 1
                       else torch.stack(outs).reshape(lead + tuple(wshape)))
 
@@ -366,12 +389,13 @@ class Conv2d(Primitive):
         x, w = args
         gx = gw = None
         if np.ndim(g) == 4 and _on_torch(g, x, w):  # one torch call for what is needed
-            like = _like(g, x)
-            tw = _as_tensor(w, like) if needs[0] else None
-            gx, gw = _t_conv_backward(_as_tensor(g, like), _as_tensor(x, like), tw,
-                                      tuple(np.shape(w)), params, needs)
-            return (None if gx is None else np.asarray(gx),
-                    None if gw is None else np.asarray(gw))
+            raw = _raw_tensors(g, x, w)
+            tg, tx, tw = _tensors(*raw)
+            gx, gw = _t_conv_backward(tg, tx, tw if needs[0] else None, tuple(np.shape(w)),
+                                      params, needs)
+            # each cotangent in the dtype NumPy's kernel gives it: (g, w) and (g, x) promoted
+            return (None if gx is None else np.asarray(gx.to(_torch_dtype(raw[0], raw[2]))),
+                    None if gw is None else np.asarray(gw.to(_torch_dtype(raw[0], raw[1]))))
         if needs[0]:
             flat, lead = _merge_lead(g, 4)
             xshape = (np.shape(flat)[0],) + tuple(np.shape(x))[1:]

@@ -315,8 +315,15 @@ class Clip(Primitive):
     """``clip(x, lo, hi)`` with constant bounds (None: no bound); slope 1 strictly inside,
     0 outside, and at a bound the policy's ``clip_slope()`` s in [0, 1] (default relu'(0),
     so that clip(x, 0, None) and relu(x) agree; PyTorch's clamp takes 1: preset "torch").
-    Where lo == hi the function is constant and the slope is 0. Clarke subdifferential at a
-    bound: [0, 1]. Traced bounds are written with maximum/minimum."""
+    Clarke subdifferential at a bound: [0, 1]. Traced bounds are written with
+    maximum/minimum.
+
+    Where lo == hi the function is constant: slope 0 off x = lo, and at x = lo = hi, a kink
+    of both bounds, the product s * s of the two bounds' slopes, as the abs form
+    min(max(x, lo), hi) gives it (an element of its conservative gradient; PyTorch's clamp
+    mask lo <= x <= hi passes 1 there, the "torch" preset's s = 1). The Clarke gradient of the
+    constant is 0: the default s = 0 gives it, ``kinkgrad.certify`` tells the others apart.
+    Directional evaluations (``mode`` other than "policy") give 0 there."""
 
     name = numpy_name = "clip"
     roundings = 0.0  # exact: the input or a bound
@@ -359,7 +366,10 @@ class Clip(Primitive):
             slope = inside.astype(dtype)
             if kinks:
                 slope = np.where(kink, policy.clip_slope(), slope).astype(dtype)
-            return self._constant_where_equal(slope, lo, hi), kinks
+                if lo is not None and hi is not None and np.any(np.equal(lo, hi)):
+                    # x = lo = hi: both bounds' slopes s multiply (0 elsewhere when lo == hi)
+                    slope = np.where(np.equal(lo, hi), slope * slope, slope).astype(dtype)
+            return slope, kinks
         # resolve each bound by the sign of the directional derivative of its switch
         sl = resolve_signs(zl, dx, mode) if zl is not None else None
         sh = resolve_signs(zh, None if dx is None else -dx, mode) if zh is not None else None
