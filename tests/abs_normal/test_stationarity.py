@@ -322,3 +322,42 @@ def test_a_block_too_large_to_describe_is_undecided(monkeypatch):
     with pytest.raises(kinkgrad.KinkgradError, match="coupled active switches"):
         kinkgrad.in_clarke(p.f, x, np.zeros(50))
     assert not kinkgrad.certify(p.f, x).certified
+
+
+@pytest.mark.parametrize("eps", [1e-9, 1e-12, 1e-16, 0.0, -1e-9])
+@pytest.mark.parametrize("form", ["min", "max"])
+def test_a_switch_reached_through_a_near_active_one_is_in_the_ball(eps, form):
+    # min(2x + eps, -x, 2x) at x = -0.0026, radius 0.01: the tie of 2x + eps and 2x has
+    # gradient 0 on x's piece but reads the comparison with -x (near-active: its kink x = 0
+    # lies in the ball), across which it moves: the ball meets the slopes 2 and -1, and 0 is
+    # in their hull. The set was {2}, "not stationary", for eps > 0.
+    sign = 1.0 if form == "min" else -1.0
+    red = knp.min if form == "min" else knp.max
+
+    def f(x):
+        return sign * red(knp.stack([sign * (2 * x[0] + eps), -sign * x[0], sign * 2 * x[0]]))
+
+    x = np.array([-0.0026])
+    slopes = {float(kinkgrad.grad(f)(np.array([t]))[0])  # the truth: plain AD off the kinks
+              for t in x[0] + np.linspace(-0.0099, 0.0099, 41) if abs(t) > 1e-6}
+    assert slopes == {2.0, -1.0}
+    assert kinkgrad.stationarity(f, x, radius=0.01).verdict == "stationary"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_ball_never_misses_a_slope_of_a_nested_min(seed):
+    # min over random affine pieces in R^1, some of them parallel and 1e-9 apart, at a point
+    # beside a kink: "not stationary" at radius r only where the slopes AD meets in [x - r,
+    # x + r] (a fine grid off the kinks) all have one sign
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-3, 4, 6).astype(float)
+    b = rng.normal(size=6) * 1e-2
+    a[3:], b[3:] = a[:3], b[:3] + 1e-9  # near-duplicate pieces
+    f = lambda x: knp.min(a * x[0] + b)  # noqa: E731
+    for x0 in rng.normal(size=8) * 1e-2:
+        for r in (1e-3, 1e-2):
+            ts = x0 + np.linspace(-r, r, 2001)
+            slopes = {float(kinkgrad.grad(f)(np.array([t]))[0]) for t in ts}
+            rep = kinkgrad.stationarity(f, np.array([x0]), radius=r)
+            if rep.verdict == "not stationary":
+                assert min(slopes) > 0 or max(slopes) < 0, (x0, r, slopes)

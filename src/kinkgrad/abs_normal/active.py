@@ -46,7 +46,7 @@ from ._flat import FlatSpec
 from .expand import EqnMeta, Expanded
 from .inert import inert_switches
 
-__all__ = ["ActiveModel", "policy_choice"]
+__all__ = ["ActiveModel", "moved_selections", "policy_choice"]
 
 _REVERSE_SIGMA_X = KinkPolicy(abs=0.0)
 _PRUNE = True  # set inert switches aside before the sweep (inert.py); False: full sweep
@@ -153,17 +153,7 @@ class ActiveModel:
                            (size, size))
 
     def _selections(self, moved: np.ndarray) -> dict[int, np.ndarray]:
-        """abs' of every ``abs`` equation holding a moved switch: sign(z), 0 where moved."""
-        exp = self.exp
-        sels: dict[int, np.ndarray] = {}
-        for j, k in enumerate(exp.abs_eqns):
-            lo, hi = exp.offsets[j], exp.offsets[j + 1]
-            if moved[lo:hi].any():
-                zj = np.asarray(exp.vals[exp.z_slot(j)])
-                sel = np.sign(zj).astype(np.float64).reshape(-1)
-                sel[moved[lo:hi]] = 0.0
-                sels[k] = sel.reshape(np.shape(zj))
-        return sels
+        return moved_selections(self.exp, moved)
 
     # ------------------------------------------------------------------ full-size views
     def _spad(self, M: sp.csr_matrix, axes: int) -> sp.csr_matrix:
@@ -273,6 +263,21 @@ class ActiveModel:
     def names(self, idx: Any = None) -> list[str]:
         idx = range(self.m) if idx is None else idx
         return [self.exp.name(int(self.active[k])) for k in idx]
+
+
+def moved_selections(exp: Expanded, moved: np.ndarray) -> dict[int, np.ndarray]:
+    """abs' of every ``abs`` equation holding a moved switch (``moved``: a mask over the s
+    switches): sign(z), 0 where moved (the sweep's selections at the point where those
+    switches sit on their kinks)."""
+    sels: dict[int, np.ndarray] = {}
+    for j, k in enumerate(exp.abs_eqns):
+        lo, hi = exp.offsets[j], exp.offsets[j + 1]
+        if moved[lo:hi].any():
+            zj = np.asarray(exp.vals[exp.z_slot(j)])
+            sel = np.sign(zj).astype(np.float64).reshape(-1)
+            sel[moved[lo:hi]] = 0.0
+            sels[k] = sel.reshape(np.shape(zj))
+    return sels
 
 
 def _bar(total: int, progress: bool | str) -> Any:

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
+from .._core.program import Var
 from ..errors import NotAbsSmoothError
 from ..kinks import KinkPolicy
 from ..modes.sparse_rows import reverse_rows
 from ._flat import FlatSpec, scalar_output, trace_at
-from .active import ActiveModel
+from .active import ActiveModel, moved_selections
 from .expand import Expanded, expand
 from .zero_norms import split_zero_norms, switch_origins
 
@@ -24,6 +26,10 @@ _ABS0 = KinkPolicy(abs=0.0)
 # gradient norms are computed by reverse sweeps (MXHILB, n = 1000: ~2,000 dense rows per
 # stationarity test in the bundle method, 35 -> 24 s a run; was 4096)
 _PROBE_ABOVE = 256
+# Most switches (near-active ones and those downstream of them) whose reach through the
+# near-active ones is tested (one batched reverse sweep of that many rows per round), and
+# rounds of that test (a switch it adds may be read by others)
+_NESTED_LIMIT, _ROUNDS = 4096, 3
 
 
 def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
@@ -43,7 +49,76 @@ def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
         sq = sum((np.asarray(M.multiply(M).sum(axis=1)).reshape(-1) for M in mats),
                  np.zeros(cand.size))
         norms[cand] = np.sqrt(sq)
-    return mask | (np.abs(z) <= radius * norms)
+    mask |= np.abs(z) <= radius * norms
+    for _ in range(_ROUNDS):  # NOTE: each round may add switches read by the new ones
+        grown = _reached_through(exp, radius, mask, z)
+        if grown is None:
+            break
+        mask |= grown
+    return mask
+
+
+def _downstream(exp: Expanded, mask: np.ndarray) -> np.ndarray:
+    """Mask of the switches outside ``mask`` whose z reads (through the program) the |z_j|
+    of an abs equation holding a switch in ``mask`` (by slots: every entry of such an
+    equation counts)."""
+    js = np.unique(exp.locate_many(np.flatnonzero(mask))[0])
+    reached = {exp.u_slot(int(j)) for j in js}
+    for eqn in exp.eqns:
+        if any(type(i) is Var and i.index in reached for i in eqn.inputs):
+            reached.add(eqn.out.index)
+    down = np.zeros(exp.s, bool)
+    for j in range(len(exp.abs_eqns)):
+        if exp.z_slot(j) in reached:
+            down[exp.offsets[j]:exp.offsets[j + 1]] = True
+    return down & ~mask
+
+
+def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarray
+                     ) -> np.ndarray | None:
+    """The switches downstream of the near-active ones (``mask``) that the ball reaches in
+    the model where the near-active switches sit on their kinks; None when there are none
+    (or too many to test).
+
+    In that model (the near-active switches M moved onto their kinks, the others at their
+    signs) z_p = z~_p + g_p . d + sum_{q in M} K_pq |z_q(d)|, with g_p the gradient of z_p with
+    the |z_q| frozen, K_pq = d z_p / d |z_q| (both from one reverse sweep per batch of rows,
+    abs' = 0 at M), z~_p = z_p - sum_q K_pq |z_q| (|z_q| -> 0) and |z_q(d)| in [0, r ||g_q||]
+    over the ball. Switch p counts when that interval, widened by r ||g_p||, holds 0.
+
+    # NOTE: the gradient on x's piece alone missed them: min(2x + 1e-9, -x, 2x) at x = -0.0026,
+    # radius 0.01: the tie of 2x + 1e-9 and 2x (gradient 0 on x's piece) reads the near-active
+    # comparison with -x, across which its gradient is -3: the ball's set was {2} ("not
+    # stationary") instead of {2, -1}. A recursive bound r ||A_p|| + sum |K_pq| reach_q
+    # compounded over a sorting network's depth (a 60-entry sort: 1,159 of its switches)."""
+    cand = np.flatnonzero(_downstream(exp, mask)) if mask.any() else np.zeros(0, np.intp)
+    near = np.flatnonzero(mask)
+    if not cand.size or cand.size + near.size > _NESTED_LIMIT:
+        return None
+    seeds = np.concatenate([cand, near])
+    slots, ents = exp.z_seeds(seeds)
+    js, ents_m = exp.locate_many(near)
+    u_slots = [exp.u_slot(int(j)) for j in np.unique(js)]
+    order = np.concatenate([np.flatnonzero(js == j) for j in np.unique(js)])  # columns' M
+    x_slots = [v.index for v in exp.traced.in_vars]
+    mats, _ = reverse_rows(exp.eqns, exp.vals, slots, ents, x_slots + u_slots, _ABS0,
+                           selections=moved_selections(exp, mask & (z != 0)) or None,
+                           columns=[None] * len(x_slots) + [ents_m[js == j]
+                                                            for j in np.unique(js)])
+    nx = len(x_slots)
+    G = sp.hstack(mats[:nx], format="csr") if nx else sp.csr_matrix((seeds.size, 0))
+    g = radius * np.sqrt(np.asarray(G.multiply(G).sum(axis=1)).reshape(-1))
+    K = sp.hstack(mats[nx:], format="csr")[:cand.size].toarray()  # (cand, M in `order`)
+    reach_m, abs_m = g[cand.size:][order], np.abs(z[near])[order]
+    zt = z[cand] - K @ abs_m
+    lo = zt - g[:cand.size] + np.minimum(K, 0.0) @ reach_m
+    hi = zt + g[:cand.size] + np.maximum(K, 0.0) @ reach_m
+    hit = (lo <= 0.0) & (hi >= 0.0)
+    if not hit.any():
+        return None
+    grown = np.zeros(exp.s, bool)
+    grown[cand[hit]] = True
+    return grown
 
 
 def _probe_norms(exp: Expanded, spec: FlatSpec) -> np.ndarray:

@@ -113,6 +113,8 @@ from .zero_norms import Balls
 
 __all__ = ["MinimalityReport", "minimality"]
 
+_PROBED = 256  # n up to which +-e_i are tried where no model is described (_probed)
+
 _LIMIT = 12  # default: switches up to which every sign pattern's cone is tried
 _CANDIDATES = 32  # switches (largest excess first) whose moves are tried as descents
 _REGIONS = 8  # switches (largest excess) whose signs split the space (dependent rows)
@@ -139,7 +141,8 @@ class MinimalityReport(ActiveNames):
             copies merged; ``active`` names them, then the norms), or None;
             ``likq``: whether the switches' and norms' rows are independent.
         method: "multipliers", "pieces", "regions", "concave split" or "convexity" (which
-            gave the lower bound), "" when none.
+            gave the lower bound), "directions" (no model: exact derivatives along +-e_i and
+            random directions found the descent), "" when none.
         radius, tol: as passed; num_active: switches and norms treated as active.
     """
 
@@ -266,7 +269,7 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
                             "sign patterns tried are 2**limit).")
     got = ball_model(f, x, radius, "minimality")
     if isinstance(got[0], str):
-        return MinimalityReport.undecided(got[0], radius, tol, got[1])
+        return _probed(f, x, radius, tol, *got)
     tr, spec, out, balls, model = got
     if out is None:
         return MinimalityReport("minimal", "f does not depend on x.", (0.0, 0.0), None,
@@ -291,6 +294,32 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
                       "condition or mask) can change value within the ball, and the model "
                       f"keeps comparisons at their value at x; without them: {rep.reason}")
     return rep
+
+
+def _probed(f: Callable, x: Any, radius: float, tol: float, why: str, m: int
+            ) -> MinimalityReport:
+    """Where no model is described (norms at zero coupled with kinks or with each other,
+    -||(||x||)||): "not minimal" along the first of +-e_i (n <= 256) and 16 random unit
+    directions whose exact one-sided derivative at x (:func:`kinkgrad.directional`) is
+    below -tol, else "undecided" with ``why``."""
+    from .directional import directional
+
+    try:
+        n = FlatSpec(_flat.trace_at(f, x, "minimality")).n
+        eye = np.eye(n) if 0 < n <= _PROBED else np.zeros((n, 0))
+        R = np.random.default_rng(0).standard_normal((n, 16 if n else 0))
+        D = np.hstack([eye, -eye, R / np.maximum(np.linalg.norm(R, axis=0), 1e-300)])
+        slopes = np.asarray(directional(f, x, D), np.float64).reshape(-1)
+    except KinkgradError:
+        return MinimalityReport.undecided(why, radius, tol, m)
+    k = int(np.argmin(slopes)) if slopes.size else 0
+    if not slopes.size or not slopes[k] < -tol:
+        return MinimalityReport.undecided(why, radius, tol, m)
+    spec = FlatSpec(_flat.trace_at(f, x, "minimality"))
+    return MinimalityReport("not minimal", f"along the unit direction d, f'(x; d) = "
+                            f"{slopes[k]:.3e} < -tol = {-tol:g} (exact; no model: {why}).",
+                            (-np.inf, float(slopes[k])), spec.tree(D[:, k]), float(slopes[k]),
+                            None, None, "directions", radius, tol, m)
 
 
 def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: FlatSpec, out: Any,
