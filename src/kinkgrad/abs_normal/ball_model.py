@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._core.program import Var
 from ..errors import NotAbsSmoothError
 from ..kinks import KinkPolicy
 from ..modes.sparse_rows import reverse_rows
+from ..modes.sweeps import forward_sweep
 from ._flat import FlatSpec, scalar_output, trace_at
 from .active import ActiveModel, moved_selections
 from .expand import Expanded, expand
@@ -59,18 +59,26 @@ def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
 
 
 def _downstream(exp: Expanded, mask: np.ndarray) -> np.ndarray:
-    """Mask of the switches outside ``mask`` whose z reads (through the program) the |z_j|
-    of an abs equation holding a switch in ``mask`` (by slots: every entry of such an
-    equation counts)."""
-    js = np.unique(exp.locate_many(np.flatnonzero(mask))[0])
-    reached = {exp.u_slot(int(j)) for j in js}
-    for eqn in exp.eqns:
-        if any(type(i) is Var and i.index in reached for i in eqn.inputs):
-            reached.add(eqn.out.index)
+    """Mask of the switches outside ``mask`` whose z reads (through the program) the |z_q|
+    of a switch q in ``mask``: one forward sweep of NaN tangents seeded (and held) at those
+    |z_q| entries (NaN spreads through every sum and product, zero weights included: a
+    superset of the entries that read them)."""
+    js, ents = exp.locate_many(np.flatnonzero(mask))
+    seeds, pinned = {}, {}
+    for j in np.unique(js):
+        u = exp.u_slot(int(j))
+        shape = np.shape(exp.vals[u])
+        hold = np.zeros(int(np.prod(shape, dtype=np.int64)), bool)
+        hold[ents[js == j]] = True
+        hold = hold.reshape((1,) + shape)
+        seeds[u], pinned[u] = np.where(hold, np.nan, 0.0), hold
+    with np.errstate(invalid="ignore"):
+        tan, _ = forward_sweep(exp.eqns, exp.vals, seeds, _ABS0, pinned=pinned)
     down = np.zeros(exp.s, bool)
     for j in range(len(exp.abs_eqns)):
-        if exp.z_slot(j) in reached:
-            down[exp.offsets[j]:exp.offsets[j + 1]] = True
+        t = tan.get(exp.z_slot(j))
+        if t is not None:
+            down[exp.offsets[j]:exp.offsets[j + 1]] = np.isnan(np.asarray(t)).reshape(-1)
     return down & ~mask
 
 

@@ -84,11 +84,14 @@ def _record(report: KinkReport | None, k: int, eqn: Equation, kinks: int, policy
 
 def forward_sweep(eqns: list[Equation], vals: list, tangents: dict[int, Any], policy: KinkPolicy,
                   mode: str = "policy", keep_selections: bool = False,
-                  report: KinkReport | None = None) -> tuple[dict[int, Any], dict[int, Any]]:
+                  report: KinkReport | None = None, pinned: dict[int, Any] | None = None
+                  ) -> tuple[dict[int, Any], dict[int, Any]]:
     """Push tangents (leading batch axis K on every tangent) through the equations.
 
     Returns the tangent of every slot reached (a dict by slot index) and, if asked, the
-    selection of every equation (a dict by equation index).
+    selection of every equation (a dict by equation index). ``pinned`` (slot: mask of its
+    entries) holds those entries at their seed in ``tangents`` where the slot's equation
+    computes its tangent (a seed on an output that also depends on other seeds).
     """
     tan = dict(tangents)
     sels: dict[int, Any] = {}
@@ -116,6 +119,8 @@ def forward_sweep(eqns: list[Equation], vals: list, tangents: dict[int, Any], po
         want = batch + tuple(eqn.out.shape)
         if np.shape(t) != want:
             t = np.broadcast_to(t, want)
+        if pinned is not None and eqn.out.index in pinned:
+            t = np.where(pinned[eqn.out.index], tangents[eqn.out.index], t)
         tan[eqn.out.index] = t
     return tan, sels
 
