@@ -304,3 +304,191 @@ def test_torch_path_with_no_examples_gives_empty_tensors_like_numpy():
     with pytest.raises(IntegerInputError, match="floating-point"):
         kinkgrad.per_example_grad(f, 0, (None, 0))(torch.ones(3, dtype=torch.int64),
                                                    torch.ones((0, 3)))
+
+
+# ---------------------------------------------------------------------- rows = grad's rows
+def _grad_rows(f, args, in_axes, argnums=0, **kw):
+    """The truth: ``grad`` of each example alone (a Python loop), stacked; an example whose
+    ``grad`` raises gives ``(b, exception)`` instead."""
+    n = next(np.shape(a)[ax] for a, ax in zip(args, in_axes) if ax is not None)
+    g = kinkgrad.grad(f, argnums, **kw)
+    rows = []
+    for b in range(n):
+        try:
+            rows.append(g(*[a if ax is None else np.take(a, b, axis=ax)
+                            for a, ax in zip(args, in_axes)]))
+        except kinkgrad.KinkgradError as exc:
+            return b, exc
+    return rows
+
+
+@pytest.mark.parametrize("argnums", [(0, 0), (0, -2), (1, 1), (1, 0, 1), (1, 0)])
+def test_repeated_argnums_give_the_gradient_at_each_entry(argnums):
+    # a repeated position raised a bare StopIteration from _core/pytree.py, and (1, 0) gave
+    # the gradients in the order of the arguments (swapped), silently
+    def f(x, y):
+        return knp.sum(x * y) + knp.sum(knp.relu(y - 4.5))
+
+    x, Y = np.array([1.0, 2.0]), np.array([[3.0, 4.0], [5.0, 6.0], [4.5, 0.0]])
+    got = kinkgrad.per_example_grad(f, argnums, (None, 0))(x, Y)
+    want = _grad_rows(f, (x, Y), (None, 0), argnums)
+    assert isinstance(got, tuple) and len(got) == len(argnums)
+    for k in range(len(argnums)):
+        np.testing.assert_array_equal(got[k], np.stack([r[k] for r in want]))
+    assert not np.shares_memory(got[0], got[-1])  # each entry is its own array, as grad's
+    torch = pytest.importorskip("torch")
+    tgot = kinkgrad.vmap(kinkgrad.grad(f, argnums), (None, 0))(torch.tensor(x), torch.tensor(Y))
+    for k in range(len(argnums)):
+        np.testing.assert_array_equal(tgot[k].numpy(), np.stack([r[k] for r in want]))
+
+
+@pytest.mark.parametrize("argnums", [1.0, True, (0, 1.0), "0"])
+def test_argnums_that_are_not_ints_are_refused_like_grad(argnums):
+    with pytest.raises(kinkgrad.KinkgradError, match="per_example_grad: argnums"):
+        kinkgrad.per_example_grad(lambda x: knp.sum(x), argnums)
+    with pytest.raises(kinkgrad.KinkgradError, match="out of range"):
+        kinkgrad.per_example_grad(lambda x, y: knp.sum(x * y), 2)(np.ones((2, 3)), np.ones(3))
+
+
+def _ties_max(x):
+    return knp.max(x) * 2.0
+
+
+_INDEX_HELPERS = {
+    "argmax": lambda x: x[knp.argmax(x)] ** 2,
+    "argmin": lambda x: x[knp.argmin(x)] ** 3,
+    "np.argmax": lambda x: x[np.argmax(x)] ** 2,
+    "argsort": lambda x: knp.sum(knp.take_along_axis(x, knp.argsort(x), 0) *
+                                 np.array([1.0, 2.0, 3.0])),
+    "argsort_index": lambda x: knp.sum(x[knp.argsort(x)[:2]] ** 2),
+    "where_one_argument": lambda x: knp.sum(x[knp.where(x > 0)] ** 2),
+    "value": lambda x: x[int(np.argmax(x.value))] ** 2,
+    "max_ties": _ties_max,
+}
+
+
+@pytest.mark.parametrize("name", list(_INDEX_HELPERS))
+def test_indices_computed_from_the_values_are_each_examples_own(name):
+    # argmax & co. were evaluated at example 0 and reused for every example: row 1 of
+    # x[argmax(x)]**2 came back as [0, 0, -6] instead of [0, 4, 0], silently
+    f = _INDEX_HELPERS[name]
+    X = np.array([[1.0, -2.0, 3.0], [-1.0, 2.0, -3.0], [0.5, 0.5, -1.0], [4.0, 1.0, 1.0]])
+    got = kinkgrad.per_example_grad(f)(X)
+    np.testing.assert_array_equal(got, np.stack(_grad_rows(f, (X,), (0,))))
+    if name == "argmax":  # by hand
+        np.testing.assert_array_equal(got[:2], [[0.0, 0.0, 6.0], [0.0, 4.0, 0.0]])
+    # with integer labels (one trace per label) as well
+    Y = np.array([0, 1, 1, 0])
+
+    def g(x, y):
+        return f(x) * (y + 1.0)
+
+    got = kinkgrad.vmap(kinkgrad.grad(g), (0, 0))(X, Y)
+    np.testing.assert_array_equal(got, np.stack(_grad_rows(g, (X, Y), (0, 0))))
+
+
+def test_python_decisions_on_traced_values_raise_and_value_free_helpers_keep_one_sweep():
+    X = np.array([[1.0, -2.0], [-1.0, 2.0]])
+    with pytest.raises(kinkgrad.errors.TracerBoolConversionError):
+        kinkgrad.per_example_grad(lambda x: x[0] if x[0] > 0 else x[1])(X)
+    calls = []
+
+    def f(x):  # zeros_like/ones_like read the shape only: the batched sweep stays
+        calls.append(1)
+        return knp.sum(x * x + knp.zeros_like(x) + knp.ones_like(x))
+
+    np.testing.assert_array_equal(kinkgrad.per_example_grad(f)(X), 2 * X)
+    assert len(calls) == 1
+    calls.clear()
+
+    def g(w, x):  # an index from the shared parameters alone is every example's
+        calls.append(1)
+        return w[knp.argmax(w)] * knp.sum(w * x)
+
+    w = np.array([0.5, 2.0])
+    got = kinkgrad.per_example_grad(g, 0, (None, 0))(w, X)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(got, np.stack(_grad_rows(g, (w, X), (None, 0))))
+
+
+_DISCARDED = {
+    "where_sqrt": lambda w, x: knp.sum(knp.where(x > 0, knp.sqrt(w * x), 0.0)),
+    "where_log": lambda w, x: knp.sum(knp.where(x > 0, knp.log(w * x), w)),
+    "where_inf": lambda w, x: knp.sum(knp.where(x > 0, 2.0 * x * w, w * x * np.inf)),
+}
+
+
+@pytest.mark.parametrize("errstate", ["ignore", "raise"])
+@pytest.mark.parametrize("name", list(_DISCARDED))
+def test_a_where_discards_its_unselected_branch_per_example_as_grad(name, errstate):
+    # row 0 came back [nan, 0.707] where grad of example 0 alone gives [0, 0.707]
+    f = _DISCARDED[name]
+    w = np.array([1.0, 2.0])
+    X = np.array([[0.0, 4.0], [1.0, 1.0], [2.0, 0.0], [3.0, 5.0]])
+    with np.errstate(all=errstate):
+        want = _grad_rows(f, (w, X), (None, 0))
+        if isinstance(want, tuple):  # under "raise" grad refuses log(0) of example 0
+            with pytest.raises(type(want[1]), match=f"example {want[0]}"):
+                kinkgrad.per_example_grad(f, 0, (None, 0))(w, X)
+            return
+        got = kinkgrad.per_example_grad(f, 0, (None, 0))(w, X)
+    np.testing.assert_array_equal(got, np.stack(want))
+    if name == "where_sqrt":  # by hand: x / (2 sqrt(w x)) where x > 0, else 0
+        np.testing.assert_allclose(got[0], [0.0, 4.0 / (2 * np.sqrt(8.0))])
+
+
+def _weighted(w, x):
+    return knp.sum(w * x)
+
+
+def _log_weighted(w, x):
+    return knp.sum(knp.log(w * x))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("errstate", ["ignore", "raise"])
+@pytest.mark.parametrize("case", ["nan_data", "inf_data", "nan_value", "inf_parameter"])
+def test_an_example_that_is_not_finite_raises_naming_it(case, errstate, backend):
+    # per_example_grad returned [nan, 1, 1], [inf, 2] or a finite row for such examples
+    X = np.array([[1.0, 2.0, 0.5], [1.0, 1.0, 1.0], [3.0, 1.0, 2.0]])
+    w, f, argnums, bad = np.ones(3), _weighted, 0, 1
+    if case == "nan_data":
+        X[1, 0] = np.nan
+    elif case == "inf_data":
+        X[2, 1], argnums, bad = np.inf, 1, 2
+    elif case == "nan_value":
+        X[1, 0], f = -1.0, _log_weighted
+    else:
+        w[0], bad = np.inf, 0
+    with np.errstate(all=errstate):
+        want = _grad_rows(f, (w, X), (None, 0), argnums)
+        assert isinstance(want, tuple) and want[0] == bad  # grad of that example raises
+        args = (w, X)
+        if backend == "torch":
+            torch = pytest.importorskip("torch")
+            args = (torch.tensor(w), torch.tensor(X))
+        with pytest.raises(type(want[1]), match=f"per_example_grad: example {bad} "):
+            kinkgrad.per_example_grad(f, argnums, (None, 0))(*args)
+        ok = np.delete(X, bad, axis=0) if case != "inf_parameter" else X
+        wk = np.ones(3)
+        got = kinkgrad.per_example_grad(f, argnums, (None, 0))(wk, ok)
+        np.testing.assert_array_equal(got, np.stack(_grad_rows(f, (wk, ok), (None, 0),
+                                                               argnums)))
+
+
+def test_label_groups_check_and_repair_rows_as_well():
+    # the programs differ between labels (one sweep per label group): every group's rows are
+    # checked, repaired by grad (a where's unselected branch) or refused naming the example
+    def loss(w, x, y):
+        if int(y) == 0:
+            return knp.sum(knp.where(x > 0, knp.sqrt(w * x), 0.0))
+        return knp.sum(knp.log(w * x)) * 2.0
+
+    w = np.array([1.0, 2.0])
+    X, Y = np.array([[0.0, 4.0], [1.0, 2.0], [3.0, 0.0], [2.0, 2.0]]), np.array([0, 1, 0, 1])
+    with np.errstate(all="ignore"):
+        got = kinkgrad.per_example_grad(loss, 0, (None, 0, 0))(w, X, Y)
+        np.testing.assert_array_equal(got, np.stack(_grad_rows(loss, (w, X, Y), (None, 0, 0))))
+        X[3, 1] = -1.0  # log of a negative number in example 3
+        with pytest.raises(kinkgrad.errors.NonFiniteInputError, match="example 3 "):
+            kinkgrad.per_example_grad(loss, 0, (None, 0, 0))(w, X, Y)

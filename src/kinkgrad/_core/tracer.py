@@ -48,7 +48,7 @@ class Trace:
     ``kink_values=False``: the sweep runs on the default kink policy without a kink report,
     so the inputs of a primitive declaring ``kink_reads_args`` (relu) may go too."""
 
-    __slots__ = ("eqns", "vals", "active", "needed", "kink_values")
+    __slots__ = ("eqns", "vals", "active", "needed", "kink_values", "values_read")
 
     def __init__(self, reverse_only: bool = False, kink_values: bool = True) -> None:
         self.eqns: list[Equation] = []
@@ -56,6 +56,10 @@ class Trace:
         self.active = True
         self.needed: set[int] | None = set() if reverse_only else None
         self.kink_values = kink_values
+        # the slots whose value code outside the engine read (Tracer.value: knp.argmax,
+        # argmin, argsort, where(cond), an inspection in f): the program may hold constants
+        # computed from them, which belong to the traced point alone (see modes/vmap.py)
+        self.values_read: set[int] = set()
 
     def new_input(self, value: np.ndarray) -> Tracer:
         var = Var(len(self.vals), value.shape, value.dtype)
@@ -103,7 +107,7 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
                     "computes first-order derivatives of one trace at a time."
                 )
             var = a.var
-            vals.append(a.value)
+            vals.append(a._value)
             ins.append(var)
             if reads:
                 needed.add(var.index)  # type: ignore[union-attr]
@@ -178,14 +182,27 @@ class Tracer:
     raise (``bool``, ``float``, ``np.asarray``), and the operations that have no derivative.
     """
 
-    __slots__ = ("value", "trace", "var")
+    __slots__ = ("_value", "trace", "var")
     __array_priority__ = 1000
     _namespace: Any = None  # the module the methods call into (set by kinkgrad.numpy)
 
     def __init__(self, value: Any, trace: Trace, var: Var) -> None:
-        self.value = value
+        self._value = value
         self.trace = trace
         self.var = var
+
+    @property
+    def value(self) -> Any:
+        """The current (concrete) value, for inspection and integer helpers: not
+        differentiated. Reading it is recorded (``Trace.values_read``): whatever is computed
+        from it (``knp.argmax(x)``, an index, a Python decision) is a constant of this point
+        only, so the program is not the function at other points."""
+        self.trace.values_read.add(self.var.index)
+        return self._value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self._value = value
 
     def __del__(self) -> None:
         # NOTE: a dead traced array can have no later consumer; if none of its consumers'

@@ -11,6 +11,16 @@ integer value (at most 10 traces for 10 classes, each at one example); the equat
 constants differ between those traces are evaluated group by group inside the one sweep (one
 sweep per group only when the traced programs differ in structure).
 
+A trace holds the constants of the example it was taken at. When ``f`` reads the value of
+a slot that depends on a batched argument (``knp.argmax``, ``argmin``, ``argsort``,
+``knp.where(cond)``, ``.value``; the trace records it in ``Trace.values_read``), a constant
+computed from it (an index) may differ between examples, and the rows are computed by a loop
+of ``grad`` instead (values read from the shared arguments alone keep the one sweep). The
+batched sweep's values and gradients are tested once for NaN/inf: a row that is not finite
+is computed again by ``grad`` of that example alone (which discards a ``where``'s unselected
+branch, or raises the error ``grad`` raises, naming the example); so is every row after a
+floating-point error under ``np.errstate(... = "raise")``.
+
 Kink convention: every node makes, for each example, the choice the kink policy makes in a
 plain ``grad`` of that example alone; row b of the result is therefore exactly the
 conservative gradient ``grad(f)`` returns for example b (an element of a conservative
@@ -27,119 +37,15 @@ import numpy as np
 from .._core import pytree
 from .._core.program import Var
 from .._core.tracer import Trace, Tracer
-from ..backends import check_torch_dtypes, is_torch, on_numpy
-from ..errors import IntegerInputError, KinkgradError, NonScalarOutputError, ShapeError
+from ..backends import is_torch, on_numpy
+from ..errors import NonFiniteInputError, NonScalarOutputError
 from ..kinks import KinkPolicy, resolve_policy
+from . import _examples as ex
+from ._finite import finite
+from ._inputs import normalize_argnums
 from .batching import batched_gradient
 
 __all__ = ["vmap", "per_example_grad"]
-
-
-def _in_axes(in_axes: Any, nargs: int) -> list[int | None]:
-    axes = list(in_axes) if isinstance(in_axes, (tuple, list)) else [in_axes] * nargs
-    if len(axes) != nargs:
-        raise KinkgradError(f"vmap: in_axes has {len(axes)} entries for {nargs} positional "
-                            "arguments; give one entry (0 or None) per argument.")
-    for a in axes:
-        if a is not None and not isinstance(a, (int, np.integer)):
-            raise KinkgradError(f"vmap: in_axes entries must be ints or None, got {a!r}.")
-    return [None if a is None else int(a) for a in axes]
-
-
-def _batch_size(args: Sequence[Any], axes: list) -> int:
-    sizes = {}
-    for k, (a, ax) in enumerate(zip(args, axes)):
-        if ax is None:
-            continue
-        for leaf in pytree.flatten(a)[0]:
-            shape = np.shape(leaf)
-            if not -len(shape) <= ax < len(shape):
-                raise ShapeError(f"vmap: in_axes[{k}] = {ax} but an array of argument {k} has "
-                                 f"shape {shape}; batch along an existing axis or pass None.")
-            sizes[(k, shape)] = shape[ax]
-    if not sizes:
-        raise KinkgradError("vmap: no argument is batched; give in_axes=0 to the batched "
-                            "arguments (the others None).")
-    if len(set(sizes.values())) != 1:
-        raise ShapeError(f"vmap: the batched axes have sizes {sorted(set(sizes.values()))}; "
-                         "every batched argument needs the same number of examples.")
-    return next(iter(sizes.values()))
-
-
-def _moved(args: Sequence[Any], axes: list) -> list:
-    """Arguments with their batch axis moved to the front (leaves as NumPy arrays)."""
-    out = []
-    for a, ax in zip(args, axes):
-        if ax is None:
-            out.append(a)
-        else:
-            leaves, td = pytree.flatten(a)
-            out.append(pytree.unflatten(td, [np.moveaxis(np.asarray(x), ax, 0) for x in leaves]))
-    return out
-
-
-def _stack(xs: list) -> Any:
-    if is_torch(xs[0]):  # torch in, torch out (the loop of grad on the torch backend)
-        import torch
-
-        return torch.stack(xs)
-    return np.stack(xs)
-
-
-def _stack_tree(results: list) -> Any:
-    leaves0, td = pytree.flatten(results[0])
-    cols = [pytree.flatten(r)[0] for r in results]
-    return pytree.unflatten(td, [_stack([c[k] for c in cols]) for k in range(len(leaves0))])
-
-
-def _take(x: Any, ax: int, b: int) -> Any:
-    """Example ``b`` of the leaf ``x``: its index b along axis ``ax`` (the axis removed)."""
-    if is_torch(x):
-        return x.select(ax, b)
-    return np.take(np.asarray(x), b, axis=ax)
-
-
-def _loop(fn: Callable, args: list, axes: list, n: int) -> Any:
-    """The fallback: ``fn`` once per example (example b: every batched leaf indexed at b
-    along its argument's axis in ``axes``), results stacked along a new leading axis."""
-    flat = [None if ax is None else pytree.flatten(a) for a, ax in zip(args, axes)]
-    res = []
-    for b in range(n):
-        ab = [a if lt is None else pytree.unflatten(lt[1], [_take(x, ax, b) for x in lt[0]])
-              for a, ax, lt in zip(args, axes, flat)]
-        res.append(fn(*ab))
-    return _stack_tree(res)
-
-
-def _not_float(where: str, dtype: Any) -> IntegerInputError:
-    return IntegerInputError(
-        f"{where}: a differentiated argument has dtype {dtype}; gradients need floating-point "
-        "inputs. Convert it (x.astype(np.float64) or float32; torch: x.double() or x.float()), "
-        "or leave it out of argnums.")
-
-
-def _no_examples_torch(args: list, kwargs: dict, axes: list, nums: list[int]) -> list:
-    """The gradient trees of the torch path for 0 examples: zeros (0, ...) of every
-    differentiated leaf's example shape, as torch tensors (as ``grad`` returns on torch)."""
-    import torch
-
-    every = pytree.flatten((args, kwargs))[0]
-    check_torch_dtypes(every, "per_example_grad")
-    device = next(x.device for x in every if is_torch(x))
-    trees = []
-    for k in nums:
-        leaves, td = pytree.flatten(args[k])
-        out = []
-        for x in leaves:
-            t = x if is_torch(x) else torch.as_tensor(np.asarray(x))
-            if not t.is_floating_point():
-                raise _not_float("per_example_grad", t.dtype)
-            shape = tuple(t.shape)
-            if axes[k] is not None:
-                shape = shape[:axes[k] % len(shape)] + shape[axes[k] % len(shape) + 1:]
-            out.append(torch.zeros((0,) + shape, dtype=t.dtype, device=device))
-        trees.append(pytree.unflatten(td, out))
-    return trees
 
 
 # ---------------------------------------------------------------------- one sweep
@@ -165,7 +71,7 @@ class _Traced:
         self.rows = rows
         call: list = []
         self.inputs: list = []
-        self.diff: list = []
+        diff: dict[int, list] = {k: [] for k in nums}
         rep = rows[0]
         for k, (a, ax) in enumerate(zip(args, axes)):
             leaves, td = pytree.flatten(a)
@@ -176,15 +82,20 @@ class _Traced:
                     t = tr.new_input(arr[rep] if ax is not None else arr)
                     self.inputs.append((t.var, arr, ax is not None))
                     if k in nums:
-                        self.diff.append(t.var)
+                        diff[k].append(t.var)
                     new.append(t)
                 else:
                     new.append(arr[rep] if ax is not None else x)
             call.append(pytree.unflatten(td, new))
+        self.diff = [v for k in nums for v in diff[k]]  # in argnums order, as the trees
         try:
             out = f(*call, **kwargs)
+        except NonFiniteInputError as exc:  # np.errstate "raise": grad of rep raises it too
+            raise ex.at_example(exc, "per_example_grad", int(rep)) from exc
         finally:
             tr.active = False
+        self.reads_batched = bool(tr.values_read) and _reads_batched(tr, self.inputs)
+        self.const = None if type(out) is Tracer else np.asarray(out)
         if type(out) is not Tracer:
             if np.size(out) != 1:
                 raise NonScalarOutputError("per_example_grad: the function must return a "
@@ -196,9 +107,28 @@ class _Traced:
                 "example; it must return a scalar (reduce it with knp.sum / knp.mean).")
         else:
             self.out = out.var
+        dt = (self.const if self.out is None else self.out).dtype
+        if dt.kind != "f":
+            raise NonScalarOutputError(
+                f"per_example_grad: the function returned a value of type {dt}; it must return "
+                "a real floating-point scalar (a comparison or a count has no derivative).")
 
     def zeros(self, n: int) -> list:
         return [np.zeros((n,) + tuple(v.shape), v.dtype) for v in self.diff]
+
+
+def _reads_batched(tr: Trace, inputs: list) -> bool:
+    """Did ``f`` read the value of a slot that depends on a batched input?
+
+    # NOTE: what is computed from such a value (knp.argmax, where(cond), .value: an index)
+    # is a constant of the traced example alone, which the batched sweep would reuse for every
+    # example. A value computed from the shared arguments alone is every example's (and a
+    # label's is compared between the label traces, see _variants)."""
+    batched = {v.index for v, _, b in inputs if b}
+    for e in tr.eqns:
+        if any(type(i) is Var and i.index in batched for i in e.inputs):
+            batched.add(e.out.index)
+    return not tr.values_read.isdisjoint(batched)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -240,11 +170,11 @@ def _variants(traces: list[_Traced]) -> dict[int, list] | None:
 
 
 def _sweep(t: _Traced, rows: np.ndarray | None, policy: KinkPolicy,
-           variants: dict[int, list] | None, n: int) -> list:
-    """Per-example gradients by one batched forward evaluation and one reverse sweep over the
-    examples ``rows`` (all when None) of the program traced in ``t``."""
+           variants: dict[int, list] | None, n: int) -> tuple[list, Any]:
+    """Per-example gradients and values by one batched forward evaluation and one reverse
+    sweep over the examples ``rows`` (all when None) of the program traced in ``t``."""
     if t.out is None:
-        return t.zeros(n)
+        return t.zeros(n), t.const
     tr = t.trace
     vals = {v.index: (x if rows is None else x[rows]) if b else x for v, x, b in t.inputs}
     batched = {v.index: b for v, _, b in t.inputs}
@@ -252,22 +182,34 @@ def _sweep(t: _Traced, rows: np.ndarray | None, policy: KinkPolicy,
                           t.out.dtype, policy, n, variants)
     return [np.zeros((n,) + tuple(v.shape), v.dtype) if ct.get(v.index) is None
             else np.asarray(np.broadcast_to(ct[v.index], (n,) + tuple(v.shape)), v.dtype)
-            for v in t.diff]
+            for v in t.diff], vals[t.out.index]
 
 
 @on_numpy  # the batched interpreter runs the NumPy rules
 def _per_example(f: Callable, args: list, axes: list, nums: list[int], policy: KinkPolicy,
-                 kwargs: dict, n: int) -> list:
-    """The per-example gradient leaves of every differentiated argument, (n, ...) each."""
+                 kwargs: dict, n: int) -> tuple[list, Any] | None:
+    """The per-example gradient leaves of every differentiated argument, (n, ...) each, and
+    the per-example values; None when the batched evaluation cannot give ``grad``'s rows:
+    ``f`` read a value that depends on a batched argument, or a floating-point error was
+    raised (``np.errstate``)."""
     traces = [_Traced(f, args, axes, nums, rows, kwargs) for rows in _groups(args, axes, n)]
+    if any(t.reads_batched for t in traces):
+        return None
     variants = _variants(traces) if len(traces) > 1 else {}
-    if variants is not None:
-        return _sweep(traces[0], None, policy, variants, n)
-    outs = traces[0].zeros(n)  # programs differ between label groups: one sweep per group
-    for t in traces:
-        for out, g in zip(outs, _sweep(t, t.rows, policy, None, len(t.rows))):
-            out[t.rows] = g
-    return outs
+    try:
+        with np.errstate(under="ignore"):  # as grad: underflow is no error (tracer.py)
+            if variants is not None:
+                return _sweep(traces[0], None, policy, variants, n)
+            outs = traces[0].zeros(n)  # programs differ between label groups: one sweep each
+            values = np.zeros(n)  # for the finiteness test only
+            for t in traces:
+                gs, v = _sweep(t, t.rows, policy, None, len(t.rows))
+                values[t.rows] = v
+                for out, g in zip(outs, gs):
+                    out[t.rows] = g
+    except FloatingPointError:  # under np.errstate(... = "raise"): grad decides, per example
+        return None
+    return outs, values
 
 
 def per_example_grad(f: Callable, argnums: int | Sequence[int] = 0, in_axes: Any = 0,
@@ -279,10 +221,19 @@ def per_example_grad(f: Callable, argnums: int | Sequence[int] = 0, in_axes: Any
     new leading axis, for every leaf of the differentiated arguments. Same as
     ``vmap(grad(f, argnums), in_axes)``. Computed in one batched forward evaluation and one
     reverse sweep (see :mod:`kinkgrad.modes.vmap`); torch tensors take a loop of ``grad``
-    over the same slices (torch tensors out; 0 examples give zeros of shape (0, ...)).
+    over the same slices (torch tensors out; 0 examples give zeros of shape (0, ...)). A
+    loop of ``grad`` computes the rows as well when ``f`` reads a value computed from a
+    batched argument (``knp.argmax(x)``: an index of that example alone), and the rows whose
+    value or gradient is not finite (a ``where``'s unselected branch is discarded there, as
+    ``grad`` does). ``argnums`` is read as by ``grad``: a position named twice gets its
+    gradient at each entry.
 
     Kink convention: each example gets the kink policy's choice, exactly as ``grad`` of that
     example alone; each row is an element of a conservative gradient of f at that example.
+
+    Raises:
+        NonFiniteInputError: ``grad`` of some example alone raises it (a NaN or inf input,
+            value or gradient); the message names the example's index.
 
     Examples:
         Per-example clipping (differential privacy, DP-SGD): clip each example's gradient to
@@ -302,42 +253,48 @@ def per_example_grad(f: Callable, argnums: int | Sequence[int] = 0, in_axes: Any
         >>> np.round(clipped.mean(axis=0), 4).tolist()
         [0.3162, -0.2279]
     """
-    nums = [int(argnums)] if isinstance(argnums, (int, np.integer)) else [int(a) for a in argnums]
-    single = isinstance(argnums, (int, np.integer))
+    nums, single = normalize_argnums(argnums, "per_example_grad")
 
     def peg(*args: Any, **kwargs: Any) -> Any:
-        axes = _in_axes(in_axes, len(args))
-        nums_ = [a % len(args) for a in nums]
-        n = _batch_size(args, axes)
+        axes = ex.axes_of(in_axes, len(args))
+        nums_, picks = ex.positions(nums, len(args), kwargs)
+        n = ex.batch_size(args, axes)
+        from .api import grad
+
+        g = grad(f, tuple(nums_), policy=policy)  # one tree per distinct argument
+
+        def one(*example: Any) -> Any:  # keyword arguments reach f, as on NumPy
+            return g(*example, **kwargs)
+
         if any(is_torch(x) for x in pytree.flatten((args, kwargs))[0]):
-            if n == 0:
-                trees0 = _no_examples_torch(list(args), kwargs, axes, nums_)
-                return trees0[0] if single else tuple(trees0)
-            from .api import grad
-
-            g = grad(f, argnums, policy=policy)
-
-            def one(*example: Any) -> Any:  # keyword arguments reach f, as on NumPy
-                return g(*example, **kwargs)
-
-            return _loop(one, list(args), axes, n)
-        moved = _moved(args, axes)
+            trees = ex.no_examples_torch(list(args), kwargs, axes, nums_) if n == 0 else \
+                ex.stack_tree(ex.loop(one, list(args), axes, range(n), "per_example_grad"))
+            return ex.picked(tuple(trees), picks, single)
+        moved = ex.moved(args, axes)
+        axes0 = [None if a is None else 0 for a in axes]
         leaves_per_arg = [pytree.flatten(moved[k]) for k in nums_]
         for leaves, _ in leaves_per_arg:
             for x in leaves:
                 if np.asarray(x).dtype.kind != "f":
-                    raise _not_float("per_example_grad", np.asarray(x).dtype)
+                    raise ex.not_float("per_example_grad", np.asarray(x).dtype)
         if n == 0:  # no examples: empty gradients of the right shapes
             outs = [np.zeros((0,) + (np.shape(x)[1:] if axes[k] is not None else np.shape(x)),
                              np.asarray(x).dtype)
                     for k, (leaves, _) in zip(nums_, leaves_per_arg) for x in leaves]
         else:
-            outs = _per_example(f, moved, axes, nums_, resolve_policy(policy), kwargs, n)
+            res = _per_example(f, moved, axes, nums_, resolve_policy(policy), kwargs, n)
+            if res is None:  # f read a batched value, or a floating-point error: grad per example
+                outs = pytree.flatten(ex.stack_tree(ex.loop(one, moved, axes0, range(n),
+                                                        "per_example_grad")))[0]
+            else:
+                outs, values = res
+                if not (finite(values) and all(finite(o) for o in outs)):
+                    outs = ex.regrad(one, moved, axes0, outs, values, n)
         trees, pos = [], 0
         for leaves, td in leaves_per_arg:
             trees.append(pytree.unflatten(td, outs[pos:pos + len(leaves)]))
             pos += len(leaves)
-        return trees[0] if single else tuple(trees)
+        return ex.picked(tuple(trees), picks, single)
 
     peg.__name__ = f"per_example_grad({getattr(f, '__name__', 'f')})"
     return peg
@@ -372,9 +329,10 @@ def vmap(fn: Callable, in_axes: Any = 0) -> Callable:
         return batched
 
     def looped(*args: Any) -> Any:
-        axes = _in_axes(in_axes, len(args))
-        n = _batch_size(args, axes)
-        return _loop(fn, _moved(args, axes), [None if a is None else 0 for a in axes], n)
+        axes = ex.axes_of(in_axes, len(args))
+        n = ex.batch_size(args, axes)
+        return ex.stack_tree(ex.loop(fn, ex.moved(args, axes),
+                                     [None if a is None else 0 for a in axes], range(n)))
 
     looped.__name__ = f"vmap({getattr(fn, '__name__', 'fn')})"
     return looped

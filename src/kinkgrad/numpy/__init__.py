@@ -89,7 +89,9 @@ zeros, ones, full, eye, arange, linspace = (_np.zeros, _np.ones, _np.full, _np.e
 
 
 def _value(x: Any) -> Any:
-    return x.value if _is_traced(x) else x
+    # NOTE: read without marking the trace (Tracer.value does): the *_like constants take
+    # the shape and dtype only, the same at every point
+    return x._value if _is_traced(x) else x
 
 
 def zeros_like(x: Any, dtype: Any = None) -> Any:
