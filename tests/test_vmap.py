@@ -492,3 +492,12 @@ def test_label_groups_check_and_repair_rows_as_well():
         X[3, 1] = -1.0  # log of a negative number in example 3
         with pytest.raises(kinkgrad.errors.NonFiniteInputError, match="example 3 "):
             kinkgrad.per_example_grad(loss, 0, (None, 0, 0))(w, X, Y)
+
+
+def test_vmap_over_no_examples_gives_zero_rows_shaped_like_the_outputs():
+    # as JAX: the outputs' structure and per-example shapes, with a leading axis of 0 (an
+    # IndexError before); the shapes by hand
+    out = kinkgrad.vmap(lambda x, w: (knp.sum(knp.abs(x * w)), {"y": 2.0 * x}),
+                        in_axes=(0, None))(np.zeros((0, 3), np.float32), np.ones(3))
+    assert out[0].shape == (0,) and out[1]["y"].shape == (0, 3)
+    assert out[1]["y"].dtype == np.float32
