@@ -402,3 +402,15 @@ def test_a_guarded_branch_that_is_not_finite_is_discarded_as_when_traced(state):
     assert outcomes[0] == outcomes[1]
     if state == "ignore":
         assert outcomes[1] == (5.0, [0.0, 0.5, 2.0])
+
+
+def test_differentiating_an_argument_the_program_baked_in_names_the_fix():
+    # trace(..., argnums=0) bakes s in; grad with respect to it compared a traced value with
+    # the baked one and raised "bool() of a traced value ... control flow"
+    def f(x, s):
+        return knp.sum(knp.abs(x)) * s
+
+    p = kinkgrad.trace(f, np.ones(3), np.array(2.0), argnums=0)
+    with pytest.raises(kinkgrad.KinkgradError, match="baked into the program"):
+        kinkgrad.grad(p, argnums=1)(np.ones(3), np.array(2.0))
+    assert float(kinkgrad.grad(p)(np.ones(3), np.array(2.0)).sum()) == 6.0  # by hand: 2 * 3

@@ -187,7 +187,16 @@ class Program:
         """
         if self.call_arity is None or len(args) != self.call_arity:
             return tuple(args)
+        from .tracer import Tracer  # NOTE: tracer.py imports this module
+
         for pos, traced in self.baked.items():
+            if any(isinstance(x, Tracer) for x in pytree.flatten(args[pos])[0]):
+                raise KinkgradError(  # NOTE: its comparison with the baked value would ask
+                    # bool() of a traced value, which blames Python control flow instead
+                    f"Program: argument {pos} was baked into the program as a constant when "
+                    "it was traced, so it cannot be differentiated here; trace again with it "
+                    f"among the inputs (kinkgrad.trace(f, ..., argnums=...)); the inputs are "
+                    f"positions {self.input_positions}.")
             if not pytree.same_constant(args[pos], traced):
                 raise KinkgradError(
                     f"Program: argument {pos} was baked into the program as a constant when it "
