@@ -4,6 +4,7 @@ against dense matrices, the selection-gradient formula against plain AD and brut
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from _abs_programs import fd_gradient, programs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -185,3 +186,26 @@ def test_large_networks_get_operators():
     w = rng.normal(size=anf.s)
     np.testing.assert_allclose(anf.Z.T @ w, w.reshape(64, 128).sum(0), atol=1e-10)
     np.testing.assert_allclose(anf.Y @ np.ones(anf.s), [0.5 * anf.s])
+
+
+@pytest.mark.parametrize("lo, hi", [(-1, 1), (0, 2), (np.int64(-1), np.int64(1)), (-1.0, 1.0)])
+def test_integer_clip_bounds_give_the_form_of_float_ones(lo, hi):
+    # the exact path scaled float inputs to integers times 2^E but passed integer constants
+    # unscaled: clip(x, -1, 1) at its bound 1 had z = [1, 1] (no switch active) instead of
+    # [2, 0]; certify, stationarity and subdifferential then described another set
+    f = lambda x: knp.sum(knp.clip(x, lo, hi))  # noqa: E731
+    x = np.array([float(hi)])
+    anf = kinkgrad.abs_normal_form(f, x)
+    assert np.array_equal(anf.z, [float(hi - lo), 0.0])
+    for dx in (-0.3, -1e-6, 0.0, 1e-6, 0.3):  # piecewise linear: the model is f itself
+        assert anf.linearization(np.array([dx]))[1][0] == pytest.approx(
+            float(f(x + dx)), abs=1e-15)
+    # by hand: the Clarke set of clip at its bound is [0, 1]; minus x / 2 holds 0
+    assert sorted(float(g[0]) for g in kinkgrad.subdifferential(f, x).gradients) == [0.0, 1.0]
+    g = lambda x: knp.sum(knp.clip(x, lo, hi)) - 0.5 * x[0]  # noqa: E731
+    assert kinkgrad.stationarity(g, x).verdict == "stationary"
+    # clip(x, lo, hi) + relu(hi - x) is constant near x = hi: {0}; torch's 1 is no Clarke
+    # gradient (certify said "certified" with integer bounds)
+    h = lambda x: knp.sum(knp.clip(x, lo, hi)) + knp.relu(float(hi) - x[0])  # noqa: E731
+    rep = kinkgrad.certify(h, x, policy=kinkgrad.kink_policy("torch"))
+    assert not (rep.certified and float(np.asarray(rep.gradient).ravel()[0]) != 0.0)

@@ -103,7 +103,11 @@ def _dyadic(tr: Trace, created: list) -> dict[int, Any] | None:
     for e in created:
         for i in e.inputs:
             v = np.asarray(value_of(i, tr.vals))
-            if (type(i) is not Var or i.index < first) and v.dtype.kind == "f":
+            # NOTE: integer constants too (clip(x, -1, 1)'s bounds): left unscaled they were
+            # mixed with values scaled by 2^-E (clip's z at its upper bound 1 came out 1, not 0)
+            if (type(i) is not Var or i.index < first) and v.dtype.kind in "fiu":
+                if v.dtype.kind != "f" and np.any(np.abs(v.astype(np.float64)) > 2.0 ** 53):
+                    return None  # not exact in float64: the rational path
                 floats[id(i)] = v.astype(np.float64)
     if any(not np.all(np.isfinite(v)) for v in floats.values()):
         return None
