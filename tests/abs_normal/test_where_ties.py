@@ -85,3 +85,19 @@ def test_plain_grad_still_follows_the_condition() -> None:
         kinkgrad.grad(lambda v: knp.sum(knp.where(v >= 0, v, 0.0)))(x), [1.0, 1.0])
     np.testing.assert_array_equal(
         kinkgrad.grad(lambda v: knp.sum(knp.where(v > 0, v, 0.0)))(x), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("f, grad_at_0, certified", [
+    # identically 0 (Clarke {0}); grad follows the conditions: 0 + (-1) = -1, no Clarke
+    # gradient. certify certified its own rewrite's vector 0 before (not grad's)
+    (lambda x: knp.where(x > 0, x, 0.0) + knp.where(x < 0, 0.0, -x), -1.0, False),
+    # min(3x, -x): Clarke [-1, 3]; grad takes the else branch -x: -1, a limiting gradient
+    (lambda x: knp.where(x < 0, 3.0 * x, -x), -1.0, True),
+    # min(x, 2x): Clarke [1, 2]; grad takes 2x: 2, a limiting gradient
+    (lambda x: knp.where(x > 0, x, 2.0 * x), 2.0, True),
+])
+def test_certify_judges_the_vector_grad_returns_at_a_tied_where(f, grad_at_0, certified):
+    x = np.float64(0.0)
+    assert float(kinkgrad.grad(f)(x)) == grad_at_0  # by hand: the branch the condition picks
+    rep = kinkgrad.certify(f, x)
+    assert float(rep.gradient) == grad_at_0 and bool(rep.certified) == certified

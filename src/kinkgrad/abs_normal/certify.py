@@ -322,10 +322,16 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     spec = FlatSpec(tr)
     if out is None:
         g_ad = np.zeros(spec.n)
-    else:
-        ct = reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones(out.shape, out.dtype)}, pol,
-                           keep=set(spec.slots))
-        g_ad = spec.join([ct.get(s) for s in spec.slots])
+    else:  # NOTE: plain AD's vector, on the program as written: a where tied at x follows
+        # its condition there (the abs-smooth layer sees it rewritten as a maximum/minimum,
+        # whose policy choice may be another vector: certify certified that one before)
+        src = getattr(tr, "unrewritten", tr)
+        src_out, _ = scalar_output(src, "certify")
+        slots = FlatSpec(src).slots
+        ct = reverse_sweep(src.eqns, src.vals, {src_out.index: np.ones(src_out.shape,
+                                                                        src_out.dtype)},
+                           pol, keep=set(slots))
+        g_ad = spec.join([ct.get(s) for s in slots])
     exp = expand_flat_norms(tr)
     base = program_cost(tr.program())
     ex = program_cost(exp.traced.program())
@@ -392,9 +398,10 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                if np.dtype(v.dtype).kind == "f"), default=0.0)
     tol = max(1e-8, 20 * eps)
     if not np.allclose(g_exp, g_ad, rtol=tol, atol=tol * (1 + float(np.abs(g_ad).max()))):
-        return report(False, "none", f"{lik} and the policy's choice is not one value of "
-                      "abs'(0) per switch (e.g. max='split' over three or more ties), so the "
-                      "grouped condition does not apply.", rank, dependent())
+        return report(False, "none", f"{lik} and the vector is not the model's gradient "
+                      "for one value of abs'(0) per switch (a `where` tied at x follows its "
+                      "condition; or a choice such as max='split' over three or more ties), so "
+                      "the grouped condition does not apply.", rank, dependent())
     groups = _groups(model, c_arr)
     blocks = _blocks(model, groups)
     if (_dominant(model, blocks) if _DENSE

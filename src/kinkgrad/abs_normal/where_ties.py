@@ -159,7 +159,9 @@ def _replay(tr: Traced, tied: set[int], kinds: dict[int, np.ndarray]) -> Traced:
             env[eqn.out.index] = res
     finally:
         new.active = False
-    return rebuilt(new, env, tr)
+    out = rebuilt(new, env, tr)
+    out.unrewritten = tr  # type: ignore[attr-defined]  # the program plain AD differentiates
+    return out
 
 
 def _rewrite(kind: np.ndarray, args: list, res: Any) -> Any:
