@@ -250,3 +250,17 @@ def test_public_surface_and_array_methods():
     std = np.std(x)
     want = 1 + (x - x.mean()) / (3 * std) + np.prod(x) / x + 1 + np.array([0, 0, 1.0])
     np.testing.assert_allclose(kinkgrad.grad(f)(x), want, rtol=1e-12)
+
+
+def test_cost_certify_and_linearization_refuse_bad_arguments_with_the_fix():
+    # a non-function to cost raised TypeError "'int' object is not callable"; certify took
+    # limit=-1; linearization returned NaN for a NaN step
+    x = np.array([1.0, -2.0])
+    with pytest.raises(kinkgrad.KinkgradError, match="cost: f must be a function"):
+        kinkgrad.cost(3, x)
+    for kw in ({"limit": -1}, {"limit": 2.5}, {"max_kinks": True}):
+        with pytest.raises(kinkgrad.KinkgradError, match="certify: "):
+            kinkgrad.certify(lambda v: knp.sum(knp.abs(v)), x, **kw)
+    anf = kinkgrad.abs_normal_form(lambda v: knp.sum(knp.abs(v)), x)
+    with pytest.raises(kinkgrad.errors.NonFiniteInputError, match="linearization"):
+        anf.linearization(np.array([np.nan, 0.0]))

@@ -20,6 +20,7 @@ from typing import Any
 from ._core.cost import CostReport, PrimitiveCost, program_cost
 from ._core.program import Program
 from .backends import on_numpy
+from .errors import KinkgradError
 from .modes.api import trace
 
 __all__ = ["cost", "program_cost", "CostReport", "PrimitiveCost"]
@@ -39,4 +40,8 @@ def cost(f: Callable | Program, *args: Any, argnums: Any = None) -> CostReport:
     """
     if isinstance(f, Program):
         return program_cost(f)
+    if not callable(f):
+        raise KinkgradError(f"cost: f must be a function or a kinkgrad Program, got "
+                            f"{type(f).__name__}; pass the function first: "
+                            "kinkgrad.cost(f, *args).")
     return program_cost(trace(f, *args, argnums=argnums))

@@ -50,14 +50,15 @@ import numpy as np
 
 from ..backends import on_numpy
 from ..cost import program_cost
+from ..errors import KinkgradError
 from ..kinks import KinkPolicy, resolve_policy
-from ..modes.sweeps import reverse_sweep
 from . import active as _active
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
 from .inert import inert_switches
 from .lp import MARGIN, margin, nonzero_rows
+from .where_ties import plain_ad_vector
 from .zero_norms import expand_flat_norms
 
 __all__ = ["CertifyReport", "KinkGroup", "certify"]
@@ -316,22 +317,14 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     """
     if policy is not None and not isinstance(policy, KinkPolicy):
         raise other_arguments("certify", "policy", policy, "a KinkPolicy (kinkgrad.kink_policy)")
+    for name, v in (("limit", limit), ("max_kinks", max_kinks)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise KinkgradError(f"certify: {name}={v!r}; pass an integer >= 0.")
     pol = resolve_policy(policy)
     tr = trace_at(f, x, "certify")
     out, _ = scalar_output(tr, "certify")
     spec = FlatSpec(tr)
-    if out is None:
-        g_ad = np.zeros(spec.n)
-    else:  # NOTE: plain AD's vector, on the program as written: a where tied at x follows
-        # its condition there (the abs-smooth layer sees it rewritten as a maximum/minimum,
-        # whose policy choice may be another vector: certify certified that one before)
-        src = getattr(tr, "unrewritten", tr)
-        src_out, _ = scalar_output(src, "certify")
-        slots = FlatSpec(src).slots
-        ct = reverse_sweep(src.eqns, src.vals, {src_out.index: np.ones(src_out.shape,
-                                                                        src_out.dtype)},
-                           pol, keep=set(slots))
-        g_ad = spec.join([ct.get(s) for s in slots])
+    g_ad = plain_ad_vector(tr, pol)  # NOTE: of the program as written (a tied where)
     exp = expand_flat_norms(tr)
     base = program_cost(tr.program())
     ex = program_cost(exp.traced.program())

@@ -352,6 +352,9 @@ class AbsNormalForm:
         piecewise-linear programs near x; second-order accurate for abs-smooth ones."""
         self._need_dense("linearization")
         dx = self._spec.from_tree(dx, "linearization")
+        if not np.all(np.isfinite(dx)):
+            raise NonFiniteInputError("linearization: dx has NaN or infinite entries; the "
+                                      "model is evaluated at finite steps only.")
         z = self.cz + self.Z @ dx
         for i in range(self.s):
             z[i] += self.L[i, :i] @ np.abs(z[:i])

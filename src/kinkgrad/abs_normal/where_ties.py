@@ -34,12 +34,12 @@ from .._core.tracer import Trace, bind
 from ..errors import NotAbsSmoothError
 from ..kinks import KinkPolicy
 from ..modes.api import Traced
-from ..modes.sweeps import forward_sweep
+from ..modes.sweeps import forward_sweep, reverse_sweep
 from ..primitives.piecewise import Maximum, Minimum
 from ..primitives.select import Where
-from ._flat import rebuilt
+from ._flat import FlatSpec, rebuilt, scalar_output
 
-__all__ = ["rewrite_tied_wheres"]
+__all__ = ["plain_ad_vector", "rewrite_tied_wheres"]
 
 _ORIENT = {"greater": 1.0, "greater_equal": 1.0, "less": -1.0, "less_equal": -1.0}
 _JUNCTION_TOL = 1e-9
@@ -173,3 +173,17 @@ def _rewrite(kind: np.ndarray, args: list, res: Any) -> Any:
         if np.any(mask):
             res = Where.instance(mask, alt(), res)  # type: ignore[attr-defined]
     return res
+
+
+def plain_ad_vector(tr: Traced, policy: KinkPolicy) -> np.ndarray:
+    """Plain backward mode's vector (flat) under ``policy``, of the program as written: a
+    trace rewritten here is differentiated before the rewrite, where a tied ``where``
+    follows its condition (its maximum/minimum form's choice may be another vector)."""
+    src = getattr(tr, "unrewritten", tr)
+    out, _ = scalar_output(src, "certify")
+    spec = FlatSpec(src)
+    if out is None:
+        return np.zeros(spec.n)
+    ct = reverse_sweep(src.eqns, src.vals, {out.index: np.ones(out.shape, out.dtype)}, policy,
+                       keep=set(spec.slots))
+    return spec.join([ct.get(s) for s in spec.slots])

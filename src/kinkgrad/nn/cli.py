@@ -117,8 +117,8 @@ def parser() -> argparse.ArgumentParser:
         type=_count(0),
         default=d.certify_every,
         metavar="K",
-        help="run kinkgrad.certify on every K-th batch (0: never; None: every batch; "
-        "certifying a batch costs more than its gradient); "
+        help="run kinkgrad.certify on every K-th batch (0: never; the default, as 1: every "
+        "batch; certifying a batch costs more than its gradient); "
         "certified_fraction is over the batches checked",
     )
     p.add_argument(
@@ -176,8 +176,7 @@ def format_table(res: TrainResult) -> str:
         rows.append(
             (
                 "certify",
-                "off (--certify-every 0"
-                + (", the cnn's default)" if res.config.certify_every is None else ")"),
+                "off (--certify-every 0)",
             )
         )
     elif s["certify_every"] > 1:
