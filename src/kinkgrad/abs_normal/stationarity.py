@@ -20,6 +20,13 @@ that exist only in a sliver thinner than the near-active switches' offsets can b
 with w . sort(B x + c), B of one column and entries of c 1e-10 apart, x's own piece orders
 the entries by those offsets, which no direction does; a "not stationary" is therefore
 confirmed by the exact directional derivative at x below ("undecided" when that disagrees).
+The model is first order, so at a radius comparable to the distances between kinks it is not
+the ball's set: a candidate of a k-way max that is near the winner but dominated by another
+entry throughout the ball counts (max(2x, x/2 + 1, 1/2) at x = 0.8, r = 0.6: "stationary"),
+and near-active kinks on one side of x are moved onto x together, losing the pieces between
+them (x - 2 relu(x - 0.5) + 3 relu(x - 0.8) at 0, r = 0.9: "not stationary" though the ball
+holds its minimiser 0.8). Radii small against the kinks' spacing (``minimize`` takes its
+verdicts at about tol) are what the model describes.
 No kink of a floating-point iterate near a minimiser is exactly active: an optimizer needs
 the ball. Comparisons (``where`` conditions) are not abs switches: the model keeps them at
 their value at x, so when one can flip within the ball a "not stationary" becomes
