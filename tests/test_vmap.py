@@ -501,3 +501,24 @@ def test_vmap_over_no_examples_gives_zero_rows_shaped_like_the_outputs():
                         in_axes=(0, None))(np.zeros((0, 3), np.float32), np.ones(3))
     assert out[0].shape == (0,) and out[1]["y"].shape == (0, 3)
     assert out[1]["y"].dtype == np.float32
+
+
+def test_per_example_rows_can_be_clipped_in_place():
+    # per-example clipping (differential privacy) scales the rows in place; the batched rows
+    # were read-only broadcast views (ValueError). Truth: a loop of grad, scaled
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(8, 3)), rng.normal(size=8)
+    p = {"w": rng.normal(size=3), "b": np.zeros(1)}
+
+    def f(p, x, t):
+        return (knp.sum(knp.relu(x * p["w"])) + p["b"][0] - t) ** 2
+
+    G = kinkgrad.per_example_grad(f, 0, (None, 0, 0))(p, X, y)
+    norms = np.sqrt(sum(np.sum(g.reshape(len(X), -1) ** 2, axis=1) for g in G.values()))
+    scale = np.minimum(1.0, 0.5 / norms)
+    for g in G.values():
+        g *= scale.reshape((-1,) + (1,) * (g.ndim - 1))
+    for b in range(len(X)):
+        want = kinkgrad.grad(f)(p, X[b], y[b])
+        for k in G:
+            np.testing.assert_allclose(G[k][b], scale[b] * want[k], rtol=1e-12, atol=1e-15)

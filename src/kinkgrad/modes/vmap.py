@@ -180,9 +180,21 @@ def _sweep(t: _Traced, rows: np.ndarray | None, policy: KinkPolicy,
     batched = {v.index: b for v, _, b in t.inputs}
     ct = batched_gradient(tr.eqns, vals, batched, tr.vals, {v.index for v in t.diff}, t.out,
                           t.out.dtype, policy, n, variants)
-    return [np.zeros((n,) + tuple(v.shape), v.dtype) if ct.get(v.index) is None
-            else np.asarray(np.broadcast_to(ct[v.index], (n,) + tuple(v.shape)), v.dtype)
-            for v in t.diff], vals[t.out.index]
+    return [_rows(ct.get(v.index), (n,) + tuple(v.shape), v.dtype) for v in t.diff], \
+        vals[t.out.index]
+
+
+def _rows(c: Any, shape: tuple, dtype: Any) -> np.ndarray:
+    """The (n, ...) rows of one leaf's cotangent ``c``, writable as ``grad``'s arrays are
+    (per-example clipping scales them in place): ``c`` itself where it has that shape and
+    dtype and is writable, else a copy (zeros where no cotangent arrived)."""
+    if c is None:
+        return np.zeros(shape, dtype)
+    a = np.asarray(c)
+    if a.shape == shape and a.dtype == dtype and a.flags.writeable:
+        return a
+    return np.array(np.broadcast_to(a, shape), dtype=dtype)  # NOTE: a broadcast view was
+    # returned before: read-only, so G *= factors raised ValueError
 
 
 @on_numpy  # the batched interpreter runs the NumPy rules
