@@ -294,3 +294,11 @@ def test_kink_policy_is_read_at_call_time():
             assert f(x).tolist() == [0.5, 0.5]
         assert f(x).tolist() == [1, 1]
     assert f(x).tolist() == [0, 0]
+
+
+def test_a_norm_kink_record_counts_among_the_inputs_entries():
+    # ||x||_1 at [0, 1, 0]: two of its three entries at a kink (by hand); size was the
+    # output's (1), so the report read "2/1 at a kink"
+    _, _, rep = kinkgrad.value_and_grad(lambda x: knp.linalg.norm(x, 1), report=True)(
+        np.array([0.0, 1.0, 0.0]))
+    assert [(r.primitive, r.count, r.size) for r in rep.records] == [("norm", 2, 3)]

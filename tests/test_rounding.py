@@ -142,3 +142,15 @@ def test_bad_input_is_refused_with_the_operation_named():
         kinkgrad.rounding_error(lambda x: x * 2.0, np.ones(3))
     with pytest.raises(KinkgradError, match="rounding_error"):
         kinkgrad.rounding_error(lambda x: knp.sum(knp.log(x)), np.array([1.0, np.nan]))
+
+
+@pytest.mark.parametrize("x", [np.ones(2000, np.float16), np.full(1000, 1e35, np.float32)])
+def test_the_estimate_is_finite_where_the_value_is(x):
+    # the magnitudes were computed in x's dtype: sum|x| (ceil(log2 m) + 1 + sqrt m) passed
+    # float16's 65504 (and float32's 3.4e38) though f(x) is finite: the estimate was inf.
+    # Truth: the exact error of the computed sum, from Python's exact rational arithmetic
+    from fractions import Fraction
+
+    rep = kinkgrad.rounding_error(knp.sum, x)
+    exact = abs(Fraction(float(np.sum(x))) - sum(Fraction(float(v)) for v in x))
+    assert np.isfinite(rep.value) and np.isfinite(rep.error) and rep.error >= float(exact)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kinkgrad import nn
+from kinkgrad.errors import KinkgradError
 from kinkgrad.nn.train import TrainConfig, evaluate, train
 
 
@@ -126,3 +127,30 @@ def test_clarke_gradient_training_reports_overhead():
     assert res.kinks_hit > 0 and s["test_accuracy"] > 0.85
     assert s["clarke_seconds"] > 0 and s["clarke_time_overhead"] > 0
     assert s["clarke_cost_ratio"] >= 1.0
+
+
+@pytest.mark.parametrize("opt", [nn.SGD(lr=0.1, momentum=0.9), nn.Adam()])
+def test_optimizers_refuse_gradients_that_do_not_match_the_parameters(opt):
+    # a missing gradient dropped its parameter from the model, a (4,) gradient broadcast
+    # into a (3, 4) parameter, a (2, 3, 4) one replaced it: all silently
+    P = {"W": np.ones((3, 4)), "b": np.zeros(4)}
+    st = opt.init(P)
+    for G in ({"W": np.ones((3, 4))}, {"W": np.ones(4), "b": np.zeros(4)},
+              {"W": np.ones((2, 3, 4)), "b": np.zeros(4)}):
+        with pytest.raises(KinkgradError, match="update"):
+            opt.update(P, G, st)
+    new, _ = opt.update(P, {"W": np.ones((3, 4)), "b": np.ones(4)}, st)
+    assert {k: v.shape for k, v in new.items()} == {"W": (3, 4), "b": (4,)}
+
+
+def test_a_dataset_refuses_empty_splits_and_mismatched_labels():
+    # an empty test set raised ZeroDivisionError in evaluate, an empty training set was
+    # reported as divergence ("lower --lr"), and X/y of different lengths trained silently
+    from kinkgrad.nn.data import Dataset
+
+    X, y = np.zeros((10, 3)), np.zeros(10, np.int64)
+    for Xtr, ytr, Xte, yte, match in ((X, y, X[:0], y[:0], "test split is empty"),
+                                      (X[:0], y[:0], X, y, "train split is empty"),
+                                      (X, y[:8], X, y, "10 rows and y_train 8")):
+        with pytest.raises(KinkgradError, match=match):
+            Dataset("d", Xtr, ytr, Xte, yte, 2)

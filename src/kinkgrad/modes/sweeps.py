@@ -75,7 +75,7 @@ def _record(report: KinkReport | None, k: int, eqn: Equation, kinks: int, policy
         key = eqn.prim.policy_key
         choice = getattr(policy, key) if key else "zero derivative (comparison)"
         size = int(np.prod(eqn.out.shape, dtype=np.int64)) if eqn.out.shape else 1
-        if eqn.prim.name == "sort" or eqn.prim.name in ("max", "min"):
+        if eqn.prim.name in ("sort", "max", "min", "norm"):  # kinks among the input's entries
             size = int(np.prod(eqn.inputs[0].shape if type(eqn.inputs[0]) is Var
                                else np.shape(eqn.inputs[0].value), dtype=np.int64))
         report.records.append(KinkRecord(k, eqn.prim.name, _var_name(eqn.out.index), kinks,

@@ -39,6 +39,19 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
 
+    def __post_init__(self) -> None:
+        """Refuse splits a training run cannot use: X and y of different lengths (the extra
+        rows were silently dropped), an empty training set (reported as divergence) or an
+        empty test set (a ZeroDivisionError in the evaluation)."""
+        for split in ("train", "test"):
+            X, y = getattr(self, f"X_{split}"), getattr(self, f"y_{split}")
+            if len(X) != len(y):
+                raise KinkgradError(f"Dataset {self.name!r}: X_{split} has {len(X)} rows and "
+                                    f"y_{split} {len(y)} labels; pass one label per row.")
+            if len(y) == 0:
+                raise KinkgradError(f"Dataset {self.name!r}: the {split} split is empty; "
+                                    "pass at least one example.")
+
     @property
     def sample_shape(self) -> tuple:
         return tuple(self.X_train.shape[1:])

@@ -49,8 +49,7 @@ class SGD:
         return {"step": 0, "v": [np.zeros(np.shape(p), _work(p)) for p in leaves]}
 
     def update(self, params: Any, grads: Any, state: dict) -> tuple[Any, dict]:
-        leaves, td = pytree.flatten(params)
-        gl = pytree.flatten(grads)[0]
+        leaves, td, gl = _matched(params, grads, state["v"], "SGD")
         new, vs = [], []
         for p, g, v in zip(leaves, gl, state["v"]):
             if _constant(p):
@@ -69,6 +68,25 @@ class SGD:
             vs.append(v)
             new.append((np.asarray(p, w) - self.lr * step).astype(np.asarray(p).dtype))
         return pytree.unflatten(td, new), {"step": state["step"] + 1, "v": vs}
+
+
+def _matched(params: Any, grads: Any, slots: list, where: str) -> tuple[list, Any, list]:
+    """(parameter leaves, their tree, gradient leaves) after checking that the gradients
+    have the parameters' structure and shapes and the state one slot per leaf (a missing
+    gradient dropped its parameter, a (4,) gradient broadcast into a (3, 4) one)."""
+    leaves, td = pytree.flatten(params)
+    gl, gtd = pytree.flatten(grads)
+    if gtd != td or len(slots) != len(leaves):
+        raise KinkgradError(
+            f"{where}.update: the gradients (or the optimizer state) do not have the "
+            f"parameters' structure, {pytree.describe(td)}; pass grads as kinkgrad.grad "
+            "returns them for these parameters, and a state from init(params).")
+    for k, (p, g) in enumerate(zip(leaves, gl)):
+        if np.shape(g) != np.shape(p):
+            raise KinkgradError(
+                f"{where}.update: parameter leaf {k} has shape {np.shape(p)} and its gradient "
+                f"{np.shape(g)}; pass the gradient of these parameters (kinkgrad.grad).")
+    return leaves, td, gl
 
 
 class Adam:
@@ -93,8 +111,7 @@ class Adam:
         }
 
     def update(self, params: Any, grads: Any, state: dict) -> tuple[Any, dict]:
-        leaves, td = pytree.flatten(params)
-        gl = pytree.flatten(grads)[0]
+        leaves, td, gl = _matched(params, grads, state["m"], "Adam")
         t = state["step"] + 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1**t, 1 - b2**t
