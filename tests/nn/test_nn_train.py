@@ -154,3 +154,14 @@ def test_a_dataset_refuses_empty_splits_and_mismatched_labels():
                                       (X, y[:8], X, y, "10 rows and y_train 8")):
         with pytest.raises(KinkgradError, match=match):
             Dataset("d", Xtr, ytr, Xte, yte, 2)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"epochs": 1.5}, "epochs"), ({"batch": 2.5}, "batch"), ({"epochs": True}, "epochs"),
+    ({"certify_every": -1}, "certify_every"), ({"hidden": (16, 0)}, "hidden"),
+    ({"hidden": (2.5,)}, "hidden"),
+])
+def test_train_refuses_config_values_with_the_fix(kw, match):
+    # TypeErrors before (epochs 1.5, batch 2.5); certify_every=-1 certified every batch
+    with pytest.raises(KinkgradError, match=match):
+        train(TrainConfig(progress=False, **kw))

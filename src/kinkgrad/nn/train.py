@@ -222,13 +222,23 @@ def train(
         raise KinkgradError(f"dtype={config.dtype!r}: use one of {sorted(DTYPES)}.")
     if config.loss not in LOSSES:
         raise KinkgradError(f"loss={config.loss!r}: use one of {sorted(LOSSES)}.")
-    if config.epochs < 1 or config.batch < 1:
+    def count(v: Any, least: int) -> bool:
+        return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= least
+
+    if not (count(config.epochs, 1) and count(config.batch, 1)):
         raise KinkgradError(f"epochs={config.epochs}, batch={config.batch}: pass integers "
                             ">= 1.")
+    if not (config.certify_every is None or count(config.certify_every, 0)):
+        raise KinkgradError(f"certify_every={config.certify_every!r}: pass an integer >= 0 "
+                            "(0: never) or None (every batch).")
+    hidden = tuple(np.atleast_1d(config.hidden).tolist())  # an int: one hidden layer
+    if not all(count(h, 1) for h in hidden):
+        raise KinkgradError(f"hidden={config.hidden!r}: pass a tuple of layer sizes >= 1, "
+                            "e.g. (64,) or (64, 32).")
     t_start = time.perf_counter()
     dtype = DTYPES[config.dtype]
     ds = dataset or data_mod.load(config.dataset, dtype=dtype, images=config.model == "cnn")
-    model = build_model(config.model, ds.sample_shape, ds.n_classes, tuple(config.hidden))
+    model = build_model(config.model, ds.sample_shape, ds.n_classes, hidden)
     params, _ = model.init(config.seed, ds.sample_shape, dtype)
     opt = make_optimizer(config.optimizer, config.lr, config.momentum)
     state = opt.init(params)
