@@ -165,3 +165,11 @@ def test_train_refuses_config_values_with_the_fix(kw, match):
     # TypeErrors before (epochs 1.5, batch 2.5); certify_every=-1 certified every batch
     with pytest.raises(KinkgradError, match=match):
         train(TrainConfig(progress=False, **kw))
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Adam(betas=(0.9,)), lambda: nn.SGD(lr="0.1"),
+                                  lambda: nn.SGD(lr=None), lambda: nn.Adam(eps=True)])
+def test_optimizers_refuse_arguments_of_the_wrong_type(make):
+    # IndexError (a one-entry betas) and NumPy TypeErrors before
+    with pytest.raises(KinkgradError, match="need a finite lr"):
+        make()
