@@ -173,3 +173,15 @@ def test_optimizers_refuse_arguments_of_the_wrong_type(make):
     # IndexError (a one-entry betas) and NumPy TypeErrors before
     with pytest.raises(KinkgradError, match="need a finite lr"):
         make()
+
+
+def test_divergence_within_an_epoch_is_named_as_such():
+    # float16 parameters overflow at lr 1e6 within the first epoch: the next gradient call
+    # raised grad's "a differentiated argument contains NaN or inf ... clean the input"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's overflow in the update
+        with pytest.raises(KinkgradError, match="training diverged at epoch 1, step"):
+            train(TrainConfig(progress=False, lr=1e6, dtype="float16", epochs=1,
+                              certify_every=0, dataset="breast_cancer"))

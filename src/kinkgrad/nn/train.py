@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from .. import kink_policy, value_and_grad
-from ..errors import KinkgradError
+from .._core import pytree
+from ..errors import KinkgradError, NonFiniteInputError
 from . import data as data_mod
 from .layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sequential
 from .losses import LOSSES
@@ -263,7 +264,15 @@ def train(
             for idx in data_mod.batches(len(ds.y_train), config.batch, rng):
                 xb, yb = ds.X_train[idx], ds.y_train[idx]
                 t0 = time.perf_counter()
-                val, g, rep = vg(params, xb, yb)
+                try:
+                    val, g, rep = vg(params, xb, yb)
+                except NonFiniteInputError as exc:  # NOTE: the parameters overflowed, not
+                    if _all_finite(params):          # the data (grad's advice, clean the
+                        raise                        # input, would mislead)
+                    raise KinkgradError(
+                        f"training diverged at epoch {epoch + 1}, step {step + 1}: the "
+                        "parameters are no longer finite; lower --lr or use a wider "
+                        "--dtype.") from exc
                 res.grad_seconds += time.perf_counter() - t0
                 res.kinks_hit += rep.total
                 res.kink_batches += rep.total > 0
@@ -308,3 +317,9 @@ def train(
     res.params, res.batches = params, step
     res.seconds = time.perf_counter() - t_start
     return res
+
+
+def _all_finite(params: Any) -> bool:
+    """Every floating-point parameter entry finite."""
+    return all(np.all(np.isfinite(np.asarray(p))) for p in pytree.flatten(params)[0]
+               if np.asarray(p).dtype.kind == "f")
