@@ -287,7 +287,13 @@ def train(
                     _certify_batch(f, params, res)
                 if probe is not None:
                     probe(step, params, batch_loss, xb, yb, g, rep)
-                params, state = opt.update(params, g, state)
+                try:
+                    params, state = opt.update(params, g, state)
+                except FloatingPointError as exc:  # NOTE: under np.errstate(over="raise")
+                    raise KinkgradError(
+                        f"training diverged at epoch {epoch + 1}, step {step + 1}: the "
+                        "parameters' update overflows; lower --lr or use a wider --dtype."
+                    ) from exc
                 losses.append(float(val))
                 step += 1
                 if bar is not None:
