@@ -85,3 +85,17 @@ def test_batches_cover_every_sample_once():
     assert sorted(np.concatenate(chunks).tolist()) == list(range(10))
     assert [len(c) for c in nn.batches(10, 4, rng, drop_last=True)] == [4, 4]
     np.testing.assert_array_equal(next(nn.batches(5, 5)), np.arange(5))
+
+
+def test_a_parameter_named_like_the_files_own_entry_is_refused(tmp_path):
+    # save wrote the parameter and then overwrote it with the tree's JSON: load returned
+    # the JSON string in its place, without an error
+    from kinkgrad.errors import KinkgradError
+    from kinkgrad.nn import params as params_mod
+
+    with pytest.raises(KinkgradError, match="__treedef__"):
+        params_mod.save(tmp_path / "p.npz", {"__treedef__": np.ones(2)})
+    nested = {"a": {"__treedef__": np.arange(2.0)}}  # a nested key is its own path: fine
+    params_mod.save(tmp_path / "q.npz", nested)
+    np.testing.assert_array_equal(params_mod.load(tmp_path / "q.npz")["a"]["__treedef__"],
+                                  [0.0, 1.0])

@@ -108,8 +108,9 @@ def _paths(tree: Any, prefix: str, out: list) -> None:
             _paths(t, f"{prefix}{i}/", out)
     elif isinstance(tree, dict):
         for k in sorted(tree):
-            if not isinstance(k, str) or "/" in k:
-                raise KinkgradError(f"save: parameter key {k!r} must be a string without '/'.")
+            if not isinstance(k, str) or "/" in k or (not prefix and k == "__treedef__"):
+                raise KinkgradError(f"save: parameter key {k!r} must be a string without '/' "
+                                    "(and not '__treedef__', the file's own entry).")
             _paths(tree[k], f"{prefix}{k}/", out)
     elif tree is not None:
         out.append(prefix.rstrip("/") or "leaf")
