@@ -217,3 +217,84 @@ def test_registry_is_restored(registered):
 
 def test_registry_was_cleaned_up():
     assert not [n for n in core.registry() if n.startswith("test_")]
+
+
+class _Cube(Primitive):
+    name = "test_cube_bare_vjp"
+    numpy_name = None
+
+    def impl(self, x):
+        return x ** 3
+
+    def jvp(self, sel, tangents, args, out, params):
+        return 3 * args[0] ** 2 * tangents[0]
+
+    def vjp(self, sel, g, args, out, params, needs):
+        return g * 3 * args[0] ** 2  # a bare array, not a tuple: its entries were read
+
+
+class _CubeShortJVP(_Cube):
+    name = "test_cube_short_jvp"
+
+    def jvp(self, sel, tangents, args, out, params):
+        return np.ones(2)
+
+    def vjp(self, sel, g, args, out, params, needs):
+        return (np.ones(2),)  # the wrong shape: a raw broadcasting ValueError before
+
+
+class _Mul(Primitive):
+    name = "test_mul_one_cotangent"
+    numpy_name = None
+
+    def impl(self, x, y):
+        return x * y
+
+    def vjp(self, sel, g, args, out, params, needs):
+        return (g * args[1],)  # one cotangent for two inputs: y's gradient came back 0
+
+
+class _HingeBareSelect(Primitive):
+    name = "test_hinge_bare_select"
+    numpy_name = None
+    policy_key = "relu"
+
+    def impl(self, x):
+        return np.maximum(1.0 - x, 0.0)
+
+    def select(self, policy, args, out, params, tangents=None, mode="policy"):
+        return np.where(args[0] < 1, -1.0, 0.0)  # not (data, count): its first entry was used
+
+    def vjp(self, sel, g, args, out, params, needs):
+        return (g * sel,)
+
+
+class _NoVJP(Primitive):
+    name = "test_no_vjp"
+    numpy_name = None
+
+    def impl(self, x):
+        return np.sin(x)
+
+
+def test_user_rules_of_the_wrong_form_are_named(registered):
+    from kinkgrad import grad, jvp
+    from kinkgrad.errors import KinkgradError, UnsupportedOperationError
+
+    x = np.array([0.3, -1.2, 2.0])
+    cube, short = registered(_Cube), registered(_CubeShortJVP)
+    mul, hinge = registered(_Mul), registered(_HingeBareSelect)
+    novjp = registered(_NoVJP)
+    cases = [(lambda: grad(lambda v: knp.sum(cube(v)))(x), "vjp returned a ndarray"),
+             (lambda: grad(lambda v: knp.sum(short(v)))(x), "cotangent of input 0 has shape"),
+             (lambda: jvp(lambda v: short(v), (x,), (np.ones(3),)), "jvp returned a tangent"),
+             (lambda: grad(lambda a, b: knp.sum(mul(a, b)), argnums=1)(x, x),
+              "returned 1 cotangents"),
+             (lambda: grad(lambda v: knp.sum(hinge(v)))(np.array([0.0, 1.0, 3.0])),
+              "select returned"),
+             (lambda: grad(lambda v: knp.sum(novjp(v)))(x), "no vjp rule")]
+    for call, match in cases:
+        with pytest.raises(KinkgradError, match=match):
+            call()
+    with pytest.raises(UnsupportedOperationError):
+        grad(lambda v: knp.sum(novjp(v)))(x)

@@ -17,7 +17,12 @@ follows the ``relu`` entry of the kink policy (slope -s at the kink, s in [0, 1]
    tangents into the local derivative data, once per node; ``resolve_signs`` does the
    per-direction (``"directional"``) or lexicographic (``"lex"``) sign resolution.
 3. **Derivatives.** ``jvp`` and ``vjp`` apply that data to tangents and cotangents, which may
-   carry leading batch axes (use negative axes, ``lift`` and ``unbroadcast``).
+   carry leading batch axes (use negative axes, ``lift`` and ``unbroadcast``). ``vjp``
+   returns a tuple with one cotangent per input, each of the input's shape behind the batch
+   axes (None: not needed, or zero); ``jvp`` returns the output's tangent (None: zero);
+   ``select`` returns the pair (data, number of kinks hit). A primitive registered here has
+   these forms checked at every call: a rule that breaks them raises a KinkgradError naming
+   it (a wrong form was silently misread: a bare array as a tuple of its entries).
 4. **Abs form.** ``abs_form`` writes the op with ``knp.abs`` of its switches,
    h(x) = (z + |z|) / 2, for the abs-normal form of paper B.
 5. **Samples.** ``samples`` (smooth points) and ``kink_samples`` (points on a kink, dyadic so
@@ -66,12 +71,15 @@ Examples:
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from ._core import primitive as _primitive
 from ._core.primitive import Primitive as Primitive
 from ._core.primitive import batch_ndim as batch_ndim
 from ._core.primitive import lift as lift
 from ._core.primitive import normalize_axis as normalize_axis
-from ._core.primitive import register as register
 from ._core.primitive import registry as registry
 from ._core.primitive import resolve_signs as resolve_signs
 from ._core.primitive import unbroadcast as unbroadcast
@@ -91,3 +99,77 @@ def unregister(name: str) -> None:
     if name not in _primitive._REGISTRY:
         raise KinkgradError(f"unregister: no primitive named {name!r}; see registry().")
     del _primitive._REGISTRY[name]
+
+
+def register(cls: type[Primitive]) -> type[Primitive]:
+    """Class decorator: register a user primitive (as the built-in ones are), with the forms
+    of its ``vjp``, ``jvp`` and ``select`` results checked at every call (module docstring)."""
+    for name, wrap in (("vjp", _checked_vjp), ("jvp", _checked_jvp),
+                       ("select", _checked_select)):
+        rule = cls.__dict__.get(name)
+        if rule is not None:
+            setattr(cls, name, wrap(rule))
+    return _primitive.register(cls)
+
+
+def _what(v: object) -> str:
+    return f"a {type(v).__name__}" + (f" of shape {np.shape(v)}" if hasattr(v, "shape") else "")
+
+
+def _checked_vjp(vjp: Any) -> Any:
+    def rule(self: Primitive, sel: Any, g: Any, args: Any, out: Any, params: dict,
+             needs: Any) -> Any:
+        cts = vjp(self, sel, g, args, out, params, needs)
+        if not isinstance(cts, (tuple, list)) or len(cts) != len(args):
+            got = f"{len(cts)} cotangents" if isinstance(cts, (tuple, list)) else _what(cts)
+            raise KinkgradError(
+                f"{self.name}.vjp returned {got}; it must return a tuple of {len(args)} (one "
+                "per input, None where not needed).")
+        nb = np.ndim(g) - np.ndim(out)
+        for k, (c, a) in enumerate(zip(cts, args)):
+            want = tuple(np.shape(g)[:nb]) + tuple(np.shape(a))
+            if c is not None and tuple(np.shape(c)) != want:
+                raise KinkgradError(
+                    f"{self.name}.vjp: the cotangent of input {k} has shape {np.shape(c)}; "
+                    f"it must have the input's shape {np.shape(a)} behind the cotangent's "
+                    f"batch axes {np.shape(g)[:nb]} (unbroadcast a broadcast input).")
+        return cts
+
+    rule.__doc__ = vjp.__doc__
+    return rule
+
+
+def _checked_jvp(jvp: Any) -> Any:
+    def rule(self: Primitive, sel: Any, tangents: Any, args: Any, out: Any,
+             params: dict) -> Any:
+        t = jvp(self, sel, tangents, args, out, params)
+        first = next(((x, a) for x, a in zip(tangents, args) if x is not None), None)
+        if t is not None and first is not None:
+            want = tuple(np.shape(first[0])[:np.ndim(first[0]) - np.ndim(first[1])]) + \
+                tuple(np.shape(out))
+            try:
+                ok = np.broadcast_shapes(np.shape(t), want) == want
+            except ValueError:
+                ok = False
+            if not ok:
+                raise KinkgradError(
+                    f"{self.name}.jvp returned a tangent of shape {np.shape(t)}; it must "
+                    f"broadcast to the output's shape {np.shape(out)} behind the tangents' "
+                    f"batch axes, {want}.")
+        return t
+
+    rule.__doc__ = jvp.__doc__
+    return rule
+
+
+def _checked_select(select: Any) -> Any:
+    def rule(self: Primitive, *a: Any, **kw: Any) -> Any:
+        res = select(self, *a, **kw)
+        if not (isinstance(res, tuple) and len(res) == 2):
+            raise KinkgradError(
+                f"{self.name}.select returned {_what(res)}; it must return the pair (data, "
+                "number of kinks hit).")
+        return res
+
+    rule.__doc__ = select.__doc__
+    return rule

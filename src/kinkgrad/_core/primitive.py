@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import KinkgradError
+from ..errors import KinkgradError, UnsupportedOperationError
 from ._signature import checked_call
 from .tracer import bind
 
@@ -126,7 +126,8 @@ class Primitive:
     __call__ = bind
 
     def impl(self, *args: Any, **params: Any) -> np.ndarray:
-        raise NotImplementedError
+        raise UnsupportedOperationError(f"{self.name}: the primitive has no impl (its value); "
+                                        "define impl(self, *args, **params) in its class.")
 
     @property
     def nonsmooth(self) -> bool:
@@ -228,11 +229,15 @@ class Primitive:
     # ---------------------------------------------------------------- derivative rules
     def jvp(self, sel: Any, tangents: Sequence[Any], args: Sequence[Any], out: Any,
             params: dict) -> Any:
-        raise NotImplementedError(f"jvp of {self.name}")
+        raise UnsupportedOperationError(f"{self.name}: the primitive has no jvp rule (forward "
+                                        "mode); define jvp(self, sel, tangents, args, out, "
+                                        "params) in its class.")
 
     def vjp(self, sel: Any, g: Any, args: Sequence[Any], out: Any, params: dict,
             needs: Sequence[bool]) -> Sequence[Any]:
-        raise NotImplementedError(f"vjp of {self.name}")
+        raise UnsupportedOperationError(f"{self.name}: the primitive has no vjp rule (backward "
+                                        "mode); define vjp(self, sel, g, args, out, params, "
+                                        "needs) in its class.")
 
     # ---------------------------------------------------------------- abs-normal form
     def abs_form(self, args: Sequence[Any], params: dict) -> Any:
