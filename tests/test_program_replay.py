@@ -414,3 +414,14 @@ def test_differentiating_an_argument_the_program_baked_in_names_the_fix():
     with pytest.raises(kinkgrad.KinkgradError, match="baked into the program"):
         kinkgrad.grad(p, argnums=1)(np.ones(3), np.array(2.0))
     assert float(kinkgrad.grad(p)(np.ones(3), np.array(2.0)).sum()) == 6.0  # by hand: 2 * 3
+
+
+@pytest.mark.parametrize("bad", [np.ones(3) + 1j, np.array(["a", "b", "c"]),
+                                 np.array([1.0, "x", None], dtype=object)])
+def test_a_program_refuses_inputs_that_are_not_real_numbers(bad):
+    # complex lost its imaginary part (a ComplexWarning), strings raised NumPy's ValueError,
+    # objects gave NaN; calling f itself on complex returns complex, grad refuses it
+    p = kinkgrad.trace(lambda x: knp.sum(knp.abs(x)) / 4, np.zeros(3))
+    with pytest.raises(kinkgrad.KinkgradError, match="real numbers"):
+        p(bad)
+    assert float(p(np.array([1, -2, 3]))) == 1.5  # integers take the traced dtype (by hand)

@@ -398,8 +398,14 @@ def _as_input(x: Any, v: Var) -> Any:
         return x
     a = np.asarray(x)
     dt = a.dtype  # NumPy's (.kind) or a backend's (torch: .is_floating_point)
-    if getattr(dt, "kind", "f" if getattr(dt, "is_floating_point", False) else "?") == "f":
+    kind = getattr(dt, "kind", "f" if getattr(dt, "is_floating_point", False) else "?")
+    if kind == "f":
         return a
+    if kind in "cUSOVMm":  # NOTE: complex lost its imaginary part with a warning, strings
+        # raised NumPy's ValueError, objects gave NaN
+        raise KinkgradError(f"Program: an input of dtype {dt} (shape {np.shape(a)}); a "
+                            "program takes real numbers (floating point, or integers taking "
+                            f"the traced dtype {v.dtype}).")
     return np.asarray(x, dtype=v.dtype.name)  # a name every backend reads
 
 
