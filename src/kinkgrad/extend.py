@@ -71,6 +71,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -104,72 +105,67 @@ def unregister(name: str) -> None:
 def register(cls: type[Primitive]) -> type[Primitive]:
     """Class decorator: register a user primitive (as the built-in ones are), with the forms
     of its ``vjp``, ``jvp`` and ``select`` results checked at every call (module docstring)."""
-    for name, wrap in (("vjp", _checked_vjp), ("jvp", _checked_jvp),
-                       ("select", _checked_select)):
+    for name, check in (("vjp", _vjp_form), ("jvp", _jvp_form), ("select", _select_form)):
         rule = cls.__dict__.get(name)
         if rule is not None:
-            setattr(cls, name, wrap(rule))
+            setattr(cls, name, _checked(rule, check, name))
     return _primitive.register(cls)
+
+
+_ARGS = {"vjp": ("sel", "g", "args", "out"), "jvp": ("sel", "tangents", "args", "out")}
+
+
+def _checked(rule: Any, check: Any, name: str) -> Any:
+    """``rule`` (the primitive's ``name`` rule) followed by ``check(primitive, {argument
+    name: value}, result)``."""
+    names = _ARGS.get(name, ())
+
+    @functools.wraps(rule)
+    def checked(self: Primitive, *a: Any, **kw: Any) -> Any:
+        res = rule(self, *a, **kw)
+        check(self, {**dict(zip(names, a)), **kw}, res)
+        return res
+
+    return checked
 
 
 def _what(v: object) -> str:
     return f"a {type(v).__name__}" + (f" of shape {np.shape(v)}" if hasattr(v, "shape") else "")
 
 
-def _checked_vjp(vjp: Any) -> Any:
-    def rule(self: Primitive, sel: Any, g: Any, args: Any, out: Any, params: dict,
-             needs: Any) -> Any:
-        cts = vjp(self, sel, g, args, out, params, needs)
-        if not isinstance(cts, (tuple, list)) or len(cts) != len(args):
-            got = f"{len(cts)} cotangents" if isinstance(cts, (tuple, list)) else _what(cts)
+def _vjp_form(self: Primitive, a: dict, cts: Any) -> None:
+    g, args, out = a["g"], a["args"], a["out"]
+    if not isinstance(cts, (tuple, list)) or len(cts) != len(args):
+        got = f"{len(cts)} cotangents" if isinstance(cts, (tuple, list)) else _what(cts)
+        raise KinkgradError(f"{self.name}.vjp returned {got}; it must return a tuple of "
+                            f"{len(args)} (one per input, None where not needed).")
+    nb = np.ndim(g) - np.ndim(out)
+    for k, (c, x) in enumerate(zip(cts, args)):
+        if c is not None and tuple(np.shape(c)) != tuple(np.shape(g)[:nb]) + np.shape(x):
             raise KinkgradError(
-                f"{self.name}.vjp returned {got}; it must return a tuple of {len(args)} (one "
-                "per input, None where not needed).")
-        nb = np.ndim(g) - np.ndim(out)
-        for k, (c, a) in enumerate(zip(cts, args)):
-            want = tuple(np.shape(g)[:nb]) + tuple(np.shape(a))
-            if c is not None and tuple(np.shape(c)) != want:
-                raise KinkgradError(
-                    f"{self.name}.vjp: the cotangent of input {k} has shape {np.shape(c)}; "
-                    f"it must have the input's shape {np.shape(a)} behind the cotangent's "
-                    f"batch axes {np.shape(g)[:nb]} (unbroadcast a broadcast input).")
-        return cts
-
-    rule.__doc__ = vjp.__doc__
-    return rule
+                f"{self.name}.vjp: the cotangent of input {k} has shape {np.shape(c)}; it "
+                f"must have the input's shape {np.shape(x)} behind the cotangent's batch "
+                f"axes {np.shape(g)[:nb]} (unbroadcast a broadcast input).")
 
 
-def _checked_jvp(jvp: Any) -> Any:
-    def rule(self: Primitive, sel: Any, tangents: Any, args: Any, out: Any,
-             params: dict) -> Any:
-        t = jvp(self, sel, tangents, args, out, params)
-        first = next(((x, a) for x, a in zip(tangents, args) if x is not None), None)
-        if t is not None and first is not None:
-            want = tuple(np.shape(first[0])[:np.ndim(first[0]) - np.ndim(first[1])]) + \
-                tuple(np.shape(out))
-            try:
-                ok = np.broadcast_shapes(np.shape(t), want) == want
-            except ValueError:
-                ok = False
-            if not ok:
-                raise KinkgradError(
-                    f"{self.name}.jvp returned a tangent of shape {np.shape(t)}; it must "
-                    f"broadcast to the output's shape {np.shape(out)} behind the tangents' "
-                    f"batch axes, {want}.")
-        return t
-
-    rule.__doc__ = jvp.__doc__
-    return rule
+def _jvp_form(self: Primitive, a: dict, t: Any) -> None:
+    first = next(((x, y) for x, y in zip(a["tangents"], a["args"]) if x is not None), None)
+    if t is None or first is None:
+        return
+    want = tuple(np.shape(first[0])[:np.ndim(first[0]) - np.ndim(first[1])]) + \
+        tuple(np.shape(a["out"]))
+    try:
+        ok = np.broadcast_shapes(np.shape(t), want) == want
+    except ValueError:
+        ok = False
+    if not ok:
+        raise KinkgradError(
+            f"{self.name}.jvp returned a tangent of shape {np.shape(t)}; it must broadcast "
+            f"to the output's shape {np.shape(a['out'])} behind the tangents' batch axes, "
+            f"{want}.")
 
 
-def _checked_select(select: Any) -> Any:
-    def rule(self: Primitive, *a: Any, **kw: Any) -> Any:
-        res = select(self, *a, **kw)
-        if not (isinstance(res, tuple) and len(res) == 2):
-            raise KinkgradError(
-                f"{self.name}.select returned {_what(res)}; it must return the pair (data, "
-                "number of kinks hit).")
-        return res
-
-    rule.__doc__ = select.__doc__
-    return rule
+def _select_form(self: Primitive, a: dict, res: Any) -> None:
+    if not (isinstance(res, tuple) and len(res) == 2):
+        raise KinkgradError(f"{self.name}.select returned {_what(res)}; it must return the "
+                            "pair (data, number of kinks hit).")
