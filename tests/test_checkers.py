@@ -298,3 +298,38 @@ def test_user_rules_of_the_wrong_form_are_named(registered):
             call()
     with pytest.raises(UnsupportedOperationError):
         grad(lambda v: knp.sum(novjp(v)))(x)
+
+
+def test_an_unknown_policy_key_is_refused_at_registration():
+    # "hingy" was accepted: its kinks followed no policy entry and check_kinks skipped the
+    # declared-choice check
+    from kinkgrad.errors import KinkgradError
+
+    class _Hingy(_HingeBareSelect):
+        name = "test_hingy_key"
+        policy_key = "hingy"
+
+    with pytest.raises(KinkgradError, match="policy_key='hingy'"):
+        register(_Hingy)
+    assert "test_hingy_key" not in core.registry()
+
+
+class _NanVJP(Primitive):
+    name = "test_nan_vjp"
+    numpy_name = None
+
+    def impl(self, x):
+        return 2.0 * x
+
+    def vjp(self, sel, g, args, out, params, needs):
+        return (g * np.nan,)  # a broken rule: NaN from finite values and cotangent
+
+
+def test_a_rule_giving_nan_is_named_as_such(registered):
+    # reported as "the cotangent overflowed ... (a derivative such as 1/x^2 at a tiny x)"
+    from kinkgrad import grad
+    from kinkgrad.errors import NonFiniteInputError
+
+    nanvjp = registered(_NanVJP)
+    with pytest.raises(NonFiniteInputError, match="backward rule gave NaN"):
+        grad(lambda v: knp.sum(nanvjp(v)))(np.array([1.0, 2.0]))

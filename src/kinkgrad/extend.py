@@ -105,6 +105,16 @@ def unregister(name: str) -> None:
 def register(cls: type[Primitive]) -> type[Primitive]:
     """Class decorator: register a user primitive (as the built-in ones are), with the forms
     of its ``vjp``, ``jvp`` and ``select`` results checked at every call (module docstring)."""
+    from dataclasses import fields
+
+    from .kinks import KinkPolicy
+
+    keys = sorted(f.name for f in fields(KinkPolicy) if not f.name.startswith("_"))
+    key = getattr(cls, "policy_key", None)
+    if key is not None and key not in keys:  # NOTE: an unknown key was accepted and its
+        # kinks then followed no entry (check_kinks skipped the declared-choice check)
+        raise KinkgradError(f"register: {cls.__name__}.policy_key={key!r} is no entry of the "
+                            f"kink policy; use one of {', '.join(keys)}, or None.")
     for name, check in (("vjp", _vjp_form), ("jvp", _jvp_form), ("select", _select_form)):
         rule = cls.__dict__.get(name)
         if rule is not None:

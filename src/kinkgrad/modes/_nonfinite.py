@@ -45,8 +45,14 @@ def nonfinite_gradient(tr: Any, out: Var, policy: KinkPolicy) -> str:
         g = ct.get(eqn.out.index)
         if g is None or not np.isfinite(g).all():
             continue
-        if any(type(i) is Var and not np.isfinite(ct.get(i.index, 0)).all()
-               for i in eqn.inputs):
+        bad = [np.asarray(ct.get(i.index, 0)) for i in eqn.inputs if type(i) is Var]
+        bad = [c for c in bad if not np.isfinite(c).all()]
+        if bad and all(np.isnan(c).any() and not np.isinf(c).any() for c in bad):
+            return (f"grad: the `{eqn.prim.name}` node {_var_name(eqn.out.index)}'s "  # NOTE:
+                    "backward rule gave NaN from a finite cotangent and finite values (a "
+                    "rule's 0 * inf, or a user primitive's vjp); check that rule.")  # not
+            # an overflow: a NaN no finite input can have caused, said so
+        if bad:
             return (f"grad: the derivative is not representable in "
                     f"{np.dtype(out.dtype).name}: the cotangent overflowed at the "
                     f"`{eqn.prim.name}` node {_var_name(eqn.out.index)} (a derivative such as "
