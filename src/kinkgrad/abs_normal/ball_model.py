@@ -106,13 +106,13 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
     seeds = np.concatenate([cand, near])
     slots, ents = exp.z_seeds(seeds)
     js, ents_m = exp.locate_many(near)
-    u_slots = [exp.u_slot(int(j)) for j in np.unique(js)]
-    order = np.concatenate([np.flatnonzero(js == j) for j in np.unique(js)])  # columns' M
+    eqs = np.unique(js)
+    order = np.concatenate([np.flatnonzero(js == j) for j in eqs])  # the columns' M order
     x_slots = [v.index for v in exp.traced.in_vars]
-    mats, _ = reverse_rows(exp.eqns, exp.vals, slots, ents, x_slots + u_slots, _ABS0,
+    mats, _ = reverse_rows(exp.eqns, exp.vals, slots, ents,
+                           x_slots + [exp.u_slot(int(j)) for j in eqs], _ABS0,
                            selections=moved_selections(exp, mask & (z != 0)) or None,
-                           columns=[None] * len(x_slots) + [ents_m[js == j]
-                                                            for j in np.unique(js)])
+                           columns=[None] * len(x_slots) + [ents_m[js == j] for j in eqs])
     nx = len(x_slots)
     G = sp.hstack(mats[:nx], format="csr") if nx else sp.csr_matrix((seeds.size, 0))
     g = radius * np.sqrt(np.asarray(G.multiply(G).sum(axis=1)).reshape(-1))

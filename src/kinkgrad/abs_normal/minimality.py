@@ -305,7 +305,8 @@ def _probed(f: Callable, x: Any, radius: float, tol: float, why: str, m: int
     from .directional import directional
 
     try:
-        n = FlatSpec(_flat.trace_at(f, x, "minimality")).n
+        spec = FlatSpec(_flat.trace_at(f, x, "minimality"))
+        n = spec.n
         eye = np.eye(n) if 0 < n <= _PROBED else np.zeros((n, 0))
         R = np.random.default_rng(0).standard_normal((n, 16 if n else 0))
         D = np.hstack([eye, -eye, R / np.maximum(np.linalg.norm(R, axis=0), 1e-300)])
@@ -315,7 +316,6 @@ def _probed(f: Callable, x: Any, radius: float, tol: float, why: str, m: int
     k = int(np.argmin(slopes)) if slopes.size else 0
     if not slopes.size or not slopes[k] < -tol:
         return MinimalityReport.undecided(why, radius, tol, m)
-    spec = FlatSpec(_flat.trace_at(f, x, "minimality"))
     return MinimalityReport("not minimal", f"along the unit direction d, f'(x; d) = "
                             f"{slopes[k]:.3e} < -tol = {-tol:g} (exact; no model: {why}).",
                             (-np.inf, float(slopes[k])), spec.tree(D[:, k]), float(slopes[k]),

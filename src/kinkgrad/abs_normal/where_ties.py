@@ -160,7 +160,7 @@ def _replay(tr: Traced, tied: set[int], kinds: dict[int, np.ndarray]) -> Traced:
     finally:
         new.active = False
     out = rebuilt(new, env, tr)
-    out.unrewritten = tr  # type: ignore[attr-defined]  # the program plain AD differentiates
+    out.unrewritten = tr
     return out
 
 
@@ -179,7 +179,7 @@ def plain_ad_vector(tr: Traced, policy: KinkPolicy) -> np.ndarray:
     """Plain backward mode's vector (flat) under ``policy``, of the program as written: a
     trace rewritten here is differentiated before the rewrite, where a tied ``where``
     follows its condition (its maximum/minimum form's choice may be another vector)."""
-    src = getattr(tr, "unrewritten", tr)
+    src = tr.unrewritten or tr
     out, _ = scalar_output(src, "certify")
     spec = FlatSpec(src)
     if out is None:

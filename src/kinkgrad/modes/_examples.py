@@ -12,8 +12,8 @@ import numpy as np
 
 from .._core import pytree
 from ..backends import check_torch_dtypes, is_torch
-from ..errors import IntegerInputError, KinkgradError, ShapeError
-from ._inputs import argnums_message, distinct_argnums, repeat_entries
+from ..errors import KinkgradError, ShapeError
+from ._inputs import argnums_message, distinct_argnums, not_float, repeat_entries
 
 __all__ = ["axes_of", "batch_size", "moved", "stack_tree", "loop", "at_example", "not_float",
            "no_examples_torch", "positions", "picked", "regrad"]
@@ -108,13 +108,6 @@ def at_example(exc: KinkgradError, name: str, b: int) -> KinkgradError:
     return type(exc)(f"{name}: example {b} (index {b} along the batch axis): {exc}")
 
 
-def not_float(where: str, dtype: Any) -> IntegerInputError:
-    return IntegerInputError(
-        f"{where}: a differentiated argument has dtype {dtype}; gradients need floating-point "
-        "inputs. Convert it (x.astype(np.float64) or float32; torch: x.double() or x.float()), "
-        "or leave it out of argnums.")
-
-
 def no_examples_torch(args: list, kwargs: dict, axes: list, nums: list[int]) -> list:
     """The gradient trees of the torch path for 0 examples: zeros (0, ...) of every
     differentiated leaf's example shape, as torch tensors (as ``grad`` returns on torch)."""
@@ -170,7 +163,6 @@ def regrad(one: Callable, args: list, axes: list, outs: list, values: Any, n: in
     that example alone: a ``where``'s unselected branch is discarded there, and an example
     whose gradient is not finite raises grad's error, naming the example."""
     bad = _bad_rows(outs, values, n)
-    outs = [np.array(o) for o in outs]  # writable copies (the sweep's may be broadcast views)
     for b, res in zip(bad, loop(one, args, axes, bad, "per_example_grad")):
         for o, leaf in zip(outs, pytree.flatten(res)[0]):
             o[b] = leaf

@@ -15,10 +15,19 @@ import numpy as np
 
 from .._core import pytree
 from .._core.tracer import Tracer
-from ..errors import KinkgradError
+from ..errors import IntegerInputError, KinkgradError
 
 __all__ = ["argnums_message", "constant_leaves", "normalize_argnums", "distinct_argnums",
-           "repeat_entries"]
+           "repeat_entries", "not_float"]
+
+
+def not_float(where: str, dtype: Any) -> IntegerInputError:
+    """The error for a differentiated argument of a dtype other than floating point."""
+    name = getattr(dtype, "name", dtype)
+    return IntegerInputError(
+        f"{where}: a differentiated argument has dtype {name}; gradients need real "
+        "floating-point inputs. Convert it (NumPy: x.astype(np.float64) or float32; torch: "
+        "x.double() or x.float()), or leave it out of argnums.")
 
 
 def _is_index(a: Any) -> bool:

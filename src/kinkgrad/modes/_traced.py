@@ -11,8 +11,8 @@ import numpy as np
 from .._core import pytree
 from .._core.program import Literal, Program, Var, value_of
 from .._core.tracer import Trace, Tracer
-from ..errors import IntegerInputError, KinkgradError, NestedTransformError, NonFiniteInputError
-from ._inputs import argnums_message, constant_leaves
+from ..errors import KinkgradError, NestedTransformError, NonFiniteInputError
+from ._inputs import argnums_message, constant_leaves, not_float
 from ._nonfinite import finite, input_error_if_nonfinite, nonfinite_culprit
 
 __all__ = ["Traced", "trace_call", "outputs_finite_or_raise"]
@@ -33,6 +33,9 @@ class Traced:
         self.out_tree = out_tree
         self.aux = aux
         self.frozen: set[int] | None = None  # a replay's constant slots (see reverse_sweep)
+        # the trace as written, where this one rewrites it (abs_normal.where_ties: a tied
+        # where as a maximum/minimum); plain AD differentiates that one
+        self.unrewritten: Traced | None = None
 
     @property
     def eqns(self) -> list:
@@ -61,11 +64,7 @@ def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
         )
     a = np.asarray(x)
     if a.dtype.kind not in "f":
-        raise IntegerInputError(
-            f"{where}: a differentiated argument has dtype {a.dtype.name}; gradients need real "
-            "floating-point inputs. Convert it (NumPy: x.astype(np.float64) or float32; torch: "
-            "x.double() or x.float()), or leave it out of argnums."
-        )
+        raise not_float(where, a.dtype)
     if check_finite:
         input_error_if_nonfinite(a, where)
     return a
