@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core.checks import is_int
 from ..backends import on_numpy
 from ..cost import program_cost
 from ..errors import KinkgradError
@@ -318,7 +319,7 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     if policy is not None and not isinstance(policy, KinkPolicy):
         raise other_arguments("certify", "policy", policy, "a KinkPolicy (kinkgrad.kink_policy)")
     for name, v in (("limit", limit), ("max_kinks", max_kinks)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+        if not (is_int(v) and v >= 0):
             raise KinkgradError(f"certify: {name}={v!r}; pass an integer >= 0.")
     pol = resolve_policy(policy)
     tr = trace_at(f, x, "certify")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._core import pytree
+from .._core.checks import is_int
 from .._core.tracer import Tracer
 from ..errors import IntegerInputError, KinkgradError
 
@@ -30,10 +31,6 @@ def not_float(where: str, dtype: Any) -> IntegerInputError:
         "x.double() or x.float()), or leave it out of argnums.")
 
 
-def _is_index(a: Any) -> bool:
-    return isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
-
-
 def normalize_argnums(argnums: Any, where: str) -> tuple[list[int], bool]:
     """``(positions, single)`` of an ``argnums``: an int (``single``) or a tuple or list of
     ints. One rule for every transformation: booleans and non-integers are refused (JAX
@@ -42,9 +39,9 @@ def normalize_argnums(argnums: Any, where: str) -> tuple[list[int], bool]:
     Raises:
         KinkgradError: ``argnums`` is not an int or a sequence of ints.
     """
-    if _is_index(argnums):
+    if is_int(argnums):
         return [int(argnums)], True
-    if isinstance(argnums, (tuple, list, range)) and all(_is_index(a) for a in argnums):
+    if isinstance(argnums, (tuple, list, range)) and all(is_int(a) for a in argnums):
         return [int(a) for a in argnums], False
     raise KinkgradError(
         f"{where}: argnums={argnums!r} is not an int or a tuple of ints (booleans and floats "

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import numpy as knp
+from .._core.checks import is_int
 from ..errors import KinkgradError, ShapeError
 from .params import he_normal, torch_uniform
 
@@ -56,9 +57,6 @@ def _check(where: str, init: str | None = None, **sizes: tuple[int, int]) -> Non
 def _pair(where: str, name: str, v: Any) -> tuple[int, int]:
     """An int or a pair of ints (as ``torch.nn.Conv2d`` takes them) as a pair ``(h, w)``;
     anything else (a bool, a float, 1 or 3 entries) a KinkgradError naming the argument."""
-    def is_int(a: Any) -> bool:
-        return isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
-
     if is_int(v):
         return int(v), int(v)
     if isinstance(v, (tuple, list)) and len(v) == 2 and all(is_int(a) for a in v):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._core import pytree
+from .._core.checks import is_real
 from ..errors import KinkgradError
 
 __all__ = ["SGD", "Adam", "make_optimizer"]
@@ -36,8 +37,8 @@ class SGD:
     """
 
     def __init__(self, lr: float = 0.05, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
-        if not (_reals(lr, momentum, weight_decay) and np.isfinite(lr) and lr > 0
-                and 0 <= momentum < 1 and np.isfinite(weight_decay) and weight_decay >= 0):
+        if not (is_real(lr) and lr > 0 and is_real(momentum) and 0 <= momentum < 1
+                and is_real(weight_decay) and weight_decay >= 0):
             raise KinkgradError(
                 f"SGD: need a finite lr > 0, 0 <= momentum < 1 and weight_decay >= 0, got "
                 f"lr={lr!r}, momentum={momentum!r}, weight_decay={weight_decay!r}."
@@ -70,13 +71,6 @@ class SGD:
         return pytree.unflatten(td, new), {"step": state["step"] + 1, "v": vs}
 
 
-def _reals(*vs: Any) -> bool:
-    """Every value a real number (not a bool, a string or None)."""
-    return all(not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer,
-                                                                        np.floating))
-               for v in vs)
-
-
 def _matched(params: Any, grads: Any, slots: list, where: str) -> tuple[list, Any, list]:
     """(parameter leaves, their tree, gradient leaves) after checking that the gradients
     have the parameters' structure and shapes and the state one slot per leaf (a missing
@@ -104,8 +98,9 @@ class Adam:
     def __init__(
         self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
     ) -> None:
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and _reals(lr, eps, *betas)
-                and np.isfinite(lr) and lr > 0 and all(0 <= b < 1 for b in betas) and eps > 0):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and is_real(lr) and lr > 0
+                and all(is_real(b) and 0 <= b < 1 for b in betas)
+                and is_real(eps, finite=False) and eps > 0):
             raise KinkgradError(f"Adam: need a finite lr > 0, 0 <= betas < 1 and eps > 0, got "
                                 f"lr={lr!r}, betas={betas!r}, eps={eps!r}.")
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import kink_policy, value_and_grad
 from .._core import pytree
+from .._core.checks import is_int
 from ..errors import KinkgradError, NonFiniteInputError
 from . import data as data_mod
 from .layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sequential
@@ -224,7 +225,7 @@ def train(
     if config.loss not in LOSSES:
         raise KinkgradError(f"loss={config.loss!r}: use one of {sorted(LOSSES)}.")
     def count(v: Any, least: int) -> bool:
-        return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= least
+        return is_int(v) and v >= least
 
     if not (count(config.epochs, 1) and count(config.batch, 1)):
         raise KinkgradError(f"epochs={config.epochs}, batch={config.batch}: pass integers "

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from .common import check_option, is_real
+from .._core.checks import is_int, is_real
+from .common import check_option
 
 __all__ = ["check_options"]
 
@@ -13,9 +12,8 @@ def check_options(bundle_size: object, gamma: object, m_serious: object, radius:
                   metric: object, finish: object) -> None:
     """KinkgradError naming the first option of the bundle method out of its range."""
     for ok, name, value, fix in (
-            (not isinstance(bundle_size, (bool, np.bool_))
-             and isinstance(bundle_size, (int, np.integer)) and bundle_size >= 1,
-             "bundle_size", bundle_size, "pass an integer >= 1"),
+            (is_int(bundle_size) and bundle_size >= 1, "bundle_size", bundle_size,
+             "pass an integer >= 1"),
             (is_real(gamma) and gamma >= 0, "gamma", gamma, "pass a finite number >= 0"),
             (is_real(m_serious) and 0 < m_serious < 1, "m_serious", m_serious,
              "pass a number in (0, 1)"),

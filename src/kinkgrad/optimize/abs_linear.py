@@ -111,6 +111,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._core.checks import is_int, is_real
 from ..errors import KinkgradError
 from ._abs_linear_box import BoxPieceQP, piece_qp
 from ._abs_linear_model import AbsLinearModel, PieceQP, minimize_model, model_at
@@ -125,7 +126,6 @@ from .common import (
     MethodResult,
     Monitor,
     check_option,
-    is_real,
 )
 from .oracle import BudgetExhausted, Oracle
 
@@ -194,8 +194,8 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     q0, qmin, qmax, xtol = (_positive(k, v) for k, v in
                             (("q0", q0), ("qmin", qmin), ("qmax", qmax), ("xtol", xtol)))
     dense_limit = _positive("dense_limit", dense_limit)
-    _check(not isinstance(max_pieces, bool) and isinstance(max_pieces, (int, np.integer))
-           and max_pieces >= 1, "max_pieces", max_pieces, "pass a positive integer")
+    _check(is_int(max_pieces) and max_pieces >= 1, "max_pieces", max_pieces,
+           "pass a positive integer")
     _check(backend in ("auto", "dense", "sparse"), "backend", backend,
            "choose 'auto', 'dense' or 'sparse'")
     _check(isinstance(relax, bool), "relax", relax, "pass True or False")

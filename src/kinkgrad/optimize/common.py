@@ -13,17 +13,10 @@ from scipy.optimize import OptimizeResult
 
 from ..errors import KinkgradError
 
-__all__ = ["MethodResult", "Monitor", "simplex_qp", "check_option", "is_real"]
+__all__ = ["MethodResult", "Monitor", "simplex_qp", "check_option"]
 
 # status codes shared by the methods (OptimizeResult.status)
 CONVERGED, MAXITER, MAXFEV, STALLED, CALLBACK = 0, 1, 2, 3, 4
-
-
-def is_real(v: object) -> bool:
-    """A finite real number (not a bool)."""
-    return (not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer,
-                                                                    np.floating))
-            and bool(np.isfinite(v)))
 
 
 def check_option(method: str, ok: bool, name: str, value: object, fix: str) -> None:
