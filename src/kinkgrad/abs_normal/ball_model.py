@@ -19,7 +19,7 @@ from .active import ActiveModel, moved_selections
 from .expand import Expanded, expand
 from .zero_norms import split_zero_norms, switch_origins
 
-__all__ = ["ball_model", "near_active"]
+__all__ = ["ball_model", "moved_switches", "near_active"]
 
 _ABS0 = KinkPolicy(abs=0.0)
 # More candidate switches than this: a random forward probe filters them before their
@@ -127,6 +127,13 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
     grown = np.zeros(exp.s, bool)
     grown[cand[hit]] = True
     return grown
+
+
+def moved_switches(model: ActiveModel, radius: float) -> int:
+    """Number of the model's switches moved onto their kinks (near-active, z != 0)."""
+    if radius <= 0 or not model.m:
+        return 0
+    return int(np.count_nonzero(np.asarray(model.exp.z())[model.active]))
 
 
 def _probe_norms(exp: Expanded, spec: FlatSpec) -> np.ndarray:

@@ -425,11 +425,13 @@ def local_set(model: ActiveModel, seed: int = 0) -> LocalSet:
             for b in blocks)
     inner_exact = convex or independent
     linear = piecewise_linear(model.exp, red.active)
+    moved = np.asarray(model.exp.z())[red.active] != 0  # near-active, off their kinks
     for b in blocks:
-        if linear and b.tested and not b.complete:
+        if linear and b.tested and not b.complete and not moved[b.members].any():
             # NOTE: every ordering of a listed sort tie was tested for a realising direction;
             # on a piecewise-linear program first-order realisation is realisation, so the
-            # realised values are the block's whole set (as the enumeration of _decide)
+            # realised values are the block's whole set (as the enumeration of _decide); not
+            # for comparators a radius moved: pieces between their kinks (ball_pieces)
             b.outer, b.complete = b.inner, True
     # NOTE: exact needs every block's outer set (a convex block too dense to hold has none)
     complete = all((b.complete or b.convex) and b.outer is not None for b in blocks)

@@ -18,6 +18,13 @@ ten times the rounding estimates, at a secant slope < -tol, at some t <= 64 radi
 least slope min_{||d|| = 1} f'(d); for convex f it is minus the distance from 0 to the
 Clarke subdifferential.
 
+At radius > 0 the moved model is the first-order model of f at a point y of the ball only
+where the near-active kinks off their kinks can all meet within the ball
+(:func:`.ball_pieces.meet_in_ball`); then "minimal" is a statement about y. Where they
+cannot (|x0 - 1/2| + |x1 - 1/2| at 0, r = 0.6: the model |d0| + |d1| is minimal, f falls
+along (1, 1)), "minimal" becomes "undecided", or "not minimal" where f falls at x itself
+along the ball's descent direction (:func:`~.stationarity`) or against x's own gradient.
+
 **Multipliers (any number of switches).** For any mu (one per switch) and nu_k (one vector
 per norm), with r = g0 - A^T mu - sum_k J_k^T nu_k and c = bhat - K^T mu,
 
@@ -95,6 +102,7 @@ from ..errors import KinkgradError
 from . import _flat
 from ._concave_split import ConcaveSplit
 from ._flat import ActiveNames, FlatSpec, ball_arguments
+from ._minimality_ball import falls, off_kinks
 from ._minimality_model import (
     LeastSquares,
     SlopeModel,
@@ -175,22 +183,6 @@ class MinimalityReport(ActiveNames):
         if self.slope is not None:
             line += f", descent slope {self.slope:.3e}"
         return line + f"\n  {self.reason}"
-
-
-def _falls(f: Callable, spec: FlatSpec, x: np.ndarray, d: np.ndarray, radius: float
-           ) -> tuple[float, float] | None:
-    """(t, (f(x + t d) - f(x)) / t) for the first t in radius * (1, 4, 16, 64) where f is
-    lower than f(x) by more than ten times both values' rounding estimates
-    (:func:`kinkgrad.rounding_error`) plus 4 u (1 + |f(x)|); None if at none."""
-    from ..modes.rounding import rounding_error
-
-    at_x = rounding_error(f, spec.point_tree(x))
-    for t in radius * 4.0 ** np.arange(4):
-        there = rounding_error(f, spec.point_tree(x + t * d))
-        margin = 10 * (at_x.error + there.error) + 4 * _EPS * (1 + abs(at_x.value))
-        if there.value < at_x.value - margin:
-            return float(t), (there.value - at_x.value) / float(t)
-    return None
 
 
 def _candidates(mdl: SlopeModel, ls: LeastSquares, theta: np.ndarray, excess: np.ndarray,
@@ -287,6 +279,7 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
     known = _known if _known is not None and (_known.radius, _known.tol) == (radius, tol) \
         else None
     rep = _decide(red, balls, f, tr, spec, out, radius, tol, limit, seed, known)
+    off_kinks(rep, red, f, tr, spec, out, radius, tol, known)
     flips = flippable_comparisons(tr, spec, radius)
     if flips and rep.verdict != "undecided":
         rep.verdict, rep.descent, rep.slope = "undecided", None, None
@@ -427,7 +420,7 @@ def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: F
                 break
         else:  # NOTE: at radius > 0 x sits beside its kinks: f may rise first, then fall
             for s_model, d in falling if radius > 0 else []:
-                fell = _falls(f, spec, spec.point(tr), d, radius)
+                fell = falls(f, spec, spec.point(tr), d, radius)
                 if fell is not None and fell[1] < -tol:
                     t, s = fell
                     verdict, descent, slope = "not minimal", spec.tree(d), s

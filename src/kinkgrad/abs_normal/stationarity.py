@@ -9,24 +9,33 @@ the ball of radius r (2-norm) around x counts as active: switch i is *near-activ
 with grad z_i taken on the piece of x (abs'(0) := 0 at exact kinks; with more than 4096
 switches, a 16-direction random forward probe first discards switches whose estimated
 ||grad z_i|| is ten times too small, which misses a near-active one with probability below
-1e-13 per switch, see :mod:`.ball_model`). The set is then the Clarke subdifferential at x of
-the program in which every near-active switch is moved onto its kink: the hull of the
-gradients, at x, of the selection functions of every piece whose signs the near-active
-switches can take within the ball to first order: a Goldstein-type r-subdifferential
-computed on the model, each of whose pieces is, to first order, the gradient of f at points
-of the ball, so that "stationary" is a statement about the ball. When the near-active
-switches are exactly at their kinks it contains the Clarke subdifferential at x. Pieces
+1e-13 per switch, see :mod:`.ball_model`). The set is then the hull of the gradients of
+f's first-order (abs-linear) model at x on the pieces that meet the ball: a Goldstein-type
+r-subdifferential of the model, each of whose pieces is, to first order, the gradient of f at
+points of the ball, so that "stationary" is a statement about the ball. It is described
+through the program in which every near-active switch is moved onto its kink (the hull of
+the selection gradients of every sign pattern those switches can take), which holds it.
+When the near-active switches are exactly at their kinks it contains the Clarke
+subdifferential at x. Pieces
 that exist only in a sliver thinner than the near-active switches' offsets can be missing:
 with w . sort(B x + c), B of one column and entries of c 1e-10 apart, x's own piece orders
 the entries by those offsets, which no direction does; a "not stationary" is therefore
 confirmed by the exact directional derivative at x below ("undecided" when that disagrees).
-The model is first order, so at a radius comparable to the distances between kinks it is not
-the ball's set: a candidate of a k-way max that is near the winner but dominated by another
-entry throughout the ball counts (max(2x, x/2 + 1, 1/2) at x = 0.8, r = 0.6: "stationary"),
-and near-active kinks on one side of x are moved onto x together, losing the pieces between
-them (x - 2 relu(x - 0.5) + 3 relu(x - 0.8) at 0, r = 0.9: "not stationary" though the ball
-holds its minimiser 0.8). Radii small against the kinks' spacing (``minimize`` takes its
-verdicts at about tol) are what the model describes.
+Where near-active switches sit off their kinks (z_i != 0), moving them all onto x is a
+fiction when they cannot meet there together, and the ball's own first-order set (the kinks'
+offsets kept, :mod:`.ball_pieces`) differs: a candidate of a k-way max near the winner but
+dominated by another entry throughout the ball is not met (max(2x, x/2 + 1, 1/2) at x = 0.8,
+r = 0.6: slopes 1/2 and 2 only), and near-active kinks on one side of x have pieces between
+them that no cone at x holds (x - 2 relu(x - 0.5) + 3 relu(x - 0.8) at 0, r = 0.9: slopes 1,
+-1, 2). The moved model's outer set holds every sign pattern of the moved switches, so it
+still bounds the ball's set from outside ("not stationary" stands); an element is proven
+only by (1) f's first-order pieces at checked points of the ball (Frank-Wolfe column
+generation on points against the current minimum-norm point), (2) the moved model itself
+where a point y of the ball puts every near-active kink on its kink to first order (its
+set is then y's Clarke set), or (3) with at most 20 switches, the ball's pieces enumerated
+(an SOCP per node, exact on piecewise-linear programs). Otherwise the verdict is
+"undecided". Radii small against the kinks' spacing (``minimize`` takes its verdicts at
+about tol) mostly take (1) or (2).
 No kink of a floating-point iterate near a minimiser is exactly active: an optimizer needs
 the ball. Comparisons (``where`` conditions) are not abs switches: the model keeps them at
 their value at x, so when one can flip within the ball a "not stationary" becomes
@@ -71,7 +80,8 @@ from ._flat import (
     underflow_is_not_an_error,
 )
 from .ball_comparisons import flippable_comparisons
-from .ball_model import ball_model
+from .ball_model import ball_model, moved_switches
+from .ball_pieces import ball_inner, ball_pieces, meet_in_ball
 from .localset import BlockTooLarge, LocalSet, local_set
 from .minnorm import min_norm
 from .signatures import enumerate_signatures
@@ -220,8 +230,8 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
     """Decide whether x is a (nearly) Clarke-stationary point of a scalar abs-smooth f.
 
     "stationary" means that the set considered (the Clarke subdifferential at x for
-    ``radius=0``; for ``radius > 0`` the subdifferential with every switch that can reach 0
-    within the ball moved onto its kink, see the module docstring) has an element of norm
+    ``radius=0``; for ``radius > 0`` the hull of the gradients of f's first-order model on
+    the pieces that meet the ball, see the module docstring) has an element of norm
     <= ``tol``; "not stationary" that every element has norm > ``tol``. Both are proven
     (the bounds do not rely on the QP solver's accuracy); otherwise the verdict is
     "undecided" and ``reason`` says what is missing. It is never a wrong verdict. Clarke
@@ -292,8 +302,8 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
 def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol: float,
             rng: np.random.Generator, balls: Balls | None = None) -> StationarityReport:
     if balls is None:
-        low, point, upper, exact = _bounds(ls, tol, rng)
-        why, q, names = _why(ls, low, exact), 0, ls.model.names
+        low, point, upper, exact, via = _bounds(ls, tol, rng, radius)
+        why, q, names = via or _why(ls, low, exact), 0, ls.model.names
     else:
         low, point, upper, exact, why = ball_bounds(ls, balls, tol=tol)
         q = balls.q
@@ -330,11 +340,50 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
                               tol, ls.model.m + q, len(ls.blocks) + q, names)
 
 
-def _bounds(ls: LocalSet, tol: float, rng: np.random.Generator) -> tuple:
-    """(outer MinNorm or None, a proven point of the set, its norm, exact) of the local
-    set (module docstring)."""
+def _bounds(ls: LocalSet, tol: float, rng: np.random.Generator, radius: float = 0.0
+            ) -> tuple:
+    """(outer MinNorm or None, a proven point of the set, its norm, exact, the reason when
+    the ball's own pieces were used or None) of the local set (module docstring)."""
+    low, point, upper, exact = _moved_bounds(ls, tol, rng, radius)
+    moved = moved_switches(ls.model, radius)
+    if not moved or (low is not None and min(low.lower, upper) > tol):
+        return low, point, upper, exact, None  # NOTE: the outer set holds the ball's
+    # NOTE: the moved model's pieces need not be met by the ball (ball_pieces' docstring):
+    # the moved model where its kinks meet within the ball (LSQR), pieces at checked points of
+    # the ball, the meeting point again by an SVD, then the ball's pieces enumerated
+    head = f"{_why(ls, None, False).split(';')[0]}, {moved} of them near-active off their kinks"
+    if upper <= tol and meet_in_ball(ls.model, radius, dense=False) is not None:
+        return low, point, upper, exact, None  # NOTE: the model is that of a point of the ball
+    p2, u2, k = ball_inner(ls.model, radius, tol, point, rng)
+    if u2 <= tol:
+        return low, p2, u2, False, (f"{head}: an element of the hull of f's first-order pieces "
+                                    f"at {k} checked points of the ball")
+    if upper <= tol and meet_in_ball(ls.model, radius) is not None:
+        return low, point, upper, exact, None
+    if ls.model.m <= _ENUM_M and not ls.slack:
+        bp = ball_pieces(ls.model, radius)
+        if bp is not None and bp.outer.shape[0]:
+            low = min_norm(np.zeros(ls.g0.size), [bp.outer], tol)
+            inner = min_norm(np.zeros(ls.g0.size), [bp.inner], tol) if bp.inner.shape[0] \
+                else None
+            point, upper = (inner.point, inner.upper) if inner is not None else (
+                np.zeros(ls.g0.size), np.inf)
+            why = (f"{head}: the {bp.outer.shape[0]} piece(s) of the ball's first-order model "
+                   f"with their offsets kept, {bp.inner.shape[0]} with a checked point of the "
+                   "ball" + (" (all: the set is described exactly)" if bp.complete else ""))
+            return low, point, upper, bp.complete and low is not None, why
+    return low, p2, u2, False, (f"{_why(ls, low, exact)}; {moved} near-active switch(es) off "
+                                "their kinks, which cannot meet within the ball (first order): "
+                                "the proven elements are f's first-order pieces at "
+                                f"{k} checked points of the ball")
+
+
+def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, radius: float
+                  ) -> tuple:
+    """(outer MinNorm or None, a proven point, its norm, exact) of the moved model's set."""
     n = ls.g0.size
     zero = np.zeros(n)
+    moved = moved_switches(ls.model, radius)
     low = min_norm(ls.g0, ls.outer_blocks(), tol) if ls.has_outer else None  # outer: lower
     exact = ls.exact and low is not None
     if by_oracles(ls):
@@ -353,8 +402,8 @@ def _bounds(ls: LocalSet, tol: float, rng: np.random.Generator) -> tuple:
         _, grads, complete, _ = enumerate_signatures(ls.model, _ENUM_LIMIT)
         inner = min_norm(zero, [grads])
         point, upper = inner.point, inner.upper  # type: ignore[union-attr]
-        if complete and ls.linear:  # NOTE: first-order realisation is exact for PL programs
-            low, exact = inner, True
+        if complete and ls.linear and not moved:  # NOTE: first-order realisation is
+            low, exact = inner, True  # exact for PL programs (not with offsets: ball_pieces)
     else:
         start = [rng.standard_normal(n)]
         if low is not None and low.upper > 0:

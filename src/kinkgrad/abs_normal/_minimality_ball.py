@@ -1,0 +1,65 @@
+"""Minimality at a radius > 0: what the moved model (near-active switches held on their
+kinks) says about the ball, and where f falls beside x (used by :mod:`.minimality`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._flat import FlatSpec
+from .active import ActiveModel
+from .ball_model import moved_switches
+from .ball_pieces import meet_in_ball
+from .stationarity import StationarityReport, _slope, stationarity
+
+__all__ = ["falls", "off_kinks"]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def falls(f: Callable, spec: FlatSpec, x: np.ndarray, d: np.ndarray, radius: float
+          ) -> tuple[float, float] | None:
+    """(t, (f(x + t d) - f(x)) / t) for the first t in radius * (1, 4, 16, 64) where f is
+    lower than f(x) by more than ten times both values' rounding estimates
+    (:func:`kinkgrad.rounding_error`) plus 4 u (1 + |f(x)|); None if at none."""
+    from ..modes.rounding import rounding_error
+
+    at_x = rounding_error(f, spec.point_tree(x))
+    for t in radius * 4.0 ** np.arange(4):
+        there = rounding_error(f, spec.point_tree(x + t * d))
+        margin = 10 * (at_x.error + there.error) + 4 * _EPS * (1 + abs(at_x.value))
+        if there.value < at_x.value - margin:
+            return float(t), (there.value - at_x.value) / float(t)
+    return None
+
+
+def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, out: Any,
+              radius: float, tol: float, known: StationarityReport | None) -> None:
+    """A "minimal" ``rep`` (a MinimalityReport) of a model whose near-active switches off
+    their kinks cannot meet within the ball (:func:`.ball_pieces.meet_in_ball`) describes no
+    point of the ball: it becomes "undecided", or "not minimal" where f falls at x itself
+    (exact f'(x; d) < -tol) along the ball's descent direction (``known`` or a fresh
+    :func:`~.stationarity` at that radius) or against the gradient of x's piece."""
+    moved = moved_switches(red, radius)
+    if rep.verdict != "minimal" or not moved or meet_in_ball(red, radius) is not None:
+        return
+    rep.verdict, rep.bounds = "undecided", (-np.inf, np.inf)
+    head = (f"{moved} near-active switch(es) off their kinks cannot meet within the ball "
+            "(first order), so the model, which holds them on their kinks, is that of no "
+            "point of the ball")
+    rep.reason = f"{head}; on that model: {rep.reason}"
+    st = known or stationarity(f, spec.point_tree(spec.point(tr)), radius=radius, tol=tol)
+    g = red.gradient(np.sign(np.asarray(red.exp.z(), np.float64)[red.active]))
+    tries = [(spec.from_tree(st.descent, "minimality"), "the ball's descent direction")] \
+        if st.descent is not None else []
+    if np.linalg.norm(g) > 0:
+        tries.append((-g / np.linalg.norm(g), "minus the gradient of x's piece"))
+    for d, what in tries:
+        s = _slope(tr, spec, out, d)
+        if s < -tol:
+            rep.verdict, rep.descent, rep.slope, rep.bounds = "not minimal", spec.tree(d), s, (
+                -np.inf, s)
+            rep.reason = f"{head}; but f'(x; d) = {s:.3e} < -tol = {-tol:g} along {what} d."
+            return

@@ -1,0 +1,286 @@
+"""The pieces of the ball's first-order model with the near-active kinks' offsets kept.
+
+At a radius r > 0, :mod:`.ball_model` moves every near-active switch onto its kink and
+:mod:`.localset` describes the Clarke set of that moved model: the hull of the pieces whose
+cones at x are open. With the offsets c_i = z_i(x) != 0 the ball sees other pieces: the
+first-order (abs-linear) model of the switches at x is
+
+    z(d) = c~ + A d + K |z(d)|,    c~ = c - K |c|,
+
+(A, K the moved model's rows: the derivatives at x with the near-active |z_q| held; the
+other switches keep their signs), and a sign pattern sigma is met by the ball when the
+polyhedron {d : sigma_i z_i(d) >= 0} (on it z(d) = e + W d, e = (I - K Sigma)^{-1} c~,
+W = (I - K Sigma)^{-1} A) meets {||d||_2 <= r}. Two ways the moved model differs:
+
+* a piece whose cone is open at x can lie outside the ball: max(2x, x/2 + 1, 1/2) at
+  x = 0.8, r = 0.6, whose entry 1/2 is dominated by x/2 + 1 throughout [0.2, 1.4];
+* a piece between two near-active kinks on one side of x has no cone at x at all:
+  x - 2 relu(x - 0.5) + 3 relu(x - 0.8) at 0, r = 0.9, slope -1 on (0.5, 0.8).
+
+For at most a few switches the patterns met by the ball are enumerated depth first in
+program order (topological: row i is known once sigma_0..sigma_{i-1} are), one SOCP per
+node (Clarabel): max t s.t. sigma_j (e_j + W_j d) >= t ||W_j|| (j <= i), ||d||_2 <= r. A node
+with t* < -``_PRUNE`` r is met nowhere in the ball (pruned with its subtree); leaves with
+t* >= that go to the **outer** list (a superset of the pieces the ball meets), and a leaf
+whose solution d is checked in floating point (||d|| <= r, every sigma_j z_j(d) > 0 by
+forward substitution) to the **inner** list: pieces with a point of the ball in their
+interior, hence (to first order; exactly for a piecewise-linear program) gradients of f at
+points of the ball. Rows that vanish on a piece are constant there (sigma_j = sign(e_j)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .active import ActiveModel
+from .lp import nonzero_rows
+
+__all__ = ["BallPieces", "ball_inner", "ball_pieces", "meet_in_ball", "offsets_of"]
+
+_PRUNE = 1e-7  # a node is pruned when its margin t* < -_PRUNE * radius
+_TOL = 1e-10  # Clarabel's feasibility and gap tolerances
+_ROUNDS = 30  # column-generation rounds of ball_inner
+_LSQR_STEPS, _DENSE = 200, 4_000_000  # LSQR's steps; a dense SVD up to this m n
+_MEET = 1e-3  # a switch counts as on its kink within this part of its reach in the ball
+
+
+@dataclass
+class BallPieces:
+    """Gradients of the pieces of the ball's model (module docstring).
+
+    Attributes:
+        outer: (k, n) every piece not proven to miss the ball (a superset of those met).
+        inner: (k', n) pieces with a checked point of the ball in their interior.
+        complete: every outer piece is proven (outer and inner describe one set).
+        socps: number of SOCPs solved.
+    """
+
+    outer: np.ndarray
+    inner: np.ndarray
+    complete: bool
+    socps: int
+
+
+def offsets_of(model: ActiveModel) -> np.ndarray:
+    """c~ = c - K|c| of the module docstring for the model's switches (c = z at x)."""
+    c = np.asarray(model.exp.z(), np.float64)[model.active]
+    return c - model.K_sparse @ np.abs(c)
+
+
+def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float | None:
+    """||d|| of a d with ||d|| <= radius where every switch of the model sits on its kink
+    to first order (A d = -c~, each residual within ``_MEET`` of that switch's reach
+    r ||A_i|| in the ball), or None when the least-norm solution (LSQR, then with ``dense``
+    a truncated SVD) is not one.
+
+    There the moved model is the first-order model of f at y = x + d, a point of the ball:
+    its Clarke set is part of the ball's set and its first-order minimality is y's. Where
+    no such point exists (near-active kinks that cannot meet within the ball, as both
+    examples of the module docstring) the moved model describes no point of the ball."""
+    from scipy.sparse.linalg import lsqr
+
+    A = model.A_sparse
+    ct = offsets_of(model)
+    if not np.any(ct):
+        return 0.0
+    reach = radius * np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).reshape(-1))
+
+    def meets(d: np.ndarray) -> bool:
+        return bool(np.linalg.norm(d) <= radius and np.all(np.abs(A @ d + ct) <= _MEET * reach))
+
+    d = lsqr(A, -ct, atol=1e-15, btol=1e-15, iter_lim=_LSQR_STEPS)[0]
+    if not meets(d) and dense and A.shape[0] * A.shape[1] <= _DENSE:
+        # NOTE: LSQR stalls on ill-conditioned rows (MXHILB's Hilbert rows). A truncated
+        # SVD solution d_t has ||d_t|| <= ||d*|| and residual <= rcond s_max ||d*|| for any
+        # solution d*, so it meets whenever some solution of norm <= r does
+        d = np.linalg.lstsq(A.toarray(), -ct, rcond=1e-10)[0]
+    return float(np.linalg.norm(d)) if meets(d) else None
+
+
+def ball_pieces(model: ActiveModel, radius: float, budget: int = 512) -> BallPieces | None:
+    """The pieces of ``model`` that the ball of ``radius`` meets with the offsets kept
+    (module docstring); None when more than ``budget`` SOCPs would be needed. A node's
+    witness (a point of the ball inside its constraints) carries over to the child on its
+    side, so only the other child costs an SOCP."""
+    m, n = model.m, model.spec.n
+    A_full, K = model.A, model.K
+    cols = np.flatnonzero(np.any(A_full != 0, axis=0))
+    A = A_full[:, cols]
+    ct = offsets_of(model)
+    g0, bhat = np.asarray(model.g0, np.float64).reshape(-1), model.bhat
+    scale = float(np.max(np.abs(A), initial=0.0))
+    sigma, W, e = np.zeros(m), np.zeros((m, cols.size)), np.zeros(m)
+    outer: list[np.ndarray] = []
+    inner: list[np.ndarray] = []
+    socps = 0
+    complete = True
+    # frames: [i, options: list of (sign, witness (t, d) or None: needs an SOCP) or None,
+    # the node's witness]
+    stack: list[list] = [[0, None, (radius, np.zeros(cols.size))]]
+    while stack:
+        frame = stack[-1]
+        i, options, (t0, d0) = frame
+        if options is None:
+            W[i] = A[i] + (K[i, :i] * sigma[:i]) @ W[:i]
+            e[i] = ct[i] + (K[i, :i] * sigma[:i]) @ e[:i]
+            if not nonzero_rows(W[i:i + 1], scale)[0]:
+                W[i] = 0.0
+                options = [(float(np.sign(e[i])), (t0, d0))]  # constant on the piece
+            else:
+                v = (e[i] + W[i] @ d0) / np.linalg.norm(W[i]) if d0 is not None else 0.0
+                side = 1.0 if v >= 0 else -1.0
+                free = (min(t0, abs(v)), d0) if d0 is not None and t0 > 0 and v != 0 else None
+                options = [(side, free), (-side, None)]
+            frame[1] = options
+        if not options:
+            sigma[i] = 0.0
+            stack.pop()
+            continue
+        sigma[i], witness = options.pop(0)
+        if witness is None:
+            if socps >= budget:
+                return None
+            socps += 1
+            rows = np.flatnonzero(np.any(W[:i + 1] != 0, axis=1) & (sigma[:i + 1] != 0))
+            witness = _margin(sigma[rows, None] * W[rows], sigma[rows] * e[rows], radius)
+            if witness[0] < -_PRUNE * radius:  # NOTE: nan (a solver failure) keeps the node
+                continue
+        if i + 1 < m:
+            stack.append([i + 1, None, witness])
+            continue
+        g = g0.copy()
+        g[cols] += (sigma * bhat) @ W
+        outer.append(g)
+        t, d = witness
+        met = None
+        if t > 0 and d is not None:  # NOTE: into the ball's interior by a part of the margin
+            nd = float(np.linalg.norm(d))
+            d = d * min(1.0, (1.0 - 0.25 * min(t / radius, 1.0)) * radius / nd) if nd else d
+            met = _checked(A, K, ct, d, radius)
+        if met is None:
+            complete = False
+        else:
+            g = g0.copy()
+            g[cols] += (met * bhat) @ _rows_on(A, K, met)
+            inner.append(g)
+    if not outer:
+        return BallPieces(np.zeros((0, n)), np.zeros((0, n)), False, socps)
+    return BallPieces(np.unique(np.array(outer), axis=0),
+                      np.unique(np.array(inner).reshape(-1, n), axis=0), complete, socps)
+
+
+def ball_inner(model: ActiveModel, radius: float, tol: float, hint: np.ndarray | None,
+               rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
+    """(a point of the hull of the pieces met at checked points of the ball, its norm, how
+    many points): the model's pieces at x (d = 0), at random points and, Frank-Wolfe's
+    column generation, at the points -s w / ||w|| (s = 0.9 r, 0.5 r, 0.1 r) against the
+    current minimum-norm point w (a start ``hint``, e.g. the moved model's), while it
+    shrinks. Each is a gradient of the first-order model at a point of the ball (sparse
+    forward substitution; any model size), so the hull is part of the ball's set."""
+    from .minnorm import min_norm
+
+    n = model.spec.n
+    ct = offsets_of(model)
+    A, K = model.A_sparse, model.K_sparse.tocsr()
+    coupled = np.flatnonzero(np.diff(K.indptr))
+    absA, absK = abs(A), abs(K)
+
+    def piece(d: np.ndarray) -> np.ndarray | None:
+        z = ct + A @ d
+        for i in coupled:
+            lo, hi = K.indptr[i], K.indptr[i + 1]
+            z[i] += K.data[lo:hi] @ np.abs(z[K.indices[lo:hi]])
+        size = np.abs(ct) + absA @ np.abs(d) + absK @ np.abs(z)
+        if np.any((np.abs(z) <= 1e-9 * size) & (size > 0)):
+            return None  # NOTE: within rounding of a kink: try another point
+        return model.gradient(np.sign(z))
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        nv = float(np.linalg.norm(v))
+        return v / nv if nv > 0 else v
+
+    dirs = [np.zeros(n)] + [s * radius * unit(rng.standard_normal(n))
+                            for s in (0.9, 0.9, 0.9, 0.9, 0.5, 0.5)]
+    if hint is not None and np.linalg.norm(hint) > 0:
+        dirs += [-s * radius * unit(hint) for s in (0.9, 0.5, 0.1)]
+    P = [g for g in map(piece, dirs) if g is not None]
+    best, tries = (np.zeros(n), np.inf), len(dirs)
+    for _ in range(_ROUNDS):
+        if not P:
+            break
+        mn = min_norm(np.zeros(n), [np.array(P)])
+        if mn is None or mn.upper >= best[1]:
+            break
+        best = (mn.point, mn.upper)
+        if mn.upper <= tol:
+            break
+        w = mn.point
+        new = [g for g in (piece(-s * radius * unit(w)) for s in (0.9, 0.5, 0.1))
+               if g is not None]
+        tries += 3
+        if not new or min(g @ w for g in new) >= mn.upper ** 2 * (1 - 1e-9):
+            break
+        P.extend(new)
+    return best[0], best[1], tries
+
+
+def _rows_on(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """W(sigma) = (I - K Sigma)^{-1} A by forward substitution."""
+    W = np.zeros_like(A)
+    for i in range(A.shape[0]):
+        W[i] = A[i] + (K[i, :i] * sigma[:i]) @ W[:i]
+    return W
+
+
+def _checked(A: np.ndarray, K: np.ndarray, ct: np.ndarray, d: np.ndarray, radius: float
+             ) -> np.ndarray | None:
+    """sign(z(d)) when d lies in the ball and no z_j(d) is within rounding of 0, else None
+    (z(d) = c~ + A d + K|z(d)| by forward substitution)."""
+    if not np.linalg.norm(d) <= radius:
+        return None
+    z = np.zeros(A.shape[0])
+    for i in range(A.shape[0]):
+        z[i] = ct[i] + A[i] @ d + K[i, :i] @ np.abs(z[:i])
+    size = np.abs(ct) + np.abs(A) @ np.abs(d) + np.abs(K) @ np.abs(z)
+    sigma = np.sign(z)
+    # NOTE: a switch within rounding of its kink at d leaves the piece undecided, unless its
+    # row vanishes on the piece (it is constant there, and its sign enters no row of W)
+    unclear = (np.abs(z) <= 1e-9 * size) & (size > 0)
+    if unclear.any() and nonzero_rows(_rows_on(A, K, sigma)[unclear],
+                                      float(np.max(np.abs(A), initial=0.0))).any():
+        return None
+    return sigma
+
+
+def _margin(R: np.ndarray, b: np.ndarray, radius: float) -> tuple[float, np.ndarray | None]:
+    """max t s.t. R_j d + b_j >= t ||R_j||, ||d||_2 <= radius (Clarabel, solved scaled: unit
+    rows and d = radius u, ||u|| <= 1): (t*, d*), or (nan, None) when the solver fails (the
+    node is then kept, unproven)."""
+    import clarabel
+
+    k, p = R.shape
+    nr = np.linalg.norm(R, axis=1)
+    U, c = R / nr[:, None], b / (nr * radius)
+    # variables [u (p), tau]; s = rhs - M v in the cones: U u - tau >= -c, tau <= 1, (1, u)
+    M = sp.vstack([sp.hstack([sp.csc_matrix(-U), sp.csc_matrix(np.ones((k, 1)))]),
+                   sp.csc_matrix(([1.0], ([0], [p])), shape=(1, p + 1)),
+                   sp.csc_matrix((1, p + 1)),
+                   sp.hstack([-sp.identity(p), sp.csc_matrix((p, 1))])], format="csc")
+    rhs = np.concatenate([c, [1.0, 1.0], np.zeros(p)])
+    cones = [clarabel.NonnegativeConeT(k + 1), clarabel.SecondOrderConeT(1 + p)]
+    q = np.zeros(p + 1)
+    q[p] = -1.0
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = _TOL
+    sol = clarabel.DefaultSolver(sp.csc_matrix((p + 1, p + 1)), q, M, rhs, cones,
+                                 settings).solve()
+    if str(sol.status) not in ("Solved", "AlmostSolved"):
+        return float("nan"), None
+    v = np.asarray(sol.x, np.float64)
+    u = v[:p] / max(1.0, float(np.linalg.norm(v[:p])))
+    # NOTE: the margin the point itself has (the solver's t* is only approximate)
+    return float(min(v[p], np.min(U @ u + c))) * radius, radius * u

@@ -1,0 +1,163 @@
+"""stationarity and minimality at a radius > 0 against the ball's own set, computed
+independently: for piecewise-linear functions of one variable the exact hull of the slopes
+on the pieces that meet [x - r, x + r] (breakpoints by hand, slopes by central differences
+inside each piece); in more variables the hull of plain AD gradients at random points of
+the ball (an inner approximation of the set, so its distance bounds the true one from above)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from _least_distance import hull_min_norm
+
+
+def ball_slopes(f_np, kinks: np.ndarray, x: float, r: float) -> np.ndarray:
+    """The slopes of a piecewise-linear f of one variable on its pieces meeting [x - r, x + r]
+    (kinks: every breakpoint of f, possibly more)."""
+    cuts = np.sort(np.r_[x - r, kinks[(kinks > x - r) & (kinks < x + r)], x + r])
+    mids = (cuts[:-1] + cuts[1:]) / 2
+    h = np.maximum(np.diff(cuts) / 8, 1e-12)
+    return np.array([(f_np(m + e) - f_np(m - e)) / (2 * e) for m, e in zip(mids, h)])
+
+
+def distance(slopes: np.ndarray) -> float:
+    lo, hi = float(slopes.min()), float(slopes.max())
+    return 0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))
+
+
+def test_a_k_way_candidate_dominated_throughout_the_ball_does_not_count():
+    # max(2x, x/2 + 1, 1/2) at 0.8, r = 0.6: both comparisons are near-active (their kinks
+    # 2/3 and 1/4 ... the second is the entry 1/2 against 2x), but on [0.2, 1.4] the entry
+    # 1/2 never wins (x/2 + 1 >= 1.1 there): the ball meets the slopes 1/2 and 2 only
+    def f(x):
+        return knp.max(knp.stack([2 * x[0], x[0] / 2 + 1, 0 * x[0] + 0.5]))
+
+    def f_np(t):
+        return max(2 * t, t / 2 + 1, 0.5)
+
+    truth = ball_slopes(f_np, np.array([2 / 3, 0.25, -1.0]), 0.8, 0.6)
+    assert set(np.round(truth, 9)) == {0.5, 2.0}
+    rep = kinkgrad.stationarity(f, np.array([0.8]), radius=0.6)
+    assert rep.verdict == "not stationary", rep.reason
+    assert rep.bounds[0] == pytest.approx(0.5, abs=1e-9)
+    assert rep.slope == pytest.approx(-2.0)  # f'(0.8; -1)
+    mini = kinkgrad.minimality(f, np.array([0.8]), radius=0.6)
+    assert mini.verdict == "not minimal" and mini.slope < 0  # f falls leftwards at 0.8
+
+
+def test_the_piece_between_two_near_active_kinks_counts():
+    # x - 2 relu(x - 0.5) + 3 relu(x - 0.8) at 0, r = 0.9: moving both kinks onto x lost the
+    # slope -1 on (0.5, 0.8), so the set was [1, 2], "not stationary"; the ball meets the
+    # slopes 1, -1 and 2, and holds the strict local minimiser 0.8
+    def f(x):
+        return x[0] - 2 * knp.relu(x[0] - 0.5) + 3 * knp.relu(x[0] - 0.8)
+
+    def f_np(t):
+        return t - 2 * max(t - 0.5, 0) + 3 * max(t - 0.8, 0)
+
+    truth = ball_slopes(f_np, np.array([0.5, 0.8]), 0.0, 0.9)
+    assert set(np.round(truth, 9)) == {1.0, -1.0, 2.0}
+    assert kinkgrad.stationarity(f, np.array([0.0]), radius=0.9).verdict == "stationary"
+
+
+def test_separate_kinks_that_cannot_meet_within_the_ball():
+    # |x0 - 1/2| + |x1 - 1/2| at 0, r = 0.6: each kink alone is near-active, together
+    # (1/2, 1/2) is 0.71 away, so the piece (1, 1) is not met; (1, -1) and (-1, 1) are, and
+    # 0 is their mean: stationary. No point of the ball puts both on their kinks, and f falls
+    # at 0 along (1, 1): not minimal (the model holding both on their kinks said minimal)
+    def f(x):
+        return knp.abs(x[0] - 0.5) + knp.abs(x[1] - 0.5)
+
+    x = np.zeros(2)
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((4000, 2))
+    pts = 0.6 * u / np.linalg.norm(u, axis=1, keepdims=True) * rng.random((4000, 1)) ** 0.5
+    G = np.unique([np.asarray(kinkgrad.grad(f)(p)) for p in pts], axis=0)
+    assert {tuple(g) for g in G} == {(-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0)}
+    assert hull_min_norm(G) <= 1e-12
+    rep = kinkgrad.stationarity(f, x, radius=0.6)
+    assert rep.verdict == "stationary", rep.reason
+    mini = kinkgrad.minimality(f, x, radius=0.6)
+    assert mini.verdict == "not minimal", mini.reason
+    assert mini.slope == pytest.approx(-np.sqrt(2))
+
+
+def test_many_near_active_kinks_fall_back_soundly():
+    # the dominated candidate beside 21 kinks |x_i - 0.1| (23 near-active switches, beyond
+    # the enumeration): the moved model's set holds 0 (its first coordinate [0, 2]); the
+    # ball's first coordinate is in {1/2, 2}, so the ball's set does not. Not "stationary"
+    def f(x):
+        return knp.max(knp.stack([2 * x[0], x[0] / 2 + 1, 0 * x[0] + 0.5])) \
+            + knp.sum(knp.abs(x[1:] - 0.1))
+
+    x = np.r_[0.8, np.zeros(21)]
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        u = rng.standard_normal(22)
+        g = np.asarray(kinkgrad.grad(f)(x + 0.6 * rng.random() * u / np.linalg.norm(u)))
+        assert g[0] in (0.5, 2.0)
+    rep = kinkgrad.stationarity(f, x, radius=0.6)
+    assert rep.verdict != "stationary", rep.reason
+    assert kinkgrad.minimality(f, x, radius=0.6).verdict != "minimal"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_one_variable_programs_against_their_exact_ball_sets(seed):
+    # sums of weighted relu / abs kinks and a max of affine pieces, x within a few radii of
+    # the kinks, radii 1e-3 .. 0.5: a verdict must agree with the exact hull of the slopes
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for _ in range(40):
+        k = int(rng.integers(1, 4))
+        w, b = rng.normal(size=k), rng.normal(scale=0.5, size=k)
+        a, c = rng.normal(size=3), rng.normal(size=3)
+        g0 = float(rng.normal())
+        r = float(10.0 ** rng.uniform(-3, -0.3))
+        kinks = np.r_[b, [(c[j] - c[i]) / (a[i] - a[j]) for i in range(3) for j in range(i)]]
+        x0 = float(rng.choice(kinks) + rng.uniform(-3, 3) * r)
+
+        def f(x, w=w, b=b, a=a, c=c, g0=g0):
+            t = x[0]
+            return g0 * t + knp.sum(w * knp.abs(t - b)) + knp.max(a * t + c)
+
+        def f_np(t, w=w, b=b, a=a, c=c, g0=g0):
+            return g0 * t + float(np.sum(w * np.abs(t - b))) + float(np.max(a * t + c))
+
+        truth = distance(ball_slopes(f_np, kinks, x0, r))
+        rep = kinkgrad.stationarity(f, np.array([x0]), radius=r, tol=1e-6)
+        if rep.verdict == "stationary":
+            assert truth <= 1e-6 + 1e-9, (seed, x0, r, rep.reason)
+        elif rep.verdict == "not stationary":
+            assert truth > 1e-6, (seed, x0, r, rep.reason)
+            assert rep.bounds[0] <= truth + 1e-9
+        checked += rep.verdict != "undecided"
+    assert checked >= 32  # decided, not dodged
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_two_variable_programs_never_exclude_sampled_gradients(seed):
+    # a "not stationary" lower bound holds for every element of the ball's set, so for every
+    # plain AD gradient at a random point of the ball and for their hull (the truth's inner
+    # approximation): its distance from 0 can never be below the bound
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(12):
+        B, c = rng.normal(size=(4, 2)), rng.normal(scale=0.3, size=4)
+        w = rng.normal(size=4)
+        g0 = rng.normal(size=2)
+        r = float(10.0 ** rng.uniform(-2, -0.3))
+        x0 = np.linalg.lstsq(B[:2], -c[:2], rcond=None)[0] + rng.uniform(-2, 2, 2) * r
+
+        def f(x, B=B, c=c, w=w, g0=g0):
+            z = B @ x + c
+            return g0 @ x + knp.sum(w[:2] * knp.abs(z[:2])) + knp.max(z[2:] * w[2:])
+
+        rep = kinkgrad.stationarity(f, x0, radius=r, tol=1e-6)
+        if rep.verdict != "not stationary":
+            continue
+        u = rng.standard_normal((400, 2))
+        pts = x0 + r * u / np.linalg.norm(u, axis=1, keepdims=True) * rng.random((400, 1)) ** 0.5
+        G = np.unique(np.round([np.asarray(kinkgrad.grad(f)(p)) for p in pts], 12), axis=0)
+        assert hull_min_norm(G) >= rep.bounds[0] - 1e-9, (seed, x0, r, rep.reason)
