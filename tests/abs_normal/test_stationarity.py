@@ -361,3 +361,27 @@ def test_the_ball_never_misses_a_slope_of_a_nested_min(seed):
             rep = kinkgrad.stationarity(f, np.array([x0]), radius=r)
             if rep.verdict == "not stationary":
                 assert min(slopes) > 0 or max(slopes) < 0, (x0, r, slopes)
+
+
+@pytest.mark.parametrize("form", ["min(-x, |x|)", "max(x, -|x|)", "2-d"])
+def test_degenerate_k_way_blocks_on_piecewise_linear_programs_are_decided(form):
+    # min(-x, |x|) = -x and max(x, -|x|) = x everywhere: the k-way block's outer set held the
+    # slope of the leaf never selected (+1, -1), its inner only the realised one: "undecided"
+    # on a smooth function. Enumerating the realised pieces (exact for PL programs) decides
+    if form == "2-d":
+        def f(x):
+            return knp.minimum(-x[0], knp.abs(x[0])) + 0.5 * knp.abs(x[1])
+
+    else:
+        def f(x):
+            return (knp.minimum(-x[0], knp.abs(x[0])) if form.startswith("min")
+                    else knp.maximum(x[0], -knp.abs(x[0])))
+    n = 2 if form == "2-d" else 1
+    h = 1e-6
+    for t in (-1e-3, 1e-3):  # the truth: central differences beside 0
+        y, e = np.full(n, t), h * np.eye(n)[0]
+        g = (float(f(y + e)) - float(f(y - e))) / (2 * h)
+        assert abs(abs(g) - 1.0) < 1e-6
+    rep = kinkgrad.stationarity(f, np.zeros(n))
+    assert rep.verdict == "not stationary", rep.reason
+    assert rep.bounds[0] == pytest.approx(1.0, abs=1e-9)  # 2-d: {-1} x [-1/2, 1/2]

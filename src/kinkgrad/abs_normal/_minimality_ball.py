@@ -40,8 +40,9 @@ def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, 
     """A "minimal" ``rep`` (a MinimalityReport) of a model whose near-active switches off
     their kinks cannot meet within the ball (:func:`.ball_pieces.meet_in_ball`) describes no
     point of the ball: it becomes "undecided", or "not minimal" where f falls at x itself
-    (exact f'(x; d) < -tol) along the ball's descent direction (``known`` or a fresh
-    :func:`~.stationarity` at that radius) or against the gradient of x's piece."""
+    (exact f'(x; d) < -tol, and f(x + t d) < f(x) beyond rounding at some t <= 64 radius:
+    not only within the kinks' offsets) along the ball's descent direction (``known`` or a
+    fresh :func:`~.stationarity` at that radius) or against the gradient of x's piece."""
     moved = moved_switches(red, radius)
     if rep.verdict != "minimal" or not moved or meet_in_ball(red, radius) is not None:
         return
@@ -58,8 +59,10 @@ def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, 
         tries.append((-g / np.linalg.norm(g), "minus the gradient of x's piece"))
     for d, what in tries:
         s = _slope(tr, spec, out, d)
-        if s < -tol:
+        fell = falls(f, spec, spec.point(tr), d, radius) if s < -tol else None
+        if fell is not None:  # NOTE: a fall at the ball's scale, not only within the offsets
             rep.verdict, rep.descent, rep.slope, rep.bounds = "not minimal", spec.tree(d), s, (
                 -np.inf, s)
-            rep.reason = f"{head}; but f'(x; d) = {s:.3e} < -tol = {-tol:g} along {what} d."
+            rep.reason = (f"{head}; but f'(x; d) = {s:.3e} < -tol = {-tol:g} along {what} d, "
+                          f"and f(x + t d) < f(x) beyond rounding at t = {fell[0]:.3g}.")
             return

@@ -42,7 +42,7 @@ __all__ = ["BallPieces", "ball_inner", "ball_pieces", "meet_in_ball", "offsets_o
 
 _PRUNE = 1e-7  # a node is pruned when its margin t* < -_PRUNE * radius
 _TOL = 1e-10  # Clarabel's feasibility and gap tolerances
-_ROUNDS = 30  # column-generation rounds of ball_inner
+_ROUNDS, _RANDOM = 30, 512  # ball_inner's column-generation rounds, most random points
 _LSQR_STEPS, _DENSE = 200, 4_000_000  # LSQR's steps; a dense SVD up to this m n
 _MEET = 1e-3  # a switch counts as on its kink within this part of its reach in the ball
 
@@ -100,7 +100,7 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
     return float(np.linalg.norm(d)) if meets(d) else None
 
 
-def ball_pieces(model: ActiveModel, radius: float, budget: int = 512) -> BallPieces | None:
+def ball_pieces(model: ActiveModel, radius: float, budget: int = 128) -> BallPieces | None:
     """The pieces of ``model`` that the ball of ``radius`` meets with the offsets kept
     (module docstring); None when more than ``budget`` SOCPs would be needed. A node's
     witness (a point of the ball inside its constraints) carries over to the child on its
@@ -175,11 +175,12 @@ def ball_pieces(model: ActiveModel, radius: float, budget: int = 512) -> BallPie
 def ball_inner(model: ActiveModel, radius: float, tol: float, hint: np.ndarray | None,
                rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
     """(a point of the hull of the pieces met at checked points of the ball, its norm, how
-    many points): the model's pieces at x (d = 0), at random points and, Frank-Wolfe's
-    column generation, at the points -s w / ||w|| (s = 0.9 r, 0.5 r, 0.1 r) against the
-    current minimum-norm point w (a start ``hint``, e.g. the moved model's), while it
-    shrinks. Each is a gradient of the first-order model at a point of the ball (sparse
-    forward substitution; any model size), so the hull is part of the ball's set."""
+    many points): the model's pieces at x (d = 0), at up to ``_RANDOM`` points uniform in
+    the ball (fewer where A is dense: about 2e8 / nnz(A)) and, Frank-Wolfe's column
+    generation, at the points -s w / ||w|| (s = 0.9 r, 0.5 r, 0.1 r) against the current
+    minimum-norm point w (a start ``hint``, e.g. the moved model's), while it shrinks. Each
+    is a gradient of the first-order model at a point of the ball (forward substitution,
+    all points at once), so the hull is part of the ball's set."""
     from .minnorm import min_norm
 
     n = model.spec.n
@@ -187,43 +188,52 @@ def ball_inner(model: ActiveModel, radius: float, tol: float, hint: np.ndarray |
     A, K = model.A_sparse, model.K_sparse.tocsr()
     coupled = np.flatnonzero(np.diff(K.indptr))
     absA, absK = abs(A), abs(K)
+    KT = K.T.tocsr()
+    bhat = model.bhat
 
-    def piece(d: np.ndarray) -> np.ndarray | None:
-        z = ct + A @ d
+    def pieces(D: np.ndarray) -> np.ndarray:
+        """Gradients (k, n) at the points D (k, n) decided beyond rounding (z within 1e-9 of
+        its size from 0 at a point: that point is dropped)."""
+        Z = ct[:, None] + A @ D.T  # (m, k)
         for i in coupled:
             lo, hi = K.indptr[i], K.indptr[i + 1]
-            z[i] += K.data[lo:hi] @ np.abs(z[K.indices[lo:hi]])
-        size = np.abs(ct) + absA @ np.abs(d) + absK @ np.abs(z)
-        if np.any((np.abs(z) <= 1e-9 * size) & (size > 0)):
-            return None  # NOTE: within rounding of a kink: try another point
-        return model.gradient(np.sign(z))
+            Z[i] += K.data[lo:hi] @ np.abs(Z[K.indices[lo:hi]])
+        size = np.abs(ct)[:, None] + absA @ np.abs(D.T) + absK @ np.abs(Z)
+        ok = ~np.any((np.abs(Z) <= 1e-9 * size) & (size > 0), axis=0)
+        S = np.sign(Z[:, ok])
+        W = S * bhat[:, None]  # w_j = s_j (bhat_j + sum_{k > j} K_kj w_k), later rows first
+        for j in np.flatnonzero(np.diff(KT.indptr))[::-1]:
+            lo, hi = KT.indptr[j], KT.indptr[j + 1]
+            W[j] = S[j] * (bhat[j] + KT.data[lo:hi] @ W[KT.indices[lo:hi]])
+        return model.g0[None, :] + (A.T @ W).T
 
     def unit(v: np.ndarray) -> np.ndarray:
         nv = float(np.linalg.norm(v))
         return v / nv if nv > 0 else v
 
-    dirs = [np.zeros(n)] + [s * radius * unit(rng.standard_normal(n))
-                            for s in (0.9, 0.9, 0.9, 0.9, 0.5, 0.5)]
+    k = int(min(_RANDOM, max(16, 2e8 // max(A.nnz + KT.nnz, 1))))
+    U = rng.standard_normal((k, n))
+    U *= (radius * 0.999 * rng.random(k) ** (1.0 / n) / np.linalg.norm(U, axis=1))[:, None]
+    D = np.vstack([np.zeros((1, n)), U])
     if hint is not None and np.linalg.norm(hint) > 0:
-        dirs += [-s * radius * unit(hint) for s in (0.9, 0.5, 0.1)]
-    P = [g for g in map(piece, dirs) if g is not None]
-    best, tries = (np.zeros(n), np.inf), len(dirs)
+        D = np.vstack([D, [-s * radius * unit(hint) for s in (0.9, 0.5, 0.1)]])
+    P = np.unique(pieces(D), axis=0)
+    best, tries = (np.zeros(n), np.inf), D.shape[0]
     for _ in range(_ROUNDS):
-        if not P:
+        if not P.shape[0]:
             break
-        mn = min_norm(np.zeros(n), [np.array(P)])
+        mn = min_norm(np.zeros(n), [P])
         if mn is None or mn.upper >= best[1]:
             break
         best = (mn.point, mn.upper)
         if mn.upper <= tol:
             break
         w = mn.point
-        new = [g for g in (piece(-s * radius * unit(w)) for s in (0.9, 0.5, 0.1))
-               if g is not None]
+        new = pieces(np.array([-s * radius * unit(w) for s in (0.9, 0.5, 0.1)]))
         tries += 3
-        if not new or min(g @ w for g in new) >= mn.upper ** 2 * (1 - 1e-9):
+        if not new.shape[0] or float(np.min(new @ w)) >= mn.upper ** 2 * (1 - 1e-9):
             break
-        P.extend(new)
+        P = np.unique(np.vstack([P, new]), axis=0)
     return best[0], best[1], tries
 
 

@@ -409,6 +409,14 @@ def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, radius: fl
         if low is not None and low.upper > 0:
             start.insert(0, -low.point / low.upper)
         point, upper = _inner_by_pieces(ls, start, tol, rng)
+    if not exact and not moved and ls.linear and ls.model.m <= _ENUM_M and upper > tol \
+            and (low is None or low.lower <= tol):
+        # NOTE: undecided on a piecewise-linear program: its realised pieces, enumerated,
+        # are the set (min(-x, |x|) at 0 is -x; its k-way block's outer set held +1 too)
+        _, grads, complete, _ = enumerate_signatures(ls.model, _ENUM_LIMIT)
+        if complete:
+            low = min_norm(zero, [grads])
+            point, upper, exact = low.point, low.upper, True  # type: ignore[union-attr]
     return low, point, upper, exact
 
 

@@ -84,8 +84,8 @@ def descent_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float, tol:
         return None, None
     if rep is not None:
         oracle.cost += rep.num_active  # NOTE: its model's rows, as a stationarity test's
-    if rep is None or rep.verdict != "not minimal":
-        return None, rep
+    if rep is None or rep.descent is None:  # NOTE: "not minimal", or "undecided" where f
+        return None, rep  # rises first along d, then falls beyond rounding
     try:
         return _follow(oracle, x, fx, oracle.spec.from_tree(rep.descent, "minimize")), rep
     except (KinkgradError, BudgetExhausted, np.linalg.LinAlgError):

@@ -176,7 +176,9 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
             if escape is None:
                 escape, minimal = descent_escape(oracle, out.x, out.fun, rep.radius, tol,
                                                  rep)
-                why = "but not minimal (kinkgrad.minimality)"
+                why = ("but not minimal (kinkgrad.minimality)" if minimal is None
+                       or minimal.verdict == "not minimal" else "and f falls beside it "
+                       "(kinkgrad.minimality)")
             if escape is None:
                 break
             minimal = None  # NOTE: the run goes on from elsewhere
