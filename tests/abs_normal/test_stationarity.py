@@ -188,7 +188,9 @@ def test_maxq_near_one_hundredth_is_not_stationary_with_a_checked_descent():
 
 @pytest.mark.parametrize("kw, match", [({"radius": -1.0}, "radius"), ({"tol": 0.0}, "tol"),
                                        ({"radius": float("nan")}, "radius"),
-                                       ({"seed": -1}, "seed"), ({"seed": 0.5}, "seed")])
+                                       ({"seed": -1}, "seed"), ({"seed": 0.5}, "seed"),
+                                       ({"radius": True}, "radius"), ({"tol": True}, "tol"),
+                                       ({"seed": True}, "seed")])
 def test_bad_arguments(kw, match):
     with pytest.raises(kinkgrad.KinkgradError, match=match):
         kinkgrad.stationarity(lambda x: knp.sum(knp.abs(x)), np.zeros(2), **kw)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._core import pytree
+from .._core.checks import is_int, is_real
 from .._core.program import Literal, Var
 from .._core.tracer import Trace, Tracer
 from ..errors import (
@@ -174,10 +175,9 @@ def ball_arguments(where: str, radius: Any, tol: Any, seed: Any) -> tuple[float,
     for name, v, lo in (("radius", radius, ">= 0"), ("tol", tol, "> 0")):
         if isinstance(v, np.ndarray) and v.size > 1:
             raise other_arguments(where, name, v, "a number")
-        if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)
-                and (v >= 0 if lo == ">= 0" else v > 0)):
+        if not (is_real(v) and (v >= 0 if lo == ">= 0" else v > 0)):
             raise KinkgradError(f"{where}: {name}={v!r}; pass a finite number {lo}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise KinkgradError(f"{where}: seed={seed!r}; pass an integer >= 0.")
     return float(radius), float(tol)
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import issparse
 
+from .._core.checks import is_int
 from ..backends import on_numpy
 from ..errors import KinkgradError
 from ..modes.directions import refuse_nonfinite
@@ -223,7 +224,7 @@ def _in_clarke_with_balls(ls: LocalSet, full: ActiveModel, g: np.ndarray) -> boo
 
 
 def _check_limit(limit: Any, where: str) -> None:
-    if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool):
+    if not is_int(limit):
         raise other_arguments(where, "limit", limit, "a positive int")
     if limit < 1:
         raise KinkgradError(f"{where}: limit={limit}; pass a positive integer.")

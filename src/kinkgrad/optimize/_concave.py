@@ -74,10 +74,11 @@ def descent_escape(oracle: Oracle, x: np.ndarray, fx: float, radius: float, tol:
                    known: StationarityReport | None = None
                    ) -> tuple[tuple[np.ndarray, float] | None, MinimalityReport | None]:
     """(a point with f lower than ``fx`` beyond rounding, or None; the report) of
-    :func:`kinkgrad.minimality` at x (one gradient-type call): where it says "not minimal"
-    (a Clarke-stationary point from which f provably falls: its kinks need not be norms,
-    nor their rows independent), steps along its descent direction growing tenfold from
-    1e-6 (1 + ||x||_inf) while f falls. ``known``: the verdict's report at x (reused)."""
+    :func:`kinkgrad.minimality` at x (one gradient-type call): where it gives a descent
+    direction ("not minimal": a Clarke-stationary point from which f provably falls, its
+    kinks need not be norms nor their rows independent; or "undecided" at a radius, where f
+    rises first along it and then falls beyond rounding), steps along it growing tenfold
+    from 1e-6 (1 + ||x||_inf) while f falls. ``known``: the verdict's report at x (reused)."""
     try:
         rep = oracle.counted(minimality, x, radius=radius, tol=tol, _known=known)
     except BudgetExhausted:  # NOTE: maxfev leaves no call for the check

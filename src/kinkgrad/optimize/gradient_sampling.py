@@ -77,6 +77,7 @@ import math
 
 import numpy as np
 
+from .._core.checks import is_real
 from ..errors import KinkgradError
 from ._norm_finish import finish_on_zero_norms
 from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor, simplex_qp
@@ -225,8 +226,7 @@ def _check(**opts: float) -> None:
               "samples": ">= 1", "max_samples": ">= 1", "max_backtracks": ">= 1"}
     for key, val in opts.items():
         rule = ranges.get(key, "> 0")
-        ok = (isinstance(val, (int, float, np.integer, np.floating))
-              and not isinstance(val, (bool, np.bool_)) and math.isfinite(val)
+        ok = (is_real(val)
               and {"(0, 1)": 0 < val < 1, "(0, 1]": 0 < val <= 1, ">= 0": val >= 0,
                    ">= 1": val >= 1, "> 0": val > 0}[rule])
         if ok and rule.startswith(">="):
