@@ -161,3 +161,22 @@ def test_random_two_variable_programs_never_exclude_sampled_gradients(seed):
         pts = x0 + r * u / np.linalg.norm(u, axis=1, keepdims=True) * rng.random((400, 1)) ** 0.5
         G = np.unique(np.round([np.asarray(kinkgrad.grad(f)(p)) for p in pts], 12), axis=0)
         assert hull_min_norm(G) >= rep.bounds[0] - 1e-9, (seed, x0, r, rep.reason)
+
+
+def test_the_thin_cells_between_near_tied_entries_of_a_sort_count():
+    # w . sort(b x + c), entries of c 1e-10 apart, radius 1e-6: the three entries' kinks lie
+    # within 6e-9 of 0, and the cells between them (no direction from 0 enters them) carry
+    # the slopes 0.561 and -0.228 beside the outer ones -0.341 and -0.181: 0 is in the hull
+    b = np.array([0.5854028, 1.23739649, 0.55118076])
+    w = np.array([-0.53947874, 0.84499048, -0.30551174])
+    c = np.arange(3) * 1e-10
+
+    def f_np(t):
+        return float(np.sum(np.sort(b * t + c) * w))
+
+    kinks = np.array([(c[j] - c[i]) / (b[i] - b[j]) for i in range(3) for j in range(i)])
+    truth = ball_slopes(f_np, kinks, 0.0, 1e-6)
+    assert truth.min() < 0 < truth.max() and len(truth) == 4
+    rep = kinkgrad.stationarity(lambda x: knp.sum(knp.sort(b * x[0] + c) * w), np.zeros(1),
+                                radius=1e-6)
+    assert rep.verdict == "stationary", rep.reason
