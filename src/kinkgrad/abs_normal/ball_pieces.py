@@ -91,9 +91,10 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
     def meets(d: np.ndarray) -> bool:
         return bool(np.linalg.norm(d) <= radius and np.all(np.abs(A @ d + ct) <= _MEET * reach))
 
-    d = lsqr(A, -ct, atol=1e-15, btol=1e-15, iter_lim=_LSQR_STEPS)[0]
-    if not meets(d) and dense and A.shape[0] * A.shape[1] <= _DENSE:
-        # NOTE: LSQR stalls on ill-conditioned rows (MXHILB's Hilbert rows). A truncated
+    d, stop = lsqr(A, -ct, atol=1e-15, btol=1e-15, iter_lim=_LSQR_STEPS)[:2]
+    if not meets(d) and dense and stop == 7 and A.shape[0] * A.shape[1] <= _DENSE:
+        # NOTE: LSQR stalls on ill-conditioned rows (MXHILB's Hilbert rows; stop 7: its
+        # step limit, not a least-squares solution of an inconsistent system). A truncated
         # SVD solution d_t has ||d_t|| <= ||d*|| and residual <= rcond s_max ||d*|| for any
         # solution d*, so it meets whenever some solution of norm <= r does
         d = np.linalg.lstsq(A.toarray(), -ct, rcond=1e-10)[0]
