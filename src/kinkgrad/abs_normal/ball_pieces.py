@@ -146,9 +146,10 @@ def ball_pieces(model: ActiveModel, radius: float, budget: int = 128) -> BallPie
                 return None
             socps += 1
             rows = np.flatnonzero(np.any(W[:i + 1] != 0, axis=1) & (sigma[:i + 1] != 0))
-            witness = _margin(sigma[rows, None] * W[rows], sigma[rows] * e[rows], radius)
-            if witness[0] < -_PRUNE * radius:  # NOTE: nan (a solver failure) keeps the node
+            best, t, d = _margin(sigma[rows, None] * W[rows], sigma[rows] * e[rows], radius)
+            if best < -_PRUNE * radius:  # NOTE: nan (a solver failure) keeps the node
                 continue
+            witness = (t, d)
         if i + 1 < m:
             stack.append([i + 1, None, witness])
             continue
@@ -266,10 +267,13 @@ def _checked(A: np.ndarray, K: np.ndarray, ct: np.ndarray, d: np.ndarray, radius
     return sigma
 
 
-def _margin(R: np.ndarray, b: np.ndarray, radius: float) -> tuple[float, np.ndarray | None]:
+def _margin(R: np.ndarray, b: np.ndarray, radius: float
+            ) -> tuple[float, float, np.ndarray | None]:
     """max t s.t. R_j d + b_j >= t ||R_j||, ||d||_2 <= radius (Clarabel, solved scaled: unit
-    rows and d = radius u, ||u|| <= 1): (t*, d*), or (nan, None) when the solver fails (the
-    node is then kept, unproven)."""
+    rows and d = radius u, ||u|| <= 1): (the solver's t*, the margin its point d* has
+    itself, d*), or (nan, nan, None) when the solver fails (the node is then kept,
+    unproven). A node is pruned on t* (its gap tolerance is 1e-10 r, far below ``_PRUNE``),
+    and a point is trusted with its own margin."""
     import clarabel
 
     k, p = R.shape
@@ -290,8 +294,7 @@ def _margin(R: np.ndarray, b: np.ndarray, radius: float) -> tuple[float, np.ndar
     sol = clarabel.DefaultSolver(sp.csc_matrix((p + 1, p + 1)), q, M, rhs, cones,
                                  settings).solve()
     if str(sol.status) not in ("Solved", "AlmostSolved"):
-        return float("nan"), None
+        return float("nan"), float("nan"), None
     v = np.asarray(sol.x, np.float64)
     u = v[:p] / max(1.0, float(np.linalg.norm(v[:p])))
-    # NOTE: the margin the point itself has (the solver's t* is only approximate)
-    return float(min(v[p], np.min(U @ u + c))) * radius, radius * u
+    return float(v[p]) * radius, float(min(v[p], np.min(U @ u + c))) * radius, radius * u
