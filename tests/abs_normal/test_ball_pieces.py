@@ -180,3 +180,61 @@ def test_the_thin_cells_between_near_tied_entries_of_a_sort_count():
     rep = kinkgrad.stationarity(lambda x: knp.sum(knp.sort(b * x[0] + c) * w), np.zeros(1),
                                 radius=1e-6)
     assert rep.verdict == "stationary", rep.reason
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-12, 1e-30])
+def test_a_scaled_function_keeps_its_k_way_candidates(scale):
+    # s max(2x, x/2, 0) at 0: the Clarke set s [0, 2] holds 0 at every scale; candidates were
+    # told apart to 11 digits of max(1, their size), so below 1e-11 they merged into one and
+    # the set was {2 s} (bounds (2e-12, 2e-12) at s = 1e-12)
+    def f(x):
+        return scale * knp.max(knp.stack([2 * x[0], x[0] / 2, 0 * x[0]]))
+
+    h = 1e-6  # the truth: the slopes beside 0 are 0 (left) and 2 s (right)
+    assert float(f(np.array([-h]))) == 0.0 and float(f(np.array([h]))) == pytest.approx(
+        2 * scale * h)
+    rep = kinkgrad.stationarity(f, np.zeros(1), tol=0.1 * scale)
+    assert rep.verdict == "stationary", rep.reason
+    rep = kinkgrad.stationarity(lambda x: scale * knp.max(knp.stack(
+        [2 * x[0], x[0] / 2 + 1, 0.5 + 0 * x[0]])), np.array([0.8]), radius=0.6, tol=0.6 * scale)
+    assert rep.verdict == "stationary", rep.reason  # the ball's slopes {1/2, 2} s
+
+
+def test_the_upper_bound_of_a_not_stationary_ball_is_an_element_of_its_set():
+    # a ReLU / abs net at radius 0.49: the moved model's inner element (norm 0.0586) was
+    # reported as the upper bound, with exact=True; the ball's set is 0.1258 from 0 (sampled
+    # gradients in the ball, as in the docstring's truth)
+    W1 = np.array([[1.73, 0.23, -0.27], [0.02, 0.17, 0.78], [-1.81, -0.83, -1.35]])
+    b1 = np.array([-0.24, 0.64, 0.15])
+    W2 = np.array([[0.29, -1.48, -0.87], [0.3, 0.02, 0.07], [-0.31, 0.35, 0.02]])
+    b2 = np.array([-0.74, 0.26, 0.0])
+    v, c = np.array([0.35, -1.06, -1.78]), np.array([-0.26, -0.04, 0.01])
+    x, r = np.array([0.03, 0.46, 0.04]), 0.492
+
+    def f(x):
+        return knp.sum(v * knp.abs(W2 @ knp.maximum(W1 @ x + b1, 0) + b2)) + c @ x
+
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((20000, 3))
+    X = x + U / np.linalg.norm(U, axis=1)[:, None] * (r * rng.random(20000) ** (1 / 3))[:, None]
+    Z1 = X @ W1.T + b1
+    S2 = np.sign(np.maximum(Z1, 0) @ W2.T + b2)
+    G = np.unique(c + ((Z1 > 0) * ((v * S2) @ W2)) @ W1, axis=0)
+    truth = hull_min_norm(G)
+    assert truth == pytest.approx(0.1258, abs=1e-3)
+    rep = kinkgrad.stationarity(f, x, radius=r, tol=0.05)
+    assert rep.verdict == "not stationary"
+    assert rep.bounds[0] <= truth + 1e-9 <= rep.bounds[1] + 2e-9
+
+
+def test_extreme_radii_give_no_warning_and_no_wrong_verdict():
+    # radius 1e300 overflowed ||d||^2 (a RuntimeWarning, then d scaled by 0); radius 1e-300
+    # underflowed the meeting point's least squares ("minimal" lost below 1e-160)
+    def f(x):
+        return x[0] - 2 * knp.relu(x[0] - 0.5) + 3 * knp.relu(x[0] - 0.8)
+
+    rep = kinkgrad.stationarity(f, np.zeros(1), radius=1e300, tol=0.5)
+    assert rep.verdict != "not stationary"  # the ball meets the slopes 1, -1 and 2
+    for r in (1e-100, 1e-200, 1e-300):
+        rep = kinkgrad.minimality(lambda x, r=r: knp.abs(x[0] - r / 2), np.zeros(1), radius=r)
+        assert rep.verdict == "minimal", rep.reason  # |x - r/2| is minimal at r/2, in the ball

@@ -396,7 +396,7 @@ def unique_rows(V: sp.csr_matrix, sigs: sp.csr_matrix
     a row is dropped only when its rounded entries equal those of the first row with its
     key (a collision of distinct rows keeps both: duplicates only cost work)."""
     R = sp.csr_matrix(V, copy=True)
-    scale = max(1.0, float(np.max(np.abs(R.data), initial=0.0)))
+    scale = float(np.max(np.abs(R.data), initial=0.0)) or 1.0
     R.data = np.round(R.data / scale, 11) + 0.0
     R.eliminate_zeros()
     R.sort_indices()

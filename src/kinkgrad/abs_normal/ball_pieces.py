@@ -84,21 +84,26 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
 
     A = model.A_sparse
     ct = offsets_of(model)
-    if not np.any(ct):
+    s = float(np.max(np.abs(ct), initial=0.0))
+    if s == 0.0:
         return 0.0
-    reach = radius * np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).reshape(-1))
+    # NOTE: solved for d / s (offsets of 1e-300 underflow LSQR's norms) and compared in
+    # units of the radius (a radius of 1e300 overflows ||d||^2)
+    rows = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).reshape(-1))
 
-    def meets(d: np.ndarray) -> bool:
-        return bool(np.linalg.norm(d) <= radius and np.all(np.abs(A @ d + ct) <= _MEET * reach))
+    def meets(e: np.ndarray) -> bool:
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            return bool(np.linalg.norm(e * (s / radius)) <= 1.0 and np.all(
+                np.abs(A @ e + ct / s) <= _MEET * (radius / s) * rows))
 
-    d, stop = lsqr(A, -ct, atol=1e-15, btol=1e-15, iter_lim=_LSQR_STEPS)[:2]
-    if not meets(d) and dense and stop == 7 and A.shape[0] * A.shape[1] <= _DENSE:
+    e, stop = lsqr(A, -ct / s, atol=1e-15, btol=1e-15, iter_lim=_LSQR_STEPS)[:2]
+    if not meets(e) and dense and stop == 7 and A.shape[0] * A.shape[1] <= _DENSE:
         # NOTE: LSQR stalls on ill-conditioned rows (MXHILB's Hilbert rows; stop 7: its
         # step limit, not a least-squares solution of an inconsistent system). A truncated
         # SVD solution d_t has ||d_t|| <= ||d*|| and residual <= rcond s_max ||d*|| for any
         # solution d*, so it meets whenever some solution of norm <= r does
-        d = np.linalg.lstsq(A.toarray(), -ct, rcond=1e-10)[0]
-    return float(np.linalg.norm(d)) if meets(d) else None
+        e = np.linalg.lstsq(A.toarray(), -ct / s, rcond=1e-10)[0]
+    return float(np.linalg.norm(e) * s) if meets(e) else None
 
 
 def ball_pieces(model: ActiveModel, radius: float, budget: int = 128) -> BallPieces | None:
@@ -131,9 +136,11 @@ def ball_pieces(model: ActiveModel, radius: float, budget: int = 128) -> BallPie
                 W[i] = 0.0
                 options = [(float(np.sign(e[i])), (t0, d0))]  # constant on the piece
             else:
-                v = (e[i] + W[i] @ d0) / np.linalg.norm(W[i]) if d0 is not None else 0.0
+                with np.errstate(over="ignore", invalid="ignore"):
+                    v = (e[i] + W[i] @ d0) / np.linalg.norm(W[i]) if d0 is not None else 0.0
                 side = 1.0 if v >= 0 else -1.0
-                free = (min(t0, abs(v)), d0) if d0 is not None and t0 > 0 and v != 0 else None
+                free = (min(t0, abs(v)), d0) if (d0 is not None and t0 > 0 and v != 0
+                                                 and np.isfinite(v)) else None
                 options = [(side, free), (-side, None)]
             frame[1] = options
         if not options:
@@ -159,8 +166,8 @@ def ball_pieces(model: ActiveModel, radius: float, budget: int = 128) -> BallPie
         t, d = witness
         met = None
         if t > 0 and d is not None:  # NOTE: into the ball's interior by a part of the margin
-            nd = float(np.linalg.norm(d))
-            d = d * min(1.0, (1.0 - 0.25 * min(t / radius, 1.0)) * radius / nd) if nd else d
+            nd = float(np.linalg.norm(d / radius))  # NOTE: in radii: radius 1e300 overflows
+            d = d * min(1.0, (1.0 - 0.25 * min(t / radius, 1.0)) / nd) if nd else d
             met = _checked(A, K, ct, d, radius)
         if met is None:
             complete = False
@@ -196,12 +203,14 @@ def ball_inner(model: ActiveModel, radius: float, tol: float, hint: np.ndarray |
     def pieces(D: np.ndarray) -> np.ndarray:
         """Gradients (k, n) at the points D (k, n) decided beyond rounding (z within 1e-9 of
         its size from 0 at a point: that point is dropped)."""
-        Z = ct[:, None] + A @ D.T  # (m, k)
-        for i in coupled:
-            lo, hi = K.indptr[i], K.indptr[i + 1]
-            Z[i] += K.data[lo:hi] @ np.abs(Z[K.indices[lo:hi]])
-        size = np.abs(ct)[:, None] + absA @ np.abs(D.T) + absK @ np.abs(Z)
-        ok = ~np.any((np.abs(Z) <= 1e-9 * size) & (size > 0), axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # NOTE: checked just below
+            Z = ct[:, None] + A @ D.T  # (m, k)
+            for i in coupled:
+                lo, hi = K.indptr[i], K.indptr[i + 1]
+                Z[i] += K.data[lo:hi] @ np.abs(Z[K.indices[lo:hi]])
+            size = np.abs(ct)[:, None] + absA @ np.abs(D.T) + absK @ np.abs(Z)
+        ok = ~np.any((np.abs(Z) <= 1e-9 * size) & (size > 0), axis=0) & np.all(
+            np.isfinite(size), axis=0)
         S = np.sign(Z[:, ok])
         W = S * bhat[:, None]  # w_j = s_j (bhat_j + sum_{k > j} K_kj w_k), later rows first
         for j in np.flatnonzero(np.diff(KT.indptr))[::-1]:
@@ -251,12 +260,15 @@ def _checked(A: np.ndarray, K: np.ndarray, ct: np.ndarray, d: np.ndarray, radius
              ) -> np.ndarray | None:
     """sign(z(d)) when d lies in the ball and no z_j(d) is within rounding of 0, else None
     (z(d) = c~ + A d + K|z(d)| by forward substitution)."""
-    if not np.linalg.norm(d) <= radius:
+    if not np.linalg.norm(d / radius) <= 1.0:
         return None
     z = np.zeros(A.shape[0])
-    for i in range(A.shape[0]):
-        z[i] = ct[i] + A[i] @ d + K[i, :i] @ np.abs(z[:i])
-    size = np.abs(ct) + np.abs(A) @ np.abs(d) + np.abs(K) @ np.abs(z)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(A.shape[0]):
+            z[i] = ct[i] + A[i] @ d + K[i, :i] @ np.abs(z[:i])
+        size = np.abs(ct) + np.abs(A) @ np.abs(d) + np.abs(K) @ np.abs(z)
+    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(size))):
+        return None  # NOTE: beyond float64 at that point (a radius near 1e300)
     sigma = np.sign(z)
     # NOTE: a switch within rounding of its kink at d leaves the piece undecided, unless its
     # row vanishes on the piece (it is constant there, and its sign enters no row of W)

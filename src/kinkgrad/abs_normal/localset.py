@@ -191,7 +191,9 @@ def _unique(rows: list[np.ndarray], sigs: list) -> tuple[np.ndarray, list]:
     if not rows:
         return np.zeros((0, 0)), []
     R = np.array(rows)
-    scale = max(1.0, float(np.max(np.abs(R))))
+    # NOTE: relative to the rows' own size: a floor of 1 merged every candidate of a
+    # function scaled by 1e-12 into one (a wrong "not stationary")
+    scale = float(np.max(np.abs(R))) or 1.0
     seen: dict[bytes, int] = {}
     for i, r in enumerate(np.round(R / scale, 11) + 0.0):
         seen.setdefault(r.tobytes(), i)

@@ -93,6 +93,7 @@ __all__ = ["StationarityReport", "stationarity"]
 _ROUNDS = 30  # column-generation rounds for the inner set when blocks do not add up
 _ENUM_M = 20  # at most this many active switches: enumerate the realised signatures
 _ENUM_LIMIT = 4096
+_MEET_NNZ = 100_000  # "not stationary" models of at most this many entries: meeting tested
 HUGE = 1e150  # entries beyond this overflow when squared (sum of squares of n of them)
 
 
@@ -346,8 +347,17 @@ def _bounds(ls: LocalSet, tol: float, rng: np.random.Generator, radius: float = 
     the ball's own pieces were used or None) of the local set (module docstring)."""
     low, point, upper, exact = _moved_bounds(ls, tol, rng, radius)
     moved = moved_switches(ls.model, radius)
-    if not moved or (low is not None and min(low.lower, upper) > tol):
-        return low, point, upper, exact, None  # NOTE: the outer set holds the ball's
+    if not moved:
+        return low, point, upper, exact, None
+    if low is not None and min(low.lower, upper) > tol:  # NOTE: the outer set holds the
+        # ball's; the moved model's inner element is in it where the moved kinks meet within
+        # the ball (LSQR, for models of at most _MEET_NNZ entries), else x's own gradient is
+        if ls.model.A_sparse.nnz <= _MEET_NNZ and meet_in_ball(ls.model, radius, dense=False) \
+                is not None:
+            return low, point, upper, exact, None
+        c = np.asarray(ls.model.exp.z(), np.float64)[ls.model.active]
+        g = ls.model.gradient(np.sign(c)) if np.all(c != 0) else None
+        return low, point, float(np.linalg.norm(g)) if g is not None else np.inf, False, None
     # NOTE: the moved model's pieces need not be met by the ball (ball_pieces' docstring):
     # the moved model where its kinks meet within the ball (LSQR), pieces at checked points of
     # the ball, the meeting point again by an SVD, then the ball's pieces enumerated
