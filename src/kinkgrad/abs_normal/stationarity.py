@@ -73,6 +73,7 @@ import numpy as np
 from ..backends import on_numpy
 from ..kinks import resolve_policy
 from ..modes.sweeps import forward_sweep
+from ._ball_set import on_the_ball
 from ._flat import (
     ActiveNames,
     FlatSpec,
@@ -81,7 +82,6 @@ from ._flat import (
 )
 from .ball_comparisons import flippable_comparisons
 from .ball_model import ball_model, moved_switches
-from .ball_pieces import ball_inner, ball_pieces, meet_in_ball
 from .localset import BlockTooLarge, LocalSet, local_set
 from .minnorm import min_norm
 from .signatures import enumerate_signatures
@@ -93,7 +93,6 @@ __all__ = ["StationarityReport", "stationarity"]
 _ROUNDS = 30  # column-generation rounds for the inner set when blocks do not add up
 _ENUM_M = 20  # at most this many active switches: enumerate the realised signatures
 _ENUM_LIMIT = 4096
-_MEET_NNZ = 100_000  # "not stationary" models of at most this many entries: meeting tested
 HUGE = 1e150  # entries beyond this overflow when squared (sum of squares of n of them)
 
 
@@ -345,47 +344,11 @@ def _bounds(ls: LocalSet, tol: float, rng: np.random.Generator, radius: float = 
             ) -> tuple:
     """(outer MinNorm or None, a proven point of the set, its norm, exact, the reason when
     the ball's own pieces were used or None) of the local set (module docstring)."""
-    low, point, upper, exact = _moved_bounds(ls, tol, rng, radius)
+    moved_set = _moved_bounds(ls, tol, rng, radius)
     moved = moved_switches(ls.model, radius)
     if not moved:
-        return low, point, upper, exact, None
-    if low is not None and min(low.lower, upper) > tol:  # NOTE: the outer set holds the
-        # ball's; the moved model's inner element is in it where the moved kinks meet within
-        # the ball (LSQR, for models of at most _MEET_NNZ entries), else x's own gradient is
-        if ls.model.A_sparse.nnz <= _MEET_NNZ and meet_in_ball(ls.model, radius, dense=False) \
-                is not None:
-            return low, point, upper, exact, None
-        c = np.asarray(ls.model.exp.z(), np.float64)[ls.model.active]
-        g = ls.model.gradient(np.sign(c)) if np.all(c != 0) else None
-        return low, point, float(np.linalg.norm(g)) if g is not None else np.inf, False, None
-    # NOTE: the moved model's pieces need not be met by the ball (ball_pieces' docstring):
-    # the moved model where its kinks meet within the ball (LSQR), pieces at checked points of
-    # the ball, the meeting point again by an SVD, then the ball's pieces enumerated
-    head = f"{_why(ls, None, False).split(';')[0]}, {moved} of them near-active off their kinks"
-    if upper <= tol and meet_in_ball(ls.model, radius, dense=False) is not None:
-        return low, point, upper, exact, None  # NOTE: the model is that of a point of the ball
-    p2, u2, k = ball_inner(ls.model, radius, tol, point, rng)
-    if u2 <= tol:
-        return low, p2, u2, False, (f"{head}: an element of the hull of f's first-order pieces "
-                                    f"at {k} checked points of the ball")
-    if upper <= tol and meet_in_ball(ls.model, radius) is not None:
-        return low, point, upper, exact, None
-    if ls.model.m <= _ENUM_M and not ls.slack:
-        bp = ball_pieces(ls.model, radius)
-        if bp is not None and bp.outer.shape[0]:
-            low = min_norm(np.zeros(ls.g0.size), [bp.outer], tol)
-            inner = min_norm(np.zeros(ls.g0.size), [bp.inner], tol) if bp.inner.shape[0] \
-                else None
-            point, upper = (inner.point, inner.upper) if inner is not None else (
-                np.zeros(ls.g0.size), np.inf)
-            why = (f"{head}: the {bp.outer.shape[0]} piece(s) of the ball's first-order model "
-                   f"with their offsets kept, {bp.inner.shape[0]} with a checked point of the "
-                   "ball" + (" (all: the set is described exactly)" if bp.complete else ""))
-            return low, point, upper, bp.complete and low is not None, why
-    return low, p2, u2, False, (f"{_why(ls, low, exact)}; {moved} near-active switch(es) off "
-                                "their kinks, which cannot meet within the ball (first order): "
-                                "the proven elements are f's first-order pieces at "
-                                f"{k} checked points of the ball")
+        return (*moved_set, None)
+    return on_the_ball(ls, moved_set, moved, radius, tol, rng, _why)
 
 
 def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, radius: float
