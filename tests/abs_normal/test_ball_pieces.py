@@ -238,3 +238,19 @@ def test_extreme_radii_give_no_warning_and_no_wrong_verdict():
     for r in (1e-100, 1e-200, 1e-300):
         rep = kinkgrad.minimality(lambda x, r=r: knp.abs(x[0] - r / 2), np.zeros(1), radius=r)
         assert rep.verdict == "minimal", rep.reason  # |x - r/2| is minimal at r/2, in the ball
+
+
+def test_beside_a_norm_at_zero_kinks_that_cannot_meet_prove_nothing():
+    # the dominated k-way entry beside ||x[1:]|| at 0: the ball's set is {1/2, 2} x the unit
+    # disc (distance 1/2); the moved model's (with the norm's disc) held 0: "stationary"
+    def f(x):
+        return knp.max(knp.stack([2 * x[0], x[0] / 2 + 1, 0 * x[0] + 0.5])) \
+            + knp.linalg.norm(x[1:])
+
+    x = np.array([0.8, 0.0, 0.0])
+    rng = np.random.default_rng(2)
+    for _ in range(200):  # the truth: the first coordinate of every gradient in the ball
+        u = rng.standard_normal(3)
+        g = np.asarray(kinkgrad.grad(f)(x + 0.6 * rng.random() * u / np.linalg.norm(u)))
+        assert g[0] in (0.5, 2.0)
+    assert kinkgrad.stationarity(f, x, radius=0.6).verdict != "stationary"

@@ -82,6 +82,7 @@ from ._flat import (
 )
 from .ball_comparisons import flippable_comparisons
 from .ball_model import ball_model, moved_switches
+from .ball_pieces import meet_in_ball
 from .localset import BlockTooLarge, LocalSet, local_set
 from .minnorm import min_norm
 from .signatures import enumerate_signatures
@@ -309,6 +310,13 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         q = balls.q
         if ls.model.m:
             why += "; " + _why(ls, low, exact)
+        moved = moved_switches(ls.model, radius)
+        if moved and upper < np.inf and meet_in_ball(ls.model, radius) is None:
+            # NOTE: beside zero norms the kinks are described on the moved model alone: its
+            # elements are the ball's only where the moved kinks meet within it
+            point, upper, exact = np.zeros(ls.g0.size), np.inf, False
+            why += (f"; {moved} near-active switch(es) off their kinks cannot meet within "
+                    "the ball (first order), so no element is proven")
 
         def names() -> list[str]:
             return [*ls.model.names(), *balls.names]
