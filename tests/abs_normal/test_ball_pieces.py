@@ -254,3 +254,17 @@ def test_beside_a_norm_at_zero_kinks_that_cannot_meet_prove_nothing():
         g = np.asarray(kinkgrad.grad(f)(x + 0.6 * rng.random() * u / np.linalg.norm(u)))
         assert g[0] in (0.5, 2.0)
     assert kinkgrad.stationarity(f, x, radius=0.6).verdict != "stationary"
+
+
+def test_a_minimal_verdict_at_a_radius_names_the_point_it_is_about():
+    # |x0 - 1e-9| + |x1 + 2e-9| + (x0 + x1) / 10 at 0, radius 1e-8: minimal at the point
+    # y = (1e-9, -2e-9) where both kinks meet, sqrt(5) 1e-9 from x; f falls at x itself
+    def f(x):
+        return knp.abs(x[0] - 1e-9) + knp.abs(x[1] + 2e-9) + (x[0] + x[1]) / 10
+
+    x = np.zeros(2)
+    h = 1e-12  # the truth: f falls at x along (1, 0) (slope -0.9)
+    assert (float(f(x + [h, 0.0])) - float(f(x))) / h == pytest.approx(-0.9, rel=1e-3)
+    rep = kinkgrad.minimality(f, x, radius=1e-8)
+    assert rep.verdict == "minimal"
+    assert f"{np.sqrt(5) * 1e-9:.3g} from x" in rep.reason and "fall at x itself" in rep.reason

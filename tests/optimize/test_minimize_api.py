@@ -227,3 +227,12 @@ def test_cli_json_row_carries_both_verdicts(capsys):
     assert abs(row["gap"]) <= 1e-8  # the published f*
     assert {"problem", "n", "method", "fun", "f_star", "gap", "nit", "nfev", "ngev", "seconds",
             "distance", "radius"} <= set(row)
+
+
+def test_finishing_steps_without_norms_do_not_count_zero_norms():
+    # sum(x^2 - |x|) from 0 by gradient sampling: its Newton steps held no zero norm or kink,
+    # and the message said "on the manifold of 0 zero Euclidean norm(s)"
+    res = kinkgrad.minimize(lambda x: knp.sum(x * x - knp.abs(x)), np.zeros(3),
+                            method="gradient-sampling")
+    assert res.fun == pytest.approx(-0.75)  # the truth: each coordinate at +-1/2
+    assert "of 0 zero" not in res.message and "on 0 Euclidean" not in res.message

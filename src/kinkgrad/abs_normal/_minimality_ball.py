@@ -44,7 +44,13 @@ def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, 
     not only within the kinks' offsets) along the ball's descent direction (``known`` or a
     fresh :func:`~.stationarity` at that radius) or against the gradient of x's piece."""
     moved = moved_switches(red, radius)
-    if rep.verdict != "minimal" or not moved or meet_in_ball(red, radius) is not None:
+    if rep.verdict != "minimal" or not moved:
+        return
+    dist = meet_in_ball(red, radius)
+    if dist is not None:  # NOTE: say whose minimality it is (a user read it as x's)
+        rep.reason += (f" At radius {radius:g} this is the model of the point y of the ball "
+                       f"{dist:.3g} from x where its {moved} near-active kink(s) off their "
+                       "kinks meet; f may still fall at x itself.")
         return
     rep.verdict, rep.bounds = "undecided", (-np.inf, np.inf)
     head = (f"{moved} near-active switch(es) off their kinks cannot meet within the ball "

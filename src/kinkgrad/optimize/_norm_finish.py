@@ -304,9 +304,10 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
             x, fx, moves = xn, fn, moves + 1
             path.append(fn)
             done = certified(oracle, x, fx, nit + moves, radius, tol, message,
-                             f"{moves} Newton step(s) on the manifold of {int(held.sum())} "
-                             "zero Euclidean norm(s)"
-                             f"{KINK_GROUPS if oracle.kinks_as_norms else ''}", path)
+                             f"{moves} Newton step(s) " + (
+                                 f"on the manifold of {int(held.sum())} zero Euclidean "
+                                 f"norm(s){KINK_GROUPS if oracle.kinks_as_norms else ''}"
+                                 if held.any() else "(no zero norm or kink held)"), path)
             if done is not None:
                 return done
             if moves >= (_REGULARIZED_STEPS if regularized else _STEPS):

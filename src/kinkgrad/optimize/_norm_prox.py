@@ -132,9 +132,11 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
         x, fx = xn, fn
         path.append(fn)
         done = certified(oracle, x, fx, nit + moves, radius, tol, message,
-                         f"{moves} proximal Newton step(s) on {balls.q} Euclidean norm(s)"
-                         f"{KINK_GROUPS if oracle.kinks_as_norms else ''} ({int(zero.sum())} at "
-                         "zero)", path)
+                         f"{moves} proximal Newton step(s) " + (
+                             f"on {balls.q} Euclidean norm(s)"
+                             f"{KINK_GROUPS if oracle.kinks_as_norms else ''} "
+                             f"({int(zero.sum())} at zero)" if balls.q else
+                             "(no Euclidean norm or kink)"), path)
         if done is not None:
             return done
     return None
