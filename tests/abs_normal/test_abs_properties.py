@@ -77,3 +77,23 @@ def test_certify_never_certifies_a_vector_in_clarke_rejects(prog, policy):
         assert in_clarke(prog, prog.x, g)
     if rep.active_kinks == 0:
         assert rep.certified
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(n_max=3, ops_max=5), st.sampled_from([1e-14, 1e-9]))
+@example(Prog(3, np.full(3, 0.5), [("minimum", [0, 2, 2], [-0.5, -0.5, -0.5])], [-0.5]), 1e-14)
+def test_a_scaled_program_has_the_scaled_subdifferential_and_verdict(p, s):
+    # s f at tiny s: candidates and limiting gradients were told apart to digits of
+    # max(1, their size), so below ~1e-9 distinct gradients merged (a "complete" list one
+    # gradient short) and tournament checks passed on absolute tolerances. The truth: the
+    # unscaled program's limiting gradients by finite differences, scaled
+    def g(x):
+        return s * p(x)
+
+    want = brute_gradients(p, p.x)
+    got = kinkgrad.subdifferential(g, p.x)
+    if not got.partial:
+        assert same_sets(np.asarray(got.matrix) / s, want)
+    a = kinkgrad.stationarity(p, p.x, tol=1e-6)
+    b = kinkgrad.stationarity(g, p.x, tol=1e-6 * s)
+    assert {a.verdict, b.verdict} != {"stationary", "not stationary"}

@@ -221,7 +221,7 @@ def sort_orderings(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray
     signs, _ = _class_signs(v, value, orders)
     S = np.array([signs[k] for k in comp]).T  # orderings x members
     R = np.array(block_values(A, K, bhat, list(S)))
-    scale = max(1.0, float(np.max(np.abs(R), initial=0.0)))
+    scale = float(np.max(np.abs(R), initial=0.0)) or 1.0
     if not _covers(A, K, bhat, R, scale, np.random.default_rng(0)):
         return None
     keys: dict[bytes, list[int]] = {}
@@ -288,7 +288,7 @@ def sort_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     Y, _ = values(fit)
     H = np.linalg.lstsq(perm_matrices(fit), Y, rcond=None)[0]
     Yc, _ = values(check)
-    scale = max(1.0, float(np.max(np.abs(Y), initial=0.0)))
+    scale = float(np.max(np.abs(Y), initial=0.0)) or 1.0
     err = max(float(np.max(np.abs(perm_matrices(fit) @ H - Y))),
               float(np.max(np.abs(perm_matrices(check) @ H - Yc))))
     if err > 1e-9 * scale:

@@ -170,7 +170,7 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     fit = (np.array(X)[pick], np.array([block_value(A, K, bhat, S[i]) for i in pick]))
     check = (np.array(fresh[0]), np.array([block_value(A, K, bhat, s) for s in fresh[1]]))
     H = np.linalg.lstsq(fit[0], fit[1], rcond=None)[0]
-    scale = max(1.0, float(np.max(np.abs(fit[1]), initial=0.0)))
+    scale = float(np.max(np.abs(fit[1]), initial=0.0)) or 1.0
     err = max(float(np.max(np.abs(X @ H - Y))) for X, Y in (fit, check))
     if err > 1e-9 * scale:
         return None

@@ -135,7 +135,7 @@ def _strict_leaves(b: Any) -> tuple[np.ndarray, list, bool]:
         return V, sigs, not b.convex
     if not (b.convex and b.kind in ("k-way max", "k-way min")) or len(V) < 3:
         return V, sigs, True
-    scale = max(1.0, float(np.max(np.abs(V))))
+    scale = float(np.max(np.abs(V))) or 1.0
     keep, proven = [], True
     for j in range(len(V)):
         if winner(V, j, 1.0):  # convex: the block's root sensitivity is positive
@@ -326,7 +326,7 @@ def _listed(ls: LocalSet, spec: FlatSpec, full: ActiveModel, limit: int,
 def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(G) == 0:
         return G, S
-    scale = max(1.0, float(np.max(np.abs(G), initial=0.0)))
+    scale = float(np.max(np.abs(G), initial=0.0)) or 1.0
     _, idx = np.unique(np.round(G / scale, 9), axis=0, return_index=True)
     idx = np.sort(idx)
     return G[idx], S[idx]

@@ -303,7 +303,7 @@ def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S:
     sigs, child, root, own = found
     checks = np.array(list(product((1.0, -1.0), repeat=m)) if m <= _EXHAUSTIVE
                       else rng.choice([-1.0, 1.0], size=(_CHECKS, m)))
-    scale = max(1.0, float(np.max(np.abs(bhat))) * float(np.max(np.abs(A), initial=1.0)))
+    scale = float(np.max(np.abs(bhat))) * float(np.max(np.abs(A), initial=1.0)) or 1.0
     got = (signature_values(A, K, bhat, checks) if m > _BATCH_ABOVE
            else [block_value(A, K, bhat, full) for full in checks])
     for full, g in zip(checks, got):
@@ -317,7 +317,7 @@ def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S:
     if memo is not None and m <= MEMO_SWITCHES:
         eye = np.eye(m)
         W = np.array(block_values(eye, K, bhat, sigs))
-        tol = 1e-12 * max(1.0, float(np.max(np.abs(bhat))))
+        tol = 1e-12 * (float(np.max(np.abs(bhat))) or 1.0)
         if all(np.max(np.abs(block_value(eye, K, bhat, full) - block_value(
                 eye, K, bhat, _leaf_of(full, child, root, own)))) <= tol for full in checks):
             memo[key] = (sigs, convex, W)
