@@ -137,3 +137,29 @@ def test_certify_torch_is_sound_and_counts_kinks_like_kinkgrad(data: st.DataObje
     assert sum(cert.kinks_by_layer.values()) == rep.total
     if cert.certified:
         assert _in_clarke(model, x, y, {n: torch.tensor(v) for n, v in cert.torch_grad.items()})
+
+
+def test_a_clarke_gradient_of_size_1e_5_is_in_the_clarke_subdifferential():
+    # a hypothesis case: the two limiting gradients and g are ~1e-5; HiGHS called the hull
+    # LP "infeasible" unscaled, and the failed LP was read as "outside": in_clarke False
+    model = _Pair(1.0).double()
+    state = {"lin.weight": [[1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [-2.0, 0.0, 1.0]],
+             "lin.bias": [0.0, 0.0, -1.0], "out.weight": [[0.0, 0.0, 1.0], [-1.0, 0.0, -2.0]],
+             "out.bias": [0.0, -1.0]}
+    model.load_state_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in state.items()})
+    x = torch.tensor([[-2.0, 1.0, -1.0], [2.0, 1.0, -1.0], [0.0, 1.0, -2.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 0])
+    g, _ = clarke_grad_torch(model, nn.CrossEntropyLoss(), (x, y), seed=0, direction="dense")
+    flat = np.concatenate([g[k].numpy().ravel() for k in state])
+    # the truth: torch autograd at random points 1e-7 beside the parameters (off the kinks)
+    rng = np.random.default_rng(0)
+    near = []
+    for _ in range(64):
+        m2 = _Pair(1.0).double()
+        m2.load_state_dict({k: torch.tensor(v, dtype=torch.float64) + 1e-7 * torch.tensor(
+            rng.standard_normal(np.shape(v))) for k, v in state.items()})
+        m2.zero_grad()
+        nn.CrossEntropyLoss()(m2(x), y).backward()
+        near.append(np.concatenate([p.grad.numpy().ravel() for p in m2.parameters()]))
+    assert min(np.max(np.abs(flat - q)) for q in near) <= 1e-10  # g is a nearby gradient
+    assert _in_clarke(model, x, y, g)

@@ -204,20 +204,32 @@ def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7) -> tuple[bool, flo
     k, n = G.shape
     if k == 0:
         return False, float("inf")
-    # variables: lam (k), s+ (n), s- (n); G^T lam + s+ - s- = g, sum lam = 1
+    # variables: lam (k), s+ (n), s- (n); G^T lam + s+ - s- = g / u, sum lam = 1 (u: the
+    # data's size; HiGHS called the unscaled LP of 1e-5 gradients "infeasible")
+    u = max(float(np.max(np.abs(G), initial=0.0)), float(np.max(np.abs(g), initial=0.0))) \
+        or 1.0
     A_eq = np.zeros((n + 1, k + 2 * n))
-    A_eq[:n, :k] = G.T
+    A_eq[:n, :k] = G.T / u
     A_eq[:n, k:k + n] = np.eye(n)
     A_eq[:n, k + n:] = -np.eye(n)
     A_eq[n, :k] = 1.0
-    b_eq = np.concatenate([g, [1.0]])
+    b_eq = np.concatenate([g / u, [1.0]])
     c = np.concatenate([np.zeros(k), np.ones(2 * n)])
     N = k + 2 * n
     out = solve_lp(c, A_eq, b_eq, b_eq, np.zeros(N), np.full(N, _INF))
-    if out is None:
-        return False, float("inf")
+    res = out[1] * u if out is not None else _nnls_residual(A_eq[:, :k], b_eq) * u
     scale = 1.0 + float(np.max(np.abs(G), initial=0.0)) + float(np.max(np.abs(g), initial=0.0))
-    return bool(out[1] <= rtol * scale * max(n, 1)), out[1]
+    return bool(res <= rtol * scale * max(n, 1)), res
+
+
+def _nnls_residual(E: Any, rhs: np.ndarray) -> float:
+    """l1 norm of E lam - rhs at the nonnegative least-squares lam (lam >= 0): where the LP
+    failed (a status other than optimal proves nothing), an upper bound on its optimum."""
+    from scipy.optimize import nnls
+
+    E = E.toarray() if sp.issparse(E) else np.asarray(E)
+    lam = nnls(E, rhs, maxiter=50 * E.shape[1] + 100)[0]
+    return float(np.sum(np.abs(E @ lam - rhs)))
 
 
 def nonzeros(V: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -267,8 +279,9 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
     b_eq = np.concatenate([g - g0, np.ones(B)])
     c = np.concatenate([np.zeros(N), np.ones(2 * n)])
     out = solve_lp(c, A_eq, b_eq, b_eq, np.zeros(c.size), np.full(c.size, _INF))
-    if out is None:
-        return False, float("inf")
+    # NOTE: a failed LP proves nothing (the point would be called outside): the nonnegative
+    # least-squares residual of the same equations bounds the LP's optimum from above
+    res = out[1] if out is not None else _nnls_residual(sp.vstack([M, S]), b_eq)
     scale = 1.0 + float(np.max(np.abs(M.data), initial=0.0)) + float(
         np.max(np.abs(g), initial=0.0)) + float(np.max(np.abs(g0), initial=0.0))
-    return bool(out[1] <= rtol * scale * max(n, 1) + extra), out[1]
+    return bool(res <= rtol * scale * max(n, 1) + extra), res
