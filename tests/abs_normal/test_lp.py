@@ -100,3 +100,30 @@ def test_margin_in_the_rows_span_makes_the_full_lps_decisions(seed):
         assert np.min(lp._unit(R) @ d) >= t * (1 - 1e-9)
         if E is not None:
             assert np.max(np.abs(lp._unit(E) @ d)) <= 1e-9
+
+
+def test_a_failed_realisability_lp_leaves_the_subdifferential_partial(monkeypatch):
+    # |x0 - x1| + 2 relu(x0 + x1) - |x0| / 2 at 0 has 6 limiting gradients (its complete
+    # list); an LP that HiGHS fails to solve was read as "not realised", and the list was
+    # still called complete with a gradient missing
+    import sys
+
+    import kinkgrad
+    import kinkgrad.numpy as knp
+
+    def f(x):
+        return knp.abs(x[0] - x[1]) + 2 * knp.relu(x[0] + x[1]) - 0.5 * knp.abs(x[0])
+
+    from _abs_programs import brute_gradients  # the truth: finite differences beside 0
+
+    assert len(brute_gradients(f, np.zeros(2))) == 6
+    sig = sys.modules["kinkgrad.abs_normal.signatures"]
+    real, calls = sig.margin, []
+
+    def failing(R, E=None):
+        calls.append(1)
+        return (-1.0, None) if len(calls) == 1 else real(R, E)
+
+    monkeypatch.setattr(sig, "margin", failing)
+    got = kinkgrad.subdifferential(f, np.zeros(2))
+    assert got.partial or len(got.gradients) == 6

@@ -55,7 +55,7 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0,
     certificates = GordanCache()
     d0 = np.random.default_rng(seed).standard_normal(n)
     found: list[np.ndarray] = []
-    lps, check = 0, 16
+    lps, check, failed = 0, 16, False
     if m == 0:
         return [sigma], g0.reshape(1, n).copy(), True, 0
     # frame: [i, d, options]; options: list of (sign, direction or None: needs an LP)
@@ -92,6 +92,8 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0,
             if t <= MARGIN or child is None:
                 if child is not None:  # solved, with t* <= MARGIN: its duals certify it
                     certificates.learn(signed, R, row_duals())
+                else:  # NOTE: a failed LP proves nothing: the list may miss this subtree
+                    failed = True
                 continue
         if i + 1 == m:
             found.append(sigma.copy())
@@ -104,4 +106,4 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0,
                     return found, np.array(grads), False, lps
             continue
         stack.append([i + 1, child, None])
-    return found, np.array(grads).reshape(len(found), n), True, lps
+    return found, np.array(grads).reshape(len(found), n), not failed, lps
