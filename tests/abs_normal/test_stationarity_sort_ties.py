@@ -500,3 +500,36 @@ def test_fitted_oracle_values_prove_no_element():
     truth = np.linalg.norm(np.full(3, 7.0 / 3))  # the permutohedron's centre
     assert mn.upper == np.inf
     assert mn.lower == pytest.approx(truth, rel=1e-9)
+
+
+def test_a_failed_ordering_lp_does_not_make_a_sort_tie_exact(monkeypatch):
+    # the low-rank tie of seed 33 is exact when every ordering was tested by LP; an LP that
+    # HiGHS fails to solve was read as "not entered" and the tie still called exact
+    import sys
+
+    rng = np.random.default_rng(33)
+    n, k = int(rng.integers(3, 7)), int(rng.integers(1, 5))
+    rng.integers(0, 2)
+    c = rng.choice([0.0, 1.0, 2.0], n, p=[0.6, 0.3, 0.1])
+    B, w = rng.standard_normal((n, k)), rng.standard_normal(n)
+    if rng.random() < 0.3:
+        w -= w.mean()
+    assert kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k)).exact
+    calls = []
+
+    def failing_first(real):
+        mine = []
+
+        def margin(R, E=None):
+            mine.append(1)
+            calls.append(1)
+            return (-1.0, None) if len(mine) == 1 else real(R, E)
+        return margin
+
+    for name in ("gordan", "signatures"):  # the orderings' LPs, and the enumeration's
+        mod = sys.modules[f"kinkgrad.abs_normal.{name}"]
+        monkeypatch.setattr(mod, "margin", failing_first(mod.margin))
+    rep = kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k))
+    assert calls and not rep.exact
+    truth = hull_min_norm(realised_gradients(B, c, w))  # brute force: every ordering by LP
+    assert rep.bounds[0] - 1e-8 <= truth <= rep.bounds[1] + 1e-8

@@ -109,6 +109,7 @@ class RealisedPatterns:
         self.certificates = GordanCache()
         self.directions = np.zeros((A.shape[1], 0))
         self.lps = 0
+        self.failed = False  # an LP HiGHS failed to solve: some False is not proven
 
     def __call__(self, sigma: np.ndarray) -> bool:
         R = signature_rows(self.A, self.K, sigma, self.levels)
@@ -126,4 +127,6 @@ class RealisedPatterns:
             return True
         if d is not None:
             self.certificates.learn(keys, R, row_duals())
+        else:
+            self.failed = True
         return False

@@ -293,7 +293,8 @@ def _block(model: ActiveModel, members: np.ndarray, producers: list[str],
                 sigs = _sampled_pieces(A, K, rng)
                 inner, sigs = _unique([block_value(A, K, bhat, s) for s in sigs], sigs)
             return Block(members, "sort tie", cols, outer, inner.reshape(-1, cols.size), False,
-                         len(real) == len(groups), sigs, tested=bool(real) and budget > 0)
+                         len(real) == len(groups), sigs,
+                         tested=bool(real) and budget > 0 and not realised.failed)
         orc = sort_oracle(model, members, A, K, bhat, rng)
         if orc is None:  # a tie a radius made (moved comparators): token routing
             orc = near_oracle(model, members, A, K, bhat, rng)
