@@ -429,11 +429,8 @@ def test_verdicts_are_never_wrong_at_ties_exact_or_near(seed, n, k, near):
         assert truth > rep.tol and rep.slope < 0
 
 
-@pytest.mark.parametrize("seed", [33, 132, 164, 184, 332, 364])
-def test_low_rank_ties_of_a_piecewise_linear_program_are_exact(seed):
-    # B with 1 or 2 columns: most orderings of a tie class of 3 or 4 are never entered; the
-    # program is piecewise linear and every ordering was tested by LP, so the realised ones
-    # are the whole set (these seeds were "undecided" with the lower bound 0 of all orderings)
+def _low_rank_case(seed: int) -> tuple:
+    """(B, c, w, k) of a random sort objective whose B has few columns."""
     rng = np.random.default_rng(seed)
     n, k = int(rng.integers(3, 7)), int(rng.integers(1, 5))
     rng.integers(0, 2)
@@ -441,6 +438,15 @@ def test_low_rank_ties_of_a_piecewise_linear_program_are_exact(seed):
     B, w = rng.standard_normal((n, k)), rng.standard_normal(n)
     if rng.random() < 0.3:
         w -= w.mean()
+    return B, c, w, k
+
+
+@pytest.mark.parametrize("seed", [33, 132, 164, 184, 332, 364])
+def test_low_rank_ties_of_a_piecewise_linear_program_are_exact(seed):
+    # B with 1 or 2 columns: most orderings of a tie class of 3 or 4 are never entered; the
+    # program is piecewise linear and every ordering was tested by LP, so the realised ones
+    # are the whole set (these seeds were "undecided" with the lower bound 0 of all orderings)
+    B, c, w, k = _low_rank_case(seed)
     truth = hull_min_norm(realised_gradients(B, c, w))
     rep = kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k))
     assert rep.exact and rep.verdict == "not stationary"
@@ -507,13 +513,7 @@ def test_a_failed_ordering_lp_does_not_make_a_sort_tie_exact(monkeypatch):
     # HiGHS fails to solve was read as "not entered" and the tie still called exact
     import sys
 
-    rng = np.random.default_rng(33)
-    n, k = int(rng.integers(3, 7)), int(rng.integers(1, 5))
-    rng.integers(0, 2)
-    c = rng.choice([0.0, 1.0, 2.0], n, p=[0.6, 0.3, 0.1])
-    B, w = rng.standard_normal((n, k)), rng.standard_normal(n)
-    if rng.random() < 0.3:
-        w -= w.mean()
+    B, c, w, k = _low_rank_case(33)
     assert kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k)).exact
     calls = []
 
