@@ -127,3 +127,4 @@ def test_a_failed_realisability_lp_leaves_the_subdifferential_partial(monkeypatc
     monkeypatch.setattr(sig, "margin", failing)
     got = kinkgrad.subdifferential(f, np.zeros(2))
     assert got.partial or len(got.gradients) == 6
+    assert "failed to solve" in got.message  # the words of a failed LP, not of the limit

@@ -305,6 +305,11 @@ def _listed(ls: LocalSet, spec: FlatSpec, full: ActiveModel, limit: int,
     if proven:
         msg = (f"complete: {len(G)} distinct limiting gradient(s) of {m} active switch(es), "
                f"{lps} LP(s); {how}.")
+    elif not complete and stop is None and len(G) < limit and not (ls.exact and
+                                                                  ls.independent):
+        msg = (f"partial: {len(G)} limiting gradient(s) of {m} active switch(es); an LP the "
+               "solver (HiGHS) failed to solve left a sign pattern undecided, so the list may "
+               "miss gradients.")
     elif not complete:
         msg = (f"subdifferential: stopped at limit={limit} of {m} active switches; the "
                f"{len(G)} gradient(s) returned are limiting gradients but possibly not all. "
