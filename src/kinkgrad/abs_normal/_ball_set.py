@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .ball_pieces import ball_inner, ball_pieces, meet_in_ball
+from .ball_pieces import ball_inner, ball_pieces, meet_in_ball, own_gradient
 from .localset import LocalSet
 from .minnorm import min_norm
 
@@ -32,9 +32,8 @@ def on_the_ball(ls: LocalSet, moved_set: tuple, moved: int, radius: float, tol: 
         if model.A_sparse.nnz <= _MEET_NNZ and meet_in_ball(model, radius, dense=False) \
                 is not None:
             return low, point, upper, exact, None
-        c = np.asarray(model.exp.z(), np.float64)[model.active]
-        g = model.gradient(np.sign(c)) if np.all(c != 0) else None
-        return low, point, float(np.linalg.norm(g)) if g is not None else np.inf, False, None
+        g, off = own_gradient(model)
+        return low, point, float(np.linalg.norm(g)) if off else np.inf, False, None
     # NOTE: the moved model's pieces need not be met by the ball (ball_pieces' docstring):
     # the moved model where its kinks meet within the ball (LSQR), pieces at checked points of
     # the ball, the meeting point again by an SVD, then the ball's pieces enumerated

@@ -11,7 +11,7 @@ import numpy as np
 from ._flat import FlatSpec
 from .active import ActiveModel
 from .ball_model import moved_switches
-from .ball_pieces import meet_in_ball
+from .ball_pieces import meet_in_ball, own_gradient
 from .stationarity import StationarityReport, _slope, stationarity
 
 __all__ = ["falls", "off_kinks"]
@@ -58,7 +58,7 @@ def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, 
             "point of the ball")
     rep.reason = f"{head}; on that model: {rep.reason}"
     st = known or stationarity(f, spec.point_tree(spec.point(tr)), radius=radius, tol=tol)
-    g = red.gradient(np.sign(np.asarray(red.exp.z(), np.float64)[red.active]))
+    g, _ = own_gradient(red)
     tries = [(spec.from_tree(st.descent, "minimality"), "the ball's descent direction")] \
         if st.descent is not None else []
     if np.linalg.norm(g) > 0:

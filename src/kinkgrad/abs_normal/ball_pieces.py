@@ -38,7 +38,8 @@ import scipy.sparse as sp
 from .active import ActiveModel
 from .lp import nonzero_rows
 
-__all__ = ["BallPieces", "ball_inner", "ball_pieces", "meet_in_ball", "offsets_of"]
+__all__ = ["BallPieces", "ball_inner", "ball_pieces", "meet_in_ball", "offsets_of",
+           "own_gradient"]
 
 _PRUNE = 1e-7  # a node is pruned when its margin t* < -_PRUNE * radius
 _TOL = 1e-10  # Clarabel's feasibility and gap tolerances
@@ -68,6 +69,13 @@ def offsets_of(model: ActiveModel) -> np.ndarray:
     """c~ = c - K|c| of the module docstring for the model's switches (c = z at x)."""
     c = np.asarray(model.exp.z(), np.float64)[model.active]
     return c - model.K_sparse @ np.abs(c)
+
+
+def own_gradient(model: ActiveModel) -> tuple[np.ndarray, bool]:
+    """(the model's gradient on x's own piece, sign(z) at x, and whether every switch is off
+    its kink there: then it is the first-order gradient of f at x, a point of the ball)."""
+    c = np.asarray(model.exp.z(), np.float64)[model.active]
+    return model.gradient(np.sign(c)), bool(np.all(c != 0))
 
 
 def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float | None:
@@ -168,13 +176,11 @@ def ball_pieces(model: ActiveModel, radius: float, budget: int = 128) -> BallPie
         if t > 0 and d is not None:  # NOTE: into the ball's interior by a part of the margin
             nd = float(np.linalg.norm(d / radius))  # NOTE: in radii: radius 1e300 overflows
             d = d * min(1.0, (1.0 - 0.25 * min(t / radius, 1.0)) / nd) if nd else d
-            met = _checked(A, K, ct, d, radius)
+            met = _checked(model, A, K, ct, d, radius)
         if met is None:
             complete = False
         else:
-            g = g0.copy()
-            g[cols] += (met * bhat) @ _rows_on(A, K, met)
-            inner.append(g)
+            inner.append(model.gradient(met))
     if not outer:
         return BallPieces(np.zeros((0, n)), np.zeros((0, n)), False, socps)
     return BallPieces(np.unique(np.array(outer), axis=0),
@@ -248,18 +254,10 @@ def ball_inner(model: ActiveModel, radius: float, tol: float, hint: np.ndarray |
     return best[0], best[1], tries
 
 
-def _rows_on(A: np.ndarray, K: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """W(sigma) = (I - K Sigma)^{-1} A by forward substitution."""
-    W = np.zeros_like(A)
-    for i in range(A.shape[0]):
-        W[i] = A[i] + (K[i, :i] * sigma[:i]) @ W[:i]
-    return W
-
-
-def _checked(A: np.ndarray, K: np.ndarray, ct: np.ndarray, d: np.ndarray, radius: float
-             ) -> np.ndarray | None:
+def _checked(model: ActiveModel, A: np.ndarray, K: np.ndarray, ct: np.ndarray, d: np.ndarray,
+             radius: float) -> np.ndarray | None:
     """sign(z(d)) when d lies in the ball and no z_j(d) is within rounding of 0, else None
-    (z(d) = c~ + A d + K|z(d)| by forward substitution)."""
+    (z(d) = c~ + A d + K|z(d)| by forward substitution; A on the model's nonzero columns)."""
     if not np.linalg.norm(d / radius) <= 1.0:
         return None
     z = np.zeros(A.shape[0])
@@ -273,7 +271,7 @@ def _checked(A: np.ndarray, K: np.ndarray, ct: np.ndarray, d: np.ndarray, radius
     # NOTE: a switch within rounding of its kink at d leaves the piece undecided, unless its
     # row vanishes on the piece (it is constant there, and its sign enters no row of W)
     unclear = (np.abs(z) <= 1e-9 * size) & (size > 0)
-    if unclear.any() and nonzero_rows(_rows_on(A, K, sigma)[unclear],
+    if unclear.any() and nonzero_rows(model.W(sigma)[unclear],
                                       float(np.max(np.abs(A), initial=0.0))).any():
         return None
     return sigma

@@ -352,19 +352,19 @@ def _bounds(ls: LocalSet, tol: float, rng: np.random.Generator, radius: float = 
             ) -> tuple:
     """(outer MinNorm or None, a proven point of the set, its norm, exact, the reason when
     the ball's own pieces were used or None) of the local set (module docstring)."""
-    moved_set = _moved_bounds(ls, tol, rng, radius)
     moved = moved_switches(ls.model, radius)
+    moved_set = _moved_bounds(ls, tol, rng, moved)
     if not moved:
         return (*moved_set, None)
     return on_the_ball(ls, moved_set, moved, radius, tol, rng, _why)
 
 
-def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, radius: float
+def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, moved: int
                   ) -> tuple:
-    """(outer MinNorm or None, a proven point, its norm, exact) of the moved model's set."""
+    """(outer MinNorm or None, a proven point, its norm, exact) of the moved model's set
+    (``moved``: its switches moved onto their kinks, off them at x)."""
     n = ls.g0.size
     zero = np.zeros(n)
-    moved = moved_switches(ls.model, radius)
     low = min_norm(ls.g0, ls.outer_blocks(), tol) if ls.has_outer else None  # outer: lower
     exact = ls.exact and low is not None
     if by_oracles(ls):
