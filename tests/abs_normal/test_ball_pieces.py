@@ -85,6 +85,21 @@ def test_separate_kinks_that_cannot_meet_within_the_ball():
     assert mini.slope == pytest.approx(-np.sqrt(2))
 
 
+@pytest.mark.parametrize("s", [1e-20, 1e-200, 1e100])
+def test_a_scaled_program_falls_where_the_unscaled_one_does(s):
+    # s (|x0 - 1/2| + |x1 - 1/2|) at 0, r = 0.6 falls along (1, 1) as the unscaled one does
+    # (truth: f(t (1, 1)) = s (1 - 2t) below f(0) = s). The fall had to beat an absolute
+    # 4 u (1 + |f(x)|), never beaten below s ~ 1e-15, and x's own gradient was normalised
+    # by a norm whose square underflowed below ~1e-154: "undecided"
+    def f(x):
+        return s * (knp.abs(x[0] - 0.5) + knp.abs(x[1] - 0.5))
+
+    assert f(np.full(2, 0.3)) < f(np.zeros(2))
+    mini = kinkgrad.minimality(f, np.zeros(2), radius=0.6, tol=1e-8 * s)
+    assert mini.verdict == "not minimal", mini.reason
+    assert mini.slope == pytest.approx(-np.sqrt(2) * s)
+
+
 def test_many_near_active_kinks_fall_back_soundly():
     # the dominated candidate beside 21 kinks |x_i - 0.1| (23 near-active switches, beyond
     # the enumeration): the moved model's set holds 0 (its first coordinate [0, 2]); the

@@ -23,13 +23,15 @@ def falls(f: Callable, spec: FlatSpec, x: np.ndarray, d: np.ndarray, radius: flo
           ) -> tuple[float, float] | None:
     """(t, (f(x + t d) - f(x)) / t) for the first t in radius * (1, 4, 16, 64) where f is
     lower than f(x) by more than ten times both values' rounding estimates
-    (:func:`kinkgrad.rounding_error`) plus 4 u (1 + |f(x)|); None if at none."""
+    (:func:`kinkgrad.rounding_error`) plus 4 u max(|f(x)|, |f(x + t d)|) (relative: a
+    program scaled by s falls where the unscaled one does); None if at none."""
     from ..modes.rounding import rounding_error
 
     at_x = rounding_error(f, spec.point_tree(x))
     for t in radius * 4.0 ** np.arange(4):
         there = rounding_error(f, spec.point_tree(x + t * d))
-        margin = 10 * (at_x.error + there.error) + 4 * _EPS * (1 + abs(at_x.value))
+        margin = 10 * (at_x.error + there.error) + 4 * _EPS * max(abs(at_x.value),
+                                                                 abs(there.value))
         if there.value < at_x.value - margin:
             return float(t), (there.value - at_x.value) / float(t)
     return None
@@ -61,7 +63,8 @@ def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, 
     g, _ = own_gradient(red)
     tries = [(spec.from_tree(st.descent, "minimality"), "the ball's descent direction")] \
         if st.descent is not None else []
-    if np.linalg.norm(g) > 0:
+    if np.any(g):  # scaled first: ||g||^2 underflows for entries below ~1e-154
+        g = g / np.max(np.abs(g))
         tries.append((-g / np.linalg.norm(g), "minus the gradient of x's piece"))
     for d, what in tries:
         s = _slope(tr, spec, out, d)
