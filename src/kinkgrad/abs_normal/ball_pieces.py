@@ -196,7 +196,7 @@ def ball_inner(model: ActiveModel, radius: float, tol: float, hint: np.ndarray |
     minimum-norm point w (a start ``hint``, e.g. the moved model's), while it shrinks. Each
     is a gradient of the first-order model at a point of the ball (forward substitution,
     all points at once), so the hull is part of the ball's set."""
-    from .minnorm import min_norm
+    from .minnorm import hull_by_columns
 
     n = model.spec.n
     ct = offsets_of(model)
@@ -225,33 +225,23 @@ def ball_inner(model: ActiveModel, radius: float, tol: float, hint: np.ndarray |
         return model.g0[None, :] + (A.T @ W).T
 
     def unit(v: np.ndarray) -> np.ndarray:
-        nv = float(np.linalg.norm(v))
-        return v / nv if nv > 0 else v
+        v = v / float(np.max(np.abs(v)))  # NOTE: first, or ||v||^2 underflows below 1e-154
+        return v / float(np.linalg.norm(v))
 
     k = int(min(_RANDOM, max(16, 2e8 // max(A.nnz + KT.nnz, 1))))
     U = rng.standard_normal((k, n))
     U *= (radius * 0.999 * rng.random(k) ** (1.0 / n) / np.linalg.norm(U, axis=1))[:, None]
     D = np.vstack([np.zeros((1, n)), U])
-    if hint is not None and np.linalg.norm(hint) > 0:
+    if hint is not None and np.any(hint):
         D = np.vstack([D, [-s * radius * unit(hint) for s in (0.9, 0.5, 0.1)]])
-    P = np.unique(pieces(D), axis=0)
-    best, tries = (np.zeros(n), np.inf), D.shape[0]
-    for _ in range(_ROUNDS):
-        if not P.shape[0]:
-            break
-        mn = min_norm(np.zeros(n), [P])
-        if mn is None or mn.upper >= best[1]:
-            break
-        best = (mn.point, mn.upper)
-        if mn.upper <= tol:
-            break
-        w = mn.point
-        new = pieces(np.array([-s * radius * unit(w) for s in (0.9, 0.5, 0.1)]))
-        tries += 3
-        if not new.shape[0] or float(np.min(new @ w)) >= mn.upper ** 2 * (1 - 1e-9):
-            break
-        P = np.unique(np.vstack([P, new]), axis=0)
-    return best[0], best[1], tries
+    tries = [D.shape[0]]
+
+    def enter(u: np.ndarray) -> np.ndarray:
+        tries[0] += 3
+        return pieces(np.array([s * radius * u for s in (0.9, 0.5, 0.1)]))
+
+    point, norm = hull_by_columns(pieces(D), enter, tol, _ROUNDS)
+    return point, norm, tries[0]
 
 
 def _checked(model: ActiveModel, A: np.ndarray, K: np.ndarray, ct: np.ndarray, d: np.ndarray,

@@ -33,6 +33,7 @@ in the simplices and lowers the norm), which takes a zero distance from ~1e-10 t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ from ._affine_lsq import affine_least_squares
 from ._exact_minnorm import exact_lower
 from ._stacked import feasible, full, offsets, stack, support
 
-__all__ = ["MAX_ENTRIES", "MinNorm", "min_norm", "support_lower"]
+__all__ = ["MAX_ENTRIES", "MinNorm", "hull_by_columns", "min_norm", "support_lower"]
 
 _DENSE_GENERATORS = 600
 MAX_ENTRIES = 60_000_000  # generators x n above which the QP is not attempted
@@ -396,3 +397,35 @@ def _better(best: tuple, g0: np.ndarray, V: sp.csr_matrix, offs: np.ndarray,
     beats ``best``."""
     low = support(g0, V, offs, u)
     return (low, u) if low > best[0] or best[1] is None else best
+
+
+def hull_by_columns(first: np.ndarray, enter: Callable[[np.ndarray], np.ndarray], tol: float,
+                    rounds: int) -> tuple[np.ndarray, float]:
+    """Frank-Wolfe's column generation on the hull of pieces a generator can give: the
+    minimum-norm point w of the pieces held (rows of ``first``, then those added), then the
+    pieces ``enter(u)`` gives for u = -w / ||w|| (a direction along which a piece lower on w
+    is entered), added while one of them has <p, w> < ||w||^2 (else no piece enter can give
+    lowers the norm) and the norm shrinks; stops at ``tol`` or after ``rounds``. Returns
+    (w, its certified norm :attr:`MinNorm.upper`), or (0, inf) without pieces. Every piece
+    held belongs to the set, so w is an element of it (an inner bound)."""
+    n = first.shape[1]
+    P, best = np.unique(first, axis=0), (np.zeros(n), np.inf)
+    for _ in range(rounds):
+        if not P.shape[0]:
+            break
+        mn = min_norm(np.zeros(n), [P])
+        if mn is None or mn.upper >= best[1]:
+            break
+        best = (mn.point, mn.upper)
+        if mn.upper <= tol:
+            break
+        w = mn.point
+        scale = float(np.max(np.abs(w)))  # NOTE: ||w||^2 underflows for entries below 1e-154
+        if scale == 0:
+            break
+        u = w / scale
+        new = np.atleast_2d(enter(-u / np.linalg.norm(u)))
+        if not new.shape[0] or float(np.min(new @ w)) >= mn.upper ** 2 * (1 - 1e-9):
+            break
+        P = np.unique(np.vstack([P, new]), axis=0)
+    return best

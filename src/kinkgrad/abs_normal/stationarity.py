@@ -84,7 +84,7 @@ from .ball_comparisons import flippable_comparisons
 from .ball_model import ball_model, moved_switches
 from .ball_pieces import meet_in_ball
 from .localset import BlockTooLarge, LocalSet, local_set
-from .minnorm import min_norm
+from .minnorm import hull_by_columns, min_norm
 from .signatures import enumerate_signatures
 from .sort_oracle_min import by_oracles, realised, with_oracles
 from .zero_norms import Balls, ball_bounds
@@ -190,26 +190,10 @@ def _model_piece(ls: LocalSet, d: np.ndarray, rng: np.random.Generator) -> np.nd
 
 def _inner_by_pieces(ls: LocalSet, start: list[np.ndarray], tol: float,
                      rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Column generation on the hull of pieces: add the piece entered along -w while it
-    lowers the minimum norm (Frank-Wolfe's test); returns (point, its norm)."""
-    P = [_model_piece(ls, d, rng) for d in start]
-    best = None
-    for _ in range(_ROUNDS):
-        mn = min_norm(np.zeros(ls.g0.size), [np.array(P)])
-        if mn is None:
-            break
-        best = mn
-        w = mn.point
-        nw = mn.upper
-        if nw <= tol:
-            break
-        new = _model_piece(ls, -w / nw, rng)
-        if new @ w >= nw * nw * (1 - 1e-9):
-            break
-        P.append(new)
-    if best is None:
-        return np.zeros(ls.g0.size), float("inf")
-    return best.point, best.upper
+    """Column generation on the hull of pieces (:func:`~.minnorm.hull_by_columns`): the
+    piece entered along -w is added while it lowers the minimum norm; (point, its norm)."""
+    return hull_by_columns(np.array([_model_piece(ls, d, rng) for d in start]),
+                           lambda u: _model_piece(ls, u, rng), tol, _ROUNDS)
 
 
 def _slope(tr: Any, spec: FlatSpec, out: Any, d: np.ndarray) -> float:
