@@ -33,6 +33,38 @@ def test_rule_on_torch_equals_numpy(name: str, index: int) -> None:
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(("name", "index"), CASES)
+def test_a_bare_call_on_tensors_gives_tensors_with_numpys_values(name: str, index: int) -> None:
+    # a kinkgrad.numpy function called outside every entry point on tensors: knp.sum raised
+    # torch's "sum() got an unexpected keyword argument 'axis'", knp.sort and knp.max
+    # returned NumPy (np.asarray of the tensor: a CUDA tensor cannot be read that way)
+    from kinkgrad._core.tracer import bind
+
+    prim, args, params, pos = sample(name, index)
+    if not pos:
+        pytest.skip("no floating-point array input")
+    want = prim.impl(*args, **params)
+    got = bind(prim, *[torch.tensor(a) if i in pos else a for i, a in enumerate(args)],
+               **params)
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_vmap_of_a_plain_function_on_tensors_returns_tensors() -> None:
+    # vmap's loop read the batched tensors as NumPy arrays, so fn saw NumPy slices and the
+    # results were NumPy (knp.sum of a tensor slice raised before the bare call was fixed)
+    x = torch.tensor(np.arange(6.0).reshape(3, 2) - 2.5)
+    got = kinkgrad.vmap(lambda v: knp.sum(knp.relu(v)))(x)
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_array_equal(got.numpy(), [0.0, 0.5, 4.0])  # rows' relu sums
+    rows, total = kinkgrad.vmap(lambda v: (2 * v, knp.sum(v)), in_axes=1)(x)
+    assert isinstance(rows, torch.Tensor) and rows.shape == (2, 3)
+    np.testing.assert_array_equal(total.numpy(), [-1.5, 1.5])  # column sums
+    empty = kinkgrad.vmap(lambda v: (v, knp.sum(v)))(x[:0])
+    assert all(isinstance(e, torch.Tensor) for e in empty)
+    assert empty[0].shape == (0, 2) and empty[1].shape == (0,)
+
+
 def _mlp_loss(params: dict, x: object, y: np.ndarray) -> object:
     h = knp.relu(x @ params["W0"] + params["b0"])
     h = h @ params["W1"] + params["b1"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import on_inputs_backend
 from ..errors import (
     KinkgradError,
     NestedTransformError,
@@ -26,6 +27,7 @@ from .pytree import register_leaf_type
 __all__ = ["Dropped", "Trace", "Tracer", "bind", "is_traced"]
 
 _NDARRAY = np.ndarray  # NumPy's, kept when ``np`` is rebound to another backend
+_FOREIGN = ("torch", "cupy")  # modules of the arrays a bare call runs on their own backend
 
 
 class Dropped:
@@ -93,6 +95,9 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
             trace = a.trace
             break
     if trace is None:
+        for a in args:  # NOTE: a torch tensor or CuPy array outside every entry point
+            if type(a) is not _NDARRAY and type(a).__module__.startswith(_FOREIGN):
+                return on_inputs_backend(prim, args, params)
         return prim.impl(*args, **params)
     needed = trace.needed
     reads = needed is not None and (prim.vjp_reads_args or (

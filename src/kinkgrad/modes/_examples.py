@@ -71,6 +71,24 @@ def _stack(xs: list) -> Any:
     return np.stack(xs)
 
 
+def zero_example(x: Any, ax: int) -> Any:
+    """Zeros shaped like one example of the leaf ``x`` (axis ``ax`` removed), of its kind
+    (a torch tensor on its device and dtype, else a NumPy array)."""
+    if is_torch(x):
+        shape = tuple(x.shape)
+        k = ax % len(shape)
+        return x.new_zeros(shape[:k] + shape[k + 1:])
+    a = np.asarray(x)
+    return np.zeros(np.delete(a.shape, ax % a.ndim), a.dtype)
+
+
+def no_rows(v: Any) -> Any:
+    """Zero rows (0, ...) shaped like the per-example result ``v``, of its kind."""
+    if is_torch(v):
+        return v.new_zeros((0,) + tuple(v.shape))
+    return np.zeros((0,) + np.shape(v), np.asarray(v).dtype)
+
+
 def stack_tree(results: list) -> Any:
     leaves0, td = pytree.flatten(results[0])
     cols = [pytree.flatten(r)[0] for r in results]

@@ -343,16 +343,18 @@ def vmap(fn: Callable, in_axes: Any = 0) -> Callable:
     def looped(*args: Any) -> Any:
         axes = ex.axes_of(in_axes, len(args))
         n = ex.batch_size(args, axes)
-        front = ex.moved(args, axes)
+        if any(is_torch(x) for x in pytree.flatten(args)[0]):
+            # NOTE: tensors stay tensors on their device (moved() reads leaves as NumPy)
+            front, at = list(args), axes
+        else:
+            front, at = ex.moved(args, axes), [None if a is None else 0 for a in axes]
         if n == 0:  # NOTE: as JAX, zero rows shaped like fn's outputs (at one zero example)
             one = [a if ax is None else pytree.unflatten(pytree.flatten(a)[1], [
-                np.zeros(np.shape(x)[1:], np.asarray(x).dtype) for x in pytree.flatten(a)[0]])
-                for a, ax in zip(front, axes)]
+                ex.zero_example(x, ax) for x in pytree.flatten(a)[0]])
+                for a, ax in zip(front, at)]
             leaves, td = pytree.flatten(fn(*one))
-            return pytree.unflatten(td, [np.zeros((0,) + np.shape(v), np.asarray(v).dtype)
-                                         for v in leaves])
-        return ex.stack_tree(ex.loop(fn, front, [None if a is None else 0 for a in axes],
-                                     range(n)))
+            return pytree.unflatten(td, [ex.no_rows(v) for v in leaves])
+        return ex.stack_tree(ex.loop(fn, front, at, range(n)))
 
     looped.__name__ = f"vmap({getattr(fn, '__name__', 'fn')})"
     return looped
