@@ -122,3 +122,20 @@ def test_kinkgrad_info_prints_the_preset_table() -> None:
 def test_peer_tools_are_checked_where_installed() -> None:
     # the cross-check above must not silently test nothing on a machine with torch
     assert tool_available("PyTorch") == (pytest.importorskip("torch") is not None)
+
+
+@pytest.mark.parametrize(("preset", "tool"), [("torch", "torch"), ("jax", "jax")])
+def test_clip_with_equal_bounds_at_the_bound_matches_the_peer(preset: str, tool: str) -> None:
+    # clip(x, 1/2, 1/2) at 1/2, a kink of both bounds: each peer's gradient, run here (JAX
+    # 0.10: minimum(maximum(x, lo), hi), 1/2 * 1/2; PyTorch: clamp's mask lo <= x <= hi, 1)
+    lib = pytest.importorskip(tool)
+    x = np.float64(0.5)
+    with kinkgrad.kink_policy(preset):
+        ours = float(kinkgrad.grad(lambda v: knp.clip(v, 0.5, 0.5))(x))
+    if tool == "jax":
+        theirs = float(lib.grad(lambda v: lib.numpy.clip(v, 0.5, 0.5))(0.5))
+    else:
+        t = lib.tensor(0.5, dtype=lib.float64, requires_grad=True)
+        lib.clamp(t, 0.5, 0.5).backward()
+        theirs = float(t.grad)
+    assert ours == theirs
