@@ -39,6 +39,21 @@ def test_huge_finite_entries_whose_squares_overflow_are_finite(dtype):
     assert finite(c) is True
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["warn", "raise", "ignore"])
+@pytest.mark.parametrize("size", ["huge", "tiny"])
+def test_squares_that_overflow_or_underflow_warn_nothing(dtype, mode, size):
+    # a float32 gradient of 1e35 entries warned "overflow encountered in dot" from inside the
+    # check (a RuntimeWarning raised under -W error, as this suite runs), whatever np.errstate
+    info = np.finfo(dtype)
+    c = np.full(4000, info.max / 4 if size == "huge" else info.tiny * 4, dtype)
+    w, one = c[:64], np.ones(64, dtype)
+    with np.errstate(all=mode):
+        assert finite(c) is True
+        g = kinkgrad.grad(lambda v: knp.sum((v - one) * w))(one)  # f(1) = 0, gradient w
+    assert np.array_equal(g, w)
+
+
 @pytest.mark.parametrize("array", [
     np.ones((80, 80), np.float16),                   # no BLAS dot for float16
     np.ones((80, 80))[:, ::2],                       # not contiguous
