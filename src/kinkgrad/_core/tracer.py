@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import on_inputs_backend
+from ..backends._bare import on_inputs_backend
 from ..errors import (
     KinkgradError,
     NestedTransformError,

@@ -28,7 +28,7 @@ import numpy
 
 __all__ = ["namespace_of", "use_namespace", "to_backend", "from_backend", "is_torch", "is_cupy",
            "cupy_numpy", "follow_inputs", "set_torch_fast", "torch_active", "on_numpy",
-           "check_torch_dtypes", "on_inputs_backend"]
+           "check_torch_dtypes"]
 
 _MODULES = (
     "kinkgrad._core.primitive", "kinkgrad._core.tracer", "kinkgrad._core.program",
@@ -446,14 +446,3 @@ def follow_inputs(fn: Any) -> Any:
     wrapper._kinkgrad_backend_fn = True  # type: ignore[attr-defined]
     return wrapper
 
-
-def on_inputs_backend(prim: Any, args: tuple, params: dict) -> Any:
-    """The value of a primitive called outside every entry point (a bare ``knp`` function)
-    on torch tensors or CuPy arrays: computed on their backend as :func:`follow_inputs`
-    computes it (torch tensors out, on the inputs' device), not by NumPy's conversion
-    (``knp.sum`` of a tensor raised torch's TypeError, ``knp.sort`` returned NumPy)."""
-    def value(*a: Any) -> Any:  # tensors as torch-backed arrays, as the sweeps see them
-        return prim.impl(*[to_backend(x) for x in a], **params)
-
-    value.__name__ = f"kinkgrad.numpy.{prim.name}"
-    return follow_inputs(value)(*args)
