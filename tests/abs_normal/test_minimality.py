@@ -264,10 +264,13 @@ def test_report_prints_and_names_the_active_switches():
     assert len(rep.active) == rep.num_active == 1
 
 
-def test_huge_values_are_undecided_not_wrong():
+def test_huge_values_are_decided_on_an_exact_rescaling():
+    # 1e200 (|x0| - |x1|) falls along +-e1 with slope -1e200 (by hand); the model's squares
+    # overflow, so this was "undecided; rescale f": f / 2^665 is tested instead (exact)
     rep = kinkgrad.minimality(lambda x: 1e200 * knp.abs(x[0]) - 1e200 * knp.abs(x[1]),
                               np.zeros(2))
-    assert rep.verdict == "undecided" and "rescale" in rep.reason
+    assert rep.verdict == "not minimal" and "2^665" in rep.reason
+    assert abs(rep.descent[1]) == 1.0 and rep.slope == pytest.approx(-1e200)
 
 
 @pytest.mark.parametrize("scale", [1e-150, 1e20, 1e150])

@@ -197,15 +197,17 @@ def test_abs_normal_form_whose_offsets_overflow_raises_naming_it():
         kinkgrad.abs_normal_form(f, np.full(3, 1e300))
 
 
-@pytest.mark.parametrize("f", [
-    lambda x: knp.sum(knp.abs(x)) + knp.sum(x * 1e300),
-    lambda x: 1e300 * knp.linalg.norm(x) + knp.sum(x),
-])
-def test_stationarity_with_gradients_too_large_to_square_is_undecided_and_says_why(f):
+def test_stationarity_with_gradients_too_large_to_square_is_decided_on_a_rescaling():
     # ||g||^2 of entries 1e300 overflows in the min-norm QP and the norms (a RuntimeWarning
-    # and "undecided, inf" under NumPy's defaults, a bare FloatingPointError under raise)
-    rep = kinkgrad.stationarity(f, np.zeros(2))
-    assert rep.verdict == "undecided" and "rescale f" in rep.reason
+    # and "undecided, inf" under NumPy's defaults, a bare FloatingPointError under raise;
+    # then "undecided, rescale f"): f / 2^e is tested (exact). By hand: [-1, 1]^2 + 1e300
+    # (1, 1) is at distance sqrt(2) (1e300 - 1) from 0; 1e300 B + (1, 1) holds 0
+    rep = kinkgrad.stationarity(lambda x: knp.sum(knp.abs(x)) + knp.sum(x * 1e300),
+                                np.zeros(2))
+    assert rep.verdict == "not stationary" and "2^997" in rep.reason
+    assert rep.distance == pytest.approx(np.sqrt(2.0) * 1e300, rel=1e-12)
+    rep = kinkgrad.stationarity(lambda x: 1e300 * knp.linalg.norm(x) + knp.sum(x), np.zeros(2))
+    assert rep.verdict == "stationary" and rep.distance <= 1e-8
 
 
 def test_stationarity_at_large_but_squarable_gradients_is_exact():

@@ -31,7 +31,7 @@ from ..modes.api import Traced, trace_call
 
 __all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_comparisons",
            "output_slots", "other_arguments", "probe_tangents", "underflow_is_not_an_error",
-           "ball_arguments"]
+           "ball_arguments", "gradient_unit", "hull_units"]
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int
@@ -45,6 +45,41 @@ def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, 
     U = np.random.default_rng(0).standard_normal((k, spec.n))
     tangents = {slot: leaf for slot, leaf in zip(in_slots, spec.split(U))}
     return forward_sweep(eqns, vals, tangents, KinkPolicy(abs=0.0))[0]
+
+
+def gradient_unit(tr: Traced, out: Var | None) -> float:
+    """The largest |df/dv| over the program's values v but f: one reverse sweep where every
+    kink passes its full slope (ties split). f's gradients and the abs-normal model's vectors
+    are rounded sums of such terms, so their rounding is relative to this size, not to the
+    vectors' own (0.1 x + 0.2 x - 0.3 x: terms 0.3, gradient 5.6e-17 as computed, 2.8e-17
+    exactly); it is 1 for f at unit scale and s for s f. 0 without an output."""
+    from ..kinks import KinkPolicy
+    from ..modes.sweeps import reverse_sweep
+
+    if out is None:
+        return 0.0
+    full = KinkPolicy(relu=1.0, leaky_relu=1.0, abs=1.0, max="split", sort="split", clip=1.0,
+                      max_constant=1.0)
+    with np.errstate(all="ignore"):  # NOTE: a size; an overflow to inf is one too
+        ct = reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones((), out.dtype)}, full)
+        sizes = [float(np.max(np.abs(np.asarray(c, np.float64)), initial=0.0))
+                 for i, c in ct.items() if i != out.index]  # NOTE: not the seed, 1 at any s
+    return max(sizes, default=0.0)
+
+
+def hull_units(tr: Traced, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
+               ) -> tuple[float, float]:
+    """The ``unit`` arguments of :func:`.lp.hull_tolerance` for f's sets: (beyond which
+    "outside" is proven, within which "inside" holds). With G = :func:`gradient_unit` and u
+    the unit roundoff of the program's lowest precision (its inputs and f), the vectors err
+    by up to about 64 u G: the second is that (as a unit: 64 u G / rtol), the first G or
+    that, whichever is larger (a float32 program's sums err by more than 1e-7 G)."""
+    dtypes = [np.dtype(d) for d in spec.dtypes] + ([np.dtype(out.dtype)] if out is not None
+                                                    else [])
+    u = max([float(np.finfo(d).eps) / 2 for d in dtypes if d.kind == "f"] + [2.0 ** -53])
+    G = gradient_unit(tr, out)
+    tight = 64.0 * u * G / rtol
+    return max(G, tight), tight
 
 
 def underflow_is_not_an_error(fn: Callable) -> Callable:

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "in_hull", "quiet_fd",
+__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "hull_tolerance",
+           "in_hull", "quiet_fd",
            "in_sum_of_hulls", "proven_infeasible", "row_duals", "solve_lp"]
 
 MARGIN = 1e-9
@@ -124,10 +125,13 @@ def row_duals() -> np.ndarray:
 
 
 def nonzero_rows(W: np.ndarray, scale: float) -> np.ndarray:
-    """Mask of rows whose norm exceeds ``ZERO_ROW * scale``."""
-    if W.size == 0:
+    """Mask of rows whose norm exceeds ``ZERO_ROW * scale`` (relative: with a floor of 1,
+    every row of a program scaled by 1e-12 was "zero", and a leaf inside the hull of the
+    others won its tournament on no rows; the rows are divided by the scale first, so that
+    their squares do not underflow)."""
+    if W.size == 0 or not scale > 0:
         return np.zeros(W.shape[0], bool)
-    return np.linalg.norm(W, axis=1) > ZERO_ROW * max(scale, 1.0)
+    return np.linalg.norm(W / scale, axis=1) > ZERO_ROW
 
 
 def _unit(R: np.ndarray) -> np.ndarray:
@@ -199,15 +203,37 @@ def _margin_lp(R: np.ndarray, E: np.ndarray | None) -> tuple[float, np.ndarray |
     return float(out[0][-1]), out[0][:n]
 
 
-def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7) -> tuple[bool, float]:
-    """Whether g lies in the convex hull of the rows of G: (answer, l1 residual)."""
+def hull_tolerance(sizes: list[float], n: int, rtol: float = 1e-7, unit: float = 1.0
+                   ) -> float:
+    """The l1 residual within which a vector counts as in a set (hull or sum of hulls) whose
+    data have the largest entries ``sizes`` in size (the vector's, the sets'), in n
+    dimensions: rtol n (unit + sum(sizes)).
+
+    Two uses, two sides. "Outside" (False) is proven beyond it with ``unit`` the size of the
+    terms whose rounded sums made the set's vectors (:func:`._flat.gradient_unit`; 1 by
+    default, f at unit scale): those vectors can be far smaller than their terms (0.1 x +
+    0.2 x - 0.3 x has the gradient 5.6e-17 as computed, 2.8e-17 exactly). "Inside" (True)
+    holds within the relative tolerance (``unit=0``), so that s f answers as f for every
+    s > 0: with the unit 1, s (3, 1) counted as a Clarke gradient of s f at s <= 1e-8 where
+    (3, 1) is none of f's. Between the two nothing is proven."""
+    return rtol * (unit + float(sum(sizes))) * max(n, 1)
+
+
+def _size(V: Any) -> float:
+    data = V.data if sp.issparse(V) else np.asarray(V)
+    return float(np.max(np.abs(data), initial=0.0))
+
+
+def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7, unit: float = 1.0
+            ) -> tuple[bool, float]:
+    """Whether g lies in the convex hull of the rows of G: (answer, l1 residual), within
+    :func:`hull_tolerance` (``unit=0``: the relative one, under which "inside" holds)."""
     k, n = G.shape
     if k == 0:
         return False, float("inf")
     # variables: lam (k), s+ (n), s- (n); G^T lam + s+ - s- = g / u, sum lam = 1 (u: the
     # data's size; HiGHS called the unscaled LP of 1e-5 gradients "infeasible")
-    u = max(float(np.max(np.abs(G), initial=0.0)), float(np.max(np.abs(g), initial=0.0))) \
-        or 1.0
+    u = max(_size(G), _size(g)) or 1.0
     A_eq = np.zeros((n + 1, k + 2 * n))
     A_eq[:n, :k] = G.T / u
     A_eq[:n, k:k + n] = np.eye(n)
@@ -218,8 +244,7 @@ def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7) -> tuple[bool, flo
     N = k + 2 * n
     out = solve_lp(c, A_eq, b_eq, b_eq, np.zeros(N), np.full(N, _INF))
     res = out[1] * u if out is not None else _nnls_residual(A_eq[:, :k], b_eq) * u
-    scale = 1.0 + float(np.max(np.abs(G), initial=0.0)) + float(np.max(np.abs(g), initial=0.0))
-    return bool(res <= rtol * scale * max(n, 1)), res
+    return bool(res <= hull_tolerance([_size(G), _size(g)], n, rtol, unit)), res
 
 
 def _nnls_residual(E: Any, rhs: np.ndarray) -> float:
@@ -246,7 +271,7 @@ def nonzeros(V: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1e-7,
-                    widen: float = 0.0) -> tuple[bool, float]:
+                    widen: float = 0.0, unit: float = 1.0) -> tuple[bool, float]:
     """Whether g lies in g0 + sum_b conv(rows of V_b), blocks given as (cols, V_b) with V_b
     supported on the columns cols: (answer, l1 residual of the closest point). One LP:
     min ||s+|| + ||s-|| s.t. sum_b V_b^T lam_b + s+ - s- = g - g0, lam_b in the simplex.
@@ -254,6 +279,9 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
     ``widen``: the set is known only to within this 2-norm distance (``LocalSet.slack``), so
     g counts as inside when its residual is within the tolerance plus sqrt(n) widen (the
     largest l1 norm of a vector of 2-norm widen): a False then proves g outside the true set.
+    The tolerance is :func:`hull_tolerance`'s (``unit=0``: the relative one, under which
+    "inside" holds at every scale). The LP is solved on the data divided by their size
+    (HiGHS' tolerances are absolute).
     """
     n = g.size
     extra = float(np.sqrt(max(n, 1))) * widen
@@ -267,21 +295,21 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
         srows.append(np.full(V.shape[0], b))
         off += V.shape[0]
     N, B = off, len(blocks)
+    sizes = [_size(g), _size(g0)]
     if N == 0:
         res = float(np.sum(np.abs(g - g0)))
-        tol = rtol * (1 + float(np.max(np.abs(g), initial=0.0))) * max(n, 1)
-        return res <= tol + extra, res
-    M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(n, N))
+        return res <= hull_tolerance(sizes, n, rtol, unit) + extra, res
+    sizes.append(float(np.max(np.abs(np.concatenate(vals)), initial=0.0)))
+    u = max(sizes) or 1.0  # NOTE: solved on the data / u (s = 1e16 f: wrong inside answers)
+    M = sp.csr_matrix((np.concatenate(vals) / u, (np.concatenate(rows),
+                                                  np.concatenate(cols))), shape=(n, N))
     S = sp.csr_matrix((np.ones(N), (np.concatenate(srows), np.arange(N))), shape=(B, N))
     eye = sp.identity(n, format="csr")
     A_eq = sp.vstack([sp.hstack([M, eye, -eye]), sp.hstack([S, sp.csr_matrix((B, 2 * n))])])
-    b_eq = np.concatenate([g - g0, np.ones(B)])
+    b_eq = np.concatenate([(g - g0) / u, np.ones(B)])
     c = np.concatenate([np.zeros(N), np.ones(2 * n)])
     out = solve_lp(c, A_eq, b_eq, b_eq, np.zeros(c.size), np.full(c.size, _INF))
     # NOTE: a failed LP proves nothing (the point would be called outside): the nonnegative
     # least-squares residual of the same equations bounds the LP's optimum from above
-    res = out[1] if out is not None else _nnls_residual(sp.vstack([M, S]), b_eq)
-    scale = 1.0 + float(np.max(np.abs(M.data), initial=0.0)) + float(
-        np.max(np.abs(g), initial=0.0)) + float(np.max(np.abs(g0), initial=0.0))
-    return bool(res <= rtol * scale * max(n, 1) + extra), res
+    res = (out[1] if out is not None else _nnls_residual(sp.vstack([M, S]), b_eq)) * u
+    return bool(res <= hull_tolerance(sizes, n, rtol, unit) + extra), res

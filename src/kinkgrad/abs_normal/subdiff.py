@@ -24,11 +24,18 @@ from .._core.checks import is_int
 from ..backends import on_numpy
 from ..errors import KinkgradError
 from ..modes.directions import refuse_nonfinite
-from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
+from ._flat import (
+    FlatSpec,
+    hull_units,
+    other_arguments,
+    scalar_output,
+    trace_at,
+    underflow_is_not_an_error,
+)
 from .active import ActiveModel
 from .expand import expand
 from .localset import LocalSet, local_set
-from .lp import in_hull, in_sum_of_hulls
+from .lp import hull_tolerance, in_hull, in_sum_of_hulls
 from .second_order import second_order_pieces
 from .signatures import enumerate_signatures
 from .sort_oracle_min import by_oracles, realised, with_oracles
@@ -101,7 +108,7 @@ class Subdifferential:
         keep = []
         for i in range(len(self.matrix)):
             others = np.delete(self.matrix, i, axis=0)
-            if not len(others) or not in_hull(others, self.matrix[i])[0]:
+            if not len(others) or not in_hull(others, self.matrix[i], unit=0.0)[0]:
                 keep.append(i)
         return self.matrix[keep]
 
@@ -109,17 +116,19 @@ class Subdifferential:
 def _model(f: Callable, x: Any, where: str, zero_norms: bool = False
            ) -> tuple[ActiveModel, FlatSpec]:
     """The active-switch model at x; with ``zero_norms``, that of f with its Euclidean norms
-    at 0 frozen, those norms in ``model.zero_norms`` (:mod:`.zero_norms`)."""
+    at 0 frozen, those norms in ``model.zero_norms`` (:mod:`.zero_norms`), and the units of
+    the membership tests in ``model.units`` (:func:`._flat.hull_units`)."""
     tr = trace_at(f, x, where)
     out, _ = scalar_output(tr, where)
     spec = FlatSpec(tr)
+    units = hull_units(tr, out, spec) if zero_norms else (1.0, 0.0)
     if zero_norms:
         tr0, balls = split_zero_norms(tr, spec, out, 0.0)
         exp = expand(tr0)
     else:
         exp, balls = expand_flat_norms(tr), None
     model = ActiveModel(exp, spec, out)
-    model.zero_norms = balls
+    model.zero_norms, model.units = balls, units
     return model, spec
 
 
@@ -212,12 +221,13 @@ def _in_clarke_with_balls(ls: LocalSet, full: ActiveModel, g: np.ndarray) -> boo
                              "fed or read by active kinks or by each other "
                              "(kinkgrad.abs_normal.zero_norms).")
     M, _ = balls.terms()
-    tol = 1e-7 * (1.0 + float(np.max(np.abs(g), initial=0.0)) + float(np.max(
-        np.abs(ls.g0), initial=0.0)) + float(np.max(np.abs(M.data), initial=0.0)))
-    low, _, upper, _, why = ball_bounds(ls, balls, shift=g, tol=tol)
+    sizes = [float(np.max(np.abs(g), initial=0.0)), float(np.max(np.abs(ls.g0), initial=0.0)),
+             float(np.max(np.abs(M.data), initial=0.0))]
+    tol, tight = (hull_tolerance(sizes, 1, unit=u) for u in full.units)
+    low, _, upper, _, why = ball_bounds(ls, balls, shift=g, tol=tight)
     if low is not None and low.lower > tol:
         return False
-    if upper <= tol:
+    if upper <= tight:
         return True
     raise UndecidedError(f"in_clarke: undecided. The distance from g to the set lies in "
                          f"[{0.0 if low is None else low.lower:.3e}, {upper:.3e}] ({why}).")
@@ -337,7 +347,7 @@ def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return G[idx], S[idx]
 
 
-def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
+def _by_oracles(ls: Any, vec: np.ndarray, units: tuple[float, float]) -> bool | None:
     """Membership when a block is a sort tie too large to list (its assignment oracle,
     :mod:`.sort_oracle_min`): the distance from g to the set, bounded without trusting the
     QP, with the threshold of :func:`.lp.in_sum_of_hulls` (an l1 residual of 1e-7 scale n).
@@ -345,17 +355,15 @@ def _by_oracles(ls: Any, vec: np.ndarray) -> bool | None:
     if not by_oracles(ls):
         return None
     n = vec.size
-    scale = 1.0 + float(np.max(np.abs(vec), initial=0.0)) + float(
-        np.max(np.abs(ls.g0), initial=0.0)) + max(
-        _absmax(b.inner if b.oracle is not None else b.outer)
-        for b in ls.blocks)
-    thr = 1e-7 * scale * max(n, 1)
-    mn = with_oracles(ls.g0 - vec, ls.blocks, thr / np.sqrt(max(n, 1)))
+    sizes = [float(np.max(np.abs(vec), initial=0.0)), float(np.max(np.abs(ls.g0), initial=0.0)),
+             max(_absmax(b.inner if b.oracle is not None else b.outer) for b in ls.blocks)]
+    thr, tight = (hull_tolerance(sizes, n, unit=u) for u in units)
+    mn = with_oracles(ls.g0 - vec, ls.blocks, tight / np.sqrt(max(n, 1)))
     if mn is None:
         return None
     if mn.lower - ls.slack > thr:  # every point of the set is farther (l1 >= 2-norm)
         return False
-    if realised(ls) and mn.upper * np.sqrt(max(n, 1)) <= thr:  # (inf if fitted values)
+    if realised(ls) and mn.upper * np.sqrt(max(n, 1)) <= tight:  # (inf if fitted values)
         return True
     return None
 
@@ -384,11 +392,15 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         limit: cap on the listing of limiting gradients.
 
     Returns:
-        True if g is a Clarke gradient of f at x; False only when that is proven false.
+        True if g is a Clarke gradient of f at x, up to an l1 residual of 1e-7 n times the
+        size of the data (g's and the set's largest entries; plus 64 u times the size of
+        f's terms, :func:`._flat.hull_units`, for f's own rounding); False only when that is
+        proven false: g farther than 1e-7 n times the data's and f's terms' size.
 
     Raises:
         UndecidedError: membership could not be decided (the reason says why; an
-            :class:`EnumerationLimitError` when the listing stopped at ``limit``).
+            :class:`EnumerationLimitError` when the listing stopped at ``limit``), or g
+            lies between those two distances.
 
     Examples:
         >>> import numpy as np, kinkgrad, kinkgrad.numpy as knp
@@ -403,21 +415,28 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     if full.zero_norms is not None:  # Euclidean norms at 0 (zero_norms.py)
         return _in_clarke_with_balls(ls, full, vec)
     if ls.has_outer:
-        inside, _ = in_sum_of_hulls(vec, ls.g0, ls.outer_blocks())
+        inside, _ = in_sum_of_hulls(vec, ls.g0, ls.outer_blocks(), unit=full.units[0])
         if not inside and not (ls.slack and in_sum_of_hulls(  # NOTE: outside by <= slack
-                vec, ls.g0, ls.outer_blocks(), widen=ls.slack)[0]):  # is not proven
+                vec, ls.g0, ls.outer_blocks(), widen=ls.slack, unit=full.units[0])[0]):
             return False
-        if inside and ls.exact:
-            return True
-    if ls.inner_exact and in_sum_of_hulls(vec, ls.g0, ls.inner_blocks())[0]:
+        if inside and ls.exact and in_sum_of_hulls(vec, ls.g0, ls.outer_blocks(),
+                                                   unit=full.units[1])[0]:
+            return True  # NOTE: "inside" within the relative tolerance (lp.hull_tolerance)
+    if ls.inner_exact and in_sum_of_hulls(vec, ls.g0, ls.inner_blocks(), unit=full.units[1])[0]:
         return True
-    decided = _by_oracles(ls, vec)
+    decided = _by_oracles(ls, vec, full.units)
     if decided is not None:
         return decided
-    sub = _listed(ls, spec, full, limit, stop=lambda G: in_hull(G, vec)[0])  # True: proven
-    ok, _ = in_hull(sub.matrix, vec)
-    if ok or not sub.partial:
-        return ok
+    sub = _listed(ls, spec, full, limit, stop=lambda G: in_hull(G, vec, unit=full.units[1])[0])
+    if in_hull(sub.matrix, vec, unit=full.units[1])[0]:
+        return True
+    if not sub.partial and not in_hull(sub.matrix, vec, unit=full.units[0])[0]:
+        return False
+    if not sub.partial:
+        raise UndecidedError(
+            "in_clarke: undecided. g lies outside the hull of the limiting gradients by more "
+            "than their own size's tolerance but less than the rounding of the terms they "
+            "were summed from (lp.hull_tolerance): nothing is proven.")
     if sub.message.startswith("subdifferential: stopped"):
         raise EnumerationLimitError(f"in_clarke: undecided. {sub.message}")
     raise UndecidedError(f"in_clarke: undecided. g lies in a set that contains the Clarke "

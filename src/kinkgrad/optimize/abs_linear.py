@@ -70,7 +70,7 @@ its QPs in :mod:`._abs_linear_qp`):
    (1 + ||x||). The final step x + dx is then taken when f has a form there and does not grow
    (for piecewise-linear f it lands on the kinks). Also CONVERGED where the steps crawl
    (an accepted step decreased f by at least half as much as the last one): there
-   :func:`kinkgrad.stationarity` at radius tol (not below x's spacing), at iterations spaced
+   :func:`kinkgrad.stationarity` at radius 1e-8 (not below x's spacing), at iterations spaced
    by half the count so far, ends the run when it says "stationary" (MXHILB at n = 200:
    f - f* = 1e-9 at step 16, but the model's test unmet at 200 steps, 126 s; now 18, 11 s).
    Other ends: MAXITER, MAXFEV (the current iterate), CALLBACK, and STALLED when q exceeds
@@ -123,6 +123,7 @@ from .common import (
     MAXFEV,
     MAXITER,
     STALLED,
+    TARGET_RADIUS,
     MethodResult,
     Monitor,
     check_option,
@@ -261,11 +262,11 @@ class Salmin:
         return MethodResult(self.x, self.fx, self.nit, status, message, self.radius)
 
     def _zero_norms(self) -> MethodResult | None:
-        """The zero-norm finishing steps (:mod:`._norm_finish`) from x at radius tol, as the
+        """The zero-norm finishing steps (:mod:`._norm_finish`) from x at the target radius, as the
         bundle tries them at its tests: next to norms at zero the model's curvature is
         1 / ||w_k|| and its steps crawl (TV 16 x 16: 200 iterations, 6 s; now 21, 1.4 s)."""
         self.norms_at = self.nit
-        done = finish_on_zero_norms(self.oracle, self.x, self.fx, self.tol, self.tol,
+        done = finish_on_zero_norms(self.oracle, self.x, self.fx, self.tol, TARGET_RADIUS,
                                     self.nit, f"abs-linear: after {self.nit} iterations.")
         if done is not None:
             self.monitor(done[0].x, done[0].fun, done[0].nit)
@@ -356,10 +357,10 @@ class Salmin:
                     return done
 
     def _certify(self) -> MethodResult | None:
-        """The test that ends a crawling run (module docstring, item 4) at radius tol, the
-        bundle method's target radius."""
+        """The test that ends a crawling run (module docstring, item 4) at the bundle
+        method's target radius (``common.TARGET_RADIUS``)."""
         self.test_at = self.nit + max(2, self.nit // 2)
-        r = max(self.tol, self.oracle.spacing(self.x))
+        r = max(TARGET_RADIUS, self.oracle.spacing(self.x))
         if self.oracle.stationarity(self.x, r, self.tol).verdict != "stationary":
             return None
         self.radius = r

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,13 +13,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from ..abs_normal._rescale import rescaled_result, scaled_callback
 from ..abs_normal.stationarity import StationarityReport
 from ..backends import on_numpy
 from ..errors import KinkgradError
 from ._concave import concave_escape, descent_escape
 from ._landing import land_end_point
 from ._norm_finish import best_uncertified, finish_on_zero_norms
-from .common import CALLBACK, MAXFEV, MAXITER, MethodResult, Monitor
+from .common import CALLBACK, MAXFEV, MAXITER, TARGET_RADIUS, MethodResult, Monitor
 from .oracle import Oracle
 
 __all__ = ["minimize", "METHODS"]
@@ -26,6 +28,7 @@ __all__ = ["minimize", "METHODS"]
 _FLOAT64_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
 
 _ESCAPES = 3  # restarts from a point beside a concave kink (._concave)
+_CAP = 1e-6  # the verdict's radius is at most _CAP max(1, ||x||_inf)
 
 METHODS = {"bundle": "bundle", "abs-linear": "abs_linear",
            "gradient-sampling": "gradient_sampling"}
@@ -161,6 +164,9 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
     """:func:`minimize` after its arguments are checked."""
     start = time.perf_counter()
     oracle = Oracle(f, x0, maxfev, seed)
+    e, user_tol = oracle.exponent, tol
+    if e is not None:  # NOTE: the run is on f / 2^e (exact); what the caller sees is f's
+        tol, callback = math.ldexp(tol, -e), scaled_callback(callback, e)
     module = importlib.import_module(f".{METHODS[method]}", __package__)
     monitor = Monitor(callback, oracle.tree, progress, f"minimize ({method})")
     try:
@@ -196,7 +202,11 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                     "(e.g. 1e-5) or a float64 x0 (a torch model: model.double()).")
     if out.status == MAXFEV:
         message = f"maxfev={maxfev} evaluations reached. " + message
-    return OptimizeResult(x=oracle.tree(out.x), fun=float(out.fun), nit=out.nit,
+    fun = float(out.fun)
+    if e is not None:
+        fun, rep, minimal, message = rescaled_result(e, user_tol, out.fun, oracle.history,
+                                                     rep, minimal, message)
+    return OptimizeResult(x=oracle.tree(out.x), fun=fun, nit=out.nit,
                           nfev=oracle.nfev, ngev=oracle.ngev, cost=oracle.cost,
                           success=rep.verdict == "stationary",
                           status=out.status, message=message, history=oracle.history,
@@ -223,7 +233,8 @@ def _run(oracle: Oracle, module: Any, method: str, tol: float, maxiter: int | No
     # not below the spacing of x's dtype (a float32 x comes no nearer a kink)
     size = float(np.max(np.abs(out.x), initial=0.0))
     floor = oracle.spacing(out.x)
-    radius = max(min(float(out.radius), max(1e-6, float(tol)) * max(1.0, size)), floor)
+    # (x's units: tol is f's gradient's, so s f would be tested in a ball s times wider)
+    radius = max(min(float(out.radius), _CAP * max(1.0, size)), floor)
     if method == "abs-linear":  # NOTE: its steps land on the kinks already
         rep = oracle.stationarity(out.x, radius, float(tol), counted=False)
     else:
@@ -234,7 +245,7 @@ def _run(oracle: Oracle, module: Any, method: str, tol: float, maxiter: int | No
         # manifold, which land there (tested at <= tol); not past a limit the caller set (a
         # method's default maxiter is not one: abs-linear from a float32 x0 ran out of its
         # 200 iterations 5.5e-4 from the sparse group lasso's minimiser)
-        near = max(min(radius, float(tol)), floor)
+        near = max(min(radius, TARGET_RADIUS), floor)  # NOTE: x's units (was tol: f's gradient's)
         done = finish_on_zero_norms(oracle, out.x, out.fun, float(tol), near, out.nit,
                                     out.message)
         if done is None:  # NOTE: not certified: a better point they reached, if any

@@ -24,7 +24,7 @@ gradient at y_j, from the piece a random direction enters):
    crease). So when ||g_a|| <= tol, after ten null steps in a row, when v is at rounding
    level, or when ||d|| <= rho (at most every fifth iteration), kinkgrad *decides* with
    :func:`kinkgrad.stationarity` at radius max(rho, target) (rho starts at 1e-4 (1 + ||x0||),
-   the target radius defaults to tol). "stationary" at the target radius ends the run;
+   the target radius defaults to 1e-8). "stationary" at the target radius ends the run;
    "stationary" at a larger one shrinks rho tenfold and the bundle to that ball; "not
    stationary" gives the exact descent direction of the set at that radius (the negative
    min-norm element), which an Armijo search follows (expanding from ten times the radius),
@@ -63,7 +63,16 @@ import numpy as np
 from ._bundle_options import check_options
 from ._norm_finish import finish_on_zero_norms
 from ._stall_finish import finish_stall
-from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
+from .common import (
+    CALLBACK,
+    CONVERGED,
+    MAXFEV,
+    MAXITER,
+    STALLED,
+    TARGET_RADIUS,
+    MethodResult,
+    Monitor,
+)
 from .oracle import BudgetExhausted, Oracle
 
 __all__ = ["run"]
@@ -137,7 +146,8 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
         bundle_size: most cuts kept (plus the aggregate).
         gamma: downshifting coefficient of the linearization errors (0 for convex f).
         m_serious: descent fraction of the predicted decrease for a serious step.
-        radius: the radius at which stationarity must be certified to stop (default: tol;
+        radius: the radius at which stationarity must be certified to stop (default 1e-8,
+            ``common.TARGET_RADIUS``: x's units, where tol is the gradient's;
             at each test at least 4 u (1 + ||x||_inf), u the unit roundoff of x's dtype:
             float32 points come no nearer a kink; a point that is stationary at a larger
             radius is only a reason to look closer).
@@ -156,7 +166,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     finish_at_limit = finish and maxiter is None  # an explicit maxiter is a hard cap
     maxiter = 20 * n + 1000 if maxiter is None else maxiter
     dense = metric == "bfgs" and n <= 3000
-    radius = tol if radius is None else radius
+    radius = TARGET_RADIUS if radius is None else radius
     x = oracle.x0.copy()
     state = {"x": x, "f": oracle.f0}
     try:

@@ -18,6 +18,12 @@ __all__ = ["MethodResult", "Monitor", "simplex_qp", "check_option"]
 # status codes shared by the methods (OptimizeResult.status)
 CONVERGED, MAXITER, MAXFEV, STALLED, CALLBACK = 0, 1, 2, 3, 4
 
+# the radius (x's units) at which the methods certify stationarity by default. It is not
+# tol: tol bounds a norm of f's gradients, so for s f it is s times larger, and a target
+# radius of tol put s f's test in a ball s times wider (s = 1e12: "stationary" at x0 in a
+# ball of radius 1e4) or below x's spacing (s = 1e-12)
+TARGET_RADIUS = 1e-8
+
 
 def check_option(method: str, ok: bool, name: str, value: object, fix: str) -> None:
     """Raise KinkgradError naming the method's option and the fix unless ``ok``."""

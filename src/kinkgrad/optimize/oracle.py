@@ -15,12 +15,14 @@ matrices are one forward sweep per column).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from ..abs_normal._flat import FlatSpec, scalar_output, trace_at
+from ..abs_normal._flat import FlatSpec, gradient_unit, scalar_output, trace_at
+from ..abs_normal._rescale import exponent, scaled_f
 from ..abs_normal.clarke import piece_gradient
 from ..abs_normal.form import AbsNormalForm, abs_normal_form
 from ..abs_normal.kinks_as_norms import is_nested, kinks_as_norms
@@ -31,6 +33,9 @@ from ..modes.api import Traced, value_and_grad
 from ..modes.rounding import rounding_error
 
 __all__ = ["Oracle", "BudgetExhausted"]
+
+_SCALE_LIMIT = 2.0 ** 20  # f's terms (_flat.gradient_unit) beyond this or below its inverse:
+# f / 2^e is minimized instead (Oracle.exponent)
 
 
 
@@ -76,6 +81,17 @@ class Oracle:
         if not np.isfinite(f0):
             raise KinkgradError(f"{where}: f(x0) = {f0} is not finite; start at a point "
                                 "where f is finite.")
+        # NOTE: f at an extreme scale is minimized as f / 2^e (exact, abs_normal._rescale):
+        # the methods' step tests (4 u (1 + |f|)), tol and squared norms assume f near unit
+        # scale (1e-200 f: a ZeroDivisionError in the bundle's metric; 1e-12 f: 6 of 10
+        # published problems certified)
+        try:
+            self.exponent = exponent(gradient_unit(tr, out), limit=_SCALE_LIMIT)
+        except KinkgradError:  # NOTE: an infinite derivative at x0 (sqrt at 0): f as given
+            self.exponent = None
+        if self.exponent is not None:
+            f, f0 = scaled_f(f, self.exponent), math.ldexp(float(f0), -self.exponent)
+            self.f = f
         big = max(float(np.max(np.abs(self.x0), initial=0.0)), abs(float(f0)))
         if big > HUGE:  # NOTE: the bundle's linearization errors and squared norms
             # overflow to inf and then NaN (x0 = 1e300); abs-linear and gradient sampling

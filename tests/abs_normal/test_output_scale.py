@@ -1,0 +1,104 @@
+"""stationarity and minimality of s f agree with f's for every s > 0 (tol scaled with s).
+
+The truth is hand-derived: the sets below are known exactly, and s f's are s times them.
+Below about 1e-163 squared norms underflowed (s (|x0| + 3 x0 + x1) at 0 with s = 1e-200 was
+"stationary" and "minimal" at tol = s 1e-8: its set's norm computed as 0), and from about
+1e150 the tests refused ("squares overflow; rescale f").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+
+SCALES = [1e-300, 1e-200, 1e-163, 1e-30, 1e-8, 1.0, 1e8, 1e30, 1e150, 1e250]
+
+
+def kinked(x):  # at 0: the set [2, 4] x {1}, min-norm element (2, 1); f falls along -(2, 1)
+    return knp.abs(x[0]) + 3 * x[0] + x[1]
+
+
+def smooth_here(x):  # at (1, 0): f = 2 x0 + x1 there, the set {(2, 1)}
+    return x[0] + 2 * x[1] + knp.abs(x[0] - x[1])
+
+
+def minimum(x):  # at 0: the set [-1/2, 3/2] x [-1, 1] holds 0, and 0 is a strict minimiser
+    return knp.abs(x[0]) + 0.5 * x[0] + knp.abs(x[1])
+
+
+@pytest.mark.parametrize("s", SCALES)
+@pytest.mark.parametrize(("f", "x"), [(kinked, np.zeros(2)), (smooth_here, np.array([1.0, 0.0]))])
+def test_a_nonstationary_point_at_every_scale(s, f, x):
+    def g(z):
+        return s * f(z)
+
+    rep = kinkgrad.stationarity(g, x, tol=1e-8 * s)
+    assert rep.verdict == "not stationary", rep.reason
+    assert rep.distance / s == pytest.approx(math.sqrt(5), rel=1e-12)
+    np.testing.assert_allclose(np.asarray(rep.min_norm) / s, [2.0, 1.0], rtol=1e-12)
+    assert rep.slope / s == pytest.approx(-math.sqrt(5), rel=1e-12)
+    assert rep.tol == 1e-8 * s
+    mini = kinkgrad.minimality(g, x, tol=1e-8 * s)
+    assert mini.verdict == "not minimal", mini.reason
+    assert mini.slope < -1e-8 * s
+
+
+@pytest.mark.parametrize("s", SCALES)
+def test_a_minimiser_at_every_scale(s):
+    def g(z):
+        return s * minimum(z)
+
+    rep = kinkgrad.stationarity(g, np.zeros(2), tol=1e-8 * s)
+    assert rep.verdict == "stationary", rep.reason
+    assert rep.distance <= 1e-8 * s
+    mini = kinkgrad.minimality(g, np.zeros(2), tol=1e-8 * s)
+    assert mini.verdict == "minimal", mini.reason
+    assert mini.bounds[0] >= -1e-8 * s  # least slope: min(1/2, 1) s > 0 in truth
+
+
+@pytest.mark.parametrize("s", SCALES)
+def test_in_clarke_of_a_scaled_program(s):
+    # |x0| + |x1| at 0: the Clarke set is the box [-1, 1]^2, s f's is s times it. (2, 2) s
+    # was "inside" for s <= 1e-8 (an l1 residual within 1e-7 (1 + sizes) n: the 1 is f's
+    # unit scale) and for s >= 1e16 (the LP solved on unscaled data)
+    def g(z):
+        return s * (knp.abs(z[0]) + knp.abs(z[1]))
+
+    x = np.zeros(2)
+    assert kinkgrad.in_clarke(g, x, np.array([2.0, 2.0]) * s) is False
+    assert kinkgrad.in_clarke(g, x, np.array([1.5, 0.0]) * s) is False
+    assert kinkgrad.in_clarke(g, x, np.array([0.5, -1.0]) * s) is True
+
+
+def _seed19(x):  # a random program of _abs_programs (seed 19), written out
+    v2 = knp.maximum(-0.5 * x[0], -1.0 * x[1])
+    v3 = knp.sum(knp.sort(knp.stack([0.5 * v2, 2.0 * v2, -1.0 * x[0]])) * np.array(
+        [1.0, -2.0, 0.5]))
+    v4 = knp.minimum(1.0 * v3, -0.5 * x[0])
+    v5 = knp.minimum(1.0 * x[1], 1.0 * v3)
+    v6 = knp.linalg.norm(knp.stack([0.5 * v2, 0.5 * v4, -0.5 * v2]), ord=1)
+    return 2.0 * v2 - 1.0 * v3 - 2.0 * v4 + 1.0 * v5 - 2.0 * v6
+
+
+@pytest.mark.parametrize("s", [1e-12, 1e-8, 1.0, 1e20])
+def test_certify_does_not_certify_a_scaled_non_clarke_vector(s):
+    # backward mode's (3, 1) is no Clarke gradient of _seed19 at (0, -1/2): the limiting
+    # gradients (finite differences beside x, the truth) are (2, 1) and (2.5, 1). At s <= 1e-8
+    # s (3, 1) was certified ("blocks") for s f
+    from _abs_programs import brute_gradients, same_sets
+
+    x = np.array([0.0, -0.5])
+    assert same_sets(brute_gradients(_seed19, x), np.array([[2.0, 1.0], [2.5, 1.0]]))
+
+    def g(z):
+        return s * _seed19(z)
+
+    assert np.allclose(np.asarray(kinkgrad.grad(g)(x)) / s, [3.0, 1.0])
+    assert not kinkgrad.certify(g, x).certified
+    assert kinkgrad.in_clarke(g, x, s * np.array([3.0, 1.0])) is False
+    assert kinkgrad.in_clarke(g, x, s * np.array([2.25, 1.0])) is True
