@@ -31,3 +31,23 @@ def hull_min_norm(G: np.ndarray, check: bool = True) -> float:
         scale = 1.0 + float(np.max(np.abs(G))) ** 2
         assert float(np.min(G @ g)) >= float(g @ g) - 1e-9 * scale, "least distance not optimal"
     return float(np.linalg.norm(g))
+
+
+def exact_hull_min_norm(G: np.ndarray) -> float:
+    """The same by Caratheodory: the minimiser lies in the hull of at most n + 1 points, so
+    the best affine-hull projection over all such subsets with nonnegative weights is it
+    (small k only; an independent, exact method)."""
+    from itertools import combinations
+
+    G = np.unique(np.round(G, 12), axis=0)
+    k, n = G.shape
+    best = min(float(np.linalg.norm(g)) for g in G)
+    for size in range(2, min(k, n + 1) + 1):
+        for idx in combinations(range(k), size):
+            P = G[list(idx)]
+            M = (P[1:] - P[0]).T
+            y = np.linalg.lstsq(M, -P[0], rcond=None)[0]
+            lam = np.r_[1 - y.sum(), y]
+            if np.all(lam >= -1e-12):
+                best = min(best, float(np.linalg.norm(P[0] + M @ y)))
+    return best

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 from _abs_programs import Prog, brute_gradients, programs, same_sets
+from _exact_pl import limiting_gradients
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import kinkgrad
+from _least_distance import exact_hull_min_norm
 from kinkgrad.abs_normal import (
     certify,
     clarke_grad,
@@ -61,6 +63,26 @@ def test_subdifferential_equals_brute_force(prog):
     sub = subdifferential(prog, prog.x)
     brute = brute_gradients(prog, prog.x)
     assert same_sets(brute, sub.matrix)
+    assert same_sets(np.array(limiting_gradients(prog), float), sub.matrix, tol=1e-12)
+
+
+@settings(derandomize=True, deadline=None, max_examples=150,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(programs(n_max=3, ops_max=6, grid=[-0.5, 0.0, 0.5]))
+def test_subdifferential_equals_the_exact_cells_on_kinks(prog):
+    # x on the kinks of more ops, 3 variables, 6 ops: finite differences miss thin cones here,
+    # the exact cells (_exact_pl: rational arithmetic, LPs confirmed exactly) do not
+    want = np.array(limiting_gradients(prog), float)
+    sub = subdifferential(prog, prog.x)
+    if sub.partial:  # what it lists are limiting gradients
+        assert same_sets(np.vstack([want, sub.matrix]), want, tol=1e-12)
+    else:
+        assert same_sets(want, sub.matrix, tol=1e-12)
+    rep = kinkgrad.stationarity(prog, prog.x, tol=1e-9)
+    truth = exact_hull_min_norm(want)
+    assert rep.bounds[0] - 1e-9 <= truth <= rep.bounds[1] + 1e-9
+    if rep.verdict != "undecided":
+        assert (rep.verdict == "stationary") == (truth <= 1e-9)
 
 
 POLICIES = [kinkgrad.KinkPolicy(), kinkgrad.KinkPolicy(relu=0.5, leaky_relu=0.5, abs=0.25),
@@ -108,3 +130,20 @@ def test_a_minimum_scaled_by_1e_14_keeps_both_limiting_gradients():
     assert len(want) == 2
     got = kinkgrad.subdifferential(lambda x: 1e-14 * p(x), p.x)
     assert not got.partial and same_sets(np.asarray(got.matrix) / 1e-14, want)
+
+
+@settings(derandomize=True, deadline=None, max_examples=40,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(programs(n_max=3, ops_max=6, grid=[-0.5, 0.0, 0.5]), st.integers(0, 2**16))
+def test_the_exact_oracle_agrees_with_the_programs_values(prog, seed):
+    # the oracle's own check: its rational f equals the program's (dyadic, exact in floats),
+    # and f(x + t d) - f(x) = t phi(d) for small dyadic t (f is piecewise linear)
+    from fractions import Fraction
+
+    from _exact_pl import evaluate, phi
+
+    d = np.random.default_rng(seed).integers(-8, 9, prog.n) / 8.0
+    assert evaluate(prog, prog.x) == Fraction(float(prog(prog.x)))
+    t = Fraction(1, 2**20)
+    step = [Fraction(float(a)) + t * Fraction(float(b)) for a, b in zip(prog.x, d)]
+    assert evaluate(prog, step) - evaluate(prog, prog.x) == t * phi(prog, d)
