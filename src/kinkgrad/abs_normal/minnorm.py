@@ -409,7 +409,18 @@ def hull_by_columns(first: np.ndarray, enter: Callable[[np.ndarray], np.ndarray]
     (w, its certified norm :attr:`MinNorm.upper`), or (0, inf) without pieces. Every piece
     held belongs to the set, so w is an element of it (an inner bound)."""
     n = first.shape[1]
-    P, best = np.unique(first, axis=0), (np.zeros(n), np.inf)
+    seen: set[bytes] = set()
+    rows: list[np.ndarray] = []
+
+    def add(new: np.ndarray) -> None:  # NOTE: not np.unique(axis=0): 0.4 s of a 0.5 s test
+        for r in new:  # on 16,896-wide rows (it sorts them as structured records)
+            key = r.tobytes()
+            if key not in seen:
+                seen.add(key)
+                rows.append(r)
+
+    add(first)
+    P, best = np.array(rows).reshape(-1, n), (np.zeros(n), np.inf)
     for _ in range(rounds):
         if not P.shape[0]:
             break
@@ -427,5 +438,6 @@ def hull_by_columns(first: np.ndarray, enter: Callable[[np.ndarray], np.ndarray]
         new = np.atleast_2d(enter(-u / np.linalg.norm(u)))
         if not new.shape[0] or float(np.min(new @ w)) >= mn.upper ** 2 * (1 - 1e-9):
             break
-        P = np.unique(np.vstack([P, new]), axis=0)
+        add(new)
+        P = np.array(rows)
     return best
