@@ -54,14 +54,7 @@ from ..cost import program_cost
 from ..errors import KinkgradError
 from ..kinks import KinkPolicy, resolve_policy
 from . import active as _active
-from ._flat import (
-    FlatSpec,
-    hull_units,
-    other_arguments,
-    scalar_output,
-    trace_at,
-    underflow_is_not_an_error,
-)
+from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
 from .inert import inert_switches
@@ -381,7 +374,7 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                       "realised, so any choice at kinks gives a Clarke gradient.", rank, [])
     lik = (f"LIKQ fails (rank {rank} < {m})" if exact else f"LIKQ is undecided (rank >= "
            f"{rank} of {m}: a block of A is too large for the dense rank test)")
-    if m <= _BLOCKS_M and _in_blocks(full, g_ad, hull_units(tr, out, spec)[1]):
+    if m <= _BLOCKS_M and _in_blocks(full, g_ad, tr, out):
         return report(True, "blocks", f"{lik}, but the vector lies in the sum of the proven "
                       "pieces of the blocks of coupled switches (a k-way max or min counted as "
                       "one block of its tied entries; the blocks are convex or independent), "
@@ -431,9 +424,10 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                   groups=groups, patterns=count)
 
 
-def _in_blocks(model: ActiveModel, g: np.ndarray, unit: float) -> bool:
+def _in_blocks(model: ActiveModel, g: np.ndarray, tr: Any, out: Any) -> bool:
     """g in g0 + sum of the blocks' inner hulls, when that set is proven Clarke (one LP;
-    within :func:`.lp.hull_tolerance` of ``unit``, the one under which "inside" holds)."""
+    within the tolerance under which "inside" holds, :func:`._flat.hull_units`)."""
+    from ._flat import hull_units
     from .localset import BlockTooLarge, local_set
     from .lp import in_sum_of_hulls
 
@@ -441,9 +435,8 @@ def _in_blocks(model: ActiveModel, g: np.ndarray, unit: float) -> bool:
         ls = local_set(model)
     except BlockTooLarge:  # not described: membership not proven
         return False
-    if not ls.inner_exact:
-        return False
-    return in_sum_of_hulls(np.asarray(g, np.float64), ls.g0, ls.inner_blocks(), unit=unit)[0]
+    return ls.inner_exact and in_sum_of_hulls(np.asarray(g, np.float64), ls.g0, ls.inner_blocks(),
+                                              unit=hull_units(tr, out, model.spec)[1])[0]
 
 
 def _seeds(exp: Any, max_kinks: int) -> int:

@@ -31,6 +31,7 @@ from ..errors import KinkgradError, NonFiniteInputError, NotAbsSmoothError
 from ..kinks import resolve_policy
 from ..modes.api import Traced, value_and_grad
 from ..modes.rounding import rounding_error
+from . import _merit
 
 __all__ = ["Oracle", "BudgetExhausted"]
 
@@ -417,10 +418,10 @@ class Oracle:
         except (KinkgradError, np.linalg.LinAlgError):
             return None
 
-    def merit(self, radius: float, tol: float) -> StationarityMerit:
+    def merit(self, radius: float, tol: float) -> _merit.StationarityMerit:
         """The test's distance at (radius, tol) as a merit of points (each point tested
         once, counted): what finishing steps judge steps by where f cannot rank them."""
-        return StationarityMerit(self, radius, tol)
+        return _merit.StationarityMerit(self, radius, tol)
 
     def charge(self, rep: StationarityReport) -> None:
         """Count a test made uncounted (as a final verdict) that the search then used."""
@@ -442,22 +443,3 @@ class Oracle:
         for column in self.history.values():
             del column[length:]
 
-
-class StationarityMerit:
-    """x -> 0 where :func:`kinkgrad.stationarity` at (radius, tol) certifies x, else its
-    distance (inf where it has none or it is not finite); memoised by point."""
-
-    def __init__(self, oracle: Oracle, radius: float, tol: float) -> None:
-        self.oracle, self.radius, self.tol = oracle, radius, tol
-        self._known: dict[bytes, float] = {}
-
-    def record(self, x: np.ndarray, rep: StationarityReport) -> None:
-        """Take a test already made at x (its verdict at the same radius and tol)."""
-        d = 0.0 if rep.verdict == "stationary" else (
-            float(rep.distance) if rep.distance is not None else np.inf)
-        self._known[x.tobytes()] = d if np.isfinite(d) else np.inf
-
-    def __call__(self, x: np.ndarray) -> float:
-        if x.tobytes() not in self._known:
-            self.record(x, self.oracle.stationarity(x, self.radius, self.tol))
-        return self._known[x.tobytes()]
