@@ -83,6 +83,8 @@ def test_subdifferential_equals_the_exact_cells_on_kinks(prog):
     assert rep.bounds[0] - 1e-9 <= truth <= rep.bounds[1] + 1e-9
     if rep.verdict != "undecided":
         assert (rep.verdict == "stationary") == (truth <= 1e-9)
+    if rep.exact:
+        assert abs(rep.distance - truth) <= 1e-9 * (1 + truth)
 
 
 POLICIES = [kinkgrad.KinkPolicy(), kinkgrad.KinkPolicy(relu=0.5, leaky_relu=0.5, abs=0.25),

@@ -368,3 +368,17 @@ def test_degenerate_k_way_blocks_on_piecewise_linear_programs_are_decided(form):
     rep = kinkgrad.stationarity(f, np.zeros(n))
     assert rep.verdict == "not stationary", rep.reason
     assert rep.bounds[0] == pytest.approx(1.0, abs=1e-9)  # 2-d: {-1} x [-1/2, 1/2]
+
+
+def test_a_decided_verdict_on_few_switches_has_the_exact_distance():
+    # -min(-x, -2x) - relu(-2x + min(-x, -2x)) / 2 at 0: slopes 2 (right) and 2.5 (left),
+    # by hand: the set [2, 2.5], distance 2. The verdict was right with the bounds [1, 2]
+    # and distance 1 (the outer set's); two switches: the realised pieces are enumerated
+    def f(x):
+        m = knp.minimum(-1.0 * x[0], -2.0 * x[0])
+        return -1.0 * m - 0.5 * knp.relu(-2.0 * x[0] + 1.0 * m)
+
+    rep = kinkgrad.stationarity(f, np.zeros(1), tol=1e-9)
+    assert rep.verdict == "not stationary" and rep.exact
+    assert rep.distance == pytest.approx(2.0) and rep.bounds == pytest.approx((2.0, 2.0))
+    assert rep.slope == pytest.approx(-2.5)  # along -1: f = 2.5 x on the left

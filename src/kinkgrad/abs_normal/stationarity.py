@@ -95,6 +95,7 @@ __all__ = ["StationarityReport", "stationarity"]
 
 _ROUNDS = 30  # column-generation rounds for the inner set when blocks do not add up
 _ENUM_M = 20  # at most this many active switches: enumerate the realised signatures
+_EXACT_M = 6  # at most this many: enumerate them for the exact distance of a decided verdict
 _ENUM_LIMIT = 4096
 HUGE = 1e150  # entries beyond this overflow when squared (sum of squares of n of them)
 
@@ -381,10 +382,13 @@ def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, moved: int
         if low is not None and low.upper > 0:
             start.insert(0, -low.point / low.upper)
         point, upper = _inner_by_pieces(ls, start, tol, rng)
+    gap = low is None or low.lower <= tol or (ls.model.m <= _EXACT_M and low.lower < upper)
     if not exact and not moved and ls.linear and ls.model.m <= _ENUM_M and upper > tol \
-            and (low is None or low.lower <= tol):
+            and gap:
         # NOTE: undecided on a piecewise-linear program: its realised pieces, enumerated,
-        # are the set (min(-x, |x|) at 0 is -x; its k-way block's outer set held +1 too)
+        # are the set (min(-x, |x|) at 0 is -x; its k-way block's outer set held +1 too);
+        # with a few switches also where decided, for the exact distance (-min(-x, -2x)
+        # - relu(-2x + min(-x, -2x)) / 2 at 0: [1, 2] for the truth 2)
         _, grads, complete, _ = enumerate_signatures(ls.model, _ENUM_LIMIT)
         if complete:
             low = min_norm(zero, [grads])
