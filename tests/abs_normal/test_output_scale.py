@@ -102,3 +102,19 @@ def test_certify_does_not_certify_a_scaled_non_clarke_vector(s):
     assert not kinkgrad.certify(g, x).certified
     assert kinkgrad.in_clarke(g, x, s * np.array([3.0, 1.0])) is False
     assert kinkgrad.in_clarke(g, x, s * np.array([2.25, 1.0])) is True
+
+
+@pytest.mark.parametrize("s", SCALES)
+def test_in_clarke_beside_a_euclidean_norm_at_zero_at_every_scale(s):
+    # ||z - c||_2 + w . z at c: the Clarke set is w + the unit ball (by hand), s f's s times
+    # it. The norm's path (an SOCP distance) said True for w + 1.5 u and w + 3 u at
+    # s <= 1e-200, raised a ValueError (infs or NaNs) at s <= 1e-150 and warned below 1e-100
+    w, c = np.array([0.25, -0.5, 0.125]), np.array([0.5, -0.25, 1.0])
+    u = np.array([2.0, -1.0, 2.0]) / 3.0
+
+    def g(z):
+        return s * (knp.linalg.norm(z - c) + knp.sum(w * z))
+
+    assert kinkgrad.in_clarke(g, c, s * (w + 0.5 * u)) is True
+    assert kinkgrad.in_clarke(g, c, s * (w + 1.5 * u)) is False
+    assert kinkgrad.in_clarke(g, c, s * (w + 3.0 * u)) is False

@@ -70,10 +70,11 @@ def gradient_unit(tr: Traced, out: Var | None) -> float:
 def hull_units(tr: Traced, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
                ) -> tuple[float, float]:
     """The ``unit`` arguments of :func:`.lp.hull_tolerance` for f's sets: (beyond which
-    "outside" is proven, within which "inside" holds). With G = :func:`gradient_unit` and u
-    the unit roundoff of the program's lowest precision (its inputs and f), the vectors err
-    by up to about 64 u G: the second is that (as a unit: 64 u G / rtol), the first G or
-    that, whichever is larger (a float32 program's sums err by more than 1e-7 G)."""
+    "outside" is proven, within which "inside" holds). With G = :func:`gradient_unit` (an
+    over-estimate of the size of the terms of f's gradients) and u the unit roundoff of the
+    program's lowest precision (its inputs and f), the vectors err by up to about 64 u G:
+    the second is that (as a unit: 64 u G / rtol), the first G or that, whichever is larger
+    (a float32 program's sums err by more than 1e-7 G)."""
     dtypes = [np.dtype(d) for d in spec.dtypes] + ([np.dtype(out.dtype)] if out is not None
                                                     else [])
     u = max([float(np.finfo(d).eps) / 2 for d in dtypes if d.kind == "f"] + [2.0 ** -53])

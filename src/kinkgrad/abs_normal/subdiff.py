@@ -12,6 +12,7 @@ signature at most, is :mod:`.signatures`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import product
@@ -32,39 +33,21 @@ from ._flat import (
     trace_at,
     underflow_is_not_an_error,
 )
+from ._membership import EnumerationLimitError, UndecidedError, by_oracles_membership, with_balls
+from ._rescale import exponent, gradient_size, scaled_f
 from .active import ActiveModel
 from .expand import expand
 from .localset import LocalSet, local_set
-from .lp import hull_tolerance, in_hull, in_sum_of_hulls
+from .lp import in_hull, in_sum_of_hulls
 from .second_order import second_order_pieces
 from .signatures import enumerate_signatures
-from .sort_oracle_min import by_oracles, realised, with_oracles
 from .tournament import winner
-from .zero_norms import ball_bounds, expand_flat_norms, split_zero_norms, switch_origins
+from .zero_norms import expand_flat_norms, split_zero_norms
 
 __all__ = ["Subdifferential", "EnumerationLimitError", "UndecidedError", "subdifferential",
            "in_clarke", "enumerate_signatures"]
 
 _SECOND_ORDER_M = 10  # second-order realisation is tried on models this small
-
-
-class UndecidedError(KinkgradError):
-    """A set-valued question could not be decided soundly (e.g. ``in_clarke`` at a
-    degenerate point of a curved program, where a piece realised only at higher order cannot
-    be excluded). The message says what was proven.
-
-    Fix: ask a question the certificate can answer (``kinkgrad.stationarity`` gives bounds),
-    or move to a nearby point where LIKQ holds.
-    """
-
-
-class EnumerationLimitError(UndecidedError):
-    """The enumeration of realised signatures reached its ``limit`` before an answer.
-
-    Fix: pass a larger ``limit=`` (the work grows with the number of realised signatures,
-    up to 2^m for m active kinks), or use :func:`kinkgrad.certify` / ``clarke_grad``, which
-    do not enumerate.
-    """
 
 
 @dataclass
@@ -113,7 +96,7 @@ class Subdifferential:
         return self.matrix[keep]
 
 
-def _model(f: Callable, x: Any, where: str, zero_norms: bool = False
+def _model(f: Callable, x: Any, where: str, zero_norms: bool = False, units: bool = True
            ) -> tuple[ActiveModel, FlatSpec]:
     """The active-switch model at x; with ``zero_norms``, that of f with its Euclidean norms
     at 0 frozen, those norms in ``model.zero_norms`` (:mod:`.zero_norms`), and the units of
@@ -121,14 +104,14 @@ def _model(f: Callable, x: Any, where: str, zero_norms: bool = False
     tr = trace_at(f, x, where)
     out, _ = scalar_output(tr, where)
     spec = FlatSpec(tr)
-    units = hull_units(tr, out, spec) if zero_norms else (1.0, 0.0)
+    tols = hull_units(tr, out, spec) if zero_norms and units else (1.0, 0.0)
     if zero_norms:
         tr0, balls = split_zero_norms(tr, spec, out, 0.0)
         exp = expand(tr0)
     else:
         exp, balls = expand_flat_norms(tr), None
     model = ActiveModel(exp, spec, out)
-    model.zero_norms, model.units = balls, units
+    model.zero_norms, model.units = balls, tols
     return model, spec
 
 
@@ -179,10 +162,6 @@ def _product(ls: LocalSet, limit: int) -> tuple[np.ndarray, np.ndarray, bool, bo
     return np.array(grads).reshape(len(grads), n), _rows(sigs, m), True, exact
 
 
-def _absmax(V: Any) -> float:
-    return float(abs(V).max()) if V.shape[0] * V.shape[1] else 0.0
-
-
 def _dense_row(V: Any, j: int) -> np.ndarray:
     return V[j].toarray().ravel() if issparse(V) else V[j]
 
@@ -205,32 +184,10 @@ def _second_order(ls: LocalSet, spec: FlatSpec, found: np.ndarray, limit: int
     return second_order_pieces(model, spec, todo[:limit])
 
 
-def _local(f: Callable, x: Any, where: str, zero_norms: bool = False
+def _local(f: Callable, x: Any, where: str, zero_norms: bool = False, units: bool = True
            ) -> tuple[LocalSet, FlatSpec, ActiveModel]:
-    full, spec = _model(f, x, where, zero_norms)
+    full, spec = _model(f, x, where, zero_norms, units)
     return local_set(full), spec, full
-
-
-def _in_clarke_with_balls(ls: LocalSet, full: ActiveModel, g: np.ndarray) -> bool:
-    """in_clarke where Euclidean norms are at 0: the distance from g to the set of
-    :mod:`.zero_norms` (an SOCP); False when its proven lower bound exceeds the LP path's
-    tolerance (1e-7 relative), True when a proven element lies within it."""
-    balls = full.zero_norms
-    if balls.coupled(switch_origins(full.exp, full.active)):
-        raise UndecidedError(f"in_clarke: undecided. {balls.q} Euclidean norm(s) at zero are "
-                             "fed or read by active kinks or by each other "
-                             "(kinkgrad.abs_normal.zero_norms).")
-    M, _ = balls.terms()
-    sizes = [float(np.max(np.abs(g), initial=0.0)), float(np.max(np.abs(ls.g0), initial=0.0)),
-             float(np.max(np.abs(M.data), initial=0.0))]
-    tol, tight = (hull_tolerance(sizes, 1, unit=u) for u in full.units)
-    low, _, upper, _, why = ball_bounds(ls, balls, shift=g, tol=tight)
-    if low is not None and low.lower > tol:
-        return False
-    if upper <= tight:
-        return True
-    raise UndecidedError(f"in_clarke: undecided. The distance from g to the set lies in "
-                         f"[{0.0 if low is None else low.lower:.3e}, {upper:.3e}] ({why}).")
 
 
 def _check_limit(limit: Any, where: str) -> None:
@@ -347,27 +304,6 @@ def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return G[idx], S[idx]
 
 
-def _by_oracles(ls: Any, vec: np.ndarray, units: tuple[float, float]) -> bool | None:
-    """Membership when a block is a sort tie too large to list (its assignment oracle,
-    :mod:`.sort_oracle_min`): the distance from g to the set, bounded without trusting the
-    QP, with the threshold of :func:`.lp.in_sum_of_hulls` (an l1 residual of 1e-7 scale n).
-    None when there is no such block or the bounds straddle the threshold."""
-    if not by_oracles(ls):
-        return None
-    n = vec.size
-    sizes = [float(np.max(np.abs(vec), initial=0.0)), float(np.max(np.abs(ls.g0), initial=0.0)),
-             max(_absmax(b.inner if b.oracle is not None else b.outer) for b in ls.blocks)]
-    thr, tight = (hull_tolerance(sizes, n, unit=u) for u in units)
-    mn = with_oracles(ls.g0 - vec, ls.blocks, tight / np.sqrt(max(n, 1)))
-    if mn is None:
-        return None
-    if mn.lower - ls.slack > thr:  # every point of the set is farther (l1 >= 2-norm)
-        return False
-    if realised(ls) and mn.upper * np.sqrt(max(n, 1)) <= tight:  # (inf if fitted values)
-        return True
-    return None
-
-
 @on_numpy
 @underflow_is_not_an_error
 def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
@@ -412,25 +348,39 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     ls, spec, full = _local(f, x, "in_clarke", zero_norms=True)
     vec = spec.from_tree(g, "in_clarke")
     refuse_nonfinite([vec], "in_clarke", "g")
+    e = exponent(gradient_size(full, full.zero_norms))
+    if e is not None:  # NOTE: s f's set is s f's: f / 2^e and g / 2^e, exactly (_rescale);
+        units = full.units  # NOTE: f's own units, scaled (f / 2^e's terms hold 2^-e)
+        ls, spec, full = _local(scaled_f(f, e), x, "in_clarke", zero_norms=True, units=False)
+        full.units = tuple(math.ldexp(u, -e) for u in units)
+        vec = vec * math.ldexp(1.0, -e)
+    return _membership(ls, spec, full, vec, limit)
+
+
+def _membership(ls: LocalSet, spec: FlatSpec, full: ActiveModel, vec: np.ndarray,
+                limit: int) -> bool:
+    """:func:`in_clarke` on the model: "outside" beyond the tolerance of f's terms
+    (``full.units[0]``), "inside" within the relative one (``full.units[1]``)."""
+    out = {"unit": full.units[0]}  # NOTE: the two sides' tolerances (lp.hull_tolerance)
+    inside = {"unit": full.units[1]}
     if full.zero_norms is not None:  # Euclidean norms at 0 (zero_norms.py)
-        return _in_clarke_with_balls(ls, full, vec)
+        return with_balls(ls, full, vec)
     if ls.has_outer:
-        inside, _ = in_sum_of_hulls(vec, ls.g0, ls.outer_blocks(), unit=full.units[0])
-        if not inside and not (ls.slack and in_sum_of_hulls(  # NOTE: outside by <= slack
-                vec, ls.g0, ls.outer_blocks(), widen=ls.slack, unit=full.units[0])[0]):
+        near, _ = in_sum_of_hulls(vec, ls.g0, ls.outer_blocks(), **out)
+        if not near and not (ls.slack and in_sum_of_hulls(  # NOTE: outside by <= slack
+                vec, ls.g0, ls.outer_blocks(), widen=ls.slack, **out)[0]):
             return False
-        if inside and ls.exact and in_sum_of_hulls(vec, ls.g0, ls.outer_blocks(),
-                                                   unit=full.units[1])[0]:
-            return True  # NOTE: "inside" within the relative tolerance (lp.hull_tolerance)
-    if ls.inner_exact and in_sum_of_hulls(vec, ls.g0, ls.inner_blocks(), unit=full.units[1])[0]:
+        if near and ls.exact and in_sum_of_hulls(vec, ls.g0, ls.outer_blocks(), **inside)[0]:
+            return True
+    if ls.inner_exact and in_sum_of_hulls(vec, ls.g0, ls.inner_blocks(), **inside)[0]:
         return True
-    decided = _by_oracles(ls, vec, full.units)
+    decided = by_oracles_membership(ls, vec, full.units)
     if decided is not None:
         return decided
-    sub = _listed(ls, spec, full, limit, stop=lambda G: in_hull(G, vec, unit=full.units[1])[0])
-    if in_hull(sub.matrix, vec, unit=full.units[1])[0]:
+    sub = _listed(ls, spec, full, limit, stop=lambda G: in_hull(G, vec, **inside)[0])
+    if in_hull(sub.matrix, vec, **inside)[0]:
         return True
-    if not sub.partial and not in_hull(sub.matrix, vec, unit=full.units[0])[0]:
+    if not sub.partial and not in_hull(sub.matrix, vec, **out)[0]:
         return False
     if not sub.partial:
         raise UndecidedError(

@@ -35,8 +35,11 @@ from . import _merit
 
 __all__ = ["Oracle", "BudgetExhausted"]
 
-_SCALE_LIMIT = 2.0 ** 20  # f's terms (_flat.gradient_unit) beyond this or below its inverse:
-# f / 2^e is minimized instead (Oracle.exponent)
+# f's terms (_flat.gradient_unit) below 2^-20 or beyond 2^100: f / 2^e is minimized instead
+# (Oracle.exponent). Not from 2^20 up: terms that large at x0 often come from a far x0
+# (chained CB3 I from 1e7 x0: 2^75), and f / 2^75 near f* = 18 is below the step tests'
+# floors (the run ended uncertified at 1.2e10; unscaled it certifies 18)
+_SCALE_LIMIT, _SCALE_DOWN = 2.0 ** 20, 2.0 ** 100
 
 
 
@@ -87,7 +90,9 @@ class Oracle:
         # scale (1e-200 f: a ZeroDivisionError in the bundle's metric; 1e-12 f: 6 of 10
         # published problems certified)
         try:
-            self.exponent = exponent(gradient_unit(tr, out), limit=_SCALE_LIMIT)
+            G = gradient_unit(tr, out)
+            self.exponent = exponent(G, limit=_SCALE_LIMIT) if G <= _SCALE_LIMIT \
+                else exponent(G, limit=_SCALE_DOWN)
         except KinkgradError:  # NOTE: an infinite derivative at x0 (sqrt at 0): f as given
             self.exponent = None
         if self.exponent is not None:
