@@ -48,3 +48,13 @@ def test_maxq_at_extreme_scales(s):
     res = kinkgrad.minimize(lambda z: s * p.f(z), p.x0, tol=1e-8 * s)
     assert res.success, res.message
     assert res.fun / s - p.f_star <= 1e-10
+
+
+def test_a_far_start_is_not_rescaled_into_the_step_tests_floor():
+    # chained CB3 I from 1e7 x0: f's terms there are ~2^75. Minimizing f / 2^75 put the
+    # values near f* = 18 (published) below the step tests' floors: it ended at 1.2e10,
+    # uncertified. Large terms are rescaled only beyond 2^100
+    p = problems.get("chained-cb3-1", 10)
+    res = kinkgrad.minimize(p.f, p.x0 * 1e7)
+    assert res.success and "2^" not in res.message
+    assert res.fun - p.f_star <= 1e-8 * p.f_star
