@@ -118,3 +118,29 @@ def test_in_clarke_beside_a_euclidean_norm_at_zero_at_every_scale(s):
     assert kinkgrad.in_clarke(g, c, s * (w + 0.5 * u)) is True
     assert kinkgrad.in_clarke(g, c, s * (w + 1.5 * u)) is False
     assert kinkgrad.in_clarke(g, c, s * (w + 3.0 * u)) is False
+
+
+@pytest.mark.parametrize("s", [1.0, 1e20, 1e25, 1e30, 1e100])
+def test_certify_a_scaled_net_as_the_unscaled_one(s):
+    # a 3-5-1 ReLU net with all five ReLUs at their kink: backward mode's vector is 0, and 0
+    # lies in the hull of the gradients at points beside x (sampled, the truth); certify
+    # said so at s = 1 .. 1e20 and 1e100 but not at 1e25 and 1e30: the model's gradient at
+    # s = 1e25 erred by 2.7e8 (1e-17 of the terms) against an absolute 1e-8
+    from _least_distance import hull_min_norm
+
+    W1 = np.array([[0.25, 0.5, -0.25], [-0.375, 0.375, 0.375], [0.0, -0.375, 0.375],
+                   [0.0, -0.375, -0.375], [-0.125, 0.25, -0.125]])
+    W2 = np.array([[0.375, -0.5, -0.125, 0.0, 0.5]])
+    b1 = np.array([-0.5, -0.09375, 0.65625, -0.09375, -0.375])
+    x = np.array([-0.5, 0.75, -1.0])
+
+    def net(z):
+        return knp.sum(knp.matmul(W2, knp.relu(knp.matmul(W1, z) + b1)))
+
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((2000, 3))
+    G = np.array([kinkgrad.grad(net)(x + 1e-6 * u / np.linalg.norm(u)) for u in U])
+    assert hull_min_norm(np.unique(np.round(G, 12), axis=0)) <= 1e-9
+    rep = kinkgrad.certify(lambda z: s * net(z), x)
+    assert rep.certified, rep.reason
+    assert not np.any(rep.gradient)

@@ -53,6 +53,7 @@ from ..backends import on_numpy
 from ..cost import program_cost
 from ..errors import KinkgradError
 from ..kinks import KinkPolicy, resolve_policy
+from . import _flat
 from . import active as _active
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
@@ -391,7 +392,8 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     eps = max((float(np.finfo(v.dtype).eps) for v in tr.in_vars
                if np.dtype(v.dtype).kind == "f"), default=0.0)
     tol = max(1e-8, 20 * eps)
-    if not np.allclose(g_exp, g_ad, rtol=tol, atol=tol * (1 + float(np.abs(g_ad).max()))):
+    terms = _flat.gradient_unit(tr, out) + float(np.abs(g_ad).max())  # NOTE: f's terms, not
+    if not np.allclose(g_exp, g_ad, rtol=tol, atol=tol * terms):  # 1: 1e25 f erred by 2.7e8
         return report(False, "none", f"{lik} and the vector is not the model's gradient "
                       "for one value of abs'(0) per switch (a `where` tied at x follows its "
                       "condition; or a choice such as max='split' over three or more ties), so "
@@ -427,7 +429,6 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
 def _in_blocks(model: ActiveModel, g: np.ndarray, tr: Any, out: Any) -> bool:
     """g in g0 + sum of the blocks' inner hulls, when that set is proven Clarke (one LP;
     within the tolerance under which "inside" holds, :func:`._flat.hull_units`)."""
-    from ._flat import hull_units
     from .localset import BlockTooLarge, local_set
     from .lp import in_sum_of_hulls
 
@@ -436,7 +437,7 @@ def _in_blocks(model: ActiveModel, g: np.ndarray, tr: Any, out: Any) -> bool:
     except BlockTooLarge:  # not described: membership not proven
         return False
     return ls.inner_exact and in_sum_of_hulls(np.asarray(g, np.float64), ls.g0, ls.inner_blocks(),
-                                              unit=hull_units(tr, out, model.spec)[1])[0]
+                                              unit=_flat.hull_units(tr, out, model.spec)[1])[0]
 
 
 def _seeds(exp: Any, max_kinks: int) -> int:
