@@ -60,19 +60,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import common
 from ._bundle_options import check_options
 from ._norm_finish import finish_on_zero_norms
 from ._stall_finish import finish_stall
-from .common import (
-    CALLBACK,
-    CONVERGED,
-    MAXFEV,
-    MAXITER,
-    STALLED,
-    TARGET_RADIUS,
-    MethodResult,
-    Monitor,
-)
+from .common import CALLBACK, CONVERGED, MAXFEV, MAXITER, STALLED, MethodResult, Monitor
 from .oracle import BudgetExhausted, Oracle
 
 __all__ = ["run"]
@@ -166,7 +158,7 @@ def run(oracle: Oracle, *, tol: float, maxiter: int | None, monitor: Monitor,
     finish_at_limit = finish and maxiter is None  # an explicit maxiter is a hard cap
     maxiter = 20 * n + 1000 if maxiter is None else maxiter
     dense = metric == "bfgs" and n <= 3000
-    radius = TARGET_RADIUS if radius is None else radius
+    radius = common.TARGET_RADIUS if radius is None else radius
     x = oracle.x0.copy()
     state = {"x": x, "f": oracle.f0}
     try:
