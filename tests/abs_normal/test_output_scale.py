@@ -144,3 +144,14 @@ def test_certify_a_scaled_net_as_the_unscaled_one(s):
     rep = kinkgrad.certify(lambda z: s * net(z), x)
     assert rep.certified, rep.reason
     assert not np.any(rep.gradient)
+
+
+@pytest.mark.parametrize("tol", [1e10, 1e300])
+def test_a_tol_beyond_every_norm_at_a_tiny_scale(tol):
+    # tol / 2^e overflowed (OverflowError from math.ldexp) where f is rescaled by 2^-997;
+    # every element of the set (norm ~2.2e-300) is within such a tol: "stationary"
+    def g(z):
+        return 1e-300 * kinked(z)
+
+    assert kinkgrad.stationarity(g, np.zeros(2), tol=tol).verdict == "stationary"
+    assert kinkgrad.minimality(g, np.zeros(2), tol=tol).verdict == "minimal"

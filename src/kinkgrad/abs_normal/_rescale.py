@@ -26,7 +26,7 @@ import numpy as np
 from .._core import pytree
 
 __all__ = ["LIMIT", "exponent", "gradient_size", "rescaled_result", "scaled_callback", "scaled_f",
-           "scale_back"]
+           "scale_back", "scaled_tol"]
 
 LIMIT = 2.0 ** 64
 
@@ -49,6 +49,11 @@ def gradient_size(red: Any, balls: Any) -> float:
     if balls is not None:
         sizes.append(top(balls.lam) * top(balls.rows.data))
     return max(sizes)
+
+
+def scaled_tol(tol: float, e: int) -> float:
+    """tol / 2^e, at most 1e300 (a tol beyond every norm of f / 2^e's set says the same)."""
+    return math.ldexp(tol, -e) if math.log2(tol) - e < 996 else 1e300
 
 
 def scaled_f(f: Callable, e: int) -> Callable:

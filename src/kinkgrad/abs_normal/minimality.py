@@ -90,7 +90,6 @@ model keeps them at their value at x).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,7 +112,7 @@ from ._minimality_model import (
     pieces,
     regions,
 )
-from ._rescale import exponent, gradient_size, scale_back, scaled_f
+from ._rescale import exponent, gradient_size, scale_back, scaled_f, scaled_tol
 from .active import ActiveModel
 from .ball_comparisons import flippable_comparisons
 from .ball_model import ball_model
@@ -275,7 +274,7 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
     e = exponent(gradient_size(red, balls)) if all(np.all(np.isfinite(v)) for v in parts) \
         else None
     if e is not None:  # NOTE: squared norms underflow or overflow there: f / 2^e, exactly
-        rep = minimality(scaled_f(f, e), x, radius, math.ldexp(tol, -e), seed, limit)
+        rep = minimality(scaled_f(f, e), x, radius, scaled_tol(tol, e), seed, limit)
         return scale_back(rep, e, tol, ("bounds", "slope", "multipliers"))
     if not all(np.all(np.isfinite(v)) and np.max(np.abs(v), initial=0.0) <= HUGE
                for v in parts):

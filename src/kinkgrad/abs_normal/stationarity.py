@@ -64,7 +64,6 @@ f'(x; d) is computed by a directional sweep and reported as ``slope`` (||d|| = 1
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +80,7 @@ from ._flat import (
     ball_arguments,
     underflow_is_not_an_error,
 )
-from ._rescale import exponent, scale_back, scaled_f
+from ._rescale import exponent, scale_back, scaled_f, scaled_tol
 from .ball_comparisons import flippable_comparisons
 from .ball_model import ball_model, moved_switches
 from .ball_pieces import meet_in_ball
@@ -273,7 +272,7 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
         big = max(big, float(np.max(np.abs(balls.lam))) * float(abs(balls.rows).max()))
     e = exponent(big)
     if e is not None:  # NOTE: squared norms underflow or overflow there: f / 2^e, exactly
-        rep = stationarity(scaled_f(f, e), x, radius, math.ldexp(tol, -e), seed)
+        rep = stationarity(scaled_f(f, e), x, radius, scaled_tol(tol, e), seed)
         return scale_back(rep, e, tol, ("distance", "min_norm", "bounds", "slope"))
     if big > HUGE:  # NOTE: ||g||^2 of the set's vectors would overflow in the QP and norms
         return StationarityReport.undecided(

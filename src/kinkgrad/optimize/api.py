@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from ..abs_normal._rescale import rescaled_result, scaled_callback
+from ..abs_normal._rescale import rescaled_result, scaled_callback, scaled_tol
 from ..abs_normal.stationarity import StationarityReport
 from ..backends import on_numpy
 from ..errors import KinkgradError
@@ -172,7 +171,7 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
     oracle = Oracle(f, x0, maxfev, seed)
     e, user_tol = oracle.exponent, tol
     if e is not None:  # NOTE: the run is on f / 2^e (exact); what the caller sees is f's
-        tol, callback = math.ldexp(tol, -e), scaled_callback(callback, e)
+        tol, callback = scaled_tol(tol, e), scaled_callback(callback, e)
     module = importlib.import_module(f".{METHODS[method]}", __package__)
     monitor = Monitor(callback, oracle.tree, progress, f"minimize ({method})")
     try:
