@@ -25,8 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "hull_tolerance",
-           "in_hull", "quiet_fd",
-           "in_sum_of_hulls", "proven_infeasible", "row_duals", "solve_lp"]
+           "in_hull", "quiet_fd", "in_sum_of_hulls", "proven_infeasible", "row_duals",
+           "solve_lp"]
 
 MARGIN = 1e-9
 ZERO_ROW = 1e-10
@@ -213,7 +213,8 @@ def hull_tolerance(sizes: list[float], n: int, rtol: float = 1e-7, unit: float =
     terms whose rounded sums made the set's vectors (:func:`._flat.gradient_unit`; 1 by
     default, f at unit scale): those vectors can be far smaller than their terms (0.1 x +
     0.2 x - 0.3 x has the gradient 5.6e-17 as computed, 2.8e-17 exactly). "Inside" (True)
-    holds within the relative tolerance (``unit=0``), so that s f answers as f for every
+    holds within the tolerance with ``unit`` the vectors' own rounding (64 u G / rtol,
+    :func:`._flat.hull_units`; 0: purely relative), so that s f answers as f for every
     s > 0: with the unit 1, s (3, 1) counted as a Clarke gradient of s f at s <= 1e-8 where
     (3, 1) is none of f's. Between the two nothing is proven."""
     return rtol * (unit + float(sum(sizes))) * max(n, 1)
@@ -227,7 +228,7 @@ def _size(V: Any) -> float:
 def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7, unit: float = 1.0
             ) -> tuple[bool, float]:
     """Whether g lies in the convex hull of the rows of G: (answer, l1 residual), within
-    :func:`hull_tolerance` (``unit=0``: the relative one, under which "inside" holds)."""
+    :func:`hull_tolerance` (whose ``unit`` says which side it proves)."""
     k, n = G.shape
     if k == 0:
         return False, float("inf")
@@ -279,9 +280,8 @@ def in_sum_of_hulls(g: np.ndarray, g0: np.ndarray, blocks: list, rtol: float = 1
     ``widen``: the set is known only to within this 2-norm distance (``LocalSet.slack``), so
     g counts as inside when its residual is within the tolerance plus sqrt(n) widen (the
     largest l1 norm of a vector of 2-norm widen): a False then proves g outside the true set.
-    The tolerance is :func:`hull_tolerance`'s (``unit=0``: the relative one, under which
-    "inside" holds at every scale). The LP is solved on the data divided by their size
-    (HiGHS' tolerances are absolute).
+    The tolerance is :func:`hull_tolerance`'s (whose ``unit`` says which side it proves).
+    The LP is solved on the data divided by their size (HiGHS' tolerances are absolute).
     """
     n = g.size
     extra = float(np.sqrt(max(n, 1))) * widen
