@@ -61,8 +61,8 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     there, up to three times (:mod:`._concave`; gradient sampling from x0 = 0 stopped at
     once on sum(x^2 - |x|)).
 
-    Scale: where f's terms (the largest |df/dv| over its values at x0) lie beyond 2^20 or
-    below 2^-20, f / 2^e is minimized at tol / 2^e instead (an exact rescaling: the methods'
+    Scale: where f's terms (the largest |df/dv| over its values at x0) lie below 2^-20 or
+    beyond 2^100, f / 2^e is minimized at tol / 2^e instead (an exact rescaling: the methods'
     step tests, tolerances and squared norms assume f near unit scale); ``fun``, ``history``,
     the callback and the reports are f's, and ``message`` says so. The verdict's radius and
     the methods' target radius (1e-8) are in x's units, whatever ``tol`` is.

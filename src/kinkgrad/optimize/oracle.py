@@ -42,7 +42,6 @@ __all__ = ["Oracle", "BudgetExhausted"]
 _SCALE_LIMIT, _SCALE_DOWN = 2.0 ** 20, 2.0 ** 100
 
 
-
 class BudgetExhausted(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raised inside a method when ``maxfev`` evaluations of f have been spent."""
 
