@@ -190,3 +190,13 @@ def test_a_numpy_argument_differentiated_beside_tensors_becomes_a_tensor() -> No
     gw, gx = kinkgrad.grad(lambda w, x: knp.sum(knp.relu(w) * x), argnums=(0, 1))(w, x)
     assert isinstance(gw, torch.Tensor) and gw.dtype == torch.float64
     assert gw.tolist() == [0.5, 0.0, -1.0] and gx.tolist() == [1.0, 0.0, 3.0]
+
+
+def test_numpy_float64_scalars_beside_tensors() -> None:
+    # np.float64 is a Python float, which torch._numpy looked up by its exact type: a
+    # KeyError from maximum / add / multiply / power, bare or inside grad
+    t = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    g = kinkgrad.grad(lambda v: knp.sum(knp.maximum(v, np.float64(2.0)) * np.float64(3.0)))(t)
+    np.testing.assert_array_equal(g.numpy(), [0.0, 3.0])  # by hand: slope 3 where v > 2
+    np.testing.assert_array_equal(knp.maximum(t, np.float64(2.0)).numpy(), [2.0, 3.0])
+    np.testing.assert_array_equal(knp.power(t, np.float64(2.0)).numpy(), [1.0, 9.0])

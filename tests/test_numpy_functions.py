@@ -279,3 +279,21 @@ def test_new_names_are_listed_by_info():
     words = set(info_table().split())
     for name in ("sin", "cos", "cumsum", "prod", "var", "std", "argmax", "argmin"):
         assert name in words, name
+
+
+def test_concatenate_with_axis_none_flattens_as_numpy():
+    # knp.concatenate([m, m], axis=None) joined along axis 0: shape (6, 4), NumPy's (24,)
+    m = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(knp.concatenate([m, m], axis=None),
+                                  np.concatenate([m, m], axis=None))
+    # d/dv sum(concat(v, 2v) * w) with w = 0..23: w_i + 2 w_(12 + i), by hand 24 + 3 i
+    g = kinkgrad.grad(lambda v: knp.sum(knp.concatenate([v, 2 * v], axis=None)
+                                        * np.arange(24.0)))(m)
+    np.testing.assert_array_equal(g, 24.0 + 3.0 * np.arange(12.0).reshape(3, 4))
+
+
+def test_logsumexp_of_a_zero_dimensional_array():
+    # a 0-d ndarray raised a raw TypeError ("return arrays must be of ArrayType") from the
+    # in-place exp of the shifted entries (a NumPy scalar there); logsumexp(c) = c, slope 1
+    assert knp.logsumexp(np.asarray(0.5)) == 0.5
+    assert kinkgrad.grad(knp.logsumexp)(np.asarray(0.5)) == 1.0

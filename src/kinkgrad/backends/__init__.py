@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy
 
+from ._torch_scalars import accept_numpy_scalars
+
 __all__ = ["namespace_of", "use_namespace", "to_backend", "from_backend", "is_torch", "is_cupy",
            "cupy_numpy", "follow_inputs", "set_torch_fast", "torch_active", "on_numpy",
            "check_torch_dtypes"]
@@ -106,8 +108,7 @@ def _torch_numpy() -> types.ModuleType:
 
 
 def _torch_plain() -> types.ModuleType:
-    """A copy of ``torch._numpy``'s namespace completed with the few functions the rules use
-    that it lacks, and with shape queries that read ``.shape`` first (as NumPy's do)."""
+    """``torch._numpy``'s namespace with what the rules use that it lacks (NumPy's shapes)."""
     if _TORCH_NS:
         return _TORCH_NS[0]
     with _NS_LOCK:
@@ -119,6 +120,7 @@ def _build_torch_plain() -> types.ModuleType:
 
     base = importlib.import_module("torch._numpy")
     _cache_signatures(importlib.import_module("torch._numpy._normalizations"))
+    accept_numpy_scalars(importlib.import_module("torch._numpy._dtypes_impl"))
     tnp = types.ModuleType("kinkgrad.backends.torch_numpy")
     tnp.__dict__.update({k: v for k, v in vars(base).items() if not k.startswith("__")})
 

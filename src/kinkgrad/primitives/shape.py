@@ -245,8 +245,10 @@ class Concatenate(_Join):
 
     name = numpy_name = "concatenate"
 
-    def __call__(self, arrays: Any, axis: int = 0) -> Any:
+    def __call__(self, arrays: Any, axis: int | None = 0) -> Any:
         arrays = list(arrays)
+        if axis is None:  # NOTE: NumPy flattens first (this joined along axis 0 instead)
+            arrays, axis = [Reshape.instance(a, (-1,)) for a in arrays], 0  # type: ignore
         return bind(self, *arrays, axis=normalize_axis(axis, ndim_of(arrays[0]))[0])
 
     def impl(self, *arrays, axis):

@@ -275,8 +275,8 @@ class LogSumExp(Primitive):
         return bind(self, x, axis=axes, keepdims=bool(keepdims))
 
     def impl(self, x, axis, keepdims):
-        if type(x) is _NDARRAY and x.dtype.kind == "f":
-            m, s = _shifted_exp_sum(x, axis)
+        if type(x) is _NDARRAY and x.dtype.kind == "f" and x.ndim:  # NOTE: a 0-d x's
+            m, s = _shifted_exp_sum(x, axis)  # sums are NumPy scalars: no out= (TypeError)
             s = _log(s, out=s)
             s += m
             return s if keepdims else s.squeeze(axis)
