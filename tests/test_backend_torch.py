@@ -200,3 +200,30 @@ def test_numpy_float64_scalars_beside_tensors() -> None:
     np.testing.assert_array_equal(g.numpy(), [0.0, 3.0])  # by hand: slope 3 where v > 2
     np.testing.assert_array_equal(knp.maximum(t, np.float64(2.0)).numpy(), [2.0, 3.0])
     np.testing.assert_array_equal(knp.power(t, np.float64(2.0)).numpy(), [1.0, 9.0])
+
+
+def test_bare_comparisons_indices_and_factories_on_tensors_give_tensors() -> None:
+    # they returned NumPy (comparisons called NumPy's ufunc, the integer helpers and the
+    # *_like factories computed on a NumPy copy); NumPy's own answers are the truth
+    a = np.array([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]])
+    t = torch.tensor(a, requires_grad=True)
+    cases = [
+        (knp.greater(t, 0.0), np.greater(a, 0.0)), (knp.less_equal(t, a), a <= a),
+        (knp.argmax(t), np.argmax(a)), (knp.argmax(t, axis=1), np.argmax(a, axis=1)),
+        (knp.argmin(t, axis=0, keepdims=True), np.argmin(a, axis=0, keepdims=True)),
+        (knp.argsort(t), np.argsort(a, kind="stable")),
+        (knp.argsort(t, axis=None), np.argsort(a, axis=None, kind="stable")),
+        (knp.zeros_like(t), np.zeros_like(a)), (knp.ones_like(t), np.ones_like(a)),
+        (knp.full_like(t, 2.5, dtype=np.float32), np.full_like(a, 2.5, dtype=np.float32)),
+        (knp.asarray(t), a), (knp.sum(knp.greater(t, 0.0)), np.sum(a > 0)),
+    ]
+    for got, want in cases:
+        assert isinstance(got, torch.Tensor) and not got.requires_grad
+        np.testing.assert_array_equal(got.numpy(), want)
+        assert got.numpy().dtype == np.asarray(want).dtype or want.dtype.kind == "i"
+    for got, want in zip(knp.where(t > 0), np.nonzero(a > 0)):
+        assert isinstance(got, torch.Tensor)
+        np.testing.assert_array_equal(got.numpy(), want)
+    rows = kinkgrad.vmap(lambda v: knp.argmax(v))(t)
+    assert isinstance(rows, torch.Tensor)
+    np.testing.assert_array_equal(rows.numpy(), np.argmax(a, axis=1))

@@ -118,6 +118,21 @@ def test_a_bare_call_stays_on_the_device(device: str, name: str, index: int) -> 
     np.testing.assert_allclose(host(got), prim.impl(*args, **params), rtol=1e-12, atol=1e-12)
 
 
+def test_comparisons_and_index_helpers_stay_on_the_device(device: str) -> None:
+    # comparisons called NumPy's ufunc (a host copy of a device tensor), and the bare
+    # integer helpers and factories computed on a NumPy copy
+    a = np.array([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]])
+    t = on(device, a)
+    g = kinkgrad.grad(lambda v: knp.sum(knp.where(v > 0, v, 0.5 * v)))(t)
+    assert g.device.type == device
+    np.testing.assert_array_equal(host(g), np.where(a > 0, 1.0, 0.5))
+    for got, want in ((knp.greater(t, 0.0), a > 0), (knp.argmax(t, axis=1), np.argmax(a, 1)),
+                      (knp.zeros_like(t), np.zeros_like(a)), (knp.where(t > 0)[1],
+                                                              np.nonzero(a > 0)[1])):
+        assert isinstance(got, torch.Tensor) and got.device.type == device
+        np.testing.assert_array_equal(host(got), want)
+
+
 def test_modes_stay_on_the_device(device: str) -> None:
     rng = np.random.default_rng(0)
     params = {"W0": on(device, rng.normal(size=(20, 16)) * 0.3), "b0": on(device, np.zeros(16)),

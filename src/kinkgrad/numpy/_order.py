@@ -192,6 +192,8 @@ def argsort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
     with ``knp.take_along_axis`` or as an index."""
     if order is not None:
         raise _Unsupported("argsort: order= (structured arrays) is not supported.")
-    from . import _concrete
+    from . import _bare_torch, _concrete
 
+    if _bare_torch.bare_tensor(a):  # a torch integer tensor on its device
+        return _bare_torch.argsort(a, axis)
     return _np.argsort(_concrete(a), axis=axis, kind="stable")

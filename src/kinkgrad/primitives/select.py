@@ -27,8 +27,8 @@ class _Compare(Primitive):
     omega = 1.0
     roundings = 0.0  # a boolean
 
-    def impl(self, a, b):
-        return self.ufunc(a, b)
+    def impl(self, a, b):  # NOTE: the backend's (``np`` is rebound on tensors), not NumPy's
+        return getattr(np, self.numpy_name)(a, b)
 
     def vjp_cost(self, in_shapes, out_shape, params, needs):
         return 0
@@ -101,6 +101,10 @@ class Where(Primitive):
 
     def __call__(self, condition: Any, x: Any = _NOT_GIVEN, y: Any = _NOT_GIVEN) -> Any:
         if x is _NOT_GIVEN and y is _NOT_GIVEN:
+            if type(condition).__module__.startswith("torch") and hasattr(condition, "detach"):
+                import torch  # NOTE: a bare tensor: its indices as tensors, on its device
+
+                return tuple(torch.nonzero(condition.detach(), as_tuple=True))
             cond = np.asarray(condition.value if is_traced(condition) else condition)
             if cond.ndim == 0:
                 raise ShapeError(
