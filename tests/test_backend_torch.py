@@ -227,3 +227,15 @@ def test_bare_comparisons_indices_and_factories_on_tensors_give_tensors() -> Non
     rows = kinkgrad.vmap(lambda v: knp.argmax(v))(t)
     assert isinstance(rows, torch.Tensor)
     np.testing.assert_array_equal(rows.numpy(), np.argmax(a, axis=1))
+
+
+def test_bare_clip_with_tensor_bounds() -> None:
+    # the bounds travel as parameters, which the bare path did not look at: a bound that
+    # requires grad raised torch's "Can't call numpy() on Tensor that requires grad", and a
+    # tensor operand's result kept autograd through it
+    x = np.linspace(-2.0, 2.0, 5)
+    lo = torch.full((5,), -1.0, dtype=torch.float64, requires_grad=True)
+    got = knp.clip(torch.tensor(x), lo, 1.0)
+    assert isinstance(got, torch.Tensor) and not got.requires_grad
+    np.testing.assert_array_equal(got.numpy(), np.clip(x, -1.0, 1.0))
+    np.testing.assert_array_equal(np.asarray(knp.clip(x, lo, 1.0)), np.clip(x, -1.0, 1.0))

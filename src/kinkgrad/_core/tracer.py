@@ -95,10 +95,10 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
             trace = a.trace
             break
     if trace is None:
-        for a in args:  # NOTE: a torch tensor or CuPy array outside every entry point
-            if type(a) is not _NDARRAY and type(a).__module__.startswith(_FOREIGN):
-                return on_inputs_backend(prim, args, params)
-        return prim.impl(*args, **params)
+        for a in (*args, *params.values()):  # NOTE: a torch tensor or CuPy array (an operand,
+            if type(a) is not _NDARRAY and type(a).__module__.startswith(_FOREIGN):  # or
+                return on_inputs_backend(prim, args, params)  # clip's bound) outside every
+        return prim.impl(*args, **params)  # entry point
     needed = trace.needed
     reads = needed is not None and (prim.vjp_reads_args or (
         prim.kink_reads_args and trace.kink_values))

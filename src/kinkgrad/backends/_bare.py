@@ -15,7 +15,8 @@ def on_inputs_backend(prim: Any, args: tuple, params: dict) -> Any:
     computes it (torch tensors out, on the inputs' device), not by NumPy's conversion
     (``knp.sum`` of a tensor raised torch's TypeError, ``knp.sort`` returned NumPy)."""
     def value(*a: Any) -> Any:  # tensors as torch-backed arrays, as the sweeps see them
-        return prim.impl(*[to_backend(x) for x in a], **params)
+        return prim.impl(*[to_backend(x) for x in a],  # (and a tensor parameter: clip's
+                         **{k: to_backend(v) for k, v in params.items()})  # bounds)
 
     value.__name__ = f"kinkgrad.numpy.{prim.name}"
     return follow_inputs(value)(*args)
