@@ -58,3 +58,38 @@ def test_a_far_start_is_not_rescaled_into_the_step_tests_floor():
     res = kinkgrad.minimize(p.f, p.x0 * 1e7)
     assert res.success and "2^" not in res.message
     assert res.fun - p.f_star <= 1e-8 * p.f_star
+
+
+@pytest.mark.parametrize("method", ["bundle", "abs-linear", "gradient-sampling"])
+def test_every_call_of_a_huge_objective_is_counted(method):
+    # 1e22 ||x - 1||_1: the stationarity test rescaled f itself (gradients beyond 2^64) and
+    # its trace was not counted: nfev 28 for 32 calls, maxfev=2 overrun. minimize rescales
+    # such an f (terms beyond 2^40 at a near x0) before the tests see it
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return 1e22 * knp.sum(knp.abs(x - 1.0))
+
+    res = kinkgrad.minimize(f, np.zeros(3), method=method)
+    assert res.success and res.nfev == len(calls)
+    np.testing.assert_allclose(res.x, np.ones(3), atol=1e-6)
+    calls.clear()
+    res = kinkgrad.minimize(f, np.zeros(3), method=method, maxfev=5)
+    assert res.nfev == len(calls) <= 5
+
+
+@pytest.mark.parametrize("maxfev", [2, 3, 4, 5])
+def test_a_budget_spent_inside_the_norm_finish_ends_the_run(maxfev):
+    # abs-linear on a group-lasso-like f with maxfev 3 or 4 raised the internal
+    # BudgetExhausted (the finishing steps' trace spent the last call)
+    f = lambda x: knp.linalg.norm(x[:2] - 1.0) + knp.linalg.norm(x[2:])  # noqa: E731
+    res = kinkgrad.minimize(f, np.ones(4), method="abs-linear", maxfev=maxfev)
+    assert res.nfev <= maxfev
+
+
+def test_a_float32_start_is_not_rescaled():
+    # float16 / float32 x0 with a tiny f: f / 2^e overflowed in f's dtype (fun = inf)
+    res = kinkgrad.minimize(lambda x: 1e-7 * knp.sum(knp.abs(x - 1.0)),
+                            np.zeros(3, np.float16))
+    assert np.isfinite(res.fun) and "2^" not in res.message

@@ -57,8 +57,8 @@ def scaled_tol(tol: float, e: int) -> float:
 
 
 def scaled_f(f: Callable, e: int) -> Callable:
-    """x -> f(x) / 2^e (exact)."""
-    factor = math.ldexp(1.0, -e)
+    """x -> f(x) / 2^e (exact), in float64 (a float32 f times 2^600 overflowed)."""
+    factor = np.asarray(math.ldexp(1.0, -e))  # NOTE: a float64 array: promotes float32
 
     def scaled(*args: Any, **kwargs: Any) -> Any:
         return f(*args, **kwargs) * factor

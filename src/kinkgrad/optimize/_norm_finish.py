@@ -132,6 +132,8 @@ def finish_on_zero_norms(oracle: Oracle, x: np.ndarray, fx: float, tol: float,
         done = _newton(oracle, x, fx, tol, radius, nit, message)
     except KinkgradError:  # NOTE: a point where the kinks cannot be seen as norms (a
         done = None  # nuclear norm at a rank drop): the method's own point stands
+    except BudgetExhausted:  # NOTE: maxfev reached inside (zero_groups' trace): it raised
+        return None  # BudgetExhausted out of minimize; the method's own point stands
     if done is None:
         oracle.norm_misses.add(key)
         oracle.norm_failures += 1

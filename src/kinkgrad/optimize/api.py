@@ -62,10 +62,12 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
     once on sum(x^2 - |x|)).
 
     Scale: where f's terms (the largest |df/dv| over its values at x0) lie below 2^-20 or
-    beyond 2^100, f / 2^e is minimized at tol / 2^e instead (an exact rescaling: the methods'
-    step tests, tolerances and squared norms assume f near unit scale); ``fun``, ``history``,
-    the callback and the reports are f's, and ``message`` says so. The verdict's radius and
-    the methods' target radius (1e-8) are in x's units, whatever ``tol`` is.
+    beyond 2^40 (2^100 from a far x0, ||x0||_inf > 1e3, whose terms are large where f*'s are
+    not), f / 2^e is minimized at tol / 2^e instead (float64 f and x; an exact rescaling:
+    the methods' step tests, tolerances and squared norms assume f near unit scale); ``fun``,
+    ``history``, the callback and the reports are f's, and ``message`` says so. The
+    verdict's radius and the methods' target radius (1e-8) are in x's units, whatever
+    ``tol`` is.
 
     A float32 (or float16) x0 keeps x in that precision: f is evaluated at float32 points,
     and rounding x to them moves f's gradient by about u ||H|| ||x|| (u = 6e-8), so a

@@ -35,11 +35,11 @@ from . import _merit
 
 __all__ = ["Oracle", "BudgetExhausted"]
 
-# f's terms (_flat.gradient_unit) below 2^-20 or beyond 2^100: f / 2^e is minimized instead
-# (Oracle.exponent). Not from 2^20 up: terms that large at x0 often come from a far x0
-# (chained CB3 I from 1e7 x0: 2^75), and f / 2^75 near f* = 18 is below the step tests'
-# floors (the run ended uncertified at 1.2e10; unscaled it certifies 18)
-_SCALE_LIMIT, _SCALE_DOWN = 2.0 ** 20, 2.0 ** 100
+# f's terms (_flat.gradient_unit) below 2^-20, or beyond 2^40 (2^100 where |x0| > 1e3): f /
+# 2^e is minimized instead (Oracle.exponent), for a float64 f of float64 x only (a float32
+# f / 2^e overflows). Not beyond 2^20 from a far x0: its terms are large where f*'s are not
+# (chained CB3 I from 1e7 x0: 2^75; f / 2^75 near f* = 18 sank below the step tests' floors)
+_SCALE_LIMIT, _SCALE_NEAR, _SCALE_FAR = 2.0 ** 20, 2.0 ** 40, 2.0 ** 100
 
 
 class BudgetExhausted(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -84,16 +84,17 @@ class Oracle:
         if not np.isfinite(f0):
             raise KinkgradError(f"{where}: f(x0) = {f0} is not finite; start at a point "
                                 "where f is finite.")
-        # NOTE: f at an extreme scale is minimized as f / 2^e (exact, abs_normal._rescale):
-        # the methods' step tests (4 u (1 + |f|)), tol and squared norms assume f near unit
-        # scale (1e-200 f: a ZeroDivisionError in the bundle's metric; 1e-12 f: 6 of 10
-        # published problems certified)
-        try:
-            G = gradient_unit(tr, out)
-            self.exponent = exponent(G, limit=_SCALE_LIMIT) if G <= _SCALE_LIMIT \
-                else exponent(G, limit=_SCALE_DOWN)
-        except KinkgradError:  # NOTE: an infinite derivative at x0 (sqrt at 0): f as given
-            self.exponent = None
+        # NOTE: f at an extreme scale is minimized as f / 2^e (exact, abs_normal._rescale): the
+        # methods' step tests, tol and squares assume f near 1 (1e-200 f: ZeroDivisionError)
+        self.exponent = None
+        if self.unit_roundoff <= 2.0 ** -53:  # float64 f of float64 x
+            try:
+                G = gradient_unit(tr, out)
+            except KinkgradError:  # NOTE: an infinite derivative at x0 (sqrt at 0)
+                G = 1.0
+            far = float(np.max(np.abs(self.x0), initial=0.0)) > 1e3
+            self.exponent = exponent(G, limit=_SCALE_LIMIT) if G <= _SCALE_LIMIT else \
+                exponent(G, limit=_SCALE_FAR if far else _SCALE_NEAR)
         if self.exponent is not None:
             f, f0 = scaled_f(f, self.exponent), math.ldexp(float(f0), -self.exponent)
             self.f = f
