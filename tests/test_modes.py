@@ -302,3 +302,11 @@ def test_a_norm_kink_record_counts_among_the_inputs_entries():
     _, _, rep = kinkgrad.value_and_grad(lambda x: knp.linalg.norm(x, 1), report=True)(
         np.array([0.0, 1.0, 0.0]))
     assert [(r.primitive, r.count, r.size) for r in rep.records] == [("norm", 2, 3)]
+
+
+def test_cost_of_a_program_at_other_shapes_is_refused():
+    # kinkgrad.cost(prog, ones(1000)) reported the cost at the traced shape (3,), silently
+    prog = kinkgrad.trace(lambda x: knp.sum(x * x), np.ones(3))
+    assert kinkgrad.cost(prog, np.ones(3)).function == kinkgrad.cost(prog).function
+    with pytest.raises(kinkgrad.errors.ShapeError, match=r"traced with shape \(3,\)"):
+        kinkgrad.cost(prog, np.ones(1000))

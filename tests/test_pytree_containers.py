@@ -190,3 +190,9 @@ def test_flatten_order_and_round_trip_match_a_plain_recursive_walk(tree):
     assert type(back) is type(tree)
     assert pytree.flatten(back)[1] == td
     assert all(a is b for a, b in zip(pytree.flatten(back)[0], leaves))
+
+
+def test_dict_keys_of_mixed_types_are_refused_with_the_fix():
+    # sorted() of {2, 'a'} raised a raw TypeError from inside the pytree code
+    with pytest.raises(kinkgrad.KinkgradError, match="mix types.*int, str"):
+        kinkgrad.grad(lambda d: d[2] * d["a"])({2: 1.0, "a": 2.0})

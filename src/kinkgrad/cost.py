@@ -39,6 +39,8 @@ def cost(f: Callable | Program, *args: Any, argnums: Any = None) -> CostReport:
         (32, True)
     """
     if isinstance(f, Program):
+        if args:  # NOTE: its cost is that of the shapes it was traced at (arguments of other
+            f._check_inputs(f.flat_inputs(args))  # shapes were ignored): a ShapeError
         return program_cost(f)
     if not callable(f):
         raise KinkgradError(f"cost: f must be a function or a kinkgrad Program, got "

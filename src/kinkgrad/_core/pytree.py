@@ -64,13 +64,28 @@ def flatten(tree: Any) -> tuple[list, Any]:
     return leaves, _flatten(tree, leaves)
 
 
+def _sorted_keys(tree: dict) -> list:
+    """A dict's keys in sorted order (the leaves' fixed order), or a KinkgradError naming
+    them where they cannot be ordered (a raw TypeError from ``sorted`` before)."""
+    try:
+        return sorted(tree)
+    except TypeError:
+        from ..errors import KinkgradError
+
+        kinds = sorted({type(k).__name__ for k in tree})
+        raise KinkgradError(
+            f"pytree: the dict keys {list(tree)[:6]} mix types ({', '.join(kinds)}) that "
+            "cannot be ordered, and a pytree's leaves follow its sorted keys; use keys of one "
+            "type (e.g. all str).") from None
+
+
 def _flatten(tree: Any, leaves: list) -> Any:
     t = type(tree)
     if t in _LEAF_TYPES:  # the common leaves first
         leaves.append(tree)
         return LEAF
     if t is dict:  # then the common containers, by exact type (subclasses below)
-        keys = sorted(tree)
+        keys = _sorted_keys(tree)
         return ("dict", keys, _flatten_children([tree[k] for k in keys], leaves))
     if t is tuple:
         return ("tuple", _flatten_children(tree, leaves))
@@ -81,7 +96,7 @@ def _flatten(tree: Any, leaves: list) -> Any:
     if isinstance(tree, list):
         return ("list", [_flatten(c, leaves) for c in tree])
     if isinstance(tree, dict):
-        keys = sorted(tree)
+        keys = _sorted_keys(tree)
         return ("dict", keys, [_flatten(tree[k], leaves) for k in keys])
     if tree is None:
         return ("none",)
