@@ -297,3 +297,13 @@ def test_logsumexp_of_a_zero_dimensional_array():
     # in-place exp of the shifted entries (a NumPy scalar there); logsumexp(c) = c, slope 1
     assert knp.logsumexp(np.asarray(0.5)) == 0.5
     assert kinkgrad.grad(knp.logsumexp)(np.asarray(0.5)) == 1.0
+
+
+def test_float16_mean_does_not_overflow_where_numpy_does_not():
+    # 3,000 entries of 30 in float16: the sum (90,000) passed float16's 65,504, so knp.mean
+    # was inf and value_and_grad raised; NumPy (and torch) sum in float32: 30
+    x = np.full(3000, 30.0, np.float16)
+    assert knp.mean(x) == np.mean(x) == 30.0 and knp.mean(x).dtype == np.float16
+    v, g = kinkgrad.value_and_grad(knp.mean)(x)
+    assert v == 30.0 and g.dtype == np.float16
+    np.testing.assert_allclose(g, 1.0 / 3000, rtol=1e-3)  # d mean / d x_i = 1 / n
