@@ -84,10 +84,10 @@ def test_float16_stack_logsumexp_mean():
             b:f16[2] = neg a
             c:f16[2,2] = stack[axis=-2] a b
             d:f16[2] = logsumexp[axis=(-2),keepdims=False] c
-            e:f16[] = sum[axis=(-1),keepdims=False] d
-            f:f16[] = mul e 0.5
+            e:f16[2] = mul d 0.5
+            f:f16[] = sum[axis=(-1),keepdims=False] e
           in (f) }
-        """)
+        """)  # a float16 mean divides first (its sum could overflow float16)
 
 
 def test_integer_arguments_are_baked_in_as_constants():
