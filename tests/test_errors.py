@@ -264,3 +264,13 @@ def test_cost_certify_and_linearization_refuse_bad_arguments_with_the_fix():
     anf = kinkgrad.abs_normal_form(lambda v: knp.sum(knp.abs(v)), x)
     with pytest.raises(kinkgrad.errors.NonFiniteInputError, match="linearization"):
         anf.linearization(np.array([np.nan, 0.0]))
+
+
+def test_sqrt_of_a_negative_number_is_named_as_such():
+    # sqrt(x0 - 1) at x0 = 0: the message said "sqrt: derivative at 0 is infinite"
+    def f(x):
+        return knp.sqrt(x[0] - 1.0) + knp.abs(x[1])
+
+    with np.errstate(invalid="ignore"), pytest.raises(kinkgrad.KinkgradError,
+                                                      match="sqrt: the argument is negative"):
+        kinkgrad.stationarity(f, np.zeros(2))

@@ -144,9 +144,14 @@ class Sqrt(Unary):
 
     def domain(self, args, out, params):
         bad = ~(np.asarray(out) > 0)
+        if not np.any(bad):
+            return None
+        if np.any(np.isnan(np.asarray(out))):  # NOTE: sqrt of x < 0 was "derivative at 0"
+            return (bad, "sqrt: the argument is negative (sqrt is NaN there); keep it >= 0, "
+                         "e.g. knp.sqrt(knp.relu(x)) or a start point inside the domain")
         return (bad, "sqrt: derivative at 0 is infinite (sqrt is not Lipschitz at 0); for a "
                      "Euclidean norm use knp.linalg.norm, whose derivative at 0 is declared by "
-                     "the kink policy") if np.any(bad) else None
+                     "the kink policy")
 
 
 @register
