@@ -245,3 +245,19 @@ def test_finishing_steps_without_norms_do_not_count_zero_norms():
                             method="gradient-sampling")
     assert res.fun == pytest.approx(-0.75)  # the truth: each coordinate at +-1/2
     assert "of 0 zero" not in res.message and "on 0 Euclidean" not in res.message
+
+
+def test_the_callbacks_nit_counts_on_and_matches_the_history():
+    # abs-linear stopped by maxfev counted an iteration it did not complete (nit 4 for 3
+    # recorded); after a concave-kink restart the callback's nit began again at 1
+    c = np.array([1.0, -2.0, 0.5])
+    f = lambda x: knp.max(knp.abs(x - c)) + 0.1 * knp.sum(knp.abs(x))  # noqa: E731
+    for maxfev in (3, 5, 10):
+        seen = []
+        res = kinkgrad.minimize(f, np.zeros(3), method="abs-linear", maxfev=maxfev,
+                                callback=lambda r: seen.append(r.nit))
+        assert res.nit == len(res.history["fun"]) == len(seen)
+    seen = []
+    res = kinkgrad.minimize(lambda x: knp.sum(x ** 2 - knp.abs(x)), np.zeros(3),
+                            method="gradient-sampling", callback=lambda r: seen.append(r.nit))
+    assert seen == list(range(1, len(seen) + 1)) and seen[-1] <= res.nit

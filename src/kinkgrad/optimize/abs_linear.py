@@ -274,9 +274,11 @@ class Salmin:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> MethodResult:
+        done = len(self.oracle.history["fun"])
         try:
             return self._loop()
-        except BudgetExhausted:
+        except BudgetExhausted:  # NOTE: within an iteration: it did not complete (nit had
+            self.nit = min(self.nit, len(self.oracle.history["fun"]) - done)  # counted it)
             return self._end(MAXFEV, f"abs-linear: evaluation budget spent after {self.nit} "
                                      "iterations; returning the best point.")
 

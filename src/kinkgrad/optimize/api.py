@@ -196,6 +196,7 @@ def _solve(f: Callable, x0: Any, method: str, tol: float, maxiter: int | None,
                 break
             minimal = None  # NOTE: the run goes on from elsewhere
             oracle.x0, oracle.f0 = escape
+            monitor.done = out.nit  # NOTE: the callback's nit goes on counting
             again, rep = _run(oracle, module, method, tol, left, monitor, options)
             out = replace(again, nit=out.nit + again.nit, message=(
                 f"{out.message} Stationary {why}, where f falls to {escape[1]:.6g} along "

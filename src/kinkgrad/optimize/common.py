@@ -63,6 +63,7 @@ class Monitor:
     def __init__(self, callback: Callable | None, tree: Callable[[np.ndarray], Any],
                  progress: bool | str, desc: str) -> None:
         self.callback, self.tree = callback, tree
+        self.done = 0  # iterations of earlier runs (minimize's restarts): added to nit
         self.bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -80,7 +81,8 @@ class Monitor:
         if self.callback is None:
             return False
         try:
-            res = self.callback(OptimizeResult(x=self.tree(x), fun=float(fun), nit=nit))
+            res = self.callback(OptimizeResult(x=self.tree(x), fun=float(fun),
+                                               nit=self.done + nit))
         except StopIteration:
             return True
         return bool(res)
