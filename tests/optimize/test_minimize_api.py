@@ -261,3 +261,9 @@ def test_the_callbacks_nit_counts_on_and_matches_the_history():
     res = kinkgrad.minimize(lambda x: knp.sum(x ** 2 - knp.abs(x)), np.zeros(3),
                             method="gradient-sampling", callback=lambda r: seen.append(r.nit))
     assert seen == list(range(1, len(seen) + 1)) and seen[-1] <= res.nit
+
+
+@pytest.mark.parametrize("progress", ["yes", 2, None])
+def test_a_progress_other_than_true_false_or_auto_is_refused(progress):
+    with pytest.raises(kinkgrad.KinkgradError, match="progress=.*True, False or 'auto'"):
+        kinkgrad.minimize(l1, np.ones(3), progress=progress)

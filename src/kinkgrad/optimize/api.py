@@ -136,6 +136,8 @@ def minimize(f: Callable, x0: Any, method: str = "bundle", tol: float = 1e-8,
                                 "or None.")
     if callback is not None and not callable(callback):
         raise KinkgradError("minimize: callback must be callable (or None).")
+    if not (isinstance(progress, bool) or progress == "auto"):  # NOTE: "yes" and 2 passed
+        raise KinkgradError(f"minimize: progress={progress!r}; pass True, False or 'auto'.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise KinkgradError(f"minimize: seed={seed!r}; pass an integer >= 0.")
     if options is not None and not isinstance(options, dict):
