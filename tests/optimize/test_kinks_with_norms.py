@@ -221,6 +221,7 @@ def test_the_bundle_method_finishes_a_lasso_by_proximal_steps_on_its_kinks():
     res = kinkgrad.minimize(f, np.zeros(n), method="bundle")
     assert res.stationarity.verdict == "stationary", res.message
     assert "as norms of one entry" in res.message  # the finishing steps certified it
+    assert "Euclidean" not in res.message  # (it said "zero Euclidean norm(s)": there is none)
     assert res.fun <= float(f(ref)) + 1e-12
     np.testing.assert_array_equal(res.x == 0, np.abs(ref) < 1e-10)
 

@@ -101,7 +101,7 @@ from ._norm_groups import (
     step_size,
     zero_groups,
 )
-from ._norm_prox import KINK_GROUPS, proximal, sparse_kkt
+from ._norm_prox import held_words, proximal, sparse_kkt
 from ._sparse_hessian import flat, sparse_hessian
 from .common import MethodResult
 from .oracle import BudgetExhausted, Oracle
@@ -307,8 +307,7 @@ def _manifold(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: floa
             path.append(fn)
             done = certified(oracle, x, fx, nit + moves, radius, tol, message,
                              f"{moves} Newton step(s) " + (
-                                 f"on the manifold of {int(held.sum())} zero Euclidean "
-                                 f"norm(s){KINK_GROUPS if oracle.kinks_as_norms else ''}"
+                                 f"on the manifold of {held_words(oracle, int(held.sum()))}"
                                  if held.any() else "(no zero norm or kink held)"), path)
             if done is not None:
                 return done

@@ -65,7 +65,7 @@ from ._sparse_hessian import sparse_hessian
 from .common import MethodResult
 from .oracle import Oracle
 
-__all__ = ["KINK_GROUPS", "model_zeros", "prox_newton_step", "proximal", "sparse_kkt"]
+__all__ = ["KINK_GROUPS", "held_words", "model_zeros", "prox_newton_step", "proximal", "sparse_kkt"]
 
 _STEPS = 5
 _TOL = 1e-12  # Clarabel's gap and feasibility tolerances
@@ -74,6 +74,15 @@ _SEPARATE = 1e-4  # ... and below this times its dual slack (model_zeros)
 _DENSE_FILL = 0.1  # a KKT matrix with more nonzeros than this fraction is factored dense
 _DENSE_KKT = 6_000  # ... up to this order
 KINK_GROUPS = " (its other kinks among them, as norms of one entry)"
+
+
+def held_words(oracle: Oracle, k: int) -> str:
+    """What k groups held at zero are, in words: Euclidean norms (with the kinks seen as
+    norms of one entry), or kinks alone where f has no Euclidean norm (the message said
+    "zero Euclidean norm(s)" for a program of kinks only)."""
+    if not oracle.euclidean:
+        return f"{k} kink(s) at zero (as norms of one entry)"
+    return f"{k} zero Euclidean norm(s){KINK_GROUPS if oracle.kinks_as_norms else ''}"
 
 
 def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float, nit: int,
@@ -133,10 +142,8 @@ def proximal(oracle: Oracle, x: np.ndarray, fx: float, tol: float, radius: float
         path.append(fn)
         done = certified(oracle, x, fx, nit + moves, radius, tol, message,
                          f"{moves} proximal Newton step(s) " + (
-                             f"on {balls.q} Euclidean norm(s)"
-                             f"{KINK_GROUPS if oracle.kinks_as_norms else ''} "
-                             f"({int(zero.sum())} at zero)" if balls.q else
-                             "(no Euclidean norm or kink)"), path)
+                             f"on {balls.q} group(s): {held_words(oracle, int(zero.sum()))}"
+                             if balls.q else "(no Euclidean norm or kink)"), path)
         if done is not None:
             return done
     return None
