@@ -239,3 +239,17 @@ def test_bare_clip_with_tensor_bounds() -> None:
     assert isinstance(got, torch.Tensor) and not got.requires_grad
     np.testing.assert_array_equal(got.numpy(), np.clip(x, -1.0, 1.0))
     np.testing.assert_array_equal(np.asarray(knp.clip(x, lo, 1.0)), np.clip(x, -1.0, 1.0))
+
+
+def test_bare_composites_on_tensors_are_detached_tensors() -> None:
+    # square, outer, log_softmax and dot with a scalar used Python operators, which on a
+    # bare tensor are torch's: the result kept autograd (and outer(ndarray, tensor) raised)
+    a = np.array([[1.0, -2.0], [0.5, 3.0]])
+    t = torch.tensor(a, requires_grad=True)
+    lse = np.log(np.exp(a).sum(-1, keepdims=True))
+    cases = [(knp.square(t), a * a), (knp.outer(a[0], t[1]), np.outer(a[0], a[1])),
+             (knp.outer(t[0], a[1]), np.outer(a[0], a[1])), (knp.log_softmax(t), a - lse),
+             (knp.softmax(t), np.exp(a - lse)), (knp.dot(2.0, t), 2.0 * a)]
+    for got, want in cases:
+        assert isinstance(got, torch.Tensor) and not got.requires_grad
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-15)

@@ -231,8 +231,8 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
 
 
 def square(x: Any) -> Any:
-    """``x * x``."""
-    return x * x
+    """``x * x`` (the primitive, not the operator: a bare tensor's ``*`` kept autograd)."""
+    return multiply(x, x)
 
 
 def expand_dims(x: Any, axis: int) -> Any:
@@ -260,16 +260,16 @@ def swapaxes(x: Any, a: int, b: int) -> Any:
 
 
 def outer(a: Any, b: Any) -> Any:
-    return reshape(a, (-1, 1)) * reshape(b, (1, -1))
+    return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
     """``exp(x - logsumexp(x))`` along ``axis`` (smooth)."""
-    return exp(x - logsumexp(x, axis=axis, keepdims=True))
+    return exp(subtract(x, logsumexp(x, axis=axis, keepdims=True)))
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    return subtract(x, logsumexp(x, axis=axis, keepdims=True))
 
 
 _HELPERS = ("argmax", "argmin", "argsort", "shape", "ndim")

@@ -178,8 +178,10 @@ class Matmul(Primitive):
 
 def dot(a: Any, b: Any) -> Any:
     """``np.dot`` for scalars, 1-D and 2-D operands (as matmul); N-D operands raise."""
-    if np.ndim(a) == 0 or np.ndim(b) == 0:
-        return a * b
+    if np.ndim(a) == 0 or np.ndim(b) == 0:  # NOTE: the primitive (a bare tensor's * kept
+        from .arith import Multiply  # autograd)
+
+        return Multiply.instance(a, b)  # type: ignore[attr-defined]
     if np.ndim(a) > 2 or np.ndim(b) > 2:
         raise UnsupportedOperationError(
             "dot: operands with more than 2 dimensions are not supported; use knp.matmul "
