@@ -253,3 +253,13 @@ def test_bare_composites_on_tensors_are_detached_tensors() -> None:
     for got, want in cases:
         assert isinstance(got, torch.Tensor) and not got.requires_grad
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["linear", "midpoint"])
+def test_bare_quantile_of_a_tensor_with_several_q(method: str) -> None:
+    # the interpolation multiplied the gathered tensors by NumPy weights with operators:
+    # torch's DeprecationWarning (__array_wrap__), an error under -W error
+    a = np.random.default_rng(0).standard_normal((3, 7))
+    got = knp.quantile(torch.tensor(a), [0.1, 0.65], axis=1, method=method)
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_allclose(got.numpy(), np.quantile(a, [0.1, 0.65], axis=1, method=method))

@@ -28,6 +28,7 @@ from ..errors import UnsupportedOperationError as _Unsupported
 
 _P = _registry()
 _sort, _getitem, _reshape, _transpose = _P["sort"], _P["getitem"], _P["reshape"], _P["transpose"]
+_add, _sub, _mul = _P["add"], _P["sub"], _P["mul"]  # NOTE: not operators (a bare tensor's)
 _METHODS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 
@@ -97,9 +98,9 @@ def quantile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input:
         w = w * (hi != lo)  # at the last entry there is no upper neighbour
         a_lo, a_hi = _getitem(v, (Ellipsis, lo)), _getitem(v, (Ellipsis, hi))
         if method == "midpoint":
-            res = a_lo * (1.0 - w) + a_hi * w
+            res = _add(_mul(a_lo, 1.0 - w), _mul(a_hi, w))
         else:  # NumPy's lerp: a + (b - a) t, from the nearer end
-            res = a_lo + (a_hi - a_lo) * w
+            res = _add(a_lo, _mul(_sub(a_hi, a_lo), w))
     nk, nq = len(kept), qa.ndim
     if nq and nk:  # the q axes (last after the gather) go in front, as NumPy's
         res = _transpose(res, tuple(range(nk, nk + nq)) + tuple(range(nk)))
