@@ -253,10 +253,10 @@ def test_the_callbacks_nit_counts_on_and_matches_the_history():
     c = np.array([1.0, -2.0, 0.5])
     f = lambda x: knp.max(knp.abs(x - c)) + 0.1 * knp.sum(knp.abs(x))  # noqa: E731
     for maxfev in (3, 5, 10):
-        seen = []
+        nits: list = []
         res = kinkgrad.minimize(f, np.zeros(3), method="abs-linear", maxfev=maxfev,
-                                callback=lambda r: seen.append(r.nit))
-        assert res.nit == len(res.history["fun"]) == len(seen)
+                                callback=lambda r, nits=nits: nits.append(r.nit))
+        assert res.nit == len(res.history["fun"]) == len(nits)
     seen = []
     res = kinkgrad.minimize(lambda x: knp.sum(x ** 2 - knp.abs(x)), np.zeros(3),
                             method="gradient-sampling", callback=lambda r: seen.append(r.nit))
