@@ -263,3 +263,12 @@ def test_bare_quantile_of_a_tensor_with_several_q(method: str) -> None:
     got = knp.quantile(torch.tensor(a), [0.1, 0.65], axis=1, method=method)
     assert isinstance(got, torch.Tensor)
     np.testing.assert_allclose(got.numpy(), np.quantile(a, [0.1, 0.65], axis=1, method=method))
+
+
+def test_where_of_two_python_floats_is_float64_on_tensors() -> None:
+    # torch._numpy's where(cond, 0.1, -0.3) is float32 (torch's default dtype) where NumPy's
+    # is float64: a float64 gradient on tensors was off by 1e-8 relative
+    t = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    g = kinkgrad.grad(lambda v: knp.sum(v * knp.where(v > 0, 0.1, -0.3)))(t)
+    np.testing.assert_array_equal(g.numpy(), [0.1, -0.3])  # by hand: the selected constant
+    assert knp.where(t > 0, 0.1, -0.3).dtype == torch.float64

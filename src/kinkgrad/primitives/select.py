@@ -121,6 +121,8 @@ class Where(Primitive):
         return bind(self, condition, x, y)
 
     def impl(self, cond, a, b):
+        if type(a) is float and type(b) is float:  # NOTE: NumPy gives float64; torch's
+            a = np.asarray(a, dtype=np.float64)  # layer its default, float32 (0.1 off 1e-9)
         return np.where(cond, a, b)
 
     def jvp(self, sel, tangents, args, out, params):
