@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import is_torch
+
 __all__ = ["bare_tensor", "torch_dtype", "arg_reduce", "argsort", "nonzero", "like", "asarray"]
 
 
 def bare_tensor(x: Any) -> bool:
     """A torch tensor (not traced, not a torch-backed array of the engine)."""
-    return type(x).__module__.startswith("torch") and type(x).__name__ in ("Tensor",
-                                                                           "Parameter")
+    return is_torch(x)
 
 
 def torch_dtype(dtype: Any) -> Any:
