@@ -14,6 +14,7 @@ import numpy as np
 
 from .._core.primitive import Primitive, lift, register, unbroadcast
 from .._core.tracer import bind, is_traced
+from ..backends import is_torch
 from ..errors import NotAbsSmoothError, ShapeError, UnsupportedOperationError
 
 _NOT_GIVEN: Any = object()  # where's x and y: NumPy's one-argument form gives neither
@@ -101,7 +102,7 @@ class Where(Primitive):
 
     def __call__(self, condition: Any, x: Any = _NOT_GIVEN, y: Any = _NOT_GIVEN) -> Any:
         if x is _NOT_GIVEN and y is _NOT_GIVEN:
-            if type(condition).__module__.startswith("torch") and hasattr(condition, "detach"):
+            if is_torch(condition):
                 import torch  # NOTE: a bare tensor: its indices as tensors, on its device
 
                 return tuple(torch.nonzero(condition.detach(), as_tuple=True))
