@@ -67,7 +67,7 @@ def gradient_unit(tr: Traced, out: Var | None) -> float:
     return max(sizes, default=0.0)
 
 
-def hull_units(tr: Traced, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
+def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
                ) -> tuple[float, float]:
     """The ``unit`` arguments of :func:`.lp.hull_tolerance` for f's sets: (beyond which
     "outside" is proven, within which "inside" holds). With G = :func:`gradient_unit` (an
@@ -78,7 +78,6 @@ def hull_units(tr: Traced, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
     dtypes = [np.dtype(d) for d in spec.dtypes] + ([np.dtype(out.dtype)] if out is not None
                                                     else [])
     u = max([float(np.finfo(d).eps) / 2 for d in dtypes if d.kind == "f"] + [2.0 ** -53])
-    G = gradient_unit(tr, out)
     tight = 64.0 * u * G / rtol
     return max(G, tight), tight
 

@@ -375,7 +375,8 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                       "realised, so any choice at kinks gives a Clarke gradient.", rank, [])
     lik = (f"LIKQ fails (rank {rank} < {m})" if exact else f"LIKQ is undecided (rank >= "
            f"{rank} of {m}: a block of A is too large for the dense rank test)")
-    if m <= _BLOCKS_M and _in_blocks(full, g_ad, tr, out):
+    terms = _flat.gradient_unit(tr, out)  # the size of f's terms (1 for f at unit scale)
+    if m <= _BLOCKS_M and _in_blocks(full, g_ad, _flat.hull_units(terms, out, spec)[1]):
         return report(True, "blocks", f"{lik}, but the vector lies in the sum of the proven "
                       "pieces of the blocks of coupled switches (a k-way max or min counted as "
                       "one block of its tied entries; the blocks are convex or independent), "
@@ -391,9 +392,8 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     # g_exp from the float64 model: compare at a tolerance scaled by the dtype's epsilon.
     eps = max((float(np.finfo(v.dtype).eps) for v in tr.in_vars
                if np.dtype(v.dtype).kind == "f"), default=0.0)
-    tol = max(1e-8, 20 * eps)
-    terms = _flat.gradient_unit(tr, out) + float(np.abs(g_ad).max())  # NOTE: f's terms, not
-    if not np.allclose(g_exp, g_ad, rtol=tol, atol=tol * terms):  # 1: 1e25 f erred by 2.7e8
+    tol = max(1e-8, 20 * eps)  # NOTE: atol by f's terms, not 1 (1e25 f erred by 2.7e8)
+    if not np.allclose(g_exp, g_ad, rtol=tol, atol=tol * (terms + float(np.abs(g_ad).max()))):
         return report(False, "none", f"{lik} and the vector is not the model's gradient "
                       "for one value of abs'(0) per switch (a `where` tied at x follows its "
                       "condition; or a choice such as max='split' over three or more ties), so "
@@ -426,9 +426,9 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                   groups=groups, patterns=count)
 
 
-def _in_blocks(model: ActiveModel, g: np.ndarray, tr: Any, out: Any) -> bool:
+def _in_blocks(model: ActiveModel, g: np.ndarray, unit: float) -> bool:
     """g in g0 + sum of the blocks' inner hulls, when that set is proven Clarke (one LP;
-    within the tolerance under which "inside" holds, :func:`._flat.hull_units`)."""
+    within the tolerance under which "inside" holds: ``unit``, :func:`._flat.hull_units`)."""
     from .localset import BlockTooLarge, local_set
     from .lp import in_sum_of_hulls
 
@@ -436,8 +436,8 @@ def _in_blocks(model: ActiveModel, g: np.ndarray, tr: Any, out: Any) -> bool:
         ls = local_set(model)
     except BlockTooLarge:  # not described: membership not proven
         return False
-    return ls.inner_exact and in_sum_of_hulls(np.asarray(g, np.float64), ls.g0, ls.inner_blocks(),
-                                              unit=_flat.hull_units(tr, out, model.spec)[1])[0]
+    g = np.asarray(g, np.float64)
+    return ls.inner_exact and in_sum_of_hulls(g, ls.g0, ls.inner_blocks(), unit=unit)[0]
 
 
 def _seeds(exp: Any, max_kinks: int) -> int:

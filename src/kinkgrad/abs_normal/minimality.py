@@ -271,13 +271,12 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
     parts = [red.g0, red.bhat, red.A_sparse.data, red.K_sparse.data]
     if balls is not None:
         parts += [balls.lam, balls.rows.data]
-    e = exponent(gradient_size(red, balls)) if all(np.all(np.isfinite(v)) for v in parts) \
-        else None
+    finite = all(np.all(np.isfinite(v)) for v in parts)
+    e = exponent(gradient_size(red, balls)) if finite else None
     if e is not None:  # NOTE: squared norms underflow or overflow there: f / 2^e, exactly
         rep = minimality(scaled_f(f, e), x, radius, scaled_tol(tol, e), seed, limit)
         return scale_back(rep, e, tol, ("bounds", "slope", "multipliers"))
-    if not all(np.all(np.isfinite(v)) and np.max(np.abs(v), initial=0.0) <= HUGE
-               for v in parts):
+    if not (finite and all(np.max(np.abs(v), initial=0.0) <= HUGE for v in parts)):
         return MinimalityReport.undecided(
             f"the model's entries are not finite or beyond {HUGE:.0e} (their squares "
             "overflow float64); rescale f", radius, tol, red.m + q)

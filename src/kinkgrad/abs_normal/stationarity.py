@@ -357,6 +357,7 @@ def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, moved: int
     zero = np.zeros(n)
     low = min_norm(ls.g0, ls.outer_blocks(), tol) if ls.has_outer else None  # outer: lower
     exact = ls.exact and low is not None
+    listed = None  # (gradients, complete) of the realised signatures, once enumerated
     if by_oracles(ls):
         # NOTE: a sort tie too large to list: the outer set through its assignment oracle;
         # described exactly when every block's values are limiting gradients
@@ -372,6 +373,7 @@ def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, moved: int
     elif ls.model.m <= _ENUM_M and not moved:  # NOTE: with moved switches the ball's own
         # pieces decide (_bounds): 19 ReLUs' 4,096 patterns (5,000 LPs, 4 s) bought nothing
         _, grads, complete, _ = enumerate_signatures(ls.model, _ENUM_LIMIT)
+        listed = grads, complete
         inner = min_norm(zero, [grads])
         point, upper = inner.point, inner.upper  # type: ignore[union-attr]
         if complete and ls.linear and not moved:  # NOTE: first-order realisation is
@@ -388,7 +390,7 @@ def _moved_bounds(ls: LocalSet, tol: float, rng: np.random.Generator, moved: int
         # are the set (min(-x, |x|) at 0 is -x; its k-way block's outer set held +1 too);
         # with a few switches also where decided, for the exact distance (-min(-x, -2x)
         # - relu(-2x + min(-x, -2x)) / 2 at 0: [1, 2] for the truth 2)
-        _, grads, complete, _ = enumerate_signatures(ls.model, _ENUM_LIMIT)
+        grads, complete = listed or enumerate_signatures(ls.model, _ENUM_LIMIT)[1:3]
         if complete:
             low = min_norm(zero, [grads])
             point, upper, exact = low.point, low.upper, True  # type: ignore[union-attr]

@@ -447,4 +447,3 @@ def follow_inputs(fn: Any) -> Any:
 
     wrapper._kinkgrad_backend_fn = True  # type: ignore[attr-defined]
     return wrapper
-

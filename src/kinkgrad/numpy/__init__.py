@@ -97,17 +97,17 @@ def _value(x: Any) -> Any:
 
 def zeros_like(x: Any, dtype: Any = None) -> Any:
     """A constant array of zeros shaped like x (traced or not): no derivative flows."""
-    return _bt.like(x, 0, dtype) if _bt.bare_tensor(x) else _np.zeros_like(_value(x), dtype)
+    return _bt.like(x, 0, dtype) if _bt.is_torch(x) else _np.zeros_like(_value(x), dtype)
 
 
 def ones_like(x: Any, dtype: Any = None) -> Any:
     """A constant array of ones shaped like x (traced or not): no derivative flows."""
-    return _bt.like(x, 1, dtype) if _bt.bare_tensor(x) else _np.ones_like(_value(x), dtype)
+    return _bt.like(x, 1, dtype) if _bt.is_torch(x) else _np.ones_like(_value(x), dtype)
 
 
 def full_like(x: Any, fill_value: Any, dtype: Any = None) -> Any:
     """A constant array shaped like x (traced or not): no derivative flows."""
-    if _bt.bare_tensor(x):
+    if _bt.is_torch(x):
         return _bt.like(x, fill_value, dtype)
     return _np.full_like(_value(x), fill_value, dtype=dtype)
 
@@ -127,7 +127,7 @@ def asarray(x: Any, dtype: Any = None) -> Any:
         return x if dtype is None else x.astype(dtype)
     if isinstance(x, (list, tuple)) and _holds_traced(x):
         return stack([asarray(e, dtype) for e in x])
-    return _bt.asarray(x, dtype) if _bt.bare_tensor(x) else _np.asarray(x, dtype=dtype)
+    return _bt.asarray(x, dtype) if _bt.is_torch(x) else _np.asarray(x, dtype=dtype)
 
 
 array = asarray
@@ -159,14 +159,14 @@ def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     on the current value and returned as a NumPy integer constant, usable as an index
     (``x[knp.argmax(x)]``, whose derivative is then that of the selected entry). On a bare
     torch tensor: a torch integer tensor on its device."""
-    if _bt.bare_tensor(x):
+    if _bt.is_torch(x):
         return _bt.arg_reduce(x, axis, keepdims, largest=True)
     return _np.argmax(_concrete(x), axis=axis, keepdims=keepdims)
 
 
 def argmin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Index of the smallest entry, the first one at ties; a NumPy constant as ``argmax``."""
-    if _bt.bare_tensor(x):
+    if _bt.is_torch(x):
         return _bt.arg_reduce(x, axis, keepdims, largest=False)
     return _np.argmin(_concrete(x), axis=axis, keepdims=keepdims)
 

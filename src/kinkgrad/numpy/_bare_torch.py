@@ -15,12 +15,7 @@ import numpy as np
 
 from ..backends import is_torch
 
-__all__ = ["bare_tensor", "torch_dtype", "arg_reduce", "argsort", "nonzero", "like", "asarray"]
-
-
-def bare_tensor(x: Any) -> bool:
-    """A torch tensor (not traced, not a torch-backed array of the engine)."""
-    return is_torch(x)
+__all__ = ["is_torch", "torch_dtype", "arg_reduce", "argsort", "like", "asarray"]
 
 
 def torch_dtype(dtype: Any) -> Any:
@@ -51,12 +46,6 @@ def argsort(x: Any, axis: Any) -> Any:
     if axis is None:
         return torch.argsort(t.reshape(-1), stable=True)
     return torch.argsort(t, dim=int(axis), stable=True)
-
-
-def nonzero(x: Any) -> tuple:
-    import torch
-
-    return tuple(torch.nonzero(x.detach(), as_tuple=True))
 
 
 def like(x: Any, fill: Any, dtype: Any) -> Any:

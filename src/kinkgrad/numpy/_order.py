@@ -195,6 +195,6 @@ def argsort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
         raise _Unsupported("argsort: order= (structured arrays) is not supported.")
     from . import _bare_torch, _concrete
 
-    if _bare_torch.bare_tensor(a):  # a torch integer tensor on its device
+    if _bare_torch.is_torch(a):  # a torch integer tensor on its device
         return _bare_torch.argsort(a, axis)
     return _np.argsort(_concrete(a), axis=axis, kind="stable")

@@ -23,7 +23,6 @@ _NOT_GIVEN: Any = object()  # where's x and y: NumPy's one-argument form gives n
 class _Compare(Primitive):
     differentiable = False
     is_switch = True
-    ufunc: Any = None
     c_vjp = 0
     omega = 1.0
     roundings = 0.0  # a boolean
@@ -70,19 +69,19 @@ class _Compare(Primitive):
                 ((a, np.asarray(0.0, dtype)), {})]
 
 
-def _make(cls_name: str, name: str, ufunc: Any) -> type:
-    cls = type(cls_name, (_Compare,), {"name": name, "numpy_name": name, "ufunc": ufunc,
+def _make(cls_name: str, name: str) -> type:
+    cls = type(cls_name, (_Compare,), {"name": name, "numpy_name": name,
                                        "__doc__": f"``{name}(a, b)``: a switch node, z = a - b, "
                                                   "derivative zero."})
     return register(cls)
 
 
-Greater = _make("Greater", "greater", np.greater)
-GreaterEqual = _make("GreaterEqual", "greater_equal", np.greater_equal)
-Less = _make("Less", "less", np.less)
-LessEqual = _make("LessEqual", "less_equal", np.less_equal)
-Equal = _make("Equal", "equal", np.equal)
-NotEqual = _make("NotEqual", "not_equal", np.not_equal)
+Greater = _make("Greater", "greater")
+GreaterEqual = _make("GreaterEqual", "greater_equal")
+Less = _make("Less", "less")
+LessEqual = _make("LessEqual", "less_equal")
+Equal = _make("Equal", "equal")
+NotEqual = _make("NotEqual", "not_equal")
 
 
 @register
