@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from ..modes.api import Traced, trace_call
 
 __all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_comparisons",
            "output_slots", "other_arguments", "probe_tangents", "underflow_is_not_an_error",
-           "ball_arguments", "gradient_unit", "hull_units"]
+           "ball_arguments", "gradient_unit", "hull_units", "moved_unit", "rounding_sensitivity"]
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int
@@ -53,18 +54,80 @@ def gradient_unit(tr: Traced, out: Var | None) -> float:
     are rounded sums of such terms, so their rounding is relative to this size, not to the
     vectors' own (0.1 x + 0.2 x - 0.3 x: terms 0.3, gradient 5.6e-17 as computed, 2.8e-17
     exactly); it is 1 for f at unit scale and s for s f. 0 without an output."""
-    from ..kinks import KinkPolicy
     from ..modes.sweeps import reverse_sweep
 
     if out is None:
         return 0.0
-    full = KinkPolicy(relu=1.0, leaky_relu=1.0, abs=1.0, max="split", sort="split", clip=1.0,
-                      max_constant=1.0)
+    full = _full_slopes()
     with np.errstate(all="ignore"):  # NOTE: a size; an overflow to inf is one too
         ct = reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones((), out.dtype)}, full)
         sizes = [float(np.max(np.abs(np.asarray(c, np.float64)), initial=0.0))
                  for i, c in ct.items() if i != out.index]  # NOTE: not the seed, 1 at any s
     return max(sizes, default=0.0)
+
+
+def _full_slopes() -> Any:
+    from ..kinks import KinkPolicy
+
+    return KinkPolicy(relu=1.0, leaky_relu=1.0, abs=1.0, max="split", sort="split", clip=1.0,
+                      max_constant=1.0)
+
+
+def rounding_sensitivity(tr: Traced, out: Var | None, samples: int = 3) -> float:
+    """An estimate of how far rounding in f's forward values moves f's gradients: the
+    largest change of the inputs' cotangents of :func:`gradient_unit`'s sweep (every kink's
+    full slope, the selections of the computed values kept) when each value v_k is
+    recomputed from the perturbed values before it and moved by its own rounding bound
+    (+-u r_k, the primitive's ``rounding`` rule, random signs; ``samples`` draws, seed 0).
+
+    The partial derivatives of the smooth steps are read at computed values, so a value that
+    lost its digits to cancellation moves the vectors by far more than their own rounding:
+    x0 ((1e12 + x2) - 1e12) has df/dx0 = x2 exactly and x2 + 7e-5 as computed at x2 = 0.3,
+    which :func:`gradient_unit` (1 there) does not see; this gives 1.2e-4. An estimate of
+    first order, like :func:`kinkgrad.rounding_error`, not a bound; inf when a perturbed
+    sweep overflows; 0 without an output."""
+    from ..modes.sweeps import reverse_sweep
+
+    if out is None:
+        return 0.0
+    full = _full_slopes()
+    eqns, vals = tr.eqns, tr.vals
+    sels = {k: e.prim.selection(full, e.args(vals), vals[e.out.index], e.params)
+            for k, e in enumerate(eqns) if e.prim.selects}
+    seed = {out.index: np.ones((), out.dtype)}
+    slots = [v.index for v in tr.in_vars]
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    with np.errstate(all="ignore"):  # NOTE: a size; an overflow makes it inf
+        base = reverse_sweep(eqns, vals, seed, full, selections=sels)
+        for _ in range(samples):
+            moved = list(vals)
+            for e in eqns:
+                v0 = vals[e.out.index]
+                if np.result_type(v0).kind != "f":  # comparisons, indices: as computed
+                    continue
+                args = e.args(moved)
+                v = np.asarray(e.prim.impl(*args, **e.params))
+                r = e.prim.rounding(args, v, e.params)
+                if r is not None:
+                    u = float(np.finfo(np.result_type(v0)).eps) / 2
+                    v = v + u * np.asarray(r) * rng.choice((-1.0, 1.0), size=np.shape(v))
+                moved[e.out.index] = v.astype(np.result_type(v0), copy=False)
+            ct = reverse_sweep(eqns, moved, seed, full, selections=sels)
+            for i in slots:
+                if i in base and i in ct:
+                    d = np.abs(np.asarray(ct[i], np.float64) - np.asarray(base[i], np.float64))
+                    worst = max(worst, float(np.max(d, initial=0.0)))
+                    if not np.all(np.isfinite(d)):
+                        return math.inf
+    return worst
+
+
+def moved_unit(moved: float, rtol: float = 1e-7) -> float:
+    """The ``unit`` of :func:`.lp.hull_tolerance` beyond which "outside" is proven when f's
+    vectors move by ``moved`` under the forward values' rounding
+    (:func:`rounding_sensitivity`): 8 moved / rtol, a tolerance of 8 n moved."""
+    return 8.0 * moved / rtol
 
 
 def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
@@ -74,7 +137,8 @@ def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
     over-estimate of the size of the terms of f's gradients) and u the unit roundoff of the
     program's lowest precision (its inputs and f), the vectors err by up to about 64 u G:
     the second is that (as a unit: 64 u G / rtol), the first G or that, whichever is larger
-    (a float32 program's sums err by more than 1e-7 G)."""
+    (a float32 program's sums err by more than 1e-7 G). :func:`in_clarke` widens the first
+    to :func:`moved_unit` before it answers False, when that is larger."""
     dtypes = [np.dtype(d) for d in spec.dtypes] + ([np.dtype(out.dtype)] if out is not None
                                                     else [])
     u = max([float(np.finfo(d).eps) / 2 for d in dtypes if d.kind == "f"] + [2.0 ** -53])

@@ -12,6 +12,7 @@ signature at most, is :mod:`.signatures`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from ._flat import (
     FlatSpec,
     gradient_unit,
     hull_units,
+    moved_unit,
     other_arguments,
+    rounding_sensitivity,
     scalar_output,
     trace_at,
     underflow_is_not_an_error,
@@ -114,6 +117,8 @@ def _model(f: Callable, x: Any, where: str, zero_norms: bool = False, units: boo
         exp, balls = expand_flat_norms(tr), None
     model = ActiveModel(exp, spec, out)
     model.zero_norms, model.units = balls, tols
+    # NOTE: a False answer's second look (in_clarke): forward sweeps, paid only then
+    model.moved = functools.partial(rounding_sensitivity, tr, out)
     return model, spec
 
 
@@ -333,7 +338,10 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         True if g is a Clarke gradient of f at x, up to an l1 residual of 1e-7 n times the
         size of the data (g's and the set's largest entries; plus 64 u times the size of
         f's terms, :func:`._flat.hull_units`, for f's own rounding); False only when that is
-        proven false: g farther than 1e-7 n times the data's and f's terms' size.
+        proven false: g farther than 1e-7 n times the data's and f's terms' size, and than
+        8 n times the move of the set's vectors under the rounding of f's forward values
+        (:func:`._flat.rounding_sensitivity`, an estimate: the derivatives are read at
+        computed values, which cancellation can leave with few digits).
 
     Raises:
         UndecidedError: membership could not be decided (the reason says why; an
@@ -351,12 +359,21 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     vec = spec.from_tree(g, "in_clarke")
     refuse_nonfinite([vec], "in_clarke", "g")
     e = exponent(gradient_size(full, full.zero_norms))
+    scale, moved = 1.0, full.moved
     if e is not None:  # NOTE: s f's set is s f's: f / 2^e and g / 2^e, exactly (_rescale);
-        units = full.units  # NOTE: f's own units, scaled (f / 2^e's terms hold 2^-e)
+        units, scale = full.units, math.ldexp(1.0, -e)  # NOTE: f's own units, scaled
         ls, spec, full = _local(scaled_f(f, e), x, "in_clarke", zero_norms=True, units=False)
-        full.units = tuple(math.ldexp(u, -e) for u in units)
-        vec = vec * math.ldexp(1.0, -e)
-    return _membership(ls, spec, full, vec, limit)
+        full.units = tuple(u * scale for u in units)
+        vec = vec * scale
+    if _membership(ls, spec, full, vec, limit):
+        return True
+    # "outside" beyond the rounding of f's terms; is it beyond the move of f's forward
+    # values' rounding too (cancellation: the derivatives are read at computed values)?
+    loose = moved_unit(moved() * scale)
+    if loose > full.units[0]:
+        full.units = (loose, full.units[1])
+        return _membership(ls, spec, full, vec, limit)
+    return False
 
 
 def _membership(ls: LocalSet, spec: FlatSpec, full: ActiveModel, vec: np.ndarray,
@@ -388,7 +405,8 @@ def _membership(ls: LocalSet, spec: FlatSpec, full: ActiveModel, vec: np.ndarray
         raise UndecidedError(
             "in_clarke: undecided. g lies outside the hull of the limiting gradients by more "
             "than their own size's tolerance but less than the rounding of the terms they "
-            "were summed from (lp.hull_tolerance): nothing is proven.")
+            "were summed from or the move of the forward values' rounding "
+            "(lp.hull_tolerance, _flat.rounding_sensitivity): nothing is proven.")
     if sub.message.startswith("subdifferential: stopped"):
         raise EnumerationLimitError(f"in_clarke: undecided. {sub.message}")
     raise UndecidedError(f"in_clarke: undecided. g lies in a set that contains the Clarke "
