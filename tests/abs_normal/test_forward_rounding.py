@@ -8,6 +8,9 @@ has the Clarke subdifferential {(x2, s, x0) : s in [-1, 1]} at x1 = 0, whatever 
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -43,3 +46,107 @@ def test_a_vector_far_outside_is_still_proven_outside(c):
 def test_without_cancellation_the_exact_gradient_is_inside():
     x = np.array([1.0, 0.0, 0.3])
     assert kinkgrad.in_clarke(_cancelling(1.0), x, np.array([0.3, -0.5, 1.0]))
+
+
+@pytest.mark.parametrize("c", [1e10, 1e12])
+def test_a_smooth_step_after_the_cancellation(c):
+    # exp((c + x0) - c) + |x1| at (0.3, 0): the Clarke set is {(e^0.3, s) : s in [-1, 1]}; the
+    # cancelled value enters exp's derivative (a perturbation that kept smooth steps'
+    # selections missed it: exp's selection is its derivative)
+    def f(x):
+        return knp.exp((c + x[0]) - c) + knp.abs(x[1])
+
+    x = np.array([0.3, 0.0])
+    for s in (-1.0, 0.0, 0.5):
+        try:
+            assert kinkgrad.in_clarke(f, x, np.array([math.exp(0.3), s]))
+        except UndecidedError:
+            pass
+    assert kinkgrad.in_clarke(f, x, np.array([math.exp(0.3), 1.5])) is False
+
+
+def test_many_cancellations_that_err_alike():
+    # k equal terms x0 ((1e12 + x2) - 1e12) err alike, so their error grows as k (a random-sign
+    # estimate grows as sqrt(k) and said False at k = 20000)
+    k = 20000
+
+    def f(x):
+        return knp.abs(x[1]) + x[0] * knp.sum((1e12 + (x[2] + np.zeros(k))) - 1e12)
+
+    x = np.array([1.0, 0.0, 0.1])
+    exact = np.array([float(k * Fraction(0.1)), 0.0, float(k)])
+    try:
+        assert kinkgrad.in_clarke(f, x, exact)
+    except UndecidedError:
+        pass
+
+
+def test_stationarity_never_contradicts_the_exact_distance():
+    c = 1e9
+    # (a) the exact residual w0 - ((c + w2) - c) is 0 at (0.1, 0, 0.1): stationary, distance
+    # 0; the computed residual made it "not stationary" (distance 3.4e-8 > tol 1e-8)
+    rep = kinkgrad.stationarity(lambda w: 0.5 * (w[0] - ((c + w[2]) - c)) ** 2
+                                + knp.abs(w[1]), np.array([0.1, 0.0, 0.1]))
+    assert rep.verdict != "not stationary", rep
+    # (b) the computed residual (w0 + c) - fl(c + 0.1) is 0, the exact one is not: the exact
+    # distance is |r| = 2.4e-8 > tol, and the computed set said "stationary"
+    y = c + 0.1
+    r = abs(float(Fraction(0.1) + Fraction(c) - Fraction(y)))
+    assert r > 1e-8
+    rep = kinkgrad.stationarity(lambda w: 0.5 * ((w[0] + c) - y) ** 2 + knp.abs(w[1]),
+                                np.array([0.1, 0.0]))
+    assert rep.verdict != "stationary", rep
+    # without cancellation both are decided as the exact distances say
+    assert kinkgrad.stationarity(lambda w: 0.5 * (w[0] - w[2]) ** 2 + knp.abs(w[1]),
+                                 np.array([0.1, 0.0, 0.1])).verdict == "stationary"
+
+
+def test_certify_does_not_certify_a_gradient_rounding_moved():
+    # least squares on timestamp-sized features: the AD gradient is 5e-5 (relative) from the
+    # exact one (Fractions below), far beyond the membership tests' tolerance
+    rng = np.random.default_rng(1)
+    a = np.round(rng.uniform(0.5, 1.5, 5) * 1.7e9)
+    w = np.array([1.0000001, 0.123456789, 0.0])
+    y = a * w[0] + w[1] + rng.uniform(-1, 1, 5) * 1e-2
+
+    def f(w):
+        return 0.5 * knp.sum((w[0] * a + w[1] - y) ** 2) + 0.3 * knp.abs(w[2])
+
+    r = [Fraction(w[0]) * Fraction(ai) + Fraction(w[1]) - Fraction(yi) for ai, yi in zip(a, y)]
+    exact0 = float(sum(ri * Fraction(ai) for ri, ai in zip(r, a)))
+    g = kinkgrad.grad(f)(w)
+    assert abs(g[0] - exact0) > 1e-6 * abs(exact0)  # the premise: rounding moved it
+    rep = kinkgrad.certify(f, w)
+    assert not rep.certified and "rounding" in rep.reason, rep.reason
+    # the same structure at unit scale is certified (LIKQ)
+    assert kinkgrad.certify(lambda w: 0.5 * knp.sum((w[0] * a / 1.7e9 + w[1]
+                                                     - y / 1.7e9) ** 2)
+                            + 0.3 * knp.abs(w[2]), w).certified
+
+
+@pytest.mark.parametrize("c", [1e8, 1e12])
+def test_the_move_is_the_gradients_own_error(c):
+    # the wide replay measures how far the computed gradient is from the exact one
+    from kinkgrad.abs_normal._flat import rounding_sensitivity, scalar_output, trace_at
+
+    def f(x):
+        return knp.exp((c + x[0]) - c) + 0.5 * x[1] ** 2
+
+    x = np.array([0.3, 0.7])
+    tr = trace_at(f, x, "test")
+    moved = rounding_sensitivity(tr, scalar_output(tr, "test")[0])
+    error = abs(kinkgrad.grad(f)(x)[0] - math.exp(0.3))
+    assert error > 0 and 0.5 * error <= moved[0] <= 2 * error
+    assert moved[1] == 0.0  # x1's derivative reads x1 itself: exact
+
+
+def test_exact_steps_move_nothing():
+    # 1 + x1^2 at x1 = 0 is 1 in every precision: |x0|^(1 + x1^2)'s slope stays 1 (a
+    # perturbation by the add's rounding bound made it 0 and every verdict undecided)
+    from kinkgrad.abs_normal._flat import rounding_sensitivity, scalar_output, trace_at
+
+    def f(x):
+        return knp.abs(x[0]) ** (1.0 + x[1] * x[1]) + knp.abs(x[1])
+
+    tr = trace_at(f, np.array([0.0, 0.0]), "test")
+    assert not np.any(rounding_sensitivity(tr, scalar_output(tr, "test")[0]))

@@ -59,7 +59,7 @@ from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
 from .inert import inert_switches
-from .lp import MARGIN, margin, nonzero_rows
+from .lp import MARGIN, hull_tolerance, margin, nonzero_rows
 from .where_ties import plain_ad_vector
 from .zero_norms import expand_flat_norms
 
@@ -350,6 +350,17 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
         note = (f" ({model.dropped} active switch(es) that cannot change the gradient were "
                 "set aside: zero derivative on every piece, or no path to f)"
                 if model.dropped else "")
+        if ok:  # NOTE: and is the vector known to the tolerance in_clarke decides at?
+            moved = float(np.sum(_flat.rounding_sensitivity(tr, out)))  # l1, as the LPs
+            unit = _flat.hull_units(_flat.gradient_unit(tr, out), out, spec)[0]
+            if moved > hull_tolerance([float(np.max(np.abs(g_ad), initial=0.0))], spec.n,
+                                      unit=unit):
+                ok, cond = False, "undecided"
+                reason = (f"{reason[:-1]}; but the rounding of f's forward values moves the "
+                          f"gradient by {moved:.1e} (l1) (cancellation: derivatives "
+                          "read at values that lost their digits; "
+                          "_flat.rounding_sensitivity), beyond the tolerance of the "
+                          "membership test, so the computed vector is not certified.")
         return CertifyReport(ok, reason + note, cond, full.m, rank, model.names(bad),
                              float(ratio), spec.tree(g_ad), full.names, policy=pol,
                              rank_exact=exact, **kw)

@@ -78,6 +78,7 @@ from ._flat import (
     ActiveNames,
     FlatSpec,
     ball_arguments,
+    rounding_sensitivity,
     underflow_is_not_an_error,
 )
 from ._rescale import exponent, scale_back, scaled_f, scaled_tol
@@ -313,6 +314,14 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
     lower = min(low.lower, upper) if low is not None else 0.0
     if ls.slack:  # NOTE: a sparse block's values are known to within ls.slack
         lower, upper = max(0.0, lower - ls.slack), upper + ls.slack
+    if upper <= tol or lower > tol:  # NOTE: decided on the computed set; f's set can lie
+        # apart by the move of its vectors under the forward values' rounding (cancellation:
+        # the derivatives are read at computed values); 0 on piecewise-linear programs
+        far = 2.0 * float(np.linalg.norm(rounding_sensitivity(tr, out)))
+        lower, upper = max(0.0, lower - far), upper + far
+        if far > 0 and not (upper <= tol or lower > tol):
+            why += (f"; the rounding of f's forward values moves the set by up to about "
+                    f"{far:.1e} (rounding_sensitivity)")
     descent = slope = None
     if upper <= tol:
         verdict = "stationary"

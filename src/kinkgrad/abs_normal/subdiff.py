@@ -118,7 +118,7 @@ def _model(f: Callable, x: Any, where: str, zero_norms: bool = False, units: boo
     model = ActiveModel(exp, spec, out)
     model.zero_norms, model.units = balls, tols
     # NOTE: a False answer's second look (in_clarke): forward sweeps, paid only then
-    model.moved = functools.partial(rounding_sensitivity, tr, out)
+    model.forward_move = functools.partial(rounding_sensitivity, tr, out)
     return model, spec
 
 
@@ -359,7 +359,7 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     vec = spec.from_tree(g, "in_clarke")
     refuse_nonfinite([vec], "in_clarke", "g")
     e = exponent(gradient_size(full, full.zero_norms))
-    scale, moved = 1.0, full.moved
+    scale, forward_move = 1.0, full.forward_move
     if e is not None:  # NOTE: s f's set is s f's: f / 2^e and g / 2^e, exactly (_rescale);
         units, scale = full.units, math.ldexp(1.0, -e)  # NOTE: f's own units, scaled
         ls, spec, full = _local(scaled_f(f, e), x, "in_clarke", zero_norms=True, units=False)
@@ -369,7 +369,7 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         return True
     # "outside" beyond the rounding of f's terms; is it beyond the move of f's forward
     # values' rounding too (cancellation: the derivatives are read at computed values)?
-    loose = moved_unit(moved() * scale)
+    loose = moved_unit(forward_move() * scale)
     if loose > full.units[0]:
         full.units = (loose, full.units[1])
         return _membership(ls, spec, full, vec, limit)
