@@ -127,7 +127,8 @@ def test_certify_does_not_certify_a_gradient_rounding_moved():
 @pytest.mark.parametrize("c", [1e8, 1e12])
 def test_the_move_is_the_gradients_own_error(c):
     # the wide replay measures how far the computed gradient is from the exact one
-    from kinkgrad.abs_normal._flat import rounding_sensitivity, scalar_output, trace_at
+    from kinkgrad.abs_normal._flat import scalar_output, trace_at
+    from kinkgrad.abs_normal._forward_rounding import rounding_sensitivity
 
     def f(x):
         return knp.exp((c + x[0]) - c) + 0.5 * x[1] ** 2
@@ -143,10 +144,53 @@ def test_the_move_is_the_gradients_own_error(c):
 def test_exact_steps_move_nothing():
     # 1 + x1^2 at x1 = 0 is 1 in every precision: |x0|^(1 + x1^2)'s slope stays 1 (a
     # perturbation by the add's rounding bound made it 0 and every verdict undecided)
-    from kinkgrad.abs_normal._flat import rounding_sensitivity, scalar_output, trace_at
+    from kinkgrad.abs_normal._flat import scalar_output, trace_at
+    from kinkgrad.abs_normal._forward_rounding import rounding_sensitivity
 
     def f(x):
         return knp.abs(x[0]) ** (1.0 + x[1] * x[1]) + knp.abs(x[1])
 
     tr = trace_at(f, np.array([0.0, 0.0]), "test")
     assert not np.any(rounding_sensitivity(tr, scalar_output(tr, "test")[0]))
+
+
+def test_a_kink_of_f_that_the_computed_values_miss():
+    # ((1 + x1) - 1) - x0 is 0 in f at (0.1, 0.1) (Fractions: 1 + 0.1 - 1 - 0.1) and 8e-17
+    # as computed: f = |.| has its global minimum there, and the computed model (no kink)
+    # called 0 outside the set and the point "not stationary"
+    x = np.array([0.1, 0.1])
+    assert Fraction(1) + Fraction(0.1) - 1 - Fraction(0.1) == 0
+    assert ((1.0 + 0.1) - 1.0) - 0.1 != 0.0
+
+    def f(x):
+        return knp.abs(((1.0 + x[1]) - 1.0) - x[0])
+
+    with pytest.raises(UndecidedError, match="wider-precision"):
+        kinkgrad.in_clarke(f, x, np.zeros(2))
+    assert kinkgrad.stationarity(f, x).verdict != "not stationary"
+    assert kinkgrad.subdifferential(f, x).partial
+
+    def g(x):  # a tie of f that the computed values break
+        return knp.maximum((1.0 + x[0]) - 1.0, x[1])
+
+    with pytest.raises(UndecidedError):
+        kinkgrad.in_clarke(g, x, np.array([0.5, 0.5]))
+    # the pieces the model keeps are f's: inside stays decided
+    assert kinkgrad.in_clarke(g, x, np.array([1.0, 0.0]))
+    # written without the cancellation, every answer is decided
+    assert kinkgrad.in_clarke(lambda x: knp.abs(x[1] - x[0]), x, np.zeros(2))
+    assert kinkgrad.in_clarke(lambda x: knp.abs(x[1] - x[0]), x, np.array([3.0, 0.0])) is False
+
+
+def test_a_kink_the_computed_values_hit_counts_within_the_rounding_of_x():
+    # x1 = fl(0.3 * 0.3): x0^2 - x1 is 0 as computed and -3.3e-18 in f, a kink within the
+    # rounding next to x; it counts as one at x (both pieces' gradients), as relu'(0)
+    # studies in low precision take computed zeros
+    x = np.array([0.3, 0.3 * 0.3])
+    assert Fraction(0.3) ** 2 != Fraction(x[1])
+
+    def f(x):
+        return knp.maximum(x[0] * x[0], x[1])
+
+    assert kinkgrad.in_clarke(f, x, np.array([0.6, 0.0]))
+    assert kinkgrad.in_clarke(f, x, np.array([0.0, 1.0]))

@@ -31,8 +31,7 @@ from ..modes.api import Traced, trace_call
 
 __all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_comparisons",
            "output_slots", "other_arguments", "probe_tangents", "underflow_is_not_an_error",
-           "ball_arguments", "gradient_unit", "hull_units", "moved_unit", "rounding_sensitivity",
-           "wide_values"]
+           "ball_arguments", "gradient_unit", "hull_units", "full_slopes"]
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int
@@ -58,7 +57,7 @@ def gradient_unit(tr: Traced, out: Var | None) -> float:
 
     if out is None:
         return 0.0
-    full = _full_slopes()
+    full = full_slopes()
     with np.errstate(all="ignore"):  # NOTE: a size; an overflow to inf is one too
         ct = reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones((), out.dtype)}, full)
         sizes = [float(np.max(np.abs(np.asarray(c, np.float64)), initial=0.0))
@@ -66,104 +65,11 @@ def gradient_unit(tr: Traced, out: Var | None) -> float:
     return max(sizes, default=0.0)
 
 
-def _full_slopes() -> Any:
+def full_slopes() -> Any:
     from ..kinks import KinkPolicy
 
     return KinkPolicy(relu=1.0, leaky_relu=1.0, abs=1.0, max="split", sort="split", clip=1.0,
                       max_constant=1.0)
-
-
-_WIDER = {np.dtype(np.float16): np.dtype(np.float64), np.dtype(np.float32): np.dtype(np.float64),
-          np.dtype(np.float64): np.dtype(np.longdouble)}
-_HEAVY = 2_000_000  # operations of one step above which it is replayed in float64 (BLAS)
-
-
-def _wide_step(e: Any, args: list, v0: Any) -> Any:
-    """One step of :func:`wide_values`: the primitive on the wide arguments, or (a step
-    without a wide rule, such as scipy's special functions, or a heavy product of matrices
-    that long double would run without BLAS) on them rounded to float64, then widened."""
-    wide = _WIDER.get(np.dtype(np.result_type(v0)), np.dtype(np.float64))
-    heavy = e.prim.cost([np.shape(a) for a in args], np.shape(v0), e.params) > _HEAVY
-    if wide != np.float64 and not heavy:
-        try:
-            v = np.asarray(e.prim.impl(*args, **e.params))
-            if v.dtype == wide:
-                return v
-        except (TypeError, ValueError, NotImplementedError):
-            pass
-    narrow = [np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a for a in args]
-    return np.asarray(e.prim.impl(*narrow, **e.params)).astype(wide)
-
-
-def wide_values(tr: Traced) -> list:
-    """f's forward values recomputed from the same inputs in a wider precision (float16 and
-    float32 steps in float64, float64 steps in long double where it is wider), comparisons
-    and indices kept as computed (the same branches): the truth the computed values are
-    checked against. Long double is float64 on some platforms (arm64): float64 programs are
-    then checked against themselves."""
-    vals = tr.vals
-    wide = list(vals)
-    for v in tr.in_vars:
-        x = vals[v.index]
-        if np.result_type(x).kind == "f":
-            wide[v.index] = np.asarray(x).astype(_WIDER.get(np.dtype(np.result_type(x)),
-                                                            np.dtype(np.float64)))
-    with np.errstate(all="ignore"):  # NOTE: as the program's own values did, or inf
-        for e in tr.eqns:
-            v0 = vals[e.out.index]
-            if np.result_type(v0).kind == "f":
-                wide[e.out.index] = _wide_step(e, e.args(wide), v0)
-    return wide
-
-
-def rounding_sensitivity(tr: Traced, out: Var | None) -> np.ndarray:
-    """How far rounding in f's forward values moved f's gradients: the change (flat, float64)
-    of the inputs' cotangents of :func:`gradient_unit`'s sweep (every kink's full slope, the
-    kinks' selections at the computed values kept) when the values are those of
-    :func:`wide_values`, rounded to the program's dtypes.
-
-    The partial derivatives of the smooth steps are read at computed values, so a value that
-    lost its digits to cancellation moves the vectors by far more than their own rounding:
-    x0 ((1e12 + x2) - 1e12) has df/dx0 = x2 exactly and x2 + 7e-5 as computed at x2 = 0.3,
-    which :func:`gradient_unit` (1 there) does not see; this gives 7e-5 there. Exact steps move
-    nothing (1 + 0 is 1 in every precision; equal values computed alike stay equal). Not a
-    bound: the wide values err too (beyond about 1e8-fold cancellation in long double), and
-    heavy products of matrices are replayed in float64. inf entries when a sweep overflows;
-    empty without an output."""
-    from ..modes.sweeps import reverse_sweep
-
-    if out is None:
-        return np.zeros(0)
-    full = _full_slopes()
-    eqns, vals = tr.eqns, tr.vals
-    # NOTE: the kinks' choices only: a smooth primitive's selection is its derivative, read
-    # at the values (exp's is exp(x)), which is what moves
-    sels = {k: e.prim.selection(full, e.args(vals), vals[e.out.index], e.params)
-            for k, e in enumerate(eqns) if e.prim.selects and e.prim.nonsmooth}
-    seed = {out.index: np.ones((), out.dtype)}
-    with np.errstate(all="ignore"):  # NOTE: a size; an overflow makes it inf
-        base = reverse_sweep(eqns, vals, seed, full, selections=sels)
-        moved = [np.asarray(w).astype(np.result_type(v), copy=False)
-                 if w is not v and np.result_type(v).kind == "f" else v
-                 for w, v in zip(wide_values(tr), vals)]
-        ct = reverse_sweep(eqns, moved, seed, full, selections=sels)
-    parts = []
-    for v in tr.in_vars:
-        size = int(np.prod(v.shape, dtype=np.int64))
-        if v.index in base and v.index in ct:
-            d = np.abs(np.asarray(ct[v.index], np.float64)
-                       - np.asarray(base[v.index], np.float64)).reshape(-1)
-            parts.append(np.where(np.isnan(d), np.inf, d))
-        else:
-            parts.append(np.zeros(size))
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def moved_unit(moved: np.ndarray, rtol: float = 1e-7) -> float:
-    """The ``unit`` of :func:`.lp.hull_tolerance` beyond which "outside" is proven when f's
-    vectors moved by ``moved`` under the forward values' rounding
-    (:func:`rounding_sensitivity`): a tolerance of twice its l1 norm."""
-    return 2.0 * float(np.sum(moved)) / (rtol * max(moved.size, 1))
 
 
 def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
@@ -174,7 +80,8 @@ def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
     program's lowest precision (its inputs and f), the vectors err by up to about 64 u G:
     the second is that (as a unit: 64 u G / rtol), the first G or that, whichever is larger
     (a float32 program's sums err by more than 1e-7 G). :func:`in_clarke` widens the first
-    to :func:`moved_unit` before it answers False, when that is larger."""
+    by the move of the forward values' rounding (:mod:`._forward_rounding`) before it
+    answers False."""
     dtypes = [np.dtype(d) for d in spec.dtypes] + ([np.dtype(out.dtype)] if out is not None
                                                     else [])
     u = max([float(np.finfo(d).eps) / 2 for d in dtypes if d.kind == "f"] + [2.0 ** -53])

@@ -9,12 +9,13 @@ import numpy as np
 
 from ..errors import KinkgradError
 from .active import ActiveModel
-from .localset import LocalSet
-from .lp import hull_tolerance
+from .localset import BlockTooLarge, LocalSet, local_set
+from .lp import hull_tolerance, in_sum_of_hulls
 from .sort_oracle_min import by_oracles, realised, with_oracles
 from .zero_norms import ball_bounds, switch_origins
 
-__all__ = ["UndecidedError", "EnumerationLimitError", "with_balls", "by_oracles_membership"]
+__all__ = ["UndecidedError", "EnumerationLimitError", "with_balls", "by_oracles_membership",
+           "in_inner_blocks"]
 
 
 class UndecidedError(KinkgradError):
@@ -81,3 +82,15 @@ def by_oracles_membership(ls: Any, vec: np.ndarray, units: tuple[float, float]) 
     if realised(ls) and mn.upper * np.sqrt(max(n, 1)) <= tight:  # (inf if fitted values)
         return True
     return None
+
+
+def in_inner_blocks(model: ActiveModel, g: np.ndarray, unit: float) -> bool:
+    """g in g0 + sum of the blocks' inner hulls, when that set is proven Clarke (one LP;
+    within the tolerance under which "inside" holds: ``unit``, :func:`._flat.hull_units`;
+    :func:`.certify`'s block condition)."""
+    try:
+        ls = local_set(model)
+    except BlockTooLarge:  # not described: membership not proven
+        return False
+    g = np.asarray(g, np.float64)
+    return ls.inner_exact and in_sum_of_hulls(g, ls.g0, ls.inner_blocks(), unit=unit)[0]

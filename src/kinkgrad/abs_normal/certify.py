@@ -56,10 +56,12 @@ from ..kinks import KinkPolicy, resolve_policy
 from . import _flat
 from . import active as _active
 from ._flat import FlatSpec, other_arguments, scalar_output, trace_at, underflow_is_not_an_error
+from ._forward_rounding import ForwardRounding
+from ._membership import in_inner_blocks
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
 from .inert import inert_switches
-from .lp import MARGIN, hull_tolerance, margin, nonzero_rows
+from .lp import MARGIN, margin, nonzero_rows
 from .where_ties import plain_ad_vector
 from .zero_norms import expand_flat_norms
 
@@ -351,16 +353,11 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                 "set aside: zero derivative on every piece, or no path to f)"
                 if model.dropped else "")
         if ok:  # NOTE: and is the vector known to the tolerance in_clarke decides at?
-            moved = float(np.sum(_flat.rounding_sensitivity(tr, out)))  # l1, as the LPs
-            unit = _flat.hull_units(_flat.gradient_unit(tr, out), out, spec)[0]
-            if moved > hull_tolerance([float(np.max(np.abs(g_ad), initial=0.0))], spec.n,
-                                      unit=unit):
+            moved = ForwardRounding(tr, out).beyond(g_ad, _flat.hull_units(
+                _flat.gradient_unit(tr, out), out, spec)[0])
+            if moved is not None:
                 ok, cond = False, "undecided"
-                reason = (f"{reason[:-1]}; but the rounding of f's forward values moves the "
-                          f"gradient by {moved:.1e} (l1) (cancellation: derivatives "
-                          "read at values that lost their digits; "
-                          "_flat.rounding_sensitivity), beyond the tolerance of the "
-                          "membership test, so the computed vector is not certified.")
+                reason = f"{reason[:-1]}; {moved}"
         return CertifyReport(ok, reason + note, cond, full.m, rank, model.names(bad),
                              float(ratio), spec.tree(g_ad), full.names, policy=pol,
                              rank_exact=exact, **kw)
@@ -387,7 +384,7 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     lik = (f"LIKQ fails (rank {rank} < {m})" if exact else f"LIKQ is undecided (rank >= "
            f"{rank} of {m}: a block of A is too large for the dense rank test)")
     terms = _flat.gradient_unit(tr, out)  # the size of f's terms (1 for f at unit scale)
-    if m <= _BLOCKS_M and _in_blocks(full, g_ad, _flat.hull_units(terms, out, spec)[1]):
+    if m <= _BLOCKS_M and in_inner_blocks(full, g_ad, _flat.hull_units(terms, out, spec)[1]):
         return report(True, "blocks", f"{lik}, but the vector lies in the sum of the proven "
                       "pieces of the blocks of coupled switches (a k-way max or min counted as "
                       "one block of its tied entries; the blocks are convex or independent), "
@@ -435,20 +432,6 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                   "weights is not realised by any direction: the vector may not be a Clarke "
                   "gradient (kinkgrad.clarke_grad gives one that is).", rank, bad,
                   groups=groups, patterns=count)
-
-
-def _in_blocks(model: ActiveModel, g: np.ndarray, unit: float) -> bool:
-    """g in g0 + sum of the blocks' inner hulls, when that set is proven Clarke (one LP;
-    within the tolerance under which "inside" holds: ``unit``, :func:`._flat.hull_units`)."""
-    from .localset import BlockTooLarge, local_set
-    from .lp import in_sum_of_hulls
-
-    try:
-        ls = local_set(model)
-    except BlockTooLarge:  # not described: membership not proven
-        return False
-    g = np.asarray(g, np.float64)
-    return ls.inner_exact and in_sum_of_hulls(g, ls.g0, ls.inner_blocks(), unit=unit)[0]
 
 
 def _seeds(exp: Any, max_kinks: int) -> int:

@@ -78,9 +78,9 @@ from ._flat import (
     ActiveNames,
     FlatSpec,
     ball_arguments,
-    rounding_sensitivity,
     underflow_is_not_an_error,
 )
+from ._forward_rounding import ForwardRounding
 from ._rescale import exponent, scale_back, scaled_f, scaled_tol
 from .ball_comparisons import flippable_comparisons
 from .ball_model import ball_model, moved_switches
@@ -317,11 +317,15 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
     if upper <= tol or lower > tol:  # NOTE: decided on the computed set; f's set can lie
         # apart by the move of its vectors under the forward values' rounding (cancellation:
         # the derivatives are read at computed values); 0 on piecewise-linear programs
-        far = 2.0 * float(np.linalg.norm(rounding_sensitivity(tr, out)))
+        forward = ForwardRounding(tr, out)
+        far = 2.0 * float(np.linalg.norm(forward.move()))
         lower, upper = max(0.0, lower - far), upper + far
         if far > 0 and not (upper <= tol or lower > tol):
             why += (f"; the rounding of f's forward values moves the set by up to about "
-                    f"{far:.1e} (rounding_sensitivity)")
+                    f"{far:.1e} (_forward_rounding)")
+        elif lower > tol and radius == 0 and forward.kinks():  # NOTE: a ball holds them
+            lower = 0.0  # NOTE: the set may miss pieces: no lower bound
+            why += f"; {forward.kinks_reason()}"
     descent = slope = None
     if upper <= tol:
         verdict = "stationary"

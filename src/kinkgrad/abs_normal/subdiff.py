@@ -12,7 +12,6 @@ signature at most, is :mod:`.signatures`.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +29,12 @@ from ._flat import (
     FlatSpec,
     gradient_unit,
     hull_units,
-    moved_unit,
     other_arguments,
-    rounding_sensitivity,
     scalar_output,
     trace_at,
     underflow_is_not_an_error,
 )
+from ._forward_rounding import ForwardRounding, moved_unit
 from ._membership import EnumerationLimitError, UndecidedError, by_oracles_membership, with_balls
 from ._rescale import exponent, gradient_size, scaled_f
 from .active import ActiveModel
@@ -117,8 +115,7 @@ def _model(f: Callable, x: Any, where: str, zero_norms: bool = False, units: boo
         exp, balls = expand_flat_norms(tr), None
     model = ActiveModel(exp, spec, out)
     model.zero_norms, model.units = balls, tols
-    # NOTE: a False answer's second look (in_clarke): forward sweeps, paid only then
-    model.forward_move = functools.partial(rounding_sensitivity, tr, out)
+    model.forward = ForwardRounding(tr, out)  # NOTE: replayed when an answer asks
     return model, spec
 
 
@@ -245,7 +242,12 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
         ([(-2.0, 0.0), (0.0, 0.0)], True)
     """
     _check_limit(limit, "subdifferential")
-    return _listed(*_local(f, x, "subdifferential"), limit)
+    ls, spec, full = _local(f, x, "subdifferential")
+    sub = _listed(ls, spec, full, limit)
+    if full.forward.kinks():  # NOTE: the list is the rounded program's, maybe not f's
+        sub.partial = True
+        sub.message = f"partial: {full.forward.kinks_reason()} The list: {sub.message}"
+    return sub
 
 
 def _listed(ls: LocalSet, spec: FlatSpec, full: ActiveModel, limit: int,
@@ -340,8 +342,8 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         f's terms, :func:`._flat.hull_units`, for f's own rounding); False only when that is
         proven false: g farther than 1e-7 n times the data's and f's terms' size, and than
         8 n times the move of the set's vectors under the rounding of f's forward values
-        (:func:`._flat.rounding_sensitivity`, an estimate: the derivatives are read at
-        computed values, which cancellation can leave with few digits).
+        (:mod:`._forward_rounding`: the derivatives are read at computed values, which
+        cancellation can leave with few digits).
 
     Raises:
         UndecidedError: membership could not be decided (the reason says why; an
@@ -359,7 +361,7 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     vec = spec.from_tree(g, "in_clarke")
     refuse_nonfinite([vec], "in_clarke", "g")
     e = exponent(gradient_size(full, full.zero_norms))
-    scale, forward_move = 1.0, full.forward_move
+    scale, forward = 1.0, full.forward
     if e is not None:  # NOTE: s f's set is s f's: f / 2^e and g / 2^e, exactly (_rescale);
         units, scale = full.units, math.ldexp(1.0, -e)  # NOTE: f's own units, scaled
         ls, spec, full = _local(scaled_f(f, e), x, "in_clarke", zero_norms=True, units=False)
@@ -367,9 +369,11 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         vec = vec * scale
     if _membership(ls, spec, full, vec, limit):
         return True
+    if forward.kinks():  # NOTE: f has kinks at x the model misses: outside is not proven
+        raise UndecidedError(f"in_clarke: undecided. {forward.kinks_reason()}")
     # "outside" beyond the rounding of f's terms; is it beyond the move of f's forward
     # values' rounding too (cancellation: the derivatives are read at computed values)?
-    loose = moved_unit(forward_move() * scale)
+    loose = moved_unit(forward.move() * scale)
     if loose > full.units[0]:
         full.units = (loose, full.units[1])
         return _membership(ls, spec, full, vec, limit)
@@ -406,7 +410,7 @@ def _membership(ls: LocalSet, spec: FlatSpec, full: ActiveModel, vec: np.ndarray
             "in_clarke: undecided. g lies outside the hull of the limiting gradients by more "
             "than their own size's tolerance but less than the rounding of the terms they "
             "were summed from or the move of the forward values' rounding "
-            "(lp.hull_tolerance, _flat.rounding_sensitivity): nothing is proven.")
+            "(lp.hull_tolerance, _forward_rounding): nothing is proven.")
     if sub.message.startswith("subdifferential: stopped"):
         raise EnumerationLimitError(f"in_clarke: undecided. {sub.message}")
     raise UndecidedError(f"in_clarke: undecided. g lies in a set that contains the Clarke "

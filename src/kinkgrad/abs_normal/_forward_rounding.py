@@ -1,0 +1,204 @@
+"""How far f's computed values are from f's: a replay of the forward values in a wider
+precision, and what it says about the answers of the set-valued tests.
+
+The abs-normal model reads the smooth steps' derivatives at the computed values and decides
+the kinks' sides and ties by the computed switching values. Where the values lost their
+digits to cancellation ((1e12 + x) - 1e12 keeps 4 of x's 16) both can differ from f's, the
+program read in real arithmetic, by far more than the rounding of the gradients' own sums
+(:func:`._flat.gradient_unit`): a vector then looked outside a set it lies in, a verdict
+came out either way, and a kink active in f (1.1 - 1 - 0.1 is 8e-17 as computed) looked
+inactive. :class:`ForwardRounding` measures both against :func:`wide_values`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._core.program import Var
+from ..modes.api import Traced
+from ._flat import full_slopes
+from .lp import hull_tolerance
+
+__all__ = ["ForwardRounding", "kink_disagreements", "moved_unit", "rounding_sensitivity",
+           "wide_values"]
+
+_WIDER = {np.dtype(np.float16): np.dtype(np.float64), np.dtype(np.float32): np.dtype(np.float64),
+          np.dtype(np.float64): np.dtype(np.longdouble)}
+_HEAVY = 2_000_000  # operations of one step above which it is replayed in float64 (BLAS)
+
+
+def _wide_step(e: Any, args: list, v0: Any) -> Any:
+    """One step of :func:`wide_values`: the primitive on the wide arguments, or (a step
+    without a wide rule, such as scipy's special functions, or a heavy product of matrices
+    that long double would run without BLAS) on them rounded to float64, then widened."""
+    wide = _WIDER.get(np.dtype(np.result_type(v0)), np.dtype(np.float64))
+    heavy = e.prim.cost([np.shape(a) for a in args], np.shape(v0), e.params) > _HEAVY
+    if wide != np.float64 and not heavy:
+        try:
+            v = np.asarray(e.prim.impl(*args, **e.params))
+            if v.dtype == wide:
+                return v
+        except (TypeError, ValueError, NotImplementedError):
+            pass
+    narrow = [np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a for a in args]
+    return np.asarray(e.prim.impl(*narrow, **e.params)).astype(wide)
+
+
+def wide_values(tr: Traced) -> list:
+    """f's forward values recomputed from the same inputs in a wider precision (float16 and
+    float32 steps in float64, float64 steps in long double where it is wider), comparisons
+    and indices kept as computed (the same branches): the truth the computed values are
+    checked against. Long double is float64 on some platforms (arm64): float64 programs are
+    then checked against themselves."""
+    vals = tr.vals
+    wide = list(vals)
+    for v in tr.in_vars:
+        x = vals[v.index]
+        if np.result_type(x).kind == "f":
+            wide[v.index] = np.asarray(x).astype(_WIDER.get(np.dtype(np.result_type(x)),
+                                                            np.dtype(np.float64)))
+    with np.errstate(all="ignore"):  # NOTE: as the program's own values did, or inf
+        for e in tr.eqns:
+            v0 = vals[e.out.index]
+            if np.result_type(v0).kind == "f":
+                wide[e.out.index] = _wide_step(e, e.args(wide), v0)
+    return wide
+
+
+def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None
+                         ) -> np.ndarray:
+    """How far rounding in f's forward values moved f's gradients: the change (flat, float64)
+    of the inputs' cotangents of :func:`gradient_unit`'s sweep (every kink's full slope, the
+    kinks' selections at the computed values kept) when the values are those of
+    :func:`wide_values`, rounded to the program's dtypes.
+
+    The partial derivatives of the smooth steps are read at computed values, so a value that
+    lost its digits to cancellation moves the vectors by far more than their own rounding:
+    x0 ((1e12 + x2) - 1e12) has df/dx0 = x2 exactly and x2 + 7e-5 as computed at x2 = 0.3,
+    which :func:`gradient_unit` (1 there) does not see; this gives 7e-5 there. Exact steps move
+    nothing (1 + 0 is 1 in every precision; equal values computed alike stay equal). Not a
+    bound: the wide values err too (beyond about 1e8-fold cancellation in long double), and
+    heavy products of matrices are replayed in float64. inf entries when a sweep overflows;
+    empty without an output."""
+    from ..modes.sweeps import reverse_sweep
+
+    if out is None:
+        return np.zeros(0)
+    full = full_slopes()
+    eqns, vals = tr.eqns, tr.vals
+    # NOTE: the kinks' choices only: a smooth primitive's selection is its derivative, read
+    # at the values (exp's is exp(x)), which is what moves
+    sels = {k: e.prim.selection(full, e.args(vals), vals[e.out.index], e.params)
+            for k, e in enumerate(eqns) if e.prim.selects and e.prim.nonsmooth}
+    seed = {out.index: np.ones((), out.dtype)}
+    with np.errstate(all="ignore"):  # NOTE: a size; an overflow makes it inf
+        base = reverse_sweep(eqns, vals, seed, full, selections=sels)
+        moved = [np.asarray(w).astype(np.result_type(v), copy=False)
+                 if w is not v and np.result_type(v).kind == "f" else v
+                 for w, v in zip(wide if wide is not None else wide_values(tr), vals)]
+        ct = reverse_sweep(eqns, moved, seed, full, selections=sels)
+    parts = []
+    for v in tr.in_vars:
+        size = int(np.prod(v.shape, dtype=np.int64))
+        if v.index in base and v.index in ct:
+            d = np.abs(np.asarray(ct[v.index], np.float64)
+                       - np.asarray(base[v.index], np.float64)).reshape(-1)
+            parts.append(np.where(np.isnan(d), np.inf, d))
+        else:
+            parts.append(np.zeros(size))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def moved_unit(moved: np.ndarray, rtol: float = 1e-7) -> float:
+    """The ``unit`` of :func:`.lp.hull_tolerance` beyond which "outside" is proven when f's
+    vectors moved by ``moved`` under the forward values' rounding
+    (:func:`rounding_sensitivity`): a tolerance of twice its l1 norm."""
+    return 2.0 * float(np.sum(moved)) / (rtol * max(moved.size, 1))
+
+
+def _choice(sel: Any) -> bool:
+    """A selection that is a choice of pieces (a mask, signs, indices), not derivative values
+    read at the point (a norm's x / ||x||), which a replay moves without any kink moving."""
+    return type(sel) is np.ndarray and (sel.dtype.kind in "biu" or bool(
+        np.all((sel == 0) | (sel == 1) | (sel == -1))))
+
+
+def kink_disagreements(tr: Traced, wide: list) -> int:
+    """Switching entries off their kink as computed (z != 0) that f has on it or on its other
+    side (``wide``, :func:`wide_values`: z == 0 or the opposite sign, or another winner of
+    a k-way max): 1.1 - 1 - 0.1 is 8e-17 as computed and 0 in f. The model then misses a
+    kink of f at x, so its set can miss pieces of f's: an answer that a vector is outside
+    it, or that it is far from 0, is not proven.
+
+    The converse, a kink the computed values hit (z == 0) that f has within the rounding
+    next to x, counts as a kink at x: the answers are then those at a point within the
+    rounding of x (where backward AD's choice at the kink is one of f's gradients), as
+    the studies of relu'(0) in low precision take them."""
+    full = full_slopes()
+    count = 0
+    with np.errstate(all="ignore"):
+        for e in tr.eqns:
+            if not e.prim.nonsmooth:
+                continue
+            args, args_w = e.args(tr.vals), e.args(wide)
+            out, out_w = tr.vals[e.out.index], wide[e.out.index]
+            z = e.prim.switch(args, out, e.params)
+            if z is None:
+                continue
+            z = np.asarray(z, np.float64)
+            z_w = np.asarray(e.prim.switch(args_w, out_w, e.params))
+            differ = int(np.count_nonzero((z != 0) & (np.sign(z) != np.sign(z_w))))
+            if not differ and e.prim.selects and np.all(z != 0):
+                sel = e.prim.selection(full, args, out, e.params)
+                sel_w = e.prim.selection(full, args_w, out_w, e.params)
+                if _choice(sel) and _choice(sel_w) and sel.shape == sel_w.shape:
+                    differ = int(np.count_nonzero(sel != sel_w.astype(sel.dtype)))
+            count += differ
+    return count
+
+
+class ForwardRounding:
+    """The replay of f's trace ``tr`` in a wider precision, computed on first use, and what
+    it says: :meth:`move` (the gradients' move, :func:`rounding_sensitivity`) and
+    :meth:`kinks` (:func:`kink_disagreements`)."""
+
+    def __init__(self, tr: Traced, out: Var | None) -> None:
+        self.tr, self.out = tr, out
+        self._wide: list | None = None
+        self._move: np.ndarray | None = None
+        self._kinks: int | None = None
+
+    def wide(self) -> list:
+        if self._wide is None:
+            self._wide = wide_values(self.tr)
+        return self._wide
+
+    def move(self) -> np.ndarray:
+        if self._move is None:
+            self._move = rounding_sensitivity(self.tr, self.out, self.wide())
+        return self._move
+
+    def kinks(self) -> int:
+        if self._kinks is None:
+            self._kinks = kink_disagreements(self.tr, self.wide())
+        return self._kinks
+
+    def beyond(self, g: np.ndarray, unit: float) -> str | None:
+        """Why the computed vector g is not known to the tolerance of the membership tests
+        (:func:`.lp.hull_tolerance` with ``unit``): its move in l1 exceeds that; else None."""
+        moved = float(np.sum(self.move()))
+        if moved <= hull_tolerance([float(np.max(np.abs(g), initial=0.0))], g.size, unit=unit):
+            return None
+        return (f"but the rounding of f's forward values moves the gradient by {moved:.1e} "
+                "(l1; cancellation: derivatives read at values that lost their digits; "
+                "_forward_rounding), beyond the tolerance of the membership test, so the "
+                "computed vector is not certified.")
+
+    def kinks_reason(self) -> str:
+        n = self.kinks()
+        return (f"{n} switching entr{'y' if n == 1 else 'ies'} off their kink as computed "
+                f"{'is' if n == 1 else 'are'} on it or on its other side in a wider-precision "
+                "replay of f's values (cancellation): the model may miss pieces of f's set "
+                "at x, so no answer that rests on their absence is proven.")
