@@ -93,3 +93,38 @@ def test_inputs_the_model_cannot_take_name_the_call(name):
     x = torch.randn(5, 4, dtype=torch.float64)  # the model takes 3 features
     with pytest.raises(ShapeError, match=rf"^{name}: the model's forward pass failed.*mat1"):
         ENTRY[name](MODEL, CE, (x, Y))
+
+
+@pytest.mark.parametrize("loss", ["ce", "nll"])
+@pytest.mark.parametrize("label", [-1, -5, 2, 7])
+def test_a_label_that_is_not_a_class_is_refused_as_torch_refuses_it(loss, label):
+    # -1 was read as NumPy's last class: a value and a gradient where torch raises
+    from kinkgrad.interop.torch import to_kinkgrad
+
+    lossf = CE if loss == "ce" else (
+        lambda o, y: torch.nn.NLLLoss()(torch.nn.functional.log_softmax(o, 1), y))
+    y = Y.clone()
+    y[1] = label
+    with pytest.raises(IndexError):
+        lossf(MODEL(X), y)
+    f, p = to_kinkgrad(MODEL, lossf)
+    with pytest.raises(ShapeError, match=rf"label {label} is not a class of the 2"):
+        kinkgrad.grad(f)(p, X.numpy(), y.numpy())
+    with pytest.raises(ShapeError, match=rf"label {label} is not a class"):
+        f(p, X.numpy(), y.numpy())
+
+
+def test_ignored_labels_as_torch_and_every_label_ignored_refused():
+    from kinkgrad.interop.torch import to_kinkgrad
+
+    f, p = to_kinkgrad(MODEL, CE)
+    y = Y.clone()
+    y[1] = -100
+    MODEL.zero_grad()
+    CE(MODEL(X), y).backward()
+    g = kinkgrad.grad(f)(p, X.numpy(), y.numpy())
+    np.testing.assert_allclose(g["2.bias"], MODEL[2].bias.grad.numpy(), rtol=1e-12)
+    # all ignored: torch gives NaN; kinkgrad raised ZeroDivisionError from the mean
+    assert torch.isnan(CE(MODEL(X), torch.full((5,), -100)))
+    with pytest.raises(ShapeError, match="every label equals ignore_index=-100"):
+        kinkgrad.grad(f)(p, X.numpy(), np.full(5, -100))

@@ -95,3 +95,30 @@ def test_translation_gradient_is_pytorchs_under_the_torch_preset(name: str) -> N
     # the default policy makes other choices there (slope 0 at a bound, first maximiser)
     g0 = kinkgrad.grad(f)(params, x.numpy(), y.numpy())
     assert not np.allclose(g0["lin.bias"], want["lin.bias"])
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn) -> None:  # noqa: ANN001
+        super().__init__()
+        self.lin, self.fn, self.out = nn.Linear(3, 3), fn, nn.Linear(3, 2)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return self.out(self.fn(self.lin(x)))
+
+
+@pytest.mark.parametrize("fn,lo,hi", [
+    (lambda z: torch.nn.functional.hardtanh(z), -1.0, 1.0),
+    (lambda z: torch.nn.functional.hardtanh(z, min_val=-2.0, max_val=0.5), -2.0, 0.5),
+    (lambda z: torch.nn.functional.relu6(z), 0.0, 6.0),
+    (lambda z: torch.clamp_min(z, -1.0), -1.0, 6.0),
+    (lambda z: z.clamp_max(1.0), -1.0, 1.0),
+    (lambda z: torch.log_softmax(z, 1), -1.0, 1.0),
+])
+def test_functional_forms_at_their_bounds_reproduce_pytorch(fn, lo, hi) -> None:
+    # the functional forms of Hardtanh / ReLU6, clamp_min / clamp_max and torch.log_softmax
+    # were refused ("no rule") while their modules or other spellings were translated
+    model = _Fn(fn).double()
+    _at_bounds(model, model.lin)
+    x = torch.tensor([[lo, hi, 0.25 * (lo + hi)], [hi, lo, lo]], dtype=torch.float64)
+    cert = certify_torch(model, nn.CrossEntropyLoss(), (x, torch.tensor([0, 1])))
+    assert cert.agrees, "kinkgrad's plain AD vector must equal PyTorch's"

@@ -37,6 +37,24 @@ def _channel(a: Any, nd: int) -> tuple:
     return (1, -1) + (1,) * (nd - 2)
 
 
+def class_rows(where: str, target: np.ndarray, n_classes: int, ignore_index: int,
+               reduction: str) -> np.ndarray:
+    """The rows whose integer label is not ``ignore_index``, with every such label checked to
+    be a class (0 <= y < C; NumPy would read -1 as the last class where torch raises)."""
+    rows = np.flatnonzero(target != ignore_index)
+    kept = target[rows]
+    bad = kept[(kept < 0) | (kept >= n_classes)]
+    if bad.size:
+        raise ShapeError(f"{where}: label {int(bad[0])} is not a class of the {n_classes} "
+                         f"(0 to {n_classes - 1}, or ignore_index={ignore_index} to skip a "
+                         "row), as torch refuses it; fix the labels.")
+    if reduction == "mean" and not rows.size:
+        raise ShapeError(f"{where}: every label equals ignore_index={ignore_index}, so the "
+                         "mean over the kept rows is over none (torch gives NaN); skip this "
+                         "batch or use reduction='sum'.")
+    return rows
+
+
 def _reduce(per: Any, reduction: str, count: Any = None) -> Any:
     if reduction == "sum":
         return knp.sum(per)
@@ -112,7 +130,7 @@ def _nll(x: Any, target: Any, weight: Any, reduction: str, ignore_index: int) ->
         x, t = knp.reshape(x, (1, -1)), t.reshape(1)
     if knp.ndim(x) != 2:
         raise UnsupportedOperationError("nll_loss: only (N, C) inputs are supported.")
-    rows = np.flatnonzero(t != ignore_index)
+    rows = class_rows("nll_loss", t, knp.shape(x)[1], ignore_index, reduction)
     if reduction == "none" and rows.size != t.size:
         raise UnsupportedOperationError("nll_loss(reduction='none') with ignored labels is not "
                                         "supported.")

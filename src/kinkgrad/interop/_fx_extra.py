@@ -40,6 +40,7 @@ EXTRA_SUPPORTED = (
     "(torch's mask is a constant), LogSoftmax, Softmax; losses HuberLoss, SmoothL1Loss, "
     "NLLLoss, BCELoss, BCEWithLogitsLoss; functions stack, softmax, gelu, silu, elu, prelu, "
     "group_norm, embedding, dropout, maximum, minimum, amax, amin, max, min, argmax, argmin, "
+    "hardtanh, relu6, clamp_min, clamp_max, "
     "huber_loss, smooth_l1_loss, nll_loss, binary_cross_entropy(_with_logits)"
 )
 
@@ -63,6 +64,13 @@ EXTRA_FUNCS: dict[Any, tuple[str, tuple, dict]] = {
                    "scale_grad_by_freq": False, "sparse": False}),
     F.dropout: ("dropout", ("input", "p", "training", "inplace"),
                 {"p": 0.5, "training": True, "inplace": False}),
+    torch.log_softmax: ("log_softmax", ("input", "dim", "dtype"), {"dtype": None}),
+    F.hardtanh: ("hardtanh", ("input", "min_val", "max_val", "inplace"),
+                 {"min_val": -1.0, "max_val": 1.0, "inplace": False}),
+    F.relu6: ("hardtanh", ("input", "inplace"), {"min_val": 0.0, "max_val": 6.0,
+                                                 "inplace": False}),
+    torch.clamp_min: ("clamp", ("input", "min"), {"max": None}),
+    torch.clamp_max: ("clamp", ("input", "max"), {"min": None}),
     torch.stack: ("stack", ("tensors", "dim"), {"dim": 0}),
     torch.maximum: ("maximum", ("input", "other"), {}),
     torch.minimum: ("minimum", ("input", "other"), {}),
@@ -91,6 +99,7 @@ EXTRA_METHODS: dict[str, tuple[str, tuple, dict]] = {
     "argmax": EXTRA_FUNCS[torch.argmax], "argmin": EXTRA_FUNCS[torch.argmin],
     "maximum": EXTRA_FUNCS[torch.maximum], "minimum": EXTRA_FUNCS[torch.minimum],
     "softmax": ("softmax", ("input", "dim"), {}),
+    "clamp_min": EXTRA_FUNCS[torch.clamp_min], "clamp_max": EXTRA_FUNCS[torch.clamp_max],
 }
 
 
@@ -222,6 +231,9 @@ def extra_canonical(b: Any, kind: str, name: str, what: str, a: dict) -> Any:
         raise UnsupportedOperationError(f"{what}: use reduction= instead of the deprecated "
                                         "size_average/reduce.")
     x = a.get("input")
+    if kind == "hardtanh":  # as the modules: torch's backward masks lo < x < hi
+        return b.emit("clamp", name, (x,), lo=float(a["min_val"]), hi=float(a["max_val"]),
+                      open=True)
     if kind == "gelu":
         return b.emit("gelu", name, (x,), approximate=a["approximate"])
     if kind == "silu":

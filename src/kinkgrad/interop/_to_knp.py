@@ -18,7 +18,7 @@ from .. import numpy as knp
 from .._core.tracer import is_traced
 from ..errors import ShapeError, UnsupportedOperationError
 from ..primitives._tensors import tensor_of
-from ._extra_rules import KNP_RULES, has_dropout, replay, snapshot
+from ._extra_rules import KNP_RULES, class_rows, has_dropout, replay, snapshot
 from ._fx import Op, TorchGraph, resolve
 
 __all__ = ["make_function", "to_numpy"]
@@ -109,7 +109,11 @@ def cross_entropy(logits: Any, target: Any, reduction: str, ignore_index: int) -
         per = -knp.sum(target * knp.log_softmax(logits, axis=1), axis=1)
         count = knp.shape(per)[0]
     else:
-        rows = np.flatnonzero(target != ignore_index)
+        if target.dtype.kind not in "iu":
+            raise UnsupportedOperationError("cross_entropy: the target must hold integer class "
+                                            "labels or float class probabilities.")
+        rows = class_rows("cross_entropy", target, knp.shape(logits)[1], ignore_index,
+                          reduction)
         if reduction == "none" and rows.size != target.size:
             raise UnsupportedOperationError("cross_entropy(reduction='none') with ignored "
                                             "labels is not supported.")
