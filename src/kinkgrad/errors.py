@@ -13,6 +13,7 @@ __all__ = [
     "TracerBoolConversionError",
     "NonScalarOutputError",
     "ShapeError",
+    "IndexRangeError",
     "NonFiniteInputError",
     "IntegerInputError",
     "NotAbsSmoothError",
@@ -64,6 +65,13 @@ class ShapeError(KinkgradError, ValueError):
     """Operands of a primitive have shapes that do not broadcast or contract.
 
     Fix: check the shapes printed in the message; reshape or transpose the operands.
+    """
+
+
+class IndexRangeError(ShapeError, IndexError):
+    """An index outside an operand's shape (an IndexError too, as NumPy's).
+
+    Fix: index within the shape printed in the message.
     """
 
 

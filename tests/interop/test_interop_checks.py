@@ -128,3 +128,13 @@ def test_ignored_labels_as_torch_and_every_label_ignored_refused():
     assert torch.isnan(CE(MODEL(X), torch.full((5,), -100)))
     with pytest.raises(ShapeError, match="every label equals ignore_index=-100"):
         kinkgrad.grad(f)(p, X.numpy(), np.full(5, -100))
+
+
+def test_translated_calls_with_misfit_data_raise_shape_errors():
+    from kinkgrad.interop.torch import to_kinkgrad
+
+    f, p = to_kinkgrad(MODEL, CE)
+    with pytest.raises(ShapeError, match="^matmul: operands"):  # 4 features for 3
+        f(p, np.ones((5, 4)), Y.numpy())
+    with pytest.raises(ShapeError, match="float targets are class probabilities"):
+        f(p, X.numpy(), Y.numpy().astype(np.float64))

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..backends._bare import on_inputs_backend
 from ..errors import (
+    IndexRangeError,
     KinkgradError,
     NestedTransformError,
     ShapeError,
@@ -84,6 +85,17 @@ def is_traced(x: Any) -> bool:
     return type(x) is Tracer
 
 
+def _misfit(prim: Any, vals: Any, exc: Exception) -> ShapeError:
+    """The ShapeError of a primitive whose operands NumPy refused (shapes, an index: then an
+    IndexRangeError, an IndexError too)."""
+    shapes = ", ".join(str(np.shape(v)) for v in vals)
+    if isinstance(exc, IndexError) and not isinstance(exc, ValueError):  # NOTE: AxisError
+        return IndexRangeError(f"{prim.name}: operands of shapes {shapes} do not fit ({exc}); "
+                               "index within the shape.")
+    return ShapeError(f"{prim.name}: operands of shapes {shapes} do not fit ({exc}); reshape, "
+                      "transpose or index them so that they fit.")
+
+
 def bind(prim: Any, *args: Any, **params: Any) -> Any:
     """Apply a primitive: NumPy value outside a trace, a recorded equation inside one."""
     # NOTE: this runs once per traced operation, between array operations that evict the
@@ -98,7 +110,10 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
         for a in (*args, *params.values()):  # NOTE: a torch tensor or CuPy array (an operand,
             if type(a) is not _NDARRAY and type(a).__module__.startswith(_FOREIGN):  # or
                 return on_inputs_backend(prim, args, params)  # clip's bound) outside every
-        return prim.impl(*args, **params)  # entry point
+        try:  # entry point
+            return prim.impl(*args, **params)
+        except (ValueError, IndexError) as exc:  # NOTE: free until raised (CPython 3.11)
+            raise _misfit(prim, args, exc) from exc
     needed = trace.needed
     reads = needed is not None and (prim.vjp_reads_args or (
         prim.kink_reads_args and trace.kink_values))
@@ -129,11 +144,7 @@ def bind(prim: Any, *args: Any, **params: Any) -> Any:
     except FloatingPointError as exc:  # only under np.errstate(... = "raise")
         out = retry_without_underflow(exc, prim.name, "value", prim.impl, *vals, **params)
     except (ValueError, IndexError) as exc:
-        shapes = ", ".join(str(np.shape(v)) for v in vals)
-        raise ShapeError(
-            f"{prim.name}: operands of shapes {shapes} do not fit ({exc}); reshape, transpose or "
-            "index them so that they broadcast."
-        ) from exc
+        raise _misfit(prim, vals, exc) from exc
     if type(out) is not _NDARRAY and not isinstance(out, (np.ndarray, np.generic)):
         out = np.asarray(out)
     tv = trace.vals

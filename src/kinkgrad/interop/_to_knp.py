@@ -106,6 +106,10 @@ def cross_entropy(logits: Any, target: Any, reduction: str, ignore_index: int) -
     if knp.ndim(logits) != 2:
         raise UnsupportedOperationError("cross_entropy: only (N, C) logits are supported.")
     if target.dtype.kind == "f":
+        if target.shape != tuple(knp.shape(logits)):
+            raise ShapeError(f"cross_entropy: float targets are class probabilities of the "
+                             f"logits' shape {tuple(knp.shape(logits))}, got {target.shape}; "
+                             "pass integer labels (y.long()) or probabilities.")
         per = -knp.sum(target * knp.log_softmax(logits, axis=1), axis=1)
         count = knp.shape(per)[0]
     else:
@@ -188,11 +192,12 @@ def _squeeze(x: Any, dim: Any = None) -> Any:
 
 
 _RULES: dict[str, Callable] = {
-    "linear": lambda x, w, b: (x @ knp.transpose(w)) if b is None else x @ knp.transpose(w) + b,
+    "linear": lambda x, w, b: (knp.matmul(x, knp.transpose(w)) if b is None  # NOTE: knp's
+                               else knp.matmul(x, knp.transpose(w)) + b),  # shape message
     "relu": knp.relu, "abs": knp.abs, "tanh": knp.tanh, "sigmoid": knp.sigmoid,
     "exp": knp.exp, "log": knp.log, "neg": operator.neg, "identity": lambda x: x,
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
-    "matmul": operator.matmul, "pow": operator.pow, "getitem": _getitem,
+    "matmul": knp.matmul, "pow": operator.pow, "getitem": _getitem,
     "reshape": lambda x, shape: knp.reshape(x, tuple(shape)), "t": knp.transpose,
     "sum": _reduce(knp.sum), "mean": _reduce(knp.mean), "transpose": _swap,
     "unsqueeze": lambda x, dim: knp.expand_dims(x, dim), "squeeze": _squeeze,

@@ -31,6 +31,15 @@ def not_float(where: str, dtype: Any) -> IntegerInputError:
         "x.double() or x.float()), or leave it out of argnums.")
 
 
+def require_callable(f: Any, where: str) -> None:
+    """A KinkgradError naming ``where`` unless ``f`` can be called (``grad(3)`` raised
+    Python's "'int' object is not callable" at the first call)."""
+    if not callable(f):
+        raise KinkgradError(f"{where}: f must be a function (written with kinkgrad.numpy) or "
+                            f"a kinkgrad Program, got {type(f).__name__}; pass the function "
+                            f"first: kinkgrad.{where}(f, ...).")
+
+
 def normalize_argnums(argnums: Any, where: str) -> tuple[list[int], bool]:
     """``(positions, single)`` of an ``argnums``: an int (``single``) or a tuple or list of
     ints. One rule for every transformation: booleans and non-integers are refused (JAX

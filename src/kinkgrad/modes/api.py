@@ -29,7 +29,7 @@ from ..errors import (
 )
 from ..kinks import KinkPolicy, KinkReport, resolve_policy
 from ._discard import finite_or_discarding, guarded_reverse
-from ._inputs import distinct_argnums, normalize_argnums, repeat_entries
+from ._inputs import distinct_argnums, normalize_argnums, repeat_entries, require_callable
 from ._nonfinite import (
     check_inputs_finite,
     finite,
@@ -109,6 +109,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         >>> float(v), g.tolist()
         (2.0, [0.0, 0.0, 1.0])
     """
+    require_callable(f, "value_and_grad")
     nums, single = normalize_argnums(argnums, "value_and_grad")
 
     @follow_inputs
@@ -162,6 +163,7 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
         >>> float(kinkgrad.grad(f)(np.float64(0.0)))   # plain AD returns 0 (relu'(0) = 0)
         0.0
     """
+    require_callable(f, "grad")
     vg = value_and_grad(f, argnums, has_aux, policy, report)
 
     def g(*args: Any, **kwargs: Any) -> Any:
@@ -186,6 +188,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, policy: KinkPolicy | 
     cotangents, J^T W in one sweep, returned with the same trailing axis (``batch_axis=0``:
     on a leading axis), the convention of :mod:`kinkgrad.modes.directions`. The cotangent has
     the pytree structure of the output (the same containers and dict keys, as in JAX)."""
+    require_callable(f, "vjp")
     pol = resolve_policy(policy)
     nums = list(range(len(primals)))
     tr = traced_or_replayed(f, primals, {}, nums, "vjp", has_aux)
@@ -244,6 +247,7 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
     (the same containers and dict keys, as in JAX); the entry beside an integer leaf of a
     container (a constant) is ignored.
     """
+    require_callable(f, "jvp")
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise KinkgradError(
             f"jvp: primals and tangents must be tuples (or lists) with one entry per argument "
@@ -288,6 +292,7 @@ def jacobian(f: Callable, mode: str = "rev", argnums: int | Sequence[int] = 0,
     in.shape``: ``mode="rev"`` uses one batched reverse sweep (m cotangents), ``"fwd"`` one
     batched forward sweep (n tangents). Both return the same element of the conservative
     Jacobian under the same policy. A tuple ``argnums`` gives a tuple of Jacobians."""
+    require_callable(f, "jacobian")
     if mode not in ("rev", "fwd"):
         raise KinkgradError(f"jacobian: mode={mode!r}; use 'rev' or 'fwd'.")
     nums, single = normalize_argnums(argnums, "jacobian")
@@ -356,6 +361,7 @@ def trace(f: Callable, *args: Any, argnums: int | Sequence[int] | None = None,
             d:f64[] = sum[axis=(-1),keepdims=False] c
           in (d) }
     """
+    require_callable(f, "trace")
     if argnums is None:
         nums = [i for i, a in enumerate(args)  # integer leaves beside float ones: constants
                 if any(np.asarray(x).dtype.kind == "f" for x in pytree.flatten(a)[0])]

@@ -42,7 +42,7 @@ from ..errors import NonFiniteInputError, NonScalarOutputError
 from ..kinks import KinkPolicy, resolve_policy
 from . import _examples as ex
 from ._finite import finite
-from ._inputs import normalize_argnums
+from ._inputs import normalize_argnums, require_callable
 from .batching import batched_gradient
 
 __all__ = ["vmap", "per_example_grad"]
@@ -265,6 +265,7 @@ def per_example_grad(f: Callable, argnums: int | Sequence[int] = 0, in_axes: Any
         >>> np.round(clipped.mean(axis=0), 4).tolist()
         [0.3162, -0.2279]
     """
+    require_callable(f, "per_example_grad")
     nums, single = normalize_argnums(argnums, "per_example_grad")
 
     def peg(*args: Any, **kwargs: Any) -> Any:
@@ -333,6 +334,7 @@ def vmap(fn: Callable, in_axes: Any = 0) -> Callable:
     Returns:
         A function of the batched arguments.
     """
+    require_callable(fn, "vmap")
     spec = _grad_spec(fn)
     if spec is not None:
         f, argnums, policy = spec

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import numpy as knp
-from .._core.checks import is_int
+from .._core.checks import is_int, is_real
 from ..errors import KinkgradError, ShapeError
 from .params import he_normal, torch_uniform
 
@@ -94,6 +94,8 @@ class Dense(Layer):
     name = "dense"
 
     def __init__(self, features: int, bias: bool = True, init: str = "torch") -> None:
+        if not is_int(features):  # NOTE: 2.7 became 2 features, 'a' a ValueError
+            raise KinkgradError(f"Dense: features={features!r}; pass an integer >= 1.")
         self.features, self.bias, self.init_name = int(features), bool(bias), init
         _check("Dense", init, features=(self.features, 1))
 
@@ -143,6 +145,9 @@ class LeakyReLU(Layer):
     name = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
+        if not is_real(negative_slope):
+            raise KinkgradError(f"LeakyReLU: negative_slope={negative_slope!r}; pass a real "
+                                "number (0.01 is PyTorch's default).")
         self.negative_slope = float(negative_slope)
 
     def __call__(self, params, x):
@@ -344,8 +349,18 @@ class Sequential(Layer):
         """Seeded parameters: ``rng`` may be a seed. Returns ``(params, output shape)``."""
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
-        params: dict = {}
+        try:
+            ok = np.dtype(dtype).kind == "f"
+        except TypeError:  # NOTE: torch.float32
+            ok = False
+        if not ok:  # NOTE: int64 gave all-zero integer weights
+            raise KinkgradError(f"Sequential.init: dtype={dtype!r}; pass a NumPy float dtype "
+                                "(np.float16, np.float32 or np.float64).")
         shape = tuple(in_shape)
+        if not all(is_int(d) and d >= 1 for d in shape):
+            raise ShapeError(f"Sequential.init: in_shape={in_shape!r}; pass the shape of one "
+                             "example, positive integers (features,) or (C, H, W).")
+        params: dict = {}
         for key, layer in zip(self.keys(), self.layers):
             p, shape = layer.init(rng, shape, dtype)
             if key is not None:
@@ -354,6 +369,10 @@ class Sequential(Layer):
 
     def __call__(self, params, x):
         for key, layer in zip(self.keys(), self.layers):
+            if key is not None and key not in params:
+                raise KinkgradError(f"Sequential: params has no entry {key!r} for {layer!r} "
+                                    f"(it has {sorted(params)}); pass the params that "
+                                    "this model's init returned.")
             x = layer(params[key] if key is not None else None, x)
         return x
 

@@ -26,6 +26,14 @@ def _constant(p: Any) -> bool:
     return np.asarray(p).dtype.kind != "f"
 
 
+def _state(state: Any, keys: tuple, where: str) -> None:
+    """A KinkgradError unless ``state`` is a dict holding ``keys`` (KeyError before)."""
+    if not isinstance(state, dict) or not all(k in state for k in keys):
+        have = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise KinkgradError(f"{where}.update: state must be the dict that {where}.init(params) "
+                            f"returned (keys {list(keys)}), got {have}.")
+
+
 def _work(x: np.ndarray) -> np.dtype:
     return np.promote_types(np.asarray(x).dtype, np.float32)
 
@@ -50,6 +58,7 @@ class SGD:
         return {"step": 0, "v": [np.zeros(np.shape(p), _work(p)) for p in leaves]}
 
     def update(self, params: Any, grads: Any, state: dict) -> tuple[Any, dict]:
+        _state(state, ("step", "v"), "SGD")
         leaves, td, gl = _matched(params, grads, state["v"], "SGD")
         new, vs = [], []
         for p, g, v in zip(leaves, gl, state["v"]):
@@ -114,6 +123,7 @@ class Adam:
         }
 
     def update(self, params: Any, grads: Any, state: dict) -> tuple[Any, dict]:
+        _state(state, ("step", "m", "v"), "Adam")
         leaves, td, gl = _matched(params, grads, state["m"], "Adam")
         t = state["step"] + 1
         b1, b2 = self.betas
