@@ -106,3 +106,25 @@ def test_kinkgrad_train_writes_plain_lines_to_a_pipe():
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
     assert re.findall(r"^epoch (\d)/2: \d+/\d+ batch", proc.stderr, re.M) == ["1", "2"]
+
+
+def test_python_dash_m_runs_the_command_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "kinkgrad", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "minimize" in out.stdout
+
+
+def test_a_problem_size_beyond_memory_is_one_clear_error():
+    import numpy as np
+    import pytest
+
+    import kinkgrad
+
+    with pytest.raises(kinkgrad.KinkgradError, match="does not fit in memory"):
+        kinkgrad.problems.get("maxq", 10**14)
+    with pytest.raises(kinkgrad.KinkgradError, match="states every problem for n >= 2"):
+        kinkgrad.problems.get("maxq", 1)
+    assert np.isfinite(kinkgrad.problems.get("maxq", 2).x0).all()

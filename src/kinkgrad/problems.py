@@ -293,15 +293,21 @@ def get(name: str, n: int) -> Problem:
         )
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise KinkgradError(
-            f"problems.get: n must be an integer >= 2 (every chained problem needs a pair "
-            f"x_i, x_(i+1)), got {n!r}; pass e.g. problems.get({key!r}, 1000)."
+            f"problems.get: n must be an integer >= 2 (the test set states every problem for "
+            f"n >= 2: the chained ones need a pair x_i, x_(i+1)), got {n!r}; pass e.g. "
+            f"problems.get({key!r}, 1000)."
         )
     n = int(n)
     spec = _SPECS[key]
     f_star = spec.f_star(n)
+    try:
+        x0, x_star = _frozen(spec.x0(n)), _frozen(spec.x_star(n))
+    except MemoryError:  # NOTE: a raw MemoryError traceback from the CLI before
+        raise KinkgradError(f"problems.get: n = {n} does not fit in memory ({8 * n / 1e9:.3g} "
+                            "GB per float64 point); pass a smaller n.") from None
     return Problem(name=key, n=n, f=spec.build(n), convex=spec.convex,
                    f_star=None if f_star is None else float(f_star), title=spec.title,
-                   _x0=_frozen(spec.x0(n)), _x_star=_frozen(spec.x_star(n)))
+                   _x0=x0, _x_star=x_star)
 
 
 def describe() -> str:
