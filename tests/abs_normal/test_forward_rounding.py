@@ -194,3 +194,21 @@ def test_a_kink_the_computed_values_hit_counts_within_the_rounding_of_x():
 
     assert kinkgrad.in_clarke(f, x, np.array([0.6, 0.0]))
     assert kinkgrad.in_clarke(f, x, np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("e", [10, 12])
+def test_a_huge_adjoint_on_a_tiny_value_does_not_widen_inside(e):
+    # (x0 1e-e) 1e+e - x0 + |x1|: the exact set at (1, 0) is {(delta, s) : |s| <= 1} with
+    # delta = fl(1e-e) fl(1e+e) - 1 ~ 1e-17 (Fractions); the node x0 1e-e has the adjoint
+    # 1e+e, and "inside" at 64 u 1e+e took (1e-5, 0), 1e-5 from the set, for a member
+    def f(x):
+        return (x[0] * 10.0 ** -e) * 10.0 ** e - x[0] + knp.abs(x[1])
+
+    delta = Fraction(10.0 ** -e) * Fraction(10.0 ** e) - 1
+    assert abs(delta) < 1e-15
+    x = np.array([1.0, 0.0])
+    try:
+        assert kinkgrad.in_clarke(f, x, np.array([1e-5, 0.0])) is False
+    except UndecidedError:
+        pass
+    assert kinkgrad.in_clarke(f, x, np.array([float(delta), 0.5]))

@@ -22,6 +22,6 @@ rank  modules                             what they hold
 7     __init__                            the public facade ``kinkgrad`` (re-exports only)
 8     hardness, interop, nn, testing      applications of the public API
 9     reproduce                           the papers' experiments
-10    cli                                 the ``kinkgrad`` command
+10    cli, __main__                       the ``kinkgrad`` command (and ``python -m kinkgrad``)
 ====  ==================================  ===================================================
 """

@@ -31,7 +31,7 @@ from ..modes.api import Traced, trace_call
 
 __all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_comparisons",
            "output_slots", "other_arguments", "probe_tangents", "underflow_is_not_an_error",
-           "ball_arguments", "gradient_unit", "hull_units", "full_slopes"]
+           "ball_arguments", "gradient_unit", "hull_units", "full_slopes", "terms_size"]
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int
@@ -72,21 +72,51 @@ def full_slopes() -> Any:
                       max_constant=1.0)
 
 
-def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7
-               ) -> tuple[float, float]:
+def terms_size(tr: Traced, out: Var | None, spec: FlatSpec, k: int = 4) -> float:
+    """The size of the terms f's gradient sums add up, estimated edge by edge: the largest
+    |df/dv| |grad v| over f's values v (|grad v| by k Gaussian probes of one forward sweep,
+    :func:`probe_tangents`; an estimate of ||grad v||_2, which bounds each entry's term).
+
+    :func:`gradient_unit` (the largest |df/dv|) over-estimates it where a value has a huge
+    adjoint and a tiny gradient: (x0 1e-10) 1e10 - x0 has the adjoint 1e10 at x0 1e-10 and
+    terms of size 1, and "inside" at 64 u 1e10 took (1e-5, 0) for a Clarke gradient of
+    (x0 1e-10) 1e10 - x0 + |x1|. The smaller of the two is the rounding scale of "inside";
+    0 without an output."""
+    from ..modes.sweeps import reverse_sweep
+
+    if out is None:
+        return 0.0
+    with np.errstate(all="ignore"):  # NOTE: a size; an overflow to inf is one too
+        ct = reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones((), out.dtype)},
+                           full_slopes())
+        tan = probe_tangents(tr.eqns, tr.vals, [v.index for v in tr.in_vars], spec, k)
+        size = 0.0
+        for i, c in ct.items():
+            t = tan.get(i)
+            if i == out.index or t is None:
+                continue
+            t = np.asarray(t)
+            norm = np.sqrt(np.einsum("k...,k...->...", t, t) / k)  # NOTE: no k-fold copies
+            size = max(size, float(np.max(np.abs(c) * norm, initial=0.0)))
+    return size
+
+
+def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7,
+               terms: float | None = None) -> tuple[float, float]:
     """The ``unit`` arguments of :func:`.lp.hull_tolerance` for f's sets: (beyond which
     "outside" is proven, within which "inside" holds). With G = :func:`gradient_unit` (an
     over-estimate of the size of the terms of f's gradients) and u the unit roundoff of the
     program's lowest precision (its inputs and f), the vectors err by up to about 64 u G:
     the second is that (as a unit: 64 u G / rtol), the first G or that, whichever is larger
-    (a float32 program's sums err by more than 1e-7 G). :func:`in_clarke` widens the first
-    by the move of the forward values' rounding (:mod:`._forward_rounding`) before it
-    answers False."""
+    (a float32 program's sums err by more than 1e-7 G). With ``terms``
+    (:func:`terms_size`), the second is 64 u min(G, terms) / rtol. :func:`in_clarke` widens
+    the first by the move of the forward values' rounding (:mod:`._forward_rounding`)
+    before it answers False."""
     dtypes = [np.dtype(d) for d in spec.dtypes] + ([np.dtype(out.dtype)] if out is not None
                                                     else [])
     u = max([float(np.finfo(d).eps) / 2 for d in dtypes if d.kind == "f"] + [2.0 ** -53])
-    tight = 64.0 * u * G / rtol
-    return max(G, tight), tight
+    tight = 64.0 * u * (G if terms is None else min(G, terms)) / rtol
+    return max(G, 64.0 * u * G / rtol), tight
 
 
 def underflow_is_not_an_error(fn: Callable) -> Callable:

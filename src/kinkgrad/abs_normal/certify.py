@@ -384,7 +384,8 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     lik = (f"LIKQ fails (rank {rank} < {m})" if exact else f"LIKQ is undecided (rank >= "
            f"{rank} of {m}: a block of A is too large for the dense rank test)")
     terms = _flat.gradient_unit(tr, out)  # the size of f's terms (1 for f at unit scale)
-    if m <= _BLOCKS_M and in_inner_blocks(full, g_ad, _flat.hull_units(terms, out, spec)[1]):
+    if m <= _BLOCKS_M and in_inner_blocks(full, g_ad, _flat.hull_units(
+            terms, out, spec, terms=_flat.terms_size(tr, out, spec))[1]):
         return report(True, "blocks", f"{lik}, but the vector lies in the sum of the proven "
                       "pieces of the blocks of coupled switches (a k-way max or min counted as "
                       "one block of its tied entries; the blocks are convex or independent), "

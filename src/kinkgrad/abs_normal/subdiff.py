@@ -31,6 +31,7 @@ from ._flat import (
     hull_units,
     other_arguments,
     scalar_output,
+    terms_size,
     trace_at,
     underflow_is_not_an_error,
 )
@@ -106,8 +107,8 @@ def _model(f: Callable, x: Any, where: str, zero_norms: bool = False, units: boo
     tr = trace_at(f, x, where)
     out, _ = scalar_output(tr, where)
     spec = FlatSpec(tr)
-    tols = hull_units(gradient_unit(tr, out), out, spec) if zero_norms and units \
-        else (1.0, 0.0)
+    tols = hull_units(gradient_unit(tr, out), out, spec, terms=terms_size(tr, out, spec)) \
+        if zero_norms and units else (1.0, 0.0)
     if zero_norms:
         tr0, balls = split_zero_norms(tr, spec, out, 0.0)
         exp = expand(tr0)
