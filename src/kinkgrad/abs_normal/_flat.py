@@ -31,7 +31,8 @@ from ..modes.api import Traced, trace_call
 
 __all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_comparisons",
            "output_slots", "other_arguments", "probe_tangents", "underflow_is_not_an_error",
-           "ball_arguments", "gradient_unit", "hull_units", "full_slopes", "terms_size"]
+           "ball_arguments", "gradient_unit", "hull_units", "full_slopes", "terms_size",
+           "unit_roundoff"]
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int
@@ -101,6 +102,13 @@ def terms_size(tr: Traced, out: Var | None, spec: FlatSpec, k: int = 4) -> float
     return size
 
 
+def unit_roundoff(out: Var | None, spec: FlatSpec) -> float:
+    """The unit roundoff of the program's lowest precision (its inputs and f)."""
+    dtypes = [np.dtype(d) for d in spec.dtypes] + ([np.dtype(out.dtype)] if out is not None
+                                                    else [])
+    return max([float(np.finfo(d).eps) / 2 for d in dtypes if d.kind == "f"] + [2.0 ** -53])
+
+
 def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7,
                terms: float | None = None) -> tuple[float, float]:
     """The ``unit`` arguments of :func:`.lp.hull_tolerance` for f's sets: (beyond which
@@ -112,9 +120,7 @@ def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7,
     (:func:`terms_size`), the second is 64 u min(G, terms) / rtol. :func:`in_clarke` widens
     the first by the move of the forward values' rounding (:mod:`._forward_rounding`)
     before it answers False."""
-    dtypes = [np.dtype(d) for d in spec.dtypes] + ([np.dtype(out.dtype)] if out is not None
-                                                    else [])
-    u = max([float(np.finfo(d).eps) / 2 for d in dtypes if d.kind == "f"] + [2.0 ** -53])
+    u = unit_roundoff(out, spec)
     tight = 64.0 * u * (G if terms is None else min(G, terms)) / rtol
     return max(G, 64.0 * u * G / rtol), tight
 

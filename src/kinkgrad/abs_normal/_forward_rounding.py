@@ -18,7 +18,7 @@ import numpy as np
 
 from .._core.program import Var
 from ..modes.api import Traced
-from ._flat import full_slopes
+from ._flat import full_slopes, gradient_unit, unit_roundoff
 from .lp import hull_tolerance
 
 __all__ = ["ForwardRounding", "kink_disagreements", "moved_unit", "rounding_sensitivity",
@@ -184,6 +184,15 @@ class ForwardRounding:
         if self._kinks is None:
             self._kinks = kink_disagreements(self.tr, self.wide())
         return self._kinks
+
+    def amplified(self, spec: Any) -> np.ndarray:
+        """:meth:`move` where it exceeds the vectors' own rounding (64 u times the largest
+        adjoint, :func:`._flat.gradient_unit`, as "inside" allows), else zeros: a float32
+        program's values are each 1 ulp off, which moves its gradients by about u G anyway,
+        and its verdicts stay as they were; cancellation moves them by far more."""
+        move = self.move()
+        own = 64.0 * unit_roundoff(self.out, spec) * gradient_unit(self.tr, self.out)
+        return move if float(np.max(move, initial=0.0)) > own else np.zeros_like(move)
 
     def beyond(self, g: np.ndarray, unit: float) -> str | None:
         """Why the computed vector g is not known to the tolerance of the membership tests

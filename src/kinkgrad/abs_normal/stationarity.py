@@ -318,7 +318,7 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         # apart by the move of its vectors under the forward values' rounding (cancellation:
         # the derivatives are read at computed values); 0 on piecewise-linear programs
         forward = ForwardRounding(tr, out)
-        far = 2.0 * float(np.linalg.norm(forward.move()))
+        far = 2.0 * float(np.linalg.norm(forward.amplified(spec)))
         lower, upper = max(0.0, lower - far), upper + far
         if far > 0 and not (upper <= tol or lower > tol):
             why += (f"; the rounding of f's forward values moves the set by up to about "
