@@ -236,3 +236,21 @@ def test_a_float32_program_keeps_its_verdicts():
                                   radius=res.stationarity.radius)
     assert rep64.verdict == "stationary"  # the truth, up to float64's own rounding
     assert res.success and res.stationarity.verdict == "stationary", res.stationarity
+
+
+@pytest.mark.parametrize("dtype,c,x", [(np.float64, 1e8, 1e-9), (np.float32, 1e3, 1e-5)])
+def test_a_kink_the_computed_values_hit_far_from_x(dtype, c, x):
+    # |(x + c) - c| is 0 as computed at x, and x in f (Fractions: its kink is x away, far
+    # beyond the rounding next to x): f is smooth there with f'(x) = 1; in_clarke(0) was
+    # True, "stationary" and certify certified the AD vector 0
+    def f(v):
+        return knp.abs((v + dtype(c)) - dtype(c))
+
+    v = np.array(x, dtype)
+    assert (v + dtype(c)) - dtype(c) == 0
+    assert Fraction(float(v)) + Fraction(c) - Fraction(c) == Fraction(float(v)) != 0
+    with pytest.raises(UndecidedError, match="farther from x"):
+        kinkgrad.in_clarke(f, v, np.zeros((), dtype))
+    assert kinkgrad.stationarity(f, v).verdict != "stationary"
+    assert not kinkgrad.certify(f, v).certified
+    assert kinkgrad.subdifferential(f, v).partial

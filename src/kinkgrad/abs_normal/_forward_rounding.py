@@ -18,11 +18,11 @@ import numpy as np
 
 from .._core.program import Var
 from ..modes.api import Traced
-from ._flat import full_slopes, gradient_unit, unit_roundoff
+from ._flat import full_slopes, gradient_unit, probe_tangents, unit_roundoff
 from .lp import hull_tolerance
 
-__all__ = ["ForwardRounding", "kink_disagreements", "moved_unit", "rounding_sensitivity",
-           "wide_values"]
+__all__ = ["ForwardRounding", "far_hits", "kink_disagreements", "moved_unit",
+           "rounding_sensitivity", "wide_values"]
 
 _WIDER = {np.dtype(np.float16): np.dtype(np.float64), np.dtype(np.float32): np.dtype(np.float64),
           np.dtype(np.float64): np.dtype(np.longdouble)}
@@ -159,6 +159,69 @@ def kink_disagreements(tr: Traced, wide: list) -> int:
     return count
 
 
+def _hits(tr: Traced, wide: list) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """(equation, entries, |z| in the wide replay) of the switching entries that are 0 as
+    computed and not in ``wide``: kinks the computed values hit."""
+    found = []
+    with np.errstate(all="ignore"):
+        for e in tr.eqns:
+            if not e.prim.nonsmooth:
+                continue
+            z = e.prim.switch(e.args(tr.vals), tr.vals[e.out.index], e.params)
+            if z is None or not np.any(np.asarray(z) == 0):
+                continue
+            z_w = np.abs(np.asarray(e.prim.switch(e.args(wide), wide[e.out.index], e.params)))
+            hit = (np.asarray(z) == 0) & (z_w != 0)
+            if np.any(hit):
+                found.append((e, hit, z_w))
+    return found
+
+
+def _switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
+    """||grad z|| per switching entry of ``e``, estimated from the k probe directions'
+    tangents of its arguments (a difference quotient of the switch along each: z is linear,
+    or the absolute value of a linear function, next to a kink)."""
+    args = [np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
+            for a in e.args(vals)]  # NOTE: steps of 1e-7 vanish in float16 and float32
+    z0 = np.asarray(e.prim.switch(args, e.prim.impl(*args, **e.params), e.params), np.float64)
+    moved = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and a.index in tangents]
+    scale = max([1.0] + [float(np.max(np.abs(args[i]), initial=0.0)) for i in moved])
+    reach = max([0.0] + [float(np.max(np.abs(tangents[e.inputs[i].index]), initial=0.0))
+                         for i in moved])
+    if not reach:
+        return np.zeros(z0.shape)
+    h = 1e-7 * scale / reach
+    total = np.zeros(z0.shape)
+    for j in range(k):
+        stepped = list(args)
+        for i in moved:
+            stepped[i] = args[i] + h * np.asarray(tangents[e.inputs[i].index][j], np.float64)
+        out = e.prim.impl(*stepped, **e.params)
+        total += ((np.asarray(e.prim.switch(stepped, out, e.params), np.float64) - z0) / h) ** 2
+    return np.sqrt(total / k)
+
+
+def far_hits(tr: Traced, wide: list, spec: Any, radius: float = 0.0, k: int = 4) -> int:
+    """Kinks the computed values hit (z == 0) whose place in f (|z| of the wide replay over
+    ||grad z||, :func:`_switch_slope`) lies beyond ``radius`` and beyond the rounding next to
+    x (64 u max(1, |x|), u the program's unit roundoff): |(x + 1e8) - 1e8| at x = 1e-9 is
+    0 as computed and its kink lies 1e-9 from x. The model holds both sides of such a kink,
+    f one: an answer that a vector is inside its set, or that it is near 0, is not proven."""
+    hits = _hits(tr, wide)
+    if not hits:
+        return 0
+    with np.errstate(all="ignore"):
+        x = spec.point(tr)
+        near = max(radius, 64.0 * unit_roundoff(None, spec) * max(
+            1.0, float(np.max(np.abs(x), initial=0.0))))
+        tangents = probe_tangents(tr.eqns, tr.vals, [v.index for v in tr.in_vars], spec, k)
+        count = 0
+        for e, hit, z_w in hits:
+            slope = _switch_slope(e, tr.vals, tangents, k)
+            count += int(np.count_nonzero(hit & ~(z_w <= near * slope)))
+    return count
+
+
 class ForwardRounding:
     """The replay of f's trace ``tr`` in a wider precision, computed on first use, and what
     it says: :meth:`move` (the gradients' move, :func:`rounding_sensitivity`) and
@@ -169,6 +232,7 @@ class ForwardRounding:
         self._wide: list | None = None
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
+        self._far: dict[float, int] = {}
 
     def wide(self) -> list:
         if self._wide is None:
@@ -204,6 +268,21 @@ class ForwardRounding:
                 "(l1; cancellation: derivatives read at values that lost their digits; "
                 "_forward_rounding), beyond the tolerance of the membership test, so the "
                 "computed vector is not certified.")
+
+    def far(self, spec: Any, radius: float = 0.0) -> int:
+        """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
+        key = float(radius)
+        if key not in self._far:
+            self._far[key] = far_hits(self.tr, self.wide(), spec, radius)
+        return self._far[key]
+
+    def far_reason(self, spec: Any, radius: float = 0.0) -> str:
+        n = self.far(spec, radius)
+        return (f"{n} switching entr{'y' if n == 1 else 'ies'} on their kink as computed "
+                f"{'has' if n == 1 else 'have'} it farther from x in a wider-precision replay "
+                "of f's values (cancellation) than the rounding next to x"
+                + (" and the radius" if radius else "") + ": the model holds pieces of f's "
+                "set there that f may not, so no answer that rests on them is proven.")
 
     def kinks_reason(self) -> str:
         n = self.kinks()

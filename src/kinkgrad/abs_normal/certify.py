@@ -353,11 +353,12 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                 "set aside: zero derivative on every piece, or no path to f)"
                 if model.dropped else "")
         if ok:  # NOTE: and is the vector known to the tolerance in_clarke decides at?
-            moved = ForwardRounding(tr, out).beyond(g_ad, _flat.hull_units(
-                _flat.gradient_unit(tr, out), out, spec)[0])
-            if moved is not None:
+            forward = ForwardRounding(tr, out)
+            moved = forward.beyond(g_ad, _flat.hull_units(_flat.gradient_unit(tr, out), out,
+                                                          spec)[0])
+            if moved is not None or forward.far(spec):
                 ok, cond = False, "undecided"
-                reason = f"{reason[:-1]}; {moved}"
+                reason = f"{reason[:-1]}; {moved or 'but ' + forward.far_reason(spec)}"
         return CertifyReport(ok, reason + note, cond, full.m, rank, model.names(bad),
                              float(ratio), spec.tree(g_ad), full.names, policy=pol,
                              rank_exact=exact, **kw)

@@ -326,6 +326,9 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         elif lower > tol and radius == 0 and forward.kinks():  # NOTE: a ball holds them
             lower = 0.0  # NOTE: the set may miss pieces: no lower bound
             why += f"; {forward.kinks_reason()}"
+        elif upper <= tol and forward.far(spec, radius):
+            upper = np.inf  # NOTE: the set may hold pieces f lacks: no proven element
+            why += f"; {forward.far_reason(spec, radius)}"
     descent = slope = None
     if upper <= tol:
         verdict = "stationary"

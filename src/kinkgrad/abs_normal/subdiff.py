@@ -248,6 +248,9 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     if full.forward.kinks():  # NOTE: the list is the rounded program's, maybe not f's
         sub.partial = True
         sub.message = f"partial: {full.forward.kinks_reason()} The list: {sub.message}"
+    elif full.forward.far(spec):
+        sub.partial = True
+        sub.message = f"partial: {full.forward.far_reason(spec)} The list: {sub.message}"
     return sub
 
 
@@ -362,13 +365,15 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     vec = spec.from_tree(g, "in_clarke")
     refuse_nonfinite([vec], "in_clarke", "g")
     e = exponent(gradient_size(full, full.zero_norms))
-    scale, forward = 1.0, full.forward
+    scale, forward, spec0 = 1.0, full.forward, spec
     if e is not None:  # NOTE: s f's set is s f's: f / 2^e and g / 2^e, exactly (_rescale);
         units, scale = full.units, math.ldexp(1.0, -e)  # NOTE: f's own units, scaled
         ls, spec, full = _local(scaled_f(f, e), x, "in_clarke", zero_norms=True, units=False)
         full.units = tuple(u * scale for u in units)
         vec = vec * scale
     if _membership(ls, spec, full, vec, limit):
+        if forward.far(spec0):  # NOTE: the model holds pieces f may not have at x
+            raise UndecidedError(f"in_clarke: undecided. {forward.far_reason(spec0)}")
         return True
     if forward.kinks():  # NOTE: f has kinks at x the model misses: outside is not proven
         raise UndecidedError(f"in_clarke: undecided. {forward.kinks_reason()}")
