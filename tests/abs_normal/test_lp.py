@@ -128,3 +128,21 @@ def test_a_failed_realisability_lp_leaves_the_subdifferential_partial(monkeypatc
     got = kinkgrad.subdifferential(f, np.zeros(2))
     assert got.partial or len(got.gradients) == 6
     assert "failed to solve" in got.message  # the words of a failed LP, not of the limit
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_in_hull_builds_a_sparse_lp_beyond_its_dense_budget(seed, monkeypatch):
+    # a ReLU net's 48k parameters made the dense constraint matrix 35 GiB (MemoryError);
+    # beyond _DENSE_ENTRIES it is sparse: the same answers and residuals as dense
+    from kinkgrad.abs_normal import lp
+
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((5, 40))
+    inside = rng.dirichlet(np.ones(5)) @ G
+    outside = inside + rng.standard_normal(40)
+    dense = [lp.in_hull(G, g) for g in (inside, outside)]
+    monkeypatch.setattr(lp, "_DENSE_ENTRIES", 0)
+    sparse = [lp.in_hull(G, g) for g in (inside, outside)]
+    assert [d[0] for d in dense] == [s[0] for s in sparse] == [True, False]
+    for (_, rd), (_, rs) in zip(dense, sparse):
+        assert rs == pytest.approx(rd, rel=1e-9, abs=1e-12)

@@ -225,6 +225,9 @@ def _size(V: Any) -> float:
     return float(np.max(np.abs(data), initial=0.0))
 
 
+_DENSE_ENTRIES = 4_000_000  # in_hull's constraint matrix is sparse beyond this many entries
+
+
 def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7, unit: float = 1.0
             ) -> tuple[bool, float]:
     """Whether g lies in the convex hull of the rows of G: (answer, l1 residual), within
@@ -235,11 +238,17 @@ def in_hull(G: np.ndarray, g: np.ndarray, rtol: float = 1e-7, unit: float = 1.0
     # variables: lam (k), s+ (n), s- (n); G^T lam + s+ - s- = g / u, sum lam = 1 (u: the
     # data's size; HiGHS called the unscaled LP of 1e-5 gradients "infeasible")
     u = max(_size(G), _size(g)) or 1.0
-    A_eq = np.zeros((n + 1, k + 2 * n))
-    A_eq[:n, :k] = G.T / u
-    A_eq[:n, k:k + n] = np.eye(n)
-    A_eq[:n, k + n:] = -np.eye(n)
-    A_eq[n, :k] = 1.0
+    if (n + 1) * (k + 2 * n) > _DENSE_ENTRIES:  # NOTE: a net's 48k parameters asked 35 GiB
+        eye = sp.identity(n, format="csc")
+        A_eq: Any = sp.vstack([sp.hstack([sp.csc_matrix(G.T / u), eye, -eye]),
+                               sp.hstack([sp.csc_matrix(np.ones((1, k))),
+                                          sp.csc_matrix((1, 2 * n))])], format="csc")
+    else:
+        A_eq = np.zeros((n + 1, k + 2 * n))
+        A_eq[:n, :k] = G.T / u
+        A_eq[:n, k:k + n] = np.eye(n)
+        A_eq[:n, k + n:] = -np.eye(n)
+        A_eq[n, :k] = 1.0
     b_eq = np.concatenate([g / u, [1.0]])
     c = np.concatenate([np.zeros(k), np.ones(2 * n)])
     N = k + 2 * n
