@@ -12,6 +12,7 @@ inactive. :class:`ForwardRounding` measures both against :func:`wide_values`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -159,9 +160,10 @@ def kink_disagreements(tr: Traced, wide: list) -> int:
     return count
 
 
-def _hits(tr: Traced, wide: list) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+def _hits(tr: Traced, wide: Callable[[], list]) -> list[tuple[Any, np.ndarray, np.ndarray]]:
     """(equation, entries, |z| in the wide replay) of the switching entries that are 0 as
-    computed and not in ``wide``: kinks the computed values hit."""
+    computed and not in ``wide()`` (:func:`wide_values`, replayed only when a switching
+    entry is 0): kinks the computed values hit."""
     found = []
     with np.errstate(all="ignore"):
         for e in tr.eqns:
@@ -170,7 +172,8 @@ def _hits(tr: Traced, wide: list) -> list[tuple[Any, np.ndarray, np.ndarray]]:
             z = e.prim.switch(e.args(tr.vals), tr.vals[e.out.index], e.params)
             if z is None or not np.any(np.asarray(z) == 0):
                 continue
-            z_w = np.abs(np.asarray(e.prim.switch(e.args(wide), wide[e.out.index], e.params)))
+            w = wide()
+            z_w = np.abs(np.asarray(e.prim.switch(e.args(w), w[e.out.index], e.params)))
             hit = (np.asarray(z) == 0) & (z_w != 0)
             if np.any(hit):
                 found.append((e, hit, z_w))
@@ -201,7 +204,8 @@ def _switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
     return np.sqrt(total / k)
 
 
-def far_hits(tr: Traced, wide: list, spec: Any, radius: float = 0.0, k: int = 4) -> int:
+def far_hits(tr: Traced, wide: Callable[[], list], spec: Any, radius: float = 0.0,
+             k: int = 4) -> int:
     """Kinks the computed values hit (z == 0) whose place in f (|z| of the wide replay over
     ||grad z||, :func:`_switch_slope`) lies beyond ``radius`` and beyond the rounding next to
     x (64 u max(1, |x|), u the program's unit roundoff): |(x + 1e8) - 1e8| at x = 1e-9 is
@@ -273,7 +277,7 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.wide(), spec, radius)
+            self._far[key] = far_hits(self.tr, self.wide, spec, radius)
         return self._far[key]
 
     def far_reason(self, spec: Any, radius: float = 0.0) -> str:
