@@ -80,7 +80,7 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None
     x0 ((1e12 + x2) - 1e12) has df/dx0 = x2 exactly and x2 + 7e-5 as computed at x2 = 0.3,
     which :func:`gradient_unit` (1 there) does not see; this gives 7e-5 there. Exact steps move
     nothing (1 + 0 is 1 in every precision; equal values computed alike stay equal). Not a
-    bound: the wide values err too (beyond about 1e8-fold cancellation in long double), and
+    bound: the wide values err too (cancellation beyond long double's 19 digits: 1e19), and
     heavy products of matrices are replayed in float64. inf entries when a sweep overflows;
     empty without an output."""
     from ..modes.sweeps import reverse_sweep

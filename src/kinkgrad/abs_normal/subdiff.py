@@ -345,9 +345,11 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
         size of the data (g's and the set's largest entries; plus 64 u times the size of
         f's terms, :func:`._flat.hull_units`, for f's own rounding); False only when that is
         proven false: g farther than 1e-7 n times the data's and f's terms' size, and than
-        8 n times the move of the set's vectors under the rounding of f's forward values
-        (:mod:`._forward_rounding`: the derivatives are read at computed values, which
-        cancellation can leave with few digits).
+        twice the l1 move of f's gradients between its computed values and a replay in a
+        wider precision (:mod:`._forward_rounding`: the derivatives are read at computed
+        values, which cancellation can leave with few digits). A kink of f at x that the
+        computed values miss makes False unproven, one they hit far from f's makes True
+        unproven (UndecidedError).
 
     Raises:
         UndecidedError: membership could not be decided (the reason says why; an
