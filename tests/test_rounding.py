@@ -154,3 +154,32 @@ def test_the_estimate_is_finite_where_the_value_is(x):
     rep = kinkgrad.rounding_error(knp.sum, x)
     exact = abs(Fraction(float(np.sum(x))) - sum(Fraction(float(v)) for v in x))
     assert np.isfinite(rep.value) and np.isfinite(rep.error) and rep.error >= float(exact)
+
+
+def test_the_measured_error_is_the_exact_one_where_cancellation_took_the_digits():
+    # (1e12 + 0.3) - 1e12 is 0.300048828125 as computed; the exact value (Fractions) is
+    # 0.3 (the float 0.3), so the error is known exactly and the wide replay measures it
+    from fractions import Fraction
+
+    rep = kinkgrad.rounding_error(lambda x: (1e12 + x[0]) - 1e12, np.array([0.3]))
+    exact = abs(Fraction(rep.value) - Fraction(0.3))
+    if rep.measured is None:  # long double is float64 here: nothing to measure against
+        pytest.skip("no precision wider than float64 on this platform")
+    # long double rounds 1e12 + 0.3 too, to within half its spacing there, 2^-25
+    assert rep.measured == pytest.approx(float(exact), abs=2.0 ** -25)
+    assert rep.error >= rep.measured  # the first-order estimate bounds it here
+
+
+def test_an_underflow_to_zero_has_no_digits_and_an_exact_zero_all():
+    # sum(x * x) at x = 1e-300 underflows to 0 (exactly 1e-599): the estimate is 0 (no
+    # rounding of a 0) and digits was inf; the measured error says it kept none
+    rep = kinkgrad.rounding_error(lambda x: knp.sum(x * x), np.full(10, 1e-300))
+    if rep.measured is None:
+        pytest.skip("no precision wider than float64 on this platform")
+    assert rep.value == 0.0 and rep.measured > 0 and rep.digits == 0.0
+    zero = kinkgrad.rounding_error(lambda x: knp.sum(x * x), np.zeros(10))
+    assert zero.measured == 0.0 and zero.digits == float("inf")
+    # float32 programs are measured against float64
+    rep32 = kinkgrad.rounding_error(lambda x: knp.sum(x * x), np.full(3, 0.1, np.float32))
+    x = float(np.float32(0.1))
+    assert rep32.measured == pytest.approx(abs(rep32.value - 3 * x * x), rel=1e-6)

@@ -25,6 +25,7 @@ rounding), and finding where a program loses its digits (``by_primitive``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ from ..backends import is_cupy, is_torch, on_numpy
 from ..errors import UnsupportedOperationError
 from ..kinks import KinkPolicy, resolve_policy
 from ._traced import trace_call
+from ._wide import wide_values
 from .api import _scalar_out
 from .sweeps import reverse_sweep
 
@@ -47,19 +49,26 @@ __all__ = ["RoundingReport", "rounding_error"]
 class RoundingReport:
     """``value``: f(x) as computed; ``error``: the estimate of |fl(f(x)) - f(x)| (module
     docstring; inf when a magnitude overflows); ``by_primitive``: its terms summed by
-    primitive name, largest first."""
+    primitive name, largest first; ``measured``: |fl(f(x)) - f(x)| measured against f's
+    values replayed in a wider precision (float16/32 in float64, float64 in long double
+    where it is wider; ``kinkgrad.modes._wide``; an error below float64's range is given as
+    5e-324), None where there is none (long double is float64 on some platforms). It sees
+    what a first-order estimate cannot: sum(x * x) at x = 1e-300 underflows to 0 with an
+    estimate of 0 (no rounding of a 0), and is 1e-599 off."""
 
     value: float
     error: float
     by_primitive: dict[str, float] = field(default_factory=dict)
+    measured: float | None = None
 
     @property
     def digits(self) -> float:
-        """Correct significant decimal digits the estimate leaves to f(x) (inf when the
-        estimate is 0, 0 when it exceeds |f(x)|)."""
-        if self.error == 0.0:
+        """Correct significant decimal digits the estimate (or the measured error, when it
+        is larger) leaves to f(x) (inf when both are 0, 0 when one exceeds |f(x)|)."""
+        err = max(self.error, self.measured or 0.0)
+        if err == 0.0:
             return float("inf")
-        return float(max(np.log10(abs(self.value) / self.error), 0.0)) if self.value else 0.0
+        return float(max(np.log10(abs(self.value) / err), 0.0)) if self.value else 0.0
 
 
 @on_numpy
@@ -112,7 +121,21 @@ def rounding_error(f: Callable, x: Any, policy: KinkPolicy | None = None) -> Rou
     if not np.isfinite(total):
         total = float("inf")
     ordered = dict(sorted(parts.items(), key=lambda kv: -kv[1]))
-    return RoundingReport(value, total, ordered)
+    return RoundingReport(value, total, ordered, _measured(tr, out))
+
+
+def _measured(tr: Any, out: Var) -> float | None:
+    """|computed f - f replayed wider| (None without a wider type for f's dtype)."""
+    wide = wide_values(tr)[out.index]
+    if np.dtype(np.result_type(wide)).itemsize <= np.dtype(out.dtype).itemsize:
+        return None
+    with np.errstate(all="ignore"):
+        gap = np.abs(np.asarray(wide) - np.asarray(tr.vals[out.index], np.result_type(wide)))
+        top = np.max(gap, initial=0.0) if np.size(gap) else 0.0
+        d = float(top)
+    if top > 0 and d == 0.0:  # NOTE: below float64's range (1e-600): its least positive
+        return math.ulp(0.0)
+    return d if np.isfinite(d) else float("inf")
 
 
 def _wide(a: Any) -> Any:
