@@ -20,14 +20,14 @@ import numpy as np
 from .._core.program import Var
 from ..modes._wide import wide_values
 from ..modes.api import Traced
-from ._flat import full_slopes, gradient_unit, probe_tangents, unit_roundoff
+from ._flat import full_slopes, probe_tangents, unit_roundoff
 from .lp import hull_tolerance
 
 __all__ = ["ForwardRounding", "far_hits", "kink_disagreements", "moved_unit",
            "rounding_sensitivity", "wide_values"]
 
-def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None
-                         ) -> np.ndarray:
+def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
+                         base: dict | None = None) -> np.ndarray:
     """How far rounding in f's forward values moved f's gradients: the change (flat, float64)
     of the inputs' cotangents of :func:`gradient_unit`'s sweep (every kink's full slope, the
     kinks' selections at the computed values kept) when the values are those of
@@ -40,7 +40,7 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None
     nothing (1 + 0 is 1 in every precision; equal values computed alike stay equal). Not a
     bound: the wide values err too (cancellation beyond long double's 19 digits: 1e19), and
     heavy products of matrices are replayed in float64. inf entries when a sweep overflows;
-    empty without an output."""
+    empty without an output. ``base``: the sweep at the computed values, when known."""
     from ..modes.sweeps import reverse_sweep
 
     if out is None:
@@ -53,7 +53,8 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None
             for k, e in enumerate(eqns) if e.prim.selects and e.prim.nonsmooth}
     seed = {out.index: np.ones((), out.dtype)}
     with np.errstate(all="ignore"):  # NOTE: a size; an overflow makes it inf
-        base = reverse_sweep(eqns, vals, seed, full, selections=sels)
+        if base is None:
+            base = reverse_sweep(eqns, vals, seed, full, selections=sels)
         moved = [np.asarray(w).astype(np.result_type(v), copy=False)
                  if w is not v and np.result_type(v).kind == "f" else v
                  for w, v in zip(wide if wide is not None else wide_values(tr), vals)]
@@ -176,7 +177,9 @@ def far_hits(tr: Traced, wide: Callable[[], list], spec: Any, radius: float = 0.
         x = spec.point(tr)
         near = max(radius, 64.0 * unit_roundoff(None, spec) * max(
             1.0, float(np.max(np.abs(x), initial=0.0))))
-        tangents = probe_tangents(tr.eqns, tr.vals, [v.index for v in tr.in_vars], spec, k)
+        last = max(tr.eqns.index(e) for e, _, _ in hits)  # NOTE: the prefix they read
+        tangents = probe_tangents(tr.eqns[:last + 1], tr.vals, [v.index for v in tr.in_vars],
+                                  spec, k)
         count = 0
         for e, hit, z_w in hits:
             slope = _switch_slope(e, tr.vals, tangents, k)
@@ -195,15 +198,35 @@ class ForwardRounding:
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
         self._far: dict[float, int] = {}
+        self._sweep: dict | None = None
 
     def wide(self) -> list:
         if self._wide is None:
             self._wide = wide_values(self.tr)
         return self._wide
 
+    def _base(self) -> dict:
+        """:func:`._flat.gradient_unit`'s sweep at the computed values (once)."""
+        if self._sweep is None:
+            from ..modes.sweeps import reverse_sweep
+
+            with np.errstate(all="ignore"):
+                self._sweep = reverse_sweep(self.tr.eqns, self.tr.vals, {
+                    self.out.index: np.ones((), self.out.dtype)}, full_slopes())
+        return self._sweep
+
+    def gradient_unit(self) -> float:
+        """:func:`._flat.gradient_unit` from the shared sweep."""
+        if self.out is None:
+            return 0.0
+        with np.errstate(all="ignore"):
+            return max((float(np.max(np.abs(np.asarray(c, np.float64)), initial=0.0))
+                        for i, c in self._base().items() if i != self.out.index), default=0.0)
+
     def move(self) -> np.ndarray:
         if self._move is None:
-            self._move = rounding_sensitivity(self.tr, self.out, self.wide())
+            self._move = rounding_sensitivity(self.tr, self.out, self.wide(),
+                                              self._base() if self.out is not None else None)
         return self._move
 
     def kinks(self) -> int:
@@ -217,7 +240,7 @@ class ForwardRounding:
         program's values are each 1 ulp off, which moves its gradients by about u G anyway,
         and its verdicts stay as they were; cancellation moves them by far more."""
         move = self.move()
-        own = 64.0 * unit_roundoff(self.out, spec) * gradient_unit(self.tr, self.out)
+        own = 64.0 * unit_roundoff(self.out, spec) * self.gradient_unit()
         return move if float(np.max(move, initial=0.0)) > own else np.zeros_like(move)
 
     def beyond(self, g: np.ndarray, unit: float) -> str | None:

@@ -354,7 +354,7 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                 if model.dropped else "")
         if ok:  # NOTE: and is the vector known to the tolerance in_clarke decides at?
             forward = ForwardRounding(tr, out)
-            moved = forward.beyond(g_ad, _flat.hull_units(_flat.gradient_unit(tr, out), out,
+            moved = forward.beyond(g_ad, _flat.hull_units(forward.gradient_unit(), out,
                                                           spec)[0])
             if moved is not None or forward.far(spec):
                 ok, cond = False, "undecided"
