@@ -72,7 +72,8 @@ class RoundingReport:
 
 
 @on_numpy
-def rounding_error(f: Callable, x: Any, policy: KinkPolicy | None = None) -> RoundingReport:
+def rounding_error(f: Callable, x: Any, policy: KinkPolicy | None = None,
+                   measure: bool = True) -> RoundingReport:
     """A first-order estimate of the rounding error of the computed value of ``f`` at ``x``.
 
     Args:
@@ -80,6 +81,8 @@ def rounding_error(f: Callable, x: Any, policy: KinkPolicy | None = None) -> Rou
         x: the point (an array or a pytree of arrays; float16, float32 and float64 nodes
             each use their own unit roundoff).
         policy: kink policy of the reverse sweep (default: the one in force).
+        measure: also measure the error against a wider-precision replay (``measured``;
+            a second evaluation, in long double for float64 programs).
 
     Returns:
         A :class:`RoundingReport`.
@@ -121,7 +124,7 @@ def rounding_error(f: Callable, x: Any, policy: KinkPolicy | None = None) -> Rou
     if not np.isfinite(total):
         total = float("inf")
     ordered = dict(sorted(parts.items(), key=lambda kv: -kv[1]))
-    return RoundingReport(value, total, ordered, _measured(tr, out))
+    return RoundingReport(value, total, ordered, _measured(tr, out) if measure else None)
 
 
 def _measured(tr: Any, out: Var) -> float | None:
