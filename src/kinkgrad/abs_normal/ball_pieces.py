@@ -81,8 +81,8 @@ def own_gradient(model: ActiveModel) -> tuple[np.ndarray, bool]:
 def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float | None:
     """||d|| of a d with ||d|| <= radius where every switch of the model sits on its kink
     to first order (A d = -c~, each residual within ``_MEET`` times the size of its terms,
-    |c~_i| + ||A_i|| ||d||_1: rounding), or None when the least-norm solution (LSQR, then with ``dense``
-    a truncated SVD) is not one.
+    |c~_i| + ||A_i|| ||d||_1: rounding), or None when the least-norm solution (LSQR, then
+    with ``dense`` a truncated SVD) is not one.
 
     There the moved model is the first-order model of f at y = x + d, a point of the ball:
     its Clarke set is part of the ball's set and its first-order minimality is y's. Where
