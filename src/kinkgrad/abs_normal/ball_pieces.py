@@ -45,7 +45,8 @@ _PRUNE = 1e-7  # a node is pruned when its margin t* < -_PRUNE * radius
 _TOL = 1e-10  # Clarabel's feasibility and gap tolerances
 _ROUNDS, _RANDOM = 30, 512  # ball_inner's column-generation rounds, most random points
 _LSQR_STEPS, _DENSE = 200, 4_000_000  # LSQR's steps; a dense SVD up to this m n
-_MEET = 2.0 ** -40  # a switch counts as on its kink to this part of its terms' size
+_MEET = 1e-3  # a curved switch counts as on its kink within this part of its reach
+_ROUNDING = 2.0 ** -40  # a piecewise-linear one to this part of its terms' size
 
 
 @dataclass
@@ -80,9 +81,10 @@ def own_gradient(model: ActiveModel) -> tuple[np.ndarray, bool]:
 
 def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float | None:
     """||d|| of a d with ||d|| <= radius where every switch of the model sits on its kink
-    to first order (A d = -c~, each residual within ``_MEET`` times the size of its terms,
-    |c~_i| + ||A_i|| ||d||_1: rounding), or None when the least-norm solution (LSQR, then
-    with ``dense`` a truncated SVD) is not one.
+    to first order (A d = -c~; each residual within ``_MEET`` of that switch's reach
+    r ||A_i|| in the ball, or for piecewise-linear switches within ``_ROUNDING`` times the
+    size of its terms |c~_i| + ||A_i|| ||d||_1), or None when the least-norm solution
+    (LSQR, then with ``dense`` a truncated SVD) is not one.
 
     There the moved model is the first-order model of f at y = x + d, a point of the ball:
     its Clarke set is part of the ball's set and its first-order minimality is y's. Where
@@ -99,13 +101,20 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
     # units of the radius (a radius of 1e300 overflows ||d||^2)
     rows = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).reshape(-1))
 
+    from .localset import piecewise_linear
+
+    # NOTE: piecewise-linear switches meet to rounding: three sort near ties 1e-10 apart on
+    # a line (radius 1e-6) "met" within 1e-3 of the reach where no point has all three, and
+    # the moved model's ordering that none realises became a proven element. Curved ones
+    # meet to first order only (the residual is second order in d): within 1e-3 of the reach
+    linear = piecewise_linear(model.exp, model.active)
+
     def meets(e: np.ndarray) -> bool:
-        # NOTE: on the kink to rounding, not to a part of the reach: three near ties 1e-10
-        # apart (radius 1e-6) "met" within 1e-3 of the reach where no point has all three,
-        # and the moved model's ordering that none realises became a proven element
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            within = (_ROUNDING * (np.abs(ct / s) + rows * np.abs(e).sum()) if linear
+                      else _MEET * (radius / s) * rows)
             return bool(np.linalg.norm(e * (s / radius)) <= 1.0 and np.all(
-                np.abs(A @ e + ct / s) <= _MEET * (np.abs(ct / s) + rows * np.abs(e).sum())))
+                np.abs(A @ e + ct / s) <= within))
 
     e, stop = lsqr(A, -ct / s, atol=1e-15, btol=1e-15, iter_lim=_LSQR_STEPS)[:2]
     if not meets(e) and dense and stop == 7 and A.shape[0] * A.shape[1] <= _DENSE:
