@@ -31,7 +31,8 @@ from ..modes.api import Traced, trace_call
 
 __all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_comparisons",
            "output_slots", "other_arguments", "probe_tangents", "underflow_is_not_an_error",
-           "ball_arguments", "gradient_unit", "hull_units", "full_slopes", "terms_size",
+           "ball_arguments", "gradient_unit", "hull_units", "full_slopes", "full_slope_sweep",
+           "terms_size",
            "unit_roundoff"]
 
 
@@ -48,21 +49,29 @@ def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, 
     return forward_sweep(eqns, vals, tangents, KinkPolicy(abs=0.0))[0]
 
 
-def gradient_unit(tr: Traced, out: Var | None) -> float:
+def full_slope_sweep(tr: Traced, out: Var) -> dict:
+    """The cotangents of every value of f (seed 1 at f) in one reverse sweep where every kink
+    passes its full slope (ties split): :func:`gradient_unit`'s, :func:`terms_size`'s and
+    the forward-rounding checks' (:mod:`._forward_rounding`) one sweep."""
+    from ..modes.sweeps import reverse_sweep
+
+    with np.errstate(all="ignore"):  # NOTE: a size; an overflow to inf is one too
+        return reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones((), out.dtype)},
+                             full_slopes())
+
+
+def gradient_unit(tr: Traced, out: Var | None, ct: dict | None = None) -> float:
     """The largest |df/dv| over the program's values v but f: one reverse sweep where every
-    kink passes its full slope (ties split). f's gradients and the abs-normal model's vectors
+    kink passes its full slope (ties split; ``ct``: :func:`full_slope_sweep`'s, when known).
+    f's gradients and the abs-normal model's vectors
     are rounded sums of such terms, so their rounding is relative to this size, not to the
     vectors' own (0.1 x + 0.2 x - 0.3 x: terms 0.3, gradient 5.6e-17 as computed, 2.8e-17
     exactly); it is 1 for f at unit scale and s for s f. 0 without an output."""
-    from ..modes.sweeps import reverse_sweep
-
     if out is None:
         return 0.0
-    full = full_slopes()
-    with np.errstate(all="ignore"):  # NOTE: a size; an overflow to inf is one too
-        ct = reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones((), out.dtype)}, full)
-        sizes = [float(np.max(np.abs(np.asarray(c, np.float64)), initial=0.0))
-                 for i, c in ct.items() if i != out.index]  # NOTE: not the seed, 1 at any s
+    ct = full_slope_sweep(tr, out) if ct is None else ct
+    sizes = [float(np.max(np.abs(np.asarray(c, np.float64)), initial=0.0))
+             for i, c in ct.items() if i != out.index]  # NOTE: not the seed, 1 at any s
     return max(sizes, default=0.0)
 
 
@@ -73,7 +82,8 @@ def full_slopes() -> Any:
                       max_constant=1.0)
 
 
-def terms_size(tr: Traced, out: Var | None, spec: FlatSpec, k: int = 4) -> float:
+def terms_size(tr: Traced, out: Var | None, spec: FlatSpec, k: int = 4,
+               ct: dict | None = None) -> float:
     """The size of the terms f's gradient sums add up, estimated edge by edge: the largest
     |df/dv| |grad v| over f's values v (|grad v| by k Gaussian probes of one forward sweep,
     :func:`probe_tangents`; an estimate of ||grad v||_2, which bounds each entry's term).
@@ -82,14 +92,11 @@ def terms_size(tr: Traced, out: Var | None, spec: FlatSpec, k: int = 4) -> float
     adjoint and a tiny gradient: (x0 1e-10) 1e10 - x0 has the adjoint 1e10 at x0 1e-10 and
     terms of size 1, and "inside" at 64 u 1e10 took (1e-5, 0) for a Clarke gradient of
     (x0 1e-10) 1e10 - x0 + |x1|. The smaller of the two is the rounding scale of "inside";
-    0 without an output."""
-    from ..modes.sweeps import reverse_sweep
-
+    0 without an output. ``ct``: :func:`full_slope_sweep`'s, when known."""
     if out is None:
         return 0.0
+    ct = full_slope_sweep(tr, out) if ct is None else ct
     with np.errstate(all="ignore"):  # NOTE: a size; an overflow to inf is one too
-        ct = reverse_sweep(tr.eqns, tr.vals, {out.index: np.ones((), out.dtype)},
-                           full_slopes())
         tan = probe_tangents(tr.eqns, tr.vals, [v.index for v in tr.in_vars], spec, k)
         size = 0.0
         for i, c in ct.items():

@@ -20,11 +20,11 @@ import numpy as np
 from .._core.program import Var
 from ..modes._wide import wide_values
 from ..modes.api import Traced
-from ._flat import full_slopes, probe_tangents, unit_roundoff
+from ._flat import full_slope_sweep, full_slopes, gradient_unit, probe_tangents, unit_roundoff
 from .lp import hull_tolerance
 
 __all__ = ["ForwardRounding", "far_hits", "kink_disagreements", "moved_unit",
-           "rounding_sensitivity", "wide_values"]
+           "rounding_sensitivity"]
 
 def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
                          base: dict | None = None) -> np.ndarray:
@@ -192,41 +192,34 @@ class ForwardRounding:
     it says: :meth:`move` (the gradients' move, :func:`rounding_sensitivity`) and
     :meth:`kinks` (:func:`kink_disagreements`)."""
 
-    def __init__(self, tr: Traced, out: Var | None) -> None:
+    def __init__(self, tr: Traced, out: Var | None, sweep: dict | None = None) -> None:
+        """``sweep``: :func:`._flat.full_slope_sweep`'s, when the caller has it."""
         self.tr, self.out = tr, out
         self._wide: list | None = None
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
         self._far: dict[float, int] = {}
-        self._sweep: dict | None = None
+        self._sweep = sweep
 
     def wide(self) -> list:
         if self._wide is None:
             self._wide = wide_values(self.tr)
         return self._wide
 
-    def _base(self) -> dict:
-        """:func:`._flat.gradient_unit`'s sweep at the computed values (once)."""
+    def sweep(self) -> dict:
+        """:func:`._flat.full_slope_sweep` at the computed values (once)."""
         if self._sweep is None:
-            from ..modes.sweeps import reverse_sweep
-
-            with np.errstate(all="ignore"):
-                self._sweep = reverse_sweep(self.tr.eqns, self.tr.vals, {
-                    self.out.index: np.ones((), self.out.dtype)}, full_slopes())
+            self._sweep = full_slope_sweep(self.tr, self.out)
         return self._sweep
 
     def gradient_unit(self) -> float:
         """:func:`._flat.gradient_unit` from the shared sweep."""
-        if self.out is None:
-            return 0.0
-        with np.errstate(all="ignore"):
-            return max((float(np.max(np.abs(np.asarray(c, np.float64)), initial=0.0))
-                        for i, c in self._base().items() if i != self.out.index), default=0.0)
+        return 0.0 if self.out is None else gradient_unit(self.tr, self.out, self.sweep())
 
     def move(self) -> np.ndarray:
         if self._move is None:
             self._move = rounding_sensitivity(self.tr, self.out, self.wide(),
-                                              self._base() if self.out is not None else None)
+                                              self.sweep() if self.out is not None else None)
         return self._move
 
     def kinks(self) -> int:

@@ -346,6 +346,7 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     model = full.reduced()
     ratio = (base.backward + ex.function + full.rows * (ex.backward - ex.function)) / max(
         base.backward, 1)
+    forward = ForwardRounding(tr, out)  # NOTE: its one full-slope sweep serves every unit
 
     def report(ok: bool, cond: str, reason: str, rank: int, bad: list[int], **kw: Any
                ) -> CertifyReport:
@@ -353,7 +354,6 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                 "set aside: zero derivative on every piece, or no path to f)"
                 if model.dropped else "")
         if ok:  # NOTE: and is the vector known to the tolerance in_clarke decides at?
-            forward = ForwardRounding(tr, out)
             moved = forward.beyond(g_ad, _flat.hull_units(forward.gradient_unit(), out,
                                                           spec)[0])
             if moved is not None or forward.far(spec):
@@ -384,9 +384,9 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
                       "realised, so any choice at kinks gives a Clarke gradient.", rank, [])
     lik = (f"LIKQ fails (rank {rank} < {m})" if exact else f"LIKQ is undecided (rank >= "
            f"{rank} of {m}: a block of A is too large for the dense rank test)")
-    terms = _flat.gradient_unit(tr, out)  # the size of f's terms (1 for f at unit scale)
+    terms = forward.gradient_unit()  # the size of f's terms (1 for f at unit scale)
     if m <= _BLOCKS_M and in_inner_blocks(full, g_ad, _flat.hull_units(
-            terms, out, spec, terms=_flat.terms_size(tr, out, spec))[1]):
+            terms, out, spec, terms=_flat.terms_size(tr, out, spec, ct=forward.sweep()))[1]):
         return report(True, "blocks", f"{lik}, but the vector lies in the sum of the proven "
                       "pieces of the blocks of coupled switches (a k-way max or min counted as "
                       "one block of its tied entries; the blocks are convex or independent), "

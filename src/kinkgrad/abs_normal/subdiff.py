@@ -27,6 +27,7 @@ from ..errors import KinkgradError
 from ..modes.directions import refuse_nonfinite
 from ._flat import (
     FlatSpec,
+    full_slope_sweep,
     gradient_unit,
     hull_units,
     other_arguments,
@@ -107,7 +108,9 @@ def _model(f: Callable, x: Any, where: str, zero_norms: bool = False, units: boo
     tr = trace_at(f, x, where)
     out, _ = scalar_output(tr, where)
     spec = FlatSpec(tr)
-    tols = hull_units(gradient_unit(tr, out), out, spec, terms=terms_size(tr, out, spec)) \
+    ct = full_slope_sweep(tr, out) if zero_norms and units and out is not None else None
+    tols = hull_units(gradient_unit(tr, out, ct), out, spec,
+                      terms=terms_size(tr, out, spec, ct=ct)) \
         if zero_norms and units else (1.0, 0.0)
     if zero_norms:
         tr0, balls = split_zero_norms(tr, spec, out, 0.0)
@@ -116,7 +119,7 @@ def _model(f: Callable, x: Any, where: str, zero_norms: bool = False, units: boo
         exp, balls = expand_flat_norms(tr), None
     model = ActiveModel(exp, spec, out)
     model.zero_norms, model.units = balls, tols
-    model.forward = ForwardRounding(tr, out)  # NOTE: replayed when an answer asks
+    model.forward = ForwardRounding(tr, out, ct)  # NOTE: replayed when an answer asks
     return model, spec
 
 
