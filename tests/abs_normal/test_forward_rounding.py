@@ -254,3 +254,24 @@ def test_a_kink_the_computed_values_hit_far_from_x(dtype, c, x):
     assert kinkgrad.stationarity(f, v).verdict != "stationary"
     assert not kinkgrad.certify(f, v).certified
     assert kinkgrad.subdifferential(f, v).partial
+
+
+def test_certify_declines_where_the_computed_values_miss_the_kink_or_its_side():
+    # ((1 + x1) - 1) - x0 is 8.3e-17 as computed at x0 = 0.1 and x1 = 0.1 - 1.4e-17, where
+    # its exact value (Fractions) is -1.4e-17: f = relu of it is 0 near x with gradient 0,
+    # and backward AD returns (-1, 1), which was certified ("no kinks")
+    def f(x):
+        return knp.relu(((1.0 + x[1]) - 1.0) - x[0])
+
+    for x1 in (np.nextafter(0.1, 0.0), 0.1):
+        x = np.array([0.1, x1])
+        exact = (Fraction(1) + Fraction(x1)) - 1 - Fraction(0.1)
+        computed = ((1.0 + x1) - 1.0) - 0.1
+        assert computed > 0 >= exact  # the premise: the computed side is not f's
+        rep = kinkgrad.certify(f, x)
+        assert not rep.certified and rep.condition == "undecided", rep.reason
+        assert "wider-precision replay" in rep.reason
+    # where the exact value has the computed sign, the gradient is certified
+    x1 = np.nextafter(0.1, 1.0)
+    assert (Fraction(1) + Fraction(x1)) - 1 - Fraction(0.1) > 0
+    assert kinkgrad.certify(f, np.array([0.1, x1])).certified

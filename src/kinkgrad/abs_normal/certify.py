@@ -356,6 +356,8 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
         if ok:  # NOTE: and is the vector known to the tolerance in_clarke decides at?
             moved = forward.beyond(g_ad, _flat.hull_units(forward.gradient_unit(), out,
                                                           spec)[0])
+            if moved is None and forward.kinks():
+                moved = "but " + forward.kinks_reason()
             if moved is not None or forward.far(spec):
                 ok, cond = False, "undecided"
                 reason = f"{reason[:-1]}; {moved or 'but ' + forward.far_reason(spec)}"
