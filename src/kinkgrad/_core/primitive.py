@@ -213,6 +213,11 @@ class Primitive:
     # inherits both from Primitive, whose selection is None).
     selects: ClassVar[bool] = False
 
+    # ``impl(a, b, **params)`` is bilinear in its two array operands (a product of matrices,
+    # a contraction, a convolution): the wide replay (``modes/_wide``) then splits them into
+    # float64 slices whose products BLAS computes exactly.
+    bilinear: ClassVar[bool] = False
+
     # A VJP that is ``g * sel`` (elementwise, ``sel`` broadcasting to ``g``): the reverse sweep
     # may then multiply a cotangent array nobody else holds in place instead of allocating.
     scales_cotangent: ClassVar[bool] = False

@@ -14,15 +14,91 @@ __all__ = ["wide_values"]
 
 _WIDER = {np.dtype(np.float16): np.dtype(np.float64), np.dtype(np.float32): np.dtype(np.float64),
           np.dtype(np.float64): np.dtype(np.longdouble)}
-_HEAVY = 2_000_000  # operations of one step above which it is replayed in float64 (BLAS)
+_HEAVY = 2_000_000  # operations of one step above which long double runs too slowly
+_SLICED_BITS = 106  # bits of each operand (from its row's largest) that the float64 slices hold
+_LONG_BITS = np.finfo(np.longdouble).nmant  # 63 for x86's extended precision, 112 for quad
+
+
+def _size(shape: tuple) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _row_scales(a: np.ndarray, b: np.ndarray, per_row: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Powers of 2 at least the largest |entry| of each row of ``a`` and each column of ``b``
+    (a product of matrices, ``per_row``), or of each operand (1 where it is all zeros)."""
+    if per_row:
+        ma = np.max(np.abs(a), axis=-1, keepdims=True)
+        mb = np.max(np.abs(b), axis=-2 if b.ndim > 1 else 0, keepdims=True)
+    else:
+        ma, mb = np.max(np.abs(a)), np.max(np.abs(b))
+    return (np.ldexp(np.ones_like(ma), np.frexp(ma)[1]),
+            np.ldexp(np.ones_like(mb), np.frexp(mb)[1]))
+
+
+def _slices(r: np.ndarray, bits: int, count: int) -> list[np.ndarray]:
+    """``count`` float64 arrays whose sum is the long double ``r`` (|r| < 1) up to
+    2^-(bits count - 1): slice i is the remainder rounded to a multiple of 2^-(bits i) by
+    adding and subtracting 1.5 2^(p - bits i) (each step exact in long double's p + 1 bits),
+    an integer times 2^-(bits i) of size at most 2^bits."""
+    out = []
+    for i in range(1, count + 1):
+        sigma = np.longdouble(1.5) * np.ldexp(np.longdouble(1), _LONG_BITS - bits * i)
+        piece = (r + sigma) - sigma
+        r = r - piece
+        out.append(piece.astype(np.float64))
+    return out
+
+
+def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
+    """A bilinear step (``prim.bilinear``: a product of matrices, a contraction, a
+    convolution) of long double operands, to about long double's accuracy with float64 BLAS
+    (the splitting of Ozaki et al.): each operand, scaled by powers of 2 (per row and column
+    of a product of matrices), is cut into float64 slices of t bits, with 2 t + log2 K <= 53
+    for sums of K products, so that every product of two slices, and each of its partial
+    sums, is exact in float64 whatever the order of the sums; the products of the slices
+    whose weights reach 2^-106 are added in long double. None where an operand is not finite
+    or K exceeds 2^30."""
+    a, b = (np.asarray(x) for x in args)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return None
+    terms = e.prim.cost([a.shape, b.shape], out_shape, e.params) / (2 * max(_size(out_shape), 1))
+    bits = (53 - int(np.ceil(np.log2(max(terms, 1.0) + 1.0)))) // 2
+    if bits < 8:
+        return None
+    count = -(-_SLICED_BITS // bits)
+    per_row = e.prim.name == "matmul"
+    sa, sb = _row_scales(a, b, per_row)
+    pa, pb = _slices(a / sa, bits, count), _slices(b / sb, bits, count)
+    total = np.zeros(out_shape, np.longdouble)
+    for level in range(count + 1, 1, -1):  # NOTE: the smallest first
+        for i in range(1, level):
+            total += np.asarray(e.prim.impl(pa[i - 1], pb[level - i - 1], **e.params),
+                                np.longdouble)
+    scale = np.matmul(sa, sb) if per_row else sa * sb
+    return total * scale
+
+
+def _heavy(e: Any, args: list, v0: Any) -> bool:
+    """A step whose long double replay would run far slower than its float64 one: above
+    ``_HEAVY`` operations and more than 16 per entry in and out (a product of matrices, which
+    BLAS runs in float64 only); elementwise steps and reductions replay in long double."""
+    shapes = [np.shape(a) for a in args]
+    ops = e.prim.cost(shapes, np.shape(v0), e.params)
+    return ops > _HEAVY and ops > 16 * (sum(_size(s) for s in shapes) + _size(np.shape(v0)))
 
 
 def _wide_step(e: Any, args: list, v0: Any) -> Any:
-    """One step of :func:`wide_values`: the primitive on the wide arguments, or (a step
-    without a wide rule, such as scipy's special functions, or a heavy product of matrices
-    that long double would run without BLAS) on them rounded to float64, then widened."""
+    """One step of :func:`wide_values`: the primitive on the wide arguments; a heavy
+    bilinear step of long double operands by :func:`_sliced_product`; a step without a wide
+    rule (scipy's special functions) or another heavy one on them rounded to float64, then
+    widened (not checked: its replay has the computed value's own rounding)."""
     wide = _WIDER.get(np.dtype(np.result_type(v0)), np.dtype(np.float64))
-    heavy = e.prim.cost([np.shape(a) for a in args], np.shape(v0), e.params) > _HEAVY
+    heavy = wide != np.float64 and _heavy(e, args, v0)
+    if heavy and e.prim.bilinear and len(args) == 2 and all(
+            np.result_type(a).kind == "f" for a in args):  # NOTE: constants widen exactly
+        v = _sliced_product(e, [np.asarray(a, wide) for a in args], np.shape(v0))
+        if v is not None:
+            return v
     if wide != np.float64 and not heavy:
         try:
             v = np.asarray(e.prim.impl(*args, **e.params))
@@ -39,7 +115,8 @@ def wide_values(tr: Traced) -> list:
     float32 steps in float64, float64 steps in long double where it is wider), comparisons
     and indices kept as computed (the same branches): the truth the computed values are
     checked against. Long double is float64 on some platforms (arm64): float64 programs are
-    then checked against themselves."""
+    then checked against themselves. Heavy products of matrices of float64 programs are
+    computed from float64 slices (:func:`_sliced_product`), other heavy steps in float64."""
     vals = tr.vals
     wide = list(vals)
     for v in tr.in_vars:

@@ -306,6 +306,7 @@ class Conv2d(Primitive):
     """
 
     name = numpy_name = "conv2d"
+    bilinear = True
     vjp_reads_out = False  # its rules read x and w
     omega = 5.0
 

@@ -95,6 +95,7 @@ class Einsum(Primitive):
     labels are put back on the diagonal, size-1 broadcast axes are summed)."""
 
     name = numpy_name = "einsum"
+    bilinear = True
     omega = 6.0
 
     def __call__(self, subscripts: str, *operands: Any, optimize: Any = None) -> Any:

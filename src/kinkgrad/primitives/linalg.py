@@ -89,6 +89,7 @@ class Matmul(Primitive):
     """``a @ b`` with NumPy's matmul semantics (1-D promotion, stacked broadcasting)."""
 
     name = numpy_name = "matmul"
+    bilinear = True
     omega = 5.0
     vjp_reads_out = False  # its ndim only
 
