@@ -842,3 +842,24 @@ def test_a_steep_scaled_function_is_minimised_past_qmax(scale):
     f = lambda x: scale * (knp.sum(knp.abs(x - c)) + 0.5 * knp.sum((x - c) ** 2))  # noqa: E731
     res = kinkgrad.minimize(f, np.zeros(3), method="abs-linear")
     assert res.success and np.allclose(res.x, c, atol=1e-12) and res.fun <= 1e-20 * scale
+
+
+def test_a_failed_subproblem_at_a_stationary_point_ends_the_run_certified():
+    # max-affine f(x) = max_i a_i . x + b_i (n = 20, 61 pieces): at its minimizer the piece
+    # QPs are degenerate LPs that PIQP leaves at its iteration limit, and each failure
+    # raised q tenfold up to qmax (10 more failed QPs, then "step rejected ... qmax"); the
+    # stationarity test at the first failure now ends the run. Truth: the LP min t s.t.
+    # A x + b <= t
+    from scipy.optimize import linprog
+
+    rng = np.random.default_rng(0)
+    n = 20
+    g = rng.standard_normal((3 * n, n))
+    a = np.vstack([g, -g.sum(0, keepdims=True) / 2 + 0.1 * rng.standard_normal((1, n)), -g[:n]])
+    b = rng.standard_normal(a.shape[0])
+    lp = linprog(np.r_[np.zeros(n), 1.0], A_ub=np.hstack([a, -np.ones((a.shape[0], 1))]),
+                 b_ub=-b, bounds=[(None, None)] * (n + 1), method="highs")
+    res = _minimize(lambda x: knp.max(a @ x + b), rng.standard_normal(n))
+    assert res.success and res.stationarity.verdict == "stationary"
+    assert "stationarity certified" in res.message, res.message
+    assert abs(res.fun - lp.fun) <= 1e-9 * (1.0 + abs(lp.fun))

@@ -73,6 +73,9 @@ its QPs in :mod:`._abs_linear_qp`):
    :func:`kinkgrad.stationarity` at radius 1e-8 (not below x's spacing), at iterations spaced
    by half the count so far, ends the run when it says "stationary" (MXHILB at n = 200:
    f - f* = 1e-9 at step 16, but the model's test unmet at 200 steps, 126 s; now 18, 11 s).
+   The same test runs once when a subproblem fails at x (PIQP's iteration limit: the
+   end game of a Chebyshev fit, n = 100, where each failure raised q tenfold, from about
+   1e-8 to qmax in 21 failed QPs of 80 iterations, 4 s of a 6 s run).
    Other ends: MAXITER, MAXFEV (the current iterate), CALLBACK, and STALLED when q exceeds
    qmax after a rejection that measured no curvature above f's rounding, when the step no
    longer changes x in floating point, or after 10 consecutive accepted steps without a
@@ -232,6 +235,7 @@ class Salmin:
         self.missed = False
         self.norms_at = _NORMS_AFTER - oracle.n - 10  # zero-norm steps last tried
         self.test_at, self.decrease = 2, np.inf  # next test (_certify), last step's decrease
+        self.failed = False  # a subproblem failed at x (then _certify ran once)
 
     # ------------------------------------------------------------------ helpers
     def _model_at(self, x: np.ndarray) -> tuple[AbsLinearModel | None, str | None]:
@@ -334,8 +338,13 @@ class Salmin:
             else:
                 accepted, why = False, "the QP solver (PIQP) found no model decrease"
                 self.q, self.missed = 10.0 * self.q, False
+                if not self.failed and self.merit is None:  # NOTE: the first of a streak
+                    self.failed = True
+                    done = self._certify()
+                    if done is not None:
+                        return done
             if accepted:
-                fresh = True
+                fresh, self.failed = True, False
             elif step.ok and why == "":
                 why = "f did not decrease as the model predicted"
             self.oracle.record(self.fx)
