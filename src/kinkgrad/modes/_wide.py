@@ -15,7 +15,7 @@ __all__ = ["wide_values"]
 _WIDER = {np.dtype(np.float16): np.dtype(np.float64), np.dtype(np.float32): np.dtype(np.float64),
           np.dtype(np.float64): np.dtype(np.longdouble)}
 _HEAVY = 2_000_000  # operations of one step above which long double runs too slowly
-_SLICED_BITS = 106  # bits of each operand (from its row's largest) that the float64 slices hold
+_SLICED_BITS = 160  # most bits of each operand (from its row's largest) the float64 slices hold
 _LONG_BITS = np.finfo(np.longdouble).nmant  # 63 for x86's extended precision, 112 for quad
 
 
@@ -51,24 +51,32 @@ def _slices(r: np.ndarray, bits: int, count: int) -> list[np.ndarray]:
 
 def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
     """A bilinear step (``prim.bilinear``: a product of matrices, a contraction, a
-    convolution) of long double operands, to about long double's accuracy with float64 BLAS
-    (the splitting of Ozaki et al.): each operand, scaled by powers of 2 (per row and column
-    of a product of matrices), is cut into float64 slices of t bits, with 2 t + log2 K <= 53
-    for sums of K products, so that every product of two slices, and each of its partial
-    sums, is exact in float64 whatever the order of the sums; the products of the slices
-    whose weights reach 2^-106 are added in long double. None where an operand is not finite
-    or K exceeds 2^30."""
+    convolution) of long double operands, to long double's accuracy with float64 BLAS (the
+    splitting of Ozaki et al.): each operand, scaled by powers of 2 (per row and column of a
+    product of matrices), is cut into float64 slices of t bits, with 2 t + log2 K <= 53 for
+    sums of K products, so that every product of two slices, and each of its partial sums,
+    is exact in float64 whatever the order of the sums. The products of the slices whose
+    weights reach 2^-T are added in long double: an error of at most about K 2^-T times the
+    row's and the column's largest entries, with T chosen to bring it below 2^-64 K
+    (|a| |b|) for every nonzero entry of |a| |b| (at most 2^-160 of the largest entries).
+    None where an operand is not finite or K exceeds 2^33."""
     a, b = (np.asarray(x) for x in args)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         return None
     terms = e.prim.cost([a.shape, b.shape], out_shape, e.params) / (2 * max(_size(out_shape), 1))
     bits = (53 - int(np.ceil(np.log2(max(terms, 1.0) + 1.0)))) // 2
-    if bits < 8:
+    if bits < 10:
         return None
-    count = -(-_SLICED_BITS // bits)
     per_row = e.prim.name == "matmul"
     sa, sb = _row_scales(a, b, per_row)
-    pa, pb = _slices(a / sa, bits, count), _slices(b / sb, bits, count)
+    a, b = a / sa, b / sb  # NOTE: powers of 2: exact; every entry below 1 in size
+    sizes = np.asarray(e.prim.impl(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64),
+                                   **e.params))  # |a| |b| over the largest entries (>= 1/4)
+    small = float(np.min(sizes, initial=np.inf, where=sizes > 0))
+    if not np.isfinite(small):
+        return np.zeros(out_shape, np.longdouble)  # NOTE: no nonzero term
+    count = -(-min(_SLICED_BITS, 66 + int(np.ceil(-np.log2(small)))) // bits)
+    pa, pb = _slices(a, bits, count), _slices(b, bits, count)
     total = np.zeros(out_shape, np.longdouble)
     for level in range(count + 1, 1, -1):  # NOTE: the smallest first
         for i in range(1, level):
