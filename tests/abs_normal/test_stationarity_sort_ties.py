@@ -537,3 +537,30 @@ def test_a_failed_ordering_lp_does_not_make_a_sort_tie_exact(monkeypatch):
     assert calls and not rep.exact
     truth = hull_min_norm(realised_gradients(B, c, w))  # brute force: every ordering by LP
     assert rep.bounds[0] - 1e-8 <= truth <= rep.bounds[1] + 1e-8
+
+
+@pytest.mark.parametrize("seed", [2999, 27])
+@pytest.mark.parametrize("curve", ["sin", "cubic"])
+def test_near_ties_through_a_smooth_step_meet_only_where_they_do(seed, curve):
+    # the near ties of test_verdicts_are_never_wrong_at_ties_exact_or_near, read through a
+    # smooth step (sin x or x + x^3, both x + O(x^3) in the ball of radius 1e-6, so the
+    # piecewise-linear brute force holds to 1e-18): curved switches "met" within 1e-3 of
+    # the ball's reach, an ordering no point realises was a proven element, and with
+    # tol = 1.28 between its bound 1.2706 and the truth 1.2982 the verdict was "stationary"
+    rng = np.random.default_rng(seed)
+    n, k = 4, 1
+    c = rng.choice([0.0, 1.0, 2.0], n, p=[0.6, 0.3, 0.1])
+    B, w = rng.standard_normal((n, k)), rng.standard_normal(n)
+    if rng.random() < 0.3:
+        w -= w.mean()
+    at = c + np.arange(n) * 1e-10
+    G = ball_gradients(B, c, at, w, 1e-6)
+    assert G is not None
+    truth = hull_min_norm(G)
+    smooth = knp.sin if curve == "sin" else (lambda x: x + x ** 3)
+    tol = truth - 0.01  # between the spurious bound and the truth for seed 2999
+    rep = kinkgrad.stationarity(lambda x: knp.sum(knp.sort(B @ smooth(x) + at) * w),
+                                np.zeros(k), radius=1e-6, tol=tol)
+    lo, hi = rep.bounds
+    assert lo - 1e-8 <= truth <= hi + 1e-8
+    assert rep.verdict != "stationary"

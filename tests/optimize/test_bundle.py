@@ -264,3 +264,15 @@ def test_finishing_steps_follow_the_default_iteration_limit():
     assert res.fun - f_star <= 1e-10 * (1.0 + abs(f_star))
     capped = kinkgrad.minimize(f, x0, maxiter=1400)
     assert capped.status == MAXITER and capped.nit == 1400
+
+
+def test_chained_cb3_1_end_point_is_minimal():
+    # convex (f* = 2 (n - 1)); the bundle's end point lies 1e-14 from where its 98 active
+    # switches meet, with offsets of 3e-14 computed from terms of size 1: their rounding
+    # (1e-16) exceeded the first-order allowance of the curved meet test, and minimality
+    # was "undecided"; the meet test reads f's offsets (a wider replay)
+    p = kinkgrad.problems.get("chained-cb3-1", 50)
+    res = kinkgrad.minimize(p.f, p.x0, method="bundle")
+    assert res.success and res.fun - p.f_star <= 1e-12 * p.f_star
+    assert res.minimality is not None and res.minimality.verdict == "minimal", \
+        res.minimality.reason

@@ -45,7 +45,7 @@ _PRUNE = 1e-7  # a node is pruned when its margin t* < -_PRUNE * radius
 _TOL = 1e-10  # Clarabel's feasibility and gap tolerances
 _ROUNDS, _RANDOM = 30, 512  # ball_inner's column-generation rounds, most random points
 _LSQR_STEPS, _DENSE = 200, 4_000_000  # LSQR's steps; a dense SVD up to this m n
-_MEET = 1e-3  # a curved switch counts as on its kink within this part of its reach
+_MEET = 1e-3  # a curved switch counts as on its kink within this part of the move's reach
 _ROUNDING = 2.0 ** -40  # a piecewise-linear one to this part of its terms' size
 
 
@@ -66,9 +66,10 @@ class BallPieces:
     socps: int
 
 
-def offsets_of(model: ActiveModel) -> np.ndarray:
-    """c~ = c - K|c| of the module docstring for the model's switches (c = z at x)."""
-    c = np.asarray(model.exp.z(), np.float64)[model.active]
+def offsets_of(model: ActiveModel, wide: bool = False) -> np.ndarray:
+    """c~ = c - K|c| of the module docstring for the model's switches (c = z at x; with
+    ``wide``, z replayed in a wider precision, :meth:`.expand.Expanded.z_wide`)."""
+    c = np.asarray(model.exp.z_wide() if wide else model.exp.z(), np.float64)[model.active]
     return c - model.K_sparse @ np.abs(c)
 
 
@@ -81,9 +82,9 @@ def own_gradient(model: ActiveModel) -> tuple[np.ndarray, bool]:
 
 def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float | None:
     """||d|| of a d with ||d|| <= radius where every switch of the model sits on its kink
-    to first order (A d = -c~; each residual within ``_MEET`` of that switch's reach
-    r ||A_i|| in the ball, or for piecewise-linear switches within ``_ROUNDING`` times the
-    size of its terms |c~_i| + ||A_i|| ||d||_1), or None when the least-norm solution
+    to first order (A d = -c~; each residual within ``_ROUNDING`` times the size of its
+    terms |c~_i| + ||A_i|| ||d||_1, plus for curved switches ``_MEET`` times the move's
+    reach ||A_i|| ||d||), or None when the least-norm solution
     (LSQR, then with ``dense`` a truncated SVD) is not one.
 
     There the moved model is the first-order model of f at y = x + d, a point of the ball:
@@ -93,7 +94,7 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
     from scipy.sparse.linalg import lsqr
 
     A = model.A_sparse
-    ct = offsets_of(model)
+    ct = offsets_of(model, wide=True)  # NOTE: f's offsets, not their computed rounding
     s = float(np.max(np.abs(ct), initial=0.0))
     if s == 0.0:
         return 0.0
@@ -104,15 +105,20 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
     from .localset import piecewise_linear
 
     # NOTE: piecewise-linear switches meet to rounding: three sort near ties 1e-10 apart on
-    # a line (radius 1e-6) "met" within 1e-3 of the reach where no point has all three, and
-    # the moved model's ordering that none realises became a proven element. Curved ones
-    # meet to first order only (the residual is second order in d): within 1e-3 of the reach
+    # a line (radius 1e-6) "met" within 1e-3 of the ball's reach where no point has all
+    # three, and the moved model's ordering that none realises became a proven element.
+    # Curved ones meet to first order (their residual at d is second order in ||d||):
+    # within 1e-3 of the move's own reach ||d|| ||A_i||, not the ball's, where the same
+    # three ties through sin(x) gave a wrong "stationary" (bound 1.2706, truth 1.2982).
+    # The offsets are f's (a wider replay): chained CB3 I's end point has offsets of 3e-14
+    # computed from terms of size 1, whose rounding (1e-16) exceeded that allowance
     linear = piecewise_linear(model.exp, model.active)
 
     def meets(e: np.ndarray) -> bool:
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            within = (_ROUNDING * (np.abs(ct / s) + rows * np.abs(e).sum()) if linear
-                      else _MEET * (radius / s) * rows)
+            within = _ROUNDING * (np.abs(ct / s) + rows * np.abs(e).sum())
+            if not linear:
+                within = within + _MEET * rows * float(np.linalg.norm(e))
             return bool(np.linalg.norm(e * (s / radius)) <= 1.0 and np.all(
                 np.abs(A @ e + ct / s) <= within))
 

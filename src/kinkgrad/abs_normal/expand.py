@@ -28,6 +28,7 @@ from .._core.program import Var, _var_name
 from .._core.tracer import Trace, Tracer, bind
 from ..errors import KinkgradError, NotAbsSmoothError
 from ..kinks import KinkPolicy
+from ..modes._wide import wide_values
 from ..modes.api import Traced
 from ._exact import exactify
 
@@ -71,6 +72,7 @@ class Expanded:
         self.s = int(self.offsets[-1])
         self._orig_names = {k: _var_name(e.out.index) for k, e in enumerate(original.eqns)}
         self._per_origin: dict[int, int] = {}
+        self._z_wide: np.ndarray | None = None
         for k in self.abs_eqns:
             o = meta[k].origin
             self._per_origin[o] = self._per_origin.get(o, 0) + 1
@@ -98,6 +100,21 @@ class Expanded:
             return np.zeros(0)
         return np.concatenate([self.z_values(j) for j in range(len(self.abs_eqns))]
                               ).astype(np.float64)
+
+    def z_wide(self) -> np.ndarray:
+        """z_1..z_s of f's values replayed in a wider precision (:func:`wide_values`: the
+        same branches), rounded to float64 (computed once): where cancellation leaves
+        switching values of 1e-14 from terms of size 1, the computed ones carry their terms'
+        rounding, 1e-16, and these about 1e-19."""
+        if self._z_wide is None:
+            if not self.abs_eqns:
+                self._z_wide = np.zeros(0)
+            else:
+                wide = wide_values(self.traced)
+                self._z_wide = np.concatenate([
+                    np.asarray(wide[self.z_slot(j)]).reshape(-1)
+                    for j in range(len(self.abs_eqns))]).astype(np.float64)
+        return self._z_wide
 
     def locate(self, i: int) -> tuple[int, int]:
         """(abs equation number j, entry) of switch i."""
