@@ -56,9 +56,10 @@ def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
     product of matrices), is cut into float64 slices of t bits, with 2 t + log2 K <= 53 for
     sums of K products, so that every product of two slices, and each of its partial sums,
     is exact in float64 whatever the order of the sums. The products of the slices whose
-    weights reach 2^-T are added in long double: an error of at most about K 2^-T times the
-    row's and the column's largest entries, with T chosen to bring it below 2^-64 K
-    (|a| |b|) for every nonzero entry of |a| |b| (at most 2^-160 of the largest entries).
+    weights reach 2^-T are added in long double: the dropped products and the operands'
+    remainders add at most (count + 2) K 2^-T times the row's and the column's largest
+    entries, with T chosen to bring that below 2^-64 K (|a| |b|) at every nonzero entry of
+    |a| |b| (T at most 160: entries of |a| |b| above 2^-88 of the largest ones).
     None where an operand is not finite or K exceeds 2^33."""
     a, b = (np.asarray(x) for x in args)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
@@ -71,11 +72,12 @@ def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
     sa, sb = _row_scales(a, b, per_row)
     a, b = a / sa, b / sb  # NOTE: powers of 2: exact; every entry below 1 in size
     sizes = np.asarray(e.prim.impl(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64),
-                                   **e.params))  # |a| |b| over the largest entries (>= 1/4)
+                                   **e.params))  # |a| |b| in units of the scales (< 4x off)
     small = float(np.min(sizes, initial=np.inf, where=sizes > 0))
     if not np.isfinite(small):
         return np.zeros(out_shape, np.longdouble)  # NOTE: no nonzero term
-    count = -(-min(_SLICED_BITS, 66 + int(np.ceil(-np.log2(small)))) // bits)
+    # NOTE: (count + 2) 2^-T <= 2^-66 small for count <= 14 (bits >= 10, T <= 160)
+    count = -(-min(_SLICED_BITS, 72 + int(np.ceil(-np.log2(small)))) // bits)
     pa, pb = _slices(a, bits, count), _slices(b, bits, count)
     total = np.zeros(out_shape, np.longdouble)
     for level in range(count + 1, 1, -1):  # NOTE: the smallest first
