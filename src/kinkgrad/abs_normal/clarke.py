@@ -118,6 +118,13 @@ def clarke_grad(f: Callable, x: Any, seed: Any = None, policy: KinkPolicy | None
     Kink convention: the policy is consulted only for ties that no direction resolves, where it
     does not change the result.
 
+    Rounding: the kinks' sides and the smooth steps' derivatives are read at the computed
+    values, as backward AD reads them. Where those lost their digits to cancellation
+    (|x1| + x0 ((1e12 + x2) - 1e12): g0 = 0.30005 for f's 0.3; a switching value of 8e-17
+    as computed and -1e-17 in f) g is that of the computed program, not of f; nothing is
+    checked here (at the cost of a wider replay, :func:`kinkgrad.certify` and
+    :func:`kinkgrad.in_clarke` check it).
+
     Args:
         f: scalar function written with ``kinkgrad.numpy``.
         x: the point, an array or a pytree of arrays.
