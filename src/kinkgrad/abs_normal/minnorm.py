@@ -366,8 +366,8 @@ def min_norm(g0: np.ndarray, blocks: list, enough: float = 0.0) -> MinNorm | Non
     if upper > 0:
         best = _better(best, g0, V, offs, point / upper)
     # NOTE: a point within rounding of 0 cannot be improved; a bound that already meets it
-    # needs no polish either
-    if upper > max(1e-13 * c, enough) and best[0] < upper * (1 - 1e-6):
+    # to 1e-10 needs no polish either (at 1e-6, an "exact" distance of 1 was 1.0000000271)
+    if upper > max(1e-13 * c, enough) and best[0] < upper * (1 - 1e-10):
         better = _polish(g0, V, sizes, weights, enough)
         if better is not None:
             p2 = g0 + V.T @ np.concatenate(better)
