@@ -123,7 +123,9 @@ def test_grad_matches_central_differences_away_from_kinks(f, x):
     loss = lambda a: knp.sum(f(a) * C)  # noqa: E731
     g = kinkgrad.grad(loss)(x)
     eps = 1e-7
-    fd = np.array([(loss(x + eps * e) - loss(x - eps * e)) / (2 * eps) for e in np.eye(N)])
+    with np.errstate(under="ignore"):  # NOTE: the truth's own plain NumPy evaluations:
+        # products of tanh at x = (0, 1, 1, 6e-8) underflow there (--hypothesis-seed=8)
+        fd = np.array([(loss(x + eps * e) - loss(x - eps * e)) / (2 * eps) for e in np.eye(N)])
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))
 
 
