@@ -73,9 +73,8 @@ its QPs in :mod:`._abs_linear_qp`):
    :func:`kinkgrad.stationarity` at radius 1e-8 (not below x's spacing), at iterations spaced
    by half the count so far, ends the run when it says "stationary" (MXHILB at n = 200:
    f - f* = 1e-9 at step 16, but the model's test unmet at 200 steps, 126 s; now 18, 11 s).
-   The same test runs once when a subproblem fails at x (PIQP's iteration limit: the
-   end game of a Chebyshev fit, n = 100, where each failure raised q tenfold, from about
-   1e-8 to qmax in 21 failed QPs of 80 iterations, 4 s of a 6 s run).
+   It also runs when a subproblem first fails at x (PIQP's iteration limit, where each
+   failure raised q tenfold up to qmax: max-affine at n = 100, 6.9 -> 2.5 s).
    Other ends: MAXITER, MAXFEV (the current iterate), CALLBACK, and STALLED when q exceeds
    qmax after a rejection that measured no curvature above f's rounding, when the step no
    longer changes x in floating point, or after 10 consecutive accepted steps without a
@@ -98,14 +97,13 @@ its QPs in :mod:`._abs_linear_qp`):
 
 Final radius: max(2 ||dx||, 1e-12), dx a model step at the returned point: on CONVERGED the
 one that passed the test; otherwise the first one computed there, or, when rejections have
-since raised q, the one for the last q that produced a decrease above the rounding level
-(one more subproblem, no evaluation of f). The model's stationary point lies at distance
-||dx|| and -q dx is a convex combination of gradients of the pieces meeting there (with a
-metric, -(B + q I) dx), which the near-active test of ``kinkgrad.stationarity`` (|z_i| <= r
-||grad z_i||) recognises at radius ||dx|| to first order (exactly on piecewise-linear
-programs); the factor 2 covers the second-order model error of abs-smooth programs and the
-QP's accuracy. The radius thus shrinks with the steps, and the verdict is taken on the ball
-the method has resolved.
+since raised q, the one for the last q that produced a decrease above the rounding level (one
+more subproblem, no evaluation of f). The model's stationary point lies at distance ||dx|| and
+-q dx is a convex combination of gradients of the pieces meeting there (with a metric, -(B + q
+I) dx), which the near-active test of ``kinkgrad.stationarity`` (|z_i| <= r ||grad z_i||)
+recognises at radius ||dx|| to first order (exactly on piecewise-linear programs); the factor
+2 covers the second-order model error of abs-smooth programs and the QP's accuracy. The radius
+thus shrinks with the steps, and the verdict is taken on the ball the method has resolved.
 """
 
 from __future__ import annotations
@@ -234,8 +232,8 @@ class Salmin:
         # steep or scaled f: 1e13 ||x - c||^2 needs q ~ 2e13): q may then pass qmax
         self.missed = False
         self.norms_at = _NORMS_AFTER - oracle.n - 10  # zero-norm steps last tried
-        self.test_at, self.decrease = 2, np.inf  # next test (_certify), last step's decrease
-        self.failed = False  # a subproblem failed at x (then _certify ran once)
+        # the next test (_certify), the last step's decrease, a subproblem failed at x
+        self.test_at, self.decrease, self.failed = 2, np.inf, False
 
     # ------------------------------------------------------------------ helpers
     def _model_at(self, x: np.ndarray) -> tuple[AbsLinearModel | None, str | None]:
@@ -339,8 +337,7 @@ class Salmin:
                 accepted, why = False, "the QP solver (PIQP) found no model decrease"
                 self.q, self.missed = 10.0 * self.q, False
                 if not self.failed and self.merit is None:  # NOTE: the first of a streak
-                    self.failed = True
-                    done = self._certify()
+                    self.failed, done = True, self._certify()
                     if done is not None:
                         return done
             if accepted:
@@ -368,8 +365,7 @@ class Salmin:
                     return done
 
     def _certify(self) -> MethodResult | None:
-        """The test that ends a crawling run (module docstring, item 4) at the bundle
-        method's target radius (``common.TARGET_RADIUS``)."""
+        """The test that ends a crawling run (item 4) at ``common.TARGET_RADIUS``."""
         self.test_at = self.nit + max(2, self.nit // 2)
         r = max(TARGET_RADIUS, self.oracle.spacing(self.x))
         if self.oracle.stationarity(self.x, r, self.tol).verdict != "stationary":
