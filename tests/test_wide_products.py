@@ -107,3 +107,15 @@ def test_a_non_finite_operand_or_too_many_terms_falls_back():
     e, args = _step(lambda x: knp.sum(x.reshape(2, 3) @ np.ones((3, 2))), np.ones(6), "matmul")
     args[0][0, 0] = np.inf
     assert _wide._sliced_product(e, args, (2, 2)) is None
+
+
+def test_entries_far_below_their_rows_and_columns_keep_their_float64_product():
+    # the entry 2^-940 = 2^-470 2^-470 in a row holding 2^450 (|a| |b| underflows in the
+    # scales' units): the slices cannot hold it, and the replay gave 0 (a switching value
+    # of 0 in f where the program computes it exactly), now its float64 product
+    a = np.array([[2.0 ** 450, 2.0 ** -470, 1.0]])
+    b = np.array([[0.0, 1.0], [2.0 ** -470, 1.0], [0.0, 1.0]])
+    e, args = _step(lambda x: knp.sum(x.reshape(1, 3) @ b), a.reshape(-1), "matmul")
+    v = _wide._sliced_product(e, args, (1, 2))
+    assert v[0, 0] == 2.0 ** -940
+    assert v[0, 1] == np.longdouble(2.0 ** 450) + np.longdouble(2.0 ** -470) + 1

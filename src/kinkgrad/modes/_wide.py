@@ -59,8 +59,9 @@ def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
     weights reach 2^-T are added in long double: the dropped products and the operands'
     remainders add at most (count + 2) K 2^-T times the row's and the column's largest
     entries, with T chosen to bring that below 2^-64 K (|a| |b|) at every nonzero entry of
-    |a| |b| (T at most 160: entries of |a| |b| above 2^-88 of the largest ones).
-    None where an operand is not finite or K exceeds 2^33."""
+    |a| |b| (T at most 160: entries of |a| |b| above 2^-88 of the largest ones; the others
+    are the product of the operands rounded to float64). None where an operand is not
+    finite or K exceeds 2^33."""
     a, b = (np.asarray(x) for x in args)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         return None
@@ -73,11 +74,16 @@ def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
     a, b = a / sa, b / sb  # NOTE: powers of 2: exact; every entry below 1 in size
     sizes = np.asarray(e.prim.impl(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64),
                                    **e.params))  # |a| |b| in units of the scales (< 4x off)
-    small = float(np.min(sizes, initial=np.inf, where=sizes > 0))
-    if not np.isfinite(small):
-        return np.zeros(out_shape, np.longdouble)  # NOTE: no nonzero term
+    # NOTE: entries with nonzero terms far below their row's and column's largest (2^450 and
+    # 2^-470 in one row: |a| |b| underflows) are beyond the slices: their float64 product
+    # (unchecked), not 0
+    terms_in = np.asarray(e.prim.impl((a != 0).astype(np.float64), (b != 0).astype(np.float64),
+                                      **e.params)) > 0
+    beyond = terms_in & (sizes < 2.0 ** (72 - _SLICED_BITS))
+    small = float(np.min(sizes, initial=np.inf, where=terms_in & ~beyond))
     # NOTE: (count + 2) 2^-T <= 2^-66 small for count <= 14 (bits >= 10, T <= 160)
-    count = -(-min(_SLICED_BITS, 72 + int(np.ceil(-np.log2(small)))) // bits)
+    count = -(-min(_SLICED_BITS, 72 + int(np.ceil(-np.log2(small)))) // bits) if np.isfinite(
+        small) else 0
     pa, pb = _slices(a, bits, count), _slices(b, bits, count)
     total = np.zeros(out_shape, np.longdouble)
     for level in range(count + 1, 1, -1):  # NOTE: the smallest first
@@ -85,7 +91,11 @@ def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
             total += np.asarray(e.prim.impl(pa[i - 1], pb[level - i - 1], **e.params),
                                 np.longdouble)
     scale = np.matmul(sa, sb) if per_row else sa * sb
-    return total * scale
+    total = total * scale
+    if np.any(beyond):
+        plain = np.asarray(e.prim.impl(*(np.asarray(x, np.float64) for x in args), **e.params))
+        total[beyond] = plain[beyond]
+    return total
 
 
 def _heavy(e: Any, args: list, v0: Any) -> bool:
