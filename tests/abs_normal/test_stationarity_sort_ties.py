@@ -564,3 +564,28 @@ def test_near_ties_through_a_smooth_step_meet_only_where_they_do(seed, curve):
     lo, hi = rep.bounds
     assert lo - 1e-8 <= truth <= hi + 1e-8
     assert rep.verdict != "stationary"
+
+
+@pytest.mark.parametrize("r,eps,slack", [(1e-7, 1e-4, 2e-4), (1e-6, 0.12, 0.3)])
+@pytest.mark.parametrize("curve", ["sin", "cubic"])
+def test_a_max_whose_fourth_entry_misses_the_meeting_point_is_not_stationary(r, eps, slack,
+                                                                             curve):
+    # f = max_j (B_j . smooth(x) + c_j) at 0: entries 1-3 meet at (0, r/2), entry 4 lies
+    # slack r below them there and, exactly (Fractions below), never wins in the ball;
+    # every gradient then has second component >= cos(r) ~ 1. The four "met" within 1e-3 of
+    # the move's reach (their linear system is inconsistent by slack r) and the fourth
+    # entry's gradient (1 - eps below) made the verdict "stationary" at tol 1 - eps / 2
+    from fractions import Fraction
+
+    B = np.array([[1.0, 1.0], [-1.0, 1.0], [0.0, 3.0 if slack < 0.1 else 3000.0],
+                  [0.0, 1.0 - eps]])
+    c = -B @ np.array([0.0, r / 2])
+    c[3] -= slack * r
+    reach = Fraction(r) + Fraction(r) ** 3  # |sin x|, |x + x^3| <= r + r^3 in the ball
+    half = [Fraction(B[3, i]) - (Fraction(B[0, i]) + Fraction(B[1, i])) / 2 for i in (0, 1)]
+    assert Fraction(c[3]) - (Fraction(c[0]) + Fraction(c[1])) / 2 + (
+        abs(half[0]) + abs(half[1])) * reach < 0  # the premise: entry 4 never wins
+    smooth = knp.sin if curve == "sin" else (lambda x: x + x ** 3)
+    rep = kinkgrad.stationarity(lambda x: knp.max(B @ smooth(x) + c), np.zeros(2), radius=r,
+                                tol=1 - eps / 2)
+    assert rep.verdict != "stationary" and rep.bounds[1] >= np.cos(r) - 1e-8, rep.bounds

@@ -45,8 +45,8 @@ _PRUNE = 1e-7  # a node is pruned when its margin t* < -_PRUNE * radius
 _TOL = 1e-10  # Clarabel's feasibility and gap tolerances
 _ROUNDS, _RANDOM = 30, 512  # ball_inner's column-generation rounds, most random points
 _LSQR_STEPS, _DENSE = 200, 4_000_000  # LSQR's steps; a dense SVD up to this m n
-_MEET = 1e-3  # a curved switch counts as on its kink within this part of the move's reach
 _ROUNDING = 2.0 ** -40  # a piecewise-linear one to this part of its terms' size
+_WIDE_ROUNDING = 2.0 ** -8  # a curved one also to this part of its computed offset's error
 
 
 @dataclass
@@ -82,9 +82,10 @@ def own_gradient(model: ActiveModel) -> tuple[np.ndarray, bool]:
 
 def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float | None:
     """||d|| of a d with ||d|| <= radius where every switch of the model sits on its kink
-    to first order (A d = -c~; each residual within ``_ROUNDING`` times the size of its
-    terms |c~_i| + ||A_i|| ||d||_1, plus for curved switches ``_MEET`` times the move's
-    reach ||A_i|| ||d||), or None when the least-norm solution
+    to first order (A d = -c~ for f's offsets c~, from a wider replay; each residual
+    within ``_ROUNDING`` times the size of its terms |c~_i| + ||A_i|| ||d||_1, plus for
+    curved switches ``_WIDE_ROUNDING`` times the computed offset's error), or None when the
+    least-norm solution
     (LSQR, then with ``dense`` a truncated SVD) is not one.
 
     There the moved model is the first-order model of f at y = x + d, a point of the ball:
@@ -95,6 +96,7 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
 
     A = model.A_sparse
     ct = offsets_of(model, wide=True)  # NOTE: f's offsets, not their computed rounding
+    off = np.abs(offsets_of(model) - ct)  # the computed ones' rounding
     s = float(np.max(np.abs(ct), initial=0.0))
     if s == 0.0:
         return 0.0
@@ -107,18 +109,19 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
     # NOTE: piecewise-linear switches meet to rounding: three sort near ties 1e-10 apart on
     # a line (radius 1e-6) "met" within 1e-3 of the ball's reach where no point has all
     # three, and the moved model's ordering that none realises became a proven element.
-    # Curved ones meet to first order (their residual at d is second order in ||d||):
-    # within 1e-3 of the move's own reach ||d|| ||A_i||, not the ball's, where the same
-    # three ties through sin(x) gave a wrong "stationary" (bound 1.2706, truth 1.2982).
-    # The offsets are f's (a wider replay): chained CB3 I's end point has offsets of 3e-14
-    # computed from terms of size 1, whose rounding (1e-16) exceeded that allowance
+    # Curved ones too, with the offsets' own rounding allowed (a wider replay's offsets,
+    # within 2^-8 of the computed ones' error): within 1e-3 of the ball's reach, the same
+    # ties through sin(x) gave a wrong "stationary" (bound 1.2706, truth 1.2982), and within
+    # 1e-3 of the move's reach a max whose fourth entry misses the other three's meeting
+    # point by 2e-4 of it (its gradient 1e-4 shorter). Chained CB3 I's end point (offsets of
+    # 3e-14 computed from terms of size 1, off by 1e-16) keeps its meet
     linear = piecewise_linear(model.exp, model.active)
 
     def meets(e: np.ndarray) -> bool:
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             within = _ROUNDING * (np.abs(ct / s) + rows * np.abs(e).sum())
             if not linear:
-                within = within + _MEET * rows * float(np.linalg.norm(e))
+                within = within + _WIDE_ROUNDING * off / s
             return bool(np.linalg.norm(e * (s / radius)) <= 1.0 and np.all(
                 np.abs(A @ e + ct / s) <= within))
 
