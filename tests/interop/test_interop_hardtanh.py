@@ -52,11 +52,12 @@ def test_clamp_at_its_bounds_reproduces_pytorch() -> None:
 
 
 class _Kinked(nn.Module):
-    """A linear layer, then ``fn`` (a clamp or an amax tie), then a linear layer."""
+    """A linear layer (``inputs`` -> 3), then ``fn`` (a clamp or an amax tie), then a linear
+    layer (3 -> 2)."""
 
-    def __init__(self, fn) -> None:  # noqa: ANN001
+    def __init__(self, fn, inputs: int = 2) -> None:  # noqa: ANN001
         super().__init__()
-        self.lin, self.fn, self.out = nn.Linear(2, 3), fn, nn.Linear(3, 2)
+        self.lin, self.fn, self.out = nn.Linear(inputs, 3), fn, nn.Linear(3, 2)
 
     def forward(self, x):  # noqa: ANN001, ANN201
         return self.out(self.fn(self.lin(x)))
@@ -97,15 +98,6 @@ def test_translation_gradient_is_pytorchs_under_the_torch_preset(name: str) -> N
     assert not np.allclose(g0["lin.bias"], want["lin.bias"])
 
 
-class _Fn(nn.Module):
-    def __init__(self, fn) -> None:  # noqa: ANN001
-        super().__init__()
-        self.lin, self.fn, self.out = nn.Linear(3, 3), fn, nn.Linear(3, 2)
-
-    def forward(self, x):  # noqa: ANN001, ANN201
-        return self.out(self.fn(self.lin(x)))
-
-
 @pytest.mark.parametrize("fn,lo,hi", [
     (lambda z: torch.nn.functional.hardtanh(z), -1.0, 1.0),
     (lambda z: torch.nn.functional.hardtanh(z, min_val=-2.0, max_val=0.5), -2.0, 0.5),
@@ -117,7 +109,7 @@ class _Fn(nn.Module):
 def test_functional_forms_at_their_bounds_reproduce_pytorch(fn, lo, hi) -> None:
     # the functional forms of Hardtanh / ReLU6, clamp_min / clamp_max and torch.log_softmax
     # were refused ("no rule") while their modules or other spellings were translated
-    model = _Fn(fn).double()
+    model = _Kinked(fn, 3).double()
     _at_bounds(model, model.lin)
     x = torch.tensor([[lo, hi, 0.25 * (lo + hi)], [hi, lo, lo]], dtype=torch.float64)
     cert = certify_torch(model, nn.CrossEntropyLoss(), (x, torch.tensor([0, 1])))

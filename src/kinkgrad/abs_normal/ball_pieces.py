@@ -96,7 +96,6 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
 
     A = model.A_sparse
     ct = offsets_of(model, wide=True)  # NOTE: f's offsets, not their computed rounding
-    off = np.abs(offsets_of(model) - ct)  # the computed ones' rounding
     s = float(np.max(np.abs(ct), initial=0.0))
     if s == 0.0:
         return 0.0
@@ -116,11 +115,12 @@ def meet_in_ball(model: ActiveModel, radius: float, dense: bool = True) -> float
     # point by 2e-4 of it (its gradient 1e-4 shorter). Chained CB3 I's end point (offsets of
     # 3e-14 computed from terms of size 1, off by 1e-16) keeps its meet
     linear = piecewise_linear(model.exp, model.active)
+    off = None if linear else np.abs(offsets_of(model) - ct)  # the computed ones' rounding
 
     def meets(e: np.ndarray) -> bool:
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             within = _ROUNDING * (np.abs(ct / s) + rows * np.abs(e).sum())
-            if not linear:
+            if off is not None:
                 within = within + _WIDE_ROUNDING * off / s
             return bool(np.linalg.norm(e * (s / radius)) <= 1.0 and np.all(
                 np.abs(A @ e + ct / s) <= within))

@@ -96,10 +96,14 @@ class Expanded:
 
     def z(self) -> np.ndarray:
         """All switching values z_1..z_s (float64)."""
+        return self._switches(self.vals)
+
+    def _switches(self, vals: list) -> np.ndarray:
+        """z_1..z_s read from the program's values ``vals`` (float64)."""
         if not self.abs_eqns:
             return np.zeros(0)
-        return np.concatenate([self.z_values(j) for j in range(len(self.abs_eqns))]
-                              ).astype(np.float64)
+        return np.concatenate([np.asarray(vals[self.z_slot(j)]).reshape(-1)
+                               for j in range(len(self.abs_eqns))]).astype(np.float64)
 
     def z_wide(self) -> np.ndarray:
         """z_1..z_s of f's values replayed in a wider precision (:func:`wide_values`: the
@@ -107,13 +111,7 @@ class Expanded:
         switching values of 1e-14 from terms of size 1, the computed ones carry their terms'
         rounding, 1e-16, and these about 1e-19."""
         if self._z_wide is None:
-            if not self.abs_eqns:
-                self._z_wide = np.zeros(0)
-            else:
-                wide = wide_values(self.traced)
-                self._z_wide = np.concatenate([
-                    np.asarray(wide[self.z_slot(j)]).reshape(-1)
-                    for j in range(len(self.abs_eqns))]).astype(np.float64)
+            self._z_wide = self._switches(wide_values(self.traced) if self.abs_eqns else [])
         return self._z_wide
 
     def locate(self, i: int) -> tuple[int, int]:
