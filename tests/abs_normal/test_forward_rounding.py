@@ -275,3 +275,101 @@ def test_certify_declines_where_the_computed_values_miss_the_kink_or_its_side():
     x1 = np.nextafter(0.1, 1.0)
     assert (Fraction(1) + Fraction(x1)) - 1 - Fraction(0.1) > 0
     assert kinkgrad.certify(f, np.array([0.1, x1])).certified
+
+
+def _lost(t):
+    """(t + 1e16) - 1e16: t in f; 0 as computed for |t| < 1 (1e16's spacing is 2)."""
+    return (t + 1e16) - 1e16
+
+
+def _exact_lost(t: float) -> Fraction:
+    return Fraction(t) + Fraction(1e16) - Fraction(1e16)
+
+
+def test_a_switch_on_the_other_side_of_its_kink_in_f():
+    # relu(lost(x0) - x1) at (0.75, 0.5) is relu(0.25) in f (Fractions), whose Clarke set is
+    # {(1, -1)}, and relu(-0.5) as computed: "stationary" (bounds (0, 0)) and in_clarke(0)
+    # True were wrong; the kink lies 0.18 away, beyond every radius here
+    def f(x):
+        return knp.relu(_lost(x[0]) - x[1])
+
+    x = np.array([0.75, 0.5])
+    assert _exact_lost(0.75) - Fraction(0.5) == Fraction(1, 4)
+    assert _lost(0.75) - 0.5 == -0.5
+    for radius in (0.0, 1e-3, 0.1):
+        assert kinkgrad.stationarity(f, x, radius=radius, tol=0.1).verdict != "stationary"
+        assert kinkgrad.minimality(f, x, radius=radius).verdict != "minimal"
+    with pytest.raises(UndecidedError, match="other side"):
+        kinkgrad.in_clarke(f, x, np.zeros(2))
+    assert not kinkgrad.certify(f, x).certified
+
+
+def test_a_kink_of_f_within_the_ball_that_the_computed_values_put_far():
+    # g = relu(x1 - lost(x0)) - x1 / 2 at (0.75, 0.7499): in f the switch is -1e-4, so the
+    # ball of radius 1e-3 holds both pieces, (0, -1/2) and (-1, 1/2), whose hull lies
+    # 0.354 from 0 (the exact least norm of the segment); as computed it is 0.7499 (one
+    # piece, (-1, 1/2), norm 1.118): "not stationary" at tol 0.4 was wrong, and
+    # in_clarke((-1, 1/2)) True at x, where f's set is {(0, -1/2)}
+    def g(x):
+        return knp.relu(x[1] - _lost(x[0])) - 0.5 * x[1]
+
+    x = np.array([0.75, 0.7499])
+    assert Fraction(0.7499) - _exact_lost(0.75) < 0 < 0.7499 - _lost(0.75)
+    p, q = np.array([0.0, -0.5]), np.array([-1.0, 0.5])  # the exact least norm on [p, q]:
+    t = np.clip(-p @ (q - p) / ((q - p) @ (q - p)), 0, 1)
+    assert abs(np.linalg.norm(p + t * (q - p)) - math.sqrt(2) / 4) < 1e-15
+    assert kinkgrad.stationarity(g, x, radius=1e-3, tol=0.4).verdict != "not stationary"
+    assert kinkgrad.stationarity(g, x, tol=0.4).verdict != "stationary"  # f's norm 0.5
+    with pytest.raises(UndecidedError):
+        kinkgrad.in_clarke(g, x, q)
+
+
+@pytest.mark.parametrize("radius", [0.0, 1e-3])
+def test_minimality_declines_where_the_computed_values_put_a_kink_on_its_other_side(radius):
+    # |x1| + |x0 - 3/4| - 2 relu(lost(x0) - 1/2) at (3/4, 0): in f the relu is active (1/4)
+    # and f falls at slope -1 along e0; as computed it is inactive and the model (|d0| +
+    # |d1|) was "minimal". With a relu active as computed and not in f, "not minimal"
+    # rested on the rounded program's own slope -1 along -e0 where f rises at slope 1
+    def f1(x):
+        return knp.abs(x[1]) + knp.abs(x[0] - 0.75) - 2.0 * knp.relu(_lost(x[0]) - 0.5)
+
+    def f2(x):
+        return knp.abs(x[1]) + knp.abs(x[0] - 0.2) - 2.0 * knp.relu(0.1 - _lost(x[0]))
+
+    assert _exact_lost(0.75) - Fraction(1, 2) > 0 > _lost(0.75) - 0.5
+    assert Fraction(1, 10) - _exact_lost(0.2) < 0 < 0.1 - _lost(0.2)
+    assert kinkgrad.minimality(f1, np.array([0.75, 0.0]), radius=radius).verdict \
+        != "minimal"
+    assert kinkgrad.minimality(f2, np.array([0.2, 0.0]), radius=radius).verdict \
+        != "not minimal"
+    # written without the cancellation, both are decided (and right)
+    assert kinkgrad.minimality(lambda x: knp.abs(x[1]) + knp.abs(x[0] - 0.75) - 2.0 * knp.relu(
+        x[0] - 0.5), np.array([0.75, 0.0]), radius=radius).verdict == "not minimal"
+    assert kinkgrad.minimality(lambda x: knp.abs(x[1]) + knp.abs(x[0] - 0.2) - 2.0 * knp.relu(
+        0.1 - x[0]), np.array([0.2, 0.0]), radius=radius).verdict == "minimal"
+
+
+@pytest.mark.parametrize("dtype,e", [(np.float32, 60), (np.float64, 70)])
+def test_a_sign_the_wider_replay_loses_too_is_not_taken_for_f_s(dtype, e):
+    # max(v . x, 0), v = (2^e, 1, -2^e, -1/2), at x = 1: v . x is 1/2 in f (Fractions), so
+    # f's Clarke set is {v}; -1/2 as computed and in the wider replay (float64 for float32,
+    # long double for float64: 11 more bits), which took it for f's: certify certified AD's
+    # 0 and in_clarke(v) was a proven False. The replay's estimated error (2^e 2^-64) now
+    # leaves the side unresolved
+    v = np.array([2.0 ** e, 1.0, -(2.0 ** e), -0.5]).astype(dtype)
+    x = np.ones(4, dtype)
+    assert sum(Fraction(float(a)) for a in v) == Fraction(1, 2)
+    wide = np.float64 if dtype == np.float32 else np.longdouble  # the replay's precision
+    assert float(np.dot(v.astype(wide), x.astype(wide))) <= 0  # loses the 1 too
+
+    def f(x):
+        return knp.maximum(knp.dot(v, x), dtype(0))
+
+    assert not kinkgrad.certify(f, x).certified
+    try:
+        assert kinkgrad.in_clarke(f, x, v)
+    except UndecidedError:
+        pass
+    # at 2^30 the replay resolves the sign and both answers are decided
+    w = np.array([2.0 ** 30, 1.0, -(2.0 ** 30), -0.5])
+    assert kinkgrad.in_clarke(lambda x: knp.maximum(knp.dot(w, x), 0.0), np.ones(4), w)

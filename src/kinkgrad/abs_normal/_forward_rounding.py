@@ -18,13 +18,16 @@ from typing import Any
 import numpy as np
 
 from .._core.program import Var
-from ..modes._wide import wide_values
+from ..modes._wide import wide_errors, wide_values
 from ..modes.api import Traced
 from ._flat import full_slope_sweep, full_slopes, gradient_unit, probe_tangents, unit_roundoff
 from .lp import hull_tolerance
 
 __all__ = ["ForwardRounding", "far_hits", "kink_disagreements", "moved_unit",
            "rounding_sensitivity"]
+
+_ERROR_PROBES = 8  # random roundings of the replay's error estimate (wide_errors)
+_TRUSTED = 16.0  # the replay's side of a kink counts beyond this many estimated errors
 
 def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
                          base: dict | None = None) -> np.ndarray:
@@ -85,7 +88,7 @@ def _choice(sel: Any) -> bool:
         np.all((sel == 0) | (sel == 1) | (sel == -1))))
 
 
-def kink_disagreements(tr: Traced, wide: list) -> int:
+def kink_disagreements(tr: Traced, wide: list, errors: dict | None = None) -> int:
     """Switching entries off their kink as computed (z != 0) that f has on it or on its other
     side (``wide``, :func:`wide_values`: z == 0 or the opposite sign, or another winner of
     a k-way max): 1.1 - 1 - 0.1 is 8e-17 as computed and 0 in f. The model then misses a
@@ -95,47 +98,69 @@ def kink_disagreements(tr: Traced, wide: list) -> int:
     The converse, a kink the computed values hit (z == 0) that f has within the rounding
     next to x, counts as a kink at x: the answers are then those at a point within the
     rounding of x (where backward AD's choice at the kink is one of f's gradients), as
-    the studies of relu'(0) in low precision take them."""
-    full = full_slopes()
+    the studies of relu'(0) in low precision take them. ``errors``: :func:`wide_errors`'s
+    (f's side unknown where the replay's value is within 16 of its estimated errors)."""
     count = 0
     with np.errstate(all="ignore"):
         for e in tr.eqns:
-            if not e.prim.nonsmooth:
-                continue
-            args, args_w = e.args(tr.vals), e.args(wide)
-            out, out_w = tr.vals[e.out.index], wide[e.out.index]
-            z = e.prim.switch(args, out, e.params)
-            if z is None:
-                continue
-            z = np.asarray(z, np.float64)
-            z_w = np.asarray(e.prim.switch(args_w, out_w, e.params))
-            differ = int(np.count_nonzero((z != 0) & (np.sign(z) != np.sign(z_w))))
-            if not differ and e.prim.selects and np.all(z != 0):
-                sel = e.prim.selection(full, args, out, e.params)
-                sel_w = e.prim.selection(full, args_w, out_w, e.params)
-                if _choice(sel) and _choice(sel_w) and sel.shape == sel_w.shape:
-                    differ = int(np.count_nonzero(sel != sel_w.astype(sel.dtype)))
-            count += differ
+            if e.prim.nonsmooth and _switches(e, tr.vals) is not None:
+                _, _, flipped, winners, _ = _sides(e, tr.vals, wide, errors)
+                count += int(np.count_nonzero(flipped)) or winners
     return count
 
 
-def _hits(tr: Traced, wide: Callable[[], list]) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-    """(equation, entries, |z| in the wide replay) of the switching entries that are 0 as
-    computed and not in ``wide()`` (:func:`wide_values`, replayed only when a switching
-    entry is 0): kinks the computed values hit."""
+def _switches(e: Any, vals: list) -> Any:
+    return e.prim.switch(e.args(vals), vals[e.out.index], e.params)
+
+
+def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | float]:
+    """(z as computed, z of the wide replay (float64), mask of the entries off their kink
+    as computed that f has on it or on its other side, or may have (the replay's value
+    within ``_TRUSTED`` times its estimated error, from ``errors``, :func:`wide_errors`;
+    a replayed 0 is taken as exact),
+    the number of entries whose winner of a k-way max differs where no such entry is, that
+    many estimated errors of the replay's z (0 without ``errors``)) of the switching
+    entries of ``e``."""
+    args, args_w = e.args(vals), e.args(wide)
+    out, out_w = vals[e.out.index], wide[e.out.index]
+    z = np.asarray(e.prim.switch(args, out, e.params), np.float64)
+    z_w = np.asarray(e.prim.switch(args_w, out_w, e.params))
+    flipped = (z != 0) & (np.sign(z) != np.sign(z_w))
+    err: np.ndarray | float = 0.0
+    if errors is not None:
+        # NOTE: a replayed 0 is taken as f's (equal values cancel exactly), as before
+        err = np.where(z_w != 0, _TRUSTED * _switch_slope(e, wide, errors, _ERROR_PROBES), 0.0)
+        flipped |= (z != 0) & ~(np.abs(np.asarray(z_w, np.float64)) > err)
+    winners = 0
+    if not flipped.any() and e.prim.selects and np.all(z != 0):
+        sel = e.prim.selection(full_slopes(), args, out, e.params)
+        sel_w = e.prim.selection(full_slopes(), args_w, out_w, e.params)
+        if _choice(sel) and _choice(sel_w) and sel.shape == sel_w.shape:
+            winners = int(np.count_nonzero(sel != sel_w.astype(sel.dtype)))
+    return z, np.asarray(z_w, np.float64), flipped, winners, err
+
+
+def _unheld(tr: Traced, wide: list, errors: dict | None = None
+            ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """(equation, entries, distance of f's kink in |z|) of the switching entries where the
+    model holds a side of the kink that f lacks at x: on the kink as computed (both sides)
+    and not in ``wide`` (:func:`wide_values`), or off it on the other side from f's
+    ((0.75 + 1e16) - 1e16 - 0.5 is -0.5 as computed and 0.25 in f), or another winner of a
+    k-way max (distance inf: f's kink between its own winners says nothing of the model's);
+    with ``errors`` (:func:`wide_errors`) the distance is widened by the replay's error and
+    a side it does not resolve counts as the other."""
     found = []
     with np.errstate(all="ignore"):
         for e in tr.eqns:
-            if not e.prim.nonsmooth:
+            if not e.prim.nonsmooth or _switches(e, tr.vals) is None:
                 continue
-            z = e.prim.switch(e.args(tr.vals), tr.vals[e.out.index], e.params)
-            if z is None or not np.any(np.asarray(z) == 0):
-                continue
-            w = wide()
-            z_w = np.abs(np.asarray(e.prim.switch(e.args(w), w[e.out.index], e.params)))
-            hit = (np.asarray(z) == 0) & (z_w != 0)
-            if np.any(hit):
-                found.append((e, hit, z_w))
+            z, z_w, flipped, winners, err = _sides(e, tr.vals, wide, errors)
+            unheld = (z_w != 0) & ((z == 0) | flipped)
+            if winners:
+                found.append((e, np.ones(z.shape, bool), np.full(z.shape, np.inf)))
+            elif np.any(unheld):
+                found.append((e, unheld, np.abs(z_w) + err))
     return found
 
 
@@ -152,25 +177,28 @@ def _switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
                          for i in moved])
     if not reach:
         return np.zeros(z0.shape)
-    h = 1e-7 * scale / reach
+    h = 1e-7 * scale  # NOTE: along the tangents over their reach (tiny ones: 1e-320)
     total = np.zeros(z0.shape)
     for j in range(k):
         stepped = list(args)
         for i in moved:
-            stepped[i] = args[i] + h * np.asarray(tangents[e.inputs[i].index][j], np.float64)
+            stepped[i] = args[i] + h * (np.asarray(tangents[e.inputs[i].index][j], np.float64)
+                                        / reach)
         out = e.prim.impl(*stepped, **e.params)
         total += ((np.asarray(e.prim.switch(stepped, out, e.params), np.float64) - z0) / h) ** 2
-    return np.sqrt(total / k)
+    return np.sqrt(total / k) * reach
 
 
 def far_hits(tr: Traced, wide: Callable[[], list], spec: Any, radius: float = 0.0,
-             k: int = 4) -> int:
-    """Kinks the computed values hit (z == 0) whose place in f (|z| of the wide replay over
-    ||grad z||, :func:`_switch_slope`) lies beyond ``radius`` and beyond the rounding next to
-    x (64 u max(1, |x|), u the program's unit roundoff): |(x + 1e8) - 1e8| at x = 1e-9 is
-    0 as computed and its kink lies 1e-9 from x. The model holds both sides of such a kink,
-    f one: an answer that a vector is inside its set, or that it is near 0, is not proven."""
-    hits = _hits(tr, wide)
+             k: int = 4, errors: Callable[[], dict] | None = None) -> int:
+    """Switching entries where the model holds a side of a kink that f lacks at x
+    (:func:`_unheld`: hit as computed, z == 0, or on the other side) whose place in f (|z|
+    of the wide replay over ||grad z||, :func:`_switch_slope`) lies beyond ``radius`` and
+    beyond the rounding next to x (64 u max(1, |x|), u the program's unit roundoff):
+    |(x + 1e8) - 1e8| at x = 1e-9 is 0 as computed and its kink lies 1e-9 from x. The
+    model holds a piece of f's set there that f does not: an answer that a vector is inside
+    its set, or that it is near 0, is not proven."""
+    hits = _unheld(tr, wide(), None if errors is None else errors())
     if not hits:
         return 0
     with np.errstate(all="ignore"):
@@ -187,6 +215,50 @@ def far_hits(tr: Traced, wide: Callable[[], list], spec: Any, radius: float = 0.
     return count
 
 
+def ball_disagreements(tr: Traced, wide: list, spec: Any, radius: float, k: int = 16,
+                       errors: dict | None = None) -> int:
+    """Switching entries whose kink the ball of ``radius`` may treat otherwise in f
+    (``wide``, :func:`wide_values`) than in the model (the computed values): the ball holds
+    both sides of a kink within reach (|z| <= radius ||grad z||) and one side otherwise,
+    and f's holding can differ from the model's in either way, where the model's set then
+    misses f's pieces or holds pieces f lacks. relu(x1 - ((x0 + 1e16) - 1e16)) at x =
+    (0.75, 0.7499) has z = 0.7499 as computed and -1e-4 in f: a ball of radius 1e-3 holds
+    f's kink and not the model's.
+
+    An entry counts unless it surely matches: within a tenth of the reach in both; beyond
+    ten times the reach (and the rounding next to x, 64 u max(1, |x|)) on one side in both;
+    or z and f's z apart by no more than the rounding next to x moves z (the model is then
+    that of a point within it, as :func:`kink_disagreements` takes hits), or on one side
+    within 1e-6 of each other (a knife edge the first-order reach does not resolve either).
+    ||grad z|| from k Gaussian probes (:func:`_switch_slope`: below a tenth or above ten
+    times the truth with probability < 1e-8 at k = 16). ``errors`` (:func:`wide_errors`)
+    widens f's z by the replay's estimated error."""
+    count = 0
+    with np.errstate(all="ignore"):
+        x = spec.point(tr)
+        rounding = 64.0 * unit_roundoff(None, spec) * max(1.0, float(np.max(np.abs(x),
+                                                                            initial=0.0)))
+        tangents = None
+        for e in tr.eqns:
+            if not e.prim.nonsmooth or _switches(e, tr.vals) is None:
+                continue
+            z, z_w, flipped, winners, err = _sides(e, tr.vals, wide, errors)
+            a, a_w, gap = np.abs(z), np.abs(z_w), np.abs(z - z_w) + err
+            same = ~flipped & (winners == 0)
+            if np.all(same & (gap <= 1e-6 * np.maximum(a, a_w))):
+                continue
+            if tangents is None:
+                tangents = probe_tangents(tr.eqns, tr.vals, [v.index for v in tr.in_vars],
+                                          spec, k)
+            slope = _switch_slope(e, tr.vals, tangents, k)
+            match = ((np.maximum(a, a_w + err) <= 0.1 * radius * slope)
+                     | same & (np.minimum(a, a_w - err) > 10.0 * max(radius, rounding) * slope)
+                     | same & (gap <= 1e-6 * np.maximum(a, a_w))
+                     | (winners == 0) & (gap <= rounding * slope))
+            count += int(np.count_nonzero(~match))
+    return count
+
+
 class ForwardRounding:
     """The replay of f's trace ``tr`` in a wider precision, computed on first use, and what
     it says: :meth:`move` (the gradients' move, :func:`rounding_sensitivity`) and
@@ -196,15 +268,25 @@ class ForwardRounding:
         """``sweep``: :func:`._flat.full_slope_sweep`'s, when the caller has it."""
         self.tr, self.out = tr, out
         self._wide: list | None = None
+        self._units: dict[int, float] = {}
+        self._errors: dict | None = None
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
         self._far: dict[float, int] = {}
+        self._ball: dict[float, int] = {}
         self._sweep = sweep
 
     def wide(self) -> list:
         if self._wide is None:
-            self._wide = wide_values(self.tr)
+            self._wide = wide_values(self.tr, self._units)
         return self._wide
+
+    def errors(self) -> dict:
+        """:func:`wide_errors` of :meth:`wide` (once)."""
+        if self._errors is None:
+            self.wide()
+            self._errors = wide_errors(self.tr, self._units, _ERROR_PROBES)
+        return self._errors
 
     def sweep(self) -> dict:
         """:func:`._flat.full_slope_sweep` at the computed values (once)."""
@@ -224,7 +306,7 @@ class ForwardRounding:
 
     def kinks(self) -> int:
         if self._kinks is None:
-            self._kinks = kink_disagreements(self.tr, self.wide())
+            self._kinks = kink_disagreements(self.tr, self.wide(), self.errors())
         return self._kinks
 
     def amplified(self, spec: Any) -> np.ndarray:
@@ -251,14 +333,30 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.wide, spec, radius)
+            self._far[key] = far_hits(self.tr, self.wide, spec, radius, errors=self.errors)
         return self._far[key]
+
+    def ball(self, spec: Any, radius: float) -> int:
+        """:func:`ball_disagreements` (kinks the ball may treat otherwise in f)."""
+        key = float(radius)
+        if key not in self._ball:
+            self._ball[key] = ball_disagreements(self.tr, self.wide(), spec, radius,
+                                                 errors=self.errors())
+        return self._ball[key]
+
+    def ball_reason(self, spec: Any, radius: float) -> str:
+        n = self.ball(spec, radius)
+        return (f"{n} switching entr{'y' if n == 1 else 'ies'} may be within the ball's "
+                f"reach in a wider-precision replay of f's values (cancellation) and not as "
+                "computed, or the other way, or on another side: the model may miss pieces of "
+                "f's set in the ball or hold pieces f lacks, so no answer is proven.")
 
     def far_reason(self, spec: Any, radius: float = 0.0) -> str:
         n = self.far(spec, radius)
-        return (f"{n} switching entr{'y' if n == 1 else 'ies'} on their kink as computed "
-                f"{'has' if n == 1 else 'have'} it farther from x in a wider-precision replay "
-                "of f's values (cancellation) than the rounding next to x"
+        return (f"{n} switching entr{'y' if n == 1 else 'ies'} on their kink as computed, or "
+                f"on its other side, {'has' if n == 1 else 'have'} it farther from x, on one "
+                "side, in a wider-precision replay of f's values (cancellation) than the "
+                "rounding next to x"
                 + (" and the radius" if radius else "") + ": the model holds pieces of f's "
                 "set there that f may not, so no answer that rests on them is proven.")
 

@@ -75,3 +75,27 @@ def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, 
             rep.reason = (f"{head}; but f'(x; d) = {s:.3e} < -tol = {-tol:g} along {what} d, "
                           f"and f(x + t d) < f(x) beyond rounding at t = {fell[0]:.3g}.")
             return
+
+
+def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float) -> None:
+    """A decided ``rep`` (a MinimalityReport) whose model is not f's: where a wider replay
+    of f's values (:mod:`._forward_rounding`) puts a kink at x, or within the ball, that the
+    computed values miss, on its other side, or farther than they do, the model's slopes
+    and the exact one-sided derivative of the rounded program (:func:`kinkgrad.directional`)
+    are not f's (|x1| + |x0 - 3/4| - 2 relu(((x0 + 1e16) - 1e16) - 1/2) at (3/4, 0) looks
+    minimal as computed; f falls at slope -1 along e0): it becomes "undecided"."""
+    from ._forward_rounding import ForwardRounding
+
+    if rep.verdict == "undecided":
+        return
+    forward = ForwardRounding(tr, out)
+    if radius > 0 and forward.ball(spec, radius):
+        why = forward.ball_reason(spec, radius)
+    elif radius == 0 and forward.kinks():  # NOTE: a ball holds them (ball() decides)
+        why = forward.kinks_reason()
+    elif forward.far(spec, radius):
+        why = forward.far_reason(spec, radius)
+    else:
+        return
+    rep.verdict, rep.bounds, rep.descent, rep.slope = "undecided", (-np.inf, np.inf), None, None
+    rep.reason = f"{why} On the computed values: {rep.reason}"

@@ -126,7 +126,13 @@ def directional(f: Callable, x: Any, D: Any, policy: KinkPolicy | None = None,
     unresolved, where every choice gives the same value.
 
     Returns the directional derivative of an abs-smooth (more generally, directionally
-    differentiable Lipschitz) program: the value, not an element of a set.
+    differentiable Lipschitz) program: the value, not an element of a set. It is that of
+    the program as computed: the kinks' sides and the smooth steps' derivatives are read
+    at the computed values, and where cancellation put a switching value on the other side
+    of its kink (relu(((x0 + 1e16) - 1e16) - 1/2) at x0 = 3/4: 0 along e0, 1 in real
+    arithmetic) f'(x; d) is not the real-arithmetic program's. The verdicts that read it
+    (:func:`~kinkgrad.stationarity`, :func:`~kinkgrad.minimality`) check that against a
+    wider-precision replay (:mod:`._forward_rounding`).
 
     Args:
         f: function of x written with ``kinkgrad.numpy``; any output structure.

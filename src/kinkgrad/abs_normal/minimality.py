@@ -101,7 +101,7 @@ from ..errors import KinkgradError
 from . import _flat
 from ._concave_split import ConcaveSplit
 from ._flat import ActiveNames, FlatSpec, ball_arguments
-from ._minimality_ball import falls, off_kinks
+from ._minimality_ball import falls, off_kinks, off_rounding
 from ._minimality_model import (
     LeastSquares,
     SlopeModel,
@@ -284,6 +284,7 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
         else None
     rep = _decide(red, balls, f, tr, spec, out, radius, tol, limit, seed, known)
     off_kinks(rep, red, f, tr, spec, out, radius, tol, known)
+    off_rounding(rep, tr, spec, out, radius)
     flips = flippable_comparisons(tr, spec, radius)
     if flips and rep.verdict != "undecided":
         rep.verdict, rep.descent, rep.slope = "undecided", None, None

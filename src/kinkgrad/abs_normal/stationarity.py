@@ -323,7 +323,10 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         if far > 0 and not (upper <= tol or lower > tol):
             why += (f"; the rounding of f's forward values moves the set by up to about "
                     f"{far:.1e} (_forward_rounding)")
-        elif lower > tol and radius == 0 and forward.kinks():  # NOTE: a ball holds them
+        elif radius > 0 and forward.ball(spec, radius):  # NOTE: f's ball may differ
+            lower, upper = 0.0, np.inf
+            why += f"; {forward.ball_reason(spec, radius)}"
+        elif lower > tol and radius == 0 and forward.kinks():
             lower = 0.0  # NOTE: the set may miss pieces: no lower bound
             why += f"; {forward.kinks_reason()}"
         elif upper <= tol and forward.far(spec, radius):
