@@ -189,6 +189,27 @@ def _switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
     return np.sqrt(total / k) * reach
 
 
+def near_kinks(tr: Traced, errors: dict) -> tuple[bool, bool]:
+    """(a switching entry is 0 as computed, a nonzero one lies within ``_TRUSTED`` times
+    its estimated error, ``errors`` from :func:`wide_errors` with the program's own units):
+    where neither, the wide replay cannot move an entry onto its kink or across it (to
+    the estimate), and :func:`kink_disagreements` and :func:`far_hits` are 0 without it."""
+    hit = near = False
+    with np.errstate(all="ignore"):
+        for e in tr.eqns:
+            z = _switches(e, tr.vals) if e.prim.nonsmooth else None
+            if z is None:
+                continue
+            z = np.abs(np.asarray(z, np.float64))
+            hit = hit or bool(np.any(z == 0))
+            if not near and np.any(z != 0):
+                err = _TRUSTED * _switch_slope(e, tr.vals, errors, _ERROR_PROBES)
+                near = bool(np.any((z != 0) & ~(z > err)))
+            if hit and near:
+                break
+    return hit, near
+
+
 def far_hits(tr: Traced, wide: Callable[[], list], spec: Any, radius: float = 0.0,
              k: int = 4, errors: Callable[[], dict] | None = None) -> int:
     """Switching entries where the model holds a side of a kink that f lacks at x
@@ -270,6 +291,7 @@ class ForwardRounding:
         self._wide: list | None = None
         self._units: dict[int, float] = {}
         self._errors: dict | None = None
+        self._near: tuple[bool, bool] | None = None
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
         self._far: dict[float, int] = {}
@@ -287,6 +309,15 @@ class ForwardRounding:
             self.wide()
             self._errors = wide_errors(self.tr, self._units, _ERROR_PROBES)
         return self._errors
+
+    def near(self) -> tuple[bool, bool]:
+        """:func:`near_kinks` from the computed values' own estimated rounding (once)."""
+        if self._near is None:
+            units = {e.out.index: float(np.finfo(np.result_type(self.tr.vals[e.out.index])).eps)
+                     / 2 for e in self.tr.eqns
+                     if np.result_type(self.tr.vals[e.out.index]).kind == "f"}
+            self._near = near_kinks(self.tr, wide_errors(self.tr, units, _ERROR_PROBES))
+        return self._near
 
     def sweep(self) -> dict:
         """:func:`._flat.full_slope_sweep` at the computed values (once)."""
@@ -306,7 +337,8 @@ class ForwardRounding:
 
     def kinks(self) -> int:
         if self._kinks is None:
-            self._kinks = kink_disagreements(self.tr, self.wide(), self.errors())
+            self._kinks = kink_disagreements(self.tr, self.wide(), self.errors()) \
+                if self.near()[1] else 0
         return self._kinks
 
     def amplified(self, spec: Any) -> np.ndarray:
@@ -333,7 +365,8 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.wide, spec, radius, errors=self.errors)
+            self._far[key] = far_hits(self.tr, self.wide, spec, radius, errors=self.errors) \
+                if any(self.near()) else 0
         return self._far[key]
 
     def ball(self, spec: Any, radius: float) -> int:

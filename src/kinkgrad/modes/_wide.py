@@ -163,11 +163,11 @@ def wide_values(tr: Traced, units: dict[int, float] | None = None) -> list:
 def wide_errors(tr: Traced, units: dict[int, float], k: int = 8) -> dict[int, Any]:
     """The first-order error of :func:`wide_values` along k random roundings: tangents (a
     leading axis of k) of one forward sweep in which every step's result, and the floating
-    arguments of a step that sums inside (a product of matrices, a reduction: its terms
-    round), are perturbed by their unit roundoff in the replay (``units``) times random
-    signs, the kinks passing their full slope. The sum 2^70 + 1 - 2^70 - 1/2 is -1/2 in long
-    double and 1/2 exactly, and its tangents are about 2^70 2^-64; (c + t) - c at c = 1e16
-    gets about u c, its rounding's worst case.
+    argument of a step that sums inside (a reduction's; a product's smaller one, times
+    sqrt 2: its terms' rounding), are perturbed by their unit roundoff in the replay
+    (``units``) times random signs, the kinks passing their full slope. The sum
+    2^70 + 1 - 2^70 - 1/2 is -1/2 in long double and 1/2 exactly, and its tangents are about
+    2^70 2^-64; (c + t) - c at c = 1e16 gets about u c, its rounding's worst case.
 
     E[(e . s)^2] = ||e||^2 over the signs s estimates the root of the squared rounding
     terms; the error itself is their signed sum, at most their l1 norm: an estimate, not a
@@ -179,12 +179,17 @@ def wide_errors(tr: Traced, units: dict[int, float], k: int = 8) -> dict[int, An
                       max_constant=1.0)
     rng = np.random.default_rng(0)
     vals, tan = tr.vals, {}
+    pool = np.unpackbits(np.frombuffer(rng.bytes(1 << 17), np.uint8)).view(bool)
 
     def signs(a: Any, unit: float) -> np.ndarray:
+        # NOTE: random windows of one pool of 2^20 random signs (fresh bits per entry cost
+        # a third of the sweep on a 784-256-256-10 net)
         moved = unit * np.asarray(a, np.float64)
         n = k * moved.size
-        bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), np.uint8), count=n)
-        return np.where(bits.view(bool).reshape((k,) + moved.shape), moved, -moved)
+        start = int(rng.integers(pool.size))
+        bits = np.resize(np.roll(pool, -start), n) if n > pool.size - start \
+            else pool[start:start + n]
+        return np.where(bits.reshape((k,) + moved.shape), moved, -moved)
 
     with np.errstate(all="ignore"):  # NOTE: sizes; an overflow to inf is one too
         for e in tr.eqns:
@@ -193,11 +198,14 @@ def wide_errors(tr: Traced, units: dict[int, float], k: int = 8) -> dict[int, An
                 continue
             unit = units.get(e.out.index, 0.0)
             args, ts = e.args(vals), []
-            sums = e.prim.bilinear or any(np.size(a) > np.size(v0) for a in args)
-            for i, a in zip(e.inputs, args):
+            floating = [j for j, a in enumerate(args) if np.result_type(a).kind == "f"]
+            sums = [] if not floating else [min(floating, key=lambda j: np.size(args[j]))] \
+                if e.prim.bilinear else [j for j in floating if np.size(args[j]) > np.size(v0)]
+            for j, (i, a) in enumerate(zip(e.inputs, args)):
                 t = tan.get(i.index) if hasattr(i, "index") else None
-                if sums and np.result_type(a).kind == "f":
-                    t = signs(a, unit) if t is None else t + signs(a, unit)
+                if j in sums:
+                    moved = signs(a, unit * (1.4142135623730951 if e.prim.bilinear else 1.0))
+                    t = moved if t is None else t + moved
                 ts.append(t)
             if all(t is None for t in ts):
                 tan[e.out.index] = signs(v0, unit)
