@@ -373,3 +373,17 @@ def test_a_sign_the_wider_replay_loses_too_is_not_taken_for_f_s(dtype, e):
     # at 2^30 the replay resolves the sign and both answers are decided
     w = np.array([2.0 ** 30, 1.0, -(2.0 ** 30), -0.5])
     assert kinkgrad.in_clarke(lambda x: knp.maximum(knp.dot(w, x), 0.0), np.ones(4), w)
+
+
+def test_minimality_without_a_model_declines_on_a_side_the_computed_values_flip():
+    # ||(||x0, x1||, x2)|| - 2 relu(1/10 - lost(x0 + 1/5)) at 0: the norms at zero feed each
+    # other (no model; directions are probed). In f the relu is inactive (1/10 - 1/5 < 0,
+    # Fractions) and f = ||x|| near 0 is minimal; as computed it is active and the probe's
+    # f'(0; -e0) = -1 of the rounded program gave "not minimal"
+    def f(x):
+        inner = knp.linalg.norm(x[:2])
+        return knp.linalg.norm(knp.stack([inner, x[2]])) - 2.0 * knp.relu(
+            0.1 - _lost(x[0] + 0.2))
+
+    assert Fraction(0.1) - _exact_lost(0.2) < 0 < 0.1 - _lost(0.2)
+    assert kinkgrad.minimality(f, np.zeros(3)).verdict != "not minimal"

@@ -303,7 +303,8 @@ def _probed(f: Callable, x: Any, radius: float, tol: float, why: str, m: int
     from .directional import directional
 
     try:
-        spec = FlatSpec(_flat.trace_at(f, x, "minimality"))
+        tr = _flat.trace_at(f, x, "minimality")
+        spec = FlatSpec(tr)
         n = spec.n
         eye = np.eye(n) if 0 < n <= _PROBED else np.zeros((n, 0))
         R = np.random.default_rng(0).standard_normal((n, 16 if n else 0))
@@ -314,10 +315,12 @@ def _probed(f: Callable, x: Any, radius: float, tol: float, why: str, m: int
     k = int(np.argmin(slopes)) if slopes.size else 0
     if not slopes.size or not slopes[k] < -tol:
         return MinimalityReport.undecided(why, radius, tol, m)
-    return MinimalityReport("not minimal", f"along the unit direction d, f'(x; d) = "
-                            f"{slopes[k]:.3e} < -tol = {-tol:g} (exact; no model: {why}).",
-                            (-np.inf, float(slopes[k])), spec.tree(D[:, k]), float(slopes[k]),
-                            None, None, "directions", radius, tol, m)
+    rep = MinimalityReport("not minimal", f"along the unit direction d, f'(x; d) = "
+                           f"{slopes[k]:.3e} < -tol = {-tol:g} (exact; no model: {why}).",
+                           (-np.inf, float(slopes[k])), spec.tree(D[:, k]), float(slopes[k]),
+                           None, None, "directions", radius, tol, m)
+    off_rounding(rep, tr, spec, _flat.scalar_output(tr, "minimality")[0], 0.0)  # NOTE: at x
+    return rep
 
 
 def _decide(red: ActiveModel, balls: Balls | None, f: Callable, tr: Any, spec: FlatSpec, out: Any,
