@@ -23,8 +23,8 @@ from ..modes.api import Traced
 from ._flat import full_slope_sweep, full_slopes, gradient_unit, probe_tangents, unit_roundoff
 from .lp import hull_tolerance
 
-__all__ = ["ForwardRounding", "far_hits", "kink_disagreements", "moved_unit",
-           "rounding_sensitivity"]
+__all__ = ["ForwardRounding", "ball_disagreements", "far_hits", "kink_disagreements",
+           "moved_unit", "near_kinks", "rounding_sensitivity", "switch_sides"]
 
 _ERROR_PROBES = 8  # random roundings of the replay's error estimate (wide_errors)
 _TRUSTED = 16.0  # the replay's side of a kink counts beyond this many estimated errors
@@ -88,25 +88,28 @@ def _choice(sel: Any) -> bool:
         np.all((sel == 0) | (sel == 1) | (sel == -1))))
 
 
-def kink_disagreements(tr: Traced, wide: list, errors: dict | None = None) -> int:
+def switch_sides(tr: Traced, wide: list, errors: dict | None = None) -> list[tuple]:
+    """(equation, :func:`_sides`) of every switching equation: what the checks below read,
+    computed once (``errors``: :func:`wide_errors`'s, for the replay's own rounding)."""
+    with np.errstate(all="ignore"):
+        return [(e, *_sides(e, tr.vals, wide, errors)) for e in tr.eqns
+                if e.prim.nonsmooth and _switches(e, tr.vals) is not None]
+
+
+def kink_disagreements(sides: list[tuple]) -> int:
     """Switching entries off their kink as computed (z != 0) that f has on it or on its other
-    side (``wide``, :func:`wide_values`: z == 0 or the opposite sign, or another winner of
-    a k-way max): 1.1 - 1 - 0.1 is 8e-17 as computed and 0 in f. The model then misses a
+    side (:func:`switch_sides` of the wide replay: z == 0 or the opposite sign, or another
+    winner of a k-way max): 1.1 - 1 - 0.1 is 8e-17 as computed and 0 in f. The model then misses a
     kink of f at x, so its set can miss pieces of f's: an answer that a vector is outside
     it, or that it is far from 0, is not proven.
 
     The converse, a kink the computed values hit (z == 0) that f has within the rounding
     next to x, counts as a kink at x: the answers are then those at a point within the
     rounding of x (where backward AD's choice at the kink is one of f's gradients), as
-    the studies of relu'(0) in low precision take them. ``errors``: :func:`wide_errors`'s
-    (f's side unknown where the replay's value is within 16 of its estimated errors)."""
-    count = 0
-    with np.errstate(all="ignore"):
-        for e in tr.eqns:
-            if e.prim.nonsmooth and _switches(e, tr.vals) is not None:
-                _, _, flipped, winners, _ = _sides(e, tr.vals, wide, errors)
-                count += int(np.count_nonzero(flipped)) or winners
-    return count
+    the studies of relu'(0) in low precision take them. f's side is unknown where the
+    replay's value is within 16 of its estimated errors."""
+    return sum(int(np.count_nonzero(flipped)) or winners
+               for _, _, _, flipped, winners, _ in sides)
 
 
 def _switches(e: Any, vals: list) -> Any:
@@ -141,26 +144,21 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
     return z, np.asarray(z_w, np.float64), flipped, winners, err
 
 
-def _unheld(tr: Traced, wide: list, errors: dict | None = None
-            ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+def _unheld(sides: list[tuple]) -> list[tuple[Any, np.ndarray, np.ndarray]]:
     """(equation, entries, distance of f's kink in |z|) of the switching entries where the
     model holds a side of the kink that f lacks at x: on the kink as computed (both sides)
-    and not in ``wide`` (:func:`wide_values`), or off it on the other side from f's
+    and not in the wide replay (:func:`switch_sides`), or off it on the other side from f's
     ((0.75 + 1e16) - 1e16 - 0.5 is -0.5 as computed and 0.25 in f), or another winner of a
     k-way max (distance inf: f's kink between its own winners says nothing of the model's);
-    with ``errors`` (:func:`wide_errors`) the distance is widened by the replay's error and
-    a side it does not resolve counts as the other."""
+    the distance is widened by the replay's estimated error, and a side it does not resolve
+    counts as the other."""
     found = []
-    with np.errstate(all="ignore"):
-        for e in tr.eqns:
-            if not e.prim.nonsmooth or _switches(e, tr.vals) is None:
-                continue
-            z, z_w, flipped, winners, err = _sides(e, tr.vals, wide, errors)
-            unheld = (z_w != 0) & ((z == 0) | flipped)
-            if winners:
-                found.append((e, np.ones(z.shape, bool), np.full(z.shape, np.inf)))
-            elif np.any(unheld):
-                found.append((e, unheld, np.abs(z_w) + err))
+    for e, z, z_w, flipped, winners, err in sides:
+        unheld = (z_w != 0) & ((z == 0) | flipped)
+        if winners:
+            found.append((e, np.ones(z.shape, bool), np.full(z.shape, np.inf)))
+        elif np.any(unheld):
+            found.append((e, unheld, np.abs(z_w) + err))
     return found
 
 
@@ -210,8 +208,8 @@ def near_kinks(tr: Traced, errors: dict) -> tuple[bool, bool]:
     return hit, near
 
 
-def far_hits(tr: Traced, wide: Callable[[], list], spec: Any, radius: float = 0.0,
-             k: int = 4, errors: Callable[[], dict] | None = None) -> int:
+def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: float = 0.0,
+             k: int = 4) -> int:
     """Switching entries where the model holds a side of a kink that f lacks at x
     (:func:`_unheld`: hit as computed, z == 0, or on the other side) whose place in f (|z|
     of the wide replay over ||grad z||, :func:`_switch_slope`) lies beyond ``radius`` and
@@ -219,7 +217,7 @@ def far_hits(tr: Traced, wide: Callable[[], list], spec: Any, radius: float = 0.
     |(x + 1e8) - 1e8| at x = 1e-9 is 0 as computed and its kink lies 1e-9 from x. The
     model holds a piece of f's set there that f does not: an answer that a vector is inside
     its set, or that it is near 0, is not proven."""
-    hits = _unheld(tr, wide(), None if errors is None else errors())
+    hits = _unheld(sides())
     if not hits:
         return 0
     with np.errstate(all="ignore"):
@@ -236,10 +234,11 @@ def far_hits(tr: Traced, wide: Callable[[], list], spec: Any, radius: float = 0.
     return count
 
 
-def ball_disagreements(tr: Traced, wide: list, spec: Any, radius: float, k: int = 16,
-                       errors: dict | None = None) -> int:
+def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
+                       k: int = 16) -> int:
     """Switching entries whose kink the ball of ``radius`` may treat otherwise in f
-    (``wide``, :func:`wide_values`) than in the model (the computed values): the ball holds
+    (:func:`switch_sides` of the wide replay) than in the model (the computed values): the
+    ball holds
     both sides of a kink within reach (|z| <= radius ||grad z||) and one side otherwise,
     and f's holding can differ from the model's in either way, where the model's set then
     misses f's pieces or holds pieces f lacks. relu(x1 - ((x0 + 1e16) - 1e16)) at x =
@@ -252,18 +251,15 @@ def ball_disagreements(tr: Traced, wide: list, spec: Any, radius: float, k: int 
     that of a point within it, as :func:`kink_disagreements` takes hits), or on one side
     within 1e-6 of each other (a knife edge the first-order reach does not resolve either).
     ||grad z|| from k Gaussian probes (:func:`_switch_slope`: below a tenth or above ten
-    times the truth with probability < 1e-8 at k = 16). ``errors`` (:func:`wide_errors`)
-    widens f's z by the replay's estimated error."""
+    times the truth with probability < 1e-8 at k = 16). f's z is widened by the replay's
+    estimated error."""
     count = 0
     with np.errstate(all="ignore"):
         x = spec.point(tr)
         rounding = 64.0 * unit_roundoff(None, spec) * max(1.0, float(np.max(np.abs(x),
                                                                             initial=0.0)))
         tangents = None
-        for e in tr.eqns:
-            if not e.prim.nonsmooth or _switches(e, tr.vals) is None:
-                continue
-            z, z_w, flipped, winners, err = _sides(e, tr.vals, wide, errors)
+        for e, z, z_w, flipped, winners, err in sides:
             a, a_w, gap = np.abs(z), np.abs(z_w), np.abs(z - z_w) + err
             same = ~flipped & (winners == 0)
             if np.all(same & (gap <= 1e-6 * np.maximum(a, a_w))):
@@ -292,6 +288,7 @@ class ForwardRounding:
         self._units: dict[int, float] = {}
         self._errors: dict | None = None
         self._near: tuple[bool, bool] | None = None
+        self._sides: list[tuple] | None = None
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
         self._far: dict[float, int] = {}
@@ -309,6 +306,12 @@ class ForwardRounding:
             self.wide()
             self._errors = wide_errors(self.tr, self._units, _ERROR_PROBES)
         return self._errors
+
+    def sides(self) -> list[tuple]:
+        """:func:`switch_sides` of :meth:`wide` with :meth:`errors` (once)."""
+        if self._sides is None:
+            self._sides = switch_sides(self.tr, self.wide(), self.errors())
+        return self._sides
 
     def near(self) -> tuple[bool, bool]:
         """:func:`near_kinks` from the computed values' own estimated rounding (once)."""
@@ -337,8 +340,7 @@ class ForwardRounding:
 
     def kinks(self) -> int:
         if self._kinks is None:
-            self._kinks = kink_disagreements(self.tr, self.wide(), self.errors()) \
-                if self.near()[1] else 0
+            self._kinks = kink_disagreements(self.sides()) if self.near()[1] else 0
         return self._kinks
 
     def amplified(self, spec: Any) -> np.ndarray:
@@ -365,7 +367,7 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.wide, spec, radius, errors=self.errors) \
+            self._far[key] = far_hits(self.tr, self.sides, spec, radius) \
                 if any(self.near()) else 0
         return self._far[key]
 
@@ -373,8 +375,7 @@ class ForwardRounding:
         """:func:`ball_disagreements` (kinks the ball may treat otherwise in f)."""
         key = float(radius)
         if key not in self._ball:
-            self._ball[key] = ball_disagreements(self.tr, self.wide(), spec, radius,
-                                                 errors=self.errors())
+            self._ball[key] = ball_disagreements(self.tr, self.sides(), spec, radius)
         return self._ball[key]
 
     def ball_reason(self, spec: Any, radius: float) -> str:
