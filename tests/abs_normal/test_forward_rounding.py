@@ -387,3 +387,81 @@ def test_minimality_without_a_model_declines_on_a_side_the_computed_values_flip(
 
     assert Fraction(0.1) - _exact_lost(0.2) < 0 < 0.1 - _lost(0.2)
     assert kinkgrad.minimality(f, np.zeros(3)).verdict != "not minimal"
+
+
+@pytest.mark.parametrize("dtype,c", [(np.float64, 2.0 ** 70), (np.float32, 2.0 ** 60)])
+def test_a_kink_hit_in_both_precisions_that_f_has_far(dtype, c):
+    # relu(((x0 + c) - c) - x1) at (3/4, 0): 0 as computed and in the wider replay, 3/4 in f
+    # (Fractions): f's Clarke set is {(1, -1)}. The replayed 0 was taken as f's: in_clarke(0)
+    # True, certify of AD's (0, 0), "stationary" and "minimal" were wrong
+    def f(x):
+        return knp.relu(((x[0] + dtype(c)) - dtype(c)) - x[1])
+
+    x = np.array([0.75, 0.0], dtype)
+    assert Fraction(0.75) + Fraction(c) - Fraction(c) == Fraction(3, 4)
+    assert (x[0] + dtype(c)) - dtype(c) == 0
+    with pytest.raises(UndecidedError):
+        kinkgrad.in_clarke(f, x, np.zeros(2, dtype))
+    assert not kinkgrad.certify(f, x).certified
+    assert kinkgrad.stationarity(f, x, tol=0.5).verdict != "stationary"
+    assert kinkgrad.minimality(f, x).verdict != "minimal"
+
+
+def test_a_kink_just_inside_the_ball_as_computed_and_just_outside_in_f():
+    # relu(x - lost(a)) - x / 2 with lost(t) = (t + 2^33) - 2^33 (spacing 2^-19): a = 3/4 +
+    # 2^-21 is 3/4 as computed. At x = a - 1 the ball of radius 1 - 2^-22 holds the computed
+    # kink and not f's (Fractions): f = -x/2 on the ball (distance 1/2), and "stationary"
+    # (bounds (0, 0)) was wrong; the mirror (f's kink inside, the computed one outside) was
+    # "not stationary" where 0 is in f's set. A relative gap of 4.8e-7 had been a "knife edge"
+    c = 2.0 ** 33
+    r = 1.0 - 2.0 ** -22
+    for a, x0, truth in [(0.75 + 2.0 ** -21, 0.75 + 2.0 ** -21 - 1.0, "not stationary"),
+                         (0.75 - 2.0 ** -21, 0.75 - 1.0, "stationary")]:
+        def f(x, a=a):
+            return knp.relu(x[0] - ((a + 0.0 * x[0] + c) - c)) - 0.5 * x[0]
+
+        inside = abs(Fraction(a) - Fraction(x0)) <= Fraction(r)
+        assert inside == (truth == "stationary")
+        assert ((a + c) - c == 0.75) and (abs(0.75 - x0) <= r) != inside  # computed: other
+        rep = kinkgrad.stationarity(f, np.array([x0]), radius=r, tol=0.1)
+        assert rep.verdict in ("undecided", truth), rep.reason
+    # written without the cancellation the same edge is decided
+    a = 0.75 + 2.0 ** -21
+    rep = kinkgrad.stationarity(lambda x: knp.relu(x[0] - a) - 0.5 * x[0],
+                                np.array([a - 1.0]), radius=r, tol=0.1)
+    assert rep.verdict == "not stationary"
+
+
+def test_another_order_of_a_sort_in_f():
+    # sort([lost(x0), x1])[1] at (3/4, 0.6) is max(x0, x1) = x0 in f (gradient (1, 0)) and x1
+    # as computed: the order changed with no sign flipping, and a sort's selection (a
+    # permutation in a tuple) was not compared: in_clarke((1, 0)) False, certify True
+    def f(x):
+        return knp.sort(knp.stack([_lost(x[0]), x[1]]))[1]
+
+    x = np.array([0.75, 0.6])
+    assert _exact_lost(0.75) > Fraction(0.6) > _lost(0.75)
+    with pytest.raises(UndecidedError):
+        kinkgrad.in_clarke(f, x, np.array([1.0, 0.0]))
+    with pytest.raises(UndecidedError):
+        kinkgrad.in_clarke(f, x, np.array([0.0, 1.0]))
+    assert not kinkgrad.certify(f, x).certified
+
+
+def test_a_long_chain_of_roundings_the_same_way():
+    # s = x0 + 2^54, then s + 1 4096 times (each rounds back: 2^54's spacing is 4), then
+    # relu((s - 2^54) - 3000): -3000 as computed and 1096 in f (Fractions), gradient 1. The
+    # replay (long double) sees it; an estimate of the computed values' rounding by random
+    # signs grows like sqrt(4096) and had skipped the replay: in_clarke(0) True, certify True
+    def f(x):
+        s = x[0] + 2.0 ** 54
+        for _ in range(4096):
+            s = s + 1.0
+        return knp.relu((s - 2.0 ** 54) - 3000.0)
+
+    x = np.zeros(1)
+    assert Fraction(2 ** 54) + 4096 - Fraction(2 ** 54) - 3000 == 1096
+    with pytest.raises(UndecidedError):
+        kinkgrad.in_clarke(f, x, np.zeros(1))
+    assert not kinkgrad.certify(f, x).certified
+    assert kinkgrad.stationarity(f, x, tol=0.5).verdict != "stationary"

@@ -24,7 +24,7 @@ from ._flat import full_slope_sweep, full_slopes, gradient_unit, probe_tangents,
 from .lp import hull_tolerance
 
 __all__ = ["ForwardRounding", "ball_disagreements", "far_hits", "kink_disagreements",
-           "moved_unit", "near_kinks", "rounding_sensitivity", "switch_sides"]
+           "moved_unit", "rounding_sensitivity", "switch_sides"]
 
 _ERROR_PROBES = 8  # random roundings of the replay's error estimate (wide_errors)
 _TRUSTED = 16.0  # the replay's side of a kink counts beyond this many estimated errors
@@ -81,6 +81,11 @@ def moved_unit(moved: np.ndarray, rtol: float = 1e-7) -> float:
     return 2.0 * float(np.sum(moved)) / (rtol * max(moved.size, 1))
 
 
+def _pieces(sel: Any) -> Any:
+    """The choice part of a selection: a sort's is (perm, None)."""
+    return sel[0] if type(sel) is tuple and sel else sel
+
+
 def _choice(sel: Any) -> bool:
     """A selection that is a choice of pieces (a mask, signs, indices), not derivative values
     read at the point (a norm's x / ||x||), which a replay moves without any kink moving."""
@@ -120,8 +125,7 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | float]:
     """(z as computed, z of the wide replay (float64), mask of the entries off their kink
     as computed that f has on it or on its other side, or may have (the replay's value
-    within ``_TRUSTED`` times its estimated error, from ``errors``, :func:`wide_errors`;
-    a replayed 0 is taken as exact),
+    within ``_TRUSTED`` times its estimated error, from ``errors``, :func:`wide_errors`),
     the number of entries whose winner of a k-way max differs where no such entry is, that
     many estimated errors of the replay's z (0 without ``errors``)) of the switching
     entries of ``e``."""
@@ -132,33 +136,35 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
     flipped = (z != 0) & (np.sign(z) != np.sign(z_w))
     err: np.ndarray | float = 0.0
     if errors is not None:
-        # NOTE: a replayed 0 is taken as f's (equal values cancel exactly), as before
-        err = np.where(z_w != 0, _TRUSTED * _switch_slope(e, wide, errors, _ERROR_PROBES), 0.0)
+        err = _TRUSTED * _switch_slope(e, wide, errors, _ERROR_PROBES)
         flipped |= (z != 0) & ~(np.abs(np.asarray(z_w, np.float64)) > err)
     winners = 0
     if not flipped.any() and e.prim.selects and np.all(z != 0):
-        sel = e.prim.selection(full_slopes(), args, out, e.params)
-        sel_w = e.prim.selection(full_slopes(), args_w, out_w, e.params)
+        sel = _pieces(e.prim.selection(full_slopes(), args, out, e.params))
+        sel_w = _pieces(e.prim.selection(full_slopes(), args_w, out_w, e.params))
         if _choice(sel) and _choice(sel_w) and sel.shape == sel_w.shape:
             winners = int(np.count_nonzero(sel != sel_w.astype(sel.dtype)))
     return z, np.asarray(z_w, np.float64), flipped, winners, err
 
 
-def _unheld(sides: list[tuple]) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-    """(equation, entries, distance of f's kink in |z|) of the switching entries where the
+def _unheld(sides: list[tuple]) -> list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
+    """(equation, entries, distance of f's kink in |z|, entries 0 in both) of the switching
+    entries where the
     model holds a side of the kink that f lacks at x: on the kink as computed (both sides)
     and not in the wide replay (:func:`switch_sides`), or off it on the other side from f's
     ((0.75 + 1e16) - 1e16 - 0.5 is -0.5 as computed and 0.25 in f), or another winner of a
     k-way max (distance inf: f's kink between its own winners says nothing of the model's);
     the distance is widened by the replay's estimated error, and a side it does not resolve
-    counts as the other."""
+    counts as the other; a kink hit in both is f's only to the replay's error
+    ((x0 + 2^70) - 2^70 - x1 at (3/4, 0) is 0 in long double too, and 3/4 in f)."""
     found = []
     for e, z, z_w, flipped, winners, err in sides:
-        unheld = (z_w != 0) & ((z == 0) | flipped)
+        both = (z == 0) & (z_w == 0) & (np.asarray(err) > 0)
+        unheld = (z_w != 0) & ((z == 0) | flipped) | both
         if winners:
-            found.append((e, np.ones(z.shape, bool), np.full(z.shape, np.inf)))
+            found.append((e, np.ones(z.shape, bool), np.full(z.shape, np.inf), both))
         elif np.any(unheld):
-            found.append((e, unheld, np.abs(z_w) + err))
+            found.append((e, unheld, np.abs(z_w) + err, both))
     return found
 
 
@@ -187,27 +193,6 @@ def _switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
     return np.sqrt(total / k) * reach
 
 
-def near_kinks(tr: Traced, errors: dict) -> tuple[bool, bool]:
-    """(a switching entry is 0 as computed, a nonzero one lies within ``_TRUSTED`` times
-    its estimated error, ``errors`` from :func:`wide_errors` with the program's own units):
-    where neither, the wide replay cannot move an entry onto its kink or across it (to
-    the estimate), and :func:`kink_disagreements` and :func:`far_hits` are 0 without it."""
-    hit = near = False
-    with np.errstate(all="ignore"):
-        for e in tr.eqns:
-            z = _switches(e, tr.vals) if e.prim.nonsmooth else None
-            if z is None:
-                continue
-            z = np.abs(np.asarray(z, np.float64))
-            hit = hit or bool(np.any(z == 0))
-            if not near and np.any(z != 0):
-                err = _TRUSTED * _switch_slope(e, tr.vals, errors, _ERROR_PROBES)
-                near = bool(np.any((z != 0) & ~(z > err)))
-            if hit and near:
-                break
-    return hit, near
-
-
 def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: float = 0.0,
              k: int = 4) -> int:
     """Switching entries where the model holds a side of a kink that f lacks at x
@@ -224,12 +209,23 @@ def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: fl
         x = spec.point(tr)
         near = max(radius, 64.0 * unit_roundoff(None, spec) * max(
             1.0, float(np.max(np.abs(x), initial=0.0))))
-        last = max(tr.eqns.index(e) for e, _, _ in hits)  # NOTE: the prefix they read
-        tangents = probe_tangents(tr.eqns[:last + 1], tr.vals, [v.index for v in tr.in_vars],
-                                  spec, k)
+        last = max(tr.eqns.index(h[0]) for h in hits)  # NOTE: the prefix they read
+        slots = [v.index for v in tr.in_vars]
+        tangents = probe_tangents(tr.eqns[:last + 1], tr.vals, slots, spec, k)
+        full = None
         count = 0
-        for e, hit, z_w in hits:
+        for e, hit, z_w, both in hits:
             slope = _switch_slope(e, tr.vals, tangents, k)
+            if np.any(both):  # NOTE: abs'(0) = 0 gives 0 beyond kinks hit (a max of |x - c|
+                # at c): the full slopes' too, for kinks hit in both precisions; one with
+                # no slope at all (a tie of 2x with 2x) counts as f's, as before the replay's
+                # error was estimated (a constant lost in both precisions is missed)
+                if full is None:
+                    full = probe_tangents(tr.eqns[:last + 1], tr.vals, slots, spec, k,
+                                          full_slopes())
+                slope = np.where(both, np.maximum(slope, _switch_slope(e, tr.vals, full, k)),
+                                 slope)
+                hit = hit & ~(both & (slope == 0))
             count += int(np.count_nonzero(hit & ~(z_w <= near * slope)))
     return count
 
@@ -248,8 +244,7 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
     An entry counts unless it surely matches: within a tenth of the reach in both; beyond
     ten times the reach (and the rounding next to x, 64 u max(1, |x|)) on one side in both;
     or z and f's z apart by no more than the rounding next to x moves z (the model is then
-    that of a point within it, as :func:`kink_disagreements` takes hits), or on one side
-    within 1e-6 of each other (a knife edge the first-order reach does not resolve either).
+    that of a point within it, as :func:`kink_disagreements` takes hits).
     ||grad z|| from k Gaussian probes (:func:`_switch_slope`: below a tenth or above ten
     times the truth with probability < 1e-8 at k = 16). f's z is widened by the replay's
     estimated error."""
@@ -262,7 +257,7 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
         for e, z, z_w, flipped, winners, err in sides:
             a, a_w, gap = np.abs(z), np.abs(z_w), np.abs(z - z_w) + err
             same = ~flipped & (winners == 0)
-            if np.all(same & (gap <= 1e-6 * np.maximum(a, a_w))):
+            if np.all(same & (gap == 0)):
                 continue
             if tangents is None:
                 tangents = probe_tangents(tr.eqns, tr.vals, [v.index for v in tr.in_vars],
@@ -270,8 +265,8 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
             slope = _switch_slope(e, tr.vals, tangents, k)
             match = ((np.maximum(a, a_w + err) <= 0.1 * radius * slope)
                      | same & (np.minimum(a, a_w - err) > 10.0 * max(radius, rounding) * slope)
-                     | same & (gap <= 1e-6 * np.maximum(a, a_w))
-                     | (winners == 0) & (gap <= rounding * slope))
+                     | (winners == 0) & (gap <= rounding * slope)
+                     | (a == 0) & (a_w == 0) & (slope == 0))  # NOTE: as in far_hits
             count += int(np.count_nonzero(~match))
     return count
 
@@ -287,7 +282,6 @@ class ForwardRounding:
         self._wide: list | None = None
         self._units: dict[int, float] = {}
         self._errors: dict | None = None
-        self._near: tuple[bool, bool] | None = None
         self._sides: list[tuple] | None = None
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
@@ -313,15 +307,6 @@ class ForwardRounding:
             self._sides = switch_sides(self.tr, self.wide(), self.errors())
         return self._sides
 
-    def near(self) -> tuple[bool, bool]:
-        """:func:`near_kinks` from the computed values' own estimated rounding (once)."""
-        if self._near is None:
-            units = {e.out.index: float(np.finfo(np.result_type(self.tr.vals[e.out.index])).eps)
-                     / 2 for e in self.tr.eqns
-                     if np.result_type(self.tr.vals[e.out.index]).kind == "f"}
-            self._near = near_kinks(self.tr, wide_errors(self.tr, units, _ERROR_PROBES))
-        return self._near
-
     def sweep(self) -> dict:
         """:func:`._flat.full_slope_sweep` at the computed values (once)."""
         if self._sweep is None:
@@ -340,7 +325,7 @@ class ForwardRounding:
 
     def kinks(self) -> int:
         if self._kinks is None:
-            self._kinks = kink_disagreements(self.sides()) if self.near()[1] else 0
+            self._kinks = kink_disagreements(self.sides())
         return self._kinks
 
     def amplified(self, spec: Any) -> np.ndarray:
@@ -367,8 +352,7 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.sides, spec, radius) \
-                if any(self.near()) else 0
+            self._far[key] = far_hits(self.tr, self.sides, spec, radius)
         return self._far[key]
 
     def ball(self, spec: Any, radius: float) -> int:
