@@ -162,18 +162,18 @@ def wide_values(tr: Traced, units: dict[int, float] | None = None) -> list:
 
 def wide_errors(tr: Traced, units: dict[int, float], k: int = 8) -> dict[int, Any]:
     """The first-order error of :func:`wide_values` along k random roundings: tangents (a
-    leading axis of k) of one forward sweep in which every step's result, and the floating
-    arguments of a reduction (its terms' rounding), are perturbed by their unit roundoff in
-    the replay (``units``) times random signs, the kinks passing their full slope; a
-    product's result (a matmul, a contraction, a convolution) also by its terms' size,
-    sqrt(2 sum_k (a_k b_k)^2) from one product of the squares, the perturbation of both
-    factors' entries in law at the cost of one product instead of k. The sum
-    2^70 + 1 - 2^70 - 1/2 is -1/2 in long double and 1/2 exactly, and its tangents are about
-    2^70 2^-64; (c + t) - c at c = 1e16 gets about u c, its rounding's worst case.
+    leading axis of k) of one forward sweep in which every step's result is perturbed by its
+    rounding's bound (the primitive's ``rounding`` rule, r with |fl(op) - op| <= u r: |out|,
+    or a sum's or a product's terms, sum_k |a_k| |b_k| times their count's roundings) in the
+    replay's unit roundoff (``units``) times random signs, the kinks passing their full
+    slope. The sum 2^70 + 1 - 2^70 - 1/2 is -1/2 in long double and 1/2 exactly, and its
+    tangents are about 2^70 2^-64; (c + t) - c at c = 1e16 gets about u c.
 
-    E[(e . s)^2] = ||e||^2 over the signs s estimates the root of the squared rounding
-    terms; the error itself is their signed sum, at most their l1 norm: an estimate, not a
-    bound (Iri's estimate of rounding errors by automatic differentiation, sampled)."""
+    Each step's error is bounded; their sum over the steps is sampled, E[(e . s)^2] =
+    ||e||^2 over the signs s, where the error itself is a signed sum at most their l1 norm:
+    an estimate, not a bound (Iri's estimate of rounding errors by automatic
+    differentiation, sampled), low by up to the square root of the number of steps that
+    round the same way."""
     from ..kinks import KinkPolicy
     from .sweeps import _jvp_rules
 
@@ -183,39 +183,35 @@ def wide_errors(tr: Traced, units: dict[int, float], k: int = 8) -> dict[int, An
     vals, tan = tr.vals, {}
     pool = np.unpackbits(np.frombuffer(rng.bytes(1 << 17), np.uint8)).view(bool)
 
-    def signs(a: Any, unit: float) -> np.ndarray:
+    def signs(r: np.ndarray) -> np.ndarray:
         # NOTE: random windows of one pool of 2^20 random signs (fresh bits per entry cost
         # a third of the sweep on a 784-256-256-10 net)
-        moved = unit * np.asarray(a, np.float64)
-        n = k * moved.size
+        n = k * r.size
         start = int(rng.integers(pool.size))
         bits = np.resize(np.roll(pool, -start), n) if n > pool.size - start \
             else pool[start:start + n]
-        return np.where(bits.reshape((k,) + moved.shape), moved, -moved)
+        return np.where(bits.reshape((k,) + r.shape), r, -r)
+
+    def f64(a: Any) -> Any:
+        return np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
 
     with np.errstate(all="ignore"):  # NOTE: sizes; an overflow to inf is one too
         for e in tr.eqns:
             v0 = vals[e.out.index]
             if np.result_type(v0).kind != "f" or not e.prim.differentiable:
                 continue
-            unit = units.get(e.out.index, 0.0)
-            args, ts = e.args(vals), []
-            product = e.prim.bilinear and len(args) == 2 and all(
-                np.result_type(a).kind == "f" for a in args)
-            for i, a in zip(e.inputs, args):
-                t = tan.get(i.index) if hasattr(i, "index") else None
-                if not product and np.result_type(a).kind == "f" and np.size(a) > np.size(v0):
-                    moved = signs(a, unit)
-                    t = moved if t is None else t + moved
-                ts.append(t)
-            moved = signs(v0, unit)
-            if product:
-                sq = [np.square(np.asarray(a, np.float64)) for a in args]
-                moved = moved + signs(np.sqrt(2.0 * np.asarray(e.prim.impl(*sq, **e.params))),
-                                      unit)
-            if all(t is None for t in ts):
-                tan[e.out.index] = moved
-                continue
-            _, _, t = _jvp_rules(e, full, args, v0, ts, "policy")
-            tan[e.out.index] = moved if t is None else np.broadcast_to(t, moved.shape) + moved
+            args = e.args(vals)
+            r = e.prim.rounding([f64(a) for a in args], f64(v0), e.params)
+            moved = None if r is None else signs(units.get(e.out.index, 0.0) * np.broadcast_to(
+                np.abs(np.asarray(r, np.float64)), np.shape(v0)))
+            ts = [tan.get(i.index) if hasattr(i, "index") else None for i in e.inputs]
+            t = None
+            if any(t is not None for t in ts):
+                t = _jvp_rules(e, full, args, v0, ts, "policy")[2]
+            if t is not None and moved is not None:
+                t = np.broadcast_to(t, moved.shape) + moved
+            elif t is None:
+                t = moved
+            if t is not None:
+                tan[e.out.index] = t
     return tan
