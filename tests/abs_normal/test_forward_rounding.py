@@ -465,3 +465,93 @@ def test_a_long_chain_of_roundings_the_same_way():
         kinkgrad.in_clarke(f, x, np.zeros(1))
     assert not kinkgrad.certify(f, x).certified
     assert kinkgrad.stationarity(f, x, tol=0.5).verdict != "stationary"
+
+
+def _decided_wrong(f, x, inside, outside):
+    """in_clarke's decided answers that exact f contradicts (``inside``: vectors of f's
+    Clarke set, ``outside``: vectors outside it)."""
+    wrong = []
+    for g, truth in [(g, True) for g in inside] + [(g, False) for g in outside]:
+        try:
+            got = kinkgrad.in_clarke(f, x, np.array(g, float))
+        except UndecidedError:
+            continue
+        if got != truth:
+            wrong.append((g, got))
+    return wrong
+
+
+def test_a_changed_winner_beside_an_exact_tie():
+    # The winner comparison ran only where no entry of the equation was tied: a tie
+    # elsewhere (split weights) hid a changed winner. Exact f (Fractions: lost(3/4) = 3/4):
+    # max over rows [lost(x0), 0.6], [x1, 0] at (3/4, 0) is max(x0, .6) + max(x1, 0),
+    # Clarke set {1} x [0, 1]; clip([lost(x0), x1], 1/2, 2) at (3/4, 1/2), {1} x [0, 1];
+    # ||(lost(x0) - 1/2, x1)||_1 at (3/4, 0), {1} x [-1, 1]; sort([lost(x0), .6, x1, 0])[3] +
+    # [1] at (3/4, 0) is x0 + max(x1, 0), {1} x [0, 1]. The computed values put x0's entry
+    # at 0 (loses, or is clipped, or has the other sign)
+    assert _exact_lost(0.75) == Fraction(3, 4) and _lost(0.75) == 0
+
+    def rows(x):
+        r = knp.stack([knp.stack([_lost(x[0]), 0.6 + 0.0 * x[0]]),
+                       knp.stack([x[1], 0.0 * x[1]])])
+        return knp.sum(knp.max(r, axis=1))
+
+    def clipped(x):
+        return knp.sum(knp.clip(knp.stack([_lost(x[0]), x[1]]), 0.5, 2.0))
+
+    def l1(x):
+        return knp.linalg.norm(knp.stack([_lost(x[0]) - 0.5, x[1]]), ord=1)
+
+    def sorted_(x):
+        s = knp.sort(knp.stack([_lost(x[0]), 0.6 + 0.0 * x[0], x[1], 0.0 * x[1]]))
+        return s[3] + s[2]
+
+    cases = [(rows, [0.75, 0.0], [(1, 0.5)], [(0, 0.5)]),
+             (clipped, [0.75, 0.5], [(1, 0.5)], [(0, 0.5)]),
+             (l1, [0.75, 0.0], [(1, 0.0)], [(-1, 0.0)]),
+             (sorted_, [0.75, 0.0], [(1, 0.5)], [(0, 0.5)])]
+    for f, x, inside, outside in cases:
+        x = np.array(x)
+        assert not _decided_wrong(f, x, inside, outside), f.__name__
+        assert not kinkgrad.certify(f, x).certified, f.__name__
+        assert kinkgrad.stationarity(f, x, tol=0.5).verdict != "stationary", f.__name__
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_third_candidate_of_a_max_that_the_ball_reaches_in_f_only(mirror):
+    # max(x0, 0.6, c), c = -50 x0 + lost(x1) + 49.75 at (1, 0.75), radius 0.012: in f
+    # (Fractions) c is 1/2 below the winner and meets it 0.0098 from x, so the ball's set
+    # holds the hull of (1, 0) and (-50, 1) (least norm 0.0196): "not stationary" at tol
+    # 1/2 was wrong; the max's own switch (the top two's gap, 0.4) is the same in both.
+    # Mirror: c = -50 x0 - lost(x1) + 50.5 reaches the winner as computed and stays 5/4
+    # below it in f (distance 1): "stationary" was wrong
+    sign, const = (-1.0, 50.5) if mirror else (1.0, 49.75)
+
+    def f(x):
+        c = -50.0 * x[0] + sign * _lost(x[1]) + const
+        return knp.max(knp.stack([x[0], 0.6 + 0.0 * x[0], c]))
+
+    x = np.array([1.0, 0.75])
+    gap = 1 - (-50 + sign * _exact_lost(0.75) + Fraction(const))  # winner minus c, in f
+    assert gap == (Fraction(5, 4) if mirror else Fraction(1, 2))
+    truth = "not stationary" if mirror else "stationary"
+    rep = kinkgrad.stationarity(f, x, radius=0.012, tol=0.5)
+    assert rep.verdict in ("undecided", truth), rep.reason
+
+
+def test_the_reach_of_a_kink_is_read_at_f_s_values():
+    # w = ((x0 2^79 + 2^80) - 2^80) - x0 2^79 is 0 in f for every x0 and 2^27 as computed at
+    # x0 = 1 + 3 2^-52; z = w x1 + lost30(x2) is 0 as computed and x2 = 2^-24 in f, whose
+    # kink lies 6e-8 from x. Read at the computed values, |grad z| was 1.3e8 and f's kink
+    # "within the rounding next to x": in_clarke(0) True, where f = relu(x2) has {(0, 0, 1)}
+    k, c = 2.0 ** 79, 2.0 ** 80
+
+    def f(x):
+        w = ((x[0] * k + c) - c) - x[0] * k
+        return knp.relu(w * x[1] + ((x[2] + 2.0 ** 30) - 2.0 ** 30))
+
+    x = np.array([1 + 3 * 2.0 ** -52, 0.0, 2.0 ** -24])
+    X = [Fraction(v) for v in x]
+    assert (X[0] * Fraction(k) + Fraction(c) - Fraction(c)) - X[0] * Fraction(k) == 0
+    assert ((x[0] * k + c) - c) - x[0] * k == 2.0 ** 27
+    assert not _decided_wrong(f, x, [(0, 0, 1)], [(0, 0, 0)])

@@ -58,9 +58,7 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
     with np.errstate(all="ignore"):  # NOTE: a size; an overflow makes it inf
         if base is None:
             base = reverse_sweep(eqns, vals, seed, full, selections=sels)
-        moved = [np.asarray(w).astype(np.result_type(v), copy=False)
-                 if w is not v and np.result_type(v).kind == "f" else v
-                 for w, v in zip(wide if wide is not None else wide_values(tr), vals)]
+        moved = replayed(tr, wide if wide is not None else wide_values(tr))
         ct = reverse_sweep(eqns, moved, seed, full, selections=sels)
     parts = []
     for v in tr.in_vars:
@@ -86,11 +84,13 @@ def _pieces(sel: Any) -> Any:
     return sel[0] if type(sel) is tuple and sel else sel
 
 
-def _choice(sel: Any) -> bool:
-    """A selection that is a choice of pieces (a mask, signs, indices), not derivative values
-    read at the point (a norm's x / ||x||), which a replay moves without any kink moving."""
-    return type(sel) is np.ndarray and (sel.dtype.kind in "biu" or bool(
-        np.all((sel == 0) | (sel == 1) | (sel == -1))))
+def _chosen(sel: np.ndarray) -> np.ndarray:
+    """The entries of a selection that choose a piece (a mask's, a sign's, an index), not a
+    tie's split weight or a derivative value read at the point (a norm's x / ||x||, which
+    a replay moves without any kink moving): compared between the two precisions."""
+    if sel.dtype.kind in "biu":
+        return np.ones(sel.shape, bool)
+    return (sel == 0) | (sel == 1) | (sel == -1)
 
 
 def switch_sides(tr: Traced, wide: list, errors: dict | None = None) -> list[tuple]:
@@ -139,29 +139,35 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
         err = _TRUSTED * _switch_slope(e, wide, errors, _ERROR_PROBES)
         flipped |= (z != 0) & ~(np.abs(np.asarray(z_w, np.float64)) > err)
     winners = 0
-    if not flipped.any() and e.prim.selects and np.all(z != 0):
+    if e.prim.selects:  # NOTE: entry by entry: a tie elsewhere (split weights) hid a change
         sel = _pieces(e.prim.selection(full_slopes(), args, out, e.params))
         sel_w = _pieces(e.prim.selection(full_slopes(), args_w, out_w, e.params))
-        if _choice(sel) and _choice(sel_w) and sel.shape == sel_w.shape:
-            winners = int(np.count_nonzero(sel != sel_w.astype(sel.dtype)))
+        if type(sel) is np.ndarray and type(sel_w) is np.ndarray and sel.shape == sel_w.shape:
+            keep = _chosen(sel) & _chosen(sel_w)
+            if sel.shape == z.shape:  # NOTE: an elementwise kink's: off it in both only
+                keep &= (z != 0) & (z_w != 0)
+            winners = int(np.count_nonzero((sel != sel_w.astype(sel.dtype)) & keep))
     return z, np.asarray(z_w, np.float64), flipped, winners, err
 
 
-def _unheld(sides: list[tuple]) -> list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
+def _unheld(sides: list[tuple], winners: bool = True
+            ) -> list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
     """(equation, entries, distance of f's kink in |z|, entries 0 in both) of the switching
     entries where the
     model holds a side of the kink that f lacks at x: on the kink as computed (both sides)
     and not in the wide replay (:func:`switch_sides`), or off it on the other side from f's
     ((0.75 + 1e16) - 1e16 - 0.5 is -0.5 as computed and 0.25 in f), or another winner of a
-    k-way max (distance inf: f's kink between its own winners says nothing of the model's);
+    k-way max or order of a sort (distance inf: f's kink between its own winners says
+    nothing of the model's; left out with ``winners=False``, in a ball, where the expanded
+    program's pairwise switches show them, :func:`.ball_model.wide_ball`);
     the distance is widened by the replay's estimated error, and a side it does not resolve
     counts as the other; a kink hit in both is f's only to the replay's error
     ((x0 + 2^70) - 2^70 - x1 at (3/4, 0) is 0 in long double too, and 3/4 in f)."""
     found = []
-    for e, z, z_w, flipped, winners, err in sides:
+    for e, z, z_w, flipped, moved, err in sides:
         both = (z == 0) & (z_w == 0) & (np.asarray(err) > 0)
         unheld = (z_w != 0) & ((z == 0) | flipped) | both
-        if winners:
+        if moved and winners:
             found.append((e, np.ones(z.shape, bool), np.full(z.shape, np.inf), both))
         elif np.any(unheld):
             found.append((e, unheld, np.abs(z_w) + err, both))
@@ -193,8 +199,18 @@ def _switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
     return np.sqrt(total / k) * reach
 
 
+def replayed(tr: Traced, wide: list) -> list:
+    """The wide replay's values rounded to float64 (the program's where it is narrower):
+    where the switches' slopes are read, since a value that lost its digits to cancellation
+    moves them as it moves the gradients (w = ((x 2^79 + 2^80) - 2^80) - x 2^79 is 2^27 as
+    computed at x = 1 + 3 2^-52 and 0 in f, and w x1 + x2 had the slope 1.3e8 for f's 1)."""
+    return [np.asarray(w).astype(np.result_type(v), copy=False)
+            if w is not v and np.result_type(v).kind == "f" else v
+            for w, v in zip(wide, tr.vals)]
+
+
 def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: float = 0.0,
-             k: int = 4) -> int:
+             k: int = 4, wide: Callable[[], list] | None = None) -> int:
     """Switching entries where the model holds a side of a kink that f lacks at x
     (:func:`_unheld`: hit as computed, z == 0, or on the other side) whose place in f (|z|
     of the wide replay over ||grad z||, :func:`_switch_slope`) lies beyond ``radius`` and
@@ -202,7 +218,7 @@ def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: fl
     |(x + 1e8) - 1e8| at x = 1e-9 is 0 as computed and its kink lies 1e-9 from x. The
     model holds a piece of f's set there that f does not: an answer that a vector is inside
     its set, or that it is near 0, is not proven."""
-    hits = _unheld(sides())
+    hits = _unheld(sides(), winners=radius == 0)  # NOTE: in a ball: wide_ball's (expanded)
     if not hits:
         return 0
     with np.errstate(all="ignore"):
@@ -211,19 +227,20 @@ def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: fl
             1.0, float(np.max(np.abs(x), initial=0.0))))
         last = max(tr.eqns.index(h[0]) for h in hits)  # NOTE: the prefix they read
         slots = [v.index for v in tr.in_vars]
-        tangents = probe_tangents(tr.eqns[:last + 1], tr.vals, slots, spec, k)
+        vals = tr.vals if wide is None else replayed(tr, wide())
+        tangents = probe_tangents(tr.eqns[:last + 1], vals, slots, spec, k)
         full = None
         count = 0
         for e, hit, z_w, both in hits:
-            slope = _switch_slope(e, tr.vals, tangents, k)
+            slope = _switch_slope(e, vals, tangents, k)
             if np.any(both):  # NOTE: abs'(0) = 0 gives 0 beyond kinks hit (a max of |x - c|
                 # at c): the full slopes' too, for kinks hit in both precisions; one with
                 # no slope at all (a tie of 2x with 2x) counts as f's, as before the replay's
                 # error was estimated (a constant lost in both precisions is missed)
                 if full is None:
-                    full = probe_tangents(tr.eqns[:last + 1], tr.vals, slots, spec, k,
+                    full = probe_tangents(tr.eqns[:last + 1], vals, slots, spec, k,
                                           full_slopes())
-                slope = np.where(both, np.maximum(slope, _switch_slope(e, tr.vals, full, k)),
+                slope = np.where(both, np.maximum(slope, _switch_slope(e, vals, full, k)),
                                  slope)
                 hit = hit & ~(both & (slope == 0))
             count += int(np.count_nonzero(hit & ~(z_w <= near * slope)))
@@ -231,7 +248,7 @@ def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: fl
 
 
 def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
-                       k: int = 16) -> int:
+                       k: int = 16, vals: list | None = None) -> int:
     """Switching entries whose kink the ball of ``radius`` may treat otherwise in f
     (:func:`switch_sides` of the wide replay) than in the model (the computed values): the
     ball holds
@@ -246,26 +263,27 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
     or z and f's z apart by no more than the rounding next to x moves z (the model is then
     that of a point within it, as :func:`kink_disagreements` takes hits).
     ||grad z|| from k Gaussian probes (:func:`_switch_slope`: below a tenth or above ten
-    times the truth with probability < 1e-8 at k = 16). f's z is widened by the replay's
-    estimated error."""
+    times the truth with probability < 1e-8 at k = 16; read at ``vals``, :func:`replayed`,
+    when given). f's z is widened by the replay's estimated error."""
+    vals = tr.vals if vals is None else vals
     count = 0
     with np.errstate(all="ignore"):
         x = spec.point(tr)
         rounding = 64.0 * unit_roundoff(None, spec) * max(1.0, float(np.max(np.abs(x),
                                                                             initial=0.0)))
         tangents = None
-        for e, z, z_w, flipped, winners, err in sides:
+        for e, z, z_w, flipped, _, err in sides:  # NOTE: winners: wide_ball's (expanded)
             a, a_w, gap = np.abs(z), np.abs(z_w), np.abs(z - z_w) + err
-            same = ~flipped & (winners == 0)
+            same = ~flipped
             if np.all(same & (gap == 0)):
                 continue
             if tangents is None:
-                tangents = probe_tangents(tr.eqns, tr.vals, [v.index for v in tr.in_vars],
+                tangents = probe_tangents(tr.eqns, vals, [v.index for v in tr.in_vars],
                                           spec, k)
-            slope = _switch_slope(e, tr.vals, tangents, k)
+            slope = _switch_slope(e, vals, tangents, k)
             match = ((np.maximum(a, a_w + err) <= 0.1 * radius * slope)
                      | same & (np.minimum(a, a_w - err) > 10.0 * max(radius, rounding) * slope)
-                     | (winners == 0) & (gap <= rounding * slope)
+                     | (gap <= rounding * slope)
                      | (a == 0) & (a_w == 0) & (slope == 0))  # NOTE: as in far_hits
             count += int(np.count_nonzero(~match))
     return count
@@ -352,18 +370,22 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.sides, spec, radius)
+            self._far[key] = far_hits(self.tr, self.sides, spec, radius, wide=self.wide)
         return self._far[key]
 
-    def ball(self, spec: Any, radius: float) -> int:
-        """:func:`ball_disagreements` (kinks the ball may treat otherwise in f)."""
+    def ball(self, spec: Any, radius: float, exp: Any = None) -> int:
+        """:func:`ball_disagreements` (kinks the ball may treat otherwise in f), plus those
+        of the expanded program ``exp`` (:func:`.ball_model.wide_ball`), when given."""
         key = float(radius)
+        if exp is not None and exp.ball_differs:
+            return exp.ball_differs + self.ball(spec, radius)
         if key not in self._ball:
-            self._ball[key] = ball_disagreements(self.tr, self.sides(), spec, radius)
+            self._ball[key] = ball_disagreements(self.tr, self.sides(), spec, radius,
+                                                 vals=replayed(self.tr, self.wide()))
         return self._ball[key]
 
-    def ball_reason(self, spec: Any, radius: float) -> str:
-        n = self.ball(spec, radius)
+    def ball_reason(self, spec: Any, radius: float, exp: Any = None) -> str:
+        n = self.ball(spec, radius, exp)
         return (f"{n} switching entr{'y' if n == 1 else 'ies'} may be within the ball's "
                 f"reach in a wider-precision replay of f's values (cancellation) and not as "
                 "computed, or the other way, or on another side: the model may miss pieces of "

@@ -77,7 +77,8 @@ def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, 
             return
 
 
-def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float) -> None:
+def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float,
+                 exp: Any = None) -> None:
     """A decided ``rep`` (a MinimalityReport) whose model is not f's: where a wider replay
     of f's values (:mod:`._forward_rounding`) puts a kink at x, or within the ball, that the
     computed values miss, on its other side, or farther than they do, the model's slopes
@@ -89,8 +90,8 @@ def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float) -> 
     if rep.verdict == "undecided":
         return
     forward = ForwardRounding(tr, out)
-    if radius > 0 and forward.ball(spec, radius):
-        why = forward.ball_reason(spec, radius)
+    if radius > 0 and forward.ball(spec, radius, exp):
+        why = forward.ball_reason(spec, radius, exp)
     elif radius == 0 and forward.kinks():  # NOTE: a ball holds them (ball() decides)
         why = forward.kinks_reason()
     elif forward.far(spec, radius):

@@ -19,7 +19,7 @@ from .active import ActiveModel, moved_selections
 from .expand import Expanded, expand
 from .zero_norms import split_zero_norms, switch_origins
 
-__all__ = ["ball_model", "moved_switches", "near_active"]
+__all__ = ["ball_model", "moved_switches", "near_active", "near_masks", "wide_ball"]
 
 _ABS0 = KinkPolicy(abs=0.0)
 # More candidate switches than this: a random forward probe filters them before their
@@ -34,13 +34,20 @@ _NESTED_LIMIT, _ROUNDS = 4096, 3
 
 def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
     """Mask of the switches with |z_i| <= radius ||grad z_i|| (grad on the piece of x)."""
-    z = exp.z()
-    mask = z == 0
+    return near_masks(exp, spec, radius, [exp.z()])[0]
+
+
+def near_masks(exp: Expanded, spec: FlatSpec, radius: float, zs: list[np.ndarray]
+               ) -> list[np.ndarray]:
+    """:func:`near_active`'s mask for each vector of switching values in ``zs`` (the
+    computed ones, the wide replay's: :func:`wide_ball`), the norms computed once."""
+    masks = [z == 0 for z in zs]
     if radius <= 0 or exp.s == 0:
-        return mask
-    cand = np.flatnonzero(~mask)
+        return masks
+    cand = np.flatnonzero(np.any([z != 0 for z in zs], axis=0))
     if cand.size > _PROBE_ABOVE:
-        cand = cand[np.abs(z[cand]) <= 10 * radius * _probe_norms(exp, spec)[cand]]
+        probe = 10 * radius * _probe_norms(exp, spec)[cand]
+        cand = cand[np.any([np.abs(z[cand]) <= probe for z in zs], axis=0)]
     norms = np.zeros(exp.s)
     if cand.size:
         slots, ents = exp.z_seeds(cand)
@@ -49,13 +56,30 @@ def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
         sq = sum((np.asarray(M.multiply(M).sum(axis=1)).reshape(-1) for M in mats),
                  np.zeros(cand.size))
         norms[cand] = np.sqrt(sq)
-    mask |= np.abs(z) <= radius * norms
-    for _ in range(_ROUNDS):  # NOTE: each round may add switches read by the new ones
-        grown = _reached_through(exp, radius, mask, z)
-        if grown is None:
-            break
-        mask |= grown
-    return mask
+    for z, mask in zip(zs, masks):
+        mask |= np.abs(z) <= radius * norms
+        for _ in range(_ROUNDS):  # NOTE: each round may add switches read by the new ones
+            grown = _reached_through(exp, radius, mask, z)
+            if grown is None:
+                break
+            mask |= grown
+    return masks
+
+
+def wide_ball(exp: Expanded, spec: FlatSpec, radius: float) -> tuple[np.ndarray, int]:
+    """(:func:`near_active`'s mask, the number of switches the ball treats otherwise in the
+    wide replay, :meth:`.expand.Expanded.z_wide`: near-active in one and not the other, or
+    off their kinks on other sides). The expanded program's switches include every
+    candidate of a k-way max, whose gap to the winner the primitive's own switch (the top
+    two's) does not show: max(x0, 0.6, -50 x0 + ((x1 + 1e16) - 1e16) + 49.75) at (1, 0.75)
+    has its third candidate 1/2 below the winner in f and 5/4 as computed, and a ball of
+    radius 0.012 reaches it in f only. The gradients are read at the computed values."""
+    if radius <= 0 or exp.s == 0:
+        return near_active(exp, spec, radius), 0
+    z, z_w = exp.z(), exp.z_wide()
+    mask, mask_w = near_masks(exp, spec, radius, [z, z_w])
+    differ = (mask != mask_w) | (~mask & ~mask_w & (np.sign(z) != np.sign(z_w)))
+    return mask, int(np.count_nonzero(differ))
 
 
 def _downstream(exp: Expanded, mask: np.ndarray) -> np.ndarray:
@@ -167,7 +191,8 @@ def ball_model(f: Callable, x: Any, radius: float, where: str) -> tuple:
         exp = expand(tr0)
     except NotAbsSmoothError as exc:
         return f"not abs-smooth at x: {exc}", 0
-    model = ActiveModel(exp, spec, out, active=near_active(exp, spec, radius))
+    active, exp.ball_differs = wide_ball(exp, spec, radius)
+    model = ActiveModel(exp, spec, out, active=active)
     if balls is not None and balls.coupled(switch_origins(exp, model.active)):
         return (f"{balls.q} Euclidean norm(s) at zero are fed or read by active kinks or by "
                 "each other; the set is described only for norms isolated from them "

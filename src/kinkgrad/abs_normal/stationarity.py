@@ -323,9 +323,9 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         if far > 0 and not (upper <= tol or lower > tol):
             why += (f"; the rounding of f's forward values moves the set by up to about "
                     f"{far:.1e} (_forward_rounding)")
-        elif radius > 0 and forward.ball(spec, radius):  # NOTE: f's ball may differ
+        elif radius > 0 and forward.ball(spec, radius, ls.model.exp):  # NOTE: f's may differ
             lower, upper = 0.0, np.inf
-            why += f"; {forward.ball_reason(spec, radius)}"
+            why += f"; {forward.ball_reason(spec, radius, ls.model.exp)}"
         elif lower > tol and radius == 0 and forward.kinks():
             lower = 0.0  # NOTE: the set may miss pieces: no lower bound
             why += f"; {forward.kinks_reason()}"
