@@ -126,9 +126,10 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
     """(z as computed, z of the wide replay (float64), mask of the entries off their kink
     as computed that f has on it or on its other side, or may have (the replay's value
     within ``_TRUSTED`` times its estimated error, from ``errors``, :func:`wide_errors`),
-    the number of entries whose winner of a k-way max differs where no such entry is, that
-    many estimated errors of the replay's z (0 without ``errors``)) of the switching
-    entries of ``e``."""
+    the number of the selection's choices (a k-way max's winner, a sort's order, a clip's
+    region, an l1 sign; not a tie's split weights, nor an elementwise kink's on it in
+    either) that differ between the two, ``_TRUSTED`` estimated errors of the replay's z
+    (0 without ``errors``)) of the switching entries of ``e``."""
     args, args_w = e.args(vals), e.args(wide)
     out, out_w = vals[e.out.index], wide[e.out.index]
     z = np.asarray(e.prim.switch(args, out, e.params), np.float64)
@@ -153,14 +154,13 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
 def _unheld(sides: list[tuple], winners: bool = True
             ) -> list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
     """(equation, entries, distance of f's kink in |z|, entries 0 in both) of the switching
-    entries where the
-    model holds a side of the kink that f lacks at x: on the kink as computed (both sides)
-    and not in the wide replay (:func:`switch_sides`), or off it on the other side from f's
-    ((0.75 + 1e16) - 1e16 - 0.5 is -0.5 as computed and 0.25 in f), or another winner of a
-    k-way max or order of a sort (distance inf: f's kink between its own winners says
-    nothing of the model's; left out with ``winners=False``, in a ball, where the expanded
-    program's pairwise switches show them, :func:`.ball_model.wide_ball`);
-    the distance is widened by the replay's estimated error, and a side it does not resolve
+    entries where the model holds a side of the kink that f lacks at x: on the kink as
+    computed (both sides) and not in the wide replay (:func:`switch_sides`), or off it on
+    the other side from f's ((0.75 + 1e16) - 1e16 - 0.5 is -0.5 as computed and 0.25 in f),
+    or another winner of a k-way max or order of a sort (distance inf: f's kink between its
+    own winners says nothing of the model's; left out with ``winners=False``, in a ball,
+    where the expanded program's pairwise switches show them, :func:`.ball_model.wide_ball`).
+    The distance is widened by the replay's estimated error, and a side it does not resolve
     counts as the other; a kink hit in both is f's only to the replay's error
     ((x0 + 2^70) - 2^70 - x1 at (3/4, 0) is 0 in long double too, and 3/4 in f)."""
     found = []
