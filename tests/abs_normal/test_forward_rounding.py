@@ -555,3 +555,45 @@ def test_the_reach_of_a_kink_is_read_at_f_s_values():
     assert (X[0] * Fraction(k) + Fraction(c) - Fraction(c)) - X[0] * Fraction(k) == 0
     assert ((x[0] * k + c) - c) - x[0] * k == 2.0 ** 27
     assert not _decided_wrong(f, x, [(0, 0, 1)], [(0, 0, 0)])
+
+
+def test_inside_and_minimality_read_the_gradients_move():
+    # |x1| + x0 lost(x2) at (1, 0, 0.3): f's set is {(0.3, s, 1)}, the model's {(0, s, 1)}
+    # (the derivative x2 read at its computed 0): in_clarke((0, 0, 1)) True was wrong and
+    # subdifferential's list complete. |x0| - 2 x0 (1 - lost(x1)) at (0, 3/4) has f'(x; d) =
+    # |d0| - d0/2 >= 0 (minimal) and the model |d0| - 2 d0 ("not minimal"); |x0| - 4 x0
+    # lost(x1) has f'(x; e0) = -2 and the model |d0| ("minimal")
+    assert _exact_lost(0.3) == Fraction(0.3) and _lost(0.3) == 0
+    f = lambda x: knp.abs(x[1]) + x[0] * _lost(x[2])  # noqa: E731
+    x = np.array([1.0, 0.0, 0.3])
+    assert not _decided_wrong(f, x, [(0.3, 0.0, 1.0)], [(0.0, 0.0, 1.0)])
+    assert kinkgrad.subdifferential(f, x).partial
+    g = lambda x: knp.abs(x[0]) - 2.0 * x[0] * (1.0 - _lost(x[1]))  # noqa: E731
+    h = lambda x: knp.abs(x[0]) - 4.0 * x[0] * _lost(x[1])  # noqa: E731
+    for radius in (0.0, 1e-3):
+        assert kinkgrad.minimality(g, np.array([0.0, 0.75]), radius=radius).verdict \
+            != "not minimal"
+        assert kinkgrad.minimality(h, np.array([0.0, 0.75]), radius=radius).verdict \
+            != "minimal"
+
+
+def test_a_move_that_cancels_in_the_full_slopes_sweep():
+    # x0/2 + relu(x0) lost(x1) + relu(-x0) lost(x2) at (0, 3/4, 3/4): f's pieces are 5/4 and
+    # -1/4 (its set holds 0), the model's both 1/2; the full slopes' sweep moves by 3/4 -
+    # 3/4 = 0, and in_clarke(0) False, "not stationary" (bounds (1/2, 1/2)), "not minimal"
+    # and a complete list [(1/2, 0, 0)] were wrong. maximum(x0 lost(x1), -x0 lost(x1)) at
+    # (0, 3/4) is 3/4 |x0| in f: (+-3/4, 0) were "outside"
+    def f(x):
+        return x[0] / 2 + knp.relu(x[0]) * _lost(x[1]) + knp.relu(-x[0]) * _lost(x[2])
+
+    x = np.array([0.0, 0.75, 0.75])
+    assert Fraction(1, 2) + _exact_lost(0.75) == Fraction(5, 4)
+    assert not _decided_wrong(f, x, [(0.0, 0.0, 0.0), (1.25, 0.0, 0.0)], [])
+    assert kinkgrad.stationarity(f, x, tol=0.1).verdict != "not stationary"
+    assert kinkgrad.minimality(f, x).verdict != "not minimal"
+    assert kinkgrad.subdifferential(f, x).partial
+
+    def g(x):
+        return knp.maximum(x[0] * _lost(x[1]), -x[0] * _lost(x[1]))
+
+    assert not _decided_wrong(g, np.array([0.0, 0.75]), [(0.75, 0.0), (-0.75, 0.0)], [])

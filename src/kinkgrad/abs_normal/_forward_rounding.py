@@ -30,7 +30,7 @@ _ERROR_PROBES = 8  # random roundings of the replay's error estimate (wide_error
 _TRUSTED = 16.0  # the replay's side of a kink counts beyond this many estimated errors
 
 def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
-                         base: dict | None = None) -> np.ndarray:
+                         base: dict | None = None, mixes: int = 3) -> np.ndarray:
     """How far rounding in f's forward values moved f's gradients: the change (flat, float64)
     of the inputs' cotangents of :func:`gradient_unit`'s sweep (every kink's full slope, the
     kinks' selections at the computed values kept) when the values are those of
@@ -43,7 +43,15 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
     nothing (1 + 0 is 1 in every precision; equal values computed alike stay equal). Not a
     bound: the wide values err too (cancellation beyond long double's 19 digits: 1e19), and
     heavy products of matrices are replayed in float64. inf entries when a sweep overflows;
-    empty without an output. ``base``: the sweep at the computed values, when known."""
+    empty without an output. ``base``: the sweep at the computed values, when known.
+
+    The kinks' pieces move apart: x0/2 + relu(x0) lost(x1) + relu(-x0) lost(x2) at (0, 3/4,
+    3/4), lost(t) = (t + 1e16) - 1e16, has the pieces 5/4 and -1/4 in f and 1/2 as computed,
+    while the full slopes' sweep moves by 3/4 - 3/4 = 0; so more sweeps take at each kink
+    its other extreme choice (relu' 0, abs' -1, a tie's first candidate), then ``mixes``
+    times a random one of the two, entry by entry, and the move is the largest (the move of
+    a piece is linear in each kink's choice: its largest is at such a vertex; the sampled
+    ones are an estimate, not a bound)."""
     from ..modes.sweeps import reverse_sweep
 
     if out is None:
@@ -52,14 +60,47 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
     eqns, vals = tr.eqns, tr.vals
     # NOTE: the kinks' choices only: a smooth primitive's selection is its derivative, read
     # at the values (exp's is exp(x)), which is what moves
-    sels = {k: e.prim.selection(full, e.args(vals), vals[e.out.index], e.params)
-            for k, e in enumerate(eqns) if e.prim.selects and e.prim.nonsmooth}
+    kinked = [(k, e, e.args(vals), vals[e.out.index]) for k, e in enumerate(eqns)
+              if e.prim.selects and e.prim.nonsmooth]
+    sels = highs = {k: e.prim.selection(full, a, v, e.params) for k, e, a, v in kinked}
+    low = _low_slopes()
+    lows = {k: e.prim.selection(low, a, v, e.params) for k, e, a, v in kinked}
     seed = {out.index: np.ones((), out.dtype)}
+    rng = np.random.default_rng(0)
+    moved = np.zeros(sum(int(np.prod(v.shape, dtype=np.int64)) for v in tr.in_vars))
     with np.errstate(all="ignore"):  # NOTE: a size; an overflow makes it inf
-        if base is None:
-            base = reverse_sweep(eqns, vals, seed, full, selections=sels)
-        moved = replayed(tr, wide if wide is not None else wide_values(tr))
-        ct = reverse_sweep(eqns, moved, seed, full, selections=sels)
+        values = replayed(tr, wide if wide is not None else wide_values(tr))
+        for draw in range(2 + mixes):
+            if draw:
+                sels = {k: lows[k] if draw == 1 else _mix(lows[k], highs[k], rng)
+                        for k in highs}
+                base = None
+            if base is None:
+                base = reverse_sweep(eqns, vals, seed, full, selections=sels)
+            ct = reverse_sweep(eqns, values, seed, full, selections=sels)
+            moved = np.maximum(moved, _cotangent_move(tr, base, ct))
+    return moved
+
+
+def _low_slopes() -> Any:
+    """The other extreme of each kink's choices from :func:`._flat.full_slopes`'."""
+    from ..kinks import KinkPolicy
+
+    return KinkPolicy(relu=0.0, leaky_relu=0.0, abs=-1.0, max="first", sort="first", clip=0.0,
+                      max_constant=0.0)
+
+
+def _mix(low: Any, high: Any, rng: np.random.Generator) -> Any:
+    """Entry by entry one of two selections of one kink at random (masks or weights of one
+    shape; else ``high``: a permutation, a tuple)."""
+    if not all(isinstance(s, (np.ndarray, np.bool_, np.floating)) and np.result_type(s).kind
+               in "bf" for s in (low, high)) or np.shape(low) != np.shape(high):
+        return high
+    hi = np.asarray(high)
+    return np.where(rng.random(hi.shape) < 0.5, np.asarray(low, hi.dtype), hi)
+
+
+def _cotangent_move(tr: Traced, base: dict, ct: dict) -> np.ndarray:
     parts = []
     for v in tr.in_vars:
         size = int(np.prod(v.shape, dtype=np.int64))
@@ -390,6 +431,16 @@ class ForwardRounding:
                 f"reach in a wider-precision replay of f's values (cancellation) and not as "
                 "computed, or the other way, or on another side: the model may miss pieces of "
                 "f's set in the ball or hold pieces f lacks, so no answer is proven.")
+
+    def moved_reason(self, spec: Any) -> str | None:
+        """Why the model's vectors are not known to be f's: the forward values' rounding
+        moves them beyond their own rounding (:meth:`amplified`); None where it does not."""
+        moved = float(np.linalg.norm(self.amplified(spec)))
+        if not moved:
+            return None
+        return (f"the rounding of f's forward values moves its gradients by about {moved:.1e} "
+                "(cancellation: derivatives read at values that lost their digits; "
+                "_forward_rounding), so the model's vectors and slopes are not f's.")
 
     def far_reason(self, spec: Any, radius: float = 0.0) -> str:
         n = self.far(spec, radius)

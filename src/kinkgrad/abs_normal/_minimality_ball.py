@@ -97,6 +97,16 @@ def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float,
     elif forward.far(spec, radius):
         why = forward.far_reason(spec, radius)
     else:
-        return
+        far = 2.0 * float(np.linalg.norm(forward.amplified(spec)))  # NOTE: as stationarity's
+        if not far:
+            return
+        lower, upper = rep.bounds
+        rep.bounds = (lower - far, upper + far)
+        if rep.verdict == "minimal" and lower - far >= -rep.tol or rep.verdict == \
+                "not minimal" and rep.slope is not None and rep.slope + far < -rep.tol:
+            rep.reason += (f" The rounding of f's forward values moves its slopes by up to "
+                           f"about {far:.1e} (_forward_rounding), within the margin.")
+            return
+        why = forward.moved_reason(spec)
     rep.verdict, rep.bounds, rep.descent, rep.slope = "undecided", (-np.inf, np.inf), None, None
     rep.reason = f"{why} On the computed values: {rep.reason}"

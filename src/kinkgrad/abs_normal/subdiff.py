@@ -251,9 +251,11 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     if full.forward.kinks():  # NOTE: the list is the rounded program's, maybe not f's
         sub.partial = True
         sub.message = f"partial: {full.forward.kinks_reason()} The list: {sub.message}"
-    elif full.forward.far(spec):
+    elif full.forward.far(spec) or full.forward.moved_reason(spec):
         sub.partial = True
-        sub.message = f"partial: {full.forward.far_reason(spec)} The list: {sub.message}"
+        why = full.forward.moved_reason(spec) if not full.forward.far(spec) \
+            else full.forward.far_reason(spec)
+        sub.message = f"partial: {why} The list: {sub.message}"
     return sub
 
 
@@ -379,6 +381,9 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     if _membership(ls, spec, full, vec, limit):
         if forward.far(spec0):  # NOTE: the model holds pieces f may not have at x
             raise UndecidedError(f"in_clarke: undecided. {forward.far_reason(spec0)}")
+        moved = forward.moved_reason(spec0)
+        if moved:  # NOTE: inside the model's set, which the rounding moved away from f's
+            raise UndecidedError(f"in_clarke: undecided. {moved}")
         return True
     if forward.kinks():  # NOTE: f has kinks at x the model misses: outside is not proven
         raise UndecidedError(f"in_clarke: undecided. {forward.kinks_reason()}")
