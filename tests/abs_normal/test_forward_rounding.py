@@ -597,3 +597,18 @@ def test_a_move_that_cancels_in_the_full_slopes_sweep():
         return knp.maximum(x[0] * _lost(x[1]), -x[0] * _lost(x[1]))
 
     assert not _decided_wrong(g, np.array([0.0, 0.75]), [(0.75, 0.0), (-0.75, 0.0)], [])
+
+
+def test_a_move_at_a_mixed_choice_of_two_kinks():
+    # relu(min(a, 0) + x2), a = lost(x3) x0 + x1, min(a, 0) = a - relu(a), at (0, 0, 0, 3/4):
+    # on a < 0 < a + x2 the gradient tends to (3/4, 1, 1, 0) in f (Fractions: lost(3/4) =
+    # 3/4) and to (0, 1, 1, 0) as computed. The pieces move only at the inner relu' 0 and
+    # the outer 1: the uniform choices moved by 0, and in_clarke gave both answers wrong
+    def f(x):
+        a = _lost(x[3]) * x[0] + x[1]
+        return knp.relu(a - knp.relu(a) + x[2])
+
+    x = np.array([0.0, 0.0, 0.0, 0.75])
+    assert _exact_lost(0.75) == Fraction(3, 4) and _lost(0.75) == 0
+    assert not _decided_wrong(f, x, [(0.75, 1, 1, 0)], [(0.0, 1, 1, 0)])
+    assert kinkgrad.subdifferential(f, x).partial

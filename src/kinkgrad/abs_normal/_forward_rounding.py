@@ -47,11 +47,13 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
 
     The kinks' pieces move apart: x0/2 + relu(x0) lost(x1) + relu(-x0) lost(x2) at (0, 3/4,
     3/4), lost(t) = (t + 1e16) - 1e16, has the pieces 5/4 and -1/4 in f and 1/2 as computed,
-    while the full slopes' sweep moves by 3/4 - 3/4 = 0; so more sweeps take at each kink
-    its other extreme choice (relu' 0, abs' -1, a tie's first candidate), then ``mixes``
-    times a random one of the two, entry by entry, and the move is the largest (the move of
-    a piece is linear in each kink's choice: its largest is at such a vertex; the sampled
-    ones are an estimate, not a bound)."""
+    while the full slopes' sweep moves by 3/4 - 3/4 = 0; so where kinks are hit, more
+    sweeps take each kink entry's two extreme choices (relu' 0 and 1, abs' -1 and 1, a tie's
+    first candidate and its split): every combination for up to ``_VERTICES`` such entries
+    (relu(min(a, 0) + x2), a = lost(x3) x0 + x1, moves at inner 0 and outer 1 only), else
+    both uniform ones and ``mixes`` random ones, and the move is the largest (the move of a
+    piece is multilinear in the choices: its largest is at a vertex; sampled, an
+    estimate)."""
     from ..modes.sweeps import reverse_sweep
 
     if out is None:
@@ -68,12 +70,14 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
     seed = {out.index: np.ones((), out.dtype)}
     rng = np.random.default_rng(0)
     moved = np.zeros(sum(int(np.prod(v.shape, dtype=np.int64)) for v in tr.in_vars))
+    hit = {k: _differ(lows[k], highs[k]) for k in highs}
+    count = sum(int(np.count_nonzero(h)) for h in hit.values() if h is not None)
+    draws = 1 if not count else 2 ** count if count <= _VERTICES else 2 + mixes
     with np.errstate(all="ignore"):  # NOTE: a size; an overflow makes it inf
         values = replayed(tr, wide if wide is not None else wide_values(tr))
-        for draw in range(2 + mixes):
+        for draw in range(draws):
             if draw:
-                sels = {k: lows[k] if draw == 1 else _mix(lows[k], highs[k], rng)
-                        for k in highs}
+                sels = _vertex(lows, highs, hit, draw, count, rng)
                 base = None
             if base is None:
                 base = reverse_sweep(eqns, vals, seed, full, selections=sels)
@@ -90,14 +94,40 @@ def _low_slopes() -> Any:
                       max_constant=0.0)
 
 
-def _mix(low: Any, high: Any, rng: np.random.Generator) -> Any:
-    """Entry by entry one of two selections of one kink at random (masks or weights of one
-    shape; else ``high``: a permutation, a tuple)."""
+_VERTICES = 6  # kink entries up to which every combination of their choices is swept
+
+
+def _differ(low: Any, high: Any) -> np.ndarray | None:
+    """The entries where two selections of one kink differ (masks or weights of one shape;
+    None for others: a permutation, a tuple, which keep ``high``)."""
     if not all(isinstance(s, (np.ndarray, np.bool_, np.floating)) and np.result_type(s).kind
                in "bf" for s in (low, high)) or np.shape(low) != np.shape(high):
-        return high
-    hi = np.asarray(high)
-    return np.where(rng.random(hi.shape) < 0.5, np.asarray(low, hi.dtype), hi)
+        return None
+    return np.asarray(np.asarray(low, np.float64) != np.asarray(high, np.float64))
+
+
+def _vertex(lows: dict, highs: dict, hit: dict, draw: int, count: int,
+            rng: np.random.Generator) -> dict:
+    """Selections taking at each differing entry its low or high choice: the bits of
+    ``draw`` in order (``count`` <= ``_VERTICES``), else all low (draw 1) or at random."""
+    sels, bit = {}, 0
+    for k, high in highs.items():
+        h = hit[k]
+        if h is None or not h.any():
+            sels[k] = high
+            continue
+        n = int(np.count_nonzero(h))
+        if count <= _VERTICES:
+            take = ((draw >> np.arange(bit, bit + n)) & 1).astype(bool)
+        else:
+            take = np.ones(n, bool) if draw == 1 else rng.random(n) < 0.5
+        bit += n
+        hi = np.array(high, dtype=np.result_type(high), copy=True)
+        low = np.asarray(np.asarray(lows[k]), hi.dtype)
+        idx = np.flatnonzero(h)[take]
+        hi.reshape(-1)[idx] = np.broadcast_to(low, hi.shape).reshape(-1)[idx]
+        sels[k] = hi
+    return sels
 
 
 def _cotangent_move(tr: Traced, base: dict, ct: dict) -> np.ndarray:
