@@ -7,7 +7,16 @@ digits to cancellation ((1e12 + x) - 1e12 keeps 4 of x's 16) both can differ fro
 program read in real arithmetic, by far more than the rounding of the gradients' own sums
 (:func:`._flat.gradient_unit`): a vector then looked outside a set it lies in, a verdict
 came out either way, and a kink active in f (1.1 - 1 - 0.1 is 8e-17 as computed) looked
-inactive. :class:`ForwardRounding` measures both against :func:`wide_values`.
+inactive. :class:`ForwardRounding` measures both against :func:`wide_values`, whose own
+rounding :func:`wide_errors` estimates.
+
+Which answers each check guards: a kink of f the model misses or has on another side
+(:meth:`ForwardRounding.kinks`) makes "outside" and "far from 0" unproven; a piece the model
+holds that f lacks near x (:meth:`ForwardRounding.far`) makes "inside" and "near 0"
+unproven; a kink the ball treats otherwise in f (:meth:`ForwardRounding.ball`, and the
+expanded program's :func:`.ball_model.wide_ball`) makes both unproven at a radius; the
+gradients' move (:meth:`ForwardRounding.move`) widens or declines every answer read from
+the vectors or slopes (:meth:`ForwardRounding.moved_reason`).
 """
 
 from __future__ import annotations
@@ -362,8 +371,9 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
 
 class ForwardRounding:
     """The replay of f's trace ``tr`` in a wider precision, computed on first use, and what
-    it says: :meth:`move` (the gradients' move, :func:`rounding_sensitivity`) and
-    :meth:`kinks` (:func:`kink_disagreements`)."""
+    it says: :meth:`move` (the gradients' move, :func:`rounding_sensitivity`), :meth:`kinks`
+    (:func:`kink_disagreements`), :meth:`far` (:func:`far_hits`) and :meth:`ball`
+    (:func:`ball_disagreements`), each computed once."""
 
     def __init__(self, tr: Traced, out: Var | None, sweep: dict | None = None) -> None:
         """``sweep``: :func:`._flat.full_slope_sweep`'s, when the caller has it."""
