@@ -283,3 +283,22 @@ def test_a_minimal_verdict_at_a_radius_names_the_point_it_is_about():
     rep = kinkgrad.minimality(f, x, radius=1e-8)
     assert rep.verdict == "minimal"
     assert f"{np.sqrt(5) * 1e-9:.3g} from x" in rep.reason and "fall at x itself" in rep.reason
+
+
+def test_a_kink_reached_through_a_nested_near_active_one():
+    # -x - 4 clip(|x|, 0, 1/2) + 4|x| at 0 has the slopes -1 on |x| < 1/2, 3 beyond 1/2 and
+    # -5 below -1/2 (exact, as a piecewise-linear function of x): a ball of radius 3/4 holds
+    # 0 in its set. The clip's upper switch reads |x| through its lower one, whose gradient
+    # on x's piece is 0, so the reach test (that gradient alone) left it out: "not
+    # stationary" (bounds (1, 1)) was wrong for every radius in (1/2, 1)
+    def f(x):
+        return -x[0] - 4 * knp.clip(knp.abs(x[0]), 0.0, 0.5) + 4 * knp.abs(x[0])
+
+    def exact_slope(t: float) -> float:  # of the same program in real arithmetic
+        return -1.0 if abs(t) < 0.5 else (3.0 if t > 0 else -5.0)
+
+    for r in (0.3, 0.6, 0.75, 0.99, 1.2):
+        slopes = {exact_slope(t) for t in np.linspace(-r, r, 2001)}
+        truth = "stationary" if min(slopes) <= 0 <= max(slopes) else "not stationary"
+        rep = kinkgrad.stationarity(f, np.zeros(1), radius=r, tol=1e-8)
+        assert rep.verdict in ("undecided", truth), (r, rep.reason)

@@ -83,7 +83,7 @@ from ._flat import (
 from ._forward_rounding import ForwardRounding
 from ._rescale import exponent, scale_back, scaled_f, scaled_tol
 from .ball_comparisons import flippable_comparisons
-from .ball_model import ball_model, moved_switches
+from .ball_model import ball_model, moved_switches, nested_reason
 from .ball_pieces import meet_in_ball
 from .localset import BlockTooLarge, LocalSet, local_set
 from .minnorm import hull_by_columns, min_norm
@@ -282,12 +282,13 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
     rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed), balls)
     if rep.verdict == "not stationary" and radius > 0:
         flips = flippable_comparisons(tr, spec, radius)
-        if flips:  # the ball model keeps comparisons fixed: the set may miss pieces
+        why = nested_reason(model.exp) or flips and (
+            f"{flips} comparison entr{'y' if flips == 1 else 'ies'} (a where condition or "
+            "mask) can change value within the ball, and the set keeps comparisons at their "
+            "value at x, so it may miss the pieces beyond them")
+        if why:  # NOTE: the set may miss pieces
             rep.verdict, rep.descent, rep.slope = "undecided", None, None
-            rep.reason = (f"{flips} comparison entr{'y' if flips == 1 else 'ies'} (a where "
-                          "condition or mask) can change value within the ball, and the set "
-                          "keeps comparisons at their value at x, so it may miss the pieces "
-                          f"beyond them; without them: {rep.reason}")
+            rep.reason = f"{why}; without them: {rep.reason}"
     return rep
 
 
