@@ -84,13 +84,19 @@ def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float,
     computed values miss, on its other side, or farther than they do, the model's slopes
     and the exact one-sided derivative of the rounded program (:func:`kinkgrad.directional`)
     are not f's (|x1| + |x0 - 3/4| - 2 relu(((x0 + 1e16) - 1e16) - 1/2) at (3/4, 0) looks
-    minimal as computed; f falls at slope -1 along e0): it becomes "undecided"."""
+    minimal as computed; f falls at slope -1 along e0): it becomes "undecided". So does a
+    "minimal" whose ball model may miss switches a nested reach puts within the ball
+    (:func:`.ball_model.nested_reason`)."""
     from ._forward_rounding import ForwardRounding
+    from .ball_model import nested_reason
 
     if rep.verdict == "undecided":
         return
     forward = ForwardRounding(tr, out)
-    if radius > 0 and forward.ball(spec, radius, exp):
+    nested = nested_reason(exp) if exp is not None and rep.verdict == "minimal" else None
+    if radius > 0 and nested:  # NOTE: the model may miss pieces of the ball ("not minimal"
+        why = nested  # rests on f'(x; d) at x itself)
+    elif radius > 0 and forward.ball(spec, radius, exp):
         why = forward.ball_reason(spec, radius, exp)
     elif radius == 0 and forward.kinks():  # NOTE: a ball holds them (ball() decides)
         why = forward.kinks_reason()
