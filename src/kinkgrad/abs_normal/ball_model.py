@@ -156,9 +156,14 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
             if np.array_equal(deeper, reach_m):
                 break
             reach_m = deeper
+    # NOTE: over the ball |z_q(d)| lies in [max(0, |z_q| - reach_q), |z_q| + reach_q], not
+    # [0, reach_q]: x - relu(relu(|x + 1/4| - 3/8) - 1/8) at 0, radius 0.26, reaches its
+    # outer kink (x = 1/4) only with |x + 1/4|'s own 1/4
     zt = z[cand] - K @ abs_m
-    lo = zt - g[:cand.size] + np.minimum(K, 0.0) @ reach_m
-    hi = zt + g[:cand.size] + np.maximum(K, 0.0) @ reach_m
+    top, bottom = abs_m + reach_m, np.maximum(abs_m - reach_m, 0.0)
+    Kp, Kn = np.maximum(K, 0.0), np.minimum(K, 0.0)
+    lo = zt - g[:cand.size] + Kn @ top + Kp @ bottom
+    hi = zt + g[:cand.size] + Kp @ top + Kn @ bottom
     hit = (lo <= 0.0) & (hi >= 0.0)
     if not hit.any():
         return None
