@@ -83,6 +83,15 @@ def full_slopes() -> Any:
                       max_constant=1.0)
 
 
+def low_slopes() -> Any:
+    """Each kink's other extreme choice from :func:`full_slopes`' (relu' 0, abs' -1, a
+    tie's first candidate)."""
+    from ..kinks import KinkPolicy
+
+    return KinkPolicy(relu=0.0, leaky_relu=0.0, abs=-1.0, max="first", sort="first", clip=0.0,
+                      max_constant=0.0)
+
+
 def terms_size(tr: Traced, out: Var | None, spec: FlatSpec, k: int = 4,
                ct: dict | None = None) -> float:
     """The size of the terms f's gradient sums add up, estimated edge by edge: the largest

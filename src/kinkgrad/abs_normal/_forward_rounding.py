@@ -159,38 +159,43 @@ def _switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
     return np.sqrt(total / k) * reach
 
 
+def next_to_x(tr: Traced, spec: Any) -> float:
+    """The rounding next to x, 64 u max(1, |x|) (u the program's unit roundoff): a kink
+    within it counts as one at x."""
+    x = spec.point(tr)
+    return 64.0 * unit_roundoff(None, spec) * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+
+
 def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: float = 0.0,
-             k: int = 4, wide: Callable[[], list] | None = None) -> int:
+             k: int = 4, vals: Callable[[], list] | None = None) -> int:
     """Switching entries where the model holds a side of a kink that f lacks at x
     (:func:`_unheld`: hit as computed, z == 0, or on the other side) whose place in f (|z|
     of the wide replay over ||grad z||, :func:`_switch_slope`) lies beyond ``radius`` and
-    beyond the rounding next to x (64 u max(1, |x|), u the program's unit roundoff):
-    |(x + 1e8) - 1e8| at x = 1e-9 is 0 as computed and its kink lies 1e-9 from x. The
-    model holds a piece of f's set there that f does not: an answer that a vector is inside
-    its set, or that it is near 0, is not proven."""
+    beyond the rounding next to x (:func:`next_to_x`): |(x + 1e8) - 1e8| at x = 1e-9 is 0
+    as computed and its kink lies 1e-9 from x. The model holds a piece of f's set there
+    that f does not: an answer that a vector is inside its set, or that it is near 0, is
+    not proven. The slopes are read at ``vals()`` (:func:`replayed`), when given."""
     hits = _unheld(sides(), winners=radius == 0)  # NOTE: in a ball: wide_ball's (expanded)
     if not hits:
         return 0
     with np.errstate(all="ignore"):
-        x = spec.point(tr)
-        near = max(radius, 64.0 * unit_roundoff(None, spec) * max(
-            1.0, float(np.max(np.abs(x), initial=0.0))))
+        near = max(radius, next_to_x(tr, spec))
         last = max(tr.eqns.index(h[0]) for h in hits)  # NOTE: the prefix they read
         slots = [v.index for v in tr.in_vars]
-        vals = tr.vals if wide is None else replayed(tr, wide())
-        tangents = probe_tangents(tr.eqns[:last + 1], vals, slots, spec, k)
+        values = tr.vals if vals is None else vals()
+        tangents = probe_tangents(tr.eqns[:last + 1], values, slots, spec, k)
         full = None
         count = 0
         for e, hit, z_w, both in hits:
-            slope = _switch_slope(e, vals, tangents, k)
+            slope = _switch_slope(e, values, tangents, k)
             if np.any(both):  # NOTE: abs'(0) = 0 gives 0 beyond kinks hit (a max of |x - c|
                 # at c): the full slopes' too, for kinks hit in both precisions; one with
                 # no slope at all (a tie of 2x with 2x) counts as f's, as before the replay's
                 # error was estimated (a constant lost in both precisions is missed)
                 if full is None:
-                    full = probe_tangents(tr.eqns[:last + 1], vals, slots, spec, k,
+                    full = probe_tangents(tr.eqns[:last + 1], values, slots, spec, k,
                                           full_slopes())
-                slope = np.where(both, np.maximum(slope, _switch_slope(e, vals, full, k)),
+                slope = np.where(both, np.maximum(slope, _switch_slope(e, values, full, k)),
                                  slope)
                 hit = hit & ~(both & (slope == 0))
             count += int(np.count_nonzero(hit & ~(z_w <= near * slope)))
@@ -209,7 +214,7 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
     f's kink and not the model's.
 
     An entry counts unless it surely matches: within a tenth of the reach in both; beyond
-    ten times the reach (and the rounding next to x, 64 u max(1, |x|)) on one side in both;
+    ten times the reach (and the rounding next to x, :func:`next_to_x`) on one side in both;
     or z and f's z apart by no more than the rounding next to x moves z (the model is then
     that of a point within it, as :func:`kink_disagreements` takes hits).
     ||grad z|| from k Gaussian probes (:func:`_switch_slope`: below a tenth or above ten
@@ -218,9 +223,7 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
     vals = tr.vals if vals is None else vals
     count = 0
     with np.errstate(all="ignore"):
-        x = spec.point(tr)
-        rounding = 64.0 * unit_roundoff(None, spec) * max(1.0, float(np.max(np.abs(x),
-                                                                            initial=0.0)))
+        rounding = next_to_x(tr, spec)
         tangents = None
         for e, z, z_w, flipped, _, err in sides:  # NOTE: winners: wide_ball's (expanded)
             a, a_w, gap = np.abs(z), np.abs(z_w), np.abs(z - z_w) + err
@@ -252,6 +255,7 @@ class ForwardRounding:
         self._units: dict[int, float] = {}
         self._errors: dict | None = None
         self._sides: list[tuple] | None = None
+        self._replayed: list | None = None
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
         self._far: dict[float, int] = {}
@@ -263,11 +267,17 @@ class ForwardRounding:
             self._wide = wide_values(self.tr, self._units)
         return self._wide
 
+    def replayed(self) -> list:
+        """:func:`replayed` of :meth:`wide` (once)."""
+        if self._replayed is None:
+            self._replayed = replayed(self.tr, self.wide())
+        return self._replayed
+
     def errors(self) -> dict:
         """:func:`wide_errors` of :meth:`wide` (once)."""
         if self._errors is None:
             self.wide()
-            self._errors = wide_errors(self.tr, self._units, _ERROR_PROBES)
+            self._errors = wide_errors(self.tr, self._units, full_slopes(), _ERROR_PROBES)
         return self._errors
 
     def sides(self) -> list[tuple]:
@@ -321,31 +331,35 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.sides, spec, radius, wide=self.wide)
+            self._far[key] = far_hits(self.tr, self.sides, spec, radius, vals=self.replayed)
         return self._far[key]
 
-    def ball(self, spec: Any, radius: float, exp: Any = None) -> int:
-        """:func:`ball_disagreements` (kinks the ball may treat otherwise in f), plus those
-        of the expanded program ``exp`` (:func:`.ball_model.wide_ball`), when given."""
+    def ball(self, spec: Any, radius: float, extra: int = 0) -> int:
+        """:func:`ball_disagreements` (kinks the ball may treat otherwise in f), plus
+        ``extra``: the expanded program's (``ActiveModel.ball_differs``,
+        :func:`.ball_model.wide_ball`)."""
         key = float(radius)
-        if exp is not None and exp.ball_differs:
-            return exp.ball_differs + self.ball(spec, radius)
         if key not in self._ball:
             self._ball[key] = ball_disagreements(self.tr, self.sides(), spec, radius,
-                                                 vals=replayed(self.tr, self.wide()))
-        return self._ball[key]
+                                                 vals=self.replayed())
+        return extra + self._ball[key]
 
-    def ball_reason(self, spec: Any, radius: float, exp: Any = None) -> str:
-        n = self.ball(spec, radius, exp)
+    def ball_reason(self, spec: Any, radius: float, extra: int = 0) -> str:
+        n = self.ball(spec, radius, extra)
         return (f"{n} switching entr{'y' if n == 1 else 'ies'} may be within the ball's "
                 f"reach in a wider-precision replay of f's values (cancellation) and not as "
                 "computed, or the other way, or on another side: the model may miss pieces of "
                 "f's set in the ball or hold pieces f lacks, so no answer is proven.")
 
+    def widening(self, spec: Any) -> float:
+        """Twice the norm of :meth:`amplified`: how far the forward values' rounding may put
+        the model's set, or its slopes, from f's (the margin a decided answer needs)."""
+        return 2.0 * float(np.linalg.norm(self.amplified(spec)))
+
     def moved_reason(self, spec: Any) -> str | None:
         """Why the model's vectors are not known to be f's: the forward values' rounding
         moves them beyond their own rounding (:meth:`amplified`); None where it does not."""
-        moved = float(np.linalg.norm(self.amplified(spec)))
+        moved = self.widening(spec) / 2.0
         if not moved:
             return None
         return (f"the rounding of f's forward values moves its gradients by about {moved:.1e} "

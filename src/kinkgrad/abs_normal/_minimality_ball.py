@@ -78,7 +78,7 @@ def off_kinks(rep: Any, red: ActiveModel, f: Callable, tr: Any, spec: FlatSpec, 
 
 
 def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float,
-                 exp: Any = None) -> None:
+                 model: ActiveModel | None = None) -> None:
     """A decided ``rep`` (a MinimalityReport) whose model is not f's: where a wider replay
     of f's values (:mod:`._forward_rounding`) puts a kink at x, or within the ball, that the
     computed values miss, on its other side, or farther than they do, the model's slopes
@@ -93,17 +93,18 @@ def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float,
     if rep.verdict == "undecided":
         return
     forward = ForwardRounding(tr, out)
-    nested = nested_reason(exp) if exp is not None and rep.verdict == "minimal" else None
+    nested = nested_reason(model) if model is not None and rep.verdict == "minimal" else None
+    extra = 0 if model is None else model.ball_differs
     if radius > 0 and nested:  # NOTE: the model may miss pieces of the ball ("not minimal"
         why = nested  # rests on f'(x; d) at x itself)
-    elif radius > 0 and forward.ball(spec, radius, exp):
-        why = forward.ball_reason(spec, radius, exp)
+    elif radius > 0 and forward.ball(spec, radius, extra):
+        why = forward.ball_reason(spec, radius, extra)
     elif radius == 0 and forward.kinks():  # NOTE: a ball holds them (ball() decides)
         why = forward.kinks_reason()
     elif forward.far(spec, radius):
         why = forward.far_reason(spec, radius)
     else:
-        far = 2.0 * float(np.linalg.norm(forward.amplified(spec)))  # NOTE: as stationarity's
+        far = forward.widening(spec)
         if not far:
             return
         lower, upper = rep.bounds

@@ -11,7 +11,7 @@ import numpy as np
 from .._core.program import Var
 from ..modes._wide import wide_values
 from ..modes.api import Traced
-from ._flat import full_slopes
+from ._flat import full_slopes, low_slopes
 
 __all__ = ["moved_unit", "replayed", "rounding_sensitivity"]
 
@@ -62,7 +62,7 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
     kinked = [(k, e, e.args(vals), vals[e.out.index]) for k, e in enumerate(eqns)
               if e.prim.selects and e.prim.nonsmooth]
     sels = highs = {k: e.prim.selection(full, a, v, e.params) for k, e, a, v in kinked}
-    low = _low_slopes()
+    low = low_slopes()
     lows = {k: e.prim.selection(low, a, v, e.params) for k, e, a, v in kinked}
     seed = {out.index: np.ones((), out.dtype)}
     rng = np.random.default_rng(0)
@@ -81,14 +81,6 @@ def rounding_sensitivity(tr: Traced, out: Var | None, wide: list | None = None,
             ct = reverse_sweep(eqns, values, seed, full, selections=sels)
             moved = np.maximum(moved, _cotangent_move(tr, base, ct))
     return moved
-
-
-def _low_slopes() -> Any:
-    """The other extreme of each kink's choices from :func:`._flat.full_slopes`'."""
-    from ..kinks import KinkPolicy
-
-    return KinkPolicy(relu=0.0, leaky_relu=0.0, abs=-1.0, max="first", sort="first", clip=0.0,
-                      max_constant=0.0)
 
 
 _VERTICES = 6  # kink entries up to which every combination of their choices is swept

@@ -75,6 +75,10 @@ class ActiveModel:
     """
 
     zero_norms: Any = None  # Euclidean norms at 0 set aside (zero_norms.Balls), if asked
+    # at a radius (ball_model.wide_ball): switches the ball treats otherwise in a wider replay
+    # of f's values, and switches a nested reach adds (ball_model.nested_reason)
+    ball_differs: int = 0
+    nested_missed: int = 0
 
     def __init__(self, exp: Expanded, spec: FlatSpec, out: Var | None,
                  prune: bool | None = None, active: np.ndarray | None = None, *,

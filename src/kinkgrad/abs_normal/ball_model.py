@@ -35,16 +35,17 @@ _NESTED_LIMIT, _ROUNDS = 4096, 3
 
 def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
     """Mask of the switches with |z_i| <= radius ||grad z_i|| (grad on the piece of x)."""
-    return near_masks(exp, spec, radius, [exp.z()])[0]
+    return near_masks(exp, spec, radius, [exp.z()])[0][0]
 
 
 def near_masks(exp: Expanded, spec: FlatSpec, radius: float, zs: list[np.ndarray]
-               ) -> list[np.ndarray]:
-    """:func:`near_active`'s mask for each vector of switching values in ``zs`` (the
-    computed ones, the wide replay's: :func:`wide_ball`), the norms computed once."""
+               ) -> tuple[list[np.ndarray], int]:
+    """(:func:`near_active`'s mask for each vector of switching values in ``zs``, the
+    computed ones and the wide replay's (:func:`wide_ball`), with the norms computed once;
+    the switches a nested reach adds to the first, :func:`nested_reason`)."""
     masks = [z == 0 for z in zs]
     if radius <= 0 or exp.s == 0:
-        return masks
+        return masks, 0
     cand = np.flatnonzero(np.any([z != 0 for z in zs], axis=0))
     if cand.size > _PROBE_ABOVE:
         probe = 10 * radius * _probe_norms(exp, spec)[cand]
@@ -57,33 +58,34 @@ def near_masks(exp: Expanded, spec: FlatSpec, radius: float, zs: list[np.ndarray
         sq = sum((np.asarray(M.multiply(M).sum(axis=1)).reshape(-1) for M in mats),
                  np.zeros(cand.size))
         norms[cand] = np.sqrt(sq)
-    for z, mask in zip(zs, masks):
+    nested = 0
+    for first, (z, mask) in enumerate(zip(zs, masks)):
         mask |= np.abs(z) <= radius * norms
-        for _ in range(_ROUNDS):  # NOTE: each round may add switches read by the new ones
-            grown = _reached_through(exp, radius, mask, z)
-            if grown is None:
+        for last in range(_ROUNDS + 1):  # NOTE: each round may add switches read by the new
+            grown, deeper = _reached_through(exp, radius, mask, z, nested=first == 0)
+            if first == 0:  # NOTE: what a nested reach adds: the set may miss those pieces
+                nested = 0 if deeper is None else int(np.count_nonzero(deeper & ~mask))
+            if grown is None or last == _ROUNDS:
                 break
             mask |= grown
-    if masks:  # NOTE: what the nested reach would add: the set may miss those pieces
-        deeper = _reached_through(exp, radius, masks[0], zs[0], nested=True)
-        exp.nested_missed = 0 if deeper is None else int(np.count_nonzero(deeper & ~masks[0]))
-    return masks
+    return masks, nested
 
 
-def wide_ball(exp: Expanded, spec: FlatSpec, radius: float) -> tuple[np.ndarray, int]:
+def wide_ball(exp: Expanded, spec: FlatSpec, radius: float) -> tuple[np.ndarray, int, int]:
     """(:func:`near_active`'s mask, the number of switches the ball treats otherwise in the
     wide replay, :meth:`.expand.Expanded.z_wide`: near-active in one and not the other, or
-    off their kinks on other sides). The expanded program's switches include every
-    candidate of a k-way max, whose gap to the winner the primitive's own switch (the top
-    two's) does not show: max(x0, 0.6, -50 x0 + ((x1 + 1e16) - 1e16) + 49.75) at (1, 0.75)
-    has its third candidate 1/2 below the winner in f and 5/4 as computed, and a ball of
-    radius 0.012 reaches it in f only. The gradients are read at the computed values."""
+    off their kinks on other sides, the number a nested reach adds: :func:`near_masks`).
+    The expanded program's switches include every candidate of a k-way max, whose gap to
+    the winner the primitive's own switch (the top two's) does not show: max(x0, 0.6,
+    -50 x0 + ((x1 + 1e16) - 1e16) + 49.75) at (1, 0.75) has its third candidate 1/2 below
+    the winner in f and 5/4 as computed, and a ball of radius 0.012 reaches it in f only.
+    The gradients are read at the computed values."""
     if radius <= 0 or exp.s == 0:
-        return near_active(exp, spec, radius), 0
+        return near_active(exp, spec, radius), 0, 0
     z, z_w = exp.z(), exp.z_wide()
-    mask, mask_w = near_masks(exp, spec, radius, [z, z_w])
+    (mask, mask_w), nested = near_masks(exp, spec, radius, [z, z_w])
     differ = (mask != mask_w) | (~mask & ~mask_w & (np.sign(z) != np.sign(z_w)))
-    return mask, int(np.count_nonzero(differ))
+    return mask, int(np.count_nonzero(differ)), nested
 
 
 def _downstream(exp: Expanded, mask: np.ndarray) -> np.ndarray:
@@ -111,7 +113,7 @@ def _downstream(exp: Expanded, mask: np.ndarray) -> np.ndarray:
 
 
 def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarray,
-                     nested: bool = False) -> np.ndarray | None:
+                     nested: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The switches downstream of the near-active ones (``mask``) that the ball reaches in
     the model where the near-active switches sit on their kinks; None when there are none
     (or too many to test).
@@ -130,7 +132,7 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
     cand = np.flatnonzero(_downstream(exp, mask)) if mask.any() else np.zeros(0, np.intp)
     near = np.flatnonzero(mask)
     if not cand.size or cand.size + near.size > _NESTED_LIMIT:
-        return None
+        return None, None
     seeds = np.concatenate([cand, near])
     slots, ents = exp.z_seeds(seeds)
     js, ents_m = exp.locate_many(near)
@@ -145,41 +147,46 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
     G = sp.hstack(mats[:nx], format="csr") if nx else sp.csr_matrix((seeds.size, 0))
     g = radius * np.sqrt(np.asarray(G.multiply(G).sum(axis=1)).reshape(-1))
     K = sp.hstack(mats[nx:], format="csr")[:cand.size].toarray()  # (cand, M in `order`)
-    reach_m, abs_m = g[cand.size:][order], np.abs(z[near])[order]
+    own, abs_m = g[cand.size:][order], np.abs(z[near])[order]
+    zt, Kp, Kn = z[cand] - K @ abs_m, np.maximum(K, 0.0), np.minimum(K, 0.0)
+
+    def reached(reach_m: np.ndarray) -> np.ndarray | None:
+        # NOTE: over the ball |z_q(d)| lies in [max(0, |z_q| - reach_q), |z_q| + reach_q],
+        # not [0, reach_q]: x - relu(relu(|x + 1/4| - 3/8) - 1/8) at 0, radius 0.26,
+        # reaches its outer kink (x = 1/4) only with |x + 1/4|'s own 1/4
+        top, bottom = abs_m + reach_m, np.maximum(abs_m - reach_m, 0.0)
+        lo = zt - g[:cand.size] + Kn @ top + Kp @ bottom
+        hi = zt + g[:cand.size] + Kp @ top + Kn @ bottom
+        hit = (lo <= 0.0) & (hi >= 0.0)
+        if not hit.any():
+            return None
+        grown = np.zeros(exp.s, bool)
+        grown[cand[hit]] = True
+        return grown
+
+    deeper = None
     if nested:  # NOTE: a near-active switch with no gradient of its own on x's piece
         # (clip(|x|, 0, 1/2)'s lower one at 0) reaches through the |z| it reads; the same sum
         # for every switch compounded over a sorting network's depth (25 of a 60-entry sort)
         K_mm = np.abs(sp.hstack(mats[nx:], format="csr")[cand.size:].toarray()[order])
-        own = g[cand.size:][order]
+        reach_m = own
         for _ in range(len(eqs)):  # NOTE: nilpotent in the equations' order
-            deeper = np.where(own == 0, K_mm @ reach_m, own)
-            if np.array_equal(deeper, reach_m):
+            step = np.where(own == 0, K_mm @ reach_m, own)
+            if np.array_equal(step, reach_m):
                 break
-            reach_m = deeper
-    # NOTE: over the ball |z_q(d)| lies in [max(0, |z_q| - reach_q), |z_q| + reach_q], not
-    # [0, reach_q]: x - relu(relu(|x + 1/4| - 3/8) - 1/8) at 0, radius 0.26, reaches its
-    # outer kink (x = 1/4) only with |x + 1/4|'s own 1/4
-    zt = z[cand] - K @ abs_m
-    top, bottom = abs_m + reach_m, np.maximum(abs_m - reach_m, 0.0)
-    Kp, Kn = np.maximum(K, 0.0), np.minimum(K, 0.0)
-    lo = zt - g[:cand.size] + Kn @ top + Kp @ bottom
-    hi = zt + g[:cand.size] + Kp @ top + Kn @ bottom
-    hit = (lo <= 0.0) & (hi >= 0.0)
-    if not hit.any():
-        return None
-    grown = np.zeros(exp.s, bool)
-    grown[cand[hit]] = True
-    return grown
+            reach_m = step
+        deeper = reached(reach_m)
+    return reached(own), deeper
 
 
-def nested_reason(exp: Expanded) -> str | None:
+def nested_reason(model: ActiveModel) -> str | None:
     """Why the ball's set may miss pieces: switches reading near-active kinks that a nested
     reach (a near-active switch with no gradient of its own on x's piece reaches through
     the |z| it reads) puts within the ball, and the set does not hold (clip(|x|, 0, 1/2) at
     0: its upper kink reads |x| through its lower one); None where there are none. Only
     such switches: the nested sum for all of them is a bound, loose over a sorting
     network's depth, so a switch whose own gradient is small but not 0 is not covered."""
-    n = exp.nested_missed
+    n = model.nested_missed
     return None if not n else (
         f"{n} switch(es) reading near-active kinks may be reached within the ball through "
         "them (a nested reach) and are not in the set, which may miss the pieces beyond")
@@ -223,8 +230,9 @@ def ball_model(f: Callable, x: Any, radius: float, where: str) -> tuple:
         exp = expand(tr0)
     except NotAbsSmoothError as exc:
         return f"not abs-smooth at x: {exc}", 0
-    active, exp.ball_differs = wide_ball(exp, spec, radius)
+    active, differs, nested = wide_ball(exp, spec, radius)
     model = ActiveModel(exp, spec, out, active=active)
+    model.ball_differs, model.nested_missed = differs, nested
     if balls is not None and balls.coupled(switch_origins(exp, model.active)):
         return (f"{balls.q} Euclidean norm(s) at zero are fed or read by active kinks or by "
                 "each other; the set is described only for norms isolated from them "

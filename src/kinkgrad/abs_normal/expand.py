@@ -73,8 +73,6 @@ class Expanded:
         self._orig_names = {k: _var_name(e.out.index) for k, e in enumerate(original.eqns)}
         self._per_origin: dict[int, int] = {}
         self._z_wide: np.ndarray | None = None
-        self.ball_differs = 0  # NOTE: set by ball_model.wide_ball at its radius
-        self.nested_missed = 0  # NOTE: set by ball_model.near_masks at its radius
         for k in self.abs_eqns:
             o = meta[k].origin
             self._per_origin[o] = self._per_origin.get(o, 0) + 1

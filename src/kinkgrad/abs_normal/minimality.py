@@ -284,7 +284,7 @@ def minimality(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8, seed
         else None
     rep = _decide(red, balls, f, tr, spec, out, radius, tol, limit, seed, known)
     off_kinks(rep, red, f, tr, spec, out, radius, tol, known)
-    off_rounding(rep, tr, spec, out, radius, model.exp)
+    off_rounding(rep, tr, spec, out, radius, model)
     flips = flippable_comparisons(tr, spec, radius)
     if flips and rep.verdict != "undecided":
         rep.verdict, rep.descent, rep.slope = "undecided", None, None

@@ -282,7 +282,7 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
     rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed), balls)
     if rep.verdict == "not stationary" and radius > 0:
         flips = flippable_comparisons(tr, spec, radius)
-        why = nested_reason(model.exp) or flips and (
+        why = nested_reason(model) or flips and (
             f"{flips} comparison entr{'y' if flips == 1 else 'ies'} (a where condition or "
             "mask) can change value within the ball, and the set keeps comparisons at their "
             "value at x, so it may miss the pieces beyond them")
@@ -319,14 +319,14 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         # apart by the move of its vectors under the forward values' rounding (cancellation:
         # the derivatives are read at computed values); 0 on piecewise-linear programs
         forward = ForwardRounding(tr, out)
-        far = 2.0 * float(np.linalg.norm(forward.amplified(spec)))
+        far = forward.widening(spec)
         lower, upper = max(0.0, lower - far), upper + far
         if far > 0 and not (upper <= tol or lower > tol):
             why += (f"; the rounding of f's forward values moves the set by up to about "
                     f"{far:.1e} (_forward_rounding)")
-        elif radius > 0 and forward.ball(spec, radius, ls.model.exp):  # NOTE: f's may differ
-            lower, upper = 0.0, np.inf
-            why += f"; {forward.ball_reason(spec, radius, ls.model.exp)}"
+        elif radius > 0 and forward.ball(spec, radius, ls.model.ball_differs):  # NOTE: f's
+            lower, upper = 0.0, np.inf  # may differ
+            why += f"; {forward.ball_reason(spec, radius, ls.model.ball_differs)}"
         elif lower > tol and radius == 0 and forward.kinks():
             lower = 0.0  # NOTE: the set may miss pieces: no lower bound
             why += f"; {forward.kinks_reason()}"

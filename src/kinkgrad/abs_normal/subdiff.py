@@ -248,13 +248,11 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     _check_limit(limit, "subdifferential")
     ls, spec, full = _local(f, x, "subdifferential")
     sub = _listed(ls, spec, full, limit)
-    if full.forward.kinks():  # NOTE: the list is the rounded program's, maybe not f's
+    forward = full.forward  # NOTE: the list is the rounded program's, maybe not f's
+    why = (forward.kinks() and forward.kinks_reason() or forward.far(spec)
+           and forward.far_reason(spec) or forward.moved_reason(spec))
+    if why:
         sub.partial = True
-        sub.message = f"partial: {full.forward.kinks_reason()} The list: {sub.message}"
-    elif full.forward.far(spec) or full.forward.moved_reason(spec):
-        sub.partial = True
-        why = full.forward.moved_reason(spec) if not full.forward.far(spec) \
-            else full.forward.far_reason(spec)
         sub.message = f"partial: {why} The list: {sub.message}"
     return sub
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._traced import Traced
 
-__all__ = ["wide_errors", "wide_values"]
+__all__ = ["as_float64", "wide_errors", "wide_values"]
 
 _WIDER = {np.dtype(np.float16): np.dtype(np.float64), np.dtype(np.float32): np.dtype(np.float64),
           np.dtype(np.float64): np.dtype(np.longdouble)}
@@ -160,25 +160,29 @@ def wide_values(tr: Traced, units: dict[int, float] | None = None) -> list:
     return wide
 
 
-def wide_errors(tr: Traced, units: dict[int, float], k: int = 8) -> dict[int, Any]:
+def as_float64(a: Any) -> Any:
+    """A float array or scalar in float64 (others as they are)."""
+    return np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
+
+
+def wide_errors(tr: Traced, units: dict[int, float], policy: Any, k: int = 8
+                ) -> dict[int, Any]:
     """The first-order error of :func:`wide_values` along k random roundings: tangents (a
     leading axis of k) of one forward sweep in which every step's result is perturbed by its
     rounding's bound (the primitive's ``rounding`` rule, r with |fl(op) - op| <= u r: |out|,
     or a sum's or a product's terms, sum_k |a_k| |b_k| times their count's roundings) in the
-    replay's unit roundoff (``units``) times random signs, the kinks passing their full
-    slope. The sum 2^70 + 1 - 2^70 - 1/2 is -1/2 in long double and 1/2 exactly, and its
-    tangents are about 2^70 2^-64; (c + t) - c at c = 1e16 gets about u c.
+    replay's unit roundoff (``units``) times random signs, the kinks taking ``policy``'s
+    derivatives (their full slopes, for a size). The sum 2^70 + 1 - 2^70 - 1/2 is -1/2 in
+    long double and 1/2 exactly, and its tangents are about 2^70 2^-64; (c + t) - c at
+    c = 1e16 gets about u c.
 
     Each step's error is bounded; their sum over the steps is sampled, E[(e . s)^2] =
     ||e||^2 over the signs s, where the error itself is a signed sum at most their l1 norm:
     an estimate, not a bound (Iri's estimate of rounding errors by automatic
     differentiation, sampled), low by up to the square root of the number of steps that
     round the same way."""
-    from ..kinks import KinkPolicy
     from .sweeps import _jvp_rules
 
-    full = KinkPolicy(relu=1.0, leaky_relu=1.0, abs=1.0, max="split", sort="split", clip=1.0,
-                      max_constant=1.0)
     rng = np.random.default_rng(0)
     vals, tan = tr.vals, {}
     pool = np.unpackbits(np.frombuffer(rng.bytes(1 << 17), np.uint8)).view(bool)
@@ -192,22 +196,19 @@ def wide_errors(tr: Traced, units: dict[int, float], k: int = 8) -> dict[int, An
             else pool[start:start + n]
         return np.where(bits.reshape((k,) + r.shape), r, -r)
 
-    def f64(a: Any) -> Any:
-        return np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
-
     with np.errstate(all="ignore"):  # NOTE: sizes; an overflow to inf is one too
         for e in tr.eqns:
             v0 = vals[e.out.index]
             if np.result_type(v0).kind != "f" or not e.prim.differentiable:
                 continue
             args = e.args(vals)
-            r = e.prim.rounding([f64(a) for a in args], f64(v0), e.params)
+            r = e.prim.rounding([as_float64(a) for a in args], as_float64(v0), e.params)
             moved = None if r is None else signs(units.get(e.out.index, 0.0) * np.broadcast_to(
                 np.abs(np.asarray(r, np.float64)), np.shape(v0)))
             ts = [tan.get(i.index) if hasattr(i, "index") else None for i in e.inputs]
             t = None
             if any(t is not None for t in ts):
-                t = _jvp_rules(e, full, args, v0, ts, "policy")[2]
+                t = _jvp_rules(e, policy, args, v0, ts, "policy")[2]
             if t is not None and moved is not None:
                 t = np.broadcast_to(t, moved.shape) + moved
             elif t is None:

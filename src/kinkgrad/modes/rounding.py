@@ -38,7 +38,7 @@ from ..backends import is_cupy, is_torch, on_numpy
 from ..errors import UnsupportedOperationError
 from ..kinks import KinkPolicy, resolve_policy
 from ._traced import trace_call
-from ._wide import wide_values
+from ._wide import as_float64, wide_values
 from .api import _scalar_out
 from .sweeps import reverse_sweep
 
@@ -114,7 +114,8 @@ def rounding_error(f: Callable, x: Any, policy: KinkPolicy | None = None,
                 continue
             # NOTE: the magnitudes in float64: in the program's dtype a float16 sum of 2,000
             # ones (exact) had the estimate 2000 (ceil(log2 m) + 1 + sqrt m) > 65504 = inf
-            r = eqn.prim.rounding([_wide(a) for a in eqn.args(tr.vals)], _wide(v), eqn.params)
+            r = eqn.prim.rounding([as_float64(a) for a in eqn.args(tr.vals)], as_float64(v),
+                                  eqn.params)
             if r is None:
                 continue
             term = float(np.finfo(dtype).eps) / 2.0 * float(
@@ -141,6 +142,3 @@ def _measured(tr: Any, out: Var) -> float | None:
     return d if np.isfinite(d) else float("inf")
 
 
-def _wide(a: Any) -> Any:
-    """A float array or scalar in float64 (others as they are)."""
-    return np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
