@@ -17,6 +17,7 @@ __all__ = [
     "NonFiniteInputError",
     "IntegerInputError",
     "NotAbsSmoothError",
+    "ValueReadError",
     "PolicyError",
     "NestedTransformError",
 ]
@@ -96,6 +97,18 @@ class NotAbsSmoothError(KinkgradError, ValueError):
     (Euclidean norm) at ``x = 0``.
     Fix: write the kink with ``knp.relu``, ``knp.abs``, ``knp.maximum``, ``knp.clip`` or a 1/inf
     norm, or evaluate at a point away from the jump.
+    """
+
+
+class ValueReadError(NotAbsSmoothError):
+    """f read a traced value's concrete value (``knp.argmax``, ``argmin``, ``argsort``,
+    ``knp.where(cond)``, ``Tracer.value``) and what it decided from it may change next to the
+    point, so the traced program is not f there and no set-valued answer about f follows.
+
+    Example: ``x[knp.argmax(x)]`` at ``x = (1, 1)`` traces as ``x[0]``, whose only gradient
+    is (1, 0); f is max(x0, x1), whose Clarke subdifferential is the segment to (0, 1).
+    Fix: write the choice with ``knp.max``, ``knp.min``, ``knp.sort``, ``knp.maximum`` or
+    ``knp.where(cond, a, b)`` (kinks kinkgrad sees), or ask at a point away from the tie.
     """
 
 

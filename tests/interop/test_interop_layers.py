@@ -19,7 +19,7 @@ nn, F = torch.nn, torch.nn.functional
 from _interop_models import kinky_mlp, spy_on_tangent_rows  # noqa: E402
 
 import kinkgrad  # noqa: E402
-from kinkgrad.errors import UnsupportedOperationError  # noqa: E402
+from kinkgrad.errors import UnsupportedOperationError, ValueReadError  # noqa: E402
 from kinkgrad.interop._to_knp import torch_policy  # noqa: E402
 from kinkgrad.interop.torch import (  # noqa: E402
     certify_torch,
@@ -198,8 +198,11 @@ class Pair(nn.Module):
         elif self.how == "amax":
             h = a + torch.amax(torch.stack([a, b], dim=2), dim=2) - b.amin(1, keepdim=True)
         elif self.how == "max_dim":
+            v, _ = torch.stack([a, b], dim=2).max(2)  # unused indices: not computed
+            h = v
+        elif self.how == "max_dim_indices":
             v, i = torch.stack([a, b], dim=2).max(2)
-            h = v + 0 * i  # the indices jump where the values tie: only used as a constant
+            h = v + 0 * i  # the indices jump where the values tie: a read of a traced value
         else:  # max() of everything, tied across the branches
             h = a + torch.cat([a, b], 1).max()
         return self.c(h)
@@ -215,6 +218,22 @@ PAIR_Y = torch.tensor([0, 2, 1, 1])
 def test_maximum_minimum_and_max_reductions_at_ties(how: str) -> None:
     model = Pair(how).double()
     check_all(model, nn.CrossEntropyLoss(), PAIR_X, PAIR_Y, kinks=True, seed=4)
+
+
+def test_indices_read_at_a_tie_refuse_the_certificate() -> None:
+    # torch's .max(dim) indices are knp.argmax of the traced values: at a tie they are a
+    # constant of this point alone, so certify_torch refuses (abs_normal._reads); PAIR_X's
+    # third row ties a and b
+    model = Pair("max_dim_indices").double()
+    with pytest.raises(ValueReadError, match="argmax"):
+        certify_torch(model, nn.CrossEntropyLoss(), (PAIR_X, PAIR_Y))
+    model_a, model_b = Pair("max_dim_indices").double(), Pair("max_dim").double()
+    for m in (model_a, model_b):  # branches apart by 1/2 at least: no ties
+        with torch.no_grad():
+            m.b.bias.copy_(torch.tensor([0.5, 1.5, 2.0, -1.0]))
+    got = certify_torch(model_a, nn.CrossEntropyLoss(), (PAIR_X, PAIR_Y))
+    want = certify_torch(model_b, nn.CrossEntropyLoss(), (PAIR_X, PAIR_Y))
+    assert got.certified and want.certified
 
 
 def test_maximum_tie_split_and_max_dim_first_as_torch() -> None:

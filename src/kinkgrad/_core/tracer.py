@@ -51,7 +51,7 @@ class Trace:
     ``kink_values=False``: the sweep runs on the default kink policy without a kink report,
     so the inputs of a primitive declaring ``kink_reads_args`` (relu) may go too."""
 
-    __slots__ = ("eqns", "vals", "active", "needed", "kink_values", "values_read")
+    __slots__ = ("eqns", "vals", "active", "needed", "kink_values", "values_read", "decisions")
 
     def __init__(self, reverse_only: bool = False, kink_values: bool = True) -> None:
         self.eqns: list[Equation] = []
@@ -63,6 +63,16 @@ class Trace:
         # argmin, argsort, where(cond), an inspection in f): the program may hold constants
         # computed from them, which belong to the traced point alone (see modes/vmap.py)
         self.values_read: set[int] = set()
+        # what was decided on them: (slot, how), how a knp helper's (kind, axis) whose margin
+        # abs_normal._reads checks, or None for a bare Tracer.value (a decision it cannot see)
+        self.decisions: set[tuple[int, Any]] = set()
+
+    def read(self, slot: int, how: Any = None) -> None:
+        """Record that code outside the engine read slot ``slot``'s value, to decide ``how``
+        (``("argmax", axis)``, ``("argmin", axis)``, ``("argsort", axis)``, ``("nonzero",
+        None)``; None: unknown)."""
+        self.values_read.add(slot)
+        self.decisions.add((slot, how))
 
     def new_input(self, value: np.ndarray) -> Tracer:
         var = Var(len(self.vals), value.shape, value.dtype)
@@ -212,8 +222,11 @@ class Tracer:
         """The current (concrete) value, for inspection and integer helpers: not
         differentiated. Reading it is recorded (``Trace.values_read``): whatever is computed
         from it (``knp.argmax(x)``, an index, a Python decision) is a constant of this point
-        only, so the program is not the function at other points."""
-        self.trace.values_read.add(self.var.index)
+        only, so the program is not the function at other points: the set-valued answers
+        (``in_clarke``, ``stationarity``, ...) then refuse, since kinkgrad cannot see where
+        that decision changes (``knp.argmax`` and its kin record theirs and are checked,
+        :mod:`kinkgrad.abs_normal._reads`)."""
+        self.trace.read(self.var.index)
         return self._value
 
     @value.setter

@@ -292,8 +292,10 @@ def _check_arity(f: Callable, x: Any, where: str) -> None:
         ) from None
 
 
-def trace_at(f: Callable, x: Any, where: str) -> Traced:
-    """Trace ``f`` at ``x`` (a pytree of float arrays), refusing tied comparisons.
+def trace_at(f: Callable, x: Any, where: str, radius: float | None = 0.0) -> Traced:
+    """Trace ``f`` at ``x`` (a pytree of float arrays), refusing tied comparisons, and
+    decisions f took on traced values (``knp.argmax``) that may change within ``radius`` of
+    x (:func:`._reads.check_reads`; None: not checked, for a caller that only steps).
 
     The abs-smooth layer works on NumPy arrays (its LPs run in SciPy's HiGHS), so array
     types of other backends are refused with the fix rather than converted behind the user's
@@ -309,6 +311,10 @@ def trace_at(f: Callable, x: Any, where: str) -> Traced:
         )
     _check_arity(f, x, where)
     tr = trace_call(f, (x,), {}, [0], where)
+    if radius is not None:
+        from ._reads import check_reads
+
+        check_reads(tr, where, radius)
     from .where_ties import rewrite_tied_wheres
 
     tr = rewrite_tied_wheres(tr, where)  # a where tied at x with agreeing branches

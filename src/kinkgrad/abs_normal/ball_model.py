@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import NotAbsSmoothError
+from ..errors import NotAbsSmoothError, ValueReadError
 from ..kinks import KinkPolicy
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import forward_sweep
@@ -223,11 +223,13 @@ def ball_model(f: Callable, x: Any, radius: float, where: str) -> tuple:
     switches near-active within ``radius`` moved onto their kinks (module docstring), or
     (the reason no such model is described, number of active switches)."""
     try:
-        tr = trace_at(f, x, where)
+        tr = trace_at(f, x, where, radius)
         out, _ = scalar_output(tr, where)
         spec = FlatSpec(tr)
         tr0, balls = split_zero_norms(tr, spec, out, radius)  # Euclidean norms at 0
         exp = expand(tr0)
+    except ValueReadError as exc:  # NOTE: f may be abs-smooth; its trace is not f near x
+        return str(exc), 0
     except NotAbsSmoothError as exc:
         return f"not abs-smooth at x: {exc}", 0
     active, differs, nested = wide_ball(exp, spec, radius)

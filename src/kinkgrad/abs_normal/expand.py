@@ -227,7 +227,7 @@ def _expand_pass(src: Traced, meta: list[EqnMeta], keep_euclidean: bool = False
 
 
 def _value(a: Any) -> Any:
-    return a.value if type(a) is Tracer else a
+    return a._value if type(a) is Tracer else a  # NOTE: the engine's read, not f's
 
 
 def _refuse_kinks(prim: Any, args: list, out: Any, params: dict) -> None:

@@ -100,7 +100,8 @@ def _embedding(idx: Any, w: Any, padding_idx: Any = None) -> Any:
         n = knp.shape(w)[0]
         keep = np.ones((n, 1), np.dtype(w.dtype.name))
         keep[padding_idx % n] = 0.0
-        w = w * keep + knp._concrete(w) * (1.0 - keep)  # same values, no derivative there
+        # NOTE: PyTorch's convention, the same at every point: not a read of f's (_value)
+        w = w * keep + knp._concrete(knp._value(w)) * (1.0 - keep)  # no derivative there
     return w[idx]
 
 
@@ -117,8 +118,8 @@ def _amax(x: Any, dim: Any, keepdim: bool, sign: float, tie: str) -> Any:
 def _argmax(x: Any, dim: Any, keepdim: bool, sign: float) -> Any:
     if dim is not None and len(dim) != 1:
         raise UnsupportedOperationError("argmax/argmin: dim must be one int or None.")
-    v = knp._concrete(x) * sign
-    return np.argmax(v, axis=None if dim is None else dim[0], keepdims=bool(keepdim))
+    arg = knp.argmax if sign > 0 else knp.argmin  # NOTE: the read their margins check
+    return arg(x, axis=None if dim is None else dim[0], keepdims=bool(keepdim))
 
 
 def _nll(x: Any, target: Any, weight: Any, reduction: str, ignore_index: int) -> Any:

@@ -19,7 +19,7 @@ from .._core.tracer import is_traced
 from ..errors import ShapeError, UnsupportedOperationError
 from ..primitives._tensors import tensor_of
 from ._extra_rules import KNP_RULES, class_rows, has_dropout, replay, snapshot
-from ._fx import Op, TorchGraph, resolve
+from ._fx import Op, TorchGraph, refs, resolve
 
 __all__ = ["make_function", "to_numpy"]
 
@@ -318,6 +318,19 @@ def _hardtanh(x: Any, lo: float, hi: float) -> Any:
     return hi - knp.relu((hi - lo) - knp.relu(x - lo))
 
 
+def _live(graph: TorchGraph) -> set[int]:
+    """The ops the output reads. An index no op reads (``v, _ = x.max(1)``) is not computed:
+    it is a read of a traced value (``knp.argmax``) whose tie would make the set-valued
+    answers refuse (:mod:`kinkgrad.abs_normal._reads`)."""
+    live, stack = set(), [graph.output.index]
+    while stack:
+        k = stack.pop()
+        if k not in live:
+            live.add(k)
+            stack.extend(refs(graph.ops[k].args))
+    return live
+
+
 def make_function(graph: TorchGraph) -> Callable:
     """``f(params, x, y)``: the loss of the traced model written with ``kinkgrad.numpy``.
 
@@ -327,13 +340,15 @@ def make_function(graph: TorchGraph) -> Callable:
 
     dev = has_dropout(graph)  # dropout masks: those of the generator state now, every call
     rng = None if dev is None else snapshot(dev)
+    live = _live(graph)
 
     def f(params: dict, x: Any, y: Any = None) -> Any:
         x, y = _batch(x), to_numpy(y)
         env: list = []
         with replay(rng):
-            for op in graph.ops:
-                env.append(_apply(op, resolve(op.args, env), params, x, y))
+            for k, op in enumerate(graph.ops):
+                env.append(_apply(op, resolve(op.args, env), params, x, y)
+                           if op.kind != "argmax" or k in live else None)
         return env[graph.output.index]
 
     f.graph = graph  # type: ignore[attr-defined]

@@ -72,7 +72,8 @@ def _as_input(x: Any, where: str, check_finite: bool) -> np.ndarray:
 
 def _strip(tree: Any) -> Any:
     leaves, td = pytree.flatten(tree)
-    return pytree.unflatten(td, [x.value if isinstance(x, Tracer) else x for x in leaves])
+    # NOTE: _value: returning aux decides nothing in f (Tracer.value records a read)
+    return pytree.unflatten(td, [x._value if isinstance(x, Tracer) else x for x in leaves])
 
 
 def trace_call(f: Callable, args: Sequence[Any], kwargs: dict, argnums: Sequence[int],

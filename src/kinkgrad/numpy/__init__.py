@@ -142,9 +142,12 @@ def ndim(x: Any) -> int:
 
 
 # --- integer helpers: computed on the value, returned as NumPy constants (not traced) -------
-def _concrete(x: Any) -> Any:
-    """The value of x as a NumPy array (a traced value's current value, a tensor's copy)."""
-    v = x.value if _is_traced(x) else x
+def _concrete(x: Any, how: Any = None) -> Any:
+    """The value of x as a NumPy array (a traced value's current value, a tensor's copy); on
+    a traced value the read is recorded with what it decides, ``how`` (``Trace.read``)."""
+    if _is_traced(x):
+        x.trace.read(x.var.index, how)
+    v = x._value if _is_traced(x) else x
     v = getattr(v, "tensor", v)  # a torch-backed array of the torch backend
     if hasattr(v, "detach"):  # a torch tensor (on any device)
         v = v.detach().cpu().numpy()
@@ -157,18 +160,21 @@ def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Index of the largest entry (of the flattened x when ``axis`` is None), the first one at
     ties, as NumPy's. Integer valued, so not differentiable: on a traced value it is computed
     on the current value and returned as a NumPy integer constant, usable as an index
-    (``x[knp.argmax(x)]``, whose derivative is then that of the selected entry). On a bare
+    (``x[knp.argmax(x)]``, whose derivative is then that of the selected entry). The
+    set-valued answers (``in_clarke``, ``stationarity``, ...) hold for f only where that
+    index holds near x: at a tie (or within a radius of one) they raise or say "undecided"
+    (:mod:`kinkgrad.abs_normal._reads`); ``knp.max`` has the kink kinkgrad sees. On a bare
     torch tensor: a torch integer tensor on its device."""
     if _bt.is_torch(x):
         return _bt.arg_reduce(x, axis, keepdims, largest=True)
-    return _np.argmax(_concrete(x), axis=axis, keepdims=keepdims)
+    return _np.argmax(_concrete(x, ("argmax", axis)), axis=axis, keepdims=keepdims)
 
 
 def argmin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Index of the smallest entry, the first one at ties; a NumPy constant as ``argmax``."""
     if _bt.is_torch(x):
         return _bt.arg_reduce(x, axis, keepdims, largest=False)
-    return _np.argmin(_concrete(x), axis=axis, keepdims=keepdims)
+    return _np.argmin(_concrete(x, ("argmin", axis)), axis=axis, keepdims=keepdims)
 
 
 # --- smooth composites --------------------------------------------------------------------

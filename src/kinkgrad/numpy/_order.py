@@ -197,4 +197,4 @@ def argsort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
 
     if _bare_torch.is_torch(a):  # a torch integer tensor on its device
         return _bare_torch.argsort(a, axis)
-    return _np.argsort(_concrete(a), axis=axis, kind="stable")
+    return _np.argsort(_concrete(a, ("argsort", axis)), axis=axis, kind="stable")

@@ -64,7 +64,7 @@ class Oracle:
     def __init__(self, f: Callable, x0: Any, maxfev: int | None = None, seed: int = 0,
                  where: str = "minimize") -> None:
         self.f = f
-        tr = trace_at(f, x0, where)
+        tr = trace_at(f, x0, where, None)  # NOTE: steps; the verdicts check f's reads
         out, f0 = scalar_output(tr, where)
         self.spec = FlatSpec(tr)
         # unit roundoff of x's lowest-precision leaf: no point of x's dtypes is nearer a
@@ -170,7 +170,7 @@ class Oracle:
         self._spend(1, 1)
         try:
             with np.errstate(all="ignore"):  # a trial point may overflow: tested just below
-                tr = trace_at(self.f, self.tree(x), self._where)
+                tr = trace_at(self.f, self.tree(x), self._where, None)
                 out, v = scalar_output(tr, self._where)
                 d = self.rng.random(self.n) - 0.5
                 g = piece_gradient(tr, self.spec, out, d, self._policy, self.rng)
@@ -244,7 +244,7 @@ class Oracle:
             KinkgradError: f cannot be traced there (or, once decided, not rewritten)."""
         if counted:
             self._spend(1, 0)
-        tr = trace_at(self.f, self.tree(x), self._where)
+        tr = trace_at(self.f, self.tree(x), self._where, None)
         if self.kinks_as_norms is False:
             return tr
         try:

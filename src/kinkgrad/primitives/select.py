@@ -105,7 +105,9 @@ class Where(Primitive):
                 import torch  # NOTE: a bare tensor: its indices as tensors, on its device
 
                 return tuple(torch.nonzero(condition.detach(), as_tuple=True))
-            cond = np.asarray(condition.value if is_traced(condition) else condition)
+            if is_traced(condition):  # NOTE: the decision abs_normal._reads checks
+                condition.trace.read(condition.var.index, ("nonzero", None))
+            cond = np.asarray(condition._value if is_traced(condition) else condition)
             if cond.ndim == 0:
                 raise ShapeError(
                     "knp.where: the one-argument form (the indices of the nonzero entries, as "
