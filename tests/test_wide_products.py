@@ -45,7 +45,7 @@ def test_sliced_products_of_matrices_reach_long_double_accuracy(m, k, n, spread)
     a[0, :4], a[0, 4:] = [1e16, 3.0, -1e16, -3.5], 0.0  # float64: 0.5 or 0; exactly -0.5
     b[:4, 0] = 1.0
     e, args = _step(lambda x: knp.sum(x.reshape(m, k) @ b), a.reshape(-1), "matmul")
-    v = _wide._sliced_product(e, args, (m, n))
+    v, _ = _wide._sliced_product(e, args, (m, n))
     exact = _exact(e, args)
     # long double's own product errs by up to k 2^-64 |a||b|, float64's by k 2^-53 |a||b|
     assert _rel(v, exact, np.abs(a) @ np.abs(b)) <= k * 2.0 ** -62
@@ -61,7 +61,7 @@ def test_sliced_einsum_and_stacked_products():
                     (lambda x: knp.sum(knp.einsum("sij,sjk->sik", x.reshape(2, 3, 50), b)),
                      "einsum")]:
         e, args = _step(f, a.reshape(-1), name)
-        v = _wide._sliced_product(e, args, (2, 3, 4))
+        v, _ = _wide._sliced_product(e, args, (2, 3, 4))
         exact = _exact(e, args)
         assert _rel(v, exact, np.abs(a) @ np.abs(b)) <= 50 * 2.0 ** -62  # entries alike
 
@@ -72,7 +72,7 @@ def test_sliced_convolution_against_an_exact_one():
     w = rng.standard_normal((3, 2, 3, 3))
     e, args = _step(lambda z: knp.sum(knp.conv2d(z.reshape(1, 2, 5, 5), w, padding=1)),
                     x.reshape(-1), "conv2d")
-    v = _wide._sliced_product(e, args, (1, 3, 5, 5))
+    v, _ = _wide._sliced_product(e, args, (1, 3, 5, 5))
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     for o, p, q in [(0, 0, 0), (1, 2, 3), (2, 4, 4)]:
         exact = sum(Fraction(float(xp[0, c, p + i, q + j])) * Fraction(float(w[o, c, i, j]))
@@ -116,6 +116,10 @@ def test_entries_far_below_their_rows_and_columns_keep_their_float64_product():
     a = np.array([[2.0 ** 450, 2.0 ** -470, 1.0]])
     b = np.array([[0.0, 1.0], [2.0 ** -470, 1.0], [0.0, 1.0]])
     e, args = _step(lambda x: knp.sum(x.reshape(1, 3) @ b), a.reshape(-1), "matmul")
-    v = _wide._sliced_product(e, args, (1, 2))
+    v, unit = _wide._sliced_product(e, args, (1, 2))
     assert v[0, 0] == 2.0 ** -940
     assert v[0, 1] == np.longdouble(2.0 ** 450) + np.longdouble(2.0 ** -470) + 1
+    # and the replay's error estimate gives that entry float64's unit roundoff, not long
+    # double's (its error is float64's)
+    assert unit[0, 0] == np.finfo(np.float64).eps / 2
+    assert unit[0, 1] == np.finfo(np.longdouble).eps / 2

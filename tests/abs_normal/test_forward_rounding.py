@@ -612,3 +612,35 @@ def test_a_move_at_a_mixed_choice_of_two_kinks():
     assert _exact_lost(0.75) == Fraction(3, 4) and _lost(0.75) == 0
     assert not _decided_wrong(f, x, [(0.75, 1, 1, 0)], [(0.0, 1, 1, 0)])
     assert kinkgrad.subdifferential(f, x).partial
+
+
+def _underflowing(x0, n=17, c=1e-300):
+    # x0 c^n (1/c)^n: 0 in float64 and in long double (below 1e-4951 at n = 17), and
+    # x0 (c (1 / c))^n = x0 (1 + 1e-15) in f (Fractions below)
+    t = x0
+    for _ in range(n):
+        t = t * c
+    for _ in range(n):
+        t = t * (1 / c)
+    return t
+
+
+def test_a_value_that_underflowed_in_both_precisions_is_not_taken_as_f_s():
+    # max(t, x1 / 2) at (1, 1): t is 0 as computed and in the replay, x0 in f, so f = x0
+    # next to x and its Clarke set is {(1, 0)}; the replay's error estimate was u |t| = 0,
+    # and in_clarke called (1, 0) outside, (0, 1) inside (where), certify certified (0, 1/2)
+    k = (Fraction(1e-300) * Fraction(1 / 1e-300)) ** 17
+    assert k > Fraction(1, 2)  # the truth: t - x1/2 > 0 next to (1, 1)
+    x = np.array([1.0, 1.0])
+    f_max = lambda x: knp.maximum(_underflowing(x[0]), 0.5 * x[1])  # noqa: E731
+    f_where = lambda x: knp.where(_underflowing(x[0]) < 0.5 * x[1], x[1], x[0])  # noqa: E731
+    for f in (f_max, f_where):
+        for g in ([1.0, 0.0], [0.0, 1.0]):
+            try:
+                got = kinkgrad.in_clarke(f, x, np.array(g))
+            except UndecidedError:
+                continue
+            assert got is (g == [1.0, 0.0]), (g, got)
+        assert kinkgrad.stationarity(f, x).verdict != "stationary"
+        assert not kinkgrad.certify(f, x).certified
+

@@ -169,3 +169,20 @@ def test_every_read_kind_refuses_exactly_at_ties():
             except ValueReadError:
                 refused = True
             assert refused == tie, (kind, x)
+
+
+def test_a_read_of_a_value_that_underflowed_in_both_precisions_is_refused():
+    # y0 = x0 1e-300^17 1e300^17 is 0 as computed and in long double, x0 (1 + 1e-15) in f:
+    # argmax(y) is 0 in f (y1 = x1 / 2), 1 as computed; in_clarke said (0, 1) is f's
+    # gradient and (1, 0) is not, where f = x0 next to (1, 1)
+    def f(x):
+        t = x[0]
+        for _ in range(17):
+            t = t * 1e-300
+        for _ in range(17):
+            t = t * 1e300
+        return x[knp.argmax(knp.stack([t, 0.5 * x[1]]))]
+
+    for g in ([0.0, 1.0], [1.0, 0.0]):
+        with pytest.raises(ValueReadError, match="rounding"):
+            kg.in_clarke(f, np.array([1.0, 1.0]), np.array(g))

@@ -17,6 +17,7 @@ _WIDER = {np.dtype(np.float16): np.dtype(np.float64), np.dtype(np.float32): np.d
 _HEAVY = 2_000_000  # operations of one step above which long double runs too slowly
 _SLICED_BITS = 160  # most bits of each operand (from its row's largest) the float64 slices hold
 _LONG_BITS = np.finfo(np.longdouble).nmant  # 63 for x86's extended precision, 112 for quad
+_UNDERFLOW = float(np.finfo(np.float64).smallest_subnormal)  # a rounding's least error bound
 
 
 def _size(shape: tuple) -> int:
@@ -39,17 +40,33 @@ def _slices(r: np.ndarray, bits: int, count: int) -> list[np.ndarray]:
     """``count`` float64 arrays whose sum is the long double ``r`` (|r| < 1) up to
     2^-(bits count - 1): slice i is the remainder rounded to a multiple of 2^-(bits i) by
     adding and subtracting 1.5 2^(p - bits i) (each step exact in long double's p + 1 bits),
-    an integer times 2^-(bits i) of size at most 2^bits."""
-    out = []
+    an integer times 2^-(bits i) of size at most 2^bits. Fewer where the remainder is 0
+    (float64 operands: their 53 bits from each row's largest), and None for a slice of
+    zeros: the dropped ones are exactly 0."""
+    # NOTE: an operand exact in float64 is cut in float64 (:func:`_narrowed`): the same
+    # quantum 2^-(bits i) (ulp of sigma), the same rounding, so the same slices
+    one, p = r.dtype.type(1), np.finfo(r.dtype).nmant
+    out: list[np.ndarray | None] = []
     for i in range(1, count + 1):
-        sigma = np.longdouble(1.5) * np.ldexp(np.longdouble(1), _LONG_BITS - bits * i)
+        sigma = one.dtype.type(1.5) * np.ldexp(one, p - bits * i)
         piece = (r + sigma) - sigma
         r = r - piece
-        out.append(piece.astype(np.float64))
+        out.append(piece.astype(np.float64) if np.any(piece) else None)
+        if not np.any(r):
+            break
     return out
 
 
-def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
+def _narrowed(a: np.ndarray) -> np.ndarray:
+    """``a`` as float64 where that is exact (a float64 operand widened: its scaling and
+    slicing then run in float64's SIMD instead of long double's x87), else ``a``."""
+    if a.dtype == np.float64:
+        return a
+    n = a.astype(np.float64)
+    return n if np.array_equal(n, a) else a
+
+
+def _sliced_product(e: Any, args: list, out_shape: tuple) -> tuple[np.ndarray, Any] | None:
     """A bilinear step (``prim.bilinear``: a product of matrices, a contraction, a
     convolution) of long double operands, to long double's accuracy with float64 BLAS (the
     splitting of Ozaki et al.): each operand, scaled by powers of 2 (per row and column of a
@@ -60,9 +77,9 @@ def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
     remainders add at most (count + 2) K 2^-T times the row's and the column's largest
     entries, with T chosen to bring that below 2^-64 K (|a| |b|) at every nonzero entry of
     |a| |b| (T at most 160: entries of |a| |b| above 2^-88 of the largest ones; the others
-    are the product of the operands rounded to float64). None where an operand is not
-    finite or K exceeds 2^33."""
-    a, b = (np.asarray(x) for x in args)
+    are the product of the operands rounded to float64). With the unit roundoff of each
+    entry. None where an operand is not finite or K exceeds 2^33."""
+    a, b = (_narrowed(np.asarray(x)) for x in args)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         return None
     terms = e.prim.cost([a.shape, b.shape], out_shape, e.params) / (2 * max(_size(out_shape), 1))
@@ -87,15 +104,17 @@ def _sliced_product(e: Any, args: list, out_shape: tuple) -> np.ndarray | None:
     pa, pb = _slices(a, bits, count), _slices(b, bits, count)
     total = np.zeros(out_shape, np.longdouble)
     for level in range(count + 1, 1, -1):  # NOTE: the smallest first
-        for i in range(1, level):
-            total += np.asarray(e.prim.impl(pa[i - 1], pb[level - i - 1], **e.params),
-                                np.longdouble)
+        for i in range(max(1, level - len(pb)), min(level, len(pa) + 1)):
+            sa_i, sb_j = pa[i - 1], pb[level - i - 1]
+            if sa_i is not None and sb_j is not None:  # NOTE: a slice of zeros adds 0
+                total += np.asarray(e.prim.impl(sa_i, sb_j, **e.params), np.longdouble)
     scale = np.matmul(sa, sb) if per_row else sa * sb
     total = total * scale
-    if np.any(beyond):
+    if np.any(beyond):  # NOTE: with float64's unit roundoff (their error is float64's)
         plain = np.asarray(e.prim.impl(*(np.asarray(x, np.float64) for x in args), **e.params))
         total[beyond] = plain[beyond]
-    return total
+        return total, np.where(beyond, _unit(np.float64), _unit(np.longdouble))
+    return total, _unit(np.longdouble)
 
 
 def _heavy(e: Any, args: list, v0: Any) -> bool:
@@ -117,9 +136,9 @@ def _wide_step(e: Any, args: list, v0: Any) -> tuple[Any, float]:
     heavy = wide != np.float64 and _heavy(e, args, v0)
     if heavy and e.prim.bilinear and len(args) == 2 and all(
             np.result_type(a).kind == "f" for a in args):  # NOTE: constants widen exactly
-        v = _sliced_product(e, [np.asarray(a, wide) for a in args], np.shape(v0))
-        if v is not None:
-            return v, _unit(wide)
+        got = _sliced_product(e, [np.asarray(a, wide) for a in args], np.shape(v0))
+        if got is not None:
+            return got
     if wide != np.float64 and not heavy:
         try:
             v = np.asarray(e.prim.impl(*args, **e.params))
@@ -135,14 +154,15 @@ def _unit(dtype: Any) -> float:
     return float(np.finfo(dtype).eps) / 2
 
 
-def wide_values(tr: Traced, units: dict[int, float] | None = None) -> list:
+def wide_values(tr: Traced, units: dict[int, Any] | None = None) -> list:
     """f's forward values recomputed from the same inputs in a wider precision (float16 and
     float32 steps in float64, float64 steps in long double where it is wider), comparisons
     and indices kept as computed (the same branches): the truth the computed values are
     checked against. Long double is float64 on some platforms (arm64): float64 programs are
     then checked against themselves. Heavy products of matrices of float64 programs are
     computed from float64 slices (:func:`_sliced_product`), other heavy steps in float64.
-    ``units``: filled with the unit roundoff each step's replay ran in, by its output slot."""
+    ``units``: filled with the unit roundoff each step's replay ran in, by its output slot
+    (per entry where a heavy product's entries ran in two precisions)."""
     vals = tr.vals
     wide = list(vals)
     for v in tr.in_vars:
@@ -165,7 +185,7 @@ def as_float64(a: Any) -> Any:
     return np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
 
 
-def wide_errors(tr: Traced, units: dict[int, float], policy: Any, k: int = 8
+def wide_errors(tr: Traced, units: dict[int, Any], policy: Any, k: int = 8
                 ) -> dict[int, Any]:
     """The first-order error of :func:`wide_values` along k random roundings: tangents (a
     leading axis of k) of one forward sweep in which every step's result is perturbed by its
@@ -203,8 +223,11 @@ def wide_errors(tr: Traced, units: dict[int, float], policy: Any, k: int = 8
                 continue
             args = e.args(vals)
             r = e.prim.rounding([as_float64(a) for a in args], as_float64(v0), e.params)
+            # NOTE: + an underflow's error (at most float64's least subnormal, long double's
+            # far less): a product that underflowed to 0 in both precisions has |out| = 0,
+            # and x0 1e-300^17 1e300^17 is x0 (1 + 1e-15) in f
             moved = None if r is None else signs(units.get(e.out.index, 0.0) * np.broadcast_to(
-                np.abs(np.asarray(r, np.float64)), np.shape(v0)))
+                np.abs(np.asarray(r, np.float64)), np.shape(v0)) + _UNDERFLOW)
             ts = [tan.get(i.index) if hasattr(i, "index") else None for i in e.inputs]
             t = None
             if any(t is not None for t in ts):
