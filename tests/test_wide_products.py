@@ -123,3 +123,25 @@ def test_entries_far_below_their_rows_and_columns_keep_their_float64_product():
     # double's (its error is float64's)
     assert unit[0, 0] == np.finfo(np.float64).eps / 2
     assert unit[0, 1] == np.finfo(np.longdouble).eps / 2
+
+
+@pytest.mark.parametrize("case", ["underflowing", "random", "spread"])
+def test_float64_operands_are_cut_in_float64_to_the_same_slices(case, monkeypatch):
+    # operands exact in float64 are scaled and sliced in float64 (SIMD): the result must be
+    # the long double path's bit for bit; 2^-80 in a row holding 2^1000 underflowed in
+    # float64's scaling (2^-1081) and its entry's only term was lost (0 for 2^-80)
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((6, 40)), rng.standard_normal((40, 5))
+    if case == "underflowing":
+        a[:, 0], a[:, 1] = 2.0 ** 1000, 2.0 ** -80
+        b[0, :], b[2:, 0], b[1, 0] = 0.0, 0.0, 1.0
+    elif case == "spread":
+        a *= np.exp(rng.uniform(-300, 300, a.shape))
+    e, args = _step(lambda x: knp.sum(x.reshape(a.shape) @ b), a.reshape(-1), "matmul")
+    with np.errstate(all="ignore"):  # NOTE: as wide_values runs it (underflows: the case)
+        got, unit = _wide._sliced_product(e, args, (6, 5))
+        monkeypatch.setattr(_wide, "_narrowed", lambda x: x)
+        want, unit_ld = _wide._sliced_product(e, args, (6, 5))
+    assert np.array_equal(got, want) and np.array_equal(unit, unit_ld)
+    if case == "underflowing":
+        assert got[0, 0] == 2.0 ** -80

@@ -644,3 +644,40 @@ def test_a_value_that_underflowed_in_both_precisions_is_not_taken_as_f_s():
         assert kinkgrad.stationarity(f, x).verdict != "stationary"
         assert not kinkgrad.certify(f, x).certified
 
+
+
+def test_a_kink_hit_only_by_underflow_is_not_taken_as_f_s():
+    # z = x0 1e-200 1e-200 is 0 as computed and 1e-400 in long double (and in f, for every
+    # x0 > 0): f = 1e300 relu(z) is c x0 next to x0 = 1, c = 1e300 1e-400, its kink 1 away.
+    # The replay's z cast to float64 was 0 ("hit in both"), dz/dx0 underflows, and the model
+    # held only the split 5e-101: in_clarke called f's gradient fl(c) outside, certify
+    # certified 0, and at tol 1e-150 (c = 1e-100 > tol) the abs spelling was "stationary"
+    # and "minimal" at radius 0 and 0.5
+    c = Fraction(10) ** 300 * Fraction(1e-200) ** 2
+    assert float(c) == 1e300 * 1e-200 * 1e-200  # fl(c)
+    x = np.array([1.0])
+    f_relu = lambda x: 1e300 * knp.relu(x[0] * 1e-200 * 1e-200)  # noqa: E731
+    f_abs = lambda x: 1e300 * knp.abs(x[0] * 1e-200 * 1e-200)  # noqa: E731
+    try:
+        assert kinkgrad.in_clarke(f_relu, x, np.array([float(c)])) is True
+    except (UndecidedError, kinkgrad.errors.NonFiniteInputError):
+        pass  # NOTE: the test f / 2^e of tiny gradients overflows its sweep (errstate raise)
+    assert not kinkgrad.certify(f_relu, x).certified
+    for r in (0.0, 0.5):
+        assert kinkgrad.stationarity(f_abs, x, radius=r, tol=1e-150).verdict != "stationary"
+        assert kinkgrad.minimality(f_abs, x, radius=r, tol=1e-150).verdict != "minimal"
+
+
+@pytest.mark.parametrize("x0", [2.0 ** 60, 1e20, 1e300])
+def test_the_rounding_next_to_x_is_each_coordinate_s_own(x0):
+    # relu(((x1 + x0) - x0) - 1/2) at (x0, 1): x1 is lost as computed (z = -1/2), f = x1 - 1/2
+    # next to x (z = 1/2 in the replay), so its Clarke set is {(0, 1)}. The rounding next to x
+    # was 64 u max|x| (about 8192 at 2^60) along every coordinate: the kink 1/2 away along x1
+    # counted as one at x, and in_clarke(0) was True, stationarity "stationary"
+    f = lambda x: knp.relu(((x[1] + x[0]) - x[0]) - 0.5)  # noqa: E731
+    x = np.array([x0, 1.0])
+    try:
+        assert kinkgrad.in_clarke(f, x, np.zeros(2)) is False
+    except UndecidedError:
+        pass
+    assert kinkgrad.stationarity(f, x).verdict != "stationary"

@@ -37,15 +37,18 @@ __all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_compar
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int,
-                   policy: Any = None) -> dict[int, Any]:
+                   policy: Any = None, weights: np.ndarray | None = None) -> dict[int, Any]:
     """Tangents of every slot along k Gaussian directions of x (seed 0; abs'(0) := 0 unless
     ``policy``), one forward sweep: E[(grad v . u)^2] = ||grad v||^2 estimates the norms of
     many rows at once (the near-active filters of :mod:`.stationarity` and
-    :mod:`.zero_norms`)."""
+    :mod:`.zero_norms`); with ``weights`` (flat, one per entry of x) the directions' entries
+    are scaled by them, and ||grad v * weights|| is estimated."""
     from ..kinks import KinkPolicy
     from ..modes.sweeps import forward_sweep
 
     U = np.random.default_rng(0).standard_normal((k, spec.n))
+    if weights is not None:
+        U = U * weights
     tangents = {slot: leaf for slot, leaf in zip(in_slots, spec.split(U))}
     return forward_sweep(eqns, vals, tangents, policy or KinkPolicy(abs=0.0))[0]
 

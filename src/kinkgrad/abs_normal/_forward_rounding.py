@@ -29,8 +29,15 @@ import numpy as np
 from .._core.program import Var
 from ..modes._wide import wide_errors, wide_values
 from ..modes.api import Traced
-from ._flat import full_slope_sweep, full_slopes, gradient_unit, probe_tangents, unit_roundoff
+from ._flat import (
+    full_slope_sweep,
+    full_slopes,
+    gradient_unit,
+    probe_tangents,
+    unit_roundoff,
+)
 from ._rounding_move import moved_unit, replayed, rounding_sensitivity
+from ._switch_slopes import next_to_x, rounding_moves, slopeless_hits, switch_slope
 from .lp import hull_tolerance
 
 __all__ = ["ForwardRounding", "ball_disagreements", "far_hits", "kink_disagreements",
@@ -38,6 +45,7 @@ __all__ = ["ForwardRounding", "ball_disagreements", "far_hits", "kink_disagreeme
 
 _ERROR_PROBES = 8  # random roundings of the replay's error estimate (wide_errors)
 _TRUSTED = 16.0  # the replay's side of a kink counts beyond this many estimated errors
+_LEAST = float(np.finfo(np.float64).smallest_subnormal)
 
 def _pieces(sel: Any) -> Any:
     """The choice part of a selection: a sort's is (perm, None)."""
@@ -77,6 +85,8 @@ def kink_disagreements(sides: list[tuple]) -> int:
                for _, _, _, flipped, winners, _ in sides)
 
 
+
+
 def _switches(e: Any, vals: list) -> Any:
     return e.prim.switch(e.args(vals), vals[e.out.index], e.params)
 
@@ -93,12 +103,12 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
     args, args_w = e.args(vals), e.args(wide)
     out, out_w = vals[e.out.index], wide[e.out.index]
     z = np.asarray(e.prim.switch(args, out, e.params), np.float64)
-    z_w = np.asarray(e.prim.switch(args_w, out_w, e.params))
+    z_w = _nonzero_float64(np.asarray(e.prim.switch(args_w, out_w, e.params)))
     flipped = (z != 0) & (np.sign(z) != np.sign(z_w))
     err: np.ndarray | float = 0.0
     if errors is not None:
-        err = _TRUSTED * _switch_slope(e, wide, errors, _ERROR_PROBES)
-        flipped |= (z != 0) & ~(np.abs(np.asarray(z_w, np.float64)) > err)
+        err = _TRUSTED * switch_slope(e, wide, errors, _ERROR_PROBES)
+        flipped |= (z != 0) & ~(np.abs(z_w) > err)
     winners = 0
     if e.prim.selects:  # NOTE: entry by entry: a tie elsewhere (split weights) hid a change
         sel = _pieces(e.prim.selection(full_slopes(), args, out, e.params))
@@ -108,7 +118,17 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
             if sel.shape == z.shape:  # NOTE: an elementwise kink's: off it in both only
                 keep &= (z != 0) & (z_w != 0)
             winners = int(np.count_nonzero((sel != sel_w.astype(sel.dtype)) & keep))
-    return z, np.asarray(z_w, np.float64), flipped, winners, err
+    return z, z_w, flipped, winners, err
+
+
+def _nonzero_float64(z_w: np.ndarray) -> np.ndarray:
+    """The replay's switching values in float64, an entry that is not 0 kept off 0 (float64's
+    least subnormal, with its sign): 1e300 relu(x0 1e-200 1e-200) at x0 = 1 has z = 1e-400 in
+    long double, and its kink, 1 away, looked hit in both precisions."""
+    z64 = np.asarray(z_w, np.float64)
+    lost = (z64 == 0) & (z_w != 0)
+    return np.where(lost, np.copysign(_LEAST, np.asarray(z_w, np.float64) + np.sign(z_w)),
+                    z64) if np.any(lost) else z64
 
 
 def _unheld(sides: list[tuple], winners: bool = True
@@ -134,43 +154,17 @@ def _unheld(sides: list[tuple], winners: bool = True
     return found
 
 
-def _switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
-    """||grad z|| per switching entry of ``e``, estimated from the k probe directions'
-    tangents of its arguments (a difference quotient of the switch along each: z is linear,
-    or the absolute value of a linear function, next to a kink)."""
-    args = [np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
-            for a in e.args(vals)]  # NOTE: steps of 1e-7 vanish in float16 and float32
-    z0 = np.asarray(e.prim.switch(args, e.prim.impl(*args, **e.params), e.params), np.float64)
-    moved = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and a.index in tangents]
-    scale = max([1.0] + [float(np.max(np.abs(args[i]), initial=0.0)) for i in moved])
-    reach = max([0.0] + [float(np.max(np.abs(tangents[e.inputs[i].index]), initial=0.0))
-                         for i in moved])
-    if not reach:
-        return np.zeros(z0.shape)
-    h = 1e-7 * scale  # NOTE: along the tangents over their reach (tiny ones: 1e-320)
-    total = np.zeros(z0.shape)
-    for j in range(k):
-        stepped = list(args)
-        for i in moved:
-            stepped[i] = args[i] + h * (np.asarray(tangents[e.inputs[i].index][j], np.float64)
-                                        / reach)
-        out = e.prim.impl(*stepped, **e.params)
-        total += ((np.asarray(e.prim.switch(stepped, out, e.params), np.float64) - z0) / h) ** 2
-    return np.sqrt(total / k) * reach
 
 
-def next_to_x(tr: Traced, spec: Any) -> float:
-    """The rounding next to x, 64 u max(1, |x|) (u the program's unit roundoff): a kink
-    within it counts as one at x."""
-    x = spec.point(tr)
-    return 64.0 * unit_roundoff(None, spec) * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+
+
 
 
 def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: float = 0.0,
              k: int = 4, vals: Callable[[], list] | None = None) -> int:
     """Switching entries where the model holds a side of a kink that f lacks at x
     (:func:`_unheld`: hit as computed, z == 0, or on the other side) whose place in f (|z|
-    of the wide replay over ||grad z||, :func:`_switch_slope`) lies beyond ``radius`` and
+    of the wide replay over ||grad z||, :func:`switch_slope`) lies beyond ``radius`` and
     beyond the rounding next to x (:func:`next_to_x`): |(x + 1e8) - 1e8| at x = 1e-9 is 0
     as computed and its kink lies 1e-9 from x. The model holds a piece of f's set there
     that f does not: an answer that a vector is inside its set, or that it is near 0, is
@@ -179,15 +173,15 @@ def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: fl
     if not hits:
         return 0
     with np.errstate(all="ignore"):
-        near = max(radius, next_to_x(tr, spec))
         last = max(tr.eqns.index(h[0]) for h in hits)  # NOTE: the prefix they read
         slots = [v.index for v in tr.in_vars]
         values = tr.vals if vals is None else vals()
         tangents = probe_tangents(tr.eqns[:last + 1], values, slots, spec, k)
+        moved = rounding_moves(tr, tr.eqns[:last + 1], values, spec, k)
         full = None
         count = 0
         for e, hit, z_w, both in hits:
-            slope = _switch_slope(e, values, tangents, k)
+            slope = switch_slope(e, values, tangents, k)
             if np.any(both):  # NOTE: abs'(0) = 0 gives 0 beyond kinks hit (a max of |x - c|
                 # at c): the full slopes' too, for kinks hit in both precisions; one with
                 # no slope at all (a tie of 2x with 2x) counts as f's, as before the replay's
@@ -195,10 +189,11 @@ def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: fl
                 if full is None:
                     full = probe_tangents(tr.eqns[:last + 1], values, slots, spec, k,
                                           full_slopes())
-                slope = np.where(both, np.maximum(slope, _switch_slope(e, values, full, k)),
+                slope = np.where(both, np.maximum(slope, switch_slope(e, values, full, k)),
                                  slope)
                 hit = hit & ~(both & (slope == 0))
-            count += int(np.count_nonzero(hit & ~(z_w <= near * slope)))
+            near = np.maximum(radius * slope, moved(e, slope, both))
+            count += int(np.count_nonzero(hit & ~(z_w <= near)))
     return count
 
 
@@ -217,13 +212,14 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
     ten times the reach (and the rounding next to x, :func:`next_to_x`) on one side in both;
     or z and f's z apart by no more than the rounding next to x moves z (the model is then
     that of a point within it, as :func:`kink_disagreements` takes hits).
-    ||grad z|| from k Gaussian probes (:func:`_switch_slope`: below a tenth or above ten
+    ||grad z|| from k Gaussian probes (:func:`switch_slope`: below a tenth or above ten
     times the truth with probability < 1e-8 at k = 16; read at ``vals``, :func:`replayed`,
     when given). f's z is widened by the replay's estimated error."""
     vals = tr.vals if vals is None else vals
     count = 0
     with np.errstate(all="ignore"):
-        rounding = next_to_x(tr, spec)
+        rounding = float(np.max(next_to_x(tr, spec), initial=0.0))
+        moved = rounding_moves(tr, tr.eqns, vals, spec, k)
         tangents = None
         for e, z, z_w, flipped, _, err in sides:  # NOTE: winners: wide_ball's (expanded)
             a, a_w, gap = np.abs(z), np.abs(z_w), np.abs(z - z_w) + err
@@ -233,10 +229,10 @@ def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,
             if tangents is None:
                 tangents = probe_tangents(tr.eqns, vals, [v.index for v in tr.in_vars],
                                           spec, k)
-            slope = _switch_slope(e, vals, tangents, k)
+            slope = switch_slope(e, vals, tangents, k)
             match = ((np.maximum(a, a_w + err) <= 0.1 * radius * slope)
                      | same & (np.minimum(a, a_w - err) > 10.0 * max(radius, rounding) * slope)
-                     | (gap <= rounding * slope)
+                     | (gap <= moved(e, slope))
                      | (a == 0) & (a_w == 0) & (slope == 0))  # NOTE: as in far_hits
             count += int(np.count_nonzero(~match))
     return count
@@ -303,8 +299,11 @@ class ForwardRounding:
         return self._move
 
     def kinks(self) -> int:
+        """:func:`kink_disagreements`, and :func:`slopeless_hits` (once)."""
         if self._kinks is None:
-            self._kinks = kink_disagreements(self.sides())
+            sides = self.sides()
+            self._kinks = kink_disagreements(sides) + slopeless_hits(self.tr, sides,
+                                                                     self.replayed)
         return self._kinks
 
     def amplified(self, spec: Any) -> np.ndarray:
@@ -379,5 +378,6 @@ class ForwardRounding:
         n = self.kinks()
         return (f"{n} switching entr{'y' if n == 1 else 'ies'} off their kink as computed "
                 f"{'is' if n == 1 else 'are'} on it or on its other side in a wider-precision "
-                "replay of f's values (cancellation): the model may miss pieces of f's set "
-                "at x, so no answer that rests on their absence is proven.")
+                "replay of f's values (cancellation), or on it as computed with no slope in "
+                "float64 and off it in the replay (underflow): the model may miss pieces of "
+                "f's set at x, so no answer that rests on their absence is proven.")

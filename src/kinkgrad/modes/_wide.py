@@ -66,6 +66,17 @@ def _narrowed(a: np.ndarray) -> np.ndarray:
     return n if np.array_equal(n, a) else a
 
 
+def _scaled(a: np.ndarray, scale: np.ndarray, wide: Any) -> np.ndarray:
+    """a / scale (powers of 2): exact, in long double (``wide``) where float64 would lose an
+    entry to underflow (2^-80 in a row holding 2^1000: 2^-1081)."""
+    with np.errstate(under="ignore"):  # NOTE: what the check below catches
+        out = a / scale
+        lost = out.dtype == np.float64 and not np.array_equal(out * scale, a)
+    if lost:
+        return np.asarray(wide) / scale
+    return out
+
+
 def _sliced_product(e: Any, args: list, out_shape: tuple) -> tuple[np.ndarray, Any] | None:
     """A bilinear step (``prim.bilinear``: a product of matrices, a contraction, a
     convolution) of long double operands, to long double's accuracy with float64 BLAS (the
@@ -88,7 +99,7 @@ def _sliced_product(e: Any, args: list, out_shape: tuple) -> tuple[np.ndarray, A
         return None
     per_row = e.prim.name == "matmul"
     sa, sb = _row_scales(a, b, per_row)
-    a, b = a / sa, b / sb  # NOTE: powers of 2: exact; every entry below 1 in size
+    a, b = _scaled(a, sa, args[0]), _scaled(b, sb, args[1])  # NOTE: each entry below 1
     sizes = np.asarray(e.prim.impl(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64),
                                    **e.params))  # |a| |b| in units of the scales (< 4x off)
     # NOTE: entries with nonzero terms far below their row's and column's largest (2^450 and
