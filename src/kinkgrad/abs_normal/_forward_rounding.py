@@ -47,6 +47,7 @@ _ERROR_PROBES = 8  # random roundings of the replay's error estimate (wide_error
 _TRUSTED = 16.0  # the replay's side of a kink counts beyond this many estimated errors
 _LEAST = float(np.finfo(np.float64).smallest_subnormal)
 
+
 def _pieces(sel: Any) -> Any:
     """The choice part of a selection: a sort's is (perm, None)."""
     return sel[0] if type(sel) is tuple and sel else sel
@@ -83,8 +84,6 @@ def kink_disagreements(sides: list[tuple]) -> int:
     replay's value is within 16 of its estimated errors."""
     return sum(int(np.count_nonzero(flipped)) or winners
                for _, _, _, flipped, winners, _ in sides)
-
-
 
 
 def _switches(e: Any, vals: list) -> Any:
@@ -152,12 +151,6 @@ def _unheld(sides: list[tuple], winners: bool = True
         elif np.any(unheld):
             found.append((e, unheld, np.abs(z_w) + err, both))
     return found
-
-
-
-
-
-
 
 
 def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: float = 0.0,

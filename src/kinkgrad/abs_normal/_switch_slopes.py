@@ -42,13 +42,15 @@ def switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
         total += ((np.asarray(e.prim.switch(stepped, out, e.params), np.float64) - z0) / h) ** 2
     return np.sqrt(total / k) * reach
 
+
 def next_to_x(tr: Traced, spec: Any) -> np.ndarray:
     """The rounding next to x: the box of half-widths 64 u max(1, |x_i|) (u the program's
     unit roundoff), one per entry of the flat x; a kink within it counts as one at x."""
     return 64.0 * unit_roundoff(None, spec) * np.maximum(1.0, np.abs(spec.point(tr)))
 
+
 def rounding_moves(tr: Traced, eqns: list, vals: list, spec: Any, k: int
-                    ) -> Callable[..., np.ndarray]:
+                   ) -> Callable[..., np.ndarray]:
     """``moved(e, slope, full=None)``: how far e's switching values move within
     :func:`next_to_x`'s box, ||grad z * w|| (by k probes scaled by w, and where ``full``
     (a mask) also with the kinks' full slopes, as ``slope`` was; w ||grad z|| where w is
@@ -72,6 +74,7 @@ def rounding_moves(tr: Traced, eqns: list, vals: list, spec: Any, k: int
                            out)
         return out
     return moved
+
 
 def slopeless_hits(tr: Traced, sides: list[tuple], vals: Callable[[], list], k: int = 4
                    ) -> int:
