@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import kinkgrad
+import kinkgrad.numpy as knp
 from kinkgrad.nn import Dense, ReLU, Sequential, cross_entropy
 
 
@@ -30,3 +31,13 @@ def test_duplicate_samples_at_kinks_are_certified_in_every_precision(dtype: type
     rep = kinkgrad.certify(loss, params)
     assert rep.active_kinks >= 4
     assert rep.certified, rep.reason
+
+
+def test_a_float16_overflow_under_a_minimum_is_a_clear_undecided():
+    # x0 1000 is inf in float16 at x0 = 80 (exactly 40000, below 80^2 6.5 = 41600): the abs
+    # form (a + b)/2 - |a - b|/2 of the minimum is NaN there; it raised "fix its abs_form"
+    h = np.float16
+    f = lambda x: knp.minimum(x[0] * h(1000) * h(0.5), x[0] * x[0] * h(6.5)) * h(0.001)  # noqa: E731
+    with np.errstate(all="ignore"):
+        rep = kinkgrad.stationarity(f, np.array([80], h))
+    assert rep.verdict == "undecided" and "not finite" in rep.reason

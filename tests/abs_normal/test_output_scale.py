@@ -155,3 +155,11 @@ def test_a_tol_beyond_every_norm_at_a_tiny_scale(tol):
 
     assert kinkgrad.stationarity(g, np.zeros(2), tol=tol).verdict == "stationary"
     assert kinkgrad.minimality(g, np.zeros(2), tol=tol).verdict == "minimal"
+
+
+def test_gradients_in_the_subnormal_range_are_rescaled_without_overflow():
+    # f = |x0 1e-160 1e-160| at 1: its gradient is about 1e-320 (subnormal), and the exact
+    # rescaling f / 2^-1063 overflowed math.ldexp (OverflowError, not a KinkgradError); the
+    # exponent is now held within [-1000, 1000], and |1e-320| <= tol = 1e-8
+    rep = kinkgrad.stationarity(lambda x: knp.abs(x[0] * 1e-160 * 1e-160), np.array([1.0]))
+    assert rep.verdict == "stationary", rep.reason

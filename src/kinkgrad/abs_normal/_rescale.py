@@ -33,10 +33,12 @@ LIMIT = 2.0 ** 64
 
 def exponent(big: float, limit: float = LIMIT) -> int | None:
     """e with big / 2^e in [1/2, 1) where ``big`` (the largest entry in size) is beyond
-    ``limit`` or below 1 / ``limit`` (and finite, > 0); None otherwise."""
+    ``limit`` or below 1 / ``limit`` (and finite, > 0), e within [-1000, 1000] (so that
+    2^-e is a float64: gradients of 1e-320, subnormal, overflowed math.ldexp(1, 1062));
+    None otherwise."""
     if not 0.0 < big < math.inf or 1.0 / limit <= big <= limit:
         return None
-    return math.frexp(big)[1]
+    return max(-1000, min(1000, math.frexp(big)[1]))
 
 
 def gradient_size(red: Any, balls: Any) -> float:

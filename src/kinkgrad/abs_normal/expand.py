@@ -255,5 +255,11 @@ def _check_same(prim: Any, res: Any, want: Any, args: list) -> None:
     with np.errstate(all="ignore"):
         err = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
     if not err <= max(1e-6, 16 * eps) * scale:  # NaN fails too
+        if not all(np.all(np.isfinite(a)) for a in args
+                   if np.asarray(a).dtype.kind == "f"):  # NOTE: inf - inf in its |.| form
+            raise NotAbsSmoothError(
+                f"abs_normal_form: an argument of `{prim.name}` is not finite here (an "
+                "overflow: float16 stops at 65504), so its form with |.| is NaN; compute in "
+                "a wider dtype (x.astype(np.float32)) or keep the values in range.")
         raise KinkgradError(f"abs_normal_form: the abs form of `{prim.name}` does not "
                             "reproduce its value; fix its abs_form.")
