@@ -658,10 +658,10 @@ def test_a_kink_hit_only_by_underflow_is_not_taken_as_f_s():
     x = np.array([1.0])
     f_relu = lambda x: 1e300 * knp.relu(x[0] * 1e-200 * 1e-200)  # noqa: E731
     f_abs = lambda x: 1e300 * knp.abs(x[0] * 1e-200 * 1e-200)  # noqa: E731
-    try:
+    try:  # NOTE: under errstate "raise" the rescaled test f / 2^e overflows: undecided
         assert kinkgrad.in_clarke(f_relu, x, np.array([float(c)])) is True
-    except (UndecidedError, kinkgrad.errors.NonFiniteInputError):
-        pass  # NOTE: the test f / 2^e of tiny gradients overflows its sweep (errstate raise)
+    except UndecidedError:
+        pass
     assert not kinkgrad.certify(f_relu, x).certified
     for r in (0.0, 0.5):
         assert kinkgrad.stationarity(f_abs, x, radius=r, tol=1e-150).verdict != "stationary"

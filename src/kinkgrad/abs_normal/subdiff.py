@@ -23,7 +23,7 @@ from scipy.sparse import issparse
 
 from .._core.checks import is_int
 from ..backends import on_numpy
-from ..errors import KinkgradError
+from ..errors import KinkgradError, NonFiniteInputError
 from ..modes.directions import refuse_nonfinite
 from ._flat import (
     FlatSpec,
@@ -373,7 +373,14 @@ def in_clarke(f: Callable, x: Any, g: Any, limit: int = 1024) -> bool:
     scale, forward, spec0 = 1.0, full.forward, spec
     if e is not None:  # NOTE: s f's set is s f's: f / 2^e and g / 2^e, exactly (_rescale);
         units, scale = full.units, math.ldexp(1.0, -e)  # NOTE: f's own units, scaled
-        ls, spec, full = _local(scaled_f(f, e), x, "in_clarke", zero_norms=True, units=False)
+        try:
+            ls, spec, full = _local(scaled_f(f, e), x, "in_clarke", zero_norms=True,
+                                    units=False)
+        except NonFiniteInputError as exc:  # NOTE: f's steps times 2^-e overflowed
+            raise UndecidedError(
+                f"in_clarke: undecided. f's gradients lie near 2^{e}, and the exact "
+                f"rescaling f / 2^{e} the test runs on overflows in its sweeps ({exc}); "
+                "rescale f so that its gradients lie nearer 1.") from None
         full.units = tuple(u * scale for u in units)
         vec = vec * scale
     if _membership(ls, spec, full, vec, limit):
