@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kinkgrad
 import kinkgrad.numpy as knp
@@ -323,13 +325,41 @@ def test_a_kink_reached_through_a_near_active_one_off_its_kink():
         assert rep.verdict in ("undecided", truth), (r, rep.reason)
 
 
-@pytest.mark.xfail(strict=True, reason="known: the reach of a switch reading a k-way tie "
-                   "uses the tie's averaged gradient (noted for the team)")
 def test_a_kink_reached_through_a_three_way_tie():
     # |max(3x, 3x/4, 3x/2) - 1/4| at 0, radius 0.1: slopes -3/4, -3 and +3 on the ball (the
-    # outer kink at 1/12 lies inside), so 0 is in the set; "not stationary" (bounds 0.75)
+    # outer kink at 1/12 lies inside), so 0 is in the set; "not stationary" (bounds 0.75):
+    # the tie's second comparator reads the first's |z| and has a gradient of its own, so
+    # the nested reach left it out; it is now the sum for every switch, capped by the
+    # sort's switch_lipschitz (2 max |move of an entry|) where a tie's inputs are clean
     def f(x):
         return knp.abs(knp.sort(knp.stack([3.0 * x[0], 0.75 * x[0], 1.5 * x[0]]))[2] - 0.25)
 
     rep = kinkgrad.stationarity(f, np.zeros(1), radius=0.1, tol=1e-8)
     assert rep.verdict in ("undecided", "stationary"), rep.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-12, 12), min_size=2, max_size=4), st.integers(-6, 6),
+       st.sampled_from([0.045, 0.11, 0.33, 0.7, 1.3]), st.booleans())
+def test_kinks_read_through_a_k_way_tie_against_brute_force(slopes, c, radius, by_sort):
+    # f = |max_i(a_i x) - c/8| at 0 (a 1-D piecewise-linear program): the ball's set is the
+    # hull of the slopes f takes on [-r, r]: sign(A x - c/8) A for x > 0 (A = max a_i, the
+    # tie's winner there) and sign(B x - c/8) B for x < 0 (B = min a_i); brute force on a
+    # grid finer than every kink's distance (the radii avoid the kinks c/(8A) exactly)
+    a = np.array(slopes, float) / 4
+    cc = c / 8
+
+    def f(x):
+        v = knp.stack([float(ai) * x[0] for ai in a])
+        top = knp.sort(v)[-1] if by_sort else knp.max(v)
+        return knp.abs(top - cc)
+
+    xs = np.linspace(-radius, radius, 8001)  # NOTE: the slopes between grid points lie in
+    fx = np.abs(np.max(np.outer(xs, a), axis=1) - cc)  # the hull of the pieces' slopes
+    s = np.diff(fx) / np.diff(xs)
+    truth = 0.0 if (s.min() <= 1e-12 and s.max() >= -1e-12) else float(np.min(np.abs(s)))
+    rep = kinkgrad.stationarity(f, np.zeros(1), radius=radius, tol=1e-8)
+    if rep.verdict == "stationary":
+        assert truth <= 1e-8, (rep.reason, truth)
+    elif rep.verdict == "not stationary":
+        assert truth > 1e-8, (rep.reason, truth)

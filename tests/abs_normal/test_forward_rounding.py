@@ -681,3 +681,40 @@ def test_the_rounding_next_to_x_is_each_coordinate_s_own(x0):
     except UndecidedError:
         pass
     assert kinkgrad.stationarity(f, x).verdict != "stationary"
+
+
+def test_a_kink_counted_at_x_is_met_within_the_rounding_next_to_x():
+    # relu((x48 + 256) - 256) on R^57 at x48 = 1.8 (64 u): 0 as computed, x48 in f, whose
+    # kink lies 1.8 box half-widths away: f = relu(x48) on the whole box, Clarke set {e_48}.
+    # Four probes put ||grad z * w|| at 1.9 times its value: in_clarke(0) was True,
+    # stationarity "stationary", minimality "minimal", certify certified 0
+    n, j = 57, 48
+    w = 64 * 2.0 ** -53
+    x = np.zeros(n)
+    x[j] = 1.8 * w
+    assert (Fraction(x[j]) + 256) - 256 == Fraction(x[j])  # f's z at x: 1.8 w > 0
+    f = lambda x: knp.relu((x[48] + 256.0) - 256.0) + 0.0 * knp.sum(x)  # noqa: E731
+    try:
+        assert kinkgrad.in_clarke(f, x, np.zeros(n)) is False
+    except UndecidedError:
+        pass
+    assert kinkgrad.stationarity(f, x).verdict != "stationary"
+    assert kinkgrad.minimality(f, x).verdict != "minimal"
+    assert not kinkgrad.certify(f, x).certified
+
+
+def test_a_kink_beyond_the_end_of_x_s_piece_is_not_counted_at_x():
+    # z = ((min(1e20 x0, 1) - 3) + 2^56) - 2^56 is 0 as computed at 0 and min(1e20 x0, 1) - 3
+    # <= -2 in f everywhere: f = relu(z) - 5e19 x0 is -5e19 x0, Clarke set {-5e19}. z's slope
+    # on x's piece (1e20) reaches 0 within the rounding next to x, but that piece ends 1e-20
+    # from x: in_clarke(5e19) was True, "stationary" and "minimal"
+    C = 2.0 ** 56
+    f = lambda x: knp.relu(((knp.minimum(1e20 * x[0], 1.0) - 3.0) + C) - C) - 5e19 * x[0]  # noqa: E731
+    x = np.zeros(1)
+    try:
+        assert kinkgrad.in_clarke(f, x, np.array([5e19])) is False
+    except UndecidedError:
+        pass
+    assert kinkgrad.subdifferential(f, x).partial
+    assert kinkgrad.stationarity(f, x).verdict != "stationary"
+    assert kinkgrad.minimality(f, x).verdict != "minimal"

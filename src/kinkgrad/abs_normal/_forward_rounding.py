@@ -46,6 +46,7 @@ __all__ = ["ForwardRounding", "ball_disagreements", "far_hits", "kink_disagreeme
 _ERROR_PROBES = 8  # random roundings of the replay's error estimate (wide_errors)
 _TRUSTED = 16.0  # the replay's side of a kink counts beyond this many estimated errors
 _LEAST = float(np.finfo(np.float64).smallest_subnormal)
+_ATMOST = 4.0  # 4 probes' norm estimate exceeds 4 times the norm with probability < 1e-12
 
 
 def _pieces(sel: Any) -> Any:
@@ -165,12 +166,14 @@ def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: fl
     hits = _unheld(sides(), winners=radius == 0)  # NOTE: in a ball: wide_ball's (expanded)
     if not hits:
         return 0
+    signed = {id(e): z_w for e, _, z_w, _, _, _ in sides()}
     with np.errstate(all="ignore"):
         last = max(tr.eqns.index(h[0]) for h in hits)  # NOTE: the prefix they read
         slots = [v.index for v in tr.in_vars]
         values = tr.vals if vals is None else vals()
         tangents = probe_tangents(tr.eqns[:last + 1], values, slots, spec, k)
         moved = rounding_moves(tr, tr.eqns[:last + 1], values, spec, k)
+        probes = _Probes(tr, spec, last + 1, k)
         full = None
         count = 0
         for e, hit, z_w, both in hits:
@@ -185,9 +188,52 @@ def far_hits(tr: Traced, sides: Callable[[], list[tuple]], spec: Any, radius: fl
                 slope = np.where(both, np.maximum(slope, switch_slope(e, values, full, k)),
                                  slope)
                 hit = hit & ~(both & (slope == 0))
-            near = np.maximum(radius * slope, moved(e, slope, both))
-            count += int(np.count_nonzero(hit & ~(z_w <= near)))
+            ball = z_w <= radius * slope  # NOTE: first order at a radius, as the model
+            box = z_w <= moved(e, slope, both) / np.where(both, _ATMOST, 1.0)
+            far = hit & ~ball & ~box
+            check = hit & ~both & box & ~ball  # NOTE: f's side known: its kink must be met
+            if np.any(check):
+                far |= check & ~probes.crossed(e, signed[id(e)])
+            count += int(np.count_nonzero(far))
     return count
+
+
+class _Probes:
+    """f's switching values replayed (:func:`wide_values`) at points within the rounding next
+    to x (x +- w u / ||u||_inf, u the k probe directions, w :func:`next_to_x`'s widths): a
+    kink that the estimates place there counts as one at x only where some point has f's
+    switch on its other side or on it (a zero lies between, by continuity). The estimates
+    read z's slope on x's piece, which may end short of the kink (relu(((min(1e20 x0, 1)
+    - 3) + 2^56) - 2^56) at 0: z is -3 in f and never 0, its slope 1e20), and 4 probes
+    overstate a norm by up to about 2 (relu((x48 + 256) - 256) at x48 = 1.8 (64 u))."""
+
+    def __init__(self, tr: Traced, spec: Any, upto: int, k: int) -> None:
+        self.tr, self.spec, self.upto, self.k = tr, spec, upto, k
+        self._points: list | None = None
+
+    def points(self) -> list:
+        if self._points is None:
+            x = np.asarray(self.spec.point(self.tr), np.longdouble)
+            U = np.random.default_rng(0).standard_normal((self.k, x.size))
+            steps = [next_to_x(self.tr, self.spec) * u / np.max(np.abs(u)) for u in U]
+            self._points = []
+            sp = self.spec
+            for d in steps:
+                for y in (x + d, x - d):  # NOTE: leaves in the replay's precision
+                    at = {v.index: y[a:b].reshape(shape).astype(
+                              np.longdouble if dt == np.float64 else np.float64)
+                          for v, a, b, shape, dt in zip(self.tr.in_vars, sp.offsets[:-1],
+                                                        sp.offsets[1:], sp.shapes, sp.dtypes)}
+                    self._points.append(wide_values(self.tr, at=at, upto=self.upto))
+        return self._points
+
+    def crossed(self, e: Any, z_w: np.ndarray) -> np.ndarray:
+        """Entries of e whose switch is 0 or on the other side from ``z_w`` at a point."""
+        out = np.zeros(np.shape(z_w), bool)
+        for vals in self.points():
+            z = np.asarray(e.prim.switch(e.args(vals), vals[e.out.index], e.params))
+            out |= (z == 0) | (np.sign(z) != np.sign(z_w))
+        return out
 
 
 def ball_disagreements(tr: Traced, sides: list[tuple], spec: Any, radius: float,

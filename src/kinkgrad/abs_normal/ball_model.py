@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._core.program import Var
 from ..errors import NotAbsSmoothError, ValueReadError
 from ..kinks import KinkPolicy
 from ..modes.sparse_rows import reverse_rows
 from ..modes.sweeps import forward_sweep
-from ._flat import FlatSpec, scalar_output, trace_at
+from ._flat import FlatSpec, probe_tangents, scalar_output, trace_at
 from .active import ActiveModel, moved_selections
 from .expand import Expanded, expand
 from .zero_norms import split_zero_norms, switch_origins
@@ -116,7 +117,8 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
                      nested: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The switches downstream of the near-active ones (``mask``) that the ball reaches in
     the model where the near-active switches sit on their kinks; None when there are none
-    (or too many to test).
+    (or too many to test). With ``nested`` (the computed values'), (those the nested reach
+    puts within the ball, the same): the set grows by them.
 
     In that model (the near-active switches M moved onto their kinks, the others at their
     signs) z_p = z~_p + g_p . d + sum_{q in M} K_pq |z_q(d)|, with g_p the gradient of z_p with
@@ -127,8 +129,9 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
     # NOTE: the gradient on x's piece alone missed them: min(2x + 1e-9, -x, 2x) at x = -0.0026,
     # radius 0.01: the tie of 2x + 1e-9 and 2x (gradient 0 on x's piece) reads the near-active
     # comparison with -x, across which its gradient is -3: the ball's set was {2} ("not
-    # stationary") instead of {2, -1}. A recursive bound r ||A_p|| + sum |K_pq| reach_q
-    # compounded over a sorting network's depth (a 60-entry sort: 1,159 of its switches)."""
+    # stationary") instead of {2, -1}. The recursive bound r ||A_p|| + sum |K_pq| reach_q
+    # alone compounded over a sorting network's depth (a 60-entry sort: 1,159 of its
+    # switches); capped by the primitives' switch_lipschitz it does not."""
     cand = np.flatnonzero(_downstream(exp, mask)) if mask.any() else np.zeros(0, np.intp)
     near = np.flatnonzero(mask)
     if not cand.size or cand.size + near.size > _NESTED_LIMIT:
@@ -165,27 +168,69 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
         return grown
 
     deeper = None
-    if nested:  # NOTE: a near-active switch with no gradient of its own on x's piece
-        # (clip(|x|, 0, 1/2)'s lower one at 0) reaches through the |z| it reads; the same sum
-        # for every switch compounded over a sorting network's depth (25 of a 60-entry sort)
+    if nested:  # NOTE: a near-active switch reaches through the |z| it reads (clip(|x|, 0,
+        # 1/2)'s lower one at 0 has no gradient of its own; a 3-way tie's second comparator
+        # reads the first's): the sum r ||g|| + sum |K| reach, capped where the switch's
+        # primitive bounds its move (:func:`_lipschitz_caps`: the sum alone compounded over
+        # a sorting network's depth, 25 of a 60-entry sort)
         K_mm = np.abs(sp.hstack(mats[nx:], format="csr")[cand.size:].toarray()[order])
-        reach_m = own
+        caps = np.full(exp.s, np.inf)
+        if np.any(K_mm @ own):  # NOTE: else the sum is r ||g|| alone, and no cap is needed
+            caps = _lipschitz_caps(exp, radius, mask)
+        cap_m = caps[near][order]
+        reach_m = np.minimum(own, cap_m)
         for _ in range(len(eqs)):  # NOTE: nilpotent in the equations' order
-            step = np.where(own == 0, K_mm @ reach_m, own)
+            step = np.minimum(own + K_mm @ reach_m, cap_m)
             if np.array_equal(step, reach_m):
                 break
             reach_m = step
         deeper = reached(reach_m)
+        if deeper is not None:
+            deeper &= ~(np.abs(z) > caps)
+        return deeper, deeper  # NOTE: the set grows by them (a superset of f's pieces)
     return reached(own), deeper
 
 
+def _lipschitz_caps(exp: Expanded, radius: float, mask: np.ndarray) -> np.ndarray:
+    """Per switch, a bound on how far its value moves in the ball, inf where none: L R for a
+    switch whose primitive declares ``switch_lipschitz`` L (its switching values are
+    L-Lipschitz in the largest move of its inputs' entries: a k-way tie's comparators) and
+    whose inputs read no near-active switch (``mask``), R = 10 r max ||grad input entry||
+    (16 Gaussian probes, below a tenth of the truth with probability < 1e-8, as
+    :func:`_probe_norms`; first order, as the model)."""
+    caps = np.full(exp.s, np.inf)
+    orig = exp.original
+    near_origins = switch_origins(exp, np.flatnonzero(mask))
+    dirty: set[int] = set()
+    for k, e in enumerate(orig.eqns):
+        if k in near_origins or any(type(i) is Var and i.index in dirty for i in e.inputs):
+            dirty.add(e.out.index)
+    clean = {}
+    for j in range(len(exp.abs_eqns)):
+        o = exp.switch_meta(j).origin
+        e = orig.eqns[o]
+        if e.prim.switch_lipschitz and not any(type(i) is Var and i.index in dirty
+                                               for i in e.inputs if i is not None):
+            clean[j] = e
+    if not clean:
+        return caps
+    tangents = probe_tangents(orig.eqns, orig.vals, [v.index for v in orig.in_vars],
+                              FlatSpec(orig), 16)
+    for j, e in clean.items():
+        sizes = [float(np.max(np.sqrt(np.mean(np.asarray(tangents[i.index], np.float64) ** 2,
+                                               axis=0)), initial=0.0))
+                 if i.index in tangents else 0.0 for i in e.inputs if type(i) is Var]
+        caps[exp.offsets[j]:exp.offsets[j + 1]] = \
+            e.prim.switch_lipschitz * 10.0 * radius * max(sizes, default=0.0)
+    return caps
+
+
 def nested_reason(model: ActiveModel) -> str | None:
-    """Why the ball's set may miss pieces: switches reading near-active kinks that a nested
-    reach (a near-active switch with no gradient of its own on x's piece reaches through
-    the |z| it reads) puts within the ball, and the set does not hold (clip(|x|, 0, 1/2) at
-    0: its upper kink reads |x| through its lower one); None where there are none. Only
-    such switches: the nested sum for all of them is a bound, loose over a sorting
-    network's depth, so a switch whose own gradient is small but not 0 is not covered."""
+    """Why the ball's set may miss pieces: switches reading near-active kinks that the
+    nested reach (:func:`_reached_through`: every near-active switch reaches through the
+    |z| it reads, r ||g|| + sum |K| reach, capped by :func:`_lipschitz_caps`) still puts
+    within the ball after the rounds of growing the set (clip(|x|, 0, 1/2) at 0: its upper
+    kink reads |x| through its lower one); None where there are none."""
     n = model.nested_missed
     return None if not n else (
         f"{n} switch(es) reading near-active kinks may be reached within the ball through "

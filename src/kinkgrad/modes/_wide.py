@@ -165,7 +165,8 @@ def _unit(dtype: Any) -> float:
     return float(np.finfo(dtype).eps) / 2
 
 
-def wide_values(tr: Traced, units: dict[int, Any] | None = None) -> list:
+def wide_values(tr: Traced, units: dict[int, Any] | None = None,
+                at: dict[int, np.ndarray] | None = None, upto: int | None = None) -> list:
     """f's forward values recomputed from the same inputs in a wider precision (float16 and
     float32 steps in float64, float64 steps in long double where it is wider), comparisons
     and indices kept as computed (the same branches): the truth the computed values are
@@ -173,7 +174,9 @@ def wide_values(tr: Traced, units: dict[int, Any] | None = None) -> list:
     then checked against themselves. Heavy products of matrices of float64 programs are
     computed from float64 slices (:func:`_sliced_product`), other heavy steps in float64.
     ``units``: filled with the unit roundoff each step's replay ran in, by its output slot
-    (per entry where a heavy product's entries ran in two precisions)."""
+    (per entry where a heavy product's entries ran in two precisions). ``at``: other input
+    values (by slot, in the wide precision) to replay f's program at; ``upto``: the number
+    of equations replayed (all)."""
     vals = tr.vals
     wide = list(vals)
     for v in tr.in_vars:
@@ -181,8 +184,10 @@ def wide_values(tr: Traced, units: dict[int, Any] | None = None) -> list:
         if np.result_type(x).kind == "f":
             wide[v.index] = np.asarray(x).astype(_WIDER.get(np.dtype(np.result_type(x)),
                                                             np.dtype(np.float64)))
+    for slot, x in (at or {}).items():
+        wide[slot] = x
     with np.errstate(all="ignore"):  # NOTE: as the program's own values did, or inf
-        for e in tr.eqns:
+        for e in tr.eqns[:upto]:
             v0 = vals[e.out.index]
             if np.result_type(v0).kind == "f":
                 wide[e.out.index], unit = _wide_step(e, e.args(wide), v0)

@@ -69,6 +69,7 @@ class Abs(_Elementwise):
     (default 0, the agnostic choice). Clarke subdifferential at 0: [-1, 1]."""
 
     name = "abs"
+    switch_lipschitz = 1.0  # z: an input entry
     roundings = 0.0  # exact
     numpy_name = "abs"
     policy_key = "abs"
@@ -101,6 +102,7 @@ class Relu(_Elementwise):
     [0, 1] (default 0, as PyTorch and JAX). Clarke subdifferential at 0: [0, 1]."""
 
     name = numpy_name = "relu"
+    switch_lipschitz = 1.0  # z: an input entry
     roundings = 0.0  # exact
     policy_key = "relu"
     # the default slope [x > 0] is [out > 0] (out is kept for the next layer's VJP anyway,
@@ -159,6 +161,7 @@ class LeakyRelu(_Elementwise):
     alpha). Clarke subdifferential at 0: [alpha, 1]."""
 
     name = numpy_name = "leaky_relu"
+    switch_lipschitz = 1.0  # z: an input entry
     policy_key = "leaky_relu"
 
     def __call__(self, x: Any, negative_slope: float = 0.01) -> Any:
@@ -293,6 +296,7 @@ class Maximum(_MaxMin):
     """``maximum(a, b)`` elementwise; see :class:`_MaxMin` for the tie rule."""
 
     name = numpy_name = "maximum"
+    switch_lipschitz = 2.0  # z: a difference of order statistics
     sign = 1.0
 
     def impl(self, a, b, const=None):
@@ -304,6 +308,7 @@ class Minimum(_MaxMin):
     """``minimum(a, b)`` elementwise; see :class:`_MaxMin` for the tie rule."""
 
     name = numpy_name = "minimum"
+    switch_lipschitz = 2.0  # z: a difference of order statistics
     sign = -1.0
 
     def impl(self, a, b, const=None):
@@ -326,6 +331,7 @@ class Clip(Primitive):
     Directional evaluations (``mode`` other than "policy") give 0 there."""
 
     name = numpy_name = "clip"
+    switch_lipschitz = 2.0  # z: a difference of order statistics
     roundings = 0.0  # exact: the input or a bound
     policy_key = "clip"
     c_fn = 2

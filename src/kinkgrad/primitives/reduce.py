@@ -286,6 +286,7 @@ class Max(_Extremum):
     under ``max="split"``). Clarke subdifferential: the simplex over the maximisers."""
 
     name = numpy_name = "max"
+    switch_lipschitz = 2.0  # z: a difference of order statistics
     sign = 1.0
 
     def impl(self, x, axis, keepdims):
@@ -297,6 +298,7 @@ class Min(_Extremum):
     """``min(x, axis)``: the smallest entry; ties as for ``max``."""
 
     name = numpy_name = "min"
+    switch_lipschitz = 2.0  # z: a difference of order statistics
     sign = -1.0
 
     def impl(self, x, axis, keepdims):
@@ -323,6 +325,7 @@ class Sort(Primitive):
     tie: the convex hull of the permutation matrices that sort x."""
 
     name = numpy_name = "sort"
+    switch_lipschitz = 2.0  # z: a difference of order statistics
     roundings = 0.0  # exact: a permutation
     policy_key = "sort"
     omega = 4.0
