@@ -92,11 +92,9 @@ class Primitive:
         omega: the declared bound (cost + vjp_cost) / cost of the cost model; the tests check it
             on random shapes, and ``kinkgrad.cost`` reports the maximum over a program.
         differentiable: False for comparisons (their outputs are boolean, derivative zero).
-        switch_lipschitz: L where every switching value of its abs form is L-Lipschitz in
-            the largest move of its inputs' entries (sup norm): 1 for relu and abs (z is an
-            input entry), 2 for a max, a sort or a clip (the difference of two order
-            statistics of subsets of the entries); None: not declared. The ball model reads
-            it to bound how far a k-way tie's switches move (:mod:`..abs_normal.ball_model`).
+        switch_lipschitz: L with every switching value of its abs form L-Lipschitz in the
+            largest move of its inputs' entries: 1 for relu and abs (an input entry), 2 for
+            max, sort, clip (a difference of order statistics); None: not declared.
     """
 
     name: ClassVar[str] = ""
