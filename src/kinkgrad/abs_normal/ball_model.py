@@ -32,6 +32,7 @@ _PROBE_ABOVE = 256
 # near-active ones is tested (one batched reverse sweep of that many rows per round), and
 # rounds of that test (a switch it adds may be read by others)
 _NESTED_LIMIT, _ROUNDS = 4096, 3
+_EXACT_CAPS = 4096  # inputs of a tie up to this size: their gradients' norms, exactly
 
 
 def near_active(exp: Expanded, spec: FlatSpec, radius: float) -> np.ndarray:
@@ -185,9 +186,17 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
                 break
             reach_m = step
         deeper = reached(reach_m)
-        if deeper is not None:
-            deeper &= ~(np.abs(z) > caps)
-        return deeper, deeper  # NOTE: the set grows by them (a superset of f's pieces)
+        if deeper is not None:  # NOTE: the set grows by those reading another primitive's
+            # near-active kinks (|sort(v)[2] - 1/4| reads a 3-way tie); within one (a
+            # tournament's levels) its own blocks hold the ties, and the sum, loose by up to
+            # the tie's size, widened MaxQ's brackets and cost its certificates
+            origin = np.array([exp.switch_meta(j).origin for j in range(len(exp.abs_eqns))])
+            of = np.repeat(origin, np.diff(exp.offsets))
+            cross = np.zeros(exp.s, bool)
+            cross[cand] = ((K != 0) & (of[cand][:, None] != of[near][order][None, :])).any(1)
+            deeper &= ~(np.abs(z) > caps) & cross
+            grown = reached(own)
+            return deeper if grown is None else grown | deeper, deeper
     return reached(own), deeper
 
 
@@ -195,8 +204,9 @@ def _lipschitz_caps(exp: Expanded, radius: float, mask: np.ndarray) -> np.ndarra
     """Per switch, a bound on how far its value moves in the ball, inf where none: L R for a
     switch whose primitive declares ``switch_lipschitz`` L (its switching values are
     L-Lipschitz in the largest move of its inputs' entries: a k-way tie's comparators) and
-    whose inputs read no near-active switch (``mask``), R = 10 r max ||grad input entry||
-    (16 Gaussian probes, below a tenth of the truth with probability < 1e-8, as
+    whose inputs read no near-active switch (``mask``), R = r max ||grad input entry||
+    (exactly, by reverse rows, for inputs of up to ``_EXACT_CAPS`` entries; else 10 times
+    16 Gaussian probes' estimate, below a tenth of the truth with probability < 1e-8, as
     :func:`_probe_norms`; first order, as the model)."""
     caps = np.full(exp.s, np.inf)
     orig = exp.original
@@ -214,14 +224,27 @@ def _lipschitz_caps(exp: Expanded, radius: float, mask: np.ndarray) -> np.ndarra
             clean[j] = e
     if not clean:
         return caps
-    tangents = probe_tangents(orig.eqns, orig.vals, [v.index for v in orig.in_vars],
-                              FlatSpec(orig), 16)
+    x_slots = [v.index for v in orig.in_vars]
+    inputs = sorted({i.index for e in clean.values() for i in e.inputs if type(i) is Var})
+    sizes: dict[int, float] = {}
+    exact = [i for i in inputs if np.size(orig.vals[i]) <= _EXACT_CAPS]
+    if exact:  # NOTE: their gradients' norms, exactly (one batched reverse sweep)
+        seeds = np.concatenate([np.full(np.size(orig.vals[i]), i) for i in exact])
+        ents = np.concatenate([np.arange(np.size(orig.vals[i])) for i in exact])
+        mats, _ = reverse_rows(orig.eqns, orig.vals, seeds, ents, x_slots, _ABS0)
+        sq = sum((np.asarray(M.multiply(M).sum(axis=1)).reshape(-1) for M in mats),
+                 np.zeros(seeds.size))
+        for i in exact:
+            sizes[i] = float(np.sqrt(np.max(sq[seeds == i], initial=0.0)))
+    if len(exact) < len(inputs):  # NOTE: 16 probes: below a tenth w.p. < 1e-8, times 10
+        t = probe_tangents(orig.eqns, orig.vals, x_slots, FlatSpec(orig), 16)
+        for i in inputs:
+            if i not in sizes:
+                sizes[i] = 10.0 * float(np.max(np.sqrt(np.mean(
+                    np.asarray(t[i], np.float64) ** 2, axis=0)), initial=0.0)) if i in t else 0.0
     for j, e in clean.items():
-        sizes = [float(np.max(np.sqrt(np.mean(np.asarray(tangents[i.index], np.float64) ** 2,
-                                               axis=0)), initial=0.0))
-                 if i.index in tangents else 0.0 for i in e.inputs if type(i) is Var]
-        caps[exp.offsets[j]:exp.offsets[j + 1]] = \
-            e.prim.switch_lipschitz * 10.0 * radius * max(sizes, default=0.0)
+        top = max([sizes[i.index] for i in e.inputs if type(i) is Var], default=0.0)
+        caps[exp.offsets[j]:exp.offsets[j + 1]] = e.prim.switch_lipschitz * radius * top
     return caps
 
 
