@@ -175,29 +175,37 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
         # primitive bounds its move (:func:`_lipschitz_caps`: the sum alone compounded over
         # a sorting network's depth, 25 of a 60-entry sort)
         K_mm = np.abs(sp.hstack(mats[nx:], format="csr")[cand.size:].toarray()[order])
+        zero = _nested(own, K_mm, np.where(own == 0, np.inf, own), len(eqs))
+        deeper = reached(zero)  # NOTE: those with no gradient of their own: a guard
         caps = np.full(exp.s, np.inf)
         if np.any(K_mm @ own):  # NOTE: else the sum is r ||g|| alone, and no cap is needed
             caps = _lipschitz_caps(exp, radius, mask)
-        cap_m = caps[near][order]
-        reach_m = np.minimum(own, cap_m)
-        for _ in range(len(eqs)):  # NOTE: nilpotent in the equations' order
-            step = np.minimum(own + K_mm @ reach_m, cap_m)
-            if np.array_equal(step, reach_m):
-                break
-            reach_m = step
-        deeper = reached(reach_m)
-        if deeper is not None:  # NOTE: the set grows by those reading another primitive's
+        cross = reached(_nested(own, K_mm, caps[near][order], len(eqs)))
+        if cross is not None:  # NOTE: the set grows by those reading another primitive's
             # near-active kinks (|sort(v)[2] - 1/4| reads a 3-way tie); within one (a
             # tournament's levels) its own blocks hold the ties, and the sum, loose by up to
             # the tie's size, widened MaxQ's brackets and cost its certificates
             origin = np.array([exp.switch_meta(j).origin for j in range(len(exp.abs_eqns))])
             of = np.repeat(origin, np.diff(exp.offsets))
-            cross = np.zeros(exp.s, bool)
-            cross[cand] = ((K != 0) & (of[cand][:, None] != of[near][order][None, :])).any(1)
-            deeper &= ~(np.abs(z) > caps) & cross
+            other = np.zeros(exp.s, bool)
+            other[cand] = ((K != 0) & (of[cand][:, None] != of[near][order][None, :])).any(1)
+            cross &= ~(np.abs(z) > caps) & other
             grown = reached(own)
-            return deeper if grown is None else grown | deeper, deeper
+            deeper = cross if deeper is None else deeper | cross
+            return cross if grown is None else grown | cross, deeper
     return reached(own), deeper
+
+
+def _nested(own: np.ndarray, K_mm: np.ndarray, cap: np.ndarray, depth: int) -> np.ndarray:
+    """The near-active switches' reach: own + K_mm reach, at most ``cap``, iterated to its
+    fixed point (nilpotent in the equations' order: at most ``depth`` rounds)."""
+    reach = np.minimum(own, cap)
+    for _ in range(depth):
+        step = np.minimum(own + K_mm @ reach, cap)
+        if np.array_equal(step, reach):
+            break
+        reach = step
+    return reach
 
 
 def _lipschitz_caps(exp: Expanded, radius: float, mask: np.ndarray) -> np.ndarray:
