@@ -363,3 +363,33 @@ def test_kinks_read_through_a_k_way_tie_against_brute_force(slopes, c, radius, b
         assert truth <= 1e-8, (rep.reason, truth)
     elif rep.verdict == "not stationary":
         assert truth > 1e-8, (rep.reason, truth)
+
+
+# (slopes, offsets, which order statistic (None: knp.max), linear term, radius): a comparator
+# of a tournament or sorting network that flips inside the ball, reached only through a
+# near-active (or tied) comparator of the same primitive one level down (an adversarial pass)
+_NETWORK_CASES = [
+    ([0.0, -3.0, 0.0, 0.0, 0.0], [0.0, 1 / 32, 1 / 32, -1.0, 1 / 16], None, 1.0, 0.011),
+    ([-0.5, 3.0, -0.25, -3.0, 1.5], [0.0, 1 / 32, 1 / 32, 1 / 64, -1 / 32], 0, 0.0, 0.011),
+    ([0.25, 2, -1, -1, 0, -0.0625, -0.5],
+     [-0.015625, -0.046875, -0.046875, 0.0625, -0.03125, -0.046875, -0.015625], 6, 0.0, 0.037),
+    ([0.25, 1, -0.25, -0.5, 3, 0], [-0.0625, -0.015625, 0.0, -0.046875, -0.015625, 0.015625],
+     2, 0.5, 0.011),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_NETWORK_CASES)))
+def test_a_network_comparator_reached_through_its_own_primitive(case):
+    a, b, idx, lin, r = _NETWORK_CASES[case]
+
+    def f(x):
+        v = knp.stack([float(ai) * x[0] + bi for ai, bi in zip(a, b)])
+        return (knp.max(v) if idx is None else knp.sort(v)[idx]) + lin * x[0]
+
+    xs = np.linspace(-r, r, 400001)  # NOTE: brute force: the slopes f takes on the ball
+    vals = np.outer(xs, a) + b
+    fx = (vals.max(1) if idx is None else np.sort(vals, 1)[:, idx]) + lin * xs
+    s = np.diff(fx) / np.diff(xs)
+    assert s.min() <= 0 <= s.max()  # the truth: stationary (the hull of the slopes holds 0)
+    rep = kinkgrad.stationarity(f, np.zeros(1), radius=r, tol=1e-8)
+    assert rep.verdict in ("stationary", "undecided"), rep.reason
