@@ -127,8 +127,8 @@ def _nonzero_float64(z_w: np.ndarray) -> np.ndarray:
     long double, and its kink, 1 away, looked hit in both precisions."""
     z64 = np.asarray(z_w, np.float64)
     lost = (z64 == 0) & (z_w != 0)
-    return np.where(lost, np.copysign(_LEAST, np.asarray(z_w, np.float64) + np.sign(z_w)),
-                    z64) if np.any(lost) else z64
+    return np.where(lost, _LEAST * np.sign(z_w).astype(np.float64), z64) if np.any(lost) \
+        else z64
 
 
 def _unheld(sides: list[tuple], winners: bool = True
