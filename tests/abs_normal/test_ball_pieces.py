@@ -287,6 +287,16 @@ def test_a_minimal_verdict_at_a_radius_names_the_point_it_is_about():
     assert f"{np.sqrt(5) * 1e-9:.3g} from x" in rep.reason and "fall at x itself" in rep.reason
 
 
+
+def _verdicts_agree_with_slopes(f, exact_slope, radii) -> None:
+    """stationarity of the 1-D f at 0 at each radius is "undecided" or the truth: 0 in the
+    hull of the exact slopes (``exact_slope(t)``, f read in real arithmetic) on the ball."""
+    for r in radii:
+        slopes = {exact_slope(t) for t in np.linspace(-r, r, 2001)}
+        truth = "stationary" if min(slopes) <= 0 <= max(slopes) else "not stationary"
+        rep = kinkgrad.stationarity(f, np.zeros(1), radius=r, tol=1e-8)
+        assert rep.verdict in ("undecided", truth), (r, rep.reason)
+
 def test_a_kink_reached_through_a_nested_near_active_one():
     # -x - 4 clip(|x|, 0, 1/2) + 4|x| at 0 has the slopes -1 on |x| < 1/2, 3 beyond 1/2 and
     # -5 below -1/2 (exact, as a piecewise-linear function of x): a ball of radius 3/4 holds
@@ -299,11 +309,7 @@ def test_a_kink_reached_through_a_nested_near_active_one():
     def exact_slope(t: float) -> float:  # of the same program in real arithmetic
         return -1.0 if abs(t) < 0.5 else (3.0 if t > 0 else -5.0)
 
-    for r in (0.3, 0.6, 0.75, 0.99, 1.2):
-        slopes = {exact_slope(t) for t in np.linspace(-r, r, 2001)}
-        truth = "stationary" if min(slopes) <= 0 <= max(slopes) else "not stationary"
-        rep = kinkgrad.stationarity(f, np.zeros(1), radius=r, tol=1e-8)
-        assert rep.verdict in ("undecided", truth), (r, rep.reason)
+    _verdicts_agree_with_slopes(f, exact_slope, (0.3, 0.6, 0.75, 0.99, 1.2))
 
 
 def test_a_kink_reached_through_a_near_active_one_off_its_kink():
@@ -318,11 +324,7 @@ def test_a_kink_reached_through_a_near_active_one_off_its_kink():
     def exact_slope(t: float) -> float:
         return 0.0 if t > 0.25 else 1.0
 
-    for r in (0.2, 0.26, 0.3, 0.5):
-        slopes = {exact_slope(t) for t in np.linspace(-r, r, 2001)}
-        truth = "stationary" if min(slopes) <= 0 <= max(slopes) else "not stationary"
-        rep = kinkgrad.stationarity(f, np.zeros(1), radius=r, tol=1e-8)
-        assert rep.verdict in ("undecided", truth), (r, rep.reason)
+    _verdicts_agree_with_slopes(f, exact_slope, (0.2, 0.26, 0.3, 0.5))
 
 
 def test_a_kink_reached_through_a_three_way_tie():
