@@ -287,7 +287,6 @@ def test_a_minimal_verdict_at_a_radius_names_the_point_it_is_about():
     assert f"{np.sqrt(5) * 1e-9:.3g} from x" in rep.reason and "fall at x itself" in rep.reason
 
 
-
 def _verdicts_agree_with_slopes(f, exact_slope, radii) -> None:
     """stationarity of the 1-D f at 0 at each radius is "undecided" or the truth: 0 in the
     hull of the exact slopes (``exact_slope(t)``, f read in real arithmetic) on the ball."""
@@ -296,6 +295,7 @@ def _verdicts_agree_with_slopes(f, exact_slope, radii) -> None:
         truth = "stationary" if min(slopes) <= 0 <= max(slopes) else "not stationary"
         rep = kinkgrad.stationarity(f, np.zeros(1), radius=r, tol=1e-8)
         assert rep.verdict in ("undecided", truth), (r, rep.reason)
+
 
 def test_a_kink_reached_through_a_nested_near_active_one():
     # -x - 4 clip(|x|, 0, 1/2) + 4|x| at 0 has the slopes -1 on |x| < 1/2, 3 beyond 1/2 and
