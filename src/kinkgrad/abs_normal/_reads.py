@@ -16,9 +16,9 @@ A decision holds
 - on values that are inputs (or constants): margin > 2 r (in the ball an entry moves by at
   most r, a difference of two by at most 2 r); at radius 0, margin > 0;
 - on computed values at radius 0: where the replay in a wider precision
-  (:func:`kinkgrad.modes._wide.wide_values`) takes the same decision with a margin beyond
-  ``_TRUSTED`` times its estimated error on either side (:func:`~kinkgrad.modes._wide.
-  wide_errors`), as the sides of a kink in :mod:`._forward_rounding`;
+  (:meth:`._forward_rounding.ForwardRounding.wide`) takes the same decision with a margin
+  beyond ``_TRUSTED`` times its estimated error on either side
+  (:meth:`~._forward_rounding.ForwardRounding.errors`), as the sides of a kink there;
 - on computed values at a radius > 0: never (how far they move in the ball is not bounded);
 - after a bare ``Tracer.value``: never (what f computed from it is not seen).
 Otherwise :class:`~kinkgrad.errors.ValueReadError` (a NotAbsSmoothError: the callers that
@@ -33,13 +33,10 @@ import numpy as np
 
 from .._core.program import Var
 from ..errors import ValueReadError
-from ..modes._wide import wide_errors, wide_values
 from ..modes.api import Traced
 
 __all__ = ["check_reads"]
 
-_TRUSTED = 16.0  # as _forward_rounding's: a margin counts beyond this many estimated errors
-_ERROR_PROBES = 8
 _FIX = {"argmax": "knp.max (or knp.maximum)", "argmin": "knp.min (or knp.minimum)",
         "argsort": "knp.sort (or knp.topk, knp.median)",
         "nonzero": "knp.where(cond, a, b) (or knp.relu, knp.maximum)"}
@@ -121,7 +118,7 @@ def check_reads(tr: Traced, where: str, radius: float = 0.0) -> None:
             "(knp.where(cond, a, b), knp.maximum, knp.relu, knp.argmax) and read .value only "
             "outside the function.")
     inputs = {v.index for v in tr.in_vars}
-    wide = errors = None
+    forward = None
     for slot, how in sorted(decisions, key=repr):
         kind = how[0]
         if kind == "nonzero" and _comparison(tr, slot) is None:
@@ -140,14 +137,12 @@ def check_reads(tr: Traced, where: str, radius: float = 0.0) -> None:
         if radius > 0:
             _refuse(where, kind, "of computed values at a radius (how far they move in the "
                                  "ball is not bounded)")
-        if wide is None:
-            units: dict[int, float] = {}
-            wide = wide_values(tr, units)
-            from ._flat import full_slopes
+        if forward is None:  # NOTE: the replay and its error estimate the checks of
+            from ._forward_rounding import _TRUSTED, ForwardRounding  # f's switches run
 
-            errors = wide_errors(tr, units, full_slopes(), _ERROR_PROBES)
-        key_w, margin_w, _ = _decision(tr, slot, how, wide)
-        err = _error(errors, reads)
+            forward = ForwardRounding(tr, None)
+        key_w, margin_w, _ = _decision(tr, slot, how, forward.wide())
+        err = _error(forward.errors(), reads)
         if not (np.array_equal(key, key_w) and margin_w > 2 * _TRUSTED * err):
             _refuse(where, kind, f"whose margin {margin:.3g} is within the rounding of the "
                                  f"computed values (a wider replay: {float(margin_w):.3g}, "
