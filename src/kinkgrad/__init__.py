@@ -24,6 +24,7 @@ from .abs_normal import minimality as minimality
 from .abs_normal import stationarity as stationarity
 from .abs_normal import subdifferential as subdifferential
 from .cost import cost as cost
+from .debugging import debug_print as debug_print
 from .errors import KinkgradError as KinkgradError
 from .kinks import KinkPolicy as KinkPolicy
 from .kinks import kink_policy as kink_policy
@@ -51,6 +52,7 @@ __all__ = [
     "certify",
     "clarke_grad",
     "cost",
+    "debug_print",
     "directional",
     "grad",
     "in_clarke",

@@ -5,6 +5,7 @@ max(x), whose Clarke subdifferential at x is the hull of the e_i of its largest 
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import numpy as np
@@ -124,6 +125,27 @@ def test_a_bare_value_read_gives_no_set_valued_answer():
     rep = kg.stationarity(f, np.array([0.0]))
     assert rep.verdict == "undecided"
     assert kg.grad(f)(np.array([2.0]))[0] == 1.0  # plain AD is the program's, as before
+
+
+def test_debug_print_shows_the_values_and_records_no_read(capsys):
+    def f(x):  # max(x0, x1) at the tie (1, 1): its Clarke set is the segment e_0 -- e_1
+        pair = {"z": x - 1.0, "rows": [x[0], 2.0 * x[1]]}
+        kg.debug_print("{} {z} {rows}", x, **pair)
+        return knp.max(x)
+
+    x = np.array([1.0, 1.0])
+    assert kg.in_clarke(f, x, np.array([0.5, 0.5])) is True  # answered: nothing was read
+    assert kg.in_clarke(f, x, np.array([0.5, 0.6])) is False
+    assert kg.stationarity(f, x).verdict == "not stationary"  # distance sqrt(1/2)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"{x} {x - 1.0} {[np.float64(1.0), np.float64(2.0)]}"
+    assert len(printed) >= 3  # once per trace
+
+
+def test_debug_print_of_plain_values_is_print():
+    buffer = io.StringIO()
+    kg.debug_print("{:.2f} and {}", 1.0 / 3.0, [1, 2], file=buffer)
+    assert buffer.getvalue() == "0.33 and [1, 2]\n"
 
 
 def test_minimize_runs_on_a_function_that_reads_and_never_certifies_a_tie():

@@ -43,7 +43,7 @@ def test_item_on_a_traced_value_explains_what_to_do():
     with pytest.raises(TracerBoolConversionError) as info:
         kinkgrad.grad(lambda x: x.sum().item())(X)
     msg = str(info.value)
-    assert "not concrete numbers" in msg and "knp.item" not in msg and ".value" in msg
+    assert "not concrete numbers" in msg and "knp.item" not in msg and "debug_print" in msg
     with pytest.raises(TracerBoolConversionError):
         kinkgrad.grad(lambda x: knp.sum(np.array(x.tolist())))(X)
 

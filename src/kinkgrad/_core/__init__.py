@@ -11,8 +11,9 @@ rank  modules                             what they hold
 ====  ==================================  ===================================================
 0     errors, kinks, _progress            the error classes; the kink policy and report;
                                           progress bars
-1     _core, backends                     registry, tracer, Program, pytrees, cost model of a
-                                          Program; the array backends (NumPy, torch, CuPy)
+1     _core, backends, debugging          registry, tracer, Program, pytrees, cost model of a
+                                          Program; the array backends (NumPy, torch, CuPy);
+                                          ``debug_print`` of traced values
 2     primitives, extend                  the dictionary of primitives; the API to add one
 3     numpy                               ``knp``: the table of primitives and composites
 4     modes, cost                         grad, vjp, jvp, jacobian and their sweeps;

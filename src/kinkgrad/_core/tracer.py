@@ -288,15 +288,16 @@ class Tracer:
             "np.asarray/np.array of a traced value would drop it from the trace. To build an "
             "array from traced values (a list argument is a pytree: each entry is traced on "
             "its own, as in JAX) use knp.stack([...]) or knp.asarray([...]); otherwise keep "
-            "the value as it is and use kinkgrad.numpy functions (.value only for inspection)."
+            "the value as it is and use kinkgrad.numpy functions (kinkgrad.debug_print to "
+            "look at it)."
         )
 
     def item(self, *args: Any) -> Any:
         raise TracerBoolConversionError(
             ".item() on a traced value: while a function is traced its values are symbols of "
             "the program, not concrete numbers, so a Python float cannot carry a derivative. "
-            "Return the traced scalar itself (knp.sum(...) or x[i] give a 0-d traced value), or "
-            "use .value for inspection only (it is not differentiated)."
+            "Return the traced scalar itself (knp.sum(...) or x[i] give a 0-d traced value); "
+            "to look at it use kinkgrad.debug_print(\"{}\", x), which records no read."
         )
 
     tolist = item

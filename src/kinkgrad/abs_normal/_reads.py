@@ -115,8 +115,8 @@ def check_reads(tr: Traced, where: str, radius: float = 0.0) -> None:
             f"{where}: f read a traced value's .value: what it computed from it (a branch, an "
             "index, a constant) is fixed at this point and kinkgrad cannot see where that "
             "changes, so no set-valued answer about f follows. Compute with kinkgrad.numpy "
-            "(knp.where(cond, a, b), knp.maximum, knp.relu, knp.argmax) and read .value only "
-            "outside the function.")
+            "(knp.where(cond, a, b), knp.maximum, knp.relu, knp.argmax); to look at values in f "
+            "use kinkgrad.debug_print, which records no read.")
     inputs = {v.index for v in tr.in_vars}
     forward = None
     for slot, how in sorted(decisions, key=repr):
