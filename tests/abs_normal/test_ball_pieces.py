@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import kinkgrad
 import kinkgrad.numpy as knp
 from _least_distance import hull_min_norm
+from kinkgrad.abs_normal import ball_model
 
 
 def ball_slopes(f_np, kinks: np.ndarray, x: float, r: float) -> np.ndarray:
@@ -395,3 +396,46 @@ def test_a_network_comparator_reached_through_its_own_primitive(case):
     assert s.min() <= 0 <= s.max()  # the truth: stationary (the hull of the slopes holds 0)
     rep = kinkgrad.stationarity(f, np.zeros(1), radius=r, tol=1e-8)
     assert rep.verdict in ("stationary", "undecided"), rep.reason
+
+
+def _min_beside_many_kinks(x):
+    # min(2 x0 + 1e-9, -x0, 2 x0) + sum_i |x_i| (i >= 1): the min's tie of its first and
+    # last entries reads the comparison with -x0, near-active at x0 = -0.0026
+    a = x[0]
+    return knp.min(knp.stack([2 * a + 1e-9, -a, 2 * a])) + knp.sum(knp.abs(x[1:]))
+
+
+@pytest.mark.parametrize("extra", [10, 4200])
+def test_a_nested_reach_beside_thousands_of_near_active_switches(extra):
+    # at x = (-0.0026, 0, ..., 0), radius 0.01: the ball holds y = (1e-4, 0, ..., 0), where the
+    # min is -x0 (slope -1), and x, where it is 2 x0 (slope 2); with every |x_i| at its kink
+    # at both, the set holds (2, 0, ..., 0) and (-1, 0, ..., 0), so 1/3 of one plus 2/3 of the
+    # other: 0, stationary. Beyond 4,096 near-active switches and their readers the nested
+    # reach was skipped, and the ball's set {2} x [-1, 1]^extra said "not stationary, the set
+    # described exactly"
+    x = np.zeros(extra + 1)
+    x[0] = -0.0026
+    rep = kinkgrad.stationarity(_min_beside_many_kinks, x, radius=0.01, tol=1e-8)
+    assert rep.verdict in ("stationary", "undecided"), rep.reason
+
+
+def test_past_the_nested_rows_limit_the_ball_says_undecided(monkeypatch):
+    # too many rows for the nested reach: every switch reading a near-active one may be reached
+    monkeypatch.setattr(ball_model, "_NESTED_LIMIT", 0)
+    monkeypatch.setattr(ball_model, "_NESTED_ROWS", 1)
+    x = np.zeros(11)
+    x[0] = -0.0026
+    rep = kinkgrad.stationarity(_min_beside_many_kinks, x, radius=0.01, tol=1e-8)
+    assert rep.verdict in ("stationary", "undecided"), rep.reason
+
+
+def test_the_nested_reach_of_the_rows_read_alone_agrees_with_brute_force(monkeypatch):
+    # the path taken beyond _NESTED_LIMIT (rows of the switches the candidates read only),
+    # forced on the 1-D cases whose truth is brute force on a grid: the same verdicts
+    monkeypatch.setattr(ball_model, "_NESTED_LIMIT", 0)
+    for case in range(len(_NETWORK_CASES)):
+        test_a_network_comparator_reached_through_its_own_primitive(case)
+    test_a_kink_reached_through_a_nested_near_active_one()
+    test_a_kink_reached_through_a_near_active_one_off_its_kink()
+    test_a_kink_reached_through_a_three_way_tie()
+    test_a_nested_reach_beside_thousands_of_near_active_switches(10)

@@ -32,6 +32,9 @@ _PROBE_ABOVE = 256
 # near-active ones is tested (one batched reverse sweep of that many rows per round), and
 # rounds of that test (a switch it adds may be read by others)
 _NESTED_LIMIT, _ROUNDS = 4096, 3
+# Above it, rows of the candidates and of the near-active switches they read (directly or
+# through others) alone, up to this many; beyond, the candidates may be reached (undecided)
+_NESTED_ROWS = 32768
 _EXACT_CAPS = 4096  # inputs of a tie up to this size: their gradients' norms, exactly
 
 
@@ -117,9 +120,9 @@ def _downstream(exp: Expanded, mask: np.ndarray) -> np.ndarray:
 def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarray,
                      nested: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The switches downstream of the near-active ones (``mask``) that the ball reaches in
-    the model where the near-active switches sit on their kinks; None when there are none
-    (or too many to test). With ``nested`` (the computed values'), (those the nested reach
-    puts within the ball, the same): the set grows by them.
+    the model where the near-active switches sit on their kinks, None when there are none;
+    (those the nested reach puts within the ball, the same), with ``nested`` (the computed
+    values'): the set grows by them. Beyond ``_NESTED_ROWS`` rows, (None, every candidate).
 
     In that model (the near-active switches M moved onto their kinks, the others at their
     signs) z_p = z~_p + g_p . d + sum_{q in M} K_pq |z_q(d)|, with g_p the gradient of z_p with
@@ -134,33 +137,36 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
     # alone compounded over a sorting network's depth (a 60-entry sort: 1,159 of its
     # switches); capped by the primitives' switch_lipschitz it does not."""
     cand = np.flatnonzero(_downstream(exp, mask)) if mask.any() else np.zeros(0, np.intp)
-    near = np.flatnonzero(mask)
-    if not cand.size or cand.size + near.size > _NESTED_LIMIT:
+    if not cand.size:
         return None, None
-    seeds = np.concatenate([cand, near])
-    slots, ents = exp.z_seeds(seeds)
-    js, ents_m = exp.locate_many(near)
-    eqs = np.unique(js)
-    order = np.concatenate([np.flatnonzero(js == j) for j in eqs])  # the columns' M order
-    x_slots = [v.index for v in exp.traced.in_vars]
-    mats, _ = reverse_rows(exp.eqns, exp.vals, slots, ents,
-                           x_slots + [exp.u_slot(int(j)) for j in eqs], _ABS0,
-                           selections=moved_selections(exp, mask & (z != 0)) or None,
-                           columns=[None] * len(x_slots) + [ents_m[js == j] for j in eqs])
-    nx = len(x_slots)
-    G = sp.hstack(mats[:nx], format="csr") if nx else sp.csr_matrix((seeds.size, 0))
-    g = radius * np.sqrt(np.asarray(G.multiply(G).sum(axis=1)).reshape(-1))
-    K = sp.hstack(mats[nx:], format="csr")[:cand.size].toarray()  # (cand, M in `order`)
-    own, abs_m = g[cand.size:][order], np.abs(z[near])[order]
-    zt, Kp, Kn = z[cand] - K @ abs_m, np.maximum(K, 0.0), np.minimum(K, 0.0)
+    near = np.flatnonzero(mask)  # NOTE: sorted: the columns of K, equation by equation
+    rows = _Rows(exp, radius, mask, z, near)
+    if cand.size + near.size <= _NESTED_LIMIT:  # NOTE: one batched sweep of all their rows
+        g_all, K_all = rows(np.concatenate([cand, near]))
+        g_c, K, own, K_mm = g_all[:cand.size], K_all[:cand.size], g_all[cand.size:], K_all[
+            cand.size:]
+    else:  # NOTE: only the near-active switches the candidates read, directly or through
+        # others (|x_i| at 0 for 5,000 i beside one 3-way min reading a near-active
+        # comparator: every row was skipped and the ball's set, missing the min's far piece,
+        # was "not stationary, described exactly"; the truth is stationary)
+        got = _upstream(rows, cand)
+        if got is None:  # NOTE: too many to test: any candidate may be reached
+            unsure = np.zeros(exp.s, bool)
+            unsure[cand] = True
+            return None, unsure
+        g_c, K, own, K_mm = got
+    abs_m = np.abs(z[near])
+    zt = z[cand] - K @ abs_m
+    Kp, Kn = _clipped(K, np.maximum), _clipped(K, np.minimum)
+    depth = np.unique(rows.js).size
 
     def reached(reach_m: np.ndarray) -> np.ndarray | None:
         # NOTE: over the ball |z_q(d)| lies in [max(0, |z_q| - reach_q), |z_q| + reach_q],
         # not [0, reach_q]: x - relu(relu(|x + 1/4| - 3/8) - 1/8) at 0, radius 0.26,
         # reaches its outer kink (x = 1/4) only with |x + 1/4|'s own 1/4
         top, bottom = abs_m + reach_m, np.maximum(abs_m - reach_m, 0.0)
-        lo = zt - g[:cand.size] + Kn @ top + Kp @ bottom
-        hi = zt + g[:cand.size] + Kp @ top + Kn @ bottom
+        lo = zt - g_c + Kn @ top + Kp @ bottom
+        hi = zt + g_c + Kp @ top + Kn @ bottom
         hit = (lo <= 0.0) & (hi >= 0.0)
         if not hit.any():
             return None
@@ -174,13 +180,13 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
         # reads the first's): the sum r ||g|| + sum |K| reach, capped where the switch's
         # primitive bounds its move (:func:`_lipschitz_caps`: the sum alone compounded over
         # a sorting network's depth, 25 of a 60-entry sort)
-        K_mm = np.abs(sp.hstack(mats[nx:], format="csr")[cand.size:].toarray()[order])
-        zero = _nested(own, K_mm, np.where(own == 0, np.inf, own), len(eqs))
+        K_mm = abs(K_mm)
+        zero = _nested(own, K_mm, np.where(own == 0, np.inf, own), depth)
         deeper = reached(zero)  # NOTE: those with no gradient of their own: a guard
         caps = np.full(exp.s, np.inf)
         if np.any(K_mm @ own):  # NOTE: else the sum is r ||g|| alone, and no cap is needed
             caps = _lipschitz_caps(exp, radius, mask)
-        nest = reached(_nested(own, K_mm, caps[near][order], len(eqs)))
+        nest = reached(_nested(own, K_mm, caps[near], depth))
         if nest is not None:  # NOTE: the set grows by them (|sort(v)[2] - 1/4| reads a
             # 3-way tie; a tournament's last comparator reads a tie one level down, and
             # max(0, 1/32 - 3x, 1/32, -1, 1/16) + x at 0, radius 0.011, was "not stationary";
@@ -192,7 +198,65 @@ def _reached_through(exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarr
     return reached(own), deeper
 
 
-def _nested(own: np.ndarray, K_mm: np.ndarray, cap: np.ndarray, depth: int) -> np.ndarray:
+class _Rows:
+    """Rows of switches for :func:`_reached_through`, in the model where the near-active
+    switches (``near``, sorted) sit on their kinks: r ||g_p|| (the gradient with the |z_q|
+    frozen) and the sparse K_pq = d z_p / d |z_q| over the near-active q, from one batched
+    reverse sweep per call."""
+
+    def __init__(self, exp: Expanded, radius: float, mask: np.ndarray, z: np.ndarray,
+                 near: np.ndarray) -> None:
+        self.exp, self.radius = exp, radius
+        self.js, ents_m = exp.locate_many(near)
+        eqs = np.unique(self.js)
+        self.x_slots = [v.index for v in exp.traced.in_vars]
+        self.keep = self.x_slots + [exp.u_slot(int(j)) for j in eqs]
+        self.columns = [None] * len(self.x_slots) + [ents_m[self.js == j] for j in eqs]
+        self.selections = moved_selections(exp, mask & (z != 0)) or None
+        self.near = near
+
+    def __call__(self, ids: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        exp, nx = self.exp, len(self.x_slots)
+        slots, ents = exp.z_seeds(ids)
+        mats, _ = reverse_rows(exp.eqns, exp.vals, slots, ents, self.keep, _ABS0,
+                               selections=self.selections, columns=self.columns)
+        G = sp.hstack(mats[:nx], format="csr") if nx else sp.csr_matrix((ids.size, 0))
+        g = self.radius * np.sqrt(np.asarray(G.multiply(G).sum(axis=1)).reshape(-1))
+        K = sp.hstack(mats[nx:], format="csr")
+        K.eliminate_zeros()
+        return g, K
+
+
+def _upstream(rows: _Rows, cand: np.ndarray) -> tuple | None:
+    """(g, K of the candidates; own g and K among the near-active switches, zero but for
+    those the candidates read, directly or through others), one sweep per level of reading;
+    None when that takes more than ``_NESTED_ROWS`` rows."""
+    g_c, K = rows(cand)
+    m = rows.near.size
+    own, used = np.zeros(m), np.zeros(m, bool)
+    blocks: list[tuple[np.ndarray, sp.csr_matrix]] = []
+    frontier = np.unique(K.indices)
+    while frontier.size:
+        used[frontier] = True
+        if cand.size + np.count_nonzero(used) > _NESTED_ROWS:
+            return None
+        own[frontier], K_f = rows(rows.near[frontier])
+        blocks.append((frontier, K_f))
+        frontier = np.setdiff1d(np.unique(K_f.indices), np.flatnonzero(used))
+    K_mm = sp.lil_matrix((m, m))
+    for ids, K_f in blocks:
+        K_mm[ids] = K_f
+    return g_c, K, own, K_mm.tocsr()
+
+
+def _clipped(K: sp.csr_matrix, clip: Callable) -> sp.csr_matrix:
+    """``clip(K, 0)`` entrywise (np.maximum: the positive part; np.minimum: the negative)."""
+    out = K.copy()
+    out.data = clip(out.data, 0.0)
+    return out
+
+
+def _nested(own: np.ndarray, K_mm: Any, cap: np.ndarray, depth: int) -> np.ndarray:
     """The near-active switches' reach: own + K_mm reach, at most ``cap``, iterated to its
     fixed point (nilpotent in the equations' order: at most ``depth`` rounds)."""
     reach = np.minimum(own, cap)
