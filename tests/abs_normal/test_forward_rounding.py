@@ -718,3 +718,23 @@ def test_a_kink_beyond_the_end_of_x_s_piece_is_not_counted_at_x():
     assert kinkgrad.subdifferential(f, x).partial
     assert kinkgrad.stationarity(f, x).verdict != "stationary"
     assert kinkgrad.minimality(f, x).verdict != "minimal"
+
+
+def test_a_clip_whose_argument_rounds_to_its_bound_at_a_large_scale_answers():
+    # clip((x0 - 2^-18) - 2^35, -1e-16, 0) at x0 = 2^35: x0 - 2^-18 rounds back to 2^35, so the
+    # argument is 0 as computed and -2^-18 (Fractions below) in f, beyond the lower bound:
+    # f is constant near x, its set {0}. The exact recomputation of the zero scaled 2^35 to
+    # a Python int beyond C long and raised an OverflowError from every set-valued answer
+    lo, c = -1e-16, 2.0**35
+
+    def f(x):
+        return knp.clip((x[0] + -(2.0**-18)) - c, lo, 0.0)
+
+    assert Fraction(c) + Fraction(-(2.0**-18)) - Fraction(c) < Fraction(lo)
+    x = np.array([c])
+    for g in (0.0, 0.5):  # {0}: 0.5 is outside; undecided (an error) is allowed, a crash not
+        try:
+            assert kinkgrad.in_clarke(f, x, np.array([g])) is (g == 0.0)
+        except UndecidedError:
+            pass
+    assert kinkgrad.stationarity(f, x).verdict in ("stationary", "undecided")

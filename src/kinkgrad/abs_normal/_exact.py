@@ -117,7 +117,10 @@ def _dyadic(tr: Trace, created: list) -> dict[int, Any] | None:
     ints: dict[int, Any] = {}
     for key, v in floats.items():
         m, ex = np.frexp(v)
-        ints[key] = _shl(np.ldexp(m, 53).astype(np.int64), np.where(v != 0, ex - 53 - E, 0))
+        # NOTE: an object array even for a 0-d value: ufuncs given two bare Python ints convert
+        # them to C longs (2^35 - 2^-18 scaled to 2^88 overflowed: an OverflowError)
+        ints[key] = np.asarray(_shl(np.ldexp(m, 53).astype(np.int64),
+                                    np.where(v != 0, ex - 53 - E, 0)), dtype=object)
     vals: dict[int, Any] = {}
 
     def val(x: Any) -> Any:
