@@ -8,6 +8,8 @@ one-dimensional piecewise-smooth functions), and hand values.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,77 @@ def test_certify_judges_the_vector_grad_returns_at_a_tied_where(f, grad_at_0, ce
     assert float(kinkgrad.grad(f)(x)) == grad_at_0  # by hand: the branch the condition picks
     rep = kinkgrad.certify(f, x)
     assert float(rep.gradient) == grad_at_0 and bool(rep.certified) == certified
+
+
+def _undecided_or(call, truth):  # noqa: ANN001
+    """``call()``'s answer, which must be ``truth`` unless it refuses (NotAbsSmoothError)."""
+    try:
+        got = call()
+    except NotAbsSmoothError:
+        return None
+    assert np.all(np.asarray(got) == np.asarray(truth)), (got, truth)
+    return got
+
+
+def test_a_tied_where_whose_gap_has_a_kink_is_not_rewritten() -> None:
+    # where(2 x0 > 0, -relu(-2 x0), 0) - x0: the first branch is 0 wherever it is taken, so f
+    # is -x0 everywhere (checked below at random points): its set is {(-1, 0, 0)}. The gap
+    # between the branches, -relu(-2 x0), has a kink at 0, and the three directions of the
+    # first-order test all had x0 > 0: 0 was called a Clarke gradient, f'(0; -e0) = -1
+    def f(x):
+        z = 2.0 * x[0] + 0.0 * x[1] + 0.0 * x[2]
+        return knp.where(z > 0, -knp.relu(-z), 0.0 * z) - 0.5 * z
+
+    for y in np.random.default_rng(0).standard_normal((20, 3)):
+        assert float(f(y)) == -y[0]
+    x = np.zeros(3)
+    _undecided_or(lambda: kinkgrad.in_clarke(f, x, np.zeros(3)), False)
+    _undecided_or(lambda: kinkgrad.in_clarke(f, x, np.array([-1.0, 0.0, 0.0])), True)
+    _undecided_or(lambda: kinkgrad.directional(f, x, np.array([-1.0, 0.0, 0.0])), 1.0)
+    assert kinkgrad.stationarity(f, x).verdict in ("not stationary", "undecided")
+    assert kinkgrad.minimality(f, x).verdict in ("not minimal", "undecided")
+
+
+def test_a_tied_where_whose_branch_is_an_abs_at_the_tie_is_not_rewritten() -> None:
+    # where(z > 0, |z|, 0) + z / 2 + |x1 - x2|, z = x0 - x1: relu(z) + z / 2 + |x1 - x2|, so
+    # f'(0; -e0) = -1/2 (falls) and every element of the Clarke set has first entry in
+    # [1/2, 3/2]; the rewrite read the gap |z| as c z and said f'(0; -e0) = 1/2
+    def f(x):
+        z = x[0] - x[1]
+        return knp.where(z > 0, knp.abs(z), 0.0 * z) + 0.5 * z + knp.abs(x[1] - x[2])
+
+    x = np.zeros(3)
+    _undecided_or(lambda: kinkgrad.directional(f, x, np.array([-1.0, 0.0, 0.0])), -0.5)
+    _undecided_or(lambda: kinkgrad.in_clarke(f, x, np.array([-0.5, 0.5, 0.0])), False)
+    assert kinkgrad.minimality(f, x).verdict in ("not minimal", "undecided")
+    assert kinkgrad.stationarity(f, x).verdict in ("not stationary", "undecided")
+
+
+def test_branches_one_ulp_apart_in_f_are_a_jump() -> None:
+    # where(x0 > 0, x0 + (1 + 2^-52), 1 - x0) + |x1| + |x2| at 0: f(0) = 1 and f > 1 on both
+    # sides of x0 = 0 (Fractions below), a strict local minimiser. The branches differ by
+    # 2^-52, which the 16 units of roundoff allowed as computed; "not stationary" with the
+    # descent direction -e0 was wrong (f'(0; -e0) = 1)
+    def f(x):
+        return knp.where(x[0] > 0, x[0] + (1 + 2.0**-52), 1 - x[0]) + knp.abs(x[1]) \
+            + knp.abs(x[2])
+
+    for t in (Fraction(1, 2**60), Fraction(-1, 2**60)):
+        value = t + (1 + Fraction(2.0**-52)) if t > 0 else 1 - t
+        assert value > 1
+    x = np.zeros(3)
+    assert kinkgrad.stationarity(f, x).verdict in ("stationary", "undecided")
+    assert kinkgrad.minimality(f, x).verdict in ("minimal", "undecided")
+
+
+def test_a_where_that_flips_within_the_ball_decides_nothing() -> None:
+    # where(x0 < 1/2, x0 - 2 relu(x0 - 0.6), x0) is x0 everywhere (the relu is 0 where the
+    # first branch is taken): at 0, radius 0.7, the ball's set is {(1, 0)}, not stationary;
+    # the set kept the branch of x beyond the flip at 1/2 and held relu's slope -1
+    def f(x):
+        return knp.where(x[0] < 0.5, x[0] - 2 * knp.relu(x[0] - 0.6), x[0]) + 0 * x[1]
+
+    for y in np.random.default_rng(1).uniform(-2, 2, (40, 2)):
+        assert float(f(y)) == y[0]
+    rep = kinkgrad.stationarity(f, np.zeros(2), radius=0.7)
+    assert rep.verdict in ("not stationary", "undecided"), rep.reason

@@ -280,13 +280,17 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
             f"the set's vectors have entries up to {big:.3g}, whose squares overflow float64 "
             "in the minimum-norm computation; rescale f", radius, tol, model.m)
     rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed), balls)
-    if rep.verdict == "not stationary" and radius > 0:
+    if rep.verdict != "undecided" and radius > 0:
         flips = flippable_comparisons(tr, spec, radius)
-        why = nested_reason(model) or flips and (
+        why = flips and (  # NOTE: both ways: the branch taken at x holds pieces beyond the
+            # flip that f lacks (where(x0 < 1/2, x0 - 2 relu(x0 - 0.6), x0) is x0 everywhere,
+            # and at 0, radius 0.7, the set held relu's slope -1: "stationary")
             f"{flips} comparison entr{'y' if flips == 1 else 'ies'} (a where condition or "
             "mask) can change value within the ball, and the set keeps comparisons at their "
-            "value at x, so it may miss the pieces beyond them")
-        if why:  # NOTE: the set may miss pieces
+            "value at x, so it may miss the pieces beyond them and hold pieces f lacks there")
+        if not why and rep.verdict == "not stationary":
+            why = nested_reason(model)  # NOTE: the set may miss pieces
+        if why:
             rep.verdict, rep.descent, rep.slope = "undecided", None, None
             rep.reason = f"{why}; without them: {rep.reason}"
     return rep

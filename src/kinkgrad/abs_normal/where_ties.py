@@ -6,14 +6,17 @@ surface {a = b} near x. kinkgrad accepts such a ``where`` for the first-order qu
 (``clarke_grad``, ``directional``, ``ld_derivative``, ``certify``, ``subdifferential``,
 ``in_clarke``, ``stationarity``, ``abs_normal_form``) when, at every tied entry,
 
-1. the branches agree: A(x) = B(x) (to 16 units of roundoff of their size), and
-2. to first order the gap between them is a multiple of the switching quantity: with
+1. the branches agree: A(x) = B(x) (to 16 units of roundoff of their size as computed,
+   and in a wider-precision replay of f's values to twice 16 of its estimated errors),
+2. their gap A - B reads no kink that is on its kink at x (nor another tied ``where``): so
+   A - B is differentiable at x, to first order (:func:`_gap_reads_a_kink`), and
+3. to first order the gap between them is a multiple of the switching quantity: with
    z = a - b (z = b - a for ``<``, ``<=``), the directional derivatives along three random
    directions satisfy (A - B)'(x; d) = c z'(x; d) with one c per entry (checked with a relative
    tolerance of 1e-9), and z'(x; .) is not identically 0.
 
-Under the assumption that the branches agree on the switching surface near x (which 1. and
-2. test to first order; a test of finitely many directions cannot prove it), A - B = z (c +
+Under the assumption that the branches agree on the switching surface near x (which 1. to
+3. test to first order; a test of finitely many directions cannot prove it), A - B = z (c +
 o(1)) near x, so near x the ``where`` equals
 ``maximum(A, B)`` when c > 0, ``minimum(A, B)`` when c < 0, and, when c = 0 (the branches
 join with equal gradients, as Huber at |x| = 1), either branch to first order: kinkgrad
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core.primitive import unbroadcast
 from .._core.program import Var, value_of
 from .._core.tracer import Trace, bind
 from ..errors import NotAbsSmoothError
@@ -77,9 +81,108 @@ def rewrite_tied_wheres(tr: Traced, where: str) -> Traced:
             cond_of[use_k] = k
     directions = _directions(tr)
     tan, _ = forward_sweep(tr.eqns, tr.vals, directions, KinkPolicy(), mode="directional")
-    kinds = {use_k: _classify(tr, tr.eqns[k], tr.eqns[use_k], tan, where)
-             for use_k, k in cond_of.items()}
+    ties = {use_k: _tie(tr, tr.eqns[k], tr.eqns[use_k]) for use_k, k in cond_of.items()}
+    kinks = _kinks_at_x(tr) + [(tr.eqns[u].out.index, t) for u, t in ties.items()]
+    wide = _Wide(tr)
+    kinds = {}
+    for use_k, k in cond_of.items():
+        cmp, use = tr.eqns[k], tr.eqns[use_k]
+        wide.check(use, ties[use_k], lambda why, cmp=cmp: _refuse(cmp, where, why))
+        if _gap_reads_a_kink(tr, use, ties[use_k], kinks):
+            _refuse(cmp, where, "the gap between the branches of its `where` has a kink there",
+                    "its sign need not follow the switching quantity's and kinkgrad cannot "
+                    "tell which branch f takes near x")
+        kinds[use_k] = _classify(tr, cmp, use, tan, where)
     return _replay(tr, set(tied), kinds)
+
+
+def _tie(tr: Traced, cmp: Any, use: Any) -> np.ndarray:
+    """Mask of the ``where``'s output entries whose condition is tied at x."""
+    shape = tuple(np.shape(tr.vals[use.out.index]))
+    a, b = (np.broadcast_to(_value(i, tr.vals), shape) for i in cmp.inputs)
+    return np.equal(a, b)
+
+
+def _kinks_at_x(tr: Traced) -> list[tuple[int, np.ndarray | None]]:
+    """(output slot, mask of its entries on their kink, or None: any entry may read one) of
+    every switching equation with a switching entry on its kink at x."""
+    found = []
+    with np.errstate(all="ignore"):
+        for e in tr.eqns:
+            if not e.prim.nonsmooth:
+                continue
+            z = e.prim.switch(e.args(tr.vals), tr.vals[e.out.index], e.params)
+            if z is None or not np.any(np.asarray(z) == 0):
+                continue
+            on = np.asarray(z) == 0
+            found.append((e.out.index, on if on.shape == np.shape(tr.vals[e.out.index])
+                          else None))
+    return found
+
+
+def _gap_reads_a_kink(tr: Traced, use: Any, tie: np.ndarray, kinks: list) -> bool:
+    """Whether the gap A - B of the ``where``'s tied entries reads a kink on its kink at x
+    (``kinks``, :func:`_kinks_at_x`, and the other tied wheres): its cotangent at that
+    output, from one reverse sweep seeded with random weights on the tied entries, is not 0.
+    Then A - B need not be differentiable at x, and the sign of c z' that the rewrite reads
+    from three directions is not the gap's: where(2 x0 > 0, -relu(-2 x0), 0) - x0 is -x0
+    everywhere (the branches agree on x0 >= 0), and its three directions all had x0 > 0:
+    the rewrite said f'(0; -e0) = -1 (truth: 1) and called 0 a Clarke gradient. Where no
+    such cotangent is nonzero, A - B is differentiable at x (first order), and its slope is
+    c z' exactly when three random directions say so (almost surely)."""
+    if not kinks or not np.any(tie):
+        return False
+    shape = tie.shape
+    w = np.where(tie, np.random.default_rng(1).standard_normal(shape), 0.0)
+    seeds: dict[int, Any] = {}
+    for inp, sign in ((use.inputs[1], 1.0), (use.inputs[2], -1.0)):
+        if type(inp) is Var:
+            g = unbroadcast(sign * w, tuple(inp.shape), shape)
+            seeds[inp.index] = seeds.get(inp.index, 0.0) + g
+    if not seeds:
+        return False
+    with np.errstate(all="ignore"):
+        ct = reverse_sweep(tr.eqns, tr.vals, seeds, KinkPolicy(),
+                           keep={slot for slot, _ in kinks})
+    for slot, on in kinks:
+        c = ct.get(slot)
+        if c is not None:
+            read = ~(np.asarray(c) == 0)  # NOTE: NaN counts as read
+            if np.any(read if on is None or read.shape != on.shape else read & on):
+                return True
+    return False
+
+
+class _Wide:
+    """f's values replayed in a wider precision (:class:`._forward_rounding.ForwardRounding`,
+    on first use): the branches of a tied ``where`` agree in f only where they agree there,
+    beyond twice ``_TRUSTED`` estimated errors. As computed they may differ by rounding, and
+    16 units of roundoff were allowed: where(x0 > 0, x0 + (1 + 2^-52), 1 - x0) jumps by
+    2^-52 at 0 (f is 1 there and above 1 on both sides: a strict local minimiser), and
+    "not stationary" with the descent direction -e0 (f'(0; -e0) = 1) was wrong."""
+
+    def __init__(self, tr: Traced) -> None:
+        self.tr, self.forward = tr, None
+
+    def check(self, use: Any, tie: np.ndarray, refuse: Any) -> None:
+        from ._forward_rounding import _TRUSTED, ForwardRounding
+
+        if not np.any(tie):
+            return
+        if self.forward is None:
+            self.forward = ForwardRounding(self.tr, None)
+        wide, errors = self.forward.wide(), self.forward.errors()
+        shape = tie.shape
+        A, B = (np.broadcast_to(np.asarray(_value(i, wide), np.float64), shape)
+                for i in use.inputs[1:])
+        err = sum(np.broadcast_to(np.sqrt(np.mean(np.asarray(errors[i.index], np.float64) ** 2,
+                                                  axis=0)), shape)
+                  for i in use.inputs[1:] if type(i) is Var and i.index in errors)
+        with np.errstate(invalid="ignore"):
+            differ = ~(np.abs(A - B) <= 2 * _TRUSTED * err)
+        if np.any(tie & differ):
+            refuse("the two branches of its `where` differ there in a wider-precision replay "
+                   "of f's values (by more than its rounding)")
 
 
 def _consumers(tr: Traced, slots: set[int]) -> dict[int, list]:
@@ -94,11 +197,11 @@ def _consumers(tr: Traced, slots: set[int]) -> dict[int, list]:
     return uses
 
 
-def _refuse(cmp: Any, where: str, why: str) -> None:
+def _refuse(cmp: Any, where: str, why: str,
+            so: str = "the function may jump there (not abs-smooth)") -> None:
     raise NotAbsSmoothError(
-        f"{where}: {cmp.prim.name}: the comparison is tied at this point and {why}, so the "
-        "function may jump there (not abs-smooth); write the branch with knp.relu, "
-        "knp.maximum, knp.minimum or knp.abs."
+        f"{where}: {cmp.prim.name}: the comparison is tied at this point and {why}, so {so}; "
+        "write the branch with knp.relu, knp.maximum, knp.minimum or knp.abs."
     )
 
 
