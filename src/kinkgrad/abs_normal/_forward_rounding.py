@@ -30,12 +30,14 @@ from .._core.program import Var
 from ..modes._wide import wide_errors, wide_values
 from ..modes.api import Traced
 from ._flat import (
+    FlatSpec,
     full_slope_sweep,
     full_slopes,
     gradient_unit,
     probe_tangents,
     unit_roundoff,
 )
+from ._mixed_hits import mixed_hits
 from ._rounding_move import moved_unit, replayed, rounding_sensitivity
 from ._switch_slopes import next_to_x, rounding_moves, slopeless_hits, switch_slope
 from .lp import hull_tolerance
@@ -293,6 +295,7 @@ class ForwardRounding:
         self._replayed: list | None = None
         self._move: np.ndarray | None = None
         self._kinks: int | None = None
+        self._mixed: int | None = None
         self._far: dict[float, int] = {}
         self._ball: dict[float, int] = {}
         self._sweep = sweep
@@ -341,9 +344,16 @@ class ForwardRounding:
         """:func:`kink_disagreements`, and :func:`slopeless_hits` (once)."""
         if self._kinks is None:
             sides = self.sides()
-            self._kinks = kink_disagreements(sides) + slopeless_hits(self.tr, sides,
-                                                                     self.replayed)
+            self._kinks = kink_disagreements(sides) + slopeless_hits(
+                self.tr, sides, self.replayed) + self.mixed()
         return self._kinks
+
+    def mixed(self) -> int:
+        """:func:`._mixed_hits.mixed_hits` (once): kinks hit as computed that f has at no
+        one point of the rounding next to x; the model is then f's nowhere (both ways)."""
+        if self._mixed is None:
+            self._mixed = mixed_hits(self.tr, self.sides(), FlatSpec(self.tr), self.replayed())
+        return self._mixed
 
     def amplified(self, spec: Any) -> np.ndarray:
         """:meth:`move` where it exceeds the vectors' own rounding (64 u times the largest
@@ -369,7 +379,8 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.sides, spec, radius, vals=self.replayed)
+            self._far[key] = far_hits(self.tr, self.sides, spec, radius,
+                                      vals=self.replayed) + self.mixed()
         return self._far[key]
 
     def ball(self, spec: Any, radius: float, extra: int = 0) -> int:
@@ -411,7 +422,8 @@ class ForwardRounding:
                 "side, in a wider-precision replay of f's values (cancellation) than the "
                 "rounding next to x"
                 + (" and the radius" if radius else "") + ": the model holds pieces of f's "
-                "set there that f may not, so no answer that rests on them is proven.")
+                "set there that f may not, so no answer that rests on them is proven."
+                + self._mixed_reason())
 
     def kinks_reason(self) -> str:
         n = self.kinks()
@@ -419,4 +431,12 @@ class ForwardRounding:
                 f"{'is' if n == 1 else 'are'} on it or on its other side in a wider-precision "
                 "replay of f's values (cancellation), or on it as computed with no slope in "
                 "float64 and off it in the replay (underflow): the model may miss pieces of "
-                "f's set at x, so no answer that rests on their absence is proven.")
+                "f's set at x, so no answer that rests on their absence is proven."
+                + self._mixed_reason())
+
+    def _mixed_reason(self) -> str:
+        n = self.mixed()
+        return "" if not n else (
+            f" Of them, {n} sit in a configuration no point of the rounding next to x has "
+            "(kinks hit as computed that f has apart, or beside a kink f has on the other "
+            "side: _mixed_hits).")

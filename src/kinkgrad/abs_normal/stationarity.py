@@ -282,15 +282,12 @@ def stationarity(f: Callable, x: Any, radius: float = 0.0, tol: float = 1e-8,
     rep = _decide(ls, tr, spec, out, radius, tol, np.random.default_rng(seed), balls)
     if rep.verdict != "undecided" and radius > 0:
         flips = flippable_comparisons(tr, spec, radius)
-        why = flips and (  # NOTE: both ways: the branch taken at x holds pieces beyond the
-            # flip that f lacks (where(x0 < 1/2, x0 - 2 relu(x0 - 0.6), x0) is x0 everywhere,
-            # and at 0, radius 0.7, the set held relu's slope -1: "stationary")
+        why = flips and (  # NOTE: both ways (x0 as a where: test_where_ties.py's last test)
             f"{flips} comparison entr{'y' if flips == 1 else 'ies'} (a where condition or "
             "mask) can change value within the ball, and the set keeps comparisons at their "
-            "value at x, so it may miss the pieces beyond them and hold pieces f lacks there")
-        if not why and rep.verdict == "not stationary":
-            why = nested_reason(model)  # NOTE: the set may miss pieces
-        if why:
+            "value at x, so it may miss the pieces beyond them and hold pieces f lacks there"
+        ) or rep.verdict == "not stationary" and nested_reason(model)
+        if why:  # NOTE: the set may miss pieces
             rep.verdict, rep.descent, rep.slope = "undecided", None, None
             rep.reason = f"{why}; without them: {rep.reason}"
     return rep

@@ -1,0 +1,296 @@
+"""Kinks the computed values put at x together that f has at no one point of the rounding
+next to x.
+
+A kink hit as computed (z = 0) counts as one at x where f has it within the rounding next
+to x (:func:`._switch_slopes.next_to_x`'s box): the answers are then those at a point y of
+the box where f has it (:mod:`._forward_rounding`). Checked one kink at a time, that left
+configurations no point has:
+
+* two kinks of one normal at 1 - c and 1 + c (c = 5e-17), both hit at x = 1 as computed:
+  2 relu((x + c) - 1) - relu((x - c) - 1) has the slopes 0, 2 and 1, and the model's set
+  {0, 1} is the set at no point; ``in_clarke`` called f's gradient 2 outside;
+* one kink hit as computed and another at the same point of f off its kink as computed:
+  relu((x + 1e-16) - 1) - relu((x - 1) + 1e-16) is 0 everywhere, and -1 was certified;
+* a kink off it as computed that f has at x (its side flipped), beside one hit in both:
+  relu(((x1 + x0) - x0) - 3/4) - relu(x1 - 3/4) at (2^53, 3/4), 0 everywhere, and (0, -1)
+  was called a Clarke gradient.
+
+So where a kink hit as computed is off it in f, or one off it as computed is on it or
+beyond in f beside a kink hit as computed, a point y of the box is sought where f has every
+kink hit as computed on its kink and every other switching entry strictly on its computed
+side: to first order, the least-norm a with z_w + R a = 0 for the hits (R their slopes
+along box directions: w_i e_i for n <= ``_DIRECT``, with |a_i| <= 1/2, else random ones, with
+||a||_1 <= 1/2; z_w the wide replay's values), then, where f's switches replayed at that
+point have an entry on its kink or beyond, a linear program (HiGHS) that also keeps those
+entries on their computed sides beyond their replay error; a point counts once f's
+switches replayed there have every entry off its kink on its computed side (beyond the
+error) and every hit at most half as far from its kink as at x. Where none is found, the
+model is f's at no point of the box, and no answer resting on it is proven (both ways).
+Switching values with no sign (a k-way max's gap, a sort's, a clip's distance to its
+nearer bound, a norm) are not linear across their kinks: the search does not place such a
+hit on its kink (the box's own checks judge it, as before: a known gap), but keeps such
+entries off their kinks. More than ``_MOST_HITS`` hits leave the model unproven.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linprog
+
+from .._core.program import Var
+from ..kinks import KinkPolicy
+from ..modes._wide import wide_values
+from ..modes.sweeps import forward_sweep
+from ..primitives.piecewise import _Elementwise, _MaxMin
+from ._switch_slopes import next_to_x
+
+__all__ = ["mixed_hits"]
+
+_DIRECT = 256  # n up to which the box's own directions w_i e_i are the search's
+_SUBSPACE = 32  # else this many random directions beyond 2 per hit
+_MOST_HITS = 4096  # hits beyond which no point is sought (unproven)
+_ROUNDS = 4  # linear programs, each keeping the entries the last one's point crossed
+
+
+def _signed(e: Any) -> bool:
+    """Whether e's switching value is a signed linear quantity (relu's, abs's argument,
+    maximum's a - b): linear across its kink."""
+    return isinstance(e.prim, (_Elementwise, _MaxMin))
+
+
+def mixed_hits(tr: Any, sides: list[tuple], spec: Any, vals: list) -> int:
+    """Number of switching entries hit as computed (or flipped) in a configuration no point
+    of the box has (module docstring), 0 where a point is found or none is needed.
+    ``sides``: :func:`._forward_rounding.switch_sides`; slopes read at ``vals`` (replayed)."""
+    hits = signed = flips = 0
+    for e, z, z_w, flipped, _, _ in sides:
+        hit = z == 0
+        if _signed(e):
+            signed += int(np.count_nonzero(hit & (z_w != 0)))  # NOTE: 0 in both: as before
+        hits += int(np.count_nonzero(hit))
+        flips += int(np.count_nonzero(flipped))
+    if not signed and not (flips and hits):
+        return 0
+    if hits > _MOST_HITS:
+        return hits + flips
+    return 0 if _Search(tr, sides, spec, vals).found() else hits + flips
+
+
+class _Search:
+    """The search of the module docstring for a point of the box."""
+
+    def __init__(self, tr: Any, sides: list[tuple], spec: Any, vals: list) -> None:
+        self.tr, self.sides, self.spec, self.vals = tr, sides, spec, vals
+        self.w = next_to_x(tr, spec)
+        n, m = spec.n, sum(int(np.count_nonzero(z == 0)) for _, z, *_ in sides)
+        if n <= max(_DIRECT, 2 * m + _SUBSPACE):
+            self.D, self.box = np.diag(self.w), "each"
+        else:
+            U = np.random.default_rng(0).standard_normal((min(n, 2 * m + _SUBSPACE), n))
+            self.D, self.box = U * self.w / np.max(np.abs(U), axis=1, keepdims=True), "l1"
+        self.last = max(tr.eqns.index(e) for e, *_ in sides)
+        self._slopes: dict[int, np.ndarray] = {}
+        self._margins: dict[int, np.ndarray] | None = None
+
+    def found(self) -> bool:
+        R, c = self._rows(lambda e, z: z == 0)
+        a = _least_norm(R, c)
+        if a is not None and self._inside(a):
+            bad = self._crossed(a)
+            if bad is None:
+                return True
+        else:
+            bad = None
+        # NOTE: a linear program keeping the entries the least-norm point crossed (or, where
+        # it failed, the flipped ones) on their computed sides, and those its own point
+        # crosses, for a few rounds
+        keep = bad if bad is not None else {id(e): flipped for e, _, _, flipped, *_ in
+                                            self.sides}
+        for _ in range(_ROUNDS):
+            a = self._program(keep)
+            if a is None:
+                return False
+            bad = self._crossed(a)
+            if bad is None:
+                return True
+            grown = {i: np.asarray(keep.get(i, False)) | m for i, m in bad.items()}
+            if all(np.array_equal(np.asarray(keep.get(i, False)), m) for i, m in grown.items()):
+                return False  # NOTE: crossed again though kept: first order fails there
+            keep = {**keep, **grown}
+        return False
+
+    def _rows(self, pick: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(slopes (entries, k) along the directions, the wide replay's values) of the
+        entries ``pick(e, z)`` selects, equation by equation (signed switches only)."""
+        if not hasattr(self, "tan"):
+            with np.errstate(all="ignore"):
+                self.tan, _ = forward_sweep(self.tr.eqns[:self.last + 1], self.vals,
+                                            dict(zip(self.spec.slots, self.spec.split(self.D))),
+                                            KinkPolicy(abs=0.0))
+        k = self.D.shape[0]
+        rows, offs = [np.zeros((0, k))], [np.zeros(0)]
+        for e, z, z_w, _, _, _ in self.sides:
+            if not _signed(e):
+                continue
+            idx = np.flatnonzero(np.asarray(pick(e, z)).reshape(-1))
+            if idx.size:
+                rows.append(self.slopes(e)[:, idx].T)
+                offs.append(np.asarray(z_w, np.float64).reshape(-1)[idx])
+        return np.concatenate(rows), np.concatenate(offs)
+
+    def slopes(self, e: Any) -> np.ndarray:
+        """:func:`_slopes` of e along the directions (once)."""
+        if id(e) not in self._slopes:
+            self._slopes[id(e)] = _slopes(e, self.vals, self.tan, self.D.shape[0])
+        return self._slopes[id(e)]
+
+    def margins(self) -> dict[int, np.ndarray]:
+        """Per equation (flat), how far beyond its kink an entry must be, on its computed side,
+        to be known there: the replay's error (``_TRUSTED`` estimated errors) and the move the
+        hits' own errors give the point (|R_e R_H^+| err_H: the hits' kinks are known to
+        their error; relu((x + 1e-16) - 1) - relu((x - 1) + 1e-16) at 1 is 0 everywhere, and in
+        the replay the second kink lay 3.7e-20 beside the first, whose error is 8.7e-19)."""
+        if self._margins is None:
+            R, _ = self._rows(lambda e, z: z == 0)
+            err_h = np.concatenate([np.zeros(0)] + [
+                np.broadcast_to(np.asarray(err, np.float64), np.shape(z))[z == 0]
+                for e, z, _, _, _, err in self.sides if _signed(e)])
+            P = np.linalg.pinv(R) if R.size else np.zeros((self.D.shape[0], 0))
+            self._margins = {}
+            for e, z, _, _, _, err in self.sides:
+                own = np.broadcast_to(np.asarray(err, np.float64), np.shape(z)).reshape(-1)
+                with np.errstate(all="ignore"):
+                    move = np.abs(self.slopes(e).T @ P) @ err_h if err_h.size else 0.0
+                self._margins[id(e)] = own + move
+        return self._margins
+
+    def _inside(self, a: np.ndarray) -> bool:
+        if self.box == "each":
+            return bool(np.max(np.abs(a), initial=0.0) <= 0.5)
+        return bool(np.sum(np.abs(a)) <= 0.5)
+
+    def _crossed(self, a: np.ndarray) -> dict | None:
+        """None where f's switches replayed at x + D^T a keep every entry off its kink on
+        its computed side beyond the replay's error, and bring every hit at least halfway to
+        its kink; else the masks (by equation) of the non-hit entries that did not."""
+        spec, tr = self.spec, self.tr
+        x = np.asarray(spec.point(tr), np.longdouble) + (self.D.T @ a).astype(np.longdouble)
+        at = {v.index: x[lo:hi].reshape(shape).astype(
+                  np.longdouble if dt == np.float64 else np.float64)
+              for v, lo, hi, shape, dt in zip(tr.in_vars, spec.offsets[:-1], spec.offsets[1:],
+                                              spec.shapes, spec.dtypes)}
+        wide = wide_values(tr, at=at, upto=self.last + 1)
+        R, _ = self._rows(lambda e, z: z == 0)
+        moves = iter(np.abs(R) @ np.abs(a))  # NOTE: the terms' size, for the hits' rounding
+        bad, ok = {}, True
+        with np.errstate(all="ignore"):
+            for e, z, z_w, _, _, err in self.sides:
+                zy = np.asarray(e.prim.switch(e.args(wide), wide[e.out.index], e.params),
+                                np.float64)
+                hit = z == 0
+                placed = hit if _signed(e) else np.zeros(np.shape(z), bool)
+                room = np.zeros(np.shape(z))
+                room[placed] = [next(moves) for _ in range(int(np.count_nonzero(placed)))]
+                far = placed & ~(np.abs(zy) <= 0.5 * np.abs(z_w) + np.asarray(err) + 1e-6 * room)
+                margin = self.margins()[id(e)].reshape(np.shape(z))
+                crossed = ~hit & ~(np.sign(zy) * np.sign(z) * np.abs(zy) > margin)
+                if np.any(far):
+                    ok = False
+                if np.any(crossed):
+                    bad[id(e)], ok = crossed, False
+        return None if ok else bad
+
+    def _program(self, keep: dict) -> np.ndarray | None:
+        """The LP of the module docstring: max t with the hits on their kinks and the kept
+        entries at least t (their rows scaled to unit size) beyond their replay error on
+        their computed sides; a where it is feasible with t > 0 (or nothing is kept)."""
+        chosen = {id(e): np.asarray(keep[id(e)]).reshape(np.shape(z)) & (z != 0)
+                  for e, z, *_ in self.sides if id(e) in keep and _signed(e)}
+        R, c = self._rows(lambda e, z: z == 0)
+        Rk, ck = self._rows(lambda e, z: chosen.get(id(e), np.zeros(np.shape(z), bool)))
+        s, er = [np.zeros(0)], [np.zeros(0)]
+        for e, z, *_ in self.sides:
+            if id(e) in chosen:
+                s.append(np.sign(np.asarray(z, np.float64))[chosen[id(e)]])
+                er.append(self.margins()[id(e)].reshape(np.shape(z))[chosen[id(e)]])
+        sk, ek = np.concatenate(s), np.concatenate(er)
+        return _max_margin(R, c, sk[:, None] * Rk, sk * ck - ek, self.box)
+
+
+def _least_norm(R: np.ndarray, c: np.ndarray) -> np.ndarray | None:
+    """The least-norm a with c + R a = 0 (rows scaled to unit size), None where the rows
+    do not reach it (a residual beyond 1e-9 of the scaled offsets)."""
+    if not R.shape[0]:
+        return np.zeros(R.shape[1])
+    scale = np.max(np.abs(R), axis=1)
+    if np.any(scale == 0):
+        return None if np.any(c[scale == 0] != 0) else _least_norm(R[scale > 0], c[scale > 0])
+    Rn, cn = R / scale[:, None], c / scale
+    a = np.linalg.lstsq(Rn, -cn, rcond=None)[0]
+    if not np.all(np.abs(Rn @ a + cn) <= 1e-9 * np.maximum(np.abs(cn), 1e-300)):
+        return None
+    return a
+
+
+def _max_margin(R: np.ndarray, c: np.ndarray, S: np.ndarray, b: np.ndarray, box: str
+                ) -> np.ndarray | None:
+    """a with c + R a = 0 and S a + b >= t > 0 (rows scaled), in the box; None if none."""
+    k = R.shape[1]
+    keep = np.max(np.abs(R), axis=1) > 0 if R.shape[0] else np.zeros(0, bool)
+    if R.shape[0] and np.any(~keep & (c != 0)):
+        return None
+    R, c = R[keep], c[keep]
+    sr = np.max(np.abs(R), axis=1) if R.shape[0] else np.zeros(0)
+    ss = np.max(np.abs(S), axis=1) if S.shape[0] else np.zeros(0)
+    ss = np.where(ss == 0, 1.0, ss)
+    Rn, cn, Sn, bn = R / sr[:, None], c / sr, S / ss[:, None], b / ss
+    if box == "each":  # variables a (k), t
+        A_eq, A_ub = np.hstack([Rn, np.zeros((Rn.shape[0], 1))]), np.hstack(
+            [-Sn, np.ones((Sn.shape[0], 1))])
+        bounds, lift = [(-0.5, 0.5)] * k + [(None, 1.0)], np.eye(k)
+        ub_rows, ub_rhs = A_ub, bn
+    else:  # variables p, q >= 0 (a = p - q), t; sum p + q <= 1/2
+        A_eq = np.hstack([Rn, -Rn, np.zeros((Rn.shape[0], 1))])
+        ub_rows = np.vstack([np.hstack([-Sn, Sn, np.ones((Sn.shape[0], 1))]),
+                             np.hstack([np.ones((1, 2 * k)), np.zeros((1, 1))])])
+        ub_rhs = np.concatenate([bn, [0.5]])
+        bounds, lift = [(0.0, None)] * (2 * k) + [(None, 1.0)], np.hstack([np.eye(k),
+                                                                          -np.eye(k)])
+    cost = np.zeros(A_eq.shape[1])
+    cost[-1] = -1.0
+    res = linprog(cost, A_ub=ub_rows if ub_rows.shape[0] else None,
+                  b_ub=ub_rhs if ub_rows.shape[0] else None,
+                  A_eq=A_eq if A_eq.shape[0] else None, b_eq=-cn if A_eq.shape[0] else None,
+                  bounds=bounds, method="highs")
+    if res.status != 0 or (Sn.shape[0] and not res.x[-1] > 0):
+        return None
+    return lift @ res.x[:-1]
+
+
+def _slopes(e: Any, vals: list, tan: dict, k: int) -> np.ndarray:
+    """(k, entries) slopes of e's (signed, linear) switching values along the k directions
+    whose tangents are ``tan``: a difference quotient along each, as
+    :func:`._switch_slopes.switch_slope` (exact for a linear switch but for rounding)."""
+    args = [np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
+            for a in e.args(vals)]
+    z0 = np.asarray(e.prim.switch(args, e.prim.impl(*args, **e.params), e.params), np.float64)
+    moved = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and a.index in tan]
+    out = np.zeros((k, z0.size))
+    if not moved:
+        return out
+    scale = max([1.0] + [float(np.max(np.abs(args[i]), initial=0.0)) for i in moved])
+    reach = max([0.0] + [float(np.max(np.abs(tan[e.inputs[i].index]), initial=0.0))
+                         for i in moved])
+    if not reach:
+        return out
+    h = 1e-7 * scale
+    for j in range(k):
+        stepped = list(args)
+        for i in moved:
+            stepped[i] = args[i] + h * (np.asarray(tan[e.inputs[i].index][j], np.float64)
+                                        / reach)
+        z = e.prim.switch(stepped, e.prim.impl(*stepped, **e.params), e.params)
+        out[j] = ((np.asarray(z, np.float64) - z0) / h * reach).reshape(-1)
+    return out

@@ -1,0 +1,112 @@
+"""Kinks the computed values put at x together that f has at no one point of the rounding
+next to x (abs_normal/_mixed_hits.py): the answers refuse (undecided) rather than describe
+a configuration no point has; kinks that do meet at a point of the box are still answered.
+
+Truths: the programs read in real arithmetic with Fractions (their float constants exact),
+and the slopes of one-dimensional piecewise-linear functions written out by hand."""
+
+from __future__ import annotations
+
+from fractions import Fraction as F
+
+import numpy as np
+import pytest
+
+import kinkgrad
+import kinkgrad.numpy as knp
+from kinkgrad.abs_normal._membership import UndecidedError
+
+
+def _relu(v):
+    return max(v, 0)
+
+
+def _in_clarke_or_undecided(f, x, g):
+    try:
+        return kinkgrad.in_clarke(f, x, np.asarray(g, float))
+    except UndecidedError:
+        return None
+
+
+def test_two_kinks_of_one_normal_apart_in_f_are_not_merged():
+    # 2 relu((x + c) - 1) - relu((x - c) - 1), c = 5e-17, at 1: both arguments are 0 as
+    # computed; in f the kinks lie at 1 -+ c, with the slopes 0 | 2 | 1. The model's set
+    # {0, 1} is the set at no point; f's gradient 2 at x was called outside
+    c = 5e-17
+
+    def f(x):
+        return 2 * knp.relu((x[0] + c) - 1.0) - knp.relu((x[0] - c) - 1.0)
+
+    def exact(t):
+        return 2 * _relu(t + F(c) - 1) - _relu(t - F(c) - 1)
+
+    eps = F(1, 10**20)
+    assert (exact(1 + eps) - exact(1)) / eps == 2  # the slope at x itself
+    assert _in_clarke_or_undecided(f, np.ones(1), [2.0]) in (True, None)
+    sub = kinkgrad.subdifferential(f, np.ones(1))
+    sets_in_the_box = [{0.0}, {0.0, 2.0}, {2.0}, {1.0, 2.0}, {1.0}]
+    assert sub.partial or {float(g[0]) for g in sub.gradients} in sets_in_the_box
+    assert kinkgrad.stationarity(f, np.ones(1)).verdict != "stationary" or sub.partial
+
+
+@pytest.mark.parametrize("case", ["same kink", "max and min"])
+def test_a_kink_hit_as_computed_beside_its_twin_off_it_is_not_taken(case):
+    # f is 0 (relu((x + 1e-16) - 1) - relu((x - 1) + 1e-16)) or 2.5 (x - 3) (a maximum and a
+    # minimum whose kinks meet and cancel) everywhere; as computed one kink is hit and its
+    # twin, at the same point of f, is not: -1 was certified, 4 called a Clarke gradient
+    if case == "same kink":
+        def f(x):
+            return knp.relu((x[0] + 1e-16) - 1.0) - knp.relu((x[0] - 1.0) + 1e-16)
+
+        def exact(t):
+            return _relu(t + F(1e-16) - 1) - _relu(t - 1 + F(1e-16))
+
+        x, slope, wrong = np.ones(1), 0.0, -1.0
+    else:
+        def f(x):
+            return (knp.maximum(((x[0] + 0.0) - 3.0) * 2.0, ((x[0] - 2.0**-50) - 3.0) * 0.5)
+                    + knp.minimum(((x[0] + 0.0) - 3.0) * 0.5, ((x[0] + 2.0**-52) - 3.0) * 2.0))
+
+        def exact(t):
+            return (max((t - 3) * 2, (t - F(2.0**-50) - 3) / 2)
+                    + min((t - 3) / 2, (t + F(2.0**-52) - 3) * 2))
+
+        x, slope, wrong = np.full(1, 3.0), 2.5, 4.0
+    for t in np.linspace(float(x[0]) - 1e-14, float(x[0]) + 1e-14, 41):  # f's slope: one
+        for s in (F(1, 10**30), -F(1, 10**30)):
+            assert (exact(F(t) + s) - exact(F(t))) / s == F(slope)
+    assert _in_clarke_or_undecided(f, x, [wrong]) in (False, None)
+    rep = kinkgrad.certify(f, x)
+    assert not rep.certified or float(rep.gradient[0]) == slope
+
+
+def test_a_flipped_kink_beside_a_hit_one_gives_no_piece_f_lacks():
+    # relu(((x1 + x0) - x0) - 3/4) - relu(x1 - 3/4) at (2^53, 3/4) is 0 everywhere (both
+    # arguments are x1 - 3/4 in f); as computed the first is -3/4 and the second is hit, so
+    # the model held the piece (0, -1)
+    def f(x):
+        return knp.relu(((x[1] + x[0]) - x[0]) - 0.75) - knp.relu(x[1] - 0.75)
+
+    x = np.array([2.0**53, 0.75])
+    assert _in_clarke_or_undecided(f, x, [0.0, -1.0]) in (False, None)
+    assert _in_clarke_or_undecided(f, x, [0.0, -0.5]) in (False, None)
+
+
+@pytest.mark.parametrize("n", [2, 300])
+def test_kinks_that_meet_within_the_box_are_still_answered(n):
+    # relu((x0 + 5e-17) - 1) + 2 relu((x1 - 5e-17) - 1) + sum(x) / 10 at (1, ..., 1): both
+    # kinks hit as computed, in f 5e-17 from x along their own coordinates, so they meet at a
+    # point of the box, where the set is [0, 1] x [0, 2] shifted by 1/10
+    def f(x):
+        return knp.relu((x[0] + 5e-17) - 1.0) + 2 * knp.relu((x[1] - 5e-17) - 1.0) \
+            + 0.1 * knp.sum(x)
+
+    x = np.ones(n)
+    g = np.full(n, 0.1)
+    g[0] += 0.5
+    g[1] += 1.0
+    assert kinkgrad.in_clarke(f, x, g) is True
+    g[1] += 1.5
+    assert kinkgrad.in_clarke(f, x, g) is False
+    sub = kinkgrad.subdifferential(f, x)
+    assert not sub.partial and len(sub.gradients) == 4
