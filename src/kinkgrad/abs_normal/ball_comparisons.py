@@ -4,8 +4,10 @@ The ball model of :mod:`.stationarity` moves every *abs switch* that can reach i
 the ball onto it. A comparison (``a > b``, the condition of a ``where`` or a mask such as
 ``x * (x > 0)``) is not an abs switch: the model keeps it at its value at x. Where one can flip
 inside the ball, the pieces on its other side are missing from the set, which can then be too
-small: its distance from 0 too large, a "not stationary" verdict unfounded relative to the
-ball (a "stationary" verdict stays proven: its element belongs to the set of x's side).
+small (its distance from 0 too large: "not stationary" unfounded), and the branch kept holds
+pieces beyond the flip that f lacks there ("stationary" unfounded too: where(x0 < 1/2,
+x0 - 2 relu(x0 - 0.6), x0) is x0 everywhere, and at 0, radius 0.7, the set held relu's slope
+-1 beyond the flip). Both verdicts are then undecided.
 
 An entry of a comparison with switching quantity z = a - b can flip within the ball of radius
 r when |z| <= r ||grad z|| to first order (grad z on x's piece, as for the abs switches).
