@@ -352,7 +352,7 @@ class ForwardRounding:
         """:func:`._mixed_hits.mixed_hits` (once): kinks hit as computed that f has at no
         one point of the rounding next to x; the model is then f's nowhere (both ways)."""
         if self._mixed is None:
-            self._mixed = mixed_hits(self.tr, self.sides(), FlatSpec(self.tr), self.replayed())
+            self._mixed = mixed_hits(self.tr, self.sides(), FlatSpec(self.tr), self.wide())
         return self._mixed
 
     def amplified(self, spec: Any) -> np.ndarray:

@@ -21,8 +21,9 @@ kink hit as computed on its kink and every other switching entry strictly on its
 side: to first order, the least-norm a with z_w + R a = 0 for the hits (R their slopes
 along box directions: w_i e_i for n <= ``_DIRECT``, with |a_i| <= 1/2, else random ones, with
 ||a||_1 <= 1/2; z_w the wide replay's values), then, where f's switches replayed at that
-point have an entry on its kink or beyond, a linear program (HiGHS) that also keeps those
-entries on their computed sides beyond their replay error; a point counts once f's
+point have an entry on its kink or beyond, linear programs (HiGHS: the least ||a||_1) that
+also keep those entries on their computed sides beyond twice their margins; a point counts
+once f's
 switches replayed there have every entry off its kink on its computed side (beyond the
 error) and every hit at most half as far from its kink as at x. Where none is found, the
 model is f's at no point of the box, and no answer resting on it is proven (both ways).
@@ -63,7 +64,8 @@ def _signed(e: Any) -> bool:
 def mixed_hits(tr: Any, sides: list[tuple], spec: Any, vals: list) -> int:
     """Number of switching entries hit as computed (or flipped) in a configuration no point
     of the box has (module docstring), 0 where a point is found or none is needed.
-    ``sides``: :func:`._forward_rounding.switch_sides`; slopes read at ``vals`` (replayed)."""
+    ``sides``: :func:`._forward_rounding.switch_sides`; slopes read at ``vals`` (the wide
+    replay's values, in float64)."""
     hits = signed = flips = 0
     for e, z, z_w, flipped, _, _ in sides:
         hit = z == 0
@@ -82,7 +84,10 @@ class _Search:
     """The search of the module docstring for a point of the box."""
 
     def __init__(self, tr: Any, sides: list[tuple], spec: Any, vals: list) -> None:
-        self.tr, self.sides, self.spec, self.vals = tr, sides, spec, vals
+        # NOTE: slopes in float64 at f's values (float16 tangents: 6x slower, 3 digits)
+        self.vals = [np.asarray(v, np.float64) if np.result_type(v).kind == "f" else v
+                     for v in vals]
+        self.tr, self.sides, self.spec = tr, sides, spec
         self.w = next_to_x(tr, spec)
         n, m = spec.n, sum(int(np.count_nonzero(z == 0)) for _, z, *_ in sides)
         if n <= max(_DIRECT, 2 * m + _SUBSPACE):
@@ -126,8 +131,10 @@ class _Search:
         entries ``pick(e, z)`` selects, equation by equation (signed switches only)."""
         if not hasattr(self, "tan"):
             with np.errstate(all="ignore"):
-                self.tan, _ = forward_sweep(self.tr.eqns[:self.last + 1], self.vals,
-                                            dict(zip(self.spec.slots, self.spec.split(self.D))),
+                sp, k = self.spec, self.D.shape[0]
+                seeds = {slot: self.D[:, a:b].reshape((k,) + shape) for slot, a, b, shape in
+                         zip(sp.slots, sp.offsets[:-1], sp.offsets[1:], sp.shapes)}
+                self.tan, _ = forward_sweep(self.tr.eqns[:self.last + 1], self.vals, seeds,
                                             KinkPolicy(abs=0.0))
         k = self.D.shape[0]
         rows, offs = [np.zeros((0, k))], [np.zeros(0)]
@@ -203,9 +210,9 @@ class _Search:
         return None if ok else bad
 
     def _program(self, keep: dict) -> np.ndarray | None:
-        """The LP of the module docstring: max t with the hits on their kinks and the kept
-        entries at least t (their rows scaled to unit size) beyond their replay error on
-        their computed sides; a where it is feasible with t > 0 (or nothing is kept)."""
+        """The LP of the module docstring: the least move (:func:`_least_move`) with the
+        hits on their kinks and the kept entries beyond twice their margins
+        (:meth:`margins`) on their computed sides."""
         chosen = {id(e): np.asarray(keep[id(e)]).reshape(np.shape(z)) & (z != 0)
                   for e, z, *_ in self.sides if id(e) in keep and _signed(e)}
         R, c = self._rows(lambda e, z: z == 0)
@@ -216,7 +223,7 @@ class _Search:
                 s.append(np.sign(np.asarray(z, np.float64))[chosen[id(e)]])
                 er.append(self.margins()[id(e)].reshape(np.shape(z))[chosen[id(e)]])
         sk, ek = np.concatenate(s), np.concatenate(er)
-        return _max_margin(R, c, sk[:, None] * Rk, sk * ck - ek, self.box)
+        return _least_move(R, c, sk[:, None] * Rk, 2.0 * ek - sk * ck, self.box)
 
 
 def _least_norm(R: np.ndarray, c: np.ndarray) -> np.ndarray | None:
@@ -234,39 +241,31 @@ def _least_norm(R: np.ndarray, c: np.ndarray) -> np.ndarray | None:
     return a
 
 
-def _max_margin(R: np.ndarray, c: np.ndarray, S: np.ndarray, b: np.ndarray, box: str
+def _least_move(R: np.ndarray, c: np.ndarray, S: np.ndarray, need: np.ndarray, box: str
                 ) -> np.ndarray | None:
-    """a with c + R a = 0 and S a + b >= t > 0 (rows scaled), in the box; None if none."""
+    """The least ||a||_1 with c + R a = 0 and S a >= need (rows scaled to unit size, and
+    1e-9 beyond), in the box: the least move, where first order holds best (a margin pushed
+    to its largest moved a float16 network's weights by 3%, and its products left first
+    order behind); None if none."""
     k = R.shape[1]
-    keep = np.max(np.abs(R), axis=1) > 0 if R.shape[0] else np.zeros(0, bool)
-    if R.shape[0] and np.any(~keep & (c != 0)):
+    moves = np.max(np.abs(R), axis=1) > 0 if R.shape[0] else np.zeros(0, bool)
+    if R.shape[0] and np.any(~moves & (c != 0)):
         return None
-    R, c = R[keep], c[keep]
+    R, c = R[moves], c[moves]
     sr = np.max(np.abs(R), axis=1) if R.shape[0] else np.zeros(0)
     ss = np.max(np.abs(S), axis=1) if S.shape[0] else np.zeros(0)
     ss = np.where(ss == 0, 1.0, ss)
-    Rn, cn, Sn, bn = R / sr[:, None], c / sr, S / ss[:, None], b / ss
-    if box == "each":  # variables a (k), t
-        A_eq, A_ub = np.hstack([Rn, np.zeros((Rn.shape[0], 1))]), np.hstack(
-            [-Sn, np.ones((Sn.shape[0], 1))])
-        bounds, lift = [(-0.5, 0.5)] * k + [(None, 1.0)], np.eye(k)
-        ub_rows, ub_rhs = A_ub, bn
-    else:  # variables p, q >= 0 (a = p - q), t; sum p + q <= 1/2
-        A_eq = np.hstack([Rn, -Rn, np.zeros((Rn.shape[0], 1))])
-        ub_rows = np.vstack([np.hstack([-Sn, Sn, np.ones((Sn.shape[0], 1))]),
-                             np.hstack([np.ones((1, 2 * k)), np.zeros((1, 1))])])
-        ub_rhs = np.concatenate([bn, [0.5]])
-        bounds, lift = [(0.0, None)] * (2 * k) + [(None, 1.0)], np.hstack([np.eye(k),
-                                                                          -np.eye(k)])
-    cost = np.zeros(A_eq.shape[1])
-    cost[-1] = -1.0
-    res = linprog(cost, A_ub=ub_rows if ub_rows.shape[0] else None,
+    Rn, cn, Sn = R / sr[:, None], c / sr, S / ss[:, None]
+    A_eq = np.hstack([Rn, -Rn])
+    ub_rows, ub_rhs = np.hstack([-Sn, Sn]), -(need / ss + 1e-9)
+    if box == "l1":
+        ub_rows = np.vstack([ub_rows, np.ones((1, 2 * k))])
+        ub_rhs = np.concatenate([ub_rhs, [0.5]])
+    res = linprog(np.ones(2 * k), A_ub=ub_rows if ub_rows.shape[0] else None,
                   b_ub=ub_rhs if ub_rows.shape[0] else None,
                   A_eq=A_eq if A_eq.shape[0] else None, b_eq=-cn if A_eq.shape[0] else None,
-                  bounds=bounds, method="highs")
-    if res.status != 0 or (Sn.shape[0] and not res.x[-1] > 0):
-        return None
-    return lift @ res.x[:-1]
+                  bounds=[(0.0, 0.5)] * (2 * k), method="highs")
+    return None if res.status != 0 else res.x[:k] - res.x[k:]
 
 
 def _slopes(e: Any, vals: list, tan: dict, k: int) -> np.ndarray:
