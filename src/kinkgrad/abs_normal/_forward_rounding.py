@@ -379,8 +379,9 @@ class ForwardRounding:
         """:func:`far_hits` (kinks the computed values hit that f has elsewhere)."""
         key = float(radius)
         if key not in self._far:
-            self._far[key] = far_hits(self.tr, self.sides, spec, radius,
-                                      vals=self.replayed) + self.mixed()
+            self._far[key] = far_hits(self.tr, self.sides, spec, radius, vals=self.replayed
+                                      ) + (self.mixed() if not radius else 0)  # NOTE: x's
+            # own model (a ball beyond the box is judged by ball() and wide_ball)
         return self._far[key]
 
     def ball(self, spec: Any, radius: float, extra: int = 0) -> int:
@@ -435,7 +436,7 @@ class ForwardRounding:
                 + self._mixed_reason())
 
     def _mixed_reason(self) -> str:
-        n = self.mixed()
+        n = self._mixed or 0
         return "" if not n else (
             f" Of them, {n} sit in a configuration no point of the rounding next to x has "
             "(kinks hit as computed that f has apart, or beside a kink f has on the other "

@@ -23,14 +23,16 @@ along box directions: w_i e_i for n <= ``_DIRECT``, with |a_i| <= 1/2, else rand
 ||a||_1 <= 1/2; z_w the wide replay's values), then, where f's switches replayed at that
 point have an entry on its kink or beyond, linear programs (HiGHS: the least ||a||_1) that
 also keep those entries on their computed sides beyond twice their margins; a point counts
-once f's
-switches replayed there have every entry off its kink on its computed side (beyond the
-error) and every hit at most half as far from its kink as at x. Where none is found, the
+once f's switches replayed there have every entry off its kink on its computed side (beyond
+the error) and every hit at most half as far from its kink as at x. Where none is found, the
 model is f's at no point of the box, and no answer resting on it is proven (both ways).
-Switching values with no sign (a k-way max's gap, a sort's, a clip's distance to its
-nearer bound, a norm) are not linear across their kinks: the search does not place such a
-hit on its kink (the box's own checks judge it, as before: a known gap), but keeps such
-entries off their kinks. More than ``_MOST_HITS`` hits leave the model unproven.
+Hits off their kinks in the replay must have rows independent of each other and of the
+exact hits (one kink twice, the same row and offset to the bit, counts once), or whether
+their kinks meet rests on offsets within the replay's error. Switching values with no sign
+(a k-way max's gap, a sort's, a clip's distance to its nearer bound, a norm) are not linear
+across their kinks: such a hit off its kink in f beside another hit leaves the model
+unproven (alone: the box's own checks, as before); the search keeps such entries off their
+kinks. More than ``_MOST_HITS`` hits leave the model unproven.
 """
 
 from __future__ import annotations
@@ -66,13 +68,17 @@ def mixed_hits(tr: Any, sides: list[tuple], spec: Any, vals: list) -> int:
     of the box has (module docstring), 0 where a point is found or none is needed.
     ``sides``: :func:`._forward_rounding.switch_sides`; slopes read at ``vals`` (the wide
     replay's values, in float64)."""
-    hits = signed = flips = 0
+    hits = signed = unsigned = flips = 0
     for e, z, z_w, flipped, _, _ in sides:
         hit = z == 0
-        if _signed(e):
-            signed += int(np.count_nonzero(hit & (z_w != 0)))  # NOTE: 0 in both: as before
+        if _signed(e):  # NOTE: 0 in both precisions: as before (a known gap)
+            signed += int(np.count_nonzero(hit & (z_w != 0)))
+        else:
+            unsigned += int(np.count_nonzero(hit & (z_w != 0)))
         hits += int(np.count_nonzero(hit))
         flips += int(np.count_nonzero(flipped))
+    if unsigned and hits + flips >= 2:  # NOTE: not placed by the search (max(2 relu(..),
+        return hits + flips  # ...) beside its twin called f's gradient 2 outside)
     if not signed and not (flips and hits):
         return 0
     if hits > _MOST_HITS:
@@ -101,6 +107,8 @@ class _Search:
 
     def found(self) -> bool:
         R, c = self._rows(lambda e, z: z == 0)
+        if not self._independent(R, c):
+            return False
         a = _least_norm(R, c)
         if a is not None and self._inside(a):
             bad = self._crossed(a)
@@ -125,6 +133,25 @@ class _Search:
                 return False  # NOTE: crossed again though kept: first order fails there
             keep = {**keep, **grown}
         return False
+
+    def _independent(self, R: np.ndarray, c: np.ndarray) -> bool:
+        """Whether the rows of the hits known only to the replay's error (z_w != 0, or an
+        error) are independent of each other and of the exact ones: else whether their
+        kinks meet rests on offsets the replay cannot resolve (2 relu((x + 3e-17) - 1) -
+        relu((x + 3e-17 + 2^-60) - 1) at 1: offsets 8.7e-19 apart, within the replay's error,
+        and the set {1, 0} was called complete; f is smooth at x)."""
+        exact = np.concatenate([np.zeros(0, bool)] + [
+            (z_w == 0)[z == 0] for e, z, z_w, _, _, _ in self.sides if _signed(e)])
+        if np.all(exact):
+            return True
+        scaled = R / np.maximum(np.max(np.abs(R), axis=1, keepdims=True), 1e-300)
+        # NOTE: one kink twice (a duplicated sample's, the same row and offset to the bit) is
+        # one: offsets equal to the bit in the replay are taken as equal (a known gap: two
+        # constants 1e-20 apart round to one long double)
+        _, first = np.unique(np.hstack([np.round(scaled, 12), c[:, None]])[~exact], axis=0,
+                             return_index=True)
+        unsure = scaled[~exact][np.sort(first)]
+        return _rank(np.vstack([scaled[exact], unsure])) - _rank(scaled[exact]) == len(unsure)
 
     def _rows(self, pick: Any) -> tuple[np.ndarray, np.ndarray]:
         """(slopes (entries, k) along the directions, the wide replay's values) of the
@@ -224,6 +251,14 @@ class _Search:
                 er.append(self.margins()[id(e)].reshape(np.shape(z))[chosen[id(e)]])
         sk, ek = np.concatenate(s), np.concatenate(er)
         return _least_move(R, c, sk[:, None] * Rk, 2.0 * ek - sk * ck, self.box)
+
+
+def _rank(M: np.ndarray) -> int:
+    """Numerical rank (singular values beyond 1e-9 of the largest)."""
+    if not M.size:
+        return 0
+    sv = np.linalg.svd(M, compute_uv=False)
+    return int(np.count_nonzero(sv > 1e-9 * sv[0])) if sv.size and sv[0] > 0 else 0
 
 
 def _least_norm(R: np.ndarray, c: np.ndarray) -> np.ndarray | None:
