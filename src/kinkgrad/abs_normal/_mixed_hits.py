@@ -42,12 +42,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 
-from .._core.program import Var
 from ..kinks import KinkPolicy
 from ..modes._wide import wide_values
 from ..modes.sweeps import forward_sweep
 from ..primitives.piecewise import _Elementwise, _MaxMin
-from ._switch_slopes import next_to_x
+from ._switch_slopes import directional_slopes, next_to_x
 
 __all__ = ["mixed_hits"]
 
@@ -102,6 +101,7 @@ class _Search:
             U = np.random.default_rng(0).standard_normal((min(n, 2 * m + _SUBSPACE), n))
             self.D, self.box = U * self.w / np.max(np.abs(U), axis=1, keepdims=True), "l1"
         self.last = max(tr.eqns.index(e) for e, *_ in sides)
+        self.tan: dict | None = None
         self._slopes: dict[int, np.ndarray] = {}
         self._margins: dict[int, np.ndarray] | None = None
 
@@ -135,11 +135,10 @@ class _Search:
         return False
 
     def _independent(self, R: np.ndarray, c: np.ndarray) -> bool:
-        """Whether the rows of the hits known only to the replay's error (z_w != 0, or an
-        error) are independent of each other and of the exact ones: else whether their
-        kinks meet rests on offsets the replay cannot resolve (2 relu((x + 3e-17) - 1) -
-        relu((x + 3e-17 + 2^-60) - 1) at 1: offsets 8.7e-19 apart, within the replay's error,
-        and the set {1, 0} was called complete; f is smooth at x)."""
+        """Whether the rows of the hits off their kinks in the replay (z_w != 0) are
+        independent of each other and of the exact ones: else whether their kinks meet rests
+        on offsets the replay cannot resolve (2 relu((x + 3e-17) - 1) - relu((x + 3e-17 +
+        2^-60) - 1) at 1: offsets 8.7e-19 apart, within the replay's error; f is smooth at x)."""
         exact = np.concatenate([np.zeros(0, bool)] + [
             (z_w == 0)[z == 0] for e, z, z_w, _, _, _ in self.sides if _signed(e)])
         if np.all(exact):
@@ -156,7 +155,7 @@ class _Search:
     def _rows(self, pick: Any) -> tuple[np.ndarray, np.ndarray]:
         """(slopes (entries, k) along the directions, the wide replay's values) of the
         entries ``pick(e, z)`` selects, equation by equation (signed switches only)."""
-        if not hasattr(self, "tan"):
+        if self.tan is None:
             with np.errstate(all="ignore"):
                 sp, k = self.spec, self.D.shape[0]
                 seeds = {slot: self.D[:, a:b].reshape((k,) + shape) for slot, a, b, shape in
@@ -175,9 +174,10 @@ class _Search:
         return np.concatenate(rows), np.concatenate(offs)
 
     def slopes(self, e: Any) -> np.ndarray:
-        """:func:`_slopes` of e along the directions (once)."""
+        """(k, entries) slopes of e's switching values along the directions (once)."""
         if id(e) not in self._slopes:
-            self._slopes[id(e)] = _slopes(e, self.vals, self.tan, self.D.shape[0])
+            q, reach = directional_slopes(e, self.vals, self.tan, self.D.shape[0])
+            self._slopes[id(e)] = (q * reach).reshape(q.shape[0], -1)
         return self._slopes[id(e)]
 
     def margins(self) -> dict[int, np.ndarray]:
@@ -301,30 +301,3 @@ def _least_move(R: np.ndarray, c: np.ndarray, S: np.ndarray, need: np.ndarray, b
                   A_eq=A_eq if A_eq.shape[0] else None, b_eq=-cn if A_eq.shape[0] else None,
                   bounds=[(0.0, 0.5)] * (2 * k), method="highs")
     return None if res.status != 0 else res.x[:k] - res.x[k:]
-
-
-def _slopes(e: Any, vals: list, tan: dict, k: int) -> np.ndarray:
-    """(k, entries) slopes of e's (signed, linear) switching values along the k directions
-    whose tangents are ``tan``: a difference quotient along each, as
-    :func:`._switch_slopes.switch_slope` (exact for a linear switch but for rounding)."""
-    args = [np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
-            for a in e.args(vals)]
-    z0 = np.asarray(e.prim.switch(args, e.prim.impl(*args, **e.params), e.params), np.float64)
-    moved = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and a.index in tan]
-    out = np.zeros((k, z0.size))
-    if not moved:
-        return out
-    scale = max([1.0] + [float(np.max(np.abs(args[i]), initial=0.0)) for i in moved])
-    reach = max([0.0] + [float(np.max(np.abs(tan[e.inputs[i].index]), initial=0.0))
-                         for i in moved])
-    if not reach:
-        return out
-    h = 1e-7 * scale
-    for j in range(k):
-        stepped = list(args)
-        for i in moved:
-            stepped[i] = args[i] + h * (np.asarray(tan[e.inputs[i].index][j], np.float64)
-                                        / reach)
-        z = e.prim.switch(stepped, e.prim.impl(*stepped, **e.params), e.params)
-        out[j] = ((np.asarray(z, np.float64) - z0) / h * reach).reshape(-1)
-    return out

@@ -15,13 +15,28 @@ from .._core.program import Var
 from ..modes.api import Traced
 from ._flat import FlatSpec, full_slopes, probe_tangents, unit_roundoff
 
-__all__ = ["next_to_x", "rounding_moves", "slopeless_hits", "switch_slope"]
+__all__ = ["directional_slopes", "next_to_x", "rounding_moves", "slopeless_hits",
+           "switch_slope"]
 
 
 def switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
     """||grad z|| per switching entry of ``e``, estimated from the k probe directions'
     tangents of its arguments (a difference quotient of the switch along each: z is linear,
     or the absolute value of a linear function, next to a kink)."""
+    quotients, reach = directional_slopes(e, vals, tangents, k)
+    if not reach:
+        return np.zeros(quotients.shape[1:])
+    total = np.zeros(quotients.shape[1:])
+    for q in quotients:
+        total += q ** 2
+    return np.sqrt(total / k) * reach
+
+
+def directional_slopes(e: Any, vals: list, tangents: dict, k: int
+                       ) -> tuple[np.ndarray, float]:
+    """(q, reach): the slopes of e's switching values along the k directions whose tangents
+    are ``tangents`` are q[j] * reach ((k,) + z's shape), difference quotients along each
+    (exact for a linear switch but for rounding; the size of one otherwise)."""
     args = [np.asarray(a, np.float64) if np.result_type(a).kind == "f" else a
             for a in e.args(vals)]  # NOTE: steps of 1e-7 vanish in float16 and float32
     z0 = np.asarray(e.prim.switch(args, e.prim.impl(*args, **e.params), e.params), np.float64)
@@ -29,18 +44,18 @@ def switch_slope(e: Any, vals: list, tangents: dict, k: int) -> np.ndarray:
     scale = max([1.0] + [float(np.max(np.abs(args[i]), initial=0.0)) for i in moved])
     reach = max([0.0] + [float(np.max(np.abs(tangents[e.inputs[i].index]), initial=0.0))
                          for i in moved])
+    out = np.zeros((k,) + z0.shape)
     if not reach:
-        return np.zeros(z0.shape)
+        return out, 0.0
     h = 1e-7 * scale  # NOTE: along the tangents over their reach (tiny ones: 1e-320)
-    total = np.zeros(z0.shape)
     for j in range(k):
         stepped = list(args)
         for i in moved:
             stepped[i] = args[i] + h * (np.asarray(tangents[e.inputs[i].index][j], np.float64)
                                         / reach)
-        out = e.prim.impl(*stepped, **e.params)
-        total += ((np.asarray(e.prim.switch(stepped, out, e.params), np.float64) - z0) / h) ** 2
-    return np.sqrt(total / k) * reach
+        out_j = e.prim.impl(*stepped, **e.params)
+        out[j] = (np.asarray(e.prim.switch(stepped, out_j, e.params), np.float64) - z0) / h
+    return out, reach
 
 
 def next_to_x(tr: Traced, spec: Any) -> np.ndarray:
