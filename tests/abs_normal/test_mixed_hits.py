@@ -152,3 +152,28 @@ def test_kinks_of_a_max_or_clip_hit_as_computed_apart_in_f_refuse(form):
         return 2 * piece((x[0] + c) - 1.0) - piece((x[0] - c) - 1.0)
 
     assert _in_clarke_or_undecided(f, np.ones(1), [2.0]) in (True, None)
+
+
+@pytest.mark.parametrize("c1, c2", [(1e-20, -1e-20), (3e-17, 3.001e-17)])
+def test_offsets_the_replay_cannot_tell_apart_are_read_exactly(c1, c2):
+    # 2 relu((x + c1) - 1) - relu((x + c2) - 1) at 1: the offsets are 0 in long double too
+    # (1e-20), or one long double (3e-17, 3.001e-17); in f the kinks lie apart and x sits
+    # beside or between them (Fractions below). The replay could not tell, and f's gradient 2
+    # was called outside (or 0 certified, where f's set is {1}); the program only adds and
+    # takes kinks, so its switching values are now read exactly
+    def f(x):
+        return 2 * knp.relu((x[0] + c1) - 1.0) - knp.relu((x[0] + c2) - 1.0)
+
+    def exact(t):
+        return 2 * _relu(t + F(c1) - 1) - _relu(t + F(c2) - 1)
+
+    eps = F(1, 10**40)
+    slope = (exact(1 + eps) - exact(1)) / eps
+    assert slope == (exact(1) - exact(1 - eps)) / eps  # f is differentiable at x
+    x = np.ones(1)
+    assert _in_clarke_or_undecided(f, x, [float(slope)]) in (True, None)
+    assert _in_clarke_or_undecided(f, x, [0.0]) in (False, None)
+    sub = kinkgrad.subdifferential(f, x)
+    assert sub.partial or [float(g[0]) for g in sub.gradients] == [float(slope)]
+    rep = kinkgrad.certify(f, x)
+    assert not rep.certified or float(rep.gradient[0]) == float(slope)

@@ -26,7 +26,9 @@ also keep those entries on their computed sides beyond twice their margins; a po
 once f's switches replayed there have every entry off its kink on its computed side (beyond
 the error) and every hit at most half as far from its kink as at x. Where none is found, the
 model is f's at no point of the box, and no answer resting on it is proven (both ways).
-Hits off their kinks in the replay must have rows independent of each other and of the
+Where the program only adds, multiplies, moves and takes kinks (up to 4,096 values), f's
+switching values are read exactly (Fractions) for this: the replay cannot tell offsets
+1e-20 apart. Hits off their kinks in f must have rows independent of each other and of the
 exact hits (one kink twice, the same row and offset to the bit, counts once), or whether
 their kinks meet rests on offsets within the replay's error. Switching values with no sign
 (a k-way max's gap, a sort's, a clip's distance to its nearer bound, a norm) are not linear
@@ -37,6 +39,7 @@ kinks. More than ``_MOST_HITS`` hits leave the model unproven.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -62,11 +65,57 @@ def _signed(e: Any) -> bool:
     return isinstance(e.prim, (_Elementwise, _MaxMin))
 
 
+_RATIONAL = {"add", "sub", "mul", "neg", "abs", "relu", "maximum", "minimum", "clip", "sum",
+             "max", "min", "sort", "reshape", "transpose", "getitem", "concatenate", "stack",
+             "broadcast_to", "cumsum"}
+_RATIONAL_ENTRIES = 4096  # most values of a program replayed in Fractions
+
+
+def _exact_sides(tr: Any, sides: list[tuple]) -> list[tuple]:
+    """``sides`` with f's switching values exact (Fractions, rounded once to float64; the
+    replay's error kept, for the points the search replays) where the program up to its
+    last switch only adds, multiplies, moves and takes kinks, in at most
+    ``_RATIONAL_ENTRIES`` values; else ``sides``. The replay cannot
+    tell offsets apart below its precision: 2 relu((x + 1e-20) - 1) - relu((x - 1e-20) - 1)
+    at 1 has both kinks 0 in long double too, and in_clarke called f's gradient 2 outside."""
+    last = max(tr.eqns.index(e) for e, *_ in sides)
+    eqns = tr.eqns[:last + 1]
+    if any(e.prim.name not in _RATIONAL for e in eqns) or sum(
+            int(np.size(tr.vals[e.out.index])) for e in eqns) > _RATIONAL_ENTRIES:
+        return sides
+    exact = list(tr.vals)
+    frac = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])
+    for v in tr.in_vars:
+        exact[v.index] = frac(np.asarray(tr.vals[v.index], np.float64))
+    try:
+        with np.errstate(all="ignore"):
+            for e in eqns:
+                args = [frac(a) if np.asarray(a).dtype.kind == "f" else a
+                        for a in e.args(exact)]
+                exact[e.out.index] = np.asarray(e.prim.impl(*args, **e.params), dtype=object)
+            out = []
+            for e, z, _, flipped, winners, err in sides:
+                z_x = np.asarray(e.prim.switch(e.args(exact), exact[e.out.index], e.params),
+                                 dtype=object)
+                z_f = np.vectorize(float, otypes=[np.float64])(z_x) if z_x.size else \
+                    np.zeros(np.shape(z))
+                lost = (z_f == 0) & (z_x != 0)  # NOTE: below float64's range: its sign
+                z_f = np.where(lost, np.sign(z_x.astype(float)) * 5e-324, z_f) if np.any(
+                    lost) else z_f
+                out.append((e, z, z_f.reshape(np.shape(z)), flipped, winners, err))
+    except (TypeError, ValueError, ArithmeticError, OverflowError):
+        return sides
+    return out
+
+
 def mixed_hits(tr: Any, sides: list[tuple], spec: Any, vals: list) -> int:
     """Number of switching entries hit as computed (or flipped) in a configuration no point
     of the box has (module docstring), 0 where a point is found or none is needed.
     ``sides``: :func:`._forward_rounding.switch_sides`; slopes read at ``vals`` (the wide
     replay's values, in float64)."""
+    if not any(np.any(z == 0) for _, z, *_ in sides):
+        return 0  # NOTE: no kink hit as computed (a flipped one alone: kinks() as before)
+    sides = _exact_sides(tr, sides)
     hits = signed = unsigned = flips = 0
     for e, z, z_w, flipped, _, _ in sides:
         hit = z == 0
