@@ -33,7 +33,8 @@ def debug_print(fmt: str, *args: Any, file: TextIO | None = None, **kwargs: Any)
     answer about f (``in_clarke``, ``certify``, ``stationarity``, ...), is the same as without
     the call. It prints each time f is traced (once per ``grad``, ``certify``, ...; a
     :class:`~kinkgrad.Program` replays its equations without calling f, so it prints only while
-    it is recorded), and works on plain arrays too::
+    it is recorded, and ``vmap`` traces f at one example and replays the program over the
+    batch, so it prints that example's values), and works on plain arrays too::
 
         >>> import numpy as np, kinkgrad as kg, kinkgrad.numpy as knp
         >>> def f(x):
