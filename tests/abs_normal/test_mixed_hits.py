@@ -177,3 +177,43 @@ def test_offsets_the_replay_cannot_tell_apart_are_read_exactly(c1, c2):
     assert sub.partial or [float(g[0]) for g in sub.gradients] == [float(slope)]
     rep = kinkgrad.certify(f, x)
     assert not rep.certified or float(rep.gradient[0]) == float(slope)
+
+
+@pytest.mark.parametrize("form", ["relu", "maximum"])
+def test_exact_offsets_that_round_to_one_float_are_told_apart(form):
+    # 2 g((x + 1e-20) + 1e-40) - g(x + 1e-20), g = relu(. - 1) or maximum(., 1), at 1: the two
+    # kinks lie 1e-40 apart in f, both left of x, where f has the slope 1 (Fractions below);
+    # rounded to float64 the two exact offsets were one, and 0 was certified
+    def g(v):
+        return knp.relu(v - 1.0) if form == "relu" else knp.maximum(v, 1.0) - 1.0
+
+    def f(x):
+        return 2 * g((x[0] + 1e-20) + 1e-40) - g(x[0] + 1e-20)
+
+    def exact(t):
+        return 2 * _relu(t + F(1e-20) + F(1e-40) - 1) - _relu(t + F(1e-20) - 1)
+
+    eps = F(1, 10**60)
+    assert (exact(1 + eps) - exact(1)) / eps == 1 == (exact(1) - exact(1 - eps)) / eps
+    x = np.ones(1)
+    assert _in_clarke_or_undecided(f, x, [0.0]) in (False, None)
+    rep = kinkgrad.certify(f, x)
+    assert not rep.certified or float(rep.gradient[0]) == 1.0
+
+
+def test_nearly_parallel_kinks_meeting_outside_the_box_are_not_taken_at_x():
+    # relu(x0 + x1 + 1e-20 - 2) - relu(x0 + (1 + d) x1 + c2 - (2 + d)) at (1, 1), d = 2^-26:
+    # both hit as computed; in f they meet about two box widths away (c2 below), so f is
+    # smooth at x with gradient (0, -d); (1, 1) was called a Clarke gradient, (0, 0) certified
+    d = 2.0**-26
+    w = 64 * 2.0**-53
+    c2 = 1e-20 + 2 * w * d  # NOTE: the kinks meet where d x1 = c2 - 1e-20, x1 - 1 = 2 w
+
+    def f(x):
+        return knp.relu(x[0] + x[1] + 1e-20 - 2.0) - knp.relu(
+            x[0] + (1 + d) * x[1] + c2 - (2 + d))
+
+    x = np.ones(2)
+    assert _in_clarke_or_undecided(f, x, [1.0, 1.0]) in (False, None)
+    rep = kinkgrad.certify(f, x)
+    assert not rep.certified or np.allclose(rep.gradient, [0.0, -d], rtol=0, atol=1e-12)

@@ -71,41 +71,71 @@ _RATIONAL = {"add", "sub", "mul", "neg", "abs", "relu", "maximum", "minimum", "c
 _RATIONAL_ENTRIES = 4096  # most values of a program replayed in Fractions
 
 
-def _exact_sides(tr: Any, sides: list[tuple]) -> list[tuple]:
-    """``sides`` with f's switching values exact (Fractions, rounded once to float64; the
-    replay's error kept, for the points the search replays) where the program up to its
-    last switch only adds, multiplies, moves and takes kinks, in at most
-    ``_RATIONAL_ENTRIES`` values; else ``sides``. The replay cannot
-    tell offsets apart below its precision: 2 relu((x + 1e-20) - 1) - relu((x - 1e-20) - 1)
-    at 1 has both kinks 0 in long double too, and in_clarke called f's gradient 2 outside."""
-    last = max(tr.eqns.index(e) for e, *_ in sides)
-    eqns = tr.eqns[:last + 1]
+_frac = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])
+
+
+def _rational(tr: Any, upto: int, point: list | None = None) -> list | None:
+    """f's values up to equation ``upto`` in exact rational arithmetic (Fractions) at x, or
+    at ``point`` (the flat inputs' leaves as object arrays of Fractions); None where the
+    program does more than add, multiply, move and take kinks, holds more than
+    ``_RATIONAL_ENTRIES`` values, or an operation refuses Fractions."""
+    eqns = tr.eqns[:upto]
     if any(e.prim.name not in _RATIONAL for e in eqns) or sum(
             int(np.size(tr.vals[e.out.index])) for e in eqns) > _RATIONAL_ENTRIES:
-        return sides
+        return None
     exact = list(tr.vals)
-    frac = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])
-    for v in tr.in_vars:
-        exact[v.index] = frac(np.asarray(tr.vals[v.index], np.float64))
+    for k, v in enumerate(tr.in_vars):
+        exact[v.index] = point[k] if point is not None else _frac(
+            np.asarray(tr.vals[v.index], np.float64))
     try:
         with np.errstate(all="ignore"):
             for e in eqns:
-                args = [frac(a) if np.asarray(a).dtype.kind == "f" else a
+                args = [_frac(a) if np.asarray(a).dtype.kind == "f" else a
                         for a in e.args(exact)]
                 exact[e.out.index] = np.asarray(e.prim.impl(*args, **e.params), dtype=object)
-            out = []
-            for e, z, _, flipped, winners, err in sides:
-                z_x = np.asarray(e.prim.switch(e.args(exact), exact[e.out.index], e.params),
-                                 dtype=object)
+    except (TypeError, ValueError, ArithmeticError, OverflowError):
+        return None
+    return exact
+
+
+def _switch_values(e: Any, vals: list) -> np.ndarray:
+    """e's switching values from ``vals``; float constants as Fractions where ``vals`` are
+    (a Fraction minus the float 1.0 is a float: maximum(x + 1e-20, 1)'s z came out 0)."""
+    args = e.args(vals)
+    if any(np.asarray(a).dtype == object for a in args):
+        args = [_frac(a) if np.asarray(a).dtype.kind == "f" else a for a in args]
+        if isinstance(e.prim, _MaxMin):  # NOTE: its float sign would round a Fraction
+            a, b = (np.asarray(v, dtype=object) for v in args)
+            return np.asarray((a - b) if e.prim.sign > 0 else (b - a), dtype=object)
+    return np.asarray(e.prim.switch(args, vals[e.out.index], e.params), dtype=object)
+
+
+def _exact_sides(tr: Any, sides: list[tuple]) -> tuple[list[tuple], dict | None]:
+    """(``sides`` with f's switching values exact, rounded once to float64 and with no
+    replay error, and those values as Fractions by equation) where :func:`_rational` runs
+    (then the search's points are checked in Fractions too); else (``sides``, None). The
+    replay cannot tell offsets apart below its precision: 2 relu((x + 1e-20) - 1) -
+    relu((x - 1e-20) - 1) at 1 has both kinks 0 in long double too, and in_clarke called f's
+    gradient 2 outside."""
+    last = max(tr.eqns.index(e) for e, *_ in sides)
+    exact = _rational(tr, last + 1)
+    if exact is None:
+        return sides, None
+    out, values = [], {}
+    try:
+        with np.errstate(all="ignore"):
+            for e, z, _, flipped, winners, _ in sides:
+                z_x = _switch_values(e, exact).reshape(np.shape(z))
                 z_f = np.vectorize(float, otypes=[np.float64])(z_x) if z_x.size else \
                     np.zeros(np.shape(z))
                 lost = (z_f == 0) & (z_x != 0)  # NOTE: below float64's range: its sign
                 z_f = np.where(lost, np.sign(z_x.astype(float)) * 5e-324, z_f) if np.any(
                     lost) else z_f
-                out.append((e, z, z_f.reshape(np.shape(z)), flipped, winners, err))
+                out.append((e, z, z_f, flipped, winners, 0.0))
+                values[id(e)] = z_x
     except (TypeError, ValueError, ArithmeticError, OverflowError):
-        return sides
-    return out
+        return sides, None
+    return out, values
 
 
 def mixed_hits(tr: Any, sides: list[tuple], spec: Any, vals: list) -> int:
@@ -115,7 +145,7 @@ def mixed_hits(tr: Any, sides: list[tuple], spec: Any, vals: list) -> int:
     replay's values, in float64)."""
     if not any(np.any(z == 0) for _, z, *_ in sides):
         return 0  # NOTE: no kink hit as computed (a flipped one alone: kinks() as before)
-    sides = _exact_sides(tr, sides)
+    sides, exact = _exact_sides(tr, sides)
     hits = signed = unsigned = flips = 0
     for e, z, z_w, flipped, _, _ in sides:
         hit = z == 0
@@ -131,13 +161,15 @@ def mixed_hits(tr: Any, sides: list[tuple], spec: Any, vals: list) -> int:
         return 0
     if hits > _MOST_HITS:
         return hits + flips
-    return 0 if _Search(tr, sides, spec, vals).found() else hits + flips
+    return 0 if _Search(tr, sides, spec, vals, exact).found() else hits + flips
 
 
 class _Search:
     """The search of the module docstring for a point of the box."""
 
-    def __init__(self, tr: Any, sides: list[tuple], spec: Any, vals: list) -> None:
+    def __init__(self, tr: Any, sides: list[tuple], spec: Any, vals: list,
+                 exact: dict | None = None) -> None:
+        self.exact = exact  # NOTE: f's switching values in Fractions (a rational program)
         # NOTE: slopes in float64 at f's values (float16 tangents: 6x slower, 3 digits)
         self.vals = [np.asarray(v, np.float64) if np.result_type(v).kind == "f" else v
                      for v in vals]
@@ -192,14 +224,30 @@ class _Search:
             (z_w == 0)[z == 0] for e, z, z_w, _, _, _ in self.sides if _signed(e)])
         if np.all(exact):
             return True
-        scaled = R / np.maximum(np.max(np.abs(R), axis=1, keepdims=True), 1e-300)
-        # NOTE: one kink twice (a duplicated sample's, the same row and offset to the bit) is
-        # one: offsets equal to the bit in the replay are taken as equal (a known gap: two
-        # constants 1e-20 apart round to one long double)
-        _, first = np.unique(np.hstack([np.round(scaled, 12), c[:, None]])[~exact], axis=0,
-                             return_index=True)
-        unsure = scaled[~exact][np.sort(first)]
-        return _rank(np.vstack([scaled[exact], unsure])) - _rank(scaled[exact]) == len(unsure)
+        scale = np.maximum(np.max(np.abs(R), axis=1), 1e-300)
+        scaled = R / scale[:, None]
+        # NOTE: one kink twice (a duplicated sample's: the same row and place, to the bit of
+        # the replay, or exactly in a rational program) is one; places compared scaled (4
+        # relu((x/2 - 1e-22) - 1/2) - relu((x - 1e-22) - 1): one offset, two places)
+        places = self._offsets() / scale if self.exact is None else [
+            q / Fraction(float(h)) for q, h in zip(self._offsets(), scale)]
+        seen, unsure = set(), []
+        for i in np.flatnonzero(~exact):
+            key = (tuple(np.round(scaled[i], 12)), places[i])
+            if key not in seen:
+                seen.add(key)
+                unsure.append(scaled[i])
+        unsure_rows = np.array(unsure).reshape(-1, R.shape[1])
+        return _rank(np.vstack([scaled[exact], unsure_rows])) - _rank(scaled[exact]) == len(
+            unsure)
+
+    def _offsets(self) -> Any:
+        """The hits' offsets (f's switching values at x), exact where known (Fractions)."""
+        if self.exact is None:
+            return self._rows(lambda e, z: z == 0)[1]
+        return [q for e, z, *_ in self.sides if _signed(e)
+                for q in np.asarray(self.exact[id(e)]).reshape(-1)[np.flatnonzero(
+                    np.asarray(z).reshape(-1) == 0)]]
 
     def _rows(self, pick: Any) -> tuple[np.ndarray, np.ndarray]:
         """(slopes (entries, k) along the directions, the wide replay's values) of the
@@ -255,29 +303,49 @@ class _Search:
         return bool(np.sum(np.abs(a)) <= 0.5)
 
     def _crossed(self, a: np.ndarray) -> dict | None:
-        """None where f's switches replayed at x + D^T a keep every entry off its kink on
-        its computed side beyond the replay's error, and bring every hit at least halfway to
-        its kink; else the masks (by equation) of the non-hit entries that did not."""
+        """None where f's switches replayed at x + D^T a (in Fractions for a rational
+        program) keep every entry off its kink on its computed side beyond the replay's
+        error, and bring every hit at least halfway to its kink (a thousandth of the way, in
+        Fractions: kinks 2^-26 from parallel met 1.5 box widths away, and halfway passed);
+        else the masks (by equation) of the non-hit entries that did not ({} where the
+        exact replay fails)."""
         spec, tr = self.spec, self.tr
-        x = np.asarray(spec.point(tr), np.longdouble) + (self.D.T @ a).astype(np.longdouble)
-        at = {v.index: x[lo:hi].reshape(shape).astype(
-                  np.longdouble if dt == np.float64 else np.float64)
-              for v, lo, hi, shape, dt in zip(tr.in_vars, spec.offsets[:-1], spec.offsets[1:],
-                                              spec.shapes, spec.dtypes)}
-        wide = wide_values(tr, at=at, upto=self.last + 1)
+        if self.exact is not None:  # NOTE: a rational program: f's switches at y exactly
+            y = _frac(np.asarray(spec.point(tr), np.float64)) + _frac(self.D.T @ a)
+            wide = _rational(tr, self.last + 1, [y[lo:hi].reshape(shape) for lo, hi, shape
+                                                 in zip(spec.offsets[:-1], spec.offsets[1:],
+                                                        spec.shapes)])
+            if wide is None:
+                return {}
+            near = (1e-3, 1e-9)  # NOTE: a hit this close to its kink, relative to its offset
+            # and to the terms' size (the point is rounded to float64 before it is exact)
+        else:
+            x = np.asarray(spec.point(tr), np.longdouble) + (self.D.T @ a).astype(np.longdouble)
+            at = {v.index: x[lo:hi].reshape(shape).astype(
+                      np.longdouble if dt == np.float64 else np.float64)
+                  for v, lo, hi, shape, dt in zip(tr.in_vars, spec.offsets[:-1],
+                                                  spec.offsets[1:], spec.shapes, spec.dtypes)}
+            wide = wide_values(tr, at=at, upto=self.last + 1)
+            near = (0.5, 1e-6)
         R, _ = self._rows(lambda e, z: z == 0)
         moves = iter(np.abs(R) @ np.abs(a))  # NOTE: the terms' size, for the hits' rounding
         bad, ok = {}, True
         with np.errstate(all="ignore"):
             for e, z, z_w, _, _, err in self.sides:
-                zy = np.asarray(e.prim.switch(e.args(wide), wide[e.out.index], e.params),
-                                np.float64)
+                zy = np.vectorize(float, otypes=[np.float64])(_switch_values(e, wide)).reshape(
+                    np.shape(z)) if np.size(z) else np.zeros(np.shape(z))
                 hit = z == 0
                 placed = hit if _signed(e) else np.zeros(np.shape(z), bool)
                 room = np.zeros(np.shape(z))
                 room[placed] = [next(moves) for _ in range(int(np.count_nonzero(placed)))]
-                far = placed & ~(np.abs(zy) <= 0.5 * np.abs(z_w) + np.asarray(err) + 1e-6 * room)
+                far = placed & ~(np.abs(zy) <= near[0] * np.abs(z_w) + np.asarray(err)
+                                 + near[1] * room)
                 margin = self.margins()[id(e)].reshape(np.shape(z))
+                if self.exact is not None and _signed(e):  # NOTE: beyond the point's own
+                    # rounding, 1000 times a hit's: a kink at a hit's own place (a maximum's
+                    # and a minimum's that cancel) is on it, not beside it
+                    margin = margin + 1e-6 * (np.abs(self.slopes(e)).T @ np.abs(a)).reshape(
+                        np.shape(z))
                 crossed = ~hit & ~(np.sign(zy) * np.sign(z) * np.abs(zy) > margin)
                 if np.any(far):
                     ok = False
