@@ -318,6 +318,12 @@ class ForwardRounding:
             self._errors = wide_errors(self.tr, self._units, full_slopes(), _ERROR_PROBES)
         return self._errors
 
+    def error(self, slot: int) -> Any:
+        """The replay's estimated error of slot's value, entry by entry (its random
+        roundings' rms, :meth:`errors`; 0 where it has none)."""
+        e = self.errors().get(slot)
+        return 0.0 if e is None else np.sqrt(np.mean(np.asarray(e, np.float64) ** 2, axis=0))
+
     def sides(self) -> list[tuple]:
         """:func:`switch_sides` of :meth:`wide` with :meth:`errors` (once)."""
         if self._sides is None:

@@ -46,9 +46,10 @@ import numpy as np
 from scipy.optimize import linprog
 
 from ..kinks import KinkPolicy
-from ..modes._wide import wide_values
+from ..modes._wide import as_float64, wide_values
 from ..modes.sweeps import forward_sweep
 from ..primitives.piecewise import _Elementwise, _MaxMin
+from ._exact import _to_float, _to_frac
 from ._switch_slopes import directional_slopes, next_to_x
 
 __all__ = ["mixed_hits"]
@@ -71,9 +72,6 @@ _RATIONAL = {"add", "sub", "mul", "neg", "abs", "relu", "maximum", "minimum", "c
 _RATIONAL_ENTRIES = 4096  # most values of a program replayed in Fractions
 
 
-_frac = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])
-
-
 def _rational(tr: Any, upto: int, point: list | None = None) -> list | None:
     """f's values up to equation ``upto`` in exact rational arithmetic (Fractions) at x, or
     at ``point`` (the flat inputs' leaves as object arrays of Fractions); None where the
@@ -85,12 +83,12 @@ def _rational(tr: Any, upto: int, point: list | None = None) -> list | None:
         return None
     exact = list(tr.vals)
     for k, v in enumerate(tr.in_vars):
-        exact[v.index] = point[k] if point is not None else _frac(
+        exact[v.index] = point[k] if point is not None else _to_frac(
             np.asarray(tr.vals[v.index], np.float64))
     try:
         with np.errstate(all="ignore"):
             for e in eqns:
-                args = [_frac(a) if np.asarray(a).dtype.kind == "f" else a
+                args = [_to_frac(a) if np.asarray(a).dtype.kind == "f" else a
                         for a in e.args(exact)]
                 exact[e.out.index] = np.asarray(e.prim.impl(*args, **e.params), dtype=object)
     except (TypeError, ValueError, ArithmeticError, OverflowError):
@@ -103,7 +101,7 @@ def _switch_values(e: Any, vals: list) -> np.ndarray:
     (a Fraction minus the float 1.0 is a float: maximum(x + 1e-20, 1)'s z came out 0)."""
     args = e.args(vals)
     if any(np.asarray(a).dtype == object for a in args):
-        args = [_frac(a) if np.asarray(a).dtype.kind == "f" else a for a in args]
+        args = [_to_frac(a) if np.asarray(a).dtype.kind == "f" else a for a in args]
         if isinstance(e.prim, _MaxMin):  # NOTE: its float sign would round a Fraction
             a, b = (np.asarray(v, dtype=object) for v in args)
             return np.asarray((a - b) if e.prim.sign > 0 else (b - a), dtype=object)
@@ -126,7 +124,7 @@ def _exact_sides(tr: Any, sides: list[tuple]) -> tuple[list[tuple], dict | None]
         with np.errstate(all="ignore"):
             for e, z, _, flipped, winners, _ in sides:
                 z_x = _switch_values(e, exact).reshape(np.shape(z))
-                z_f = np.vectorize(float, otypes=[np.float64])(z_x) if z_x.size else \
+                z_f = _to_float(z_x) if z_x.size else \
                     np.zeros(np.shape(z))
                 lost = (z_f == 0) & (z_x != 0)  # NOTE: below float64's range: its sign
                 z_f = np.where(lost, np.sign(z_x.astype(float)) * 5e-324, z_f) if np.any(
@@ -171,8 +169,7 @@ class _Search:
                  exact: dict | None = None) -> None:
         self.exact = exact  # NOTE: f's switching values in Fractions (a rational program)
         # NOTE: slopes in float64 at f's values (float16 tangents: 6x slower, 3 digits)
-        self.vals = [np.asarray(v, np.float64) if np.result_type(v).kind == "f" else v
-                     for v in vals]
+        self.vals = [as_float64(v) for v in vals]
         self.tr, self.sides, self.spec = tr, sides, spec
         self.w = next_to_x(tr, spec)
         n, m = spec.n, sum(int(np.count_nonzero(z == 0)) for _, z, *_ in sides)
@@ -188,7 +185,7 @@ class _Search:
 
     def found(self) -> bool:
         R, c = self._rows(lambda e, z: z == 0)
-        if not self._independent(R, c):
+        if not self._independent(R):
             return False
         a = _least_norm(R, c)
         if a is not None and self._inside(a):
@@ -215,7 +212,7 @@ class _Search:
             keep = {**keep, **grown}
         return False
 
-    def _independent(self, R: np.ndarray, c: np.ndarray) -> bool:
+    def _independent(self, R: np.ndarray) -> bool:
         """Whether the rows of the hits off their kinks in the replay (z_w != 0) are
         independent of each other and of the exact ones: else whether their kinks meet rests
         on offsets the replay cannot resolve (2 relu((x + 3e-17) - 1) - relu((x + 3e-17 +
@@ -311,7 +308,7 @@ class _Search:
         exact replay fails)."""
         spec, tr = self.spec, self.tr
         if self.exact is not None:  # NOTE: a rational program: f's switches at y exactly
-            y = _frac(np.asarray(spec.point(tr), np.float64)) + _frac(self.D.T @ a)
+            y = _to_frac(np.asarray(spec.point(tr), np.float64)) + _to_frac(self.D.T @ a)
             wide = _rational(tr, self.last + 1, [y[lo:hi].reshape(shape) for lo, hi, shape
                                                  in zip(spec.offsets[:-1], spec.offsets[1:],
                                                         spec.shapes)])
@@ -332,7 +329,7 @@ class _Search:
         bad, ok = {}, True
         with np.errstate(all="ignore"):
             for e, z, z_w, _, _, err in self.sides:
-                zy = np.vectorize(float, otypes=[np.float64])(_switch_values(e, wide)).reshape(
+                zy = _to_float(_switch_values(e, wide)).reshape(
                     np.shape(z)) if np.size(z) else np.zeros(np.shape(z))
                 hit = z == 0
                 placed = hit if _signed(e) else np.zeros(np.shape(z), bool)

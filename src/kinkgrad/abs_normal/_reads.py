@@ -90,10 +90,10 @@ def _decision(tr: Traced, slot: int, how: tuple, vals: list) -> tuple[Any, float
         i.index for i in e.inputs if type(i) is Var]
 
 
-def _error(errors: dict, slots: list[int]) -> float:
-    """The replay's estimated error of the read values (of a and b: their sum), worst entry."""
-    return sum(float(np.max(np.sqrt(np.mean(np.asarray(errors[s], np.float64) ** 2, axis=0)),
-                            initial=0.0)) for s in slots if s in errors)
+def _error(forward: Any, slots: list[int]) -> float:
+    """The replay's estimated error of the read values (of a and b: their sum), worst entry
+    (:meth:`._forward_rounding.ForwardRounding.error`)."""
+    return sum(float(np.max(forward.error(s), initial=0.0)) for s in slots)
 
 
 def _refuse(where: str, kind: str, why: str) -> None:
@@ -142,7 +142,7 @@ def check_reads(tr: Traced, where: str, radius: float = 0.0) -> None:
 
             forward = ForwardRounding(tr, None)
         key_w, margin_w, _ = _decision(tr, slot, how, forward.wide())
-        err = _error(forward.errors(), reads)
+        err = _error(forward, reads)
         if not (np.array_equal(key, key_w) and margin_w > 2 * _TRUSTED * err):
             _refuse(where, kind, f"whose margin {margin:.3g} is within the rounding of the "
                                  f"computed values (a wider replay: {float(margin_w):.3g}, "

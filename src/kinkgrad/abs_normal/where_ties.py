@@ -171,13 +171,11 @@ class _Wide:
             return
         if self.forward is None:
             self.forward = ForwardRounding(self.tr, None)
-        wide, errors = self.forward.wide(), self.forward.errors()
-        shape = tie.shape
+        wide, shape = self.forward.wide(), tie.shape
         A, B = (np.broadcast_to(np.asarray(_value(i, wide), np.float64), shape)
                 for i in use.inputs[1:])
-        err = sum(np.broadcast_to(np.sqrt(np.mean(np.asarray(errors[i.index], np.float64) ** 2,
-                                                  axis=0)), shape)
-                  for i in use.inputs[1:] if type(i) is Var and i.index in errors)
+        err = sum(np.broadcast_to(self.forward.error(i.index), shape)
+                  for i in use.inputs[1:] if type(i) is Var)
         with np.errstate(invalid="ignore"):
             differ = ~(np.abs(A - B) <= 2 * _TRUSTED * err)
         if np.any(tie & differ):
