@@ -217,3 +217,12 @@ def test_nearly_parallel_kinks_meeting_outside_the_box_are_not_taken_at_x():
     assert _in_clarke_or_undecided(f, x, [1.0, 1.0]) in (False, None)
     rep = kinkgrad.certify(f, x)
     assert not rep.certified or np.allclose(rep.gradient, [0.0, -d], rtol=0, atol=1e-12)
+
+
+def test_an_exact_offset_below_float64s_range_keeps_its_sign():
+    # the exact path rounds f's switching values to float64 once; an offset below float64's
+    # range (1e-400) kept the sign 0 of its float (a kink beside x taken as one at x)
+    from kinkgrad.modes._wide import nonzero_float64
+
+    got = nonzero_float64(np.array([F(1, 10**400), -F(1, 10**400), F(0)], dtype=object))
+    assert got[0] > 0 > got[1] and got[2] == 0

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._core.program import Var
-from ..modes._wide import wide_errors, wide_values
+from ..modes._wide import nonzero_float64, wide_errors, wide_values
 from ..modes.api import Traced
 from ._flat import (
     FlatSpec,
@@ -47,7 +47,6 @@ __all__ = ["ForwardRounding", "ball_disagreements", "far_hits", "kink_disagreeme
 
 _ERROR_PROBES = 8  # random roundings of the replay's error estimate (wide_errors)
 _TRUSTED = 16.0  # the replay's side of a kink counts beyond this many estimated errors
-_LEAST = float(np.finfo(np.float64).smallest_subnormal)
 _ATMOST = 4.0  # 4 probes' norm estimate exceeds 4 times the norm with probability < 1e-12
 
 
@@ -105,7 +104,7 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
     args, args_w = e.args(vals), e.args(wide)
     out, out_w = vals[e.out.index], wide[e.out.index]
     z = np.asarray(e.prim.switch(args, out, e.params), np.float64)
-    z_w = _nonzero_float64(np.asarray(e.prim.switch(args_w, out_w, e.params)))
+    z_w = nonzero_float64(np.asarray(e.prim.switch(args_w, out_w, e.params)))
     flipped = (z != 0) & (np.sign(z) != np.sign(z_w))
     err: np.ndarray | float = 0.0
     if errors is not None:
@@ -121,16 +120,6 @@ def _sides(e: Any, vals: list, wide: list, errors: dict | None = None
                 keep &= (z != 0) & (z_w != 0)
             winners = int(np.count_nonzero((sel != sel_w.astype(sel.dtype)) & keep))
     return z, z_w, flipped, winners, err
-
-
-def _nonzero_float64(z_w: np.ndarray) -> np.ndarray:
-    """The replay's switching values in float64, an entry that is not 0 kept off 0 (float64's
-    least subnormal, with its sign): 1e300 relu(x0 1e-200 1e-200) at x0 = 1 has z = 1e-400 in
-    long double, and its kink, 1 away, looked hit in both precisions."""
-    z64 = np.asarray(z_w, np.float64)
-    lost = (z64 == 0) & (z_w != 0)
-    return np.where(lost, _LEAST * np.sign(z_w).astype(np.float64), z64) if np.any(lost) \
-        else z64
 
 
 def _unheld(sides: list[tuple], winners: bool = True

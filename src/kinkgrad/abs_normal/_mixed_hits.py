@@ -46,7 +46,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from ..kinks import KinkPolicy
-from ..modes._wide import as_float64, wide_values
+from ..modes._wide import as_float64, nonzero_float64, wide_values
 from ..modes.sweeps import forward_sweep
 from ..primitives.piecewise import _Elementwise, _MaxMin
 from ._exact import _to_float, _to_frac
@@ -124,11 +124,7 @@ def _exact_sides(tr: Any, sides: list[tuple]) -> tuple[list[tuple], dict | None]
         with np.errstate(all="ignore"):
             for e, z, _, flipped, winners, _ in sides:
                 z_x = _switch_values(e, exact).reshape(np.shape(z))
-                z_f = _to_float(z_x) if z_x.size else \
-                    np.zeros(np.shape(z))
-                lost = (z_f == 0) & (z_x != 0)  # NOTE: below float64's range: its sign
-                z_f = np.where(lost, np.sign(z_x.astype(float)) * 5e-324, z_f) if np.any(
-                    lost) else z_f
+                z_f = nonzero_float64(z_x) if z_x.size else np.zeros(np.shape(z))
                 out.append((e, z, z_f, flipped, winners, 0.0))
                 values[id(e)] = z_x
     except (TypeError, ValueError, ArithmeticError, OverflowError):

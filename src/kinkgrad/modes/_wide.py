@@ -10,7 +10,7 @@ import numpy as np
 
 from ._traced import Traced
 
-__all__ = ["as_float64", "wide_errors", "wide_values"]
+__all__ = ["as_float64", "nonzero_float64", "wide_errors", "wide_values"]
 
 _WIDER = {np.dtype(np.float16): np.dtype(np.float64), np.dtype(np.float32): np.dtype(np.float64),
           np.dtype(np.float64): np.dtype(np.longdouble)}
@@ -194,6 +194,16 @@ def wide_values(tr: Traced, units: dict[int, Any] | None = None,
                 if units is not None:
                     units[e.out.index] = unit
     return wide
+
+
+def nonzero_float64(z_w: np.ndarray) -> np.ndarray:
+    """The replay's switching values in float64, an entry that is not 0 kept off 0 (float64's
+    least subnormal, with its sign): 1e300 relu(x0 1e-200 1e-200) at x0 = 1 has z = 1e-400 in
+    long double, and its kink, 1 away, looked hit in both precisions."""
+    z64 = np.asarray(z_w, np.float64)
+    lost = (z64 == 0) & (z_w != 0)
+    return np.where(lost, _UNDERFLOW * np.sign(z_w).astype(np.float64), z64) if np.any(lost) \
+        else z64
 
 
 def as_float64(a: Any) -> Any:
