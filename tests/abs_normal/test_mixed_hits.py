@@ -226,3 +226,5 @@ def test_an_exact_offset_below_float64s_range_keeps_its_sign():
 
     got = nonzero_float64(np.array([F(1, 10**400), -F(1, 10**400), F(0)], dtype=object))
     assert got[0] > 0 > got[1] and got[2] == 0
+    scalar = nonzero_float64(np.asarray(-F(1, 10**400), dtype=object))  # 0-d: np.sign is an int
+    assert float(scalar) < 0

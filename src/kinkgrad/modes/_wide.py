@@ -202,7 +202,7 @@ def nonzero_float64(z_w: np.ndarray) -> np.ndarray:
     long double, and its kink, 1 away, looked hit in both precisions."""
     z64 = np.asarray(z_w, np.float64)
     lost = (z64 == 0) & (z_w != 0)
-    return np.where(lost, _UNDERFLOW * np.sign(z_w).astype(np.float64), z64) if np.any(lost) \
+    return np.where(lost, _UNDERFLOW * np.asarray(np.sign(z_w), np.float64), z64) if np.any(lost) \
         else z64
 
 
