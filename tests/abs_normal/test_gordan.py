@@ -67,14 +67,17 @@ def test_duals_that_are_no_certificate_are_not_learnt():
 
 def test_a_row_equal_only_to_rounding_is_checked_on_its_own_values():
     # the key matches (rounded to 10 digits) but the combination is re-evaluated on the
-    # current rows: a row moved by 1e-11 still cancels within MARGIN, one moved by 1e-6
-    # would not, and its key differs anyway
+    # current rows: a row moved by 1e-16 still cancels within DEPENDENT, one moved by 1e-11
+    # (same key) no longer does (its rows may enter a cone thinner than the LP's MARGIN:
+    # realise.py decides it), one moved by 1e-6 would not, and its key differs anyway
     U = _unit(np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
     cache = GordanCache()
     cache.learn(_keys(U), U, np.array([0.5, 0.5]))
     moved = U.copy()
-    moved[1, 1] = 1e-11
+    moved[1, 1] = 1e-16
     assert cache.refutes(_keys(moved), moved)
+    moved[1, 1] = 1e-11
+    assert _keys(moved) == _keys(U) and not cache.refutes(_keys(moved), moved)
     far = U.copy()
     far[1] = _unit(np.array([[-1.0, 1e-6, 0.0]]))[0]
     assert not cache.refutes(_keys(far), far)

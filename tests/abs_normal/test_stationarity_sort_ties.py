@@ -521,18 +521,18 @@ def test_a_failed_ordering_lp_does_not_make_a_sort_tie_exact(monkeypatch):
     assert kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k)).exact
     calls = []
 
-    def failing_first(real):
+    def failing_first(real):  # undecided: its LP failed (or its rows nearly dependent)
         mine = []
 
-        def margin(R, E=None):
+        def realised(R):
             mine.append(1)
             calls.append(1)
-            return (-1.0, None) if len(mine) == 1 else real(R, E)
-        return margin
+            return (None, None) if len(mine) == 1 else real(R)
+        return realised
 
     for name in ("gordan", "signatures"):  # the orderings' LPs, and the enumeration's
         mod = sys.modules[f"kinkgrad.abs_normal.{name}"]
-        monkeypatch.setattr(mod, "margin", failing_first(mod.margin))
+        monkeypatch.setattr(mod, "realised", failing_first(mod.realised))
     rep = kinkgrad.stationarity(sort_objective(B, c, w), np.zeros(k))
     assert calls and not rep.exact
     truth = hull_min_norm(realised_gradients(B, c, w))  # brute force: every ordering by LP

@@ -1,18 +1,18 @@
 """Gordan certificates of unrealised partial signatures, reused across an enumeration.
 
-A partial signature is unrealised (to first order) when the margin LP of :func:`.lp.margin`,
-max t s.t. u_j . d >= t for its unit signed rows u_j = sigma_j W_j / ||W_j||,
--1 <= d <= 1, has t* <= ``MARGIN``. A *certificate* is a convex combination y of some of
-those rows with ||sum_j y_j u_j||_1 <= MARGIN (Gordan's alternative, to a tolerance): for
-every d in the box,
+A partial signature is unrealised (to first order) when no d has u_j . d > 0 for all its
+unit signed rows u_j = sigma_j W_j / ||W_j||; :func:`.realise.realised` proves it by a
+*certificate*, a convex combination y of some of those rows with
+||sum_j y_j u_j||_1 <= ``DEPENDENT`` (Gordan's alternative, to rounding): for every d in the
+box -1 <= d <= 1,
 
-    min_j u_j . d  <=  sum_j y_j u_j . d  <=  ||sum_j y_j u_j||_1 ||d||_inf  <=  MARGIN,
+    min_j u_j . d  <=  sum_j y_j u_j . d  <=  ||sum_j y_j u_j||_1 ||d||_inf  <=  DEPENDENT,
 
-so every set of rows that contains them has t* <= MARGIN as well: the LP's decision,
-reached without the LP. In a depth-first enumeration the same rows recur under many
-prefixes (a sorting network's comparisons: x_a < x_b and x_b < x_c forbid x_c < x_a
-whatever else was decided), so the duals of one infeasible LP prune many later nodes
-(a tie of ten sorted entries in R^3: 26,078 of 26,942 infeasible LPs).
+and every set of rows that contains them is unrealised as well, without an LP. In a
+depth-first enumeration the same rows recur under many prefixes (a sorting network's
+comparisons: x_a < x_b and x_b < x_c forbid x_c < x_a whatever else was decided), so one
+certificate prunes many later nodes (a tie of ten sorted entries in R^3: 26,078 of 26,942
+infeasible LPs).
 
 Rows are matched by their values rounded to ``_DIGITS`` digits, and a candidate certificate
 is re-evaluated on the current rows before it prunes, so a match within rounding can only
@@ -26,13 +26,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .lp import MARGIN, margin, row_duals
+from .lp import MARGIN
+from .realise import DEPENDENT, realised
 from .tournament import signature_rows
 
 __all__ = ["GordanCache", "RealisedPatterns", "row_key"]
 
 _DIGITS = 10  # rows equal to this many digits are looked up as the same row
-_SUPPORT = 1e-12  # duals below this (after normalisation to sum 1) are dropped
 
 
 def row_key(u: np.ndarray) -> bytes:
@@ -62,7 +62,7 @@ class GordanCache:
 
     def _among(self, via: Iterable[bytes], keys: list[bytes], U: np.ndarray) -> bool:
         """A certificate stored under a key in ``via`` whose rows are all among U and still
-        combine to within MARGIN of 0 there."""
+        combine to within DEPENDENT of 0 there."""
         present, seen = set(keys), set()
         where: dict[bytes, int] | None = None
         for k in via:
@@ -72,22 +72,19 @@ class GordanCache:
                 seen.add(name)
                 if where is None:
                     where = {c: j for j, c in enumerate(keys)}
-                if float(np.abs(y @ U[[where[c] for c in cert_keys]]).sum()) <= MARGIN:
+                if float(np.abs(y @ U[[where[c] for c in cert_keys]]).sum()) <= DEPENDENT:
                     self.pruned += 1
                     return True
         return False
 
-    def learn(self, keys: list[bytes], U: np.ndarray, duals: np.ndarray) -> None:
-        """Store the certificate that the duals of an infeasible margin LP on the rows U give
-        (their absolute values normalised to sum 1), if it is one."""
-        y = np.abs(np.asarray(duals, np.float64)[:len(keys)])
-        total = float(y.sum())
-        if not (np.isfinite(total) and total > 0.0):
+    def learn(self, keys: list[bytes], U: np.ndarray, y: np.ndarray) -> None:
+        """Store the certificate y (a convex combination of the rows U, keys their row keys,
+        from :func:`.realise.realised`), on its support, if it is one."""
+        support = np.flatnonzero(y > 0.0)
+        if not support.size:
             return
-        y /= total
-        support = np.flatnonzero(y > _SUPPORT)
         y = y[support] / float(y[support].sum())
-        if not float(np.abs(y @ U[support]).sum()) <= MARGIN:
+        if not float(np.abs(y @ U[support]).sum()) <= DEPENDENT:
             return
         cert_keys = [keys[j] for j in support]
         name = frozenset(cert_keys)
@@ -97,10 +94,11 @@ class GordanCache:
 
 class RealisedPatterns:
     """Whether full signatures sigma of a block (A, K; ``levels`` of K as in
-    :func:`.tournament.signature_margin`) are realised: that function's LP, t* > MARGIN,
-    answered without it where a direction an earlier LP found enters the piece (some d in
-    the box with every unit row u_j . d > MARGIN: then t* > MARGIN) or a stored certificate
-    lies among the rows (then t* <= MARGIN). Listing a block's 2^m patterns one LP each
+    :func:`.tournament.signature_margin`) are realised (:func:`.realise.realised` on that
+    function's rows), answered without an LP where a direction an earlier LP found enters
+    the piece (some d in the box with every unit row u_j . d > MARGIN) or a stored
+    certificate lies among the rows. An undecided pattern counts as unrealised and sets
+    ``failed``. Listing a block's 2^m patterns one LP each
     (a random nested abs/max program with 12 switches at a degenerate point: 2,052 LPs,
     2 s), most of them are answered so."""
 
@@ -109,7 +107,7 @@ class RealisedPatterns:
         self.certificates = GordanCache()
         self.directions = np.zeros((A.shape[1], 0))
         self.lps = 0
-        self.failed = False  # an LP HiGHS failed to solve: some False is not proven
+        self.failed = False  # a pattern undecided or an LP failed: some False is not proven
 
     def __call__(self, sigma: np.ndarray) -> bool:
         R = signature_rows(self.A, self.K, sigma, self.levels)
@@ -121,12 +119,12 @@ class RealisedPatterns:
         if self.certificates.refutes_set(keys, R):
             return False
         self.lps += 1
-        t, d = margin(R)
-        if t > MARGIN and d is not None:
-            self.directions = np.column_stack([self.directions, d])
+        entered, found = realised(R)
+        if entered:
+            self.directions = np.column_stack([self.directions, found])
             return True
-        if d is not None:
-            self.certificates.learn(keys, R, row_duals())
-        else:
+        if entered is False:
+            self.certificates.learn(keys, R, found)
+        else:  # NOTE: rows nearly dependent (undecided) or a failed LP
             self.failed = True
         return False

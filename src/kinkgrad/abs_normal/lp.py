@@ -185,7 +185,8 @@ def _margin_in_span(R: np.ndarray, E: np.ndarray | None) -> tuple[float, np.ndar
 
 
 def _margin_lp(R: np.ndarray, E: np.ndarray | None) -> tuple[float, np.ndarray | None]:
-    """:func:`margin`'s LP as stated."""
+    """:func:`margin`'s LP as stated; t is read back as min(t, min unit(R) d), the margin d
+    itself has (HiGHS meets its rows only to a feasibility tolerance)."""
     n = R.shape[1]
     A = np.hstack([_unit(R), -np.ones((R.shape[0], 1))])  # r_i . d - t >= 0
     lower, upper = np.zeros(R.shape[0]), np.full(R.shape[0], _INF)
@@ -200,7 +201,8 @@ def _margin_lp(R: np.ndarray, E: np.ndarray | None) -> tuple[float, np.ndarray |
     out = solve_lp(c, A, lower, upper, np.r_[np.full(n, -1.0), -_INF], np.r_[np.ones(n), 1.0])
     if out is None:
         return -1.0, None
-    return float(out[0][-1]), out[0][:n]
+    d = out[0][:n]  # NOTE: HiGHS's t can exceed d's own margin by its tolerance (1e-7)
+    return min(float(out[0][-1]), float(np.min(A[:R.shape[0], :n] @ d))), d
 
 
 def hull_tolerance(sizes: list[float], n: int, rtol: float = 1e-7, unit: float = 1.0

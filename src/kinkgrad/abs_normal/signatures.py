@@ -22,7 +22,8 @@ import numpy as np
 
 from .active import ActiveModel
 from .gordan import GordanCache, row_key
-from .lp import MARGIN, margin, nonzero_rows, row_duals
+from .lp import nonzero_rows
+from .realise import realised
 
 __all__ = ["enumerate_signatures"]
 
@@ -88,12 +89,12 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0,
             if certificates.refutes(signed, R):
                 continue
             lps += 1
-            t, child = margin(R)
-            if t <= MARGIN or child is None:
-                if child is not None:  # solved, with t* <= MARGIN: its duals certify it
-                    certificates.learn(signed, R, row_duals())
-                else:  # NOTE: a failed LP proves nothing: the list may miss this subtree
-                    failed = True
+            entered, child = realised(R)
+            if not entered:
+                if entered is False:  # a certificate: the rows cancel (:mod:`.realise`)
+                    certificates.learn(signed, R, child)
+                else:  # NOTE: undecided (rows nearly dependent) or a failed LP: the list
+                    failed = True  # may miss this subtree
                 continue
         if i + 1 == m:
             found.append(sigma.copy())

@@ -290,9 +290,10 @@ def _listed(ls: LocalSet, spec: FlatSpec, full: ActiveModel, limit: int,
                f"{lps} LP(s); {how}.")
     elif not complete and stop is None and len(G) < limit and not (ls.exact and
                                                                   ls.independent):
-        msg = (f"partial: {len(G)} limiting gradient(s) of {m} active switch(es); an LP the "
-               "solver (HiGHS) failed to solve left a sign pattern undecided, so the list may "
-               "miss gradients.")
+        msg = (f"partial: {len(G)} limiting gradient(s) of {m} active switch(es); a sign "
+               "pattern was left undecided (its switches' rows are so nearly dependent that "
+               "its cone is thinner than 1e-9 yet not provably empty, or an LP the solver, "
+               "HiGHS, failed to solve), so the list may miss gradients.")
     elif not complete:
         msg = (f"subdifferential: stopped at limit={limit} of {m} active switches; the "
                f"{len(G)} gradient(s) returned are limiting gradients but possibly not all. "
