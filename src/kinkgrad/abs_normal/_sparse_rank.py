@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import lsmr
 
-from .lp import MARGIN, ZERO_ROW, margin
+from .lp import MARGIN, margin
 
 __all__ = ["components", "dominant_sparse", "min_norm_ones", "moves_all", "reaches",
            "row_norms", "sparse_rank"]
@@ -203,12 +203,11 @@ def dominant_sparse(A: sp.csr_matrix, blocks: list[np.ndarray], lp_entries: int)
     blocks stay fixed), solved block by block (:func:`moves_all`); else the max-margin LP
     (:func:`.lp.margin`, dense) when (rows x n) is at most ``lp_entries``, as the dense
     path does."""
-    scale = float(abs(A).max()) if A.nnz else 0.0
     norms = row_norms(A)
     used = np.zeros(A.shape[1], bool)
     done = np.zeros(A.shape[0], bool)
     for blk in blocks:
-        if not np.all(norms[blk] > ZERO_ROW * max(scale, 1.0)):
+        if not np.all(norms[blk] > 0):  # NOTE: rows of A are read as they are (lp.nonzero_rows)
             return False
         R = A[blk]
         cols = np.unique(R.indices)

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .active import ActiveModel
-from .lp import nonzero_rows
+from .lp import nonzero_rows, row_norms, row_terms
 
 __all__ = ["BallPieces", "ball_inner", "ball_pieces", "meet_in_ball", "offsets_of",
            "own_gradient"]
@@ -146,7 +146,7 @@ def ball_pieces(model: ActiveModel, radius: float, budget: int = 128) -> BallPie
     A = A_full[:, cols]
     ct = offsets_of(model)
     g0, bhat = np.asarray(model.g0, np.float64).reshape(-1), model.bhat
-    scale = float(np.max(np.abs(A), initial=0.0))
+    norms_A, norms_W = row_norms(A), np.zeros(m)  # NOTE: each row against its own terms
     sigma, W, e = np.zeros(m), np.zeros((m, cols.size)), np.zeros(m)
     outer: list[np.ndarray] = []
     inner: list[np.ndarray] = []
@@ -161,7 +161,9 @@ def ball_pieces(model: ActiveModel, radius: float, budget: int = 128) -> BallPie
         if options is None:
             W[i] = A[i] + (K[i, :i] * sigma[:i]) @ W[:i]
             e[i] = ct[i] + (K[i, :i] * sigma[:i]) @ e[:i]
-            if not nonzero_rows(W[i:i + 1], scale)[0]:
+            terms = norms_A[i] + np.abs(K[i, :i] * sigma[:i]) @ norms_W[:i]
+            norms_W[i] = row_norms(W[i:i + 1])[0]
+            if not nonzero_rows(W[i:i + 1], terms)[0]:
                 W[i] = 0.0
                 options = [(float(np.sign(e[i])), (t0, d0))]  # constant on the piece
             else:
@@ -282,9 +284,10 @@ def _checked(model: ActiveModel, A: np.ndarray, K: np.ndarray, ct: np.ndarray, d
     # NOTE: a switch within rounding of its kink at d leaves the piece undecided, unless its
     # row vanishes on the piece (it is constant there, and its sign enters no row of W)
     unclear = (np.abs(z) <= 1e-9 * size) & (size > 0)
-    if unclear.any() and nonzero_rows(model.W(sigma)[unclear],
-                                      float(np.max(np.abs(A), initial=0.0))).any():
-        return None
+    if unclear.any():
+        W = model.W(sigma)
+        if nonzero_rows(W[unclear], row_terms(model.A, model.K, sigma, W)[unclear]).any():
+            return None
     return sigma
 
 

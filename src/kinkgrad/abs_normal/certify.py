@@ -61,7 +61,7 @@ from ._membership import in_inner_blocks
 from ._sparse_rank import dominant_sparse, reaches, sparse_rank
 from .active import ActiveModel, policy_choice
 from .inert import inert_switches
-from .lp import MARGIN, margin, nonzero_rows
+from .lp import MARGIN, margin, nonzero_rows, row_terms
 from .where_ties import plain_ad_vector
 from .zero_norms import expand_flat_norms
 
@@ -227,11 +227,10 @@ def _blocks(model: ActiveModel, groups: list[KinkGroup]) -> list[np.ndarray]:
 def _dominant(model: ActiveModel, blocks: list[np.ndarray]) -> bool:
     """Every block moved by a direction that fixes all earlier blocks (see module doc)."""
     A = model.A
-    scale = float(np.max(np.abs(A), initial=0.0))
     done = np.zeros(model.m, bool)
     for blk in blocks:
         R = A[blk]
-        if not nonzero_rows(R, scale).all():
+        if not np.any(R != 0, axis=1).all():  # NOTE: rows of A are read as they are
             return False
         E = A[done]
         free = ~np.any(E != 0, axis=0) if E.size else np.ones(A.shape[1], bool)
@@ -257,14 +256,13 @@ def _pattern_check(model: ActiveModel, groups: list[KinkGroup], c: np.ndarray, l
             units.extend([g.members] if not g.dependent else [[k] for k in g.members])
     if 2 ** len(units) > limit:
         return None, 0, [k for u in units for k in u]
-    scale = float(abs(model.A_sparse).max()) if model.A_sparse.nnz else 0.0
     count = 0
     for signs in product((1.0, -1.0), repeat=len(units)):
         sigma = np.array(c, dtype=np.float64)
         for s, u in zip(signs, units):
             sigma[u] = s
         W = model.W(sigma)
-        rows = nonzero_rows(W, scale)
+        rows = nonzero_rows(W, row_terms(model.A_sparse, model.K_sparse, sigma, W))
         count += 1
         t, _ = margin(sigma[rows, None] * W[rows])
         if t <= MARGIN:

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "nonzeros", "hull_tolerance",
-           "in_hull", "quiet_fd", "in_sum_of_hulls", "proven_infeasible", "row_duals",
-           "solve_lp"]
+__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "row_norms", "row_terms", "nonzeros",
+           "hull_tolerance", "in_hull", "quiet_fd", "in_sum_of_hulls", "proven_infeasible",
+           "row_duals", "solve_lp"]
 
 MARGIN = 1e-9
-ZERO_ROW = 1e-10
+ZERO_ROW = 1e-14  # a row cancelled to this fraction of its terms is 0 (nonzero_rows)
 _SPAN_FROM, _SPAN_RATIO = 200, 4  # margin LPs in the rows' span from n >= 200, k <= n / 4
 
 
@@ -124,14 +124,41 @@ def row_duals() -> np.ndarray:
     return np.asarray(_highs().getSolution().row_dual, np.float64)
 
 
-def nonzero_rows(W: np.ndarray, scale: float) -> np.ndarray:
-    """Mask of rows whose norm exceeds ``ZERO_ROW * scale`` (relative: with a floor of 1,
-    every row of a program scaled by 1e-12 was "zero", and a leaf inside the hull of the
-    others won its tournament on no rows; the rows are divided by the scale first, so that
-    their squares do not underflow)."""
-    if W.size == 0 or not scale > 0:
+def row_norms(W: np.ndarray) -> np.ndarray:
+    """The Euclidean norm of each row, each scaled by its own largest entry first (no
+    overflow near 1e200, no underflow near 1e-200)."""
+    if sp.issparse(W):
+        W = sp.csr_matrix(W, dtype=np.float64)
+        top = np.asarray(abs(W).max(axis=1).todense(), np.float64).reshape(-1)
+        scaled = sp.diags(1.0 / np.where(top > 0, top, 1.0)) @ W
+        return np.sqrt(np.asarray(scaled.multiply(scaled).sum(axis=1)).reshape(-1)) * top
+    W = np.asarray(W, np.float64).reshape(np.shape(W)[0], -1)
+    top = np.max(np.abs(W), axis=1, initial=0.0)
+    safe = np.where(top > 0, top, 1.0)
+    return np.linalg.norm(W / safe[:, None], axis=1) * top
+
+
+def row_terms(A: np.ndarray, K: Any, sigma: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """The size of the terms each row W_i = A_i + sum_j K_ij sigma_j W_j was summed from:
+    ||A_i|| + sum_j |K_ij sigma_j| ||W_j|| (K dense or SciPy sparse)."""
+    return row_norms(A) + np.asarray(abs(K) @ (np.abs(sigma) * row_norms(W))).reshape(-1)
+
+
+def nonzero_rows(W: np.ndarray, terms: Any) -> np.ndarray:
+    """Mask of rows that did not cancel: ||W_i|| > ``ZERO_ROW`` terms_i, with terms_i the
+    size of the terms W_i was summed from (:func:`row_terms`; an array, or one number for
+    every row; a row read as it is, such as a row of A, is its own term: nonzero iff not 0).
+
+    A row is judged only against its own terms, never against the other rows: against the
+    largest row, the rows of relu(x0) beside 2^-34 relu(2^34 x1) were "zero", and pieces
+    they separate were merged in lists called complete (in_clarke's wrong True and False).
+    A row that cancels to ``ZERO_ROW`` is rounding; one counted nonzero that is rounding
+    noise only splits a piece in two with the same gradient (to that noise)."""
+    W = np.asarray(W, np.float64).reshape(np.shape(W)[0], -1)
+    if W.size == 0:
         return np.zeros(W.shape[0], bool)
-    return np.linalg.norm(W / scale, axis=1) > ZERO_ROW
+    with np.errstate(over="ignore"):
+        return row_norms(W) > ZERO_ROW * np.asarray(terms, np.float64)
 
 
 def _unit(R: np.ndarray) -> np.ndarray:

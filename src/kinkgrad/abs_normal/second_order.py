@@ -33,7 +33,7 @@ import numpy as np
 
 from ._flat import FlatSpec
 from .active import ActiveModel
-from .lp import MARGIN, margin, nonzero_rows, solve_lp
+from .lp import MARGIN, margin, nonzero_rows, row_terms, solve_lp
 
 __all__ = ["second_order_pieces"]
 
@@ -126,7 +126,7 @@ def realise_second_order(sel: _Selection, sigma: np.ndarray) -> bool:
     """Whether a curve x + t d + t^2 e realises the signature sigma (see module doc)."""
     model = sel.model
     W = model.W(sigma)
-    rows = nonzero_rows(W, float(np.max(np.abs(model.A), initial=0.0)))
+    rows = nonzero_rows(W, row_terms(model.A, model.K, sigma, W))
     if not rows.any():
         return False
     R = sigma[rows, None] * W[rows]

@@ -22,7 +22,7 @@ import numpy as np
 
 from .active import ActiveModel
 from .gordan import GordanCache, row_key
-from .lp import nonzero_rows
+from .lp import nonzero_rows, row_norms
 from .realise import realised
 
 __all__ = ["enumerate_signatures"]
@@ -48,7 +48,7 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0,
     A, K = model.A, model.K
     g0, bhat = np.asarray(model.g0, np.float64).reshape(-1), model.bhat
     grads: list[np.ndarray] = []
-    scale = float(np.max(np.abs(A), initial=0.0))
+    norms_A, norms_W = row_norms(A), np.zeros(m)  # NOTE: each row against its own terms
     sigma = np.zeros(m)
     W = np.zeros((m, n))
     U = np.zeros((m, n))  # unit rows, and their keys for either sign (:mod:`.gordan`)
@@ -66,10 +66,12 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0,
         i, d, options = frame
         if options is None:
             W[i] = A[i] + (K[i, :i] * sigma[:i]) @ W[:i]
-            if not nonzero_rows(W[i:i + 1], scale)[0]:
+            terms = norms_A[i] + np.abs(K[i, :i] * sigma[:i]) @ norms_W[:i]
+            norms_W[i] = row_norms(W[i:i + 1])[0]
+            if not nonzero_rows(W[i:i + 1], terms)[0]:
                 options = [(0.0, d)]
             else:
-                U[i] = W[i] / np.linalg.norm(W[i])
+                U[i] = W[i] / norms_W[i]
                 keys[i] = (row_key(U[i]), row_key(-U[i]))
                 v = float(W[i] @ d)
                 clear = abs(v) > 1e-9 * np.linalg.norm(W[i]) * np.linalg.norm(d)

@@ -313,10 +313,12 @@ def _listed(ls: LocalSet, spec: FlatSpec, full: ActiveModel, limit: int,
 
 
 def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of G that differ beyond rounding (12 digits of the largest entry; at 9,
+    (0, 1) and (2^-34, 1), two limiting gradients of one program, were listed as one)."""
     if len(G) == 0:
         return G, S
     scale = float(np.max(np.abs(G), initial=0.0)) or 1.0
-    _, idx = np.unique(np.round(G / scale, 9), axis=0, return_index=True)
+    _, idx = np.unique(np.round(G / scale, 12), axis=0, return_index=True)
     idx = np.sort(idx)
     return G[idx], S[idx]
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csc_matrix, csr_matrix
 
-from .lp import MARGIN, margin, nonzero_rows
+from .lp import MARGIN, margin, nonzero_rows, row_norms, row_terms
 
 __all__ = ["MAX_PRODUCERS", "MEMO_SWITCHES", "MIN_PRODUCERS", "LevelSolver", "block_value",
            "block_values", "components", "memo_key", "pure_roles", "signature_values",
@@ -330,7 +330,8 @@ def winner(H: np.ndarray, j: int, bhat_root: float) -> bool:
     differ by beta (grad u_j - grad u_k), beta = +-2 bhat_root, so j wins iff
     sign(bhat_root) (h_j - h_k) . d > 0 for every other distinct leaf k (one LP)."""
     R = np.sign(bhat_root) * (H[j] - np.delete(H, j, axis=0))
-    rows = nonzero_rows(R, float(np.max(np.abs(H), initial=0.0)))
+    norms = row_norms(H)
+    rows = nonzero_rows(R, norms[j] + np.delete(norms, j))  # NOTE: against h_j and h_k
     t, _ = margin(R[rows])
     return t > MARGIN
 
@@ -351,7 +352,7 @@ def signature_rows(A: np.ndarray, K: np.ndarray, sigma: np.ndarray,
     W = A.copy()
     for J in levels[1:]:  # level 0 reads nothing
         W[J] += (K[J] * sigma) @ W
-    rows = nonzero_rows(W, float(np.max(np.abs(A), initial=0.0))) & (sigma != 0)
+    rows = nonzero_rows(W, row_terms(A, K, sigma, W)) & (sigma != 0)
     return sigma[rows, None] * W[rows]
 
 

@@ -1,0 +1,132 @@
+"""Kinks whose rows differ in size by 2^34: each row is judged against its own terms.
+
+A switch's row counted as zero when it was below 1e-10 times the largest row of the model,
+so beside 2^-34 relu(2^34 x_n) every unit row was "zero" and the pieces it separates were
+merged in lists called complete. The truth is the exact cells of ``_exact_pl`` (rational
+arithmetic, no part of the abs-normal machinery)."""
+
+from __future__ import annotations
+
+import numpy as np
+from _abs_programs import Prog, programs, same_sets
+from _exact_pl import limiting_gradients
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kinkgrad
+from kinkgrad.abs_normal.subdiff import UndecidedError
+
+BIG = 2.0 ** 34
+
+# relu(x0 - relu(x0 + x1)) + relu(x1) + 2^-34 relu(2^34 x2) at 0: 8 limiting gradients; 2
+# averages were listed as complete, in_clarke called (0, 0, 0) and (1, 0, 0) outside
+SEPARATE = Prog(3, np.zeros(3), [("relu", [0, 1, 0], [1.0, 1.0, 0.0]),
+                                 ("relu", [0, 3, 0], [1.0, -1.0, 0.0]),
+                                 ("relu", [1, 1, 0], [1.0, 0.0, 0.0]),
+                                 ("relu", [2, 2, 0], [BIG, 0.0, 0.0])],
+                [0.0, 1.0, 1.0, 1.0 / BIG])
+# -relu(-(2 relu(x0) - x0)) + 2^-34 relu(2^34 x1 + relu(x0)) at 0 (the first term is 0):
+# (+-1, .) were listed and in_clarke((1, 0)) was True; then (0, 1) and (2^-34, 1) were
+# listed as one (rows rounded to 9 digits before deduplication)
+COUPLED = Prog(2, np.zeros(2), [("relu", [0, 0, 0], [1.0, 0.0, 0.0]),
+                                ("lin", [2, 0, 0], [2.0, -1.0, 0.0]),
+                                ("relu", [3, 3, 0], [-1.0, 0.0, 0.0]),
+                                ("relu", [1, 2, 0], [BIG, 1.0, 0.0])],
+               [0.0, 0.0, -1.0, 1.0 / BIG])
+
+
+def _check(prog: Prog, listed_exactly: bool = False) -> None:
+    want = np.array(limiting_gradients(prog), float)
+    sub = kinkgrad.subdifferential(prog, prog.x)
+    if listed_exactly or not sub.partial:
+        assert not sub.partial
+        assert same_sets(want, sub.matrix, tol=1e-13)
+        assert len(sub.matrix) == len(want)
+    else:
+        assert same_sets(np.vstack([want, sub.matrix]), want, tol=1e-13)
+    for g in want:  # every limiting gradient is a Clarke gradient
+        try:
+            assert kinkgrad.in_clarke(prog, prog.x, g)
+        except UndecidedError:
+            pass
+    far = want.max(axis=0) + 1.0  # beyond the hull in every coordinate
+    try:
+        assert not kinkgrad.in_clarke(prog, prog.x, far)
+    except UndecidedError:
+        pass
+
+
+def test_a_2_34_scaled_kink_beside_unit_kinks_keeps_their_pieces_apart():
+    assert len(limiting_gradients(SEPARATE)) == 8
+    _check(SEPARATE, listed_exactly=True)
+    for g in ([0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, -1.0, 1.0]):
+        assert kinkgrad.in_clarke(SEPARATE, SEPARATE.x, np.array(g))
+    assert kinkgrad.stationarity(SEPARATE, SEPARATE.x).verdict == "stationary"
+
+
+def test_a_2_34_scaled_kink_reading_a_unit_kink_lists_exactly_its_pieces():
+    want = limiting_gradients(COUPLED)
+    assert sorted(map(tuple, np.array(want, float).tolist())) == [
+        (0.0, 0.0), (0.0, 1.0), (1.0 / BIG, 1.0)]
+    _check(COUPLED, listed_exactly=True)
+    for g in ([1.0, 0.0], [-1.0, 0.0], [1.0, 1.0], [-1.0, 1.0]):
+        assert not kinkgrad.in_clarke(COUPLED, COUPLED.x, np.array(g))
+
+
+@st.composite
+def _with_a_scaled_reader(draw):
+    """A random program on the kinks plus 2^-34 relu(2^34 x_new + c v_j), v_j one of its
+    inputs or ops (a new input at 0, appended: later indices move up by one)."""
+    prog = draw(programs(n_max=2, ops_max=4, grid=[-0.5, 0.0, 0.5]))
+    n = prog.n
+
+    def moved(i: int) -> int:
+        return i if i < n else i + 1
+
+    ops = [(kind, [moved(i) for i in a], c) for kind, a, c in prog.ops]
+    j = moved(draw(st.integers(0, n + len(ops) - 1)))
+    c = draw(st.sampled_from([-1.0, 1.0, 0.5]))
+    ops.append(("relu", [n, j, 0], [BIG, c, 0.0]))
+    return Prog(n + 1, np.append(prog.x, 0.0), ops, list(prog.weights) + [1.0 / BIG])
+
+
+@settings(derandomize=True, deadline=None, max_examples=60,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(_with_a_scaled_reader())
+def test_random_programs_beside_a_2_34_scaled_reader_against_the_exact_cells(prog):
+    _check(prog)
+
+
+def test_a_k_way_min_of_pieces_2_40_apart_lists_no_piece_that_no_direction_enters():
+    # -min(p1.x, ..., p5.x) - relu(e.x) at 0: leaf differences of norm 1e-11 were "zero"
+    # against the leaves' size, and (-p3_0 - e0, 0, 0), the gradient of "p3 wins the min
+    # where e.x > 0", was listed as complete and called a Clarke gradient. That piece is
+    # empty: p3.d < p1.d, p3.d < p4.d and e.d > 0 need d0 > 0 and
+    # ((2^24 - 1) 2^-38 - 2^-40) d0 < 2^-37 d1 and d1 < -(2^24 - 1) 2^-24 d0 (checked below
+    # in Fractions), so every limiting gradient's first coordinate is -p_i0 or
+    # -p_i0 - e0 for another i: at least -(2 + 2^-31 + 2^-40) beyond -2.00006
+    from fractions import Fraction as Q
+
+    import kinkgrad.numpy as knp
+    P = [(1 + 2.0 ** -40, 2.0 ** -37, 0.0), (1.0, 0.0, -2.0 ** -39),
+         (1 + (2 ** 24 - 1) * 2.0 ** -38, 0.0, 0.0), (1.0, -2.0 ** -14, 0.0),
+         (1.0, -2.0, -2.0)]
+    e = (1 + 2.0 ** -31, 0.0, 0.0)
+    lower = (Q(P[2][0]) - Q(P[0][0])) / (Q(P[0][1]) - Q(P[2][1]))  # p3.d < p1.d: d1 > lower d0
+    upper = -(Q(P[2][0]) - Q(P[3][0])) / (Q(P[2][1]) - Q(P[3][1]))  # p3.d < p4.d: d1 < upper d0
+    assert lower > 0 > upper  # with d0 > 0 (e.d > 0) no d1 satisfies both
+
+    def f(x):
+        return (-knp.min(knp.stack([p[0] * x[0] + p[1] * x[1] + p[2] * x[2] for p in P]))
+                - knp.relu(e[0] * x[0]))
+
+    x = np.zeros(3)
+    empty = np.array([-P[2][0] - e[0], 0.0, 0.0])
+    floor = -(P[0][0] + e[0])  # the least first coordinate of another leaf with e.x > 0
+    assert empty[0] < floor - 5e-5
+    try:
+        assert not kinkgrad.in_clarke(f, x, empty)
+    except UndecidedError:
+        pass
+    sub = kinkgrad.subdifferential(f, x)
+    assert sub.partial or np.all(sub.matrix[:, 0] >= floor - 1e-12)
