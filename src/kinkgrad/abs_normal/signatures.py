@@ -22,7 +22,7 @@ import numpy as np
 
 from .active import ActiveModel
 from .gordan import GordanCache, row_key
-from .lp import nonzero_rows, row_norms
+from .lp import ZERO_ROW, row_norm, row_norms
 from .realise import realised
 
 __all__ = ["enumerate_signatures"]
@@ -67,8 +67,8 @@ def enumerate_signatures(model: ActiveModel, limit: int, seed: int = 0,
         if options is None:
             W[i] = A[i] + (K[i, :i] * sigma[:i]) @ W[:i]
             terms = norms_A[i] + np.abs(K[i, :i] * sigma[:i]) @ norms_W[:i]
-            norms_W[i] = row_norms(W[i:i + 1])[0]
-            if not nonzero_rows(W[i:i + 1], terms)[0]:
+            norms_W[i] = row_norm(W[i])
+            if not norms_W[i] > ZERO_ROW * terms:  # NOTE: lp.nonzero_rows, inline
                 options = [(0.0, d)]
             else:
                 U[i] = W[i] / norms_W[i]
