@@ -146,3 +146,23 @@ def test_in_hull_builds_a_sparse_lp_beyond_its_dense_budget(seed, monkeypatch):
     assert [d[0] for d in dense] == [s[0] for s in sparse] == [True, False]
     for (_, rd), (_, rs) in zip(dense, sparse):
         assert rs == pytest.approx(rd, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("size", [1e-300, 1e-160, 1.0, 1e160, 1e300])
+def test_row_norms_neither_overflow_nor_underflow(size):
+    # sqrt(w . w) squares the entries: 1e-160 underflows to 0 and 1e160 overflows to inf;
+    # the truth is the exact norm of a Pythagorean row (3, 4) * size = 5 * size
+    import scipy.sparse as sp
+
+    from kinkgrad.abs_normal import lp
+
+    W = np.array([[3.0, 4.0], [0.0, 0.0], [-4.0, 3.0]]) * size
+    want = np.array([5.0, 0.0, 5.0])  # in units of size
+    np.testing.assert_allclose(lp.row_norms(W) / size, want, rtol=1e-15)
+    np.testing.assert_allclose(lp.row_norms(sp.csr_matrix(W)) / size, want, rtol=1e-15)
+    assert [lp.row_norm(w) / size for w in W] == pytest.approx(list(want), rel=1e-15)
+    # a row is zero only against its own terms: 1e-15 of its terms is rounding, 1e-13 not
+    assert list(lp.nonzero_rows(W, 5.0 * size)) == [True, False, True]
+    if size > 1e-280:
+        assert not lp.nonzero_rows(W[:1] * 1e-15, 5.0 * size)[0]
+        assert lp.nonzero_rows(W[:1] * 1e-13, 5.0 * size)[0]

@@ -128,22 +128,24 @@ def row_duals() -> np.ndarray:
 def row_norms(W: np.ndarray) -> np.ndarray:
     """The Euclidean norm of each row, each scaled by its own largest entry first (no
     overflow near 1e200, no underflow near 1e-200)."""
-    if sp.issparse(W):
-        W = sp.csr_matrix(W, dtype=np.float64)
-        top = np.asarray(abs(W).max(axis=1).todense(), np.float64).reshape(-1)
-        scaled = sp.diags(1.0 / np.where(top > 0, top, 1.0)) @ W
-        return np.sqrt(np.asarray(scaled.multiply(scaled).sum(axis=1)).reshape(-1)) * top
-    W = np.asarray(W, np.float64).reshape(np.shape(W)[0], -1)
-    top = np.max(np.abs(W), axis=1, initial=0.0)
-    safe = np.where(top > 0, top, 1.0)
-    return np.linalg.norm(W / safe[:, None], axis=1) * top
+    with np.errstate(under="ignore"):  # NOTE: an entry far below its row's largest
+        if sp.issparse(W):
+            W = sp.csr_matrix(W, dtype=np.float64)
+            top = np.asarray(abs(W).max(axis=1).todense(), np.float64).reshape(-1)
+            scaled = sp.diags(1.0 / np.where(top > 0, top, 1.0)) @ W
+            return np.sqrt(np.asarray(scaled.multiply(scaled).sum(axis=1)).reshape(-1)) * top
+        W = np.asarray(W, np.float64).reshape(np.shape(W)[0], -1)
+        top = np.max(np.abs(W), axis=1, initial=0.0)
+        safe = np.where(top > 0, top, 1.0)
+        return np.linalg.norm(W / safe[:, None], axis=1) * top
 
 
 def row_norm(w: np.ndarray) -> float:
     """||w|| of one dense row: sqrt(w . w), or :func:`row_norms` where that overflows or
     underflows (a few microseconds fewer per node of an enumeration)."""
-    sq = float(w @ w)
-    if 0.0 < sq < np.inf and sq > 1e-290:
+    with np.errstate(over="ignore", under="ignore"):
+        sq = float(w @ w)
+    if 1e-290 < sq < np.inf:
         return math.sqrt(sq)
     return float(row_norms(w.reshape(1, -1))[0])
 
@@ -167,7 +169,7 @@ def nonzero_rows(W: np.ndarray, terms: Any) -> np.ndarray:
     W = np.asarray(W, np.float64).reshape(np.shape(W)[0], -1)
     if W.size == 0:
         return np.zeros(W.shape[0], bool)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         return row_norms(W) > ZERO_ROW * np.asarray(terms, np.float64)
 
 
