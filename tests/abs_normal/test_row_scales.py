@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kinkgrad
+import kinkgrad.numpy as knp
 from kinkgrad.abs_normal.subdiff import UndecidedError
 
 BIG = 2.0 ** 34
@@ -49,7 +50,8 @@ def _check(prog: Prog, listed_exactly: bool = False) -> None:
             assert kinkgrad.in_clarke(prog, prog.x, g)
         except UndecidedError:
             pass
-    far = want.max(axis=0) + 1.0  # beyond the hull in every coordinate
+    # beyond the hull in every coordinate, and beyond in_clarke's tolerance (1e-7 n size)
+    far = want.max(axis=0) + 1.0 + 1e-5 * float(np.abs(want).max())
     try:
         assert not kinkgrad.in_clarke(prog, prog.x, far)
     except UndecidedError:
@@ -107,7 +109,6 @@ def test_a_k_way_min_of_pieces_2_40_apart_lists_no_piece_that_no_direction_enter
     # -p_i0 - e0 for another i: at least -(2 + 2^-31 + 2^-40) beyond -2.00006
     from fractions import Fraction as Q
 
-    import kinkgrad.numpy as knp
     P = [(1 + 2.0 ** -40, 2.0 ** -37, 0.0), (1.0, 0.0, -2.0 ** -39),
          (1 + (2 ** 24 - 1) * 2.0 ** -38, 0.0, 0.0), (1.0, -2.0 ** -14, 0.0),
          (1.0, -2.0, -2.0)]
@@ -130,3 +131,63 @@ def test_a_k_way_min_of_pieces_2_40_apart_lists_no_piece_that_no_direction_enter
         pass
     sub = kinkgrad.subdifferential(f, x)
     assert sub.partial or np.all(sub.matrix[:, 0] >= floor - 1e-12)
+
+
+def test_terms_that_cancel_far_above_the_gradient_leave_verdicts_undecided():
+    # relu(2^60 x1 - 2^60 x1) + relu(x1) - relu(-x1) is x1 (its first term is 0 for every
+    # x), but the reverse sweep adds the unit terms to 2^59 ones and loses them: the
+    # computed set {(0, 0)} was "stationary" and "minimal" (truth: f'(x; -e1) = -1)
+    big = 2.0 ** 60
+
+    def f(x):
+        return knp.relu(big * x[1] - big * x[1]) + knp.relu(x[1]) - knp.relu(-x[1])
+
+    x = np.zeros(2)
+    assert float(f(np.array([0.0, -1e-3]))) == -1e-3  # f = x1 as computed at these points
+    assert kinkgrad.stationarity(f, x).verdict != "stationary"
+    assert kinkgrad.minimality(f, x).verdict != "minimal"
+
+    # 2^53 relu(x1 - x1) - relu(x1 - x0) / 2 at (1, 1): the limiting gradients are (0, 0)
+    # and (1/2, -1/2), so x is stationary; the computed set was {(1/2, -1/4), (0, 1/4)}
+    # and the verdict "not stationary"
+    def g(x):
+        return 2.0 ** 53 * knp.relu(x[1] - x[1]) - 0.5 * knp.relu(x[1] - x[0])
+
+    assert kinkgrad.stationarity(g, np.ones(2)).verdict != "not stationary"
+
+
+def test_gradients_of_very_different_sizes_are_told_apart_entry_by_entry():
+    # 2^40 relu(x2) - relu(x1 - x0) / 2 at 0: four limiting gradients (the two pieces of
+    # each term); rounded against the largest entry of all, (0, 0, 0) and (1/2, -1/2, 0)
+    # were one and the list of 2 was called complete
+    prog = Prog(3, np.zeros(3), [("relu", [2, 2, 0], [1.0, 0.0, 0.0]),
+                                 ("relu", [1, 0, 0], [1.0, -1.0, 0.0])],
+                [2.0 ** 40, -0.5])
+    assert len(limiting_gradients(prog)) == 4
+    _check(prog, listed_exactly=True)
+
+
+def test_a_max_reading_a_clip_through_a_2_42_coefficient_keeps_both_vertices():
+    # the clip of c0 x0 + c1 x0 (c0 + c1 = -1 exactly) on its bound at x0 = -1/2, read by a
+    # 3-way max with weight 3 2^42: the tournament's check allowed 1e-9 of max|bhat| max|A|
+    # (1e25 here), its leaves 2.5e-6 apart passed as one, and in_clarke called the vertex
+    # (3 2^41, 0) outside. The truth: f's one-sided slopes along +-e0, by exact differences
+    from fractions import Fraction
+
+    c0, c1, A = 3 * 2.0 ** -44, -(1 + 3 * 2.0 ** -44), 3 * 2.0 ** 42
+
+    def f(x):
+        v = knp.clip(c0 * x[0] + c1 * x[0], -0.5, 0.5)
+        return 2.0 ** 24 * v - 0.5 * knp.max(knp.stack([A * v, -A * x[0], 1.0 * v]))
+
+    x, h = np.array([-0.5, 0.25]), 2.0 ** -20
+    slopes = []
+    for s in (1.0, -1.0):
+        y = x + np.array([s * h, 0.0])
+        slopes.append(s * (Fraction(float(f(y))) - Fraction(float(f(x)))) / Fraction(h))
+    vertices = sorted(float(v) for v in slopes)  # 1-D in x0 (f does not read x1)
+    assert vertices == [3 * 2.0 ** 41 - 2.0 ** 24, 3 * 2.0 ** 41]
+    for v in vertices:
+        assert kinkgrad.in_clarke(f, x, np.array([v, 0.0]))
+    sub = kinkgrad.subdifferential(f, x)
+    assert sorted(sub.matrix[:, 0].tolist()) == vertices and not sub.partial

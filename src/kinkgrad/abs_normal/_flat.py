@@ -32,8 +32,7 @@ from ..modes.api import Traced, trace_call
 __all__ = ["ActiveNames", "FlatSpec", "trace_at", "scalar_output", "check_comparisons",
            "output_slots", "other_arguments", "probe_tangents", "underflow_is_not_an_error",
            "ball_arguments", "gradient_unit", "hull_units", "full_slopes", "full_slope_sweep",
-           "terms_size",
-           "unit_roundoff"]
+           "terms_size", "sums_rounding", "unit_roundoff"]
 
 
 def probe_tangents(eqns: list, vals: list, in_slots: list[int], spec: FlatSpec, k: int,
@@ -143,6 +142,31 @@ def hull_units(G: float, out: Var | None, spec: FlatSpec, rtol: float = 1e-7,
     u = unit_roundoff(out, spec)
     tight = 64.0 * u * (G if terms is None else min(G, terms)) / rtol
     return max(G, 64.0 * u * G / rtol), tight
+
+
+_OWN_TERMS = 16.0  # terms up to this times the vectors' size: their rounding is the vectors' own
+
+
+def sums_rounding(tr: Traced, out: Var | None, spec: FlatSpec, size: float,
+                  ct: dict | None = None) -> float:
+    """How far (2-norm) the rounding of the sums f's gradients are made of may put the
+    model's vectors from f's, where f's terms T = min(:func:`gradient_unit`,
+    :func:`terms_size`) exceed ``_OWN_TERMS`` times ``size`` (the size of the model's
+    vectors): 64 u T sqrt(n) (each entry errs by up to 64 u T, :func:`hull_units`' "inside"
+    scale). Below that it is the vectors' own rounding, which verdicts are not widened by (a
+    float32 program keeps its verdicts at float32's spacing; ``_forward_rounding``'s
+    ``amplified`` alike): 0. relu(2^60 x1 - 2^60 x1) + relu(x1) - relu(-x1) is x1, but the
+    reverse sweep adds its unit terms to 2^59 ones and loses them: the computed set {0} was
+    "stationary" and "minimal". 0 without an output."""
+    if out is None:
+        return 0.0
+    ct = full_slope_sweep(tr, out) if ct is None else ct
+    terms = gradient_unit(tr, out, ct)
+    if terms > _OWN_TERMS * size:  # NOTE: the probes' forward sweep only where it may count
+        terms = min(terms, terms_size(tr, out, spec, ct=ct))
+    if not terms > _OWN_TERMS * size:
+        return 0.0
+    return 64.0 * unit_roundoff(out, spec) * terms * float(np.sqrt(spec.n))
 
 
 def underflow_is_not_an_error(fn: Callable) -> Callable:

@@ -35,6 +35,7 @@ from ._flat import (
     full_slopes,
     gradient_unit,
     probe_tangents,
+    sums_rounding,
     unit_roundoff,
 )
 from ._mixed_hits import mixed_hits
@@ -400,6 +401,13 @@ class ForwardRounding:
         """Twice the norm of :meth:`amplified`: how far the forward values' rounding may put
         the model's set, or its slopes, from f's (the margin a decided answer needs)."""
         return 2.0 * float(np.linalg.norm(self.amplified(spec)))
+
+    def summed(self, spec: Any, size: float) -> float:
+        """:func:`._flat.sums_rounding` from the shared sweep (the margin a decided answer
+        needs for the rounding of the sums f's gradients are made of; ``size``: the size of
+        the model's vectors)."""
+        return sums_rounding(self.tr, self.out, spec, size,
+                             self.sweep() if self.out is not None else None)
 
     def moved_reason(self, spec: Any) -> str | None:
         """Why the model's vectors are not known to be f's: the forward values' rounding

@@ -88,6 +88,7 @@ def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float,
     "minimal" whose ball model may miss switches a nested reach puts within the ball
     (:func:`.ball_model.nested_reason`)."""
     from ._forward_rounding import ForwardRounding
+    from ._rescale import gradient_size
     from .ball_model import nested_reason
 
     if rep.verdict == "undecided":
@@ -104,16 +105,23 @@ def off_rounding(rep: Any, tr: Any, spec: FlatSpec, out: Any, radius: float,
     elif forward.far(spec, radius):
         why = forward.far_reason(spec, radius)
     else:
-        far = forward.widening(spec)
+        moved = forward.widening(spec)
+        size = gradient_size(model.reduced(), None) if model is not None else abs(
+            rep.slope or 0.0)  # NOTE: the model's vectors' size, or the probed slope's
+        far = moved + forward.summed(spec, size)  # NOTE: and the gradient sums' rounding
         if not far:
             return
         lower, upper = rep.bounds
         rep.bounds = (lower - far, upper + far)
         if rep.verdict == "minimal" and lower - far >= -rep.tol or rep.verdict == \
                 "not minimal" and rep.slope is not None and rep.slope + far < -rep.tol:
-            rep.reason += (f" The rounding of f's forward values moves its slopes by up to "
-                           f"about {far:.1e} (_forward_rounding), within the margin.")
+            rep.reason += moved and (f" The rounding of f's forward values moves its slopes "
+                                     f"by up to about {moved:.1e} (_forward_rounding), within "
+                                     "the margin.") or ""
             return
-        why = forward.moved_reason(spec)
+        why = forward.moved_reason(spec) or (
+            f"The rounding of the sums f's gradients are made of may move its slopes by up to "
+            f"about {far:.1e} (terms far larger than the slopes; _flat.sums_rounding), beyond "
+            "the margin.")
     rep.verdict, rep.bounds, rep.descent, rep.slope = "undecided", (-np.inf, np.inf), None, None
     rep.reason = f"{why} On the computed values: {rep.reason}"

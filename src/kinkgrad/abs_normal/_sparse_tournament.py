@@ -292,8 +292,10 @@ def sparse_tournament(A: sp.csr_matrix, K: sp.csr_matrix, bhat: np.ndarray, T: n
     leaf = np.array([_leaf_of(f, T, child, root, own, m) for f in full])
     got = sparse_weights(K, bhat, full, levels) @ A
     want = sparse_weights(K, bhat, leaf, levels) @ A
-    scale = float(np.max(np.abs(bhat))) * float(np.max(np.abs(A.data), initial=1.0)) or 1.0
-    if np.max(np.abs((got - want).data), initial=0.0) > 1e-9 * scale:
+    terms = sparse_weights(abs(K), np.abs(bhat), np.ones((1, m)), levels) @ abs(A)  # NOTE:
+    scale = float(np.max(np.abs(terms.data if sp.issparse(terms) else terms),  # the values'
+                         initial=0.0)) or 1.0  # terms (tournament.tournament's check)
+    if np.max(np.abs((got - want).data), initial=0.0) > 1e-11 * scale:
         return None
     return sigs, convex, W
 

@@ -281,7 +281,8 @@ def certify(f: Callable, x: Any, policy: KinkPolicy | None = None, limit: int = 
     The vector is ``kinkgrad.grad(f, policy=policy)(x)`` under the kink policy in force (or
     ``policy``). It is certified by (a) LIKQ, which certifies every choice at kinks, or (b)
     the grouped condition for batches (see the module docstring); a certified vector always
-    lies in the Clarke subdifferential (so :func:`kinkgrad.in_clarke` never rejects it).
+    lies in the Clarke subdifferential, up to :func:`kinkgrad.in_clarke`'s tolerance (an l1
+    residual of 1e-7 n times the size of the data), so that in_clarke never rejects it.
 
     Kink convention: the policy's choice at each kink is written as abs'(0) = c_i of the abs
     form (relu'(0) = s is c = 2 s - 1, max "first" is c = +1, ...); condition (b) needs these

@@ -320,11 +320,11 @@ def _decide(ls: LocalSet, tr: Any, spec: FlatSpec, out: Any, radius: float, tol:
         # apart by the move of its vectors under the forward values' rounding (cancellation:
         # the derivatives are read at computed values); 0 on piecewise-linear programs
         forward = ForwardRounding(tr, out)
-        far = forward.widening(spec)
+        far = forward.widening(spec) + forward.summed(spec, _largest(ls))
         lower, upper = max(0.0, lower - far), upper + far
         if far > 0 and not (upper <= tol or lower > tol):
-            why += (f"; the rounding of f's forward values moves the set by up to about "
-                    f"{far:.1e} (_forward_rounding)")
+            why += (f"; the rounding of f's forward values and gradient sums moves the set by "
+                    f"up to about {far:.1e} (_forward_rounding, _flat.sums_rounding)")
         elif radius > 0 and forward.ball(spec, radius, ls.model.ball_differs):  # NOTE: f's
             lower, upper = 0.0, np.inf  # may differ
             why += f"; {forward.ball_reason(spec, radius, ls.model.ball_differs)}"

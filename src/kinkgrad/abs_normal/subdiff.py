@@ -313,12 +313,14 @@ def _listed(ls: LocalSet, spec: FlatSpec, full: ActiveModel, limit: int,
 
 
 def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of G that differ beyond rounding (12 digits of the largest entry; at 9,
-    (0, 1) and (2^-34, 1), two limiting gradients of one program, were listed as one)."""
+    """The rows of G that differ beyond rounding: each entry rounded to 40 bits of its own
+    size (12 digits; rounded against the largest entry of all, (0, 0, 0) and
+    (0.5, -0.5, 0) beside gradients of size 2^40 were one, and at 9 digits (0, 1) and
+    (2^-34, 1))."""
     if len(G) == 0:
         return G, S
-    scale = float(np.max(np.abs(G), initial=0.0)) or 1.0
-    _, idx = np.unique(np.round(G / scale, 12), axis=0, return_index=True)
+    mant, ex = np.frexp(G)
+    _, idx = np.unique(np.ldexp(np.round(mant * 2.0 ** 40), ex), axis=0, return_index=True)
     idx = np.sort(idx)
     return G[idx], S[idx]
 

@@ -303,12 +303,16 @@ def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S:
     sigs, child, root, own = found
     checks = np.array(list(product((1.0, -1.0), repeat=m)) if m <= _EXHAUSTIVE
                       else rng.choice([-1.0, 1.0], size=(_CHECKS, m)))
-    scale = float(np.max(np.abs(bhat))) * float(np.max(np.abs(A), initial=1.0)) or 1.0
+    # NOTE: the size of the values' terms, |bhat| (I - |K|)^-1 |A| (max |bhat| max |A| was
+    # 1e25 where K is 6.6e12: leaves 2.5e-6 apart passed as one and the outer set missed a
+    # limiting gradient, in_clarke's wrong False)
+    scale = float(np.max(block_value(np.abs(A), np.abs(K), np.abs(bhat), np.ones(m)),
+                         initial=0.0)) or 1.0
     got = (signature_values(A, K, bhat, checks) if m > _BATCH_ABOVE
            else [block_value(A, K, bhat, full) for full in checks])
     for full, g in zip(checks, got):
         want = block_value(A, K, bhat, _leaf_of(full, child, root, own))
-        if np.max(np.abs(g - want), initial=0.0) > 1e-9 * scale:
+        if np.max(np.abs(g - want), initial=0.0) > 1e-11 * scale:
             return None
     # NOTE: bhat_root = beta/2 for f = beta max(..) and -beta/2 for beta min(..): the block's
     # part of f'(x; .) is convex iff bhat_root > 0 and every leaf switch enters its item
