@@ -191,3 +191,16 @@ def test_a_max_reading_a_clip_through_a_2_42_coefficient_keeps_both_vertices():
         assert kinkgrad.in_clarke(f, x, np.array([v, 0.0]))
     sub = kinkgrad.subdifferential(f, x)
     assert sorted(sub.matrix[:, 0].tolist()) == vertices and not sub.partial
+
+
+def test_a_list_of_vectors_summed_from_far_larger_terms_says_so():
+    # relu(2^60 x1 - 2^60 x1) + relu(x1) - relu(-x1) = x1: the listed gradient (0, 0) is
+    # the rounded sum (truth (0, 1)); the message says how far it may be off
+    def f(x):
+        return knp.relu(2.0 ** 60 * x[1] - 2.0 ** 60 * x[1]) + knp.relu(x[1]) - knp.relu(-x[1])
+
+    sub = kinkgrad.subdifferential(f, np.zeros(2))
+    off = float(sub.message.split("off by up to about ")[1].split(" ")[0])
+    assert off >= 1.0  # the distance from the listed (0, 0) to the truth (0, 1)
+    plain = kinkgrad.subdifferential(lambda x: knp.relu(x[1]) - knp.relu(-x[1]), np.zeros(2))
+    assert "off by" not in plain.message

@@ -254,6 +254,10 @@ def subdifferential(f: Callable, x: Any, limit: int = 1024) -> Subdifferential:
     if why:
         sub.partial = True
         sub.message = f"partial: {why} The list: {sub.message}"
+    off = forward.summed(spec, float(np.max(np.abs(sub.matrix), initial=0.0)))
+    if off:  # NOTE: terms far above the vectors (_flat.sums_rounding): they lost digits
+        sub.message += (f" The vectors are rounded sums of far larger terms: each may be off "
+                        f"by up to about {off:.1e} (l2).")
     return sub
 
 
