@@ -8,6 +8,7 @@ arithmetic, no part of the abs-normal machinery)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from _abs_programs import Prog, programs, same_sets
 from _exact_pl import limiting_gradients
 from hypothesis import HealthCheck, given, settings
@@ -204,3 +205,18 @@ def test_a_list_of_vectors_summed_from_far_larger_terms_says_so():
     assert off >= 1.0  # the distance from the listed (0, 0) to the truth (0, 1)
     plain = kinkgrad.subdifferential(lambda x: knp.relu(x[1]) - knp.relu(-x[1]), np.zeros(2))
     assert "off by" not in plain.message
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 40, 60])
+def test_the_sums_rounding_margin_counts_only_for_terms_far_above_the_vectors(k):
+    # relu(2^k x1 - 2^k x1) + relu(x1) - relu(-x1) = x1: not stationary (distance 1). With
+    # terms up to 2^(k-1) <= 16 the verdict is decided (the sums lose nothing); at 2^40 the
+    # margin 64 u 2^39 sqrt(2) is 1e-3, still below the distance; at 2^60 it is undecided
+    big = 2.0 ** k
+
+    def f(x):
+        return knp.relu(big * x[1] - big * x[1]) + knp.relu(x[1]) - knp.relu(-x[1])
+
+    rep = kinkgrad.stationarity(f, np.zeros(2))
+    assert rep.verdict == ("undecided" if k == 60 else "not stationary")
+    assert rep.bounds[0] <= 1.0 <= rep.bounds[1] or rep.verdict == "undecided"
