@@ -220,3 +220,19 @@ def test_the_sums_rounding_margin_counts_only_for_terms_far_above_the_vectors(k)
     rep = kinkgrad.stationarity(f, np.zeros(2))
     assert rep.verdict == ("undecided" if k == 60 else "not stationary")
     assert rep.bounds[0] <= 1.0 <= rep.bounds[1] or rep.verdict == "undecided"
+
+
+def test_a_k_way_max_keeps_a_small_leaf_beside_a_2_40_one():
+    # max(2^40 x2, x0 - x1, 0) at 0: each leaf wins on an open cone (2^40 x2 < 0 and
+    # x0 < x1 for the 0 leaf), so all three are limiting gradients and 0 is one: x is
+    # stationary. Candidates rounded to 11 digits of the largest merged (1, -1, 0)'s
+    # neighbour (0, 0, 0) away: the list of 2 was called complete and stationarity undecided
+    big = 2.0 ** 40
+    prog = Prog(3, np.zeros(3), [("max3", [2, 0, 1], [big, 1.0, -1.0])], [1.0])
+    # (max3 of (2^40 x2, x0, -x1) is not the same function; the exact cells decide both)
+    f = lambda x: knp.max(knp.stack([big * x[2], x[0] - x[1], 0.0 * x[0]]))  # noqa: E731
+    sub = kinkgrad.subdifferential(f, np.zeros(3))
+    want = {(0.0, 0.0, big), (1.0, -1.0, 0.0), (0.0, 0.0, 0.0)}
+    assert {tuple(map(float, g)) for g in sub.matrix} == want and not sub.partial
+    assert kinkgrad.stationarity(f, np.zeros(3)).verdict == "stationary"
+    _check(prog, listed_exactly=True)

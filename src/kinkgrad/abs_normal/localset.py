@@ -80,6 +80,7 @@ from ._sparse_tournament import (
 )
 from .active import ActiveModel
 from .gordan import RealisedPatterns
+from .lp import rounded_entries
 from .sort_block import sort_oracle, sort_orderings
 from .sort_near import near_oracle
 from .tournament import (
@@ -187,15 +188,16 @@ class LocalSet:
 
 # ---------------------------------------------------------------------------- algebra
 def _unique(rows: list[np.ndarray], sigs: list) -> tuple[np.ndarray, list]:
-    """Distinct rows (to 11 digits relative), first occurrences, in order."""
+    """Distinct rows (each entry to 40 bits of its own size, :func:`.lp.rounded_entries`),
+    first occurrences, in order."""
     if not rows:
         return np.zeros((0, 0)), []
     R = np.array(rows)
-    # NOTE: relative to the rows' own size: a floor of 1 merged every candidate of a
-    # function scaled by 1e-12 into one (a wrong "not stationary")
-    scale = float(np.max(np.abs(R))) or 1.0
+    # NOTE: a floor of 1 merged every candidate of a function scaled by 1e-12 into one (a
+    # wrong "not stationary"); 11 digits of the largest entry merged (1, -1, 0) beside
+    # (0, 0, 2^40) with (0, 0, 0) (a list of a 3-way max's leaves called complete without 0)
     seen: dict[bytes, int] = {}
-    for i, r in enumerate(np.round(R / scale, 11) + 0.0):
+    for i, r in enumerate(rounded_entries(R)):
         seen.setdefault(r.tobytes(), i)
     idx = sorted(seen.values())
     return R[idx], [sigs[i] for i in idx]

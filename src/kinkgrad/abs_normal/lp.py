@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "row_norm", "row_norms", "row_terms",
-           "nonzeros", "hull_tolerance", "in_hull", "quiet_fd", "in_sum_of_hulls",
-           "proven_infeasible", "row_duals", "solve_lp"]
+__all__ = ["MARGIN", "ZERO_ROW", "margin", "nonzero_rows", "rounded_entries", "row_norm",
+           "row_norms", "row_terms", "nonzeros", "hull_tolerance", "in_hull", "quiet_fd",
+           "in_sum_of_hulls", "proven_infeasible", "row_duals", "solve_lp"]
 
 MARGIN = 1e-9
 ZERO_ROW = 1e-14  # a row cancelled to this fraction of its terms is 0 (nonzero_rows)
@@ -148,6 +148,14 @@ def row_norm(w: np.ndarray) -> float:
     if 1e-290 < sq < np.inf:
         return math.sqrt(sq)
     return float(row_norms(w.reshape(1, -1))[0])
+
+
+def rounded_entries(G: np.ndarray, bits: int = 40) -> np.ndarray:
+    """G with each entry rounded to ``bits`` bits of its own size (40: 12 digits), the key
+    under which rows count as the same vector. Against the largest entry of all, (1, -1, 0)
+    beside (0, 0, 2^40) rounded to 0 and merged with (0, 0, 0)."""
+    mant, ex = np.frexp(np.asarray(G, np.float64))
+    return np.ldexp(np.round(mant * 2.0 ** bits), ex - bits) + 0.0
 
 
 def row_terms(A: np.ndarray, K: Any, sigma: np.ndarray, W: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from ._rescale import exponent, gradient_size, scaled_f
 from .active import ActiveModel
 from .expand import expand
 from .localset import LocalSet, local_set
-from .lp import in_hull, in_sum_of_hulls
+from .lp import in_hull, in_sum_of_hulls, rounded_entries
 from .second_order import second_order_pieces
 from .signatures import enumerate_signatures
 from .tournament import winner
@@ -323,8 +323,7 @@ def _distinct_rows(G: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray
     (2^-34, 1))."""
     if len(G) == 0:
         return G, S
-    mant, ex = np.frexp(G)
-    _, idx = np.unique(np.ldexp(np.round(mant * 2.0 ** 40), ex), axis=0, return_index=True)
+    _, idx = np.unique(rounded_entries(G), axis=0, return_index=True)
     idx = np.sort(idx)
     return G[idx], S[idx]
 
