@@ -236,3 +236,20 @@ def test_a_k_way_max_keeps_a_small_leaf_beside_a_2_40_one():
     assert {tuple(map(float, g)) for g in sub.matrix} == want and not sub.partial
     assert kinkgrad.stationarity(f, np.zeros(3)).verdict == "stationary"
     _check(prog, listed_exactly=True)
+
+
+def test_batched_max_blocks_keep_leaves_small_beside_a_2_40_entry():
+    # sum_i max(x_i + 2^40 y_i, x_i, -x_i) at 0, 64 blocks of one structure (batched): each
+    # block's leaves (1, 2^40), (1, 0), (-1, 0) win on open cones (x_i > 0 > y_i for the
+    # second, x_i < 0 with x_i + 2^40 y_i < -x_i for the third), the set is the product of
+    # the blocks' hulls and holds 0 ((1, 0) and (-1, 0) halved): stationary. Rounded to 11
+    # digits of the block's largest entry, (1, 0) and (-1, 0) were one: "undecided" with
+    # the lower bound 7.94 on a distance of 0
+    k = 64
+
+    def f(z):
+        x, y = z[:k], z[k:]
+        return knp.sum(knp.max(knp.stack([x + 2.0 ** 40 * y, x, -x]), axis=0))
+
+    rep = kinkgrad.stationarity(f, np.zeros(2 * k))
+    assert rep.bounds[0] <= 0.0 and rep.verdict == "stationary"

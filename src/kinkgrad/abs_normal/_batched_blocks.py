@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .lp import rounded_entries
 from .tournament import MEMO_SWITCHES, memo_key, pure_roles
 
 __all__ = ["batched_tournaments"]
@@ -62,10 +63,9 @@ def batched_tournaments(rows: Any, comps: list[np.ndarray], producers: list[str]
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
-    """Per block (values: blocks x t x cols), the rows that are not equal (to 11 digits
-    relative to the block's largest entry, as localset._unique) to an earlier row."""
-    scale = np.maximum(1.0, np.abs(values).max(axis=(1, 2), initial=0.0))
-    Q = np.round(values / scale[:, None, None], 11) + 0.0
+    """Per block (values: blocks x t x cols), the rows that are not equal (each entry to 40
+    bits of its own size, as localset._unique) to an earlier row."""
+    Q = rounded_entries(values)
     same = np.all(Q[:, :, None, :] == Q[:, None, :, :], axis=-1)
     return ~np.any(np.tril(same, -1), axis=2)
 

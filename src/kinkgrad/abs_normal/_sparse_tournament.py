@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import KinkgradError
+from .lp import rounded_entries
 from .minnorm import MAX_ENTRIES
 
 __all__ = ["BlockTooLarge", "entered_signatures", "relative_values", "sparse_tournament",
@@ -391,15 +392,15 @@ def _differences(W: sp.csr_matrix, A: sp.csr_matrix) -> tuple[sp.csr_matrix, np.
 
 def unique_rows(V: sp.csr_matrix, sigs: sp.csr_matrix
                 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Distinct rows of V (to 11 digits relative, as :func:`.localset._unique`), first
+    """Distinct rows of V (each entry to 40 bits of its own size, as
+    :func:`.localset._unique`), first
     occurrences in order, with their signature rows.
 
     Rows are keyed by their count of nonzeros and two random projections of the rounded row;
     a row is dropped only when its rounded entries equal those of the first row with its
     key (a collision of distinct rows keeps both: duplicates only cost work)."""
     R = sp.csr_matrix(V, copy=True)
-    scale = float(np.max(np.abs(R.data), initial=0.0)) or 1.0
-    R.data = np.round(R.data / scale, 11) + 0.0
+    R.data = rounded_entries(R.data)
     R.eliminate_zeros()
     R.sort_indices()
     proj = np.random.default_rng(0).standard_normal((R.shape[1], 2))

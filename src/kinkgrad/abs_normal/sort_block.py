@@ -40,10 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from .lp import rounded_entries
 from .tournament import LevelSolver, block_value, block_values
 
-__all__ = ["Comparators", "SortOracle", "left_wires", "sort_oracle", "sort_orderings",
-           "sort_row"]
+__all__ = ["Comparators", "SortOracle", "column_scales", "left_wires", "sort_oracle",
+           "sort_orderings", "sort_row"]
 
 _MAX_LISTED = 7  # the largest tie class whose m! orderings are listed
 _MAX_FITTED = 40  # the largest one handled by its assignment oracle
@@ -221,11 +222,10 @@ def sort_orderings(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray
     signs, _ = _class_signs(v, value, orders)
     S = np.array([signs[k] for k in comp]).T  # orderings x members
     R = np.array(block_values(A, K, bhat, list(S)))
-    scale = float(np.max(np.abs(R), initial=0.0)) or 1.0
-    if not _covers(A, K, bhat, R, scale, np.random.default_rng(0)):
+    if not _covers(A, K, bhat, R, column_scales(R), np.random.default_rng(0)):
         return None
     keys: dict[bytes, list[int]] = {}
-    for i, r in enumerate(np.round(R / scale, 11) + 0.0):
+    for i, r in enumerate(rounded_entries(R)):  # NOTE: each entry to its own size
         keys.setdefault(r.tobytes(), []).append(i)
     groups = sorted(keys.values())
     return (R[[g[0] for g in groups]], [[S[i] for i in g] for g in groups],
@@ -288,10 +288,11 @@ def sort_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     Y, _ = values(fit)
     H = np.linalg.lstsq(perm_matrices(fit), Y, rcond=None)[0]
     Yc, _ = values(check)
-    scale = float(np.max(np.abs(Y), initial=0.0)) or 1.0
-    err = max(float(np.max(np.abs(perm_matrices(fit) @ H - Y))),
-              float(np.max(np.abs(perm_matrices(check) @ H - Yc))))
-    if err > 1e-9 * scale:
+    scale = column_scales(Y)  # NOTE: per coordinate (one of size 2^40 beside one of 1)
+    cols = np.maximum(np.max(np.abs(perm_matrices(fit) @ H - Y), axis=0, initial=0.0),
+                      np.max(np.abs(perm_matrices(check) @ H - Yc), axis=0, initial=0.0))
+    err = float(np.max(cols, initial=0.0))
+    if np.any(cols > 1e-9 * scale):
         return None
 
     def value_of(rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +302,15 @@ def sort_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     return SortOracle(H, value_of, m, err, _full_rank(A, m))
 
 
-def _covers(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, R: np.ndarray, scale: float,
+def column_scales(R: np.ndarray) -> np.ndarray:
+    """Each column's largest entry in size, at least 1e-15 of the largest of all (the scale
+    a fit or a match is checked against, per coordinate: against the largest of all, a
+    coordinate of size 1 beside one of 2^40 was checked to 1e2)."""
+    top = np.max(np.abs(R), axis=0, initial=0.0)
+    return np.maximum(top, 1e-15 * (float(np.max(top, initial=0.0)) or 1.0))
+
+
+def _covers(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, R: np.ndarray, scale: Any,
             rng: np.random.Generator) -> bool:
     """Do signatures of the block (all of them for small blocks, else sampled ones) give
     values among the rows of R? (The routing argument says every one does.)"""
@@ -312,6 +321,6 @@ def _covers(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, R: np.ndarray, scale
         pats = (rng.choice((-1.0, 1.0), M) for _ in range(_CHECKS))
     for s in pats:
         h = block_value(A, K, bhat, s)
-        if np.min(np.max(np.abs(R - h), axis=1)) > 1e-9 * scale:
+        if np.min(np.max(np.abs(R - h) / scale, axis=1)) > 1e-9:
             return False
     return True

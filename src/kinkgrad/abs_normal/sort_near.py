@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .sort_block import _CHECKS, SortOracle, _full_rank, left_wires, sort_row
+from .sort_block import _CHECKS, SortOracle, _full_rank, column_scales, left_wires, sort_row
 from .tournament import block_value
 
 __all__ = ["near_oracle"]
@@ -170,9 +170,11 @@ def near_oracle(model: Any, members: np.ndarray, A: np.ndarray, K: np.ndarray,
     fit = (np.array(X)[pick], np.array([block_value(A, K, bhat, S[i]) for i in pick]))
     check = (np.array(fresh[0]), np.array([block_value(A, K, bhat, s) for s in fresh[1]]))
     H = np.linalg.lstsq(fit[0], fit[1], rcond=None)[0]
-    scale = float(np.max(np.abs(fit[1]), initial=0.0)) or 1.0
-    err = max(float(np.max(np.abs(X @ H - Y))) for X, Y in (fit, check))
-    if err > 1e-9 * scale:
+    scale = column_scales(fit[1])  # NOTE: per coordinate (sort_block.column_scales)
+    cols = np.max([np.max(np.abs(X @ H - Y), axis=0, initial=0.0) for X, Y in (fit, check)],
+                  axis=0)
+    err = float(np.max(cols, initial=0.0))
+    if np.any(cols > 1e-9 * scale):
         return None
     complete = free and _full_rank(A, m)
 
