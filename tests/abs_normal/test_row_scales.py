@@ -253,3 +253,24 @@ def test_batched_max_blocks_keep_leaves_small_beside_a_2_40_entry():
 
     rep = kinkgrad.stationarity(f, np.zeros(2 * k))
     assert rep.bounds[0] <= 0.0 and rep.verdict == "stationary"
+
+
+@pytest.mark.parametrize("big", [1.0, 2.0 ** 40])
+def test_a_convex_max_keeps_a_vertex_whose_cone_is_too_thin_for_the_lp(big):
+    # max(big x2, x0 + x1, x0 - x1, (1 + e) x0) at 0, e = 2^-36: the last leaf wins where
+    # e d0 > |d1| and (1 + e) d0 > big d2 (d = (1, 0, -1) is inside: checked in Fractions),
+    # so (1 + e, 0, 0) is a limiting gradient. Its winner LP's t fell below 1e-9, HiGHS put
+    # it inside the others' hull (l1 distance e), and the list of 3 was called complete
+    from fractions import Fraction as Q
+
+    e = 2.0 ** -36
+    d = (Q(1), Q(0), Q(-1))
+    assert Q(e) * d[0] > abs(d[1]) and (1 + Q(e)) * d[0] > Q(big) * d[2]
+
+    def f(x):
+        return knp.max(knp.stack([big * x[2], x[0] + x[1], x[0] - x[1], (1 + e) * x[0]]))
+
+    sub = kinkgrad.subdifferential(f, np.zeros(3))
+    listed = {tuple(map(float, g)) for g in sub.matrix}
+    assert (1 + e, 0.0, 0.0) in listed
+    assert {(0.0, 0.0, big), (1.0, 1.0, 0.0), (1.0, -1.0, 0.0)} <= listed

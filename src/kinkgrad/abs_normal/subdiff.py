@@ -138,12 +138,13 @@ def _strict_leaves(b: Any) -> tuple[np.ndarray, list, bool]:
     scale = float(np.max(np.abs(V))) or 1.0
     keep, proven = [], True
     for j in range(len(V)):
-        if winner(V, j, 1.0):  # convex: the block's root sensitivity is positive
+        wins = winner(V, j, 1.0)  # convex: the block's root sensitivity is positive
+        if wins:
             keep.append(j)
             continue
         inside, resid = in_hull(np.delete(V, j, axis=0), V[j])
-        if not (inside and resid <= 1e-12 * scale):
-            keep.append(j)
+        if wins is None or not (inside and resid <= 1e-12 * scale):  # NOTE: a cone too
+            keep.append(j)  # thin to tell: kept, and the list is not proven
             proven = False
     return V[keep], [sigs[j] for j in keep], proven
 

@@ -329,15 +329,20 @@ def tournament(A: np.ndarray, K: np.ndarray, bhat: np.ndarray, T: np.ndarray, S:
     return sigs, convex, np.array(block_values(A, K, bhat, sigs)).reshape(len(sigs), -1)
 
 
-def winner(H: np.ndarray, j: int, bhat_root: float) -> bool:
+def winner(H: np.ndarray, j: int, bhat_root: float) -> bool | None:
     """Leaf j of a pure tournament wins strictly along some direction: the leaf values
     differ by beta (grad u_j - grad u_k), beta = +-2 bhat_root, so j wins iff
-    sign(bhat_root) (h_j - h_k) . d > 0 for every other distinct leaf k (one LP)."""
+    sign(bhat_root) (h_j - h_k) . d > 0 for every other distinct leaf k. Decided by
+    :func:`.realise.realised` (a verified witness, or a certificate that it wins nowhere);
+    None where its cone is too thin to tell (max(x0 + x1, x0 - x1, (1 + 2^-36) x0) at 0:
+    the last leaf wins on a cone 3e-11 wide, the LP's t fell below 1e-9, and HiGHS put the
+    leaf inside the others' hull: dropped from a list called complete)."""
+    from .realise import realised
+
     R = np.sign(bhat_root) * (H[j] - np.delete(H, j, axis=0))
     norms = row_norms(H)
     rows = nonzero_rows(R, norms[j] + np.delete(norms, j))  # NOTE: against h_j and h_k
-    t, _ = margin(R[rows])
-    return t > MARGIN
+    return realised(R[rows])[0]
 
 
 def signature_margin(A: np.ndarray, K: np.ndarray, sigma: np.ndarray,
