@@ -18,6 +18,7 @@ import numpy as np
 from scipy.sparse import csc_matrix, csr_matrix
 
 from .lp import MARGIN, margin, nonzero_rows, row_norms, row_terms
+from .realise import realised
 
 __all__ = ["MAX_PRODUCERS", "MEMO_SWITCHES", "MIN_PRODUCERS", "LevelSolver", "block_value",
            "block_values", "components", "memo_key", "pure_roles", "signature_values",
@@ -337,8 +338,6 @@ def winner(H: np.ndarray, j: int, bhat_root: float) -> bool | None:
     None where its cone is too thin to tell (max(x0 + x1, x0 - x1, (1 + 2^-36) x0) at 0:
     the last leaf wins on a cone 3e-11 wide, the LP's t fell below 1e-9, and HiGHS put the
     leaf inside the others' hull: dropped from a list called complete)."""
-    from .realise import realised
-
     R = np.sign(bhat_root) * (H[j] - np.delete(H, j, axis=0))
     norms = row_norms(H)
     rows = nonzero_rows(R, norms[j] + np.delete(norms, j))  # NOTE: against h_j and h_k
