@@ -33,17 +33,13 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import lsmr
 
-from .lp import MARGIN, margin
+from .lp import MARGIN, margin, row_norms
 
 __all__ = ["components", "dominant_sparse", "min_norm_ones", "moves_all", "reaches",
-           "row_norms", "sparse_rank"]
+           "sparse_rank"]
 
 _EIG = 4096  # largest Gram side diagonalised densely per block
 _DENSE = 4_000_000  # largest block (rows x columns) solved by a dense lstsq
-
-
-def row_norms(S: sp.csr_matrix) -> np.ndarray:
-    return np.sqrt(np.asarray(S.multiply(S).sum(axis=1)).reshape(-1))
 
 
 def components(S: sp.csr_matrix) -> tuple[list[np.ndarray], list[np.ndarray]]:
